@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import { authMethods } from './auth/index.js';
+import type { PathRecord } from './core/backend.js';
+import { Core } from './core/core.js';
+import { MountTable, type MountEntry } from './core/mount-table.js';
+import type { Seal } from './core/seal.js';
+import { systemBackend } from './core/sys/index.js';
+import { StorageView } from './core/storage-view.js';
+import { secretEngines } from './engines/index.js';
+import { createMetrics } from './http/metrics.js';
+import { openApiDocument } from './http/openapi.js';
+import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
+import { ShamirSeal } from './seal/shamir.js';
+import { openSqliteStorage } from './storage/sqlite.js';
+
+export interface CofreOptions {
+  storage: { type: 'sqlite'; path: string };
+  seal?: Seal;
+  logLevel?: string;
+  bodyLimit?: number;
+  tls?: { cert: Buffer; key: Buffer };
+  /** Mounts a new store starts with. */
+  defaultMounts?: MountEntry[];
+}
+
+export interface Cofre {
+  core: Core;
+  http: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** Paths of the system backend that belong to the HTTP layer: metrics and the OpenAPI document. */
+function httpSysPaths(core: Core, metrics: ReturnType<typeof createMetrics>): PathRecord[] {
+  return [
+    {
+      pattern: 'metrics',
+      summary: 'Prometheus metrics (format=prometheus).',
+      fields: { format: { type: 'string', description: 'Only "prometheus" is supported.' } },
+      operations: {
+        read: async () => ({ rawBody: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+      },
+    },
+    {
+      pattern: 'internal/specs/openapi',
+      summary: 'The OpenAPI document of every mounted path.',
+      operations: { read: async () => ({ rawBody: openApiDocument(core.mounts.all()) }) },
+    },
+  ];
+}
+
+/** Builds a Cofre server: storage, seal, core with its backends, and the HTTP server (not yet listening). */
+export async function createCofre(opts: CofreOptions): Promise<Cofre> {
+  const physical = openSqliteStorage(opts.storage.path);
+  const metrics = createMetrics();
+  const core: Core = new Core({
+    physical,
+    seal: opts.seal ?? new ShamirSeal(),
+    factories: { mounts: secretEngines, auth: authMethods(() => core) },
+    defaultMounts: opts.defaultMounts ?? [],
+  });
+  const sys = systemBackend(core, opts.storage.type);
+  sys.paths.push(...httpSysPaths(core, metrics));
+  core.mounts.addBuiltin(
+    'sys/',
+    MountTable.newEntry('sys', 'system', { description: 'system endpoints' }),
+    sys,
+    new StorageView(core.barrier, 'sys/'),
+  );
+  const http = await buildHttpServer(core, {
+    logLevel: opts.logLevel ?? 'info',
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    metrics,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+  return {
+    core,
+    http,
+    async close() {
+      await http.close();
+      core.sealNow();
+      await physical.close();
+    },
+  };
+}
+
+export const devDefaultMounts = (): MountEntry[] => [
+  MountTable.newEntry('secret', 'kv', { description: 'key/value secret storage', options: { version: '2' } }),
+];

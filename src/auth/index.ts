@@ -1,0 +1,10 @@
+import type { BackendFactory } from '../core/backend.js';
+import type { Core } from '../core/core.js';
+import { tokenBackend } from './token/index.js';
+
+/** Auth methods by type. Adding one is its folder plus one line here. */
+export function authMethods(getCore: () => Core): Record<string, BackendFactory> {
+  return {
+    token: tokenBackend(getCore),
+  };
+}

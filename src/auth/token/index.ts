@@ -1,0 +1,151 @@
+import type { BackendFactory, Field, PathRecord, Request, Response } from '../../core/backend.js';
+import type { Core } from '../../core/core.js';
+import { badRequest, CofreError } from '../../core/errors.js';
+import { createFields, createToken, SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL, type MountTtls } from './create.js';
+import { authView, lookupView } from './lookup.js';
+import type { TokenEntry } from '../../core/token-store.js';
+
+const tokenField: Record<string, Field> = { token: { type: 'string', description: 'The token.' } };
+const accessorField: Record<string, Field> = { accessor: { type: 'string', description: 'The token accessor.' } };
+const incrementField: Record<string, Field> = {
+  increment: { type: 'duration', description: 'Requested extension of the TTL, from now.' },
+};
+
+/** The token auth method at auth/token/: Vault's token store endpoints over the core's TokenStore. */
+export function tokenBackend(getCore: () => Core): BackendFactory {
+  return (ctx) => {
+    const core = getCore();
+    const store = core.tokens;
+    const ttls = (): MountTtls => {
+      const entry = core.mounts.get('auth', ctx.mountPoint.replace(/^auth\//, ''))?.entry;
+      return {
+        defaultTtl: entry?.config.default_lease_ttl || SYSTEM_DEFAULT_TTL,
+        maxTtl: entry?.config.max_lease_ttl || SYSTEM_MAX_TTL,
+      };
+    };
+    const self = async (req: Request): Promise<TokenEntry> => {
+      if (!req.caller) throw new CofreError(403, 'permission denied');
+      return req.caller.token;
+    };
+    const byToken = async (req: Request): Promise<TokenEntry> => {
+      const token = req.data.token as string | undefined;
+      if (!token) throw badRequest('missing token');
+      const entry = await store.lookup(token);
+      if (!entry) throw badRequest('bad token');
+      return entry;
+    };
+    const byAccessor = async (req: Request): Promise<TokenEntry> => {
+      const accessor = req.data.accessor as string | undefined;
+      if (!accessor) throw badRequest('missing accessor');
+      const entry = await store.lookupAccessor(accessor);
+      if (!entry) throw badRequest('invalid accessor');
+      return entry;
+    };
+    const hasSudo = async (req: Request): Promise<boolean> =>
+      req.caller !== undefined &&
+      (await core.policies.acl(req.caller.policies)).check(`${ctx.mountPoint}${req.path}`, 'update').sudo;
+    const renew = async (entry: TokenEntry, req: Request, token: string | undefined): Promise<Response> => {
+      const renewed = await store.renew(entry, (req.data.increment as number | undefined) ?? 0, ttls().maxTtl);
+      return { auth: { ...authView(renewed, token ?? ''), client_token: token ?? '' } };
+    };
+    const revokeTree = async (entry: TokenEntry) => {
+      await store.revokeTree(entry.hash);
+      return undefined;
+    };
+
+    const paths: PathRecord[] = [
+      {
+        pattern: 'create',
+        summary: 'Creates a token, a child of the caller unless no_parent is set.',
+        fields: createFields,
+        operations: {
+          update: async (req) => createToken(store, await self(req), await hasSudo(req), req, ttls(), false),
+        },
+      },
+      {
+        pattern: 'create-orphan',
+        summary: 'Creates a token with no parent.',
+        fields: createFields,
+        operations: { update: async (req) => createToken(store, await self(req), true, req, ttls(), true) },
+      },
+      {
+        pattern: 'lookup',
+        summary: 'Looks up a token.',
+        fields: tokenField,
+        operations: {
+          update: async (req) => ({ data: lookupView(await byToken(req), req.data.token as string) }),
+          read: async (req) => ({ data: lookupView(await byToken(req), req.data.token as string) }),
+        },
+      },
+      {
+        pattern: 'lookup-self',
+        summary: 'Looks up the calling token.',
+        fields: tokenField,
+        operations: {
+          read: async (req) => ({ data: lookupView(await self(req), undefined) }),
+          update: async (req) => ({ data: lookupView(await self(req), undefined) }),
+        },
+      },
+      {
+        pattern: 'lookup-accessor',
+        summary: 'Looks up a token by its accessor.',
+        fields: accessorField,
+        operations: { update: async (req) => ({ data: lookupView(await byAccessor(req), undefined) }) },
+      },
+      {
+        pattern: 'renew',
+        summary: 'Renews a token.',
+        fields: { ...tokenField, ...incrementField },
+        operations: { update: async (req) => renew(await byToken(req), req, req.data.token as string) },
+      },
+      {
+        pattern: 'renew-self',
+        summary: 'Renews the calling token.',
+        fields: incrementField,
+        operations: { update: async (req) => renew(await self(req), req, undefined) },
+      },
+      {
+        pattern: 'renew-accessor',
+        summary: 'Renews a token by its accessor.',
+        fields: { ...accessorField, ...incrementField },
+        operations: { update: async (req) => renew(await byAccessor(req), req, undefined) },
+      },
+      {
+        pattern: 'revoke',
+        summary: 'Revokes a token and all its children.',
+        fields: tokenField,
+        operations: { update: async (req) => revokeTree(await byToken(req)) },
+      },
+      {
+        pattern: 'revoke-self',
+        summary: 'Revokes the calling token and all its children.',
+        operations: { update: async (req) => revokeTree(await self(req)) },
+      },
+      {
+        pattern: 'revoke-accessor',
+        summary: 'Revokes a token by its accessor, with its children.',
+        fields: accessorField,
+        operations: { update: async (req) => revokeTree(await byAccessor(req)) },
+      },
+      {
+        pattern: 'revoke-orphan',
+        summary: 'Revokes a token but not its children, which become orphans.',
+        fields: tokenField,
+        sudo: true,
+        operations: {
+          update: async (req) => {
+            await store.revokeOrphan((await byToken(req)).hash);
+            return undefined;
+          },
+        },
+      },
+      {
+        pattern: 'accessors/?',
+        summary: 'Lists the accessors of all tokens.',
+        sudo: true,
+        operations: { list: async () => ({ data: { keys: await store.accessors() } }) },
+      },
+    ];
+    return { type: 'token', paths };
+  };
+}

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+/** The server's configuration file, HCL or JSON, in Vault's layout. */
+export interface ServerConfig {
+  storage: { type: 'sqlite'; path: string };
+  listener: { address: string; tlsCertFile?: string; tlsKeyFile?: string; tlsDisable: boolean };
+  apiAddr?: string;
+  ui: boolean;
+  logLevel: string;
+}
+
+type Block = Record<string, unknown>;
+
+/** HCL blocks come back from hcl2-parser as `{ storage: { sqlite: [ {...} ] } }`; JSON may omit the arrays. */
+function labelledBlock(doc: Block, name: string): { label: string; body: Block } | undefined {
+  const raw = doc[name];
+  const block = Array.isArray(raw) ? raw[0] : raw;
+  if (!block || typeof block !== 'object') return undefined;
+  const [label, inner] = Object.entries(block as Block)[0] ?? [];
+  if (label === undefined) return undefined;
+  const body = Array.isArray(inner) ? inner[0] : inner;
+  return { label, body: (body ?? {}) as Block };
+}
+
+function str(body: Block, key: string): string | undefined {
+  const v = body[key];
+  return v === undefined || v === null ? undefined : String(v);
+}
+
+function parseDocument(file: string, text: string): Block {
+  if (file.endsWith('.json') || text.trimStart().startsWith('{')) return JSON.parse(text) as Block;
+  const hcl = createRequire(import.meta.url)('hcl2-parser') as { parseToObject(t: string): [Block, unknown] };
+  const [doc, err] = hcl.parseToObject(text);
+  if (err || !doc) throw new Error(`${file}: invalid HCL (check quotes and braces)`);
+  return doc;
+}
+
+export function loadServerConfig(file: string): ServerConfig {
+  const doc = parseDocument(file, readFileSync(file, 'utf8'));
+  const storage = labelledBlock(doc, 'storage');
+  if (!storage)
+    throw new Error(`${file}: a storage block is required, e.g. storage "sqlite" { path = "/var/lib/cofre/cofre.db" }`);
+  if (storage.label !== 'sqlite')
+    throw new Error(`${file}: unsupported storage "${storage.label}" (supported: sqlite)`);
+  const path = str(storage.body, 'path');
+  if (!path) throw new Error(`${file}: storage "sqlite" needs a path`);
+  const listener = labelledBlock(doc, 'listener');
+  if (listener && listener.label !== 'tcp')
+    throw new Error(`${file}: unsupported listener "${listener.label}" (supported: tcp)`);
+  const lb = listener?.body ?? {};
+  const tlsDisable = lb.tls_disable === true || lb.tls_disable === 'true' || lb.tls_disable === 1;
+  const config: ServerConfig = {
+    storage: { type: 'sqlite', path },
+    listener: {
+      address: str(lb, 'address') ?? '127.0.0.1:8200',
+      tlsDisable,
+      ...(str(lb, 'tls_cert_file') ? { tlsCertFile: str(lb, 'tls_cert_file') } : {}),
+      ...(str(lb, 'tls_key_file') ? { tlsKeyFile: str(lb, 'tls_key_file') } : {}),
+    },
+    ui: doc.ui === true,
+    logLevel: str(doc, 'log_level') ?? 'info',
+    ...(str(doc, 'api_addr') ? { apiAddr: str(doc, 'api_addr') } : {}),
+  };
+  if (!tlsDisable && (!config.listener.tlsCertFile || !config.listener.tlsKeyFile)) {
+    throw new Error(`${file}: listener "tcp" needs tls_cert_file and tls_key_file, or tls_disable = true`);
+  }
+  return config;
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`invalid listen address "${address}"`);
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}

@@ -1,0 +1,117 @@
+import { open, seal } from './aead.js';
+import { sealedError } from './errors.js';
+import { Keyring } from './keyring.js';
+import type { Storage, StorageOp } from './storage.js';
+
+const KEYRING_PATH = 'core/keyring';
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 5; // version byte + big-endian uint32 term
+
+/**
+ * The security barrier: every entry that passes through it is AES-256-GCM encrypted under the keyring's active
+ * term, with its path as additional data (so a ciphertext copied to another path fails to open). The term is in
+ * each entry's header, so a rotation adds a key without rewriting old entries.
+ */
+export class Barrier implements Storage {
+  private keyring: Keyring | undefined;
+
+  constructor(private readonly physical: Storage) {}
+
+  get sealed(): boolean {
+    return this.keyring === undefined;
+  }
+
+  async initialized(): Promise<boolean> {
+    return (await this.physical.get(KEYRING_PATH)) !== undefined;
+  }
+
+  /**
+   * Creates the first keyring, protected by rootKey, and leaves the barrier unsealed. The core guards against
+   * initializing twice (its seal config is written last), so a keyring left by an interrupted init is replaced.
+   */
+  async initialize(rootKey: Buffer): Promise<void> {
+    const keyring = Keyring.create();
+    await this.physical.put(KEYRING_PATH, seal(rootKey, keyring.serialize(), Buffer.from(KEYRING_PATH)));
+    this.keyring = keyring;
+  }
+
+  /** Throws when rootKey does not open the keyring. */
+  async unseal(rootKey: Buffer): Promise<void> {
+    const stored = await this.physical.get(KEYRING_PATH);
+    if (!stored) throw new Error('barrier is not initialized');
+    this.keyring = Keyring.deserialize(open(rootKey, stored, Buffer.from(KEYRING_PATH)));
+  }
+
+  seal(): void {
+    this.keyring = undefined;
+  }
+
+  /** Adds a key term and makes it active; entries written before stay readable under their own term. */
+  async rotate(rootKey: Buffer): Promise<{ term: number; installTime: Date }> {
+    const next = this.unsealedKeyring().rotate();
+    await this.physical.put(KEYRING_PATH, seal(rootKey, next.serialize(), Buffer.from(KEYRING_PATH)));
+    this.keyring = next;
+    const active = next.active();
+    return { term: active.term, installTime: active.installTime };
+  }
+
+  keyStatus(): { term: number; installTime: Date } {
+    const active = this.unsealedKeyring().active();
+    return { term: active.term, installTime: active.installTime };
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    const keyring = this.unsealedKeyring();
+    const stored = await this.physical.get(key);
+    return stored === undefined ? undefined : decrypt(keyring, key, stored);
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.physical.put(key, encrypt(this.unsealedKeyring(), key, value));
+  }
+
+  async delete(key: string): Promise<void> {
+    this.unsealedKeyring();
+    await this.physical.delete(key);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    this.unsealedKeyring();
+    return this.physical.list(prefix);
+  }
+
+  async transaction(ops: StorageOp[]): Promise<void> {
+    const keyring = this.unsealedKeyring();
+    await this.physical.transaction(
+      ops.map((op) => (op.op === 'put' ? { ...op, value: encrypt(keyring, op.key, op.value) } : op)),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.seal();
+  }
+
+  private unsealedKeyring(): Keyring {
+    if (!this.keyring) throw sealedError();
+    return this.keyring;
+  }
+}
+
+function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {
+  const { term, key } = keyring.active();
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt8(FORMAT_VERSION, 0);
+  header.writeUInt32BE(term, 1);
+  return Buffer.concat([header, seal(key, value, Buffer.from(path))]);
+}
+
+function decrypt(keyring: Keyring, path: string, stored: Uint8Array): Buffer {
+  const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (buf.length < HEADER_BYTES || buf.readUInt8(0) !== FORMAT_VERSION) {
+    throw new Error(`barrier entry ${path} has an unknown format`);
+  }
+  const term = buf.readUInt32BE(1);
+  const termKey = keyring.term(term);
+  if (!termKey) throw new Error(`barrier entry ${path} uses unknown key term ${term}`);
+  return open(termKey.key, buf.subarray(HEADER_BYTES), Buffer.from(path));
+}

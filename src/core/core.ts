@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { TokenStore } from './token-store.js';
+import type { BackendFactory } from './backend.js';
+import { Barrier } from './barrier.js';
+import { badRequest, CofreError } from './errors.js';
+import { MountTable, type MountEntry } from './mount-table.js';
+import { PolicyStore } from './policy-store.js';
+import { SealKeyError, type Seal, type SealConfig } from './seal.js';
+import type { Storage } from './storage.js';
+import { StorageView } from './storage-view.js';
+
+const SEAL_CONFIG_KEY = 'core/seal-config';
+const ROOT_KEY_KEY = 'core/root-key';
+
+export interface CoreOptions {
+  physical: Storage;
+  seal: Seal;
+  factories: { mounts: Record<string, BackendFactory>; auth: Record<string, BackendFactory> };
+  /** Mounts created at first unseal of a new store (dev mode adds secret/ as KV v2). */
+  defaultMounts?: MountEntry[];
+  /** Called after every unseal, once the mount table and stores are loaded (registers the system backend). */
+  onUnsealed?: (core: Core) => void;
+}
+
+export interface SealStatus {
+  type: string;
+  initialized: boolean;
+  sealed: boolean;
+  t: number;
+  n: number;
+  progress: number;
+  nonce: string;
+  version: string;
+  build_date: string;
+  migration: boolean;
+  recovery_seal: boolean;
+  storage_type: string;
+}
+
+export const VERSION = '0.1.0';
+
+/**
+ * The core: seal state, barrier, mount table, token and policy stores. It holds the root key in memory only
+ * while unsealed, and drops it (with every cache) on seal.
+ */
+export class Core {
+  readonly barrier: Barrier;
+  readonly mounts: MountTable;
+  readonly tokens: TokenStore;
+  readonly policies: PolicyStore;
+  private rootKey: Buffer | undefined;
+  private pendingShares: Buffer[] = [];
+  private unsealNonce = '';
+  private sealConfigCache: SealConfig | undefined;
+
+  constructor(private readonly opts: CoreOptions) {
+    this.barrier = new Barrier(opts.physical);
+    this.mounts = new MountTable(this.barrier, opts.factories);
+    this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'));
+    this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));
+  }
+
+  get sealed(): boolean {
+    return this.barrier.sealed;
+  }
+
+  get seal(): Seal {
+    return this.opts.seal;
+  }
+
+  async initialized(): Promise<boolean> {
+    return (await this.sealConfig()) !== undefined;
+  }
+
+  async sealConfig(): Promise<SealConfig | undefined> {
+    if (this.sealConfigCache) return this.sealConfigCache;
+    const bytes = await this.opts.physical.get(SEAL_CONFIG_KEY);
+    if (bytes) this.sealConfigCache = JSON.parse(Buffer.from(bytes).toString('utf8')) as SealConfig;
+    return this.sealConfigCache;
+  }
+
+  /** sys/init: a new root key and keyring, the key shares and a root token. Leaves the server sealed, as Vault. */
+  async initialize(shares: number, threshold: number): Promise<{ keys: Buffer[]; rootToken: string }> {
+    if (await this.initialized()) throw badRequest('Vault is already initialized');
+    if (shares < 1 || shares > 255) throw badRequest('secret_shares must be between 1 and 255');
+    if (threshold < 1 || threshold > shares) throw badRequest('secret_threshold must be between 1 and secret_shares');
+    if (shares > 1 && threshold === 1) throw badRequest('threshold must be greater than one for multiple shares');
+    const rootKey = randomBytes(32);
+    const wrapped = await this.opts.seal.wrapRootKey(rootKey, shares, threshold);
+    await this.barrier.initialize(rootKey);
+    this.rootKey = rootKey;
+    await this.loadUnsealed();
+    const { token } = await this.tokens.create({
+      policies: ['root'],
+      displayName: 'root',
+      ttl: 0,
+      parentHash: '',
+      path: 'auth/token/root',
+    });
+    // The seal config is written last: a crash before this point leaves a store that is not yet initialized.
+    const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
+    await this.opts.physical.transaction([
+      { op: 'put', key: ROOT_KEY_KEY, value: wrapped.stored },
+      { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
+    ]);
+    this.sealConfigCache = config;
+    this.sealNow();
+    return { keys: wrapped.keyShares, rootToken: token };
+  }
+
+  /** One key share towards unsealing; unseals when the threshold is reached. Wrong keys reset the progress. */
+  async submitUnsealKey(key: Buffer): Promise<void> {
+    const config = await this.sealConfig();
+    if (!config) throw badRequest('Vault is not initialized');
+    if (!this.sealed) return;
+    if (this.pendingShares.some((s) => s.equals(key))) return; // Vault ignores a repeated key
+    if (this.pendingShares.length === 0) this.unsealNonce = randomBytes(16).toString('hex');
+    this.pendingShares.push(key);
+    if (this.pendingShares.length < config.secret_threshold) return;
+    const shares = this.pendingShares;
+    this.resetUnsealProgress();
+    await this.unsealWith(shares);
+  }
+
+  /** For auto-unseal seals and dev mode, which hold their key material themselves. */
+  async unsealWith(shares: Buffer[]): Promise<void> {
+    const stored = await this.opts.physical.get(ROOT_KEY_KEY);
+    if (!stored) throw badRequest('Vault is not initialized');
+    let rootKey: Buffer;
+    try {
+      rootKey = await this.opts.seal.unwrapRootKey(Buffer.from(stored), shares);
+    } catch (err) {
+      if (err instanceof SealKeyError) throw badRequest(err.message);
+      throw err;
+    }
+    await this.barrier.unseal(rootKey);
+    this.rootKey = rootKey;
+    await this.loadUnsealed();
+  }
+
+  resetUnsealProgress(): void {
+    this.pendingShares = [];
+    this.unsealNonce = '';
+  }
+
+  sealNow(): void {
+    this.barrier.seal();
+    this.rootKey?.fill(0);
+    this.rootKey = undefined;
+    this.policies.clear();
+    this.resetUnsealProgress();
+  }
+
+  async rotate(): Promise<{ term: number; installTime: Date }> {
+    if (!this.rootKey) throw new CofreError(503, 'Vault is sealed');
+    return this.barrier.rotate(this.rootKey);
+  }
+
+  async sealStatus(storageType: string): Promise<SealStatus> {
+    const config = await this.sealConfig();
+    return {
+      type: this.opts.seal.type,
+      initialized: config !== undefined,
+      sealed: this.sealed,
+      t: config?.secret_threshold ?? 0,
+      n: config?.secret_shares ?? 0,
+      progress: this.pendingShares.length,
+      nonce: this.unsealNonce,
+      version: VERSION,
+      build_date: '',
+      migration: false,
+      recovery_seal: this.opts.seal.autoUnseal,
+      storage_type: storageType,
+    };
+  }
+
+  private async loadUnsealed(): Promise<void> {
+    await this.tokens.load();
+    this.policies.clear();
+    const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
+    await this.mounts.load({ mounts: this.opts.defaultMounts ?? [], auth: [tokenMount] });
+    this.opts.onUnsealed?.(this);
+  }
+}

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type { Backend, BackendFactory, PathRecord } from './backend.js';
+import { badRequest } from './errors.js';
+import type { Storage } from './storage.js';
+import { getJson, putJson, StorageView } from './storage-view.js';
+
+export interface MountConfig {
+  default_lease_ttl: number;
+  max_lease_ttl: number;
+}
+
+export interface MountEntry {
+  path: string; // with trailing slash; auth mounts without the "auth/" prefix, as Vault lists them
+  type: string;
+  description: string;
+  accessor: string;
+  uuid: string;
+  config: MountConfig;
+  options: Record<string, string>;
+  local: boolean;
+  seal_wrap: boolean;
+}
+
+export type TableName = 'mounts' | 'auth';
+
+interface CompiledPath {
+  regex: RegExp;
+  record: PathRecord;
+}
+
+export interface Mounted {
+  entry: MountEntry;
+  table: TableName;
+  /** Full routing prefix, e.g. "secret/" or "auth/token/". */
+  prefix: string;
+  backend: Backend;
+  paths: CompiledPath[];
+  storage: StorageView;
+}
+
+const TABLE_KEY: Record<TableName, string> = { mounts: 'core/mounts', auth: 'core/auth' };
+const STORAGE_PREFIX: Record<TableName, string> = { mounts: 'logical/', auth: 'auth/' };
+const RESERVED = ['sys/', 'auth/', 'cubbyhole/', 'identity/'];
+
+export function compilePaths(backend: Backend): CompiledPath[] {
+  return backend.paths.map((record) => ({ regex: new RegExp(`^(?:${record.pattern})$`), record }));
+}
+
+/**
+ * The mount table: which backend serves which path prefix. Persisted through the barrier; routing is a
+ * longest-prefix match over the mounted prefixes.
+ */
+export class MountTable {
+  private readonly mounted = new Map<string, Mounted>();
+  /** Built-in backends (sys/) survive seal and reload: they serve sys/unseal while sealed. */
+  private readonly builtins = new Map<string, Mounted>();
+
+  constructor(
+    private readonly barrier: Storage,
+    private readonly factories: { mounts: Record<string, BackendFactory>; auth: Record<string, BackendFactory> },
+  ) {}
+
+  async load(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
+    this.mounted.clear();
+    for (const table of ['mounts', 'auth'] as const) {
+      let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
+      if (!entries) {
+        // A new store: write the defaults once, so an operator who later disables one keeps it disabled.
+        entries = defaults[table];
+        await putJson(this.barrier, TABLE_KEY[table], entries);
+      }
+      for (const entry of entries) await this.activate(table, entry);
+    }
+  }
+
+  /** Registers a backend that is built in and never persisted (the system backend). */
+  addBuiltin(prefix: string, entry: MountEntry, backend: Backend, storage: StorageView): void {
+    this.builtins.set(prefix, { entry, table: 'mounts', prefix, backend, paths: compilePaths(backend), storage });
+  }
+
+  static newEntry(path: string, type: string, fields: Partial<MountEntry> = {}): MountEntry {
+    return {
+      path: normalizeMountPath(path),
+      type,
+      description: fields.description ?? '',
+      accessor: `${type}_${randomUUID().slice(0, 8)}`,
+      uuid: randomUUID(),
+      config: { default_lease_ttl: 0, max_lease_ttl: 0, ...fields.config },
+      options: fields.options ?? {},
+      local: fields.local ?? false,
+      seal_wrap: fields.seal_wrap ?? false,
+    };
+  }
+
+  async mount(table: TableName, entry: MountEntry): Promise<void> {
+    const prefix = routePrefix(table, entry.path);
+    if (table === 'mounts' && RESERVED.some((r) => prefix.startsWith(r))) {
+      throw badRequest(`cannot mount at reserved path "${entry.path}"`);
+    }
+    for (const existing of [...this.mounted.keys(), ...this.builtins.keys()]) {
+      if (existing.startsWith(prefix) || prefix.startsWith(existing)) {
+        throw badRequest(`path is already in use at ${existing}`);
+      }
+    }
+    if (!this.factories[table][entry.type]) throw badRequest(`plugin not found in the catalog: ${entry.type}`);
+    await this.activate(table, entry);
+    await this.persist(table);
+  }
+
+  async unmount(table: TableName, path: string): Promise<void> {
+    const prefix = routePrefix(table, normalizeMountPath(path));
+    const mounted = this.mounted.get(prefix);
+    if (!mounted || mounted.table !== table) return; // Vault answers 204 for an absent mount
+    if (mounted.entry.type === 'system' || prefix === 'auth/token/') {
+      throw badRequest(`cannot unmount "${mounted.entry.path}"`);
+    }
+    const keys = await listRecursive(mounted.storage, '');
+    await mounted.storage.transaction(keys.map((key) => ({ op: 'delete' as const, key })));
+    this.mounted.delete(prefix);
+    await this.persist(table);
+  }
+
+  async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<void> {
+    const mounted = this.get(table, path);
+    if (!mounted) throw badRequest(`no mount at "${normalizeMountPath(path)}"`);
+    change(mounted.entry);
+    await this.persist(table);
+  }
+
+  get(table: TableName, path: string): Mounted | undefined {
+    const mounted = this.mounted.get(routePrefix(table, normalizeMountPath(path)));
+    return mounted?.table === table ? mounted : undefined;
+  }
+
+  entries(table: TableName): MountEntry[] {
+    return [...this.mounted.values()].filter((m) => m.table === table).map((m) => m.entry);
+  }
+
+  all(): Mounted[] {
+    return [...this.builtins.values(), ...this.mounted.values()];
+  }
+
+  /** The mount serving path, by longest prefix. Paths equal to a mount without its slash route there too. */
+  match(path: string): Mounted | undefined {
+    let best: Mounted | undefined;
+    for (const mounted of this.all()) {
+      const prefix = mounted.prefix;
+      if ((path.startsWith(prefix) || path + '/' === prefix) && (!best || prefix.length > best.prefix.length)) {
+        best = mounted;
+      }
+    }
+    return best;
+  }
+
+  private async activate(table: TableName, entry: MountEntry): Promise<void> {
+    const factory = this.factories[table][entry.type];
+    if (!factory) throw new Error(`no backend of type ${entry.type} for mount ${entry.path}`);
+    const prefix = routePrefix(table, entry.path);
+    const storage = new StorageView(this.barrier, `${STORAGE_PREFIX[table]}${entry.uuid}/`);
+    const backend = await factory({ storage, mountPoint: prefix, options: entry.options });
+    this.mounted.set(prefix, { entry, table, prefix, backend, paths: compilePaths(backend), storage });
+  }
+
+  private async persist(table: TableName): Promise<void> {
+    await putJson(this.barrier, TABLE_KEY[table], this.entries(table));
+  }
+}
+
+export function normalizeMountPath(path: string): string {
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '' || trimmed.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw badRequest(`invalid mount path "${path}"`);
+  }
+  return `${trimmed}/`;
+}
+
+function routePrefix(table: TableName, path: string): string {
+  return table === 'auth' ? `auth/${path}` : path;
+}
+
+async function listRecursive(storage: Storage, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const key of await storage.list(prefix)) {
+    if (key.endsWith('/')) out.push(...(await listRecursive(storage, prefix + key)));
+    else out.push(prefix + key);
+  }
+  return out;
+}

@@ -1,0 +1,109 @@
+/**
+ * Vault's two built-in policies. `root` has no text: it is a flag on the ACL (see ACL.root()) and can be neither
+ * written nor deleted. `default` is ordinary, stored policy text that is seeded at startup, may be edited, but can't
+ * be deleted (tokens get it unless created with no_default_policy).
+ */
+import { badRequest } from '../errors.js';
+import { normalizePolicyName, parsePolicy, type Policy } from './policy.js';
+
+export const ROOT_POLICY_NAME = 'root';
+export const DEFAULT_POLICY_NAME = 'default';
+
+/**
+ * Vault's default policy, path for path, minus what Cofre doesn't implement: the templated
+ * identity/entity/{id,name}/{{identity.entity.*}} rules (no policy templating) and the Enterprise
+ * sys/control-group/request rule. Kept in HCL because `sys/policy/default` returns this text verbatim.
+ */
+export const DEFAULT_POLICY_TEXT = `# Allow tokens to look up their own properties
+path "auth/token/lookup-self" {
+    capabilities = ["read"]
+}
+
+# Allow tokens to renew themselves
+path "auth/token/renew-self" {
+    capabilities = ["update"]
+}
+
+# Allow tokens to revoke themselves
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its own capabilities on a path
+path "sys/capabilities-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its resultant ACL from all policies. This is useful
+# for UIs.
+path "sys/internal/ui/resultant-acl" {
+    capabilities = ["read"]
+}
+
+# Allow a token to renew a lease via lease_id in the request body; old path for
+# old clients, new path for newer
+path "sys/renew" {
+    capabilities = ["update"]
+}
+path "sys/leases/renew" {
+    capabilities = ["update"]
+}
+
+# Allow looking up lease properties. This requires knowing the lease ID ahead
+# of time and does not divulge any sensitive information.
+path "sys/leases/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to manage its own cubbyhole
+path "cubbyhole/*" {
+    capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up the creation time and TTL of a given
+# response-wrapping token
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to unwrap a response-wrapping token. This is a convenience to
+# avoid client token swapping since this is also part of the response wrapping
+# policy.
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+
+# Allow general purpose tools
+path "sys/tools/hash" {
+    capabilities = ["update"]
+}
+path "sys/tools/hash/*" {
+    capabilities = ["update"]
+}
+`;
+
+/** The parsed default policy as shipped (what the policy store seeds when none is stored yet). */
+export const defaultPolicy = (): Policy => parsePolicy(DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT);
+
+/** The root policy's stand-in: building an ACL from it yields a root ACL. */
+export const rootPolicy = (): Policy => ({ name: ROOT_POLICY_NAME, raw: '', paths: [] });
+
+export const isRootPolicy = (name: string): boolean => normalizePolicyName(name) === ROOT_POLICY_NAME;
+
+/** Throws Vault's error when `name` may not be created or updated (only root is immutable). */
+export function assertPolicyWritable(name: string): void {
+  const n = normalizePolicyName(name);
+  if (n === ROOT_POLICY_NAME) throw badRequest(`cannot update "${n}" policy`);
+}
+
+/** Throws Vault's error when `name` may not be deleted: root never, default neither (it can only be edited). */
+export function assertPolicyDeletable(name: string): void {
+  const n = normalizePolicyName(name);
+  if (n === ROOT_POLICY_NAME) throw badRequest(`cannot delete "${n}" policy`);
+  if (n === DEFAULT_POLICY_NAME) throw badRequest('cannot delete default policy');
+}

@@ -1,0 +1,148 @@
+import type { TokenEntry } from './token-store.js';
+import type { Caller, Operation, Request, Response } from './backend.js';
+import type { Core } from './core.js';
+import { badRequest, CofreError, notFound, permissionDenied, sealedError, unsupportedOperation } from './errors.js';
+import { parseFields } from './fields.js';
+
+export type HttpVerb = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
+
+export interface IncomingRequest {
+  verb: HttpVerb;
+  /** The API path without "/v1/". */
+  path: string;
+  query: Record<string, string>;
+  body: Record<string, unknown>;
+  token: string | undefined;
+  requestId: string;
+}
+
+export interface HandledRequest {
+  response: Response | undefined;
+  /** The matched mount's type, for the envelope's mount_type. */
+  mountType: string;
+  operation: Operation;
+  caller: Caller | undefined;
+}
+
+function operationOf(req: IncomingRequest): Operation {
+  switch (req.verb) {
+    case 'GET':
+      return req.query.list === 'true' || req.query.list === '1' ? 'list' : 'read';
+    case 'LIST':
+      return 'list';
+    case 'DELETE':
+      return 'delete';
+    case 'PATCH':
+      return 'patch';
+    default:
+      return 'update'; // PUT and POST: the path's existence check may turn it into create
+  }
+}
+
+export function validateApiPath(path: string): void {
+  const segments = path.split('/');
+  // Also refuse percent-encoded dots: a proxy or client along the way may decode them into a traversal.
+  const dots = (s: string): boolean => /^(\.|%2e){1,2}$/i.test(s);
+  if (segments.some(dots)) throw badRequest(`invalid path "${path}": "." and ".." are not allowed`);
+  if (segments.slice(0, -1).some((s) => s === '')) throw badRequest(`invalid path "${path}": empty path segment`);
+}
+
+/**
+ * One request through the core: route to a mount and path record, refuse while sealed, authenticate the token,
+ * check the ACL (with the existence check for create vs update and sudo where the path needs it), validate the
+ * fields, then run the handler. Errors thrown as CofreError carry their status to the client.
+ */
+export async function handleRequest(core: Core, req: IncomingRequest): Promise<HandledRequest> {
+  validateApiPath(req.path);
+  let operation = operationOf(req);
+  // Vault lists directories: a list request names a folder whether or not the caller wrote the slash.
+  const path = operation === 'list' && req.path !== '' && !req.path.endsWith('/') ? `${req.path}/` : req.path;
+  const mounted = core.mounts.match(path);
+  if (!mounted) {
+    if (core.sealed) throw sealedError();
+    throw notFound(`no handler for route "${req.path}". route entry not found.`);
+  }
+  const relative = path.slice(mounted.prefix.length);
+  let params: Record<string, string> = {};
+  const compiled = mounted.paths.find((p) => {
+    const m = p.regex.exec(relative);
+    if (m) params = { ...(m.groups ?? {}) };
+    return m !== null;
+  });
+  if (!compiled || (core.sealed && !compiled.record.whileSealed)) {
+    if (core.sealed) throw sealedError();
+    throw notFound('unsupported path');
+  }
+  const record = compiled.record;
+  const fields = parseFields(
+    record.fields ?? {},
+    { ...(operation === 'read' || operation === 'list' || operation === 'delete' ? req.query : {}), ...req.body },
+    {
+      rejectUnknown: record.rejectUnknownFields ?? false,
+      freeForm: record.freeForm ?? false,
+      applyDefaults: true,
+    },
+  );
+  const request: Request = {
+    operation,
+    path: relative,
+    params,
+    data: fields.data,
+    raw: req.body,
+    query: req.query,
+    storage: mounted.storage,
+    caller: undefined,
+    mountPoint: mounted.prefix,
+    requestId: req.requestId,
+  };
+  // The token is checked before anything touches storage; the ACL after the existence check, which it needs.
+  const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
+  if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
+  request.operation = operation;
+  const handler =
+    record.operations[operation] ??
+    (operation === 'create' ? record.operations.update : operation === 'update' ? record.operations.create : undefined);
+  if (!handler) throw unsupportedOperation();
+  let lastUse = false;
+  if (token) {
+    request.caller = await authorize(core, token, path, operation, record.sudo ?? false, req.body);
+    lastUse = await core.tokens.use(token);
+  }
+  let response: Response | undefined;
+  try {
+    response = await handler(request);
+  } finally {
+    if (lastUse) await core.tokens.revokeTree(token!.hash);
+  }
+  if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
+  return { response, mountType: mounted.entry.type, operation, caller: request.caller };
+}
+
+async function authenticate(core: Core, token: string | undefined): Promise<TokenEntry> {
+  if (!token) throw new CofreError(403, 'permission denied: missing client token');
+  const entry = await core.tokens.lookup(token);
+  if (!entry) throw permissionDenied('permission denied: invalid or expired token');
+  return entry;
+}
+
+async function authorize(
+  core: Core,
+  entry: TokenEntry,
+  path: string,
+  operation: Operation,
+  needsSudo: boolean,
+  body: Record<string, unknown>,
+): Promise<Caller> {
+  const acl = await core.policies.acl(entry.policies);
+  const verdict = acl.check(path, operation, body);
+  if (!verdict.allowed || (needsSudo && !verdict.sudo)) throw permissionDenied();
+  return {
+    tokenId: entry.hash,
+    accessor: entry.accessor,
+    policies: entry.policies,
+    root: entry.policies.includes('root'),
+    displayName: entry.displayName,
+    entityId: '',
+    token: entry,
+  };
+}

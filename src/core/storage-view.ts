@@ -1,0 +1,52 @@
+import type { Storage, StorageOp } from './storage.js';
+
+/**
+ * A Storage confined to one prefix: an engine sees only its own mount's entries and cannot name another's.
+ * close() is a no-op because the view does not own the storage beneath it.
+ */
+export class StorageView implements Storage {
+  constructor(
+    private readonly inner: Storage,
+    readonly prefix: string,
+  ) {}
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.inner.get(this.prefix + key);
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.inner.put(this.prefix + key, value);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.inner.delete(this.prefix + key);
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.inner.list(this.prefix + prefix);
+  }
+
+  transaction(ops: StorageOp[]): Promise<void> {
+    return this.inner.transaction(ops.map((op) => ({ ...op, key: this.prefix + op.key })));
+  }
+
+  async close(): Promise<void> {}
+
+  view(prefix: string): StorageView {
+    return new StorageView(this.inner, this.prefix + prefix);
+  }
+}
+
+/** JSON helpers: most of the core stores small JSON documents. */
+export async function getJson<T>(storage: Storage, key: string): Promise<T | undefined> {
+  const bytes = await storage.get(key);
+  return bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as T);
+}
+
+export function jsonBytes(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value));
+}
+
+export async function putJson(storage: Storage, key: string, value: unknown): Promise<void> {
+  await storage.put(key, jsonBytes(value));
+}

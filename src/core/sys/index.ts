@@ -1,0 +1,14 @@
+import type { Backend } from '../backend.js';
+import type { Core } from '../core.js';
+import { capabilityPaths } from './capabilities.js';
+import { mountPaths } from './mounts.js';
+import { policyPaths } from './policies.js';
+import { sealPaths } from './seal.js';
+
+/** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
+export function systemBackend(core: Core, storageType: string): Backend {
+  return {
+    type: 'system',
+    paths: [...sealPaths(core, storageType), ...mountPaths(core), ...policyPaths(core), ...capabilityPaths(core)],
+  };
+}

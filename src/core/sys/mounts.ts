@@ -1,0 +1,172 @@
+import type { Field, PathRecord, Request, Response } from '../backend.js';
+import type { Core } from '../core.js';
+import { badRequest } from '../errors.js';
+import { parseDuration } from '../fields.js';
+import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
+
+/** The public shape of a mount entry, as Vault's sys/mounts prints it. */
+function describe(entry: MountEntry): Record<string, unknown> {
+  return {
+    accessor: entry.accessor,
+    config: {
+      default_lease_ttl: entry.config.default_lease_ttl,
+      max_lease_ttl: entry.config.max_lease_ttl,
+      force_no_cache: false,
+    },
+    description: entry.description,
+    external_entropy_access: false,
+    local: entry.local,
+    options: Object.keys(entry.options).length > 0 ? entry.options : null,
+    plugin_version: '',
+    running_plugin_version: '',
+    running_sha256: '',
+    seal_wrap: entry.seal_wrap,
+    type: entry.type,
+    uuid: entry.uuid,
+  };
+}
+
+function tuneView(entry: MountEntry): Record<string, unknown> {
+  return {
+    default_lease_ttl: entry.config.default_lease_ttl,
+    max_lease_ttl: entry.config.max_lease_ttl,
+    force_no_cache: false,
+    description: entry.description,
+    options: entry.options,
+  };
+}
+
+function readConfig(value: unknown): { default_lease_ttl: number; max_lease_ttl: number } {
+  const config = (value ?? {}) as Record<string, unknown>;
+  const allowed = new Set([
+    'default_lease_ttl',
+    'max_lease_ttl',
+    'force_no_cache',
+    'audit_non_hmac_request_keys',
+    'audit_non_hmac_response_keys',
+    'listing_visibility',
+    'passthrough_request_headers',
+    'allowed_response_headers',
+  ]);
+  for (const key of Object.keys(config)) if (!allowed.has(key)) throw badRequest(`unknown mount config field "${key}"`);
+  return {
+    default_lease_ttl: parseDuration(config.default_lease_ttl ?? 0, 'config.default_lease_ttl'),
+    max_lease_ttl: parseDuration(config.max_lease_ttl ?? 0, 'config.max_lease_ttl'),
+  };
+}
+
+function readOptions(value: unknown): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) {
+    if (typeof v !== 'string' && typeof v !== 'number') throw badRequest(`mount option "${k}" must be a string`);
+    options[k] = String(v);
+  }
+  return options;
+}
+
+const mountFields: Record<string, Field> = {
+  path: { type: 'string', description: 'Where to mount, relative to /v1/ (or /v1/auth/ for auth methods).' },
+  type: { type: 'string', description: 'The engine or auth method type, e.g. "kv", "kv-v2", "token".' },
+  description: { type: 'string', description: 'A human-friendly description.' },
+  config: { type: 'map', description: 'default_lease_ttl and max_lease_ttl.' },
+  options: { type: 'map', description: 'Engine options, e.g. {"version": "2"} for KV.' },
+  local: { type: 'bool', description: 'Not replicated (accepted for compatibility).' },
+  seal_wrap: { type: 'bool', description: 'Accepted for compatibility.' },
+  plugin_name: { type: 'string', description: 'Alias of type.' },
+  external_entropy_access: { type: 'bool', description: 'Accepted for compatibility.' },
+  plugin_version: { type: 'string', description: 'Accepted for compatibility.' },
+};
+
+const tuneFields: Record<string, Field> = {
+  path: { type: 'string', description: 'The mount path.' },
+  default_lease_ttl: { type: 'duration', description: 'Default lease TTL for this mount.' },
+  max_lease_ttl: { type: 'duration', description: 'Maximum lease TTL for this mount.' },
+  description: { type: 'string', description: 'A human-friendly description.' },
+  options: { type: 'map', description: 'Engine options.' },
+};
+
+/** sys/mounts and sys/auth share their shape; `table` picks which mount table they manage. */
+function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): PathRecord[] {
+  const mountPath = (req: Request): string => req.params.path ?? '';
+  const list = async (): Promise<Response> => {
+    const data: Record<string, unknown> = {};
+    for (const m of core.mounts.all()) {
+      if (m.table !== table) continue;
+      if (table === 'mounts' || m.prefix.startsWith('auth/')) data[m.entry.path] = describe(m.entry);
+    }
+    return { data };
+  };
+  return [
+    {
+      pattern: base,
+      summary: `Lists the ${table === 'auth' ? 'auth methods' : 'secrets engines'}.`,
+      operations: { read: list },
+    },
+    {
+      pattern: `${base}/(?<path>.+?)/tune`,
+      summary: 'Reads or changes a mount’s TTLs, description and options.',
+      fields: tuneFields,
+      operations: {
+        read: async (req) => {
+          const mounted = core.mounts.get(table, mountPath(req));
+          if (!mounted) throw badRequest(`cannot fetch sysview for path "${mountPath(req)}"`);
+          return { data: tuneView(mounted.entry) };
+        },
+        update: async (req) => {
+          await core.mounts.tune(table, mountPath(req), (entry) => {
+            if (req.data.default_lease_ttl !== undefined)
+              entry.config.default_lease_ttl = req.data.default_lease_ttl as number;
+            if (req.data.max_lease_ttl !== undefined) entry.config.max_lease_ttl = req.data.max_lease_ttl as number;
+            if (typeof req.data.description === 'string') entry.description = req.data.description;
+            const options = readOptions(req.data.options);
+            if (options.version !== undefined && options.version !== (entry.options.version ?? '1')) {
+              throw badRequest('changing the version of a mounted engine is not supported');
+            }
+            Object.assign(entry.options, options);
+          });
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: `${base}/(?<path>.+)`,
+      summary: `Enables, reads or disables the ${table === 'auth' ? 'auth method' : 'secrets engine'} at a path.`,
+      fields: mountFields,
+      sudo: table === 'auth',
+      rejectUnknownFields: true,
+      operations: {
+        read: async (req) => {
+          const mounted = core.mounts.get(table, mountPath(req));
+          if (!mounted) throw badRequest(`no mount at "${mountPath(req)}"`);
+          return { data: describe(mounted.entry) };
+        },
+        update: async (req) => {
+          let type = (req.data.type as string | undefined) ?? (req.data.plugin_name as string | undefined) ?? '';
+          if (type === '') throw badRequest('missing required field "type"');
+          const options = readOptions(req.data.options);
+          if (type === 'kv-v2') {
+            type = 'kv';
+            options.version = '2';
+          }
+          const entry = MountTable.newEntry(mountPath(req), type, {
+            description: (req.data.description as string | undefined) ?? '',
+            config: readConfig(req.data.config),
+            options,
+            local: (req.data.local as boolean | undefined) ?? false,
+            seal_wrap: (req.data.seal_wrap as boolean | undefined) ?? false,
+          });
+          await core.mounts.mount(table, entry);
+          return undefined;
+        },
+        delete: async (req) => {
+          await core.mounts.unmount(table, mountPath(req));
+          return undefined;
+        },
+      },
+    },
+  ];
+}
+
+export function mountPaths(core: Core): PathRecord[] {
+  return [...tablePaths(core, 'mounts', 'mounts'), ...tablePaths(core, 'auth', 'auth')];
+}

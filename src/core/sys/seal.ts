@@ -1,0 +1,143 @@
+import type { PathRecord, Response } from '../backend.js';
+import { VERSION, type Core } from '../core.js';
+import { badRequest } from '../errors.js';
+
+/** Accepts an unseal key as hex (what `operator init` prints first) or base64, as Vault does. */
+export function decodeKey(key: string): Buffer {
+  if (/^[0-9a-fA-F]+$/.test(key) && key.length % 2 === 0) return Buffer.from(key, 'hex');
+  const b64 = Buffer.from(key, 'base64');
+  if (b64.length > 0 && b64.toString('base64').replace(/=+$/, '') === key.replace(/=+$/, '')) return b64;
+  throw badRequest("'key' must be a valid hex or base64 string");
+}
+
+export function sealPaths(core: Core, storageType: string): PathRecord[] {
+  const status = async (): Promise<Response> => ({ rawBody: await core.sealStatus(storageType) });
+  return [
+    {
+      pattern: 'init',
+      summary: 'Initializes a new server: root key, key shares and root token.',
+      unauthenticated: true,
+      whileSealed: true,
+      rejectUnknownFields: false,
+      fields: {
+        secret_shares: {
+          type: 'int',
+          description: 'Number of key shares to split the unseal key into.',
+          required: true,
+        },
+        secret_threshold: { type: 'int', description: 'Number of shares needed to unseal.', required: true },
+        pgp_keys: { type: 'string-list', description: 'Not supported: PGP encryption of the shares.' },
+        recovery_shares: { type: 'int', description: 'Recovery shares for auto-unseal seals.' },
+        recovery_threshold: { type: 'int', description: 'Recovery threshold for auto-unseal seals.' },
+      },
+      operations: {
+        read: async () => ({ rawBody: { initialized: await core.initialized() } }),
+        update: async (req) => {
+          if ((req.data.pgp_keys as string[] | undefined)?.length) throw badRequest('pgp_keys are not supported');
+          const result = await core.initialize(req.data.secret_shares as number, req.data.secret_threshold as number);
+          return {
+            rawBody: {
+              keys: result.keys.map((k) => k.toString('hex')),
+              keys_base64: result.keys.map((k) => k.toString('base64')),
+              root_token: result.rootToken,
+            },
+          };
+        },
+      },
+    },
+    {
+      pattern: 'seal-status',
+      summary: 'Reports whether the server is initialized and sealed, and unseal progress.',
+      unauthenticated: true,
+      whileSealed: true,
+      operations: { read: status },
+    },
+    {
+      pattern: 'unseal',
+      summary: 'Submits one unseal key share, or resets the progress.',
+      unauthenticated: true,
+      whileSealed: true,
+      fields: {
+        key: { type: 'string', description: 'One unseal key share, hex or base64.' },
+        reset: { type: 'bool', description: 'Discards the shares submitted so far.' },
+        migrate: { type: 'bool', description: 'Not supported: seal migration.' },
+      },
+      operations: {
+        update: async (req) => {
+          if (req.data.reset === true) core.resetUnsealProgress();
+          else if (typeof req.data.key === 'string' && req.data.key !== '') {
+            await core.submitUnsealKey(decodeKey(req.data.key));
+          } else throw badRequest("'key' must be specified in request body as JSON, or 'reset' set to true");
+          return status();
+        },
+      },
+    },
+    {
+      pattern: 'seal',
+      summary: 'Seals the server: keys leave memory and every data path answers 503.',
+      sudo: true,
+      operations: {
+        update: async () => {
+          core.sealNow();
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'health',
+      summary: "Health with Vault's status codes: 200 active, 501 uninitialized, 503 sealed.",
+      unauthenticated: true,
+      whileSealed: true,
+      operations: {
+        read: async (req) => {
+          const initialized = await core.initialized();
+          const code = (name: string, fallback: number): number => {
+            const value = Number(req.query[name]);
+            return Number.isInteger(value) && value >= 100 && value < 600 ? value : fallback;
+          };
+          const status = !initialized
+            ? code('uninitcode', 501)
+            : core.sealed
+              ? code('sealedcode', 503)
+              : code('activecode', 200);
+          return {
+            status,
+            rawBody: {
+              initialized,
+              sealed: core.sealed,
+              standby: false,
+              performance_standby: false,
+              replication_performance_mode: 'disabled',
+              replication_dr_mode: 'disabled',
+              server_time_utc: Math.floor(Date.now() / 1000),
+              version: VERSION,
+              cluster_name: 'cofre',
+              cluster_id: '',
+            },
+          };
+        },
+      },
+    },
+    {
+      pattern: 'key-status',
+      summary: "The barrier keyring's active term and when it was installed.",
+      operations: {
+        read: async () => {
+          const { term, installTime } = core.barrier.keyStatus();
+          return { data: { term, install_time: installTime.toISOString() } };
+        },
+      },
+    },
+    {
+      pattern: 'rotate',
+      summary: 'Adds a new barrier key term; new writes use it, old entries stay readable.',
+      sudo: true,
+      operations: {
+        update: async () => {
+          await core.rotate();
+          return undefined;
+        },
+      },
+    },
+  ];
+}

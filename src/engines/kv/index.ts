@@ -1,0 +1,49 @@
+import type { BackendFactory, PathRecord, Request, Response } from '../../core/backend.js';
+import { badRequest } from '../../core/errors.js';
+import { configPaths } from './path-config.js';
+import { dataPaths } from './path-data.js';
+import { deletePaths } from './path-delete.js';
+import { destroyPaths } from './path-destroy.js';
+import { metadataPaths } from './path-metadata.js';
+import { subkeysPaths } from './path-subkeys.js';
+import { undeletePaths } from './path-undelete.js';
+import { invalidPathResponse, notFoundWithWarning, ROOT_WARNING } from './request.js';
+import { KvState } from './store.js';
+import { v1Paths } from './v1.js';
+
+/**
+ * The KV secrets engine. The mount option "version" picks the flavour: "1" (or none, as in Vault's `kv`) is the
+ * unversioned pass-through store, "2" the versioned store with metadata, check-and-set and soft deletes.
+ */
+export const kvFactory: BackendFactory = (ctx) => {
+  const version = ctx.options.version ?? '1';
+  if (version === '' || version === '1') return { type: 'kv', paths: v1Paths() };
+  if (version === '2') return { type: 'kv', paths: v2Paths(new KvState()) };
+  throw badRequest(`invalid KV version "${version}": expected 1 or 2`);
+};
+
+export function v2Paths(state: KvState): PathRecord[] {
+  return [
+    ...configPaths(state),
+    ...dataPaths(state),
+    ...metadataPaths(state),
+    ...deletePaths(state),
+    ...undeletePaths(state),
+    ...destroyPaths(state),
+    ...subkeysPaths(state),
+    // Last, so every real route is tried first: Vault answers any other path with 404 and a hint.
+    invalidPath,
+  ];
+}
+
+const invalid = async (req: Request): Promise<Response> =>
+  ['data', 'metadata', 'delete', 'undelete', 'destroy'].includes(req.path)
+    ? notFoundWithWarning(ROOT_WARNING)
+    : invalidPathResponse(req);
+
+const invalidPath: PathRecord = {
+  pattern: '.*',
+  summary: 'Any path a versioned K/V secrets engine does not serve.',
+  freeForm: true,
+  operations: { read: invalid, update: invalid, patch: invalid, delete: invalid, list: invalid },
+};

@@ -1,0 +1,61 @@
+import type { PathRecord, Request, Response } from '../../core/backend.js';
+import { badRequest, notFound } from '../../core/errors.js';
+import { parseDuration } from '../../core/fields.js';
+import { getJson, putJson } from '../../core/storage-view.js';
+
+/** Vault's default lease TTL (768h), which KV v1 reports as lease_duration when a secret sets no "ttl". */
+const DEFAULT_TTL_SECONDS = 768 * 3600;
+
+/**
+ * KV version 1: every path is a secret, stored as-is under its own path, without versions or metadata. The whole
+ * request body is the secret, hence freeForm.
+ */
+export function v1Paths(): PathRecord[] {
+  const read = async (req: Request): Promise<Response> => {
+    const data = await getJson<Record<string, unknown>>(req.storage, req.path);
+    if (data === undefined) throw notFound();
+    // Vault reports a "ttl" (or legacy "lease") member of the secret as the lease duration, a hint for readers of
+    // when to read again. No lease is created (leaseId stays empty); the secret is not revoked when it runs out.
+    return { data, lease: { leaseId: '', ttl: ttlOf(data), renewable: false } };
+  };
+
+  const write = async (req: Request): Promise<undefined> => {
+    if (req.path === '') throw badRequest('missing path');
+    if (Object.keys(req.raw).length === 0) throw badRequest('missing data fields');
+    await putJson(req.storage, req.path, req.raw);
+    return undefined;
+  };
+
+  const remove = async (req: Request): Promise<undefined> => {
+    await req.storage.delete(req.path);
+    return undefined;
+  };
+
+  const list = async (req: Request): Promise<Response> => {
+    // Only folders can be listed; Vault adds the slash unless listing the root.
+    const prefix = req.path === '' || req.path.endsWith('/') ? req.path : `${req.path}/`;
+    const keys = await req.storage.list(prefix);
+    if (keys.length === 0) throw notFound();
+    return { data: { keys } };
+  };
+
+  return [
+    {
+      pattern: '(?<path>.*)',
+      summary: 'Pass-through secret storage: read and write arbitrary data into secret storage.',
+      freeForm: true,
+      operations: { read, create: write, update: write, delete: remove, list },
+      exists: async (req) => req.path !== '' && (await req.storage.get(req.path)) !== undefined,
+    },
+  ];
+}
+
+function ttlOf(data: Record<string, unknown>): number {
+  const raw = data.ttl ?? data.lease;
+  if (raw === undefined) return DEFAULT_TTL_SECONDS;
+  try {
+    return parseDuration(raw, 'ttl');
+  } catch {
+    return DEFAULT_TTL_SECONDS; // an unparsable ttl is just data, as in Vault
+  }
+}

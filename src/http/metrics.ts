@@ -1,0 +1,23 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of the HTTP layer; sys/metrics?format=prometheus serves the registry. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cofre_' });
+  const requests = new Counter({
+    name: 'cofre_http_requests_total',
+    help: 'HTTP requests by method and status code.',
+    labelNames: ['method', 'code'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'cofre_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request.',
+    labelNames: ['method'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  return { registry, requests, duration };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

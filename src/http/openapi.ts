@@ -1,0 +1,111 @@
+import type { Field, Operation, PathRecord } from '../core/backend.js';
+import type { Mounted } from '../core/mount-table.js';
+import { VERSION } from '../core/core.js';
+
+const SCHEMA: Record<Field['type'], Record<string, unknown>> = {
+  string: { type: 'string' },
+  int: { type: 'integer' },
+  bool: { type: 'boolean' },
+  duration: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
+  map: { type: 'object' },
+  'string-list': { oneOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }] },
+  any: {},
+};
+
+const VERB: Record<Operation, string> = {
+  read: 'get',
+  list: 'get',
+  create: 'post',
+  update: 'post',
+  patch: 'patch',
+  delete: 'delete',
+};
+
+/** Turns a path pattern into an OpenAPI template: named groups become {params}; optional slashes drop. */
+function template(prefix: string, pattern: string): { path: string; params: string[] } {
+  const params: string[] = [];
+  const path = (prefix + pattern)
+    .replace(/\(\?<(\w+)>[^)]*\)/g, (_m, name: string) => {
+      params.push(name);
+      return `{${name}}`;
+    })
+    .replace(/\/\?$/, '/')
+    .replace(/\?/g, '');
+  return { path: `/${path}`, params };
+}
+
+function operationObject(
+  record: PathRecord,
+  op: Operation,
+  path: string,
+  params: string[],
+  tag: string,
+): Record<string, unknown> {
+  const parameters: Record<string, unknown>[] = params.map((name) => ({
+    name,
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+  }));
+  // read and list share GET; a list is asked for with ?list=true (the LIST verb is rewritten to that).
+  if (op === 'list')
+    parameters.push({ name: 'list', in: 'query', required: true, schema: { type: 'string', enum: ['true'] } });
+  const result: Record<string, unknown> = {
+    summary: record.summary,
+    operationId: `${op}${path.replace(/[^A-Za-z0-9]+/g, '-')}`.replace(/-$/, ''),
+    tags: [tag],
+    parameters,
+    responses: {
+      '200': { description: 'OK' },
+      '204': { description: 'empty body' },
+      '400': { description: 'invalid request' },
+      '403': { description: 'permission denied' },
+      '404': { description: 'not found' },
+    },
+  };
+  const fields = Object.entries(record.fields ?? {}).filter(([name]) => !params.includes(name));
+  if ((op === 'create' || op === 'update' || op === 'patch') && (fields.length > 0 || record.freeForm)) {
+    const properties = Object.fromEntries(
+      fields.map(([name, f]) => [name, { ...SCHEMA[f.type], description: f.description }]),
+    );
+    result.requestBody = {
+      required: fields.some(([, f]) => f.required),
+      content: {
+        [op === 'patch' ? 'application/merge-patch+json' : 'application/json']: {
+          schema: {
+            type: 'object',
+            properties,
+            required: fields.filter(([, f]) => f.required).map(([n]) => n),
+            additionalProperties: !record.rejectUnknownFields,
+          },
+        },
+      },
+    };
+  }
+  return result;
+}
+
+/** The OpenAPI 3 document of every path currently mounted, generated from the same records the router uses. */
+export function openApiDocument(mounts: Mounted[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const mounted of mounts) {
+    for (const { record } of mounted.paths) {
+      const { path, params } = template(mounted.prefix, record.pattern);
+      const item = (paths[path] ??= {});
+      for (const op of Object.keys(record.operations) as Operation[]) {
+        const verb = VERB[op];
+        if (item[verb] === undefined) item[verb] = operationObject(record, op, path, params, mounted.entry.type);
+      }
+    }
+  }
+  return {
+    openapi: '3.0.2',
+    info: { title: 'Cofre API', version: VERSION, description: 'Vault-compatible HTTP API of Cofre.' },
+    servers: [{ url: '/v1' }],
+    components: {
+      securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'X-Vault-Token' } },
+    },
+    security: [{ token: [] }],
+    paths,
+  };
+}

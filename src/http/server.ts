@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Core } from '../core/core.js';
+import { CofreError } from '../core/errors.js';
+import { handleRequest, type HttpVerb } from '../core/request-handler.js';
+import { envelope, errorBody } from './envelope.js';
+// LISTTMP import { installListMethodSupport } from './list-method.js';
+import type { Metrics } from './metrics.js';
+
+export interface HttpOptions {
+  logLevel: string;
+  bodyLimit: number;
+  tls?: { cert: Buffer; key: Buffer };
+  metrics: Metrics;
+}
+
+export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+
+function tokenOf(req: FastifyRequest): string | undefined {
+  const header = req.headers['x-vault-token'];
+  if (typeof header === 'string' && header !== '') return header;
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && auth.startsWith('Bearer ')) return auth.slice(7).trim();
+  return undefined;
+}
+
+/** Query values as single strings (the last wins when a key repeats), as Vault reads them. */
+function flatQuery(query: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    out[k] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+  }
+  return out;
+}
+
+function bodyObject(req: FastifyRequest): Record<string, unknown> {
+  const body = req.body;
+  if (body === undefined || body === null || body === '') return {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new CofreError(400, 'invalid request body: expected a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const verb = req.method as HttpVerb;
+  if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
+    return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
+  }
+  const path = (req.params as { '*': string })['*'];
+  const handled = await handleRequest(core, {
+    verb,
+    path,
+    query: flatQuery(req.query),
+    body: verb === 'GET' || verb === 'DELETE' ? {} : bodyObject(req),
+    token: tokenOf(req),
+    requestId: req.id,
+  });
+  const response = handled.response;
+  if (response?.rawBody !== undefined) {
+    return reply
+      .code(response.status ?? 200)
+      .type(response.contentType ?? 'application/json')
+      .send(response.rawBody);
+  }
+  if (!response || (response.data === undefined && !response.auth && !response.warnings)) {
+    return reply.code(response?.status ?? 204).send();
+  }
+  return reply.code(response.status ?? 200).send(envelope(response, req.id, handled.mountType));
+}
+
+/**
+ * The Fastify server: one catch-all /v1 route hands every request to the core, whose path records validate each
+ * path's fields. Errors by kind: CofreError and Fastify's own 4xx keep their status and message; anything else
+ * is logged with its request id and answered 500 with only that id.
+ */
+export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: opts.logLevel },
+    // Per-request info lines would cost throughput and can carry paths; errors are logged by the handler below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit,
+    genReqId: () => randomUUID(),
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+  });
+
+  // Vault clients send JSON under any content type (or none); parse every body as JSON.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new CofreError(400, `failed to parse JSON input: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError | CofreError, req, reply) => {
+    if (err instanceof CofreError) return reply.code(err.status).send(errorBody(err.message ? [err.message] : []));
+    const status = (err as FastifyError).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send(errorBody([err.message]));
+    req.log.error({ err, requestId: req.id }, 'internal error');
+    return reply.code(500).send(errorBody([`internal error; request id ${req.id}`]));
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody([])));
+
+  app.addHook('onResponse', async (req, reply) => {
+    opts.metrics.requests.inc({ method: req.method, code: String(reply.statusCode) });
+    opts.metrics.duration.observe({ method: req.method }, reply.elapsedTime / 1000);
+  });
+
+  app.route({
+    method: ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'],
+    url: '/v1/*',
+    schema: {
+      querystring: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array' }] } },
+      headers: {
+        type: 'object',
+        properties: { 'x-vault-token': { type: 'string', maxLength: 4096 } },
+      },
+    },
+    handler: (req, reply) => serve(core, req, reply),
+  });
+
+  await app.ready();
+  // LISTTMP installListMethodSupport(app.server);
+  return app;
+}

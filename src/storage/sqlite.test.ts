@@ -1,0 +1,214 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, prefixEnd, type SqliteStorage } from './sqlite.js';
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+const text = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : Buffer.from(b).toString();
+
+describe('SqliteStorage', () => {
+  let dir: string;
+  let n = 0;
+  const fresh = (): { file: string; s: SqliteStorage } => {
+    const file = path.join(dir, `db${n++}`, 'cofre.db');
+    return { file, s: openSqliteStorage(file) };
+  };
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cofre-sqlite-'));
+  });
+  after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the parent directory and round-trips get/put/delete', async () => {
+    const { file, s } = fresh();
+    assert.ok(fs.existsSync(file));
+    assert.equal(await s.get('a'), undefined);
+    const value = new Uint8Array([0, 1, 255, 0]);
+    await s.put('a', value);
+    const got = await s.get('a');
+    assert.ok(got instanceof Uint8Array);
+    assert.deepEqual(Buffer.from(got), Buffer.from(value));
+    await s.put('empty', new Uint8Array(0));
+    assert.equal((await s.get('empty'))?.length, 0);
+    await s.delete('a');
+    assert.equal(await s.get('a'), undefined);
+    await s.delete('never-existed');
+    await s.close();
+  });
+
+  it('overwrites, and copies values so later mutation of the caller buffer does not leak in', async () => {
+    const { s } = fresh();
+    await s.put('k', bytes('one'));
+    const buf = bytes('two');
+    const p = s.put('k', buf);
+    buf.fill(0x78);
+    await p;
+    assert.equal(text(await s.get('k')), 'two');
+    await s.close();
+  });
+
+  it('lists like Vault: direct children, relative, sorted, folders once', async () => {
+    const { s } = fresh();
+    const keys = ['a/c', 'a/b/d', 'a/b/e/f', 'a/b0', 'a/b', 'a0', 'a.x', 'top', 'z/1', 'a/', 'a/b/g'];
+    await Promise.all(keys.map((k) => s.put(k, bytes(k))));
+    assert.deepEqual(await s.list('a/'), ['b', 'b/', 'b0', 'c']);
+    assert.deepEqual(await s.list('a/b/'), ['d', 'e/', 'g']);
+    assert.deepEqual(await s.list(''), ['a.x', 'a/', 'a0', 'top', 'z/']);
+    assert.deepEqual(await s.list('a'), ['.x', '/', '0']);
+    assert.deepEqual(await s.list('nope/'), []);
+    await s.close();
+  });
+
+  it('lists prefixes containing LIKE wildcards and high code points literally', async () => {
+    const { s } = fresh();
+    const keys = [
+      'a%b/x',
+      'a%c',
+      'a_b/y',
+      'aXb/z',
+      'a\\d',
+      '\u{10FFFF}/1',
+      '\u{10FFFF}\u{10FFFF}x',
+      'x\uD7FFa',
+      'x\uE000b',
+    ];
+    await Promise.all(keys.map((k) => s.put(k, bytes(k))));
+    assert.deepEqual(await s.list('a%'), ['b/', 'c']);
+    assert.deepEqual(await s.list('a_'), ['b/']);
+    assert.deepEqual(await s.list('a\\'), ['d']);
+    assert.deepEqual(await s.list('\u{10FFFF}'), ['/', '\u{10FFFF}x']);
+    assert.deepEqual(await s.list('x\uD7FF'), ['a']);
+    await s.close();
+  });
+
+  it('computes a tight upper bound for a prefix', () => {
+    assert.equal(prefixEnd(''), undefined);
+    assert.equal(prefixEnd('a/'), 'a0');
+    assert.equal(prefixEnd('a\u{10FFFF}'), 'b');
+    assert.equal(prefixEnd('\uD7FF'), '\uE000');
+    assert.equal(prefixEnd('\u{10FFFF}'), undefined);
+  });
+
+  it('applies a transaction all-or-nothing and a failing caller does not poison its batch', async () => {
+    const { file, s } = fresh();
+    await s.put('keep', bytes('old'));
+    // A trigger from a second connection makes one specific insert fail inside SQLite, midway through a transaction.
+    const other = new Database(file);
+    other.exec("CREATE TRIGGER boom BEFORE INSERT ON kv WHEN NEW.key = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END");
+    other.close();
+
+    const before = s.stats().commits;
+    const bad = s.transaction([
+      { op: 'delete', key: 'keep' },
+      { op: 'put', key: 't1', value: bytes('1') },
+      { op: 'put', key: 'boom', value: bytes('x') },
+      { op: 'put', key: 't2', value: bytes('2') },
+    ]);
+    const good1 = s.put('p1', bytes('p1'));
+    const good2 = s.transaction([
+      { op: 'put', key: 'g1', value: bytes('g1') },
+      { op: 'put', key: 'g2', value: bytes('g2') },
+    ]);
+    await assert.rejects(bad, /boom/);
+    await good1;
+    await good2;
+    assert.equal(s.stats().commits, before + 1, 'all three callers shared one commit');
+    assert.equal(text(await s.get('keep')), 'old');
+    assert.equal(await s.get('t1'), undefined);
+    assert.equal(await s.get('t2'), undefined);
+    assert.equal(text(await s.get('p1')), 'p1');
+    assert.equal(text(await s.get('g2')), 'g2');
+
+    await s.transaction([
+      { op: 'put', key: 'x', value: bytes('x') },
+      { op: 'delete', key: 'keep' },
+      { op: 'put', key: 'x', value: bytes('y') },
+    ]);
+    assert.equal(await s.get('keep'), undefined);
+    assert.equal(text(await s.get('x')), 'y', 'ops apply in order');
+    await s.close();
+  });
+
+  it('rejects bad input without affecting other writers', async () => {
+    const { s } = fresh();
+    const bad = s.put('k', 'not bytes' as unknown as Uint8Array);
+    const good = s.put('ok', bytes('1'));
+    await assert.rejects(bad, TypeError);
+    await good;
+    assert.equal(await s.get('k'), undefined);
+    await s.close();
+  });
+
+  it('group-commits concurrent writes', async () => {
+    const { s } = fresh();
+    const before = s.stats();
+    await Promise.all(Array.from({ length: 200 }, (_, i) => s.put(`k/${i}`, bytes(String(i)))));
+    const after = s.stats();
+    assert.equal(after.writes - before.writes, 200);
+    assert.ok(after.commits - before.commits >= 1);
+    assert.ok(after.commits - before.commits < 20, `expected batching, got ${after.commits - before.commits} commits`);
+    assert.equal((await s.list('k/')).length, 200);
+    assert.equal(text(await s.get('k/199')), '199');
+
+    // Writes issued after a flush go into a later commit.
+    await s.put('later', bytes('1'));
+    assert.equal(s.stats().commits, after.commits + 1);
+    await s.close();
+  });
+
+  it('reads see only committed data, and every resolved write', async () => {
+    const { s } = fresh();
+    const p = s.put('k', bytes('v'));
+    assert.equal(await s.get('k'), undefined, 'a pending write is not visible');
+    await p;
+    assert.equal(text(await s.get('k')), 'v');
+    await s.close();
+  });
+
+  it('persists across reopen', async () => {
+    const { file, s } = fresh();
+    await s.put('a/b', bytes('1'));
+    await s.transaction([{ op: 'put', key: 'c', value: bytes('2') }]);
+    await s.close();
+    const again = openSqliteStorage(file);
+    assert.equal(text(await again.get('a/b')), '1');
+    assert.deepEqual(await again.list(''), ['a/', 'c']);
+    await again.close();
+  });
+
+  it('sets WAL, synchronous=FULL and a busy timeout', async () => {
+    const { file, s } = fresh();
+    assert.equal(s.pragma('journal_mode'), 'wal');
+    assert.equal(s.pragma('synchronous'), 2); // FULL
+    assert.ok(Number(s.pragma('busy_timeout')) > 0);
+    await s.close();
+    const raw = new Database(file, { readonly: true });
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal', 'WAL is persisted in the file');
+    raw.close();
+  });
+
+  it('close flushes pending writes, then rejects further operations', async () => {
+    const { file, s } = fresh();
+    const pending = s.put('pending', bytes('1'));
+    const pendingTx = s.transaction([{ op: 'delete', key: 'nothing' }]);
+    await s.close();
+    await pending;
+    await pendingTx;
+    await s.close(); // idempotent
+    await assert.rejects(s.get('pending'), /closed/);
+    await assert.rejects(s.put('x', bytes('1')), /closed/);
+    await assert.rejects(s.delete('x'), /closed/);
+    await assert.rejects(s.list(''), /closed/);
+    await assert.rejects(s.transaction([]), /closed/);
+
+    const raw = new Database(file, { readonly: true });
+    assert.equal(raw.prepare('SELECT count(*) FROM kv').pluck().get(), 1);
+    raw.close();
+  });
+});

@@ -1,0 +1,154 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCofre, devDefaultMounts, type Cofre } from '../src/app.js';
+
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `cofre-${name}-`));
+}
+
+// Tests index freely into Vault's JSON responses; asserting on them is the point.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+export interface Api {
+  url: string;
+  call(
+    method: string,
+    path: string,
+    opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: Json; text: string }>;
+}
+
+export function apiClient(url: string, defaultToken?: string): Api {
+  return {
+    url,
+    async call(method, path, opts = {}) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      const token = opts.token ?? defaultToken;
+      if (token) headers['x-vault-token'] = token;
+      let body: string | undefined = opts.raw;
+      if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const res = await fetch(`${url}/v1/${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const text = await res.text();
+      let parsed: unknown = undefined;
+      try {
+        parsed = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+      return { status: res.status, body: parsed, text };
+    },
+  };
+}
+
+export interface InProcessServer {
+  cofre: Cofre;
+  url: string;
+  dir: string;
+  api: Api;
+  /** Key shares and root token when started initialised. */
+  keys: string[];
+  rootToken: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real server in this process on a real SQLite file. `initialised` runs sys/init through the HTTP API and
+ * unseals with the keys, as an operator would.
+ */
+export async function startServer(
+  opts: { initialised?: boolean; shares?: number; threshold?: number; dir?: string } = {},
+): Promise<InProcessServer> {
+  const dir = opts.dir ?? tempDir('server');
+  const cofre = await createCofre({
+    storage: { type: 'sqlite', path: join(dir, 'cofre.db') },
+    logLevel: 'error',
+    defaultMounts: devDefaultMounts(),
+  });
+  await cofre.http.listen({ host: '127.0.0.1', port: 0 });
+  const address = cofre.http.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const api = apiClient(url);
+  let keys: string[] = [];
+  let rootToken = '';
+  if (opts.initialised !== false) {
+    const init = await api.call('PUT', 'sys/init', {
+      body: { secret_shares: opts.shares ?? 3, secret_threshold: opts.threshold ?? 2 },
+    });
+    if (init.status !== 200) throw new Error(`init failed: ${init.text}`);
+    keys = init.body.keys;
+    rootToken = init.body.root_token;
+    for (const key of keys.slice(0, opts.threshold ?? 2)) await api.call('PUT', 'sys/unseal', { body: { key } });
+  }
+  return {
+    cofre,
+    url,
+    dir,
+    api: apiClient(url, rootToken),
+    keys,
+    rootToken,
+    async stop() {
+      await cofre.close();
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `cofre server --dev` as a child process (the built CLI when present, else through tsx). */
+export async function spawnDevServer(
+  dir: string,
+  port: number,
+  rootToken = 'root',
+): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'server',
+      '--dev',
+      '--data-dir',
+      dir,
+      '--dev-listen-address',
+      `127.0.0.1:${port}`,
+      '--dev-root-token-id',
+      rootToken,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`dev server exited: ${out}`);
+    try {
+      const res = await fetch(`${url}/v1/sys/health`);
+      if (res.status === 200) return { child, url, output: () => out };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`dev server did not become healthy in 20 s: ${out}`);
+}
+
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startServer, type InProcessServer } from './support.js';
+
+describe('token store over HTTP', () => {
+  let srv: InProcessServer;
+  before(async () => {
+    srv = await startServer();
+    // Vault's default policy does not allow creating tokens; this one does.
+    const minter = 'path "auth/token/create" {\n  capabilities = ["update"]\n}\n';
+    assert.equal((await srv.api.call('PUT', 'sys/policies/acl/minter', { body: { policy: minter } })).status, 204);
+  });
+  after(() => srv.stop());
+
+  const create = async (body: unknown, token?: string) => {
+    const res = await srv.api.call('POST', 'auth/token/create', { body, ...(token ? { token } : {}) });
+    assert.equal(res.status, 200, res.text);
+    return res.body.auth as { client_token: string; accessor: string; policies: string[]; lease_duration: number };
+  };
+
+  it('creates, looks up (by token, self, accessor) and renews', async () => {
+    const t = await create({ policies: ['default'], ttl: '10m', meta: { app: 'x' }, display_name: 'ci' });
+    assert.deepEqual(t.policies, ['default']);
+    assert.equal(t.lease_duration, 600);
+    const byToken = await srv.api.call('POST', 'auth/token/lookup', { body: { token: t.client_token } });
+    assert.equal(byToken.body.data.display_name, 'token-ci');
+    assert.deepEqual(byToken.body.data.meta, { app: 'x' });
+    const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token });
+    assert.equal(self.status, 200);
+    assert.equal(self.body.data.accessor, t.accessor);
+    const byAccessor = await srv.api.call('POST', 'auth/token/lookup-accessor', { body: { accessor: t.accessor } });
+    assert.equal(byAccessor.body.data.id, '', 'lookup by accessor never reveals the token');
+    const renewed = await srv.api.call('POST', 'auth/token/renew-self', {
+      token: t.client_token,
+      body: { increment: '20m' },
+    });
+    assert.equal(renewed.status, 200, renewed.text);
+    assert.ok(renewed.body.auth.lease_duration > 1100);
+  });
+
+  it('children are revoked with their parent; revoke-orphan keeps them', async () => {
+    const parent = await create({ policies: ['minter'] });
+    const child = await create({ policies: ['minter'] }, parent.client_token);
+    const grandchild = await create({}, child.client_token);
+    assert.equal(
+      (await srv.api.call('POST', 'auth/token/revoke', { body: { token: parent.client_token } })).status,
+      204,
+    );
+    for (const t of [parent, child, grandchild]) {
+      assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token })).status, 403);
+    }
+    const p2 = await create({ policies: ['minter'] });
+    const c2 = await create({}, p2.client_token);
+    assert.equal(
+      (await srv.api.call('POST', 'auth/token/revoke-orphan', { body: { token: p2.client_token } })).status,
+      204,
+    );
+    const orphan = await srv.api.call('GET', 'auth/token/lookup-self', { token: c2.client_token });
+    assert.equal(orphan.status, 200);
+    assert.equal(orphan.body.data.orphan, true);
+  });
+
+  it('a non-root token cannot widen its policies or create orphans', async () => {
+    const t = await create({ policies: ['minter'] });
+    const wider = await srv.api.call('POST', 'auth/token/create', {
+      token: t.client_token,
+      body: { policies: ['admin'] },
+    });
+    assert.equal(wider.status, 400);
+    assert.match(wider.body.errors[0], /subset/);
+    const orphan = await srv.api.call('POST', 'auth/token/create', {
+      token: t.client_token,
+      body: { no_parent: true },
+    });
+    assert.ok(orphan.status === 400 || orphan.status === 403);
+  });
+
+  it('expired tokens and used-up tokens are refused with 403', async () => {
+    const short = await create({ policies: ['default'], ttl: 1 });
+    await new Promise((r) => setTimeout(r, 1200));
+    const expired = await srv.api.call('GET', 'auth/token/lookup-self', { token: short.client_token });
+    assert.equal(expired.status, 403);
+    assert.match(expired.body.errors[0], /permission denied/);
+    const once = await create({ policies: ['default'], num_uses: 1 });
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token: once.client_token })).status, 200);
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token: once.client_token })).status, 403);
+  });
+
+  it('revoke-accessor and accessors list', async () => {
+    const t = await create({ policies: ['default'] });
+    const list = await srv.api.call('LIST', 'auth/token/accessors');
+    assert.equal(list.status, 200, list.text);
+    assert.ok(list.body.data.keys.includes(t.accessor));
+    assert.equal(
+      (await srv.api.call('POST', 'auth/token/revoke-accessor', { body: { accessor: t.accessor } })).status,
+      204,
+    );
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token })).status, 403);
+    const t2 = await create({ policies: ['default'] });
+    assert.equal((await srv.api.call('POST', 'auth/token/revoke-self', { token: t2.client_token })).status, 204);
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token: t2.client_token })).status, 403);
+  });
+
+  it('Authorization: Bearer works like X-Vault-Token', async () => {
+    const res = await fetch(`${srv.url}/v1/auth/token/lookup-self`, {
+      headers: { authorization: `Bearer ${srv.rootToken}` },
+    });
+    assert.equal(res.status, 200);
+  });
+});
