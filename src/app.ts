@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { auditDevices } from './audit/index.js';
 import { authMethods } from './auth/index.js';
 import type { PathRecord } from './core/backend.js';
 import { Core } from './core/core.js';
@@ -35,6 +36,7 @@ function httpSysPaths(core: Core, metrics: ReturnType<typeof createMetrics>): Pa
     {
       pattern: 'metrics',
       summary: 'Prometheus metrics (format=prometheus).',
+      noAudit: true,
       fields: { format: { type: 'string', description: 'Only "prometheus" is supported.' } },
       operations: {
         read: async () => ({ rawBody: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
@@ -56,6 +58,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     physical,
     seal: opts.seal ?? new ShamirSeal(),
     factories: { mounts: secretEngines, auth: authMethods(() => core) },
+    auditDevices,
     defaultMounts: opts.defaultMounts ?? [],
   });
   const sys = systemBackend(core, opts.storage.type);

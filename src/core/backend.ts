@@ -104,6 +104,8 @@ export interface PathRecord {
   unauthenticated?: boolean;
   /** Served while sealed. */
   whileSealed?: boolean;
+  /** Not written to the audit log (health and status probes, which carry nothing and come often). */
+  noAudit?: boolean;
   summary: string;
 }
 

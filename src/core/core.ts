@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { AuditBroker, type AuditSinkFactory } from './audit-broker.js';
 import { TokenStore } from './token-store.js';
 import type { BackendFactory } from './backend.js';
 import { Barrier } from './barrier.js';
@@ -16,6 +17,7 @@ export interface CoreOptions {
   physical: Storage;
   seal: Seal;
   factories: { mounts: Record<string, BackendFactory>; auth: Record<string, BackendFactory> };
+  auditDevices: Record<string, AuditSinkFactory>;
   /** Mounts created at first unseal of a new store (dev mode adds secret/ as KV v2). */
   defaultMounts?: MountEntry[];
   /** Called after every unseal, once the mount table and stores are loaded (registers the system backend). */
@@ -48,6 +50,7 @@ export class Core {
   readonly mounts: MountTable;
   readonly tokens: TokenStore;
   readonly policies: PolicyStore;
+  readonly audit: AuditBroker;
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -58,6 +61,7 @@ export class Core {
     this.mounts = new MountTable(this.barrier, opts.factories);
     this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'));
     this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));
+    this.audit = new AuditBroker(this.barrier, opts.auditDevices);
   }
 
   get sealed(): boolean {
@@ -149,6 +153,7 @@ export class Core {
     this.rootKey = undefined;
     this.policies.clear();
     this.resetUnsealProgress();
+    void this.audit.closeAll();
   }
 
   async rotate(): Promise<{ term: number; installTime: Date }> {
@@ -179,6 +184,7 @@ export class Core {
     this.policies.clear();
     const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
     await this.mounts.load({ mounts: this.opts.defaultMounts ?? [], auth: [tokenMount] });
+    await this.audit.load();
     this.opts.onUnsealed?.(this);
   }
 }

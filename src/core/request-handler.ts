@@ -1,4 +1,6 @@
 import type { TokenEntry } from './token-store.js';
+import { AuditFailure } from './audit-broker.js';
+import type { AuditEvent } from './audit-format.js';
 import type { Caller, Operation, Request, Response } from './backend.js';
 import type { Core } from './core.js';
 import { badRequest, CofreError, notFound, permissionDenied, sealedError, unsupportedOperation } from './errors.js';
@@ -14,6 +16,7 @@ export interface IncomingRequest {
   body: Record<string, unknown>;
   token: string | undefined;
   requestId: string;
+  remoteAddress?: string;
 }
 
 export interface HandledRequest {
@@ -74,48 +77,81 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     throw notFound('unsupported path');
   }
   const record = compiled.record;
-  const fields = parseFields(
-    record.fields ?? {},
-    { ...(operation === 'read' || operation === 'list' || operation === 'delete' ? req.query : {}), ...req.body },
-    {
-      rejectUnknown: record.rejectUnknownFields ?? false,
-      freeForm: record.freeForm ?? false,
-      applyDefaults: true,
-    },
-  );
-  const request: Request = {
-    operation,
-    path: relative,
-    params,
-    data: fields.data,
-    raw: req.body,
-    query: req.query,
-    storage: mounted.storage,
-    caller: undefined,
-    mountPoint: mounted.prefix,
+  const audited = !core.sealed && !record.noAudit;
+  const event: AuditEvent = {
+    time: new Date(),
+    type: 'request',
     requestId: req.requestId,
+    operation,
+    path,
+    mountType: mounted.entry.type,
+    remoteAddress: req.remoteAddress ?? '',
+    clientToken: req.token,
+    caller: undefined,
+    requestData: operation === 'read' || operation === 'list' ? req.query : req.body,
+    error: '',
   };
-  // The token is checked before anything touches storage; the ACL after the existence check, which it needs.
-  const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
-  if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
-  request.operation = operation;
-  const handler =
-    record.operations[operation] ??
-    (operation === 'create' ? record.operations.update : operation === 'update' ? record.operations.create : undefined);
-  if (!handler) throw unsupportedOperation();
-  let lastUse = false;
-  if (token) {
-    request.caller = await authorize(core, token, path, operation, record.sudo ?? false, req.body);
-    lastUse = await core.tokens.use(token);
-  }
-  let response: Response | undefined;
+  let requestLogged = false;
   try {
-    response = await handler(request);
-  } finally {
-    if (lastUse) await core.tokens.revokeTree(token!.hash);
+    // The token is checked before anything else touches the request; the ACL after the existence check.
+    const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
+    const fields = parseFields(
+      record.fields ?? {},
+      { ...(operation === 'read' || operation === 'list' || operation === 'delete' ? req.query : {}), ...req.body },
+      { rejectUnknown: record.rejectUnknownFields ?? false, freeForm: record.freeForm ?? false, applyDefaults: true },
+    );
+    const request: Request = {
+      operation,
+      path: relative,
+      params,
+      data: fields.data,
+      raw: req.body,
+      query: req.query,
+      storage: mounted.storage,
+      caller: undefined,
+      mountPoint: mounted.prefix,
+      requestId: req.requestId,
+    };
+    if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
+    request.operation = event.operation = operation;
+    const handler =
+      record.operations[operation] ??
+      (operation === 'create' ? record.operations.update : operation === 'update' ? record.operations.create : undefined);
+    if (!handler) throw unsupportedOperation();
+    if (token) request.caller = event.caller = await authorize(core, token, path, operation, record.sudo ?? false, req.body);
+    // Audit before answer: nothing runs unless the request is on record.
+    if (audited) await core.audit.log(event);
+    requestLogged = true;
+    const lastUse = token ? await core.tokens.use(token) : false;
+    let response: Response | undefined;
+    try {
+      response = await handler(request);
+    } finally {
+      if (lastUse) await core.tokens.revokeTree(token!.hash);
+    }
+    if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
+    if (audited) {
+      const raw = response?.rawBody;
+      await core.audit.log({
+        ...event,
+        type: 'response',
+        time: new Date(),
+        responseData: response?.data ?? (raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : null),
+        responseAuth: response?.auth,
+        status: response?.status ?? (response ? 200 : 204),
+      });
+    }
+    return { response, mountType: mounted.entry.type, operation, caller: request.caller };
+  } catch (err) {
+    // Refusals and failures are on record too; an audit failure itself cannot be.
+    if (audited && !(err instanceof AuditFailure)) {
+      const known = err instanceof CofreError;
+      if (!requestLogged) await core.audit.log(event);
+      const failure = { status: known ? err.status : 500, error: known ? err.message : 'internal error' };
+      await core.audit.log({ ...event, type: 'response', time: new Date(), ...failure });
+    }
+    throw err;
   }
-  if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
-  return { response, mountType: mounted.entry.type, operation, caller: request.caller };
 }
 
 async function authenticate(core: Core, token: string | undefined): Promise<TokenEntry> {

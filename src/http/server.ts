@@ -61,6 +61,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     body: verb === 'GET' || verb === 'DELETE' ? {} : bodyObject(req),
     token: tokenOf(req),
     requestId: req.id,
+    remoteAddress: req.ip,
   });
   const response = handled.response;
   if (response?.rawBody !== undefined) {

@@ -1,5 +1,6 @@
 import type { Backend } from '../backend.js';
 import type { Core } from '../core.js';
+import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
@@ -9,6 +10,6 @@ import { sealPaths } from './seal.js';
 export function systemBackend(core: Core, storageType: string): Backend {
   return {
     type: 'system',
-    paths: [...sealPaths(core, storageType), ...mountPaths(core), ...policyPaths(core), ...capabilityPaths(core)],
+    paths: [...sealPaths(core, storageType), ...mountPaths(core), ...policyPaths(core), ...capabilityPaths(core), ...auditPaths(core)],
   };
 }

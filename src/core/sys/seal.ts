@@ -50,6 +50,7 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       summary: 'Reports whether the server is initialized and sealed, and unseal progress.',
       unauthenticated: true,
       whileSealed: true,
+      noAudit: true,
       operations: { read: status },
     },
     {
@@ -88,6 +89,7 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       summary: "Health with Vault's status codes: 200 active, 501 uninitialized, 503 sealed.",
       unauthenticated: true,
       whileSealed: true,
+      noAudit: true,
       operations: {
         read: async (req) => {
           const initialized = await core.initialized();

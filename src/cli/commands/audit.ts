@@ -1,0 +1,85 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { verifyLines } from '../../core/audit-chain.js';
+import { apiCommand, clientFrom, outputFrom, sanitizePath } from '../common.js';
+import type { CommonFlags } from '../common.js';
+import { CliError, silentExit, usageError } from '../errors.js';
+import { stdio } from '../output.js';
+
+interface EnableFlags extends CommonFlags {
+  path?: string;
+  description?: string;
+}
+
+/** `KEY=VALUE` arguments after the device type, as in `vault audit enable file file_path=/var/log/audit.log`. */
+function optionArgs(args: string[]): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const arg of args) {
+    const i = arg.indexOf('=');
+    if (i <= 0) throw usageError(`Invalid option "${arg}": expected KEY=VALUE`);
+    options[arg.slice(0, i)] = arg.slice(i + 1);
+  }
+  return options;
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('Manage audit devices (enable, disable, list) and verify logs');
+
+  apiCommand(
+    audit,
+    'enable <type> [options...]',
+    'Enable an audit device: file (file_path=PATH|stdout) or socket (address=HOST:PORT)',
+    false,
+  )
+    .option('--path <path>', 'where to enable the device (default: its type)')
+    .option('--description <text>', 'a human-friendly description')
+    .action(async (type: string, args: string[], flags: EnableFlags) => {
+      const path = sanitizePath(flags.path ?? type);
+      await clientFrom(flags).write(`sys/audit/${path}`, {
+        type,
+        description: flags.description ?? '',
+        options: optionArgs(args),
+      });
+      stdio.stdout.write(`Success! Enabled the ${type} audit device at: ${path}/\n`);
+    });
+
+  apiCommand(audit, 'disable <path>', 'Disable the audit device at PATH', false).action(
+    async (path: string, flags: CommonFlags) => {
+      await clientFrom(flags).delete(`sys/audit/${sanitizePath(path)}`);
+      stdio.stdout.write(`Success! Disabled audit device (if it was enabled) at: ${sanitizePath(path)}/\n`);
+    },
+  );
+
+  apiCommand(audit, 'list', 'List the enabled audit devices').action(async (flags: CommonFlags) => {
+    const secret = await clientFrom(flags).read('sys/audit');
+    const data = (secret?.data ?? {}) as Record<string, { type: string; description: string; options: unknown }>;
+    if (Object.keys(data).length === 0) {
+      stdio.stdout.write('No audit devices are enabled.\n');
+      return;
+    }
+    outputFrom(flags).rows(
+      Object.entries(data).map(([p, d]) => [p, `${d.type}    ${d.description || 'n/a'}`]),
+      data,
+    );
+  });
+
+  audit
+    .command('verify <file>')
+    .description("Check an audit log's hash chain: finds an edited, removed or reordered line")
+    .option('--continued', 'the file continues an earlier (rotated) log: do not require it to start the chain')
+    .action((file: string, flags: { continued?: boolean }) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`Error reading ${file}: ${(err as Error).message}`);
+      }
+      const result = verifyLines(text.split('\n'), { continued: flags.continued === true });
+      if (result.ok) {
+        stdio.stdout.write(`OK: ${result.lines} lines, hash chain intact\n`);
+        return;
+      }
+      stdio.stderr.write(`FAILED at line ${result.problem!.line}: ${result.problem!.reason}\n`);
+      throw silentExit(1);
+    });
+}

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Hash chain over audit lines: each line carries the SHA-256 of the line before it and a sequence number, so an
+ * edited, removed or reordered line breaks the chain at that point. (Cutting lines off the end leaves a valid
+ * shorter chain: compare the last sequence number with the server's to catch that.)
+ */
+export interface ChainState {
+  seq: number;
+  prev: string;
+}
+
+export const GENESIS: ChainState = { seq: 0, prev: '' };
+
+export const lineHash = (line: string): string => createHash('sha256').update(line).digest('hex');
+
+/** Appends the chain link to an entry and returns the line (without newline) and the next state. */
+export function chainLine(entry: Record<string, unknown>, state: ChainState): { line: string; next: ChainState } {
+  const seq = state.seq + 1;
+  const line = JSON.stringify({ ...entry, chain: { seq, prev: state.prev } });
+  return { line, next: { seq, prev: lineHash(line) } };
+}
+
+/** The chain state after the last complete line of a log, to continue it across restarts. */
+export function stateAfter(lastLine: string | undefined): ChainState {
+  if (!lastLine) return GENESIS;
+  try {
+    const parsed = JSON.parse(lastLine) as { chain?: { seq?: number } };
+    return { seq: parsed.chain?.seq ?? 0, prev: lineHash(lastLine) };
+  } catch {
+    return { seq: 0, prev: lineHash(lastLine) };
+  }
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  lines: number;
+  /** 1-based line number of the first break, and why. */
+  problem?: { line: number; reason: string };
+}
+
+/** `continued` accepts a first line that continues an earlier (rotated) log instead of starting the chain. */
+export function verifyLines(lines: string[], opts: { continued?: boolean } = {}): VerifyResult {
+  let state: ChainState | undefined = opts.continued ? undefined : GENESIS;
+  let count = 0;
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === '') continue;
+    count++;
+    let chain: { seq?: unknown; prev?: unknown } | undefined;
+    try {
+      chain = (JSON.parse(line) as { chain?: { seq?: unknown; prev?: unknown } }).chain;
+    } catch {
+      return { ok: false, lines: count, problem: { line: i + 1, reason: 'not valid JSON' } };
+    }
+    if (!chain || typeof chain.seq !== 'number' || typeof chain.prev !== 'string') {
+      return { ok: false, lines: count, problem: { line: i + 1, reason: 'no chain link' } };
+    }
+    if (state) {
+      if (chain.seq !== state.seq + 1) {
+        return { ok: false, lines: count, problem: { line: i + 1, reason: `sequence ${chain.seq} follows ${state.seq}` } };
+      }
+      if (chain.prev !== state.prev) {
+        return { ok: false, lines: count, problem: { line: i + 1, reason: 'previous line was changed, removed or reordered' } };
+      }
+    }
+    state = { seq: chain.seq, prev: lineHash(line) };
+  }
+  return { ok: true, lines: count };
+}

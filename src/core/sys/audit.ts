@@ -1,0 +1,77 @@
+import type { PathRecord, Request } from '../backend.js';
+import type { Core } from '../core.js';
+import { badRequest } from '../errors.js';
+
+function stringOptions(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+      throw badRequest(`audit option "${k}" must be a string`);
+    }
+    out[k] = String(v);
+  }
+  return out;
+}
+
+/** sys/audit (list, enable, disable) and sys/audit-hash, as in Vault; all of them need sudo. */
+export function auditPaths(core: Core): PathRecord[] {
+  const path = (req: Request): string => req.params.path ?? '';
+  return [
+    {
+      pattern: 'audit',
+      summary: 'Lists the enabled audit devices.',
+      sudo: true,
+      operations: {
+        read: async () => {
+          const data: Record<string, unknown> = {};
+          for (const e of core.audit.list()) {
+            const options = Object.keys(e.options).length > 0 ? e.options : null;
+            data[e.path] = { type: e.type, description: e.description, options, local: e.local, path: e.path };
+          }
+          return { data, mergeDataToTop: true };
+        },
+      },
+    },
+    {
+      pattern: 'audit/(?<path>.+)',
+      summary: 'Enables or disables an audit device.',
+      sudo: true,
+      rejectUnknownFields: true,
+      fields: {
+        path: { type: 'string', description: 'Where the device is enabled.' },
+        type: { type: 'string', description: 'Device type: file or socket.' },
+        description: { type: 'string', description: 'A human-friendly description.' },
+        options: { type: 'map', description: 'Device options: file_path for file; address, socket_type for socket.' },
+        local: { type: 'bool', description: 'Accepted for compatibility.' },
+      },
+      operations: {
+        update: async (req) => {
+          if (typeof req.data.type !== 'string' || req.data.type === '') throw badRequest('missing required field "type"');
+          await core.audit.enable(
+            path(req),
+            req.data.type,
+            (req.data.description as string | undefined) ?? '',
+            stringOptions(req.data.options),
+            (req.data.local as boolean | undefined) ?? false,
+          );
+          return undefined;
+        },
+        delete: async (req) => {
+          await core.audit.disable(path(req));
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'audit-hash/(?<path>.+)',
+      summary: "Hashes a value with an audit device's salt, to find it in the log.",
+      fields: {
+        path: { type: 'string', description: 'The audit device.' },
+        input: { type: 'string', description: 'The value to hash.', required: true },
+      },
+      operations: {
+        update: async (req) => ({ data: { hash: core.audit.hash(path(req), req.data.input as string) } }),
+      },
+    },
+  ];
+}

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startServer, type InProcessServer } from './support.js';
+
+function cofre(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+describe('audit', () => {
+  let srv: InProcessServer;
+  let logFile = '';
+  const secretValue = 'audit-secret-VALUE-7788';
+  const numericPin = 918273;
+  before(async () => {
+    srv = await startServer();
+    logFile = join(srv.dir, 'audit.log');
+    const res = await srv.api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: logFile } } });
+    assert.equal(res.status, 204, res.text);
+  });
+  after(() => srv.stop());
+
+  it('records requests and responses with every value HMAC-ed', async () => {
+    await srv.api.call('POST', 'secret/data/audited', { body: { data: { password: secretValue, pin: numericPin } } });
+    const read = await srv.api.call('GET', 'secret/data/audited');
+    assert.equal(read.body.data.data.password, secretValue);
+    const token = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['default'] } });
+    const created = token.body.auth.client_token as string;
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n');
+    assert.ok(lines.length >= 6, `only ${lines.length} lines`);
+    const text = lines.join('\n');
+    for (const clear of [secretValue, String(numericPin), srv.rootToken, created, token.body.auth.accessor]) {
+      assert.equal(text.includes(clear), false, `${clear} in audit log`);
+    }
+    // The hashes are really there: sys/audit-hash of the value is found in the log.
+    const hash = await srv.api.call('POST', 'sys/audit-hash/file', { body: { input: secretValue } });
+    assert.match(hash.body.data.hash, /^hmac-sha256:[0-9a-f]{64}$/);
+    assert.ok(text.includes(hash.body.data.hash));
+    const entries = lines.map((l) => JSON.parse(l));
+    const response = entries.find((e) => e.type === 'response' && e.request.path === 'secret/data/audited' && e.request.operation === 'read');
+    assert.equal(response.response.data.data.password, hash.body.data.hash);
+    assert.equal(response.request.client_token.startsWith('hmac-sha256:'), true);
+  });
+
+  it('a refused request is on record with its error', async () => {
+    await srv.api.call('GET', 'secret/data/audited', { token: 'cvs.not-a-token' });
+    const last = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).pop();
+    assert.equal(last.type, 'response');
+    assert.match(last.error, /permission denied/);
+    assert.equal(JSON.stringify(last).includes('cvs.not-a-token'), false);
+  });
+
+  it('cofre audit verify passes on the intact log and fails on an edited, removed or reordered line', () => {
+    const ok = cofre('audit', 'verify', logFile);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /OK: \d+ lines/);
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n');
+    const tamper = (name: string, changed: string[]) => {
+      const file = join(srv.dir, `${name}.log`);
+      writeFileSync(file, changed.join('\n') + '\n');
+      const res = cofre('audit', 'verify', file);
+      assert.equal(res.status, 1, `${name} not detected`);
+      assert.match(res.stderr, /FAILED at line \d+/);
+    };
+    const edit = (l: string) => l.replace(/"time":"[^"]*"/, '"time":"2000-01-01T00:00:00.000Z"');
+    assert.notEqual(edit(lines[2]!), lines[2]);
+    tamper('edited', lines.map((l, i) => (i === 2 ? edit(l) : l)));
+    tamper('removed', lines.filter((_, i) => i !== 3));
+    tamper('reordered', [lines[0]!, lines[2]!, lines[1]!, ...lines.slice(3)]);
+    tamper('first removed', lines.slice(1));
+  });
+
+  it('the chain continues across a seal and unseal (device reopened)', async () => {
+    await srv.api.call('PUT', 'sys/seal');
+    for (const key of srv.keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });
+    await srv.api.call('GET', 'secret/data/audited');
+    assert.equal(cofre('audit', 'verify', logFile).status, 0);
+  });
+
+  it('lists devices; a second device gets the same requests', async () => {
+    const list = await srv.api.call('GET', 'sys/audit');
+    assert.equal(list.body.data['file/'].type, 'file');
+    assert.equal(list.body.data['file/'].options.file_path, logFile);
+    const extra = join(srv.dir, 'extra.log');
+    assert.equal((await srv.api.call('PUT', 'sys/audit/extra', { body: { type: 'file', options: { file_path: extra } } })).status, 204);
+    assert.equal((await srv.api.call('GET', 'secret/data/audited')).status, 200);
+    assert.ok(readFileSync(extra, 'utf8').includes('secret/data/audited'));
+    assert.equal((await srv.api.call('DELETE', 'sys/audit/extra')).status, 204);
+  });
+
+  const refusedRead = async (other: InProcessServer) => {
+    const read = await other.api.call('GET', 'secret/data/x');
+    assert.equal(read.status, 500);
+    assert.equal(read.text.includes(secretValue), false);
+    assert.match(read.body.errors[0], /audit/);
+    const write = await other.api.call('POST', 'secret/data/x', { body: { data: { v: 'changed' } } });
+    assert.equal(write.status, 500);
+  };
+
+  it('fail-closed: with the audit file unwritable a read is refused and returns nothing', async () => {
+    const other = await startServer();
+    try {
+      await other.api.call('POST', 'secret/data/x', { body: { data: { v: secretValue } } });
+      const file = join(other.dir, 'audit.log');
+      assert.equal((await other.api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: file } } })).status, 204);
+      assert.equal((await other.api.call('GET', 'secret/data/x')).status, 200);
+      // While sealed, the log file is replaced by a directory: it cannot be opened for writing any more.
+      await other.api.call('PUT', 'sys/seal');
+      rmSync(file);
+      mkdirSync(file);
+      for (const key of other.keys.slice(0, 2)) await other.api.call('PUT', 'sys/unseal', { body: { key } });
+      await refusedRead(other);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('fail-closed: when the only (socket) device loses its collector, requests are refused', async () => {
+    const other = await startServer();
+    const received: string[] = [];
+    const sockets: Socket[] = [];
+    const collector = createServer((s) => {
+      sockets.push(s);
+      s.on('data', (d) => received.push(d.toString()));
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const port = (collector.address() as { port: number }).port;
+    try {
+      await other.api.call('POST', 'secret/data/x', { body: { data: { v: secretValue } } });
+      const res = await other.api.call('PUT', 'sys/audit/sock', { body: { type: 'socket', options: { address: `127.0.0.1:${port}` } } });
+      assert.equal(res.status, 204, res.text);
+      assert.equal((await other.api.call('GET', 'secret/data/x')).status, 200);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(received.join('').includes('secret/data/x'));
+      assert.equal(received.join('').includes(secretValue), false);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => collector.close(r));
+      await new Promise((r) => setTimeout(r, 100));
+      await refusedRead(other);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('an audit device that cannot open or write is refused at enable time', async () => {
+    const res = await srv.api.call('PUT', 'sys/audit/bad', { body: { type: 'file', options: { file_path: '/nonexistent/dir/audit.log' } } });
+    assert.equal(res.status, 400);
+    assert.match(res.body.errors[0], /cannot enable/);
+    const full = await srv.api.call('PUT', 'sys/audit/full2', { body: { type: 'file', options: { file_path: '/dev/full' } } });
+    assert.equal(full.status, 400);
+    assert.equal((await srv.api.call('GET', 'sys/audit')).body.data['full2/'], undefined);
+    const unknown = await srv.api.call('PUT', 'sys/audit/bad', { body: { type: 'carrier-pigeon' } });
+    assert.equal(unknown.status, 400);
+  });
+});
