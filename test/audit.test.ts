@@ -19,7 +19,9 @@ describe('audit', () => {
   before(async () => {
     srv = await startServer();
     logFile = join(srv.dir, 'audit.log');
-    const res = await srv.api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: logFile } } });
+    const res = await srv.api.call('PUT', 'sys/audit/file', {
+      body: { type: 'file', options: { file_path: logFile } },
+    });
     assert.equal(res.status, 204, res.text);
   });
   after(() => srv.stop());
@@ -41,14 +43,20 @@ describe('audit', () => {
     assert.match(hash.body.data.hash, /^hmac-sha256:[0-9a-f]{64}$/);
     assert.ok(text.includes(hash.body.data.hash));
     const entries = lines.map((l) => JSON.parse(l));
-    const response = entries.find((e) => e.type === 'response' && e.request.path === 'secret/data/audited' && e.request.operation === 'read');
+    const response = entries.find(
+      (e) => e.type === 'response' && e.request.path === 'secret/data/audited' && e.request.operation === 'read',
+    );
     assert.equal(response.response.data.data.password, hash.body.data.hash);
     assert.equal(response.request.client_token.startsWith('hmac-sha256:'), true);
   });
 
   it('a refused request is on record with its error', async () => {
     await srv.api.call('GET', 'secret/data/audited', { token: 'cvs.not-a-token' });
-    const last = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).pop();
+    const last = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .pop();
     assert.equal(last.type, 'response');
     assert.match(last.error, /permission denied/);
     assert.equal(JSON.stringify(last).includes('cvs.not-a-token'), false);
@@ -68,8 +76,14 @@ describe('audit', () => {
     };
     const edit = (l: string) => l.replace(/"time":"[^"]*"/, '"time":"2000-01-01T00:00:00.000Z"');
     assert.notEqual(edit(lines[2]!), lines[2]);
-    tamper('edited', lines.map((l, i) => (i === 2 ? edit(l) : l)));
-    tamper('removed', lines.filter((_, i) => i !== 3));
+    tamper(
+      'edited',
+      lines.map((l, i) => (i === 2 ? edit(l) : l)),
+    );
+    tamper(
+      'removed',
+      lines.filter((_, i) => i !== 3),
+    );
     tamper('reordered', [lines[0]!, lines[2]!, lines[1]!, ...lines.slice(3)]);
     tamper('first removed', lines.slice(1));
   });
@@ -86,7 +100,10 @@ describe('audit', () => {
     assert.equal(list.body.data['file/'].type, 'file');
     assert.equal(list.body.data['file/'].options.file_path, logFile);
     const extra = join(srv.dir, 'extra.log');
-    assert.equal((await srv.api.call('PUT', 'sys/audit/extra', { body: { type: 'file', options: { file_path: extra } } })).status, 204);
+    assert.equal(
+      (await srv.api.call('PUT', 'sys/audit/extra', { body: { type: 'file', options: { file_path: extra } } })).status,
+      204,
+    );
     assert.equal((await srv.api.call('GET', 'secret/data/audited')).status, 200);
     assert.ok(readFileSync(extra, 'utf8').includes('secret/data/audited'));
     assert.equal((await srv.api.call('DELETE', 'sys/audit/extra')).status, 204);
@@ -106,7 +123,11 @@ describe('audit', () => {
     try {
       await other.api.call('POST', 'secret/data/x', { body: { data: { v: secretValue } } });
       const file = join(other.dir, 'audit.log');
-      assert.equal((await other.api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: file } } })).status, 204);
+      assert.equal(
+        (await other.api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: file } } }))
+          .status,
+        204,
+      );
       assert.equal((await other.api.call('GET', 'secret/data/x')).status, 200);
       // While sealed, the log file is replaced by a directory: it cannot be opened for writing any more.
       await other.api.call('PUT', 'sys/seal');
@@ -131,7 +152,9 @@ describe('audit', () => {
     const port = (collector.address() as { port: number }).port;
     try {
       await other.api.call('POST', 'secret/data/x', { body: { data: { v: secretValue } } });
-      const res = await other.api.call('PUT', 'sys/audit/sock', { body: { type: 'socket', options: { address: `127.0.0.1:${port}` } } });
+      const res = await other.api.call('PUT', 'sys/audit/sock', {
+        body: { type: 'socket', options: { address: `127.0.0.1:${port}` } },
+      });
       assert.equal(res.status, 204, res.text);
       assert.equal((await other.api.call('GET', 'secret/data/x')).status, 200);
       await new Promise((r) => setTimeout(r, 100));
@@ -147,10 +170,14 @@ describe('audit', () => {
   });
 
   it('an audit device that cannot open or write is refused at enable time', async () => {
-    const res = await srv.api.call('PUT', 'sys/audit/bad', { body: { type: 'file', options: { file_path: '/nonexistent/dir/audit.log' } } });
+    const res = await srv.api.call('PUT', 'sys/audit/bad', {
+      body: { type: 'file', options: { file_path: '/nonexistent/dir/audit.log' } },
+    });
     assert.equal(res.status, 400);
     assert.match(res.body.errors[0], /cannot enable/);
-    const full = await srv.api.call('PUT', 'sys/audit/full2', { body: { type: 'file', options: { file_path: '/dev/full' } } });
+    const full = await srv.api.call('PUT', 'sys/audit/full2', {
+      body: { type: 'file', options: { file_path: '/dev/full' } },
+    });
     assert.equal(full.status, 400);
     assert.equal((await srv.api.call('GET', 'sys/audit')).body.data['full2/'], undefined);
     const unknown = await srv.api.call('PUT', 'sys/audit/bad', { body: { type: 'carrier-pigeon' } });

@@ -30,10 +30,11 @@ describe('crash safety', () => {
       };
       const writers = Array.from({ length: 16 }, (_, w) => writer(w));
       while (acknowledged.size < 300) await new Promise((r) => setTimeout(r, 20));
+      const exited = new Promise((r) => first.child.once('exit', r));
       first.child.kill('SIGKILL');
       stop = true;
       await Promise.all(writers);
-      await new Promise((r) => first.child.once('exit', r));
+      await exited;
       assert.ok(acknowledged.size >= 300);
 
       const second = await spawnDevServer(dir, port, 'root');

@@ -42,6 +42,9 @@ describe('node-vault drives Cofre', () => {
     assert.match(policy.rules, /secret\/data\/app/);
     const created = await vault.tokenCreate({ policies: ['app-read'], ttl: '1h' });
     const childToken = created.auth.client_token as string;
+    // node-vault switches its client to a token it has just created; switch back to root.
+    assert.equal(vault.token, childToken);
+    vault.token = init.root_token;
     assert.deepEqual(created.auth.policies, ['app-read', 'default']);
     const looked = await vault.tokenLookup({ token: childToken });
     assert.equal(looked.data.ttl > 3500 && looked.data.ttl <= 3600, true);

@@ -11,7 +11,10 @@ async function lastLine(handle: FileHandle): Promise<string | undefined> {
   const length = Math.min(size, TAIL_BYTES);
   const buf = Buffer.alloc(length);
   await handle.read(buf, 0, length, size - length);
-  const lines = buf.toString('utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = buf
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines[lines.length - 1];
 }
 
@@ -32,7 +35,9 @@ export function fileSink(options: Record<string, string>) {
     },
     async write(line) {
       if (path === 'stdout') {
-        await new Promise<void>((resolve, reject) => process.stdout.write(line, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          process.stdout.write(line, (err) => (err ? reject(err) : resolve())),
+        );
         return;
       }
       if (!handle) throw new Error('audit file is not open');

@@ -21,7 +21,10 @@ export function socketSink(options: Record<string, string>) {
       const s =
         type === 'unix'
           ? createConnection({ path: address })
-          : createConnection({ host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)) });
+          : createConnection({
+              host: address.slice(0, address.lastIndexOf(':')),
+              port: Number(address.slice(address.lastIndexOf(':') + 1)),
+            });
       const timer = setTimeout(() => s.destroy(new Error(`connect to ${address} timed out`)), timeoutMs);
       s.once('connect', () => {
         clearTimeout(timer);
@@ -44,9 +47,14 @@ export function socketSink(options: Record<string, string>) {
     },
     async write(line) {
       if (type === 'udp') {
-        const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+        const [host, port] = [
+          address.slice(0, address.lastIndexOf(':')),
+          Number(address.slice(address.lastIndexOf(':') + 1)),
+        ];
         const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-        await new Promise<void>((resolve, reject) => udp.send(line, port, host, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          udp.send(line, port, host, (err) => (err ? reject(err) : resolve())),
+        );
         udp.close();
         return;
       }

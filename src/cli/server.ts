@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { createCofre, devDefaultMounts, type Cofre } from '../app.js';
+import type { Cofre } from '../app.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
 interface ServerFlags {
@@ -22,6 +22,7 @@ stored IN CLEAR on disk in the data directory. Never use dev mode for real secre
  * disk (beside the root token) so a restart unseals itself and keeps the data.
  */
 async function startDev(flags: ServerFlags): Promise<{ cofre: Cofre; rootToken: string; unsealKey: string }> {
+  const { createCofre, devDefaultMounts } = await import('../app.js');
   mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
   const keyFile = join(flags.dataDir, 'dev-unseal-key');
   const tokenFile = join(flags.dataDir, 'dev-root-token');
@@ -81,6 +82,7 @@ async function run(flags: ServerFlags): Promise<void> {
       config.listener.tlsDisable || !config.listener.tlsCertFile || !config.listener.tlsKeyFile
         ? undefined
         : { cert: readFileSync(config.listener.tlsCertFile), key: readFileSync(config.listener.tlsKeyFile) };
+    const { createCofre } = await import('../app.js');
     cofre = await createCofre({
       storage: config.storage,
       logLevel: flags.logLevel ?? config.logLevel,

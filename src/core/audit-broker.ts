@@ -91,12 +91,26 @@ export class AuditBroker {
     return this.table;
   }
 
-  async enable(path: string, type: string, description: string, options: Record<string, string>, local: boolean): Promise<void> {
+  async enable(
+    path: string,
+    type: string,
+    description: string,
+    options: Record<string, string>,
+    local: boolean,
+  ): Promise<void> {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     if (normalized === '/') throw badRequest('audit device path must not be empty');
     if (this.table.some((e) => e.path === normalized)) throw badRequest(`path already in use: ${normalized}`);
-    if (!this.factories[type]) throw badRequest(`unknown audit device type "${type}" (supported: ${Object.keys(this.factories).join(', ')})`);
-    const entry: AuditTableEntry = { path: normalized, type, description, options, local, salt: randomBytes(32).toString('base64') };
+    if (!this.factories[type])
+      throw badRequest(`unknown audit device type "${type}" (supported: ${Object.keys(this.factories).join(', ')})`);
+    const entry: AuditTableEntry = {
+      path: normalized,
+      type,
+      description,
+      options,
+      local,
+      salt: randomBytes(32).toString('base64'),
+    };
     let device: Device;
     try {
       device = await this.start(entry);

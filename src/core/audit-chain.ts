@@ -57,10 +57,18 @@ export function verifyLines(lines: string[], opts: { continued?: boolean } = {})
     }
     if (state) {
       if (chain.seq !== state.seq + 1) {
-        return { ok: false, lines: count, problem: { line: i + 1, reason: `sequence ${chain.seq} follows ${state.seq}` } };
+        return {
+          ok: false,
+          lines: count,
+          problem: { line: i + 1, reason: `sequence ${chain.seq} follows ${state.seq}` },
+        };
       }
       if (chain.prev !== state.prev) {
-        return { ok: false, lines: count, problem: { line: i + 1, reason: 'previous line was changed, removed or reordered' } };
+        return {
+          ok: false,
+          lines: count,
+          problem: { line: i + 1, reason: 'previous line was changed, removed or reordered' },
+        };
       }
     }
     state = { seq: chain.seq, prev: lineHash(line) };

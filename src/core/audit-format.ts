@@ -40,7 +40,11 @@ export function hashValues(value: unknown, hash: Hasher): unknown {
   return hash(String(value));
 }
 
-function authBlock(caller: Caller | undefined, token: string | undefined, hash: Hasher): Record<string, unknown> | undefined {
+function authBlock(
+  caller: Caller | undefined,
+  token: string | undefined,
+  hash: Hasher,
+): Record<string, unknown> | undefined {
   if (!caller) return token ? { client_token: hash(token) } : undefined;
   return {
     client_token: token ? hash(token) : '',
@@ -81,7 +85,12 @@ export function formatEntry(event: AuditEvent, hash: Hasher): Record<string, unk
       status: event.status ?? 200,
       data: hashValues(event.responseData ?? null, hash),
       auth: auth
-        ? { ...auth, client_token: hash(auth.client_token), accessor: hash(auth.accessor), metadata: hashValues(auth.metadata, hash) }
+        ? {
+            ...auth,
+            client_token: hash(auth.client_token),
+            accessor: hash(auth.accessor),
+            metadata: hashValues(auth.metadata, hash),
+          }
         : null,
     };
   }

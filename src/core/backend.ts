@@ -102,6 +102,8 @@ export interface PathRecord {
   sudo?: boolean;
   /** Served without a token (sys/init, sys/unseal, …). */
   unauthenticated?: boolean;
+  /** Any valid token may call it; the handler checks what the token may see (sys/internal/ui/mounts). */
+  anyToken?: boolean;
   /** Served while sealed. */
   whileSealed?: boolean;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */

@@ -62,7 +62,7 @@ function convert(name: string, field: Field, value: unknown): unknown {
 export function parseFields(
   fields: Record<string, Field>,
   body: Record<string, unknown>,
-  opts: { rejectUnknown: boolean; freeForm: boolean; applyDefaults: boolean },
+  opts: { rejectUnknown: boolean; freeForm: boolean; applyDefaults: boolean; requireFields?: boolean },
 ): { data: Record<string, unknown>; warnings: string[] } {
   const data: Record<string, unknown> = {};
   const unknown: string[] = [];
@@ -77,7 +77,7 @@ export function parseFields(
   }
   for (const [key, field] of Object.entries(fields)) {
     if (data[key] !== undefined) continue;
-    if (field.required) throw badRequest(`missing required field "${key}"`);
+    if (field.required && opts.requireFields !== false) throw badRequest(`missing required field "${key}"`);
     if (opts.applyDefaults && field.default !== undefined) data[key] = field.default;
   }
   const warnings: string[] = [];

@@ -98,7 +98,12 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     const fields = parseFields(
       record.fields ?? {},
       { ...(operation === 'read' || operation === 'list' || operation === 'delete' ? req.query : {}), ...req.body },
-      { rejectUnknown: record.rejectUnknownFields ?? false, freeForm: record.freeForm ?? false, applyDefaults: true },
+      {
+        rejectUnknown: record.rejectUnknownFields ?? false,
+        freeForm: record.freeForm ?? false,
+        applyDefaults: true,
+        requireFields: operation === 'update' || operation === 'patch',
+      },
     );
     const request: Request = {
       operation,
@@ -116,9 +121,16 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     request.operation = event.operation = operation;
     const handler =
       record.operations[operation] ??
-      (operation === 'create' ? record.operations.update : operation === 'update' ? record.operations.create : undefined);
+      (operation === 'create'
+        ? record.operations.update
+        : operation === 'update'
+          ? record.operations.create
+          : undefined);
     if (!handler) throw unsupportedOperation();
-    if (token) request.caller = event.caller = await authorize(core, token, path, operation, record.sudo ?? false, req.body);
+    if (token) {
+      const check = record.anyToken ? undefined : { path, operation, sudo: record.sudo ?? false, body: req.body };
+      request.caller = event.caller = await authorize(core, token, check);
+    }
     // Audit before answer: nothing runs unless the request is on record.
     if (audited) await core.audit.log(event);
     requestLogged = true;
@@ -164,14 +176,13 @@ async function authenticate(core: Core, token: string | undefined): Promise<Toke
 async function authorize(
   core: Core,
   entry: TokenEntry,
-  path: string,
-  operation: Operation,
-  needsSudo: boolean,
-  body: Record<string, unknown>,
+  check: { path: string; operation: Operation; sudo: boolean; body: Record<string, unknown> } | undefined,
 ): Promise<Caller> {
-  const acl = await core.policies.acl(entry.policies);
-  const verdict = acl.check(path, operation, body);
-  if (!verdict.allowed || (needsSudo && !verdict.sudo)) throw permissionDenied();
+  if (check) {
+    const acl = await core.policies.acl(entry.policies);
+    const verdict = acl.check(check.path, check.operation, check.body);
+    if (!verdict.allowed || (check.sudo && !verdict.sudo)) throw permissionDenied();
+  }
   return {
     tokenId: entry.hash,
     accessor: entry.accessor,

@@ -10,7 +10,7 @@ import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
 import { handleRequest, type HttpVerb } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
-// LISTTMP import { installListMethodSupport } from './list-method.js';
+import { installListMethodSupport } from './list-method.js';
 import type { Metrics } from './metrics.js';
 
 export interface HttpOptions {
@@ -131,6 +131,6 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   });
 
   await app.ready();
-  // LISTTMP installListMethodSupport(app.server);
+  installListMethodSupport(app.server);
   return app;
 }

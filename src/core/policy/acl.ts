@@ -202,6 +202,25 @@ export class ACL {
     return { allowed: true, ...base };
   }
 
+  /**
+   * Whether any rule grants something at or under `prefix` (a mount path): sys/internal/ui/mounts shows a mount
+   * only to tokens that can do something in it, as Vault's does.
+   */
+  grantsUnder(prefix: string): boolean {
+    if (this.root) return true;
+    const overlaps = (pattern: string, isPrefix: boolean): boolean =>
+      pattern.startsWith(prefix) || (isPrefix && prefix.startsWith(pattern));
+    const grants = (p: Permissions): boolean => (p.bits & BIT.deny) === 0 && p.bits !== 0;
+    for (const [path, p] of this.exact) if (overlaps(path, false) && grants(p)) return true;
+    for (const [path, p] of this.prefix) if (overlaps(path, true) && grants(p)) return true;
+    const mountSegments = prefix.split('/').filter((seg) => seg !== '');
+    return this.globRules.some(
+      (r) =>
+        grants(r.perms) &&
+        mountSegments.every((seg, i) => r.segments[i] === undefined || r.segments[i] === '+' || r.segments[i] === seg),
+    );
+  }
+
   /** What sys/capabilities(-self) reports for a path: sorted names, ["deny"] if none, ["root"] for root. */
   capabilities(path: string): string[] {
     if (this.root) return ['root'];

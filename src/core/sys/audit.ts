@@ -46,7 +46,8 @@ export function auditPaths(core: Core): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          if (typeof req.data.type !== 'string' || req.data.type === '') throw badRequest('missing required field "type"');
+          if (typeof req.data.type !== 'string' || req.data.type === '')
+            throw badRequest('missing required field "type"');
           await core.audit.enable(
             path(req),
             req.data.type,

@@ -10,6 +10,12 @@ import { sealPaths } from './seal.js';
 export function systemBackend(core: Core, storageType: string): Backend {
   return {
     type: 'system',
-    paths: [...sealPaths(core, storageType), ...mountPaths(core), ...policyPaths(core), ...capabilityPaths(core), ...auditPaths(core)],
+    paths: [
+      ...sealPaths(core, storageType),
+      ...mountPaths(core),
+      ...policyPaths(core),
+      ...capabilityPaths(core),
+      ...auditPaths(core),
+    ],
   };
 }

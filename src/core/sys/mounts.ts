@@ -1,6 +1,6 @@
 import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { badRequest } from '../errors.js';
+import { badRequest, CofreError } from '../errors.js';
 import { parseDuration } from '../fields.js';
 import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
 
@@ -167,6 +167,26 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
   ];
 }
 
+/**
+ * sys/internal/ui/mounts/PATH: which mount serves a path and its options (clients use it to tell KV v1 from v2).
+ * Any token may ask, but only about mounts it has some capability under, as in Vault.
+ */
+function uiMountPath(core: Core): PathRecord {
+  return {
+    pattern: 'internal/ui/mounts/(?<path>.+)',
+    summary: 'The mount serving a path, with its type and options.',
+    anyToken: true,
+    operations: {
+      read: async (req) => {
+        const mounted = core.mounts.match(req.params.path ?? '');
+        const acl = req.caller && (await core.policies.acl(req.caller.policies));
+        if (!mounted || !acl?.grantsUnder(mounted.prefix)) throw new CofreError(403, 'permission denied');
+        return { data: { ...describe(mounted.entry), path: mounted.prefix } };
+      },
+    },
+  };
+}
+
 export function mountPaths(core: Core): PathRecord[] {
-  return [...tablePaths(core, 'mounts', 'mounts'), ...tablePaths(core, 'auth', 'auth')];
+  return [...tablePaths(core, 'mounts', 'mounts'), ...tablePaths(core, 'auth', 'auth'), uiMountPath(core)];
 }

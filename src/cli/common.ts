@@ -1,0 +1,137 @@
+import { InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
+import { createClient } from './client.js';
+import type { VaultClient } from './client.js';
+import { resolveFormat } from './format.js';
+import { Output } from './output.js';
+
+/** Flags every API command takes (Vault's "HTTP Options"), and the output flags (Vault's "Output Options"). */
+export interface CommonFlags {
+  address?: string;
+  caCert?: string;
+  tlsSkipVerify?: boolean;
+  format?: string;
+  field?: string;
+}
+
+const HTTP = 'HTTP Options:';
+const OUTPUT = 'Output Options:';
+
+/** Commands made by `apiCommand` that still need the shared options (and whether they print output). */
+const pending = new Map<Command, boolean>();
+
+/**
+ * Adds a subcommand that talks to the server. It gets the HTTP options and (unless `output` is false) the output
+ * options when `addCommonOptions` runs, after its own options, so --help lists "Options:" first.
+ */
+export function apiCommand(parent: Command, nameAndArgs: string, description: string, output = true): Command {
+  const cmd = parent.command(nameAndArgs).description(description);
+  pending.set(cmd, output);
+  return cmd;
+}
+
+/** Adds the shared options to every command `apiCommand` made (call once the command tree is built). */
+export function addCommonOptions(): void {
+  for (const [cmd, output] of pending) {
+    cmd.addOption(
+      new Option(
+        '--address <url>',
+        'server address (env COFRE_ADDR, VAULT_ADDR; default http://127.0.0.1:8200)',
+      ).helpGroup(HTTP),
+    );
+    cmd.addOption(
+      new Option('--ca-cert <path>', 'PEM CA bundle to verify the server (env COFRE_CACERT, VAULT_CACERT)').helpGroup(
+        HTTP,
+      ),
+    );
+    cmd.addOption(
+      new Option('--tls-skip-verify', 'do not verify the server TLS certificate (insecure)').helpGroup(HTTP),
+    );
+    if (output) {
+      cmd.addOption(
+        new Option('--format <format>', 'output format: table or json (env COFRE_FORMAT, VAULT_FORMAT)').helpGroup(
+          OUTPUT,
+        ),
+      );
+      cmd.addOption(
+        new Option('--field <name>', 'print only this field, raw, without a trailing newline').helpGroup(OUTPUT),
+      );
+    }
+  }
+  pending.clear();
+}
+
+export function clientFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): VaultClient {
+  return createClient({ address: flags.address, caCert: flags.caCert, tlsSkipVerify: flags.tlsSkipVerify }, env);
+}
+
+export function outputFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): Output {
+  return new Output(resolveFormat(flags.format, env), flags.field || undefined);
+}
+
+/** Repeatable flag: `-policy=a -policy=b,c` → ["a", "b", "c"] (Vault's string-slice flags split on commas). */
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
+}
+
+/** Repeatable `k=v` flag (`-metadata`, `-options`, `-custom-metadata`) into a map. */
+export function collectMap(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${value}"`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+export function parseInteger(value: string): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`not an integer: "${value}"`);
+  return Number(value);
+}
+
+/** Seconds in a Go duration ("1h30m", "45s", "1.5h") or a bare number of seconds; undefined if invalid. */
+export function durationSeconds(value: string): number | undefined {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const units: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/y;
+  let total = 0;
+  let pos = 0;
+  if (text === '') return undefined;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (!m) return undefined;
+    total += Number(m[1]) * (units[m[2] ?? ''] ?? 0);
+    pos = re.lastIndex;
+  }
+  return total;
+}
+
+/** A duration flag: validated here, sent to the server as written (the server parses Vault durations). */
+export function parseDuration(value: string): string {
+  if (durationSeconds(value) === undefined) {
+    throw new InvalidArgumentError(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m or seconds)`);
+  }
+  return value.trim();
+}
+
+/** Parses `true/false` style values for flags Vault lets you write as `-flag=false`. */
+export function parseBool(value: string): boolean {
+  const v = value.toLowerCase();
+  if (['1', 't', 'true', 'yes'].includes(v)) return true;
+  if (['0', 'f', 'false', 'no'].includes(v)) return false;
+  throw new InvalidArgumentError(`not a boolean: "${value}"`);
+}
+
+/** Vault's sanitizePath: no leading or trailing slashes. */
+export function sanitizePath(path: string): string {
+  return path.trim().replace(/^\/+/, '').replace(/\/+$/, '');
+}
+
+export function ensureTrailingSlash(path: string): string {
+  return path === '' || path.endsWith('/') ? path : `${path}/`;
+}
