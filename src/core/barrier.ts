@@ -1,11 +1,13 @@
 import { open, seal } from './aead.js';
 import { sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
+import { ReadCache } from './read-cache.js';
 import type { Storage, StorageOp } from './storage.js';
 
 const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
+const READ_CACHE_BYTES = 32 * 1024 * 1024;
 
 /**
  * The security barrier: every entry that passes through it is AES-256-GCM encrypted under the keyring's active
@@ -14,6 +16,7 @@ const HEADER_BYTES = 5; // version byte + big-endian uint32 term
  */
 export class Barrier implements Storage {
   private keyring: Keyring | undefined;
+  private readonly cache = new ReadCache(READ_CACHE_BYTES);
 
   constructor(private readonly physical: Storage) {}
 
@@ -44,6 +47,7 @@ export class Barrier implements Storage {
 
   seal(): void {
     this.keyring = undefined;
+    this.cache.clear();
   }
 
   /** Adds a key term and makes it active; entries written before stay readable under their own term. */
@@ -60,19 +64,30 @@ export class Barrier implements Storage {
     return { term: active.term, installTime: active.installTime };
   }
 
+  /** Callers must not modify the returned bytes: they may be shared with the read cache. */
   async get(key: string): Promise<Uint8Array | undefined> {
     const keyring = this.unsealedKeyring();
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    const epoch = this.cache.epoch();
     const stored = await this.physical.get(key);
-    return stored === undefined ? undefined : decrypt(keyring, key, stored);
+    if (stored === undefined) return undefined;
+    const plain = decrypt(keyring, key, stored);
+    this.cache.fill(key, plain, epoch);
+    return plain;
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
-    await this.physical.put(key, encrypt(this.unsealedKeyring(), key, value));
+    await this.transaction([{ op: 'put', key, value }]);
   }
 
   async delete(key: string): Promise<void> {
-    this.unsealedKeyring();
-    await this.physical.delete(key);
+    await this.transaction([{ op: 'delete', key }]);
+  }
+
+  /** Drops a cached entry that another process changed (for storage shared between nodes). */
+  invalidate(key: string): void {
+    this.cache.invalidate(key);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -82,9 +97,14 @@ export class Barrier implements Storage {
 
   async transaction(ops: StorageOp[]): Promise<void> {
     const keyring = this.unsealedKeyring();
-    await this.physical.transaction(
-      ops.map((op) => (op.op === 'put' ? { ...op, value: encrypt(keyring, op.key, op.value) } : op)),
-    );
+    const encrypted = ops.map((op) => (op.op === 'put' ? { ...op, value: encrypt(keyring, op.key, op.value) } : op));
+    // Invalidate before (so no read started now fills the old value) and after (so none that started earlier does).
+    for (const op of ops) this.cache.invalidate(op.key);
+    try {
+      await this.physical.transaction(encrypted);
+    } finally {
+      for (const op of ops) this.cache.invalidate(op.key);
+    }
   }
 
   async close(): Promise<void> {

@@ -152,6 +152,7 @@ export class Core {
     this.rootKey?.fill(0);
     this.rootKey = undefined;
     this.policies.clear();
+    this.tokens.clear();
     this.resetUnsealProgress();
     void this.audit.closeAll();
   }

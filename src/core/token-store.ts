@@ -40,6 +40,7 @@ export interface NewToken {
 const TOKEN_PREFIX = 'cvs.';
 const SALT_KEY = 'salt';
 const MAX_CACHE = 100_000;
+const MAX_HASH_MEMO = 10_000;
 
 /**
  * The token store, on its own barrier view. Tokens are looked up by HMAC-SHA256(salt, token); accessors the same
@@ -49,11 +50,19 @@ const MAX_CACHE = 100_000;
 export class TokenStore {
   private salt: Buffer = Buffer.alloc(0);
   private readonly cache = new Map<string, TokenEntry>();
+  /** token → hash for recently used tokens: the HMAC is a fixed cost on every request otherwise. */
+  private readonly hashMemo = new Map<string, string>();
 
   constructor(private readonly storage: Storage) {}
 
-  async load(): Promise<void> {
+  /** Forgets every cached entry and token (on seal, and before loading). */
+  clear(): void {
     this.cache.clear();
+    this.hashMemo.clear();
+  }
+
+  async load(): Promise<void> {
+    this.clear();
     const stored = await this.storage.get(SALT_KEY);
     if (stored) this.salt = Buffer.from(stored);
     else {
@@ -64,6 +73,16 @@ export class TokenStore {
 
   hashOf(secret: string): string {
     return createHmac('sha256', this.salt).update(secret).digest('hex');
+  }
+
+  private tokenHash(token: string): string {
+    let hash = this.hashMemo.get(token);
+    if (hash === undefined) {
+      hash = this.hashOf(token);
+      if (this.hashMemo.size >= MAX_HASH_MEMO) this.hashMemo.delete(this.hashMemo.keys().next().value!);
+      this.hashMemo.set(token, hash);
+    }
+    return hash;
   }
 
   async create(spec: NewToken): Promise<{ token: string; entry: TokenEntry }> {
@@ -101,7 +120,7 @@ export class TokenStore {
   /** The live entry for a token string, or undefined for unknown, expired or used-up tokens. */
   async lookup(token: string): Promise<TokenEntry | undefined> {
     if (typeof token !== 'string' || token === '') return undefined;
-    return this.lookupByHash(this.hashOf(token));
+    return this.lookupByHash(this.tokenHash(token));
   }
 
   async lookupByHash(hash: string): Promise<TokenEntry | undefined> {

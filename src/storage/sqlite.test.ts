@@ -96,12 +96,15 @@ describe('SqliteStorage', () => {
   });
 
   it('applies a transaction all-or-nothing and a failing caller does not poison its batch', async () => {
-    const { file, s } = fresh();
-    await s.put('keep', bytes('old'));
-    // A trigger from a second connection makes one specific insert fail inside SQLite, midway through a transaction.
-    const other = new Database(file);
+    // A trigger makes one specific insert fail inside SQLite, midway through a transaction. The storage holds an
+    // exclusive lock while open, so the trigger is added before, and the storage reopened on the same file.
+    const first = fresh();
+    await first.s.put('keep', bytes('old'));
+    await first.s.close();
+    const other = new Database(first.file);
     other.exec("CREATE TRIGGER boom BEFORE INSERT ON kv WHEN NEW.key = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END");
     other.close();
+    const s = openSqliteStorage(first.file);
 
     const before = s.stats().commits;
     const bad = s.transaction([
@@ -191,6 +194,15 @@ describe('SqliteStorage', () => {
     const raw = new Database(file, { readonly: true });
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal', 'WAL is persisted in the file');
     raw.close();
+  });
+
+  it('holds the file exclusively: a second server on the same file cannot write it', async () => {
+    const { file, s } = fresh();
+    await s.put('mine', bytes('1'));
+    const other = new Database(file, { timeout: 100 });
+    assert.throws(() => other.prepare('SELECT count(*) FROM kv').get(), /locked/);
+    other.close();
+    await s.close();
   });
 
   it('close flushes pending writes, then rejects further operations', async () => {
