@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { freePort, tempDir } from './support.js';
+
+function httpsCall(url: string, ca: Buffer, method: string, path: string, body?: unknown, token?: string) {
+  return new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    const headers: Record<string, string> = token ? { 'x-vault-token': token } : {};
+    const req = request(`${url}/v1/${path}`, { method, ca, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** Production mode: `cofre server --config` with an HCL file, a TLS listener, starting sealed. */
+describe('server from a config file with TLS', () => {
+  it('serves the API over TLS from an HCL config and starts sealed', async () => {
+    const dir = tempDir('config');
+    try {
+      const key = join(dir, 'tls.key');
+      const cert = join(dir, 'tls.crt');
+      const gen = spawnSync('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ]);
+      assert.equal(gen.status, 0, `openssl is needed for this test: ${gen.stderr}`);
+      const port = await freePort();
+      const config = join(dir, 'cofre.hcl');
+      writeFileSync(
+        config,
+        `storage "sqlite" {\n  path = "${join(dir, 'data', 'cofre.db')}"\n}\n` +
+          `listener "tcp" {\n  address       = "127.0.0.1:${port}"\n  tls_cert_file = "${cert}"\n  tls_key_file  = "${key}"\n}\n` +
+          `api_addr  = "https://127.0.0.1:${port}"\nlog_level = "warn"\n`,
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      try {
+        const ca = readFileSync(cert);
+        const url = `https://127.0.0.1:${port}`;
+        let health: { status: number; body: Record<string, unknown> } | undefined;
+        for (let i = 0; i < 100 && !health; i++) {
+          health = await httpsCall(url, ca, 'GET', 'sys/health').catch(() => undefined);
+          if (!health) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(health, `server did not come up: ${out}`);
+        assert.equal(health.status, 501, 'a new production server is uninitialised');
+        const init = await httpsCall(url, ca, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+        assert.equal(init.status, 200);
+        const keys = init.body.keys as string[];
+        assert.equal((await httpsCall(url, ca, 'GET', 'sys/health')).status, 503);
+        await httpsCall(url, ca, 'PUT', 'sys/unseal', { key: keys[0] });
+        assert.equal((await httpsCall(url, ca, 'GET', 'sys/health')).status, 200);
+        // Production mode mounts nothing by default.
+        const mounts = await httpsCall(url, ca, 'GET', 'sys/mounts', undefined, init.body.root_token as string);
+        assert.equal((mounts.body.data as Record<string, unknown>)['secret/'], undefined);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a config without TLS files unless tls_disable is set, with a clear message', () => {
+    const dir = tempDir('badconfig');
+    try {
+      const config = join(dir, 'bad.hcl');
+      writeFileSync(
+        config,
+        `storage "sqlite" {\n  path = "${dir}/x.db"\n}\nlistener "tcp" {\n  address = "127.0.0.1:0"\n}\n`,
+      );
+      const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+        encoding: 'utf8',
+      });
+      assert.equal(res.status, 1);
+      assert.match(res.stderr, /tls_cert_file and tls_key_file, or tls_disable = true/);
+      writeFileSync(config, `storage "postgres" {\n}\n`);
+      const pg = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+        encoding: 'utf8',
+      });
+      assert.match(pg.stderr, /unsupported storage "postgres"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
