@@ -21,17 +21,21 @@ const VERB: Record<Operation, string> = {
   delete: 'delete',
 };
 
-/** Turns a path pattern into an OpenAPI template: named groups become {params}; optional slashes drop. */
-function template(prefix: string, pattern: string): { path: string; params: string[] } {
+/**
+ * Turns a path pattern into an OpenAPI template: named groups become {params}, optional groups are taken as
+ * present, a trailing "/?" becomes "/". Patterns that stay regular expressions after that (catch-alls that only
+ * answer 404) have no template and are left out of the document.
+ */
+function template(prefix: string, pattern: string): { path: string; params: string[] } | undefined {
   const params: string[] = [];
   const path = (prefix + pattern)
+    .replace(/\(\?:([^()]*(?:\([^()]*\)[^()]*)*)\)\?/g, '$1')
     .replace(/\(\?<(\w+)>[^)]*\)/g, (_m, name: string) => {
       params.push(name);
       return `{${name}}`;
     })
-    .replace(/\/\?$/, '/')
-    .replace(/\?/g, '');
-  return { path: `/${path}`, params };
+    .replace(/\/\?$/, '/');
+  return /[.*+?()[\]|\\^$]/.test(path) ? undefined : { path: `/${path}`, params };
 }
 
 function operationObject(
@@ -90,7 +94,9 @@ export function openApiDocument(mounts: Mounted[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const mounted of mounts) {
     for (const { record } of mounted.paths) {
-      const { path, params } = template(mounted.prefix, record.pattern);
+      const templated = template(mounted.prefix, record.pattern);
+      if (!templated) continue;
+      const { path, params } = templated;
       const item = (paths[path] ??= {});
       for (const op of Object.keys(record.operations) as Operation[]) {
         const verb = VERB[op];

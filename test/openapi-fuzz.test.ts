@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { apiClient, freePort, spawnDevServer, tempDir } from './support.js';
+
+/**
+ * Fuzzes every operation of the OpenAPI document with schemathesis (a tool we did not write): whatever it sends,
+ * the server must never answer 5xx. Sealing and revoking the fuzzer's own token are left out so the rest keeps
+ * being exercised with a valid token.
+ */
+describe('OpenAPI document under fuzzing', () => {
+  it('schemathesis finds no server error', async () => {
+    const probe = spawnSync('schemathesis', ['--version'], { encoding: 'utf8' });
+    assert.equal(probe.status, 0, 'schemathesis is needed: pip install schemathesis (.ci/run installs it)');
+    const dir = tempDir('fuzz');
+    const server = await spawnDevServer(dir, await freePort(), 'fuzz-root');
+    try {
+      const spec = await apiClient(server.url, 'fuzz-root').call('GET', 'sys/internal/specs/openapi');
+      assert.equal(spec.status, 200);
+      assert.ok(Object.keys(spec.body.paths).length > 40);
+      const file = join(dir, 'openapi.json');
+      writeFileSync(file, JSON.stringify(spec.body));
+      const run = spawnSync(
+        'schemathesis',
+        [
+          'run',
+          file,
+          '--url',
+          `${server.url}/v1`,
+          '-H',
+          'X-Vault-Token: fuzz-root',
+          '--checks',
+          'not_a_server_error',
+          '--max-examples',
+          '15',
+          '--seed',
+          '1',
+          '--exclude-path-regex',
+          '^/sys/seal$|^/auth/token/revoke-self$',
+        ],
+        { encoding: 'utf8', timeout: 300_000, env: { ...process.env, NO_COLOR: '1' } },
+      );
+      assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
+      assert.match(run.stdout, /\d+ generated, \d+ passed/);
+      assert.match(server.output(), /Root Token/);
+    } finally {
+      server.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
