@@ -40,7 +40,7 @@ describe('OpenAPI document under fuzzing', () => {
           '--exclude-path-regex',
           '^/sys/seal$|^/auth/token/revoke-self$',
         ],
-        { encoding: 'utf8', timeout: 300_000, env: { ...process.env, NO_COLOR: '1' } },
+        { encoding: 'utf8', timeout: 300_000, cwd: dir, env: { ...process.env, NO_COLOR: '1' } },
       );
       assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
       assert.match(run.stdout, /\d+ generated, \d+ passed/);
