@@ -42,6 +42,13 @@ function operationOf(req: IncomingRequest): Operation {
   }
 }
 
+/** Query parameters that are fields of the path; `list` only chooses the operation. */
+function queryFields(query: Record<string, string>): Record<string, string> {
+  if (!('list' in query)) return query;
+  const { list: _list, ...rest } = query;
+  return rest;
+}
+
 export function validateApiPath(path: string): void {
   const segments = path.split('/');
   // Also refuse percent-encoded dots: a proxy or client along the way may decode them into a traversal.
@@ -97,7 +104,10 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
     const fields = parseFields(
       record.fields ?? {},
-      { ...(operation === 'read' || operation === 'list' || operation === 'delete' ? req.query : {}), ...req.body },
+      {
+        ...(operation === 'read' || operation === 'list' || operation === 'delete' ? queryFields(req.query) : {}),
+        ...req.body,
+      },
       {
         rejectUnknown: record.rejectUnknownFields ?? false,
         freeForm: record.freeForm ?? false,

@@ -43,9 +43,7 @@ describe('openApiDocument', () => {
       ['path'],
     );
     assert.ok(paths['/secret/config']!.post!.requestBody);
-    const ids = Object.values(paths).flatMap((item) =>
-      Object.values(item).map((op) => (op as { operationId: string }).operationId),
-    );
+    const ids = Object.values(paths).flatMap((item) => Object.values(item).map((op) => op.operationId));
     assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
   });
 });
