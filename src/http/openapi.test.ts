@@ -30,7 +30,7 @@ describe('openApiDocument', () => {
     ]);
     const paths = doc.paths as Record<
       string,
-      Record<string, { parameters: { name: string }[]; requestBody?: unknown }>
+      Record<string, { parameters: { name: string }[]; requestBody?: unknown; operationId: string }>
     >;
     assert.deepEqual(Object.keys(paths).sort(), [
       '/secret/config',
