@@ -1,10 +1,12 @@
 import type { BackendFactory } from '../core/backend.js';
 import type { Core } from '../core/core.js';
+import { kubernetesBackend } from './kubernetes/index.js';
 import { tokenBackend } from './token/index.js';
 
 /** Auth methods by type. Adding one is its folder plus one line here. */
 export function authMethods(getCore: () => Core): Record<string, BackendFactory> {
   return {
     token: tokenBackend(getCore),
+    kubernetes: kubernetesBackend(getCore),
   };
 }

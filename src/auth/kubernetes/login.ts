@@ -1,0 +1,102 @@
+import type { PathRecord } from '../../core/backend.js';
+import type { Core } from '../../core/core.js';
+import { badRequest, CofreError, permissionDenied } from '../../core/errors.js';
+import { authView } from '../token/lookup.js';
+import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../token/create.js';
+import { effectiveReviewer, readConfig } from './config.js';
+import { readRole, type KubeRole } from './role.js';
+import { reviewToken, ReviewUnavailable } from './token-review.js';
+
+/** "*" matches anything; other "*" are globs ("team-*"), as Vault allows in bound names and namespaces. */
+export function boundMatches(patterns: string[], value: string): boolean {
+  return patterns.some((p) => {
+    if (!p.includes('*')) return p === value;
+    const re = new RegExp(
+      `^${p
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
+    return re.test(value);
+  });
+}
+
+function tokenPolicies(role: KubeRole): string[] {
+  const policies = [...role.token_policies];
+  if (!role.token_no_default_policy && !policies.includes('default')) policies.push('default');
+  return policies;
+}
+
+/**
+ * auth/kubernetes/login: a pod proves who it is with its service-account JWT. The TokenReview API decides whether
+ * the JWT is live; the role decides which service accounts and namespaces it binds and which policies they get.
+ */
+export function loginPath(getCore: () => Core, mountPoint: string): PathRecord {
+  return {
+    pattern: 'login',
+    summary: 'Logs in with a Kubernetes service-account token and a role.',
+    unauthenticated: true,
+    fields: {
+      role: { type: 'string', description: 'The role to log in with.', required: true },
+      jwt: { type: 'string', description: 'The service-account token (a JWT) of the caller.', required: true },
+    },
+    operations: {
+      update: async (req) => {
+        const roleName = req.data.role as string;
+        const jwt = req.data.jwt as string;
+        if (jwt.split('.').length !== 3) throw badRequest('"jwt" is not a JWT');
+        const config = await readConfig(req.storage);
+        if (!config) throw badRequest('the Kubernetes auth method is not configured: write its config first');
+        const role = await readRole(req.storage, roleName);
+        if (!role) throw badRequest(`invalid role name "${roleName}"`);
+        const reviewer = effectiveReviewer(config, jwt);
+        let identity;
+        try {
+          identity = await reviewToken(
+            { host: config.kubernetes_host, caCert: reviewer.caCert, reviewerJwt: reviewer.reviewerJwt },
+            jwt,
+            role.audience ? [role.audience] : [],
+          );
+        } catch (err) {
+          if (!(err instanceof ReviewUnavailable)) throw err;
+          // Without a reviewer JWT the caller's own token makes the call: its refusal is the caller's failure.
+          if (reviewer.reviewerJwt === jwt && /answered 40[13]/.test(err.message)) throw permissionDenied();
+          throw new CofreError(502, err.message);
+        }
+        if (!identity) throw permissionDenied('permission denied: the service-account token is not valid');
+        if (role.audience && !identity.audiences.includes(role.audience)) {
+          throw permissionDenied('permission denied: the token is not for this audience');
+        }
+        if (!boundMatches(role.bound_service_account_namespaces, identity.namespace)) {
+          throw permissionDenied(`permission denied: namespace not authorized by role "${roleName}"`);
+        }
+        if (!boundMatches(role.bound_service_account_names, identity.serviceAccountName)) {
+          throw permissionDenied(`permission denied: service account name not authorized by role "${roleName}"`);
+        }
+        const core = getCore();
+        const mount = core.mounts.get('auth', mountPoint.replace(/^auth\//, ''))?.entry.config;
+        const maxTtl = role.token_max_ttl || mount?.max_lease_ttl || SYSTEM_MAX_TTL;
+        const ttl = Math.min(role.token_ttl || mount?.default_lease_ttl || SYSTEM_DEFAULT_TTL, maxTtl);
+        const { token, entry } = await core.tokens.create({
+          policies: tokenPolicies(role),
+          meta: {
+            role: roleName,
+            service_account_name: identity.serviceAccountName,
+            service_account_namespace: identity.namespace,
+            service_account_uid: identity.uid,
+            service_account_secret_name: '',
+          },
+          displayName: `kubernetes-${identity.namespace}-${identity.serviceAccountName}`,
+          numUses: role.token_num_uses,
+          ttl,
+          explicitMaxTtl: role.token_max_ttl,
+          period: role.token_period,
+          renewable: true,
+          parentHash: '',
+          path: `${mountPoint}login`,
+        });
+        return { auth: authView(entry, token) };
+      },
+    },
+  };
+}
