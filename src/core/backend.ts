@@ -49,6 +49,24 @@ export interface Request {
   caller: Caller | undefined;
   mountPoint: string;
   requestId: string;
+  /** Aborted when the client goes away (streaming responses stop on it). */
+  signal?: AbortSignal;
+}
+
+/** What a change at a path means for the change stream, relative to the mount. */
+export interface ChangeScope {
+  /** The logical path subscribers know the thing by (KV v2: without data/, metadata/, …). */
+  path: string;
+  /** The path whose read capability lets a subscriber see the change. */
+  aclPath: string;
+  kind?: 'write' | 'delete';
+}
+
+/** One server-sent event. */
+export interface StreamFrame {
+  id?: string;
+  event: string;
+  data: string;
 }
 
 export interface LeaseInfo {
@@ -83,6 +101,8 @@ export interface Response {
   contentType?: string;
   /** Vault's legacy shape for some sys paths: data's keys are also copied to the top level of the body. */
   mergeDataToTop?: boolean;
+  /** A server-sent-events stream instead of a JSON body (sys/cofre/events). */
+  stream?: AsyncIterable<StreamFrame>;
 }
 
 export type Handler = (req: Request) => Promise<Response | undefined>;
@@ -106,6 +126,11 @@ export interface PathRecord {
   anyToken?: boolean;
   /** Served while sealed. */
   whileSealed?: boolean;
+  /**
+   * How a successful change through this path appears on the change stream; undefined means "not a change".
+   * Without it, a change is reported at the request path.
+   */
+  changeScope?: (req: Request) => ChangeScope | undefined;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
   summary: string;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AuditBroker, type AuditSinkFactory } from './audit-broker.js';
+import { ChangeLog } from './change-log.js';
 import { TokenStore } from './token-store.js';
 import type { BackendFactory } from './backend.js';
 import { Barrier } from './barrier.js';
@@ -51,6 +52,7 @@ export class Core {
   readonly tokens: TokenStore;
   readonly policies: PolicyStore;
   readonly audit: AuditBroker;
+  readonly changes: ChangeLog;
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -62,6 +64,7 @@ export class Core {
     this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'));
     this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));
     this.audit = new AuditBroker(this.barrier, opts.auditDevices);
+    this.changes = new ChangeLog(new StorageView(this.barrier, 'sys/events/'));
   }
 
   get sealed(): boolean {
@@ -186,6 +189,7 @@ export class Core {
     const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
     await this.mounts.load({ mounts: this.opts.defaultMounts ?? [], auth: [tokenMount] });
     await this.audit.load();
+    await this.changes.load();
     this.opts.onUnsealed?.(this);
   }
 }

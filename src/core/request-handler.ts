@@ -1,7 +1,7 @@
 import type { TokenEntry } from './token-store.js';
 import { AuditFailure } from './audit-broker.js';
 import type { AuditEvent } from './audit-format.js';
-import type { Caller, Operation, Request, Response } from './backend.js';
+import type { Caller, Operation, PathRecord, Request, Response } from './backend.js';
 import type { Core } from './core.js';
 import { badRequest, CofreError, notFound, permissionDenied, sealedError, unsupportedOperation } from './errors.js';
 import { parseFields } from './fields.js';
@@ -17,6 +17,7 @@ export interface IncomingRequest {
   token: string | undefined;
   requestId: string;
   remoteAddress?: string;
+  signal?: AbortSignal;
 }
 
 export interface HandledRequest {
@@ -126,6 +127,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       caller: undefined,
       mountPoint: mounted.prefix,
       requestId: req.requestId,
+      ...(req.signal ? { signal: req.signal } : {}),
     };
     if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
     request.operation = event.operation = operation;
@@ -152,6 +154,9 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
     if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
+    if (CHANGES.has(operation) && mounted.table === 'mounts' && mounted.entry.type !== 'system') {
+      await reportChange(core, mounted.prefix, path, record, request, response);
+    }
     if (audited) {
       const raw = response?.rawBody;
       await core.audit.log({
@@ -174,6 +179,29 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     }
     throw err;
   }
+}
+
+const CHANGES = new Set<Operation>(['create', 'update', 'patch', 'delete']);
+
+/** Puts a successful change of a secrets engine on the change stream (never its value). */
+async function reportChange(
+  core: Core,
+  prefix: string,
+  requestPath: string,
+  record: PathRecord,
+  request: Request,
+  response: Response | undefined,
+): Promise<void> {
+  const scope = record.changeScope ? record.changeScope(request) : { path: request.path, aclPath: request.path };
+  if (!scope) return;
+  const version = response?.data?.version;
+  await core.changes.append({
+    kind: scope.kind ?? (request.operation === 'delete' ? 'delete' : 'write'),
+    path: prefix + scope.path,
+    aclPath: prefix + scope.aclPath,
+    requestPath,
+    ...(typeof version === 'number' ? { version } : {}),
+  });
 }
 
 async function authenticate(core: Core, token: string | undefined): Promise<TokenEntry> {

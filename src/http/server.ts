@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import type { StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
 import { handleRequest, type HttpVerb } from '../core/request-handler.js';
@@ -54,16 +55,24 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
   }
   const path = (req.params as { '*': string })['*'];
+  const query = flatQuery(req.query);
+  // Server-sent-event clients resume by sending the last id they saw.
+  const lastEventId = req.headers['last-event-id'];
+  if (typeof lastEventId === 'string' && query.index === undefined) query.index = lastEventId;
+  const abort = new AbortController();
+  reply.raw.on('close', () => abort.abort());
   const handled = await handleRequest(core, {
     verb,
     path,
-    query: flatQuery(req.query),
+    query,
     body: verb === 'GET' || verb === 'DELETE' ? {} : bodyObject(req),
     token: tokenOf(req),
     requestId: req.id,
     remoteAddress: req.ip,
+    signal: abort.signal,
   });
   const response = handled.response;
+  if (response?.stream) return streamEvents(reply, response.stream, abort);
   if (response?.rawBody !== undefined) {
     return reply
       .code(response.status ?? 200)
@@ -74,6 +83,30 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     return reply.code(response?.status ?? 204).send();
   }
   return reply.code(response.status ?? 200).send(envelope(response, req.id, handled.mountType));
+}
+
+const HEARTBEAT_MS = 15_000;
+
+/** Writes server-sent events until the stream ends or the client leaves; a comment line keeps proxies open. */
+async function streamEvents(
+  reply: FastifyReply,
+  stream: AsyncIterable<StreamFrame>,
+  abort: AbortController,
+): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.flushHeaders();
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  try {
+    for await (const frame of stream) {
+      if (abort.signal.aborted) break;
+      res.write(`${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.event}\ndata: ${frame.data}\n\n`);
+    }
+  } finally {
+    clearInterval(heartbeat);
+    res.end();
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Backend } from '../backend.js';
 import type { Core } from '../core.js';
 import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
+import { eventPaths } from './events.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
 import { sealPaths } from './seal.js';
@@ -16,6 +17,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...policyPaths(core),
       ...capabilityPaths(core),
       ...auditPaths(core),
+      ...eventPaths(core),
     ],
   };
 }

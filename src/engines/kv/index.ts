@@ -22,14 +22,30 @@ export const kvFactory: BackendFactory = (ctx) => {
   throw badRequest(`invalid KV version "${version}": expected 1 or 2`);
 };
 
+/**
+ * On the change stream a KV v2 secret is one thing, `MOUNT/PATH`, whichever sub-API changed it; subscribers may
+ * see it if they may read `MOUNT/data/PATH`. Config changes are not secret changes.
+ */
+function changes(kind: 'write' | 'delete' | undefined, records: PathRecord[]): PathRecord[] {
+  return records.map((record) => ({
+    ...record,
+    changeScope: (req) => {
+      const path = req.params.path;
+      if (!path) return undefined;
+      const deleting = kind ?? (req.operation === 'delete' ? 'delete' : 'write');
+      return { path, aclPath: `data/${path}`, kind: deleting };
+    },
+  }));
+}
+
 export function v2Paths(state: KvState): PathRecord[] {
   return [
-    ...configPaths(state),
-    ...dataPaths(state),
-    ...metadataPaths(state),
-    ...deletePaths(state),
-    ...undeletePaths(state),
-    ...destroyPaths(state),
+    ...configPaths(state).map((record) => ({ ...record, changeScope: () => undefined })),
+    ...changes(undefined, dataPaths(state)),
+    ...changes(undefined, metadataPaths(state)),
+    ...changes('delete', deletePaths(state)),
+    ...changes('write', undeletePaths(state)),
+    ...changes('delete', destroyPaths(state)),
     ...subkeysPaths(state),
     // Last, so every real route is tried first: Vault answers any other path with 404 and a hint.
     invalidPath,

@@ -1,0 +1,50 @@
+import type { PathRecord, StreamFrame } from '../backend.js';
+import type { ChangeEvent } from '../change-log.js';
+import type { Core } from '../core.js';
+import { badRequest } from '../errors.js';
+
+/**
+ * sys/cofre/events: the change stream as server-sent events. Any valid token may subscribe; each event is sent
+ * only if the token (as it is now: revocations and policy changes apply at once) may read the event's path.
+ * Resume with ?index=N or the Last-Event-ID header: events after N are replayed first.
+ */
+export function eventPaths(core: Core): PathRecord[] {
+  return [
+    {
+      pattern: 'cofre/events',
+      summary: 'Streams changes (path, kind, version, index; never values) as server-sent events.',
+      anyToken: true,
+      fields: { index: { type: 'int', description: 'Resume after this index (default: only new events).' } },
+      operations: {
+        read: async (req) => {
+          const caller = req.caller!;
+          const from = (req.data.index as number | undefined) ?? core.changes.lastIndex;
+          if (from < 0) throw badRequest('"index" must not be negative');
+          const signal = req.signal ?? new AbortController().signal;
+          async function* frames(): AsyncGenerator<StreamFrame> {
+            yield { event: 'hello', data: JSON.stringify({ index: core.changes.lastIndex }) };
+            for await (const delivery of core.changes.subscribe(from, signal)) {
+              if (delivery.type === 'reset') {
+                yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
+                continue;
+              }
+              const token = await core.tokens.lookupByHash(caller.tokenId);
+              if (!token) {
+                yield { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
+                return;
+              }
+              const acl = await core.policies.acl(token.policies);
+              if (acl.check(delivery.event.aclPath, 'read').allowed) yield frameOf(delivery.event);
+            }
+          }
+          return { stream: frames() };
+        },
+      },
+    },
+  ];
+}
+
+function frameOf(event: ChangeEvent): StreamFrame {
+  const { aclPath: _acl, ...visible } = event;
+  return { id: String(event.index), event: 'change', data: JSON.stringify(visible) };
+}
