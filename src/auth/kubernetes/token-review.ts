@@ -1,4 +1,3 @@
-
 export interface ReviewTarget {
   host: string;
   caCert: string | undefined;
