@@ -73,7 +73,11 @@ export interface Secret {
   [key: string]: unknown;
 }
 
-/** A non-2xx answer, with the server's `errors` list. Exit code 1. */
+/**
+ * A non-2xx answer, with the server's `errors` list. Exit code 1. `secret` is the body when it carried data or
+ * warnings (e.g. a write to a KV v2 mount without data/ is a 404 with a warning): Vault's client returns it along
+ * with the error, and the CLI prints its warnings after the error.
+ */
 export class ApiError extends CliError {
   constructor(
     what: string,
@@ -81,10 +85,12 @@ export class ApiError extends CliError {
     readonly url: string,
     readonly status: number,
     readonly errors: string[],
-    raw: string,
+    /** The body when it was not JSON (Vault then prints it as the "Raw Message"). */
+    raw: string | undefined,
+    readonly secret?: Secret,
   ) {
-    const detail =
-      errors.length > 0 ? `Errors:\n\n${errors.map((e) => `* ${e}`).join('\n')}` : `Raw Message:\n\n${raw.trim()}`;
+    const list = errors.map((e) => `\n* ${e}`).join('');
+    const detail = raw === undefined ? `Errors:${list && `\n${list}`}` : `Raw Message:\n\n${raw.trim()}`;
     super(`${what}: Error making API request.\n\nURL: ${method} ${url}\nCode: ${status}. ${detail}`, 1);
     this.name = 'ApiError';
   }
@@ -96,8 +102,11 @@ export interface RequestOptions {
   /** Describes the operation in error messages, e.g. "reading secret/foo". */
   what?: string;
   contentType?: string;
-  /** How to treat a 404: "null" answers null (reads), "data" answers null unless the body has data (writes). */
-  notFound?: 'null' | 'data' | 'error';
+  /**
+   * How to treat a 404: "null" answers null, or the body when it has data or warnings (reads, as Vault's client:
+   * a deleted KV v2 version is a 404 with its metadata); "error" (the default) throws an ApiError, as for writes.
+   */
+  notFound?: 'null' | 'error';
   /** Overrides the configured token (null sends none). */
   token?: string | null;
 }
@@ -161,16 +170,16 @@ export class VaultClient {
         if (res.status < 400) throw new CliError(`${what}: invalid JSON in the response from ${url}`, 1);
       }
     }
-    if (res.status === 404 && opts.notFound && opts.notFound !== 'error') {
-      const secret = parsed as Secret | null;
-      const hasData =
-        secret !== null && typeof secret === 'object' && (hasEntries(secret.data) || hasEntries(secret.warnings));
-      if (opts.notFound === 'null' || hasData) return hasData ? parsed : null;
-    }
+    const secret = parsed as Secret | null;
+    const hasData =
+      secret !== null && typeof secret === 'object' && (hasEntries(secret.data) || hasEntries(secret.warnings));
+    if (res.status === 404 && opts.notFound === 'null') return hasData ? parsed : null;
     if (res.status >= 400) {
+      // A write answered 404 with warnings did nothing: an error, as in Vault (whose client returns the body too).
       const errors = (parsed as { errors?: unknown } | null)?.errors;
       const list = Array.isArray(errors) ? errors.map(String) : [];
-      throw new ApiError(what, method, url, res.status, list, res.text);
+      const raw = secret !== null && typeof secret === 'object' ? undefined : res.text;
+      throw new ApiError(what, method, url, res.status, list, raw, hasData ? (secret ?? undefined) : undefined);
     }
     return parsed;
   }
@@ -198,7 +207,6 @@ export class VaultClient {
     return this.request(method, path, {
       body: body ?? {},
       what: `writing ${path}`,
-      notFound: 'data',
     }) as Promise<Secret | null>;
   }
 
@@ -207,7 +215,6 @@ export class VaultClient {
     return this.request('PATCH', path, {
       body,
       what: `patching ${path}`,
-      notFound: 'data',
       contentType: 'application/merge-patch+json',
     }) as Promise<Secret | null>;
   }
@@ -216,7 +223,6 @@ export class VaultClient {
     return this.request('DELETE', path, {
       query,
       what: `deleting ${path}`,
-      notFound: 'data',
     }) as Promise<Secret | null>;
   }
 }

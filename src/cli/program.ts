@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { normaliseArgv } from './argv.js';
+import { ApiError } from './client.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGenericCommands } from './commands/generic.js';
 import { registerKvCommands } from './commands/kv.js';
@@ -12,6 +13,7 @@ import { registerStatusCommand } from './commands/status.js';
 import { registerTokenCommands } from './commands/token.js';
 import { addCommonOptions } from './common.js';
 import { CliError } from './errors.js';
+import { warningsText } from './format.js';
 import { stdio } from './output.js';
 
 export interface ErrorStream {
@@ -69,6 +71,7 @@ export function reportError(err: unknown, stderr: ErrorStream = stdio.stderr): n
   }
   if (err instanceof CliError) {
     if (err.message) stderr.write(err.plain ? `${err.message}\n` : `Error: ${err.message}\n`);
+    if (err instanceof ApiError) stderr.write(warningsText(err.secret?.warnings));
     return err.exitCode;
   }
   stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);

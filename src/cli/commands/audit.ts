@@ -4,6 +4,7 @@ import { verifyLines } from '../../core/audit-chain.js';
 import { apiCommand, clientFrom, outputFrom, sanitizePath } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { CliError, silentExit, usageError } from '../errors.js';
+import { columns } from '../format.js';
 import { stdio } from '../output.js';
 
 interface EnableFlags extends CommonFlags {
@@ -50,18 +51,24 @@ export function registerAuditCommands(program: Command): void {
     },
   );
 
-  apiCommand(audit, 'list', 'List the enabled audit devices').action(async (flags: CommonFlags) => {
-    const secret = await clientFrom(flags).read('sys/audit');
-    const data = (secret?.data ?? {}) as Record<string, { type: string; description: string; options: unknown }>;
-    if (Object.keys(data).length === 0) {
-      stdio.stdout.write('No audit devices are enabled.\n');
-      return;
-    }
-    outputFrom(flags).rows(
-      Object.entries(data).map(([p, d]) => [p, `${d.type}    ${d.description || 'n/a'}`]),
-      data,
-    );
-  });
+  apiCommand(audit, 'list', 'List the enabled audit devices (exit code 2 when there are none)').action(
+    async (flags: CommonFlags) => {
+      const output = outputFrom(flags);
+      const secret = await clientFrom(flags).read('sys/audit');
+      const data = (secret?.data ?? {}) as Record<string, { type?: string; description?: string }>;
+      if (output.field) return output.printField(data[output.field]);
+      if (output.json) return output.printJson(data);
+      // As Vault: a `Path  Type  Description` table, or a notice and exit code 2 when no device is enabled.
+      const paths = Object.keys(data).sort();
+      if (paths.length === 0) {
+        output.out('No audit devices are enabled.');
+        throw silentExit(2);
+      }
+      const head = ['Path', 'Type', 'Description'];
+      const rows = paths.map((p) => [p, data[p]?.type ?? '', data[p]?.description ?? '']);
+      output.out(columns([head, head.map((h) => '-'.repeat(h.length)), ...rows]));
+    },
+  );
 
   audit
     .command('verify <file>')

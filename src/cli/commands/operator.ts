@@ -135,7 +135,7 @@ export function registerOperatorCommands(program: Command): void {
       const output = outputFrom(flags);
       await client.request('PUT', 'sys/rotate', { what: 'rotating key' });
       const res = await client.request('GET', 'sys/key-status', { what: 'reading key status' });
-      output.success('Success! Rotated key\n');
+      output.success('Success! Rotated key\n\n'); // a blank line before the key status, as Vault
       printKeyStatus(output, unwrap<KeyStatus>(res));
     },
   );
