@@ -28,6 +28,8 @@ describe('token store over HTTP', () => {
     const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token });
     assert.equal(self.status, 200);
     assert.equal(self.body.data.accessor, t.accessor);
+    assert.equal(self.body.data.id, t.client_token, 'lookup-self shows the token to its holder, as Vault');
+    assert.match(t.accessor, /^[0-9a-f]+$/);
     const byAccessor = await srv.api.call('POST', 'auth/token/lookup-accessor', { body: { accessor: t.accessor } });
     assert.equal(byAccessor.body.data.id, '', 'lookup by accessor never reveals the token');
     const renewed = await srv.api.call('POST', 'auth/token/renew-self', {

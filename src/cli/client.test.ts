@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startServer, tempDir } from '../../test/support.js';
+import type { InProcessServer } from '../../test/support.js';
 import { ApiError, apiUrl, resolveAddress, resolveCaCert, resolveConfig, resolveToken, VaultClient } from './client.js';
+import type { Secret } from './client.js';
+import { createCofre } from '../app.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-client-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,96 +50,183 @@ describe('configuration precedence', () => {
   });
 });
 
-interface Seen {
-  method: string;
-  url: string;
-  token: string | undefined;
-  contentType: string | undefined;
-  body: string;
-}
+describe('ApiError', () => {
+  it('formats every server error, or the raw body when it was not JSON; exit code 1', () => {
+    const url = 'http://h:1/v1/secret/x';
+    const listed = new ApiError('writing secret/x', 'PUT', url, 403, ['permission denied', 'second'], undefined);
+    assert.equal(listed.exitCode, 1);
+    assert.match(listed.message, /^writing secret\/x: .*\n\nURL: PUT http:\/\/h:1\/v1\/secret\/x\n/);
+    assert.match(listed.message, /Code: 403\. Errors:\n\n\* permission denied\n\* second$/);
+    const raw = new ApiError('reading x', 'GET', url, 502, [], '<html>bad gateway</html>\n');
+    assert.match(raw.message, /Code: 502\. Raw Message:\n\n<html>bad gateway<\/html>$/);
+  });
+});
 
-describe('VaultClient against a fake server', () => {
-  let server: Server;
-  let address = '';
-  const seen: Seen[] = [];
-  let respond: (req: IncomingMessage, res: ServerResponse, body: string) => void = () => {};
+/**
+ * The client against a real Cofre server (test/support.ts: real SQLite file, real HTTP listener, initialised and
+ * unsealed through the API). What the client sent is proven by what the server did with it, read back through
+ * the API.
+ */
+describe('VaultClient against a real server', () => {
+  let srv: InProcessServer;
+  let client: VaultClient;
 
   before(async () => {
-    server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        seen.push({
-          method: req.method ?? '',
-          url: req.url ?? '',
-          token: req.headers['x-vault-token'] as string | undefined,
-          contentType: req.headers['content-type'],
-          body,
-        });
-        respond(req, res, body);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    srv = await startServer();
+    client = new VaultClient({ address: srv.url, token: srv.rootToken });
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => srv?.stop());
 
-  const json = (res: ServerResponse, status: number, body: unknown): void => {
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  };
+  /** The ApiError `promise` rejects with, checked for its status and errors. */
+  async function apiError(promise: Promise<unknown>, status: number, errors: RegExp): Promise<ApiError> {
+    let caught: unknown;
+    await promise.catch((e: unknown) => (caught = e));
+    assert.ok(caught instanceof ApiError, `expected an ApiError, got ${String(caught)}`);
+    assert.equal(caught.status, status, caught.message);
+    assert.equal(caught.exitCode, 1);
+    assert.match(caught.errors.join('\n'), errors);
+    assert.ok(caught.message.includes(`\nCode: ${status}. Errors:`), caught.message);
+    for (const e of caught.errors) assert.ok(caught.message.includes(`\n* ${e}`), caught.message);
+    return caught;
+  }
 
-  it('sends the token header and JSON bodies', async () => {
-    seen.length = 0;
-    respond = (_req, res) => json(res, 200, { data: { ok: true } });
-    const client = new VaultClient({ address, token: 's.tok' });
-    const secret = await client.write('secret/data/x', { data: { a: 1 } });
-    assert.deepEqual(secret?.data, { ok: true });
-    assert.equal(seen[0]?.method, 'PUT');
-    assert.equal(seen[0]?.url, '/v1/secret/data/x');
-    assert.equal(seen[0]?.token, 's.tok');
-    assert.equal(seen[0]?.contentType, 'application/json');
-    assert.deepEqual(JSON.parse(seen[0]?.body ?? ''), { data: { a: 1 } });
+  it('sends JSON bodies with the token in X-Vault-Token', async () => {
+    const written = await client.write('secret/data/json', { data: { a: 1, nested: { b: [true, null] } } });
+    assert.equal(written?.data?.version, 1);
+    const back = await srv.api.call('GET', 'secret/data/json');
+    assert.equal(back.status, 200, back.text);
+    assert.deepEqual(back.body.data.data, { a: 1, nested: { b: [true, null] } });
   });
 
-  it('parses {"errors": [...]} into an ApiError (exit code 1)', async () => {
-    respond = (_req, res) => json(res, 403, { errors: ['permission denied', 'second'] });
-    const client = new VaultClient({ address, token: 't' });
-    await assert.rejects(client.write('secret/x', {}), (e: unknown) => {
-      assert.ok(e instanceof ApiError);
-      assert.equal(e.status, 403);
-      assert.deepEqual(e.errors, ['permission denied', 'second']);
-      assert.equal(e.exitCode, 1);
-      assert.match(e.message, /Code: 403\. Errors:\n\n\* permission denied\n\* second/);
-      return true;
-    });
+  it('a refused token is a 403 ApiError; no token at all (token: null) too', async () => {
+    const bad = new VaultClient({ address: srv.url, token: 'not-a-token' });
+    const err = await apiError(bad.read('secret/data/json'), 403, /^permission denied: invalid or expired token$/);
+    assert.equal(err.method, 'GET');
+    assert.equal(err.url, `${srv.url}/v1/secret/data/json`);
+    assert.match(err.message, /^reading secret\/data\/json: Error making API request\./);
+    await apiError(
+      client.request('GET', 'secret/data/json', { token: null }),
+      403,
+      /^permission denied: missing client token$/,
+    );
+    // A per-request token replaces the configured one.
+    const ok = await bad.request('GET', 'secret/data/json', { token: srv.rootToken });
+    assert.deepEqual((ok as Secret).data?.data, { a: 1, nested: { b: [true, null] } });
   });
 
-  it('answers null for a 404 read, and the body when a 404 carries data', async () => {
-    const client = new VaultClient({ address });
-    respond = (_req, res) => json(res, 404, { errors: [] });
-    assert.equal(await client.read('secret/none'), null);
-    respond = (_req, res) => json(res, 404, { data: { metadata: { version: 2 } } });
-    assert.deepEqual((await client.read('secret/deleted'))?.data, { metadata: { version: 2 } });
-    respond = (_req, res) => json(res, 404, { errors: ['no handler for route'] });
-    await assert.rejects(client.write('nowhere', { a: 1 }), ApiError);
+  it('answers null for a missing secret, and the body when a 404 carries data (a deleted version)', async () => {
+    assert.equal(await client.read('secret/data/none'), null);
+    await client.write('secret/data/gone', { data: { x: 'y' } });
+    assert.equal(await client.delete('secret/data/gone'), null, 'a 204 answers null');
+    const deleted = await client.read('secret/data/gone');
+    assert.equal(deleted?.data?.data, null);
+    assert.equal((deleted?.data?.metadata as { version: number }).version, 1);
+    assert.notEqual((deleted?.data?.metadata as { deletion_time: string }).deletion_time, '');
   });
 
-  it('lists with LIST, falling back to GET ?list=true when the method is refused', async () => {
-    seen.length = 0;
-    respond = (req, res) => json(res, 200, { data: { keys: ['a', 'b/'] }, echo: req.url });
-    const client = new VaultClient({ address });
-    const secret = await client.list('secret/metadata/');
-    assert.deepEqual(secret?.data?.keys, ['a', 'b/']);
-    // Node's HTTP parser rejects the LIST method outright, so the fake server only sees the fallback.
-    assert.equal(seen.at(-1)?.method, 'GET');
-    assert.equal(seen.at(-1)?.url, '/v1/secret/metadata/?list=true');
+  it('a write answered 404 is an ApiError, with the body when it carried warnings', async () => {
+    await apiError(client.write('nowhere/x', { a: 1 }), 404, /^no handler for route "nowhere\/x"/);
+    const err = await apiError(client.write('secret/plain', { a: 1 }), 404, /^$/);
+    assert.match(err.secret?.warnings?.[0] ?? '', /Invalid path for a versioned K\/V secrets engine/);
+  });
+
+  it('bad input is a 400 ApiError', async () => {
+    await apiError(client.write('secret/data/empty', { nodata: 1 }), 400, /^no data provided$/);
+    await apiError(client.write('sys/mounts/bad', { type: 'no-such-engine' }), 400, /no-such-engine/);
+    assert.equal((await srv.api.call('GET', 'secret/data/empty')).status, 404, 'nothing was written');
+  });
+
+  it('a 204 answers null', async () => {
+    assert.equal(await client.write('sys/mounts/kv1', { type: 'kv' }), null);
+    const mounts = await srv.api.call('GET', 'sys/mounts');
+    assert.equal(mounts.body.data['kv1/'].type, 'kv');
+  });
+
+  it('sends query parameters', async () => {
+    await client.write('secret/data/versions', { data: { v: 'one' } });
+    await client.write('secret/data/versions', { data: { v: 'two' } });
+    assert.deepEqual((await client.read('secret/data/versions'))?.data?.data, { v: 'two' });
+    assert.deepEqual((await client.read('secret/data/versions', { version: '1' }))?.data?.data, { v: 'one' });
+  });
+
+  it('escapes path segments', async () => {
+    await client.write('secret/data/dir/a b?c', { data: { k: 'v' } });
+    assert.deepEqual((await client.read('secret/data/dir/a b?c'))?.data?.data, { k: 'v' });
+    assert.deepEqual((await client.list('secret/metadata/dir'))?.data?.keys, ['a b?c']);
+  });
+
+  it('lists with the LIST verb, which the server takes natively', async () => {
+    await client.write('secret/data/tree/leaf', { data: { a: 1 } });
+    await client.write('secret/data/tree/sub/deeper', { data: { a: 1 } });
+    assert.deepEqual((await client.list('secret/metadata/tree/'))?.data?.keys, ['leaf', 'sub/']);
+    // The bare LIST request (no GET fallback behind it) is answered.
+    const listed = (await client.request('LIST', 'secret/metadata/tree/')) as Secret;
+    assert.deepEqual(listed.data?.keys, ['leaf', 'sub/']);
+    assert.equal(await client.list('secret/metadata/no-such-dir/'), null);
+    await apiError(
+      new VaultClient({ address: srv.url, token: 'not-a-token' }).list('secret/metadata/tree/'),
+      403,
+      /^permission denied/,
+    );
+  });
+
+  it('patches with a JSON merge patch (the server refuses PATCH with any other content type)', async () => {
+    await client.write('secret/data/patched', { data: { a: 1, b: 2 } });
+    await apiError(
+      client.request('PATCH', 'secret/data/patched', { body: { data: { b: null } } }),
+      415,
+      /merge-patch\+json/,
+    );
+    await client.patch('secret/data/patched', { data: { b: null, c: 3 } });
+    const back = await srv.api.call('GET', 'secret/data/patched');
+    assert.deepEqual(back.body.data.data, { a: 1, c: 3 });
   });
 
   it('reports connection failures as errors naming the URL', async () => {
-    const client = new VaultClient({ address: 'http://127.0.0.1:1' });
+    const dead = new VaultClient({ address: 'http://127.0.0.1:1' });
     await assert.rejects(
-      client.read('sys/health'),
+      dead.read('sys/health'),
       /reading sys\/health: GET "http:\/\/127\.0\.0\.1:1\/v1\/sys\/health"/,
     );
+  });
+});
+
+describe('VaultClient over TLS', () => {
+  it('verifies the server with the CA bundle, or not at all when told to skip verification', async () => {
+    const tlsDir = tempDir('client-tls');
+    const [key, cert] = [join(tlsDir, 'tls.key'), join(tlsDir, 'tls.crt')];
+    const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'];
+    const args = [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      ...subject,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ];
+    const gen = spawnSync('openssl', args);
+    assert.equal(gen.status, 0, `openssl is needed for this test: ${gen.stderr}`);
+    const tls = { cert: readFileSync(cert), key: readFileSync(key) };
+    const cofre = await createCofre({
+      storage: { type: 'sqlite', path: join(tlsDir, 'cofre.db') },
+      logLevel: 'error',
+      tls,
+    });
+    try {
+      await cofre.http.listen({ host: '127.0.0.1', port: 0 });
+      const address = `https://127.0.0.1:${(cofre.http.server.address() as AddressInfo).port}`;
+      assert.equal((await new VaultClient({ address, caCert: cert }).read('sys/seal-status'))?.initialized, false);
+      assert.equal((await new VaultClient({ address, tlsSkipVerify: true }).read('sys/seal-status'))?.sealed, true);
+      await assert.rejects(new VaultClient({ address }).read('sys/seal-status'), /self[- ]signed certificate/);
+    } finally {
+      await cofre.close();
+      rmSync(tlsDir, { recursive: true, force: true });
+    }
   });
 });

@@ -33,6 +33,8 @@ export interface Caller {
   entityId: string;
   /** The token's entry as it was when the request was authorized. */
   token: TokenEntry;
+  /** The token itself, for lookup-self, which shows a token to its holder. */
+  clientToken: string;
 }
 
 export interface Request {

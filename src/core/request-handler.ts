@@ -141,7 +141,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     if (!handler) throw unsupportedOperation();
     if (token) {
       const check = record.anyToken ? undefined : { path, operation, sudo: record.sudo ?? false, body: req.body };
-      request.caller = event.caller = await authorize(core, token, check);
+      request.caller = event.caller = await authorize(core, token, req.token!, check);
     }
     // Audit before answer: nothing runs unless the request is on record.
     if (audited) await core.audit.log(event);
@@ -214,6 +214,7 @@ async function authenticate(core: Core, token: string | undefined): Promise<Toke
 async function authorize(
   core: Core,
   entry: TokenEntry,
+  clientToken: string,
   check: { path: string; operation: Operation; sudo: boolean; body: Record<string, unknown> } | undefined,
 ): Promise<Caller> {
   if (check) {
@@ -229,5 +230,6 @@ async function authorize(
     displayName: entry.displayName,
     entityId: '',
     token: entry,
+    clientToken,
   };
 }

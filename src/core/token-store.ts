@@ -93,7 +93,8 @@ export class TokenStore {
     const ttl = spec.period ? spec.period : spec.ttl;
     const entry: TokenEntry = {
       hash,
-      accessor: randomBytes(18).toString('base64url'),
+      // Hex, like Vault's alphanumeric accessors: a leading '-' would read as a CLI flag.
+      accessor: randomBytes(16).toString('hex'),
       parentHash: spec.parentHash,
       policies: [...new Set(spec.policies)].sort(),
       meta: spec.meta ?? {},

@@ -82,8 +82,8 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         summary: 'Looks up the calling token.',
         fields: tokenField,
         operations: {
-          read: async (req) => ({ data: lookupView(await self(req), undefined) }),
-          update: async (req) => ({ data: lookupView(await self(req), undefined) }),
+          read: async (req) => ({ data: lookupView(await self(req), req.caller!.clientToken) }),
+          update: async (req) => ({ data: lookupView(await self(req), req.caller!.clientToken) }),
         },
       },
       {

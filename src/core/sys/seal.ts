@@ -121,6 +121,25 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       },
     },
     {
+      pattern: 'leader',
+      summary: 'High-availability status: one node, always the active one, until many-node storage arrives.',
+      unauthenticated: true,
+      noAudit: true,
+      operations: {
+        read: async () => ({
+          rawBody: {
+            ha_enabled: false,
+            is_self: true,
+            active_time: '0001-01-01T00:00:00Z',
+            leader_address: '',
+            leader_cluster_address: '',
+            performance_standby: false,
+            performance_standby_last_remote_wal: 0,
+          },
+        }),
+      },
+    },
+    {
       pattern: 'key-status',
       summary: "The barrier keyring's active term and when it was installed.",
       operations: {

@@ -50,6 +50,7 @@ export const rootCaller: Caller = {
     expireTime: 0,
     path: 'auth/token/root',
   },
+  clientToken: 'root-token',
 };
 
 export class Harness {
