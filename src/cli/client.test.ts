@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startServer, tempDir } from '../../test/support.js';
+import { createCofre } from '../app.js';
 import type { InProcessServer } from '../../test/support.js';
 import { ApiError, apiUrl, resolveAddress, resolveCaCert, resolveConfig, resolveToken, VaultClient } from './client.js';
 import type { Secret } from './client.js';
-import { createCofre } from '../app.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-client-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
