@@ -12,7 +12,7 @@ import { createMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import { ShamirSeal } from './seal/shamir.js';
-import { openSqliteStorage } from './storage/sqlite.js';
+import { openSqliteStorage, type SqliteStorage } from './storage/sqlite.js';
 
 export interface CofreOptions {
   storage: { type: 'sqlite'; path: string };
@@ -27,6 +27,8 @@ export interface CofreOptions {
 export interface Cofre {
   core: Core;
   http: FastifyInstance;
+  /** The storage adapter, for diagnostics (its stats show what reached the file). */
+  storage: SqliteStorage;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
   return {
     core,
     http,
+    storage: physical,
     async close() {
       await http.close();
       core.sealNow();

@@ -55,6 +55,22 @@ path "secret/metadata/team/" {
     assert.equal((await srv.api.call('POST', 'secret/data/other', { token, body: { data: { k: 'v' } } })).status, 200);
   });
 
+  it('authorised requests do not read storage for the token or the policy once cached', async () => {
+    const read = () => srv.api.call('POST', 'sys/capabilities-self', { token, body: { path: 'secret/data/other' } });
+    assert.equal((await read()).status, 200);
+    const before = srv.cofre.storage.stats().reads;
+    for (let i = 0; i < 20; i++) assert.equal((await read()).status, 200);
+    assert.equal(srv.cofre.storage.stats().reads, before, 'no storage read per request');
+    // ...and the caches are invalidated: a policy change and a revocation apply to the very next request.
+    await srv.api.call('PUT', 'sys/policies/acl/team', {
+      body: { policy: 'path "nothing" {\n capabilities = ["read"]\n}' },
+    });
+    assert.deepEqual((await read()).body.capabilities, ['deny']);
+    await srv.api.call('PUT', 'sys/policies/acl/team', {
+      body: { policy: 'path "secret/data/other" {\n capabilities = ["create", "update"]\n}' },
+    });
+  });
+
   it('sys/capabilities and capabilities-self report the ACL', async () => {
     const self = await srv.api.call('POST', 'sys/capabilities-self', { token, body: { path: 'secret/data/other' } });
     assert.deepEqual(self.body.capabilities, ['create', 'update']);

@@ -18,6 +18,8 @@ export interface SqliteStats {
   commits: number;
   /** put/delete/transaction calls that were committed. */
   writes: number;
+  /** get() calls that reached SQLite. */
+  reads: number;
 }
 
 interface Waiter {
@@ -40,7 +42,7 @@ export class SqliteStorage implements Storage {
   private queue: Waiter[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   private closed = false;
-  private counters: SqliteStats = { commits: 0, writes: 0 };
+  private counters: SqliteStats = { commits: 0, writes: 0, reads: 0 };
 
   constructor(file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -89,6 +91,7 @@ export class SqliteStorage implements Storage {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    this.counters.reads++;
     return this.getStmt.get(checkKey(key));
   }
 
