@@ -51,8 +51,6 @@ export interface Request {
   caller: Caller | undefined;
   mountPoint: string;
   requestId: string;
-  /** Aborted when the client goes away (streaming responses stop on it). */
-  signal?: AbortSignal;
 }
 
 /** What a change at a path means for the change stream, relative to the mount. */
@@ -103,8 +101,11 @@ export interface Response {
   contentType?: string;
   /** Vault's legacy shape for some sys paths: data's keys are also copied to the top level of the body. */
   mergeDataToTop?: boolean;
-  /** A server-sent-events stream instead of a JSON body (sys/cofre/events). */
-  stream?: AsyncIterable<StreamFrame>;
+  /**
+   * A server-sent-events stream instead of a JSON body (sys/cofre/events). The HTTP layer starts it with a signal
+   * that aborts when the client goes away (made only for streams: an AbortController per request is costly).
+   */
+  stream?: (signal: AbortSignal) => AsyncIterable<StreamFrame>;
 }
 
 export type Handler = (req: Request) => Promise<Response | undefined>;

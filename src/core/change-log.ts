@@ -32,7 +32,7 @@ export class ChangeLog {
   private last = 0;
   private first = 1;
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
-  private appendQueue: Promise<void> = Promise.resolve();
+  private notifyQueue: Promise<void> = Promise.resolve();
 
   constructor(private readonly storage: Storage) {}
 
@@ -52,9 +52,11 @@ export class ChangeLog {
     const event: ChangeEvent = { index, time: new Date().toISOString(), ...change };
     const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
     while (index - this.first >= RETENTION) ops.push({ op: 'delete', key: key(this.first++) });
-    // Persist in index order so a resuming subscriber never sees a gap that later fills in.
-    const done = this.appendQueue.then(() => this.storage.transaction(ops));
-    this.appendQueue = done.catch(() => undefined);
+    // The storage adapter commits in call order, so concurrent appends share a commit and keep index order;
+    // subscribers are told strictly in index order, each once its own event is durable.
+    const persisted = this.storage.transaction(ops);
+    const done = this.notifyQueue.then(() => persisted);
+    this.notifyQueue = done.catch(() => undefined);
     return done.then(() => {
       for (const listener of this.listeners) listener(event);
       return event;

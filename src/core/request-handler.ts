@@ -17,7 +17,6 @@ export interface IncomingRequest {
   token: string | undefined;
   requestId: string;
   remoteAddress?: string;
-  signal?: AbortSignal;
 }
 
 export interface HandledRequest {
@@ -127,7 +126,6 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       caller: undefined,
       mountPoint: mounted.prefix,
       requestId: req.requestId,
-      ...(req.signal ? { signal: req.signal } : {}),
     };
     if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
     request.operation = event.operation = operation;

@@ -59,8 +59,6 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
   if (typeof lastEventId === 'string' && query.index === undefined) query.index = lastEventId;
-  const abort = new AbortController();
-  reply.raw.on('close', () => abort.abort());
   const handled = await handleRequest(core, {
     verb,
     path,
@@ -69,10 +67,9 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     token: tokenOf(req),
     requestId: req.id,
     remoteAddress: req.ip,
-    signal: abort.signal,
   });
   const response = handled.response;
-  if (response?.stream) return streamEvents(reply, response.stream, abort);
+  if (response?.stream) return streamEvents(reply, response.stream);
   if (response?.rawBody !== undefined) {
     return reply
       .code(response.status ?? 200)
@@ -90,16 +87,17 @@ const HEARTBEAT_MS = 15_000;
 /** Writes server-sent events until the stream ends or the client leaves; a comment line keeps proxies open. */
 async function streamEvents(
   reply: FastifyReply,
-  stream: AsyncIterable<StreamFrame>,
-  abort: AbortController,
+  stream: (signal: AbortSignal) => AsyncIterable<StreamFrame>,
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   res.flushHeaders();
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   try {
-    for await (const frame of stream) {
+    for await (const frame of stream(abort.signal)) {
       if (abort.signal.aborted) break;
       res.write(`${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.event}\ndata: ${frame.data}\n\n`);
     }

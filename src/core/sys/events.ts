@@ -20,8 +20,7 @@ export function eventPaths(core: Core): PathRecord[] {
           const caller = req.caller!;
           const from = (req.data.index as number | undefined) ?? core.changes.lastIndex;
           if (from < 0) throw badRequest('"index" must not be negative');
-          const signal = req.signal ?? new AbortController().signal;
-          async function* frames(): AsyncGenerator<StreamFrame> {
+          async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
             yield { event: 'hello', data: JSON.stringify({ index: core.changes.lastIndex }) };
             for await (const delivery of core.changes.subscribe(from, signal)) {
               if (delivery.type === 'reset') {
@@ -37,7 +36,7 @@ export function eventPaths(core: Core): PathRecord[] {
               if (acl.check(delivery.event.aclPath, 'read').allowed) yield frameOf(delivery.event);
             }
           }
-          return { stream: frames() };
+          return { stream: frames };
         },
       },
     },
