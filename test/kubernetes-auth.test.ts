@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { startServer, type InProcessServer } from './support.js';
+
+/** Kubernetes login against a real kube-apiserver: real service accounts, TokenRequest and TokenReview. */
+describe('Kubernetes auth method', () => {
+  let cluster: TestCluster;
+  let srv: InProcessServer;
+  let core: CoreV1Api;
+
+  const saToken = async (namespace: string, name: string, audience: string): Promise<string> => {
+    const res = await core.createNamespacedServiceAccountToken({
+      namespace,
+      name,
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: [audience], expirationSeconds: 600 },
+      },
+    });
+    return res.status!.token;
+  };
+  const login = (jwt: string, role = 'web') =>
+    srv.api.call('POST', 'auth/kubernetes/login', { token: '', body: { role, jwt } });
+
+  before(async () => {
+    cluster = await startCluster({ name: 'kube-auth', controllerManager: false });
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    core = kc.makeApiClient(CoreV1Api);
+    for (const ns of ['apps', 'elsewhere']) await core.createNamespace({ body: { metadata: { name: ns } } });
+    for (const [ns, name] of [
+      ['apps', 'web'],
+      ['apps', 'other'],
+      ['elsewhere', 'web'],
+      ['kube-system', 'cofre-reviewer'],
+    ]) {
+      await core.createNamespacedServiceAccount({ namespace: ns!, body: { metadata: { name } } });
+    }
+    // The reviewer may call TokenReview and nothing else: the auth-delegator role, as Vault's docs set up.
+    await kc.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+      body: {
+        metadata: { name: 'cofre-reviewer' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+        subjects: [{ kind: 'ServiceAccount', name: 'cofre-reviewer', namespace: 'kube-system' }],
+      },
+    });
+    const reviewer = await saToken('kube-system', 'cofre-reviewer', 'https://kubernetes.default.svc');
+
+    srv = await startServer();
+    const ok = (res: { status: number; text: string }) => assert.ok(res.status < 300, res.text);
+    ok(await srv.api.call('POST', 'sys/auth/kubernetes', { body: { type: 'kubernetes' } }));
+    ok(
+      await srv.api.call('POST', 'auth/kubernetes/config', {
+        body: {
+          kubernetes_host: cluster.server,
+          kubernetes_ca_cert: cluster.caCert,
+          token_reviewer_jwt: reviewer,
+          disable_local_ca_jwt: true,
+        },
+      }),
+    );
+    ok(
+      await srv.api.call('PUT', 'sys/policies/acl/web-read', {
+        body: { policy: 'path "secret/data/web/*" {\n  capabilities = ["read"]\n}\n' },
+      }),
+    );
+    ok(
+      await srv.api.call('POST', 'auth/kubernetes/role/web', {
+        body: {
+          bound_service_account_names: ['web'],
+          bound_service_account_namespaces: ['apps'],
+          audience: 'cofre',
+          token_policies: ['web-read'],
+          token_ttl: '1h',
+        },
+      }),
+    );
+    ok(await srv.api.call('POST', 'secret/data/web/db', { body: { data: { password: 'from-cofre' } } }));
+  });
+
+  after(async () => {
+    await srv?.stop();
+    await cluster?.stop();
+  });
+
+  it('a real service-account token from the TokenRequest API logs in and gets the role policies', async () => {
+    const res = await login(await saToken('apps', 'web', 'cofre'));
+    assert.equal(res.status, 200, res.text);
+    const auth = res.body.auth;
+    assert.deepEqual(auth.policies, ['default', 'web-read']);
+    assert.equal(auth.metadata.service_account_namespace, 'apps');
+    assert.equal(auth.metadata.service_account_name, 'web');
+    assert.ok(auth.lease_duration > 3500 && auth.lease_duration <= 3600);
+    const read = await srv.api.call('GET', 'secret/data/web/db', { token: auth.client_token });
+    assert.equal(read.body.data.data.password, 'from-cofre');
+    assert.equal((await srv.api.call('GET', 'secret/data/other', { token: auth.client_token })).status, 403);
+  });
+
+  it('refuses a service account or namespace the role does not bind', async () => {
+    const otherName = await login(await saToken('apps', 'other', 'cofre'));
+    assert.equal(otherName.status, 403);
+    assert.match(otherName.body.errors[0], /service account name not authorized/);
+    const otherNs = await login(await saToken('elsewhere', 'web', 'cofre'));
+    assert.equal(otherNs.status, 403);
+    assert.match(otherNs.body.errors[0], /namespace not authorized/);
+  });
+
+  it('refuses a token for another audience, a forged token and an unknown role', async () => {
+    assert.equal((await login(await saToken('apps', 'web', 'someone-else'))).status, 403);
+    const real = await saToken('apps', 'web', 'cofre');
+    const [h, p] = real.split('.');
+    assert.equal((await login(`${h}.${p}.forged-signature`)).status, 403);
+    const unknown = await login(real, 'nope');
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.body.errors[0], /invalid role name/);
+    assert.equal((await login('not-a-jwt')).status, 400);
+  });
+
+  it('a deleted service account can no longer log in', async () => {
+    await core
+      .createNamespacedServiceAccount({ namespace: 'apps', body: { metadata: { name: 'web' } } })
+      .catch(() => undefined);
+    const jwt = await saToken('apps', 'web', 'cofre');
+    assert.equal((await login(jwt)).status, 200);
+    await core.deleteNamespacedServiceAccount({ namespace: 'apps', name: 'web' });
+    // The API server caches a successful token authentication for a few seconds; after that the token is dead.
+    const deadline = Date.now() + 20_000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      status = (await login(jwt)).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(status, 403);
+  });
+
+  it('reads back its config without the reviewer JWT, and roles', async () => {
+    const config = await srv.api.call('GET', 'auth/kubernetes/config');
+    assert.equal(config.body.data.kubernetes_host, cluster.server);
+    assert.equal(config.body.data.token_reviewer_jwt, undefined);
+    const role = await srv.api.call('GET', 'auth/kubernetes/role/web');
+    assert.deepEqual(role.body.data.bound_service_account_namespaces, ['apps']);
+    const roles = await srv.api.call('LIST', 'auth/kubernetes/role');
+    assert.deepEqual(roles.body.data.keys, ['web']);
+    const bad = await srv.api.call('POST', 'auth/kubernetes/role/bad', {
+      body: { bound_service_account_names: ['*'], bound_service_account_namespaces: ['*'] },
+    });
+    assert.equal(bad.status, 400);
+  });
+});
