@@ -130,7 +130,10 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     try {
       done(null, JSON.parse(text));
     } catch (err) {
-      done(new CofreError(400, `failed to parse JSON input: ${(err as Error).message}`), undefined);
+      // V8's message quotes the input around the error, which may be a secret: keep only its position.
+      const position = /position (\d+)/.exec((err as Error).message)?.[1];
+      const where = position ? ` (at character ${position})` : text.trim().length > 0 ? '' : ' (empty)';
+      done(new CofreError(400, `failed to parse JSON input: the body is not valid JSON${where}`), undefined);
     }
   });
 
