@@ -1,0 +1,206 @@
+// The Helm chart charts/cofre: `helm lint` passes, `helm template --include-crds | kubectl apply --dry-run=server`
+// is accepted by a real kube-apiserver (with TLS and with tls_disable), the generated server configuration is one
+// the server loads, the RBAC is the least the design asks for, and values.schema.json rejects bad values with a
+// clear message. helm and kubectl come from scripts/kube-tools.ts.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import { loadServerConfig } from '../src/cli/server-config.js';
+import { kubeTools, type KubeTools } from '../scripts/kube-tools.js';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const chart = path.join(repo, 'charts', 'cofre');
+const external = Boolean(process.env.COFRE_TEST_KUBECONFIG);
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[], input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** The documents of a multi-document YAML stream, by "Kind/name" (enough to find them; parsing is kubectl's job). */
+function documents(yaml: string): Map<string, string> {
+  const docs = new Map<string, string>();
+  for (const doc of yaml.split(/^---$/m)) {
+    const kind = /^kind: (\S+)$/m.exec(doc)?.[1];
+    const name = /^metadata:\n(?:\s+.*\n)*?\s{2}name: (\S+)$/m.exec(doc)?.[1];
+    if (kind && name) docs.set(`${kind}/${name}`, doc);
+  }
+  return docs;
+}
+
+describe('Helm chart charts/cofre', () => {
+  let tools: KubeTools;
+  let cluster: TestCluster;
+  const ns = `cofre-chart-${Date.now().toString(36)}`;
+  const helm = (...args: string[]) => run(tools.helm, args);
+  const template = (...set: string[]) =>
+    helm('template', 'cofre', chart, '--namespace', ns, '--include-crds', ...set.flatMap((s) => ['--set', s]));
+
+  before(async () => {
+    tools = await kubeTools();
+    cluster = await startCluster({ name: 'helm-chart-test', controllerManager: false });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  });
+  after(async () => {
+    if (external && cluster) {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(cluster.kubeconfigPath);
+      await kc
+        .makeApiClient(k8s.CoreV1Api)
+        .deleteNamespace({ name: ns })
+        .catch(() => {});
+    }
+    await cluster?.stop();
+  });
+
+  it('passes helm lint --strict', async () => {
+    const res = await helm('lint', chart, '--strict');
+    assert.equal(res.code, 0, `helm lint failed:\n${res.stdout}${res.stderr}`);
+    assert.match(res.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  for (const variant of [[], ['server.tls.disable=true', 'operator.replicas=2']]) {
+    it(`helm template | kubectl apply --dry-run=server is accepted (${variant.join(', ') || 'defaults'})`, async (t) => {
+      const rendered = await template(...variant);
+      assert.equal(rendered.code, 0, rendered.stderr);
+      const started = Date.now();
+      const res = await run(
+        tools.kubectl,
+        ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
+        rendered.stdout,
+      );
+      t.diagnostic(`server dry-run took ${Date.now() - started} ms`);
+      assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
+      const applied = res.stdout.trim().split('\n');
+      for (const want of [
+        'customresourcedefinition.apiextensions.k8s.io/cofresecrets.cofre.dev',
+        'customresourcedefinition.apiextensions.k8s.io/cofreconnections.cofre.dev',
+        'customresourcedefinition.apiextensions.k8s.io/clustercofreconnections.cofre.dev',
+        'statefulset.apps/cofre-server',
+        'deployment.apps/cofre-operator',
+        'service/cofre-server',
+        'configmap/cofre-server-config',
+        'serviceaccount/cofre-server',
+        'serviceaccount/cofre-operator',
+        'clusterrole.rbac.authorization.k8s.io/cofre-operator',
+        'clusterrolebinding.rbac.authorization.k8s.io/cofre-operator',
+        'clusterrolebinding.rbac.authorization.k8s.io/cofre-server-auth-delegator',
+        'role.rbac.authorization.k8s.io/cofre-operator-leader-election',
+        'rolebinding.rbac.authorization.k8s.io/cofre-operator-leader-election',
+      ])
+        assert.ok(
+          applied.some((l) => l.startsWith(`${want} `) && l.endsWith('(server dry run)')),
+          `${want} missing from:\n${res.stdout}`,
+        );
+    });
+  }
+
+  it('renders a server configuration the server loads: TLS by default, tls_disable on request', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cofre-chart-'));
+    try {
+      for (const [set, tlsDisable] of [
+        [[], false],
+        [['server.tls.disable=true'], true],
+      ] as const) {
+        const res = await helm(
+          'template',
+          'cofre',
+          chart,
+          '-n',
+          ns,
+          '--show-only',
+          'templates/server-configmap.yaml',
+          ...set.flatMap((s) => ['--set', s]),
+        );
+        assert.equal(res.code, 0, res.stderr);
+        // The ConfigMap's only data key is a literal block; undo its 4-space indentation.
+        const hcl = res.stdout
+          .split(/^ {2}cofre\.hcl: \|\n/m)[1]
+          ?.split('\n')
+          .map((l) => l.replace(/^ {4}/, ''))
+          .join('\n');
+        assert.ok(hcl, res.stdout);
+        const file = path.join(dir, `cofre-${tlsDisable}.hcl`);
+        writeFileSync(file, hcl);
+        const config = loadServerConfig(file);
+        assert.equal(config.storage.path, '/var/lib/cofre/cofre.db');
+        assert.equal(config.listener.address, '0.0.0.0:8200');
+        assert.equal(config.listener.tlsDisable, tlsDisable);
+        if (!tlsDisable) assert.equal(config.listener.tlsCertFile, '/etc/cofre/tls/tls.crt');
+        assert.equal(config.apiAddr, `${tlsDisable ? 'http' : 'https'}://cofre-server.${ns}.svc:8200`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('grants the operator least privilege and the server only system:auth-delegator', async () => {
+    const res = await template();
+    assert.equal(res.code, 0, res.stderr);
+    const docs = documents(res.stdout);
+    const clusterRole = docs.get('ClusterRole/cofre-operator') ?? '';
+    assert.ok(clusterRole, `no operator ClusterRole in:\n${[...docs.keys()].join('\n')}`);
+    assert.doesNotMatch(clusterRole, /\*/, 'no wildcards');
+    assert.doesNotMatch(clusterRole, /leases/, 'leases belong to a namespaced Role');
+    assert.match(
+      clusterRole,
+      /resources: \[secrets, configmaps\]\n\s+verbs: \[get, list, watch, create, patch, delete\]/,
+    );
+    assert.match(clusterRole, /resources: \[serviceaccounts\/token\]\n\s+verbs: \[create\]/);
+    assert.match(clusterRole, /resources: \[deployments, statefulsets, daemonsets\]\n\s+verbs: \[get, patch\]/);
+    const role = docs.get('Role/cofre-operator-leader-election') ?? '';
+    assert.match(role, new RegExp(`namespace: ${ns}`));
+    assert.match(role, /resources: \[leases\]\n\s+verbs: \[get, create, update\]/);
+    assert.match(docs.get('ClusterRoleBinding/cofre-server-auth-delegator') ?? '', /name: system:auth-delegator/);
+    const sts = docs.get('StatefulSet/cofre-server') ?? '';
+    assert.match(sts, /replicas: 1\n/);
+    assert.match(sts, /command: \[cofre, server, --config, \/etc\/cofre\/cofre\.hcl\]/);
+    assert.match(sts, /volumeClaimTemplates:/);
+    assert.match(sts, /secretName: cofre-tls/);
+    assert.match(docs.get('Deployment/cofre-operator') ?? '', /--leader-elect=true/);
+  });
+
+  it('values.schema.json rejects bad values with a clear message', async () => {
+    const cases: [string[], RegExp][] = [
+      [['server.port=99999'], /at '\/server\/port': maximum: got 99,999, want 65,535/],
+      [
+        ['image.pullPolicy=Sometimes'],
+        /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/,
+      ],
+      [['server.tls.secretName=Not_A_Name'], /at '\/server\/tls\/secretName'/],
+      [
+        ['operator.replicas=3', 'operator.leaderElection.enabled=false'],
+        /leaderElection\/enabled': value must be true/,
+      ],
+      [['server.tlsDisable=true'], /additional properties 'tlsDisable' not allowed/],
+    ];
+    for (const [set, message] of cases) {
+      const res = await template(...set);
+      assert.notEqual(res.code, 0, `helm template accepted ${set.join(' ')}`);
+      assert.match(res.stderr, /values don't meet the specifications of the schema/);
+      assert.match(res.stderr, message);
+    }
+  });
+});
