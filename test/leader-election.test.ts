@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { runLeaderElection } from '../src/kube/operator/leader.js';
+
+async function until(check: () => boolean, what: string, ms: number): Promise<number> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - start;
+}
+
+/** Leader election on a real coordination.k8s.io Lease: one leader at a time, fast hand-over. */
+describe('leader election', () => {
+  let cluster: TestCluster;
+  let kc: KubeConfig;
+  before(async () => {
+    cluster = await startCluster({ name: 'leader', controllerManager: false });
+    kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'cofre-system' } } });
+  });
+  after(() => cluster?.stop());
+
+  it('elects exactly one leader, hands over on stop and after a crash, never two at once', async () => {
+    const leading = new Set<string>();
+    let overlap = false;
+    const candidate = (id: string) =>
+      runLeaderElection({
+        kubeConfig: kc,
+        namespace: 'cofre-system',
+        name: 'cofre-operator',
+        identity: id,
+        leaseDurationSeconds: 3,
+        renewIntervalMs: 500,
+        retryIntervalMs: 200,
+        onStartedLeading: () => {
+          leading.add(id);
+          if (leading.size > 1) overlap = true;
+        },
+        onStoppedLeading: () => void leading.delete(id),
+      });
+    const a = candidate('a');
+    await until(() => leading.size === 1, 'a first leader', 10_000);
+    const b = candidate('b');
+    const c = candidate('c');
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(leading.size, 1, 'still exactly one leader');
+    const first = [...leading][0]!;
+    const lease = await kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: 'cofre-operator', namespace: 'cofre-system' });
+    assert.equal(lease.spec?.holderIdentity, first);
+
+    // A clean stop gives the Lease up: another candidate leads well before the lease would expire.
+    const byId = { a, b, c } as Record<string, ReturnType<typeof candidate>>;
+    await byId[first]!.stop();
+    const handOver = await until(() => leading.size === 1 && !leading.has(first), 'hand-over', 5_000);
+    assert.ok(handOver < 2_000, `hand-over took ${handOver} ms`);
+
+    assert.equal(overlap, false, 'two leaders at once');
+    for (const e of Object.values(byId)) await e.stop();
+  });
+
+  it('a leader killed with SIGKILL (no release) is replaced once its lease expires, not before', async () => {
+    const script = `
+      import { KubeConfig } from '@kubernetes/client-node';
+      import { runLeaderElection } from './src/kube/operator/leader.ts';
+      const kc = new KubeConfig();
+      kc.loadFromFile(${JSON.stringify(cluster.kubeconfigPath)});
+      runLeaderElection({ kubeConfig: kc, namespace: 'cofre-system', name: 'crash-lease', identity: 'child',
+        leaseDurationSeconds: 3, renewIntervalMs: 500, retryIntervalMs: 200,
+        onStartedLeading: () => console.log('LEADING'), onStoppedLeading: () => {} });`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    try {
+      await until(() => out.includes('LEADING'), 'child leading', 20_000);
+      let leaderSince = 0;
+      const survivor = runLeaderElection({
+        kubeConfig: kc,
+        namespace: 'cofre-system',
+        name: 'crash-lease',
+        identity: 'survivor',
+        leaseDurationSeconds: 3,
+        renewIntervalMs: 500,
+        retryIntervalMs: 200,
+        onStartedLeading: () => void (leaderSince = Date.now()),
+        onStoppedLeading: () => undefined,
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(leaderSince, 0, 'the survivor must not lead while the child renews');
+      const killedAt = Date.now();
+      child.kill('SIGKILL');
+      await until(() => leaderSince > 0, 'take-over', 10_000);
+      const gap = leaderSince - killedAt;
+      assert.ok(gap >= 1000 && gap < 6000, `take-over ${gap} ms after the kill (lease 3 s)`);
+      await survivor.stop();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
