@@ -4,8 +4,11 @@
  * Exit codes: 0 success, 1 API or runtime error, 2 usage error.
  */
 import { buildProgram, run } from './program.js';
+import { registerOperatorKubernetesCommand } from './operator-kubernetes.js';
 import { registerServerCommand } from './server.js';
 
 const program = buildProgram();
 registerServerCommand(program);
+const operatorGroup = program.commands.find((c) => c.name() === 'operator');
+if (operatorGroup) registerOperatorKubernetesCommand(operatorGroup);
 process.exitCode = await run(program, process.argv.slice(2));

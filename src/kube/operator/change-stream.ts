@@ -1,0 +1,163 @@
+// One subscription to Cofre's change stream (GET /v1/sys/cofre/events, server-sent events) for one identity. The
+// server filters events by what the identity's token may read, so a namespace only ever learns of paths it may read.
+// Reconnects with capped exponential back-off and resumes after the last index it saw; a `reset` (the resume point
+// was pruned) or an expired token are handled by the owner's callbacks.
+import http from 'node:http';
+import https from 'node:https';
+
+export interface ChangeEvent {
+  index: number;
+  kind: 'write' | 'delete' | string;
+  /** "<mount>/<path>" */
+  path: string;
+  version?: number;
+}
+
+export interface ChangeStreamOptions {
+  address: string;
+  caPem?: string;
+  /** A Cofre token; `fresh` asks for a new login (the last one was refused). */
+  token: (fresh: boolean) => Promise<string>;
+  onChange: (ev: ChangeEvent) => void;
+  /** Events may have been missed (the server pruned the resume point): resync everything of this identity. */
+  onReset: () => void;
+  onConnected?: (connected: boolean) => void;
+  log?: (msg: string, fields?: object) => void;
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export class ChangeStream {
+  private lastIndex: number | undefined;
+  private closed = false;
+  private request: http.ClientRequest | undefined;
+  private resolveReady!: () => void;
+  /** Resolves once the first `hello` arrived: from then on no change is missed. */
+  readonly ready: Promise<void>;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly opts: ChangeStreamOptions) {
+    this.ready = new Promise((r) => (this.resolveReady = r));
+    void this.loop();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.request?.destroy();
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    const min = this.opts.minDelayMs ?? 200;
+    const max = this.opts.maxDelayMs ?? 30_000;
+    let delay = min;
+    let fresh = false;
+    while (!this.closed) {
+      let outcome: { hello: boolean; refused: boolean; error?: string };
+      try {
+        const token = await this.opts.token(fresh);
+        outcome = await this.connect(token);
+      } catch (err) {
+        outcome = { hello: false, refused: false, error: (err as Error).message };
+      }
+      this.opts.onConnected?.(false);
+      if (this.closed) break;
+      fresh = outcome.refused;
+      if (outcome.hello) delay = min;
+      if (outcome.error)
+        this.opts.log?.('change stream disconnected', { address: this.opts.address, error: outcome.error });
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, delay).unref();
+      });
+      delay = Math.min(max, delay * 2);
+    }
+  }
+
+  /** One connection; resolves when it ends, saying whether it got going and whether the token was refused. */
+  private connect(token: string): Promise<{ hello: boolean; refused: boolean; error?: string }> {
+    const url = new URL(`${this.opts.address}/v1/sys/cofre/events`);
+    if (this.lastIndex !== undefined) url.searchParams.set('index', String(this.lastIndex));
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve) => {
+      let hello = false;
+      let settled = false;
+      const done = (refused: boolean, error?: string) => {
+        if (settled) return;
+        settled = true;
+        resolve({ hello, refused, error });
+      };
+      const req = mod.request(
+        url,
+        {
+          method: 'GET',
+          headers: { 'X-Vault-Token': token, Accept: 'text/event-stream' },
+          ...(this.opts.caPem ? { ca: this.opts.caPem } : {}),
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
+            return;
+          }
+          res.setEncoding('utf8');
+          let buffer = '';
+          res.on('data', (chunk: string) => {
+            buffer += chunk.replace(/\r\n/g, '\n');
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const frame = parseFrame(block);
+              if (!frame) continue;
+              if (frame.event === 'hello') {
+                hello = true;
+                const idx = Number((frame.data as { index?: unknown }).index);
+                // On a first connection start from "now"; on a resume, the replay after lastIndex follows.
+                if (this.lastIndex === undefined && Number.isFinite(idx)) this.lastIndex = idx;
+                this.opts.onConnected?.(true);
+                this.resolveReady();
+              } else if (frame.event === 'change') {
+                const ev = frame.data as unknown as ChangeEvent;
+                if (typeof ev.index === 'number') this.lastIndex = ev.index;
+                this.opts.onChange(ev);
+              } else if (frame.event === 'reset') {
+                const idx = Number((frame.data as { index?: unknown }).index);
+                if (Number.isFinite(idx)) this.lastIndex = idx;
+                this.opts.onReset();
+              } else if (frame.event === 'error') {
+                // The server ends the stream when the token is revoked or expired: log in again.
+                req.destroy();
+                done(true, 'token revoked or expired');
+              }
+            }
+          });
+          res.on('end', () => done(false, 'stream ended'));
+          res.on('error', (err) => done(false, err.message));
+        },
+      );
+      req.on('error', (err) => done(false, err.message));
+      req.end();
+      this.request = req;
+    });
+  }
+}
+
+function parseFrame(block: string): { event: string; data: Record<string, unknown> } | undefined {
+  let event = 'message';
+  const data: string[] = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return undefined;
+  try {
+    return { event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,224 @@
+// Talking to Cofre as a CofreSecret's namespace: resolve its connection, log in with a TokenRequest token of the
+// namespace's service account (so a namespace reads only what its role allows, even through a cluster-wide
+// connection), cache the Cofre token until shortly before it expires, and read KV. Plain API calls go through the
+// CLI's VaultClient.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { ApiError, VaultClient } from '../../cli/client.js';
+import { kubeCode, kubeMessage, SyncError } from './errors.js';
+import { GROUP, VERSION, type CofreConnection, type CofreSecret } from './types.js';
+
+/** Everything that decides which Cofre token a CofreSecret reads with; one token and one change stream per value. */
+export interface Identity {
+  /** A stable string of all the fields below: the cache and stream key. */
+  key: string;
+  connection: string;
+  address: string;
+  caPem?: string;
+  mountPath: string;
+  role: string;
+  audience: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
+export interface SourceData {
+  data: Record<string, unknown>;
+  /** The KV v2 version read (0 for KV v1). */
+  version: number;
+}
+
+interface CachedToken {
+  token: string;
+  /** Refresh after this time (ms since epoch): a margin before the lease really ends. */
+  refreshAt: number;
+}
+
+const SA_TOKEN_SECONDS = 600;
+
+export class CofreAccess {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly logins = new Map<string, Promise<string>>();
+  private readonly clients = new Map<string, VaultClient>();
+  /** VaultClient takes a CA file path; a connection's caBundle is written here, one file per distinct bundle. */
+  private caDir: string | undefined;
+
+  constructor(kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  async identity(cs: CofreSecret): Promise<Identity> {
+    const ref = cs.spec.connectionRef;
+    const kind = ref.kind ?? 'CofreConnection';
+    const namespace = cs.metadata!.namespace!;
+    let conn: CofreConnection;
+    try {
+      conn = (
+        kind === 'ClusterCofreConnection'
+          ? await this.custom.getClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: 'clustercofreconnections',
+              name: ref.name,
+            })
+          : await this.custom.getNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace,
+              plural: 'cofreconnections',
+              name: ref.name,
+            })
+      ) as CofreConnection;
+    } catch (err) {
+      if (kubeCode(err) === 404) {
+        const where = kind === 'ClusterCofreConnection' ? '' : ` in namespace ${namespace}`;
+        throw new SyncError('ConnectionNotFound', `${kind} "${ref.name}" not found${where}`);
+      }
+      throw new SyncError('ConnectionNotFound', `reading ${kind} "${ref.name}": ${kubeMessage(err)}`);
+    }
+    const k = conn.spec.auth.kubernetes;
+    const caPem = conn.spec.caBundle ? Buffer.from(conn.spec.caBundle, 'base64').toString('utf8') : undefined;
+    const fields = {
+      connection: `${kind}/${kind === 'ClusterCofreConnection' ? '' : `${namespace}/`}${ref.name}`,
+      address: conn.spec.address.replace(/\/+$/, ''),
+      caPem,
+      mountPath: k.mountPath ?? 'kubernetes',
+      role: k.role,
+      audience: k.audience ?? 'cofre',
+      namespace,
+      serviceAccount: k.serviceAccountName ?? 'default',
+    };
+    return { key: JSON.stringify({ ...fields, caPem: caPem && sha256(caPem) }), ...fields };
+  }
+
+  client(id: Identity): VaultClient {
+    const caKey = id.caPem ? sha256(id.caPem) : '';
+    const clientKey = `${id.address}\n${caKey}`;
+    let client = this.clients.get(clientKey);
+    if (!client) {
+      let caCert: string | undefined;
+      if (id.caPem) {
+        this.caDir ??= mkdtempSync(path.join(tmpdir(), 'cofre-operator-ca-'));
+        caCert = path.join(this.caDir, `${caKey}.pem`);
+        writeFileSync(caCert, id.caPem, { mode: 0o600 });
+      }
+      client = new VaultClient({ address: id.address, caCert });
+      this.clients.set(clientKey, client);
+    }
+    return client;
+  }
+
+  /** A Cofre token for the identity: cached, or a fresh login (concurrent callers share one login). */
+  async token(id: Identity, fresh = false): Promise<string> {
+    const cached = this.tokens.get(id.key);
+    if (!fresh && cached && Date.now() < cached.refreshAt) return cached.token;
+    let pending = this.logins.get(id.key);
+    if (!pending) {
+      pending = this.login(id).finally(() => this.logins.delete(id.key));
+      this.logins.set(id.key, pending);
+    }
+    return pending;
+  }
+
+  invalidate(id: Identity): void {
+    this.tokens.delete(id.key);
+  }
+
+  private async login(id: Identity): Promise<string> {
+    let jwt: string;
+    try {
+      const res = await this.core.createNamespacedServiceAccountToken({
+        namespace: id.namespace,
+        name: id.serviceAccount,
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: [id.audience], expirationSeconds: SA_TOKEN_SECONDS },
+        },
+      });
+      jwt = res.status!.token;
+    } catch (err) {
+      const why =
+        kubeCode(err) === 404
+          ? `service account "${id.serviceAccount}" not found in namespace ${id.namespace}`
+          : `requesting a token for service account ${id.namespace}/${id.serviceAccount}: ${kubeMessage(err)}`;
+      throw new SyncError('LoginFailed', why);
+    }
+    let auth;
+    try {
+      const res = await this.client(id).request('POST', `auth/${id.mountPath}/login`, {
+        body: { role: id.role, jwt },
+        token: null,
+        what: `logging in to auth/${id.mountPath} as role "${id.role}"`,
+      });
+      auth = (res as { auth?: { client_token?: string; lease_duration?: number } } | null)?.auth;
+    } catch (err) {
+      const detail = err instanceof ApiError ? `${err.status}: ${err.errors.join('; ')}` : (err as Error).message;
+      throw new SyncError(
+        'LoginFailed',
+        `login to ${id.address} auth/${id.mountPath} as role "${id.role}" with service account ` +
+          `${id.namespace}/${id.serviceAccount} failed (${detail})`,
+      );
+    }
+    if (!auth?.client_token) throw new SyncError('LoginFailed', `login to ${id.address} returned no token`);
+    // Renew at 80% of the lease (at most 5 minutes early); a lease of 0 means no expiry: re-login hourly anyway.
+    const lease = (auth.lease_duration ?? 0) > 0 ? auth.lease_duration! * 1000 : 3_600_000;
+    this.tokens.set(id.key, {
+      token: auth.client_token,
+      refreshAt: Date.now() + Math.max(lease * 0.8, lease - 300_000),
+    });
+    return auth.client_token;
+  }
+
+  /** Reads the source; a 403 is retried once with a fresh login (the cached token may have been revoked). */
+  async read(id: Identity, source: CofreSecret['spec']['source']): Promise<SourceData> {
+    const v2 = (source.kvVersion ?? 2) === 2;
+    const apiPath = v2 ? `${source.mount}/data/${source.path}` : `${source.mount}/${source.path}`;
+    const query = v2 && source.version ? { version: String(source.version) } : undefined;
+    const shown = `${source.mount}/${source.path}${query ? ` version ${source.version}` : ''}`;
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.token(id, attempt > 0);
+      let res;
+      try {
+        res = (await this.client(id).request('GET', apiPath, {
+          query,
+          token,
+          notFound: 'null',
+          what: `reading ${shown}`,
+        })) as { data?: Record<string, unknown> | null } | null;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 403) {
+          if (attempt === 0) continue;
+          throw new SyncError(
+            'AccessDenied',
+            `role "${id.role}" (service account ${id.namespace}/${id.serviceAccount}) may not read ${shown}: ` +
+              `permission denied`,
+          );
+        }
+        const detail = err instanceof ApiError ? `${err.status}: ${err.errors.join('; ')}` : (err as Error).message;
+        throw new SyncError('SourceUnavailable', `reading ${shown} from ${id.address} failed (${detail})`);
+      }
+      if (v2) {
+        const inner = res?.data as { data?: Record<string, unknown> | null; metadata?: { version?: number } } | null;
+        if (!inner?.data) throw new SyncError('SourceNotFound', `${shown} does not exist (or its version is deleted)`);
+        return { data: inner.data, version: inner.metadata?.version ?? 0 };
+      }
+      if (!res?.data) throw new SyncError('SourceNotFound', `${shown} does not exist`);
+      return { data: res.data, version: 0 };
+    }
+  }
+
+  close(): void {
+    if (this.caDir) rmSync(this.caDir, { recursive: true, force: true });
+  }
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 32);
+}

@@ -1,0 +1,161 @@
+// The Cofre operator: keeps each CofreSecret's target Secret/ConfigMap in step with its KV path in Cofre.
+//
+//   informer (CofreSecrets) ──┐
+//   change streams (per id) ──┼─► work queue (one worker per key, back-off on failure) ─► Reconciler
+//   interval / full resync ───┘
+//
+// startOperator is what the `cofre operator` command and leader election call; stop() ends every watch, stream
+// and timer it started and waits for reconciles in flight.
+import { CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+import { CofreAccess } from './cofre-client.js';
+import { parseDuration } from './duration.js';
+import { kubeMessage } from './errors.js';
+import { syncLatency } from './metrics.js';
+import { WorkQueue } from './queue.js';
+import { Reconciler } from './reconciler.js';
+import { EventRecorder } from './recorder.js';
+import { RolloutRestarter } from './rollout.js';
+import { Streams } from './streams.js';
+import { GROUP, keyOf, splitKey, VERSION, type CofreSecret } from './types.js';
+
+export { operatorRegistry } from './metrics.js';
+export type { CofreSecret, CofreConnection } from './types.js';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  /** Watch CofreSecrets in this namespace only; all namespaces when absent. */
+  namespace?: string;
+  log?: (msg: string, fields?: object) => void;
+  /** Safety-net full resync period (DESIGN.md: push first, periodic resync only as a net). Default 10 minutes. */
+  resyncIntervalMs?: number;
+  /** Parallel reconciles. Default 4. */
+  concurrency?: number;
+}
+
+export interface Operator {
+  stop(): Promise<void>;
+  /** True once the first list of CofreSecrets is in and the watch runs. */
+  ready(): boolean;
+}
+
+const defaultLog = (msg: string, fields?: object) =>
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), component: 'operator', msg, ...fields })}\n`,
+  );
+
+export async function startOperator(opts: OperatorOptions): Promise<Operator> {
+  const kc = opts.kubeConfig;
+  const log = opts.log ?? defaultLog;
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const access = new CofreAccess(kc);
+  let stopped = false;
+  let synced = false;
+
+  const base = `/apis/${GROUP}/${VERSION}`;
+  const watchPath = opts.namespace ? `${base}/namespaces/${opts.namespace}/cofresecrets` : `${base}/cofresecrets`;
+  const informer = makeInformer<CofreSecret>(
+    kc,
+    watchPath,
+    async () =>
+      (opts.namespace
+        ? await custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace: opts.namespace,
+            plural: 'cofresecrets',
+          })
+        : await custom.listClusterCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: 'cofresecrets',
+          })) as KubernetesListObject<CofreSecret>,
+  );
+  const cache = informer as unknown as {
+    get(name: string, ns?: string): CofreSecret | undefined;
+    list(): readonly CofreSecret[];
+  };
+
+  /** When a change event for a key arrived, to measure event-to-write latency. */
+  const pushedAt = new Map<string, number>();
+
+  const streams = new Streams(access, {
+    list: () => cache.list(),
+    keyOf,
+    enqueue: (key) => {
+      if (!pushedAt.has(key)) pushedAt.set(key, Date.now());
+      queue.add(key);
+    },
+    log,
+  });
+
+  const reconciler = new Reconciler({
+    kc,
+    access,
+    recorder: new EventRecorder(kc, log),
+    rollout: new RolloutRestarter(kc),
+    // Subscribed before the read: a write landing after the read is then pushed, never lost.
+    subscribe: (id, key) => streams.subscribe(id, key),
+    log,
+  });
+
+  const queue: WorkQueue = new WorkQueue(
+    async (key) => {
+      const { namespace, name } = splitKey(key);
+      const cs = cache.get(name, namespace);
+      if (!cs || cs.metadata?.deletionTimestamp) {
+        pushedAt.delete(key);
+        return;
+      }
+      const started = pushedAt.get(key);
+      pushedAt.delete(key);
+      const result = await reconciler.reconcile(cs);
+      if (result.wrote && started !== undefined) syncLatency.observe((Date.now() - started) / 1000);
+      if (cs.spec.refresh?.mode === 'interval' && cs.spec.refresh.interval) {
+        const ms = parseDuration(cs.spec.refresh.interval);
+        if (ms) queue.addAfter(key, ms);
+      }
+    },
+    { concurrency: opts.concurrency ?? 4 },
+  );
+
+  informer.on('add', (cs) => queue.add(keyOf(cs)));
+  informer.on('update', (cs) => queue.add(keyOf(cs)));
+  informer.on('delete', (cs) => {
+    // The target goes by garbage collection (owner reference, deletionPolicy Delete) or stays (Retain).
+    const key = keyOf(cs);
+    queue.remove(key);
+    streams.forget(key);
+  });
+  informer.on('error', (err: unknown) => {
+    if (stopped) return;
+    log('CofreSecret watch failed; restarting', { error: kubeMessage(err) });
+    setTimeout(() => {
+      if (!stopped)
+        informer.start().catch((e: unknown) => log('restarting the watch failed', { error: kubeMessage(e) }));
+    }, 2_000).unref();
+  });
+
+  await informer.start();
+  synced = true;
+  log('operator started', { namespace: opts.namespace ?? '(all)', cofreSecrets: cache.list().length });
+
+  const resync = setInterval(() => {
+    for (const cs of cache.list()) queue.add(keyOf(cs));
+  }, opts.resyncIntervalMs ?? 600_000);
+  resync.unref();
+
+  return {
+    ready: () => synced && !stopped,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(resync);
+      await informer.stop();
+      streams.closeAll();
+      // Waits for reconciles in flight; they can no longer open streams.
+      await queue.stop();
+      access.close();
+      log('operator stopped');
+    },
+  };
+}

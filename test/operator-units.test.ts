@@ -1,0 +1,86 @@
+// The operator's small parts without a cluster: the work queue's back-off, templates, durations, content hashing.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildContent, contentHash } from '../src/kube/operator/content.js';
+import { parseDuration } from '../src/kube/operator/duration.js';
+import { WorkQueue } from '../src/kube/operator/queue.js';
+import { render, TemplateError } from '../src/kube/operator/template.js';
+import type { CofreSecret } from '../src/kube/operator/types.js';
+
+describe('operator work queue', () => {
+  it('retries a failing key with capped exponential back-off instead of hot-looping', async () => {
+    const runs: number[] = [];
+    const q = new WorkQueue(
+      async () => {
+        runs.push(Date.now());
+        throw new Error('boom');
+      },
+      { baseDelayMs: 20, maxDelayMs: 80 },
+    );
+    q.add('ns/a');
+    const deadline = Date.now() + 5_000;
+    while (runs.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await q.stop();
+    assert.ok(runs.length >= 6, `runs: ${runs.length}`);
+    const gaps = runs.slice(1).map((t, i) => t - runs[i]!);
+    // 20, 40, 80, 80, 80 ms (timers may fire a little late, never early).
+    assert.ok(gaps[0]! >= 18 && gaps[1]! >= 38 && gaps[2]! >= 78 && gaps[4]! >= 78, `gaps ${gaps.join(',')}`);
+    assert.ok(gaps[4]! < 400, `capped: ${gaps[4]}`);
+  });
+
+  it('never runs one key twice at once, and re-runs a key added while it ran', async () => {
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new WorkQueue(async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      runs++;
+      if (runs === 1) await gate;
+      active--;
+    });
+    q.add('k');
+    q.add('k');
+    await new Promise((r) => setTimeout(r, 10));
+    q.add('k');
+    q.add('k');
+    release();
+    const deadline = Date.now() + 2_000;
+    while (runs < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setImmediate(r));
+    await q.stop();
+    assert.equal(maxActive, 1);
+    assert.equal(runs, 2);
+  });
+});
+
+describe('operator templates and content', () => {
+  const data = { user: 'app', 'odd-key': 'x y', b64: Buffer.from('hi').toString('base64') };
+  it('renders .key, index, and the b64enc / b64dec / toJson functions', () => {
+    assert.equal(render('u={{ .user }} o={{ index . "odd-key" }}', data), 'u=app o=x y');
+    assert.equal(render('{{ .user | b64enc }}|{{ .b64 | b64dec }}|{{ .user | toJson }}', data), 'YXBw|hi|"app"');
+    assert.throws(() => render('{{ .missing }}', data), TemplateError);
+    assert.throws(() => render('{{ .user | upper }}', data), /unknown function "upper"/);
+  });
+
+  it('parses Go durations', () => {
+    assert.equal(parseDuration('30s'), 30_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('1.5h'), 5_400_000);
+    assert.equal(parseDuration('5x'), undefined);
+  });
+
+  it('hashes content with a key: same content same hash, another key or value another hash, never the value', () => {
+    const cs = { metadata: { name: 'a', namespace: 'n', uid: 'u1' }, spec: { target: { name: 't' } } } as CofreSecret;
+    const c1 = buildContent(cs, { password: 'VALUE-1' });
+    const h = contentHash(c1, 'u1');
+    assert.equal(contentHash(buildContent(cs, { password: 'VALUE-1' }), 'u1'), h);
+    assert.notEqual(contentHash(c1, 'u2'), h);
+    assert.notEqual(contentHash(buildContent(cs, { password: 'VALUE-2' }), 'u1'), h);
+    assert.equal(h.includes('VALUE'), false);
+    assert.deepEqual(buildContent(cs, { n: 5, o: { a: 1 } }).data, { n: '5', o: '{"a":1}' });
+  });
+});
