@@ -2,19 +2,15 @@
 // Cofre server in this process, and the operator started in-process with startOperator on the admin kubeconfig.
 // Every wait polls against a deadline; nothing sleeps for a fixed time.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
+import { installCrds } from '../scripts/cofre-crds.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { startOperator, type Operator } from '../src/kube/operator/index.js';
 import { reconcileTotal, targetWrites } from '../src/kube/operator/metrics.js';
 import { ROLLOUT_ANNOTATION } from '../src/kube/operator/types.js';
 import { startServer, type InProcessServer } from './support.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const crdDir = path.join(repo, 'charts', 'cofre', 'crds');
 const GROUP = 'cofre.dev';
 const VERSION = 'v1alpha1';
 const APPS = 'apps';
@@ -98,19 +94,7 @@ describe('cofre operator on a real control plane', () => {
     apps = kc.makeApiClient(k8s.AppsV1Api);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
 
-    // The chart's CRDs, as Helm would install them.
-    const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-    for (const file of readdirSync(crdDir).filter((f) => f.endsWith('.yaml'))) {
-      for (const doc of k8s.loadAllYaml(readFileSync(path.join(crdDir, file), 'utf8'))) {
-        await ext.createCustomResourceDefinition({ body: doc });
-      }
-    }
-    for (const name of ['cofresecrets', 'cofreconnections', 'clustercofreconnections']) {
-      await poll(`CRD ${name} Established`, async () => {
-        const crd = await ext.readCustomResourceDefinition({ name: `${name}.${GROUP}` });
-        return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-      });
-    }
+    await installCrds(kc);
 
     for (const ns of [APPS, DENIED]) {
       await core.createNamespace({ body: { metadata: { name: ns } } });
