@@ -2,6 +2,7 @@
 // Cofre server in this process, and the operator started in-process with startOperator on the admin kubeconfig.
 // Every wait polls against a deadline; nothing sleeps for a fixed time.
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { installCrds } from '../scripts/cofre-crds.js';
@@ -9,7 +10,7 @@ import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { startOperator, type Operator } from '../src/kube/operator/index.js';
 import { reconcileTotal, targetWrites } from '../src/kube/operator/metrics.js';
 import { ROLLOUT_ANNOTATION } from '../src/kube/operator/types.js';
-import { startServer, type InProcessServer } from './support.js';
+import { apiClient, startServer, type InProcessServer } from './support.js';
 
 const GROUP = 'cofre.dev';
 const VERSION = 'v1alpha1';
@@ -178,10 +179,13 @@ describe('cofre operator on a real control plane', () => {
     await start();
   });
 
+  // A server restarted on its old directory does not own it: remove it once the server is stopped.
+  let restartedDir: string | undefined;
   after(async () => {
     await operator?.stop();
     await srv?.stop();
     await cluster?.stop();
+    if (restartedDir) rmSync(restartedDir, { recursive: true, force: true });
   });
 
   it('syncs a KV v2 secret into a Secret with an owner reference, Ready=True and a content hash', async () => {
@@ -403,5 +407,24 @@ describe('cofre operator on a real control plane', () => {
     );
     assert.equal((await getCs('db')).metadata.resourceVersion, csRv, 'no status write either');
     assert.equal((await replicaSets()).length, rsCount, 'no second rollout for the same content');
+  });
+  it('after the Cofre server restarts, the operator resumes its change stream and misses nothing', async (t) => {
+    const { dir, keys, rootToken } = srv;
+    const port = Number(new URL(srv.url).port);
+    await srv.cofre.close();
+    srv = await startServer({ dir, initialised: false, port });
+    for (const key of keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });
+    srv = { ...srv, keys, rootToken, api: apiClient(srv.url, rootToken) };
+    // Written as soon as the server is back, before the operator has reconnected: it must come from the resume.
+    const t0 = Date.now();
+    await kvWrite('apps/db', { username: 'app', password: 'VALUE-db-after-restart' });
+    await poll(
+      'the value written right after the restart',
+      async () => decoded(await getSecret('db-creds')).password === 'VALUE-db-after-restart',
+      15_000,
+      20,
+    );
+    t.diagnostic(`synced ${Date.now() - t0} ms after the restart`);
+    restartedDir = dir;
   });
 });

@@ -33,7 +33,12 @@ export function apiClient(url: string, defaultToken?: string): Api {
         body = JSON.stringify(opts.body);
         headers['content-type'] ??= 'application/json';
       }
-      const res = await fetch(`${url}/v1/${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const send = () => fetch(`${url}/v1/${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+      // A keep-alive connection to a server that has since restarted fails once; a new connection then works.
+      const res = await send().catch((err: { cause?: { code?: string } }) => {
+        if (err.cause?.code !== 'UND_ERR_SOCKET') throw err;
+        return send();
+      });
       const text = await res.text();
       let parsed: unknown = undefined;
       try {
@@ -62,7 +67,7 @@ export interface InProcessServer {
  * unseals with the keys, as an operator would.
  */
 export async function startServer(
-  opts: { initialised?: boolean; shares?: number; threshold?: number; dir?: string } = {},
+  opts: { initialised?: boolean; shares?: number; threshold?: number; dir?: string; port?: number } = {},
 ): Promise<InProcessServer> {
   const dir = opts.dir ?? tempDir('server');
   const cofre = await createCofre({
@@ -70,7 +75,7 @@ export async function startServer(
     logLevel: 'error',
     defaultMounts: devDefaultMounts(),
   });
-  await cofre.http.listen({ host: '127.0.0.1', port: 0 });
+  await cofre.http.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const address = cofre.http.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   const api = apiClient(url);

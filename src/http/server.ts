@@ -118,6 +118,8 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     // Per-request info lines would cost throughput and can carry paths; errors are logged by the handler below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit,
+    // Change-stream subscribers hold their connections open: closing must end them, not wait for them.
+    forceCloseConnections: true,
     genReqId: () => randomUUID(),
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   });
