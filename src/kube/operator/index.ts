@@ -118,11 +118,22 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     { concurrency: opts.concurrency ?? 4 },
   );
 
-  informer.on('add', (cs) => queue.add(keyOf(cs)));
-  informer.on('update', (cs) => queue.add(keyOf(cs)));
+  // The operator's own status writes come back as updates; only a new generation (a spec change) needs work.
+  const seenGeneration = new Map<string, number | undefined>();
+  informer.on('add', (cs) => {
+    seenGeneration.set(keyOf(cs), cs.metadata?.generation);
+    queue.add(keyOf(cs));
+  });
+  informer.on('update', (cs) => {
+    const key = keyOf(cs);
+    if (seenGeneration.has(key) && seenGeneration.get(key) === cs.metadata?.generation) return;
+    seenGeneration.set(key, cs.metadata?.generation);
+    queue.add(key);
+  });
   informer.on('delete', (cs) => {
     // The target goes by garbage collection (owner reference, deletionPolicy Delete) or stays (Retain).
     const key = keyOf(cs);
+    seenGeneration.delete(key);
     queue.remove(key);
     streams.forget(key);
   });
