@@ -15,6 +15,7 @@ import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { installCrds } from '../scripts/cofre-crds.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { enableKubernetesAuth } from '../test/kube-support.js';
 import { freePort, startServer, type InProcessServer } from '../test/support.js';
 
 const N = Number(process.env.BENCH_SECRETS ?? 1000);
@@ -76,42 +77,14 @@ async function main(): Promise<void> {
     await installCrds(kc);
     log(`cluster and CRDs up in ${secs(Date.now() - t)} s`);
 
-    // Kubernetes auth exactly as test/operator.test.ts sets it up.
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'reader' } } });
-    await core.createNamespacedServiceAccount({
-      namespace: 'kube-system',
-      body: { metadata: { name: 'cofre-reviewer' } },
-    });
-    await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createClusterRoleBinding({
-      body: {
-        metadata: { name: 'cofre-reviewer' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
-        subjects: [{ kind: 'ServiceAccount', name: 'cofre-reviewer', namespace: 'kube-system' }],
-      },
-    });
-    const reviewer = await core.createNamespacedServiceAccountToken({
-      namespace: 'kube-system',
-      name: 'cofre-reviewer',
-      body: { spec: { audiences: ['https://kubernetes.default.svc'], expirationSeconds: 3600 } },
-    });
-
     srv = await startServer();
     const api = srv.api;
     const ok = (res: { status: number; text: string }) => {
       if (res.status >= 300) throw new Error(`Cofre API ${res.status}: ${res.text}`);
     };
-    ok(await api.call('POST', 'sys/auth/kubernetes', { body: { type: 'kubernetes' } }));
-    ok(
-      await api.call('POST', 'auth/kubernetes/config', {
-        body: {
-          kubernetes_host: cluster.server,
-          kubernetes_ca_cert: cluster.caCert,
-          token_reviewer_jwt: reviewer.status!.token,
-          disable_local_ca_jwt: true,
-        },
-      }),
-    );
+    await enableKubernetesAuth(api, cluster, kc);
     ok(
       await api.call('PUT', 'sys/policies/acl/bench-read', {
         body: { policy: 'path "secret/data/bench/*" {\n  capabilities = ["read"]\n}\n' },

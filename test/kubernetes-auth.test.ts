@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { enableKubernetesAuth } from './kube-support.js';
 import { startServer, type InProcessServer } from './support.js';
 
 /** Kubernetes login against a real kube-apiserver: real service accounts, TokenRequest and TokenReview. */
@@ -35,33 +36,12 @@ describe('Kubernetes auth method', () => {
       ['apps', 'web'],
       ['apps', 'other'],
       ['elsewhere', 'web'],
-      ['kube-system', 'cofre-reviewer'],
     ]) {
       await core.createNamespacedServiceAccount({ namespace: ns!, body: { metadata: { name } } });
     }
-    // The reviewer may call TokenReview and nothing else: the auth-delegator role, as Vault's docs set up.
-    await kc.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-      body: {
-        metadata: { name: 'cofre-reviewer' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
-        subjects: [{ kind: 'ServiceAccount', name: 'cofre-reviewer', namespace: 'kube-system' }],
-      },
-    });
-    const reviewer = await saToken('kube-system', 'cofre-reviewer', 'https://kubernetes.default.svc');
-
     srv = await startServer();
     const ok = (res: { status: number; text: string }) => assert.ok(res.status < 300, res.text);
-    ok(await srv.api.call('POST', 'sys/auth/kubernetes', { body: { type: 'kubernetes' } }));
-    ok(
-      await srv.api.call('POST', 'auth/kubernetes/config', {
-        body: {
-          kubernetes_host: cluster.server,
-          kubernetes_ca_cert: cluster.caCert,
-          token_reviewer_jwt: reviewer,
-          disable_local_ca_jwt: true,
-        },
-      }),
-    );
+    await enableKubernetesAuth(srv.api, cluster, kc);
     ok(
       await srv.api.call('PUT', 'sys/policies/acl/web-read', {
         body: { policy: 'path "secret/data/web/*" {\n  capabilities = ["read"]\n}\n' },

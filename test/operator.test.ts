@@ -10,6 +10,7 @@ import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { startOperator, type Operator } from '../src/kube/operator/index.js';
 import { reconcileTotal, targetWrites } from '../src/kube/operator/metrics.js';
 import { ROLLOUT_ANNOTATION } from '../src/kube/operator/types.js';
+import { enableKubernetesAuth } from './kube-support.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
 
 const GROUP = 'cofre.dev';
@@ -101,35 +102,8 @@ describe('cofre operator on a real control plane', () => {
       await core.createNamespace({ body: { metadata: { name: ns } } });
       await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'reader' } } });
     }
-    await core.createNamespacedServiceAccount({
-      namespace: 'kube-system',
-      body: { metadata: { name: 'cofre-reviewer' } },
-    });
-    await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createClusterRoleBinding({
-      body: {
-        metadata: { name: 'cofre-reviewer' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
-        subjects: [{ kind: 'ServiceAccount', name: 'cofre-reviewer', namespace: 'kube-system' }],
-      },
-    });
-    const reviewer = await core.createNamespacedServiceAccountToken({
-      namespace: 'kube-system',
-      name: 'cofre-reviewer',
-      body: { spec: { audiences: ['https://kubernetes.default.svc'], expirationSeconds: 3600 } },
-    });
-
     srv = await startServer();
-    ok(await srv.api.call('POST', 'sys/auth/kubernetes', { body: { type: 'kubernetes' } }));
-    ok(
-      await srv.api.call('POST', 'auth/kubernetes/config', {
-        body: {
-          kubernetes_host: cluster.server,
-          kubernetes_ca_cert: cluster.caCert,
-          token_reviewer_jwt: reviewer.status!.token,
-          disable_local_ca_jwt: true,
-        },
-      }),
-    );
+    await enableKubernetesAuth(srv.api, cluster, kc);
     const policy = (name: string, p: string) =>
       srv.api.call('PUT', `sys/policies/acl/${name}`, {
         body: { policy: `path "${p}" {\n  capabilities = ["read"]\n}\n` },
