@@ -4,7 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { freePort, tempDir } from './support.js';
+import { freePort, selfSignedCert, tempDir } from './support.js';
 
 function httpsCall(url: string, ca: Buffer, method: string, path: string, body?: unknown, token?: string) {
   return new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
@@ -24,26 +24,7 @@ describe('server from a config file with TLS', () => {
   it('serves the API over TLS from an HCL config and starts sealed', async () => {
     const dir = tempDir('config');
     try {
-      const key = join(dir, 'tls.key');
-      const cert = join(dir, 'tls.crt');
-      const gen = spawnSync('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ]);
-      assert.equal(gen.status, 0, `openssl is needed for this test: ${gen.stderr}`);
+      const { key, cert } = selfSignedCert(dir);
       const port = await freePort();
       const config = join(dir, 'cofre.hcl');
       writeFileSync(

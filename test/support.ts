@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,4 +156,28 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** A self-signed certificate for 127.0.0.1 made with openssl in dir: `{ key, cert }` file paths. */
+export function selfSignedCert(dir: string): { key: string; cert: string } {
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.crt');
+  const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'];
+  const args = [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    ...subject,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ];
+  const gen = spawnSync('openssl', args, { encoding: 'utf8' });
+  if (gen.status !== 0) throw new Error(`openssl is needed for TLS tests (apt-get install openssl): ${gen.stderr}`);
+  return { key, cert };
 }

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startServer, tempDir } from '../../test/support.js';
+import { selfSignedCert, startServer, tempDir } from '../../test/support.js';
 import { createCofre } from '../app.js';
 import type { InProcessServer } from '../../test/support.js';
 import { ApiError, apiUrl, resolveAddress, resolveCaCert, resolveConfig, resolveToken, VaultClient } from './client.js';
@@ -194,24 +193,7 @@ describe('VaultClient against a real server', () => {
 describe('VaultClient over TLS', () => {
   it('verifies the server with the CA bundle, or not at all when told to skip verification', async () => {
     const tlsDir = tempDir('client-tls');
-    const [key, cert] = [join(tlsDir, 'tls.key'), join(tlsDir, 'tls.crt')];
-    const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'];
-    const args = [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      ...subject,
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ];
-    const gen = spawnSync('openssl', args);
-    assert.equal(gen.status, 0, `openssl is needed for this test: ${gen.stderr}`);
+    const { key, cert } = selfSignedCert(tlsDir);
     const tls = { cert: readFileSync(cert), key: readFileSync(key) };
     const cofre = await createCofre({
       storage: { type: 'sqlite', path: join(tlsDir, 'cofre.db') },
