@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { badRequest } from './errors.js';
 import type { Storage, StorageOp } from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
@@ -199,13 +199,6 @@ export class TokenStore {
       if (entry) out.push(entry.accessor);
     }
     return out;
-  }
-
-  /** Constant-time compare for callers that hold a token and an entry. */
-  matches(token: string, entry: TokenEntry): boolean {
-    const a = Buffer.from(this.hashOf(token));
-    const b = Buffer.from(entry.hash);
-    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   private async revokeOne(hash: string): Promise<void> {
