@@ -8,7 +8,7 @@ import type { Seal } from './core/seal.js';
 import { systemBackend } from './core/sys/index.js';
 import { StorageView } from './core/storage-view.js';
 import { secretEngines } from './engines/index.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics, registerLeaseMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import { ShamirSeal } from './seal/shamir.js';
@@ -63,6 +63,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     auditDevices,
     defaultMounts: opts.defaultMounts ?? [],
   });
+  registerLeaseMetrics(metrics.registry, () => core.expiration.snapshot());
   const sys = systemBackend(core, opts.storage.type);
   sys.paths.push(...httpSysPaths(core, metrics));
   core.mounts.addBuiltin(

@@ -5,6 +5,7 @@ import { ApiError } from './client.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGenericCommands } from './commands/generic.js';
 import { registerKvCommands } from './commands/kv.js';
+import { registerLeaseCommands } from './commands/lease.js';
 import { registerLoginCommand } from './commands/login.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerPolicyCommands } from './commands/policy.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerLoginCommand(program);
   registerGenericCommands(program);
   registerKvCommands(program);
+  registerLeaseCommands(program);
   registerTokenCommands(program);
   registerPolicyCommands(program);
   registerSecretsCommands(program);

@@ -69,6 +69,49 @@ export interface StreamFrame {
   data: string;
 }
 
+/**
+ * A dynamic secret a handler has just created. The core gives it a lease (TTL resolved from the secret, the
+ * mount's tune and the system defaults), owned by the calling token, and revokes it through the backend's
+ * SecretType of the same name when the lease ends.
+ */
+export interface NewSecret {
+  /** Names the backend's SecretType that renews and revokes it. */
+  type: string;
+  /** What the backend needs to revoke it later (e.g. the username). Stored through the barrier; no passwords. */
+  internal: Record<string, unknown>;
+  /** Seconds; 0 = the mount's or the system's default. */
+  ttl: number;
+  /** Seconds; 0 = the mount's or the system's maximum. */
+  maxTtl: number;
+  renewable: boolean;
+}
+
+/** A lease as the backend sees it when asked to renew or revoke it. */
+export interface LeaseContext {
+  leaseId: string;
+  internal: Record<string, unknown>;
+  /** The mount's storage. */
+  storage: Storage;
+  /** When the lease will now expire (renew only). */
+  expireTime: Date;
+}
+
+/** A kind of dynamic secret: the expiration manager calls back into its backend to renew or revoke it. */
+export interface SecretType {
+  /** Must be idempotent: a revocation may be retried after a crash or a failure. */
+  revoke(lease: LeaseContext): Promise<void>;
+  /** Without it, the secret is not renewable. */
+  renew?(lease: LeaseContext): Promise<void>;
+}
+
+/** Services of the core that backends may use, without reaching into the core itself. */
+export interface SystemView {
+  /** A password from the named password policy, or from the default policy when no name is given. */
+  generatePassword(policyName?: string): Promise<string>;
+  /** The mount's TTLs after tune and system defaults, in seconds. */
+  leaseTtls(): { defaultTtl: number; maxTtl: number };
+}
+
 export interface LeaseInfo {
   leaseId: string;
   ttl: number;
@@ -94,6 +137,8 @@ export interface Response {
   auth?: AuthInfo;
   warnings?: string[];
   lease?: LeaseInfo;
+  /** A dynamic secret to put under a lease; the core fills `lease` from it. */
+  secret?: NewSecret;
   /** Overrides the HTTP status, e.g. for sys/health's status codes. */
   status?: number;
   /** Sent as-is instead of the Vault envelope (sys/health, sys/seal-status, metrics). */
@@ -142,12 +187,21 @@ export interface PathRecord {
 export interface Backend {
   type: string;
   paths: PathRecord[];
+  /** The dynamic secrets it hands out, by NewSecret.type. */
+  secrets?: Record<string, SecretType>;
+  /**
+   * Background work (rotation schedules). Started on the node that runs background jobs once unsealed, stopped
+   * on seal and unmount. With many nodes on one store only the leader runs it, so a job runs once.
+   */
+  start?(): void;
+  stop?(): Promise<void>;
 }
 
 export interface MountContext {
   storage: Storage;
   mountPoint: string;
   options: Record<string, string>;
+  system: SystemView;
 }
 
 export type BackendFactory = (ctx: MountContext) => Promise<Backend> | Backend;

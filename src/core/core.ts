@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { AuditBroker, type AuditSinkFactory } from './audit-broker.js';
 import { ChangeLog } from './change-log.js';
+import { ExpirationManager, resolveTtl } from './expiration.js';
+import { PasswordPolicyStore } from './password-policy.js';
 import { TokenStore } from './token-store.js';
-import type { BackendFactory } from './backend.js';
+import type { BackendFactory, SystemView } from './backend.js';
 import { Barrier } from './barrier.js';
 import { badRequest, CofreError } from './errors.js';
 import { MountTable, type MountEntry } from './mount-table.js';
@@ -53,6 +55,8 @@ export class Core {
   readonly policies: PolicyStore;
   readonly audit: AuditBroker;
   readonly changes: ChangeLog;
+  readonly expiration: ExpirationManager;
+  readonly passwordPolicies: PasswordPolicyStore;
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -60,8 +64,16 @@ export class Core {
 
   constructor(private readonly opts: CoreOptions) {
     this.barrier = new Barrier(opts.physical);
-    this.mounts = new MountTable(this.barrier, opts.factories);
-    this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'));
+    this.mounts = new MountTable(this.barrier, opts.factories, (entry) => this.systemView(entry));
+    this.expiration = new ExpirationManager(new StorageView(this.barrier, 'sys/expire/'), (prefix, type) => {
+      const mounted = this.mounts.match(prefix);
+      const secretType = mounted?.prefix === prefix ? mounted.backend.secrets?.[type] : undefined;
+      return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
+    });
+    this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'), (hash) =>
+      this.expiration.revokeByToken(hash),
+    );
+    this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));
     this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));
     this.audit = new AuditBroker(this.barrier, opts.auditDevices);
     this.changes = new ChangeLog(new StorageView(this.barrier, 'sys/events/'));
@@ -151,6 +163,7 @@ export class Core {
   }
 
   sealNow(): void {
+    this.stopBackground();
     this.barrier.seal();
     this.rootKey?.fill(0);
     this.rootKey = undefined;
@@ -191,5 +204,30 @@ export class Core {
     await this.audit.load();
     await this.changes.load();
     this.opts.onUnsealed?.(this);
+    await this.startBackground();
+  }
+
+  /**
+   * Lease expiry and the backends' schedules. One node runs them: today the only one; with many nodes on one
+   * store, the leader.
+   */
+  private async startBackground(): Promise<void> {
+    await this.expiration.start();
+    this.mounts.startBackground();
+  }
+
+  private stopBackground(): void {
+    this.expiration.stop();
+    void this.mounts.stopBackground();
+  }
+
+  private systemView(entry: MountEntry): SystemView {
+    return {
+      generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
+      leaseTtls: () => {
+        const { ttl, maxTtl } = resolveTtl({ ttl: 0, maxTtl: 0 }, entry.config);
+        return { defaultTtl: ttl, maxTtl };
+      },
+    };
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Backend, BackendFactory, PathRecord } from './backend.js';
+import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
 import { badRequest } from './errors.js';
 import type { Storage } from './storage.js';
 import { getJson, putJson, StorageView } from './storage-view.js';
@@ -54,13 +54,17 @@ export class MountTable {
   private readonly mounted = new Map<string, Mounted>();
   /** Built-in backends (sys/) survive seal and reload: they serve sys/unseal while sealed. */
   private readonly builtins = new Map<string, Mounted>();
+  /** Whether this node runs background jobs: backends mounted meanwhile start theirs at once. */
+  private background = false;
 
   constructor(
     private readonly barrier: Storage,
     private readonly factories: { mounts: Record<string, BackendFactory>; auth: Record<string, BackendFactory> },
+    private readonly systemView: (entry: MountEntry) => SystemView,
   ) {}
 
   async load(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
+    await this.stopBackground();
     this.mounted.clear();
     for (const table of ['mounts', 'auth'] as const) {
       let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
@@ -71,6 +75,18 @@ export class MountTable {
       }
       for (const entry of entries) await this.activate(table, entry);
     }
+  }
+
+  /** Starts every backend's background jobs (rotation schedules), and those of backends mounted later. */
+  startBackground(): void {
+    this.background = true;
+    for (const mounted of this.mounted.values()) mounted.backend.start?.();
+  }
+
+  async stopBackground(): Promise<void> {
+    if (!this.background) return;
+    this.background = false;
+    await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
   }
 
   /** Registers a backend that is built in and never persisted (the system backend). */
@@ -114,6 +130,7 @@ export class MountTable {
     if (mounted.entry.type === 'system' || prefix === 'auth/token/') {
       throw badRequest(`cannot unmount "${mounted.entry.path}"`);
     }
+    await mounted.backend.stop?.();
     const keys = await listRecursive(mounted.storage, '');
     await mounted.storage.transaction(keys.map((key) => ({ op: 'delete' as const, key })));
     this.mounted.delete(prefix);
@@ -157,8 +174,10 @@ export class MountTable {
     if (!factory) throw new Error(`no backend of type ${entry.type} for mount ${entry.path}`);
     const prefix = routePrefix(table, entry.path);
     const storage = new StorageView(this.barrier, `${STORAGE_PREFIX[table]}${entry.uuid}/`);
-    const backend = await factory({ storage, mountPoint: prefix, options: entry.options });
+    const system = this.systemView(entry);
+    const backend = await factory({ storage, mountPoint: prefix, options: entry.options, system });
     this.mounted.set(prefix, { entry, table, prefix, backend, paths: compilePaths(backend), storage });
+    if (this.background) backend.start?.();
   }
 
   private async persist(table: TableName): Promise<void> {

@@ -4,7 +4,9 @@ import type { AuditEvent } from './audit-format.js';
 import type { Caller, Operation, PathRecord, Request, Response } from './backend.js';
 import type { Core } from './core.js';
 import { badRequest, CofreError, notFound, permissionDenied, sealedError, unsupportedOperation } from './errors.js';
+import { resolveTtl } from './expiration.js';
 import { parseFields } from './fields.js';
+import type { Mounted } from './mount-table.js';
 
 export type HttpVerb = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
 
@@ -151,6 +153,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     } finally {
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
+    if (response?.secret) await registerLease(core, mounted, request, response);
     if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
     if (CHANGES.has(operation) && mounted.table === 'mounts' && mounted.entry.type !== 'system') {
       await reportChange(core, mounted.prefix, path, record, request, response);
@@ -175,6 +178,36 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       const failure = { status: known ? err.status : 500, error: known ? err.message : 'internal error' };
       await core.audit.log({ ...event, type: 'response', time: new Date(), ...failure });
     }
+    throw err;
+  }
+}
+
+/**
+ * Puts a dynamic secret the handler created under a lease. If the lease cannot be stored, the secret is revoked
+ * at once: a credential nobody can revoke later must not exist.
+ */
+async function registerLease(core: Core, mounted: Mounted, request: Request, response: Response): Promise<void> {
+  const secret = response.secret!;
+  delete response.secret;
+  const { ttl, maxTtl } = resolveTtl(secret, mounted.entry.config);
+  try {
+    const lease = await core.expiration.register({
+      mountPrefix: mounted.prefix,
+      requestPath: request.path,
+      secret,
+      ttl,
+      maxTtl,
+      tokenHash: request.caller?.tokenId ?? '',
+      tokenExpireTime: request.caller?.token.expireTime ?? 0,
+    });
+    response.lease = {
+      leaseId: lease.leaseId,
+      ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
+      renewable: lease.renewable,
+    };
+  } catch (err) {
+    const revoke = mounted.backend.secrets?.[secret.type]?.revoke;
+    await revoke?.({ leaseId: '', internal: secret.internal, storage: mounted.storage, expireTime: new Date() });
     throw err;
   }
 }

@@ -53,7 +53,11 @@ export class TokenStore {
   /** token → hash for recently used tokens: the HMAC is a fixed cost on every request otherwise. */
   private readonly hashMemo = new Map<string, string>();
 
-  constructor(private readonly storage: Storage) {}
+  constructor(
+    private readonly storage: Storage,
+    /** Runs before a token is deleted: its leases are revoked first, as in Vault. */
+    private readonly beforeRevoke: (hash: string) => Promise<void> = async () => {},
+  ) {}
 
   /** Forgets every cached entry and token (on seal, and before loading). */
   clear(): void {
@@ -203,8 +207,9 @@ export class TokenStore {
 
   private async revokeOne(hash: string): Promise<void> {
     const entry = this.cache.get(hash) ?? (await getJson<TokenEntry>(this.storage, `id/${hash}`));
-    this.cache.delete(hash);
     if (!entry) return;
+    await this.beforeRevoke(hash);
+    this.cache.delete(hash);
     const ops: StorageOp[] = [
       { op: 'delete', key: `id/${hash}` },
       { op: 'delete', key: `accessor/${this.hashOf(entry.accessor)}` },

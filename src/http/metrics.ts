@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ExpirationStats } from '../core/expiration.js';
 
 /** Prometheus metrics of the HTTP layer; sys/metrics?format=prometheus serves the registry. */
 export function createMetrics() {
@@ -21,3 +22,25 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The expiration manager's numbers, read when Prometheus scrapes. */
+export function registerLeaseMetrics(registry: Registry, stats: () => ExpirationStats): void {
+  const gauge = (name: string, help: string, pick: (s: ExpirationStats) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(pick(stats()));
+      },
+    });
+  };
+  gauge('cofre_expire_leases', 'Leases with an armed expiry timer on this node.', (s) => s.leases);
+  gauge('cofre_expire_revoked', 'Leases revoked since start.', (s) => s.revoked);
+  gauge('cofre_expire_revoke_failures', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
+  gauge(
+    'cofre_expire_pending_retries',
+    'Leases whose revocation failed and waits for a retry.',
+    (s) => s.pendingRetries,
+  );
+}

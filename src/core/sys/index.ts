@@ -3,6 +3,8 @@ import type { Core } from '../core.js';
 import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
 import { eventPaths } from './events.js';
+import { leasePaths } from './leases.js';
+import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
 import { sealPaths } from './seal.js';
@@ -18,6 +20,8 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...capabilityPaths(core),
       ...auditPaths(core),
       ...eventPaths(core),
+      ...leasePaths(core),
+      ...passwordPolicyPaths(core.passwordPolicies),
     ],
   };
 }

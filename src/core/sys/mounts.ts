@@ -2,7 +2,7 @@ import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest, CofreError } from '../errors.js';
 import { parseDuration } from '../fields.js';
-import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
+import { MountTable, normalizeMountPath, type MountEntry, type TableName } from '../mount-table.js';
 
 /** The public shape of a mount entry, as Vault's sys/mounts prints it. */
 function describe(entry: MountEntry): Record<string, unknown> {
@@ -159,6 +159,10 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           return undefined;
         },
         delete: async (req) => {
+          // Vault revokes a mount's leases before it goes: its credentials must not outlive it.
+          if (table === 'mounts' && core.mounts.get(table, mountPath(req))) {
+            await core.expiration.revokePrefix(normalizeMountPath(mountPath(req)));
+          }
           await core.mounts.unmount(table, mountPath(req));
           return undefined;
         },

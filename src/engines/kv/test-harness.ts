@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Backend, Caller, Operation, Request, Response } from '../../core/backend.js';
+import type { Backend, Caller, Operation, Request, Response, SystemView } from '../../core/backend.js';
 import { CofreError } from '../../core/errors.js';
 import { parseFields } from '../../core/fields.js';
 import type { Storage } from '../../core/storage.js';
@@ -104,13 +104,21 @@ export class Harness {
   }
 }
 
+/** KV asks nothing of the core's system view; any use of it in a KV test is a bug. */
+export const kvSystemView: SystemView = {
+  generatePassword: () => Promise.reject(new Error('KV does not generate passwords')),
+  leaseTtls: () => {
+    throw new Error('KV does not issue leases');
+  },
+};
+
 /** A KV mount of the given version on a fresh SQLite file, plus a cleanup. */
 export async function openKv(
   version: '1' | '2',
 ): Promise<{ kv: Harness; storage: Storage; close: () => Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cofre-kv-'));
   const storage = openSqliteStorage(path.join(dir, 'kv.db'));
-  const backend = await kvFactory({ storage, mountPoint: 'secret/', options: { version } });
+  const backend = await kvFactory({ storage, mountPoint: 'secret/', options: { version }, system: kvSystemView });
   const close = async (): Promise<void> => {
     await storage.close();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { kvFactory } from './index.js';
-import { openKv, type Harness } from './test-harness.js';
+import { kvSystemView, openKv, type Harness } from './test-harness.js';
 
 describe('kv v1', () => {
   let kv: Harness;
@@ -10,10 +10,12 @@ describe('kv v1', () => {
   after(() => close());
 
   it('is what a kv mount without a version option gets', async () => {
-    const backend = await kvFactory({ storage: kv.storage, mountPoint: 'kv/', options: {} });
+    const backend = await kvFactory({ storage: kv.storage, mountPoint: 'kv/', options: {}, system: kvSystemView });
     assert.equal(backend.type, 'kv');
     assert.equal(backend.paths.length, 1);
-    assert.throws(() => kvFactory({ storage: kv.storage, mountPoint: 'kv/', options: { version: '3' } }));
+    assert.throws(() =>
+      kvFactory({ storage: kv.storage, mountPoint: 'kv/', options: { version: '3' }, system: kvSystemView }),
+    );
   });
 
   it('stores the whole body and reads it back', async () => {

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, describe, it } from 'node:test';
+import { openSqliteStorage } from '../storage/sqlite.js';
+import type { LeaseContext, SecretType } from './backend.js';
+import { ExpirationManager, resolveTtl, SYSTEM_MAX_TTL } from './expiration.js';
+import type { Storage } from './storage.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cofre-expiration-'));
+let n = 0;
+
+/**
+ * A secret type whose "database" is a set of live names: revoking removes one, and `down` makes every call
+ * fail as an unreachable database would.
+ */
+function liveNames() {
+  const live = new Set<string>();
+  const calls = { revoke: 0, renew: 0 };
+  let down = false;
+  const type: SecretType = {
+    async revoke(lease: LeaseContext) {
+      calls.revoke++;
+      if (down) throw new Error('connection "db": cannot reach the database');
+      live.delete(lease.internal.name as string);
+    },
+    async renew() {
+      calls.renew++;
+    },
+  };
+  return { live, calls, type, setDown: (v: boolean) => (down = v) };
+}
+
+function manager(storage: Storage, type: SecretType): ExpirationManager {
+  return new ExpirationManager(storage, (prefix, name) =>
+    prefix === 'database/' && name === 'creds' ? { secretType: type, storage } : undefined,
+  );
+}
+
+async function issue(m: ExpirationManager, names: ReturnType<typeof liveNames>, name: string, ttl: number, token = '') {
+  names.live.add(name);
+  return m.register({
+    mountPrefix: 'database/',
+    requestPath: 'creds/app',
+    secret: { type: 'creds', internal: { name }, ttl, maxTtl: 0, renewable: true },
+    ttl,
+    maxTtl: 60,
+    tokenHash: token,
+    tokenExpireTime: 0,
+  });
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(20);
+  }
+}
+
+describe('ExpirationManager', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const fresh = () => openSqliteStorage(join(dir, `e${n++}.db`));
+
+  it('revokes a lease when its TTL ends, without any request', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    await m.start();
+    const lease = await issue(m, names, 'u1', 1);
+    assert.match(lease.leaseId, /^database\/creds\/app\/[0-9a-f-]{36}$/);
+    await until(() => !names.live.has('u1'));
+    await m.drain();
+    await assert.rejects(m.lookup(lease.leaseId), /invalid lease/);
+    m.stop();
+    await storage.close();
+  });
+
+  it('after a restart, revokes leases that expired while it was down and arms the others', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const first = manager(storage, names.type);
+    await first.start();
+    await issue(first, names, 'expired', 1);
+    await issue(first, names, 'later', 2);
+    await issue(first, names, 'long', 3600);
+    first.stop(); // the server goes down
+    await sleep(1200);
+    const second = manager(storage, names.type);
+    await second.start();
+    await until(() => !names.live.has('expired'));
+    assert.ok(names.live.has('later'));
+    await until(() => !names.live.has('later'));
+    assert.ok(names.live.has('long'));
+    second.stop();
+    await storage.close();
+  });
+
+  it('keeps a failed revocation, shows it on lookup and retries until it succeeds', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    await m.start();
+    names.setDown(true);
+    const lease = await issue(m, names, 'u2', 1);
+    await until(() => names.calls.revoke >= 2, 8000);
+    const seen = await m.lookup(lease.leaseId);
+    assert.ok(seen.revoke_attempts >= 1);
+    assert.match(seen.last_revoke_error, /cannot reach the database/);
+    assert.equal(m.snapshot().pendingRetries, 1);
+    names.setDown(false);
+    await until(() => !names.live.has('u2'), 10_000);
+    await m.drain();
+    assert.equal(m.snapshot().pendingRetries, 0);
+    m.stop();
+    await storage.close();
+  });
+
+  it('revokes a lease once even when asked twice at the same time', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    const lease = await issue(m, names, 'u3', 60);
+    await Promise.all([m.revoke(lease.leaseId), m.revoke(lease.leaseId)]);
+    assert.equal(names.calls.revoke, 1);
+    await m.revoke(lease.leaseId); // already gone: nothing to do
+    assert.equal(names.calls.revoke, 1);
+    await storage.close();
+  });
+
+  it("revokes a token's leases, and every lease under a prefix", async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    await issue(m, names, 'mine1', 60, 'tokA');
+    await issue(m, names, 'mine2', 60, 'tokA');
+    await issue(m, names, 'other', 60, 'tokB');
+    await m.revokeByToken('tokA');
+    assert.deepEqual([...names.live], ['other']);
+    assert.deepEqual(await m.listPrefix('database/creds/'), ['app/']);
+    assert.equal(await m.revokePrefix('database/creds/'), 1);
+    assert.equal(names.live.size, 0);
+    assert.equal(await m.tidy(), 0);
+    await storage.close();
+  });
+
+  it('renews up to the max TTL and no further', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    const lease = await m.register({
+      mountPrefix: 'database/',
+      requestPath: 'creds/app',
+      secret: { type: 'creds', internal: { name: 'r' }, ttl: 10, maxTtl: 30, renewable: true },
+      ttl: 10,
+      maxTtl: 30,
+      tokenHash: '',
+      tokenExpireTime: 0,
+    });
+    const renewed = await m.renew(lease.leaseId, 3600);
+    assert.equal(renewed.expireTime, lease.maxExpireTime);
+    assert.equal(names.calls.renew, 1);
+    await assert.rejects(m.renew('database/creds/app/nope', 10), /invalid lease/);
+    await storage.close();
+  });
+
+  it("resolves TTLs as Vault does: the secret's, else the mount's, else the system's, capped by every max", () => {
+    const mount = { default_lease_ttl: 0, max_lease_ttl: 0 };
+    assert.deepEqual(resolveTtl({ ttl: 0, maxTtl: 0 }, mount), { ttl: SYSTEM_MAX_TTL, maxTtl: SYSTEM_MAX_TTL });
+    assert.deepEqual(resolveTtl({ ttl: 60, maxTtl: 0 }, { default_lease_ttl: 30, max_lease_ttl: 40 }), {
+      ttl: 40,
+      maxTtl: 40,
+    });
+    assert.deepEqual(resolveTtl({ ttl: 0, maxTtl: 100 }, { default_lease_ttl: 30, max_lease_ttl: 0 }), {
+      ttl: 30,
+      maxTtl: 100,
+    });
+  });
+});

@@ -1,0 +1,365 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { LeaseContext, NewSecret, SecretType } from './backend.js';
+import { badRequest } from './errors.js';
+import type { Storage, StorageOp } from './storage.js';
+import { getJson, jsonBytes } from './storage-view.js';
+
+/** Vault's system defaults: 32 days for both the default and the maximum lease TTL. */
+export const SYSTEM_DEFAULT_TTL = 768 * 3600;
+export const SYSTEM_MAX_TTL = 768 * 3600;
+
+/** Failed revocations are retried after 1 s, 2 s, 4 s, … up to this, for as long as it takes. */
+const MAX_RETRY_DELAY_MS = 5 * 60_000;
+/** setTimeout's limit is about 24.8 days; a later expiry is re-armed when this fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Revocations run at most this many at once, so a restart after a long outage does not flood a database. */
+const REVOKE_CONCURRENCY = 8;
+
+/** A lease as persisted under sys/expire/id/<lease id>. Times are unix milliseconds. */
+export interface LeaseEntry {
+  leaseId: string;
+  /** The mount's routing prefix when the lease was issued; the secret type is looked up through it. */
+  mountPrefix: string;
+  secretType: string;
+  internal: Record<string, unknown>;
+  /** Salted hash of the owning token ("" for none); revoking that token revokes the lease. */
+  tokenHash: string;
+  issueTime: number;
+  expireTime: number;
+  /** The lease can never be renewed past this. */
+  maxExpireTime: number;
+  lastRenewalTime: number;
+  renewable: boolean;
+  /** Revocation failures so far; the lease stays, and is retried, until one succeeds. */
+  revokeAttempts: number;
+  lastRevokeError: string;
+}
+
+/** How the manager finds the secret type of a lease: the mount may have been disabled or be mounted again. */
+export type SecretTypeResolver = (
+  mountPrefix: string,
+  type: string,
+) => { secretType: SecretType; storage: Storage } | undefined;
+
+export interface ExpirationStats {
+  leases: number;
+  revoked: number;
+  revokeFailures: number;
+  /** Leases whose revocation failed and waits for a retry. */
+  pendingRetries: number;
+}
+
+export interface LeaseLookup {
+  id: string;
+  issue_time: string;
+  expire_time: string | null;
+  last_renewal: string | null;
+  renewable: boolean;
+  ttl: number;
+  revoke_attempts: number;
+  last_revoke_error: string;
+}
+
+/**
+ * The expiration manager: every dynamic secret's lease, persisted through the barrier so it survives restarts,
+ * and a timer per lease that revokes it through its backend when it ends. A revocation that fails stays on
+ * record and is retried with back-off; it is never dropped. Timers run only while `start()`ed: on the one node
+ * that runs background jobs.
+ */
+export class ExpirationManager {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly due: string[] = [];
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private running = false;
+  private workers = 0;
+  private readonly stats = { revoked: 0, revokeFailures: 0 };
+  private readonly retrying = new Set<string>();
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly resolve: SecretTypeResolver,
+  ) {}
+
+  /** Loads every persisted lease and arms its timer; expired ones are revoked at once. */
+  async start(): Promise<void> {
+    this.running = true;
+    for (const leaseId of await this.allLeaseIds('')) {
+      const entry = await this.read(leaseId);
+      if (entry) this.schedule(entry);
+    }
+  }
+
+  /** Disarms every timer (on seal). Revocations already running finish. */
+  stop(): void {
+    this.running = false;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.due.length = 0;
+    this.retrying.clear();
+  }
+
+  /** Waits for revocations under way (tests and shutdown). */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /**
+   * Puts a new secret under a lease. `ttl` and `maxTtl` are already resolved (see resolveTtl). The lease may not
+   * outlive its token: a token that expires takes its leases with it.
+   */
+  async register(opts: {
+    mountPrefix: string;
+    requestPath: string;
+    secret: NewSecret;
+    ttl: number;
+    maxTtl: number;
+    tokenHash: string;
+    tokenExpireTime: number;
+  }): Promise<LeaseEntry> {
+    const now = Date.now();
+    let maxExpireTime = now + opts.maxTtl * 1000;
+    if (opts.tokenExpireTime > 0) maxExpireTime = Math.min(maxExpireTime, opts.tokenExpireTime);
+    const entry: LeaseEntry = {
+      leaseId: `${opts.mountPrefix}${opts.requestPath.replace(/\/+$/, '')}/${randomUUID()}`,
+      mountPrefix: opts.mountPrefix,
+      secretType: opts.secret.type,
+      internal: opts.secret.internal,
+      tokenHash: opts.tokenHash,
+      issueTime: now,
+      expireTime: Math.min(now + opts.ttl * 1000, maxExpireTime),
+      maxExpireTime,
+      lastRenewalTime: 0,
+      renewable: opts.secret.renewable,
+      revokeAttempts: 0,
+      lastRevokeError: '',
+    };
+    const ops: StorageOp[] = [{ op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) }];
+    if (entry.tokenHash) ops.push({ op: 'put', key: tokenKey(entry), value: Buffer.from(entry.leaseId) });
+    await this.storage.transaction(ops);
+    this.schedule(entry);
+    return entry;
+  }
+
+  async lookup(leaseId: string): Promise<LeaseLookup> {
+    const entry = await this.mustRead(leaseId);
+    const now = Date.now();
+    return {
+      id: entry.leaseId,
+      issue_time: new Date(entry.issueTime).toISOString(),
+      expire_time: new Date(entry.expireTime).toISOString(),
+      last_renewal: entry.lastRenewalTime ? new Date(entry.lastRenewalTime).toISOString() : null,
+      renewable: entry.renewable && entry.revokeAttempts === 0,
+      ttl: Math.max(0, Math.round((entry.expireTime - now) / 1000)),
+      revoke_attempts: entry.revokeAttempts,
+      last_revoke_error: entry.lastRevokeError,
+    };
+  }
+
+  /** Extends a lease by `increment` seconds from now (0: its original TTL), never past its max TTL. */
+  async renew(leaseId: string, increment: number): Promise<LeaseEntry> {
+    const entry = await this.mustRead(leaseId);
+    const target = this.resolve(entry.mountPrefix, entry.secretType);
+    if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0) {
+      throw badRequest('lease is not renewable');
+    }
+    const now = Date.now();
+    if (entry.expireTime <= now) throw badRequest('lease expired');
+    const ttlMs = increment > 0 ? increment * 1000 : entry.expireTime - (entry.lastRenewalTime || entry.issueTime);
+    const renewed = { ...entry, expireTime: Math.min(now + ttlMs, entry.maxExpireTime), lastRenewalTime: now };
+    await target.secretType.renew(this.context(renewed, target.storage));
+    await this.storage.put(idKey(leaseId), jsonBytes(renewed));
+    this.schedule(renewed);
+    return renewed;
+  }
+
+  /** Revokes through the backend, then forgets the lease. A failure is kept for retry and thrown. */
+  async revoke(leaseId: string): Promise<void> {
+    const running = this.inFlight.get(leaseId);
+    if (running) return running;
+    const job = this.revokeNow(leaseId).finally(() => this.inFlight.delete(leaseId));
+    this.inFlight.set(leaseId, job);
+    return job;
+  }
+
+  /** Revokes every lease whose id starts with prefix; stops at the first failure (which stays queued). */
+  async revokePrefix(prefix: string, force = false): Promise<number> {
+    const ids = await this.allLeaseIds(prefix);
+    for (const id of ids) {
+      if (force) await this.forget(id);
+      else await this.revoke(id);
+    }
+    return ids.length;
+  }
+
+  /** Revokes the leases a token owns (when the token is revoked). Failures are retried in the background. */
+  async revokeByToken(tokenHash: string): Promise<void> {
+    const keys = await this.storage.list(`token/${tokenHash}/`);
+    for (const key of keys) {
+      const leaseId = Buffer.from((await this.storage.get(`token/${tokenHash}/${key}`)) ?? []).toString('utf8');
+      await this.revoke(leaseId).catch(() => {
+        // Kept on record with its error and retried; the token's revocation goes ahead.
+      });
+    }
+  }
+
+  /** Lease ids under a prefix, as sys/leases/lookup/<prefix> lists them: one level. */
+  async listPrefix(prefix: string): Promise<string[]> {
+    return this.storage.list(`id/${prefix}`);
+  }
+
+  /** Removes index entries whose lease is gone (sys/leases/tidy). */
+  async tidy(): Promise<number> {
+    let removed = 0;
+    for (const token of await this.storage.list('token/')) {
+      for (const key of await this.storage.list(`token/${token}`)) {
+        const leaseId = Buffer.from((await this.storage.get(`token/${token}${key}`)) ?? []).toString('utf8');
+        if (!(await this.read(leaseId))) {
+          await this.storage.delete(`token/${token}${key}`);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  snapshot(): ExpirationStats {
+    return { leases: this.timers.size, ...this.stats, pendingRetries: this.retrying.size };
+  }
+
+  private async revokeNow(leaseId: string): Promise<void> {
+    const entry = await this.read(leaseId);
+    if (!entry) {
+      this.disarm(leaseId);
+      return;
+    }
+    const target = this.resolve(entry.mountPrefix, entry.secretType);
+    try {
+      if (!target) throw new Error(`no secrets engine of the lease is mounted at "${entry.mountPrefix}"`);
+      await target.secretType.revoke(this.context(entry, target.storage));
+    } catch (err) {
+      await this.recordFailure(entry, err);
+      throw badRequest(`failed to revoke lease "${leaseId}": ${messageOf(err)}`);
+    }
+    await this.forget(leaseId, entry);
+    this.stats.revoked++;
+  }
+
+  private async recordFailure(entry: LeaseEntry, err: unknown): Promise<void> {
+    this.stats.revokeFailures++;
+    const attempts = entry.revokeAttempts + 1;
+    const failed = { ...entry, revokeAttempts: attempts, lastRevokeError: messageOf(err) };
+    await this.storage.put(idKey(entry.leaseId), jsonBytes(failed)).catch(() => undefined);
+    if (!this.running) return;
+    this.retrying.add(entry.leaseId);
+    const delay = Math.min(1000 * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
+    this.arm(entry.leaseId, Date.now() + delay);
+  }
+
+  /** Deletes a lease and its token index entry without calling the backend (revoke-force, and after revoke). */
+  private async forget(leaseId: string, known?: LeaseEntry): Promise<void> {
+    const entry = known ?? (await this.read(leaseId));
+    const ops: StorageOp[] = [{ op: 'delete', key: idKey(leaseId) }];
+    if (entry?.tokenHash) ops.push({ op: 'delete', key: tokenKey(entry) });
+    await this.storage.transaction(ops);
+    this.disarm(leaseId);
+  }
+
+  private schedule(entry: LeaseEntry): void {
+    if (!this.running) return;
+    if (entry.revokeAttempts > 0) this.retrying.add(entry.leaseId);
+    this.arm(entry.leaseId, entry.expireTime);
+  }
+
+  private arm(leaseId: string, at: number): void {
+    const existing = this.timers.get(leaseId);
+    if (existing) clearTimeout(existing);
+    const delay = Math.max(0, at - Date.now());
+    const timer = setTimeout(
+      () => (delay > MAX_TIMER_MS ? this.arm(leaseId, at) : this.enqueue(leaseId)),
+      Math.min(delay, MAX_TIMER_MS),
+    );
+    timer.unref();
+    this.timers.set(leaseId, timer);
+  }
+
+  private disarm(leaseId: string): void {
+    const timer = this.timers.get(leaseId);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(leaseId);
+    this.retrying.delete(leaseId);
+  }
+
+  private enqueue(leaseId: string): void {
+    this.due.push(leaseId);
+    while (this.workers < REVOKE_CONCURRENCY && this.due.length > 0) {
+      this.workers++;
+      void this.work().finally(() => this.workers--);
+    }
+  }
+
+  private async work(): Promise<void> {
+    for (let id = this.due.shift(); id !== undefined && this.running; id = this.due.shift()) {
+      const entry = await this.read(id).catch(() => undefined);
+      if (!entry) continue;
+      // Renewed since the timer was armed: its new timer is already set.
+      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0) continue;
+      await this.revoke(id).catch(() => undefined); // recorded and re-armed by recordFailure
+    }
+  }
+
+  private context(entry: LeaseEntry, storage: Storage): LeaseContext {
+    return { leaseId: entry.leaseId, internal: entry.internal, storage, expireTime: new Date(entry.expireTime) };
+  }
+
+  private read(leaseId: string): Promise<LeaseEntry | undefined> {
+    return getJson<LeaseEntry>(this.storage, idKey(leaseId));
+  }
+
+  private async mustRead(leaseId: string): Promise<LeaseEntry> {
+    if (typeof leaseId !== 'string' || leaseId === '') throw badRequest('missing lease ID');
+    const entry = await this.read(leaseId);
+    if (!entry) throw badRequest('invalid lease');
+    return entry;
+  }
+
+  private async allLeaseIds(prefix: string): Promise<string[]> {
+    // A prefix names a folder ("database/creds/") or a single lease id; both are collected.
+    const folder = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+    const out: string[] = (await this.read(prefix.replace(/\/$/, ''))) ? [prefix.replace(/\/$/, '')] : [];
+    const walk = async (p: string): Promise<void> => {
+      for (const key of await this.storage.list(`id/${p}`)) {
+        if (key.endsWith('/')) await walk(p + key);
+        else out.push(p + key);
+      }
+    };
+    await walk(folder);
+    return out;
+  }
+}
+
+/**
+ * Vault's TTL rules: the secret's own TTL, else the mount's default, else the system's; capped by the secret's
+ * max TTL, the mount's max and the system's max.
+ */
+export function resolveTtl(
+  secret: { ttl: number; maxTtl: number },
+  mount: { default_lease_ttl: number; max_lease_ttl: number },
+): { ttl: number; maxTtl: number } {
+  const mountMax = mount.max_lease_ttl || SYSTEM_MAX_TTL;
+  const maxTtl = secret.maxTtl > 0 ? Math.min(secret.maxTtl, mountMax) : mountMax;
+  const ttl = secret.ttl || mount.default_lease_ttl || SYSTEM_DEFAULT_TTL;
+  return { ttl: Math.min(ttl, maxTtl), maxTtl };
+}
+
+function idKey(leaseId: string): string {
+  return `id/${leaseId}`;
+}
+
+/** Token index keys hash the lease id: it holds slashes, and the index only needs to find it again. */
+function tokenKey(entry: LeaseEntry): string {
+  return `token/${entry.tokenHash}/${createHash('sha256').update(entry.leaseId).digest('hex')}`;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

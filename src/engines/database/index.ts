@@ -1,0 +1,32 @@
+import type { Backend, BackendFactory } from '../../core/backend.js';
+import { Connections } from './connections.js';
+import { configPaths } from './path-config.js';
+import { credsPaths, credsSecret } from './path-creds.js';
+import { rolePaths } from './path-roles.js';
+import { staticRolePaths } from './path-static-roles.js';
+import { StaticRotation } from './static-rotation.js';
+
+/**
+ * The database secrets engine, Vault's API: connections (config/), dynamic roles whose users live as long as
+ * their lease (roles/, creds/), and static roles whose existing users' passwords Cofre rotates on a schedule
+ * (static-roles/, static-creds/, rotate-role/).
+ */
+export const databaseFactory: BackendFactory = ({ storage, system }): Backend => {
+  const connections = new Connections(storage);
+  const rotation = new StaticRotation(storage, connections, system);
+  return {
+    type: 'database',
+    paths: [
+      ...configPaths(connections, system),
+      ...rolePaths(storage, connections),
+      ...credsPaths(storage, connections, system),
+      ...staticRolePaths(storage, connections, rotation),
+    ],
+    secrets: { creds: credsSecret(storage, connections) },
+    start: () => void rotation.start(),
+    stop: async () => {
+      rotation.stop();
+      await connections.closeAll();
+    },
+  };
+};

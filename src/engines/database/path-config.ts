@@ -1,0 +1,164 @@
+import type { Field, PathRecord, Request, SystemView } from '../../core/backend.js';
+import { badRequest } from '../../core/errors.js';
+import { Connections, databaseFailure } from './connections.js';
+import type { ConnectionConfig } from './types.js';
+
+const configFields: Record<string, Field> = {
+  name: { type: 'string', description: 'The connection name.' },
+  plugin_name: {
+    type: 'string',
+    description: 'postgresql-database-plugin or mysql-database-plugin.',
+  },
+  plugin_version: { type: 'string', description: 'Accepted for compatibility; ignored.' },
+  connection_url: {
+    type: 'string',
+    description: 'Connection URL or DSN; {{username}} and {{password}} are filled from username and password.',
+  },
+  username: { type: 'string', description: "Cofre's user on the database." },
+  password: { type: 'string', description: "Cofre's password on the database (never returned)." },
+  verify_connection: { type: 'bool', default: true, description: 'Connect once before storing the config.' },
+  allowed_roles: { type: 'string-list', description: 'Roles that may use this connection; "*" for all.' },
+  root_rotation_statements: {
+    type: 'string-list',
+    description: "Statements rotate-root runs to change Cofre's password ({{username}}, {{password}}).",
+  },
+  password_policy: { type: 'string', description: 'The password policy for generated passwords.' },
+  username_template: { type: 'string', description: 'Template for dynamic usernames.' },
+  max_open_connections: { type: 'int', default: 4, description: 'Size of the connection pool.' },
+  max_idle_connections: { type: 'int', description: 'Accepted for compatibility; the pool closes idle connections.' },
+  max_connection_lifetime: { type: 'duration', default: 0, description: 'Close pooled connections after this.' },
+};
+
+/** The URL as a reader may see it: a password written into it is masked. */
+function maskedUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1*****@').replace(/^([^:/@(]+:)[^@(]*@(tcp\()/, '$1*****@$2');
+}
+
+function present(config: ConnectionConfig): Record<string, unknown> {
+  return {
+    plugin_name: config.plugin_name,
+    plugin_version: '',
+    connection_details: {
+      connection_url: maskedUrl(config.connection_url),
+      username: config.username,
+      max_open_connections: config.max_open_connections,
+      max_connection_lifetime: `${config.max_connection_lifetime}s`,
+    },
+    allowed_roles: config.allowed_roles,
+    root_credentials_rotate_statements: config.root_rotation_statements,
+    password_policy: config.password_policy,
+    username_template: config.username_template,
+    verify_connection: config.verify_connection,
+  };
+}
+
+/** A config from a write, over the stored one (Vault updates a connection field by field). */
+function configFrom(req: Request, name: string, existing: ConnectionConfig | undefined): ConnectionConfig {
+  const d = req.data;
+  const pick = <T>(key: string, fallback: T): T => (d[key] !== undefined ? (d[key] as T) : fallback);
+  const config: ConnectionConfig = {
+    name,
+    plugin_name: pick('plugin_name', existing?.plugin_name ?? ''),
+    connection_url: pick('connection_url', existing?.connection_url ?? ''),
+    username: pick('username', existing?.username ?? ''),
+    password: pick('password', existing?.password ?? ''),
+    allowed_roles: pick('allowed_roles', existing?.allowed_roles ?? []),
+    root_rotation_statements: pick('root_rotation_statements', existing?.root_rotation_statements ?? []),
+    password_policy: pick('password_policy', existing?.password_policy ?? ''),
+    username_template: pick('username_template', existing?.username_template ?? ''),
+    verify_connection: pick('verify_connection', true),
+    max_open_connections: pick('max_open_connections', existing?.max_open_connections ?? 4),
+    max_connection_lifetime: pick('max_connection_lifetime', existing?.max_connection_lifetime ?? 0),
+  };
+  if (config.plugin_name === '') throw badRequest('plugin_name is required');
+  if (config.connection_url === '') throw badRequest('connection_url is required');
+  if (existing && existing.plugin_name !== config.plugin_name) {
+    throw badRequest('cannot change plugin_name of an existing connection; delete it first');
+  }
+  if (config.max_open_connections < 1) throw badRequest('max_open_connections must be at least 1');
+  if (existing?.pending_password) config.pending_password = existing.pending_password;
+  return config;
+}
+
+export function configPaths(connections: Connections, system: SystemView): PathRecord[] {
+  const nameOf = (req: Request): string => req.params.name ?? '';
+  return [
+    {
+      pattern: 'config/?',
+      summary: 'Lists database connections.',
+      operations: { list: async () => ({ data: { keys: await connections.list() } }) },
+    },
+    {
+      pattern: 'config/(?<name>[^/]+)',
+      summary: 'Configures a database connection.',
+      fields: configFields,
+      exists: async (req) => (await connections.read(nameOf(req))) !== undefined,
+      operations: {
+        read: async (req) => ({ data: present(await connections.mustRead(nameOf(req))) }),
+        update: async (req) => {
+          const config = configFrom(req, nameOf(req), await connections.read(nameOf(req)));
+          if (config.password_policy) await system.generatePassword(config.password_policy); // exists?
+          if (config.verify_connection) {
+            const driver = Connections.forConfig(config);
+            try {
+              await driver.verify();
+            } catch (err) {
+              databaseFailure(err);
+            } finally {
+              await driver.close();
+            }
+          }
+          await connections.write(config);
+          return undefined;
+        },
+        delete: async (req) => {
+          await connections.delete(nameOf(req));
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'reset/(?<name>[^/]+)',
+      summary: 'Closes the connection pool and opens a new one from the stored config.',
+      fields: { name: configFields.name! },
+      operations: {
+        update: async (req) => {
+          await connections.mustRead(nameOf(req));
+          await connections.reset(nameOf(req));
+          await connections.driver(nameOf(req)).catch(databaseFailure);
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'rotate-root/(?<name>[^/]+)',
+      summary: "Changes Cofre's own password on the database to one that only Cofre knows.",
+      fields: { name: configFields.name! },
+      operations: {
+        update: async (req) => {
+          const name = nameOf(req);
+          const config = await connections.mustRead(name);
+          if (config.username === '') throw badRequest('rotate-root needs the connection to have a username');
+          const driver = await connections.driver(name).catch(databaseFailure);
+          const password = await system.generatePassword(config.password_policy || undefined);
+          // On record before the database changes: a crash in between must not lose the new password.
+          await connections.record({ ...config, pending_password: password });
+          try {
+            await driver.setPassword({
+              statements: config.root_rotation_statements,
+              username: config.username,
+              password,
+            });
+          } catch (err) {
+            // The change may or may not have reached the database: the next pool tries both passwords.
+            await connections.reset(name);
+            databaseFailure(err);
+          }
+          const { pending_password: _done, ...rotated } = config;
+          await connections.write({ ...rotated, password });
+          return undefined;
+        },
+      },
+    },
+  ];
+}

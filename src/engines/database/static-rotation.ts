@@ -1,0 +1,132 @@
+import { CronExpressionParser } from 'cron-parser';
+import type { SystemView } from '../../core/backend.js';
+import type { Storage } from '../../core/storage.js';
+import { getJson, putJson } from '../../core/storage-view.js';
+import type { Connections } from './connections.js';
+import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
+
+/** A failed scheduled rotation is tried again after this. */
+const RETRY_MS = 10_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** When a static role rotates next after `from` (unix ms). */
+export function nextRotation(role: Pick<StaticRole, 'rotation_period' | 'rotation_schedule'>, from: number): number {
+  if (role.rotation_schedule) {
+    return CronExpressionParser.parse(role.rotation_schedule, { currentDate: new Date(from), tz: 'UTC' })
+      .next()
+      .getTime();
+  }
+  return from + role.rotation_period * 1000;
+}
+
+/**
+ * Rotates static roles' passwords: on request (rotate-role, role creation) and on their schedule. Rotations of
+ * one role never overlap. The new password is stored as pending before the database is changed, so a crash
+ * between the two is finished by the next attempt instead of leaving a password no one knows.
+ */
+export class StaticRotation {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private running = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly connections: Connections,
+    private readonly system: SystemView,
+  ) {}
+
+  read(name: string): Promise<StaticRole | undefined> {
+    return getJson<StaticRole>(this.storage, STATIC_ROLE_PREFIX + name);
+  }
+
+  /** Sets a new password now; returns the role as stored afterwards. Throws (and records) a failure. */
+  rotate(name: string): Promise<StaticRole> {
+    return this.serialize(name, () => this.rotateNow(name));
+  }
+
+  /** Runs fn after every earlier rotation or change of the same role: a rotation must not undo an edit. */
+  serialize<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(fn);
+    this.locks.set(name, run);
+    void run.finally(() => {
+      if (this.locks.get(name) === run) this.locks.delete(name);
+    });
+    return run;
+  }
+
+  /** Starts the schedule of every static role (on the node that runs background jobs). */
+  async start(): Promise<void> {
+    this.running = true;
+    for (const name of await this.storage.list(STATIC_ROLE_PREFIX)) {
+      const role = await this.read(name);
+      if (role) this.arm(name, role.pending_password ? Date.now() : role.next_rotation);
+    }
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** Re-arms one role's timer after its definition changed, or drops it when the role is gone. */
+  reschedule(name: string, role: StaticRole | undefined): void {
+    const timer = this.timers.get(name);
+    if (timer) clearTimeout(timer);
+    this.timers.delete(name);
+    if (role) this.arm(name, role.next_rotation);
+  }
+
+  private arm(name: string, at: number): void {
+    if (!this.running) return;
+    const delay = Math.max(0, at - Date.now());
+    const timer = setTimeout(
+      () => {
+        if (delay > MAX_TIMER_MS) return this.arm(name, at);
+        this.rotate(name).catch(() => {
+          // Recorded on the role (last_rotation_error) by rotateNow, which also re-armed the retry.
+        });
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
+    timer.unref();
+    this.timers.set(name, timer);
+  }
+
+  private async rotateNow(name: string): Promise<StaticRole> {
+    const role = await this.read(name);
+    if (!role) throw new Error(`static role "${name}" does not exist`);
+    const password = role.pending_password ?? (await this.generate(role));
+    await putJson(this.storage, STATIC_ROLE_PREFIX + name, { ...role, pending_password: password });
+    try {
+      const driver = await this.connections.driver(role.db_name);
+      await driver.setPassword({ statements: role.rotation_statements, username: role.username, password });
+    } catch (err) {
+      const failed: StaticRole = { ...role, pending_password: password, last_rotation_error: (err as Error).message };
+      await putJson(this.storage, STATIC_ROLE_PREFIX + name, failed);
+      this.reschedule(name, undefined);
+      this.arm(name, Date.now() + RETRY_MS);
+      throw err;
+    }
+    const now = Date.now();
+    const { pending_password: _done, ...rest } = role;
+    const rotated: StaticRole = {
+      ...rest,
+      password,
+      last_vault_rotation: now,
+      next_rotation: nextRotation(role, now),
+      last_rotation_error: '',
+    };
+    // The role may have been deleted while the database was busy: do not bring it back.
+    if (!(await this.read(name))) return rotated;
+    await putJson(this.storage, STATIC_ROLE_PREFIX + name, rotated);
+    this.reschedule(name, rotated);
+    return rotated;
+  }
+
+  private async generate(role: StaticRole): Promise<string> {
+    const config = await this.connections.read(role.db_name);
+    return this.system.generatePassword(config?.password_policy || undefined);
+  }
+}

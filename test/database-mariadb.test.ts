@@ -1,0 +1,4 @@
+import { mariadb } from './database-flavors.js';
+import { describeDatabaseEngine } from './database-suite.js';
+
+describeDatabaseEngine(mariadb);

@@ -1,0 +1,4 @@
+import { postgres } from './database-flavors.js';
+import { describeDatabaseEngine } from './database-suite.js';
+
+describeDatabaseEngine(postgres);

@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import nodeVault from 'node-vault';
+import type { TestDatabase } from '../scripts/test-databases.js';
+import type { Flavor } from './database-flavors.js';
+import { apiClient, freePort, startServer, tempDir, type InProcessServer } from './support.js';
+
+const ADMIN = 'cofre_admin';
+const ADMIN_PASSWORD = 'initial-admin-pw-7f3a9c';
+
+async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * The database secrets engine against a real database server of one flavor, through Cofre's HTTP API: dynamic
+ * credentials and their leases, static roles and their rotation, rotate-root, failures, and what is left behind.
+ */
+export function describeDatabaseEngine(flavor: Flavor): void {
+  describe(`database secrets engine on ${flavor.name}`, () => {
+    let db: TestDatabase;
+    let srv: InProcessServer;
+    const dir = tempDir('database');
+    /** Every password Cofre handed out or was given: none may appear in the audit log or the storage file. */
+    const passwords = new Set<string>([ADMIN_PASSWORD]);
+
+    const api = () => srv.api;
+    const creds = async (role: string, token?: string) => {
+      const res = await api().call('GET', `database/creds/${role}`, token ? { token } : {});
+      assert.equal(res.status, 200, res.text);
+      passwords.add(res.body.data.password);
+      return res.body as { lease_id: string; lease_duration: number; data: { username: string; password: string } };
+    };
+    const write = async (path: string, body: unknown) => {
+      const res = await api().call('PUT', path, { body });
+      assert.ok(res.status === 200 || res.status === 204, `${path}: ${res.text}`);
+      return res;
+    };
+    const canLogIn = (user: string, password: string) =>
+      flavor.runAs(db, user, password, 'SELECT 1').then(
+        () => true,
+        () => false,
+      );
+
+    /** Stops the server and starts it again on the same files, unsealed with the same keys. */
+    const restart = async (pauseMs = 0) => {
+      const { keys, rootToken } = srv;
+      await srv.stop();
+      await sleep(pauseMs);
+      const next = await startServer({ dir, initialised: false, port: await freePort() });
+      for (const key of keys.slice(0, 2)) await next.api.call('PUT', 'sys/unseal', { body: { key } });
+      srv = { ...next, keys, rootToken, api: apiClient(next.url, rootToken) };
+    };
+
+    before(async () => {
+      db = await flavor.start();
+      for (const sql of flavor.setup(ADMIN, ADMIN_PASSWORD)) await db.query(sql);
+      srv = await startServer({ dir });
+      await write('sys/audit/file', { type: 'file', options: { file_path: join(dir, 'audit.log') } });
+      await write('sys/mounts/database', { type: 'database' });
+      await write('database/config/main', {
+        plugin_name: flavor.plugin,
+        connection_url: flavor.connectionUrl(db),
+        username: ADMIN,
+        password: ADMIN_PASSWORD,
+        allowed_roles: '*',
+      });
+      await write('database/roles/readonly', {
+        db_name: 'main',
+        creation_statements: flavor.creation,
+        default_ttl: '1h',
+      });
+      await write('database/roles/short', { db_name: 'main', creation_statements: flavor.creation, default_ttl: 2 });
+    });
+    after(async () => {
+      await srv?.stop();
+      await db?.stop();
+    });
+
+    it('a credential logs in, can do what its statements grant and nothing more; revoking it drops the user', async () => {
+      const cred = await creds('readonly');
+      const { username, password } = cred.data;
+      assert.match(cred.lease_id, /^database\/creds\/readonly\/.+/);
+      assert.equal(cred.lease_duration, 3600);
+      await flavor.runAs(db, username, password, flavor.allowedSelect);
+      await assert.rejects(flavor.runAs(db, username, password, flavor.forbiddenSelect));
+      await assert.rejects(flavor.runAs(db, username, password, flavor.allowedInsert));
+      await assert.rejects(flavor.runAs(db, username, 'wrong-password', 'SELECT 1'));
+
+      const lookup = await api().call('PUT', 'sys/leases/lookup', { body: { lease_id: cred.lease_id } });
+      assert.equal(lookup.status, 200);
+      assert.equal(lookup.body.data.id, cred.lease_id);
+      assert.ok(lookup.body.data.ttl > 3500);
+
+      await write('sys/leases/revoke', { lease_id: cred.lease_id });
+      assert.equal(await canLogIn(username, password), false);
+      assert.equal(await flavor.userExists(db, username), false);
+      const gone = await api().call('PUT', 'sys/leases/lookup', { body: { lease_id: cred.lease_id } });
+      assert.equal(gone.status, 400);
+    });
+
+    it('a Vault client we did not write (node-vault) reads, renews and revokes credentials', async () => {
+      const vault = nodeVault({ apiVersion: 'v1', endpoint: srv.url, token: srv.rootToken });
+      const cred = await vault.read('database/creds/readonly');
+      passwords.add(cred.data.password);
+      assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
+      const renewed = await vault.write('sys/leases/renew', { lease_id: cred.lease_id, increment: 600 });
+      assert.equal(renewed.lease_id, cred.lease_id);
+      assert.ok(renewed.lease_duration > 590 && renewed.lease_duration <= 600);
+      await vault.revoke({ lease_id: cred.lease_id });
+      assert.equal(await flavor.userExists(db, cred.data.username), false);
+    });
+
+    it('a credential is revoked when its TTL ends, without any request', async () => {
+      const cred = await creds('short');
+      assert.equal(cred.lease_duration, 2);
+      assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
+      await until('the expired user is dropped', async () => !(await flavor.userExists(db, cred.data.username)));
+      assert.equal(await canLogIn(cred.data.username, cred.data.password), false);
+    });
+
+    it('a restart during a lease, or one that lasts past its expiry, still revokes it on time', async () => {
+      const during = await creds('short');
+      const issued = Date.now();
+      await restart();
+      await until('the lease from before the restart is revoked', async () => {
+        return !(await flavor.userExists(db, during.data.username));
+      });
+      assert.ok(Date.now() - issued < 6000, 'revoked within a few seconds of its 2 s TTL');
+
+      const past = await creds('short');
+      await restart(3000); // down for longer than the lease's TTL
+      await until(
+        'the lease that expired while down is revoked',
+        async () => {
+          return !(await flavor.userExists(db, past.data.username));
+        },
+        5000,
+      );
+    });
+
+    it('revoking a token revokes the credentials it asked for', async () => {
+      await write('sys/policies/acl/db-reader', {
+        policy: 'path "database/creds/readonly" { capabilities = ["read"] }',
+      });
+      const token = await api().call('POST', 'auth/token/create', { body: { policies: ['db-reader'] } });
+      const child = token.body.auth.client_token as string;
+      const cred = await creds('readonly', child);
+      await write('auth/token/revoke', { token: child });
+      assert.equal(await flavor.userExists(db, cred.data.username), false);
+    });
+
+    it('a static role: creation takes over the password, rotate-role and the schedule change it', async () => {
+      const original = 'static-original-pw-91b2';
+      for (const sql of flavor.createUser('static_app', original)) await db.query(sql);
+      await write('database/static-roles/app', { db_name: 'main', username: 'static_app', rotation_period: '1h' });
+      assert.equal(await canLogIn('static_app', original), false);
+      const first = await api().call('GET', 'database/static-creds/app');
+      assert.equal(first.status, 200, first.text);
+      passwords.add(first.body.data.password);
+      assert.equal(first.body.data.username, 'static_app');
+      assert.ok(first.body.data.ttl > 3500 && first.body.data.ttl <= 3600);
+      assert.ok(first.body.data.last_vault_rotation);
+      assert.equal(await canLogIn('static_app', first.body.data.password), true);
+
+      await write('database/rotate-role/app', {});
+      const second = await api().call('GET', 'database/static-creds/app');
+      passwords.add(second.body.data.password);
+      assert.notEqual(second.body.data.password, first.body.data.password);
+      assert.equal(await canLogIn('static_app', first.body.data.password), false);
+      assert.equal(await canLogIn('static_app', second.body.data.password), true);
+
+      for (const sql of flavor.createUser('static_sched', original)) await db.query(sql);
+      await write('database/static-roles/sched', { db_name: 'main', username: 'static_sched', rotation_period: 5 });
+      const before = (await api().call('GET', 'database/static-creds/sched')).body.data.password as string;
+      passwords.add(before);
+      let after = before;
+      await until(
+        'the schedule rotates the password',
+        async () => {
+          after = (await api().call('GET', 'database/static-creds/sched')).body.data.password as string;
+          return after !== before;
+        },
+        9000,
+      );
+      passwords.add(after);
+      assert.equal(await canLogIn('static_sched', before), false);
+      assert.equal(await canLogIn('static_sched', after), true);
+      await write('database/static-roles/sched', { rotation_period: '1h' }); // quiet for the rest of the run
+    });
+
+    it('rotate-root: the configured root password stops working and Cofre keeps working', async () => {
+      assert.equal(await canLogIn(ADMIN, ADMIN_PASSWORD), true);
+      await write('database/rotate-root/main', {});
+      assert.equal(await canLogIn(ADMIN, ADMIN_PASSWORD), false);
+      const config = await api().call('GET', 'database/config/main');
+      assert.equal(config.status, 200);
+      assert.ok(!JSON.stringify(config.body).includes(ADMIN_PASSWORD));
+      const cred = await creds('readonly');
+      assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
+      await write('sys/leases/revoke', { lease_id: cred.lease_id });
+    });
+
+    it('a database that is down: a clear error naming the connection, no lease, no user, the server stays up', async () => {
+      const port = await freePort();
+      const down = flavor.connectionUrl({ ...db, port });
+      await write('database/config/offline', {
+        plugin_name: flavor.plugin,
+        connection_url: down,
+        username: ADMIN,
+        password: 'whatever-pw-55',
+        allowed_roles: '*',
+        verify_connection: false,
+      });
+      await write('database/roles/offline', { db_name: 'offline', creation_statements: flavor.creation });
+      const res = await api().call('GET', 'database/creds/offline');
+      assert.ok(res.status >= 500 && res.status < 600, res.text);
+      assert.match(res.body.errors[0], /offline/);
+      assert.doesNotMatch(res.text, /whatever-pw-55|\n\s+at /);
+      const leases = await api().call('LIST', 'sys/leases/lookup/database/creds/offline/');
+      assert.equal(leases.status, 404);
+      assert.equal((await api().call('GET', 'sys/health')).status, 200);
+
+      // Reachable, but a statement fails half-way: nothing of the user is left behind.
+      const usersBefore = await flavor.dynamicUsers(db);
+      await write('database/roles/broken', {
+        db_name: 'main',
+        creation_statements: [flavor.creation[0]!, 'GRANT SELECT ON no_such_table TO nobody_here'],
+      });
+      const broken = await api().call('GET', 'database/creds/broken');
+      assert.ok(broken.status >= 400, broken.text);
+      assert.deepEqual(await flavor.dynamicUsers(db), usersBefore);
+      assert.equal((await api().call('LIST', 'sys/leases/lookup/database/creds/broken/')).status, 404);
+    });
+
+    it('1,000 issue/revoke cycles leave no user behind', async () => {
+      const before = await flavor.dynamicUsers(db);
+      let next = 0;
+      const worker = async () => {
+        while (next < 1000) {
+          next++;
+          const cred = await creds('readonly');
+          const res = await api().call('PUT', 'sys/leases/revoke', { body: { lease_id: cred.lease_id } });
+          assert.equal(res.status, 204, res.text);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      assert.deepEqual(await flavor.dynamicUsers(db), before);
+    });
+
+    it('no password appears in the audit log or the storage files', async () => {
+      await srv.stop();
+      const files = [
+        join(dir, 'audit.log'),
+        ...readdirSync(dir)
+          .filter((f) => f.startsWith('cofre.db'))
+          .map((f) => join(dir, f)),
+      ];
+      for (const file of files) {
+        const content = readFileSync(file).toString('latin1');
+        for (const password of passwords) assert.ok(!content.includes(password), `a password is in ${file}`);
+      }
+      assert.ok(passwords.size > 1000);
+      srv = await startServer({ dir: tempDir('database-spare') }); // after() stops it
+    });
+  });
+}
