@@ -181,12 +181,25 @@ export class ExpirationManager {
     return job;
   }
 
-  /** Revokes every lease whose id starts with prefix; stops at the first failure (which stays queued). */
+  /**
+   * Revokes every lease whose id starts with prefix, several at a time. Leases that fail stay on record and are
+   * retried; the error says how many.
+   */
   async revokePrefix(prefix: string, force = false): Promise<number> {
     const ids = await this.allLeaseIds(prefix);
-    for (const id of ids) {
-      if (force) await this.forget(id);
-      else await this.revoke(id);
+    const failures: unknown[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let id = ids[next++]; id !== undefined; id = ids[next++]) {
+        await (force ? this.forget(id) : this.revoke(id)).catch((err: unknown) => failures.push(err));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, ids.length) }, worker));
+    if (failures.length > 0) {
+      throw badRequest(
+        `${failures.length} of ${ids.length} leases under "${prefix}" could not be revoked and will be retried; ` +
+          `first error: ${messageOf(failures[0])}`,
+      );
     }
     return ids.length;
   }

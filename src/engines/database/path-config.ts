@@ -1,6 +1,7 @@
 import type { Field, PathRecord, Request, SystemView } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import { Connections, databaseFailure } from './connections.js';
+import { DatabaseError } from './drivers/driver.js';
 import type { ConnectionConfig } from './types.js';
 
 const configFields: Record<string, Field> = {
@@ -103,7 +104,9 @@ export function configPaths(connections: Connections, system: SystemView): PathR
             try {
               await driver.verify();
             } catch (err) {
-              databaseFailure(err);
+              // The request is what is wrong here (as in Vault): nothing is stored until the connection works.
+              if (err instanceof DatabaseError) throw badRequest(`${err.message} (verify_connection is on)`);
+              throw err;
             } finally {
               await driver.close();
             }

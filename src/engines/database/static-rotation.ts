@@ -49,9 +49,11 @@ export class StaticRotation {
     const previous = this.locks.get(name) ?? Promise.resolve();
     const run = previous.catch(() => undefined).then(fn);
     this.locks.set(name, run);
-    void run.finally(() => {
+    // Not run.finally(): that would be a second promise carrying the same rejection, which nobody handles.
+    const release = (): void => {
       if (this.locks.get(name) === run) this.locks.delete(name);
-    });
+    };
+    run.then(release, release);
     return run;
   }
 

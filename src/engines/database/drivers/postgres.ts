@@ -12,7 +12,7 @@ const DEFAULT_USERNAME_TEMPLATE =
   '{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 8) (.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}';
 const CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_RENEW = `ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}'`;
-const MAX_ATTEMPTS = 5;
+const MAX_ATTEMPTS = 10;
 
 /**
  * Concurrent GRANTs or REVOKEs on one table collide in PostgreSQL's catalog ("tuple concurrently updated"), as do
