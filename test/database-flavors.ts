@@ -22,6 +22,8 @@ export interface Flavor {
   /** Users whose names look like the engine's dynamic ones (v-…). */
   dynamicUsers(db: TestDatabase): Promise<string[]>;
   createUser(user: string, password: string): string[];
+  /** A statement whose error message would quote the password, if the driver did not redact it. */
+  leakyStatement: string;
 }
 
 export const postgres: Flavor = {
@@ -56,6 +58,7 @@ export const postgres: Flavor = {
   dynamicUsers: async (db) =>
     (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).map((r) => String(r.rolname)),
   createUser: (user, password) => [`CREATE ROLE "${user}" WITH LOGIN PASSWORD '${password}'`],
+  leakyStatement: "SELECT '{{password}}'::int",
 };
 
 export const mariadb: Flavor = {
@@ -90,4 +93,5 @@ export const mariadb: Flavor = {
   dynamicUsers: async (db) =>
     (await db.query("SELECT User FROM mysql.user WHERE User LIKE 'v-%'")).map((r) => String(r.User)),
   createUser: (user, password) => [`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`],
+  leakyStatement: 'SELECT * FROM mysql.`{{password}}`',
 };

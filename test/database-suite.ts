@@ -1,15 +1,36 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import nodeVault from 'node-vault';
 import type { TestDatabase } from '../scripts/test-databases.js';
 import type { Flavor } from './database-flavors.js';
-import { apiClient, freePort, startServer, tempDir, type InProcessServer } from './support.js';
+import { buildProgram, run } from '../src/cli/program.js';
+import { stdio } from '../src/cli/output.js';
+import { apiClient, freePort, spawnDevServer, startServer, tempDir, type InProcessServer } from './support.js';
 
 const ADMIN = 'cofre_admin';
 const ADMIN_PASSWORD = 'initial-admin-pw-7f3a9c';
+
+/** Runs `cofre ARGS` in this process against url with token, and returns its exit code and output. */
+async function cofre(url: string, token: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const saved = { stdout: stdio.stdout, stderr: stdio.stderr };
+  const env = { addr: process.env.COFRE_ADDR, token: process.env.COFRE_TOKEN };
+  stdio.stdout = stdio.stderr = { write: (text: string) => (out += text) };
+  process.env.COFRE_ADDR = url;
+  process.env.COFRE_TOKEN = token;
+  try {
+    return { code: await run(buildProgram(), args), out };
+  } finally {
+    Object.assign(stdio, saved);
+    for (const [key, value] of [['COFRE_ADDR', env.addr] as const, ['COFRE_TOKEN', env.token] as const]) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -238,6 +259,97 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       assert.ok(broken.status >= 400, broken.text);
       assert.deepEqual(await flavor.dynamicUsers(db), usersBefore);
       assert.equal((await api().call('LIST', 'sys/leases/lookup/database/creds/broken/')).status, 404);
+    });
+
+    it('cofre lease lookup, renew and revoke', async () => {
+      const cred = await creds('readonly');
+      const lookup = await cofre(srv.url, srv.rootToken, 'lease', 'lookup', '-format=json', cred.lease_id);
+      assert.equal(lookup.code, 0, lookup.out);
+      assert.equal(JSON.parse(lookup.out).data.id, cred.lease_id);
+      const renew = await cofre(srv.url, srv.rootToken, 'lease', 'renew', '-increment=10m', cred.lease_id);
+      assert.equal(renew.code, 0, renew.out);
+      assert.match(renew.out, /lease_duration\s+10m/);
+      const revoke = await cofre(srv.url, srv.rootToken, 'lease', 'revoke', cred.lease_id);
+      assert.equal(revoke.code, 0, revoke.out);
+      assert.match(revoke.out, /Success! Revoked lease/);
+      assert.equal(await flavor.userExists(db, cred.data.username), false);
+      const again = await cofre(srv.url, srv.rootToken, 'lease', 'lookup', cred.lease_id);
+      assert.equal(again.code, 1);
+      assert.match(again.out, /invalid lease/);
+    });
+
+    it('a password policy on the connection shapes the passwords', async () => {
+      const policy =
+        'length = 30\nrule "charset" {\n  charset = "abcdefghijklmnopqrstuvwxyz0123456789"\n  min-chars = 1\n}';
+      await write('sys/policies/password/db-lower', { policy });
+      await write('database/config/main', { password_policy: 'db-lower', verify_connection: false });
+      const cred = await creds('readonly');
+      assert.match(cred.data.password, /^[a-z0-9]{30}$/);
+      assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
+      await write('sys/leases/revoke', { lease_id: cred.lease_id });
+      await write('database/config/main', { password_policy: '', verify_connection: false });
+    });
+
+    it('disabling the mount revokes its credentials', async () => {
+      await write('sys/mounts/db-temp', { type: 'database' });
+      await write('db-temp/config/c', {
+        plugin_name: flavor.plugin,
+        connection_url: flavor.connectionUrl(db),
+        username: db.user,
+        password: db.password,
+        allowed_roles: 'r',
+      });
+      await write('db-temp/roles/r', { db_name: 'c', creation_statements: flavor.creation });
+      const res = await api().call('GET', 'db-temp/creds/r');
+      assert.equal(res.status, 200, res.text);
+      passwords.add(res.body.data.password);
+      assert.equal(await flavor.userExists(db, res.body.data.username), true);
+      assert.equal((await api().call('DELETE', 'sys/mounts/db-temp')).status, 204);
+      assert.equal(await flavor.userExists(db, res.body.data.username), false);
+    });
+
+    it('the server log holds no password, even with request logging on', async () => {
+      const devDir = tempDir('database-log');
+      const dev = await spawnDevServer(devDir, await freePort(), 'log-root', ['--log-level', 'debug']);
+      try {
+        const devApi = apiClient(dev.url, 'log-root');
+        const put = async (path: string, body: unknown) => {
+          const res = await devApi.call('PUT', path, { body });
+          assert.ok(res.status < 300, `${path}: ${res.text}`);
+          return res;
+        };
+        await put('sys/mounts/database', { type: 'database' });
+        await put('database/config/c', {
+          plugin_name: flavor.plugin,
+          connection_url: flavor.connectionUrl(db),
+          username: db.user,
+          password: db.password,
+          allowed_roles: '*',
+        });
+        await put('database/roles/r', { db_name: 'c', creation_statements: flavor.creation });
+        const secrets = [db.password];
+        for (let i = 0; i < 3; i++) {
+          const res = await devApi.call('GET', 'database/creds/r');
+          assert.equal(res.status, 200, res.text);
+          secrets.push(res.body.data.password);
+          await put('sys/leases/revoke', { lease_id: res.body.lease_id });
+        }
+        // A statement that fails with the password in it: the error is redacted, and so is the log.
+        await put('database/roles/leaky', {
+          db_name: 'c',
+          creation_statements: [flavor.leakyStatement],
+        });
+        const leaky = await devApi.call('GET', 'database/creds/leaky');
+        assert.ok(leaky.status >= 400);
+        assert.match(leaky.body.errors[0], /\[redacted\]/);
+        const output = dev.output();
+        assert.ok(output.length > 0);
+        for (const secret of secrets) assert.ok(!output.includes(secret), 'a password is in the server log');
+        assert.ok(!leaky.text.includes(db.password));
+      } finally {
+        dev.child.kill('SIGKILL');
+        rmSync(devDir, { recursive: true, force: true });
+      }
     });
 
     it('1,000 issue/revoke cycles leave no user behind', async () => {

@@ -109,6 +109,7 @@ export async function spawnDevServer(
   dir: string,
   port: number,
   rootToken = 'root',
+  extraArgs: string[] = [],
 ): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const child = spawn(
     process.execPath,
@@ -124,6 +125,7 @@ export async function spawnDevServer(
       `127.0.0.1:${port}`,
       '--dev-root-token-id',
       rootToken,
+      ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

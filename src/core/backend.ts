@@ -14,6 +14,7 @@ export type FieldType =
   | 'duration' // seconds as a number, or a Go-style duration string such as "1h30m"
   | 'map' // a JSON object
   | 'string-list' // an array of strings, or a comma-separated string
+  | 'string-slice' // an array of strings, or one string as a single element (SQL statements hold commas)
   | 'any';
 
 export interface Field {

@@ -42,6 +42,10 @@ function convert(name: string, field: Field, value: unknown): unknown {
       if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
       if (typeof value === 'string') return value === '' ? [] : value.split(',').map((s) => s.trim());
       break;
+    case 'string-slice':
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
+      if (typeof value === 'string') return value === '' ? [] : [value];
+      break;
     case 'any':
       return value;
   }
@@ -51,6 +55,7 @@ function convert(name: string, field: Field, value: unknown): unknown {
     bool: 'a boolean',
     map: 'an object',
     'string-list': 'a list of strings',
+    'string-slice': 'a list of strings',
   }[field.type];
   throw badRequest(`invalid value for field "${name}": expected ${expected}`);
 }

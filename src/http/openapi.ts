@@ -9,6 +9,7 @@ const SCHEMA: Record<Field['type'], Record<string, unknown>> = {
   duration: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
   map: { type: 'object' },
   'string-list': { oneOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }] },
+  'string-slice': { oneOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }] },
   any: {},
 };
 

@@ -20,7 +20,7 @@ const configFields: Record<string, Field> = {
   verify_connection: { type: 'bool', default: true, description: 'Connect once before storing the config.' },
   allowed_roles: { type: 'string-list', description: 'Roles that may use this connection; "*" for all.' },
   root_rotation_statements: {
-    type: 'string-list',
+    type: 'string-slice',
     description: "Statements rotate-root runs to change Cofre's password ({{username}}, {{password}}).",
   },
   password_policy: { type: 'string', description: 'The password policy for generated passwords.' },

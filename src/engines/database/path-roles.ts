@@ -6,7 +6,7 @@ import type { Connections } from './connections.js';
 import { ROLE_PREFIX, type DynamicRole } from './types.js';
 
 const statements = (what: string): Field => ({
-  type: 'string-list',
+  type: 'string-slice',
   description: `${what} ({{name}}, {{password}}, {{expiration}} are filled in).`,
 });
 

@@ -16,7 +16,7 @@ const staticRoleFields: Record<string, Field> = {
   rotation_schedule: { type: 'string', description: 'Rotate on this cron schedule (UTC), instead of a period.' },
   rotation_window: { type: 'duration', description: 'Accepted for compatibility; rotation starts on schedule.' },
   rotation_statements: {
-    type: 'string-list',
+    type: 'string-slice',
     description: "Statements that set the password ({{name}}, {{password}}); default: the plugin's own.",
   },
   credential_type: { type: 'string', description: 'Only "password" is supported.' },

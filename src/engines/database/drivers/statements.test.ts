@@ -48,3 +48,18 @@ describe('database statements', () => {
     assert.equal(formatExpiration(new Date('2026-11-23T23:59:59.999-05:00')), '2026-11-24 04:59:59+0000');
   });
 });
+
+describe('statement entries in the encodings Vault accepts', () => {
+  const sql = 'CREATE ROLE "{{name}}"; GRANT SELECT, INSERT ON t TO "{{name}}"';
+  it('plain, base64, a JSON array, and a base64 JSON array give the same statements', () => {
+    const plain = splitStatements(sql, 'postgres');
+    assert.deepEqual(plain, ['CREATE ROLE "{{name}}"', 'GRANT SELECT, INSERT ON t TO "{{name}}"']);
+    assert.deepEqual(splitStatements(Buffer.from(sql).toString('base64'), 'postgres'), plain);
+    const json = JSON.stringify(['CREATE ROLE "{{name}}"', 'GRANT SELECT, INSERT ON t TO "{{name}}"']);
+    assert.deepEqual(splitStatements(json, 'postgres'), plain);
+    assert.deepEqual(splitStatements(Buffer.from(json).toString('base64'), 'mysql'), plain);
+  });
+  it('a one-word statement that looks like base64 stays SQL', () => {
+    assert.deepEqual(splitStatements('ROLLBACK', 'mysql'), ['ROLLBACK']);
+  });
+});

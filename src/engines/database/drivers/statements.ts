@@ -18,12 +18,44 @@ export interface StatementValues {
  * outside quotes, as in `DO $$ BEGIN ... END $$`) is run whole, since its inner ';' do not end statements. We also
  * run an entry with a dollar-quoted body whole (a `CREATE FUNCTION ... AS $$ ...; ... $$`), which Vault would split.
  */
-export function splitStatements(entry: string, dialect: Dialect): string[] {
+export function splitStatements(raw: string, dialect: Dialect): string[] {
+  const decoded = decodeEntry(raw);
+  if (decoded) return decoded.flatMap((e) => splitStatements(e, dialect));
+  const entry = raw;
   if (dialect === 'postgres' && isBlock(entry)) return entry.trim() ? [entry.trim()] : [];
   return entry
     .split(';')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
+}
+
+/**
+ * Vault's API also takes an entry base64-encoded, or as a JSON array of statements (plain or base64), so that
+ * statements survive clients and shells that mangle quotes: the entries inside, or undefined for plain SQL.
+ */
+function decodeEntry(entry: string): string[] | undefined {
+  const text = entry.trim();
+  let candidate = text;
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
+    const bytes = Buffer.from(text, 'base64');
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    try {
+      candidate = utf8.decode(bytes);
+    } catch {
+      return undefined; // not text: it was SQL that happened to look like base64
+    }
+    // A one-word statement (ROLLBACK) is valid base64 too; what it decodes to is rarely printable text.
+    if (!/^[\P{Cc}\t\n\r]*$/u.test(candidate)) return undefined;
+    if (!candidate.startsWith('[')) return [candidate];
+  }
+  if (!candidate.startsWith('[')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(candidate);
+    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) return parsed;
+  } catch {
+    // not JSON: plain SQL that starts with '['
+  }
+  return undefined;
 }
 
 function isBlock(entry: string): boolean {
