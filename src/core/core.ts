@@ -83,6 +83,11 @@ export class Core {
     return this.barrier.sealed;
   }
 
+  /** The store under the barrier: only encrypted bytes (snapshots and migration copy it as it is). */
+  get physical(): Storage {
+    return this.opts.physical;
+  }
+
   get seal(): Seal {
     return this.opts.seal;
   }

@@ -26,3 +26,37 @@ export interface Storage {
   transaction(ops: StorageOp[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A node of a cluster as the shared store records it (not secret: no key material, no tokens). */
+export interface ClusterNode {
+  nodeId: string;
+  apiAddr: string;
+  lastSeen: Date;
+  leader: boolean;
+}
+
+/**
+ * What a store shared by several Cofre nodes offers besides the port (PostgreSQL). Every node serves requests;
+ * caches are kept right by the keys other nodes change, and one node at a time leads (runs background jobs).
+ */
+export interface SharedStorage extends Storage {
+  /** This process's id in the cluster; the changes it commits carry it, so it never hears its own. */
+  readonly nodeId: string;
+  /**
+   * Calls listener with the storage keys another node changed, after that node committed them. `keys` is
+   * undefined when the notification could not say which (too many, or the listener connection was re-established
+   * and changes may have been missed): the listener must then drop every cache.
+   */
+  watchChanges(listener: (keys: string[] | undefined) => void): Promise<void>;
+  /**
+   * Campaigns for leadership until stop() or close(): onElected when this node becomes leader, onLost when it stops
+   * being leader (its lock connection failed). At most one node is leader at any time.
+   */
+  campaign(apiAddr: string, events: { onElected(): void; onLost(): void }): Promise<void>;
+  /** The nodes seen in the last minute, with which one leads. */
+  nodes(): Promise<ClusterNode[]>;
+}
+
+export function isSharedStorage(storage: Storage): storage is SharedStorage {
+  return typeof (storage as Partial<SharedStorage>).watchChanges === 'function';
+}
