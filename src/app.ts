@@ -12,10 +12,15 @@ import { createMetrics, registerLeaseMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import { ShamirSeal } from './seal/shamir.js';
-import { openSqliteStorage, type SqliteStorage } from './storage/sqlite.js';
+import { isSharedStorage } from './core/storage.js';
+import { openStorage, type StorageAdapter, type StorageConfig } from './storage/open.js';
+
+export type { StorageAdapter, StorageConfig };
 
 export interface CofreOptions {
-  storage: { type: 'sqlite'; path: string };
+  storage: StorageConfig;
+  /** This node's address as other nodes and clients reach it (sys/leader, sys/ha-status). */
+  apiAddr?: string;
   seal?: Seal;
   logLevel?: string;
   bodyLimit?: number;
@@ -27,8 +32,8 @@ export interface CofreOptions {
 export interface Cofre {
   core: Core;
   http: FastifyInstance;
-  /** The storage adapter, for diagnostics (its stats show what reached the file). */
-  storage: SqliteStorage;
+  /** The storage adapter, for diagnostics (its stats show what reached the store). */
+  storage: StorageAdapter;
   close(): Promise<void>;
 }
 
@@ -54,7 +59,7 @@ function httpSysPaths(core: Core, metrics: ReturnType<typeof createMetrics>): Pa
 
 /** Builds a Cofre server: storage, seal, core with its backends, and the HTTP server (not yet listening). */
 export async function createCofre(opts: CofreOptions): Promise<Cofre> {
-  const physical = openSqliteStorage(opts.storage.path);
+  const physical = await openStorage(opts.storage);
   const metrics = createMetrics();
   const core: Core = new Core({
     physical,
@@ -72,6 +77,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     sys,
     new StorageView(core.barrier, 'sys/'),
   );
+  if (isSharedStorage(physical)) await core.joinCluster(physical, opts.apiAddr ?? '');
   const http = await buildHttpServer(core, {
     logLevel: opts.logLevel ?? 'info',
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,

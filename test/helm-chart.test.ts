@@ -145,7 +145,7 @@ describe('Helm chart charts/cofre', () => {
         const file = path.join(dir, `cofre-${tlsDisable}.hcl`);
         writeFileSync(file, hcl);
         const config = loadServerConfig(file);
-        assert.equal(config.storage.path, '/var/lib/cofre/cofre.db');
+        assert.deepEqual(config.storage, { type: 'sqlite', path: '/var/lib/cofre/cofre.db' });
         assert.equal(config.listener.address, '0.0.0.0:8200');
         assert.equal(config.listener.tlsDisable, tlsDisable);
         if (!tlsDisable) assert.equal(config.listener.tlsCertFile, '/etc/cofre/tls/tls.crt');

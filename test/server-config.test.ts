@@ -4,6 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadServerConfig } from '../src/cli/server-config.js';
 import { freePort, selfSignedCert, tempDir } from './support.js';
 
 function httpsCall(url: string, ca: Buffer, method: string, path: string, body?: unknown, token?: string) {
@@ -85,6 +86,39 @@ describe('server from a config file with TLS', () => {
       });
       assert.match(pg.stderr, /unsupported storage "postgres"/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads storage "postgresql": connection_url, table and max_connections, or the URL from the environment', () => {
+    const dir = tempDir('pgconfig');
+    const saved = process.env.COFRE_PG_CONNECTION_URL;
+    try {
+      const file = join(dir, 'pg.hcl');
+      const listener = 'listener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n';
+      writeFileSync(
+        file,
+        `storage "postgresql" {\n  connection_url = "postgres://cofre@db:5432/cofre"\n  table = "vault_kv"\n  max_connections = 8\n}\n${listener}`,
+      );
+      assert.deepEqual(loadServerConfig(file).storage, {
+        type: 'postgresql',
+        connectionUrl: 'postgres://cofre@db:5432/cofre',
+        table: 'vault_kv',
+        maxConnections: 8,
+      });
+      writeFileSync(file, `storage "postgresql" {\n}\n${listener}`);
+      delete process.env.COFRE_PG_CONNECTION_URL;
+      assert.throws(() => loadServerConfig(file), /needs connection_url \(or COFRE_PG_CONNECTION_URL/);
+      process.env.COFRE_PG_CONNECTION_URL = 'postgres://from-env/cofre';
+      assert.deepEqual(loadServerConfig(file).storage, {
+        type: 'postgresql',
+        connectionUrl: 'postgres://from-env/cofre',
+      });
+      writeFileSync(file, `storage "postgresql" {\n  max_connections = "many"\n}\n${listener}`);
+      assert.throws(() => loadServerConfig(file), /max_connections must be a positive integer/);
+    } finally {
+      if (saved === undefined) delete process.env.COFRE_PG_CONNECTION_URL;
+      else process.env.COFRE_PG_CONNECTION_URL = saved;
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -8,6 +8,7 @@ import { registerKvCommands } from './commands/kv.js';
 import { registerLeaseCommands } from './commands/lease.js';
 import { registerLoginCommand } from './commands/login.js';
 import { registerOperatorCommands } from './commands/operator.js';
+import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerSecretsCommands } from './commands/secrets.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   );
   registerStatusCommand(program);
   registerOperatorCommands(program);
+  registerSnapshotCommands(program.commands.find((c) => c.name() === 'operator')!);
   registerLoginCommand(program);
   registerGenericCommands(program);
   registerKvCommands(program);

@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 /** The server's configuration file, HCL or JSON, in Vault's layout. */
+import type { StorageConfig } from '../storage/open.js';
+
 export interface ServerConfig {
-  storage: { type: 'sqlite'; path: string };
+  storage: StorageConfig;
   listener: { address: string; tlsCertFile?: string; tlsKeyFile?: string; tlsDisable: boolean };
   apiAddr?: string;
   ui: boolean;
@@ -41,17 +43,14 @@ export function loadServerConfig(file: string): ServerConfig {
   const storage = labelledBlock(doc, 'storage');
   if (!storage)
     throw new Error(`${file}: a storage block is required, e.g. storage "sqlite" { path = "/var/lib/cofre/cofre.db" }`);
-  if (storage.label !== 'sqlite')
-    throw new Error(`${file}: unsupported storage "${storage.label}" (supported: sqlite)`);
-  const path = str(storage.body, 'path');
-  if (!path) throw new Error(`${file}: storage "sqlite" needs a path`);
+  const storageConfig = parseStorage(file, storage.label, storage.body);
   const listener = labelledBlock(doc, 'listener');
   if (listener && listener.label !== 'tcp')
     throw new Error(`${file}: unsupported listener "${listener.label}" (supported: tcp)`);
   const lb = listener?.body ?? {};
   const tlsDisable = lb.tls_disable === true || lb.tls_disable === 'true' || lb.tls_disable === 1;
   const config: ServerConfig = {
-    storage: { type: 'sqlite', path },
+    storage: storageConfig,
     listener: {
       address: str(lb, 'address') ?? '127.0.0.1:8200',
       tlsDisable,
@@ -66,6 +65,38 @@ export function loadServerConfig(file: string): ServerConfig {
     throw new Error(`${file}: listener "tcp" needs tls_cert_file and tls_key_file, or tls_disable = true`);
   }
   return config;
+}
+
+/**
+ * storage "sqlite" { path } or storage "postgresql" { connection_url, table, max_connections }. The URL may come
+ * from COFRE_PG_CONNECTION_URL (or Vault's VAULT_PG_CONNECTION_URL) instead, to keep its password out of the file.
+ */
+function parseStorage(file: string, label: string, body: Block, env = process.env): StorageConfig {
+  if (label === 'sqlite') {
+    const path = str(body, 'path');
+    if (!path) throw new Error(`${file}: storage "sqlite" needs a path`);
+    return { type: 'sqlite', path };
+  }
+  if (label === 'postgresql') {
+    const connectionUrl = str(body, 'connection_url') ?? env.COFRE_PG_CONNECTION_URL ?? env.VAULT_PG_CONNECTION_URL;
+    if (!connectionUrl) {
+      throw new Error(
+        `${file}: storage "postgresql" needs connection_url (or COFRE_PG_CONNECTION_URL in the environment)`,
+      );
+    }
+    const max = str(body, 'max_connections') ?? str(body, 'max_parallel');
+    if (max !== undefined && !/^[1-9]\d*$/.test(max)) {
+      throw new Error(`${file}: storage "postgresql": max_connections must be a positive integer`);
+    }
+    const table = str(body, 'table');
+    return {
+      type: 'postgresql',
+      connectionUrl,
+      ...(table ? { table } : {}),
+      ...(max ? { maxConnections: Number(max) } : {}),
+    };
+  }
+  throw new Error(`${file}: unsupported storage "${label}" (supported: sqlite, postgresql)`);
 }
 
 export function splitAddress(address: string): { host: string; port: number } {

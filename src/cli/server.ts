@@ -85,6 +85,7 @@ async function run(flags: ServerFlags): Promise<void> {
     const { createCofre } = await import('../app.js');
     cofre = await createCofre({
       storage: config.storage,
+      ...(config.apiAddr ? { apiAddr: config.apiAddr } : {}),
       logLevel: flags.logLevel ?? config.logLevel,
       ...(tls ? { tls } : {}),
     });

@@ -195,7 +195,13 @@ export interface Backend {
    * on seal and unmount. With many nodes on one store only the leader runs it, so a job runs once.
    */
   start?(): void;
+  /** Stops background work and releases resources (pools); the backend may be started or used again after. */
   stop?(): Promise<void>;
+  /**
+   * Another node changed this key of the mount's storage: drop what is cached from it. Only with storage shared
+   * between nodes.
+   */
+  invalidate?(key: string): void;
 }
 
 export interface MountContext {

@@ -85,6 +85,11 @@ export class Barrier implements Storage {
     await this.transaction([{ op: 'delete', key }]);
   }
 
+  /** Drops every cached entry (another node changed more than it could name). */
+  invalidateAll(): void {
+    this.cache.clear();
+  }
+
   /** Drops a cached entry that another process changed (for storage shared between nodes). */
   invalidate(key: string): void {
     this.cache.invalidate(key);

@@ -10,7 +10,8 @@ import { badRequest, CofreError } from './errors.js';
 import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
 import { SealKeyError, type Seal, type SealConfig } from './seal.js';
-import type { Storage } from './storage.js';
+import type { ClusterNode, SharedStorage, Storage } from './storage.js';
+import { applyRemoteChanges } from './remote-changes.js';
 import { StorageView } from './storage-view.js';
 
 const SEAL_CONFIG_KEY = 'core/seal-config';
@@ -61,6 +62,11 @@ export class Core {
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
   private sealConfigCache: SealConfig | undefined;
+  /** The store shared with other nodes, when there is one. */
+  private cluster: { store: SharedStorage; apiAddr: string } | undefined;
+  /** Whether this node runs the background jobs: a single node always does; in a cluster, the elected one. */
+  private leading = true;
+  private leaderSince = new Date();
 
   constructor(private readonly opts: CoreOptions) {
     this.barrier = new Barrier(opts.physical);
@@ -169,6 +175,10 @@ export class Core {
 
   sealNow(): void {
     this.stopBackground();
+    if (this.cluster) {
+      this.leading = false;
+      void this.cluster.store.resign();
+    }
     this.barrier.seal();
     this.rootKey?.fill(0);
     this.rootKey = undefined;
@@ -209,7 +219,59 @@ export class Core {
     await this.audit.load();
     await this.changes.load();
     this.opts.onUnsealed?.(this);
-    await this.startBackground();
+    if (this.cluster) await this.campaign();
+    else await this.startBackground();
+  }
+
+  /**
+   * Joins the nodes sharing this store: caches follow the keys other nodes change, and this node runs the
+   * background jobs only while it is the elected leader.
+   */
+  async joinCluster(store: SharedStorage, apiAddr: string): Promise<void> {
+    this.cluster = { store, apiAddr };
+    this.leading = false;
+    await store.watchChanges((keys) => void applyRemoteChanges(this, keys));
+    if (!this.sealed) await this.campaign();
+  }
+
+  /** Only an unsealed node campaigns: a sealed leader could not run the jobs it holds the lock for. */
+  private async campaign(): Promise<void> {
+    if (!this.cluster) return;
+    await this.cluster.store.campaign(this.cluster.apiAddr, {
+      onElected: () => {
+        this.leading = true;
+        this.leaderSince = new Date();
+        if (!this.sealed) void this.startBackground();
+      },
+      onLost: () => {
+        this.leading = false;
+        this.stopBackground();
+      },
+    });
+  }
+
+  /** sys/leader and sys/ha-status. */
+  async haStatus(): Promise<{ enabled: boolean; leader: boolean; leaderSince: Date; nodes: ClusterNode[] }> {
+    const nodes = this.cluster ? await this.cluster.store.nodes() : [];
+    return { enabled: this.cluster !== undefined, leader: this.leading, leaderSince: this.leaderSince, nodes };
+  }
+
+  /** Another node rotated the barrier key: the keyring is read again (it is sealed by the same root key). */
+  async reloadKeyring(): Promise<void> {
+    if (this.rootKey) await this.barrier.unseal(this.rootKey);
+  }
+
+  /** Another node changed the mount table: every backend is built again from it. */
+  async reloadMounts(): Promise<void> {
+    if (this.sealed) return;
+    const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
+    await this.mounts.load({ mounts: this.opts.defaultMounts ?? [], auth: [tokenMount] });
+    if (this.leading) this.mounts.startBackground();
+  }
+
+  /** Forgets the seal configuration read before (another node initialised the store). */
+  forgetSealConfig(): void {
+    this.sealConfigCache = undefined;
   }
 
   /**

@@ -98,6 +98,21 @@ export class ExpirationManager {
     this.retrying.clear();
   }
 
+  /** Re-reads every lease (another node changed more than it could name). */
+  async reload(): Promise<void> {
+    if (!this.running) return;
+    this.stop();
+    await this.start();
+  }
+
+  /** Another node registered, renewed or revoked this lease: arm or disarm its timer from what is stored now. */
+  async refresh(leaseId: string): Promise<void> {
+    if (!this.running) return;
+    const entry = await this.read(leaseId);
+    if (entry) this.schedule(entry);
+    else this.disarm(leaseId);
+  }
+
   /** Waits for revocations under way (tests and shutdown). */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);

@@ -64,7 +64,9 @@ export class MountTable {
   ) {}
 
   async load(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
-    await this.stopBackground();
+    // The backends are built again below: the old ones release their pools and timers first.
+    this.background = false;
+    await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
     this.mounted.clear();
     for (const table of ['mounts', 'auth'] as const) {
       let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
@@ -87,6 +89,15 @@ export class MountTable {
     if (!this.background) return;
     this.background = false;
     await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
+  }
+
+  /** The mount whose storage holds a barrier key ("logical/<uuid>/…"), and the key relative to that storage. */
+  byStorageKey(key: string): { mounted: Mounted; relative: string } | undefined {
+    for (const mounted of this.mounted.values()) {
+      if (key.startsWith(mounted.storage.prefix))
+        return { mounted, relative: key.slice(mounted.storage.prefix.length) };
+    }
+    return undefined;
   }
 
   /** Registers a backend that is built in and never persisted (the system backend). */

@@ -53,6 +53,8 @@ export interface SharedStorage extends Storage {
    * being leader (its lock connection failed). At most one node is leader at any time.
    */
   campaign(apiAddr: string, events: { onElected(): void; onLost(): void }): Promise<void>;
+  /** Stops campaigning (a sealed node must not hold leadership): a leader steps down and releases its lock. */
+  resign(): Promise<void>;
   /** The nodes seen in the last minute, with which one leads. */
   nodes(): Promise<ClusterNode[]>;
 }

@@ -65,6 +65,11 @@ export class TokenStore {
     this.hashMemo.clear();
   }
 
+  /** Drops one cached entry: another node changed or revoked it. */
+  forget(hash: string): void {
+    this.cache.delete(hash);
+  }
+
   async load(): Promise<void> {
     this.clear();
     const stored = await this.storage.get(SALT_KEY);

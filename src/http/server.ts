@@ -9,6 +9,7 @@ import Fastify, {
 import type { StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
+import { rawBodyRequest } from '../core/raw-body.js';
 import { handleRequest, type HttpVerb } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
 import { installListMethodSupport } from './list-method.js';
@@ -138,6 +139,9 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
       done(new CofreError(400, `failed to parse JSON input: the body is not valid JSON${where}`), undefined);
     }
   });
+
+  // Bytes, not JSON (snapshot restores): left unread for the handler, which streams them, so no body limit here.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, rawBodyRequest(payload)));
 
   app.setErrorHandler((err: FastifyError | CofreError, req, reply) => {
     if (err instanceof CofreError) return reply.code(err.status).send(errorBody(err.message ? [err.message] : []));

@@ -8,6 +8,7 @@ import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
 import { sealPaths } from './seal.js';
+import { snapshotPaths } from './snapshot.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -22,6 +23,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...eventPaths(core),
       ...leasePaths(core),
       ...passwordPolicyPaths(core.passwordPolicies),
+      ...snapshotPaths(core),
     ],
   };
 }

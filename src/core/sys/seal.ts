@@ -122,21 +122,42 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
     },
     {
       pattern: 'leader',
-      summary: 'High-availability status: one node, always the active one, until many-node storage arrives.',
+      summary: 'High-availability status: whether this node leads (runs the background jobs), and which one does.',
       unauthenticated: true,
       noAudit: true,
       operations: {
-        read: async () => ({
-          rawBody: {
-            ha_enabled: false,
-            is_self: true,
-            active_time: '0001-01-01T00:00:00Z',
-            leader_address: '',
-            leader_cluster_address: '',
-            performance_standby: false,
-            performance_standby_last_remote_wal: 0,
-          },
-        }),
+        read: async () => {
+          const ha = await core.haStatus();
+          const leader = ha.nodes.find((n) => n.leader);
+          return {
+            rawBody: {
+              ha_enabled: ha.enabled,
+              is_self: ha.leader,
+              active_time: ha.leader ? ha.leaderSince.toISOString() : '0001-01-01T00:00:00Z',
+              leader_address: leader?.apiAddr ?? '',
+              leader_cluster_address: '',
+              performance_standby: false,
+              performance_standby_last_remote_wal: 0,
+            },
+          };
+        },
+      },
+    },
+    {
+      pattern: 'ha-status',
+      summary: 'The nodes sharing this store, and which one leads.',
+      operations: {
+        read: async () => {
+          const ha = await core.haStatus();
+          const nodes = ha.nodes.map((n) => ({
+            hostname: n.nodeId,
+            api_address: n.apiAddr,
+            cluster_address: '',
+            active_node: n.leader,
+            last_echo: n.lastSeen.toISOString(),
+          }));
+          return { data: { nodes }, mergeDataToTop: true };
+        },
       },
     },
     {

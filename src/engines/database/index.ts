@@ -5,6 +5,7 @@ import { credsPaths, credsSecret } from './path-creds.js';
 import { rolePaths } from './path-roles.js';
 import { staticRolePaths } from './path-static-roles.js';
 import { StaticRotation } from './static-rotation.js';
+import { CONFIG_PREFIX, STATIC_ROLE_PREFIX } from './types.js';
 
 /**
  * The database secrets engine, Vault's API: connections (config/), dynamic roles whose users live as long as
@@ -27,6 +28,11 @@ export const databaseFactory: BackendFactory = ({ storage, system }): Backend =>
     stop: async () => {
       rotation.stop();
       await connections.closeAll();
+    },
+    // Another node changed a connection (rotate-root: the pool must use the new password) or a static role.
+    invalidate: (key) => {
+      if (key.startsWith(CONFIG_PREFIX)) void connections.reset(key.slice(CONFIG_PREFIX.length));
+      else if (key.startsWith(STATIC_ROLE_PREFIX)) void rotation.refresh(key.slice(STATIC_ROLE_PREFIX.length));
     },
   };
 };

@@ -72,6 +72,11 @@ export class StaticRotation {
     this.timers.clear();
   }
 
+  /** Another node changed or rotated the role: its timer follows what is stored now. */
+  async refresh(name: string): Promise<void> {
+    if (this.running) this.reschedule(name, await this.read(name));
+  }
+
   /** Re-arms one role's timer after its definition changed, or drops it when the role is gone. */
   reschedule(name: string, role: StaticRole | undefined): void {
     const timer = this.timers.get(name);

@@ -8,7 +8,7 @@ import { metadataPaths } from './path-metadata.js';
 import { subkeysPaths } from './path-subkeys.js';
 import { undeletePaths } from './path-undelete.js';
 import { invalidPathResponse, notFoundWithWarning, ROOT_WARNING } from './request.js';
-import { KvState } from './store.js';
+import { CONFIG_KEY, KvState } from './store.js';
 import { v1Paths } from './v1.js';
 
 /**
@@ -18,7 +18,14 @@ import { v1Paths } from './v1.js';
 export const kvFactory: BackendFactory = (ctx) => {
   const version = ctx.options.version ?? '1';
   if (version === '' || version === '1') return { type: 'kv', paths: v1Paths() };
-  if (version === '2') return { type: 'kv', paths: v2Paths(new KvState()) };
+  if (version === '2') {
+    const state = new KvState();
+    // The config is cached per mount; a node sharing the store may change it.
+    const invalidate = (key: string): void => {
+      if (key === CONFIG_KEY) state.config = undefined;
+    };
+    return { type: 'kv', paths: v2Paths(state), invalidate };
+  }
   throw badRequest(`invalid KV version "${version}": expected 1 or 2`);
 };
 

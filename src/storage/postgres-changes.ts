@@ -1,0 +1,138 @@
+/**
+ * Change notification between nodes sharing a PostgreSQL store. A writer sends pg_notify in the transaction of its
+ * write, so PostgreSQL delivers it only if (and once) the write commits; each node LISTENs on a client of its own,
+ * outside the pool, because a pooled connection may be handed to a query or closed at any time.
+ */
+import pg from 'pg';
+import { backoff, connectClient, dedicatedClient, type Connection } from './postgres-connection.js';
+
+/** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7999;
+/** An idle LISTEN connection notices a dead server only when it sends something. */
+const PING_INTERVAL_MS = 10_000;
+const PING_TIMEOUT_MS = 5000;
+
+export type ChangeListener = (keys: string[] | undefined) => void;
+
+interface Payload {
+  node: string;
+  /** null: too many keys to name; every cache must go. */
+  keys: string[] | null;
+}
+
+/** The NOTIFY payload for a commit by `node` changing `keys`. */
+export function changePayload(node: string, keys: string[]): string {
+  const named = JSON.stringify({ node, keys } satisfies Payload);
+  if (Buffer.byteLength(named) <= MAX_PAYLOAD_BYTES) return named;
+  return JSON.stringify({ node, keys: null } satisfies Payload);
+}
+
+/** What a received payload means for node `self`: ignore (its own), or the keys (undefined: everything). */
+export function parsePayload(payload: string | undefined, self: string): { own: true } | { keys?: string[] } {
+  try {
+    const p = JSON.parse(payload ?? '') as Partial<Payload>;
+    if (p.node === self) return { own: true };
+    if (Array.isArray(p.keys) && p.keys.every((k) => typeof k === 'string')) return { keys: p.keys };
+  } catch {
+    // Not ours to understand (another version, someone's manual NOTIFY): treated as "anything may have changed".
+  }
+  return {};
+}
+
+export class ChangeFeed {
+  private readonly listeners = new Set<ChangeListener>();
+  private client: pg.Client | undefined;
+  private started: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private ping: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly channel: string,
+    private readonly nodeId: string,
+  ) {}
+
+  /** Resolves once this node is listening; the first connection's failure rejects (and forgets the listener). */
+  async add(listener: ChangeListener): Promise<void> {
+    if (this.stopped) throw new Error('postgres storage is closed');
+    this.listeners.add(listener);
+    this.started ??= this.listen();
+    try {
+      await this.started;
+    } catch (err) {
+      this.listeners.delete(listener);
+      this.started = undefined;
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    clearInterval(this.ping);
+    this.listeners.clear();
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  private async listen(): Promise<void> {
+    const client = dedicatedClient(this.conn, `cofre listen ${this.nodeId}`, PING_TIMEOUT_MS, () => this.lost(client));
+    client.on('notification', (msg) => this.deliver(msg.payload));
+    await connectClient(this.conn, client);
+    try {
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+    } catch (err) {
+      client.end().catch(() => {});
+      throw err;
+    }
+    if (this.stopped) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.client = client;
+    this.failures = 0;
+    clearInterval(this.ping);
+    this.ping = setInterval(() => void client.query('SELECT 1').catch(() => this.lost(client)), PING_INTERVAL_MS);
+    this.ping.unref();
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client || this.stopped) return;
+    this.client = undefined;
+    clearInterval(this.ping);
+    client.end().catch(() => {});
+    this.reconnect();
+  }
+
+  private reconnect(): void {
+    this.retry = setTimeout(() => {
+      this.listen().then(
+        // Whatever was committed while nobody listened went unannounced.
+        () => this.broadcast(undefined),
+        () => {
+          if (!this.stopped) this.reconnect();
+        },
+      );
+    }, backoff(this.failures++));
+    this.retry.unref();
+  }
+
+  private deliver(payload: string | undefined): void {
+    const change = parsePayload(payload, this.nodeId);
+    if (!('own' in change)) this.broadcast(change.keys);
+  }
+
+  private broadcast(keys: string[] | undefined): void {
+    if (this.stopped) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(keys);
+      } catch {
+        // One listener's bug must not stop the others from hearing, nor take the LISTEN connection down.
+      }
+    }
+  }
+}

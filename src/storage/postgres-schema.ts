@@ -1,0 +1,101 @@
+/**
+ * The PostgreSQL storage's tables, created and migrated by Cofre itself when a node starts. Several nodes may
+ * start at once: a transaction-scoped advisory lock makes them take turns, so each migration runs exactly once.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+
+/** Leaves room for the "_schema" and "_nodes" suffixes within PostgreSQL's 63-byte identifiers. */
+const TABLE_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
+
+export interface SchemaNames {
+  /** Schema-qualified, quoted: the entries. */
+  entries: string;
+  /** Schema-qualified, quoted: the node registry. */
+  nodes: string;
+  /** NOTIFY channel of committed changes. */
+  channel: string;
+  /** pg_try_advisory_lock key of leadership, a bigint as a string (beyond JavaScript's safe integers). */
+  leaderLock: string;
+}
+
+/**
+ * Each step moves the schema from version i to i + 1. Append, never edit: a database may be at any version.
+ * The entries' keys collate as "C" (byte order, which is code point order in UTF-8), so a prefix is a contiguous
+ * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
+ */
+const MIGRATIONS: ((t: { entries: string; nodes: string }) => string[])[] = [
+  ({ entries, nodes }) => [
+    `CREATE TABLE ${entries} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
+    `ALTER TABLE ${entries} ALTER COLUMN value SET STORAGE EXTERNAL`,
+    `CREATE TABLE ${nodes} (node_id text PRIMARY KEY, api_addr text NOT NULL, ` +
+      `last_seen timestamptz NOT NULL, leader boolean NOT NULL DEFAULT false)`,
+  ],
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function checkTableName(table: string): void {
+  if (!TABLE_NAME.test(table)) {
+    throw new Error(
+      `postgres storage: table "${table}" must be 1 to 48 lower-case letters, digits or "_", not starting with a digit`,
+    );
+  }
+}
+
+/** Creates or migrates the tables of `table` in the connection's current schema and names what the store uses. */
+export async function ensureSchema(client: pg.ClientBase, table: string): Promise<SchemaNames> {
+  await client.query('BEGIN');
+  try {
+    const names = await prepare(client, table);
+    await client.query('COMMIT');
+    return names;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+async function prepare(client: pg.ClientBase, table: string): Promise<SchemaNames> {
+  const { rows } = await client.query<{ schema: string | null; encoding: string }>(
+    "SELECT current_schema() AS schema, current_setting('server_encoding') AS encoding",
+  );
+  const { schema, encoding } = rows[0] ?? { schema: null, encoding: '' };
+  if (!schema) throw new Error('no schema to create the tables in: the search_path names no existing schema');
+  // Keys are UTF-8 strings whose byte order list() relies on; other encodings would reject or reorder them.
+  if (encoding !== 'UTF8' && encoding !== 'SQL_ASCII') {
+    throw new Error(`the database's encoding is ${encoding}; Cofre needs a UTF8 database`);
+  }
+  // Two clusters may share a database in different schemas: everything shared (locks, channel) names both.
+  const scope = `${schema}.${table}`;
+  await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey('schema', scope)]);
+  const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+  const names = { entries: q(table), nodes: q(`${table}_nodes`) };
+  const versionTable = q(`${table}_schema`);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${versionTable} (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)`,
+  );
+  const found = await client.query<{ version: number }>(`SELECT version FROM ${versionTable}`);
+  const version = found.rows[0]?.version ?? 0;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`${scope} is at schema version ${version}, newer than this Cofre's (${SCHEMA_VERSION}): upgrade`);
+  }
+  for (const step of MIGRATIONS.slice(version)) for (const sql of step(names)) await client.query(sql);
+  await client.query(
+    `INSERT INTO ${versionTable} (id, version) VALUES (1, $1)
+     ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
+    [SCHEMA_VERSION],
+  );
+  // The table name keeps the channel recognisable in pg_stat_activity; the hash keeps schemas apart.
+  const channel = `${table}_${digest(scope).toString('hex').slice(0, 12)}`;
+  return { ...names, channel, leaderLock: lockKey('leader', scope) };
+}
+
+/** A bigint advisory-lock key for `purpose` on one store; hashing keeps different stores' keys apart. */
+function lockKey(purpose: string, scope: string): string {
+  return digest(`${purpose}:${scope}`).readBigInt64BE(0).toString();
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(`cofre:${s}`).digest();
+}

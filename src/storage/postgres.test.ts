@@ -1,0 +1,343 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { startPostgres, type TestDatabase } from '../../scripts/test-databases.js';
+import { freePort } from '../../scripts/test-databases-process.js';
+import type { Storage } from '../core/storage.js';
+import { openPostgresStorage, type PostgresStorage } from './postgres.js';
+import { statements } from './postgres-sql.js';
+import { bytes, storageContract, text } from './test-harness.js';
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<number> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return Date.now() - start;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('PostgresStorage', () => {
+  let db: TestDatabase;
+  let n = 0;
+  const tables = new WeakMap<Storage, string>();
+  const opened: PostgresStorage[] = [];
+
+  const open = async (table = `t${n++}`, nodeId?: string): Promise<PostgresStorage> => {
+    const s = await openPostgresStorage({ connectionUrl: db.url, table, maxConnections: 4, ...(nodeId && { nodeId }) });
+    tables.set(s, table);
+    opened.push(s);
+    return s;
+  };
+  /** Cuts a dedicated connection of a node from the server side, as a network failure or an admin would. */
+  const terminate = async (role: 'listen' | 'leader', nodeId: string): Promise<number> => {
+    const rows = await db.query(
+      'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
+      [`cofre ${role} ${nodeId}`],
+    );
+    return rows.length;
+  };
+
+  before(async () => {
+    db = await startPostgres();
+  });
+  after(async () => {
+    for (const s of opened) await s.close().catch(() => {});
+    await db?.stop();
+  });
+
+  storageContract({
+    open: () => open(),
+    reopen: async (s) => {
+      await s.close();
+      return open(tables.get(s) ?? assert.fail('not a store of this harness'));
+    },
+    openFailingOn: async (key, seed) => {
+      const s = await open();
+      for (const { key: k, value } of seed) await s.put(k, value);
+      const table = tables.get(s);
+      await db.query(
+        `CREATE FUNCTION ${table}_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ` +
+          `IF NEW.key = '${key}' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$`,
+      );
+      await db.query(
+        `CREATE TRIGGER boom BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_boom()`,
+      );
+      return s;
+    },
+  });
+
+  it('creates its schema once when several nodes start at once, with byte-ordered keys', async () => {
+    const nodes = await Promise.all([1, 2, 3].map((i) => open('racing', `racer${i}`)));
+    await nodes[0]!.put('k', bytes('v'));
+    assert.equal(text(await nodes[2]!.get('k')), 'v');
+    assert.deepEqual(await db.query('SELECT id, version FROM racing_schema'), [{ id: 1, version: 1 }]);
+    const columns = await db.query(
+      `SELECT column_name, data_type, collation_name FROM information_schema.columns
+       WHERE table_name = 'racing' ORDER BY ordinal_position`,
+    );
+    assert.deepEqual(columns, [
+      { column_name: 'key', data_type: 'text', collation_name: 'C' },
+      { column_name: 'value', data_type: 'bytea', collation_name: null },
+    ]);
+    for (const s of nodes) await s.close();
+    // Opening again migrates nothing and keeps the data.
+    const again = await open('racing');
+    assert.equal(text(await again.get('k')), 'v');
+    await again.close();
+  });
+
+  it('refuses a bad table name and a schema newer than itself', async () => {
+    await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'x; drop' }), /table "x; drop" must be/);
+    await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'Upper' }), /must be/);
+    const s = await open('future');
+    await s.close();
+    await db.query('UPDATE future_schema SET version = 99');
+    await assert.rejects(open('future'), /schema version 99, newer than this Cofre's \(1\)/);
+  });
+
+  it('lists a folder by its children, not its whole subtree', async () => {
+    const s = await open();
+    const table = tables.get(s)!;
+    await db.query(`INSERT INTO ${table} SELECT 'm/deep/' || i || '/x', '' FROM generate_series(1, 20000) i`);
+    await s.put('m/leaf', bytes(''));
+    await db.query(`ANALYZE ${table}`);
+    assert.deepEqual(await s.list('m/'), ['deep/', 'leaf']);
+    assert.equal((await s.list('m/deep/')).length, 20000);
+
+    const [row] = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statements(table).listRange}`, ['m/', 'm0']);
+    const plan = JSON.stringify(row?.['QUERY PLAN']);
+    assert.doesNotMatch(plan, /Seq Scan/);
+    const fetched = scans(row?.['QUERY PLAN']);
+    assert.ok(fetched > 0 && fetched < 10, `list read ${fetched} index entries for 2 children of 20001 keys`);
+    await s.close();
+  });
+
+  it("tells other nodes which keys changed, after the commit, and not the writer's own", async () => {
+    const a = await open('shared', 'node-a');
+    const b = await open('shared', 'node-b');
+    const heardA: (string[] | undefined)[] = [];
+    const heardB: (string[] | undefined)[] = [];
+    await a.watchChanges((keys) => heardA.push(keys));
+    await b.watchChanges((keys) => heardB.push(keys));
+
+    await a.put('sys/token/id/1', bytes('v1'));
+    assert.equal(text(await b.get('sys/token/id/1')), 'v1', 'a resolved write is visible on every node');
+    await until(() => heardB.length === 1, 'B hears the put');
+    assert.deepEqual(heardB[0], ['sys/token/id/1']);
+
+    await a.transaction([
+      { op: 'put', key: 'x/1', value: bytes('1') },
+      { op: 'delete', key: 'sys/token/id/1' },
+      { op: 'put', key: 'x/1', value: bytes('2') },
+    ]);
+    await a.delete('x/2');
+    await until(() => heardB.length === 3, 'B hears the transaction and the delete');
+    assert.deepEqual(heardB[1]?.slice().sort(), ['sys/token/id/1', 'x/1']);
+    assert.deepEqual(heardB[2], ['x/2']);
+
+    // Notifications arrive in commit order: once A hears B's later write, it would have heard its own by then.
+    await b.put('from-b', bytes('1'));
+    await until(() => heardA.length === 1, 'A hears B');
+    assert.deepEqual(heardA, [['from-b']]);
+    assert.equal(heardB.length, 3, 'B does not hear itself');
+
+    const many = Array.from({ length: 400 }, (_, i) => ({
+      op: 'put' as const,
+      key: `big/${'k'.repeat(30)}/${i}`,
+      value: bytes(''),
+    }));
+    await a.transaction(many);
+    await until(() => heardB.length === 4, 'B hears the big transaction');
+    assert.equal(heardB[3], undefined, 'too many keys for a NOTIFY: drop everything');
+
+    // A transaction that fails notifies nobody.
+    const broken = a.transaction([
+      { op: 'put', key: 'ok', value: bytes('1') },
+      { op: 'put', key: 'bad\0', value: bytes('1') },
+    ]);
+    await assert.rejects(broken, /NUL/);
+    await b.put('marker', bytes('1'));
+    await until(() => heardA.length === 2, 'A hears the marker');
+    assert.equal(heardB.length, 4);
+    await a.close();
+    await b.close();
+  });
+
+  it('a listener whose connection is cut reconnects and is told to drop everything', async () => {
+    const a = await open('relisten', 'relisten-a');
+    const b = await open('relisten', 'relisten-b');
+    const heard: (string[] | undefined)[] = [];
+    let thrown = 0;
+    await b.watchChanges(() => {
+      thrown++;
+      throw new Error('a broken listener');
+    });
+    await b.watchChanges((keys) => heard.push(keys));
+    assert.equal(await terminate('listen', 'relisten-b'), 1);
+    await until(() => heard.length === 1, 'B is told it may have missed changes');
+    assert.deepEqual(heard, [undefined]);
+    await a.put('after', bytes('1'));
+    await until(() => heard.length === 2, 'B hears changes again');
+    assert.deepEqual(heard[1], ['after']);
+    assert.equal(thrown, 2, 'a throwing listener is called, and does not stop the others');
+    await a.close();
+    await b.close();
+  });
+
+  it('elects exactly one leader, replaced within seconds when its lock connection dies or it closes', async () => {
+    const leading = new Set<string>();
+    let overlap = false;
+    const lost: string[] = [];
+    const candidate = async (id: string) => {
+      const s = await open('lead', id);
+      await s.campaign(`https://${id}:8200`, {
+        onElected: () => {
+          leading.add(id);
+          if (leading.size > 1) overlap = true;
+        },
+        onLost: () => {
+          leading.delete(id);
+          lost.push(id);
+        },
+      });
+      return s;
+    };
+    const nodes = { a: await candidate('a'), b: await candidate('b') };
+    await until(() => leading.size === 1, 'a first leader');
+    await sleep(1500);
+    assert.equal(leading.size, 1, 'still exactly one leader after both tried');
+    const first = [...leading][0] as 'a' | 'b';
+    const second = first === 'a' ? 'b' : 'a';
+    await assert.rejects(nodes[first].campaign('x', { onElected() {}, onLost() {} }), /already campaigns/);
+
+    const registry = await nodes.a.nodes();
+    assert.deepEqual(
+      registry.map((r) => [r.nodeId, r.apiAddr, r.leader]),
+      [
+        ['a', 'https://a:8200', first === 'a'],
+        ['b', 'https://b:8200', first === 'b'],
+      ],
+    );
+    assert.ok(registry.every((r) => Date.now() - r.lastSeen.getTime() < 10_000));
+
+    assert.equal(await terminate('leader', first), 1);
+    const took = await until(() => leading.has(second), 'the other node elected');
+    assert.ok(took < 3000, `take-over took ${took} ms`);
+    assert.deepEqual(lost, [first], 'the old leader was told it lost');
+    await until(async () => (await nodes[second].nodes()).filter((r) => r.leader).length === 1, 'registry');
+    assert.equal((await nodes[second].nodes()).find((r) => r.leader)?.nodeId, second);
+
+    // A clean stop steps down first, releases the lock, and leaves the registry.
+    await nodes[second].close();
+    assert.deepEqual(lost, [first, second]);
+    await until(() => leading.has(first), 'the first node elected again');
+    assert.deepEqual(
+      (await nodes[first].nodes()).map((r) => [r.nodeId, r.leader]),
+      [[first, true]],
+    );
+    assert.equal(overlap, false, 'two leaders at once');
+    await nodes[first].close();
+  });
+
+  it('replaces a leader whose process is killed with SIGKILL', async () => {
+    const script = `
+      import { openPostgresStorage } from './src/storage/postgres.ts';
+      const url = process.env.COFRE_TEST_PG_URL;
+      const s = await openPostgresStorage({ connectionUrl: url, table: 'crash', nodeId: 'child' });
+      await s.campaign('https://child:8200', { onElected: () => console.log('LEADING'), onLost() {} });
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, COFRE_TEST_PG_URL: db.url },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await until(() => out.includes('LEADING'), 'the child leads', 15_000);
+      let elected = false;
+      const s = await open('crash', 'survivor');
+      await s.campaign('https://survivor:8200', { onElected: () => (elected = true), onLost() {} });
+      await sleep(1200);
+      assert.equal(elected, false, 'the child still leads');
+      child.kill('SIGKILL');
+      const took = await until(() => elected, 'the survivor elected');
+      assert.ok(took < 3000, `take-over took ${took} ms`);
+      await s.close();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('fails to connect with the server address and without the password', async () => {
+    const url = new URL(db.url);
+    url.password = 'Wr0ng-p4ss%word';
+    const wrong = await openPostgresStorage({ connectionUrl: url.toString() }).catch((e: Error) => e);
+    assert.ok(wrong instanceof Error);
+    assert.match(
+      wrong.message,
+      new RegExp(`postgres storage at ${url.hostname}:${url.port}: cannot connect: .*password`),
+    );
+    assert.ok(!wrong.message.includes('Wr0ng') && !wrong.message.includes(db.password), wrong.message);
+
+    const port = await freePort();
+    const closed = `postgres://cofre:${encodeURIComponent(db.password)}@127.0.0.1:${port}/postgres`;
+    const refused = await openPostgresStorage({ connectionUrl: closed }).catch((e: Error) => e);
+    assert.ok(refused instanceof Error);
+    assert.match(refused.message, new RegExp(`127\\.0\\.0\\.1:${port}: cannot connect: .*ECONNREFUSED`));
+    assert.ok(!refused.message.includes(db.password), refused.message);
+
+    await assert.rejects(openPostgresStorage({ connectionUrl: 'not a url:secret@' }), (e: Error) => {
+      assert.match(e.message, /not a URL/);
+      assert.ok(!e.message.includes('secret'));
+      return true;
+    });
+  });
+
+  it('survives its connections being cut, and names the server when it cannot reconnect', async () => {
+    await db.query('CREATE DATABASE cut');
+    const url = new URL(db.url);
+    url.pathname = '/cut';
+    const s = await openPostgresStorage({ connectionUrl: url.toString(), nodeId: 'cut' });
+    opened.push(s);
+    const heard: (string[] | undefined)[] = [];
+    await s.watchChanges((keys) => heard.push(keys));
+    await s.put('k', bytes('v'));
+    // Idle pooled and dedicated clients get an 'error' event: unhandled, it would end this process.
+    await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'cut'");
+    assert.equal(text(await s.get('k')), 'v', 'the pool opens a new connection');
+    await until(() => heard.length === 1, 'the listener reconnected');
+    assert.deepEqual(heard, [undefined]);
+
+    await db.query('ALTER DATABASE cut ALLOW_CONNECTIONS false');
+    await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'cut'");
+    const err = await s.get('k').catch((e: Error) => e);
+    assert.ok(err instanceof Error);
+    assert.match(err.message, new RegExp(`^postgres storage at ${url.hostname}:${url.port}: cannot connect: .*"cut"`));
+    assert.ok(!err.message.includes(db.password));
+    await s.close();
+  });
+
+  it('counts reads, writes and commits', async () => {
+    const s = await open();
+    await s.put('a', bytes('1'));
+    await s.transaction([
+      { op: 'put', key: 'b', value: bytes('1') },
+      { op: 'delete', key: 'a' },
+    ]);
+    await s.get('b');
+    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1 });
+    await s.close();
+  });
+
+  /** Rows the plan's index scans returned, summed over their loops. */
+  function scans(node: unknown): number {
+    if (Array.isArray(node)) return node.reduce((sum: number, n) => sum + scans(n), 0);
+    if (!node || typeof node !== 'object') return 0;
+    const n = node as Record<string, unknown>;
+    const own = /Index/.test(String(n['Node Type'])) ? Number(n['Actual Rows']) * Number(n['Actual Loops']) : 0;
+    return own + scans(n.Plan ?? []) + scans(n.Plans ?? []);
+  }
+});

@@ -1,0 +1,249 @@
+/**
+ * PostgreSQL adapter of the storage port, for many Cofre nodes on one database: each node serves requests from a
+ * connection pool, hears the keys other nodes commit (LISTEN/NOTIFY, postgres-changes.ts), and one node at a time
+ * leads (an advisory lock, postgres-leader.ts). The table holds only what the barrier wrote: ciphertext.
+ *
+ * A write resolves once its statement committed (postgres-sql.ts). Durability is the server's synchronous_commit,
+ * left as configured (on by default) so that an operator's remote_apply for a synchronous standby still holds.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import pg from 'pg';
+import type { ClusterNode, SharedStorage, StorageOp } from '../core/storage.js';
+import { ChangeFeed, changePayload, type ChangeListener } from './postgres-changes.js';
+import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
+import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
+import { checkTableName, ensureSchema, type SchemaNames } from './postgres-schema.js';
+import { statements } from './postgres-sql.js';
+import { prefixEnd } from './sqlite.js';
+
+export interface PostgresOptions {
+  /** postgres://USER:PASSWORD@HOST:PORT/DATABASE, with libpq-style parameters (sslmode, ...). */
+  connectionUrl: string;
+  /** Default "cofre_store"; also names the side tables ("_nodes", "_schema"), NOTIFY channel and lock. */
+  table?: string;
+  /** Pool size; default 16. */
+  maxConnections?: number;
+  /** Default: this host's name and a random suffix, so that a restarted process is a new node. */
+  nodeId?: string;
+}
+
+export interface PostgresStats {
+  /** Committed statements; one per write, PostgreSQL groups their WAL flushes itself. */
+  commits: number;
+  /** put/delete/transaction calls that committed. */
+  writes: number;
+  /** get() calls answered. */
+  reads: number;
+}
+
+export async function openPostgresStorage(opts: PostgresOptions): Promise<PostgresStorage> {
+  const table = opts.table ?? 'cofre_store';
+  checkTableName(table);
+  const nodeId = opts.nodeId ?? `${os.hostname()}-${randomBytes(3).toString('hex')}`;
+  if (nodeId.length === 0 || nodeId.length > 200)
+    throw new Error('postgres storage: nodeId must be 1 to 200 characters');
+  const max = opts.maxConnections ?? 16;
+  if (!Number.isInteger(max) || max < 1) throw new Error('postgres storage: maxConnections must be a positive integer');
+  const conn = parseConnectionUrl(opts.connectionUrl);
+  const pool = new pg.Pool({ ...conn.config, max, application_name: `cofre ${nodeId}`.slice(0, 63) });
+  // An idle pooled connection that dies (server restart) is reported here; unheard, it would end the process.
+  pool.on('error', () => {});
+  // list()'s recursive query looks costly to the planner (it cannot know a folder walk stops early), enough to
+  // trigger JIT compilation, which then takes a hundred times longer than the query itself.
+  pool.on('connect', (client) => void client.query('SET jit = off').catch(() => {}));
+  try {
+    const names = await withClient(pool, conn, (c) => ensureSchema(c, table));
+    return new PostgresStorage(pool, conn, names, nodeId);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+}
+
+export class PostgresStorage implements SharedStorage {
+  private readonly changes: ChangeFeed;
+  private leadership: Campaign | undefined;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+  private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0 };
+  private readonly sql: ReturnType<typeof statements>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly conn: Connection,
+    private readonly names: SchemaNames,
+    readonly nodeId: string,
+  ) {
+    this.changes = new ChangeFeed(conn, names.channel, nodeId);
+    this.sql = statements(names.entries);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    checkKey(key);
+    const { rows } = await this.query<{ value: Buffer }>(this.sql.get, [key]);
+    this.counters.reads++;
+    return rows[0]?.value;
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    checkKey(key);
+    await this.write(this.sql.put, [key, copyValue(value)], [key]);
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    await this.write(this.sql.delete, [key], [key]);
+  }
+
+  async transaction(ops: StorageOp[]): Promise<void> {
+    const final = latestPerKey(validate(ops));
+    if (final.size === 0) {
+      this.assertOpen();
+      return;
+    }
+    const deleted: string[] = [];
+    const putKeys: string[] = [];
+    const putValues: Buffer[] = [];
+    for (const [key, value] of final) {
+      if (value === undefined) deleted.push(key);
+      else {
+        putKeys.push(key);
+        putValues.push(value);
+      }
+    }
+    await this.write(this.sql.apply, [deleted, putKeys, putValues], [...final.keys()]);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    checkKey(prefix);
+    const end = prefixEnd(prefix);
+    type Segment = { leaves: string[]; folder: string | null };
+    const { rows } =
+      end === undefined
+        ? await this.query<Segment>(this.sql.listOpen, [prefix])
+        : await this.query<Segment>(this.sql.listRange, [prefix, end]);
+    const out: string[] = [];
+    for (const { leaves, folder } of rows) {
+      for (const key of leaves) if (key.length > prefix.length) out.push(key.slice(prefix.length));
+      if (folder !== null) {
+        const rest = folder.slice(prefix.length);
+        out.push(rest.slice(0, rest.indexOf('/') + 1));
+      }
+    }
+    return out;
+  }
+
+  async watchChanges(listener: ChangeListener): Promise<void> {
+    this.assertOpen();
+    return this.changes.add(listener);
+  }
+
+  async campaign(apiAddr: string, events: LeaderEvents): Promise<void> {
+    this.assertOpen();
+    if (this.leadership) throw new Error('postgres storage: this node already campaigns');
+    const { conn, names, nodeId } = this;
+    const leadership = new Campaign({
+      conn,
+      nodesTable: names.nodes,
+      lockKey: names.leaderLock,
+      nodeId,
+      apiAddr,
+      events,
+    });
+    this.leadership = leadership;
+    try {
+      await leadership.start();
+    } catch (err) {
+      this.leadership = undefined;
+      throw err;
+    }
+  }
+
+  async resign(): Promise<void> {
+    const leadership = this.leadership;
+    this.leadership = undefined;
+    await leadership?.stop();
+  }
+
+  async nodes(): Promise<ClusterNode[]> {
+    this.assertOpen();
+    return this.track(listNodes(this.pool, this.names.nodes).catch((err: unknown) => this.fail(err)));
+  }
+
+  /** Steps down and stops listening, waits for calls under way, removes this node from the registry. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  stats(): PostgresStats {
+    return { ...this.counters };
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.leadership?.stop();
+    await this.changes.stop();
+    await Promise.allSettled(this.inFlight);
+    if (this.leadership) await forgetNode(this.pool, this.names.nodes, this.nodeId).catch(() => {});
+    await this.pool.end();
+  }
+
+  private async write(text: string, values: unknown[], keys: string[]): Promise<void> {
+    await this.query(text, [...values, this.names.channel, changePayload(this.nodeId, keys)]);
+    this.counters.commits++;
+    this.counters.writes++;
+  }
+
+  private query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    this.assertOpen();
+    return this.track(withClient(this.pool, this.conn, (c) => c.query<R>(text, values)));
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    const forget = () => void this.inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private fail(err: unknown): never {
+    throw queryFailed(this.conn, err);
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new Error('postgres storage is closed');
+  }
+}
+
+/** Checks and copies ops at once: the caller may reuse its buffers before the statement is sent. */
+function validate(ops: StorageOp[]): ({ op: 'delete'; key: string } | { op: 'put'; key: string; value: Buffer })[] {
+  if (!Array.isArray(ops)) throw new TypeError('storage transaction takes an array of ops');
+  return ops.map((op) => {
+    checkKey(op.key);
+    if (op.op === 'delete') return { op: 'delete', key: op.key };
+    if (op.op !== 'put') throw new TypeError('storage op must be put or delete');
+    return { op: 'put', key: op.key, value: copyValue(op.value) };
+  });
+}
+
+function copyValue(value: Uint8Array): Buffer {
+  if (!(value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
+  return Buffer.from(value);
+}
+
+/** Ops apply in order, so only each key's last one decides what is committed (undefined: deleted). */
+function latestPerKey(ops: ReturnType<typeof validate>): Map<string, Buffer | undefined> {
+  const final = new Map<string, Buffer | undefined>();
+  for (const op of ops) {
+    final.delete(op.key); // keeps the map in the order of the last ops, not the first
+    final.set(op.key, op.op === 'put' ? op.value : undefined);
+  }
+  return final;
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== 'string') throw new TypeError('storage key must be a string');
+  // PostgreSQL's text type cannot hold NUL; failing here says why, instead of an encoding error from the server.
+  if (key.includes('\0')) throw new TypeError('storage key must not contain NUL');
+}

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { apiClient, tempDir } from './support.js';
+import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
+
+const execFileP = promisify(execFile);
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * Three Cofre server processes on one PostgreSQL (issue 5): every node serves reads and writes, caches follow
+ * what the other nodes change, one node leads and runs lease expiry, and a new one takes over when it dies.
+ */
+describe('three nodes on one PostgreSQL', () => {
+  let db: TestDatabase;
+  const dir = tempDir('cluster');
+  let nodes: Node[] = [];
+  let keys: string[] = [];
+  let root = '';
+
+  before(async () => {
+    db = await startPostgres();
+    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => startNode(dir, name, db.url)));
+    const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 3, secret_threshold: 2 } });
+    assert.equal(init.status, 200, init.text);
+    keys = init.body.keys;
+    root = init.body.root_token;
+    for (const node of nodes) {
+      await unseal(node, keys, 2);
+      node.api = apiClient(node.url, root);
+    }
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await db?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a write on one node reads back on another at once; the mount table is shared', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    assert.equal(
+      (await n1.api.call('POST', 'sys/mounts/secret', { body: { type: 'kv', options: { version: '2' } } })).status,
+      204,
+    );
+    for (let i = 0; i < 20; i++) {
+      const value = `v-${i}`;
+      const put = await n1.api.call('PUT', 'secret/data/app/db', { body: { data: { password: value } } });
+      assert.equal(put.status, 200, put.text);
+      const read = await n3.api.call('GET', 'secret/data/app/db');
+      assert.equal(read.status, 200, read.text);
+      assert.equal(read.body.data.data.password, value);
+    }
+    const other = await n2.api.call('GET', 'secret/data/app/db');
+    assert.equal(other.body.data.metadata.version, 20);
+  });
+
+  it('a token revoked on one node is refused on another at once', async () => {
+    const [n1, n2] = nodes as [Node, Node, Node];
+    for (let i = 0; i < 5; i++) {
+      const created = await n1.api.call('POST', 'auth/token/create', { body: { policies: ['default'] } });
+      const token = created.body.auth.client_token as string;
+      // Used on n1 first, so n1 has it cached.
+      assert.equal((await n1.api.call('GET', 'auth/token/lookup-self', { token })).status, 200);
+      assert.equal((await n2.api.call('POST', 'auth/token/revoke', { body: { token } })).status, 204);
+      assert.equal((await n1.api.call('GET', 'auth/token/lookup-self', { token })).status, 403);
+    }
+  });
+
+  it('a policy changed on one node applies on another at once', async () => {
+    const [, n2, n3] = nodes as [Node, Node, Node];
+    const rule = (p: string) => `path "secret/data/${p}" { capabilities = ["read"] }`;
+    assert.equal(
+      (await n3.api.call('PUT', 'sys/policies/acl/reader', { body: { policy: rule('app/*') } })).status,
+      204,
+    );
+    const created = await n3.api.call('POST', 'auth/token/create', { body: { policies: ['reader'] } });
+    const token = created.body.auth.client_token as string;
+    assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 200);
+    assert.equal(
+      (await n3.api.call('PUT', 'sys/policies/acl/reader', { body: { policy: rule('other/*') } })).status,
+      204,
+    );
+    assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 403);
+    assert.equal(
+      (await n3.api.call('PUT', 'sys/policies/acl/reader', { body: { policy: rule('app/*') } })).status,
+      204,
+    );
+    assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 200);
+  });
+
+  it('exactly one node leads; sys/leader and sys/ha-status agree', async () => {
+    const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
+    let leading = 0;
+    for (const node of nodes) {
+      const res = await node.api.call('GET', 'sys/leader');
+      assert.equal(res.body.ha_enabled, true);
+      assert.equal(res.body.leader_address, leader.url);
+      if (res.body.is_self) leading++;
+    }
+    assert.equal(leading, 1);
+    const ha = await nodes[1]!.api.call('GET', 'sys/ha-status');
+    assert.equal(ha.status, 200, ha.text);
+    assert.equal(ha.body.data.nodes.length, 3);
+    assert.equal(ha.body.data.nodes.filter((n: { active_node: boolean }) => n.active_node).length, 1);
+  });
+
+  it('SIGKILL of the leader: another leads within 10 s and revokes a lease on time, once', async () => {
+    await db.query('CREATE TABLE IF NOT EXISTS revocations (name text)');
+    const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
+    const follower = nodes.find((n) => n !== leader)!;
+    const put = (path: string, body: unknown) => follower.api.call('PUT', path, { body });
+    assert.equal((await put('sys/mounts/database', { type: 'database' })).status, 204);
+    const config = await put('database/config/pg', {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
+      username: db.user,
+      password: db.password,
+      allowed_roles: '*',
+    });
+    assert.equal(config.status, 204, config.text);
+    await put('database/roles/short', {
+      db_name: 'pg',
+      creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`],
+      // Each revocation leaves a row: two revocations of one lease would leave two.
+      revocation_statements: [`INSERT INTO revocations VALUES ('{{name}}'); DROP ROLE IF EXISTS "{{name}}"`],
+      default_ttl: 8,
+    });
+    const creds = await follower.api.call('GET', 'database/creds/short');
+    assert.equal(creds.status, 200, creds.text);
+    const username = creds.body.data.username as string;
+    const expiresAt = Date.now() + 8000;
+
+    await leader.kill('SIGKILL');
+    const killedAt = Date.now();
+    const survivors = nodes.filter((n) => n !== leader);
+    const next = await until('another node leads', () => leaderOf(survivors), 10_000);
+    assert.ok(Date.now() - killedAt < 10_000);
+    assert.notEqual(next, leader);
+
+    await until(
+      'the lease is revoked',
+      async () =>
+        (await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).length === 0 ? true : undefined,
+      15_000,
+    );
+    assert.ok(Date.now() - expiresAt < 3000, `revoked ${Date.now() - expiresAt} ms after the lease expired`);
+    await sleep(1000);
+    const rows = await db.query('SELECT count(*)::int AS n FROM revocations WHERE name = $1', [username]);
+    assert.equal(rows[0]?.n, 1, 'revoked exactly once');
+    nodes = survivors;
+  });
+
+  it('the PostgreSQL table holds no plaintext of values or tokens (pg_dump)', async () => {
+    const node = nodes[0]!;
+    const marker = 'plaintext-marker-5d1f0c';
+    assert.equal((await node.api.call('PUT', 'secret/data/dump/check', { body: { data: { v: marker } } })).status, 200);
+    const token = (await node.api.call('POST', 'auth/token/create', { body: {} })).body.auth.client_token as string;
+    const { stdout } = await execFileP(
+      '/usr/lib/postgresql/15/bin/pg_dump',
+      ['--data-only', '-t', 'cofre_cluster*', db.url],
+      {
+        maxBuffer: 256 * 1024 * 1024,
+      },
+    );
+    assert.ok(stdout.includes('COPY public.cofre_cluster'), 'the dump holds the table');
+    for (const secret of [marker, token, root, db.password, ...keys]) {
+      assert.ok(!stdout.includes(secret), 'a secret is in the dump in clear');
+    }
+  });
+
+  it('SIGKILL during a stream of acknowledged writes loses none of them', async () => {
+    const [victim, witness] = nodes as [Node, Node];
+    const acknowledged = new Map<string, string>();
+    let stop = false;
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const key = `w${w}-${i}`;
+        const value = `v-${w}-${i}-${Math.random()}`;
+        try {
+          const res = await victim.api.call('POST', `secret/data/crash/${key}`, { body: { data: { value } } });
+          if (res.status === 200) acknowledged.set(key, value);
+        } catch {
+          return; // the connection died with the process
+        }
+      }
+    };
+    const writers = Array.from({ length: 16 }, (_, w) => writer(w));
+    await until('300 writes are acknowledged', async () => (acknowledged.size >= 300 ? true : undefined), 30_000);
+    await victim.kill('SIGKILL');
+    stop = true;
+    await Promise.all(writers);
+    const missing: string[] = [];
+    for (const [key, value] of acknowledged) {
+      const res = await witness.api.call('GET', `secret/data/crash/${key}`);
+      if (res.status !== 200 || res.body.data.data.value !== value) missing.push(key);
+    }
+    assert.deepEqual(missing, [], `${missing.length} of ${acknowledged.size} acknowledged writes lost`);
+  });
+});
