@@ -12,7 +12,8 @@ import type { Command } from 'commander';
 import { stdio, type Streams } from '../src/cli/output.js';
 import { buildProgram, run } from '../src/cli/program.js';
 import { startPostgres } from '../scripts/test-databases.js';
-import { startServer, tempDir, type InProcessServer } from './support.js';
+import { startNode, unseal, type Node } from './cluster-support.js';
+import { apiClient, startServer, tempDir, type InProcessServer } from './support.js';
 
 const dirs: string[] = [];
 const servers: InProcessServer[] = [];
@@ -335,6 +336,70 @@ describe('cofre operator migrate', () => {
     await unsealWith(g, h.keys.slice(0, 2));
     for (let i = 0; i < 10; i++) {
       assert.equal((await g.api.call('GET', `secret/data/pg${i}`, { token: h.rootToken })).body.data.data.i, i);
+    }
+  });
+});
+
+describe('a snapshot restored into a PostgreSQL store', () => {
+  it('gives back secrets, policies, tokens and leases, unsealed with the original keys', async () => {
+    const db = await startPostgres();
+    const nodeDir = tempDir('snapshot-pg-node');
+    dirs.push(nodeDir);
+    let node: Node | undefined;
+    try {
+      const source = await server();
+      const put = async (path: string, body: unknown) => {
+        const res = await source.api.call('PUT', path, { body });
+        assert.ok(res.status < 300, `${path}: ${res.text}`);
+        return res;
+      };
+      await put('secret/data/app/db', { data: { password: 'kept-in-snapshot' } });
+      await put('sys/policies/acl/app', { policy: 'path "secret/data/app/*" { capabilities = ["read"] }' });
+      const token = (await put('auth/token/create', { policies: ['app'] })).body.auth.client_token as string;
+      await put('sys/mounts/database', { type: 'database' });
+      await put('database/config/pg', {
+        plugin_name: 'postgresql-database-plugin',
+        connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
+        username: db.user,
+        password: db.password,
+        allowed_roles: '*',
+      });
+      await put('database/roles/app', {
+        db_name: 'pg',
+        creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`],
+        default_ttl: '1h',
+      });
+      const creds = await source.api.call('GET', 'database/creds/app');
+      assert.equal(creds.status, 200, creds.text);
+      const snapshot = await getSnapshot(source);
+
+      // A new node on an empty PostgreSQL table, initialised with throwaway keys so it takes the upload.
+      node = await startNode(nodeDir, 'restored', db.url);
+      const init = await node.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
+      await unseal(node, init.body.keys, 1);
+      const restored = await fetch(`${node.url}/v1/sys/storage/snapshot-force`, {
+        method: 'POST',
+        headers: { 'x-vault-token': init.body.root_token, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(snapshot),
+      });
+      assert.equal(restored.status, 204, await restored.text());
+      await unseal(node, source.keys, 2);
+
+      const api = apiClient(node.url, source.rootToken);
+      assert.equal((await api.call('GET', 'secret/data/app/db')).body.data.data.password, 'kept-in-snapshot');
+      assert.equal((await api.call('GET', 'secret/data/app/db', { token })).status, 200);
+      assert.match((await api.call('GET', 'sys/policies/acl/app')).body.data.policy, /secret\/data\/app/);
+      const lease = await api.call('PUT', 'sys/leases/lookup', { body: { lease_id: creds.body.lease_id } });
+      assert.equal(lease.status, 200, lease.text);
+      assert.equal(
+        (await api.call('PUT', 'sys/leases/revoke', { body: { lease_id: creds.body.lease_id } })).status,
+        204,
+      );
+      const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.body.data.username]);
+      assert.equal(role.length, 0, 'the lease restored from the snapshot revokes its database role');
+    } finally {
+      await node?.kill('SIGKILL');
+      await db.stop();
     }
   });
 });

@@ -9,13 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
-import type { ClusterNode, SharedStorage, StorageOp } from '../core/storage.js';
+import type { ClusterNode, SharedStorage, Storage, StorageOp } from '../core/storage.js';
 import { ChangeFeed, changePayload, type ChangeListener } from './postgres-changes.js';
 import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
 import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
 import { checkTableName, ensureSchema, type SchemaNames } from './postgres-schema.js';
 import { statements } from './postgres-sql.js';
-import { prefixEnd } from './sqlite.js';
+import { prefixEnd } from './key-range.js';
 
 export interface PostgresOptions {
   /** postgres://USER:PASSWORD@HOST:PORT/DATABASE, with libpq-style parameters (sslmode, ...). */
@@ -60,6 +60,8 @@ export async function openPostgresStorage(opts: PostgresOptions): Promise<Postgr
     throw err;
   }
 }
+
+type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
 export class PostgresStorage implements SharedStorage {
   private readonly changes: ChangeFeed;
@@ -116,13 +118,47 @@ export class PostgresStorage implements SharedStorage {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return this.listWith((text, values) => this.query(text, values), prefix);
+  }
+
+  /**
+   * The store as of one instant, for snapshots taken while writes go on: one REPEATABLE READ, READ ONLY
+   * transaction on a pooled connection, until release.
+   */
+  async openReadView(): Promise<Pick<Storage, 'get' | 'list'> & { release(): Promise<void> }> {
+    this.assertOpen();
+    const client = await this.pool.connect();
+    const query: Query = (text, values) => client.query(text, values);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    } catch (err) {
+      client.release(err as Error);
+      return this.fail(err);
+    }
+    return {
+      get: async (key) => {
+        checkKey(key);
+        return (await query<{ value: Buffer }>(this.sql.get, [key])).rows[0]?.value;
+      },
+      list: (prefix) => this.listWith(query, prefix),
+      release: async () => {
+        const ended = await client.query('COMMIT').then(
+          () => undefined,
+          (err: Error) => err,
+        );
+        client.release(ended);
+      },
+    };
+  }
+
+  private async listWith(query: Query, prefix: string): Promise<string[]> {
     checkKey(prefix);
     const end = prefixEnd(prefix);
     type Segment = { leaves: string[]; folder: string | null };
     const { rows } =
       end === undefined
-        ? await this.query<Segment>(this.sql.listOpen, [prefix])
-        : await this.query<Segment>(this.sql.listRange, [prefix, end]);
+        ? await query<Segment>(this.sql.listOpen, [prefix])
+        : await query<Segment>(this.sql.listRange, [prefix, end]);
     const out: string[] = [];
     for (const { leaves, folder } of rows) {
       for (const key of leaves) if (key.length > prefix.length) out.push(key.slice(prefix.length));

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage } from '../core/storage.js';
-import { openSqliteStorage, prefixEnd, type SqliteStorage } from './sqlite.js';
+import { prefixEnd } from './key-range.js';
+import { openSqliteStorage, type SqliteStorage } from './sqlite.js';
 import { bytes, storageContract, text } from './test-harness.js';
 
 describe('SqliteStorage', () => {

@@ -9,9 +9,11 @@
  * resolve (the flush commits before it resolves anyone), so a read always sees every already-resolved write.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Storage, StorageOp } from '../core/storage.js';
+import { prefixEnd } from './key-range.js';
 
 export interface SqliteStats {
   /** SQLite transactions committed by the group-commit flush. */
@@ -107,6 +109,31 @@ export class SqliteStorage implements Storage {
     return this.enqueue(ops);
   }
 
+  /**
+   * The store as of one instant, for snapshots taken while writes go on: an online backup into a private
+   * temporary file (SQLite keeps a backup consistent with writes made through this same connection), read from
+   * there and deleted on release. It holds what the store holds: barrier-encrypted bytes only.
+   */
+  async openReadView(): Promise<Pick<Storage, 'get' | 'list'> & { release(): Promise<void> }> {
+    this.assertOpen();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cofre-read-view-'));
+    try {
+      await this.db.backup(path.join(dir, 'view.db'));
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const view = new SqliteStorage(path.join(dir, 'view.db'));
+    return {
+      get: (key) => view.get(key),
+      list: (prefix) => view.list(prefix),
+      release: async () => {
+        await view.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
   async list(prefix: string): Promise<string[]> {
     this.assertOpen();
     checkKey(prefix);
@@ -197,20 +224,4 @@ export class SqliteStorage implements Storage {
 function checkKey(key: string): string {
   if (typeof key !== 'string') throw new TypeError('storage key must be a string');
   return key;
-}
-
-/**
- * The smallest string above every string that starts with prefix, or undefined if there is none. SQLite's
- * BINARY collation compares UTF-8 bytes, whose order is code point order, so bumping the last code point works.
- */
-export function prefixEnd(prefix: string): string | undefined {
-  const chars = Array.from(prefix);
-  while (chars.length > 0) {
-    const cp = chars.pop()?.codePointAt(0) ?? 0;
-    if (cp < 0x10ffff) {
-      const next = cp + 1 >= 0xd800 && cp + 1 <= 0xdfff ? 0xe000 : cp + 1; // surrogates are not characters
-      return chars.join('') + String.fromCodePoint(next);
-    }
-  }
-  return undefined;
 }
