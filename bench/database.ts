@@ -130,7 +130,7 @@ async function measure(url: string, db: TestDatabase, label: string, creation: s
 }
 
 async function main(): Promise<void> {
-  const db = await startPostgres();
+  const db = await startPostgres({ durable: true });
   const dir = mkdtempSync(join(tmpdir(), 'cofre-bench-db-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

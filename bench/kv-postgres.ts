@@ -50,7 +50,7 @@ function load(nodes: Node[], token: string, write: boolean) {
 }
 
 async function main(): Promise<void> {
-  const db = await startPostgres();
+  const db = await startPostgres({ durable: true });
   const dir = tempDir('bench-kv-pg');
   const nodes: Node[] = [];
   try {

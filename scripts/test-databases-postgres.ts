@@ -19,7 +19,8 @@ import {
 const execFileP = promisify(execFile);
 const INSTALL = 'apt-get install -y postgresql';
 
-export async function startPostgres(): Promise<TestDatabase> {
+/** `durable`: PostgreSQL's own defaults (fsync, synchronous commit) for benchmarks; tests skip them for speed. */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<TestDatabase> {
   if (process.env.PGHOST) return existing();
   const bin = binDir();
   requireBinaries([path.join(bin, 'initdb'), path.join(bin, 'postgres')], INSTALL);
@@ -49,7 +50,7 @@ export async function startPostgres(): Promise<TestDatabase> {
     [
       ...['-D', f('data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1'],
       // Durability is pointless for data thrown away after the run; these make it start and write faster.
-      ...['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+      ...(opts.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     ],
     // SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients (a test's pool) to disconnect.
     { log: f('postgres.log'), signal: 'SIGINT', ...ids },

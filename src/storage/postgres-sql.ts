@@ -41,14 +41,8 @@ export function statements(t: string) {
   const withNotify = (sql: string, n: number) => `${sql} SELECT pg_notify($${n}::text, $${n + 1}::text)`;
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
-    put: withNotify(
-      `WITH stored AS (INSERT INTO ${t} (key, value) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value)`,
-      3,
-    ),
-    // Deleting a missing key still notifies: cheaper than asking first, and harmless to listeners.
-    delete: withNotify(`WITH removed AS (DELETE FROM ${t} WHERE key = $1)`, 2),
-    // Keys are distinct (latestPerKey), so the two parts never touch the same row.
+    // Every write (a group-committed batch) is this one statement. Keys are distinct (latestPerKey), so the two
+    // parts never touch the same row.
     apply: withNotify(
       `WITH removed AS (DELETE FROM ${t} WHERE key = ANY($1::text[])),
          stored AS (INSERT INTO ${t} (key, value) SELECT * FROM unnest($2::text[], $3::bytea[])

@@ -70,6 +70,7 @@ export class PostgresStorage implements SharedStorage {
   private closing: Promise<void> | undefined;
   private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0 };
   private readonly sql: ReturnType<typeof statements>;
+  private queue: { ops: ReturnType<typeof validate>; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   constructor(
     private readonly pool: pg.Pool,
@@ -88,22 +89,43 @@ export class PostgresStorage implements SharedStorage {
     return rows[0]?.value;
   }
 
-  async put(key: string, value: Uint8Array): Promise<void> {
-    checkKey(key);
-    await this.write(this.sql.put, [key, copyValue(value)], [key]);
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.enqueue([{ op: 'put', key, value }]);
   }
 
-  async delete(key: string): Promise<void> {
-    checkKey(key);
-    await this.write(this.sql.delete, [key], [key]);
+  delete(key: string): Promise<void> {
+    return this.enqueue([{ op: 'delete', key }]);
   }
 
-  async transaction(ops: StorageOp[]): Promise<void> {
-    const final = latestPerKey(validate(ops));
-    if (final.size === 0) {
+  transaction(ops: StorageOp[]): Promise<void> {
+    return this.enqueue(ops);
+  }
+
+  /**
+   * Group commit: writes made in the same event-loop turn go out as one statement (one commit, one NOTIFY) on
+   * the next. PostgreSQL serialises committing transactions that NOTIFY, so one commit for many writers is what
+   * lets writes scale with concurrency. Each caller's ops stay atomic (they are in one statement); callers in one
+   * batch succeed or fail together, which only a lost connection can cause.
+   */
+  private enqueue(ops: StorageOp[]): Promise<void> {
+    let checked: ReturnType<typeof validate>;
+    try {
+      checked = validate(ops);
       this.assertOpen();
-      return;
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (checked.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ops: checked, resolve, reject });
+      if (this.queue.length === 1) setImmediate(() => this.queue.length > 0 && this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    const final = latestPerKey(batch.flatMap((w) => w.ops));
     const deleted: string[] = [];
     const putKeys: string[] = [];
     const putValues: Buffer[] = [];
@@ -114,7 +136,10 @@ export class PostgresStorage implements SharedStorage {
         putValues.push(value);
       }
     }
-    await this.write(this.sql.apply, [deleted, putKeys, putValues], [...final.keys()]);
+    this.write(this.sql.apply, [deleted, putKeys, putValues], [...final.keys()], batch.length).then(
+      () => batch.forEach((w) => w.resolve()),
+      (err: unknown) => batch.forEach((w) => w.reject(err)),
+    );
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -218,6 +243,8 @@ export class PostgresStorage implements SharedStorage {
   }
 
   private async shutdown(): Promise<void> {
+    // Writes accepted before close() go out now (the flush's query is then among those awaited below).
+    if (this.queue.length > 0) this.flush();
     await this.leadership?.stop();
     await this.changes.stop();
     await Promise.allSettled(this.inFlight);
@@ -225,10 +252,10 @@ export class PostgresStorage implements SharedStorage {
     await this.pool.end();
   }
 
-  private async write(text: string, values: unknown[], keys: string[]): Promise<void> {
+  private async write(text: string, values: unknown[], keys: string[], callers: number): Promise<void> {
     await this.query(text, [...values, this.names.channel, changePayload(this.nodeId, keys)]);
     this.counters.commits++;
-    this.counters.writes++;
+    this.counters.writes += callers;
   }
 
   private query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
