@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
-import { apiClient, tempDir } from './support.js';
+import { apiClient, lostWrites, startCrashWriters, tempDir } from './support.js';
 import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
 
 const execFileP = promisify(execFile);
@@ -184,30 +184,11 @@ describe('three nodes on one PostgreSQL', () => {
 
   it('SIGKILL during a stream of acknowledged writes loses none of them', async () => {
     const [victim, witness] = nodes as [Node, Node];
-    const acknowledged = new Map<string, string>();
-    let stop = false;
-    const writer = async (w: number): Promise<void> => {
-      for (let i = 0; !stop; i++) {
-        const key = `w${w}-${i}`;
-        const value = `v-${w}-${i}-${Math.random()}`;
-        try {
-          const res = await victim.api.call('POST', `secret/data/crash/${key}`, { body: { data: { value } } });
-          if (res.status === 200) acknowledged.set(key, value);
-        } catch {
-          return; // the connection died with the process
-        }
-      }
-    };
-    const writers = Array.from({ length: 16 }, (_, w) => writer(w));
+    const { acknowledged, stop } = startCrashWriters(victim.api);
     await until('300 writes are acknowledged', async () => (acknowledged.size >= 300 ? true : undefined), 30_000);
     await victim.kill('SIGKILL');
-    stop = true;
-    await Promise.all(writers);
-    const missing: string[] = [];
-    for (const [key, value] of acknowledged) {
-      const res = await witness.api.call('GET', `secret/data/crash/${key}`);
-      if (res.status !== 200 || res.body.data.data.value !== value) missing.push(key);
-    }
+    await stop();
+    const missing = await lostWrites(witness.api, acknowledged);
     assert.deepEqual(missing, [], `${missing.length} of ${acknowledged.size} acknowledged writes lost`);
   });
 });

@@ -183,3 +183,42 @@ export function selfSignedCert(dir: string): { key: string; cert: string } {
   if (gen.status !== 0) throw new Error(`openssl is needed for TLS tests (apt-get install openssl): ${gen.stderr}`);
   return { key, cert };
 }
+
+/**
+ * Writers that keep writing new KV v2 secrets under secret/data/crash/ until stopped or until their server dies,
+ * remembering every write the server acknowledged: the crash tests kill the server and read these back.
+ */
+export function startCrashWriters(api: Api, count = 16): { acknowledged: Map<string, string>; stop(): Promise<void> } {
+  const acknowledged = new Map<string, string>();
+  let stopped = false;
+  const writer = async (w: number): Promise<void> => {
+    for (let i = 0; !stopped; i++) {
+      const key = `w${w}-${i}`;
+      const value = `v-${w}-${i}-${Math.random()}`;
+      try {
+        const res = await api.call('POST', `secret/data/crash/${key}`, { body: { data: { value } } });
+        if (res.status === 200) acknowledged.set(key, value);
+      } catch {
+        return; // the connection died with the server
+      }
+    }
+  };
+  const writers = Array.from({ length: count }, (_, w) => writer(w));
+  return {
+    acknowledged,
+    async stop() {
+      stopped = true;
+      await Promise.all(writers);
+    },
+  };
+}
+
+/** The acknowledged writes that do not read back as written through api. */
+export async function lostWrites(api: Api, acknowledged: Map<string, string>): Promise<string[]> {
+  const missing: string[] = [];
+  for (const [key, value] of acknowledged) {
+    const res = await api.call('GET', `secret/data/crash/${key}`);
+    if (res.status !== 200 || res.body.data.data.value !== value) missing.push(key);
+  }
+  return missing;
+}

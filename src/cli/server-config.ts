@@ -12,10 +12,10 @@ export interface ServerConfig {
   logLevel: string;
 }
 
-type Block = Record<string, unknown>;
+export type Block = Record<string, unknown>;
 
 /** HCL blocks come back from hcl2-parser as `{ storage: { sqlite: [ {...} ] } }`; JSON may omit the arrays. */
-function labelledBlock(doc: Block, name: string): { label: string; body: Block } | undefined {
+export function labelledBlock(doc: Block, name: string): { label: string; body: Block } | undefined {
   const raw = doc[name];
   const block = Array.isArray(raw) ? raw[0] : raw;
   if (!block || typeof block !== 'object') return undefined;
@@ -30,7 +30,7 @@ function str(body: Block, key: string): string | undefined {
   return v === undefined || v === null ? undefined : String(v);
 }
 
-function parseDocument(file: string, text: string): Block {
+export function parseDocument(file: string, text: string): Block {
   if (file.endsWith('.json') || text.trimStart().startsWith('{')) return JSON.parse(text) as Block;
   const hcl = createRequire(import.meta.url)('hcl2-parser') as { parseToObject(t: string): [Block, unknown] };
   const [doc, err] = hcl.parseToObject(text);
@@ -71,10 +71,16 @@ export function loadServerConfig(file: string): ServerConfig {
  * storage "sqlite" { path } or storage "postgresql" { connection_url, table, max_connections }. The URL may come
  * from COFRE_PG_CONNECTION_URL (or Vault's VAULT_PG_CONNECTION_URL) instead, to keep its password out of the file.
  */
-function parseStorage(file: string, label: string, body: Block, env = process.env): StorageConfig {
+export function parseStorage(
+  file: string,
+  label: string,
+  body: Block,
+  env: NodeJS.ProcessEnv = process.env,
+  blockName = 'storage',
+): StorageConfig {
   if (label === 'sqlite') {
     const path = str(body, 'path');
-    if (!path) throw new Error(`${file}: storage "sqlite" needs a path`);
+    if (!path) throw new Error(`${file}: ${blockName} "sqlite" needs a path`);
     return { type: 'sqlite', path };
   }
   if (label === 'postgresql') {
@@ -86,7 +92,7 @@ function parseStorage(file: string, label: string, body: Block, env = process.en
     }
     const max = str(body, 'max_connections') ?? str(body, 'max_parallel');
     if (max !== undefined && !/^[1-9]\d*$/.test(max)) {
-      throw new Error(`${file}: storage "postgresql": max_connections must be a positive integer`);
+      throw new Error(`${file}: ${blockName} "postgresql": max_connections must be a positive integer`);
     }
     const table = str(body, 'table');
     return {
@@ -96,7 +102,7 @@ function parseStorage(file: string, label: string, body: Block, env = process.en
       ...(max ? { maxConnections: Number(max) } : {}),
     };
   }
-  throw new Error(`${file}: unsupported storage "${label}" (supported: sqlite, postgresql)`);
+  throw new Error(`${file}: unsupported ${blockName} "${label}" (supported: sqlite, postgresql)`);
 }
 
 export function splitAddress(address: string): { host: string; port: number } {

@@ -148,20 +148,14 @@ describe('SqliteStorage', () => {
     await s.close();
   });
 
-  it('close flushes pending writes, then rejects further operations', async () => {
+  it('close flushes pending writes into the file', async () => {
     const { file, s } = fresh();
     const pending = s.put('pending', bytes('1'));
     const pendingTx = s.transaction([{ op: 'delete', key: 'nothing' }]);
     await s.close();
     await pending;
     await pendingTx;
-    await s.close(); // idempotent
-    await assert.rejects(s.get('pending'), /closed/);
-    await assert.rejects(s.put('x', bytes('1')), /closed/);
-    await assert.rejects(s.delete('x'), /closed/);
-    await assert.rejects(s.list(''), /closed/);
-    await assert.rejects(s.transaction([]), /closed/);
-
+    // What is refused after close is in the shared contract; here: the file itself has the writes.
     const raw = new Database(file, { readonly: true });
     assert.equal(raw.prepare('SELECT count(*) FROM kv').pluck().get(), 1);
     raw.close();

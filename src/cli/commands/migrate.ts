@@ -1,55 +1,30 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { CopyProgress } from '../../core/store-copy.js';
 import type { StorageConfig } from '../../storage/open.js';
 import { CliError, usageError } from '../errors.js';
+import { labelledBlock, parseDocument, parseStorage, type Block } from '../server-config.js';
 import { stdio } from '../output.js';
 import { formatBytes, Progress } from '../progress.js';
-
-type Block = Record<string, unknown>;
 
 interface MigrateConfig {
   source: StorageConfig;
   destination: StorageConfig;
 }
 
-/** HCL blocks come back from hcl2-parser as `{ storage_source: [ { sqlite: [ {...} ] } ] }`; JSON may omit arrays. */
-function labelledBlock(doc: Block, name: string): { label: string; body: Block } | undefined {
-  const raw = doc[name];
-  const block = Array.isArray(raw) ? raw[0] : raw;
-  if (!block || typeof block !== 'object') return undefined;
-  const [label, inner] = Object.entries(block as Block)[0] ?? [];
-  if (label === undefined) return undefined;
-  const body = Array.isArray(inner) ? inner[0] : inner;
-  return { label, body: (body ?? {}) as Block };
-}
-
+/** A storage_source or storage_destination block, read as the server reads its storage block. */
 function storageOf(file: string, doc: Block, name: string): StorageConfig {
   const block = labelledBlock(doc, name);
   if (!block) throw usageError(`${file}: a ${name} block is required, e.g. ${name} "sqlite" { path = "…" }`);
-  const str = (key: string): string | undefined => {
-    const v = block.body[key];
-    return v === undefined || v === null || v === '' ? undefined : String(v);
-  };
-  if (block.label === 'sqlite') {
-    const path = str('path');
-    if (!path) throw usageError(`${file}: ${name} "sqlite" needs a path`);
-    return { type: 'sqlite', path: resolve(path) };
+  let config: StorageConfig;
+  try {
+    // The environment's URL is for servers; a migration names both stores in its file.
+    config = parseStorage(file, block.label, block.body, {}, name);
+  } catch (err) {
+    throw usageError((err as Error).message);
   }
-  if (block.label === 'postgresql') {
-    const connectionUrl = str('connection_url');
-    if (!connectionUrl) throw usageError(`${file}: ${name} "postgresql" needs a connection_url`);
-    const maxParallel = Number(str('max_parallel'));
-    return {
-      type: 'postgresql',
-      connectionUrl,
-      ...(str('table') ? { table: str('table') } : {}),
-      ...(Number.isInteger(maxParallel) && maxParallel > 0 ? { maxConnections: maxParallel } : {}),
-    };
-  }
-  throw usageError(`${file}: unsupported ${name} "${block.label}" (supported: sqlite, postgresql)`);
+  return config.type === 'sqlite' ? { ...config, path: resolve(config.path) } : config;
 }
 
 /** Vault's migration config: a storage_source and a storage_destination block, HCL or JSON. */
@@ -61,17 +36,10 @@ export function loadMigrateConfig(file: string): MigrateConfig {
     throw usageError(`cannot read ${file}: ${(err as Error).message}`);
   }
   let doc: Block;
-  if (file.endsWith('.json') || text.trimStart().startsWith('{')) {
-    try {
-      doc = JSON.parse(text) as Block;
-    } catch {
-      throw usageError(`${file}: invalid JSON`);
-    }
-  } else {
-    const hcl = createRequire(import.meta.url)('hcl2-parser') as { parseToObject(t: string): [Block, unknown] };
-    const [parsed, err] = hcl.parseToObject(text);
-    if (err || !parsed) throw usageError(`${file}: invalid HCL (check quotes and braces)`);
-    doc = parsed;
+  try {
+    doc = parseDocument(file, text);
+  } catch (err) {
+    throw usageError(err instanceof SyntaxError ? `${file}: invalid JSON` : (err as Error).message);
   }
   const config = {
     source: storageOf(file, doc, 'storage_source'),

@@ -24,6 +24,16 @@ const staticRoleFields: Record<string, Field> = {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/** When a static role rotates, as static-roles/ and static-creds/ both show it. */
+function rotationFields(role: StaticRole): Record<string, unknown> {
+  return {
+    ...(role.rotation_schedule
+      ? { rotation_schedule: role.rotation_schedule }
+      : { rotation_period: role.rotation_period }),
+    last_vault_rotation: role.last_vault_rotation ? iso(role.last_vault_rotation) : null,
+  };
+}
+
 function validateSchedule(role: StaticRole): void {
   if (role.rotation_period > 0 === (role.rotation_schedule !== '')) {
     throw badRequest('exactly one of rotation_period and rotation_schedule must be set');
@@ -107,10 +117,7 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
               username: role.username,
               db_name: role.db_name,
               rotation_statements: role.rotation_statements,
-              ...(role.rotation_schedule
-                ? { rotation_schedule: role.rotation_schedule }
-                : { rotation_period: role.rotation_period }),
-              last_vault_rotation: role.last_vault_rotation ? iso(role.last_vault_rotation) : null,
+              ...rotationFields(role),
               next_vault_rotation: iso(role.next_rotation),
               last_rotation_error: role.last_rotation_error,
               credential_type: 'password',
@@ -147,10 +154,7 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
             data: {
               username: role.username,
               password: role.password,
-              last_vault_rotation: role.last_vault_rotation ? iso(role.last_vault_rotation) : null,
-              ...(role.rotation_schedule
-                ? { rotation_schedule: role.rotation_schedule }
-                : { rotation_period: role.rotation_period }),
+              ...rotationFields(role),
               ttl: Math.max(0, Math.round((role.next_rotation - Date.now()) / 1000)),
             },
           };
