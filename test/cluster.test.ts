@@ -102,6 +102,42 @@ describe('three nodes on one PostgreSQL', () => {
     assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 200);
   });
 
+  it('a barrier key rotated on one node is used and read by the others', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const before = (await n2.api.call('GET', 'sys/key-status')).body.data.term as number;
+    assert.equal((await n1.api.call('PUT', 'sys/rotate')).status, 204);
+    assert.equal((await n2.api.call('GET', 'sys/key-status')).body.data.term, before + 1);
+    // Written under the new term on n1, read on n3; written on n3 (which must use the new term too), read on n2.
+    assert.equal((await n1.api.call('PUT', 'secret/data/rotated/a', { body: { data: { v: 'a' } } })).status, 200);
+    assert.equal((await n3.api.call('GET', 'secret/data/rotated/a')).body.data.data.v, 'a');
+    assert.equal((await n3.api.call('PUT', 'secret/data/rotated/b', { body: { data: { v: 'b' } } })).status, 200);
+    assert.equal((await n2.api.call('GET', 'secret/data/rotated/b')).body.data.data.v, 'b');
+  });
+
+  it("a write on one node reaches another node's change stream", async () => {
+    const [n1, n2] = nodes as [Node, Node, Node];
+    const controller = new AbortController();
+    const res = await fetch(`${n2.url}/v1/sys/cofre/events`, {
+      headers: { 'x-vault-token': root },
+      signal: controller.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let seen = '';
+    const arrived = (async () => {
+      while (!seen.includes('secret/streamed/x')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += Buffer.from(value).toString();
+      }
+    })();
+    await sleep(200);
+    assert.equal((await n1.api.call('PUT', 'secret/data/streamed/x', { body: { data: { v: 1 } } })).status, 200);
+    await Promise.race([arrived, sleep(3000)]);
+    controller.abort();
+    assert.match(seen, /secret\/streamed\/x/);
+  });
+
   it('exactly one node leads; sys/leader and sys/ha-status agree', async () => {
     const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
     let leading = 0;

@@ -64,6 +64,18 @@ export class ChangeLog {
   }
 
   /**
+   * An event another node appended (storage shared between nodes): its subscribers here get it too, and the next
+   * local append goes after it. Two nodes appending in the same instant can still pick the same index (the later
+   * write wins); an index sequence shared through the store would close that gap.
+   */
+  async ingest(storageKey: string): Promise<void> {
+    const event = await getJson<ChangeEvent>(this.storage, storageKey);
+    if (!event || event.index <= this.last) return;
+    this.last = event.index;
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /**
    * Events after `fromIndex`, then live ones, until the returned iterator is closed. Live events that arrive
    * while the backlog is being read are buffered and delivered after it, without duplicates.
    */

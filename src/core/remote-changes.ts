@@ -13,6 +13,7 @@ export async function applyRemoteChanges(core: Core, keys: string[] | undefined)
   let keyringChanged = false;
   let auditChanged = false;
   const leases: string[] = [];
+  const events: string[] = [];
   for (const key of keys) {
     core.barrier.invalidate(key);
     if (key === 'core/mounts' || key === 'core/auth') mountsChanged = true;
@@ -21,6 +22,7 @@ export async function applyRemoteChanges(core: Core, keys: string[] | undefined)
     else if (key.startsWith('sys/token/id/')) core.tokens.forget(key.slice('sys/token/id/'.length));
     else if (key.startsWith('sys/policy/')) core.policies.clear();
     else if (key.startsWith('sys/expire/id/')) leases.push(key.slice('sys/expire/id/'.length));
+    else if (key.startsWith('sys/events/')) events.push(key.slice('sys/events/'.length));
     else {
       const owner = core.mounts.byStorageKey(key);
       owner?.mounted.backend.invalidate?.(owner.relative);
@@ -30,6 +32,7 @@ export async function applyRemoteChanges(core: Core, keys: string[] | undefined)
   if (mountsChanged) await core.reloadMounts();
   if (auditChanged) await core.audit.load();
   for (const leaseId of leases) await core.expiration.refresh(leaseId);
+  for (const event of events.sort()) await core.changes.ingest(event);
 }
 
 async function reloadEverything(core: Core): Promise<void> {
