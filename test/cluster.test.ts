@@ -154,6 +154,15 @@ describe('three nodes on one PostgreSQL', () => {
     assert.equal(ha.body.data.nodes.filter((n: { active_node: boolean }) => n.active_node).length, 1);
   });
 
+  it('a leader that is sealed hands over: a sealed node does not hold the lock', async () => {
+    const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
+    assert.equal((await leader.api.call('PUT', 'sys/seal')).status, 204);
+    const others = nodes.filter((n) => n !== leader);
+    await until('another node leads', () => leaderOf(others), 10_000);
+    await unseal(leader, keys, 2);
+    assert.equal((await leader.api.call('GET', 'sys/leader')).body.is_self, false);
+  });
+
   it('SIGKILL of the leader: another leads within 10 s and revokes a lease on time, once', async () => {
     await db.query('CREATE TABLE IF NOT EXISTS revocations (name text)');
     const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
