@@ -22,7 +22,7 @@ const INSTALL = 'apt-get install -y postgresql';
 /** `durable`: PostgreSQL's own defaults (fsync, synchronous commit) for benchmarks; tests skip them for speed. */
 export async function startPostgres(opts: { durable?: boolean } = {}): Promise<TestDatabase> {
   if (process.env.PGHOST) return existing();
-  const bin = binDir();
+  const bin = postgresBinDir();
   requireBinaries([path.join(bin, 'initdb'), path.join(bin, 'postgres')], INSTALL);
   // PostgreSQL refuses to run as root; as root we hand the directory to its own OS account.
   const ids = process.getuid?.() === 0 ? account('postgres') : undefined;
@@ -66,7 +66,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<T
 }
 
 /** The newest /usr/lib/postgresql/N/bin (Debian's layout); 15 when none is installed, for the error message. */
-function binDir(): string {
+export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)) : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0] ?? '15';

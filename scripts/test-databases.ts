@@ -6,4 +6,4 @@
 //   await pg.query('SELECT rolname FROM pg_roles WHERE rolname = $1', [name]);
 export { startMariadb } from './test-databases-mariadb.js';
 export type { TestDatabase } from './test-databases-process.js';
-export { startPostgres } from './test-databases-postgres.js';
+export { postgresBinDir, startPostgres } from './test-databases-postgres.js';

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { apiClient, lostWrites, startCrashWriters, tempDir } from './support.js';
 import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
 
@@ -215,7 +216,7 @@ describe('three nodes on one PostgreSQL', () => {
     assert.equal((await node.api.call('PUT', 'secret/data/dump/check', { body: { data: { v: marker } } })).status, 200);
     const token = (await node.api.call('POST', 'auth/token/create', { body: {} })).body.auth.client_token as string;
     const { stdout } = await execFileP(
-      '/usr/lib/postgresql/15/bin/pg_dump',
+      join(postgresBinDir(), 'pg_dump'),
       ['--data-only', '-t', 'cofre_cluster*', db.url],
       {
         maxBuffer: 256 * 1024 * 1024,
