@@ -18,6 +18,13 @@ export interface ChangeEvent {
 export type NewChange = Omit<ChangeEvent, 'index' | 'time'>;
 
 const RETENTION = 10_000;
+/** How many of its own events a node remembers to repair an index collision; collisions happen within milliseconds. */
+const RECENT = 1_000;
+
+function changeOf(event: ChangeEvent): NewChange {
+  const { index: _index, time: _time, ...change } = event;
+  return change;
+}
 const key = (index: number): string => index.toString().padStart(16, '0');
 
 /** What a subscriber receives: events in index order, or a reset when its resume point was pruned. */
@@ -33,6 +40,8 @@ export class ChangeLog {
   private first = 1;
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
+  /** This node's latest events by index, to notice another node overwriting one (see ingest). */
+  private readonly recent = new Map<number, ChangeEvent>();
 
   constructor(private readonly storage: Storage) {}
 
@@ -58,6 +67,8 @@ export class ChangeLog {
     const done = this.notifyQueue.then(() => persisted);
     this.notifyQueue = done.catch(() => undefined);
     return done.then(() => {
+      this.recent.set(index, event);
+      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
       for (const listener of this.listeners) listener(event);
       return event;
     });
@@ -65,12 +76,24 @@ export class ChangeLog {
 
   /**
    * An event another node appended (storage shared between nodes): its subscribers here get it too, and the next
-   * local append goes after it. Two nodes appending in the same instant can still pick the same index (the later
-   * write wins); an index sequence shared through the store would close that gap.
+   * local append goes after it.
+   *
+   * Two nodes appending in the same instant can pick the same index, and the later write replaces the earlier one.
+   * The node whose event was replaced notices here (the stored event is not the one it wrote) and appends both
+   * changes again under new indexes: its own, for the other nodes' subscribers, and the other node's, for its
+   * own subscribers, who already saw this index. A change may so reach a subscriber twice, never not at all.
    */
   async ingest(storageKey: string): Promise<void> {
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
-    if (!event || event.index <= this.last) return;
+    if (!event) return;
+    const mine = this.recent.get(event.index);
+    if (mine !== undefined && JSON.stringify(mine) !== JSON.stringify(event)) {
+      this.recent.delete(event.index);
+      await this.append(changeOf(event));
+      await this.append(changeOf(mine));
+      return;
+    }
+    if (event.index <= this.last) return;
     this.last = event.index;
     for (const listener of this.listeners) listener(event);
   }

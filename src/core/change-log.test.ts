@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openSqliteStorage } from '../storage/sqlite.js';
+import { ChangeLog, type ChangeEvent } from './change-log.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cofre-change-log-'));
+
+/** Collects what a subscriber of log receives, until stop(). */
+function subscriber(log: ChangeLog) {
+  const seen: ChangeEvent[] = [];
+  const controller = new AbortController();
+  const done = (async () => {
+    for await (const delivery of log.subscribe(log.lastIndex, controller.signal)) {
+      if (delivery.type === 'event') seen.push(delivery.event);
+    }
+  })();
+  return { seen, stop: () => (controller.abort(), done) };
+}
+
+const change = (path: string) => ({ kind: 'write' as const, path, aclPath: path, requestPath: path });
+const key = (index: number) => index.toString().padStart(16, '0');
+
+describe('ChangeLog on a store shared by two nodes', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a change from the other node reaches local subscribers', async () => {
+    const storage = openSqliteStorage(join(dir, 'a.db'));
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const onB = subscriber(b);
+    const written = await a.append(change('secret/x'));
+    await b.ingest(key(written.index));
+    await b.ingest(key(written.index)); // a repeated notification delivers nothing twice
+    const next = await b.append(change('secret/y'));
+    assert.equal(next.index, written.index + 1, 'the next local append goes after the ingested one');
+    await new Promise((r) => setImmediate(r));
+    await onB.stop();
+    assert.deepEqual(
+      onB.seen.map((e) => e.path),
+      ['secret/x', 'secret/y'],
+    );
+    await storage.close();
+  });
+
+  it('two nodes that take the same index in the same instant lose neither change', async () => {
+    const storage = openSqliteStorage(join(dir, 'b.db'));
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const [onA, onB] = [subscriber(a), subscriber(b)];
+    const first = await a.append(change('secret/from-a'));
+    const second = await b.append(change('secret/from-b')); // same index: b's write replaces a's
+    assert.equal(first.index, second.index);
+    // The notifications each node gets of the other's write to that index:
+    await a.ingest(key(first.index)); // a finds b's event where its own was: it appends both again
+    await b.ingest(key(second.index)); // b finds its own: nothing to do
+    for (const index of [first.index + 1, first.index + 2]) await b.ingest(key(index));
+    await new Promise((r) => setImmediate(r));
+    await onA.stop();
+    await onB.stop();
+    assert.ok(
+      onA.seen.some((e) => e.path === 'secret/from-b'),
+      'a subscriber on a sees b’s change',
+    );
+    assert.ok(
+      onB.seen.some((e) => e.path === 'secret/from-a'),
+      'a subscriber on b sees a’s change',
+    );
+    await storage.close();
+  });
+});
