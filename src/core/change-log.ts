@@ -64,6 +64,9 @@ export class ChangeLog {
     // The storage adapter commits in call order, so concurrent appends share a commit and keep index order;
     // subscribers are told strictly in index order, each once its own event is durable.
     const persisted = this.storage.transaction(ops);
+    // Its failure reaches the caller through `done`; until the appends before it settle nobody else awaits it,
+    // and an unawaited rejection would end the process.
+    persisted.catch(() => undefined);
     const done = this.notifyQueue.then(() => persisted);
     this.notifyQueue = done.catch(() => undefined);
     return done.then(() => {
@@ -94,8 +97,15 @@ export class ChangeLog {
       return;
     }
     if (event.index <= this.last) return;
+    // Notifications may arrive out of order, or one may be missed: what lies between is read from the store.
+    const missed: ChangeEvent[] = [];
+    for (let index = this.last + 1; index < event.index && event.index - index < RECENT; index++) {
+      const between = await getJson<ChangeEvent>(this.storage, key(index));
+      if (between) missed.push(between);
+    }
+    if (event.index <= this.last) return; // another ingest got there while we read
     this.last = event.index;
-    for (const listener of this.listeners) listener(event);
+    for (const e of [...missed, event]) for (const listener of this.listeners) listener(e);
   }
 
   /**

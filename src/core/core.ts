@@ -230,7 +230,18 @@ export class Core {
   async joinCluster(store: SharedStorage, apiAddr: string): Promise<void> {
     this.cluster = { store, apiAddr };
     this.leading = false;
-    await store.watchChanges((keys) => void applyRemoteChanges(this, keys));
+    // One batch at a time, in the order they came: a later notification must not overtake an earlier one.
+    let applying: Promise<void> = Promise.resolve();
+    await store.watchChanges((keys) => {
+      applying = applying
+        .then(() => applyRemoteChanges(this, keys))
+        .catch(() => {
+          // A failure leaves some cache as it was: drop them all rather than serve a stale value.
+          this.barrier.invalidateAll();
+          this.tokens.clear();
+          this.policies.clear();
+        });
+    });
     if (!this.sealed) await this.campaign();
   }
 
@@ -241,7 +252,17 @@ export class Core {
       onElected: () => {
         this.leading = true;
         this.leaderSince = new Date();
-        if (!this.sealed) void this.startBackground();
+        if (!this.sealed) {
+          this.startBackground().catch(() => {
+            // Leading without running the jobs would stall them for every node: step down and let another lead.
+            this.leading = false;
+            this.stopBackground();
+            void this.cluster?.store.resign().then(
+              () => this.campaign(),
+              () => undefined,
+            );
+          });
+        }
       },
       onLost: () => {
         this.leading = false;
@@ -280,6 +301,8 @@ export class Core {
    */
   private async startBackground(): Promise<void> {
     await this.expiration.start();
+    // Sealed, or no longer leader, while the leases loaded: the schedules must not start here.
+    if (this.sealed || !this.leading) return this.expiration.stop();
     this.mounts.startBackground();
   }
 

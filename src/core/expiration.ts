@@ -174,7 +174,7 @@ export class ExpirationManager {
   async renew(leaseId: string, increment: number): Promise<LeaseEntry> {
     const entry = await this.mustRead(leaseId);
     const target = this.resolve(entry.mountPrefix, entry.secretType);
-    if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0) {
+    if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || this.inFlight.has(leaseId)) {
       throw badRequest('lease is not renewable');
     }
     const now = Date.now();

@@ -85,8 +85,8 @@ export class MountTable {
     for (const mounted of this.mounted.values()) mounted.backend.start?.();
   }
 
+  /** Stops the jobs and releases what backends hold (database pools with their credentials), leader or not. */
   async stopBackground(): Promise<void> {
-    if (!this.background) return;
     this.background = false;
     await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
   }

@@ -150,10 +150,11 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     let response: Response | undefined;
     try {
       response = await handler(request);
+      // Leased before a last-use token goes, so the token's revocation takes the lease with it (as in Vault).
+      if (response?.secret) await registerLease(core, mounted, request, response);
     } finally {
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
-    if (response?.secret) await registerLease(core, mounted, request, response);
     if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
     if (CHANGES.has(operation) && mounted.table === 'mounts' && mounted.entry.type !== 'system') {
       await reportChange(core, mounted.prefix, path, record, request, response);
@@ -207,7 +208,10 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
     };
   } catch (err) {
     const revoke = mounted.backend.secrets?.[secret.type]?.revoke;
-    await revoke?.({ leaseId: '', internal: secret.internal, storage: mounted.storage, expireTime: new Date() });
+    // The lease's own failure is what the client hears about; a failed clean-up must not hide it.
+    await revoke?.({ leaseId: '', internal: secret.internal, storage: mounted.storage, expireTime: new Date() }).catch(
+      () => undefined,
+    );
     throw err;
   }
 }

@@ -24,7 +24,8 @@ export const databaseFactory: BackendFactory = ({ storage, system }): Backend =>
       ...staticRolePaths(storage, connections, rotation),
     ],
     secrets: { creds: credsSecret(storage, connections) },
-    start: () => void rotation.start(),
+    // A failure to read the roles (sealed mid-way) must not end the process; the next start reads them again.
+    start: () => void rotation.start().catch(() => undefined),
     stop: async () => {
       rotation.stop();
       await connections.closeAll();
@@ -32,7 +33,9 @@ export const databaseFactory: BackendFactory = ({ storage, system }): Backend =>
     // Another node changed a connection (rotate-root: the pool must use the new password) or a static role.
     invalidate: (key) => {
       if (key.startsWith(CONFIG_PREFIX)) void connections.reset(key.slice(CONFIG_PREFIX.length));
-      else if (key.startsWith(STATIC_ROLE_PREFIX)) void rotation.refresh(key.slice(STATIC_ROLE_PREFIX.length));
+      else if (key.startsWith(STATIC_ROLE_PREFIX)) {
+        void rotation.refresh(key.slice(STATIC_ROLE_PREFIX.length)).catch(() => undefined);
+      }
     },
   };
 };

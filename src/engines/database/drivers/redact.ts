@@ -7,12 +7,28 @@ import { DatabaseError } from './driver.js';
 
 export const REDACTED = '[redacted]';
 
-/** Replaces every occurrence of each secret (as given, and as it appears percent-encoded in a URL). */
+/** Shortest piece of a secret that is still taken out of a message: shorter runs occur in ordinary words. */
+const MIN_FRAGMENT = 4;
+
+/**
+ * Replaces every occurrence of each secret (as given, and as it appears percent-encoded in a URL), and every
+ * piece of one at least MIN_FRAGMENT long: databases quote statements cut short (MySQL's "near '…'" stops at 80
+ * characters, PostgreSQL's "at or near" gives one token), which can hold part of a password.
+ */
 export function redact(message: string, secrets: readonly string[]): string {
   const forms = secrets.filter((s) => s.length > 0).flatMap((s) => [s, encodeURIComponent(s)]);
   // Longest first, so that a secret containing another is replaced whole.
   forms.sort((a, b) => b.length - a.length);
-  return forms.reduce((msg, s) => msg.split(s).join(REDACTED), message);
+  let out = forms.reduce((msg, s) => msg.split(s).join(REDACTED), message);
+  for (const secret of forms) {
+    for (let length = secret.length - 1; length >= MIN_FRAGMENT; length--) {
+      for (let start = 0; start + length <= secret.length; start++) {
+        const piece = secret.slice(start, start + length);
+        if (out.includes(piece)) out = out.split(piece).join(REDACTED);
+      }
+    }
+  }
+  return out;
 }
 
 /** Where a connection points, for messages: never the URL, which may carry credentials. */
