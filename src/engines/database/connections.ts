@@ -94,25 +94,21 @@ export class Connections {
    */
   private async finishRootRotation(config: ConnectionConfig): Promise<DatabaseDriver> {
     const { pending_password: pending, ...settled } = config;
+    let failure: unknown;
     for (const password of [pending!, config.password]) {
       const driver = Connections.forConfig(config, password);
       try {
         await driver.verify();
-      } catch {
+      } catch (err) {
+        failure = err;
         await driver.close();
         continue;
       }
       await putJson(this.storage, CONFIG_PREFIX + config.name, { ...settled, password });
       return driver;
     }
-    // Neither works (or the database is down): keep both on record and say so.
-    const probe = Connections.forConfig(config);
-    try {
-      await probe.verify();
-    } finally {
-      await probe.close();
-    }
-    return Connections.forConfig(config);
+    // Neither works (the database is down, most likely): both stay on record for the next attempt.
+    throw failure;
   }
 }
 

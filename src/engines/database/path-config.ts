@@ -3,6 +3,7 @@ import { badRequest } from '../../core/errors.js';
 import { Connections, databaseFailure } from './connections.js';
 import { DatabaseError } from './drivers/driver.js';
 import type { ConnectionConfig } from './types.js';
+import { fieldsOver } from './request-fields.js';
 
 const configFields: Record<string, Field> = {
   name: { type: 'string', description: 'The connection name.' },
@@ -56,7 +57,7 @@ function present(config: ConnectionConfig): Record<string, unknown> {
 /** A config from a write, over the stored one (Vault updates a connection field by field). */
 function configFrom(req: Request, name: string, existing: ConnectionConfig | undefined): ConnectionConfig {
   const d = req.data;
-  const pick = <T>(key: string, fallback: T): T => (d[key] !== undefined ? (d[key] as T) : fallback);
+  const pick = fieldsOver(d);
   const config: ConnectionConfig = {
     name,
     plugin_name: pick('plugin_name', existing?.plugin_name ?? ''),

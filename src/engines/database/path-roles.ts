@@ -4,6 +4,7 @@ import type { Storage } from '../../core/storage.js';
 import { getJson, putJson } from '../../core/storage-view.js';
 import type { Connections } from './connections.js';
 import { ROLE_PREFIX, type DynamicRole } from './types.js';
+import { checkCredentialType, fieldsOver } from './request-fields.js';
 
 const statements = (what: string): Field => ({
   type: 'string-slice',
@@ -29,7 +30,7 @@ export async function readRole(storage: Storage, name: string): Promise<DynamicR
 
 function roleFrom(req: Request, existing: DynamicRole | undefined): DynamicRole {
   const d = req.data;
-  const pick = <T>(key: string, fallback: T): T => (d[key] !== undefined ? (d[key] as T) : fallback);
+  const pick = fieldsOver(d);
   const role: DynamicRole = {
     db_name: pick('db_name', existing?.db_name ?? ''),
     creation_statements: pick('creation_statements', existing?.creation_statements ?? []),
@@ -45,9 +46,7 @@ function roleFrom(req: Request, existing: DynamicRole | undefined): DynamicRole 
     throw badRequest('creation_statements are required');
   }
   if (role.max_ttl > 0 && role.default_ttl > role.max_ttl) throw badRequest('default_ttl cannot exceed max_ttl');
-  if (d.credential_type !== undefined && d.credential_type !== 'password') {
-    throw badRequest('credential_type must be "password"');
-  }
+  checkCredentialType(d);
   return role;
 }
 

@@ -5,6 +5,7 @@ import { putJson } from '../../core/storage-view.js';
 import { databaseFailure, type Connections } from './connections.js';
 import { nextRotation, type StaticRotation } from './static-rotation.js';
 import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
+import { checkCredentialType, fieldsOver } from './request-fields.js';
 
 const MIN_PERIOD = 5;
 
@@ -61,16 +62,14 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
       const name = nameOf(req);
       const existing = await rotation.read(name);
       const d = req.data;
-      const pick = <T>(key: string, fallback: T): T => (d[key] !== undefined ? (d[key] as T) : fallback);
+      const pick = fieldsOver(d);
       if (existing && d.username !== undefined && d.username !== existing.username) {
         throw badRequest('cannot change the username of a static role');
       }
       if (existing && d.db_name !== undefined && d.db_name !== existing.db_name) {
         throw badRequest('cannot change the db_name of a static role');
       }
-      if (d.credential_type !== undefined && d.credential_type !== 'password') {
-        throw badRequest('credential_type must be "password"');
-      }
+      checkCredentialType(d);
       const schedule = d.rotation_schedule !== undefined || d.rotation_period !== undefined;
       const role: StaticRole = {
         db_name: pick('db_name', existing?.db_name ?? ''),
@@ -129,16 +128,14 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
           // Vault takes over the user's password at once: only Cofre knows it from then on.
           if (created) {
             await rotation.rotate(name).catch(async (err: unknown) => {
-              await rotation.serialize(name, () => storage.delete(STATIC_ROLE_PREFIX + name));
-              rotation.reschedule(name, undefined);
+              await rotation.remove(name);
               databaseFailure(err);
             });
           }
           return undefined;
         },
         delete: async (req) => {
-          await rotation.serialize(nameOf(req), () => storage.delete(STATIC_ROLE_PREFIX + nameOf(req)));
-          rotation.reschedule(nameOf(req), undefined);
+          await rotation.remove(nameOf(req));
           return undefined;
         },
       },

@@ -77,6 +77,12 @@ export class StaticRotation {
     if (this.running) this.reschedule(name, await this.read(name));
   }
 
+  /** Deletes a static role (after any rotation under way) and its timer. The database user is left as it is. */
+  async remove(name: string): Promise<void> {
+    await this.serialize(name, () => this.storage.delete(STATIC_ROLE_PREFIX + name));
+    this.reschedule(name, undefined);
+  }
+
   /** Re-arms one role's timer after its definition changed, or drops it when the role is gone. */
   reschedule(name: string, role: StaticRole | undefined): void {
     const timer = this.timers.get(name);
