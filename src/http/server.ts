@@ -10,9 +10,17 @@ import type { StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
 import { rawBodyRequest } from '../core/raw-body.js';
-import { handleRequest, type HttpVerb } from '../core/request-handler.js';
+import { handleRequest } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
 import { installListMethodSupport } from './list-method.js';
+import {
+  ALLOW,
+  isApiMethod,
+  methodNotAllowedMessage,
+  refuseUnknownMethods,
+  ROUTED_METHODS,
+  verbFor,
+} from './methods.js';
 import type { Metrics } from './metrics.js';
 
 export interface HttpOptions {
@@ -50,12 +58,20 @@ function bodyObject(req: FastifyRequest): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+function methodNotAllowed(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return reply
+    .code(405)
+    .header('allow', ALLOW)
+    .send(errorBody([methodNotAllowedMessage(req.method)]));
+}
+
 async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const verb = req.method as HttpVerb;
+  const path = (req.params as { '*': string })['*'];
+  const verb = verbFor(req.method, path);
+  if (!verb) return methodNotAllowed(req, reply);
   if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
   }
-  const path = (req.params as { '*': string })['*'];
   const query = flatQuery(req.query);
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
@@ -64,7 +80,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     verb,
     path,
     query,
-    body: verb === 'GET' || verb === 'DELETE' ? {} : bodyObject(req),
+    body: verb === 'PUT' || verb === 'POST' || verb === 'PATCH' ? bodyObject(req) : {},
     token: tokenOf(req),
     requestId: req.id,
     remoteAddress: req.ip,
@@ -122,6 +138,8 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     // Change-stream subscribers hold their connections open: closing must end them, not wait for them.
     forceCloseConnections: true,
     genReqId: () => randomUUID(),
+    // A HEAD route per GET route would run GET's handler; which paths take HEAD is methods.ts's to say.
+    exposeHeadRoutes: false,
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   });
 
@@ -150,7 +168,10 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     req.log.error({ err, requestId: req.id }, 'internal error');
     return reply.code(500).send(errorBody([`internal error; request id ${req.id}`]));
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody([])));
+  // Methods no route takes (OPTIONS, TRACE, PROPFIND...) land here too: they are refused as such, not as a path.
+  app.setNotFoundHandler((req, reply) =>
+    isApiMethod(req.method) ? reply.code(404).send(errorBody([])) : methodNotAllowed(req, reply),
+  );
 
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.requests.inc({ method: req.method, code: String(reply.statusCode) });
@@ -158,7 +179,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   });
 
   app.route({
-    method: ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'],
+    method: ROUTED_METHODS,
     url: '/v1/*',
     schema: {
       querystring: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array' }] } },
@@ -171,6 +192,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   });
 
   await app.ready();
+  refuseUnknownMethods(app.server);
   installListMethodSupport(app.server);
   return app;
 }
