@@ -12,6 +12,7 @@ import { CofreError } from '../core/errors.js';
 import { rawBodyRequest } from '../core/raw-body.js';
 import { handleRequest } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
+import { jsonLimitExceeded } from './json-limits.js';
 import { installListMethodSupport } from './list-method.js';
 import {
   ALLOW,
@@ -148,6 +149,8 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
     if (text.trim() === '') return done(null, {});
+    const exceeded = jsonLimitExceeded(text);
+    if (exceeded) return done(new CofreError(400, `failed to parse JSON input: ${exceeded}`), undefined);
     try {
       done(null, JSON.parse(text));
     } catch (err) {
