@@ -111,7 +111,7 @@ async function streamEvents(
   const res = reply.raw;
   const abort = new AbortController();
   res.on('close', () => abort.abort());
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.flushHeaders();
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   try {
@@ -175,6 +175,13 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   app.setNotFoundHandler((req, reply) =>
     isApiMethod(req.method) ? reply.code(404).send(errorBody([])) : methodNotAllowed(req, reply),
   );
+
+  // Any API answer may hold a secret or a token, error answers included: no cache may keep one (as Vault marks
+  // every response). onSend sees every reply sent through Fastify; the event stream and the raw 405s set their own.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.requests.inc({ method: req.method, code: String(reply.statusCode) });
