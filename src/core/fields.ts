@@ -1,5 +1,6 @@
 import type { Field } from './backend.js';
 import { badRequest } from './errors.js';
+import { getOwn } from './own-keys.js';
 
 const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -72,7 +73,7 @@ export function parseFields(
   const data: Record<string, unknown> = {};
   const unknown: string[] = [];
   for (const [key, value] of Object.entries(body)) {
-    const field = fields[key];
+    const field = getOwn(fields, key);
     if (!field) {
       unknown.push(key);
       continue;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
 import { badRequest } from './errors.js';
+import { getOwn } from './own-keys.js';
 import type { Storage } from './storage.js';
 import { getJson, putJson, StorageView } from './storage-view.js';
 
@@ -129,7 +130,7 @@ export class MountTable {
         throw badRequest(`path is already in use at ${existing}`);
       }
     }
-    if (!this.factories[table][entry.type]) throw badRequest(`plugin not found in the catalog: ${entry.type}`);
+    if (!getOwn(this.factories[table], entry.type)) throw badRequest(`plugin not found in the catalog: ${entry.type}`);
     await this.activate(table, entry);
     await this.persist(table);
   }
@@ -181,7 +182,7 @@ export class MountTable {
   }
 
   private async activate(table: TableName, entry: MountEntry): Promise<void> {
-    const factory = this.factories[table][entry.type];
+    const factory = getOwn(this.factories[table], entry.type);
     if (!factory) throw new Error(`no backend of type ${entry.type} for mount ${entry.path}`);
     const prefix = routePrefix(table, entry.path);
     const storage = new StorageView(this.barrier, `${STORAGE_PREFIX[table]}${entry.uuid}/`);

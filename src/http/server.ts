@@ -9,6 +9,7 @@ import Fastify, {
 import type { StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
+import { setOwn } from '../core/own-keys.js';
 import { rawBodyRequest } from '../core/raw-body.js';
 import { handleRequest } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
@@ -45,7 +46,7 @@ function tokenOf(req: FastifyRequest): string | undefined {
 function flatQuery(query: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((query ?? {}) as Record<string, unknown>)) {
-    out[k] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+    setOwn(out, k, Array.isArray(v) ? String(v[v.length - 1]) : String(v));
   }
   return out;
 }

@@ -2,6 +2,7 @@ import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest, CofreError } from '../errors.js';
 import { parseDuration } from '../fields.js';
+import { setOwn } from '../own-keys.js';
 import { MountTable, normalizeMountPath, type MountEntry, type TableName } from '../mount-table.js';
 
 /** The public shape of a mount entry, as Vault's sys/mounts prints it. */
@@ -59,7 +60,7 @@ function readOptions(value: unknown): Record<string, string> {
   const options: Record<string, string> = {};
   for (const [k, v] of Object.entries((value ?? {}) as Record<string, unknown>)) {
     if (typeof v !== 'string' && typeof v !== 'number') throw badRequest(`mount option "${k}" must be a string`);
-    options[k] = String(v);
+    setOwn(options, k, String(v));
   }
   return options;
 }
@@ -122,7 +123,7 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
             if (options.version !== undefined && options.version !== (entry.options.version ?? '1')) {
               throw badRequest('changing the version of a mounted engine is not supported');
             }
-            Object.assign(entry.options, options);
+            for (const [key, value] of Object.entries(options)) setOwn(entry.options, key, value);
           });
           return undefined;
         },
