@@ -54,6 +54,7 @@ describe('HTTP methods', () => {
   const assert405 = (label: string, reply: RawReply): void => {
     assert.equal(reply.status, 405, `${label}: ${reply.status} ${reply.body}`);
     assert.match(reply.headers.allow ?? '', /GET.*PUT.*POST.*DELETE.*PATCH.*LIST/, `${label}: Allow header`);
+    assert.equal(reply.headers['cache-control'], 'no-store', `${label}: Cache-Control`);
   };
 
   it('HEAD on auth/token/revoke-self leaves the token valid', async () => {
