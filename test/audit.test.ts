@@ -88,6 +88,52 @@ describe('audit', () => {
     tamper('first removed', lines.slice(1));
   });
 
+  it('keys named like built-in object properties stay in the record, as data', async () => {
+    const keys = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+    const data = Object.fromEntries(keys.map((k) => [k, `value-of-${k}`]));
+    // Written as JSON text, so that "__proto__" is a plain key, as any client's JSON would carry it.
+    const raw = `{"data":{${keys.map((k) => `"${k}":"value-of-${k}"`).join(',')}},"__proto__":{"polluted":"yes"}}`;
+    const res = await srv.api.call('POST', 'secret/data/proto-keys', {
+      raw,
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 200, res.text);
+    const hashes = await Promise.all(
+      Object.values(data).map(
+        async (v) => (await srv.api.call('POST', 'sys/audit-hash/file', { body: { input: v } })).body.data.hash,
+      ),
+    );
+    const request = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => e.type === 'request' && e.request.path === 'secret/data/proto-keys');
+    // JSON.parse gives "__proto__" as an own key too; compare key lists, not through property lookups.
+    assert.deepEqual(Object.keys(request.request.data.data), keys);
+    assert.deepEqual(Object.values(request.request.data.data), hashes);
+    assert.ok(Object.keys(request.request.data).includes('__proto__'));
+    assert.match(request.request.data.__proto__.polluted, /^hmac-sha256:/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('sys/seal answers 204 with an audit device on, and the seal is on record', async () => {
+    const sealed = await srv.api.call('PUT', 'sys/seal');
+    assert.equal(sealed.status, 204, sealed.text);
+    const seal = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.request.path === 'sys/seal');
+    assert.deepEqual(
+      seal.map((e) => [e.type, e.response?.status]),
+      [
+        ['request', undefined],
+        ['response', 204],
+      ],
+    );
+    for (const key of srv.keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });
+  });
+
   it('the chain continues across a seal and unseal (device reopened)', async () => {
     await srv.api.call('PUT', 'sys/seal');
     for (const key of srv.keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });

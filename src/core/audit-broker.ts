@@ -8,8 +8,11 @@ import { getJson, putJson } from './storage-view.js';
 /** A sink for audit lines. `open` returns the chain state to continue from (e.g. the last line of a file). */
 export interface AuditSink {
   open(): Promise<ChainState>;
+  /** Writes the whole line or fails; a failed write must leave nothing of the line behind. */
   write(line: string): Promise<void>;
   close(): Promise<void>;
+  /** Lets go of the destination and opens it again (log rotation, SIGHUP); the hash chain goes on. */
+  reopen?(): Promise<void>;
 }
 
 export type AuditSinkFactory = (options: Record<string, string>) => AuditSink;
@@ -34,6 +37,8 @@ interface Device {
 }
 
 const TABLE_KEY = 'core/audit';
+/** How long closing devices waits for running requests to write their response entry. */
+const DRAIN_MS = 10_000;
 
 function testEvent(path: string): AuditEvent {
   return {
@@ -65,6 +70,14 @@ export class AuditFailure extends CofreError {
 export class AuditBroker {
   private devices = new Map<string, Device>();
   private table: AuditTableEntry[] = [];
+  /**
+   * Requests whose request entry is written and whose response entry is still to come. Sealing closes the
+   * devices only once these are done: sys/seal itself seals from inside its handler, and its response (and that
+   * of any request already running) must still reach the log, or the caller would get a 500 for a seal that
+   * happened, and the log would miss its outcome.
+   */
+  private inFlight = new Set<string>();
+  private idle: (() => void)[] = [];
 
   constructor(
     private readonly barrier: Storage,
@@ -78,13 +91,15 @@ export class AuditBroker {
   async load(): Promise<void> {
     await this.closeAll();
     this.table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
+    const devices = new Map<string, Device>();
     for (const entry of this.table) {
       try {
-        this.devices.set(entry.path, await this.start(entry));
+        devices.set(entry.path, await this.start(entry));
       } catch {
         // A device that cannot open now stays in the table; with none writable, requests are refused.
       }
     }
+    this.devices = devices;
   }
 
   list(): AuditTableEntry[] {
@@ -111,12 +126,13 @@ export class AuditBroker {
       local,
       salt: randomBytes(32).toString('base64'),
     };
-    let device: Device;
+    let device: Device | undefined;
     try {
       device = await this.start(entry);
       // As Vault does, a device must take a test entry before it is trusted with requests.
       await this.write(device, testEvent(normalized));
     } catch (err) {
+      await device?.sink.close().catch(() => undefined);
       throw badRequest(`cannot enable audit device "${normalized}": ${(err as Error).message}`);
     }
     this.table = [...this.table, entry];
@@ -144,16 +160,59 @@ export class AuditBroker {
   /** Writes the event to every device; throws unless at least one succeeded (when any is enabled). */
   async log(event: AuditEvent): Promise<void> {
     if (this.table.length === 0) return;
-    const results = await Promise.allSettled([...this.devices.values()].map((d) => this.write(d, event)));
-    if (!results.some((r) => r.status === 'fulfilled')) {
-      throw new AuditFailure();
+    try {
+      const results = await Promise.allSettled([...this.devices.values()].map((d) => this.write(d, event)));
+      if (!results.some((r) => r.status === 'fulfilled')) {
+        throw new AuditFailure();
+      }
+      if (event.type === 'request') this.inFlight.add(event.requestId);
+    } finally {
+      if (event.type === 'response') this.finished(event.requestId);
     }
   }
 
+  /**
+   * Closes every device (on seal and before a reload), once the requests already on record have their response
+   * written too, or after DRAIN_MS for one that hangs.
+   */
   async closeAll(): Promise<void> {
-    const devices = [...this.devices.values()];
-    this.devices = new Map();
-    await Promise.allSettled(devices.map((d) => d.queue.then(() => d.sink.close())));
+    const closing = this.devices;
+    await this.drained();
+    // A reload meanwhile has put new devices in place: those stay.
+    if (this.devices === closing) this.devices = new Map();
+    await Promise.allSettled([...closing.values()].map((d) => d.queue.then(() => d.sink.close())));
+  }
+
+  /** Reopens every device's destination (SIGHUP: a log rotated by an outside tool). */
+  async reopen(): Promise<void> {
+    await Promise.allSettled(
+      [...this.devices.values()].map((d) => {
+        const run = d.queue.then(() => d.sink.reopen?.());
+        d.queue = run.catch(() => undefined);
+        return run;
+      }),
+    );
+  }
+
+  private finished(requestId: string): void {
+    this.inFlight.delete(requestId);
+    if (this.inFlight.size > 0) return;
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private drained(): Promise<void> {
+    if (this.inFlight.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.inFlight.clear();
+        resolve();
+      }, DRAIN_MS);
+      timer.unref();
+      this.idle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private async start(entry: AuditTableEntry): Promise<Device> {
@@ -162,9 +221,15 @@ export class AuditBroker {
     return { entry, sink, hash: hasherFor(Buffer.from(entry.salt, 'base64')), chain, queue: Promise.resolve() };
   }
 
-  private write(device: Device, event: AuditEvent): Promise<void> {
+  /**
+   * Formats outside the device's queue, so a big entry being hashed does not hold up the small ones behind it;
+   * chaining and writing go through the queue, one line after another, so the chain holds. The chain moves on only
+   * when the sink took the whole line.
+   */
+  private async write(device: Device, event: AuditEvent): Promise<void> {
+    const entry = await formatEntry(event, device.hash);
     const run = device.queue.then(async () => {
-      const { line, next } = chainLine(formatEntry(event, device.hash), device.chain);
+      const { line, next } = chainLine(entry, device.chain);
       await device.sink.write(line + '\n');
       device.chain = next;
     });
