@@ -77,6 +77,22 @@ export class Barrier implements Storage {
     return plain;
   }
 
+  /** The same store without the read cache: for the few checks that must see another node's latest commit. */
+  uncached(): Storage {
+    return {
+      get: async (key) => {
+        const keyring = this.unsealedKeyring();
+        const stored = await this.physical.get(key);
+        return stored === undefined ? undefined : decrypt(keyring, key, stored);
+      },
+      put: (key, value) => this.put(key, value),
+      delete: (key) => this.delete(key),
+      list: (prefix) => this.list(prefix),
+      transaction: (ops) => this.transaction(ops),
+      close: async () => undefined,
+    };
+  }
+
   async put(key: string, value: Uint8Array): Promise<void> {
     await this.transaction([{ op: 'put', key, value }]);
   }

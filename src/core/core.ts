@@ -4,6 +4,7 @@ import { ChangeLog } from './change-log.js';
 import { ExpirationManager, resolveTtl } from './expiration.js';
 import { PasswordPolicyStore } from './password-policy.js';
 import { TokenStore } from './token-store.js';
+import { tokenLifecycle, tokenSecretType, TOKEN_LEASE_TYPE } from './token-leases.js';
 import type { BackendFactory, SystemView } from './backend.js';
 import { Barrier } from './barrier.js';
 import { badRequest, CofreError } from './errors.js';
@@ -71,13 +72,17 @@ export class Core {
   constructor(private readonly opts: CoreOptions) {
     this.barrier = new Barrier(opts.physical);
     this.mounts = new MountTable(this.barrier, opts.factories, (entry) => this.systemView(entry));
+    const tokenLeases = tokenSecretType(() => this.tokens);
     this.expiration = new ExpirationManager(new StorageView(this.barrier, 'sys/expire/'), (prefix, type) => {
+      if (type === TOKEN_LEASE_TYPE) return { secretType: tokenLeases, storage: this.barrier };
       const mounted = this.mounts.match(prefix);
       const secretType = mounted?.prefix === prefix ? mounted.backend.secrets?.[type] : undefined;
       return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
     });
-    this.tokens = new TokenStore(new StorageView(this.barrier, 'sys/token/'), (hash) =>
-      this.expiration.revokeByToken(hash),
+    this.tokens = new TokenStore(
+      new StorageView(this.barrier, 'sys/token/'),
+      new StorageView(this.barrier.uncached(), 'sys/token/'),
+      tokenLifecycle(() => this.expiration),
     );
     this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));
     this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));

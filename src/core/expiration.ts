@@ -155,6 +155,17 @@ export class ExpirationManager {
     return entry;
   }
 
+  /** Stores a lease made by the core itself (a token's) as given, replacing any earlier one, and arms it. */
+  async track(entry: LeaseEntry): Promise<void> {
+    await this.storage.put(idKey(entry.leaseId), jsonBytes(entry));
+    this.schedule(entry);
+  }
+
+  /** Forgets a lease without revoking anything: what it stood for is being revoked by its owner. */
+  async drop(leaseId: string): Promise<void> {
+    await this.forget(leaseId);
+  }
+
   async lookup(leaseId: string): Promise<LeaseLookup> {
     const entry = await this.mustRead(leaseId);
     const now = Date.now();

@@ -59,33 +59,58 @@ export function validateApiPath(path: string): void {
   if (segments.slice(0, -1).some((s) => s === '')) throw badRequest(`invalid path "${path}": empty path segment`);
 }
 
+interface Route {
+  mounted: Mounted;
+  record: PathRecord;
+  params: Record<string, string>;
+  /** The path within the mount. */
+  relative: string;
+}
+
+function route(core: Core, path: string): { mounted: Mounted | undefined; route: Route | undefined } {
+  const mounted = core.mounts.match(path);
+  if (!mounted) return { mounted, route: undefined };
+  const relative = path.slice(mounted.prefix.length);
+  for (const compiled of mounted.paths) {
+    const m = compiled.regex.exec(relative);
+    if (m) return { mounted, route: { mounted, record: compiled.record, params: { ...(m.groups ?? {}) }, relative } };
+  }
+  return { mounted, route: undefined };
+}
+
+/** What policy parameter rules see: the body of a write, the query string of a read, list or delete (as Vault). */
+function requestParams(req: IncomingRequest, operation: Operation): Record<string, unknown> {
+  return operation === 'read' || operation === 'list' || operation === 'delete'
+    ? { ...queryFields(req.query), ...req.body }
+    : req.body;
+}
+
+function handlerFor(record: PathRecord, operation: Operation): PathRecord['operations'][Operation] {
+  if (operation === 'create') return record.operations.create ?? record.operations.update;
+  if (operation === 'update') return record.operations.update ?? record.operations.create;
+  return record.operations[operation];
+}
+
 /**
  * One request through the core: route to a mount and path record, refuse while sealed, authenticate the token,
- * check the ACL (with the existence check for create vs update and sudo where the path needs it), validate the
- * fields, then run the handler. Errors thrown as CofreError carry their status to the client.
+ * check the ACL (with the existence check for create vs update and sudo where the path needs it), and only then
+ * look at what the request asks: whether the path supports the operation, and its fields. A caller that may not
+ * use a path learns nothing about it, not even whether it exists. Errors thrown as CofreError carry their status
+ * to the client.
  */
 export async function handleRequest(core: Core, req: IncomingRequest): Promise<HandledRequest> {
   validateApiPath(req.path);
   let operation = operationOf(req);
   // Vault lists directories: a list request names a folder whether or not the caller wrote the slash.
   const path = operation === 'list' && req.path !== '' && !req.path.endsWith('/') ? `${req.path}/` : req.path;
-  const mounted = core.mounts.match(path);
-  if (!mounted) {
-    if (core.sealed) throw sealedError();
-    throw notFound(`no handler for route "${req.path}". route entry not found.`);
+  const { mounted, route: found } = route(core, path);
+  if (core.sealed && !found?.record.whileSealed) throw sealedError();
+  if (!found) {
+    const token = await authenticate(core, req.token);
+    await authorize(core, token, req.token!, { path, operation, sudo: false, params: requestParams(req, operation) });
+    throw notFound(mounted ? 'unsupported path' : `no handler for route "${req.path}". route entry not found.`);
   }
-  const relative = path.slice(mounted.prefix.length);
-  let params: Record<string, string> = {};
-  const compiled = mounted.paths.find((p) => {
-    const m = p.regex.exec(relative);
-    if (m) params = { ...(m.groups ?? {}) };
-    return m !== null;
-  });
-  if (!compiled || (core.sealed && !compiled.record.whileSealed)) {
-    if (core.sealed) throw sealedError();
-    throw notFound('unsupported path');
-  }
-  const record = compiled.record;
+  const { record, params, relative } = found;
   const audited = !core.sealed && !record.noAudit;
   const event: AuditEvent = {
     time: new Date(),
@@ -93,7 +118,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     requestId: req.requestId,
     operation,
     path,
-    mountType: mounted.entry.type,
+    mountType: found.mounted.entry.type,
     remoteAddress: req.remoteAddress ?? '',
     clientToken: req.token,
     caller: undefined,
@@ -102,8 +127,31 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   };
   let requestLogged = false;
   try {
-    // The token is checked before anything else touches the request; the ACL after the existence check.
+    // The token is checked before anything else touches the request.
     const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
+    const request: Request = {
+      operation,
+      path: relative,
+      params,
+      data: {},
+      raw: req.body,
+      query: req.query,
+      storage: found.mounted.storage,
+      caller: undefined,
+      mountPoint: found.mounted.prefix,
+      requestId: req.requestId,
+    };
+    // The existence check reads only the path: it decides between create and update, which the ACL tells apart.
+    if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
+    request.operation = event.operation = operation;
+    if (token) {
+      const check = record.anyToken
+        ? undefined
+        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation) };
+      request.caller = event.caller = await authorize(core, token, req.token!, check);
+    }
+    const handler = handlerFor(record, operation);
+    if (!handler) throw unsupportedOperation();
     const fields = parseFields(
       record.fields ?? {},
       {
@@ -117,32 +165,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
         requireFields: operation === 'update' || operation === 'patch',
       },
     );
-    const request: Request = {
-      operation,
-      path: relative,
-      params,
-      data: fields.data,
-      raw: req.body,
-      query: req.query,
-      storage: mounted.storage,
-      caller: undefined,
-      mountPoint: mounted.prefix,
-      requestId: req.requestId,
-    };
-    if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
-    request.operation = event.operation = operation;
-    const handler =
-      record.operations[operation] ??
-      (operation === 'create'
-        ? record.operations.update
-        : operation === 'update'
-          ? record.operations.create
-          : undefined);
-    if (!handler) throw unsupportedOperation();
-    if (token) {
-      const check = record.anyToken ? undefined : { path, operation, sudo: record.sudo ?? false, body: req.body };
-      request.caller = event.caller = await authorize(core, token, req.token!, check);
-    }
+    request.data = fields.data;
     // Audit before answer: nothing runs unless the request is on record.
     if (audited) await core.audit.log(event);
     requestLogged = true;
@@ -151,13 +174,19 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     try {
       response = await handler(request);
       // Leased before a last-use token goes, so the token's revocation takes the lease with it (as in Vault).
-      if (response?.secret) await registerLease(core, mounted, request, response);
+      if (response?.secret) await registerLease(core, found.mounted, request, response);
     } finally {
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
     if (fields.warnings.length > 0 && response) response.warnings = [...(response.warnings ?? []), ...fields.warnings];
-    if (CHANGES.has(operation) && mounted.table === 'mounts' && mounted.entry.type !== 'system') {
-      await reportChange(core, mounted.prefix, path, record, request, response);
+    const succeeded = (response?.status ?? 200) < 400;
+    if (
+      succeeded &&
+      CHANGES.has(operation) &&
+      found.mounted.table === 'mounts' &&
+      found.mounted.entry.type !== 'system'
+    ) {
+      await reportChange(core, found.mounted.prefix, path, record, request, response);
     }
     if (audited) {
       const raw = response?.rawBody;
@@ -170,7 +199,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
         status: response?.status ?? (response ? 200 : 204),
       });
     }
-    return { response, mountType: mounted.entry.type, operation, caller: request.caller };
+    return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
   } catch (err) {
     // Refusals and failures are on record too; an audit failure itself cannot be.
     if (audited && !(err instanceof AuditFailure)) {
@@ -250,11 +279,11 @@ async function authorize(
   core: Core,
   entry: TokenEntry,
   clientToken: string,
-  check: { path: string; operation: Operation; sudo: boolean; body: Record<string, unknown> } | undefined,
+  check: { path: string; operation: Operation; sudo: boolean; params: Record<string, unknown> } | undefined,
 ): Promise<Caller> {
   if (check) {
     const acl = await core.policies.acl(entry.policies);
-    const verdict = acl.check(check.path, check.operation, check.body);
+    const verdict = acl.check(check.path, check.operation, check.params);
     if (!verdict.allowed || (check.sudo && !verdict.sudo)) throw permissionDenied();
   }
   return {

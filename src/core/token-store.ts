@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { badRequest } from './errors.js';
+import { badRequest, permissionDenied } from './errors.js';
+import { KeyLocks } from './key-locks.js';
 import type { Storage, StorageOp } from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
@@ -12,7 +13,8 @@ export interface TokenEntry {
   policies: string[];
   meta: Record<string, string>;
   displayName: string;
-  numUses: number; // 0 = unlimited; -1 = last use taken, revocation pending
+  /** 0 = unlimited; LAST_USE_TAKEN or REVOCATION_PENDING: the token answers nothing more. */
+  numUses: number;
   creationTime: number; // unix seconds
   creationTtl: number; // seconds, 0 = never expires
   explicitMaxTtl: number;
@@ -21,6 +23,11 @@ export interface TokenEntry {
   expireTime: number; // unix ms, 0 = never
   path: string;
 }
+
+/** The request that takes a token's last use still runs; the token is revoked once it is done. */
+export const LAST_USE_TAKEN = -1;
+/** Written before a revocation touches anything else, so every node refuses the token and new children of it. */
+export const REVOCATION_PENDING = -2;
 
 export interface NewToken {
   policies: string[];
@@ -37,37 +44,65 @@ export interface NewToken {
   id?: string;
 }
 
+/** What the core does around a token's life: a token with an expiry is a lease of the expiration manager. */
+export interface TokenLifecycle {
+  /** A token with an expiry was created or renewed: its lease follows it (and revokes it on time). */
+  expires(entry: TokenEntry): Promise<void>;
+  /** Runs before a token is deleted: the leases it owns, and its own, go first, as in Vault. */
+  revoking(entry: TokenEntry): Promise<void>;
+}
+
 const TOKEN_PREFIX = 'cvs.';
 const SALT_KEY = 'salt';
 const MAX_CACHE = 100_000;
 const MAX_HASH_MEMO = 10_000;
+/** No token this server issues comes near this; longer strings are refused before they cost an HMAC. */
+export const MAX_TOKEN_LENGTH = 1024;
+/** Hashes revoked on this node, kept so that no read that was in flight during a revocation can serve them. */
+const MAX_REVOKED = 100_000;
 
 /**
  * The token store, on its own barrier view. Tokens are looked up by HMAC-SHA256(salt, token); accessors the same
- * way. Children are indexed under their parent so revoking a parent finds them without a scan. Lookups are
- * cached in memory; every change to an entry goes through this class, which keeps the cache right.
+ * way. Children are indexed under their parent so revoking a parent finds them without a scan.
+ *
+ * Concurrency, which is where tokens are attacked:
+ * - every change of one token's entry (a use, a renewal, the start of its revocation) runs under that token's
+ *   lock, so a use count cannot be taken twice and a renewal cannot write back a token being revoked;
+ * - a revocation first marks the token REVOCATION_PENDING (in memory at once, then in storage), then revokes its
+ *   children until none are left, then deletes it; a child whose creation committed while its parent was being
+ *   revoked sees the mark in a read that bypasses every cache, and revokes itself;
+ * - lookups cache only what they read while no change was announced, never a token revoked here, and only an
+ *   entry whose accessor index still names it (an entry written back after its deletion is not a token).
  */
 export class TokenStore {
   private salt: Buffer = Buffer.alloc(0);
   private readonly cache = new Map<string, TokenEntry>();
-  /** token → hash for recently used tokens: the HMAC is a fixed cost on every request otherwise. */
+  /** token → hash for recently used valid tokens: the HMAC is a fixed cost on every request otherwise. */
   private readonly hashMemo = new Map<string, string>();
+  private readonly locks = new KeyLocks();
+  private readonly revoked = new Set<string>();
+  /** Bumped whenever a cached entry may have gone stale; a read that spans a bump is not cached. */
+  private epoch = 0;
 
   constructor(
     private readonly storage: Storage,
-    /** Runs before a token is deleted: its leases are revoked first, as in Vault. */
-    private readonly beforeRevoke: (hash: string) => Promise<void> = async () => {},
+    /** The same entries without any read cache, for checks that must see another node's latest commit. */
+    private readonly fresh: Storage,
+    private readonly lifecycle: TokenLifecycle,
   ) {}
 
   /** Forgets every cached entry and token (on seal, and before loading). */
   clear(): void {
     this.cache.clear();
     this.hashMemo.clear();
+    this.revoked.clear();
+    this.epoch++;
   }
 
   /** Drops one cached entry: another node changed or revoked it. */
   forget(hash: string): void {
     this.cache.delete(hash);
+    this.epoch++;
   }
 
   async load(): Promise<void> {
@@ -84,22 +119,25 @@ export class TokenStore {
     return createHmac('sha256', this.salt).update(secret).digest('hex');
   }
 
-  private tokenHash(token: string): string {
-    let hash = this.hashMemo.get(token);
-    if (hash === undefined) {
-      hash = this.hashOf(token);
-      if (this.hashMemo.size >= MAX_HASH_MEMO) this.hashMemo.delete(this.hashMemo.keys().next().value!);
-      this.hashMemo.set(token, hash);
-    }
-    return hash;
-  }
-
   async create(spec: NewToken): Promise<{ token: string; entry: TokenEntry }> {
+    if (spec.id !== undefined && spec.id.length > MAX_TOKEN_LENGTH) {
+      throw badRequest(`token id must be at most ${MAX_TOKEN_LENGTH} characters`);
+    }
     const token = spec.id ?? TOKEN_PREFIX + randomBytes(24).toString('base64url');
     const hash = this.hashOf(token);
     if (spec.id !== undefined && (await this.lookupByHash(hash))) throw badRequest('token already exists');
     const now = Date.now();
-    const ttl = spec.period ? spec.period : spec.ttl;
+    let ttl = spec.period ? spec.period : spec.ttl;
+    let expireTime = ttl > 0 ? now + ttl * 1000 : 0;
+    if (spec.parentHash) {
+      // A child never outlives its parent: its expiry is capped by the parent's.
+      const parent = await this.lookupByHash(spec.parentHash);
+      if (!parent) throw permissionDenied('permission denied: the parent token is not valid');
+      if (parent.expireTime > 0 && (expireTime === 0 || expireTime > parent.expireTime)) {
+        expireTime = parent.expireTime;
+        ttl = Math.max(1, Math.floor((expireTime - now) / 1000));
+      }
+    }
     const entry: TokenEntry = {
       hash,
       // Hex, like Vault's alphanumeric accessors: a leading '-' would read as a CLI flag.
@@ -114,7 +152,7 @@ export class TokenStore {
       explicitMaxTtl: spec.explicitMaxTtl ?? 0,
       period: spec.period ?? 0,
       renewable: spec.renewable ?? true,
-      expireTime: ttl > 0 ? now + ttl * 1000 : 0,
+      expireTime,
       path: spec.path,
     };
     const ops: StorageOp[] = [
@@ -122,26 +160,40 @@ export class TokenStore {
       { op: 'put', key: `accessor/${this.hashOf(entry.accessor)}`, value: Buffer.from(hash) },
     ];
     if (entry.parentHash) ops.push({ op: 'put', key: `parent/${entry.parentHash}/${hash}`, value: Buffer.alloc(0) });
+    this.revoked.delete(hash); // a chosen id may name a token revoked before
     await this.storage.transaction(ops);
     this.remember(entry);
+    try {
+      if (entry.parentHash && !(await this.parentStillLive(entry.parentHash))) {
+        throw permissionDenied('permission denied: the parent token was revoked');
+      }
+      if (entry.expireTime > 0) await this.lifecycle.expires(entry);
+    } catch (err) {
+      await this.revokeTree(hash);
+      throw err;
+    }
     return { token, entry };
   }
 
-  /** The live entry for a token string, or undefined for unknown, expired or used-up tokens. */
+  /** The live entry for a token string, or undefined for unknown, expired, used-up or revoked tokens. */
   async lookup(token: string): Promise<TokenEntry | undefined> {
-    if (typeof token !== 'string' || token === '') return undefined;
-    return this.lookupByHash(this.tokenHash(token));
+    if (typeof token !== 'string' || token === '' || token.length > MAX_TOKEN_LENGTH) return undefined;
+    const memo = this.hashMemo.get(token);
+    const hash = memo ?? this.hashOf(token);
+    const entry = await this.lookupByHash(hash);
+    // Only tokens that turned out valid are remembered: junk strings must not grow the memory of the server.
+    if (entry && memo === undefined) {
+      if (this.hashMemo.size >= MAX_HASH_MEMO) this.hashMemo.delete(this.hashMemo.keys().next().value!);
+      this.hashMemo.set(token, hash);
+    } else if (!entry && memo !== undefined) this.hashMemo.delete(token);
+    return entry;
   }
 
   async lookupByHash(hash: string): Promise<TokenEntry | undefined> {
-    let entry = this.cache.get(hash);
-    if (!entry) {
-      entry = await getJson<TokenEntry>(this.storage, `id/${hash}`);
-      if (!entry) return undefined;
-      this.remember(entry);
-    }
-    if (entry.numUses < 0) return undefined;
+    const entry = await this.current(hash);
+    if (!entry || entry.numUses < 0) return undefined;
     if (entry.expireTime !== 0 && entry.expireTime <= Date.now()) {
+      // Its lease revokes it on time on the leader; this is the backstop for the moment before, or a follower.
       await this.revokeTree(entry.hash);
       return undefined;
     }
@@ -149,55 +201,73 @@ export class TokenStore {
   }
 
   async lookupAccessor(accessor: string): Promise<TokenEntry | undefined> {
-    if (typeof accessor !== 'string' || accessor === '') return undefined;
+    if (typeof accessor !== 'string' || accessor === '' || accessor.length > MAX_TOKEN_LENGTH) return undefined;
     const hash = await this.storage.get(`accessor/${this.hashOf(accessor)}`);
     return hash ? this.lookupByHash(Buffer.from(hash).toString('utf8')) : undefined;
   }
 
   /**
-   * Counts one use of a limited-use token. The cache is updated before any await, so two concurrent requests
-   * cannot both take the last use. Returns true when this was the last use: the caller revokes the token once
-   * its request is done (the request itself may still need the entry, e.g. lookup-self).
+   * Counts one use of a limited-use token, under the token's lock and from its latest entry, so concurrent
+   * requests cannot both take the same use. Throws when no use is left. Returns true when this was the last use:
+   * the caller revokes the token once its request is done (the request itself may still need the entry).
    */
   async use(entry: TokenEntry): Promise<boolean> {
-    if (entry.numUses === 0) return false;
-    const next = { ...entry, numUses: entry.numUses === 1 ? -1 : entry.numUses - 1 };
-    this.remember(next);
-    await this.storage.put(`id/${entry.hash}`, jsonBytes(next));
-    return next.numUses === -1;
+    if (entry.numUses === 0) return false; // unlimited tokens never become limited
+    return this.locks.run(entry.hash, async () => {
+      const current = await this.current(entry.hash);
+      if (!current || current.numUses < 0) throw permissionDenied('permission denied: invalid or expired token');
+      const next = { ...current, numUses: current.numUses === 1 ? LAST_USE_TAKEN : current.numUses - 1 };
+      await this.write(next);
+      return next.numUses === LAST_USE_TAKEN;
+    });
   }
 
-  /** Renews as Vault does: the increment (or the original TTL) from now, capped by the explicit max TTL. */
+  /**
+   * Renews as Vault does: the increment (or the original TTL) from now, capped by the explicit max TTL, the
+   * mount's max TTL and the parent's expiry.
+   */
   async renew(entry: TokenEntry, increment: number, maxTtl: number): Promise<TokenEntry> {
-    if (!entry.renewable) throw badRequest('invalid lease ID: lease is not renewable');
-    if (entry.creationTtl === 0) return entry; // a token without TTL never expires: nothing to extend
-    const now = Date.now();
-    let ttl = entry.period || increment || entry.creationTtl;
-    if (maxTtl > 0) ttl = Math.min(ttl, maxTtl);
-    let expireTime = now + ttl * 1000;
-    if (entry.explicitMaxTtl > 0) {
-      expireTime = Math.min(expireTime, (entry.creationTime + entry.explicitMaxTtl) * 1000);
-    }
-    const renewed = { ...entry, expireTime };
-    await this.save(renewed);
-    return renewed;
+    return this.locks.run(entry.hash, async () => {
+      const current = await this.current(entry.hash);
+      if (!current || current.numUses === REVOCATION_PENDING) throw badRequest('invalid token');
+      if (!current.renewable) throw badRequest('invalid lease ID: lease is not renewable');
+      if (current.creationTtl === 0) return current; // a token without TTL never expires: nothing to extend
+      const now = Date.now();
+      let ttl = current.period || increment || current.creationTtl;
+      if (maxTtl > 0 && !current.period) ttl = Math.min(ttl, maxTtl);
+      let expireTime = now + ttl * 1000;
+      if (current.explicitMaxTtl > 0) {
+        expireTime = Math.min(expireTime, (current.creationTime + current.explicitMaxTtl) * 1000);
+      }
+      const parent = current.parentHash ? await this.current(current.parentHash) : undefined;
+      if (parent && parent.expireTime > 0) expireTime = Math.min(expireTime, parent.expireTime);
+      const renewed = { ...current, expireTime };
+      await this.write(renewed);
+      await this.lifecycle.expires(renewed);
+      return renewed;
+    });
   }
 
-  /** Revokes a token and, recursively, every token created under it. */
+  /**
+   * Revokes a token and, recursively, every token created under it. The token is refused from the first step;
+   * children are revoked until none is left, so one created during the revocation does not survive it.
+   */
   async revokeTree(hash: string): Promise<void> {
-    for (const child of await this.storage.list(`parent/${hash}/`)) await this.revokeTree(child);
-    await this.revokeOne(hash);
+    const entry = await this.markRevoking(hash);
+    await this.drainChildren(hash, (child) => this.revokeTree(child));
+    await this.revokeOne(hash, entry);
   }
 
   /** Revokes only this token; its children become orphans. */
   async revokeOrphan(hash: string): Promise<void> {
-    const children = await this.storage.list(`parent/${hash}/`);
-    for (const child of children) {
-      const entry = await getJson<TokenEntry>(this.storage, `id/${child}`);
-      if (entry) await this.save({ ...entry, parentHash: '' });
-    }
-    await this.storage.transaction(children.map((c) => ({ op: 'delete' as const, key: `parent/${hash}/${c}` })));
-    await this.revokeOne(hash);
+    const entry = await this.markRevoking(hash);
+    await this.drainChildren(hash, (child) =>
+      this.locks.run(child, async () => {
+        const current = await this.current(child);
+        if (current) await this.write({ ...current, parentHash: '' });
+      }),
+    );
+    await this.revokeOne(hash, entry);
   }
 
   /** Accessors of every live token, for auth/token/accessors. */
@@ -210,11 +280,72 @@ export class TokenStore {
     return out;
   }
 
-  private async revokeOne(hash: string): Promise<void> {
-    const entry = this.cache.get(hash) ?? (await getJson<TokenEntry>(this.storage, `id/${hash}`));
+  /** Sizes of the in-memory state, for metrics and tests: it must not grow with junk. */
+  stats(): { cachedEntries: number; rememberedTokens: number; revokedRecently: number } {
+    return { cachedEntries: this.cache.size, rememberedTokens: this.hashMemo.size, revokedRecently: this.revoked.size };
+  }
+
+  /** The stored entry as it is now (also when used up or pending revocation), or undefined when revoked. */
+  private async current(hash: string): Promise<TokenEntry | undefined> {
+    if (this.revoked.has(hash)) return undefined;
+    const cached = this.cache.get(hash);
+    if (cached) return cached;
+    const epoch = this.epoch;
+    const entry = await this.readIndexed(hash);
+    if (!entry || this.revoked.has(hash)) return undefined;
+    if (epoch === this.epoch) this.remember(entry);
+    return entry;
+  }
+
+  /**
+   * An entry from storage, only if its accessor index still names it: creation and deletion write both in one
+   * transaction, so an entry without its index was written back after its token was deleted (a node that had
+   * not yet heard of the revocation) and is not a token.
+   */
+  private async readIndexed(hash: string): Promise<TokenEntry | undefined> {
+    const entry = await getJson<TokenEntry>(this.storage, `id/${hash}`);
+    if (!entry) return undefined;
+    const indexed = await this.storage.get(`accessor/${this.hashOf(entry.accessor)}`);
+    return indexed && Buffer.from(indexed).toString('utf8') === hash ? entry : undefined;
+  }
+
+  /** Whether a parent is neither gone nor being revoked, read past every cache (another node may be revoking it). */
+  private async parentStillLive(parentHash: string): Promise<boolean> {
+    if (this.revoked.has(parentHash)) return false;
+    const parent = await getJson<TokenEntry>(this.fresh, `id/${parentHash}`);
+    return parent !== undefined && parent.numUses !== REVOCATION_PENDING;
+  }
+
+  /** The first step of every revocation: the token answers nothing from here on, on this node and (once stored) on all. */
+  private async markRevoking(hash: string): Promise<TokenEntry | undefined> {
+    return this.locks.run(hash, async () => {
+      const entry = this.cache.get(hash) ?? (await getJson<TokenEntry>(this.storage, `id/${hash}`));
+      this.revoked.add(hash);
+      if (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.values().next().value!);
+      this.cache.delete(hash);
+      this.epoch++;
+      if (entry && entry.numUses !== REVOCATION_PENDING) {
+        await this.storage.put(`id/${hash}`, jsonBytes({ ...entry, numUses: REVOCATION_PENDING }));
+      }
+      return entry;
+    });
+  }
+
+  /** Handles every child of a token, listing again until none is left (more may be created meanwhile). */
+  private async drainChildren(hash: string, handle: (child: string) => Promise<void>): Promise<void> {
+    for (let children = await this.storage.list(`parent/${hash}/`); children.length > 0;) {
+      for (const child of children) {
+        await handle(child);
+        // Also when the child's entry was already gone: an index entry left behind must not loop forever.
+        await this.storage.delete(`parent/${hash}/${child}`);
+      }
+      children = await this.storage.list(`parent/${hash}/`);
+    }
+  }
+
+  private async revokeOne(hash: string, entry: TokenEntry | undefined): Promise<void> {
     if (!entry) return;
-    await this.beforeRevoke(hash);
-    this.cache.delete(hash);
+    await this.lifecycle.revoking(entry);
     const ops: StorageOp[] = [
       { op: 'delete', key: `id/${hash}` },
       { op: 'delete', key: `accessor/${this.hashOf(entry.accessor)}` },
@@ -223,12 +354,14 @@ export class TokenStore {
     await this.storage.transaction(ops);
   }
 
-  private async save(entry: TokenEntry): Promise<void> {
+  /** Only under the token's lock, after checking it is not being revoked. */
+  private async write(entry: TokenEntry): Promise<void> {
     await this.storage.put(`id/${entry.hash}`, jsonBytes(entry));
     this.remember(entry);
   }
 
   private remember(entry: TokenEntry): void {
+    if (this.revoked.has(entry.hash)) return;
     if (this.cache.size >= MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(entry.hash, entry);
   }

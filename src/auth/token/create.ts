@@ -45,7 +45,7 @@ export async function createToken(
   const numUses = (d.num_uses as number | undefined) ?? 0;
   if (numUses < 0) throw badRequest('number of uses cannot be negative');
   const orphan = forceOrphan || d.no_parent === true;
-  if (d.no_parent === true && !parentIsRoot && !callerHasSudo) {
+  if (!forceOrphan && d.no_parent === true && !parentIsRoot && !callerHasSudo) {
     throw badRequest('root or sudo privileges required to create orphan token');
   }
   let policies = ((d.policies as string[] | undefined) ?? [])
@@ -63,6 +63,10 @@ export async function createToken(
   if (d.no_default_policy === true) policies = policies.filter((p) => p !== 'default');
 
   const period = (d.period as number | undefined) ?? 0;
+  // A periodic token can live forever by renewing: as in Vault, only root or sudo may mint one.
+  if (period > 0 && !parentIsRoot && !callerHasSudo) {
+    throw badRequest('root or sudo privileges required to create periodic token');
+  }
   const explicitMaxTtl = (d.explicit_max_ttl as number | undefined) ?? 0;
   let ttl = (d.ttl as number | undefined) ?? (d.lease as number | undefined) ?? 0;
   if (ttl === 0 && period === 0 && !root) ttl = ttls.defaultTtl;

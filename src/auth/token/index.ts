@@ -66,7 +66,9 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         pattern: 'create-orphan',
         summary: 'Creates a token with no parent.',
         fields: createFields,
-        operations: { update: async (req) => createToken(store, await self(req), true, req, ttls(), true) },
+        operations: {
+          update: async (req) => createToken(store, await self(req), await hasSudo(req), req, ttls(), true),
+        },
       },
       {
         pattern: 'lookup',

@@ -107,6 +107,8 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
       pattern: `${base}/(?<path>.+?)/tune`,
       summary: 'Reads or changes a mount’s TTLs, description and options.',
       fields: tuneFields,
+      // As in Vault, everything under sys/auth needs sudo: an auth method's TTLs bound every token it issues.
+      sudo: table === 'auth',
       operations: {
         read: async (req) => {
           const mounted = core.mounts.get(table, mountPath(req));

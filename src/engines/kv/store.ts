@@ -1,4 +1,5 @@
 import type { Storage, StorageOp } from '../../core/storage.js';
+import { KeyLocks } from '../../core/key-locks.js';
 import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
 
 /**
@@ -72,29 +73,7 @@ export function newKeyMeta(key: string, now = ''): KeyMeta {
   };
 }
 
-/**
- * Serializes async work per key. Every read-modify-write of a key's metadata runs under its key's lock, so two
- * concurrent check-and-set writes cannot both see the same current version.
- */
-export class KeyLocks {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const current = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => current);
-    this.tails.set(key, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      // Drop the entry once nobody queued behind us, so the map does not grow with every key ever written.
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
+export { KeyLocks };
 
 /** State shared by every request to one mount: the key locks and a cache of the mount config. */
 export class KvState {

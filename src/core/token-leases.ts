@@ -1,0 +1,54 @@
+import type { SecretType } from './backend.js';
+import type { ExpirationManager, LeaseEntry } from './expiration.js';
+import type { TokenEntry, TokenLifecycle, TokenStore } from './token-store.js';
+
+/** The secret type of a token's own lease. It is resolved by the core, not by a mount: an auth mount may be gone. */
+export const TOKEN_LEASE_TYPE = 'token';
+
+/**
+ * Tokens are leases, as in Vault: a token with an expiry has a lease under its login path (auth/token/create/…,
+ * auth/kubernetes/login/…), so the expiration manager revokes it and its children on time on the leader, re-arms
+ * it after a restart, and revoking the prefix of an auth mount revokes every token it issued.
+ */
+export function tokenLeaseId(entry: TokenEntry): string {
+  return `${entry.path.replace(/\/+$/, '')}/${entry.hash}`;
+}
+
+function tokenLease(entry: TokenEntry): LeaseEntry {
+  const mountPrefix = entry.path.split('/').slice(0, 2).join('/') + '/';
+  return {
+    leaseId: tokenLeaseId(entry),
+    mountPrefix,
+    secretType: TOKEN_LEASE_TYPE,
+    internal: { hash: entry.hash },
+    tokenHash: '', // a token does not own its own lease; its children have leases of their own
+    issueTime: entry.creationTime * 1000,
+    expireTime: entry.expireTime,
+    maxExpireTime: entry.expireTime,
+    lastRenewalTime: Date.now(),
+    renewable: false, // renewed through auth/token/renew*, which moves the lease
+    revokeAttempts: 0,
+    lastRevokeError: '',
+  };
+}
+
+/** How the token store's lifecycle reaches the expiration manager. */
+export function tokenLifecycle(expiration: () => ExpirationManager): TokenLifecycle {
+  return {
+    expires: (entry) => expiration().track(tokenLease(entry)),
+    revoking: async (entry) => {
+      await expiration().revokeByToken(entry.hash);
+      await expiration().drop(tokenLeaseId(entry));
+    },
+  };
+}
+
+/** Revoking a token's lease revokes the token with its children. */
+export function tokenSecretType(tokens: () => TokenStore): SecretType {
+  return {
+    revoke: async (lease) => {
+      const hash = lease.internal.hash;
+      if (typeof hash === 'string') await tokens().revokeTree(hash);
+    },
+  };
+}
