@@ -23,7 +23,10 @@ export function createMetrics() {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** The expiration manager's numbers, read when Prometheus scrapes. */
+/**
+ * The expiration manager's numbers, read when Prometheus scrapes. Totals since start are counters (`_total`, so
+ * that rate() works and a restart reads as a reset); how many leases there are now is a gauge.
+ */
 export function registerLeaseMetrics(registry: Registry, stats: () => ExpirationStats): void {
   const gauge = (name: string, help: string, pick: (s: ExpirationStats) => number): void => {
     new Gauge({
@@ -35,12 +38,24 @@ export function registerLeaseMetrics(registry: Registry, stats: () => Expiration
       },
     });
   };
+  const counter = (name: string, help: string, pick: (s: ExpirationStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        // The manager keeps the total; a counter cannot be set, so it is reset to zero and raised to it.
+        this.reset();
+        this.inc(pick(stats()));
+      },
+    });
+  };
   gauge('cofre_expire_leases', 'Leases with an armed expiry timer on this node.', (s) => s.leases);
-  gauge('cofre_expire_revoked', 'Leases revoked since start.', (s) => s.revoked);
-  gauge('cofre_expire_revoke_failures', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
   gauge(
     'cofre_expire_pending_retries',
     'Leases whose revocation failed and waits for a retry.',
     (s) => s.pendingRetries,
   );
+  counter('cofre_expire_revoked_total', 'Leases revoked since start.', (s) => s.revoked);
+  counter('cofre_expire_revoke_failures_total', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
 }
