@@ -1,9 +1,10 @@
 import type { Field, PathRecord, Request } from '../../core/backend.js';
-import { badRequest, notFound } from '../../core/errors.js';
+import { badRequest, CofreError, notFound } from '../../core/errors.js';
 import type { Storage } from '../../core/storage.js';
 import { putJson } from '../../core/storage-view.js';
 import { databaseFailure, type Connections } from './connections.js';
-import { nextRotation, type StaticRotation } from './static-rotation.js';
+import { DatabaseError } from './drivers/driver.js';
+import { nextRotation, RETRY_MS, type StaticRotation } from './static-rotation.js';
 import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
 import { checkCredentialType, fieldsOver } from './request-fields.js';
 
@@ -32,6 +33,41 @@ function rotationFields(role: StaticRole): Record<string, unknown> {
       ? { rotation_schedule: role.rotation_schedule }
       : { rotation_period: role.rotation_period }),
     last_vault_rotation: role.last_vault_rotation ? iso(role.last_vault_rotation) : null,
+  };
+}
+
+/**
+ * A new role's first rotation failed. The role is kept with its new password pending: the failure may have come
+ * after the database took the password (the connection dropped after the change committed), and removing the role
+ * would leave a user whose password no one knows. The schedule retries with the same password until it succeeds.
+ */
+function firstRotationFailed(name: string, err: unknown): never {
+  if (!(err instanceof DatabaseError)) throw err;
+  throw new CofreError(
+    err.unreachable ? 502 : 500,
+    `static role "${name}" is stored, but setting its first password failed; it is retried every ` +
+      `${RETRY_MS / 1000} s until it succeeds: ${err.message}`,
+  );
+}
+
+/**
+ * static-creds/ of a role whose password is not settled. Before the first rotation succeeded there is no password
+ * to give; after a later rotation failed, the stored one may already have been replaced on the database.
+ */
+function unsettled(name: string, role: StaticRole): { warnings?: string[] } {
+  if (role.password === '') {
+    const last = role.last_rotation_error ? ` (last error: ${role.last_rotation_error})` : '';
+    throw new CofreError(
+      503,
+      `static role "${name}" has no password yet: its first rotation is pending and retried automatically${last}`,
+    );
+  }
+  if (!role.pending_password || !role.last_rotation_error) return {};
+  return {
+    warnings: [
+      `a rotation of this password failed and is being retried: the database may already use the new password ` +
+        `(last error: ${role.last_rotation_error})`,
+    ],
   };
 }
 
@@ -126,12 +162,7 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
         update: async (req) => {
           const { name, created } = await write(req);
           // Vault takes over the user's password at once: only Cofre knows it from then on.
-          if (created) {
-            await rotation.rotate(name).catch(async (err: unknown) => {
-              await rotation.remove(name);
-              databaseFailure(err);
-            });
-          }
+          if (created) await rotation.rotate(name).catch((err: unknown) => firstRotationFailed(name, err));
           return undefined;
         },
         delete: async (req) => {
@@ -148,6 +179,7 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
         read: async (req) => {
           const role = await mustRead(nameOf(req));
           return {
+            ...unsettled(nameOf(req), role),
             data: {
               username: role.username,
               password: role.password,

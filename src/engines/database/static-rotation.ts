@@ -5,8 +5,8 @@ import { getJson, putJson } from '../../core/storage-view.js';
 import type { Connections } from './connections.js';
 import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
 
-/** A failed scheduled rotation is tried again after this. */
-const RETRY_MS = 10_000;
+/** A failed rotation is tried again after this (with the same new password, until one attempt is answered). */
+export const RETRY_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** When a static role rotates next after `from` (unix ms). */
@@ -83,12 +83,16 @@ export class StaticRotation {
     this.reschedule(name, undefined);
   }
 
-  /** Re-arms one role's timer after its definition changed, or drops it when the role is gone. */
+  /**
+   * Re-arms one role's timer after its definition changed, or drops it when the role is gone. A role with a pending
+   * password (a rotation failed, or another node's is under way) is retried soon rather than on its schedule: until
+   * an attempt is answered, no one can be sure which password the database has.
+   */
   reschedule(name: string, role: StaticRole | undefined): void {
     const timer = this.timers.get(name);
     if (timer) clearTimeout(timer);
     this.timers.delete(name);
-    if (role) this.arm(name, role.next_rotation);
+    if (role) this.arm(name, role.pending_password ? Date.now() + RETRY_MS : role.next_rotation);
   }
 
   private arm(name: string, at: number): void {
