@@ -74,6 +74,10 @@ export class ExpirationManager {
   private workers = 0;
   private readonly stats = { revoked: 0, revokeFailures: 0 };
   private readonly retrying = new Set<string>();
+  /** Mount prefixes being disabled, with how many unmounts of each are under way: no new lease goes under them. */
+  private readonly closing = new Map<string, number>();
+  /** Leases being stored by register(), each with its mount prefix: an unmount waits for those of its mount. */
+  private readonly registering = new Map<Promise<void>, string>();
 
   constructor(
     private readonly storage: Storage,
@@ -131,6 +135,10 @@ export class ExpirationManager {
     tokenHash: string;
     tokenExpireTime: number;
   }): Promise<LeaseEntry> {
+    // Checked in the same synchronous step that records the registration (below): see closeMount.
+    if (this.closing.has(opts.mountPrefix)) {
+      throw badRequest(`no new lease can be issued under "${opts.mountPrefix}": the mount is being disabled`);
+    }
     const now = Date.now();
     let maxExpireTime = now + opts.maxTtl * 1000;
     if (opts.tokenExpireTime > 0) maxExpireTime = Math.min(maxExpireTime, opts.tokenExpireTime);
@@ -150,9 +158,44 @@ export class ExpirationManager {
     };
     const ops: StorageOp[] = [{ op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) }];
     if (entry.tokenHash) ops.push({ op: 'put', key: tokenKey(entry), value: Buffer.from(entry.leaseId) });
-    await this.storage.transaction(ops);
+    await this.registration(opts.mountPrefix, this.storage.transaction(ops));
     this.schedule(entry);
     return entry;
+  }
+
+  /**
+   * A mount is being disabled: from now on no lease may be registered under its prefix, and those being stored are
+   * waited for, so that the revokePrefix that follows sees every lease the mount will ever have. The request that
+   * is refused revokes its secret at once (the request handler does so when registration fails). Returns what
+   * lifts the refusal, to be called once the unmount is done (or has failed and the mount stays).
+   */
+  async closeMount(prefix: string): Promise<() => void> {
+    this.closing.set(prefix, (this.closing.get(prefix) ?? 0) + 1);
+    let reopened = false;
+    const reopen = (): void => {
+      if (reopened) return;
+      reopened = true;
+      const left = (this.closing.get(prefix) ?? 1) - 1;
+      if (left > 0) this.closing.set(prefix, left);
+      else this.closing.delete(prefix);
+    };
+    const underWay = [...this.registering].filter(([, p]) => p === prefix).map(([write]) => write);
+    await Promise.all(underWay);
+    return reopen;
+  }
+
+  /** Awaits a lease's first write, known meanwhile as a registration under way for closeMount. */
+  private async registration(mountPrefix: string, write: Promise<void>): Promise<void> {
+    const settled = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.registering.set(settled, mountPrefix);
+    try {
+      await write;
+    } finally {
+      this.registering.delete(settled);
+    }
   }
 
   /** Stores a lease made by the core itself (a token's) as given, replacing any earlier one, and arms it. */

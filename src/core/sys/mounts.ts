@@ -162,11 +162,21 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           return undefined;
         },
         delete: async (req) => {
-          // Vault revokes a mount's leases before it goes: its credentials must not outlive it.
-          if (table === 'mounts' && core.mounts.get(table, mountPath(req))) {
-            await core.expiration.revokePrefix(normalizeMountPath(mountPath(req)));
+          if (table !== 'mounts' || !core.mounts.get(table, mountPath(req))) {
+            await core.mounts.unmount(table, mountPath(req));
+            return undefined;
           }
-          await core.mounts.unmount(table, mountPath(req));
+          // Vault revokes a mount's leases before it goes: its credentials must not outlive it. No new lease is
+          // registered under it meanwhile, and unmounting waits for the requests it is still serving (the backend's
+          // stop), so a request racing the unmount cannot leave a lease behind on a mount that is gone.
+          const prefix = normalizeMountPath(mountPath(req));
+          const reopen = await core.expiration.closeMount(prefix);
+          try {
+            await core.expiration.revokePrefix(prefix);
+            await core.mounts.unmount(table, mountPath(req));
+          } finally {
+            reopen();
+          }
           return undefined;
         },
       },

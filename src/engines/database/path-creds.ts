@@ -4,6 +4,7 @@ import { resolveTtl } from '../../core/expiration.js';
 import type { Storage } from '../../core/storage.js';
 import { databaseFailure, type Connections } from './connections.js';
 import { renderUsername } from './drivers/username-template.js';
+import { dropFresh, type FreshCredentials } from './fresh-credentials.js';
 import { readRole } from './path-roles.js';
 import type { ConnectionConfig } from './types.js';
 
@@ -19,7 +20,12 @@ function allowed(config: ConnectionConfig, role: string): boolean {
 }
 
 /** creds/<role>: a new database user with a fresh password, under a lease. */
-export function credsPaths(storage: Storage, connections: Connections, system: SystemView): PathRecord[] {
+export function credsPaths(
+  storage: Storage,
+  connections: Connections,
+  system: SystemView,
+  fresh: FreshCredentials,
+): PathRecord[] {
   const issue = async (req: Request) => {
     const name = req.params.name ?? '';
     const role = await readRole(storage, name);
@@ -54,11 +60,13 @@ export function credsPaths(storage: Storage, connections: Connections, system: S
       })
       .catch(databaseFailure);
     const internal: CredsInternal = { username, role: name, db_name: role.db_name };
+    const secretInternal = { ...internal };
+    fresh.remember(secretInternal, { config, role });
     return {
       data: { username, password },
       secret: {
         type: 'creds',
-        internal: { ...internal },
+        internal: secretInternal,
         ttl: role.default_ttl,
         maxTtl: role.max_ttl,
         renewable: true,
@@ -70,13 +78,13 @@ export function credsPaths(storage: Storage, connections: Connections, system: S
       pattern: 'creds/(?<name>[^/]+)',
       summary: 'Creates a database user for the role, under a lease.',
       fields: { name: { type: 'string', description: 'The role name.' } },
-      operations: { read: issue },
+      operations: { read: (req) => fresh.track(issue(req)) },
     },
   ];
 }
 
 /** How the expiration manager renews and revokes what creds/ handed out. */
-export function credsSecret(storage: Storage, connections: Connections): SecretType {
+export function credsSecret(storage: Storage, connections: Connections, fresh: FreshCredentials): SecretType {
   const target = async (lease: LeaseContext) => {
     const internal = lease.internal as unknown as CredsInternal;
     // The role may be gone by now: its user still has to go, with the plugin's default statements.
@@ -86,6 +94,9 @@ export function credsSecret(storage: Storage, connections: Connections): SecretT
   };
   return {
     async revoke(lease) {
+      // A user whose lease the core could not store: dropped without the mount's storage or pools.
+      const issued = fresh.take(lease.internal);
+      if (issued) return dropFresh(issued, (lease.internal as unknown as CredsInternal).username);
       const { internal, role, driver } = await target(lease);
       await driver.revokeUser({ statements: role?.revocation_statements ?? [], username: internal.username });
     },
