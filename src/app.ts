@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { auditDevices } from './audit/index.js';
+import { auditDeviceFactories } from './audit/index.js';
 import { authMethods } from './auth/index.js';
 import type { PathRecord } from './core/backend.js';
 import { Core } from './core/core.js';
@@ -27,6 +27,8 @@ export interface CofreOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Mounts a new store starts with. */
   defaultMounts?: MountEntry[];
+  /** `audit_file_path_prefix`: file audit devices may only write under this directory. */
+  auditFilePathPrefix?: string;
 }
 
 export interface Cofre {
@@ -65,7 +67,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     physical,
     seal: opts.seal ?? new ShamirSeal(),
     factories: { mounts: secretEngines, auth: authMethods(() => core) },
-    auditDevices,
+    auditDevices: auditDeviceFactories({ file: { pathPrefix: opts.auditFilePathPrefix } }),
     defaultMounts: opts.defaultMounts ?? [],
   });
   registerLeaseMetrics(metrics.registry, () => core.expiration.snapshot());

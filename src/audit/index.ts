@@ -1,9 +1,16 @@
 import type { AuditSinkFactory } from '../core/audit-broker.js';
-import { fileSink } from './file.js';
+import { fileSinkFactory, type FileDeviceConfig } from './file.js';
 import { socketSink } from './socket.js';
 
+/** What the server configuration says about audit devices. */
+export interface AuditDevicesConfig {
+  file?: FileDeviceConfig;
+}
+
 /** Audit device types. Adding one is its file plus one line here. */
-export const auditDevices: Record<string, AuditSinkFactory> = {
-  file: fileSink,
-  socket: socketSink,
-};
+export function auditDeviceFactories(config: AuditDevicesConfig = {}): Record<string, AuditSinkFactory> {
+  return {
+    file: fileSinkFactory(config.file ?? {}),
+    socket: socketSink,
+  };
+}

@@ -10,6 +10,8 @@ export interface ServerConfig {
   apiAddr?: string;
   ui: boolean;
   logLevel: string;
+  /** File audit devices may only write under this directory (after resolving links and `..`). */
+  auditFilePathPrefix?: string;
 }
 
 export type Block = Record<string, unknown>;
@@ -60,6 +62,7 @@ export function loadServerConfig(file: string): ServerConfig {
     ui: doc.ui === true,
     logLevel: str(doc, 'log_level') ?? 'info',
     ...(str(doc, 'api_addr') ? { apiAddr: str(doc, 'api_addr') } : {}),
+    ...(str(doc, 'audit_file_path_prefix') ? { auditFilePathPrefix: str(doc, 'audit_file_path_prefix') } : {}),
   };
   if (!tlsDisable && (!config.listener.tlsCertFile || !config.listener.tlsKeyFile)) {
     throw new Error(`${file}: listener "tcp" needs tls_cert_file and tls_key_file, or tls_disable = true`);

@@ -88,6 +88,7 @@ async function run(flags: ServerFlags): Promise<void> {
       ...(config.apiAddr ? { apiAddr: config.apiAddr } : {}),
       logLevel: flags.logLevel ?? config.logLevel,
       ...(tls ? { tls } : {}),
+      ...(config.auditFilePathPrefix ? { auditFilePathPrefix: config.auditFilePathPrefix } : {}),
     });
     address = config.listener.address;
     const { host, port } = splitAddress(address);
@@ -102,6 +103,8 @@ async function run(flags: ServerFlags): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // As Vault: SIGHUP reopens the audit files, for log rotation tools that rename them away.
+  process.on('SIGHUP', () => void cofre.core.audit.reopen());
 }
 
 export function registerServerCommand(program: Command): void {

@@ -37,11 +37,16 @@ export interface VerifyResult {
   lines: number;
   /** 1-based line number of the first break, and why. */
   problem?: { line: number; reason: string };
+  /** The chain state after the last line, to check that a next (rotated) file continues it. */
+  last?: ChainState;
 }
 
-/** `continued` accepts a first line that continues an earlier (rotated) log instead of starting the chain. */
-export function verifyLines(lines: string[], opts: { continued?: boolean } = {}): VerifyResult {
-  let state: ChainState | undefined = opts.continued ? undefined : GENESIS;
+/**
+ * `continued` accepts a first line that continues an earlier (rotated) log instead of starting the chain; `after`
+ * requires the first line to continue exactly that state (the end of the file before it).
+ */
+export function verifyLines(lines: string[], opts: { continued?: boolean; after?: ChainState } = {}): VerifyResult {
+  let state: ChainState | undefined = opts.after ?? (opts.continued ? undefined : GENESIS);
   let count = 0;
   for (const [i, line] of lines.entries()) {
     if (line.trim() === '') continue;
@@ -73,5 +78,5 @@ export function verifyLines(lines: string[], opts: { continued?: boolean } = {})
     }
     state = { seq: chain.seq, prev: lineHash(line) };
   }
-  return { ok: true, lines: count };
+  return { ok: true, lines: count, ...(state ? { last: state } : {}) };
 }

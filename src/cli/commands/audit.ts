@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { verifyLines } from '../../core/audit-chain.js';
+import { verifyLines, type ChainState } from '../../core/audit-chain.js';
 import { apiCommand, clientFrom, outputFrom, sanitizePath } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { CliError, silentExit, usageError } from '../errors.js';
@@ -71,22 +71,35 @@ export function registerAuditCommands(program: Command): void {
   );
 
   audit
-    .command('verify <file>')
-    .description("Check an audit log's hash chain: finds an edited, removed or reordered line")
-    .option('--continued', 'the file continues an earlier (rotated) log: do not require it to start the chain')
-    .action((file: string, flags: { continued?: boolean }) => {
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new CliError(`Error reading ${file}: ${(err as Error).message}`);
+    .command('verify <files...>')
+    .description(
+      "Check an audit log's hash chain: finds an edited, removed or reordered line. Several files are checked as " +
+        'one log, oldest first (a log and the files it was rotated into: each must continue the one before)',
+    )
+    .option('--continued', 'the first file continues an earlier (rotated) log: do not require it to start the chain')
+    .action((files: string[], flags: { continued?: boolean }) => {
+      let after: ChainState | undefined;
+      let total = 0;
+      for (const [i, file] of files.entries()) {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (err) {
+          throw new CliError(`Error reading ${file}: ${(err as Error).message}`);
+        }
+        const result = verifyLines(text.split('\n'), {
+          continued: i === 0 && flags.continued === true,
+          ...(after ? { after } : {}),
+        });
+        if (!result.ok) {
+          const where = files.length > 1 ? `${file}: ` : '';
+          stdio.stderr.write(`FAILED at ${where}line ${result.problem!.line}: ${result.problem!.reason}\n`);
+          throw silentExit(1);
+        }
+        total += result.lines;
+        after = result.last ?? after;
       }
-      const result = verifyLines(text.split('\n'), { continued: flags.continued === true });
-      if (result.ok) {
-        stdio.stdout.write(`OK: ${result.lines} lines, hash chain intact\n`);
-        return;
-      }
-      stdio.stderr.write(`FAILED at line ${result.problem!.line}: ${result.problem!.reason}\n`);
-      throw silentExit(1);
+      const what = files.length > 1 ? ` in ${files.length} files` : '';
+      stdio.stdout.write(`OK: ${total} lines${what}, hash chain intact\n`);
     });
 }
