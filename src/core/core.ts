@@ -17,6 +17,9 @@ import { StorageView } from './storage-view.js';
 
 const SEAL_CONFIG_KEY = 'core/seal-config';
 const ROOT_KEY_KEY = 'core/root-key';
+/** A node that could not join the leader election tries again after 1 s, 2 s, 4 s, … up to this. */
+const CAMPAIGN_RETRY_MS = 1000;
+const CAMPAIGN_RETRY_MAX_MS = 10_000;
 
 export interface CoreOptions {
   physical: Storage;
@@ -68,6 +71,12 @@ export class Core {
   /** Whether this node runs the background jobs: a single node always does; in a cluster, the elected one. */
   private leading = true;
   private leaderSince = new Date();
+  /** Why this node's last attempt to join the leader election failed; "" once it campaigns. */
+  private campaignError = '';
+  private campaignFailures = 0;
+  private campaignRetry: NodeJS.Timeout | undefined;
+  /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
+  private seals = 0;
 
   constructor(private readonly opts: CoreOptions) {
     this.barrier = new Barrier(opts.physical);
@@ -170,7 +179,14 @@ export class Core {
     }
     await this.barrier.unseal(rootKey);
     this.rootKey = rootKey;
-    await this.loadUnsealed();
+    try {
+      await this.loadUnsealed();
+    } catch (err) {
+      // Half loaded (a mount table, audit devices or leases missing), the node must not serve: sealed again, as
+      // Vault does when a step after unsealing the barrier fails, and the error goes to whoever unsealed.
+      this.sealNow();
+      throw err;
+    }
   }
 
   resetUnsealProgress(): void {
@@ -179,6 +195,8 @@ export class Core {
   }
 
   sealNow(): void {
+    this.seals++;
+    this.stopCampaignRetry();
     this.stopBackground();
     if (this.cluster) {
       this.leading = false;
@@ -250,10 +268,39 @@ export class Core {
     if (!this.sealed) await this.campaign();
   }
 
-  /** Only an unsealed node campaigns: a sealed leader could not run the jobs it holds the lock for. */
+  /**
+   * Only an unsealed node campaigns: a sealed leader could not run the jobs it holds the lock for. When the store
+   * cannot take part in the election (its lock connection is refused), the node stays unsealed as a standby and
+   * keeps trying in the background, as Vault's standbys keep trying to acquire the lock; haStatus() says why.
+   */
   private async campaign(): Promise<void> {
-    if (!this.cluster) return;
-    await this.cluster.store.campaign(this.cluster.apiAddr, {
+    if (!this.cluster || this.sealed) return;
+    clearTimeout(this.campaignRetry);
+    const seals = this.seals;
+    try {
+      await this.joinElection(this.cluster);
+      this.campaignError = '';
+      this.campaignFailures = 0;
+    } catch (err) {
+      if (this.seals !== seals || this.sealed) return; // sealed meanwhile: the next unseal campaigns afresh
+      this.campaignError = err instanceof Error ? err.message : String(err);
+      this.campaignFailures++;
+      const delay = Math.min(CAMPAIGN_RETRY_MS * 2 ** (this.campaignFailures - 1), CAMPAIGN_RETRY_MAX_MS);
+      this.campaignRetry = setTimeout(() => void this.campaign(), delay);
+      this.campaignRetry.unref();
+    }
+  }
+
+  /** On seal: no retry is pending, and nothing failed yet for the next unseal. */
+  private stopCampaignRetry(): void {
+    clearTimeout(this.campaignRetry);
+    this.campaignRetry = undefined;
+    this.campaignError = '';
+    this.campaignFailures = 0;
+  }
+
+  private async joinElection(cluster: { store: SharedStorage; apiAddr: string }): Promise<void> {
+    await cluster.store.campaign(cluster.apiAddr, {
       onElected: () => {
         this.leading = true;
         this.leaderSince = new Date();
@@ -276,10 +323,17 @@ export class Core {
     });
   }
 
-  /** sys/leader and sys/ha-status. */
-  async haStatus(): Promise<{ enabled: boolean; leader: boolean; leaderSince: Date; nodes: ClusterNode[] }> {
+  /** sys/leader and sys/ha-status; `campaignError` is why an unsealed node is not (yet) in the election. */
+  async haStatus(): Promise<{
+    enabled: boolean;
+    leader: boolean;
+    leaderSince: Date;
+    nodes: ClusterNode[];
+    campaignError: string;
+  }> {
     const nodes = this.cluster ? await this.cluster.store.nodes() : [];
-    return { enabled: this.cluster !== undefined, leader: this.leading, leaderSince: this.leaderSince, nodes };
+    const { leading: leader, leaderSince, campaignError } = this;
+    return { enabled: this.cluster !== undefined, leader, leaderSince, nodes, campaignError };
   }
 
   /** Another node rotated the barrier key: the keyring is read again (it is sealed by the same root key). */
