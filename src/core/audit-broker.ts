@@ -56,6 +56,11 @@ function testEvent(path: string): AuditEvent {
   };
 }
 
+/** Closes devices once the lines already queued for them are written. */
+async function closeDevices(devices: Map<string, Device>): Promise<void> {
+  await Promise.allSettled([...devices.values()].map((d) => d.queue.then(() => d.sink.close())));
+}
+
 /** No enabled device could record a request: the request is refused. */
 export class AuditFailure extends CofreError {
   constructor() {
@@ -89,7 +94,11 @@ export class AuditBroker {
   }
 
   async load(): Promise<void> {
-    await this.closeAll();
+    // A reload (the table changed on another node) does not wait for running requests: those write their
+    // response to the devices loaded now.
+    const old = this.devices;
+    this.devices = new Map();
+    await closeDevices(old);
     this.table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
     const devices = new Map<string, Device>();
     for (const entry of this.table) {
@@ -172,15 +181,15 @@ export class AuditBroker {
   }
 
   /**
-   * Closes every device (on seal and before a reload), once the requests already on record have their response
-   * written too, or after DRAIN_MS for one that hangs.
+   * Closes every device (on seal), once the requests already on record have their response written too, or after
+   * DRAIN_MS for one that hangs.
    */
   async closeAll(): Promise<void> {
     const closing = this.devices;
     await this.drained();
-    // A reload meanwhile has put new devices in place: those stay.
+    // An unseal meanwhile has put new devices in place: those stay.
     if (this.devices === closing) this.devices = new Map();
-    await Promise.allSettled([...closing.values()].map((d) => d.queue.then(() => d.sink.close())));
+    await closeDevices(closing);
   }
 
   /** Reopens every device's destination (SIGHUP: a log rotated by an outside tool). */
