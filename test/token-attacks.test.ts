@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startServer, tempDir, type InProcessServer } from './support.js';
+import { rmSync } from 'node:fs';
+import { apiClient, startServer, tempDir, type InProcessServer } from './support.js';
 
 const ROUNDS = 25;
 
@@ -226,5 +227,36 @@ describe('tokens under attack', () => {
     }
     for (let i = 0; i < 500; i++) await read(`cvs.junk${i}`);
     assert.equal(srv.cofre.core.tokens.stats().rememberedTokens, remembered, 'junk tokens were remembered');
+  });
+});
+
+describe('token leases across a restart (finding 4)', () => {
+  it('a token that expired while the server was down is revoked as soon as it is back, unpresented', async () => {
+    const dir = tempDir('token-restart');
+    const first = await startServer({ initialised: true, dir, shares: 1, threshold: 1 });
+    const created = await first.api.call('POST', 'auth/token/create', { body: { ttl: '2s' } });
+    assert.equal(created.status, 200, created.text);
+    const leased = await first.api.call('LIST', 'sys/leases/lookup/auth/token/create/');
+    assert.equal(leased.body?.data?.keys?.length, 1, `the token is a lease: ${leased.text}`);
+    await first.stop();
+    await sleep(2500);
+    const second = await startServer({ initialised: false, dir });
+    try {
+      const api = apiClient(second.url, first.rootToken);
+      assert.equal((await api.call('PUT', 'sys/unseal', { body: { key: first.keys[0] } })).body.sealed, false);
+      const leases = async () => {
+        const res = await api.call('LIST', 'sys/leases/lookup/auth/token/create/');
+        return res.status === 200 ? (res.body.data.keys as string[]) : [];
+      };
+      for (let i = 0; i < 50 && (await leases()).length > 0; i++) await sleep(100);
+      assert.deepEqual(await leases(), []);
+      const lookup = await api.call('POST', 'auth/token/lookup-accessor', {
+        body: { accessor: created.body.auth.accessor },
+      });
+      assert.equal(lookup.status, 400, lookup.text);
+    } finally {
+      await second.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
