@@ -27,6 +27,8 @@ describe('a node whose leader campaign fails when it unseals', () => {
   let db: TestDatabase;
   let cofre: Cofre;
   let api: Api;
+  let key = '';
+  let root = '';
 
   before(async () => {
     db = await startPostgres();
@@ -51,10 +53,11 @@ describe('a node whose leader campaign fails when it unseals', () => {
   it('stays unsealed as a standby, shows why it does not lead, and leads once the lock can be reached', async () => {
     const init = await api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
     assert.equal(init.status, 200, init.text);
-    const root = init.body.root_token as string;
+    key = init.body.keys[0] as string;
+    root = init.body.root_token as string;
 
     await db.query(`ALTER ROLE ${NODE_USER} CONNECTION LIMIT 2`);
-    const unsealed = await api.call('PUT', 'sys/unseal', { body: { key: init.body.keys[0] } });
+    const unsealed = await api.call('PUT', 'sys/unseal', { body: { key } });
     assert.equal(unsealed.status, 200, unsealed.text);
     assert.equal(unsealed.body.sealed, false);
 
@@ -73,5 +76,26 @@ describe('a node whose leader campaign fails when it unseals', () => {
       20_000,
     );
     assert.equal((await cofre.core.haStatus()).campaignError, '');
+  });
+
+  it('a node whose mount table cannot be loaded after the barrier unsealed is sealed again, with the error', async () => {
+    assert.equal((await api.call('PUT', 'sys/seal', { token: root })).status, 204);
+    // Row-level security hides the mount table from the node and refuses to let it write one.
+    await db.query('ALTER TABLE cofre_campaign ENABLE ROW LEVEL SECURITY');
+    await db.query('ALTER TABLE cofre_campaign FORCE ROW LEVEL SECURITY');
+    await db.query(
+      `CREATE POLICY hide_mounts ON cofre_campaign USING (key <> 'core/mounts') WITH CHECK (key <> 'core/mounts')`,
+    );
+    const failed = await api.call('PUT', 'sys/unseal', { body: { key } });
+    assert.ok(failed.status >= 500, failed.text);
+    assert.equal((await api.call('GET', 'sys/seal-status')).body.sealed, true);
+    assert.equal((await api.call('GET', 'auth/token/lookup-self', { token: root })).status, 503);
+
+    await db.query('DROP POLICY hide_mounts ON cofre_campaign');
+    await db.query('ALTER TABLE cofre_campaign DISABLE ROW LEVEL SECURITY');
+    const unsealed = await api.call('PUT', 'sys/unseal', { body: { key } });
+    assert.equal(unsealed.status, 200, unsealed.text);
+    assert.equal(unsealed.body.sealed, false);
+    assert.equal((await api.call('GET', 'auth/token/lookup-self', { token: root })).status, 200);
   });
 });
