@@ -129,4 +129,19 @@ describe('Kubernetes auth method', () => {
     });
     assert.equal(bad.status, 400);
   });
+  // Last: it disables the mount the other tests use.
+  it('disabling the auth method revokes every token it issued (security issue, finding 4)', async () => {
+    await core
+      .createNamespacedServiceAccount({ namespace: 'apps', body: { metadata: { name: 'web' } } })
+      .catch(() => undefined);
+    const res = await login(await saToken('apps', 'web', 'cofre'));
+    assert.equal(res.status, 200, res.text);
+    const token = res.body.auth.client_token as string;
+    assert.equal((await srv.api.call('GET', 'secret/data/web/db', { token })).status, 200);
+    const leases = await srv.api.call('LIST', 'sys/leases/lookup/auth/kubernetes/login/');
+    assert.ok(leases.body?.data?.keys?.length >= 1, `the login's token is a lease: ${leases.text}`);
+    assert.equal((await srv.api.call('DELETE', 'sys/auth/kubernetes')).status, 204);
+    assert.equal((await srv.api.call('GET', 'secret/data/web/db', { token })).status, 403);
+    assert.equal((await srv.api.call('LIST', 'sys/leases/lookup/auth/kubernetes/login/')).status, 404);
+  });
 });

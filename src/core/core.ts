@@ -91,7 +91,10 @@ export class Core {
     this.tokens = new TokenStore(
       new StorageView(this.barrier, 'sys/token/'),
       new StorageView(this.barrier.uncached(), 'sys/token/'),
-      tokenLifecycle(() => this.expiration),
+      tokenLifecycle(
+        () => this.expiration,
+        (path) => this.mounts.match(path)?.prefix,
+      ),
     );
     this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));
     this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));

@@ -200,7 +200,11 @@ export class ExpirationManager {
 
   /** Stores a lease made by the core itself (a token's) as given, replacing any earlier one, and arms it. */
   async track(entry: LeaseEntry): Promise<void> {
-    await this.storage.put(idKey(entry.leaseId), jsonBytes(entry));
+    // The same gate as register(): a login racing the disabling of its auth mount leaves no token behind.
+    if (this.closing.has(entry.mountPrefix)) {
+      throw badRequest(`no new lease can be issued under "${entry.mountPrefix}": the mount is being disabled`);
+    }
+    await this.registration(entry.mountPrefix, this.storage.put(idKey(entry.leaseId), jsonBytes(entry)));
     this.schedule(entry);
   }
 

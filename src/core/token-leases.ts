@@ -14,8 +14,7 @@ export function tokenLeaseId(entry: TokenEntry): string {
   return `${entry.path.replace(/\/+$/, '')}/${entry.hash}`;
 }
 
-function tokenLease(entry: TokenEntry): LeaseEntry {
-  const mountPrefix = entry.path.split('/').slice(0, 2).join('/') + '/';
+function tokenLease(entry: TokenEntry, mountPrefix: string): LeaseEntry {
   return {
     leaseId: tokenLeaseId(entry),
     mountPrefix,
@@ -32,10 +31,16 @@ function tokenLease(entry: TokenEntry): LeaseEntry {
   };
 }
 
-/** How the token store's lifecycle reaches the expiration manager. */
-export function tokenLifecycle(expiration: () => ExpirationManager): TokenLifecycle {
+/**
+ * How the token store's lifecycle reaches the expiration manager. `mountOf` names the auth mount a login path is
+ * under (a token outlives no mount: a token whose mount is gone is leased under the path it names).
+ */
+export function tokenLifecycle(
+  expiration: () => ExpirationManager,
+  mountOf: (path: string) => string | undefined,
+): TokenLifecycle {
   return {
-    expires: (entry) => expiration().track(tokenLease(entry)),
+    expires: (entry) => expiration().track(tokenLease(entry, mountOf(entry.path) ?? entry.path)),
     revoking: async (entry) => {
       await expiration().revokeByToken(entry.hash);
       await expiration().drop(tokenLeaseId(entry));

@@ -3,7 +3,7 @@ import type { Core } from '../core.js';
 import { badRequest, CofreError } from '../errors.js';
 import { parseDuration } from '../fields.js';
 import { setOwn } from '../own-keys.js';
-import { MountTable, normalizeMountPath, type MountEntry, type TableName } from '../mount-table.js';
+import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
 
 /** The public shape of a mount entry, as Vault's sys/mounts prints it. */
 function describe(entry: MountEntry): Record<string, unknown> {
@@ -162,14 +162,16 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           return undefined;
         },
         delete: async (req) => {
-          if (table !== 'mounts' || !core.mounts.get(table, mountPath(req))) {
+          const mounted = core.mounts.get(table, mountPath(req));
+          if (!mounted) {
             await core.mounts.unmount(table, mountPath(req));
             return undefined;
           }
-          // Vault revokes a mount's leases before it goes: its credentials must not outlive it. No new lease is
-          // registered under it meanwhile, and unmounting waits for the requests it is still serving (the backend's
-          // stop), so a request racing the unmount cannot leave a lease behind on a mount that is gone.
-          const prefix = normalizeMountPath(mountPath(req));
+          // Vault revokes a mount's leases before it goes: its credentials, and the tokens an auth method issued
+          // (each a lease under the method's path), must not outlive it. No new lease is registered under it
+          // meanwhile, and unmounting waits for the requests it is still serving (the backend's stop), so a
+          // request racing the unmount cannot leave a lease behind on a mount that is gone.
+          const prefix = mounted.prefix;
           const reopen = await core.expiration.closeMount(prefix);
           try {
             await core.expiration.revokePrefix(prefix);
