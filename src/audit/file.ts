@@ -80,31 +80,36 @@ async function checkIsAuditLog(handle: FileHandle, path: string, size: number): 
   }
 }
 
+/** The offset just after the last newline before `end`, or 0: scans backwards a chunk at a time. */
+async function lineStart(handle: FileHandle, end: number): Promise<number> {
+  const buf = Buffer.alloc(Math.min(end, TAIL_BYTES));
+  for (let pos = end; pos > 0;) {
+    const length = Math.min(pos, TAIL_BYTES);
+    await handle.read(buf, 0, length, pos - length);
+    const i = buf.subarray(0, length).lastIndexOf(0x0a);
+    if (i >= 0) return pos - length + i + 1;
+    pos -= length;
+  }
+  return 0;
+}
+
 /**
- * The last complete line of a file, to continue its hash chain after a restart. A torn last line (one with no
- * newline: a write cut short by a crash or a full disk) is cut off first, so the next line does not get glued to
- * it; it never was a whole entry, so nothing on record is lost.
+ * The last complete line of a file (however long), to continue its hash chain after a restart. A torn last line
+ * (one with no newline: a write cut short by a crash or a full disk) is cut off first, so the next line does not
+ * get glued to it; it never was a whole entry, so nothing on record is lost.
  */
 async function lastLine(handle: FileHandle, path: string): Promise<string | undefined> {
-  let { size } = await handle.stat();
-  if (size === 0) return undefined;
-  const length = Math.min(size, TAIL_BYTES);
-  const buf = Buffer.alloc(length);
-  await handle.read(buf, 0, length, size - length);
-  const lastNewline = buf.lastIndexOf(0x0a);
-  if (lastNewline !== length - 1) {
-    const keep = lastNewline < 0 ? size - length : size - length + lastNewline + 1;
-    if (lastNewline < 0 && size > length) throw new Error(`${path}: its last line is torn and too long to repair`);
-    warn(`audit file ${path}: cutting off a torn last line (${size - keep} bytes)`);
-    await handle.truncate(keep);
-    size = keep;
+  const { size } = await handle.stat();
+  const end = await lineStart(handle, size);
+  if (end < size) {
+    warn(`audit file ${path}: cutting off a torn last line (${size - end} bytes)`);
+    await handle.truncate(end);
   }
-  const lines = buf
-    .subarray(0, lastNewline < 0 ? 0 : lastNewline)
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  return lines[lines.length - 1];
+  if (end === 0) return undefined;
+  const start = await lineStart(handle, end - 1);
+  const buf = Buffer.alloc(end - 1 - start);
+  await handle.read(buf, 0, buf.length, start);
+  return buf.toString('utf8');
 }
 
 /** Writes all of buf at the end of the file, however many write calls that takes. */
