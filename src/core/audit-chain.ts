@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
  * Hash chain over audit lines: each line carries the SHA-256 of the line before it and a sequence number, so an
  * edited, removed or reordered line breaks the chain at that point. (Cutting lines off the end leaves a valid
  * shorter chain: compare the last sequence number with the server's to catch that.)
+ *
+ * A rotated log does not restart the chain: the first line of the new file links to the last line of the old one
+ * (see src/audit/file.ts), so the files verify together, oldest first, or the new one alone as `continued`.
  */
 export interface ChainState {
   seq: number;
