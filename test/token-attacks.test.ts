@@ -215,6 +215,19 @@ describe('tokens under attack', () => {
     assert.equal(srv.cofre.core.changes.lastIndex, before);
   });
 
+  it('token metadata and capability paths keep keys named like object members (finding 12)', async () => {
+    const meta = JSON.parse('{"__proto__": "a", "constructor": "b", "toString": "c"}') as Record<string, string>;
+    const t = await create({ policies: ['reader'], meta });
+    const lookup = await srv.api.call('POST', 'auth/token/lookup', { body: { token: t.client_token } });
+    assert.deepEqual(Object.entries(lookup.body.data.meta).sort(), Object.entries(meta).sort());
+    const caps = await srv.api.call('POST', 'sys/capabilities-self', {
+      token: t.client_token,
+      body: { paths: ['__proto__', 'constructor'] },
+    });
+    assert.equal(caps.status, 200, caps.text);
+    assert.ok(Object.hasOwn(caps.body.data, '__proto__') && Object.hasOwn(caps.body.data, 'constructor'), caps.text);
+  });
+
   it('junk tokens are neither remembered nor hashed when oversized (finding 12)', async () => {
     const remembered = srv.cofre.core.tokens.stats().rememberedTokens;
     const junk = 'x'.repeat(15_000);

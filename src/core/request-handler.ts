@@ -39,9 +39,12 @@ function operationOf(req: IncomingRequest): Operation {
       return 'delete';
     case 'PATCH':
       return 'patch';
-    default:
-      return 'update'; // PUT and POST: the path's existence check may turn it into create
+    case 'PUT':
+    case 'POST':
+      return 'update'; // the path's existence check may turn it into create
   }
+  // The HTTP layer lets no other method through; should one come, it must never run a write.
+  throw new CofreError(405, `unsupported method ${String(req.verb)}`);
 }
 
 /** Query parameters that are fields of the path; `list` only chooses the operation. */

@@ -1,5 +1,6 @@
 import type { Field, Request, Response } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
+import { setOwn } from '../../core/own-keys.js';
 import { authView } from './lookup.js';
 import type { TokenEntry, TokenStore } from '../../core/token-store.js';
 
@@ -76,7 +77,7 @@ export async function createToken(
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries((d.meta as Record<string, unknown> | undefined) ?? {})) {
     if (typeof v !== 'string') throw badRequest(`meta value for "${k}" must be a string`);
-    meta[k] = v;
+    setOwn(meta, k, v);
   }
   const displayName = typeof d.display_name === 'string' && d.display_name !== '' ? `token-${d.display_name}` : 'token';
   const { token, entry } = await store.create({

@@ -2,6 +2,7 @@ import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { TokenEntry } from '../token-store.js';
 import type { Core } from '../core.js';
 import { badRequest } from '../errors.js';
+import { setOwn } from '../own-keys.js';
 
 const pathFields: Record<string, Field> = {
   path: { type: 'string-list', description: 'Path or paths to report capabilities on.' },
@@ -18,8 +19,8 @@ async function report(core: Core, entry: TokenEntry | undefined, req: Request): 
   if (paths.length === 0) throw badRequest("'path' or 'paths' must be given");
   const acl = await core.policies.acl(entry.policies);
   const data: Record<string, unknown> = {};
-  for (const path of paths) data[path] = acl.capabilities(path.replace(/^\/+/, ''));
-  if (paths.length === 1) data.capabilities = data[paths[0]!];
+  for (const path of paths) setOwn(data, path, acl.capabilities(path.replace(/^\/+/, '')));
+  if (paths.length === 1) data.capabilities = acl.capabilities(paths[0]!.replace(/^\/+/, ''));
   return { data, mergeDataToTop: true };
 }
 
