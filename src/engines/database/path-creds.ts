@@ -60,6 +60,7 @@ export function credsPaths(
       })
       .catch(databaseFailure);
     const internal: CredsInternal = { username, role: name, db_name: role.db_name };
+    // The core hands this very object back to revoke() if it cannot put the secret under a lease.
     const secretInternal = { ...internal };
     fresh.remember(secretInternal, { config, role });
     return {
