@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startServer, type InProcessServer } from './support.js';
+import { startServer, tempDir, type InProcessServer } from './support.js';
 
 function cofre(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
@@ -114,6 +114,24 @@ describe('audit', () => {
     assert.ok(Object.keys(request.request.data).includes('__proto__'));
     assert.match(request.request.data.__proto__.polluted, /^hmac-sha256:/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  it('audit device types and options named like object members are plain names', async () => {
+    for (const type of ['constructor', 'toString', '__proto__']) {
+      const res = await srv.api.call('PUT', 'sys/audit/odd', { body: { type, options: {} } });
+      assert.equal(res.status, 400, `${type}: ${res.text}`);
+      assert.match(res.text, /unknown audit device type/);
+    }
+    const dir = tempDir('audit-proto-options');
+    const raw = `{"type":"file","options":{"file_path":"${dir}/a.log","__proto__":"x"}}`;
+    const res = await srv.api.call('PUT', 'sys/audit/proto-options', {
+      raw,
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 204, res.text);
+    const listed = await srv.api.call('GET', 'sys/audit');
+    assert.ok(Object.hasOwn(listed.body.data['proto-options/'].options, '__proto__'), listed.text);
+    assert.equal((await srv.api.call('DELETE', 'sys/audit/proto-options')).status, 204);
   });
 
   it('sys/seal answers 204 with an audit device on, and the seal is on record', async () => {

@@ -4,6 +4,7 @@ import { chainLine, type ChainState } from './audit-chain.js';
 import { badRequest, CofreError } from './errors.js';
 import type { Storage } from './storage.js';
 import { getJson, putJson } from './storage-view.js';
+import { getOwn } from './own-keys.js';
 
 /** A sink for audit lines. `open` returns the chain state to continue from (e.g. the last line of a file). */
 export interface AuditSink {
@@ -125,7 +126,7 @@ export class AuditBroker {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     if (normalized === '/') throw badRequest('audit device path must not be empty');
     if (this.table.some((e) => e.path === normalized)) throw badRequest(`path already in use: ${normalized}`);
-    if (!this.factories[type])
+    if (!Object.hasOwn(this.factories, type))
       throw badRequest(`unknown audit device type "${type}" (supported: ${Object.keys(this.factories).join(', ')})`);
     const entry: AuditTableEntry = {
       path: normalized,
@@ -225,7 +226,9 @@ export class AuditBroker {
   }
 
   private async start(entry: AuditTableEntry): Promise<Device> {
-    const sink = this.factories[entry.type]!(entry.options);
+    const factory = getOwn(this.factories, entry.type);
+    if (!factory) throw new Error(`unknown audit device type "${entry.type}"`);
+    const sink = factory(entry.options);
     const chain = await sink.open();
     return { entry, sink, hash: hasherFor(Buffer.from(entry.salt, 'base64')), chain, queue: Promise.resolve() };
   }

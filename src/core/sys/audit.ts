@@ -1,6 +1,7 @@
 import type { PathRecord, Request } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest } from '../errors.js';
+import { setOwn } from '../own-keys.js';
 
 function stringOptions(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
@@ -8,7 +9,7 @@ function stringOptions(value: unknown): Record<string, string> {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
       throw badRequest(`audit option "${k}" must be a string`);
     }
-    out[k] = String(v);
+    setOwn(out, k, String(v));
   }
   return out;
 }
