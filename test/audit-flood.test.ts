@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { formatEntry, hasherFor, type AuditEvent } from '../src/core/audit-format.js';
-import { startServer, type InProcessServer } from './support.js';
+import { enableFileAudit, type InProcessServer, startServer } from './support.js';
 
 /**
  * A body with `leaves` values in objects of `perObject` keys each (nested, so it also passes the HTTP layer's
@@ -64,10 +64,7 @@ describe('audit under a flood of request data', () => {
   before(async () => {
     srv = await startServer();
     logFile = join(srv.dir, 'audit.log');
-    const res = await srv.api.call('PUT', 'sys/audit/file', {
-      body: { type: 'file', options: { file_path: logFile } },
-    });
-    assert.equal(res.status, 204, res.text);
+    await enableFileAudit(srv.api, logFile);
   });
   after(() => srv.stop());
 

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startServer, tempDir, type InProcessServer } from './support.js';
+import { enableFileAudit, type InProcessServer, startServer, tempDir } from './support.js';
 
 function cofre(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
@@ -19,10 +19,7 @@ describe('audit', () => {
   before(async () => {
     srv = await startServer();
     logFile = join(srv.dir, 'audit.log');
-    const res = await srv.api.call('PUT', 'sys/audit/file', {
-      body: { type: 'file', options: { file_path: logFile } },
-    });
-    assert.equal(res.status, 204, res.text);
+    await enableFileAudit(srv.api, logFile);
   });
   after(() => srv.stop());
 

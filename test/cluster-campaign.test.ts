@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
-import { apiClient, type Api } from './support.js';
+import { type Api, apiClient, until } from './support.js';
 
 const NODE_USER = 'cofre_node';
 const NODE_PASSWORD = 'node-pw-2b9e41';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(100);
-  }
-}
 
 /**
  * A node on a PostgreSQL store whose leader lock cannot be reached when it unseals: PostgreSQL refuses the lock's

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
-import { apiClient, tempDir } from './support.js';
+import { apiClient, revokeWhileMinting, tempDir } from './support.js';
 import { startNode, unseal, type Node } from './cluster-support.js';
 
 /** Cross-node invalidation is a NOTIFY away: a revoked token must be refused everywhere within this. */
@@ -77,20 +77,13 @@ describe('tokens on two nodes sharing PostgreSQL', () => {
     for (let round = 0; round < 5; round++) {
       const parent = await t1.api.call('POST', 'auth/token/create', { body: { policies: ['minter'] } });
       const parentToken = parent.body.auth.client_token as string;
-      const children: string[] = [];
-      let stop = false;
-      const mint = async (node: Node) => {
-        while (!stop) {
-          const res = await node.api.call('POST', 'auth/token/create', { token: parentToken, body: {} });
-          if (res.status !== 200) return;
-          children.push(res.body.auth.client_token as string);
-        }
-      };
-      const loops = [t1, t1, t1, t2, t2, t2].map(mint);
-      await sleep(30);
-      assert.equal((await t2.api.call('POST', 'auth/token/revoke', { body: { token: parentToken } })).status, 204);
-      stop = true;
-      await Promise.all(loops);
+      const { children, revokeStatus } = await revokeWhileMinting(
+        [t1, t1, t1, t2, t2, t2].map((n) => n.api),
+        t2.api,
+        parentToken,
+        30,
+      );
+      assert.equal(revokeStatus, 204);
       assert.ok(children.length > 0);
       await refusedEverywhere(children, `round ${round}: ${children.length} children`);
     }

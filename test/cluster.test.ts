@@ -6,20 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/test-databases.js';
-import { apiClient, lostWrites, startCrashWriters, tempDir } from './support.js';
+import { apiClient, lostWrites, startCrashWriters, tempDir, until } from './support.js';
 import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
 
 const execFileP = promisify(execFile);
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(50);
-  }
-}
 
 /**
  * Three Cofre server processes on one PostgreSQL (issue 5): every node serves reads and writes, caches follow

@@ -95,3 +95,11 @@ export const mariadb: Flavor = {
   createUser: (user, password) => [`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`],
   leakyStatement: 'SELECT * FROM mysql.`{{password}}`',
 };
+
+/** Whether the user can log in to the database with this password now. */
+export function canLogIn(flavor: Flavor, db: TestDatabase, user: string, password: string): Promise<boolean> {
+  return flavor.runAs(db, user, password, 'SELECT 1').then(
+    () => true,
+    () => false,
+  );
+}

@@ -5,10 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import nodeVault from 'node-vault';
 import type { TestDatabase } from '../scripts/test-databases.js';
-import type { Flavor } from './database-flavors.js';
+import { canLogIn as canLogInAs, type Flavor } from './database-flavors.js';
 import { buildProgram, run } from '../src/cli/program.js';
 import { stdio } from '../src/cli/output.js';
-import { apiClient, freePort, spawnDevServer, startServer, tempDir, type InProcessServer } from './support.js';
+import { apiClient, freePort, spawnDevServer, startServer, tempDir, writeOk, type InProcessServer } from './support.js';
 
 const ADMIN = 'cofre_admin';
 const ADMIN_PASSWORD = 'initial-admin-pw-7f3a9c';
@@ -59,16 +59,8 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       passwords.add(res.body.data.password);
       return res.body as { lease_id: string; lease_duration: number; data: { username: string; password: string } };
     };
-    const write = async (path: string, body: unknown) => {
-      const res = await api().call('PUT', path, { body });
-      assert.ok(res.status === 200 || res.status === 204, `${path}: ${res.text}`);
-      return res;
-    };
-    const canLogIn = (user: string, password: string) =>
-      flavor.runAs(db, user, password, 'SELECT 1').then(
-        () => true,
-        () => false,
-      );
+    const write = (path: string, body: unknown) => writeOk(api(), path, body);
+    const canLogIn = (user: string, password: string) => canLogInAs(flavor, db, user, password);
 
     /** Stops the server and starts it again on the same files, unsealed with the same keys. */
     const restart = async (pauseMs = 0) => {

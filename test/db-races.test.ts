@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { TestDatabase } from '../scripts/test-databases.js';
-import { postgres as flavor } from './database-flavors.js';
-import { startServer, type InProcessServer } from './support.js';
+import { canLogIn as canLogInAs, postgres as flavor } from './database-flavors.js';
+import { type InProcessServer, startServer, until, writeOk } from './support.js';
 
 const ADMIN = 'cofre_race_admin';
 const ADMIN_PASSWORD = 'race-admin-pw-4e81b7';
@@ -11,16 +11,6 @@ const ADMIN_PASSWORD = 'race-admin-pw-4e81b7';
 const ROUNDS = 25;
 /** Creation takes this long on the database (pg_sleep in the transaction), the window the races aim at. */
 const CREATE_MS = 300;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(100);
-  }
-}
 
 /** When, in round `i`, the racing request starts after the creds request: from before to after the creation. */
 const raceDelay = (i: number): number => Math.round(((i * 7) % ROUNDS) * ((CREATE_MS + 100) / ROUNDS));
@@ -34,16 +24,8 @@ describe('database engine races', () => {
   let srv: InProcessServer;
 
   const api = () => srv.api;
-  const write = async (path: string, body: unknown = {}) => {
-    const res = await api().call('PUT', path, { body });
-    assert.ok(res.status === 200 || res.status === 204, `${path}: ${res.text}`);
-    return res;
-  };
-  const canLogIn = (user: string, password: string) =>
-    flavor.runAs(db, user, password, 'SELECT 1').then(
-      () => true,
-      () => false,
-    );
+  const write = (path: string, body: unknown = {}) => writeOk(api(), path, body);
+  const canLogIn = (user: string, password: string) => canLogInAs(flavor, db, user, password);
 
   /** A database mount at `path` with a role "slow" whose creation holds its transaction open for CREATE_MS. */
   const mountSlowRole = async (path: string) => {

@@ -222,3 +222,55 @@ export async function lostWrites(api: Api, acknowledged: Map<string, string>): P
   }
   return missing;
 }
+
+/**
+ * Revokes a token (as `revoker`, by token) while every api in `minters` creates children of it in a loop, each
+ * until it is refused: the race of a parent's revocation against its children's creation. Returns the children
+ * that were created and the revocation's status.
+ */
+export async function revokeWhileMinting(
+  minters: Api[],
+  revoker: Api,
+  parentToken: string,
+  headStartMs: number,
+): Promise<{ children: string[]; revokeStatus: number }> {
+  const children: string[] = [];
+  let stop = false;
+  const mint = async (api: Api) => {
+    while (!stop) {
+      const res = await api.call('POST', 'auth/token/create', { token: parentToken, body: {} });
+      if (res.status !== 200) return;
+      children.push(res.body.auth.client_token as string);
+    }
+  };
+  const loops = minters.map(mint);
+  await new Promise((resolve) => setTimeout(resolve, headStartMs));
+  const revoked = await revoker.call('POST', 'auth/token/revoke', { body: { token: parentToken } });
+  stop = true;
+  await Promise.all(loops);
+  return { children, revokeStatus: revoked.status };
+}
+
+/** Polls probe until it returns a value, or fails after ms saying what it waited for. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Enables a file audit device named "file" writing to the given path; fails the test if it cannot. */
+export async function enableFileAudit(api: Api, filePath: string): Promise<void> {
+  const res = await api.call('PUT', 'sys/audit/file', { body: { type: 'file', options: { file_path: filePath } } });
+  if (res.status !== 204) throw new Error(`enabling the file audit device failed: ${res.status} ${res.text}`);
+}
+
+/** A PUT that must succeed (200 or 204); returns the response. */
+export async function writeOk(api: Api, path: string, body: unknown = {}): Promise<Awaited<ReturnType<Api['call']>>> {
+  const res = await api.call('PUT', path, { body });
+  if (res.status !== 200 && res.status !== 204) throw new Error(`PUT ${path}: ${res.status} ${res.text}`);
+  return res;
+}

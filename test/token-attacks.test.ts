@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rmSync } from 'node:fs';
-import { apiClient, startServer, tempDir, type InProcessServer } from './support.js';
+import { apiClient, revokeWhileMinting, startServer, tempDir, type InProcessServer } from './support.js';
 
 const ROUNDS = 25;
 
@@ -58,21 +58,13 @@ describe('tokens under attack', () => {
   it('children created while their parent is revoked do not survive it (finding 2)', async () => {
     for (let round = 0; round < 8; round++) {
       const parent = await create({ policies: ['minter'], ttl: '1h' });
-      const children: string[] = [];
-      let stop = false;
-      const mint = async () => {
-        while (!stop) {
-          const res = await srv.api.call('POST', 'auth/token/create', { token: parent.client_token, body: {} });
-          if (res.status !== 200) break;
-          children.push(res.body.auth.client_token as string);
-        }
-      };
-      const loops = Array.from({ length: 12 }, mint);
-      await sleep(20);
-      const revoked = await srv.api.call('POST', 'auth/token/revoke', { body: { token: parent.client_token } });
-      assert.equal(revoked.status, 204);
-      stop = true;
-      await Promise.all(loops);
+      const { children, revokeStatus } = await revokeWhileMinting(
+        Array.from({ length: 12 }, () => srv.api),
+        srv.api,
+        parent.client_token,
+        20,
+      );
+      assert.equal(revokeStatus, 204);
       assert.ok(children.length > 0, 'children were created before the revocation');
       const alive = [];
       for (const child of children) if ((await read(child)).status !== 403) alive.push(child);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { startServer, type InProcessServer } from './support.js';
+import { revokeWhileMinting, startServer, type InProcessServer } from './support.js';
 
 const MARGIN_MS = 1500;
 
@@ -137,21 +137,13 @@ describe('token store against a model (fast-check)', () => {
     async run(model: Model) {
       const t = pick(model, sel)!;
       if (liveness(t) !== 'alive' || t.usesLeft !== undefined) return;
-      const children: string[] = [];
-      let stop = false;
-      const mint = async () => {
-        while (!stop) {
-          const res = await srv.api.call('POST', 'auth/token/create', { token: t.token, body: {} });
-          if (res.status !== 200) return;
-          children.push(res.body.auth.client_token as string);
-        }
-      };
-      const loops = Array.from({ length: 4 }, mint);
-      await sleep(5);
-      const res = await srv.api.call('POST', 'auth/token/revoke', { body: { token: t.token } });
-      stop = true;
-      await Promise.all(loops);
-      assert.equal(res.status, 204);
+      const { children, revokeStatus } = await revokeWhileMinting(
+        Array.from({ length: 4 }, () => srv.api),
+        srv.api,
+        t.token,
+        5,
+      );
+      assert.equal(revokeStatus, 204);
       revokeTree(model, t);
       for (const child of children) {
         const lookup = await srv.api.call('POST', 'auth/token/lookup', { body: { token: child } });
