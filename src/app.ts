@@ -23,6 +23,10 @@ export interface CofreOptions {
   apiAddr?: string;
   seal?: Seal;
   logLevel?: string;
+  /** Where log lines go (stdout when unset); dev mode makes them readable. */
+  logStream?: NodeJS.WritableStream;
+  /** Log every answered request at info (dev mode). */
+  requestLog?: boolean;
   bodyLimit?: number;
   tls?: { cert: Buffer; key: Buffer };
   /** Mounts a new store starts with. */
@@ -82,6 +86,8 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
   if (isSharedStorage(physical)) await core.joinCluster(physical, opts.apiAddr ?? '');
   const http = await buildHttpServer(core, {
     logLevel: opts.logLevel ?? 'info',
+    ...(opts.logStream ? { logStream: opts.logStream } : {}),
+    requestLog: opts.requestLog ?? false,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     metrics,
     ...(opts.tls ? { tls: opts.tls } : {}),

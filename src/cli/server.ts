@@ -1,47 +1,67 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cofre } from '../app.js';
+import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
 interface ServerFlags {
   dev?: boolean;
   config?: string;
-  dataDir: string;
+  /** Dev mode keeps its store here across restarts; without it, the store lives in memory. */
+  dataDir?: string;
   devRootTokenId?: string;
   devListenAddress: string;
   logLevel?: string;
 }
 
-const DEV_WARNING = `WARNING! dev mode is enabled! In this mode, Cofre runs unsealed with its unseal key and root token
-stored IN CLEAR on disk in the data directory. Never use dev mode for real secrets.`;
+const DEV_WARNING = `WARNING! dev mode is enabled! In this mode, Cofre runs unsealed, with one unseal key, and shows
+the root token. Never use dev mode for real secrets.`;
+
+interface DevServer {
+  cofre: Cofre;
+  rootToken: string;
+  unsealKey: string;
+  /** What the banner says of the store. */
+  storage: string;
+}
 
 /**
- * Dev mode: a SQLite store in a data directory, initialised on first start with one key share that is kept on
- * disk (beside the root token) so a restart unseals itself and keeps the data.
+ * Dev mode, as Vault's: a store initialised with one key share, unsealed, with KV v2 at secret/. By default the
+ * store is in memory and gone when the server stops. With --data-dir it is a SQLite file in that directory, and the
+ * key share and root token are kept beside it (in clear) so that a restart unseals itself and keeps the data.
  */
-async function startDev(flags: ServerFlags): Promise<{ cofre: Cofre; rootToken: string; unsealKey: string }> {
+async function startDev(flags: ServerFlags): Promise<DevServer> {
   const { createCofre, devDefaultMounts } = await import('../app.js');
-  mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
-  const keyFile = join(flags.dataDir, 'dev-unseal-key');
-  const tokenFile = join(flags.dataDir, 'dev-root-token');
+  const dir = flags.dataDir;
+  if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keyFile = dir ? join(dir, 'dev-unseal-key') : undefined;
+  const tokenFile = dir ? join(dir, 'dev-root-token') : undefined;
   const cofre = await createCofre({
-    storage: { type: 'sqlite', path: join(flags.dataDir, 'cofre.db') },
-    logLevel: flags.logLevel ?? 'warn',
+    storage: { type: 'sqlite', path: dir ? join(dir, 'cofre.db') : ':memory:' },
+    logLevel: flags.logLevel ?? 'info',
+    logStream: devLogStream(),
+    requestLog: true,
     defaultMounts: devDefaultMounts(),
   });
   const { core } = cofre;
+  let unsealKey: string;
+  let rootToken: string;
   if (!(await core.initialized())) {
-    const { keys, rootToken } = await core.initialize(1, 1);
-    writeFileSync(keyFile, keys[0]!.toString('base64'), { mode: 0o600 });
-    writeFileSync(tokenFile, rootToken, { mode: 0o600 });
-  } else if (!existsSync(keyFile)) {
-    throw new Error(`${flags.dataDir} holds an initialized store but no dev unseal key: it was not made by dev mode`);
+    const init = await core.initialize(1, 1);
+    unsealKey = init.keys[0]!.toString('base64');
+    rootToken = init.rootToken;
+    if (keyFile && tokenFile) {
+      writeFileSync(keyFile, unsealKey, { mode: 0o600 });
+      writeFileSync(tokenFile, rootToken, { mode: 0o600 });
+    }
+  } else if (!keyFile || !tokenFile || !existsSync(keyFile)) {
+    throw new Error(`${dir} holds an initialized store but no dev unseal key: it was not made by dev mode`);
+  } else {
+    unsealKey = readFileSync(keyFile, 'utf8').trim();
+    rootToken = readFileSync(tokenFile, 'utf8').trim();
   }
-  const unsealKey = readFileSync(keyFile, 'utf8').trim();
   await core.unsealWith([Buffer.from(unsealKey, 'base64')]);
-  let rootToken = readFileSync(tokenFile, 'utf8').trim();
   if (flags.devRootTokenId && flags.devRootTokenId !== rootToken) {
     if (!(await core.tokens.lookup(flags.devRootTokenId))) {
       await core.tokens.create({
@@ -54,9 +74,12 @@ async function startDev(flags: ServerFlags): Promise<{ cofre: Cofre; rootToken: 
       });
     }
     rootToken = flags.devRootTokenId;
-    writeFileSync(tokenFile, rootToken, { mode: 0o600 });
+    if (tokenFile) writeFileSync(tokenFile, rootToken, { mode: 0o600 });
   }
-  return { cofre, rootToken, unsealKey };
+  const storage = dir
+    ? `SQLite in ${dir} (kept across restarts; the unseal key and root token are stored there in clear)`
+    : 'in memory (everything is lost when the server stops; --data-dir DIR keeps it)';
+  return { cofre, rootToken, unsealKey, storage };
 }
 
 async function run(flags: ServerFlags): Promise<void> {
@@ -71,7 +94,7 @@ async function run(flags: ServerFlags): Promise<void> {
     const bound = cofre.http.server.address();
     const url = `http://${host}:${typeof bound === 'object' && bound ? bound.port : port}`;
     process.stdout.write(
-      `${DEV_WARNING}\n\nData directory: ${flags.dataDir}\nAPI address:    ${url}\n\n` +
+      `${DEV_WARNING}\n\nStorage:     ${dev.storage}\nAPI address: ${url}\n\n` +
         `    export VAULT_ADDR='${url}'   # or COFRE_ADDR\n\n` +
         `Unseal Key: ${dev.unsealKey}\nRoot Token: ${dev.rootToken}\n\nCofre server started (dev mode)! Log data will stream in below:\n`,
     );
@@ -111,9 +134,12 @@ export function registerServerCommand(program: Command): void {
   program
     .command('server')
     .description('Start a Cofre server (--dev for a self-unsealing development server)')
-    .option('--dev', 'development mode: SQLite store in --data-dir, initialised, unsealed, root token printed')
+    .option(
+      '--dev',
+      'development mode: a store in memory (or in --data-dir), initialised, unsealed, root token printed',
+    )
     .option('--config <file>', 'server configuration file (HCL or JSON)')
-    .option('--data-dir <dir>', 'dev mode data directory', join(homedir(), '.cofre', 'dev'))
+    .option('--data-dir <dir>', 'dev mode: keep the store in this directory across restarts (default: in memory)')
     .option('--dev-root-token-id <id>', 'dev mode: use this root token')
     .option('--dev-listen-address <addr>', 'dev mode: address to listen on', '127.0.0.1:8200')
     .option('--log-level <level>', 'trace, debug, info, warn or error')

@@ -15,6 +15,7 @@ import { handleRequest } from '../core/request-handler.js';
 import { envelope, errorBody } from './envelope.js';
 import { jsonLimitExceeded } from './json-limits.js';
 import { installListMethodSupport } from './list-method.js';
+import { logRequests } from './request-log.js';
 import {
   ALLOW,
   isApiMethod,
@@ -27,6 +28,10 @@ import type { Metrics } from './metrics.js';
 
 export interface HttpOptions {
   logLevel: string;
+  /** Where log lines go (stdout when unset). */
+  logStream?: NodeJS.WritableStream;
+  /** Log every answered request at info (dev mode, as Vault's). */
+  requestLog?: boolean;
   bodyLimit: number;
   tls?: { cert: Buffer; key: Buffer };
   metrics: Metrics;
@@ -133,7 +138,7 @@ async function streamEvents(
  */
 export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: opts.logLevel },
+    logger: { level: opts.logLevel, ...(opts.logStream ? { stream: opts.logStream } : {}) },
     // Per-request info lines would cost throughput and can carry paths; errors are logged by the handler below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit,
@@ -184,6 +189,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     return payload;
   });
 
+  if (opts.requestLog) logRequests(app);
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.requests.inc({ method: req.method, code: String(reply.statusCode) });
     opts.metrics.duration.observe({ method: req.method }, reply.elapsedTime / 1000);
