@@ -7,7 +7,16 @@ import { after, before, describe, it } from 'node:test';
 import { selfSignedCert, startServer, tempDir } from '../../test/support.js';
 import { createCofre } from '../app.js';
 import type { InProcessServer } from '../../test/support.js';
-import { ApiError, apiUrl, resolveAddress, resolveCaCert, resolveConfig, resolveToken, VaultClient } from './client.js';
+import {
+  ApiError,
+  apiUrl,
+  resolveAddress,
+  resolveAddressFrom,
+  resolveCaCert,
+  resolveConfig,
+  resolveToken,
+  VaultClient,
+} from './client.js';
 import type { Secret } from './client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-client-'));
@@ -20,6 +29,15 @@ describe('configuration precedence', () => {
     assert.equal(resolveAddress(undefined, env), 'http://cofre:1');
     assert.equal(resolveAddress(undefined, { VAULT_ADDR: 'http://vault:2' }), 'http://vault:2');
     assert.equal(resolveAddress(undefined, {}), 'http://127.0.0.1:8200');
+  });
+
+  it('address source: which of them gave the address (named when the server cannot be reached)', () => {
+    const env = { COFRE_ADDR: 'http://cofre:1', VAULT_ADDR: 'http://vault:2' };
+    assert.deepEqual(resolveAddressFrom('http://flag:3', env), { address: 'http://flag:3', source: '-address' });
+    assert.deepEqual(resolveAddressFrom(undefined, env), { address: 'http://cofre:1', source: 'COFRE_ADDR' });
+    assert.deepEqual(resolveAddressFrom(undefined, { VAULT_ADDR: 'http://vault:2' }).source, 'VAULT_ADDR');
+    assert.deepEqual(resolveAddressFrom(undefined, {}), { address: 'http://127.0.0.1:8200', source: 'default' });
+    assert.equal(resolveConfig({}, { COFRE_TOKEN_FILE: join(dir, 'none') }).addressSource, 'default');
   });
 
   it('token: COFRE_TOKEN, VAULT_TOKEN, then the token helper file', () => {
@@ -181,12 +199,19 @@ describe('VaultClient against a real server', () => {
     assert.deepEqual(back.body.data.data, { a: 1, c: 3 });
   });
 
-  it('reports connection failures as errors naming the URL', async () => {
-    const dead = new VaultClient({ address: 'http://127.0.0.1:1' });
-    await assert.rejects(
-      dead.read('sys/health'),
-      /reading sys\/health: GET "http:\/\/127\.0\.0\.1:1\/v1\/sys\/health"/,
-    );
+  it('reports connection failures as "could not reach" the address, and where the address came from', async () => {
+    const dead = new VaultClient({ address: 'http://127.0.0.1:1', addressSource: 'default' });
+    await assert.rejects(dead.read('sys/health'), {
+      message:
+        'could not reach the server at http://127.0.0.1:1 (the default address; set VAULT_ADDR, COFRE_ADDR or ' +
+        '-address to change it): bad port',
+    });
+    const invalid = new VaultClient({ address: 'cofre.example.com:8200', addressSource: 'VAULT_ADDR' });
+    await assert.rejects(invalid.read('sys/health'), {
+      message:
+        'could not reach the server at cofre.example.com:8200 (address from VAULT_ADDR): the address is not an ' +
+        'http:// or https:// URL (expected e.g. http://127.0.0.1:8200)',
+    });
   });
 });
 

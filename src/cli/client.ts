@@ -2,6 +2,8 @@ import { CliError } from './errors.js';
 import { readStoredToken } from './token-helper.js';
 import { send } from './transport.js';
 import type { RawResponse } from './transport.js';
+import { unreachableError } from './unreachable.js';
+import type { AddressSource } from './unreachable.js';
 
 export const DEFAULT_ADDRESS = 'http://127.0.0.1:8200';
 /** After this long without an answer the client says on stderr what it is waiting for. */
@@ -9,6 +11,8 @@ const SLOW_NOTICE_MS = 1_000;
 
 export interface ClientConfig {
   address: string;
+  /** Where `address` came from, named when the server cannot be reached (default: "-address"). */
+  addressSource?: AddressSource;
   token?: string;
   caCert?: string;
   tlsSkipVerify?: boolean;
@@ -20,9 +24,19 @@ export interface ConnectionFlags {
   tlsSkipVerify?: boolean;
 }
 
-/** `--address`, else `COFRE_ADDR`, else `VAULT_ADDR`, else http://127.0.0.1:8200. */
+/** `--address`, else `COFRE_ADDR`, else `VAULT_ADDR`, else http://127.0.0.1:8200; and which one it was. */
+export function resolveAddressFrom(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { address: string; source: AddressSource } {
+  if (flag) return { address: flag, source: '-address' };
+  if (env.COFRE_ADDR) return { address: env.COFRE_ADDR, source: 'COFRE_ADDR' };
+  if (env.VAULT_ADDR) return { address: env.VAULT_ADDR, source: 'VAULT_ADDR' };
+  return { address: DEFAULT_ADDRESS, source: 'default' };
+}
+
 export function resolveAddress(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag || env.COFRE_ADDR || env.VAULT_ADDR || DEFAULT_ADDRESS;
+  return resolveAddressFrom(flag, env).address;
 }
 
 /** `COFRE_TOKEN`, else `VAULT_TOKEN`, else the token helper file. */
@@ -40,8 +54,10 @@ function truthy(value: string | undefined): boolean {
 }
 
 export function resolveConfig(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = process.env): ClientConfig {
+  const { address, source } = resolveAddressFrom(flags.address, env);
   return {
-    address: resolveAddress(flags.address, env),
+    address,
+    addressSource: source,
     token: resolveToken(env),
     caCert: resolveCaCert(flags.caCert, env),
     tlsSkipVerify: flags.tlsSkipVerify || truthy(env.COFRE_SKIP_VERIFY ?? env.VAULT_SKIP_VERIFY),
@@ -104,7 +120,9 @@ export interface RequestOptions {
   contentType?: string;
   /**
    * How to treat a 404: "null" answers null, or the body when it has data or warnings (reads, as Vault's client:
-   * a deleted KV v2 version is a 404 with its metadata); "error" (the default) throws an ApiError, as for writes.
+   * a deleted KV v2 version is a 404 with its metadata), but only when the server gave no reason: a 404 whose
+   * `errors` say why (no mount or route there) is an ApiError, so "No value found" never hides "no such mount".
+   * "error" (the default) throws an ApiError for every 404, as for writes.
    */
   notFound?: 'null' | 'error';
   /** Overrides the configured token (null sends none). */
@@ -156,9 +174,7 @@ export class VaultClient {
     try {
       res = await send(method, url, headers, body, this.config);
     } catch (err) {
-      const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-      const reason = cause?.message || cause?.code || (err as Error).message;
-      throw new CliError(`${what}: ${method} "${url}": ${reason}`, 1);
+      throw unreachableError(this.config.address, this.config.addressSource ?? '-address', err);
     } finally {
       clearTimeout(notice);
     }
@@ -173,11 +189,13 @@ export class VaultClient {
     const secret = parsed as Secret | null;
     const hasData =
       secret !== null && typeof secret === 'object' && (hasEntries(secret.data) || hasEntries(secret.warnings));
-    if (res.status === 404 && opts.notFound === 'null') return hasData ? parsed : null;
+    const errors = (parsed as { errors?: unknown } | null)?.errors;
+    const list = Array.isArray(errors) ? errors.map(String) : [];
+    if (res.status === 404 && opts.notFound === 'null' && (hasData || list.length === 0)) {
+      return hasData ? parsed : null;
+    }
     if (res.status >= 400) {
       // A write answered 404 with warnings did nothing: an error, as in Vault (whose client returns the body too).
-      const errors = (parsed as { errors?: unknown } | null)?.errors;
-      const list = Array.isArray(errors) ? errors.map(String) : [];
       const raw = secret !== null && typeof secret === 'object' ? undefined : res.text;
       throw new ApiError(what, method, url, res.status, list, raw, hasData ? (secret ?? undefined) : undefined);
     }

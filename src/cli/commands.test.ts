@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -678,7 +680,7 @@ describe('environment and login', () => {
     assert.equal(refused.code, 1);
     assert.match(
       refused.err,
-      /^Error: preflight: GET "http:\/\/127\.0\.0\.1:1\/v1\/sys\/internal\/ui\/mounts\/secret\/env\/x": \S/,
+      /^Error: could not reach the server at http:\/\/127\.0\.0\.1:1 \(address from COFRE_ADDR\): /,
     );
   });
 
@@ -798,6 +800,139 @@ describe('exit codes and errors', () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+/** A loopback port nothing listens on (bound, then released), so a connection to it is refused. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** The ApiError text the CLI prints for a request the server answered with an error. */
+function apiErrorText(what: string, method: string, url: string, code: number, errors: string[]): string {
+  const list = errors.map((e) => `\n* ${e}`).join('');
+  return `Error: ${what}: Error making API request.\n\nURL: ${method} ${url}\nCode: ${code}. Errors:\n${list}\n`;
+}
+
+describe('errors that point at the cause', () => {
+  const noRoute = (path: string): string => `no handler for route "${path}". route entry not found.`;
+
+  it("kv get / list / put / patch, read and list on a mount that does not exist show the server's error", async () => {
+    const get = await cli('kv', 'get', 'nosuchmount/foo');
+    assert.equal(get.code, 1);
+    assert.equal(
+      get.err,
+      apiErrorText('reading nosuchmount/foo', 'GET', `${srv.url}/v1/nosuchmount/foo`, 404, [
+        noRoute('nosuchmount/foo'),
+      ]),
+    );
+    const read = await cli('read', 'nosuchmount/foo');
+    assert.equal(read.code, 1);
+    assert.equal(read.err, get.err, 'generic read shows the same error');
+
+    const kvList = await cli('kv', 'list', 'nosuchmount/dir');
+    assert.equal(kvList.code, 1);
+    assert.match(
+      kvList.err,
+      /^Error: listing nosuchmount\/dir\/: [\s\S]*Code: 404\. Errors:\n\n\* no handler for route/,
+    );
+    const list = await cli('list', 'nosuchmount/dir');
+    assert.equal(list.code, 1);
+    assert.match(list.err, /^Error: listing nosuchmount\/dir\/: [\s\S]*\* no handler for route "nosuchmount\/dir\/"/);
+
+    const put = await cli('kv', 'put', 'nosuchmount/foo', 'a=1');
+    assert.equal(put.code, 1);
+    assert.match(put.err, /^Error: writing nosuchmount\/foo: [\s\S]*\* no handler for route "nosuchmount\/foo"/);
+    for (const args of [
+      ['kv', 'patch', 'nosuchmount/foo', 'a=1'],
+      ['kv', 'metadata', 'get', 'nosuchmount/foo'],
+      ['kv', 'undelete', '-versions=1', 'nosuchmount/foo'],
+    ]) {
+      const r = await cli(...args);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.err, /^Error: kv [a-z ]+: found no KV version 2 mount for nosuchmount\/foo\n$/, args.join(' '));
+    }
+  });
+
+  it('"No value found" (exit 2) stays for a missing key on an existing mount, KV v2 and v1, and its reads', async () => {
+    for (const [args, path] of [
+      [['kv', 'get', 'secret/absent'], 'secret/data/absent'],
+      [['kv', 'get', 'old/absent'], 'old/absent'],
+      [['kv', 'metadata', 'get', 'secret/absent'], 'secret/metadata/absent'],
+      [['kv', 'list', 'secret/absent'], 'secret/metadata/absent/'],
+      [['read', 'secret/data/absent'], 'secret/data/absent'],
+      [['list', 'old/absent'], 'old/absent/'],
+    ] as const) {
+      const r = await cli(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.equal(r.err, `No value found at ${path}\n`, args.join(' '));
+    }
+  });
+
+  it('a refused token names the path asked for and the API path that refused it, not a guessed KV v1 path', async () => {
+    await api.call('PUT', 'secret/data/app/db', { body: { data: { password: 'x' } } });
+    for (const [args, refusedAt] of [
+      [['kv', 'get', 'secret/app/db'], 'sys/internal/ui/mounts/secret/app/db'],
+      [['kv', 'put', 'secret/app/db', 'a=1'], 'sys/internal/ui/mounts/secret/app/db'],
+      [['kv', 'list', '-mount=secret', 'app'], 'sys/internal/ui/mounts/secret'],
+    ] as const) {
+      const r = await cliWith({ env: { COFRE_TOKEN: 'not-a-token' } }, ...args);
+      assert.equal(r.code, 1, args.join(' '));
+      const asked = args[2] === '-mount=secret' ? 'secret' : 'secret/app/db';
+      assert.equal(
+        r.err,
+        apiErrorText(`finding the KV mount of ${asked}`, 'GET', `${srv.url}/v1/${refusedAt}`, 403, [
+          'permission denied: invalid or expired token',
+        ]),
+        args.join(' '),
+      );
+    }
+    // A token without access to the mount table (it may read secret/data/app/* only) still reaches its secret.
+    await api.call('PUT', 'sys/policies/acl/app-db', {
+      body: { policy: 'path "secret/data/app/*" { capabilities = ["read"] }' },
+    });
+    const { id } = await newToken({ policies: ['app-db'] });
+    assert.equal(
+      (await cliWith({ env: { COFRE_TOKEN: id } }, 'kv', 'get', '-field=password', 'secret/app/db')).out,
+      'x',
+    );
+  });
+
+  it('a server nobody listens on: "could not reach", the address and where it came from, and no internal request', async () => {
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    const refused = (from: string): RegExp =>
+      new RegExp(
+        `^Error: could not reach the server at ${down.replace(/\./g, '\\.')} \\(address from ${from}\\): ` +
+          'connection refused \\(ECONNREFUSED\\): is the server running and listening there\\?\\n$',
+      );
+    const viaCofre = await cliWith({ env: { COFRE_ADDR: down } }, 'kv', 'get', 'secret/app/db');
+    assert.equal(viaCofre.code, 1);
+    assert.match(viaCofre.err, refused('COFRE_ADDR'));
+    assert.doesNotMatch(viaCofre.err, /preflight|sys\/internal/);
+    const viaVault = await cliWith({ env: { COFRE_ADDR: undefined, VAULT_ADDR: down } }, 'read', 'secret/data/x');
+    assert.match(viaVault.err, refused('VAULT_ADDR'));
+    const viaFlag = await cli('kv', 'put', `-address=${down}`, 'secret/app/db', 'a=1');
+    assert.match(viaFlag.err, refused('-address'));
+    const snapshot = await cli('operator', 'snapshot', 'save', `-address=${down}`, join(dir, 'never.snap'));
+    assert.match(snapshot.err, refused('-address'), 'the streaming requests say the same');
+  });
+
+  it('a host name that does not resolve, and TLS spoken to a plain HTTP server, are named as such', async () => {
+    const dns = await cliWith({ env: { COFRE_ADDR: 'http://no-such-host.invalid:8200' } }, 'status');
+    assert.equal(dns.code, 1);
+    assert.match(
+      dns.err,
+      /^Error: could not reach the server at http:\/\/no-such-host\.invalid:8200 \(address from COFRE_ADDR\): the host name does not resolve \(DNS: getaddrinfo \w+ no-such-host\.invalid\)\n$/,
+    );
+    const tls = await cliWith({ env: { COFRE_ADDR: srv.url.replace('http:', 'https:') } }, 'kv', 'get', 'secret/x');
+    assert.match(
+      tls.err,
+      /\(address from COFRE_ADDR\): TLS failed: the server does not speak TLS there \(try http:\/\/\)\n$/,
+    );
   });
 });
 

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { apiUrl, ApiError, type ClientConfig } from './client.js';
-import { CliError } from './errors.js';
+import { unreachableError } from './unreachable.js';
 
 export interface StreamRequest {
   method: string;
@@ -44,8 +44,7 @@ export async function streamRequest(config: ClientConfig, req: StreamRequest): P
       else pipeline(req.body.stream, out).catch(() => {});
     });
   } catch (err) {
-    const cause = err as { message?: string; code?: string };
-    throw new CliError(`${req.what}: ${req.method} "${url}": ${cause.message || cause.code}`, 1);
+    throw unreachableError(config.address, config.addressSource ?? '-address', err);
   }
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return res;

@@ -33,34 +33,43 @@ export function findMount(mounts: Record<string, unknown>, path: string): string
   return best;
 }
 
-/** A preflight answer to get past: 4xx (not served, not allowed); a sealed or unreachable server is reported. */
-function recoverable(err: unknown): boolean {
+/** An answer that is the server's (not a sealed server or a failed connection): the lookup may try the next way. */
+function clientError(err: unknown): err is ApiError {
   return err instanceof ApiError && err.status >= 400 && err.status < 500;
 }
 
 /**
  * Finds the mount and KV version of a path, as Vault's kv preflight does: first sys/internal/ui/mounts/PATH,
- * then the mount table (sys/mounts). If neither answers the path is taken as KV version 1 (Vault does the same
- * against servers without the preflight endpoint).
+ * then the mount table (sys/mounts).
+ * - A 404 from the first means a server without that endpoint: the path is taken as KV version 1, as Vault does.
+ * - A 403 from it (no such mount, or the token may not see it, or the token is not valid) is reported unless the
+ *   mount table can be read: a guess would send the request to the wrong API path (secret/app/db for the KV v2
+ *   secret/data/app/db) and its error would name that path. When the mount table shows no mount for the path,
+ *   the request still goes out as KV version 1 and the server's answer (no handler for the route) is shown.
+ * Errors name the path the user gave; their URL names the API path that answered.
  */
 export async function kvPreflight(client: VaultClient, path: string): Promise<{ mountPath: string; version: 1 | 2 }> {
   const clean = sanitizePath(path);
+  const what = `finding the KV mount of ${clean}`;
+  let refused: ApiError | undefined;
   try {
     const res = unwrap<MountInfo & { path?: string }>(
-      await client.request('GET', `sys/internal/ui/mounts/${clean}`, { what: 'preflight' }),
+      await client.request('GET', `sys/internal/ui/mounts/${clean}`, { what }),
     );
     if (res && typeof res.path === 'string' && res.path !== '') {
       return { mountPath: ensureTrailingSlash(res.path), version: versionOf(res) };
     }
   } catch (err) {
-    if (!recoverable(err)) throw err;
+    if (!clientError(err)) throw err;
+    if (err.status !== 404) refused = err;
   }
   try {
-    const mounts = unwrap<Record<string, MountInfo>>(await client.request('GET', 'sys/mounts', { what: 'preflight' }));
+    const mounts = unwrap<Record<string, MountInfo>>(await client.request('GET', 'sys/mounts', { what }));
     const mount = findMount(mounts, clean);
     if (mount) return { mountPath: mount, version: versionOf(mounts[mount]) };
   } catch (err) {
-    if (!recoverable(err)) throw err;
+    if (!clientError(err)) throw err;
+    if (refused) throw refused;
   }
   return { mountPath: '', version: 1 };
 }
@@ -96,5 +105,8 @@ export function parseVersions(values: string[] | undefined): number[] {
 }
 
 export function requireV2(target: KvTarget, what: string): void {
-  if (target.version !== 2) throw new CliError(`${what} is not supported on KV version 1 (mount ${target.mountPath})`);
+  if (target.version === 2) return;
+  // No mount: the mount table had none for the path (or the server has no preflight endpoint).
+  if (target.mountPath === '') throw new CliError(`${what}: found no KV version 2 mount for ${target.key}`);
+  throw new CliError(`${what} is not supported on KV version 1 (mount ${target.mountPath})`);
 }
