@@ -72,6 +72,21 @@ function methodNotAllowed(req: FastifyRequest, reply: FastifyReply): FastifyRepl
     .send(errorBody([methodNotAllowedMessage(req.method)]));
 }
 
+const UI_NOT_BUILT = 'the web UI is not built into this server yet; the API is under /v1/ (try GET /v1/sys/health)';
+/** Long enough for any real path; an error answer does not echo an arbitrarily long one. */
+const SHOWN_PATH_MAX = 256;
+
+/**
+ * Why a path outside /v1/ has no answer. Vault redirects "/" to its web UI at /ui/; Cofre has no UI yet, so a
+ * browser (or a VAULT_ADDR with a path in it) is told where the API is instead of getting an empty error list.
+ */
+export function notFoundMessage(method: string, url: string): string {
+  const path = url.split('?')[0] ?? '/';
+  if (path === '/' || path === '/ui' || path.startsWith('/ui/')) return UI_NOT_BUILT;
+  const shown = path.length > SHOWN_PATH_MAX ? `${path.slice(0, SHOWN_PATH_MAX)}...` : path;
+  return `no handler for ${method} ${shown}; the API is under /v1/`;
+}
+
 async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const path = (req.params as { '*': string })['*'];
   const verb = verbFor(req.method, path);
@@ -179,7 +194,9 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   });
   // Methods no route takes (OPTIONS, TRACE, PROPFIND...) land here too: they are refused as such, not as a path.
   app.setNotFoundHandler((req, reply) =>
-    isApiMethod(req.method) ? reply.code(404).send(errorBody([])) : methodNotAllowed(req, reply),
+    isApiMethod(req.method)
+      ? reply.code(404).send(errorBody([notFoundMessage(req.method, req.url)]))
+      : methodNotAllowed(req, reply),
   );
 
   // Any API answer may hold a secret or a token, error answers included: no cache may keep one (as Vault marks
