@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -44,6 +45,13 @@ async function whileMeasuring<T>(
   await prober;
   histogram.disable();
   return { result, maxLoopDelayMs: histogram.max / 1e6, maxHealthMs, ms };
+}
+
+/** How long this process takes to serialise and hash an entry of that size, the part that cannot be chunked. */
+function stringifyCostMs(entry: unknown): number {
+  const start = performance.now();
+  createHash('sha256').update(JSON.stringify(entry)).digest('hex');
+  return performance.now() - start;
 }
 
 // Audit entries are JSON read back from the log; asserting on their shape is the point.
@@ -146,8 +154,16 @@ describe('audit under a flood of request data', () => {
       assert.equal(values.length, 200_000);
       assert.ok(values.every((v) => /^hmac-sha256:[0-9a-f]{64}$/.test(v)));
     }
-    assert.ok(maxLoopDelayMs < 1000, `the event loop stalled for ${Math.round(maxLoopDelayMs)} ms`);
-    assert.ok(maxHealthMs < 1500, `sys/health took ${Math.round(maxHealthMs)} ms meanwhile`);
+    // What must stay on the event loop is one stringify of the entry (~17 MB) and its SHA-256: the bound is a
+    // multiple of that work measured now, so a busy machine slows both sides alike. Hashing all 200,000 values in
+    // one go, as before, took several times longer.
+    const baseline = stringifyCostMs(lines[0]!.entry);
+    const bound = Math.max(400, 4 * baseline);
+    assert.ok(
+      maxLoopDelayMs < bound,
+      `the event loop stalled for ${Math.round(maxLoopDelayMs)} ms (bound ${Math.round(bound)} ms)`,
+    );
+    assert.ok(maxHealthMs < bound + 500, `sys/health took ${Math.round(maxHealthMs)} ms meanwhile`);
   });
 });
 

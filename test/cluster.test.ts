@@ -15,6 +15,15 @@ const execFileP = promisify(execFile);
  * Three Cofre server processes on one PostgreSQL (issue 5): every node serves reads and writes, caches follow
  * what the other nodes change, one node leads and runs lease expiry, and a new one takes over when it dies.
  */
+/** Another node's caches follow a change within a second (PostgreSQL's NOTIFY): waits until it answers `status`. */
+async function answersSoon(node: Node, path: string, token: string, status: number): Promise<void> {
+  await until(
+    `${node.name} answers ${status} on ${path}`,
+    async () => ((await node.api.call('GET', path, { token })).status === status ? true : undefined),
+    1000,
+  );
+}
+
 describe('three nodes on one PostgreSQL', () => {
   let db: TestDatabase;
   const dir = tempDir('cluster');
@@ -41,7 +50,9 @@ describe('three nodes on one PostgreSQL', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a write on one node reads back on another at once; the mount table is shared', async () => {
+  // Another node hears of a change through PostgreSQL's NOTIFY: on a busy machine that can take a few
+  // milliseconds after the write was acknowledged, so reads elsewhere are checked within a second, not at once.
+  it('a write on one node reads back on another within a second; the mount table is shared', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
     assert.equal(
       (await n1.api.call('POST', 'sys/mounts/secret', { body: { type: 'kv', options: { version: '2' } } })).status,
@@ -51,15 +62,21 @@ describe('three nodes on one PostgreSQL', () => {
       const value = `v-${i}`;
       const put = await n1.api.call('PUT', 'secret/data/app/db', { body: { data: { password: value } } });
       assert.equal(put.status, 200, put.text);
-      const read = await n3.api.call('GET', 'secret/data/app/db');
-      assert.equal(read.status, 200, read.text);
-      assert.equal(read.body.data.data.password, value);
+      await until(
+        `n3 reads ${value}`,
+        async () => {
+          const read = await n3.api.call('GET', 'secret/data/app/db');
+          assert.equal(read.status, 200, read.text);
+          return read.body.data.data.password === value ? true : undefined;
+        },
+        1000,
+      );
     }
     const other = await n2.api.call('GET', 'secret/data/app/db');
     assert.equal(other.body.data.metadata.version, 20);
   });
 
-  it('a token revoked on one node is refused on another at once', async () => {
+  it('a token revoked on one node is refused on another within a second', async () => {
     const [n1, n2] = nodes as [Node, Node, Node];
     for (let i = 0; i < 5; i++) {
       const created = await n1.api.call('POST', 'auth/token/create', { body: { policies: ['default'] } });
@@ -67,11 +84,11 @@ describe('three nodes on one PostgreSQL', () => {
       // Used on n1 first, so n1 has it cached.
       assert.equal((await n1.api.call('GET', 'auth/token/lookup-self', { token })).status, 200);
       assert.equal((await n2.api.call('POST', 'auth/token/revoke', { body: { token } })).status, 204);
-      assert.equal((await n1.api.call('GET', 'auth/token/lookup-self', { token })).status, 403);
+      await answersSoon(n1, 'auth/token/lookup-self', token, 403);
     }
   });
 
-  it('a policy changed on one node applies on another at once', async () => {
+  it('a policy changed on one node applies on another within a second', async () => {
     const [, n2, n3] = nodes as [Node, Node, Node];
     const rule = (p: string) => `path "secret/data/${p}" { capabilities = ["read"] }`;
     assert.equal(
@@ -85,12 +102,12 @@ describe('three nodes on one PostgreSQL', () => {
       (await n3.api.call('PUT', 'sys/policies/acl/reader', { body: { policy: rule('other/*') } })).status,
       204,
     );
-    assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 403);
+    await answersSoon(n2, 'secret/data/app/db', token, 403);
     assert.equal(
       (await n3.api.call('PUT', 'sys/policies/acl/reader', { body: { policy: rule('app/*') } })).status,
       204,
     );
-    assert.equal((await n2.api.call('GET', 'secret/data/app/db', { token })).status, 200);
+    await answersSoon(n2, 'secret/data/app/db', token, 200);
   });
 
   it('a barrier key rotated on one node is used and read by the others', async () => {
