@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { locateHclError, pointAt, position } from './hcl-position.js';
 
 /** The server's configuration file, HCL or JSON, in Vault's layout. */
 import type { StorageConfig } from '../storage/open.js';
@@ -32,12 +33,76 @@ function str(body: Block, key: string): string | undefined {
   return v === undefined || v === null ? undefined : String(v);
 }
 
+type HclParser = { parseToObject(text: string): [Block | null, unknown] };
+let hclParser: HclParser | undefined;
+
+/** The HCL document, or undefined when hcl2-parser refuses the text (it says neither why nor where). */
+function parseHcl(text: string): Block | undefined {
+  hclParser ??= createRequire(import.meta.url)('hcl2-parser') as HclParser;
+  try {
+    const [doc, err] = hclParser.parseToObject(text);
+    return err || !doc ? undefined : doc;
+  } catch {
+    return undefined; // the GopherJS runtime may throw instead of returning its error
+  }
+}
+
+/** "FILE:LINE:COLUMN: what: message", then the line with a caret under the column. */
+function syntaxError(
+  file: string,
+  text: string,
+  { line, column }: { line: number; column: number },
+  what: string,
+  message: string,
+): Error {
+  return new Error(`${file}:${line}:${column}: ${what}: ${message}\n${pointAt(text, line, column)}`);
+}
+
+/**
+ * Where JSON.parse stopped. V8 gives "at position N" for most mistakes, but for an unexpected token it quotes
+ * the text around it instead (which may hold a password); then the position is the end of the longest prefix
+ * that could still begin a valid document.
+ */
+function parseJson(file: string, text: string): Block {
+  try {
+    return JSON.parse(text) as Block;
+  } catch (err) {
+    const message = (err as Error).message.replace(/, (\.\.\.)?".*$/s, '').replace(/ in JSON at .*$/s, '');
+    const at = /at position (\d+)/.exec((err as Error).message)?.[1];
+    const offset = at === undefined ? validPrefix(text) : Number(at);
+    throw syntaxError(file, text, position(text, offset), 'invalid JSON', message);
+  }
+}
+
+/** The length of the longest prefix of `text` that some valid JSON document begins with (binary search). */
+function validPrefix(text: string): number {
+  const ok = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n));
+      return true;
+    } catch (err) {
+      const message = (err as Error).message;
+      return /end of JSON input/.test(message) || /at position (\d+)/.exec(message)?.[1] === String(n);
+    }
+  };
+  let good = 0;
+  let bad = text.length;
+  while (bad - good > 1) {
+    const mid = Math.floor((good + bad) / 2);
+    if (ok(mid)) good = mid;
+    else bad = mid;
+  }
+  return good;
+}
+
+/** A config file as a plain object: JSON (a .json file, or text starting with "{"), else HCL. */
 export function parseDocument(file: string, text: string): Block {
-  if (file.endsWith('.json') || text.trimStart().startsWith('{')) return JSON.parse(text) as Block;
-  const hcl = createRequire(import.meta.url)('hcl2-parser') as { parseToObject(t: string): [Block, unknown] };
-  const [doc, err] = hcl.parseToObject(text);
-  if (err || !doc) throw new Error(`${file}: invalid HCL (check quotes and braces)`);
-  return doc;
+  if (file.endsWith('.json') || text.trimStart().startsWith('{')) return parseJson(file, text);
+  const doc = parseHcl(text);
+  if (doc) return doc;
+  const problem = locateHclError(text, (part) => parseHcl(part) !== undefined);
+  if (!problem) throw new Error(`${file}: invalid HCL (the parser gives no position; check quotes and braces)`);
+  throw syntaxError(file, text, problem, 'invalid HCL', problem.message);
 }
 
 export function loadServerConfig(file: string): ServerConfig {

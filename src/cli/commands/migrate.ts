@@ -39,7 +39,7 @@ export function loadMigrateConfig(file: string): MigrateConfig {
   try {
     doc = parseDocument(file, text);
   } catch (err) {
-    throw usageError(err instanceof SyntaxError ? `${file}: invalid JSON` : (err as Error).message);
+    throw usageError((err as Error).message); // names the file, line and column
   }
   const config = {
     source: storageOf(file, doc, 'storage_source'),
