@@ -20,6 +20,8 @@ import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { kubeTools } from '../scripts/kube-tools.js';
+import { kubeBinaries } from '../scripts/test-cluster.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docPath = path.join(repo, 'docs', 'kubernetes.md');
@@ -169,6 +171,10 @@ describe('docs/kubernetes.md walkthrough, run as written', () => {
   before(async () => {
     const cli = path.join(repo, 'dist', 'cli', 'main.js');
     assert.ok(existsSync(cli), `${cli} is missing: run 'npm run build' (npm ci does it too) before this test`);
+    // What the page's first block needs, fetched here so that a missing piece fails with its own message (a first
+    // build of the Kubernetes binaries takes minutes, longer than a block may).
+    await kubeBinaries();
+    await kubeTools();
     for (const port of [8200, 9090])
       assert.ok(await portFree(port), `port ${port} on 127.0.0.1 is in use; the walkthrough uses it as written`);
     work = mkdtempSync(path.join(tmpdir(), 'cofre-doc-walk-'));
