@@ -206,6 +206,10 @@ describe('VaultClient against a real server', () => {
         'could not reach the server at http://127.0.0.1:1 (the default address; set VAULT_ADDR, COFRE_ADDR or ' +
         '-address to change it): bad port',
     });
+    // A client configured elsewhere (the Kubernetes operator) names no source.
+    await assert.rejects(new VaultClient({ address: 'http://127.0.0.1:1' }).read('sys/health'), {
+      message: 'could not reach the server at http://127.0.0.1:1: bad port',
+    });
     const invalid = new VaultClient({ address: 'cofre.example.com:8200', addressSource: 'VAULT_ADDR' });
     await assert.rejects(invalid.read('sys/health'), {
       message:

@@ -11,7 +11,7 @@ const SLOW_NOTICE_MS = 1_000;
 
 export interface ClientConfig {
   address: string;
-  /** Where `address` came from, named when the server cannot be reached (default: "-address"). */
+  /** Where `address` came from (resolveConfig sets it), named when the server cannot be reached. */
   addressSource?: AddressSource;
   token?: string;
   caCert?: string;
@@ -174,7 +174,7 @@ export class VaultClient {
     try {
       res = await send(method, url, headers, body, this.config);
     } catch (err) {
-      throw unreachableError(this.config.address, this.config.addressSource ?? '-address', err);
+      throw unreachableError(this.config.address, this.config.addressSource, err);
     } finally {
       clearTimeout(notice);
     }

@@ -44,7 +44,7 @@ export async function streamRequest(config: ClientConfig, req: StreamRequest): P
       else pipeline(req.body.stream, out).catch(() => {});
     });
   } catch (err) {
-    throw unreachableError(config.address, config.addressSource ?? '-address', err);
+    throw unreachableError(config.address, config.addressSource, err);
   }
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return res;

@@ -47,8 +47,10 @@ export function connectionReason(err: unknown): string {
 
 const NOT_A_URL = 'the address is not an http:// or https:// URL (expected e.g. http://127.0.0.1:8200)';
 
-export function unreachableError(address: string, source: AddressSource, err: unknown): CliError {
+/** `source` is left out by clients not configured from the command line (the Kubernetes operator). */
+export function unreachableError(address: string, source: AddressSource | undefined, err: unknown): CliError {
   // "host:8200" parses as a URL of scheme "host:" (fetch then says "unknown scheme"): name the real mistake.
   const reason = /^https?:\/\/[^/]/i.test(address) ? connectionReason(err) : NOT_A_URL;
-  return new CliError(`could not reach the server at ${address} (${sourceText(source)}): ${reason}`);
+  const from = source ? ` (${sourceText(source)})` : '';
+  return new CliError(`could not reach the server at ${address}${from}: ${reason}`);
 }
