@@ -129,6 +129,58 @@ describe('Kubernetes auth method', () => {
     });
     assert.equal(bad.status, 400);
   });
+  it('a token is not renewed once its role is deleted or its policies changed (issue 17)', async () => {
+    await core
+      .createNamespacedServiceAccount({ namespace: 'apps', body: { metadata: { name: 'web' } } })
+      .catch(() => undefined);
+    const role = {
+      bound_service_account_names: ['web'],
+      bound_service_account_namespaces: ['apps'],
+      audience: 'cofre',
+    };
+    const renew = (token: string) =>
+      srv.api.call('POST', 'auth/token/renew-self', { token, body: { increment: '1h' } });
+    assert.equal((await srv.api.call('POST', 'auth/kubernetes/role/temp', { body: role })).status, 204);
+    const first = await login(await saToken('apps', 'web', 'cofre'), 'temp');
+    assert.equal(first.status, 200, first.text);
+    assert.equal((await renew(first.body.auth.client_token)).status, 200);
+    assert.equal((await srv.api.call('DELETE', 'auth/kubernetes/role/temp')).status, 204);
+    const refused = await renew(first.body.auth.client_token);
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.body.errors[0], /role "temp" no longer exists/);
+
+    assert.equal((await srv.api.call('POST', 'auth/kubernetes/role/temp', { body: role })).status, 204);
+    const second = await login(await saToken('apps', 'web', 'cofre'), 'temp');
+    await srv.api.call('POST', 'auth/kubernetes/role/temp', { body: { token_policies: ['web-read'] } });
+    const changed = await renew(second.body.auth.client_token);
+    assert.equal(changed.status, 400, changed.text);
+    assert.match(changed.body.errors[0], /policies of role "temp" have changed/);
+  });
+
+  it("a role's token_bound_cidrs bind the tokens of its logins to those addresses", async () => {
+    const role = (cidrs: string[]) => ({
+      bound_service_account_names: ['web'],
+      bound_service_account_namespaces: ['apps'],
+      audience: 'cofre',
+      token_policies: ['web-read'],
+      token_bound_cidrs: cidrs,
+    });
+    assert.equal((await srv.api.call('POST', 'auth/kubernetes/role/far', { body: role(['10.0.0.0/8']) })).status, 204);
+    assert.equal(
+      (await srv.api.call('POST', 'auth/kubernetes/role/near', { body: role(['127.0.0.0/8']) })).status,
+      204,
+    );
+    const bad = await srv.api.call('POST', 'auth/kubernetes/role/bad', { body: role(['10.0.0.0/33']) });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.text, /invalid CIDR block/);
+    const far = await login(await saToken('apps', 'web', 'cofre'), 'far');
+    assert.equal(far.status, 200, far.text);
+    const read = (token: string) => srv.api.call('GET', 'secret/data/web/db', { token });
+    assert.equal((await read(far.body.auth.client_token)).status, 403, 'used from 127.0.0.1, bound to 10.0.0.0/8');
+    const near = await login(await saToken('apps', 'web', 'cofre'), 'near');
+    assert.equal((await read(near.body.auth.client_token)).status, 200);
+  });
+
   // Last: it disables the mount the other tests use.
   it('disabling the auth method revokes every token it issued (security issue, finding 4)', async () => {
     await core

@@ -7,6 +7,6 @@ import { tokenBackend } from './token/index.js';
 export function authMethods(getCore: () => Core): Record<string, BackendFactory> {
   return {
     token: tokenBackend(getCore),
-    kubernetes: kubernetesBackend(getCore),
+    kubernetes: kubernetesBackend,
   };
 }

@@ -52,6 +52,47 @@ export interface Request {
   caller: Caller | undefined;
   mountPoint: string;
   requestId: string;
+  /** The client's address as the listener saw it (for CIDR bindings); "" when unknown. */
+  remoteAddress: string;
+}
+
+/**
+ * What a login hands back, Vault's logical.Auth: who logged in and what their token may do. The core issues the
+ * token from it (TTLs resolved from the mount's tune, a lease under the login path), so no method issues tokens
+ * itself.
+ */
+export interface LoginAuth {
+  policies: string[];
+  /** Shown in token lookups and audit logs. */
+  metadata?: Record<string, string>;
+  /** Without the method's prefix, which the core adds ("kubernetes-" + this). */
+  displayName: string;
+  /** Seconds; 0 = the mount's default TTL. */
+  ttl: number;
+  /** Seconds; 0 = the mount's max TTL. Also caps renewals. */
+  maxTtl: number;
+  /** Seconds; a periodic token is renewed to this each time and has no max TTL. */
+  period?: number;
+  /** 0 = unlimited. */
+  numUses?: number;
+  /** The token is refused from addresses outside these CIDR blocks. */
+  boundCidrs?: string[];
+  /** Default true. */
+  renewable?: boolean;
+  /**
+   * What the method needs to decide on a renewal (a role name, an entity id). Stored with the token, never shown;
+   * handed to the method's renewAuth.
+   */
+  internal?: Record<string, unknown>;
+}
+
+/** What a method's renewAuth sees: the token's own record of its login. */
+export interface LoginRenewal {
+  internal: Record<string, unknown>;
+  metadata: Record<string, string>;
+  policies: string[];
+  /** The mount's storage. */
+  storage: Storage;
 }
 
 /** What a change at a path means for the change stream, relative to the mount. */
@@ -136,6 +177,8 @@ export interface AuthInfo {
 export interface Response {
   data?: Record<string, unknown> | null;
   auth?: AuthInfo;
+  /** A successful login: the core issues the token and fills `auth`. */
+  login?: LoginAuth;
   warnings?: string[];
   lease?: LeaseInfo;
   /** A dynamic secret to put under a lease; the core fills `lease` from it. */
@@ -202,6 +245,11 @@ export interface Backend {
    * between nodes.
    */
   invalidate?(key: string): void;
+  /**
+   * An auth method's say on renewing a token it issued (auth/token/renew*): throw to refuse (the role is gone or
+   * changed), or return the TTL limits that apply now. Without it, tokens of this method renew as any token.
+   */
+  renewAuth?(renewal: LoginRenewal): Promise<{ ttl?: number; maxTtl?: number } | void>;
 }
 
 export interface MountContext {

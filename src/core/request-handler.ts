@@ -5,7 +5,9 @@ import type { Caller, Operation, PathRecord, Request, Response } from './backend
 import type { Core } from './core.js';
 import { badRequest, CofreError, notFound, permissionDenied, sealedError, unsupportedOperation } from './errors.js';
 import { resolveTtl } from './expiration.js';
+import { addressAllowed } from './cidr.js';
 import { parseFields } from './fields.js';
+import { issueLoginToken } from './login.js';
 import type { Mounted } from './mount-table.js';
 
 export type HttpVerb = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
@@ -109,7 +111,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   const { mounted, route: found } = route(core, path);
   if (core.sealed && !found?.record.whileSealed) throw sealedError();
   if (!found) {
-    const token = await authenticate(core, req.token);
+    const token = await authenticate(core, req.token, req.remoteAddress);
     await authorize(core, token, req.token!, { path, operation, sudo: false, params: requestParams(req, operation) });
     throw notFound(mounted ? 'unsupported path' : `no handler for route "${req.path}". route entry not found.`);
   }
@@ -131,7 +133,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   let requestLogged = false;
   try {
     // The token is checked before anything else touches the request.
-    const token = record.unauthenticated ? undefined : await authenticate(core, req.token);
+    const token = record.unauthenticated ? undefined : await authenticate(core, req.token, req.remoteAddress);
     const request: Request = {
       operation,
       path: relative,
@@ -143,6 +145,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       caller: undefined,
       mountPoint: found.mounted.prefix,
       requestId: req.requestId,
+      remoteAddress: req.remoteAddress ?? '',
     };
     // The existence check reads only the path: it decides between create and update, which the ACL tells apart.
     if (operation === 'update' && record.exists && !(await record.exists(request))) operation = 'create';
@@ -178,6 +181,10 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       response = await handler(request);
       // Leased before a last-use token goes, so the token's revocation takes the lease with it (as in Vault).
       if (response?.secret) await registerLease(core, found.mounted, request, response);
+      if (response?.login) {
+        response.auth = await issueLoginToken(core, found.mounted, request, response.login);
+        delete response.login;
+      }
     } finally {
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
@@ -271,10 +278,13 @@ async function reportChange(
   });
 }
 
-async function authenticate(core: Core, token: string | undefined): Promise<TokenEntry> {
+async function authenticate(core: Core, token: string | undefined, remoteAddress = ''): Promise<TokenEntry> {
   if (!token) throw new CofreError(403, 'permission denied: missing client token');
   const entry = await core.tokens.lookup(token);
   if (!entry) throw permissionDenied('permission denied: invalid or expired token');
+  // A token bound to CIDR blocks is worth nothing from elsewhere, as if it did not exist.
+  if (!addressAllowed(entry.boundCidrs, remoteAddress))
+    throw permissionDenied('permission denied: invalid or expired token');
   return entry;
 }
 

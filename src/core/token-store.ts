@@ -22,6 +22,10 @@ export interface TokenEntry {
   renewable: boolean;
   expireTime: number; // unix ms, 0 = never
   path: string;
+  /** The token is refused from client addresses outside these CIDR blocks. */
+  boundCidrs?: string[];
+  /** What the auth method that issued it needs on a renewal (LoginAuth.internal); never shown. */
+  internal?: Record<string, unknown>;
 }
 
 /** The request that takes a token's last use still runs; the token is revoked once it is done. */
@@ -42,6 +46,8 @@ export interface NewToken {
   path: string;
   /** Only for dev mode's chosen root token id. */
   id?: string;
+  boundCidrs?: string[];
+  internal?: Record<string, unknown>;
 }
 
 /** What the core does around a token's life: a token with an expiry is a lease of the expiration manager. */
@@ -154,6 +160,8 @@ export class TokenStore {
       renewable: spec.renewable ?? true,
       expireTime,
       path: spec.path,
+      ...(spec.boundCidrs && spec.boundCidrs.length > 0 ? { boundCidrs: spec.boundCidrs } : {}),
+      ...(spec.internal ? { internal: spec.internal } : {}),
     };
     const ops: StorageOp[] = [
       { op: 'put', key: `id/${hash}`, value: jsonBytes(entry) },

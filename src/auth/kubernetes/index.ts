@@ -1,13 +1,12 @@
 import type { BackendFactory } from '../../core/backend.js';
-import type { Core } from '../../core/core.js';
+import { renewWhileRoleHolds } from '../token-fields.js';
 import { configPath } from './config.js';
 import { loginPath } from './login.js';
-import { rolePaths } from './role.js';
+import { readRole, rolePaths } from './role.js';
 
 /** The Kubernetes auth method, Vault-compatible: config, role/:name and login validated by TokenReview. */
-export function kubernetesBackend(getCore: () => Core): BackendFactory {
-  return (ctx) => ({
-    type: 'kubernetes',
-    paths: [configPath(), ...rolePaths(), loginPath(getCore, ctx.mountPoint)],
-  });
-}
+export const kubernetesBackend: BackendFactory = () => ({
+  type: 'kubernetes',
+  paths: [configPath(), ...rolePaths(), loginPath()],
+  renewAuth: renewWhileRoleHolds((storage, name) => readRole(storage, name)),
+});

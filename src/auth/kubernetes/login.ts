@@ -1,10 +1,8 @@
 import type { PathRecord } from '../../core/backend.js';
-import type { Core } from '../../core/core.js';
 import { badRequest, CofreError, permissionDenied } from '../../core/errors.js';
-import { authView } from '../token/lookup.js';
-import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../token/create.js';
+import { loginAuthFrom } from '../token-fields.js';
 import { effectiveReviewer, readConfig } from './config.js';
-import { readRole, type KubeRole } from './role.js';
+import { readRole } from './role.js';
 import { reviewToken, ReviewUnavailable } from './token-review.js';
 
 /** "*" matches anything; other "*" are globs ("team-*"), as Vault allows in bound names and namespaces. */
@@ -21,17 +19,11 @@ export function boundMatches(patterns: string[], value: string): boolean {
   });
 }
 
-function tokenPolicies(role: KubeRole): string[] {
-  const policies = [...role.token_policies];
-  if (!role.token_no_default_policy && !policies.includes('default')) policies.push('default');
-  return policies;
-}
-
 /**
  * auth/kubernetes/login: a pod proves who it is with its service-account JWT. The TokenReview API decides whether
  * the JWT is live; the role decides which service accounts and namespaces it binds and which policies they get.
  */
-export function loginPath(getCore: () => Core, mountPoint: string): PathRecord {
+export function loginPath(): PathRecord {
   return {
     pattern: 'login',
     summary: 'Logs in with a Kubernetes service-account token and a role.',
@@ -73,29 +65,19 @@ export function loginPath(getCore: () => Core, mountPoint: string): PathRecord {
         if (!boundMatches(role.bound_service_account_names, identity.serviceAccountName)) {
           throw permissionDenied(`permission denied: service account name not authorized by role "${roleName}"`);
         }
-        const core = getCore();
-        const mount = core.mounts.get('auth', mountPoint.replace(/^auth\//, ''))?.entry.config;
-        const maxTtl = role.token_max_ttl || mount?.max_lease_ttl || SYSTEM_MAX_TTL;
-        const ttl = Math.min(role.token_ttl || mount?.default_lease_ttl || SYSTEM_DEFAULT_TTL, maxTtl);
-        const { token, entry } = await core.tokens.create({
-          policies: tokenPolicies(role),
-          meta: {
-            role: roleName,
-            service_account_name: identity.serviceAccountName,
-            service_account_namespace: identity.namespace,
-            service_account_uid: identity.uid,
-            service_account_secret_name: '',
-          },
-          displayName: `kubernetes-${identity.namespace}-${identity.serviceAccountName}`,
-          numUses: role.token_num_uses,
-          ttl,
-          explicitMaxTtl: role.token_max_ttl,
-          period: role.token_period,
-          renewable: true,
-          parentHash: '',
-          path: `${mountPoint}login`,
-        });
-        return { auth: authView(entry, token) };
+        return {
+          login: loginAuthFrom(role, {
+            displayName: `${identity.namespace}-${identity.serviceAccountName}`,
+            metadata: {
+              role: roleName,
+              service_account_name: identity.serviceAccountName,
+              service_account_namespace: identity.namespace,
+              service_account_uid: identity.uid,
+              service_account_secret_name: '',
+            },
+            internal: { role: roleName },
+          }),
+        };
       },
     },
   };

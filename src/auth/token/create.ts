@@ -1,7 +1,7 @@
 import type { Field, Request, Response } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import { setOwn } from '../../core/own-keys.js';
-import { authView } from './lookup.js';
+import { authView } from '../../core/token-views.js';
 import type { TokenEntry, TokenStore } from '../../core/token-store.js';
 
 export const SYSTEM_DEFAULT_TTL = 32 * 24 * 3600; // Vault's 768h

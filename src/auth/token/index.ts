@@ -1,8 +1,9 @@
 import type { BackendFactory, Field, PathRecord, Request, Response } from '../../core/backend.js';
 import type { Core } from '../../core/core.js';
 import { badRequest, CofreError } from '../../core/errors.js';
+import { renewalLimits } from '../../core/login.js';
 import { createFields, createToken, SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL, type MountTtls } from './create.js';
-import { authView, lookupView } from './lookup.js';
+import { authView, lookupView } from '../../core/token-views.js';
 import type { TokenEntry } from '../../core/token-store.js';
 
 const tokenField: Record<string, Field> = { token: { type: 'string', description: 'The token.' } };
@@ -45,7 +46,9 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       req.caller !== undefined &&
       (await core.policies.acl(req.caller.policies)).check(`${ctx.mountPoint}${req.path}`, 'update').sudo;
     const renew = async (entry: TokenEntry, req: Request, token: string | undefined): Promise<Response> => {
-      const renewed = await store.renew(entry, (req.data.increment as number | undefined) ?? 0, ttls().maxTtl);
+      // The method that issued the token has its say first: a token of a deleted role is not renewed.
+      const { maxTtl } = await renewalLimits(core, entry);
+      const renewed = await store.renew(entry, (req.data.increment as number | undefined) ?? 0, maxTtl);
       return { auth: { ...authView(renewed, token ?? ''), client_token: token ?? '' } };
     };
     const revokeTree = async (entry: TokenEntry) => {

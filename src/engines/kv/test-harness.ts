@@ -80,6 +80,7 @@ export class Harness {
         caller: call.caller ?? rootCaller,
         mountPoint: 'secret/',
         requestId: 'test-request',
+        remoteAddress: '',
       };
       try {
         if (op === 'write') req.operation = record.exists && !(await record.exists(req)) ? 'create' : 'update';

@@ -1,5 +1,5 @@
-import type { AuthInfo } from '../../core/backend.js';
-import type { TokenEntry } from '../../core/token-store.js';
+import type { AuthInfo } from './backend.js';
+import type { TokenEntry } from './token-store.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

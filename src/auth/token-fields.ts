@@ -1,0 +1,134 @@
+import type { Backend, Field, LoginAuth } from '../core/backend.js';
+import type { Storage } from '../core/storage.js';
+import { parseCidrs } from '../core/cidr.js';
+import { badRequest } from '../core/errors.js';
+
+/**
+ * The token_* fields every auth method's roles (or users) share, as Vault's tokenutil: what the tokens issued at
+ * login look like. One module, so that every method parses, shows and applies them alike.
+ */
+export interface TokenParams {
+  token_policies: string[];
+  token_ttl: number;
+  token_max_ttl: number;
+  token_period: number;
+  token_num_uses: number;
+  token_no_default_policy: boolean;
+  token_bound_cidrs: string[];
+}
+
+export const tokenFields: Record<string, Field> = {
+  token_policies: { type: 'string-list', description: 'Policies of the tokens issued at login.' },
+  policies: { type: 'string-list', description: 'Legacy alias of token_policies.' },
+  token_ttl: { type: 'duration', description: 'TTL of the tokens issued at login; 0 is the mount default.' },
+  ttl: { type: 'duration', description: 'Legacy alias of token_ttl.' },
+  token_max_ttl: { type: 'duration', description: 'Maximum TTL of the tokens issued at login, renewals included.' },
+  max_ttl: { type: 'duration', description: 'Legacy alias of token_max_ttl.' },
+  token_explicit_max_ttl: { type: 'duration', description: 'Accepted as token_max_ttl when that is unset.' },
+  token_period: { type: 'duration', description: 'Makes the issued tokens periodic, renewed to this each time.' },
+  period: { type: 'duration', description: 'Legacy alias of token_period.' },
+  token_num_uses: { type: 'int', description: 'Use limit of the issued tokens; 0 is unlimited.' },
+  token_no_default_policy: { type: 'bool', description: 'Do not attach the default policy.' },
+  token_type: { type: 'string', description: 'Only "service" or "default" (batch tokens are not supported).' },
+  token_bound_cidrs: { type: 'string-list', description: 'CIDR blocks the issued tokens may be used from.' },
+  bound_cidrs: { type: 'string-list', description: 'Legacy alias of token_bound_cidrs.' },
+};
+
+export const NO_TOKEN_PARAMS: TokenParams = {
+  token_policies: [],
+  token_ttl: 0,
+  token_max_ttl: 0,
+  token_period: 0,
+  token_num_uses: 0,
+  token_no_default_policy: false,
+  token_bound_cidrs: [],
+};
+
+function cleanList(value: unknown): string[] {
+  return ((value as string[] | undefined) ?? []).map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/**
+ * The token parameters of a write: each field the request names (or its legacy alias) replaces the current
+ * value, the others stay, as a Vault role update does.
+ */
+export function tokenParamsFrom(data: Record<string, unknown>, current: TokenParams = NO_TOKEN_PARAMS): TokenParams {
+  const given = (name: string, alias?: string): unknown => data[name] ?? (alias ? data[alias] : undefined);
+  if (data.token_type !== undefined && data.token_type !== 'service' && data.token_type !== 'default') {
+    throw badRequest('only service tokens are supported ("token_type" must be "service" or "default")');
+  }
+  const numUses = (given('token_num_uses') as number | undefined) ?? current.token_num_uses;
+  if (numUses < 0) throw badRequest('"token_num_uses" cannot be negative');
+  const policies = given('token_policies', 'policies');
+  const cidrs = given('token_bound_cidrs', 'bound_cidrs');
+  const params: TokenParams = {
+    token_policies: policies === undefined ? current.token_policies : cleanList(policies).map((p) => p.toLowerCase()),
+    token_ttl: (given('token_ttl', 'ttl') as number | undefined) ?? current.token_ttl,
+    token_max_ttl:
+      (given('token_max_ttl', 'max_ttl') as number | undefined) ??
+      (data.token_explicit_max_ttl as number | undefined) ??
+      current.token_max_ttl,
+    token_period: (given('token_period', 'period') as number | undefined) ?? current.token_period,
+    token_num_uses: numUses,
+    token_no_default_policy: (data.token_no_default_policy as boolean | undefined) ?? current.token_no_default_policy,
+    token_bound_cidrs: cidrs === undefined ? current.token_bound_cidrs : cleanList(cidrs),
+  };
+  parseCidrs(params.token_bound_cidrs, 'token_bound_cidrs');
+  if (params.token_max_ttl > 0 && params.token_ttl > params.token_max_ttl) {
+    throw badRequest('"token_ttl" cannot be greater than "token_max_ttl"');
+  }
+  return params;
+}
+
+/** The parameters as a role read shows them, with Vault's legacy names beside. */
+export function tokenParamsView(p: TokenParams): Record<string, unknown> {
+  return {
+    ...p,
+    token_explicit_max_ttl: 0,
+    token_type: 'default',
+    policies: p.token_policies,
+    ttl: p.token_ttl,
+    max_ttl: p.token_max_ttl,
+    period: p.token_period,
+    bound_cidrs: p.token_bound_cidrs,
+  };
+}
+
+/** The login a role's parameters describe; the method adds who logged in. */
+export function loginAuthFrom(
+  p: TokenParams,
+  who: { displayName: string; metadata?: Record<string, string>; internal?: Record<string, unknown> },
+): LoginAuth {
+  const policies = [...new Set(p.token_policies)];
+  if (!p.token_no_default_policy && !policies.includes('default')) policies.push('default');
+  return {
+    policies,
+    displayName: who.displayName,
+    ...(who.metadata ? { metadata: who.metadata } : {}),
+    ...(who.internal ? { internal: who.internal } : {}),
+    ttl: p.token_ttl,
+    maxTtl: p.token_max_ttl,
+    period: p.token_period,
+    numUses: p.token_num_uses,
+    boundCidrs: p.token_bound_cidrs,
+    renewable: true,
+  };
+}
+
+/**
+ * The renewAuth of a method whose logins name a role (LoginAuth.internal.role): as Vault's, a token is renewed
+ * only while its role still exists and still grants the policies the token has; the role's max TTL applies.
+ */
+export function renewWhileRoleHolds(
+  read: (storage: Storage, role: string) => Promise<TokenParams | undefined>,
+): NonNullable<Backend['renewAuth']> {
+  return async ({ internal, policies, storage }) => {
+    const name = typeof internal.role === 'string' ? internal.role : '';
+    const role = name ? await read(storage, name) : undefined;
+    if (!role) throw badRequest(`role "${name}" no longer exists; the token cannot be renewed`);
+    const granted = loginAuthFrom(role, { displayName: '' }).policies;
+    const same = granted.length === policies.length && granted.every((p) => policies.includes(p));
+    if (!same) throw badRequest(`the policies of role "${name}" have changed; the token cannot be renewed`);
+    return { maxTtl: role.token_max_ttl };
+  };
+}
