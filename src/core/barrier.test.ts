@@ -36,6 +36,29 @@ describe('Barrier', () => {
     await physical.close();
   });
 
+  it('an entry of a term another barrier on the same store rotated to is read after one keyring reload', async () => {
+    const physical = fresh();
+    const rootKey = randomBytes(32);
+    const writer = new Barrier(physical);
+    await writer.initialize(rootKey);
+    let reloads = 0;
+    const reader: Barrier = new Barrier(physical, async () => {
+      reloads++;
+      await reader.unseal(rootKey);
+    });
+    await reader.unseal(rootKey);
+    const unaware = new Barrier(physical);
+    await unaware.unseal(rootKey);
+    await writer.rotate(rootKey);
+    await writer.put('a/new-term', Buffer.from('v'));
+    const [one, two] = await Promise.all([reader.get('a/new-term'), reader.get('a/new-term')]);
+    assert.equal(text(one), 'v');
+    assert.equal(text(two), 'v');
+    assert.equal(reloads, 1, 'one reload serves reads that meet the new term together');
+    await assert.rejects(unaware.get('a/new-term'), /unknown key term 2/);
+    await physical.close();
+  });
+
   it('two writes of one value never share a ciphertext (fresh nonce)', async () => {
     const physical = fresh();
     const barrier = new Barrier(physical);

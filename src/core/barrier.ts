@@ -18,7 +18,17 @@ export class Barrier implements Storage {
   private keyring: Keyring | undefined;
   private readonly cache = new ReadCache(READ_CACHE_BYTES);
 
-  constructor(private readonly physical: Storage) {}
+  /** Single flight: many reads may meet a new term at once; one reload serves them. */
+  private reloading: Promise<void> | undefined;
+
+  constructor(
+    private readonly physical: Storage,
+    /**
+     * Reads the keyring again (with the root key the core holds): another node that shares the store rotated it,
+     * and an entry written under the new term arrived before the notification that says so.
+     */
+    private readonly reloadKeyring?: () => Promise<void>,
+  ) {}
 
   get sealed(): boolean {
     return this.keyring === undefined;
@@ -72,9 +82,19 @@ export class Barrier implements Storage {
     const epoch = this.cache.epoch();
     const stored = await this.physical.get(key);
     if (stored === undefined) return undefined;
-    const plain = decrypt(keyring, key, stored);
+    const plain = await this.decrypt(keyring, key, stored);
     this.cache.fill(key, plain, epoch);
     return plain;
+  }
+
+  /** Decrypts, reading the keyring again once if the entry's term is newer than any this node knows. */
+  private async decrypt(keyring: Keyring, key: string, stored: Uint8Array): Promise<Buffer> {
+    if (!this.reloadKeyring || keyring.term(termOf(stored)) || termOf(stored) <= keyring.active().term) {
+      return decrypt(keyring, key, stored);
+    }
+    this.reloading ??= this.reloadKeyring().finally(() => (this.reloading = undefined));
+    await this.reloading;
+    return decrypt(this.unsealedKeyring(), key, stored);
   }
 
   /** The same store without the read cache: for the few checks that must see another node's latest commit. */
@@ -83,7 +103,7 @@ export class Barrier implements Storage {
       get: async (key) => {
         const keyring = this.unsealedKeyring();
         const stored = await this.physical.get(key);
-        return stored === undefined ? undefined : decrypt(keyring, key, stored);
+        return stored === undefined ? undefined : this.decrypt(keyring, key, stored);
       },
       put: (key, value) => this.put(key, value),
       delete: (key) => this.delete(key),
@@ -144,6 +164,11 @@ function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {
   header.writeUInt8(FORMAT_VERSION, 0);
   header.writeUInt32BE(term, 1);
   return Buffer.concat([header, seal(key, value, Buffer.from(path))]);
+}
+
+/** The key term in an entry's header (0 for an entry too short to have one: decrypt refuses it). */
+function termOf(stored: Uint8Array): number {
+  return stored.byteLength >= HEADER_BYTES ? Buffer.from(stored.buffer, stored.byteOffset, 5).readUInt32BE(1) : 0;
 }
 
 function decrypt(keyring: Keyring, path: string, stored: Uint8Array): Buffer {

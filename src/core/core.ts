@@ -79,7 +79,7 @@ export class Core {
   private seals = 0;
 
   constructor(private readonly opts: CoreOptions) {
-    this.barrier = new Barrier(opts.physical);
+    this.barrier = new Barrier(opts.physical, () => this.reloadKeyring());
     this.mounts = new MountTable(this.barrier, opts.factories, (entry) => this.systemView(entry));
     const tokenLeases = tokenSecretType(() => this.tokens);
     this.expiration = new ExpirationManager(new StorageView(this.barrier, 'sys/expire/'), (prefix, type) => {
