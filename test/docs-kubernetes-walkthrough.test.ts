@@ -6,9 +6,9 @@
 // the Kubernetes API itself, so a doc that prints the right words without doing the work still fails.
 //
 // What the test provides, as the page's "Before you start" asks of a reader: `cofre` on PATH (a wrapper around
-// dist/cli/main.js, which `npm ci` / `npm run build` makes) and free ports 8200 and 9090. TMPDIR points at a
-// directory of this run, so the cluster (`$TMPDIR/cofre-clusters/dev`) and the scratch directory (`mktemp -d`) are
-// this run's own, never a reader's cluster of the same name.
+// dist/cli/main.js, which `npm ci` or `npm run build` makes; COFRE_WALKTHROUGH_CLI names another build) and free
+// ports 8200 and 9090. TMPDIR points at a directory of this run, so the cluster (`$TMPDIR/cofre-clusters/dev`) and
+// the scratch directory (`mktemp -d`) are this run's own, never a reader's cluster of the same name.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -169,7 +169,8 @@ describe('docs/kubernetes.md walkthrough, run as written', () => {
   let shell: Shell | undefined;
 
   before(async () => {
-    const cli = path.join(repo, 'dist', 'cli', 'main.js');
+    // COFRE_WALKTHROUGH_CLI: another build of the CLI's main.js to run the page with (default: dist/).
+    const cli = process.env.COFRE_WALKTHROUGH_CLI ?? path.join(repo, 'dist', 'cli', 'main.js');
     assert.ok(existsSync(cli), `${cli} is missing: run 'npm run build' (npm ci does it too) before this test`);
     // What the page's first block needs, fetched here so that a missing piece fails with its own message (a first
     // build of the Kubernetes binaries takes minutes, longer than a block may).
