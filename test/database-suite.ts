@@ -6,31 +6,19 @@ import { after, before, describe, it } from 'node:test';
 import nodeVault from 'node-vault';
 import type { TestDatabase } from '../scripts/test-databases.js';
 import { canLogIn as canLogInAs, type Flavor } from './database-flavors.js';
-import { buildProgram, run } from '../src/cli/program.js';
-import { stdio } from '../src/cli/output.js';
-import { apiClient, freePort, spawnDevServer, startServer, tempDir, writeOk, type InProcessServer } from './support.js';
+import {
+  apiClient,
+  freePort,
+  runCli as cofre,
+  spawnDevServer,
+  startServer,
+  tempDir,
+  writeOk,
+  type InProcessServer,
+} from './support.js';
 
 const ADMIN = 'cofre_admin';
 const ADMIN_PASSWORD = 'initial-admin-pw-7f3a9c';
-
-/** Runs `cofre ARGS` in this process against url with token, and returns its exit code and output. */
-async function cofre(url: string, token: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  let out = '';
-  const saved = { stdout: stdio.stdout, stderr: stdio.stderr };
-  const env = { addr: process.env.COFRE_ADDR, token: process.env.COFRE_TOKEN };
-  stdio.stdout = stdio.stderr = { write: (text: string) => (out += text) };
-  process.env.COFRE_ADDR = url;
-  process.env.COFRE_TOKEN = token;
-  try {
-    return { code: await run(buildProgram(), args), out };
-  } finally {
-    Object.assign(stdio, saved);
-    for (const [key, value] of [['COFRE_ADDR', env.addr] as const, ['COFRE_TOKEN', env.token] as const]) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  }
-}
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { enableKubernetesAuth } from './kube-support.js';
-import { startServer, type InProcessServer } from './support.js';
+import { runCli, startServer, type InProcessServer } from './support.js';
 
 /** Kubernetes login against a real kube-apiserver: real service accounts, TokenRequest and TokenReview. */
 describe('Kubernetes auth method', () => {
@@ -179,6 +179,20 @@ describe('Kubernetes auth method', () => {
     assert.equal((await read(far.body.auth.client_token)).status, 403, 'used from 127.0.0.1, bound to 10.0.0.0/8');
     const near = await login(await saToken('apps', 'web', 'cofre'), 'near');
     assert.equal((await read(near.body.auth.client_token)).status, 200);
+  });
+
+  it('cofre login -method=kubernetes logs in with a role and a service-account token', async () => {
+    const jwt = await saToken('apps', 'web', 'cofre');
+    const ok = await runCli(srv.url, '', 'login', '-method=kubernetes', '-no-store', 'role=web', `jwt=${jwt}`);
+    assert.equal(ok.code, 0, ok.out);
+    assert.match(ok.out, /token\s+cvs\./);
+    assert.match(ok.out, /token_policies\s+\["default" "web-read"\]/);
+    assert.doesNotMatch(ok.out, new RegExp(jwt.slice(-20)), 'the service-account token is not echoed');
+    const missing = await runCli(srv.url, '', 'login', '-method=kubernetes', '-no-store', `jwt=${jwt}`);
+    assert.equal(missing.code, 2, missing.out);
+    assert.match(missing.out, /needs role=/);
+    const unknown = await runCli(srv.url, '', 'login', '-method=nope', 'a=b');
+    assert.match(unknown.out, /Unsupported auth method "nope"/);
   });
 
   // Last: it disables the mount the other tests use.

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCofre, devDefaultMounts, type Cofre } from '../src/app.js';
+import { stdio } from '../src/cli/output.js';
+import { buildProgram, run } from '../src/cli/program.js';
 
 export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `cofre-${name}-`));
@@ -273,4 +275,23 @@ export async function writeOk(api: Api, path: string, body: unknown = {}): Promi
   const res = await api.call('PUT', path, { body });
   if (res.status !== 200 && res.status !== 204) throw new Error(`PUT ${path}: ${res.status} ${res.text}`);
   return res;
+}
+
+/** Runs `cofre ARGS` in this process against url with token, and returns its exit code and output. */
+export async function runCli(url: string, token: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const saved = { stdout: stdio.stdout, stderr: stdio.stderr };
+  const env = { addr: process.env.COFRE_ADDR, token: process.env.COFRE_TOKEN };
+  stdio.stdout = stdio.stderr = { write: (text: string) => (out += text) };
+  process.env.COFRE_ADDR = url;
+  process.env.COFRE_TOKEN = token;
+  try {
+    return { code: await run(buildProgram(), args), out };
+  } finally {
+    Object.assign(stdio, saved);
+    for (const [key, value] of [['COFRE_ADDR', env.addr] as const, ['COFRE_TOKEN', env.token] as const]) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
 }

@@ -3,11 +3,13 @@ import type { Secret, SecretAuth } from '../client.js';
 import { apiCommand, clientFrom, outputFrom } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { usageError } from '../errors.js';
-import { promptSecret } from '../input.js';
+import { parseKeyValues, promptSecret } from '../input.js';
+import { LOGIN_METHODS } from '../login-methods.js';
 import { storeToken } from '../token-helper.js';
 
 interface LoginFlags extends CommonFlags {
   method: string;
+  path?: string;
   store: boolean;
   print: boolean;
 }
@@ -28,27 +30,58 @@ export function authFromLookup(token: string, data: Record<string, unknown>): Se
 }
 
 export function registerLoginCommand(program: Command): void {
-  apiCommand(program, 'login [token]', 'Authenticate with a token and store it in the token helper (~/.vault-token)')
-    .option('--method <method>', 'auth method (only "token" for now)', 'token')
+  apiCommand(
+    program,
+    'login [args...]',
+    'Authenticate (a token, or an auth method) and store the token in the token helper',
+  )
+    .option('--method <method>', `auth method: token, ${Object.keys(LOGIN_METHODS).join(', ')}`, 'token')
+    .option('--path <path>', 'where the auth method is mounted (default: the method name)')
     .option('--no-store', 'do not store the token in the token helper')
     .option('--no-print', 'do not print the token information (the token is still stored)')
     .addHelpText(
       'after',
-      '\nWithout TOKEN (or with "-") the token is prompted for, or read from stdin.\n' +
-        'The token helper file is ~/.vault-token, or $COFRE_TOKEN_FILE.\n\nExample:\n  $ cofre login s.abc123',
+      '\nWith the token method, TOKEN is the only argument; without it (or with "-") it is prompted for, or read\n' +
+        'from stdin. Other methods take key=value arguments:\n' +
+        Object.entries(LOGIN_METHODS)
+          .map(([name, m]) => `  -method=${name} ${m.usage}\n`)
+          .join('') +
+        '\nThe token helper file is ~/.vault-token, or $COFRE_TOKEN_FILE.\n\nExamples:\n  $ cofre login s.abc123\n' +
+        '  $ cofre login -method=userpass username=alice\n  $ cofre login -method=approle role_id=... secret_id=...',
     )
-    .action(async (tokenArg: string | undefined, flags: LoginFlags) => {
-      if (flags.method !== 'token') throw usageError(`Unsupported auth method "${flags.method}" (only "token")`);
+    .action(async (args: string[], flags: LoginFlags) => {
       const client = clientFrom(flags);
       const output = outputFrom(flags);
-      const token = tokenArg && tokenArg !== '-' ? tokenArg : await promptSecret('Token (will be hidden): ');
-      if (!token) throw usageError('Missing token');
-      const res = (await client.request('GET', 'auth/token/lookup-self', {
-        token,
-        what: 'looking up the token',
-      })) as Secret | null;
-      const secret: Secret = { ...(res ?? {}), data: null, auth: authFromLookup(token, res?.data ?? {}) };
-
+      let secret: Secret;
+      if (flags.method === 'token') {
+        if (args.length > 1) throw usageError('Too many arguments: the token method takes one token');
+        const tokenArg = args[0];
+        const token = tokenArg && tokenArg !== '-' ? tokenArg : await promptSecret('Token (will be hidden): ');
+        if (!token) throw usageError('Missing token');
+        const res = (await client.request('GET', 'auth/token/lookup-self', {
+          token,
+          what: 'looking up the token',
+        })) as Secret | null;
+        secret = { ...(res ?? {}), data: null, auth: authFromLookup(token, res?.data ?? {}) };
+      } else {
+        const method = Object.hasOwn(LOGIN_METHODS, flags.method) ? LOGIN_METHODS[flags.method] : undefined;
+        if (!method) {
+          throw usageError(
+            `Unsupported auth method "${flags.method}" (supported: token, ${Object.keys(LOGIN_METHODS).join(', ')})`,
+          );
+        }
+        const mount = (flags.path ?? flags.method).replace(/^\/+|\/+$/g, '');
+        const call = await method.call(await parseKeyValues(args));
+        const res = (await client.request('POST', `auth/${mount}/${call.path}`, {
+          token: '',
+          body: call.body,
+          what: `logging in with the ${flags.method} method at auth/${mount}`,
+        })) as Secret | null;
+        if (!res?.auth?.client_token)
+          throw usageError(`The server answered the login at auth/${mount} without a token`);
+        secret = res;
+      }
+      const token = secret.auth!.client_token;
       if (flags.store) storeToken(token);
       const envVar = process.env.COFRE_TOKEN ? 'COFRE_TOKEN' : process.env.VAULT_TOKEN ? 'VAULT_TOKEN' : undefined;
       if (envVar) {
