@@ -26,7 +26,7 @@ describe('leader election', () => {
   });
   after(() => cluster?.stop());
 
-  it('elects exactly one leader, hands over on stop and after a crash, never two at once', async () => {
+  it('elects exactly one leader, hands over on stop and after a crash, never two at once', async (t) => {
     const leading = new Set<string>();
     let overlap = false;
     const candidate = (id: string) =>
@@ -45,9 +45,13 @@ describe('leader election', () => {
         onStoppedLeading: () => void leading.delete(id),
       });
     const a = candidate('a');
+    const byId = { a } as Record<string, ReturnType<typeof candidate>>;
+    // A failed assertion must not leave candidates campaigning: the test process would never end.
+    t.after(() => Promise.all(Object.values(byId).map((e) => e.stop())));
     await until(() => leading.size === 1, 'a first leader', 10_000);
     const b = candidate('b');
     const c = candidate('c');
+    Object.assign(byId, { b, c });
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(leading.size, 1, 'still exactly one leader');
     const first = [...leading][0]!;
@@ -57,13 +61,11 @@ describe('leader election', () => {
     assert.equal(lease.spec?.holderIdentity, first);
 
     // A clean stop gives the Lease up: another candidate leads well before the lease would expire.
-    const byId = { a, b, c } as Record<string, ReturnType<typeof candidate>>;
     await byId[first]!.stop();
     const handOver = await until(() => leading.size === 1 && !leading.has(first), 'hand-over', 5_000);
     assert.ok(handOver < 2_000, `hand-over took ${handOver} ms`);
 
     assert.equal(overlap, false, 'two leaders at once');
-    for (const e of Object.values(byId)) await e.stop();
   });
 
   it('a leader killed with SIGKILL (no release) is replaced once its lease expires, not before', async () => {
@@ -80,10 +82,11 @@ describe('leader election', () => {
     });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
+    let survivor: ReturnType<typeof runLeaderElection> | undefined;
     try {
       await until(() => out.includes('LEADING'), 'child leading', 20_000);
       let leaderSince = 0;
-      const survivor = runLeaderElection({
+      survivor = runLeaderElection({
         kubeConfig: kc,
         namespace: 'cofre-system',
         name: 'crash-lease',
@@ -101,9 +104,9 @@ describe('leader election', () => {
       await until(() => leaderSince > 0, 'take-over', 10_000);
       const gap = leaderSince - killedAt;
       assert.ok(gap >= 1000 && gap < 6000, `take-over ${gap} ms after the kill (lease 3 s)`);
-      await survivor.stop();
     } finally {
       child.kill('SIGKILL');
+      await survivor?.stop();
     }
   });
 });
