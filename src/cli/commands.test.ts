@@ -529,6 +529,22 @@ describe('token', () => {
 });
 
 describe('secrets, policy, audit, operator', () => {
+  it('auth enable / list / tune / disable, as Vault words them', async () => {
+    assert.equal(
+      await ok('auth', 'enable', '-path=k8s', 'kubernetes'),
+      'Success! Enabled kubernetes auth method at: k8s/\n',
+    );
+    assert.match(await ok('auth', 'list'), /^k8s\/ +kubernetes +kubernetes_\S+ +n\/a$/m);
+    assert.match(await ok('auth', 'list'), /^token\/ +token /m);
+    assert.equal(
+      await ok('auth', 'tune', '-default-lease-ttl=30m', 'k8s'),
+      'Success! Tuned the auth method at: k8s/\n',
+    );
+    assert.equal((await api.call('GET', 'sys/auth/k8s/tune')).body.data.default_lease_ttl, 1800);
+    assert.equal(await ok('auth', 'disable', 'k8s'), 'Success! Disabled the auth method (if it existed) at: k8s/\n');
+    assert.doesNotMatch(await ok('auth', 'list'), /^k8s\//m);
+  });
+
   it('secrets enable / list / tune / disable', async () => {
     const enabled = await ok(
       'secrets',

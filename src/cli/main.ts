@@ -7,6 +7,14 @@ import { buildProgram, run } from './program.js';
 import { registerOperatorKubernetesCommand } from './operator-kubernetes.js';
 import { registerServerCommand } from './server.js';
 
+// `cofre ... | head` closes the pipe early: that is the reader's choice, not an error to print a stack for.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 const program = buildProgram();
 registerServerCommand(program);
 const operatorGroup = program.commands.find((c) => c.name() === 'operator');

@@ -10,7 +10,7 @@ import { registerLoginCommand } from './commands/login.js';
 import { registerOperatorCommands } from './commands/operator.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerPolicyCommands } from './commands/policy.js';
-import { registerSecretsCommands } from './commands/secrets.js';
+import { registerAuthCommands, registerSecretsCommands } from './commands/secrets.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTokenCommands } from './commands/token.js';
 import { addCommonOptions } from './common.js';
@@ -57,6 +57,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerPolicyCommands(program);
   registerSecretsCommands(program);
+  registerAuthCommands(program);
   registerAuditCommands(program);
   addCommonOptions();
   return program;

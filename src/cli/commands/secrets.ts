@@ -111,66 +111,100 @@ export function mountsTable(mounts: Record<string, MountEntry>, detailed = false
   return columns([head, head.map((h) => '-'.repeat(h.length)), ...rows]);
 }
 
-export function registerSecretsCommands(program: Command): void {
-  const secrets = program.command('secrets').description('Enable, disable, list and tune secrets engines');
+/** What tells `cofre secrets` (sys/mounts) and `cofre auth` (sys/auth) apart; the commands are the same. */
+interface MountKind {
+  command: string;
+  api: 'mounts' | 'auth';
+  /** "secrets engine" or "auth method". */
+  noun: string;
+  /** How a success names what was enabled: Vault says "the kv secrets engine" but "kubernetes auth method". */
+  enabled: (type: string) => string;
+  examples: string;
+}
 
-  apiCommand(secrets, 'enable <type>', 'Enable a secrets engine (e.g. kv) at a path (default: its type)', false)
-    .option('--path <path>', 'where to mount the engine (default: the engine type)')
+const SECRETS: MountKind = {
+  command: 'secrets',
+  api: 'mounts',
+  noun: 'secrets engine',
+  enabled: (type) => `the ${type} secrets engine`,
+  examples: '\nExamples:\n  $ cofre secrets enable -path=kv1 kv\n  $ cofre secrets enable -version=2 -path=apps kv',
+};
+
+const AUTH: MountKind = {
+  command: 'auth',
+  api: 'auth',
+  noun: 'auth method',
+  enabled: (type) => `${type} auth method`,
+  examples: '\nExamples:\n  $ cofre auth enable kubernetes\n  $ cofre auth enable -path=ci approle',
+};
+
+function registerMountCommands(program: Command, kind: MountKind, description: string): void {
+  const group = program.command(kind.command).description(description);
+
+  const enable = apiCommand(group, 'enable <type>', `Enable a ${kind.noun} at a path (default: its type)`, false)
+    .option('--path <path>', `where to mount the ${kind.noun} (default: its type)`)
     .option('--description <text>', 'human-friendly description of the mount')
     .option('--default-lease-ttl <duration>', 'default lease TTL of the mount', parseDuration)
     .option('--max-lease-ttl <duration>', 'maximum lease TTL of the mount', parseDuration)
-    .option('--options <key=value>', 'engine option (repeatable)', collectMap)
-    .option('--version <n>', 'engine version (kv: 1 or 2); same as -options=version=N', parseInteger)
-    .option('--local', 'do not replicate the mount')
-    .option('--seal-wrap', 'seal-wrap the mount')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  $ cofre secrets enable -path=kv1 kv\n  $ cofre secrets enable -version=2 -path=apps kv',
-    )
-    .action(async (type: string, flags: MountFlags) => {
-      const client = clientFrom(flags);
-      const { path, body } = enableBody(type, flags);
-      if (path === '') throw usageError('Missing -path');
-      await client.write(`sys/mounts/${path.slice(0, -1)}`, body, 'POST');
-      stdio.stdout.write(`Success! Enabled the ${type} secrets engine at: ${path}\n`);
-    });
+    .option('--options <key=value>', 'option of the mount (repeatable)', collectMap)
+    .option('--local', 'do not replicate the mount');
+  if (kind.api === 'mounts') {
+    enable
+      .option('--version <n>', 'engine version (kv: 1 or 2); same as -options=version=N', parseInteger)
+      .option('--seal-wrap', 'seal-wrap the mount');
+  }
+  enable.addHelpText('after', kind.examples).action(async (type: string, flags: MountFlags) => {
+    const client = clientFrom(flags);
+    const { path, body } = enableBody(type, flags);
+    if (path === '') throw usageError('Missing -path');
+    await client.write(`sys/${kind.api}/${path.slice(0, -1)}`, body, 'POST');
+    stdio.stdout.write(`Success! Enabled ${kind.enabled(type)} at: ${path}\n`);
+  });
 
-  apiCommand(secrets, 'disable <path>', 'Disable the secrets engine at a path, deleting its data', false).action(
+  apiCommand(group, 'disable <path>', `Disable the ${kind.noun} at a path, deleting its data`, false).action(
     async (rawPath: string, flags: CommonFlags) => {
       const client = clientFrom(flags);
       const path = sanitizePath(rawPath);
       if (path === '') throw usageError('Missing PATH');
-      await client.delete(`sys/mounts/${path}`);
-      stdio.stdout.write(`Success! Disabled the secrets engine (if it existed) at: ${path}/\n`);
+      await client.delete(`sys/${kind.api}/${path}`);
+      stdio.stdout.write(`Success! Disabled the ${kind.noun} (if it existed) at: ${path}/\n`);
     },
   );
 
-  apiCommand(secrets, 'list', 'List the enabled secrets engines')
+  apiCommand(group, 'list', `List the enabled ${kind.noun}s`)
     .option('--detailed', 'show TTLs, options, replication and UUIDs')
     .action(async (flags: MountFlags) => {
       const client = clientFrom(flags);
       const output = outputFrom(flags);
-      const mounts = mountsOf(await client.request('GET', 'sys/mounts', { what: 'listing secrets engines' }));
+      const mounts = mountsOf(await client.request('GET', `sys/${kind.api}`, { what: `listing ${kind.noun}s` }));
       if (output.field) return output.printField((mounts as Record<string, unknown>)[output.field]);
       if (output.json) return output.printJson(mounts);
       output.out(mountsTable(mounts, flags.detailed));
     });
 
-  apiCommand(secrets, 'tune <path>', 'Tune the configuration of a secrets engine', false)
+  const tune = apiCommand(group, 'tune <path>', `Tune the configuration of a ${kind.noun}`, false)
     .option('--description <text>', 'new description of the mount')
     .option('--default-lease-ttl <duration>', 'default lease TTL of the mount', parseDuration)
     .option('--max-lease-ttl <duration>', 'maximum lease TTL of the mount', parseDuration)
-    .option('--options <key=value>', 'engine option (repeatable)', collectMap)
-    .option('--version <n>', 'engine version (e.g. upgrade kv to 2)', parseInteger)
-    .action(async (rawPath: string, flags: MountFlags) => {
-      const client = clientFrom(flags);
-      const path = sanitizePath(rawPath);
-      if (path === '') throw usageError('Missing PATH');
-      const { config, options } = configAndOptions(flags);
-      const body: Record<string, unknown> = { ...config };
-      if (flags.description !== undefined) body.description = flags.description;
-      if (options) body.options = options;
-      await client.write(`sys/mounts/${path}/tune`, body, 'POST');
-      stdio.stdout.write(`Success! Tuned the secrets engine at: ${path}/\n`);
-    });
+    .option('--options <key=value>', 'option of the mount (repeatable)', collectMap);
+  if (kind.api === 'mounts') tune.option('--version <n>', 'engine version (e.g. upgrade kv to 2)', parseInteger);
+  tune.action(async (rawPath: string, flags: MountFlags) => {
+    const client = clientFrom(flags);
+    const path = sanitizePath(rawPath);
+    if (path === '') throw usageError('Missing PATH');
+    const { config, options } = configAndOptions(flags);
+    const body: Record<string, unknown> = { ...config };
+    if (flags.description !== undefined) body.description = flags.description;
+    if (options) body.options = options;
+    await client.write(`sys/${kind.api}/${path}/tune`, body, 'POST');
+    stdio.stdout.write(`Success! Tuned the ${kind.noun} at: ${path}/\n`);
+  });
+}
+
+export function registerSecretsCommands(program: Command): void {
+  registerMountCommands(program, SECRETS, 'Enable, disable, list and tune secrets engines');
+}
+
+export function registerAuthCommands(program: Command): void {
+  registerMountCommands(program, AUTH, 'Enable, disable, list and tune auth methods');
 }
