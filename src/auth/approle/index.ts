@@ -1,0 +1,47 @@
+import type { Backend, BackendFactory } from '../../core/backend.js';
+import { renewWhileRoleHolds } from '../token-fields.js';
+import { loginPath } from './path-login.js';
+import { rolePaths } from './path-role.js';
+import { secretIdPaths } from './path-secret-id.js';
+import { tidyPath } from './path-tidy.js';
+import { AppRoleStore } from './store.js';
+
+/** How often the node that runs background jobs removes expired secret IDs (Vault: every minute). */
+const TIDY_INTERVAL_MS = 60_000;
+
+/**
+ * The AppRole auth method, Vault's API: roles (role/:role_name) with their role ID, secret IDs issued per role
+ * (stored only as salted HMACs, with use counts, TTLs and CIDR bindings), and login with both.
+ */
+export const appRoleBackend: BackendFactory = ({ storage, system }): Backend => {
+  const store = new AppRoleStore(storage);
+  let timer: NodeJS.Timeout | undefined;
+  let tidying = false;
+  const tidy = async (): Promise<void> => {
+    if (tidying) return;
+    tidying = true;
+    try {
+      await store.tidy();
+    } catch {
+      // Sealed or unmounted mid-way: the next run tries again.
+    } finally {
+      tidying = false;
+    }
+  };
+  return {
+    type: 'approle',
+    paths: [loginPath(store), ...rolePaths(store), ...secretIdPaths(store, system), tidyPath(store)],
+    renewAuth: renewWhileRoleHolds((_storage, name) => store.readRole(name)),
+    start: () => {
+      timer ??= setInterval(() => void tidy(), TIDY_INTERVAL_MS);
+      timer.unref();
+    },
+    stop: async () => {
+      clearInterval(timer);
+      timer = undefined;
+    },
+    invalidate: (key) => {
+      if (key === 'salt') store.forgetSalt();
+    },
+  };
+};
