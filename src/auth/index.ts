@@ -8,5 +8,6 @@ export function authMethods(getCore: () => Core): Record<string, BackendFactory>
   return {
     token: tokenBackend(getCore),
     kubernetes: kubernetesBackend,
+    approle: async (ctx) => (await import('./approle/index.js')).appRoleBackend(ctx),
   };
 }
