@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes, scryptSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -113,6 +114,21 @@ describe('userpass auth method', () => {
     assert.notEqual(ha.hash, hb.hash);
     // The file holds only ciphertext besides.
     assert.ok(!readFileSync(join(srv.dir, 'cofre.db')).includes('same-password-123'));
+  });
+
+  it('a hash made with weaker parameters still logs in, and the login rehashes it with the current ones', async () => {
+    const storage = srv.cofre.core.mounts.match('auth/userpass/')!.storage;
+    const salt = randomBytes(16);
+    const weak = { algorithm: 'scrypt', n: 1024, r: 8, p: 1, salt: salt.toString('base64') };
+    const hash = scryptSync('legacy-pw', salt, 32, { N: 1024, r: 8, p: 1 }).toString('base64');
+    await storage.put('user/legacy', Buffer.from(JSON.stringify({ password_hash: { ...weak, hash } })));
+    assert.equal((await login('legacy', 'wrong')).status, 400);
+    assert.equal(JSON.parse((await stored('legacy'))!).password_hash.n, 1024, 'a failed login changes nothing');
+    assert.equal((await login('legacy', 'legacy-pw')).status, 200);
+    const raised = JSON.parse((await stored('legacy'))!).password_hash;
+    assert.ok(raised.n >= 2 ** 15 && raised.p >= 1, JSON.stringify(raised));
+    assert.notEqual(raised.salt, weak.salt);
+    assert.equal((await login('legacy', 'legacy-pw')).status, 200);
   });
 
   it('a password can be changed through users/:username/password; the old one stops working', async () => {
