@@ -8,6 +8,8 @@ export function authMethods(getCore: () => Core): Record<string, BackendFactory>
   return {
     token: tokenBackend(getCore),
     kubernetes: kubernetesBackend,
+    jwt: async (ctx) => (await import('./jwt/index.js')).jwtBackend(ctx),
+    oidc: async (ctx) => (await import('./jwt/index.js')).jwtBackend(ctx),
     approle: async (ctx) => (await import('./approle/index.js')).appRoleBackend(ctx),
     userpass: async (ctx) => (await import('./userpass/index.js')).userpassBackend(ctx),
   };
