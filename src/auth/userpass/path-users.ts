@@ -2,7 +2,7 @@ import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
 import { tokenFields, tokenParamsFrom, tokenParamsView } from '../token-fields.js';
 import { checkPassword, hashPassword } from './password-hash.js';
-import { deleteUser, readUser, USER_PREFIX, USERNAME, writeUser, type UserEntry } from './user.js';
+import { deleteUser, readUser, tokenParamsOf, USER_PREFIX, USERNAME, writeUser, type UserEntry } from './user.js';
 
 const fields: Record<string, Field> = {
   password: { type: 'string', description: 'Password of the user; write-only (stored as a salted scrypt hash).' },
@@ -34,8 +34,7 @@ export function userPaths(): PathRecord[] {
         read: async (req) => {
           const user = await readUser(req.storage, usernameOf(req));
           if (!user) throw notFound();
-          const { password_hash: _hidden, ...params } = user;
-          return { data: { ...tokenParamsView(params) } };
+          return { data: tokenParamsView(tokenParamsOf(user)) };
         },
         create: async (req) => {
           const password = checkPassword(req.data.password);
