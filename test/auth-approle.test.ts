@@ -288,6 +288,37 @@ describe('AppRole auth method', () => {
     assert.match(taken.text, /role_id already in use/);
   });
 
+  it("Vault's per-field role paths read, set and reset one property; a policy change stops renewals", async () => {
+    await writeOk(srv.api, 'auth/approle/role/fields', { token_policies: 'app-read', secret_id_num_uses: 2 });
+    const read = async (field: string) => (await call('GET', `auth/approle/role/fields/${field}`)).body.data;
+    assert.deepEqual(await read('secret-id-num-uses'), { secret_id_num_uses: 2 });
+    await writeOk(srv.api, 'auth/approle/role/fields/secret-id-num-uses', { secret_id_num_uses: 1 });
+    assert.equal((await newSecretId('fields')).secret_id_num_uses, 1);
+    await writeOk(srv.api, 'auth/approle/role/fields/secret-id-ttl', { secret_id_ttl: '2m' });
+    assert.deepEqual(await read('secret-id-ttl'), { secret_id_ttl: 120 });
+    assert.deepEqual(await read('policies'), { token_policies: ['app-read'], policies: ['app-read'] });
+    assert.deepEqual(await read('local-secret-ids'), { local_secret_ids: false });
+    const missing = await call('POST', 'auth/approle/role/fields/token-ttl', {});
+    assert.equal(missing.status, 400, missing.text);
+    const noRole = await call('POST', 'auth/approle/role/nobody/token-ttl', { token_ttl: 60 });
+    assert.equal(noRole.status, 400, noRole.text);
+    // The last constraint cannot go.
+    const unbound = await call('POST', 'auth/approle/role/fields/bind-secret-id', { bind_secret_id: false });
+    assert.equal(unbound.status, 400, unbound.text);
+    assert.match(unbound.text, /at least one constraint/);
+    assert.deepEqual(await read('bind-secret-id'), { bind_secret_id: true });
+
+    // A token logged in under the role's policies is not renewed once they change.
+    const res = await login(await roleId('fields'), (await newSecretId('fields')).secret_id);
+    const token = res.body.auth.client_token;
+    assert.equal((await call('POST', 'auth/token/renew-self', {}, token)).status, 200);
+    assert.equal((await call('DELETE', 'auth/approle/role/fields/policies')).status, 204);
+    assert.deepEqual(await read('policies'), { token_policies: [], policies: [] });
+    const refused = await call('POST', 'auth/token/renew-self', {}, token);
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.body.errors[0], /policies of role "fields" have changed/);
+  });
+
   it('renewing a token is refused once its role is deleted', async () => {
     await writeOk(srv.api, 'auth/approle/role/renewer', { token_policies: 'app-read', token_ttl: '10m' });
     const res = await login(await roleId('renewer'), (await newSecretId('renewer')).secret_id);

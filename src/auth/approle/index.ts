@@ -1,6 +1,7 @@
 import type { Backend, BackendFactory } from '../../core/backend.js';
 import { renewWhileRoleHolds } from '../token-fields.js';
 import { loginPath } from './path-login.js';
+import { roleFieldPaths } from './path-role-fields.js';
 import { rolePaths } from './path-role.js';
 import { secretIdPaths } from './path-secret-id.js';
 import { tidyPath } from './path-tidy.js';
@@ -13,8 +14,9 @@ const TIDY_INTERVAL_MS = 60_000;
  * The AppRole auth method, Vault's API: roles (role/:role_name) with their role ID, secret IDs issued per role
  * (stored only as salted HMACs, with use counts, TTLs and CIDR bindings), and login with both.
  */
-export const appRoleBackend: BackendFactory = ({ storage, system }): Backend => {
+export const appRoleBackend: BackendFactory = async ({ storage, system }): Promise<Backend> => {
   const store = new AppRoleStore(storage);
+  await store.init();
   let timer: NodeJS.Timeout | undefined;
   let tidying = false;
   const tidy = async (): Promise<void> => {
@@ -30,7 +32,13 @@ export const appRoleBackend: BackendFactory = ({ storage, system }): Backend => 
   };
   return {
     type: 'approle',
-    paths: [loginPath(store), ...rolePaths(store), ...secretIdPaths(store, system), tidyPath(store)],
+    paths: [
+      loginPath(store),
+      ...rolePaths(store),
+      ...roleFieldPaths(store),
+      ...secretIdPaths(store, system),
+      tidyPath(store),
+    ],
     renewAuth: renewWhileRoleHolds((_storage, name) => store.readRole(name)),
     start: () => {
       timer ??= setInterval(() => void tidy(), TIDY_INTERVAL_MS);

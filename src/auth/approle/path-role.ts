@@ -10,7 +10,7 @@ export const ROLE_IN_PATH = 'role/(?<role_name>[^/]+)';
 
 export const roleNameOf = (req: Request): string => req.params.role_name ?? '';
 
-const roleFields: Record<string, Field> = {
+export const roleFields: Record<string, Field> = {
   role_name: { type: 'string', description: 'Name of the role.' },
   role_id: { type: 'string', description: 'A custom role ID (default: a random UUID at creation).' },
   bind_secret_id: { type: 'bool', description: 'Require a secret ID at login (default true).' },
@@ -30,7 +30,7 @@ function cleanList(value: unknown): string[] {
 }
 
 /** A role from a write: an update changes only the fields it names, as Vault's does. */
-function roleFrom(name: string, data: Record<string, unknown>, current: AppRole | undefined): AppRole {
+export function roleFrom(name: string, data: Record<string, unknown>, current: AppRole | undefined): AppRole {
   const cidrs = data.secret_id_bound_cidrs ?? data.bound_cidr_list;
   const role: AppRole = {
     name,

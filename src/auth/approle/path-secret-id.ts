@@ -59,7 +59,9 @@ export function parseMetadata(value: unknown): Record<string, string> {
   const entries = Object.entries(parsed);
   if (entries.length > MAX_METADATA_KEYS) throw badRequest(`metadata has more than ${MAX_METADATA_KEYS} keys`);
   for (const [key, v] of entries) {
-    if (typeof v !== 'string') throw badRequest(`failed to parse metadata: the value of "${key}" is not a string`);
+    if (typeof v !== 'string') {
+      throw badRequest(`failed to parse metadata: the value of ${JSON.stringify(key.slice(0, 64))} is not a string`);
+    }
   }
   // fromEntries defines own properties: a "__proto__" key stays a key.
   return Object.fromEntries(entries) as Record<string, string>;

@@ -110,6 +110,14 @@ export class AppRoleStore {
 
   constructor(readonly storage: Storage) {}
 
+  /**
+   * Reads or creates the salt when the method is mounted, before any client can use it: two nodes creating it
+   * at once on first use would each HMAC with their own. Lazily again if storage is not readable now.
+   */
+  async init(): Promise<void> {
+    await this.key().catch(() => undefined);
+  }
+
   /** Another node changed the salt (it created it first): read it again. */
   forgetSalt(): void {
     this.salt = undefined;
