@@ -331,6 +331,10 @@ describe('AppRole auth method', () => {
     assert.match(refused.text, /no longer exists/);
     const byRoot = await call('POST', 'auth/token/renew', { token });
     assert.equal(byRoot.status, 400, byRoot.text);
+    // A new role of the same name and policies is another role: the token stays unrenewable.
+    await writeOk(srv.api, 'auth/approle/role/renewer', { token_policies: 'app-read', token_ttl: '10m' });
+    const again = await call('POST', 'auth/token/renew-self', { increment: '5m' }, token);
+    assert.equal(again.status, 400, again.text);
   });
 
   it('a limited token probing AppRole paths it may not use gets 403, never 400 or 404', async () => {

@@ -1,4 +1,5 @@
 import type { Backend, BackendFactory } from '../../core/backend.js';
+import { badRequest } from '../../core/errors.js';
 import { renewWhileRoleHolds } from '../token-fields.js';
 import { loginPath } from './path-login.js';
 import { roleFieldPaths } from './path-role-fields.js';
@@ -17,6 +18,7 @@ const TIDY_INTERVAL_MS = 60_000;
 export const appRoleBackend: BackendFactory = async ({ storage, system }): Promise<Backend> => {
   const store = new AppRoleStore(storage);
   await store.init();
+  const holds = renewWhileRoleHolds((_storage, name) => store.readRole(name));
   let timer: NodeJS.Timeout | undefined;
   let tidying = false;
   const tidy = async (): Promise<void> => {
@@ -39,7 +41,17 @@ export const appRoleBackend: BackendFactory = async ({ storage, system }): Promi
       ...secretIdPaths(store, system),
       tidyPath(store),
     ],
-    renewAuth: renewWhileRoleHolds((_storage, name) => store.readRole(name)),
+    renewAuth: async (renewal) => {
+      // Only the role the token logged in with, not a later role of the same name; then as Vault's, while the
+      // role exists and still grants the token's policies.
+      const uid = renewal.internal.role_uid;
+      const name = typeof renewal.internal.role === 'string' ? renewal.internal.role : '';
+      const role = await store.readRole(name);
+      if (role && typeof uid === 'string' && role.uid !== uid) {
+        throw badRequest(`role "${name}" no longer exists; the token cannot be renewed`);
+      }
+      return holds(renewal);
+    },
     start: () => {
       timer ??= setInterval(() => void tidy(), TIDY_INTERVAL_MS);
       timer.unref();

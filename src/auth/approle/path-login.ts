@@ -73,7 +73,8 @@ export function loginPath(store: AppRoleStore): PathRecord {
               displayName: role.name,
               // role_name last: a secret ID's metadata cannot claim another role.
               metadata: { ...(entry?.metadata ?? {}), role_name: role.name },
-              internal: { role: role.name },
+              // The uid tells this role from a later one of the same name, for renewals.
+              internal: { role: role.name, role_uid: role.uid },
             },
           ),
         };
