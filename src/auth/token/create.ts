@@ -4,9 +4,6 @@ import { setOwn } from '../../core/own-keys.js';
 import { authView } from '../../core/token-views.js';
 import type { TokenEntry, TokenStore } from '../../core/token-store.js';
 
-export const SYSTEM_DEFAULT_TTL = 32 * 24 * 3600; // Vault's 768h
-export const SYSTEM_MAX_TTL = 32 * 24 * 3600;
-
 export const createFields: Record<string, Field> = {
   id: { type: 'string', description: 'The token value to use (root only); random if unset.' },
   policies: { type: 'string-list', description: "Policies of the token; the parent's when unset." },

@@ -2,7 +2,8 @@ import type { BackendFactory, Field, PathRecord, Request, Response } from '../..
 import type { Core } from '../../core/core.js';
 import { badRequest, CofreError } from '../../core/errors.js';
 import { renewalLimits } from '../../core/login.js';
-import { createFields, createToken, SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL, type MountTtls } from './create.js';
+import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../../core/expiration.js';
+import { createFields, createToken, type MountTtls } from './create.js';
 import { authView, lookupView } from '../../core/token-views.js';
 import type { TokenEntry } from '../../core/token-store.js';
 

@@ -1,10 +1,8 @@
 import type { PathRecord, Request, Response } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
+import { SYSTEM_DEFAULT_TTL } from '../../core/expiration.js';
 import { parseDuration } from '../../core/fields.js';
 import { getJson, putJson } from '../../core/storage-view.js';
-
-/** Vault's default lease TTL (768h), which KV v1 reports as lease_duration when a secret sets no "ttl". */
-const DEFAULT_TTL_SECONDS = 768 * 3600;
 
 /**
  * KV version 1: every path is a secret, stored as-is under its own path, without versions or metadata. The whole
@@ -52,10 +50,11 @@ export function v1Paths(): PathRecord[] {
 
 function ttlOf(data: Record<string, unknown>): number {
   const raw = data.ttl ?? data.lease;
-  if (raw === undefined) return DEFAULT_TTL_SECONDS;
+  // Vault's default lease TTL, which KV v1 reports as lease_duration when a secret sets no "ttl".
+  if (raw === undefined) return SYSTEM_DEFAULT_TTL;
   try {
     return parseDuration(raw, 'ttl');
   } catch {
-    return DEFAULT_TTL_SECONDS; // an unparsable ttl is just data, as in Vault
+    return SYSTEM_DEFAULT_TTL; // an unparsable ttl is just data, as in Vault
   }
 }
