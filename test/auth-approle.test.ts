@@ -195,6 +195,21 @@ describe('AppRole auth method', () => {
     assert.equal((await call('GET', 'secret/data/app/db', undefined, bound.body.auth.client_token)).status, 403);
   });
 
+  it("a secret ID's TTL is capped by the mount's max TTL, as Vault's", async () => {
+    await writeOk(srv.api, 'sys/auth/capped', { type: 'approle', config: { max_lease_ttl: '1h' } });
+    await writeOk(srv.api, 'auth/capped/role/long', { secret_id_ttl: '2h' });
+    const res = await call('POST', 'auth/capped/role/long/secret-id', {});
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.data.secret_id_ttl, 3600);
+    const lookup = await call('POST', 'auth/capped/role/long/secret-id/lookup', { secret_id: res.body.data.secret_id });
+    const lifetime = Date.parse(lookup.body.data.expiration_time) - Date.parse(lookup.body.data.creation_time);
+    assert.equal(lifetime, 3600_000);
+    // Mounts are separate: the secret ID is nothing on another AppRole mount.
+    await writeOk(srv.api, 'auth/approle/role/long', { secret_id_ttl: '2h' });
+    assert.equal((await login(await roleId('long'), res.body.data.secret_id)).status, 400);
+    assert.equal((await newSecretId('long')).secret_id_ttl, 7200, 'the other mount keeps the system max');
+  });
+
   it('an expired secret ID is refused, and tidy removes expired ones', async () => {
     await writeOk(srv.api, 'auth/approle/role/short', { token_policies: 'app-read', secret_id_ttl: '1s' });
     const id = await roleId('short');
