@@ -4,7 +4,16 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import {
+  exportJWK,
+  exportSPKI,
+  generateKeyPair,
+  importPKCS8,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
+} from 'jose';
 import nodeVault from 'node-vault';
 import { selfSignedCert, startServer, until, type InProcessServer } from './support.js';
 
@@ -357,6 +366,24 @@ describe('JWT auth method (issue 17)', () => {
       );
       ok(await srv.api.call('POST', 'auth/tls/role/app', { body: { bound_audiences: 'cofre', user_claim: 'sub' } }));
       assert.equal((await login(await sign(claims(), ec), 'app', 'tls')).status, 200);
+      // The certificate itself as a static key (Vault takes certificates there too), signing with its key.
+      ok(await srv.api.call('POST', 'sys/auth/certs', { body: { type: 'jwt' } }));
+      ok(
+        await srv.api.call('POST', 'auth/certs/config', {
+          body: { jwt_validation_pubkeys: [readFileSync(cert.cert, 'utf8')] },
+        }),
+      );
+      ok(await srv.api.call('POST', 'auth/certs/role/app', { body: { bound_audiences: 'cofre', user_claim: 'sub' } }));
+      const certKey = await importPKCS8(readFileSync(cert.key, 'utf8'), 'RS256');
+      const byCert = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256' }).sign(certKey);
+      assert.equal((await login(byCert, 'app', 'certs')).status, 200);
+      // While the IdP is down, the keys already fetched still verify; a key it has not seen is a 502 naming it.
+      await tlsIdp.stop();
+      assert.equal((await login(await sign(claims(), ec), 'app', 'tls')).status, 200);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const down = await login(await sign(claims(), ec, { kid: 'unseen' }), 'app', 'tls');
+      assert.equal(down.status, 502, down.text);
+      assert.match(down.body.errors[0], /could not get the verification keys: could not fetch https:\/\/127\.0\.0\.1/);
       const badCa = await srv.api.call('POST', 'auth/tls/config', {
         body: { jwks_url: `${tlsIdp.url}/jwks`, jwks_ca_pem: 'not a certificate' },
       });
@@ -401,6 +428,20 @@ describe('JWT auth method (issue 17)', () => {
     assert.match(res.body.errors[0], /role "short" no longer exists/);
     ok(await srv.api.call('POST', 'auth/jwt/role/short', { body: { ...role, token_policies: 'default' } }));
     assert.equal((await renew()).status, 400);
+  });
+
+  it('token_bound_cidrs: a login from outside them is refused with 403, one from inside gets a token bound to them', async () => {
+    const base = { role_type: 'jwt', user_claim: 'sub', bound_audiences: 'cofre' };
+    ok(await srv.api.call('POST', 'auth/jwt/role/far', { body: { ...base, token_bound_cidrs: ['10.0.0.0/8'] } }));
+    const far = await login(await sign(claims()), 'far');
+    assert.equal(far.status, 403, far.text);
+    // A role's name is case-insensitive, as in Vault.
+    ok(await srv.api.call('POST', 'auth/jwt/role/Near', { body: { ...base, token_bound_cidrs: '127.0.0.1/32' } }));
+    const near = await login(await sign(claims()), 'NEAR');
+    assert.equal(near.status, 200, near.text);
+    assert.equal(near.body.auth.metadata.role, 'near');
+    const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: near.body.auth.client_token });
+    assert.equal(self.status, 200, self.text);
   });
 
   it('config, roles and their list read back in Vault shape; bad writes are refused with 400', async () => {
