@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import nodeVault from 'node-vault';
-import { startServer, writeOk, type InProcessServer } from './support.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { enableFileAudit, startServer, writeOk, type InProcessServer } from './support.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -438,5 +440,18 @@ describe('AppRole auth method', () => {
     const negative = await call('POST', 'auth/approle/role/neg', { secret_id_num_uses: -1 });
     assert.equal(negative.status, 400, negative.text);
     assert.equal(srv.cofre.http.server.listening, true);
+  });
+  it('the audit log holds no secret ID, role ID or token in the clear (last: it turns auditing on)', async () => {
+    const file = join(srv.dir, 'approle-audit.log');
+    await enableFileAudit(srv.api, file);
+    await writeOk(srv.api, 'auth/approle/role/audited', { token_policies: 'app-read', secret_id_num_uses: 1 });
+    const id = await roleId('audited');
+    const secret = await newSecretId('audited', { metadata: '{"k":"v"}' });
+    const ok = await login(id, secret.secret_id);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await login(id, secret.secret_id)).status, 400);
+    const log = readFileSync(file, 'utf8');
+    assert.match(log, /auth\/approle\/login/);
+    for (const value of [id, secret.secret_id, ok.body.auth.client_token]) assert.ok(!log.includes(value));
   });
 });
