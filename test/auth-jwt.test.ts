@@ -414,6 +414,18 @@ describe('JWT auth method (issue 17)', () => {
     const burst = idp.jwksFetches;
     for (let i = 0; i < 20; i++) await refused(await sign(claims(), stranger, { kid: `nope-${i}` }), /no key/);
     assert.ok(idp.jwksFetches - burst <= 2, `${idp.jwksFetches - burst} fetches for 20 unknown kids`);
+    // A key the IdP serves broken is the IdP's failure (502), not the server's (500) nor the token's.
+    idp.served = [...idp.served, { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', kid: 'broken' }];
+    const broken = await until(
+      'the broken key is fetched',
+      async () => {
+        const r = await login(await sign(claims(), ec, { kid: 'broken' }));
+        return r.status === 400 && /no key/.test(r.text) ? undefined : r;
+      },
+      5_000,
+    );
+    assert.equal(broken.status, 502, broken.text);
+    assert.match(broken.body.errors[0], /could not use a key of the key set/);
   });
 
   it('a token is not renewed once its role is deleted', async () => {

@@ -26,6 +26,10 @@ export const REFETCH_COOLDOWN_MS = 1_000;
 export function publicKeyJwk(pem: string): JWK {
   if (/PRIVATE KEY/.test(pem)) throw new Error('a private key was given: give only the public key');
   const source = pem.includes('BEGIN CERTIFICATE') ? new X509Certificate(pem).publicKey : createPublicKey(pem);
+  const bits = source.asymmetricKeyDetails?.modulusLength;
+  if (source.asymmetricKeyType === 'rsa' && bits !== undefined && bits < 2048) {
+    throw new Error(`an RSA key of ${bits} bits is too small to verify with (2048 or more)`);
+  }
   const jwk = source.export({ format: 'jwk' }) as JWK;
   if (jwk.kty !== 'RSA' && jwk.kty !== 'EC' && !(jwk.kty === 'OKP' && jwk.crv === 'Ed25519')) {
     throw new Error(`unsupported key type ${source.asymmetricKeyType ?? 'unknown'} (RSA, EC or Ed25519 only)`);

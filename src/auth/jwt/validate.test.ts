@@ -100,6 +100,9 @@ describe('jwt validateToken', () => {
     assert.equal(publicKeyJwk(await exportSPKI(publicKey)).kty, 'EC');
     const pkcs8 = await exportPKCS8(privateKey);
     assert.throws(() => publicKeyJwk(pkcs8), /private key/);
+    const { generateKeyPairSync } = await import('node:crypto');
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' });
+    assert.throws(() => publicKeyJwk(small.toString()), /1024 bits is too small/);
     assert.throws(() => publicKeyJwk('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----'));
   });
 });

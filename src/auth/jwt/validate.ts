@@ -42,6 +42,10 @@ function explain(err: unknown): CofreError {
   if (err instanceof errors.JWKSTimeout) {
     return new CofreError(502, 'could not get the verification keys: the key set did not answer in time');
   }
+  // A key the key set serves that cannot be imported (malformed, or a private key): the issuer's fault.
+  if (err instanceof errors.JWKSInvalid || (err instanceof Error && err.name === 'DataError')) {
+    return new CofreError(502, `could not use a key of the key set: ${err.message}`);
+  }
   if (err instanceof errors.JWSSignatureVerificationFailed) {
     return invalid('error verifying token signature: the signature does not match the key');
   }
