@@ -49,6 +49,24 @@ describe('jwt validateToken', () => {
     }
   });
 
+  it('several static keys of one type: each is tried, whatever kid the token names', async () => {
+    const pairs = await Promise.all([1, 2, 3].map(() => generateKeyPair('RS256', { extractable: true })));
+    const keys = new KeySets().resolver({
+      jwks_url: '',
+      jwks_ca_pem: '',
+      jwt_validation_pubkeys: await Promise.all(pairs.slice(0, 2).map((p) => exportSPKI(p.publicKey))),
+      oidc_discovery_url: '',
+      oidc_discovery_ca_pem: '',
+    });
+    const sign = (i: number, kid?: string) =>
+      new SignJWT({ sub: `by-${i}`, exp: now() + 60 })
+        .setProtectedHeader({ alg: 'RS256', ...(kid ? { kid } : {}) })
+        .sign(pairs[i]!.privateKey);
+    assert.equal((await validateToken(await sign(1), keys, expected())).sub, 'by-1');
+    assert.equal((await validateToken(await sign(0, 'whatever'), keys, expected())).sub, 'by-0');
+    await refusedWith(validateToken(await sign(2), keys, expected()), /error verifying token signature/);
+  });
+
   it('a missing exp is iat (or nbf) plus the expiration leeway: 150 s by default, none at -1', async () => {
     const { keys, sign } = await setup('RS256');
     const old = await sign({ iat: now() - 200 });
