@@ -296,6 +296,7 @@ describe('JWT auth method (issue 17)', () => {
 
   it('static PEM keys (jwt_validation_pubkeys) on a method mounted as "oidc"', async () => {
     ok(await srv.api.call('POST', 'sys/auth/oidc', { body: { type: 'oidc' } }));
+    await refused(await sign(claims()), /not configured: write its config first/, 'pem', 'oidc');
     ok(
       await srv.api.call('POST', 'auth/oidc/config', {
         body: { jwt_validation_pubkeys: [rsa.spki, ec.spki], bound_issuer: ISSUER, default_role: 'pem' },
