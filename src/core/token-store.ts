@@ -138,7 +138,15 @@ export class TokenStore {
     if (spec.parentHash) {
       // A child never outlives its parent: its expiry is capped by the parent's.
       const parent = await this.lookupByHash(spec.parentHash);
-      if (!parent) throw permissionDenied('permission denied: the parent token is not valid');
+      if (!parent) {
+        // Its last use may be the very request asking: the child would be revoked with it as the request ends.
+        const lastUse = (await this.current(spec.parentHash))?.numUses === LAST_USE_TAKEN;
+        throw permissionDenied(
+          lastUse
+            ? 'permission denied: this request takes the last use of the parent token, which a child could not outlive'
+            : 'permission denied: the parent token is not valid',
+        );
+      }
       if (parent.expireTime > 0 && (expireTime === 0 || expireTime > parent.expireTime)) {
         expireTime = parent.expireTime;
         ttl = Math.max(1, Math.floor((expireTime - now) / 1000));
