@@ -19,11 +19,14 @@ describe('OpenAPI document under fuzzing', () => {
     try {
       const api = apiClient(server.url, 'fuzz-root');
       // Every mount type: the database engine's paths too (without a database behind it, its connections can
-      // only fail cleanly), KV version 1 beside dev mode's version 2, and Kubernetes auth with no cluster.
+      // only fail cleanly), KV version 1 beside dev mode's version 2, and every auth method (Kubernetes with no
+      // cluster, JWT with no keys: test/auth-jwt-fuzz.test.ts fuzzes a configured one).
       assert.equal((await api.call('POST', 'sys/mounts/database', { body: { type: 'database' } })).status, 204);
       const kv1 = await api.call('POST', 'sys/mounts/kv1', { body: { type: 'kv', options: { version: '1' } } });
       assert.equal(kv1.status, 204, kv1.text);
-      assert.equal((await api.call('POST', 'sys/auth/kubernetes', { body: { type: 'kubernetes' } })).status, 204);
+      for (const type of ['kubernetes', 'approle', 'userpass', 'jwt']) {
+        assert.equal((await api.call('POST', `sys/auth/${type}`, { body: { type } })).status, 204, type);
+      }
       // With an audit device on, as in production: every fuzzed request and response goes through it.
       const audit = await api.call('PUT', 'sys/audit/fuzz', {
         body: { type: 'file', options: { file_path: join(dir, 'audit.log') } },

@@ -121,14 +121,16 @@ export function loginAuthFrom(
  */
 export function renewWhileRoleHolds(
   read: (storage: Storage, role: string) => Promise<TokenParams | undefined>,
+  /** What the method calls what a login names: "role", or "user" for userpass. */
+  noun = 'role',
 ): NonNullable<Backend['renewAuth']> {
   return async ({ internal, policies, storage }) => {
     const name = typeof internal.role === 'string' ? internal.role : '';
     const role = name ? await read(storage, name) : undefined;
-    if (!role) throw badRequest(`role "${name}" no longer exists; the token cannot be renewed`);
+    if (!role) throw badRequest(`${noun} "${name}" no longer exists; the token cannot be renewed`);
     const granted = loginAuthFrom(role, { displayName: '' }).policies;
     const same = granted.length === policies.length && granted.every((p) => policies.includes(p));
-    if (!same) throw badRequest(`the policies of role "${name}" have changed; the token cannot be renewed`);
+    if (!same) throw badRequest(`the policies of ${noun} "${name}" have changed; the token cannot be renewed`);
     return { maxTtl: role.token_max_ttl };
   };
 }

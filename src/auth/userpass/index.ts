@@ -14,5 +14,5 @@ import { readUser } from './user.js';
 export const userpassBackend: BackendFactory = () => ({
   type: 'userpass',
   paths: [...userPaths(), userPasswordPath(), userPoliciesPath(), loginPath()],
-  renewAuth: renewWhileRoleHolds((storage, username) => readUser(storage, username)),
+  renewAuth: renewWhileRoleHolds((storage, username) => readUser(storage, username), 'user'),
 });
