@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
+import { durationProblemText, readDuration } from '../core/duration.js';
 import { createClient } from './client.js';
 import type { VaultClient } from './client.js';
 import { resolveFormat } from './format.js';
@@ -92,29 +93,16 @@ export function parseInteger(value: string): number {
   return Number(value);
 }
 
-/** Seconds in a Go duration ("1h30m", "45s", "1.5h") or a bare number of seconds; undefined if invalid. */
-export function durationSeconds(value: string): number | undefined {
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  const units: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/y;
-  let total = 0;
-  let pos = 0;
-  if (text === '') return undefined;
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) return undefined;
-    total += Number(m[1]) * (units[m[2] ?? ''] ?? 0);
-    pos = re.lastIndex;
-  }
-  return total;
-}
-
-/** A duration flag: validated here, sent to the server as written (the server parses Vault durations). */
+/**
+ * A duration flag: validated here with the parser the server uses (src/core/duration.ts, so both give the same
+ * answer), and sent to the server as written.
+ */
 export function parseDuration(value: string): string {
-  if (durationSeconds(value) === undefined) {
-    throw new InvalidArgumentError(`invalid duration "${value}" (use e.g. 30s, 5m, 1h30m or seconds)`);
+  const read = readDuration(value);
+  if (!read.ok) {
+    const why =
+      read.problem === 'syntax' ? 'use e.g. 30s, 5m, 1h30m, 7d or seconds' : durationProblemText(read.problem);
+    throw new InvalidArgumentError(`invalid duration "${value}" (${why})`);
   }
   return value.trim();
 }

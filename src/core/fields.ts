@@ -1,33 +1,16 @@
 import type { Field } from './backend.js';
+import { durationProblemText, readDuration } from './duration.js';
 import { badRequest } from './errors.js';
 import { getOwn } from './own-keys.js';
 
-const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
-
-/** Go's time.Duration ends near 292 years: Vault refuses more, and every time computed from a duration stays valid. */
-export const MAX_DURATION_SECONDS = 9_223_372_036;
-
-/** Seconds from a number or a Go-style duration ("90", "90s", "1h30m", "7d"), as Vault's parseutil accepts. */
+/**
+ * Whole seconds from a number or a duration ("90", "90s", "1h30m", "7d"), as Vault's parseutil accepts; see
+ * duration.ts, the one parser the CLI shares. A 400 names the field otherwise.
+ */
 export function parseDuration(value: unknown, name: string): number {
-  const seconds = durationSeconds(value);
-  if (seconds === undefined) {
-    throw badRequest(`invalid duration for field "${name}": expected seconds or a duration such as "1h30m"`);
-  }
-  if (seconds > MAX_DURATION_SECONDS) {
-    throw badRequest(`invalid duration for field "${name}": at most ${MAX_DURATION_SECONDS} seconds (about 292 years)`);
-  }
-  return seconds;
-}
-
-function durationSeconds(value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.floor(value);
-  if (typeof value !== 'string') return undefined;
-  const text = value.trim();
-  if (text === '') return 0;
-  if (/^\d+$/.test(text)) return Number(text);
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return undefined;
-  return Math.floor(parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_SECONDS[p[2]!]!, 0));
+  const read = readDuration(value);
+  if (!read.ok) throw badRequest(`invalid duration for field "${name}": ${durationProblemText(read.problem)}`);
+  return Math.floor(read.seconds);
 }
 
 function convert(name: string, field: Field, value: unknown): unknown {

@@ -2,6 +2,7 @@
  * ACL policy documents: types and parsing/validation of Vault's policy syntax (HCL or JSON). Evaluation lives in
  * acl.ts. Parsing follows Vault's vault/policy.go so that any policy Vault accepts means the same thing here.
  */
+import { durationSeconds } from '../duration.js';
 import { badRequest } from '../errors.js';
 import { isObject, parseDocument } from './syntax.js';
 
@@ -178,24 +179,17 @@ function ttl(v: unknown, what: string, fail: (m: string) => never): number {
   return seconds ?? fail(`invalid ${what} ${JSON.stringify(v)} (use seconds or a duration such as "90s", "5m", "1h")`);
 }
 
-const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
-
 /**
- * Vault's parseutil.ParseDurationSecond: a number or integer string is seconds, "<n>d" is days, otherwise Go's
- * time.ParseDuration syntax ("1h30m", "1.5s"). Returns undefined when the value is not a duration.
+ * Vault's parseutil.ParseDurationSecond, signed: a number or integer string is seconds, otherwise a duration as
+ * src/core/duration.ts reads it ("1h30m", "1.5s", "2d"), with a leading "-" allowed. Undefined when the value is
+ * not a duration.
  */
 export function parseDurationSeconds(v: unknown): number | undefined {
-  if (v === undefined || v === null || v === '') return 0;
+  if (v === undefined || v === null) return 0;
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : undefined;
-  if (typeof v !== 'string') return undefined;
-  if (/^[+-]?\d+$/.test(v)) return Number(v);
-  const days = /^([+-]?\d+)d$/.exec(v);
-  if (days) return Number(days[1]) * 86400;
-  const go = /^([+-]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|ms|s|m|h))+)$/.exec(v);
-  if (!go?.[2]) return undefined;
-  let total = 0;
-  for (const [, n, unit] of go[2].matchAll(/(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(n) * (UNIT_SECONDS[unit ?? ''] ?? 0);
+  if (typeof v === 'string' && v.trim().startsWith('-')) {
+    const magnitude = durationSeconds(v.trim().slice(1));
+    return magnitude === undefined || v.trim() === '-' ? undefined : -magnitude;
   }
-  return go[1] === '-' ? -total : total;
+  return durationSeconds(v);
 }

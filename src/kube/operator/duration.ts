@@ -1,14 +1,11 @@
-// Go durations as the CRD's refresh.interval takes them ("30s", "5m", "1h30m", "1.5h", "250ms").
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+import { durationSeconds } from '../../core/duration.js';
 
+/**
+ * Milliseconds in a CofreSecret's refresh.interval ("30s", "5m", "1h30m", "1.5h", "250ms"), read by the one
+ * duration parser (src/core/duration.ts); undefined when it is not a duration. The CRD's schema admits only Go's
+ * time.ParseDuration syntax there (its CEL rule parses it), so "d" and bare seconds never reach this.
+ */
 export function parseDuration(text: string): number | undefined {
-  const re = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    matched = re.lastIndex;
-  }
-  return matched === text.length && matched > 0 ? total : undefined;
+  const seconds = durationSeconds(text);
+  return seconds === undefined ? undefined : Math.round(seconds * 1000);
 }
