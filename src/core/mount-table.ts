@@ -24,7 +24,7 @@ export interface MountEntry {
 
 export type TableName = 'mounts' | 'auth';
 
-interface CompiledPath {
+export interface CompiledPath {
   regex: RegExp;
   record: PathRecord;
 }

@@ -9,7 +9,7 @@ import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { HttpVerb } from '../core/request-handler.js';
+import type { HttpVerb } from '../core/request/index.js';
 
 /** Vault's methods. LIST never arrives as such: list-method.ts rewrites it to `GET ...?list=true`. */
 const VERBS: ReadonlyMap<string, HttpVerb> = new Map<string, HttpVerb>([

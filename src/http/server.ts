@@ -11,7 +11,7 @@ import type { Core } from '../core/core.js';
 import { CofreError } from '../core/errors.js';
 import { setOwn } from '../core/own-keys.js';
 import { rawBodyRequest } from '../core/raw-body.js';
-import { handleRequest } from '../core/request-handler.js';
+import { handleRequest } from '../core/request/index.js';
 import { envelope, errorBody } from './envelope.js';
 import { jsonLimitExceeded } from './json-limits.js';
 import { installListMethodSupport } from './list-method.js';

@@ -3,15 +3,19 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Backend, Caller, Operation, Request, Response, SystemView } from '../../core/backend.js';
 import { CofreError } from '../../core/errors.js';
-import { parseFields } from '../../core/fields.js';
+import { compilePaths, type CompiledPath } from '../../core/mount-table.js';
+import { prepareDispatch } from '../../core/request/dispatch.js';
+import { matchPath, settleOperation } from '../../core/request/route.js';
 import type { Storage } from '../../core/storage.js';
 import { openSqliteStorage } from '../../storage/sqlite.js';
 import { kvFactory } from './index.js';
 
 /**
- * A small stand-in for the router, for the engine's tests: first record whose anchored pattern matches, named
- * groups as params, fields parsed with the core's parseFields, create vs update from the record's exists check,
- * and CofreErrors turned into a status like the HTTP layer. Internal errors are rethrown so tests see them.
+ * The engine's tests call its paths through the core's own route and dispatch steps (src/core/request/): the same
+ * path matching, create vs update from the record's exists check, handler choice (405), field parsing with
+ * defaults (400) and unknown-field warnings as the server. Only authorisation, audit and the token are left out:
+ * the caller is given. CofreErrors become a status as the HTTP layer makes them; internal errors are rethrown so
+ * tests see them.
  */
 export interface Result {
   status: number;
@@ -54,54 +58,42 @@ export const rootCaller: Caller = {
 };
 
 export class Harness {
+  private readonly paths: CompiledPath[];
+
   constructor(
     readonly backend: Backend,
     readonly storage: Storage,
-  ) {}
+  ) {
+    this.paths = compilePaths(backend);
+  }
 
   /** 'write' is POST/PUT: the record's exists check turns it into create or update, as the router does. */
   async call(op: Operation | 'write', reqPath: string, call: Call = {}): Promise<Result> {
-    const query = call.query ?? {};
-    for (const record of this.backend.paths) {
-      const match = new RegExp(`^(?:${record.pattern})$`).exec(reqPath);
-      if (!match) continue;
-      const params: Record<string, string> = {};
-      for (const [name, value] of Object.entries(match.groups ?? {})) if (value !== undefined) params[name] = value;
-      // GET and LIST carry their parameters in the query string; Vault reads them into the same field data.
-      const raw = op === 'read' || op === 'list' ? { ...query } : { ...(call.body ?? {}) };
-      const req: Request = {
-        operation: op === 'write' ? 'update' : op,
-        path: reqPath,
-        params,
-        data: {},
-        raw,
-        query,
-        storage: this.storage,
-        caller: call.caller ?? rootCaller,
-        mountPoint: 'secret/',
-        requestId: 'test-request',
-        remoteAddress: '',
-      };
-      try {
-        if (op === 'write') req.operation = record.exists && !(await record.exists(req)) ? 'create' : 'update';
-        const handler = record.operations[req.operation];
-        if (!handler) throw new CofreError(405, 'unsupported operation');
-        const parsed = parseFields(record.fields ?? {}, raw, {
-          rejectUnknown: record.rejectUnknownFields ?? false,
-          freeForm: record.freeForm ?? false,
-          applyDefaults: false,
-        });
-        req.data = parsed.data;
-        const response = await handler(req);
-        const warnings = [...(op === 'read' || op === 'list' ? [] : parsed.warnings), ...(response?.warnings ?? [])];
-        const status = response?.status ?? (response === undefined ? 204 : 200);
-        return { status, data: response?.data, warnings, errors: [], response };
-      } catch (err) {
-        if (!(err instanceof CofreError)) throw err;
-        return { status: err.status, data: undefined, warnings: [], errors: [err.message], response: undefined };
-      }
+    const found = matchPath(this.paths, reqPath);
+    if (!found)
+      return { status: 404, data: undefined, warnings: [], errors: ['unsupported path'], response: undefined };
+    const req: Request = {
+      operation: op === 'write' ? 'update' : op,
+      path: reqPath,
+      params: found.params,
+      data: {},
+      raw: call.body ?? {},
+      query: call.query ?? {},
+      storage: this.storage,
+      caller: call.caller ?? rootCaller,
+      mountPoint: 'secret/',
+      requestId: 'test-request',
+      remoteAddress: '',
+    };
+    try {
+      await settleOperation(found.record, req);
+      const response = await prepareDispatch(found.record, req).run();
+      const status = response?.status ?? (response === undefined ? 204 : 200);
+      return { status, data: response?.data, warnings: response?.warnings ?? [], errors: [], response };
+    } catch (err) {
+      if (!(err instanceof CofreError)) throw err;
+      return { status: err.status, data: undefined, warnings: [], errors: [err.message], response: undefined };
     }
-    return { status: 404, data: undefined, warnings: [], errors: ['unsupported path'], response: undefined };
   }
 }
 

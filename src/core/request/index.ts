@@ -1,0 +1,104 @@
+import type { AuditEvent } from '../audit-format.js';
+import type { Caller, Operation, Request, Response } from '../backend.js';
+import type { Core } from '../core.js';
+import { notFound, sealedError } from '../errors.js';
+import { auditFailure, auditResponse } from './audit.js';
+import { authenticate, authorize, requestParams } from './authorise.js';
+import { prepareDispatch } from './dispatch.js';
+import { completeResponse, reportChange } from './finish.js';
+import { type IncomingRequest, operationOf, route, routedPath, settleOperation, validateApiPath } from './route.js';
+
+export type { HttpVerb, IncomingRequest } from './route.js';
+export { validateApiPath } from './route.js';
+
+export interface HandledRequest {
+  response: Response | undefined;
+  /** The matched mount's type, for the envelope's mount_type. */
+  mountType: string;
+  operation: Operation;
+  caller: Caller | undefined;
+}
+
+/**
+ * One request through the core, in four steps: route to a mount and path record (refused while sealed),
+ * authorise (the token, then the ACL, with the existence check for create vs update and sudo where the path needs
+ * it), dispatch to the handler (only now: whether the path supports the operation, and its fields), and finish
+ * (lease, login token, last use, change stream). A caller that may not use a path learns nothing about it, not
+ * even whether it exists. The request is audited before the handler runs and its answer before it is returned.
+ * Errors thrown as CofreError carry their status to the client.
+ */
+export async function handleRequest(core: Core, req: IncomingRequest): Promise<HandledRequest> {
+  validateApiPath(req.path);
+  const asked = operationOf(req); // before the existence check, which may turn an update into a create
+  const path = routedPath(req, asked);
+  const { mounted, route: found } = route(core, path);
+  if (core.sealed && !found?.record.whileSealed) throw sealedError();
+  if (!found) {
+    // Authorised first: only a caller that may use the path hears that nothing serves it.
+    const token = await authenticate(core, req.token, req.remoteAddress);
+    const check = { path, operation: asked, sudo: false, params: requestParams(req, asked) };
+    await authorize(core, token, req.token!, check);
+    throw notFound(mounted ? 'unsupported path' : `no handler for route "${req.path}". route entry not found.`);
+  }
+  const { record } = found;
+  const request: Request = {
+    operation: asked,
+    path: found.relative,
+    params: found.params,
+    data: {},
+    raw: req.body,
+    query: req.query,
+    storage: found.mounted.storage,
+    caller: undefined,
+    mountPoint: found.mounted.prefix,
+    requestId: req.requestId,
+    remoteAddress: req.remoteAddress ?? '',
+  };
+  const audited = !core.sealed && !record.noAudit;
+  const event: AuditEvent = {
+    time: new Date(),
+    type: 'request',
+    requestId: req.requestId,
+    operation: request.operation,
+    path,
+    mountType: found.mounted.entry.type,
+    remoteAddress: req.remoteAddress ?? '',
+    clientToken: req.token,
+    caller: undefined,
+    requestData: request.operation === 'read' || request.operation === 'list' ? req.query : req.body,
+    error: '',
+  };
+  let requestLogged = false;
+  try {
+    // Authorise: the token is checked before anything else touches the request.
+    const token = record.unauthenticated ? undefined : await authenticate(core, req.token, req.remoteAddress);
+    await settleOperation(record, request);
+    const operation = (event.operation = request.operation);
+    if (token) {
+      const check = record.anyToken
+        ? undefined
+        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation) };
+      request.caller = event.caller = await authorize(core, token, req.token!, check);
+    }
+    // Dispatch: 405 and field errors only now, after authorisation.
+    const dispatch = prepareDispatch(record, request);
+    // Audit before answer: nothing runs unless the request is on record.
+    if (audited) await core.audit.log(event);
+    requestLogged = true;
+    const lastUse = token ? await core.tokens.use(token) : false;
+    let response: Response | undefined;
+    try {
+      response = await dispatch.run();
+      await completeResponse(core, found.mounted, request, response);
+    } finally {
+      // A token's last use ends with the request, after the lease it may own was registered.
+      if (lastUse) await core.tokens.revokeTree(token!.hash);
+    }
+    await reportChange(core, found.mounted, path, record, request, response);
+    if (audited) await auditResponse(core, event, response);
+    return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
+  } catch (err) {
+    if (audited) await auditFailure(core, event, err, requestLogged);
+    throw err;
+  }
+}

@@ -1,0 +1,98 @@
+import type { Operation, PathRecord, Request } from '../backend.js';
+import type { Core } from '../core.js';
+import { badRequest, CofreError } from '../errors.js';
+import type { CompiledPath, Mounted } from '../mount-table.js';
+
+/**
+ * Step 1 of a request: from verb and path to an operation, a mount and a path record of that mount. Nothing here
+ * looks at the token or the fields; a path that matches no record is only refused (404) after authorisation, so
+ * that a caller that may not use a path learns nothing about it.
+ */
+
+export type HttpVerb = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'PATCH' | 'LIST';
+
+export interface IncomingRequest {
+  verb: HttpVerb;
+  /** The API path without "/v1/". */
+  path: string;
+  query: Record<string, string>;
+  body: Record<string, unknown>;
+  token: string | undefined;
+  requestId: string;
+  remoteAddress?: string;
+}
+
+export interface Route {
+  mounted: Mounted;
+  record: PathRecord;
+  params: Record<string, string>;
+  /** The path within the mount. */
+  relative: string;
+}
+
+export function validateApiPath(path: string): void {
+  const segments = path.split('/');
+  // Also refuse percent-encoded dots: a proxy or client along the way may decode them into a traversal.
+  const dots = (s: string): boolean => /^(\.|%2e){1,2}$/i.test(s);
+  if (segments.some(dots)) throw badRequest(`invalid path "${path}": "." and ".." are not allowed`);
+  if (segments.slice(0, -1).some((s) => s === '')) throw badRequest(`invalid path "${path}": empty path segment`);
+}
+
+export function operationOf(req: IncomingRequest): Operation {
+  switch (req.verb) {
+    case 'GET':
+      return req.query.list === 'true' || req.query.list === '1' ? 'list' : 'read';
+    case 'LIST':
+      return 'list';
+    case 'DELETE':
+      return 'delete';
+    case 'PATCH':
+      return 'patch';
+    case 'PUT':
+    case 'POST':
+      return 'update'; // the path's existence check may turn it into create
+  }
+  // The HTTP layer lets no other method through; should one come, it must never run a write.
+  throw new CofreError(405, `unsupported method ${String(req.verb)}`);
+}
+
+/** Vault lists directories: a list request names a folder whether or not the caller wrote the slash. */
+export function routedPath(req: IncomingRequest, operation: Operation): string {
+  return operation === 'list' && req.path !== '' && !req.path.endsWith('/') ? `${req.path}/` : req.path;
+}
+
+/** The first of a mount's path records whose anchored pattern matches the path within the mount. */
+export function matchPath(
+  paths: readonly CompiledPath[],
+  relative: string,
+): { record: PathRecord; params: Record<string, string> } | undefined {
+  for (const compiled of paths) {
+    const m = compiled.regex.exec(relative);
+    if (m) return { record: compiled.record, params: { ...(m.groups ?? {}) } };
+  }
+  return undefined;
+}
+
+/** The mount (longest prefix) and, if one matches, the path record; the mount alone picks the 404's wording. */
+export function route(core: Core, path: string): { mounted: Mounted | undefined; route: Route | undefined } {
+  const mounted = core.mounts.match(path);
+  if (!mounted) return { mounted, route: undefined };
+  const relative = path.slice(mounted.prefix.length);
+  const found = matchPath(mounted.paths, relative);
+  return { mounted, route: found && { mounted, ...found, relative } };
+}
+
+/** Query parameters that are fields of the path; `list` only chooses the operation. */
+export function queryFields(query: Record<string, string>): Record<string, string> {
+  if (!('list' in query)) return query;
+  const { list: _list, ...rest } = query;
+  return rest;
+}
+
+/**
+ * A write (update) becomes a create when the path's existence check says the target is not there. It runs before
+ * the ACL check, because policies tell create from update; it reads only the path, never the fields.
+ */
+export async function settleOperation(record: PathRecord, request: Request): Promise<void> {
+  if (request.operation === 'update' && record.exists && !(await record.exists(request))) request.operation = 'create';
+}
