@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { durationProblemText, readDuration } from '../core/duration.js';
-import { createClient } from './client.js';
-import type { VaultClient } from './client.js';
+import type { VaultClient } from '../client/client.js';
+import { createClient } from './connection.js';
 import { resolveFormat } from './format.js';
 import { Output } from './output.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Secret } from './client.js';
+import type { Secret } from '../client/wire.js';
 import { CliError } from './errors.js';
 import {
   columns,

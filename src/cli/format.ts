@@ -1,4 +1,4 @@
-import type { Secret } from './client.js';
+import type { Secret } from '../client/wire.js';
 import { usageError } from './errors.js';
 
 /** Formatting as Vault's CLI prints: Go-style `%v` values, human durations and `Key    Value` tables. */

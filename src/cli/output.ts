@@ -1,4 +1,4 @@
-import type { Secret } from './client.js';
+import type { Secret } from '../client/wire.js';
 import { CliError } from './errors.js';
 import {
   extractField,

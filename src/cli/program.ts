@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { normaliseArgv } from './argv.js';
-import { ApiError } from './client.js';
+import { ApiError, ClientError } from '../client/errors.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerGenericCommands } from './commands/generic.js';
 import { registerKvCommands } from './commands/kv.js';
@@ -76,8 +76,13 @@ export function reportError(err: unknown, stderr: ErrorStream = stdio.stderr): n
   }
   if (err instanceof CliError) {
     if (err.message) stderr.write(err.plain ? `${err.message}\n` : `Error: ${err.message}\n`);
-    if (err instanceof ApiError) stderr.write(warningsText(err.secret?.warnings));
     return err.exitCode;
+  }
+  // The API client's errors (the server could not be reached, or answered an error): exit code 1, as Vault's CLI.
+  if (err instanceof ClientError) {
+    stderr.write(`Error: ${err.message}\n`);
+    if (err instanceof ApiError) stderr.write(warningsText(err.secret?.warnings));
+    return 1;
   }
   stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
   return 1;

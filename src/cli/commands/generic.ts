@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Secret } from '../client.js';
+import type { Secret } from '../../client/wire.js';
 import { apiCommand, clientFrom, ensureTrailingSlash, outputFrom, sanitizePath } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { notFound, usageError } from '../errors.js';

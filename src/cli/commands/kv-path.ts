@@ -1,5 +1,5 @@
-import { ApiError } from '../client.js';
-import type { VaultClient } from '../client.js';
+import type { VaultClient } from '../../client/client.js';
+import { ApiError } from '../../client/errors.js';
 import { ensureTrailingSlash, sanitizePath } from '../common.js';
 import { CliError, usageError } from '../errors.js';
 import { unwrap } from './status.js';

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { ApiError } from '../client.js';
-import type { Secret, VaultClient } from '../client.js';
+import type { VaultClient } from '../../client/client.js';
+import { ApiError } from '../../client/errors.js';
+import type { Secret } from '../../client/wire.js';
 import { apiCommand, clientFrom, collectList, ensureTrailingSlash, outputFrom, parseInteger } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { notFound, usageError } from '../errors.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Secret, SecretAuth } from '../client.js';
+import type { Secret, SecretAuth } from '../../client/wire.js';
 import { apiCommand, clientFrom, outputFrom } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { usageError } from '../errors.js';

@@ -9,7 +9,7 @@ import { apiCommand, clientFrom, type CommonFlags } from '../common.js';
 import { CliError } from '../errors.js';
 import { stdio } from '../output.js';
 import { formatBytes, Progress } from '../progress.js';
-import { streamRequest } from '../stream-transport.js';
+import { streamRequest } from '../../client/stream.js';
 import { registerMigrateCommand } from './migrate.js';
 
 function describeSnapshot(info: SnapshotInfo, size: number): string {

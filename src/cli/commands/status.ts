@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { VaultClient } from '../client.js';
+import type { VaultClient } from '../../client/client.js';
 import { apiCommand, clientFrom, outputFrom } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { silentExit } from '../errors.js';

@@ -1,6 +1,6 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import type { Secret } from '../client.js';
+import type { Secret } from '../../client/wire.js';
 import { apiCommand, clientFrom, collectList, collectMap, outputFrom, parseDuration, parseInteger } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { notFound, usageError } from '../errors.js';

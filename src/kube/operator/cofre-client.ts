@@ -1,13 +1,11 @@
 // Talking to Cofre as a CofreSecret's namespace: resolve its connection, log in with a TokenRequest token of the
 // namespace's service account (so a namespace reads only what its role allows, even through a cluster-wide
 // connection), cache the Cofre token until shortly before it expires, and read KV. Plain API calls go through the
-// CLI's VaultClient.
+// API client (src/client).
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { ApiError, VaultClient } from '../../cli/client.js';
+import { VaultClient } from '../../client/client.js';
+import { ApiError } from '../../client/errors.js';
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
 import { GROUP, VERSION, type CofreConnection, type CofreSecret } from './types.js';
 
@@ -44,9 +42,8 @@ export class CofreAccess {
   private readonly custom: CustomObjectsApi;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly logins = new Map<string, Promise<string>>();
+  /** One client per address and CA bundle (the client takes the bundle's bytes). */
   private readonly clients = new Map<string, VaultClient>();
-  /** VaultClient takes a CA file path; a connection's caBundle is written here, one file per distinct bundle. */
-  private caDir: string | undefined;
 
   constructor(kc: KubeConfig) {
     this.core = kc.makeApiClient(CoreV1Api);
@@ -102,13 +99,7 @@ export class CofreAccess {
     const clientKey = `${id.address}\n${caKey}`;
     let client = this.clients.get(clientKey);
     if (!client) {
-      let caCert: string | undefined;
-      if (id.caPem) {
-        this.caDir ??= mkdtempSync(path.join(tmpdir(), 'cofre-operator-ca-'));
-        caCert = path.join(this.caDir, `${caKey}.pem`);
-        writeFileSync(caCert, id.caPem, { mode: 0o600 });
-      }
-      client = new VaultClient({ address: id.address, caCert });
+      client = new VaultClient({ address: id.address, caCertBytes: id.caPem });
       this.clients.set(clientKey, client);
     }
     return client;
@@ -215,7 +206,7 @@ export class CofreAccess {
   }
 
   close(): void {
-    if (this.caDir) rmSync(this.caDir, { recursive: true, force: true });
+    this.clients.clear();
   }
 }
 

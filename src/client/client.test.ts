@@ -1,63 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { selfSignedCert, startServer, tempDir } from '../../test/support.js';
 import { createCofre } from '../app.js';
 import type { InProcessServer } from '../../test/support.js';
-import {
-  ApiError,
-  apiUrl,
-  resolveAddress,
-  resolveAddressFrom,
-  resolveCaCert,
-  resolveConfig,
-  resolveToken,
-  VaultClient,
-} from './client.js';
-import type { Secret } from './client.js';
+import { apiUrl, VaultClient } from './client.js';
+import { streamRequest } from './stream.js';
+import { ApiError, ClientError, UnreachableError } from './errors.js';
+import type { Secret } from './wire.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'cofre-client-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-describe('configuration precedence', () => {
-  it('address: flag, COFRE_ADDR, VAULT_ADDR, default', () => {
-    const env = { COFRE_ADDR: 'http://cofre:1', VAULT_ADDR: 'http://vault:2' };
-    assert.equal(resolveAddress('http://flag:3', env), 'http://flag:3');
-    assert.equal(resolveAddress(undefined, env), 'http://cofre:1');
-    assert.equal(resolveAddress(undefined, { VAULT_ADDR: 'http://vault:2' }), 'http://vault:2');
-    assert.equal(resolveAddress(undefined, {}), 'http://127.0.0.1:8200');
-  });
-
-  it('address source: which of them gave the address (named when the server cannot be reached)', () => {
-    const env = { COFRE_ADDR: 'http://cofre:1', VAULT_ADDR: 'http://vault:2' };
-    assert.deepEqual(resolveAddressFrom('http://flag:3', env), { address: 'http://flag:3', source: '-address' });
-    assert.deepEqual(resolveAddressFrom(undefined, env), { address: 'http://cofre:1', source: 'COFRE_ADDR' });
-    assert.deepEqual(resolveAddressFrom(undefined, { VAULT_ADDR: 'http://vault:2' }).source, 'VAULT_ADDR');
-    assert.deepEqual(resolveAddressFrom(undefined, {}), { address: 'http://127.0.0.1:8200', source: 'default' });
-    assert.equal(resolveConfig({}, { COFRE_TOKEN_FILE: join(dir, 'none') }).addressSource, 'default');
-  });
-
-  it('token: COFRE_TOKEN, VAULT_TOKEN, then the token helper file', () => {
-    const file = join(dir, 'tok');
-    writeFileSync(file, 'from-file\n');
-    assert.equal(resolveToken({ COFRE_TOKEN: 'c', VAULT_TOKEN: 'v', COFRE_TOKEN_FILE: file }), 'c');
-    assert.equal(resolveToken({ VAULT_TOKEN: 'v', COFRE_TOKEN_FILE: file }), 'v');
-    assert.equal(resolveToken({ COFRE_TOKEN_FILE: file }), 'from-file');
-    assert.equal(resolveToken({ COFRE_TOKEN_FILE: join(dir, 'none') }), undefined);
-  });
-
-  it('CA bundle and TLS verification', () => {
-    assert.equal(resolveCaCert(undefined, { COFRE_CACERT: '/c', VAULT_CACERT: '/v' }), '/c');
-    assert.equal(resolveCaCert(undefined, { VAULT_CACERT: '/v' }), '/v');
-    assert.equal(resolveCaCert('/f', { VAULT_CACERT: '/v' }), '/f');
-    const none = join(dir, 'none');
-    assert.equal(resolveConfig({}, { VAULT_SKIP_VERIFY: 'true', COFRE_TOKEN_FILE: none }).tlsSkipVerify, true);
-    assert.equal(resolveConfig({}, { COFRE_TOKEN_FILE: none }).tlsSkipVerify, false);
-  });
-
+describe('apiUrl', () => {
   it('builds /v1 URLs with escaped segments and query parameters', () => {
     assert.equal(
       apiUrl('http://h:1/', '/secret/data/a b', { version: '2' }),
@@ -68,10 +23,11 @@ describe('configuration precedence', () => {
 });
 
 describe('ApiError', () => {
-  it('formats every server error, or the raw body when it was not JSON; exit code 1', () => {
+  it('formats every server error, or the raw body when it was not JSON; a ClientError, with no exit code', () => {
     const url = 'http://h:1/v1/secret/x';
     const listed = new ApiError('writing secret/x', 'PUT', url, 403, ['permission denied', 'second'], undefined);
-    assert.equal(listed.exitCode, 1);
+    assert.ok(listed instanceof ClientError);
+    assert.equal('exitCode' in listed, false, "exit codes are the CLI's business");
     assert.match(listed.message, /^writing secret\/x: .*\n\nURL: PUT http:\/\/h:1\/v1\/secret\/x\n/);
     assert.match(listed.message, /Code: 403\. Errors:\n\n\* permission denied\n\* second$/);
     const raw = new ApiError('reading x', 'GET', url, 502, [], '<html>bad gateway</html>\n');
@@ -100,7 +56,6 @@ describe('VaultClient against a real server', () => {
     await promise.catch((e: unknown) => (caught = e));
     assert.ok(caught instanceof ApiError, `expected an ApiError, got ${String(caught)}`);
     assert.equal(caught.status, status, caught.message);
-    assert.equal(caught.exitCode, 1);
     assert.match(caught.errors.join('\n'), errors);
     assert.ok(caught.message.includes(`\nCode: ${status}. Errors:`), caught.message);
     for (const e of caught.errors) assert.ok(caught.message.includes(`\n* ${e}`), caught.message);
@@ -199,21 +154,23 @@ describe('VaultClient against a real server', () => {
     assert.deepEqual(back.body.data.data, { a: 1, c: 3 });
   });
 
-  it('reports connection failures as "could not reach" the address, and where the address came from', async () => {
-    const dead = new VaultClient({ address: 'http://127.0.0.1:1', addressSource: 'default' });
-    await assert.rejects(dead.read('sys/health'), {
-      message:
-        'could not reach the server at http://127.0.0.1:1 (the default address; set VAULT_ADDR, COFRE_ADDR or ' +
-        '-address to change it): bad port',
+  it('reports connection failures as "could not reach" the address, and where its user says it came from', async () => {
+    const dead = new VaultClient({ address: 'http://127.0.0.1:1', addressOrigin: 'address from somewhere' });
+    await assert.rejects(dead.read('sys/health'), (err: unknown) => {
+      assert.ok(err instanceof UnreachableError);
+      assert.equal(err.message, 'could not reach the server at http://127.0.0.1:1 (address from somewhere): bad port');
+      assert.equal(err.address, 'http://127.0.0.1:1');
+      assert.equal(err.reason, 'bad port');
+      return true;
     });
-    // A client configured elsewhere (the Kubernetes operator) names no source.
+    // A client configured without an origin (the Kubernetes operator) names none.
     await assert.rejects(new VaultClient({ address: 'http://127.0.0.1:1' }).read('sys/health'), {
       message: 'could not reach the server at http://127.0.0.1:1: bad port',
     });
-    const invalid = new VaultClient({ address: 'cofre.example.com:8200', addressSource: 'VAULT_ADDR' });
+    const invalid = new VaultClient({ address: 'cofre.example.com:8200' });
     await assert.rejects(invalid.read('sys/health'), {
       message:
-        'could not reach the server at cofre.example.com:8200 (address from VAULT_ADDR): the address is not an ' +
+        'could not reach the server at cofre.example.com:8200: the address is not an ' +
         'http:// or https:// URL (expected e.g. http://127.0.0.1:8200)',
     });
   });
@@ -234,10 +191,55 @@ describe('VaultClient over TLS', () => {
       const address = `https://127.0.0.1:${(cofre.http.server.address() as AddressInfo).port}`;
       assert.equal((await new VaultClient({ address, caCert: cert }).read('sys/seal-status'))?.initialized, false);
       assert.equal((await new VaultClient({ address, tlsSkipVerify: true }).read('sys/seal-status'))?.sealed, true);
-      await assert.rejects(new VaultClient({ address }).read('sys/seal-status'), /self[- ]signed certificate/);
+      // The CA as bytes (the operator has it from a CofreConnection), as a string or a Buffer.
+      const pem = readFileSync(cert);
+      assert.equal((await new VaultClient({ address, caCertBytes: pem }).read('sys/seal-status'))?.sealed, true);
+      const asText = new VaultClient({ address, caCertBytes: pem.toString('utf8') });
+      assert.equal((await asText.read('sys/seal-status'))?.sealed, true);
+      const stream = await streamRequest(
+        { address, caCertBytes: pem },
+        { method: 'GET', path: 'sys/seal-status', what: 'x' },
+      );
+      stream.resume();
+      await assert.rejects(new VaultClient({ address }).read('sys/seal-status'), (err: unknown) => {
+        assert.ok(err instanceof UnreachableError);
+        assert.match(err.message, /: TLS failed: self[- ]signed certificate$/);
+        return true;
+      });
+      // Its user says how to give a CA (the CLI names its flag and variables).
+      await assert.rejects(new VaultClient({ address, caHint: 'give caBundle' }).read('sys/seal-status'), {
+        message: /: TLS failed: self[- ]signed certificate.* \(give caBundle\)$/,
+      });
     } finally {
       await cofre.close();
       rmSync(tlsDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a slow answer', () => {
+  it('calls onSlow once after a second without an answer, saying what it waits for; nothing without onSlow', async () => {
+    const server = createServer((_req, res) => {
+      setTimeout(() => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"data":{}}'), 1_300);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const notices: string[] = [];
+      await new VaultClient({ address, onSlow: (m) => notices.push(m) }).read('sys/health');
+      assert.deepEqual(notices, [`Waiting for ${address} to answer GET /v1/sys/health...`]);
+      // Without onSlow the client says nothing anywhere (it never writes to stderr itself).
+      const written: string[] = [];
+      const write = process.stderr.write.bind(process.stderr);
+      process.stderr.write = ((chunk: string | Uint8Array) => written.push(String(chunk)) > 0) as typeof write;
+      try {
+        await new VaultClient({ address }).read('sys/health');
+      } finally {
+        process.stderr.write = write;
+      }
+      assert.deepEqual(written, []);
+    } finally {
+      server.close();
     }
   });
 });

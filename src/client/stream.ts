@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { apiUrl, ApiError, type ClientConfig } from './client.js';
+import { apiUrl, type ClientConfig } from './client.js';
+import { ApiError } from './errors.js';
+import { caBundle } from './transport.js';
 import { unreachableError } from './unreachable.js';
 
 export interface StreamRequest {
@@ -27,11 +28,9 @@ export async function streamRequest(config: ClientConfig, req: StreamRequest): P
     headers['Content-Type'] = req.body.contentType;
     if (req.body.length !== undefined) headers['Content-Length'] = String(req.body.length);
   }
-  const tls = url.startsWith('https:')
-    ? { ca: config.caCert ? readFileSync(config.caCert) : undefined, rejectUnauthorized: !config.tlsSkipVerify }
-    : {};
   let res: IncomingMessage;
   try {
+    const tls = url.startsWith('https:') ? { ca: caBundle(config), rejectUnauthorized: !config.tlsSkipVerify } : {};
     res = await new Promise<IncomingMessage>((resolve, reject) => {
       const out = (url.startsWith('https:') ? https : http).request(
         url,
@@ -44,7 +43,7 @@ export async function streamRequest(config: ClientConfig, req: StreamRequest): P
       else pipeline(req.body.stream, out).catch(() => {});
     });
   } catch (err) {
-    throw unreachableError(config.address, config.addressSource, err);
+    throw unreachableError(config.address, err, config);
   }
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return res;

@@ -1,115 +1,29 @@
-import { CliError } from './errors.js';
-import { readStoredToken } from './token-helper.js';
+/**
+ * The API client of the CLI, the Kubernetes operator and every future agent: Vault's JSON API over HTTP(S). It is
+ * configured with values (address, token, CA); where they come from (flags, environment, a token helper file, a
+ * CofreConnection) is its user's business, and so is reporting its errors (errors.ts).
+ */
+import { ApiError, ClientError } from './errors.js';
 import { send } from './transport.js';
-import type { RawResponse } from './transport.js';
+import type { RawResponse, TlsSettings } from './transport.js';
 import { unreachableError } from './unreachable.js';
-import type { AddressSource } from './unreachable.js';
+import type { Secret } from './wire.js';
 
-export const DEFAULT_ADDRESS = 'http://127.0.0.1:8200';
-/** After this long without an answer the client says on stderr what it is waiting for. */
+/** After this long without an answer the client calls `onSlow` (when set), saying what it is waiting for. */
 const SLOW_NOTICE_MS = 1_000;
 
-export interface ClientConfig {
+export interface ClientConfig extends TlsSettings {
   address: string;
-  /** Where `address` came from (resolveConfig sets it), named when the server cannot be reached. */
-  addressSource?: AddressSource;
   token?: string;
-  caCert?: string;
-  tlsSkipVerify?: boolean;
-}
-
-export interface ConnectionFlags {
-  address?: string;
-  caCert?: string;
-  tlsSkipVerify?: boolean;
-}
-
-/** `--address`, else `COFRE_ADDR`, else `VAULT_ADDR`, else http://127.0.0.1:8200; and which one it was. */
-export function resolveAddressFrom(
-  flag: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): { address: string; source: AddressSource } {
-  if (flag) return { address: flag, source: '-address' };
-  if (env.COFRE_ADDR) return { address: env.COFRE_ADDR, source: 'COFRE_ADDR' };
-  if (env.VAULT_ADDR) return { address: env.VAULT_ADDR, source: 'VAULT_ADDR' };
-  return { address: DEFAULT_ADDRESS, source: 'default' };
-}
-
-export function resolveAddress(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return resolveAddressFrom(flag, env).address;
-}
-
-/** `COFRE_TOKEN`, else `VAULT_TOKEN`, else the token helper file. */
-export function resolveToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.COFRE_TOKEN || env.VAULT_TOKEN || readStoredToken(env);
-}
-
-/** `--ca-cert`, else `COFRE_CACERT`, else `VAULT_CACERT`. */
-export function resolveCaCert(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return flag || env.COFRE_CACERT || env.VAULT_CACERT || undefined;
-}
-
-function truthy(value: string | undefined): boolean {
-  return value !== undefined && ['1', 't', 'true', 'yes'].includes(value.toLowerCase());
-}
-
-export function resolveConfig(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = process.env): ClientConfig {
-  const { address, source } = resolveAddressFrom(flags.address, env);
-  return {
-    address,
-    addressSource: source,
-    token: resolveToken(env),
-    caCert: resolveCaCert(flags.caCert, env),
-    tlsSkipVerify: flags.tlsSkipVerify || truthy(env.COFRE_SKIP_VERIFY ?? env.VAULT_SKIP_VERIFY),
-  };
-}
-
-export interface SecretAuth {
-  client_token: string;
-  accessor: string;
-  policies?: string[] | null;
-  token_policies?: string[] | null;
-  identity_policies?: string[] | null;
-  metadata?: Record<string, string> | null;
-  lease_duration: number;
-  renewable: boolean;
-  [key: string]: unknown;
-}
-
-/** The Vault response envelope. */
-export interface Secret {
-  request_id?: string;
-  lease_id?: string;
-  lease_duration?: number;
-  renewable?: boolean;
-  data?: Record<string, unknown> | null;
-  auth?: SecretAuth | null;
-  warnings?: string[] | null;
-  wrap_info?: unknown;
-  [key: string]: unknown;
-}
-
-/**
- * A non-2xx answer, with the server's `errors` list. Exit code 1. `secret` is the body when it carried data or
- * warnings (e.g. a write to a KV v2 mount without data/ is a 404 with a warning): Vault's client returns it along
- * with the error, and the CLI prints its warnings after the error.
- */
-export class ApiError extends CliError {
-  constructor(
-    what: string,
-    readonly method: string,
-    readonly url: string,
-    readonly status: number,
-    readonly errors: string[],
-    /** The body when it was not JSON (Vault then prints it as the "Raw Message"). */
-    raw: string | undefined,
-    readonly secret?: Secret,
-  ) {
-    const list = errors.map((e) => `\n* ${e}`).join('');
-    const detail = raw === undefined ? `Errors:${list && `\n${list}`}` : `Raw Message:\n\n${raw.trim()}`;
-    super(`${what}: Error making API request.\n\nURL: ${method} ${url}\nCode: ${status}. ${detail}`, 1);
-    this.name = 'ApiError';
-  }
+  /**
+   * Where `address` came from, named when the server cannot be reached: "could not reach the server at ADDRESS
+   * (ORIGIN): ...". The CLI says which flag or variable it was; left out, nothing is said.
+   */
+  addressOrigin?: string;
+  /** Added to a TLS failure's reason: how to give a private CA, in its user's words (a flag, a field). */
+  caHint?: string;
+  /** Called once when a request has had no answer for a second: "Waiting for ADDRESS to answer GET /v1/...". */
+  onSlow?: (message: string) => void;
 }
 
 export interface RequestOptions {
@@ -167,14 +81,18 @@ export class VaultClient {
       body = JSON.stringify(opts.body);
       headers['Content-Type'] = opts.contentType ?? 'application/json';
     }
-    const notice = setTimeout(() => {
-      process.stderr.write(`Waiting for ${this.config.address} to answer ${method} /v1/${path}...\n`);
-    }, SLOW_NOTICE_MS);
+    const onSlow = this.config.onSlow;
+    const notice = onSlow
+      ? setTimeout(
+          () => onSlow(`Waiting for ${this.config.address} to answer ${method} /v1/${path}...`),
+          SLOW_NOTICE_MS,
+        )
+      : undefined;
     let res: RawResponse;
     try {
       res = await send(method, url, headers, body, this.config);
     } catch (err) {
-      throw unreachableError(this.config.address, this.config.addressSource, err);
+      throw unreachableError(this.config.address, err, this.config);
     } finally {
       clearTimeout(notice);
     }
@@ -183,7 +101,7 @@ export class VaultClient {
       try {
         parsed = JSON.parse(res.text);
       } catch {
-        if (res.status < 400) throw new CliError(`${what}: invalid JSON in the response from ${url}`, 1);
+        if (res.status < 400) throw new ClientError(`${what}: invalid JSON in the response from ${url}`);
       }
     }
     const secret = parsed as Secret | null;
@@ -248,8 +166,4 @@ export class VaultClient {
 function hasEntries(value: unknown): boolean {
   if (Array.isArray(value)) return value.length > 0;
   return value !== null && typeof value === 'object' && Object.keys(value).length > 0;
-}
-
-export function createClient(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = process.env): VaultClient {
-  return new VaultClient(resolveConfig(flags, env));
 }

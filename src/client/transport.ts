@@ -8,9 +8,24 @@ export interface RawResponse {
   text: string;
 }
 
+/** How to verify an https server: a CA bundle (PEM) as a file or as bytes, or no verification at all. */
 export interface TlsSettings {
+  /** Path of a PEM CA bundle (read on every request, so a rotated file is picked up). */
   caCert?: string;
+  /** A PEM CA bundle itself (the operator has it from a CofreConnection's caBundle); caCert wins if both are set. */
+  caCertBytes?: string | Uint8Array;
   tlsSkipVerify?: boolean;
+}
+
+/** The CA bundle of `tls`, or undefined for the system's CAs. Throws when the file cannot be read. */
+export function caBundle(tls: TlsSettings): Buffer | undefined {
+  if (tls.caCert) return readFileSync(tls.caCert);
+  if (tls.caCertBytes !== undefined && tls.caCertBytes.length > 0) return Buffer.from(tls.caCertBytes);
+  return undefined;
+}
+
+function customTls(tls: TlsSettings): boolean {
+  return Boolean(tls.caCert || (tls.caCertBytes !== undefined && tls.caCertBytes.length > 0) || tls.tlsSkipVerify);
 }
 
 /**
@@ -24,9 +39,8 @@ export function send(
   body: string | undefined,
   tls: TlsSettings,
 ): Promise<RawResponse> {
-  if (url.startsWith('https:') && (tls.caCert || tls.tlsSkipVerify)) {
-    const ca = tls.caCert ? readFileSync(tls.caCert) : undefined;
-    return httpsSend(method, url, headers, body, ca, !tls.tlsSkipVerify);
+  if (url.startsWith('https:') && customTls(tls)) {
+    return httpsSend(method, url, headers, body, caBundle(tls), !tls.tlsSkipVerify);
   }
   return fetch(url, { method, headers, body, signal: AbortSignal.timeout(TIMEOUT_MS) }).then(async (r) => ({
     status: r.status,
