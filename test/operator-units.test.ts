@@ -1,11 +1,20 @@
-// The operator's small parts without a cluster: the work queue's back-off, templates, durations, content hashing.
+// The operator's small parts without a cluster: the work queue's back-off, templates, durations, content hashing,
+// and its API client's TLS set-up from a CofreConnection's caBundle.
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createCofre } from '../src/app.js';
+import { UnreachableError } from '../src/client/errors.js';
+import { CofreAccess } from '../src/kube/operator/cofre-client.js';
 import { buildContent, contentHash } from '../src/kube/operator/content.js';
 import { parseDuration } from '../src/kube/operator/duration.js';
 import { WorkQueue } from '../src/kube/operator/queue.js';
 import { render, TemplateError } from '../src/kube/operator/template.js';
 import type { CofreSecret } from '../src/kube/operator/types.js';
+import { selfSignedCert, tempDir } from './support.js';
 
 describe('operator work queue', () => {
   it('retries a failing key with capped exponential back-off instead of hot-looping', async () => {
@@ -82,5 +91,54 @@ describe('operator templates and content', () => {
     assert.notEqual(contentHash(buildContent(cs, { password: 'VALUE-2' }), 'u1'), h);
     assert.equal(h.includes('VALUE'), false);
     assert.deepEqual(buildContent(cs, { n: 5, o: { a: 1 } }).data, { n: '5', o: '{"a":1}' });
+  });
+});
+
+describe('operator connection to Cofre', () => {
+  it("verifies an https Cofre with the CofreConnection's caBundle, handed to the API client as bytes", async () => {
+    const dir = tempDir('operator-ca');
+    const { key, cert } = selfSignedCert(dir);
+    const cofre = await createCofre({
+      storage: { type: 'sqlite', path: join(dir, 'cofre.db') },
+      logLevel: 'error',
+      tls: { cert: readFileSync(cert), key: readFileSync(key) },
+    });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const access = new CofreAccess(kc);
+    try {
+      await cofre.http.listen({ host: '127.0.0.1', port: 0 });
+      const address = `https://127.0.0.1:${(cofre.http.server.address() as AddressInfo).port}`;
+      const id = {
+        key: 'k',
+        connection: 'CofreConnection/ns/c',
+        address,
+        mountPath: 'kubernetes',
+        role: 'r',
+        audience: 'cofre',
+        namespace: 'ns',
+        serviceAccount: 'default',
+      };
+      const withCa = access.client({ ...id, caPem: readFileSync(cert, 'utf8') });
+      assert.equal((await withCa.read('sys/seal-status'))?.sealed, true);
+      assert.equal(withCa.config.onSlow, undefined, 'the operator prints no terminal notices');
+      await assert.rejects(access.client(id).read('sys/seal-status'), (err: unknown) => {
+        assert.ok(err instanceof UnreachableError);
+        assert.match(
+          err.message,
+          /^could not reach the server at https:\/\/127\.0\.0\.1:\d+: TLS failed: self[- ]signed/,
+        );
+        return true;
+      });
+    } finally {
+      access.close();
+      await cofre.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
