@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { InvalidationRegistry } from './invalidation.js';
 import { formatEntry, hasherFor, type AuditEvent, type Hasher } from './audit-format.js';
 import { chainLine, type ChainState } from './audit-chain.js';
 import { badRequest, CofreError } from './errors.js';
@@ -89,6 +90,12 @@ export class AuditBroker {
     private readonly barrier: Storage,
     private readonly factories: Record<string, AuditSinkFactory>,
   ) {}
+
+  /** The audit table is this broker's: another node enabled or disabled a device, so the devices are loaded again. */
+  registerInvalidation(registry: InvalidationRegistry): void {
+    const load = (): Promise<void> => this.load();
+    registry.on(TABLE_KEY, { stage: 'audit', apply: load, reload: load });
+  }
 
   get enabled(): boolean {
     return this.devices.size > 0;

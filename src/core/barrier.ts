@@ -4,7 +4,7 @@ import { Keyring } from './keyring.js';
 import { ReadCache } from './read-cache.js';
 import type { Storage, StorageOp } from './storage.js';
 
-const KEYRING_PATH = 'core/keyring';
+export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
 const READ_CACHE_BYTES = 32 * 1024 * 1024;

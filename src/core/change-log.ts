@@ -1,3 +1,4 @@
+import type { InvalidationHandler } from './invalidation.js';
 import type { Storage, StorageOp } from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
@@ -44,6 +45,14 @@ export class ChangeLog {
   private readonly recent = new Map<number, ChangeEvent>();
 
   constructor(private readonly storage: Storage) {}
+
+  /** Events other nodes appended (keys relative to this log's view), taken in index order. */
+  readonly invalidation: InvalidationHandler = {
+    stage: 'events',
+    apply: async (keys) => {
+      for (const key of [...keys].sort()) await this.ingest(key);
+    },
+  };
 
   async load(): Promise<void> {
     const keys = await this.storage.list('');

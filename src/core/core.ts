@@ -6,13 +6,14 @@ import { PasswordPolicyStore } from './password-policy.js';
 import { TokenStore } from './token-store.js';
 import { tokenLifecycle, tokenSecretType, TOKEN_LEASE_TYPE } from './token-leases.js';
 import type { BackendFactory, SystemView } from './backend.js';
-import { Barrier } from './barrier.js';
+import { Barrier, KEYRING_PATH } from './barrier.js';
 import { badRequest, CofreError } from './errors.js';
 import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
 import { SealKeyError, type Seal, type SealConfig } from './seal.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
-import { applyRemoteChanges } from './remote-changes.js';
+import { applyRemoteChanges, dropEverything } from './remote-changes.js';
+import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 
 const SEAL_CONFIG_KEY = 'core/seal-config';
@@ -62,6 +63,8 @@ export class Core {
   readonly changes: ChangeLog;
   readonly expiration: ExpirationManager;
   readonly passwordPolicies: PasswordPolicyStore;
+  /** Which store caches which storage keys, for following other nodes' writes (see remote-changes.ts). */
+  readonly invalidation = new InvalidationRegistry();
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -79,27 +82,41 @@ export class Core {
   private seals = 0;
 
   constructor(private readonly opts: CoreOptions) {
-    this.barrier = new Barrier(opts.physical, () => this.reloadKeyring());
+    // Each store declares the keys it caches where it is built: the barrier's keyring, unsealed again by the root
+    // key only the core holds, comes first of all.
+    const reloadKeyring = (): Promise<void> => this.reloadKeyring();
+    this.barrier = new Barrier(opts.physical, reloadKeyring);
+    this.invalidation.on(KEYRING_PATH, { stage: 'keyring', apply: reloadKeyring, reload: reloadKeyring });
     this.mounts = new MountTable(this.barrier, opts.factories, (entry) => this.systemView(entry));
+    this.mounts.registerInvalidation(this.invalidation, () => this.reloadMounts());
     const tokenLeases = tokenSecretType(() => this.tokens);
-    this.expiration = new ExpirationManager(new StorageView(this.barrier, 'sys/expire/'), (prefix, type) => {
+    const leaseView = new StorageView(this.barrier, 'sys/expire/');
+    this.expiration = new ExpirationManager(leaseView, (prefix, type) => {
       if (type === TOKEN_LEASE_TYPE) return { secretType: tokenLeases, storage: this.barrier };
       const mounted = this.mounts.match(prefix);
       const secretType = mounted?.prefix === prefix ? mounted.backend.secrets?.[type] : undefined;
       return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
     });
+    this.invalidation.on(leaseView.prefix, this.expiration.invalidation);
+    const tokenView = new StorageView(this.barrier, 'sys/token/');
     this.tokens = new TokenStore(
-      new StorageView(this.barrier, 'sys/token/'),
-      new StorageView(this.barrier.uncached(), 'sys/token/'),
+      tokenView,
+      new StorageView(this.barrier.uncached(), tokenView.prefix),
       tokenLifecycle(
         () => this.expiration,
         (path) => this.mounts.match(path)?.prefix,
       ),
     );
+    this.invalidation.on(tokenView.prefix, this.tokens.invalidation);
     this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));
-    this.policies = new PolicyStore(new StorageView(this.barrier, 'sys/policy/'));
+    const policyView = new StorageView(this.barrier, 'sys/policy/');
+    this.policies = new PolicyStore(policyView);
+    this.invalidation.on(policyView.prefix, this.policies.invalidation);
     this.audit = new AuditBroker(this.barrier, opts.auditDevices);
-    this.changes = new ChangeLog(new StorageView(this.barrier, 'sys/events/'));
+    this.audit.registerInvalidation(this.invalidation);
+    const eventView = new StorageView(this.barrier, 'sys/events/');
+    this.changes = new ChangeLog(eventView);
+    this.invalidation.on(eventView.prefix, this.changes.invalidation);
   }
 
   get sealed(): boolean {
@@ -261,12 +278,8 @@ export class Core {
     await store.watchChanges((keys) => {
       applying = applying
         .then(() => applyRemoteChanges(this, keys))
-        .catch(() => {
-          // A failure leaves some cache as it was: drop them all rather than serve a stale value.
-          this.barrier.invalidateAll();
-          this.tokens.clear();
-          this.policies.clear();
-        });
+        // A failure leaves some cache as it was: drop them all rather than serve a stale value.
+        .catch(() => dropEverything(this));
     });
     if (!this.sealed) await this.campaign();
   }

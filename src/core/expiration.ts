@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { InvalidationHandler } from './invalidation.js';
 import type { LeaseContext, NewSecret, SecretType } from './backend.js';
 import { badRequest } from './errors.js';
 import type { Storage, StorageOp } from './storage.js';
@@ -108,6 +109,18 @@ export class ExpirationManager {
     this.stop();
     await this.start();
   }
+
+  /**
+   * Another node's changes, keys relative to this manager's view: each lease (`id/<lease id>`) changed is read
+   * again, after the mounts whose engines revoke it were reloaded.
+   */
+  readonly invalidation: InvalidationHandler = {
+    stage: 'leases',
+    apply: async (keys) => {
+      for (const key of keys) if (key.startsWith('id/')) await this.refresh(key.slice('id/'.length));
+    },
+    reload: () => this.reload(),
+  };
 
   /** Another node registered, renewed or revoked this lease: arm or disarm its timer from what is stored now. */
   async refresh(leaseId: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { InvalidationHandler, InvalidationRegistry } from './invalidation.js';
 import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
 import { badRequest } from './errors.js';
 import { getOwn } from './own-keys.js';
@@ -99,6 +100,25 @@ export class MountTable {
         return { mounted, relative: key.slice(mounted.storage.prefix.length) };
     }
     return undefined;
+  }
+
+  /**
+   * Declares the keys the mount table owns: its two tables (another node mounted, unmounted or tuned:
+   * `reloadTables` builds every backend again) and the engines' storage (the engine owning a key forgets what it
+   * cached of it).
+   */
+  registerInvalidation(registry: InvalidationRegistry, reloadTables: () => Promise<void>): void {
+    const tables: InvalidationHandler = { stage: 'mounts', apply: reloadTables, reload: reloadTables };
+    for (const table of ['mounts', 'auth'] as const) {
+      registry.on(TABLE_KEY[table], tables);
+      const prefix = STORAGE_PREFIX[table];
+      registry.on(prefix, {
+        drop: (key) => {
+          const owner = this.byStorageKey(prefix + key);
+          owner?.mounted.backend.invalidate?.(owner.relative);
+        },
+      });
+    }
   }
 
   /** Registers a backend that is built in and never persisted (the system backend). */

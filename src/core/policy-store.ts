@@ -1,3 +1,4 @@
+import type { InvalidationHandler } from './invalidation.js';
 import { badRequest } from './errors.js';
 import { ACL, parsePolicy, type Policy } from './policy/index.js';
 import { DEFAULT_POLICY_TEXT } from './policy/builtin.js';
@@ -23,6 +24,12 @@ export class PolicyStore {
     this.parsed.clear();
     this.acls.clear();
   }
+
+  /** Another node wrote or deleted a policy: combined ACLs may hold it, so all of them go. */
+  readonly invalidation: InvalidationHandler = {
+    drop: () => this.clear(),
+    dropAll: () => this.clear(),
+  };
 
   async read(name: string): Promise<StoredPolicy | undefined> {
     const key = name.toLowerCase();

@@ -1,46 +1,37 @@
 import type { Core } from './core.js';
+import { byStage, type InvalidationHandler } from './invalidation.js';
 
 /**
  * Keeps one node's caches true to a store that other nodes write: called with the barrier keys another node
- * committed (or undefined when it could not say which). Everything that can be dropped at once is dropped before
- * the first await, so a request that arrives after the notification never sees the old value.
+ * committed (or undefined when it could not say which). Each key goes to the store that registered the longest
+ * prefix of it (core.invalidation). Everything that can be dropped at once is dropped before the first await, so a
+ * request that arrives after the notification never sees the old value; the reloads then run in stage order
+ * (keyring, mounts, audit, leases, events). Batches are applied one at a time, in order (Core.joinCluster).
  */
 export async function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
   core.forgetSealConfig();
   if (core.sealed) return;
   if (keys === undefined) return reloadEverything(core);
-  let mountsChanged = false;
-  let keyringChanged = false;
-  let auditChanged = false;
-  const leases: string[] = [];
-  const events: string[] = [];
+  const batch = new Map<InvalidationHandler, string[]>();
   for (const key of keys) {
     core.barrier.invalidate(key);
-    if (key === 'core/mounts' || key === 'core/auth') mountsChanged = true;
-    else if (key === 'core/keyring') keyringChanged = true;
-    else if (key === 'core/audit') auditChanged = true;
-    else if (key.startsWith('sys/token/id/')) core.tokens.forget(key.slice('sys/token/id/'.length));
-    else if (key.startsWith('sys/policy/')) core.policies.clear();
-    else if (key.startsWith('sys/expire/id/')) leases.push(key.slice('sys/expire/id/'.length));
-    else if (key.startsWith('sys/events/')) events.push(key.slice('sys/events/'.length));
-    else {
-      const owner = core.mounts.byStorageKey(key);
-      owner?.mounted.backend.invalidate?.(owner.relative);
-    }
+    const owner = core.invalidation.owner(key);
+    if (!owner) continue;
+    owner.handler.drop?.(owner.key);
+    const owned = batch.get(owner.handler) ?? [];
+    owned.push(owner.key);
+    batch.set(owner.handler, owned);
   }
-  if (keyringChanged) await core.reloadKeyring();
-  if (mountsChanged) await core.reloadMounts();
-  if (auditChanged) await core.audit.load();
-  for (const leaseId of leases) await core.expiration.refresh(leaseId);
-  for (const event of events.sort()) await core.changes.ingest(event);
+  for (const handler of byStage([...batch.keys()])) await handler.apply?.(batch.get(handler)!);
+}
+
+/** Drops every cache at once, without waiting: what a node does when it cannot tell what changed. */
+export function dropEverything(core: Core): void {
+  core.barrier.invalidateAll();
+  for (const handler of core.invalidation.all()) handler.dropAll?.();
 }
 
 async function reloadEverything(core: Core): Promise<void> {
-  core.barrier.invalidateAll();
-  core.tokens.clear();
-  core.policies.clear();
-  await core.reloadKeyring();
-  await core.reloadMounts();
-  await core.audit.load();
-  await core.expiration.reload();
+  dropEverything(core);
+  for (const handler of byStage(core.invalidation.all())) await handler.reload?.();
 }

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import type { InvalidationHandler } from './invalidation.js';
 import { badRequest, permissionDenied } from './errors.js';
 import { KeyLocks } from './key-locks.js';
 import type { Storage, StorageOp } from './storage.js';
@@ -110,6 +111,14 @@ export class TokenStore {
     this.cache.delete(hash);
     this.epoch++;
   }
+
+  /** Another node's changes, keys relative to this store's view: only token entries (`id/<hash>`) are cached. */
+  readonly invalidation: InvalidationHandler = {
+    drop: (key) => {
+      if (key.startsWith('id/')) this.forget(key.slice('id/'.length));
+    },
+    dropAll: () => this.clear(),
+  };
 
   async load(): Promise<void> {
     this.clear();
