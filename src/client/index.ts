@@ -7,3 +7,5 @@ export type { StreamRequest } from './stream.js';
 export type { TlsSettings } from './transport.js';
 export { connectionReason } from './unreachable.js';
 export type { Secret, SecretAuth } from './wire.js';
+export { ChangeStream } from './events.js';
+export type { ChangeEvent, ChangeStreamOptions } from './events.js';

@@ -1,7 +1,7 @@
 // The change-stream subscriptions: one per identity (connection, namespace, service account), opened on the first
 // reconcile that needs it and closed when no CofreSecret uses it any more. A change event enqueues the CofreSecrets
 // of that identity whose <mount>/<path> it names; a reset enqueues all of them.
-import { ChangeStream, type ChangeEvent } from './change-stream.js';
+import { ChangeStream, type ChangeEvent } from '../../client/events.js';
 import type { CofreAccess, Identity } from './cofre-client.js';
 import { changeEvents, streamsConnected } from './metrics.js';
 import type { CofreSecret } from './types.js';
@@ -46,7 +46,7 @@ export class Streams {
         connected: false,
         stream: new ChangeStream({
           address: id.address,
-          caPem: id.caPem,
+          caCertBytes: id.caPem,
           token: async (fresh) => {
             if (fresh) this.access.invalidate(id);
             return this.access.token(id, fresh);

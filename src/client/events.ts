@@ -1,9 +1,12 @@
-// One subscription to Cofre's change stream (GET /v1/sys/cofre/events, server-sent events) for one identity. The
-// server filters events by what the identity's token may read, so a namespace only ever learns of paths it may read.
+// One subscription to Cofre's change stream (GET /v1/sys/cofre/events, server-sent events) for one token holder. The
+// server filters events by what the token may read, so a subscriber only ever learns of paths it may read.
 // Reconnects with capped exponential back-off and resumes after the last index it saw; a `reset` (the resume point
-// was pruned) or an expired token are handled by the owner's callbacks.
+// was pruned) or an expired token are handled by the owner's callbacks. The Kubernetes operator opens one per
+// identity (connection, namespace, service account).
 import http from 'node:http';
 import https from 'node:https';
+import { apiUrl } from './client.js';
+import { caBundle, type TlsSettings } from './transport.js';
 
 export interface ChangeEvent {
   index: number;
@@ -13,9 +16,8 @@ export interface ChangeEvent {
   version?: number;
 }
 
-export interface ChangeStreamOptions {
+export interface ChangeStreamOptions extends TlsSettings {
   address: string;
-  caPem?: string;
   /** A Cofre token; `fresh` asks for a new login (the last one was refused). */
   token: (fresh: boolean) => Promise<string>;
   onChange: (ev: ChangeEvent) => void;
@@ -76,9 +78,9 @@ export class ChangeStream {
 
   /** One connection; resolves when it ends, saying whether it got going and whether the token was refused. */
   private connect(token: string): Promise<{ hello: boolean; refused: boolean; error?: string }> {
-    const url = new URL(`${this.opts.address}/v1/sys/cofre/events`);
-    if (this.lastIndex !== undefined) url.searchParams.set('index', String(this.lastIndex));
-    const mod = url.protocol === 'https:' ? https : http;
+    const query = this.lastIndex === undefined ? undefined : { index: String(this.lastIndex) };
+    const url = apiUrl(this.opts.address, 'sys/cofre/events', query);
+    const secure = url.startsWith('https:');
     return new Promise((resolve) => {
       let hello = false;
       let settled = false;
@@ -87,13 +89,17 @@ export class ChangeStream {
         settled = true;
         resolve({ hello, refused, error });
       };
-      const req = mod.request(
+      // A CA file that cannot be read ends this attempt like a failed connection (retried with back-off).
+      let tls: https.RequestOptions;
+      try {
+        tls = secure ? { ca: caBundle(this.opts), rejectUnauthorized: !this.opts.tlsSkipVerify } : {};
+      } catch (err) {
+        done(false, (err as Error).message);
+        return;
+      }
+      const req = (secure ? https : http).request(
         url,
-        {
-          method: 'GET',
-          headers: { 'X-Vault-Token': token, Accept: 'text/event-stream' },
-          ...(this.opts.caPem ? { ca: this.opts.caPem } : {}),
-        },
+        { method: 'GET', headers: { 'X-Vault-Token': token, Accept: 'text/event-stream' }, ...tls },
         (res) => {
           if (res.statusCode !== 200) {
             res.resume();
