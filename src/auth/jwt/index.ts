@@ -3,7 +3,7 @@ import { renewWhileRoleHolds } from '../token-fields.js';
 import { KeySets } from './keys.js';
 import { CONFIG_KEY, configPath } from './path-config.js';
 import { loginPath } from './path-login.js';
-import { readRole, rolePaths } from './path-role.js';
+import { jwtRolePaths, readRole } from './path-role.js';
 
 /**
  * The JWT auth method, Vault-compatible (also mounted as "oidc", for its JWT part only): config (a JWKS URL, OIDC
@@ -14,7 +14,7 @@ export const jwtBackend: BackendFactory = () => {
   const keySets = new KeySets();
   return {
     type: 'jwt',
-    paths: [configPath(keySets), ...rolePaths(), loginPath(keySets)],
+    paths: [configPath(keySets), ...jwtRolePaths(), loginPath(keySets)],
     renewAuth: renewWhileRoleHolds((storage, name) => readRole(storage, name)),
     // Another node wrote the config: the next login builds its key resolver from what it reads.
     invalidate: (key) => {

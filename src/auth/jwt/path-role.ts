@@ -1,9 +1,9 @@
-import type { Field, PathRecord, Request } from '../../core/backend.js';
-import { badRequest, notFound } from '../../core/errors.js';
+import type { Field, PathRecord } from '../../core/backend.js';
+import { badRequest } from '../../core/errors.js';
 import { parseDuration } from '../../core/fields.js';
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
-import { NO_TOKEN_PARAMS, tokenFields, tokenParamsFrom, tokenParamsView, type TokenParams } from '../token-fields.js';
+import { readStoredRole, rolePaths } from '../role-paths.js';
+import { tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
 import { boundClaimsProblem } from './claims.js';
 
 export interface JwtRole extends TokenParams {
@@ -27,7 +27,6 @@ export interface JwtRole extends TokenParams {
   max_age: number;
 }
 
-export const ROLE_PREFIX = 'role/';
 /** Metadata keys a claim mapping may not write to. */
 const RESERVED_METADATA = ['role'];
 
@@ -52,11 +51,8 @@ const fields: Record<string, Field> = {
   ...tokenFields,
 };
 
-const roleKey = (name: string): string => `${ROLE_PREFIX}${name.toLowerCase()}`;
-
-export async function readRole(storage: Storage, name: string): Promise<JwtRole | undefined> {
-  const stored = await getJson<JwtRole>(storage, roleKey(name));
-  return stored ? { ...NO_TOKEN_PARAMS, ...stored } : undefined;
+export function readRole(storage: Storage, name: string): Promise<JwtRole | undefined> {
+  return readStoredRole<JwtRole>(storage, name);
 }
 
 /** Vault's TypeSignedDurationSecond: seconds or a duration string, negative allowed ("-1" disables). */
@@ -157,45 +153,11 @@ function roleFrom(d: Record<string, unknown>, current?: JwtRole): JwtRole {
   return role;
 }
 
-export function rolePaths(): PathRecord[] {
-  const name = (req: Request): string => (req.params.name ?? '').toLowerCase();
-  return [
-    {
-      pattern: 'role/?',
-      summary: 'Lists the JWT auth roles.',
-      operations: {
-        list: async (req) => {
-          const keys = await req.storage.list(ROLE_PREFIX);
-          if (keys.length === 0) throw notFound();
-          return { data: { keys } };
-        },
-      },
-    },
-    {
-      pattern: 'role/(?<name>[\\w.@-]+)',
-      summary: 'Binds JWTs (by audience, subject and claims) to policies.',
-      fields,
-      exists: async (req) => (await readRole(req.storage, name(req))) !== undefined,
-      operations: {
-        read: async (req) => {
-          const role = await readRole(req.storage, name(req));
-          if (!role) throw notFound();
-          return { data: { ...role, ...tokenParamsView(role) } };
-        },
-        create: async (req) => {
-          await putJson(req.storage, roleKey(name(req)), roleFrom(req.data));
-          return undefined;
-        },
-        update: async (req) => {
-          const current = await readRole(req.storage, name(req));
-          await putJson(req.storage, roleKey(name(req)), roleFrom(req.data, current));
-          return undefined;
-        },
-        delete: async (req) => {
-          await req.storage.delete(roleKey(name(req)));
-          return undefined;
-        },
-      },
-    },
-  ];
+export function jwtRolePaths(): PathRecord[] {
+  return rolePaths<JwtRole>({
+    method: 'JWT',
+    binds: 'JWTs (by audience, subject and claims)',
+    fields,
+    from: roleFrom,
+  });
 }

@@ -1,8 +1,8 @@
-import type { Field, PathRecord, Request } from '../../core/backend.js';
-import { NO_TOKEN_PARAMS, tokenFields, tokenParamsFrom, tokenParamsView, type TokenParams } from '../token-fields.js';
-import { badRequest, notFound } from '../../core/errors.js';
+import type { Field, PathRecord } from '../../core/backend.js';
+import { badRequest } from '../../core/errors.js';
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { readStoredRole, rolePaths } from '../role-paths.js';
+import { tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
 
 export interface KubeRole extends TokenParams {
   bound_service_account_names: string[];
@@ -20,12 +20,8 @@ const fields: Record<string, Field> = {
   ...tokenFields,
 };
 
-const roleKey = (name: string): string => `role/${name.toLowerCase()}`;
-
-export async function readRole(storage: Storage, name: string): Promise<KubeRole | undefined> {
-  const stored = await getJson<KubeRole>(storage, roleKey(name));
-  // Roles written before token_bound_cidrs existed have none.
-  return stored ? { ...NO_TOKEN_PARAMS, ...stored } : undefined;
+export function readRole(storage: Storage, name: string): Promise<KubeRole | undefined> {
+  return readStoredRole<KubeRole>(storage, name);
 }
 
 function list(value: unknown): string[] {
@@ -64,45 +60,11 @@ function roleFrom(data: Record<string, unknown>, current?: KubeRole): KubeRole {
   };
 }
 
-export function rolePaths(): PathRecord[] {
-  const name = (req: Request): string => req.params.name ?? '';
-  return [
-    {
-      pattern: 'role/?',
-      summary: 'Lists the Kubernetes auth roles.',
-      operations: {
-        list: async (req) => {
-          const keys = await req.storage.list('role/');
-          if (keys.length === 0) throw notFound();
-          return { data: { keys } };
-        },
-      },
-    },
-    {
-      pattern: 'role/(?<name>[\\w.@-]+)',
-      summary: 'Binds service accounts (by name and namespace) to policies.',
-      fields,
-      exists: async (req) => (await readRole(req.storage, name(req))) !== undefined,
-      operations: {
-        read: async (req) => {
-          const role = await readRole(req.storage, name(req));
-          if (!role) throw notFound();
-          return { data: { ...role, ...tokenParamsView(role) } };
-        },
-        create: async (req) => {
-          await putJson(req.storage, roleKey(name(req)), roleFrom(req.data));
-          return undefined;
-        },
-        update: async (req) => {
-          const current = await readRole(req.storage, name(req));
-          await putJson(req.storage, roleKey(name(req)), roleFrom(req.data, current));
-          return undefined;
-        },
-        delete: async (req) => {
-          await req.storage.delete(roleKey(name(req)));
-          return undefined;
-        },
-      },
-    },
-  ];
+export function kubeRolePaths(): PathRecord[] {
+  return rolePaths<KubeRole>({
+    method: 'Kubernetes',
+    binds: 'service accounts (by name and namespace)',
+    fields,
+    from: roleFrom,
+  });
 }
