@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import nodeVault from 'node-vault';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { enableKubernetesAuth } from './kube-support.js';
 import { runCli, startServer, type InProcessServer } from './support.js';
@@ -77,6 +78,18 @@ describe('Kubernetes auth method', () => {
     const read = await srv.api.call('GET', 'secret/data/web/db', { token: auth.client_token });
     assert.equal(read.body.data.data.password, 'from-cofre');
     assert.equal((await srv.api.call('GET', 'secret/data/other', { token: auth.client_token })).status, 403);
+  });
+
+  it('node-vault logs in with kubernetesLogin and uses the token', async () => {
+    const client = nodeVault({ apiVersion: 'v1', endpoint: srv.url });
+    const res = await client.kubernetesLogin({
+      mount_point: 'kubernetes',
+      role: 'web',
+      jwt: await saToken('apps', 'web', 'cofre'),
+    });
+    assert.deepEqual(res.auth.policies, ['default', 'web-read']);
+    assert.equal(client.token, res.auth.client_token, 'node-vault switches to the token it logged in with');
+    assert.equal((await client.read('secret/data/web/db')).data.data.password, 'from-cofre');
   });
 
   it('refuses a service account or namespace the role does not bind', async () => {
