@@ -94,6 +94,12 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
   if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
   }
+  // A client that asks for a wrapped response must never get the secret in clear instead.
+  if (req.headers['x-vault-wrap-ttl'] !== undefined) {
+    return reply
+      .code(400)
+      .send(errorBody(['response wrapping (X-Vault-Wrap-TTL) is not supported yet: the request was not run']));
+  }
   const query = flatQuery(req.query);
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
@@ -203,6 +209,10 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   // every response). onSend sees every reply sent through Fastify; the event stream and the raw 405s set their own.
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('cache-control', 'no-store');
+    // Vault answers "application/json" without a charset, and hvac reads errors only under that exact type.
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json;')) {
+      reply.header('content-type', 'application/json');
+    }
     return payload;
   });
 

@@ -37,7 +37,8 @@ export async function createToken(
 ): Promise<Response> {
   const d = req.data;
   const parentIsRoot = parent.policies.includes('root');
-  if (d.type !== undefined && d.type !== 'service' && d.type !== 'default')
+  // The Go client sends "type": "" for "the default".
+  if (d.type !== undefined && d.type !== '' && d.type !== 'service' && d.type !== 'default')
     throw badRequest('only service tokens are supported');
   if (d.id !== undefined && !parentIsRoot) throw badRequest('root or sudo privileges required to specify token id');
   const numUses = (d.num_uses as number | undefined) ?? 0;

@@ -37,19 +37,35 @@ function tuneView(entry: MountEntry): Record<string, unknown> {
   };
 }
 
+/**
+ * The fields of Vault's MountConfigInput. The Go client sends its whole struct (`options` even as null), so every
+ * one of them is accepted; those Cofre has no use for are ignored, and a key Vault does not know is a typo.
+ */
+const MOUNT_CONFIG_FIELDS = new Set([
+  'default_lease_ttl',
+  'max_lease_ttl',
+  'force_no_cache',
+  'audit_non_hmac_request_keys',
+  'audit_non_hmac_response_keys',
+  'listing_visibility',
+  'passthrough_request_headers',
+  'allowed_response_headers',
+  'description',
+  'options',
+  'token_type',
+  'plugin_name',
+  'plugin_version',
+  'allowed_managed_keys',
+  'user_lockout_config',
+  'delegated_auth_accessors',
+  'identity_token_key',
+]);
+
 function readConfig(value: unknown): { default_lease_ttl: number; max_lease_ttl: number } {
   const config = (value ?? {}) as Record<string, unknown>;
-  const allowed = new Set([
-    'default_lease_ttl',
-    'max_lease_ttl',
-    'force_no_cache',
-    'audit_non_hmac_request_keys',
-    'audit_non_hmac_response_keys',
-    'listing_visibility',
-    'passthrough_request_headers',
-    'allowed_response_headers',
-  ]);
-  for (const key of Object.keys(config)) if (!allowed.has(key)) throw badRequest(`unknown mount config field "${key}"`);
+  for (const key of Object.keys(config)) {
+    if (!MOUNT_CONFIG_FIELDS.has(key)) throw badRequest(`unknown mount config field "${key}"`);
+  }
   return {
     default_lease_ttl: parseDuration(config.default_lease_ttl ?? 0, 'config.default_lease_ttl'),
     max_lease_ttl: parseDuration(config.max_lease_ttl ?? 0, 'config.max_lease_ttl'),
@@ -76,15 +92,34 @@ const mountFields: Record<string, Field> = {
   plugin_name: { type: 'string', description: 'Alias of type.' },
   external_entropy_access: { type: 'bool', description: 'Accepted for compatibility.' },
   plugin_version: { type: 'string', description: 'Accepted for compatibility.' },
+  // node-vault's mount and enableAuth send the path they are given in the body too.
+  mount_point: { type: 'string', description: 'Ignored: the path names the mount (some clients send it too).' },
 };
 
 const tuneFields: Record<string, Field> = {
   path: { type: 'string', description: 'The mount path.' },
-  default_lease_ttl: { type: 'duration', description: 'Default lease TTL for this mount.' },
-  max_lease_ttl: { type: 'duration', description: 'Maximum lease TTL for this mount.' },
+  // Strings, not durations: "" leaves the TTL as it is and "system" resets it, as Vault's tune reads them.
+  default_lease_ttl: { type: 'string', description: 'Default lease TTL ("" unchanged, "system" the default).' },
+  max_lease_ttl: { type: 'string', description: 'Maximum lease TTL ("" unchanged, "system" the default).' },
   description: { type: 'string', description: 'A human-friendly description.' },
   options: { type: 'map', description: 'Engine options.' },
 };
+
+/**
+ * Which mount a tune names. Vault's CLI tunes an auth method through sys/mounts/auth/<path>/tune; that is the
+ * auth method's tune, and needs sudo as sys/auth/<path>/tune does.
+ */
+async function tuneTarget(core: Core, table: TableName, req: Request): Promise<{ table: TableName; path: string }> {
+  const path = req.params.path ?? '';
+  if (table !== 'mounts' || !path.startsWith('auth/')) return { table, path };
+  const authPath = path.slice('auth/'.length);
+  const caller = req.caller;
+  const acl = caller && !caller.root ? await core.policies.acl(caller.policies) : undefined;
+  if (acl && !acl.check(`sys/auth/${authPath}/tune`, req.operation === 'read' ? 'read' : 'update').sudo) {
+    throw new CofreError(403, 'permission denied');
+  }
+  return { table: 'auth', path: authPath };
+}
 
 /** sys/mounts and sys/auth share their shape; `table` picks which mount table they manage. */
 function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): PathRecord[] {
@@ -111,15 +146,22 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
       sudo: table === 'auth',
       operations: {
         read: async (req) => {
-          const mounted = core.mounts.get(table, mountPath(req));
+          const target = await tuneTarget(core, table, req);
+          const mounted = core.mounts.get(target.table, target.path);
           if (!mounted) throw badRequest(`cannot fetch sysview for path "${mountPath(req)}"`);
           return { data: tuneView(mounted.entry) };
         },
         update: async (req) => {
-          await core.mounts.tune(table, mountPath(req), (entry) => {
-            if (req.data.default_lease_ttl !== undefined)
-              entry.config.default_lease_ttl = req.data.default_lease_ttl as number;
-            if (req.data.max_lease_ttl !== undefined) entry.config.max_lease_ttl = req.data.max_lease_ttl as number;
+          const target = await tuneTarget(core, table, req);
+          await core.mounts.tune(target.table, target.path, (entry) => {
+            const ttl = (name: 'default_lease_ttl' | 'max_lease_ttl'): void => {
+              // Vault's CLI sends "" for a TTL it leaves alone; "system" goes back to the system default.
+              const value = req.data[name] as string | undefined;
+              if (value === undefined || value.trim() === '') return;
+              entry.config[name] = value.trim() === 'system' ? 0 : parseDuration(value, name);
+            };
+            ttl('default_lease_ttl');
+            ttl('max_lease_ttl');
             if (typeof req.data.description === 'string') entry.description = req.data.description;
             const options = readOptions(req.data.options);
             if (options.version !== undefined && options.version !== (entry.options.version ?? '1')) {
