@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { boundClaimsFailure, boundClaimsProblem, getClaim, globMatches, mappedMetadata } from './claims.js';
+import { globMatches } from '../glob.js';
+import { boundClaimsFailure, boundClaimsProblem, getClaim, mappedMetadata } from './claims.js';
 
 describe('jwt claims', () => {
   const claims = JSON.parse(

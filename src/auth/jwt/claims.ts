@@ -1,4 +1,5 @@
 import { setOwn } from '../../core/own-keys.js';
+import { globMatches } from '../glob.js';
 
 /** A claim value as bound claims compare it: strings, booleans and (whole) numbers. */
 export type Scalar = string | number | boolean;
@@ -36,34 +37,6 @@ export function normalizeList(value: unknown): unknown[] | undefined {
   if (Array.isArray(value)) return value;
   if (typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number') return [value];
   return undefined;
-}
-
-/**
- * Vault's glob (go-glob): "*" matches any run of characters, nothing else is special. Matched without regular
- * expressions, by the usual backtrack-to-the-last-star walk, so a long claim value against a pattern with many
- * stars takes time proportional to their product, never exponential.
- */
-export function globMatches(pattern: string, value: string): boolean {
-  let p = 0;
-  let v = 0;
-  let star = -1;
-  let resume = 0;
-  while (v < value.length) {
-    if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      resume = v;
-    } else if (p < pattern.length && pattern[p] === value[v]) {
-      p++;
-      v++;
-    } else if (star >= 0) {
-      p = star + 1;
-      v = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
 }
 
 function matchFound(expected: unknown[], actual: unknown[], globs: boolean): boolean {

@@ -1,5 +1,6 @@
 import type { PathRecord } from '../../core/backend.js';
 import { badRequest, CofreError, permissionDenied } from '../../core/errors.js';
+import { globMatches } from '../glob.js';
 import { loginAuthFrom } from '../token-fields.js';
 import { effectiveReviewer, readConfig } from './config.js';
 import { readRole } from './role.js';
@@ -7,16 +8,7 @@ import { reviewToken, ReviewUnavailable } from './token-review.js';
 
 /** "*" matches anything; other "*" are globs ("team-*"), as Vault allows in bound names and namespaces. */
 export function boundMatches(patterns: string[], value: string): boolean {
-  return patterns.some((p) => {
-    if (!p.includes('*')) return p === value;
-    const re = new RegExp(
-      `^${p
-        .split('*')
-        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-        .join('.*')}$`,
-    );
-    return re.test(value);
-  });
+  return patterns.some((p) => globMatches(p, value));
 }
 
 /**
