@@ -44,8 +44,25 @@ export const NO_TOKEN_PARAMS: TokenParams = {
   token_bound_cidrs: [],
 };
 
-function cleanList(value: unknown): string[] {
+/** A list field as roles store it: trimmed, without empty entries. */
+export function cleanList(value: unknown): string[] {
   return ((value as string[] | undefined) ?? []).map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/**
+ * Only the token parameters of a role or user, picked by name: what a read may show of them, so that nothing else
+ * the record holds (a password hash, an internal id) can reach an answer through tokenParamsView.
+ */
+export function tokenParamsOf(record: TokenParams): TokenParams {
+  return {
+    token_policies: record.token_policies,
+    token_ttl: record.token_ttl,
+    token_max_ttl: record.token_max_ttl,
+    token_period: record.token_period,
+    token_num_uses: record.token_num_uses,
+    token_no_default_policy: record.token_no_default_policy,
+    token_bound_cidrs: record.token_bound_cidrs,
+  };
 }
 
 /**

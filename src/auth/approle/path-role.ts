@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { parseCidrs } from '../../core/cidr.js';
 import { badRequest, notFound } from '../../core/errors.js';
-import { NO_TOKEN_PARAMS, tokenFields, tokenParamsFrom, tokenParamsView, type TokenParams } from '../token-fields.js';
+import { cleanList, tokenFields, tokenParamsFrom, tokenParamsOf, tokenParamsView } from '../token-fields.js';
 import { checkRoleName, type AppRole, type AppRoleStore } from './store.js';
 
 /** A role name in a path: anything up to the next "/"; the handlers refuse what Vault would not accept. */
@@ -24,10 +24,6 @@ export const roleFields: Record<string, Field> = {
   local_secret_ids: { type: 'bool', description: 'Accepted for compatibility (Cofre has no replication).' },
   ...tokenFields,
 };
-
-function cleanList(value: unknown): string[] {
-  return ((value as string[] | undefined) ?? []).map((s) => s.trim()).filter((s) => s !== '');
-}
 
 /** A role from a write: an update changes only the fields it names, as Vault's does. */
 export function roleFrom(name: string, data: Record<string, unknown>, current: AppRole | undefined): AppRole {
@@ -51,13 +47,6 @@ export function roleFrom(name: string, data: Record<string, unknown>, current: A
     throw badRequest('at least one constraint should be enabled on the role');
   }
   return role;
-}
-
-/** Only the token_* fields of a role: tokenParamsView shows whatever it is given. */
-function tokenParamsOf(role: AppRole): TokenParams {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(NO_TOKEN_PARAMS)) out[key] = role[key as keyof TokenParams];
-  return out as unknown as TokenParams;
 }
 
 /** What a role read shows: not its role ID (role/:name/role-id does) nor its internal uid. */

@@ -3,7 +3,7 @@ import { badRequest } from '../../core/errors.js';
 import { parseDuration } from '../../core/fields.js';
 import type { Storage } from '../../core/storage.js';
 import { readStoredRole, rolePaths } from '../role-paths.js';
-import { tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
+import { cleanList, tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
 import { boundClaimsProblem } from './claims.js';
 
 export interface JwtRole extends TokenParams {
@@ -86,10 +86,6 @@ function kvPairs(value: unknown, name: string): Record<string, string> {
   return out;
 }
 
-function list(value: unknown): string[] {
-  return ((value as string[] | undefined) ?? []).map((s) => s.trim()).filter((s) => s !== '');
-}
-
 /** A role from a write; an update (current given) changes only the fields it names, as Vault's does. */
 function roleFrom(d: Record<string, unknown>, current?: JwtRole): JwtRole {
   const roleType = (d.role_type as string | undefined) ?? current?.role_type ?? 'jwt';
@@ -119,7 +115,7 @@ function roleFrom(d: Record<string, unknown>, current?: JwtRole): JwtRole {
     d[name] !== undefined ? signedSeconds(d[name], name) : (current?.[name] ?? 0);
   const role: JwtRole = {
     role_type: 'jwt',
-    bound_audiences: d.bound_audiences !== undefined ? list(d.bound_audiences) : (current?.bound_audiences ?? []),
+    bound_audiences: d.bound_audiences !== undefined ? cleanList(d.bound_audiences) : (current?.bound_audiences ?? []),
     bound_subject: (d.bound_subject as string | undefined) ?? current?.bound_subject ?? '',
     bound_claims_type: boundType,
     bound_claims: boundClaims,
@@ -131,9 +127,11 @@ function roleFrom(d: Record<string, unknown>, current?: JwtRole): JwtRole {
     clock_skew_leeway: leewayOf('clock_skew_leeway'),
     expiration_leeway: leewayOf('expiration_leeway'),
     not_before_leeway: leewayOf('not_before_leeway'),
-    oidc_scopes: d.oidc_scopes !== undefined ? list(d.oidc_scopes) : (current?.oidc_scopes ?? []),
+    oidc_scopes: d.oidc_scopes !== undefined ? cleanList(d.oidc_scopes) : (current?.oidc_scopes ?? []),
     allowed_redirect_uris:
-      d.allowed_redirect_uris !== undefined ? list(d.allowed_redirect_uris) : (current?.allowed_redirect_uris ?? []),
+      d.allowed_redirect_uris !== undefined
+        ? cleanList(d.allowed_redirect_uris)
+        : (current?.allowed_redirect_uris ?? []),
     verbose_oidc_logging: (d.verbose_oidc_logging as boolean | undefined) ?? current?.verbose_oidc_logging ?? false,
     max_age: (d.max_age as number | undefined) ?? current?.max_age ?? 0,
     ...tokenParamsFrom(d, current),

@@ -2,7 +2,7 @@ import type { Field, PathRecord } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import type { Storage } from '../../core/storage.js';
 import { readStoredRole, rolePaths } from '../role-paths.js';
-import { tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
+import { cleanList, tokenFields, tokenParamsFrom, type TokenParams } from '../token-fields.js';
 
 export interface KubeRole extends TokenParams {
   bound_service_account_names: string[];
@@ -24,19 +24,15 @@ export function readRole(storage: Storage, name: string): Promise<KubeRole | und
   return readStoredRole<KubeRole>(storage, name);
 }
 
-function list(value: unknown): string[] {
-  return ((value as string[] | undefined) ?? []).map((s) => s.trim()).filter((s) => s !== '');
-}
-
 /** A role from a write; an update (current given) changes only the fields it names, as Vault's does. */
 function roleFrom(data: Record<string, unknown>, current?: KubeRole): KubeRole {
   const names =
     data.bound_service_account_names !== undefined
-      ? list(data.bound_service_account_names)
+      ? cleanList(data.bound_service_account_names)
       : (current?.bound_service_account_names ?? []);
   const namespaces =
     data.bound_service_account_namespaces !== undefined
-      ? list(data.bound_service_account_namespaces)
+      ? cleanList(data.bound_service_account_namespaces)
       : (current?.bound_service_account_namespaces ?? []);
   if (names.length === 0) throw badRequest('"bound_service_account_names" must be set (use "*" to allow any name)');
   if (namespaces.length === 0) {

@@ -1,8 +1,8 @@
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
-import { tokenFields, tokenParamsFrom, tokenParamsView } from '../token-fields.js';
+import { tokenFields, tokenParamsFrom, tokenParamsOf, tokenParamsView } from '../token-fields.js';
 import { checkPassword, hashPassword } from './password-hash.js';
-import { deleteUser, readUser, tokenParamsOf, USER_PREFIX, USERNAME, writeUser, type UserEntry } from './user.js';
+import { deleteUser, readUser, USER_PREFIX, USERNAME, writeUser, type UserEntry } from './user.js';
 
 const fields: Record<string, Field> = {
   password: { type: 'string', description: 'Password of the user; write-only (stored as a salted scrypt hash).' },

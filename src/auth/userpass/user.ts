@@ -26,16 +26,3 @@ export async function writeUser(storage: Storage, username: string, user: UserEn
 export async function deleteUser(storage: Storage, username: string): Promise<void> {
   await storage.delete(userKey(username));
 }
-
-/** The token parameters of a user, picked by name: what a read shows, so that nothing else (the hash) can be. */
-export function tokenParamsOf(user: UserEntry): TokenParams {
-  return {
-    token_policies: user.token_policies,
-    token_ttl: user.token_ttl,
-    token_max_ttl: user.token_max_ttl,
-    token_period: user.token_period,
-    token_num_uses: user.token_num_uses,
-    token_no_default_policy: user.token_no_default_policy,
-    token_bound_cidrs: user.token_bound_cidrs,
-  };
-}
