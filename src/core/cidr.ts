@@ -25,11 +25,16 @@ export function parseCidrs(blocks: string[], field: string): BlockList {
   return list;
 }
 
+/** Parsed once per list: a bound token's entry keeps its list across requests while it is cached. */
+const parsed = new WeakMap<string[], BlockList>();
+
 /** Whether a client address lies in one of the blocks; no blocks means no binding. */
 export function addressAllowed(blocks: string[] | undefined, address: string): boolean {
   if (!blocks || blocks.length === 0) return true;
   const plain = plainAddress(address);
   const family = isIP(plain);
   if (family === 0) return false;
-  return parseCidrs(blocks, 'bound CIDRs').check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  let list = parsed.get(blocks);
+  if (!list) parsed.set(blocks, (list = parseCidrs(blocks, 'bound CIDRs')));
+  return list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
 }
