@@ -22,9 +22,19 @@ describe('config syntax errors name the file, line and column', () => {
     assert.equal(
       errorFor('cofre.hcl', 'storage "sqlite" {\n  path = "/var/lib/cofre.db\n}\n'),
       'cofre.hcl:2:10: invalid HCL: unterminated string: the " opened here is not closed on its line\n' +
-        '  2 |   path = "/var/lib/cofre.db\n' +
+        '  2 |   path = "*****************\n' +
         '    |          ^',
     );
+  });
+
+  it('never shows a value of the line: a config holds passwords and errors reach logs', () => {
+    const url = 'postgres://cofre:s3cret-pw@db:5432/cofre';
+    const err = errorFor('cofre.hcl', `storage "postgresql" {\n  connection_url = "${url}\n}\n`);
+    assert.doesNotMatch(err, /s3cret-pw/);
+    assert.match(err, /^cofre\.hcl:2:20: /);
+    assert.match(err, / {2}2 \| {3}connection_url = "\*+\n {4}\| {20}\^$/);
+    const json = errorFor('cofre.json', `{\n  "storage": {"postgresql": {"connection_url": "${url}"}\n}\n`);
+    assert.doesNotMatch(json, /s3cret-pw/);
   });
 
   const cases: [string, string, string][] = [
@@ -85,7 +95,7 @@ describe('config syntax errors name the file, line and column', () => {
     assert.equal(
       unexpected,
       `cofre.json:2:34: invalid JSON: Unexpected token 'x'\n` +
-        '  2 |   "storage": {"sqlite": {"path": x}},\n' +
+        '  2 |   "storage": {"******"* {"****"* *}},\n' +
         '    |                                  ^',
     );
   });

@@ -255,9 +255,23 @@ export function locateHclError(text: string, parses: Parses): HclProblem | undef
   return found && { ...position(text, found.offset), message: found.message };
 }
 
-/** The line of the problem with a caret under its column, to print under the message. */
+/**
+ * A config line as an error may show it: the values after its first "=" (or JSON's `":`) masked character for character (a config
+ * holds passwords and connection URLs, and an error goes to logs), keeping quotes, brackets, commas and the width,
+ * so the caret still points at the same column.
+ */
+export function maskValues(source: string): string {
+  // HCL's `name = value`, or JSON's `"name": value`.
+  const eq = source.indexOf('=');
+  const colon = source.indexOf('":');
+  const at = eq >= 0 ? eq + 1 : colon >= 0 ? colon + 2 : -1;
+  if (at < 0) return source;
+  return source.slice(0, at) + source.slice(at).replace(/[^\s"'{}[\],=]/g, '*');
+}
+
+/** The line of the problem (its values masked) with a caret under its column, to print under the message. */
 export function pointAt(text: string, line: number, column: number): string {
-  const source = (text.split('\n')[line - 1] ?? '').replace(/\r$/, '');
+  const source = maskValues((text.split('\n')[line - 1] ?? '').replace(/\r$/, ''));
   const gutter = `${line} | `;
   // Tabs before the column stay tabs, so the caret lines up however the terminal shows them.
   const pad = source.slice(0, column - 1).replace(/[^\t]/g, ' ');
