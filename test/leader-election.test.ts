@@ -73,6 +73,35 @@ describe('leader election', () => {
     assert.equal(overlap, false, 'two leaders at once');
   });
 
+  it('stop() gives the Lease up even when it races a renewal on the wire', async () => {
+    // Renewing every 10 ms keeps a renewal in flight almost always, so a stop() that does not wait for it
+    // has its release overwritten by the renewal landing after it.
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    for (let round = 0; round < 15; round++) {
+      let leading = false;
+      const e = runLeaderElection({
+        kubeConfig: kc,
+        namespace: 'cofre-system',
+        name: 'stop-race',
+        identity: `r${round}`,
+        leaseDurationSeconds: 3,
+        renewIntervalMs: 10,
+        retryIntervalMs: 10,
+        onStartedLeading: () => void (leading = true),
+        onStoppedLeading: () => void (leading = false),
+      });
+      try {
+        await until(() => leading, 'leading', 10_000);
+        await new Promise((r) => setTimeout(r, 5 + round * 7));
+      } finally {
+        await e.stop();
+      }
+      const lease = await leases.readNamespacedLease({ name: 'stop-race', namespace: 'cofre-system' });
+      assert.equal(lease.spec?.holderIdentity, undefined, `round ${round}: the stopped leader still holds the Lease`);
+      assert.equal(leading, false);
+    }
+  });
+
   it('a leader killed with SIGKILL (no release) is replaced once its lease expires, not before', async () => {
     const script = `
       import { KubeConfig } from '@kubernetes/client-node';

@@ -33,6 +33,8 @@ export function runLeaderElection(opts: LeaderElectionOptions): { stop(): Promis
   let stopped = false;
   let lastRenew = 0;
   let timer: NodeJS.Timeout | undefined;
+  /** The tick under way, so stop() can let a renewal land before it gives the Lease up (not after). */
+  let inFlight: Promise<void> | undefined;
 
   const spec = (previous?: V1Lease) => {
     const now = new V1MicroTime();
@@ -98,29 +100,41 @@ export function runLeaderElection(opts: LeaderElectionOptions): { stop(): Promis
       if (leading && Date.now() - lastRenew > (duration * 1000 * 2) / 3) await loseLeadership('renewal failed');
       if (code(err) !== 409) log('leader election error', { error: (err as Error).message });
     }
-    if (!stopped) timer = setTimeout(() => void tick(), leading ? renewEvery : retryEvery);
+    if (!stopped) timer = setTimeout(run, leading ? renewEvery : retryEvery);
+  };
+  const run = (): void => {
+    inFlight = tick().finally(() => (inFlight = undefined));
   };
 
-  void tick();
+  /** Writes the Lease free; retried on a conflict, which only a renewal racing us here can cause. */
+  const release = async (): Promise<void> => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const lease = await api.readNamespacedLease({ name: opts.name, namespace: opts.namespace });
+        if (lease.spec?.holderIdentity !== opts.identity) return;
+        await api.replaceNamespacedLease({
+          name: opts.name,
+          namespace: opts.namespace,
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, renewTime: undefined } },
+        });
+        return;
+      } catch (err) {
+        if (code(err) !== 409) return; // the Lease simply expires
+      }
+    }
+  };
+
+  run();
   return {
     isLeader: () => leading,
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      // A renewal still on the wire would otherwise land after the release and name us holder again.
+      await inFlight;
       if (leading) {
         // Give the Lease up so another replica takes over at once instead of waiting for it to expire.
-        try {
-          const lease = await api.readNamespacedLease({ name: opts.name, namespace: opts.namespace });
-          if (lease.spec?.holderIdentity === opts.identity) {
-            await api.replaceNamespacedLease({
-              name: opts.name,
-              namespace: opts.namespace,
-              body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, renewTime: undefined } },
-            });
-          }
-        } catch {
-          // the Lease simply expires
-        }
+        await release();
         await loseLeadership('stopping');
       }
     },
