@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuditBroker, type AuditSinkFactory } from './audit-broker.js';
 import { ChangeLog } from './change-log.js';
 import { ExpirationManager, resolveTtl } from './expiration.js';
@@ -10,7 +10,9 @@ import { Barrier, KEYRING_PATH } from './barrier.js';
 import { badRequest, CofreError } from './errors.js';
 import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
-import { SealKeyError, type Seal, type SealConfig } from './seal.js';
+import { SealKeyError, type Seal, type SealConfig, type WrappedRootKey } from './seal.js';
+import { RootGeneration } from './root-generation.js';
+import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
 import { applyRemoteChanges, dropEverything } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
@@ -21,6 +23,8 @@ const ROOT_KEY_KEY = 'core/root-key';
 /** A node that could not join the leader election tries again after 1 s, 2 s, 4 s, … up to this. */
 const CAMPAIGN_RETRY_MS = 1000;
 const CAMPAIGN_RETRY_MAX_MS = 10_000;
+/** After sys/step-down, a node waits this long before campaigning again, as Vault's manual step-down sleep. */
+const STEP_DOWN_SLEEP_MS = 10_000;
 
 export interface CoreOptions {
   physical: Storage;
@@ -65,6 +69,9 @@ export class Core {
   readonly passwordPolicies: PasswordPolicyStore;
   /** Which store caches which storage keys, for following other nodes' writes (see remote-changes.ts). */
   readonly invalidation = new InvalidationRegistry();
+  /** sys/generate-root and sys/rekey: attempts held in memory only, dropped on seal (as Vault's). */
+  readonly rootGeneration = new RootGeneration(this);
+  readonly rekey = new Rekey(this);
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -228,7 +235,65 @@ export class Core {
     this.policies.clear();
     this.tokens.clear();
     this.resetUnsealProgress();
+    this.rootGeneration.cancel();
+    this.rekey.cancel();
     void this.audit.closeAll();
+  }
+
+  /**
+   * Whether these key shares open the stored root key, and it is the one this node is unsealed with: what
+   * generate-root and rekey ask before they act on the operators' authority. False for wrong or forged shares.
+   */
+  async keySharesOpenRootKey(shares: Buffer[]): Promise<boolean> {
+    const rootKey = this.rootKey;
+    if (!rootKey) throw new CofreError(503, 'Vault is sealed');
+    const stored = await this.opts.physical.get(ROOT_KEY_KEY);
+    if (!stored) return false;
+    try {
+      const opened = await this.opts.seal.unwrapRootKey(Buffer.from(stored), shares);
+      return opened.length === rootKey.length && timingSafeEqual(opened, rootKey);
+    } catch (err) {
+      if (err instanceof SealKeyError) return false;
+      throw err;
+    }
+  }
+
+  /** The root key wrapped under a new unseal key split into new shares: not stored yet (see rekey.ts). */
+  async wrapRootKeyAnew(shares: number, threshold: number): Promise<WrappedRootKey> {
+    if (!this.rootKey) throw new CofreError(503, 'Vault is sealed');
+    return this.opts.seal.wrapRootKey(this.rootKey, shares, threshold);
+  }
+
+  /**
+   * Replaces the wrapped root key and the seal configuration in ONE storage transaction. Both live outside the
+   * barrier, and the keyring (sealed by the root key, which does not change) is not touched: after a crash the
+   * store holds either the old wrapping with the old configuration (the old shares open it) or the new ones (the
+   * new shares do). No state exists in which neither set of shares opens the store.
+   */
+  async replaceWrappedRootKey(stored: Buffer, shares: number, threshold: number): Promise<void> {
+    const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
+    await this.opts.physical.transaction([
+      { op: 'put', key: ROOT_KEY_KEY, value: stored },
+      { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
+    ]);
+    this.sealConfigCache = config;
+  }
+
+  /**
+   * sys/step-down: this node gives up running the background jobs and lets another node of the cluster take them
+   * over, campaigning again only after a pause (Vault's manual step-down sleep). A single node, or a node that
+   * does not lead, has nothing to give up: a no-op, as Vault's step-down of a lone node.
+   */
+  async stepDown(): Promise<void> {
+    if (!this.cluster || !this.leading || this.sealed) return;
+    const seals = this.seals;
+    this.leading = false;
+    this.stopBackground();
+    await this.cluster.store.resign();
+    if (this.seals !== seals || this.sealed) return; // sealed meanwhile: the next unseal campaigns afresh
+    clearTimeout(this.campaignRetry);
+    this.campaignRetry = setTimeout(() => void this.campaign(), STEP_DOWN_SLEEP_MS);
+    this.campaignRetry.unref();
   }
 
   async rotate(): Promise<{ term: number; installTime: Date }> {

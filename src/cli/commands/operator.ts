@@ -5,6 +5,9 @@ import { silentExit, usageError } from '../errors.js';
 import { promptSecret } from '../input.js';
 import { stdio } from '../output.js';
 import type { Output } from '../output.js';
+import { registerGenerateRootCommand } from './operator-generate-root.js';
+import { registerRekeyCommand } from './operator-rekey.js';
+import { registerStepDownCommand } from './operator-step-down.js';
 import { fetchSealStatus, printSealStatus, unwrap } from './status.js';
 import type { SealStatus } from './status.js';
 
@@ -139,4 +142,8 @@ export function registerOperatorCommands(program: Command): void {
       printKeyStatus(output, unwrap<KeyStatus>(res));
     },
   );
+
+  registerGenerateRootCommand(operator);
+  registerRekeyCommand(operator);
+  registerStepDownCommand(operator);
 }

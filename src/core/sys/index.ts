@@ -3,12 +3,15 @@ import type { Core } from '../core.js';
 import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
 import { eventPaths } from './events.js';
+import { generateRootPaths } from './generate-root.js';
 import { leasePaths } from './leases.js';
 import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
+import { rekeyPaths } from './rekey.js';
 import { sealPaths } from './seal.js';
 import { snapshotPaths } from './snapshot.js';
+import { stepDownPaths } from './step-down.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -24,6 +27,9 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...leasePaths(core),
       ...passwordPolicyPaths(core.passwordPolicies),
       ...snapshotPaths(core),
+      ...generateRootPaths(core),
+      ...rekeyPaths(core),
+      ...stepDownPaths(core),
     ],
   };
 }
