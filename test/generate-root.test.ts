@@ -227,7 +227,12 @@ describe('sys/generate-root', () => {
     assert.match(token, /^cvs\./);
     assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 200);
 
-    await runCli(srv.url, '', 'operator', 'generate-root', '-init');
+    // An OTP of the client's own, as older Vault CLIs do it: -generate-otp, then -init -otp.
+    const otp = (await runCli(srv.url, '', 'operator', 'generate-root', '-generate-otp')).out.trim();
+    assert.match(otp, /^[0-9A-Za-z]{36}$/);
+    const own = await runCli(srv.url, '', 'operator', 'generate-root', '-init', `-otp=${otp}`, '-format=json');
+    assert.equal(own.code, 0, own.out);
+    assert.equal(JSON.parse(own.out).otp, '');
     const cancel = await runCli(srv.url, '', 'operator', 'generate-root', '-cancel');
     assert.equal(cancel.code, 0, cancel.out);
     assert.equal((await call('GET', 'sys/generate-root/attempt')).body.started, false);

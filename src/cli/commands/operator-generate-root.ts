@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Command } from 'commander';
 import type { VaultClient } from '../../client/client.js';
 import { apiCommand, clientFrom, outputFrom } from '../common.js';
@@ -14,6 +15,7 @@ interface GenerateRootFlags extends CommonFlags {
   otp?: string;
   nonce?: string;
   pgpKey?: string;
+  generateOtp?: boolean;
 }
 
 /** sys/generate-root/attempt and /update answer Vault's GenerateRootStatusResponse. */
@@ -64,6 +66,15 @@ export function decodeRootToken(encoded: string, otp: string): string {
   return Buffer.from(bytes.map((b, i) => b ^ pad[i]!)).toString('utf8');
 }
 
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** An OTP for `-init -otp=...`: base62 of the length the server asks for (randomInt has no modulo bias). */
+function generateOtp(length: number): string {
+  let otp = '';
+  for (let i = 0; i < length; i++) otp += BASE62[randomInt(BASE62.length)];
+  return otp;
+}
+
 const status = async (client: VaultClient): Promise<GenerateRootStatus> =>
   (await client.request('GET', 'sys/generate-root/attempt', {
     token: null,
@@ -109,9 +120,20 @@ export function registerGenerateRootCommand(operator: Command): void {
     .option('--otp <otp>', 'the OTP to decode with (-decode) or, with -init, one of your own')
     .option('--nonce <nonce>', 'the nonce of the attempt, required with each key share given as an argument')
     .option('--pgp-key <key>', 'not supported: encrypt the root token with a PGP key')
+    .option(
+      '--generate-otp',
+      'print an OTP of the length the server expects, for -init -otp (optional: -init makes one)',
+    )
     .action(async (key: string | undefined, flags: GenerateRootFlags) => {
       const client = clientFrom(flags);
       const output = outputFrom(flags);
+      if (flags.generateOtp) {
+        const length = (await status(client)).otp_length ?? 0;
+        if (!length) throw new CliError('the server did not say how long an OTP must be (otp_length)');
+        const otp = generateOtp(length);
+        if (output.json) return output.printJson({ otp, otp_length: otp.length });
+        return output.out(otp);
+      }
       if (flags.decode !== undefined) {
         if (!flags.otp) throw new CliError('Missing otp: use -otp to supply it');
         const encoded = flags.decode === '-' ? (await readStdin()).trim() : flags.decode;
