@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   apiClient,
+  enableFileAudit,
   freePort,
   runCli,
   startServer,
@@ -38,6 +39,8 @@ describe('sys/rekey', () => {
   let dir = '';
   let keys: string[] = [];
   let root = '';
+  /** Every share the server handed out or took, old and new: none may reach the audit log. */
+  const seen: string[] = [];
   const call = (method: string, path: string, body?: unknown) =>
     srv.api.call(method, path, { token: '', ...(body === undefined ? {} : { body }) });
 
@@ -46,6 +49,7 @@ describe('sys/rekey', () => {
     srv = await startServer({ shares: 3, threshold: 2, dir });
     keys = srv.keys;
     root = srv.rootToken;
+    await enableFileAudit(srv.api, join(dir, 'audit.log'));
     await writeOk(srv.api, 'secret/data/kept', { data: { value: 'before the rekey' } });
   });
   after(async () => {
@@ -162,6 +166,7 @@ describe('sys/rekey', () => {
     assert.equal((await call('GET', 'sys/seal-status')).body.sealed, true);
     assert.equal(await unsealWith(srv.api, keys), false, 'after a restart the old shares still do not unseal');
     assert.equal(await unsealWith(srv.api, [newKeys[4]!, newKeys[0]!, newKeys[1]!]), true);
+    seen.push(...keys, ...newKeys);
     keys = newKeys;
   });
 
@@ -226,6 +231,7 @@ describe('sys/rekey', () => {
     await srv.api.call('PUT', 'sys/seal');
     assert.equal(await unsealWith(srv.api, keys.slice(0, 3)), false);
     assert.equal(await unsealWith(srv.api, newKeys.slice(0, 2)), true);
+    seen.push(...keys, ...newKeys);
     keys = newKeys;
     const kept = await srv.api.call('GET', 'secret/data/kept');
     assert.equal(kept.body.data.data.value, 'before the rekey');
@@ -244,6 +250,7 @@ describe('sys/rekey', () => {
     const winner = a.status === 200 ? a : b;
     await srv.api.call('PUT', 'sys/seal');
     assert.equal(await unsealWith(srv.api, winner.body.keys.slice(0, 2)), true);
+    seen.push(...keys, ...winner.body.keys);
     keys = winner.body.keys;
   });
 
@@ -269,6 +276,22 @@ describe('sys/rekey', () => {
     const cancel = await runCli(srv.url, '', 'operator', 'rekey', '-cancel');
     assert.equal(cancel.code, 0, cancel.out);
     assert.equal((await call('GET', 'sys/rekey/init')).body.started, false);
+    seen.push(...keys);
+  });
+
+  it('the audit log holds none of the old or new key shares in clear', () => {
+    const log = readFileSync(join(dir, 'audit.log'), 'utf8');
+    assert.match(log, /sys\/rekey\/update/);
+    assert.match(log, /sys\/rekey\/verify/);
+    assert.ok(seen.length >= 15);
+    for (const key of seen) {
+      assert.equal(log.includes(key), false, 'a key share reached the audit log');
+      assert.equal(
+        log.includes(Buffer.from(key, 'hex').toString('base64')),
+        false,
+        'a key share reached the audit log',
+      );
+    }
   });
 });
 
