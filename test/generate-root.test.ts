@@ -90,6 +90,9 @@ describe('sys/generate-root', () => {
     assert.equal(first.body.progress, 1);
     assert.equal(first.body.complete, false);
     assert.equal(first.body.encoded_token, '');
+    assert.equal(first.body.started, true);
+    assert.equal(first.body.nonce, nonce);
+    assert.equal(first.body.otp_length, 0, "Vault's update answer carries no otp_length");
 
     const duplicate = await call('PUT', 'sys/generate-root/update', { key: srv.keys[0], nonce });
     assert.equal(duplicate.status, 400);

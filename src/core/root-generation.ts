@@ -91,7 +91,15 @@ export class RootGeneration {
       }
       addKeyShare(attempt.shares, key, 'given key has already been provided during this generation operation');
       const progress = attempt.shares.length;
-      const base = { ...(await this.status()), nonce, progress, required: config.secret_threshold };
+      // Vault's update answer: started, the nonce given, no OTP and no otp_length.
+      const base: RootGenerationStatus = {
+        ...(await this.status()),
+        started: true,
+        nonce,
+        progress,
+        required: config.secret_threshold,
+        otp_length: 0,
+      };
       if (progress < config.secret_threshold) return base;
 
       // As Vault: the shares are forgotten whatever comes next; a wrong set leaves the attempt (and its nonce)
