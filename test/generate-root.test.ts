@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { enableFileAudit, runCli, startServer, type InProcessServer } from './support.js';
 
 /** The inverse of the server's encoding: base64 (unpadded) of token XOR otp, as `vault operator generate-root -decode`. */
@@ -239,6 +241,27 @@ describe('sys/generate-root', () => {
     const cancel = await runCli(srv.url, '', 'operator', 'generate-root', '-cancel');
     assert.equal(cancel.code, 0, cancel.out);
     assert.equal((await call('GET', 'sys/generate-root/attempt')).body.started, false);
+  });
+
+  it('hvac (Python, a client we did not write) generates a root token with the server-made OTP', async () => {
+    const script = `
+import base64, hvac, sys
+c = hvac.Client(url=sys.argv[1])
+start = c.sys.start_root_token_generation()
+assert start["started"] and len(start["otp"]) == start["otp_length"], start
+for key in sys.argv[2:]:
+    r = c.sys.generate_root(key=key, nonce=start["nonce"])
+assert r["complete"], r
+enc = base64.b64decode(r["encoded_token"] + "=" * (-len(r["encoded_token"]) % 4))
+print(bytes(a ^ b for a, b in zip(enc, start["otp"].encode())).decode())
+`;
+    // Not spawnSync: the server runs in this process and must answer meanwhile.
+    const run = await promisify(execFile)('python3', ['-c', script, srv.url, srv.keys[2]!, srv.keys[1]!], {
+      timeout: 60_000,
+    }).catch((err: { stderr?: string }) => assert.fail(`hvac is needed (pip install hvac): ${err.stderr}`));
+    const token = run.stdout.trim();
+    assert.match(token, /^cvs\./);
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).body.data.policies[0], 'root');
   });
 
   it('the audit log holds no key share, OTP or encoded token in clear', async () => {

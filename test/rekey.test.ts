@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import {
   apiClient,
   enableFileAudit,
@@ -277,6 +278,28 @@ describe('sys/rekey', () => {
     assert.equal(cancel.code, 0, cancel.out);
     assert.equal((await call('GET', 'sys/rekey/init')).body.started, false);
     seen.push(...keys);
+  });
+
+  it('hvac (Python, a client we did not write) rekeys and reads the progress', async () => {
+    const script = `
+import hvac, json, sys
+c = hvac.Client(url=sys.argv[1])
+start = c.sys.start_rekey(secret_shares=3, secret_threshold=2)
+progress = c.sys.read_rekey_progress()
+assert progress["started"] and progress["n"] == 3 and progress["t"] == 2, progress
+r = c.sys.rekey_multi(sys.argv[2:], nonce=progress["nonce"])
+print(json.dumps(r["keys"]))
+`;
+    const run = await promisify(execFile)('python3', ['-c', script, srv.url, keys[0]!, keys[1]!], {
+      timeout: 60_000,
+    }).catch((err: { stderr?: string }) => assert.fail(`hvac is needed (pip install hvac): ${err.stderr}`));
+    const newKeys = JSON.parse(run.stdout) as string[];
+    assert.equal(newKeys.length, 3);
+    await srv.api.call('PUT', 'sys/seal');
+    assert.equal(await unsealWith(srv.api, keys.slice(0, 2)), false);
+    assert.equal(await unsealWith(srv.api, newKeys.slice(1, 3)), true);
+    seen.push(...keys, ...newKeys);
+    keys = newKeys;
   });
 
   it('the audit log holds none of the old or new key shares in clear', () => {
