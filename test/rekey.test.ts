@@ -302,6 +302,41 @@ print(json.dumps(r["keys"]))
     keys = newKeys;
   });
 
+  it('a commit never undoes a change of the unseal keys made meanwhile (another node, a snapshot restore)', async () => {
+    const init = await call('PUT', 'sys/rekey/init', {
+      secret_shares: 3,
+      secret_threshold: 2,
+      require_verification: true,
+    });
+    const { nonce } = init.body;
+    await call('PUT', 'sys/rekey/update', { key: keys[0], nonce });
+    const done = await call('PUT', 'sys/rekey/update', { key: keys[1], nonce });
+    assert.equal(done.body.complete, true, done.text);
+    const pending = done.body.keys as string[];
+
+    // What another node's rekey writes to the shared store while this one waits for its verification.
+    const { core } = srv.cofre;
+    const elsewhere = await core.wrapRootKeyAnew(1, 1);
+    const before = Buffer.from((await core.physical.get('core/root-key'))!);
+    await core.replaceWrappedRootKey(elsewhere.stored, 1, 1, before);
+    const otherKey = elsewhere.keyShares[0]!.toString('hex');
+
+    const vnonce = done.body.verification_nonce;
+    await call('PUT', 'sys/rekey/verify', { key: pending[0], nonce: vnonce });
+    const refused = await call('PUT', 'sys/rekey/verify', { key: pending[1], nonce: vnonce });
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.body.errors[0], /unseal keys changed while this rekey was in progress/);
+    assert.equal((await call('GET', 'sys/seal-status')).body.n, 1, 'the other change stands');
+    assert.equal((await call('DELETE', 'sys/rekey/init')).status, 204);
+
+    await srv.api.call('PUT', 'sys/seal');
+    assert.equal(await unsealWith(srv.api, pending.slice(0, 2)), false);
+    assert.equal(await unsealWith(srv.api, keys.slice(0, 2)), false);
+    assert.equal(await unsealWith(srv.api, [otherKey]), true);
+    seen.push(...keys, ...pending, otherKey);
+    keys = [otherKey];
+  });
+
   it('the audit log holds none of the old or new key shares in clear', () => {
     const log = readFileSync(join(dir, 'audit.log'), 'utf8');
     assert.match(log, /sys\/rekey\/update/);

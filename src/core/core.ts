@@ -241,19 +241,21 @@ export class Core {
   }
 
   /**
-   * Whether these key shares open the stored root key, and it is the one this node is unsealed with: what
-   * generate-root and rekey ask before they act on the operators' authority. False for wrong or forged shares.
+   * The stored wrapped root key, if these key shares open it and it is the root key this node is unsealed with
+   * (what generate-root and rekey ask before they act on the operators' authority); undefined for wrong or forged
+   * shares. A rekey keeps the wrapping to check, at its commit, that nobody replaced it meanwhile.
    */
-  async keySharesOpenRootKey(shares: Buffer[]): Promise<boolean> {
+  async wrappedRootKeyOpenedBy(shares: Buffer[]): Promise<Buffer | undefined> {
     const rootKey = this.rootKey;
     if (!rootKey) throw new CofreError(503, 'Vault is sealed');
-    const stored = await this.opts.physical.get(ROOT_KEY_KEY);
-    if (!stored) return false;
+    const bytes = await this.opts.physical.get(ROOT_KEY_KEY);
+    if (!bytes) return undefined;
+    const stored = Buffer.from(bytes);
     try {
-      const opened = await this.opts.seal.unwrapRootKey(Buffer.from(stored), shares);
-      return opened.length === rootKey.length && timingSafeEqual(opened, rootKey);
+      const opened = await this.opts.seal.unwrapRootKey(stored, shares);
+      return opened.length === rootKey.length && timingSafeEqual(opened, rootKey) ? stored : undefined;
     } catch (err) {
-      if (err instanceof SealKeyError) return false;
+      if (err instanceof SealKeyError) return undefined;
       throw err;
     }
   }
@@ -270,7 +272,17 @@ export class Core {
    * store holds either the old wrapping with the old configuration (the old shares open it) or the new ones (the
    * new shares do). No state exists in which neither set of shares opens the store.
    */
-  async replaceWrappedRootKey(stored: Buffer, shares: number, threshold: number): Promise<void> {
+  async replaceWrappedRootKey(stored: Buffer, shares: number, threshold: number, replacing: Buffer): Promise<void> {
+    // The shares were checked against `replacing`: if another node's rekey or a snapshot restore replaced it since,
+    // writing ours would silently undo theirs. (Nodes do not lock each other out here: this narrows, on a shared
+    // store, a race Vault avoids by rekeying on its one active node only.)
+    const current = await this.opts.physical.get(ROOT_KEY_KEY);
+    if (!current || !replacing.equals(Buffer.from(current))) {
+      throw badRequest(
+        'the unseal keys changed while this rekey was in progress (another rekey or a snapshot restore): ' +
+          'cancel it and start again',
+      );
+    }
     const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
     await this.opts.physical.transaction([
       { op: 'put', key: ROOT_KEY_KEY, value: stored },

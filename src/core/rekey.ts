@@ -48,7 +48,7 @@ interface Attempt {
   /** Old key shares given so far. */
   progress: Buffer[];
   /** With require_verification: the new wrapping, kept in memory until a threshold of new shares proves it. */
-  pending?: { stored: Buffer; nonce: string; progress: Buffer[] };
+  pending?: { stored: Buffer; replacing: Buffer; nonce: string; progress: Buffer[] };
 }
 
 /**
@@ -143,7 +143,8 @@ export class Rekey {
 
       // As Vault: the old shares are forgotten whatever comes next; a wrong set leaves the attempt started.
       const old = attempt.progress.splice(0);
-      if (!(await this.core.keySharesOpenRootKey(old))) {
+      const replacing = await this.core.wrappedRootKeyOpenedBy(old);
+      if (!replacing) {
         throw badRequest('root key verification failed: the key shares do not rebuild the root key of this server');
       }
       const wrapped = await this.core.wrapRootKeyAnew(attempt.shares, attempt.threshold);
@@ -157,12 +158,12 @@ export class Rekey {
         verification_required: attempt.verificationRequired,
       };
       if (attempt.verificationRequired) {
-        attempt.pending = { stored: wrapped.stored, nonce: randomUUID(), progress: [] };
+        attempt.pending = { stored: wrapped.stored, replacing, nonce: randomUUID(), progress: [] };
         return { ...result, verification_nonce: attempt.pending.nonce };
       }
       // The new shares are answered only after the commit is durable: an answer never names shares the store
       // does not know.
-      await this.core.replaceWrappedRootKey(wrapped.stored, attempt.shares, attempt.threshold);
+      await this.core.replaceWrappedRootKey(wrapped.stored, attempt.shares, attempt.threshold, replacing);
       if (this.attempt === attempt) this.attempt = undefined;
       return result;
     });
@@ -217,7 +218,7 @@ export class Rekey {
         pending.nonce = randomUUID();
         throw badRequest('rekey verification failed; incorrect key shares supplied');
       }
-      await this.core.replaceWrappedRootKey(pending.stored, attempt.shares, attempt.threshold);
+      await this.core.replaceWrappedRootKey(pending.stored, attempt.shares, attempt.threshold, pending.replacing);
       if (this.attempt === attempt) this.attempt = undefined;
       return { nonce: pending.nonce, complete: true };
     });

@@ -105,7 +105,7 @@ export class RootGeneration {
       // As Vault: the shares are forgotten whatever comes next; a wrong set leaves the attempt (and its nonce)
       // started with no progress, for the operators to try again.
       const shares = attempt.shares.splice(0);
-      if (!(await this.core.keySharesOpenRootKey(shares))) {
+      if (!(await this.core.wrappedRootKeyOpenedBy(shares))) {
         throw badRequest('root generation aborted: the key shares do not rebuild the root key of this server');
       }
       const { token } = await this.core.tokens.create({
