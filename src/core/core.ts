@@ -301,11 +301,17 @@ export class Core {
     const seals = this.seals;
     this.leading = false;
     this.stopBackground();
-    await this.cluster.store.resign();
-    if (this.seals !== seals || this.sealed) return; // sealed meanwhile: the next unseal campaigns afresh
-    clearTimeout(this.campaignRetry);
-    this.campaignRetry = setTimeout(() => void this.campaign(), STEP_DOWN_SLEEP_MS);
-    this.campaignRetry.unref();
+    try {
+      await this.cluster.store.resign();
+    } finally {
+      // Even when the release failed (its error goes to the caller), the node comes back to the election: no node
+      // may end up outside it for good.
+      if (this.seals === seals && !this.sealed) {
+        clearTimeout(this.campaignRetry);
+        this.campaignRetry = setTimeout(() => void this.campaign(), STEP_DOWN_SLEEP_MS);
+        this.campaignRetry.unref();
+      }
+    }
   }
 
   async rotate(): Promise<{ term: number; installTime: Date }> {
