@@ -7,6 +7,7 @@ import { leasePaths } from './leases.js';
 import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
+import { remountPaths } from './remount.js';
 import { sealPaths } from './seal.js';
 import { snapshotPaths } from './snapshot.js';
 
@@ -24,6 +25,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...leasePaths(core),
       ...passwordPolicyPaths(core.passwordPolicies),
       ...snapshotPaths(core),
+      ...remountPaths(core),
     ],
   };
 }
