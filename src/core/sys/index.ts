@@ -10,6 +10,7 @@ import { policyPaths } from './policies.js';
 import { remountPaths } from './remount.js';
 import { sealPaths } from './seal.js';
 import { snapshotPaths } from './snapshot.js';
+import { toolPaths } from './tools.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -26,6 +27,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...passwordPolicyPaths(core.passwordPolicies),
       ...snapshotPaths(core),
       ...remountPaths(core),
+      ...toolPaths(),
     ],
   };
 }
