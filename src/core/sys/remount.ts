@@ -106,12 +106,13 @@ export function remountPaths(core: Core): PathRecord[] {
     try {
       await move(plan);
       info.status = 'success';
-      return { data: { migration_id: id } };
+      // Vault's sys/remount answer carries migration_id at the top level too, as its API docs show it.
+      return { data: { migration_id: id }, mergeDataToTop: true };
     } catch (err) {
       // As in Vault, a move that fails once started is reported through its status; the mount stays where it was.
       info.status = 'failure';
       const reason = err instanceof CofreError ? err.message : 'internal error';
-      return { data: { migration_id: id }, warnings: [`the mount was not moved: ${reason}`] };
+      return { data: { migration_id: id }, warnings: [`the mount was not moved: ${reason}`], mergeDataToTop: true };
     }
   };
 
