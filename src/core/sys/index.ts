@@ -3,6 +3,7 @@ import type { Core } from '../core.js';
 import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
 import { eventPaths } from './events.js';
+import { hostInfoPaths } from './host-info.js';
 import { leasePaths } from './leases.js';
 import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
@@ -28,6 +29,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...snapshotPaths(core),
       ...remountPaths(core),
       ...toolPaths(),
+      ...hostInfoPaths(),
     ],
   };
 }
