@@ -128,6 +128,40 @@ describe('sys/remount', () => {
     assert.equal((await call('GET', 'auth/token/lookup-self', undefined, newToken)).status, 403);
   });
 
+  it('logins racing the move of their auth method leave no live token under the old path', async () => {
+    await writeOk(srv.api, 'sys/auth/race-old', { type: 'approle' });
+    await writeOk(srv.api, 'auth/race-old/role/r', { token_ttl: '1h', token_policies: 'default' });
+    const roleId = (await call('GET', 'auth/race-old/role/r/role-id')).body.data.role_id;
+    const secretId = (await call('POST', 'auth/race-old/role/r/secret-id')).body.data.secret_id;
+    const tokens: string[] = [];
+    const loginLoop = async () => {
+      for (let i = 0; i < 12; i++) {
+        const res = await call('POST', 'auth/race-old/login', { role_id: roleId, secret_id: secretId }, '');
+        if (res.status === 200) tokens.push(res.body.auth.client_token);
+      }
+    };
+    const logins = Array.from({ length: 6 }, loginLoop);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const moved = await remount('auth/race-old', 'auth/race-new');
+    await Promise.all(logins);
+    assert.equal(moved.status, 200, moved.text);
+    assert.ok(tokens.length > 0, 'some logins got through before the move');
+    let live = 0;
+    for (const token of tokens) {
+      const self = await call('GET', 'auth/token/lookup-self', undefined, token);
+      if (self.status === 403) continue; // revoked with the old mount's leases
+      assert.equal(self.status, 200, self.text);
+      assert.equal(self.body.data.path, 'auth/race-new/login', 'a live token belongs to the moved method');
+      live++;
+    }
+    assert.equal((await call('LIST', 'sys/leases/lookup/auth/race-old/')).status, 404);
+    // Every live token is under the new prefix, so revoking it there revokes them all.
+    assert.equal((await call('POST', 'sys/leases/revoke-prefix/auth/race-new')).status, 204);
+    for (const token of tokens) {
+      assert.equal((await call('GET', 'auth/token/lookup-self', undefined, token)).status, 403, `${live} live`);
+    }
+  });
+
   it('needs sudo on sys/remount, as Vault; status needs read on it', async () => {
     await writeOk(srv.api, 'sys/mounts/kv-guarded', { type: 'kv' });
     const noSudo = await tokenWith('path "sys/remount" {\n  capabilities = ["create", "update"]\n}\n');

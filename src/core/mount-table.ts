@@ -199,12 +199,14 @@ export class MountTable {
     if (conflict !== undefined) throw badRequest(`path already in use at "${conflict}"`);
     const entries = this.entries(table).map((e) => (e === mounted.entry ? { ...e, path: toPath } : e));
     await putJson(this.barrier, TABLE_KEY[table], entries);
-    // Persisted: from here on nothing awaits, so no request sees the mount at both paths or at neither.
+    // Persisted: from here on nothing awaits, so no request sees the mount at both paths or at neither. The
+    // object is moved, not copied: a request routed before the move and still running (a login about to issue
+    // its token) names the new path from now on, so nothing it leaves behind sits under the old one.
     mounted.entry.path = toPath;
-    const moved: Mounted = { ...mounted, prefix: toPrefix };
+    mounted.prefix = toPrefix;
     this.mounted.delete(fromPrefix);
-    this.mounted.set(toPrefix, moved);
-    return moved;
+    this.mounted.set(toPrefix, mounted);
+    return mounted;
   }
 
   /** The mounted prefix a mount at prefix would overlap (the same, under or above it), if any: Vault's MountConflict. */
