@@ -30,6 +30,19 @@ function sanitize(path: string): string {
   return trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
 }
 
+/** The mount table's own path of a routing prefix: auth methods are kept without their "auth/". */
+function tablePath(table: TableName, prefix: string): string {
+  return table === 'auth' ? prefix.slice('auth/'.length) : prefix;
+}
+
+function exactMount(core: Core, table: TableName, prefix: string): boolean {
+  try {
+    return core.mounts.get(table, tablePath(table, prefix)) !== undefined;
+  } catch {
+    return false; // not a valid mount path ("auth/" alone): nothing is mounted there
+  }
+}
+
 /** Vault's checks, in Vault's order and with its messages; every refusal comes before anything changes. */
 function plannedMove(core: Core, req: Request): Move {
   const fromRaw = (req.data.from as string | undefined) ?? '';
@@ -55,15 +68,8 @@ function plannedMove(core: Core, req: Request): Move {
       if (to.startsWith(p)) throw badRequest(`cannot remount to destination "${to}"`);
     }
   }
-  const relative = (prefix: string): string => (table === 'auth' ? prefix.slice('auth/'.length) : prefix);
   // An exact mount only: Vault would take the mount serving "secret/foo/" for it, and move all of "secret/".
-  let mounted;
-  try {
-    mounted = core.mounts.get(table, relative(from));
-  } catch {
-    mounted = undefined;
-  }
-  if (!mounted) throw badRequest(`no matching mount at "${from}"`);
+  if (!exactMount(core, table, from)) throw badRequest(`no matching mount at "${from}"`);
   const conflict = core.mounts.conflictWith(to);
   if (conflict !== undefined) throw badRequest(`path already in use at "${conflict}"`);
   return { table, from, to };
@@ -88,11 +94,10 @@ export function remountPaths(core: Core): PathRecord[] {
   };
 
   const move = async (plan: Move): Promise<void> => {
-    const relative = (prefix: string): string => (plan.table === 'auth' ? prefix.slice('auth/'.length) : prefix);
     const reopen = await core.expiration.closeMount(plan.from);
     try {
       await core.expiration.revokePrefix(plan.from);
-      await core.mounts.remount(plan.table, relative(plan.from), relative(plan.to));
+      await core.mounts.remount(plan.table, tablePath(plan.table, plan.from), tablePath(plan.table, plan.to));
     } finally {
       reopen();
     }
@@ -111,8 +116,10 @@ export function remountPaths(core: Core): PathRecord[] {
     } catch (err) {
       // As in Vault, a move that fails once started is reported through its status; the mount stays where it was.
       info.status = 'failure';
-      const reason = err instanceof CofreError ? err.message : 'internal error';
-      return { data: { migration_id: id }, warnings: [`the mount was not moved: ${reason}`], mergeDataToTop: true };
+      // An internal error goes on as one: the server logs it and answers 500 with the request ID only.
+      if (!(err instanceof CofreError)) throw err;
+      const warnings = [`the mount was not moved: ${err.message}`];
+      return { data: { migration_id: id }, warnings, mergeDataToTop: true };
     }
   };
 
