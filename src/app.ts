@@ -8,7 +8,7 @@ import type { Seal } from './core/seal.js';
 import { systemBackend } from './core/sys/index.js';
 import { StorageView } from './core/storage-view.js';
 import { secretEngines } from './engines/index.js';
-import { createMetrics, registerLeaseMetrics } from './http/metrics.js';
+import { createMetrics, metricsResponse, registerLeaseMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import { ShamirSeal } from './seal/shamir.js';
@@ -48,12 +48,10 @@ function httpSysPaths(core: Core, metrics: ReturnType<typeof createMetrics>): Pa
   return [
     {
       pattern: 'metrics',
-      summary: 'Prometheus metrics (format=prometheus).',
+      summary: 'Telemetry: JSON in Vault’s shape (Gauges, Counters, Samples), or Prometheus text (format=prometheus).',
       noAudit: true,
-      fields: { format: { type: 'string', description: 'Only "prometheus" is supported.' } },
-      operations: {
-        read: async () => ({ rawBody: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
-      },
+      fields: { format: { type: 'string', description: '"" (JSON, the default) or "prometheus".' } },
+      operations: { read: (req) => metricsResponse(metrics.registry, (req.data.format as string | undefined) ?? '') },
     },
     {
       pattern: 'internal/specs/openapi',

@@ -58,6 +58,11 @@ export class MountTable {
   private readonly builtins = new Map<string, Mounted>();
   /** Whether this node runs background jobs: backends mounted meanwhile start theirs at once. */
   private background = false;
+  /**
+   * Changes of the tables run one at a time: each persists the whole table, so a tune persisting while a move
+   * awaits its own write would otherwise put the old path back in storage.
+   */
+  private changing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly barrier: Storage,
@@ -141,21 +146,26 @@ export class MountTable {
   }
 
   async mount(table: TableName, entry: MountEntry): Promise<void> {
+    return this.exclusive(() => this.mountNow(table, entry));
+  }
+
+  private async mountNow(table: TableName, entry: MountEntry): Promise<void> {
     const prefix = routePrefix(table, entry.path);
     if (table === 'mounts' && RESERVED.some((r) => prefix.startsWith(r))) {
       throw badRequest(`cannot mount at reserved path "${entry.path}"`);
     }
-    for (const existing of [...this.mounted.keys(), ...this.builtins.keys()]) {
-      if (existing.startsWith(prefix) || prefix.startsWith(existing)) {
-        throw badRequest(`path is already in use at ${existing}`);
-      }
-    }
+    const existing = this.conflictWith(prefix);
+    if (existing !== undefined) throw badRequest(`path is already in use at ${existing}`);
     if (!getOwn(this.factories[table], entry.type)) throw badRequest(`plugin not found in the catalog: ${entry.type}`);
     await this.activate(table, entry);
     await this.persist(table);
   }
 
   async unmount(table: TableName, path: string): Promise<void> {
+    return this.exclusive(() => this.unmountNow(table, path));
+  }
+
+  private async unmountNow(table: TableName, path: string): Promise<void> {
     const prefix = routePrefix(table, normalizeMountPath(path));
     const mounted = this.mounted.get(prefix);
     if (!mounted || mounted.table !== table) return; // Vault answers 204 for an absent mount
@@ -169,11 +179,57 @@ export class MountTable {
     await this.persist(table);
   }
 
+  /**
+   * Moves a mount to another path of the same table (sys/remount). Its storage is keyed by its UUID, so its data
+   * stays where it is and only the table changes. The new table is persisted before anything changes in memory:
+   * if the write fails, the mount is still where it was, with its data, on this node and in storage. Table changes
+   * run one at a time (see `exclusive`), so no mount can take the new path meanwhile.
+   */
+  async remount(table: TableName, from: string, to: string): Promise<Mounted> {
+    return this.exclusive(() => this.remountNow(table, from, to));
+  }
+
+  private async remountNow(table: TableName, from: string, to: string): Promise<Mounted> {
+    const fromPrefix = routePrefix(table, normalizeMountPath(from));
+    const toPath = normalizeMountPath(to);
+    const toPrefix = routePrefix(table, toPath);
+    const mounted = this.mounted.get(fromPrefix);
+    if (!mounted || mounted.table !== table) throw badRequest(`no matching mount at "${fromPrefix}"`);
+    const conflict = this.conflictWith(toPrefix);
+    if (conflict !== undefined) throw badRequest(`path already in use at "${conflict}"`);
+    const entries = this.entries(table).map((e) => (e === mounted.entry ? { ...e, path: toPath } : e));
+    await putJson(this.barrier, TABLE_KEY[table], entries);
+    // Persisted: from here on nothing awaits, so no request sees the mount at both paths or at neither. The
+    // object is moved, not copied: a request routed before the move and still running (a login about to issue
+    // its token) names the new path from now on, so nothing it leaves behind sits under the old one.
+    mounted.entry.path = toPath;
+    mounted.prefix = toPrefix;
+    this.mounted.delete(fromPrefix);
+    this.mounted.set(toPrefix, mounted);
+    return mounted;
+  }
+
+  /** The mounted prefix a mount at prefix would overlap (the same, under or above it), if any: Vault's MountConflict. */
+  conflictWith(prefix: string): string | undefined {
+    for (const existing of [...this.mounted.keys(), ...this.builtins.keys()]) {
+      if (existing.startsWith(prefix) || prefix.startsWith(existing)) return existing;
+    }
+    return undefined;
+  }
+
   async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<void> {
-    const mounted = this.get(table, path);
-    if (!mounted) throw badRequest(`no mount at "${normalizeMountPath(path)}"`);
-    change(mounted.entry);
-    await this.persist(table);
+    return this.exclusive(async () => {
+      const mounted = this.get(table, path);
+      if (!mounted) throw badRequest(`no mount at "${normalizeMountPath(path)}"`);
+      change(mounted.entry);
+      await this.persist(table);
+    });
+  }
+
+  private exclusive<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.changing.then(change, change);
+    this.changing = run.catch(() => undefined);
+    return run;
   }
 
   get(table: TableName, path: string): Mounted | undefined {

@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ExpirationStats } from '../core/expiration.js';
+import type { Response } from '../core/backend.js';
+import { badRequest } from '../core/errors.js';
 
 /** Prometheus metrics of the HTTP layer; sys/metrics?format=prometheus serves the registry. */
 export function createMetrics() {
@@ -58,4 +60,103 @@ export function registerLeaseMetrics(registry: Registry, stats: () => Expiration
   );
   counter('cofre_expire_revoked_total', 'Leases revoked since start.', (s) => s.revoked);
   counter('cofre_expire_revoke_failures_total', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
+}
+
+/** One aggregate of go-metrics, as Vault's JSON metrics show counters and samples. */
+export interface SampledValue {
+  Name: string;
+  Count: number;
+  Rate: number;
+  Sum: number;
+  Min: number;
+  Max: number;
+  Mean: number;
+  Stddev: number;
+  Labels: Record<string, string>;
+}
+
+/** Vault's JSON metrics (go-metrics' MetricsSummary), what sys/metrics answers without ?format=prometheus. */
+export interface MetricsSummary {
+  Timestamp: string;
+  Gauges: { Name: string; Value: number; Labels: Record<string, string> }[];
+  Points: { Name: string; Points: number[] }[];
+  Counters: SampledValue[];
+  Samples: SampledValue[];
+}
+
+/** Go's time.Time layout "2006-01-02 15:04:05 -0700 MST", in UTC, as go-metrics stamps its intervals. */
+function goTimestamp(at: Date): string {
+  return `${at.toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
+}
+
+function stringLabels(labels: Partial<Record<string, string | number>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels)) if (value !== undefined) out[key] = String(value);
+  return out;
+}
+
+/**
+ * The registry in Vault's JSON shape. Prometheus keeps totals since start where go-metrics keeps 10-second
+ * intervals, so: a counter is one aggregate holding its total (Count 1, Sum the total, Rate the total per second
+ * of uptime); a histogram is one aggregate per label set with its count, sum and mean (Min and Max are not kept
+ * by a histogram, so they are 0). Names stay Prometheus' (cofre_http_requests_total).
+ */
+export async function metricsSummary(registry: Registry, at = new Date()): Promise<MetricsSummary> {
+  const uptime = Math.max(process.uptime(), 1);
+  const summary: MetricsSummary = { Timestamp: goTimestamp(at), Gauges: [], Points: [], Counters: [], Samples: [] };
+  for (const metric of await registry.getMetricsAsJSON()) {
+    const type = String(metric.type);
+    if (type === 'gauge') {
+      for (const v of metric.values) {
+        summary.Gauges.push({ Name: metric.name, Value: v.value, Labels: stringLabels(v.labels) });
+      }
+    } else if (type === 'counter') {
+      for (const v of metric.values) {
+        summary.Counters.push({
+          Name: metric.name,
+          Count: 1,
+          Rate: v.value / uptime,
+          Sum: v.value,
+          Min: v.value,
+          Max: v.value,
+          Mean: v.value,
+          Stddev: 0,
+          Labels: stringLabels(v.labels),
+        });
+      }
+    } else {
+      // Histograms and summaries: _count and _sum per label set (buckets and quantiles are left out).
+      const byLabels = new Map<string, SampledValue>();
+      for (const v of metric.values as {
+        value: number;
+        labels: Record<string, string | number>;
+        metricName?: string;
+      }[]) {
+        const suffix = v.metricName?.slice(metric.name.length);
+        if (suffix !== '_count' && suffix !== '_sum') continue;
+        const labels = stringLabels(v.labels);
+        const key = JSON.stringify(labels);
+        let sample = byLabels.get(key);
+        if (!sample) {
+          sample = { Name: metric.name, Count: 0, Rate: 0, Sum: 0, Min: 0, Max: 0, Mean: 0, Stddev: 0, Labels: labels };
+          byLabels.set(key, sample);
+        }
+        if (suffix === '_count') sample.Count = v.value;
+        else sample.Sum = v.value;
+      }
+      for (const sample of byLabels.values()) {
+        sample.Mean = sample.Count > 0 ? sample.Sum / sample.Count : 0;
+        sample.Rate = sample.Sum / uptime;
+        summary.Samples.push(sample);
+      }
+    }
+  }
+  return summary;
+}
+
+/** sys/metrics: Vault answers JSON by default, Prometheus text for format=prometheus, and 400 for any other. */
+export async function metricsResponse(registry: Registry, format: string): Promise<Response> {
+  if (format === 'prometheus') return { rawBody: await registry.metrics(), contentType: registry.contentType };
+  if (format !== '') throw badRequest(`metric response format "${format}" unknown`);
+  return { rawBody: await metricsSummary(registry), contentType: 'application/json' };
 }

@@ -10,7 +10,7 @@ import {
   sanitizePath,
 } from '../common.js';
 import type { CommonFlags } from '../common.js';
-import { usageError } from '../errors.js';
+import { CliError, usageError } from '../errors.js';
 import { columns, goString, humanDuration } from '../format.js';
 import { unwrap } from './status.js';
 import { stdio } from '../output.js';
@@ -199,6 +199,57 @@ function registerMountCommands(program: Command, kind: MountKind, description: s
     await client.write(`sys/${kind.api}/${path}/tune`, body, 'POST');
     stdio.stdout.write(`Success! Tuned the ${kind.noun} at: ${path}/\n`);
   });
+
+  registerMoveCommand(group, kind);
+}
+
+/** How often `move` asks for the status of a migration that is still running (Vault's CLI waits 10 s). */
+const MOVE_POLL_MS = 10_000;
+
+/**
+ * `secrets move` and `auth move`: start a migration with sys/remount, then poll sys/remount/status until it ends,
+ * printing Vault's CLI lines. An auth method is named with its auth/ prefix, as in Vault (`auth/approle`).
+ */
+function registerMoveCommand(group: Command, kind: MountKind): void {
+  const usage = kind.api === 'auth' ? 'auth/approle auth/ci' : 'secret kv';
+  apiCommand(group, 'move <source> <destination>', `Move a ${kind.noun} to a new path, revoking its leases`, false)
+    .addHelpText('after', `\nExample:\n  $ cofre ${kind.command} move ${usage}`)
+    .action(async (source: string, destination: string, flags: CommonFlags) => {
+      const client = clientFrom(flags);
+      const from = ensureTrailingSlash(source);
+      const to = ensureTrailingSlash(destination);
+      const what = `${kind.noun} ${from} to ${to}`;
+      const fail = (doing: string, err: unknown): CliError =>
+        new CliError(`Error ${doing} ${what}: ${err instanceof Error ? err.message : String(err)}`, 2, true);
+      let id: string;
+      try {
+        const started = await client.write('sys/remount', { from, to }, 'POST');
+        id = String((started?.data as { migration_id?: unknown } | undefined)?.migration_id ?? '');
+      } catch (err) {
+        throw fail('moving', err);
+      }
+      stdio.stdout.write(`Started moving ${what}, with migration ID ${id}\n`);
+      for (;;) {
+        let status: unknown;
+        try {
+          const info = (await client.read(`sys/remount/status/${id}`))?.data?.migration_info;
+          status = (info as { status?: unknown } | undefined)?.status;
+        } catch (err) {
+          throw fail('checking migration status of', err);
+        }
+        if (status === 'success') {
+          stdio.stdout.write(`Success! Finished moving ${what}, with migration ID ${id}\n`);
+          return;
+        }
+        if (status === 'failure') {
+          // Vault's CLI reports a failed migration on stderr and still exits 0.
+          stdio.stderr.write(`Failure! Error encountered moving ${what}, with migration ID ${id}\n`);
+          return;
+        }
+        stdio.stdout.write(`Waiting for terminal status in migration of ${what}, with migration ID ${id}\n`);
+        await new Promise((resolve) => setTimeout(resolve, MOVE_POLL_MS));
+      }
+    });
 }
 
 export function registerSecretsCommands(program: Command): void {

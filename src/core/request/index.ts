@@ -6,6 +6,7 @@ import { auditFailure, auditResponse } from './audit.js';
 import { authenticate, authorize, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { completeResponse, reportChange } from './finish.js';
+import { isEmptyListing } from './list-answer.js';
 import { type IncomingRequest, operationOf, route, routedPath, settleOperation, validateApiPath } from './route.js';
 
 export type { HttpVerb, IncomingRequest } from './route.js';
@@ -89,6 +90,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     let response: Response | undefined;
     try {
       response = await dispatch.run();
+      if (request.operation === 'list' && isEmptyListing(response)) throw notFound();
       await completeResponse(core, found.mounted, request, response);
     } finally {
       // A token's last use ends with the request, after the lease it may own was registered.

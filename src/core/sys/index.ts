@@ -4,6 +4,7 @@ import { auditPaths } from './audit.js';
 import { capabilityPaths } from './capabilities.js';
 import { eventPaths } from './events.js';
 import { generateRootPaths } from './generate-root.js';
+import { hostInfoPaths } from './host-info.js';
 import { leasePaths } from './leases.js';
 import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
@@ -12,6 +13,8 @@ import { rekeyPaths } from './rekey.js';
 import { sealPaths } from './seal.js';
 import { snapshotPaths } from './snapshot.js';
 import { stepDownPaths } from './step-down.js';
+import { remountPaths } from './remount.js';
+import { toolPaths } from './tools.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -30,6 +33,9 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...generateRootPaths(core),
       ...rekeyPaths(core),
       ...stepDownPaths(core),
+      ...remountPaths(core),
+      ...toolPaths(),
+      ...hostInfoPaths(),
     ],
   };
 }

@@ -93,8 +93,8 @@ export function leasePaths(core: Core): PathRecord[] {
       fields: { prefix: { type: 'string', description: 'The lease ID prefix.' } },
       operations: {
         list: async (req) => {
-          const keys = await leases.listPrefix(req.params.prefix ?? '');
-          return keys.length > 0 ? { data: { keys } } : { status: 404, data: null };
+          // None is 404, as every empty LIST (src/core/request/list-answer.ts).
+          return { data: { keys: await leases.listPrefix(req.params.prefix ?? '') } };
         },
       },
     },

@@ -1,6 +1,7 @@
 import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest, CofreError } from '../errors.js';
+import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../expiration.js';
 import { parseDuration } from '../fields.js';
 import { setOwn } from '../own-keys.js';
 import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
@@ -27,10 +28,14 @@ function describe(entry: MountEntry): Record<string, unknown> {
   };
 }
 
+/**
+ * A tune read shows the TTLs in effect, as Vault's (the mount's system view): the mount's own, else the system
+ * defaults. A listing shows 0 for "the system's", a tune read the number it stands for.
+ */
 function tuneView(entry: MountEntry): Record<string, unknown> {
   return {
-    default_lease_ttl: entry.config.default_lease_ttl,
-    max_lease_ttl: entry.config.max_lease_ttl,
+    default_lease_ttl: entry.config.default_lease_ttl || SYSTEM_DEFAULT_TTL,
+    max_lease_ttl: entry.config.max_lease_ttl || SYSTEM_MAX_TTL,
     force_no_cache: false,
     description: entry.description,
     options: entry.options,
@@ -130,7 +135,8 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
       if (m.table !== table) continue;
       if (table === 'mounts' || m.prefix.startsWith('auth/')) data[m.entry.path] = describe(m.entry);
     }
-    return { data };
+    // Vault's sys/mounts and sys/auth answers carry the mounts at the top level too (legacy clients read them there).
+    return { data, mergeDataToTop: true };
   };
   return [
     {
@@ -149,7 +155,7 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           const target = await tuneTarget(core, table, req);
           const mounted = core.mounts.get(target.table, target.path);
           if (!mounted) throw badRequest(`cannot fetch sysview for path "${mountPath(req)}"`);
-          return { data: tuneView(mounted.entry) };
+          return { data: tuneView(mounted.entry), mergeDataToTop: true };
         },
         update: async (req) => {
           const target = await tuneTarget(core, table, req);
@@ -183,7 +189,7 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
         read: async (req) => {
           const mounted = core.mounts.get(table, mountPath(req));
           if (!mounted) throw badRequest(`no mount at "${mountPath(req)}"`);
-          return { data: describe(mounted.entry) };
+          return { data: describe(mounted.entry), mergeDataToTop: true };
         },
         update: async (req) => {
           let type = (req.data.type as string | undefined) ?? (req.data.plugin_name as string | undefined) ?? '';

@@ -166,7 +166,7 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       operations: {
         read: async () => {
           const { term, installTime } = core.barrier.keyStatus();
-          return { data: { term, install_time: installTime.toISOString() } };
+          return { data: { term, install_time: installTime.toISOString() }, mergeDataToTop: true };
         },
       },
     },
