@@ -9,6 +9,7 @@ import { subkeysPaths } from './path-subkeys.js';
 import { undeletePaths } from './path-undelete.js';
 import { invalidPathResponse, notFoundWithWarning, ROOT_WARNING } from './request.js';
 import { CONFIG_KEY, KvState } from './store.js';
+import { prepareV2Upgrade, ServiceGate } from './upgrade.js';
 import { v1Paths } from './v1.js';
 
 /**
@@ -17,7 +18,14 @@ import { v1Paths } from './v1.js';
  */
 export const kvFactory: BackendFactory = (ctx) => {
   const version = ctx.options.version ?? '1';
-  if (version === '' || version === '1') return { type: 'kv', paths: v1Paths() };
+  if (version === '' || version === '1') {
+    const gate = new ServiceGate();
+    return {
+      type: 'kv',
+      paths: v1Paths(gate),
+      prepareUpgrade: (options) => prepareV2Upgrade(ctx.storage, gate, options),
+    };
+  }
   if (version === '2') {
     const state = new KvState();
     // The config is cached per mount; a node sharing the store may change it.
