@@ -225,12 +225,17 @@ export interface PathRecord {
   changeScope?: (req: Request) => ChangeScope | undefined;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
+  /** One line: the OpenAPI summary and the synopsis of the path's help (`?help=1`). */
   summary: string;
+  /** Longer text for the help's DESCRIPTION and the OpenAPI description, where a path needs more than its summary. */
+  description?: string;
 }
 
 export interface Backend {
   type: string;
   paths: PathRecord[];
+  /** What the engine or method does, the DESCRIPTION of its mount's help (`?help=1` on the mount itself). */
+  help?: string;
   /** The dynamic secrets it hands out, by NewSecret.type. */
   secrets?: Record<string, SecretType>;
   /**

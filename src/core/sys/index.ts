@@ -14,6 +14,7 @@ import { snapshotPaths } from './snapshot.js';
 export function systemBackend(core: Core, storageType: string): Backend {
   return {
     type: 'system',
+    help: 'The system backend: seal, mounts, auth methods, policies, audit devices, leases and server status.',
     paths: [
       ...sealPaths(core, storageType),
       ...mountPaths(core),

@@ -12,6 +12,13 @@ import { CONFIG_KEY, KvState } from './store.js';
 import { prepareV2Upgrade, ServiceGate } from './upgrade.js';
 import { v1Paths } from './v1.js';
 
+const V1_HELP =
+  'Key/value secret storage, version 1: each path holds one secret, stored as written, without versions. ' +
+  'Upgrade to version 2 in place with `kv enable-versioning`.';
+const V2_HELP =
+  'Versioned key/value secret storage: each secret keeps its last versions (data/), with metadata (metadata/), ' +
+  'check-and-set, soft deletes that can be undone (delete/, undelete/) and permanent ones (destroy/).';
+
 /**
  * The KV secrets engine. The mount option "version" picks the flavour: "1" (or none, as in Vault's `kv`) is the
  * unversioned pass-through store, "2" the versioned store with metadata, check-and-set and soft deletes.
@@ -22,6 +29,7 @@ export const kvFactory: BackendFactory = (ctx) => {
     const gate = new ServiceGate();
     return {
       type: 'kv',
+      help: V1_HELP,
       paths: v1Paths(gate),
       prepareUpgrade: (options) => prepareV2Upgrade(ctx.storage, gate, options),
     };
@@ -32,7 +40,7 @@ export const kvFactory: BackendFactory = (ctx) => {
     const invalidate = (key: string): void => {
       if (key === CONFIG_KEY) state.config = undefined;
     };
-    return { type: 'kv', paths: v2Paths(state), invalidate };
+    return { type: 'kv', help: V2_HELP, paths: v2Paths(state), invalidate };
   }
   throw badRequest(`invalid KV version "${version}": expected 1 or 2`);
 };
