@@ -165,8 +165,9 @@ describe('KV upgrade from version 1 to 2', () => {
     const other = await api.call('POST', 'sys/mounts/empty/tune', { body: { options: { custom: 'x' } } });
     assert.equal(other.status, 204);
     assert.equal((await api.call('GET', 'sys/mounts/empty')).body.data.options.custom, 'x');
-    const res = await tune(api, 'empty', '2');
+    const res = await tune(api, 'empty', ' 2 ');
     assert.equal(res.status, 200);
+    assert.equal(await mountVersion(api, 'empty'), '2');
     assert.equal((await api.call('LIST', 'empty/metadata/')).status, 404);
     assert.equal((await api.call('POST', 'empty/data/a', { body: { data: { b: 1 } } })).body.data.version, 1);
   });

@@ -178,7 +178,10 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
             ttl('max_lease_ttl');
             if (typeof req.data.description === 'string') entry.description = req.data.description;
             const options = readOptions(req.data.options);
-            if (options.version !== undefined) versions = checkVersionChange(entry.options.version, options.version);
+            if (options.version !== undefined) {
+              versions = checkVersionChange(entry.options.version, options.version);
+              options.version = String(versions.to); // " 2" or "2.0" is stored as the engine reads it: "2"
+            }
             for (const [key, value] of Object.entries(options)) {
               // As Vault: an empty value removes the option, except the version, which cannot be unset.
               if (value === '' && key !== 'version') delete entry.options[key];
