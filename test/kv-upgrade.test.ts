@@ -263,21 +263,27 @@ describe('KV upgrade and SIGKILL', () => {
   it('a server killed in the middle of an upgrade restarts with the old mount or the new one, never half', async () => {
     const dir = tempDir('kv-upgrade-crash');
     const port = await freePort();
-    const secrets = secretsFor(3000);
+    const secrets = secretsFor(2000);
     let server: Awaited<ReturnType<typeof spawnDevServer>> | undefined;
     try {
       server = await spawnDevServer(dir, port, 'root');
       let api = apiClient(server.url, 'root');
-      const mounts = ['k0', 'k1', 'k2'];
+      const mounts = ['timed', 'k0', 'k1', 'k2', 'k3'];
       for (const mount of mounts) {
         await writeOk(api, `sys/mounts/${mount}`, { type: 'kv' });
         await writeV1(api, mount, secrets);
       }
-      // Kill at different moments after sending the tune: before, during and after the commit, by luck.
+      // How long an upgrade of this size takes here, so the kills below fall before, during and after the commit.
+      const started = Date.now();
+      assert.equal((await tune(api, 'timed', '2')).status, 200);
+      const took = Date.now() - started;
+      await assertV2(api, 'timed', secrets);
       const outcomes: string[] = [];
-      for (const [i, mount] of mounts.entries()) {
+      for (const [i, mount] of mounts.slice(1).entries()) {
         const pending = tune(api, mount, '2').catch(() => undefined);
-        await new Promise((r) => setTimeout(r, [2, 30, 120][i]));
+        // The last one is killed once the tune was answered: an acknowledged upgrade must survive the crash.
+        if (i === 3) assert.equal((await pending)?.status, 200);
+        else await new Promise((r) => setTimeout(r, [1, took * 0.5, took * 0.95][i]));
         const killed = server.child;
         const exited = new Promise((r) => killed.once('exit', r));
         killed.kill('SIGKILL');
@@ -293,7 +299,9 @@ describe('KV upgrade and SIGKILL', () => {
         if (version !== '2') assert.equal((await tune(api, mount, '2')).status, 200);
         await assertV2(api, mount, secrets);
       }
-      assert.equal(outcomes.length, 3);
+      assert.equal(outcomes[0], '1', 'killed 1 ms after the tune was sent, the upgrade cannot have committed');
+      assert.equal(outcomes[3], '2', 'the upgrade was acknowledged before the kill');
+      assert.equal(outcomes.length, 4);
     } finally {
       server?.child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
