@@ -115,7 +115,10 @@ const tuneFields: Record<string, Field> = {
   default_lease_ttl: { type: 'string', description: 'Default lease TTL ("" unchanged, "system" the default).' },
   max_lease_ttl: { type: 'string', description: 'Maximum lease TTL ("" unchanged, "system" the default).' },
   description: { type: 'string', description: 'A human-friendly description.' },
-  options: { type: 'map', description: 'Engine options.' },
+  options: {
+    type: 'map',
+    description: 'Engine options; an empty value removes one. KV: {"version": "2"} upgrades version 1 in place.',
+  },
 };
 
 /**
