@@ -8,6 +8,7 @@ import { registerKvCommands } from './commands/kv.js';
 import { registerLeaseCommands } from './commands/lease.js';
 import { registerLoginCommand } from './commands/login.js';
 import { registerOperatorCommands } from './commands/operator.js';
+import { registerPathHelpCommand } from './commands/path-help.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAuthCommands, registerSecretsCommands } from './commands/secrets.js';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerSecretsCommands(program);
   registerAuthCommands(program);
   registerAuditCommands(program);
+  registerPathHelpCommand(program);
   addCommonOptions();
   return program;
 }

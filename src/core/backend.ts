@@ -1,4 +1,4 @@
-import type { Storage } from './storage.js';
+import type { Storage, StorageOp } from './storage.js';
 import type { TokenEntry } from './token-store.js';
 
 /**
@@ -225,12 +225,17 @@ export interface PathRecord {
   changeScope?: (req: Request) => ChangeScope | undefined;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
+  /** One line: the OpenAPI summary and the synopsis of the path's help (`?help=1`). */
   summary: string;
+  /** Longer text for the help's DESCRIPTION and the OpenAPI description, where a path needs more than its summary. */
+  description?: string;
 }
 
 export interface Backend {
   type: string;
   paths: PathRecord[];
+  /** What the engine or method does, the DESCRIPTION of its mount's help (`?help=1` on the mount itself). */
+  help?: string;
   /** The dynamic secrets it hands out, by NewSecret.type. */
   secrets?: Record<string, SecretType>;
   /**
@@ -250,6 +255,13 @@ export interface Backend {
    * changed), or return the TTL limits that apply now. Without it, tokens of this method renew as any token.
    */
   renewAuth?(renewal: LoginRenewal): Promise<{ ttl?: number; maxTtl?: number } | void>;
+  /**
+   * Converts the mount's data in place for new options (KV version 1 to 2). The backend stops serving (requests
+   * get a retryable error) and returns the storage operations, relative to the mount, that convert everything;
+   * the mount table commits them in one transaction with the new options, then builds the backend anew. `cancel`
+   * resumes service when that commit fails. Undefined: these options need no conversion.
+   */
+  prepareUpgrade?(options: Record<string, string>): Promise<{ ops: StorageOp[]; cancel(): void } | undefined>;
 }
 
 export interface MountContext {

@@ -4,7 +4,7 @@ import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.
 import { badRequest } from './errors.js';
 import { getOwn } from './own-keys.js';
 import type { Storage } from './storage.js';
-import { getJson, putJson, StorageView } from './storage-view.js';
+import { getJson, jsonBytes, putJson, StorageView } from './storage-view.js';
 
 export interface MountConfig {
   default_lease_ttl: number;
@@ -63,6 +63,8 @@ export class MountTable {
    * awaits its own write would otherwise put the old path back in storage.
    */
   private changing: Promise<unknown> = Promise.resolve();
+  /** Route prefixes of mounts whose data is being converted (a second tune must wait for the first). */
+  private readonly upgrading = new Set<string>();
 
   constructor(
     private readonly barrier: Storage,
@@ -217,19 +219,71 @@ export class MountTable {
     return undefined;
   }
 
-  async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<void> {
-    return this.exclusive(async () => {
-      const mounted = this.get(table, path);
-      if (!mounted) throw badRequest(`no mount at "${normalizeMountPath(path)}"`);
-      change(mounted.entry);
-      await this.persist(table);
-    });
-  }
-
   private exclusive<T>(change: () => Promise<T>): Promise<T> {
     const run = this.changing.then(change, change);
     this.changing = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Changes a mount's entry. When the options change and the backend converts its data for them (KV version 1 to
+   * 2), the conversion and the new mount table are one storage transaction, and the backend is built anew: a
+   * crash leaves either the old data under the old entry or the new data under the new one. Returns whether the
+   * mount was upgraded.
+   */
+  async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<boolean> {
+    this.tunable(table, path); // refused at once rather than after the upgrade under way
+    return this.exclusive(() => this.tuneNow(table, path, change));
+  }
+
+  private tunable(table: TableName, path: string): Mounted {
+    const mounted = this.get(table, path);
+    if (!mounted) throw badRequest(`no mount at "${normalizeMountPath(path)}"`);
+    if (this.upgrading.has(mounted.prefix)) throw badRequest(`the mount at "${mounted.entry.path}" is being upgraded`);
+    return mounted;
+  }
+
+  private async tuneNow(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<boolean> {
+    const mounted = this.tunable(table, path);
+    const next = structuredClone(mounted.entry);
+    change(next);
+    const optionsChanged = JSON.stringify(next.options) !== JSON.stringify(mounted.entry.options);
+    if (!optionsChanged || !mounted.backend.prepareUpgrade) {
+      Object.assign(mounted.entry, next);
+      await this.persist(table);
+      return false;
+    }
+    this.upgrading.add(mounted.prefix);
+    try {
+      return await this.upgrade(mounted, next);
+    } finally {
+      this.upgrading.delete(mounted.prefix);
+    }
+  }
+
+  private async upgrade(mounted: Mounted, next: MountEntry): Promise<boolean> {
+    const upgrade = await mounted.backend.prepareUpgrade!(next.options);
+    const table = mounted.table;
+    if (!upgrade) {
+      Object.assign(mounted.entry, next);
+      await this.persist(table);
+      return false;
+    }
+    const entries = this.entries(table).map((entry) => (entry === mounted.entry ? next : entry));
+    const ops = [
+      ...upgrade.ops.map((op) => ({ ...op, key: mounted.storage.prefix + op.key })),
+      { op: 'put' as const, key: TABLE_KEY[table], value: jsonBytes(entries) },
+    ];
+    try {
+      await this.barrier.transaction(ops);
+    } catch (err) {
+      upgrade.cancel();
+      throw err;
+    }
+    // Committed: the old backend keeps refusing what was routed to it; new requests reach the new one.
+    await mounted.backend.stop?.();
+    await this.activate(table, next);
+    return true;
   }
 
   get(table: TableName, path: string): Mounted | undefined {

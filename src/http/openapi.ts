@@ -27,7 +27,7 @@ const VERB: Record<Operation, string> = {
  * present, a trailing "/?" becomes "/". Patterns that stay regular expressions after that (catch-alls that only
  * answer 404) have no template and are left out of the document.
  */
-function template(prefix: string, pattern: string): { path: string; params: string[] } | undefined {
+export function template(prefix: string, pattern: string): { path: string; params: string[] } | undefined {
   const params: string[] = [];
   const path = (prefix + pattern)
     .replace(/\(\?:([^()]*(?:\([^()]*\)[^()]*)*)\)\?/g, '$1')
@@ -57,6 +57,7 @@ function operationObject(
     parameters.push({ name: 'list', in: 'query', required: true, schema: { type: 'string', enum: ['true'] } });
   const result: Record<string, unknown> = {
     summary: record.summary,
+    ...(record.description ? { description: record.description } : {}),
     operationId: `${op}${path.replace(/[^A-Za-z0-9]+/g, '-')}`.replace(/-$/, ''),
     tags: [tag],
     parameters,
@@ -90,21 +91,21 @@ function operationObject(
   return result;
 }
 
-/** The OpenAPI 3 document of every path currently mounted, generated from the same records the router uses. */
-export function openApiDocument(mounts: Mounted[]): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const mounted of mounts) {
-    for (const { record } of mounted.paths) {
-      const templated = template(mounted.prefix, record.pattern);
-      if (!templated) continue;
-      const { path, params } = templated;
-      const item = (paths[path] ??= {});
-      for (const op of Object.keys(record.operations) as Operation[]) {
-        const verb = VERB[op];
-        if (item[verb] === undefined) item[verb] = operationObject(record, op, path, params, mounted.entry.type);
-      }
+/** Adds the operations of a mount's records to an OpenAPI `paths` object (the first record of a path wins). */
+function addPaths(paths: Record<string, Record<string, unknown>>, mounted: Mounted, records: PathRecord[]): void {
+  for (const record of records) {
+    const templated = template(mounted.prefix, record.pattern);
+    if (!templated) continue;
+    const { path, params } = templated;
+    const item = (paths[path] ??= {});
+    for (const op of Object.keys(record.operations) as Operation[]) {
+      const verb = VERB[op];
+      if (item[verb] === undefined) item[verb] = operationObject(record, op, path, params, mounted.entry.type);
     }
   }
+}
+
+function document(paths: Record<string, Record<string, unknown>>): Record<string, unknown> {
   return {
     openapi: '3.0.2',
     info: { title: 'Cofre API', version: VERSION, description: 'Vault-compatible HTTP API of Cofre.' },
@@ -115,4 +116,23 @@ export function openApiDocument(mounts: Mounted[]): Record<string, unknown> {
     security: [{ token: [] }],
     paths,
   };
+}
+
+/** The OpenAPI 3 document of every path currently mounted, generated from the same records the router uses. */
+export function openApiDocument(mounts: Mounted[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const mounted of mounts)
+    addPaths(
+      paths,
+      mounted,
+      mounted.paths.map(({ record }) => record),
+    );
+  return document(paths);
+}
+
+/** The same document for some records of one mount: what `?help=1` returns for a path or a mount. */
+export function openApiDocumentFor(mounted: Mounted, records: PathRecord[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  addPaths(paths, mounted, records);
+  return document(paths);
 }

@@ -13,6 +13,7 @@ import { setOwn } from '../core/own-keys.js';
 import { rawBodyRequest } from '../core/raw-body.js';
 import { handleRequest } from '../core/request/index.js';
 import { envelope, errorBody } from './envelope.js';
+import { serveHelp } from './help.js';
 import { jsonLimitExceeded } from './json-limits.js';
 import { installListMethodSupport } from './list-method.js';
 import { logRequests } from './request-log.js';
@@ -91,6 +92,12 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
   const path = (req.params as { '*': string })['*'];
   const verb = verbFor(req.method, path);
   if (!verb) return methodNotAllowed(req, reply);
+  const query = flatQuery(req.query);
+  // As Vault's, a non-empty help parameter asks for the path's help whatever the method: nothing else runs.
+  if (query.help !== undefined && query.help !== '') {
+    const help = { path, token: tokenOf(req), requestId: req.id, remoteAddress: req.ip };
+    return reply.code(200).send(await serveHelp(core, help));
+  }
   if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
   }
@@ -100,7 +107,6 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
       .code(400)
       .send(errorBody(['response wrapping (X-Vault-Wrap-TTL) is not supported yet: the request was not run']));
   }
-  const query = flatQuery(req.query);
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
   if (typeof lastEventId === 'string' && query.index === undefined) query.index = lastEventId;

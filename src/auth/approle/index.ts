@@ -34,6 +34,7 @@ export const appRoleBackend: BackendFactory = async ({ storage, system }): Promi
   };
   return {
     type: 'approle',
+    help: 'Machines log in with a role ID and a secret ID, and get a token with the role’s policies.',
     paths: [
       loginPath(store),
       ...rolePaths(store),

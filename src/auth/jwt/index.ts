@@ -14,6 +14,7 @@ export const jwtBackend: BackendFactory = () => {
   const keySets = new KeySets();
   return {
     type: 'jwt',
+    help: 'Logs in with a JWT signed by a configured key set, against a role’s bound audiences and claims.',
     paths: [configPath(keySets), ...jwtRolePaths(), loginPath(keySets)],
     renewAuth: renewWhileRoleHolds((storage, name) => readRole(storage, name)),
     // Another node wrote the config: the next login builds its key resolver from what it reads.

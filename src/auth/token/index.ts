@@ -152,6 +152,7 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         operations: { list: async () => ({ data: { keys: await store.accessors() } }) },
       },
     ];
-    return { type: 'token', paths };
+    const help = 'The token store: creates, looks up, renews and revokes tokens, by token or by accessor.';
+    return { type: 'token', help, paths };
   };
 }

@@ -13,6 +13,7 @@ import { readUser } from './user.js';
  */
 export const userpassBackend: BackendFactory = () => ({
   type: 'userpass',
+  help: 'Users log in with a username and password, and get a token with the user’s policies.',
   paths: [...userPaths(), userPasswordPath(), userPoliciesPath(), loginPath()],
   renewAuth: renewWhileRoleHolds((storage, username) => readUser(storage, username), 'user'),
 });

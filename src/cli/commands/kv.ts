@@ -11,6 +11,7 @@ import { stdio } from '../output.js';
 import type { Output } from '../output.js';
 import { listKeys } from './generic.js';
 import { registerKvMetadataCommands } from './kv-metadata.js';
+import { addEnableVersioning } from './secrets.js';
 import { kvApiPath, parseVersions, requireV2, resolveKv } from './kv-path.js';
 import type { KvTarget } from './kv-path.js';
 
@@ -180,4 +181,5 @@ export function registerKvCommands(program: Command): void {
     });
 
   registerKvMetadataCommands(kv);
+  addEnableVersioning(kv);
 }

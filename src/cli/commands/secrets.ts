@@ -252,8 +252,25 @@ function registerMoveCommand(group: Command, kind: MountKind): void {
     });
 }
 
+/**
+ * `enable-versioning PATH`: Vault's `kv enable-versioning`, also under `secrets`. A tune to options.version=2,
+ * which upgrades a KV version 1 mount in place, each secret becoming version 1 of a versioned one.
+ */
+export function addEnableVersioning(group: Command): void {
+  apiCommand(group, 'enable-versioning <path>', 'Upgrade a KV version 1 mount to version 2, keeping its secrets', false)
+    .addHelpText('after', '\nExample:\n  $ cofre kv enable-versioning secret/')
+    .action(async (rawPath: string, flags: CommonFlags) => {
+      const client = clientFrom(flags);
+      const path = ensureTrailingSlash(sanitizePath(rawPath));
+      if (path === '') throw usageError('Missing PATH');
+      await client.write(`sys/mounts/${path.slice(0, -1)}/tune`, { options: { version: '2' } }, 'POST');
+      stdio.stdout.write(`Success! Tuned the secrets engine at: ${path}\n`);
+    });
+}
+
 export function registerSecretsCommands(program: Command): void {
   registerMountCommands(program, SECRETS, 'Enable, disable, list and tune secrets engines');
+  addEnableVersioning(program.commands.find((c) => c.name() === 'secrets')!);
 }
 
 export function registerAuthCommands(program: Command): void {

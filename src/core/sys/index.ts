@@ -20,6 +20,7 @@ import { toolPaths } from './tools.js';
 export function systemBackend(core: Core, storageType: string): Backend {
   return {
     type: 'system',
+    help: 'The system backend: seal, mounts, auth methods, policies, audit devices, leases and server status.',
     paths: [
       ...sealPaths(core, storageType),
       ...mountPaths(core),

@@ -86,6 +86,19 @@ function readOptions(value: unknown): Record<string, string> {
   return options;
 }
 
+/**
+ * Vault's rule for options.version in a tune: 1 or 2 only, never down. An engine without a version (KV mounted as
+ * plain "kv") is at version 1.
+ */
+function checkVersionChange(current: string | undefined, wanted: string): { from: number; to: number } {
+  const from = current === undefined || current.trim() === '' ? 1 : Number(current);
+  const to = Number(wanted.trim() === '' ? '0' : wanted); // Vault parses "" as 0, which it then refuses
+  if (!Number.isInteger(to)) throw badRequest(`unable to parse options: invalid version "${wanted}"`);
+  if (to !== 1 && to !== 2) throw badRequest(`invalid version provided: ${to}`);
+  if (from > to) throw badRequest(`cannot downgrade mount from version ${from}`);
+  return { from, to };
+}
+
 const mountFields: Record<string, Field> = {
   path: { type: 'string', description: 'Where to mount, relative to /v1/ (or /v1/auth/ for auth methods).' },
   type: { type: 'string', description: 'The engine or auth method type, e.g. "kv", "kv-v2", "token".' },
@@ -107,7 +120,10 @@ const tuneFields: Record<string, Field> = {
   default_lease_ttl: { type: 'string', description: 'Default lease TTL ("" unchanged, "system" the default).' },
   max_lease_ttl: { type: 'string', description: 'Maximum lease TTL ("" unchanged, "system" the default).' },
   description: { type: 'string', description: 'A human-friendly description.' },
-  options: { type: 'map', description: 'Engine options.' },
+  options: {
+    type: 'map',
+    description: 'Engine options; an empty value removes one. KV: {"version": "2"} upgrades version 1 in place.',
+  },
 };
 
 /**
@@ -159,7 +175,8 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
         },
         update: async (req) => {
           const target = await tuneTarget(core, table, req);
-          await core.mounts.tune(target.table, target.path, (entry) => {
+          let versions: { from: number; to: number } | undefined;
+          const upgraded = await core.mounts.tune(target.table, target.path, (entry) => {
             const ttl = (name: 'default_lease_ttl' | 'max_lease_ttl'): void => {
               // Vault's CLI sends "" for a TTL it leaves alone; "system" goes back to the system default.
               const value = req.data[name] as string | undefined;
@@ -170,11 +187,23 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
             ttl('max_lease_ttl');
             if (typeof req.data.description === 'string') entry.description = req.data.description;
             const options = readOptions(req.data.options);
-            if (options.version !== undefined && options.version !== (entry.options.version ?? '1')) {
-              throw badRequest('changing the version of a mounted engine is not supported');
+            if (options.version !== undefined) {
+              versions = checkVersionChange(entry.options.version, options.version);
+              options.version = String(versions.to); // " 2" or "2.0" is stored as the engine reads it: "2"
             }
-            for (const [key, value] of Object.entries(options)) setOwn(entry.options, key, value);
+            for (const [key, value] of Object.entries(options)) {
+              // As Vault: an empty value removes the option, except the version, which cannot be unset.
+              if (value === '' && key !== 'version') delete entry.options[key];
+              else setOwn(entry.options, key, value);
+            }
           });
+          // Vault answers an upgrade with 200 and this warning (the KV engine converts its data meanwhile).
+          if (upgraded && versions) {
+            const warning =
+              `Upgrading mount from version ${versions.from} to version ${versions.to}. ` +
+              'This mount will be unavailable for a brief period and will resume service shortly.';
+            return { data: null, warnings: [warning] };
+          }
           return undefined;
         },
       },

@@ -19,6 +19,10 @@ export const databaseFactory: BackendFactory = ({ storage, system }): Backend =>
   const fresh = new FreshCredentials();
   return {
     type: 'database',
+    help:
+      'Generates database credentials: connections (config/), dynamic roles whose users live as long as their ' +
+      'lease (roles/, creds/), and static roles whose existing users have their passwords rotated (static-roles/, ' +
+      'static-creds/, rotate-role/).',
     paths: [
       ...configPaths(connections, system),
       ...rolePaths(storage, connections),

@@ -9,7 +9,15 @@ import { subkeysPaths } from './path-subkeys.js';
 import { undeletePaths } from './path-undelete.js';
 import { invalidPathResponse, notFoundWithWarning, ROOT_WARNING } from './request.js';
 import { CONFIG_KEY, KvState } from './store.js';
+import { prepareV2Upgrade, ServiceGate } from './upgrade.js';
 import { v1Paths } from './v1.js';
+
+const V1_HELP =
+  'Key/value secret storage, version 1: each path holds one secret, stored as written, without versions. ' +
+  'Upgrade to version 2 in place with `kv enable-versioning`.';
+const V2_HELP =
+  'Versioned key/value secret storage: each secret keeps its last versions (data/), with metadata (metadata/), ' +
+  'check-and-set, soft deletes that can be undone (delete/, undelete/) and permanent ones (destroy/).';
 
 /**
  * The KV secrets engine. The mount option "version" picks the flavour: "1" (or none, as in Vault's `kv`) is the
@@ -17,14 +25,22 @@ import { v1Paths } from './v1.js';
  */
 export const kvFactory: BackendFactory = (ctx) => {
   const version = ctx.options.version ?? '1';
-  if (version === '' || version === '1') return { type: 'kv', paths: v1Paths() };
+  if (version === '' || version === '1') {
+    const gate = new ServiceGate();
+    return {
+      type: 'kv',
+      help: V1_HELP,
+      paths: v1Paths(gate),
+      prepareUpgrade: (options) => prepareV2Upgrade(ctx.storage, gate, options),
+    };
+  }
   if (version === '2') {
     const state = new KvState();
     // The config is cached per mount; a node sharing the store may change it.
     const invalidate = (key: string): void => {
       if (key === CONFIG_KEY) state.config = undefined;
     };
-    return { type: 'kv', paths: v2Paths(state), invalidate };
+    return { type: 'kv', help: V2_HELP, paths: v2Paths(state), invalidate };
   }
   throw badRequest(`invalid KV version "${version}": expected 1 or 2`);
 };

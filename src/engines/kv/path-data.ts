@@ -108,6 +108,10 @@ export function dataPaths(state: KvState): PathRecord[] {
     {
       pattern: 'data/(?<path>.*)',
       summary: 'Write, Patch, Read, and Delete data in the Key-Value Store.',
+      description:
+        'A read returns the latest version, or the one ?version= names, with its metadata. A write stores a new ' +
+        'version (check-and-set with options.cas). A patch merges a JSON merge patch into the latest version. ' +
+        'A delete soft-deletes the latest version: undelete/ brings it back.',
       fields: {
         version: {
           type: 'int',

@@ -138,6 +138,10 @@ export function metadataPaths(state: KvState): PathRecord[] {
       // "metadata" alone is the mount's root folder for LIST.
       pattern: 'metadata(?:/(?<path>.*))?',
       summary: 'Allows interaction with key metadata and settings in the KV store.',
+      description:
+        'A read shows every kept version of a key with its times and state; a write or patch sets the key’s ' +
+        'max_versions, cas_required, delete_version_after and custom_metadata; LIST lists keys; a delete removes ' +
+        'the key with all its versions for good.',
       fields: {
         exclude_deleted: {
           type: 'bool',

@@ -3,12 +3,13 @@ import { badRequest, notFound } from '../../core/errors.js';
 import { SYSTEM_DEFAULT_TTL } from '../../core/expiration.js';
 import { parseDuration } from '../../core/fields.js';
 import { getJson, putJson } from '../../core/storage-view.js';
+import { ServiceGate } from './upgrade.js';
 
 /**
  * KV version 1: every path is a secret, stored as-is under its own path, without versions or metadata. The whole
- * request body is the secret, hence freeForm.
+ * request body is the secret, hence freeForm. Every request passes the gate, which an upgrade to version 2 closes.
  */
-export function v1Paths(): PathRecord[] {
+export function v1Paths(gate = new ServiceGate()): PathRecord[] {
   const read = async (req: Request): Promise<Response> => {
     const data = await getJson<Record<string, unknown>>(req.storage, req.path);
     if (data === undefined) throw notFound();
@@ -42,7 +43,13 @@ export function v1Paths(): PathRecord[] {
       pattern: '(?<path>.*)',
       summary: 'Pass-through secret storage: read and write arbitrary data into secret storage.',
       freeForm: true,
-      operations: { read, create: write, update: write, delete: remove, list },
+      operations: {
+        read: (req) => gate.run(() => read(req)),
+        create: (req) => gate.run(() => write(req)),
+        update: (req) => gate.run(() => write(req)),
+        delete: (req) => gate.run(() => remove(req)),
+        list: (req) => gate.run(() => list(req)),
+      },
       exists: async (req) => req.path !== '' && (await req.storage.get(req.path)) !== undefined,
     },
   ];
