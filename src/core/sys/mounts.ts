@@ -1,6 +1,7 @@
 import type { Field, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest, CofreError } from '../errors.js';
+import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../expiration.js';
 import { parseDuration } from '../fields.js';
 import { setOwn } from '../own-keys.js';
 import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
@@ -27,10 +28,14 @@ function describe(entry: MountEntry): Record<string, unknown> {
   };
 }
 
+/**
+ * A tune read answers the TTLs in force, as Vault's does (its mount's system view): the mount's own, or the system's
+ * where the mount sets none. sys/mounts lists the mount's own settings (0 for none).
+ */
 function tuneView(entry: MountEntry): Record<string, unknown> {
   return {
-    default_lease_ttl: entry.config.default_lease_ttl,
-    max_lease_ttl: entry.config.max_lease_ttl,
+    default_lease_ttl: entry.config.default_lease_ttl || SYSTEM_DEFAULT_TTL,
+    max_lease_ttl: entry.config.max_lease_ttl || SYSTEM_MAX_TTL,
     force_no_cache: false,
     description: entry.description,
     options: entry.options,
@@ -113,12 +118,17 @@ async function tuneTarget(core: Core, table: TableName, req: Request): Promise<{
   const path = req.params.path ?? '';
   if (table !== 'mounts' || !path.startsWith('auth/')) return { table, path };
   const authPath = path.slice('auth/'.length);
+  await requireSysAuthSudo(core, req, `sys/auth/${authPath}/tune`);
+  return { table: 'auth', path: authPath };
+}
+
+/** Reaching an auth method through sys/mounts/auth/... needs the sudo its sys/auth/... path needs. */
+async function requireSysAuthSudo(core: Core, req: Request, sysAuthPath: string): Promise<void> {
   const caller = req.caller;
   const acl = caller && !caller.root ? await core.policies.acl(caller.policies) : undefined;
-  if (acl && !acl.check(`sys/auth/${authPath}/tune`, req.operation === 'read' ? 'read' : 'update').sudo) {
+  if (acl && !acl.check(sysAuthPath, req.operation === 'read' ? 'read' : 'update').sudo) {
     throw new CofreError(403, 'permission denied');
   }
-  return { table: 'auth', path: authPath };
 }
 
 /** sys/mounts and sys/auth share their shape; `table` picks which mount table they manage. */
@@ -181,8 +191,14 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
       rejectUnknownFields: true,
       operations: {
         read: async (req) => {
-          const mounted = core.mounts.get(table, mountPath(req));
+          // Vault reads sys/mounts/<path> as "the mount serving this path", so sys/mounts/auth/<path> is an auth
+          // method (the Go client's Sys().GetAuth asks there); sys/auth/<path> is an auth method's own path.
+          const mounted =
+            table === 'mounts' ? core.mounts.match(mountPath(req)) : core.mounts.get(table, mountPath(req));
           if (!mounted) throw badRequest(`no mount at "${mountPath(req)}"`);
+          if (table === 'mounts' && mounted.table === 'auth') {
+            await requireSysAuthSudo(core, req, `sys/${mounted.prefix.replace(/\/$/, '')}`);
+          }
           return { data: describe(mounted.entry) };
         },
         update: async (req) => {
