@@ -116,6 +116,16 @@ func kvV2Checks(s *suite) {
 		}
 		return eq("version", patched.VersionMetadata.Version, 5)
 	})
+	s.check("kv v2: subkeys shows the structure without values", func() error {
+		if _, err := kv.Put(s.ctx, "subkeys-probe", map[string]any{"db": map[string]any{"user": "u", "pw": "p"}, "port": 1}); err != nil {
+			return err
+		}
+		sec, err := s.root.Logical().Read("go-kv2/subkeys/subkeys-probe")
+		if err != nil {
+			return err
+		}
+		return eq("subkeys", sec.Data["subkeys"], map[string]any{"db": map[string]any{"user": nil, "pw": nil}, "port": nil})
+	})
 	s.check("kv v2: GetVersionsAsList lists every version in order", func() error {
 		versions, err := kv.GetVersionsAsList(s.ctx, "app/db")
 		if err != nil {
@@ -176,13 +186,25 @@ func kvV2Checks(s *suite) {
 		again, err := kv.GetVersion(s.ctx, "app/db", 1)
 		return all(err, truth(again.Data == nil, "destroyed version came back"))
 	})
+	s.check("kv v2: Rollback writes an older version's data as a new version", func() error {
+		// Version 3 (the first patch) had host; versions 4 and 5 do not.
+		rolled, err := kv.Rollback(s.ctx, "app/db", 3)
+		if err != nil {
+			return err
+		}
+		got, err := kv.Get(s.ctx, "app/db")
+		if err != nil {
+			return err
+		}
+		return all(eq("version", rolled.VersionMetadata.Version, 6), eq("host", got.Data["host"], "db.internal"))
+	})
 	s.check("kv v2: GetMetadata shows versions, deletion and destruction", func() error {
 		md, err := kv.GetMetadata(s.ctx, "app/db")
 		if err != nil {
 			return err
 		}
-		return all(eq("current_version", md.CurrentVersion, 5), eq("oldest_version", md.OldestVersion, 0),
-			eq("versions", len(md.Versions), 5), eq("v1 destroyed", md.Versions["1"].Destroyed, true),
+		return all(eq("current_version", md.CurrentVersion, 6), eq("oldest_version", md.OldestVersion, 0),
+			eq("versions", len(md.Versions), 6), eq("v1 destroyed", md.Versions["1"].Destroyed, true),
 			truth(!md.Versions["2"].DeletionTime.IsZero(), "v2 has no deletion_time"),
 			truth(!md.CreatedTime.IsZero() && !md.UpdatedTime.IsZero(), "created/updated time zero"))
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/userpass"
@@ -136,6 +137,22 @@ func databaseLeaseChecks(s *suite) {
 		}
 		_, err := sys.Lookup(secret.LeaseID)
 		return status("lookup after revoke", err, 400)
+	})
+	s.check("sys/leases/revoke: RevokeWithOptions without sync answers at once and revokes in the background", func() error {
+		a, err := s.root.Logical().Read("go-db/creds/ro")
+		if err != nil {
+			return err
+		}
+		if err := sys.RevokeWithOptions(&api.RevokeOptions{LeaseID: a.LeaseID, Sync: false}); err != nil {
+			return err
+		}
+		for i := 0; i < 100; i++ {
+			if _, err := sys.Lookup(a.LeaseID); err != nil {
+				return status("lookup after the revocation", err, 400)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("the lease is still there 5 s after an async revoke")
 	})
 	s.check("sys/leases/revoke-prefix: revokes every credential of a role", func() error {
 		a, err := s.root.Logical().Read("go-db/creds/ro")

@@ -75,6 +75,20 @@ func mountChecks(s *suite) {
 		// Vault answers the effective TTLs: the system's 768 hours when the mount sets none.
 		return all(eq("default_lease_ttl", cfg.DefaultLeaseTTL, 768*3600), eq("max_lease_ttl", cfg.MaxLeaseTTL, 768*3600))
 	})
+	s.check("sys/mounts: enable with config TTLs and the kv-v2 type", func() error {
+		in := &api.MountInput{Type: "kv-v2", Description: "versioned", Config: api.MountConfigInput{DefaultLeaseTTL: "1h", MaxLeaseTTL: "2h"}}
+		if err := sys.Mount("go-mount-ttl", in); err != nil {
+			return err
+		}
+		defer sys.Unmount("go-mount-ttl")
+		m, err := sys.GetMount("go-mount-ttl")
+		if err != nil {
+			return err
+		}
+		return all(eq("type", m.Type, "kv"), eq("options", m.Options, map[string]string{"version": "2"}),
+			eq("default_lease_ttl", m.Config.DefaultLeaseTTL, 3600), eq("max_lease_ttl", m.Config.MaxLeaseTTL, 7200),
+			eq("description", m.Description, "versioned"))
+	})
 	s.check("sys/mounts: a second mount at a taken path is refused with 400", func() error {
 		return status("mount again", sys.Mount("go-mount", &api.MountInput{Type: "kv"}), 400)
 	})

@@ -57,6 +57,36 @@ func policyChecks(s *suite) {
 		}
 		return all(eq("v", got.Data["v"], "1"), eq("keys", stringsOf(list.Data["keys"]), []string{"one"}))
 	})
+	s.check("sys/capabilities*: what the policy grants, asked by token, by accessor and by the token itself", func() error {
+		self, err := limited.Auth().Token().LookupSelf()
+		if err != nil {
+			return err
+		}
+		accessor, _ := self.TokenAccessor()
+		byToken, err := sys.Capabilities(limited.Token(), "go-kv2/data/shared/one")
+		if err != nil {
+			return err
+		}
+		byAccessor, err := sys.CapabilitiesAccessor(accessor, "go-kv2/metadata/shared/one")
+		if err != nil {
+			return err
+		}
+		own, err := limited.Sys().CapabilitiesSelf("go-kv2/data/private/one")
+		if err != nil {
+			return err
+		}
+		rootCaps, err := sys.CapabilitiesSelf("anything/at/all")
+		return all(err, eq("by token", byToken, []string{"read"}), eq("by accessor", byAccessor, []string{"list"}),
+			eq("self elsewhere", own, []string{"deny"}), eq("root", rootCaps, []string{"root"}))
+	})
+	s.check("sys/policies/acl: LIST names the policies", func() error {
+		list, err := s.root.Logical().List("sys/policies/acl")
+		if err != nil {
+			return err
+		}
+		keys := stringsOf(list.Data["keys"])
+		return truth(contains(keys, "go-reader") && contains(keys, "default"), "keys %v", keys)
+	})
 	s.check("policy: the limited token is denied everything else with 403", func() error {
 		_, errWrite := limited.KVv2("go-kv2").Put(s.ctx, "shared/one", map[string]any{"v": "2"})
 		_, errOther := limited.KVv2("go-kv2").Get(s.ctx, "private/one")
