@@ -140,6 +140,16 @@ def _():
     eq("ttls", [cfg["default_lease_ttl"], cfg["max_lease_ttl"]], [SYSTEM_TTL, SYSTEM_TTL])
 
 
+@check("sys/mounts: enable with config TTLs and options; retrieve_mount_option reads an option")
+def _():
+    config = {"default_lease_ttl": "1h", "max_lease_ttl": "2h"}
+    root.sys.enable_secrets_engine("kv", path="py-mount-ttl", config=config, options={"version": "2"})
+    m = root.sys.list_mounted_secrets_engines()["data"]["py-mount-ttl/"]
+    eq("ttls", [m["config"]["default_lease_ttl"], m["config"]["max_lease_ttl"]], [3600, 7200])
+    eq("version", root.sys.retrieve_mount_option("py-mount-ttl", "version"), "2")
+    root.sys.disable_secrets_engine("py-mount-ttl")
+
+
 @check("sys/mounts: a taken path and an unknown type are refused (InvalidRequest)")
 def _():
     raises(exceptions.InvalidRequest, root.sys.enable_secrets_engine, "kv", path="py-mount")
@@ -485,6 +495,24 @@ def _():
     raises(exceptions.Forbidden, limited.sys.create_or_update_policy, "py-reader", 'path "*" { capabilities = ["sudo"] }')
     raises(exceptions.Forbidden, limited.auth.token.create, policies=["root"])
     state["limited"] = limited
+
+
+@check("sys/capabilities*: by token, by accessor and by the token itself, over several paths")
+def _():
+    limited = state["limited"]
+    token = limited.token
+    accessor = limited.auth.token.lookup_self()["data"]["accessor"]
+    paths = ["py-kv2/data/shared/one", "py-kv2/metadata/shared/one", "py-kv2/data/private/one"]
+    want = {paths[0]: ["read"], paths[1]: ["list"], paths[2]: ["deny"]}
+    for name, answer in [
+        ("by token", root.sys.get_capabilities(paths, token=token)),
+        ("by accessor", root.sys.get_capabilities(paths, accessor=accessor)),
+        ("self", limited.sys.get_capabilities(paths)),
+    ]:
+        eq(name, {p: answer[p] for p in paths}, want)
+        # As Vault: the "capabilities" key (for old clients) only when one path is asked about.
+        truth("capabilities" not in answer, f"{name}: capabilities for several paths")
+    eq("one path", root.sys.get_capabilities(paths[:1], token=token)["capabilities"], ["read"])
 
 
 @check("sys/policy: delete it, and the token loses its access; root and default stay")
