@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +37,7 @@ describe('the official Go client (vault/api) drives Cofre', () => {
   after(async () => {
     await srv?.stop();
     await db?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('passes every check of test/clients/go', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestDatabase } from '../scripts/test-databases.js';
@@ -20,6 +21,7 @@ describe('hvac drives Cofre', () => {
   after(async () => {
     await srv?.stop();
     await db?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('passes every check of test/clients/hvac/conformance.py', async () => {

@@ -61,6 +61,13 @@ func kvV2Checks(s *suite) {
 		return all(eq("first version", v1.VersionMetadata.Version, 1), eq("second version", v2.VersionMetadata.Version, 2),
 			truth(!v2.VersionMetadata.CreatedTime.IsZero(), "created_time is zero"))
 	})
+	s.check("kv v2: cas 0 writes only when the secret does not exist", func() error {
+		if _, err := kv.Put(s.ctx, "create-only", map[string]any{"a": "1"}, api.WithCheckAndSet(0)); err != nil {
+			return err
+		}
+		_, err := kv.Put(s.ctx, "create-only", map[string]any{"a": "2"}, api.WithCheckAndSet(0))
+		return status("second create-only write", err, 400)
+	})
 	s.check("kv v2: get reads the newest version with its metadata", func() error {
 		got, err := kv.Get(s.ctx, "app/db")
 		if err != nil {
@@ -266,5 +273,24 @@ func kvV2Checks(s *suite) {
 		}
 		_, err = kv.GetMetadata(s.ctx, "app/db")
 		return truth(errors.Is(err, api.ErrSecretNotFound), "metadata: want ErrSecretNotFound, got %v", err)
+	})
+	s.check("kv v2: the mount's config is written and read through Logical()", func() error {
+		if _, err := s.root.Logical().Write("go-kv2/config", map[string]any{"max_versions": 20, "delete_version_after": "72h"}); err != nil {
+			return err
+		}
+		cfg, err := s.root.Logical().Read("go-kv2/config")
+		if err != nil {
+			return err
+		}
+		if err := all(eq("max_versions", cfg.Data["max_versions"], any(jsonNumber(20))), eq("cas_required", cfg.Data["cas_required"], false),
+			eq("delete_version_after", cfg.Data["delete_version_after"], "72h0m0s")); err != nil {
+			return err
+		}
+		// Back to no automatic deletion, for the checks that write here later.
+		if _, err := s.root.Logical().Write("go-kv2/config", map[string]any{"delete_version_after": "0s"}); err != nil {
+			return err
+		}
+		cfg, err = s.root.Logical().Read("go-kv2/config")
+		return all(err, eq("delete_version_after reset", cfg.Data["delete_version_after"], "0s"), eq("max_versions kept", cfg.Data["max_versions"], any(jsonNumber(20))))
 	})
 }

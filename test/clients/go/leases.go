@@ -129,7 +129,14 @@ func databaseLeaseChecks(s *suite) {
 		if err != nil {
 			return err
 		}
-		return all(eq("lease_id", renewed.LeaseID, secret.LeaseID), eq("lease_duration", renewed.LeaseDuration, 600), eq("renewable", renewed.Renewable, true))
+		lease, err := sys.Lookup(secret.LeaseID)
+		if err != nil {
+			return err
+		}
+		ttl, _ := lease.Data["ttl"].(interface{ Int64() (int64, error) })
+		secs, _ := ttl.Int64()
+		return all(eq("lease_id", renewed.LeaseID, secret.LeaseID), eq("lease_duration", renewed.LeaseDuration, 600), eq("renewable", renewed.Renewable, true),
+			truth(lease.Data["last_renewal"] != nil, "no last_renewal after a renewal"), truth(secs > 590 && secs <= 600, "ttl after renewal %v", lease.Data["ttl"]))
 	})
 	s.check("sys/leases/revoke: Sys().Revoke ends the credential's lease", func() error {
 		if err := sys.Revoke(secret.LeaseID); err != nil {
