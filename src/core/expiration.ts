@@ -3,6 +3,7 @@ import type { InvalidationHandler } from './invalidation.js';
 import type { LeaseContext, NewSecret, SecretType } from './backend.js';
 import { badRequest } from './errors.js';
 import type { Storage, StorageOp } from './storage.js';
+import { TOKEN_LEASE_TYPE } from './token-leases.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
 /** Vault's system defaults: 32 days for both the default and the maximum lease TTL. */
@@ -244,6 +245,8 @@ export class ExpirationManager {
   /** Extends a lease by `increment` seconds from now (0: its original TTL), never past its max TTL. */
   async renew(leaseId: string, increment: number): Promise<LeaseEntry> {
     const entry = await this.mustRead(leaseId);
+    // As Vault: a token is renewed through auth/token/renew*, which applies the token's own limits.
+    if (entry.secretType === TOKEN_LEASE_TYPE) throw badRequest('tokens cannot be renewed through this endpoint');
     const target = this.resolve(entry.mountPrefix, entry.secretType);
     if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || this.inFlight.has(leaseId)) {
       throw badRequest('lease is not renewable');

@@ -25,7 +25,9 @@ function tokenLease(entry: TokenEntry, mountPrefix: string): LeaseEntry {
     expireTime: entry.expireTime,
     maxExpireTime: entry.expireTime,
     lastRenewalTime: Date.now(),
-    renewable: false, // renewed through auth/token/renew*, which moves the lease
+    // What sys/leases/lookup shows, as Vault does: the token's own flag. The lease itself is renewed only through
+    // auth/token/renew*, which moves it; sys/leases/renew refuses a token's lease (see ExpirationManager.renew).
+    renewable: entry.renewable,
     revokeAttempts: 0,
     lastRevokeError: '',
   };

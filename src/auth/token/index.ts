@@ -1,6 +1,6 @@
 import type { BackendFactory, Field, PathRecord, Request, Response } from '../../core/backend.js';
 import type { Core } from '../../core/core.js';
-import { badRequest, CofreError } from '../../core/errors.js';
+import { badRequest, CofreError, permissionDenied } from '../../core/errors.js';
 import { renewalLimits } from '../../core/login.js';
 import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../../core/expiration.js';
 import { createFields, createToken, type MountTtls } from './create.js';
@@ -29,11 +29,12 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       if (!req.caller) throw new CofreError(403, 'permission denied');
       return req.caller.token;
     };
-    const byToken = async (req: Request): Promise<TokenEntry> => {
+    // Vault answers a lookup of an unknown token 403 "bad token", and a renew or revoke of one 400.
+    const byToken = async (req: Request, unknown = badRequest): Promise<TokenEntry> => {
       const token = req.data.token as string | undefined;
       if (!token) throw badRequest('missing token');
       const entry = await store.lookup(token);
-      if (!entry) throw badRequest('bad token');
+      if (!entry) throw unknown('bad token');
       return entry;
     };
     const byAccessor = async (req: Request): Promise<TokenEntry> => {
@@ -79,8 +80,8 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         summary: 'Looks up a token.',
         fields: tokenField,
         operations: {
-          update: async (req) => ({ data: lookupView(await byToken(req), req.data.token as string) }),
-          read: async (req) => ({ data: lookupView(await byToken(req), req.data.token as string) }),
+          update: async (req) => ({ data: lookupView(await byToken(req, permissionDenied), req.data.token as string) }),
+          read: async (req) => ({ data: lookupView(await byToken(req, permissionDenied), req.data.token as string) }),
         },
       },
       {

@@ -134,12 +134,17 @@ async function tuneTarget(core: Core, table: TableName, req: Request): Promise<{
   const path = req.params.path ?? '';
   if (table !== 'mounts' || !path.startsWith('auth/')) return { table, path };
   const authPath = path.slice('auth/'.length);
+  await requireSysAuthSudo(core, req, `sys/auth/${authPath}/tune`);
+  return { table: 'auth', path: authPath };
+}
+
+/** Reaching an auth method through sys/mounts/auth/... needs the sudo its sys/auth/... path needs. */
+async function requireSysAuthSudo(core: Core, req: Request, sysAuthPath: string): Promise<void> {
   const caller = req.caller;
   const acl = caller && !caller.root ? await core.policies.acl(caller.policies) : undefined;
-  if (acl && !acl.check(`sys/auth/${authPath}/tune`, req.operation === 'read' ? 'read' : 'update').sudo) {
+  if (acl && !acl.check(sysAuthPath, req.operation === 'read' ? 'read' : 'update').sudo) {
     throw new CofreError(403, 'permission denied');
   }
-  return { table: 'auth', path: authPath };
 }
 
 /** sys/mounts and sys/auth share their shape; `table` picks which mount table they manage. */
@@ -216,8 +221,14 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
       rejectUnknownFields: true,
       operations: {
         read: async (req) => {
-          const mounted = core.mounts.get(table, mountPath(req));
+          // Vault reads sys/mounts/<path> as "the mount serving this path", so sys/mounts/auth/<path> is an auth
+          // method (the Go client's Sys().GetAuth asks there); sys/auth/<path> is an auth method's own path.
+          const mounted =
+            table === 'mounts' ? core.mounts.match(mountPath(req)) : core.mounts.get(table, mountPath(req));
           if (!mounted) throw badRequest(`no mount at "${mountPath(req)}"`);
+          if (table === 'mounts' && mounted.table === 'auth') {
+            await requireSysAuthSudo(core, req, `sys/${mounted.prefix.replace(/\/$/, '')}`);
+          }
           return { data: describe(mounted.entry), mergeDataToTop: true };
         },
         update: async (req) => {
