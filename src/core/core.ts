@@ -106,6 +106,7 @@ export class Core {
         () => this.expiration,
         (path) => this.mounts.match(path)?.prefix,
       ),
+      this.barrier,
     );
     this.invalidation.on(tokenView.prefix, this.tokens.invalidation);
     this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));
