@@ -166,6 +166,42 @@ describe('batch tokens', () => {
     }
   });
 
+  it('an auth method role with token_type batch issues batch tokens, which end with the mount', async () => {
+    await writeOk(srv.api, 'sys/auth/up-batch', { type: 'userpass' });
+    const bad = await srv.api.call('POST', 'auth/up-batch/users/ann', {
+      body: { password: 'pw', token_type: 'batch', token_num_uses: 2 },
+    });
+    assert.equal(bad.status, 400);
+    assert.match(
+      bad.body.errors[0],
+      /cannot be 'batch' or 'default_batch' when set to generate tokens with limited use/,
+    );
+    await writeOk(srv.api, 'auth/up-batch/users/ann', {
+      password: 'pw',
+      token_policies: 'reader',
+      token_type: 'batch',
+    });
+    const read = await srv.api.call('GET', 'auth/up-batch/users/ann');
+    assert.equal(read.body.data.token_type, 'batch');
+    const login = await srv.api.call('POST', 'auth/up-batch/login/ann', { token: '', body: { password: 'pw' } });
+    assert.equal(login.status, 200, login.text);
+    const auth = login.body.auth;
+    assert.equal(auth.token_type, 'batch');
+    assert.match(auth.client_token, /^cvb\./);
+    assert.equal(auth.accessor, '');
+    assert.equal(auth.renewable, false);
+    const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: auth.client_token });
+    assert.equal(self.status, 200, self.text);
+    assert.equal(self.body.data.display_name, 'up-batch-ann');
+    assert.equal(self.body.data.orphan, true);
+    assert.equal(self.body.data.path, 'auth/up-batch/login/ann');
+    // Disabling the method ends its tokens, batch ones included; mounting it again does not bring them back.
+    assert.equal((await srv.api.call('DELETE', 'sys/auth/up-batch')).status, 204);
+    assert.equal(await status(auth.client_token), 403);
+    await writeOk(srv.api, 'sys/auth/up-batch', { type: 'userpass' });
+    assert.equal(await status(auth.client_token), 403);
+  });
+
   it('survives a restart and a key rotation', async () => {
     const { client_token: token } = await createBatch({ policies: ['reader'], ttl: '1h' });
     assert.equal((await srv.api.call('PUT', 'sys/rotate')).status, 204);

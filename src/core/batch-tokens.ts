@@ -20,6 +20,17 @@ export interface BatchSealer {
   decryptValue(context: string, sealed: Uint8Array): Buffer;
 }
 
+/** What the core lends to batch tokens: the seal, and which mount (by accessor) a creation path is under now. */
+export interface BatchIssuing {
+  sealer: BatchSealer;
+  /**
+   * The accessor of the auth mount a path is under, undefined when none is. A batch token outlives no mount: a
+   * stored token is revoked when its auth method is disabled, a batch token is refused once its mount is gone (or
+   * was mounted again: a new accessor).
+   */
+  mountAccessorOf(path: string): string | undefined;
+}
+
 /** What a batch token carries, in short keys. */
 interface Payload {
   p: string; // parent hash, "" for an orphan
@@ -32,13 +43,13 @@ interface Payload {
   x: number; // expiry, unix ms
   c?: string[]; // bound CIDR blocks
   r?: string; // role
+  a?: string; // accessor of the mount that issued it
 }
 
 export const isBatchToken = (token: string): boolean => token.startsWith(BATCH_TOKEN_PREFIX);
 
 /** What the token store lends to batch tokens: the seal, the parent check and the token hash. */
-export interface BatchContext {
-  sealer: BatchSealer;
+export interface BatchContext extends BatchIssuing {
   /** The live entry of a service token (undefined when revoked, expired, used up or being revoked). */
   lookupByHash(hash: string): Promise<TokenEntry | undefined>;
   hashOf(token: string): string;
@@ -75,6 +86,8 @@ export async function issueBatchToken(
     ...(spec.boundCidrs && spec.boundCidrs.length > 0 ? { c: spec.boundCidrs } : {}),
     ...(spec.role ? { r: spec.role } : {}),
   };
+  const accessor = ctx.mountAccessorOf(spec.path);
+  if (accessor !== undefined) payload.a = accessor;
   const sealed = ctx.sealer.encryptValue(CONTEXT, Buffer.from(JSON.stringify(payload), 'utf8'));
   const token = BATCH_TOKEN_PREFIX + sealed.toString('base64url');
   if (token.length > MAX_BATCH_TOKEN_LENGTH) {
@@ -105,6 +118,7 @@ export async function lookupBatchToken(ctx: BatchContext, token: string): Promis
   }
   if (!isPayload(payload)) return undefined;
   if (payload.x <= Date.now()) return undefined;
+  if (payload.a !== undefined && ctx.mountAccessorOf(payload.path) !== payload.a) return undefined;
   if (payload.p && !(await ctx.lookupByHash(payload.p))) return undefined;
   return entryOf(payload, ctx.hashOf(token));
 }
@@ -150,6 +164,7 @@ function isPayload(v: unknown): v is Payload {
     Number.isInteger(p.ttl) &&
     Number.isInteger(p.x) &&
     (p.c === undefined || isStrings(p.c)) &&
-    (p.r === undefined || typeof p.r === 'string')
+    (p.r === undefined || typeof p.r === 'string') &&
+    (p.a === undefined || typeof p.a === 'string')
   );
 }

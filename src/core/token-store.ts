@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { InvalidationHandler } from './invalidation.js';
 import {
   type BatchContext,
-  type BatchSealer,
+  type BatchIssuing,
   isBatchToken,
   issueBatchToken,
   lookupBatchToken,
@@ -109,7 +109,7 @@ export class TokenStore {
     private readonly fresh: Storage,
     private readonly lifecycle: TokenLifecycle,
     /** Seals batch tokens (the barrier's keyring); without it none is issued or accepted. */
-    private readonly batchSealer?: BatchSealer,
+    private readonly batchIssuing?: BatchIssuing,
   ) {}
 
   /** Forgets every cached entry and token (on seal, and before loading). */
@@ -482,9 +482,14 @@ export class TokenStore {
   }
 
   private batchContext(): BatchContext | undefined {
-    const sealer = this.batchSealer;
-    if (!sealer) return undefined;
-    return { sealer, lookupByHash: (hash) => this.lookupByHash(hash), hashOf: (token) => this.hashOf(token) };
+    const issuing = this.batchIssuing;
+    if (!issuing) return undefined;
+    return {
+      sealer: issuing.sealer,
+      mountAccessorOf: (path) => issuing.mountAccessorOf(path),
+      lookupByHash: (hash) => this.lookupByHash(hash),
+      hashOf: (token) => this.hashOf(token),
+    };
   }
 
   private remember(entry: TokenEntry): void {
