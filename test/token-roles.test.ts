@@ -216,6 +216,51 @@ describe('token roles', () => {
     assert.match(unknown.body.errors[0], /unknown role/);
   });
 
+  it('cofre token create -role=NAME creates against the role (and -type=batch a batch token)', async () => {
+    await writeOk(srv.api, 'auth/token/roles/cli', { allowed_policies: ['reader'], path_suffix: 'cli' });
+    const made = await runCli(srv.url, minter, 'token', 'create', '-role=cli', '-format=json');
+    assert.equal(made.code, 0, made.out);
+    const auth = JSON.parse(made.out).auth;
+    assert.deepEqual([...auth.policies].sort(), ['default', 'reader']);
+    const info = await srv.api.call('POST', 'auth/token/lookup', { body: { token: auth.client_token } });
+    assert.equal(info.body.data.path, 'auth/token/create/cli/cli');
+    const batch = await runCli(
+      srv.url,
+      minter,
+      'token',
+      'create',
+      '-role=cli',
+      '-type=batch',
+      '-ttl=5m',
+      '-format=json',
+    );
+    assert.equal(batch.code, 0, batch.out);
+    assert.match(JSON.parse(batch.out).auth.client_token, /^cvb\./);
+  });
+
+  it('a child keeps its parent’s bound CIDR blocks unless a role sets its own', async () => {
+    await writeOk(srv.api, 'sys/policies/acl/plain-minter', {
+      policy: 'path "auth/token/create*" {\n  capabilities = ["update"]\n}\n',
+    });
+    const core = srv.cofre.core;
+    // A parent bound as a login with token_bound_cidrs binds it (the client here is 127.0.0.1).
+    const bound = await core.tokens.create({
+      policies: ['plain-minter'],
+      displayName: 'bound',
+      ttl: 600,
+      parentHash: '',
+      path: 'auth/token/create',
+      boundCidrs: ['127.0.0.0/8'],
+    });
+    const child = await create('auth/token/create', {}, bound.token);
+    assert.deepEqual((await core.tokens.lookup(child))!.boundCidrs, ['127.0.0.0/8']);
+    const orphan = await create('auth/token/create-orphan', {}, bound.token);
+    assert.equal((await core.tokens.lookup(orphan))!.boundCidrs, undefined, 'an orphan is not a child');
+    await writeOk(srv.api, 'auth/token/roles/cidr', { token_bound_cidrs: ['127.0.0.1/32'] });
+    const viaRole = await create('auth/token/create/cidr', {}, bound.token);
+    assert.deepEqual((await core.tokens.lookup(viaRole))!.boundCidrs, ['127.0.0.1/32']);
+  });
+
   it('a limited token may neither manage roles nor create against a role its policies do not name', async () => {
     await writeOk(srv.api, 'sys/policies/acl/one-role', {
       policy: 'path "auth/token/create/readers" {\n  capabilities = ["update"]\n}\n',
