@@ -377,6 +377,13 @@ describe('token store details', () => {
     assert.equal((await srv.api.call('POST', 'auth/token/revoke', { body: {} })).status, 400);
   });
 
+  it('a custom token id may not look like a batch token', async () => {
+    const res = await srv.api.call('POST', 'auth/token/create', { body: { id: 'cvb.mine', ttl: '1m' } });
+    assert.equal(res.status, 400);
+    assert.match(res.body.errors[0], /cannot have the 'cvb.' prefix/);
+    assert.equal((await srv.api.call('POST', 'auth/token/create', { body: { id: 'mine', ttl: '1m' } })).status, 200);
+  });
+
   it('tidy repairs dangling indexes and unfinished revocations, answering 202 with a warning', async () => {
     const core = srv.cofre.core;
     const view = new StorageView(core.barrier, 'sys/token/');

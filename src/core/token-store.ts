@@ -152,6 +152,9 @@ export class TokenStore {
     if (spec.id !== undefined && spec.id.length > MAX_TOKEN_LENGTH) {
       throw badRequest(`token id must be at most ${MAX_TOKEN_LENGTH} characters`);
     }
+    // Such an id would be read as a batch token and never found.
+    if (spec.id !== undefined && isBatchToken(spec.id))
+      throw badRequest("custom token ID cannot have the 'cvb.' prefix");
     const token = spec.id ?? TOKEN_PREFIX + randomBytes(24).toString('base64url');
     const hash = this.hashOf(token);
     if (spec.id !== undefined && (await this.lookupByHash(hash))) throw badRequest('token already exists');
@@ -357,18 +360,24 @@ export class TokenStore {
    */
   async tidy(): Promise<{ accessors: number; children: number; entries: number; revocations: number }> {
     const counts = { accessors: 0, children: 0, entries: 0, revocations: 0 };
+    // Every check reads past the caches: what tidy removes must really be gone, also on another node.
+    const indexed = async (hash: string): Promise<TokenEntry | undefined> => {
+      const entry = await getJson<TokenEntry>(this.fresh, `id/${hash}`);
+      const named = entry ? await this.fresh.get(`accessor/${this.hashOf(entry.accessor)}`) : undefined;
+      return named && Buffer.from(named).toString('utf8') === hash ? entry : undefined;
+    };
     for (const key of await this.storage.list('accessor/')) {
-      const named = await this.storage.get(`accessor/${key}`);
+      const named = await this.fresh.get(`accessor/${key}`);
       const hash = named ? Buffer.from(named).toString('utf8') : '';
-      if (!hash || !(await getJson<TokenEntry>(this.storage, `id/${hash}`))) {
+      if (!hash || !(await getJson<TokenEntry>(this.fresh, `id/${hash}`))) {
         await this.storage.delete(`accessor/${key}`);
         counts.accessors++;
       }
     }
     for (const hash of await this.storage.list('id/')) {
-      const stored = await getJson<TokenEntry>(this.storage, `id/${hash}`);
+      const stored = await getJson<TokenEntry>(this.fresh, `id/${hash}`);
       if (!stored) continue;
-      if (!(await this.readIndexed(hash))) {
+      if (!(await indexed(hash))) {
         await this.storage.delete(`id/${hash}`);
         counts.entries++;
       } else if (stored.numUses === REVOCATION_PENDING) {
@@ -378,9 +387,9 @@ export class TokenStore {
     }
     for (const parent of await this.storage.list('parent/')) {
       const parentHash = parent.replace(/\/$/, '');
-      const parentLive = (await this.readIndexed(parentHash)) !== undefined;
+      const parentLive = (await indexed(parentHash)) !== undefined;
       for (const child of await this.storage.list(`parent/${parentHash}/`)) {
-        const entry = await this.readIndexed(child);
+        const entry = await indexed(child);
         if (entry && !parentLive) {
           await this.locks.run(child, async () => {
             const current = await this.current(child);
