@@ -377,6 +377,23 @@ describe('token store details', () => {
     assert.equal((await srv.api.call('POST', 'auth/token/revoke', { body: {} })).status, 400);
   });
 
+  it('a limited-use token creates no children, service or batch, and the refusal takes a use', async () => {
+    await writeOk(srv.api, 'sys/policies/acl/any-minter', {
+      policy: 'path "auth/token/create*" {\n  capabilities = ["update"]\n}\n',
+    });
+    const limited = await srv.api.call('POST', 'auth/token/create', {
+      body: { policies: ['any-minter'], num_uses: 3, ttl: '10m' },
+    });
+    const token = limited.body.auth.client_token as string;
+    for (const body of [{}, { type: 'batch' }]) {
+      const res = await srv.api.call('POST', 'auth/token/create', { token, body });
+      assert.equal(res.status, 400, res.text);
+      assert.deepEqual(res.body.errors, ['restricted use token cannot generate child tokens']);
+    }
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 200, 'the last use');
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 403);
+  });
+
   it('a custom token id may not look like a batch token', async () => {
     const res = await srv.api.call('POST', 'auth/token/create', { body: { id: 'cvb.mine', ttl: '1m' } });
     assert.equal(res.status, 400);

@@ -112,6 +112,8 @@ export async function createToken(
   const warnings: string[] = [];
   const parentIsRoot = parent.policies.includes('root');
   if (parent.type === 'batch') throw badRequest('batch tokens cannot create more tokens');
+  // A child (service or batch) of a limited-use token would let it escape its use count, as Vault says.
+  if (parent.numUses > 0) throw badRequest('restricted use token cannot generate child tokens');
   const noDefault = d.no_default_policy === true;
 
   // The type: asked for, or the role's (a role of type service or batch decides; default-* only suggest).
