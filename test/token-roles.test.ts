@@ -254,6 +254,8 @@ describe('token roles', () => {
     });
     const child = await create('auth/token/create', {}, bound.token);
     assert.deepEqual((await core.tokens.lookup(child))!.boundCidrs, ['127.0.0.0/8']);
+    const shown = await srv.api.call('POST', 'auth/token/lookup', { body: { token: child } });
+    assert.deepEqual(shown.body.data.bound_cidrs, ['127.0.0.0/8']);
     const orphan = await create('auth/token/create-orphan', {}, bound.token);
     assert.equal((await core.tokens.lookup(orphan))!.boundCidrs, undefined, 'an orphan is not a child');
     await writeOk(srv.api, 'auth/token/roles/cidr', { token_bound_cidrs: ['127.0.0.1/32'] });
@@ -392,6 +394,28 @@ describe('token store details', () => {
     }
     assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 200, 'the last use');
     assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 403);
+  });
+
+  it('sudo on the create path allows any policies (not root), and missing policies are warned about', async () => {
+    await writeOk(srv.api, 'sys/policies/acl/sudo-minter', {
+      policy: 'path "auth/token/create" {\n  capabilities = ["update", "sudo"]\n}\n',
+    });
+    await writeOk(srv.api, 'sys/policies/acl/plain-create', {
+      policy: 'path "auth/token/create" {\n  capabilities = ["update"]\n}\n',
+    });
+    const sudo = (await srv.api.call('POST', 'auth/token/create', { body: { policies: ['sudo-minter'], ttl: '10m' } }))
+      .body.auth.client_token as string;
+    const plain = (
+      await srv.api.call('POST', 'auth/token/create', { body: { policies: ['plain-create'], ttl: '10m' } })
+    ).body.auth.client_token as string;
+    const wider = await srv.api.call('POST', 'auth/token/create', { token: sudo, body: { policies: ['not-yet'] } });
+    assert.equal(wider.status, 200, wider.text);
+    assert.deepEqual([...wider.body.auth.policies].sort(), ['default', 'not-yet']);
+    assert.deepEqual(wider.body.warnings, ['Policy "not-yet" does not exist']);
+    const refused = await srv.api.call('POST', 'auth/token/create', { token: plain, body: { policies: ['not-yet'] } });
+    assert.equal(refused.status, 400);
+    const root = await srv.api.call('POST', 'auth/token/create', { token: sudo, body: { policies: ['root'] } });
+    assert.equal(root.status, 400, 'sudo is not root');
   });
 
   it('a custom token id may not look like a batch token', async () => {

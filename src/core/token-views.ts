@@ -24,6 +24,7 @@ export function lookupView(entry: TokenEntry, token: string | undefined): Record
     policies: entry.policies,
     renewable: entry.renewable && entry.creationTtl > 0,
     ...(entry.role ? { role: entry.role } : {}),
+    ...(entry.boundCidrs && entry.boundCidrs.length > 0 ? { bound_cidrs: entry.boundCidrs } : {}),
     ttl,
     type: entry.type ?? 'service',
   };

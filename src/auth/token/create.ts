@@ -150,14 +150,16 @@ export async function createToken(
     if (role.token_num_uses > 0 && (numUses === 0 || role.token_num_uses < numUses)) numUses = role.token_num_uses;
     if (role.path_suffix) path = `${path}/${role.path_suffix}`;
   }
-  if (d.id !== undefined && !parentIsRoot) throw badRequest('root or sudo privileges required to specify token id');
+  // Root or sudo (on this create path), as in Vault's isSudo.
+  const privileged = parentIsRoot || callerHasSudo;
+  if (d.id !== undefined && !privileged) throw badRequest('root or sudo privileges required to specify token id');
 
   const requested = (d.policies as string[] | undefined) ?? [];
   let policies = role ? rolePolicies(role, requested, noDefault, parent) : undefined;
   if (!policies) {
     policies = requested.map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
     if (policies.length === 0) policies = parent.policies.filter((p) => p !== 'default' || !noDefault);
-    else if (!parentIsRoot) {
+    else if (!privileged) {
       const allowed = new Set(parent.policies);
       const extra = policies.filter((p) => p !== 'default' && !allowed.has(p));
       if (extra.length > 0) throw badRequest('child policies must be subset of parent');

@@ -65,6 +65,15 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       const renewed = await store.renew(entry, (req.data.increment as number | undefined) ?? 0, maxTtl);
       return { auth: { ...authView(renewed, token ?? ''), client_token: token ?? '' } };
     };
+    /** Vault's warning for each policy of a new token that does not exist (yet): the token is made all the same. */
+    const warnMissingPolicies = async (response: Response): Promise<Response> => {
+      const missing: string[] = [];
+      for (const name of response.auth?.policies ?? []) {
+        if (!(await core.policies.read(name))) missing.push(`Policy "${name}" does not exist`);
+      }
+      if (missing.length === 0) return response;
+      return { ...response, warnings: [...(response.warnings ?? []), ...missing] };
+    };
     const revokeTree = async (entry: TokenEntry | undefined) => {
       if (entry) await store.revokeTree(notBatch(entry, 'revoked').hash);
       return undefined;
@@ -76,7 +85,8 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         summary: 'Creates a token, a child of the caller unless no_parent is set.',
         fields: createFields,
         operations: {
-          update: async (req) => createToken(store, await self(req), await hasSudo(req), req, ttls(), false),
+          update: async (req) =>
+            warnMissingPolicies(await createToken(store, await self(req), await hasSudo(req), req, ttls(), false)),
         },
       },
       {
@@ -88,7 +98,7 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
             const parent = await self(req);
             const role = await readRole(req.storage, req.params.role_name ?? '');
             if (!role) throw badRequest('unknown role ' + (req.params.role_name ?? ''));
-            return createToken(store, parent, await hasSudo(req), req, ttls(), false, role);
+            return warnMissingPolicies(await createToken(store, parent, await hasSudo(req), req, ttls(), false, role));
           },
         },
       },
@@ -97,7 +107,8 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
         summary: 'Creates a token with no parent.',
         fields: createFields,
         operations: {
-          update: async (req) => createToken(store, await self(req), await hasSudo(req), req, ttls(), true),
+          update: async (req) =>
+            warnMissingPolicies(await createToken(store, await self(req), await hasSudo(req), req, ttls(), true)),
         },
       },
       {
