@@ -418,6 +418,21 @@ describe('token store details', () => {
     assert.equal(root.status, 400, 'sudo is not root');
   });
 
+  it('an expiring root token cannot create a non-expiring one', async () => {
+    const expiring = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['root'], ttl: '10m' } });
+    assert.equal(expiring.status, 200, expiring.text);
+    const forever = await srv.api.call('POST', 'auth/token/create', {
+      token: expiring.body.auth.client_token,
+      body: { policies: ['root'] },
+    });
+    assert.equal(forever.status, 400);
+    assert.deepEqual(forever.body.errors, ['expiring root tokens cannot create non-expiring root tokens']);
+    const root = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['root'] } });
+    assert.equal(root.status, 200);
+    assert.equal(root.body.auth.lease_duration, 0);
+    assert.equal(root.body.auth.renewable, false);
+  });
+
   it('a custom token id may not look like a batch token', async () => {
     const res = await srv.api.call('POST', 'auth/token/create', { body: { id: 'cvb.mine', ttl: '1m' } });
     assert.equal(res.status, 400);

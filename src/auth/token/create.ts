@@ -199,6 +199,14 @@ export async function createToken(
   if (ttl === 0 && period === 0 && !root) ttl = ttls.defaultTtl;
   if (period === 0 && ttls.maxTtl > 0 && ttl > ttls.maxTtl) ttl = ttls.maxTtl;
   if (explicitMaxTtl > 0 && (ttl === 0 || ttl > explicitMaxTtl)) ttl = explicitMaxTtl;
+  if (ttl === 0 && period === 0) {
+    // A token that never expires (only a root token can be one) comes only from one that never expires either.
+    if (parent.expireTime > 0) {
+      throw badRequest('expiring root tokens cannot create non-expiring root tokens');
+    }
+    renewable = false; // it would have nothing to renew; nor is it bound to CIDR blocks, as in Vault
+    boundCidrs = undefined;
+  }
 
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries((d.meta as Record<string, unknown> | undefined) ?? {})) {
