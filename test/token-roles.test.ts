@@ -479,4 +479,28 @@ describe('token store details', () => {
     // Live tokens are untouched.
     assert.equal((await srv.api.call('GET', 'auth/token/lookup-self')).status, 200);
   });
+
+  it('tidy revokes the leases of a token that no longer exists, and only those', async () => {
+    const core = srv.cofre.core;
+    const live = await srv.api.call('POST', 'auth/token/create', { body: { ttl: '1h' } });
+    const liveHash = core.tokens.hashOf(live.body.auth.client_token);
+    // Leases as a request of each token would have left them (the token lease type revokes nothing that exists).
+    const lease = (owner: string) =>
+      core.expiration.register({
+        mountPrefix: 'auth/token/',
+        requestPath: 'tidy-test',
+        secret: { type: 'token', internal: { hash: 'f'.repeat(64) }, ttl: 3600, maxTtl: 3600, renewable: false },
+        ttl: 3600,
+        maxTtl: 3600,
+        tokenHash: owner,
+        tokenExpireTime: 0,
+      });
+    const orphaned = await lease('e'.repeat(64));
+    const kept = await lease(liveHash);
+    assert.equal((await srv.api.call('POST', 'auth/token/tidy')).status, 202);
+    await tidyDone(core);
+    const lookup = (id: string) => srv.api.call('PUT', 'sys/leases/lookup', { body: { lease_id: id } });
+    assert.equal((await lookup(orphaned.leaseId)).status, 400, 'the lease of a vanished token was kept');
+    assert.equal((await lookup(kept.leaseId)).status, 200, 'the lease of a live token was revoked');
+  });
 });
