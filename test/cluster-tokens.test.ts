@@ -72,6 +72,40 @@ describe('tokens on two nodes sharing PostgreSQL', () => {
     }
   });
 
+  it('batch tokens issued on one node work on the other and end there when the parent is revoked there', async () => {
+    const [t1, t2] = nodes as [Node, Node];
+    for (let round = 0; round < 5; round++) {
+      const parent = await t1.api.call('POST', 'auth/token/create', { body: { policies: ['minter'] } });
+      const parentToken = parent.body.auth.client_token as string;
+      const batches: string[] = [];
+      for (const node of [t1, t2]) {
+        const res = await node.api.call('POST', 'auth/token/create', {
+          token: parentToken,
+          body: { type: 'batch', ttl: '10m' },
+        });
+        assert.equal(res.status, 200, res.text);
+        batches.push(res.body.auth.client_token as string);
+      }
+      for (const node of [t1, t2]) {
+        for (const token of batches) {
+          assert.equal((await node.api.call('GET', 'auth/token/lookup-self', { token })).status, 200);
+        }
+      }
+      let stop = false;
+      const readers = [t1, t2].flatMap((node) =>
+        batches.map(async (token) => {
+          while (!stop) await node.api.call('GET', 'auth/token/lookup-self', { token });
+        }),
+      );
+      await sleep(10);
+      const revoker = round % 2 === 0 ? t2 : t1;
+      assert.equal((await revoker.api.call('POST', 'auth/token/revoke', { body: { token: parentToken } })).status, 204);
+      stop = true;
+      await Promise.all(readers);
+      await refusedEverywhere(batches, `round ${round}: batch tokens of a revoked parent`);
+    }
+  });
+
   it('children created on one node while the other revokes their parent do not survive', async () => {
     const [t1, t2] = nodes as [Node, Node];
     for (let round = 0; round < 5; round++) {

@@ -15,6 +15,21 @@ export interface TokenParams {
   token_num_uses: number;
   token_no_default_policy: boolean;
   token_bound_cidrs: string[];
+  /** Vault's token types: "default" (or "default-service") and "service" issue service tokens, "batch" (or "default-batch") batch tokens. */
+  token_type: TokenTypeName;
+}
+
+export const TOKEN_TYPES = ['default', 'service', 'batch', 'default-service', 'default-batch'] as const;
+export type TokenTypeName = (typeof TOKEN_TYPES)[number];
+
+/** Whether a role's token_type issues batch tokens (a role has no caller to choose: the "default-" types are the type). */
+export const issuesBatch = (type: TokenTypeName): boolean => type === 'batch' || type === 'default-batch';
+
+/** Parses a token_type value as Vault's tokenutil does; "" is the default. */
+export function parseTokenType(value: unknown): TokenTypeName {
+  if (value === '') return 'default';
+  if (typeof value === 'string' && (TOKEN_TYPES as readonly string[]).includes(value)) return value as TokenTypeName;
+  throw badRequest(`invalid 'token_type' value ${JSON.stringify(value)}`);
 }
 
 export const tokenFields: Record<string, Field> = {
@@ -29,7 +44,10 @@ export const tokenFields: Record<string, Field> = {
   period: { type: 'duration', description: 'Legacy alias of token_period.' },
   token_num_uses: { type: 'int', description: 'Use limit of the issued tokens; 0 is unlimited.' },
   token_no_default_policy: { type: 'bool', description: 'Do not attach the default policy.' },
-  token_type: { type: 'string', description: 'Only "service" or "default" (batch tokens are not supported).' },
+  token_type: {
+    type: 'string',
+    description: 'Type of the issued tokens: "service", "batch", "default", "default-service" or "default-batch".',
+  },
   token_bound_cidrs: { type: 'string-list', description: 'CIDR blocks the issued tokens may be used from.' },
   bound_cidrs: { type: 'string-list', description: 'Legacy alias of token_bound_cidrs.' },
 };
@@ -42,6 +60,7 @@ export const NO_TOKEN_PARAMS: TokenParams = {
   token_num_uses: 0,
   token_no_default_policy: false,
   token_bound_cidrs: [],
+  token_type: 'default',
 };
 
 /** A list field as roles store it: trimmed, without empty entries. */
@@ -62,6 +81,7 @@ export function tokenParamsOf(record: TokenParams): TokenParams {
     token_num_uses: record.token_num_uses,
     token_no_default_policy: record.token_no_default_policy,
     token_bound_cidrs: record.token_bound_cidrs,
+    token_type: record.token_type,
   };
 }
 
@@ -71,9 +91,6 @@ export function tokenParamsOf(record: TokenParams): TokenParams {
  */
 export function tokenParamsFrom(data: Record<string, unknown>, current: TokenParams = NO_TOKEN_PARAMS): TokenParams {
   const given = (name: string, alias?: string): unknown => data[name] ?? (alias ? data[alias] : undefined);
-  if (data.token_type !== undefined && data.token_type !== 'service' && data.token_type !== 'default') {
-    throw badRequest('only service tokens are supported ("token_type" must be "service" or "default")');
-  }
   const numUses = (given('token_num_uses') as number | undefined) ?? current.token_num_uses;
   if (numUses < 0) throw badRequest('"token_num_uses" cannot be negative');
   const policies = given('token_policies', 'policies');
@@ -89,8 +106,19 @@ export function tokenParamsFrom(data: Record<string, unknown>, current: TokenPar
     token_num_uses: numUses,
     token_no_default_policy: (data.token_no_default_policy as boolean | undefined) ?? current.token_no_default_policy,
     token_bound_cidrs: cidrs === undefined ? current.token_bound_cidrs : cleanList(cidrs),
+    token_type: data.token_type === undefined ? current.token_type : parseTokenType(data.token_type),
   };
   parseCidrs(params.token_bound_cidrs, 'token_bound_cidrs');
+  if (issuesBatch(params.token_type)) {
+    if (params.token_period !== 0) {
+      throw badRequest("'token_type' cannot be 'batch' or 'default_batch' when set to generate periodic tokens");
+    }
+    if (params.token_num_uses !== 0) {
+      throw badRequest(
+        "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with limited use count",
+      );
+    }
+  }
   if (params.token_max_ttl > 0 && params.token_ttl > params.token_max_ttl) {
     throw badRequest('"token_ttl" cannot be greater than "token_max_ttl"');
   }
@@ -102,7 +130,6 @@ export function tokenParamsView(p: TokenParams): Record<string, unknown> {
   return {
     ...p,
     token_explicit_max_ttl: 0,
-    token_type: 'default',
     policies: p.token_policies,
     ttl: p.token_ttl,
     max_ttl: p.token_max_ttl,
@@ -129,6 +156,7 @@ export function loginAuthFrom(
     numUses: p.token_num_uses,
     boundCidrs: p.token_bound_cidrs,
     renewable: true,
+    ...(issuesBatch(p.token_type) ? { tokenType: 'batch' as const } : {}),
   };
 }
 

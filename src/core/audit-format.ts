@@ -165,7 +165,7 @@ function authBlock(
     token_policies: caller.policies,
     metadata: Object.keys(caller.token.meta).length > 0 ? caller.token.meta : null,
     entity_id: caller.entityId,
-    token_type: 'service',
+    token_type: caller.token.type ?? 'service',
     token_issue_time: new Date(caller.token.creationTime * 1000).toISOString(),
   };
 }

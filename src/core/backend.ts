@@ -84,6 +84,8 @@ export interface LoginAuth {
    * handed to the method's renewAuth.
    */
   internal?: Record<string, unknown>;
+  /** "batch" issues a batch token (not stored, not renewable); service tokens otherwise. */
+  tokenType?: 'service' | 'batch';
 }
 
 /** What a method's renewAuth sees: the token's own record of its login. */

@@ -69,6 +69,22 @@ export class Barrier implements Storage {
     return { term: active.term, installTime: active.installTime };
   }
 
+  /**
+   * Vault's barrier Encrypt, for values kept outside storage (batch tokens): sealed under the active term and bound
+   * to `context` as additional data, so a storage entry's ciphertext is never accepted in its place.
+   */
+  encryptValue(context: string, value: Uint8Array): Buffer {
+    return encrypt(this.unsealedKeyring(), context, value);
+  }
+
+  /**
+   * Opens what encryptValue sealed, under any term this node knows (a rotation keeps old terms). Throws for
+   * anything altered, truncated or forged. Never reloads the keyring: a forged term must not cost a storage read.
+   */
+  decryptValue(context: string, sealed: Uint8Array): Buffer {
+    return decrypt(this.unsealedKeyring(), context, sealed);
+  }
+
   keyStatus(): { term: number; installTime: Date } {
     const active = this.unsealedKeyring().active();
     return { term: active.term, installTime: active.installTime };

@@ -113,6 +113,13 @@ export class Core {
         () => this.expiration,
         (path) => this.mounts.match(path)?.prefix,
       ),
+      {
+        sealer: this.barrier,
+        mountAccessorOf: (path) => {
+          const mounted = this.mounts.match(path);
+          return mounted?.table === 'auth' ? mounted.entry.accessor : undefined;
+        },
+      },
     );
     this.invalidation.on(tokenView.prefix, this.tokens.invalidation);
     this.passwordPolicies = new PasswordPolicyStore(new StorageView(this.barrier, 'sys/password_policy/'));

@@ -304,6 +304,11 @@ export class ExpirationManager {
     }
   }
 
+  /** The hashes of the tokens that own leases (auth/token/tidy looks for owners that no longer exist). */
+  async leaseOwners(): Promise<string[]> {
+    return (await this.storage.list('token/')).map((key) => key.replace(/\/$/, ''));
+  }
+
   /** Lease ids under a prefix, as sys/leases/lookup/<prefix> lists them: one level. */
   async listPrefix(prefix: string): Promise<string[]> {
     return this.storage.list(`id/${prefix}`);

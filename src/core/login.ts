@@ -21,10 +21,11 @@ export async function issueLoginToken(
   const period = login.period ?? 0;
   const { ttl, maxTtl } = resolveTtl({ ttl: login.ttl, maxTtl: login.maxTtl }, mounted.entry.config);
   if (login.boundCidrs) parseCidrs(login.boundCidrs, 'token_bound_cidrs');
-  const { token, entry } = await core.tokens.create({
+  const spec = {
     policies: login.policies.map((p) => p.toLowerCase()),
     meta: login.metadata ?? {},
-    displayName: `${mounted.entry.path.replace(/\/+$/, '').replace(/\//g, '-')}-${login.displayName}`,
+    // Vault's: the mount path with "/" as "-", then the method's name for who logged in, no trailing "-".
+    displayName: `${mounted.entry.path.replace(/\/+$/, '').replace(/\//g, '-')}-${login.displayName}`.replace(/-$/, ''),
     numUses: login.numUses ?? 0,
     ttl: period > 0 ? period : ttl,
     // A periodic token lives by renewal: only an explicit max TTL of the login bounds it.
@@ -35,7 +36,13 @@ export async function issueLoginToken(
     path: `${mounted.prefix}${request.path.replace(/\/+$/, '')}`,
     ...(login.boundCidrs && login.boundCidrs.length > 0 ? { boundCidrs: login.boundCidrs } : {}),
     ...(login.internal ? { internal: login.internal } : {}),
-  });
+  };
+  if (login.tokenType === 'batch') {
+    // Not stored, not renewable, no use limit or period (the role refused those); it ends at its TTL.
+    const { token, entry } = await core.tokens.createBatch({ ...spec, numUses: 0, period: 0, renewable: false });
+    return authView(entry, token);
+  }
+  const { token, entry } = await core.tokens.create(spec);
   return authView(entry, token);
 }
 

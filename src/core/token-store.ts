@@ -1,5 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { InvalidationHandler } from './invalidation.js';
+import {
+  type BatchContext,
+  type BatchIssuing,
+  isBatchToken,
+  issueBatchToken,
+  lookupBatchToken,
+} from './batch-tokens.js';
 import { badRequest, permissionDenied } from './errors.js';
 import { KeyLocks } from './key-locks.js';
 import type { Storage, StorageOp } from './storage.js';
@@ -27,6 +34,10 @@ export interface TokenEntry {
   boundCidrs?: string[];
   /** What the auth method that issued it needs on a renewal (LoginAuth.internal); never shown. */
   internal?: Record<string, unknown>;
+  /** Only batch tokens say so (they are never stored: see batch-tokens.ts); every stored entry is a service token. */
+  type?: 'batch';
+  /** The token role it was created against (auth/token/create/:role_name). */
+  role?: string;
 }
 
 /** The request that takes a token's last use still runs; the token is revoked once it is done. */
@@ -49,6 +60,7 @@ export interface NewToken {
   id?: string;
   boundCidrs?: string[];
   internal?: Record<string, unknown>;
+  role?: string;
 }
 
 /** What the core does around a token's life: a token with an expiry is a lease of the expiration manager. */
@@ -96,6 +108,8 @@ export class TokenStore {
     /** The same entries without any read cache, for checks that must see another node's latest commit. */
     private readonly fresh: Storage,
     private readonly lifecycle: TokenLifecycle,
+    /** Seals batch tokens (the barrier's keyring); without it none is issued or accepted. */
+    private readonly batchIssuing?: BatchIssuing,
   ) {}
 
   /** Forgets every cached entry and token (on seal, and before loading). */
@@ -138,6 +152,9 @@ export class TokenStore {
     if (spec.id !== undefined && spec.id.length > MAX_TOKEN_LENGTH) {
       throw badRequest(`token id must be at most ${MAX_TOKEN_LENGTH} characters`);
     }
+    // Such an id would be read as a batch token and never found.
+    if (spec.id !== undefined && isBatchToken(spec.id))
+      throw badRequest("custom token ID cannot have the 'cvb.' prefix");
     const token = spec.id ?? TOKEN_PREFIX + randomBytes(24).toString('base64url');
     const hash = this.hashOf(token);
     if (spec.id !== undefined && (await this.lookupByHash(hash))) throw badRequest('token already exists');
@@ -179,6 +196,7 @@ export class TokenStore {
       path: spec.path,
       ...(spec.boundCidrs && spec.boundCidrs.length > 0 ? { boundCidrs: spec.boundCidrs } : {}),
       ...(spec.internal ? { internal: spec.internal } : {}),
+      ...(spec.role ? { role: spec.role } : {}),
     };
     const ops: StorageOp[] = [
       { op: 'put', key: `id/${hash}`, value: jsonBytes(entry) },
@@ -200,8 +218,19 @@ export class TokenStore {
     return { token, entry };
   }
 
+  /** Issues a batch token (not stored): the spec's TTL must be resolved, and its parent live. */
+  async createBatch(spec: NewToken): Promise<{ token: string; entry: TokenEntry }> {
+    const ctx = this.batchContext();
+    if (!ctx) throw badRequest('batch tokens are not available');
+    return issueBatchToken(ctx, spec);
+  }
+
   /** The live entry for a token string, or undefined for unknown, expired, used-up or revoked tokens. */
   async lookup(token: string): Promise<TokenEntry | undefined> {
+    if (typeof token === 'string' && isBatchToken(token)) {
+      const ctx = this.batchContext();
+      return ctx ? lookupBatchToken(ctx, token) : undefined;
+    }
     if (typeof token !== 'string' || token === '' || token.length > MAX_TOKEN_LENGTH) return undefined;
     const memo = this.hashMemo.get(token);
     const hash = memo ?? this.hashOf(token);
@@ -305,6 +334,82 @@ export class TokenStore {
     return out;
   }
 
+  /**
+   * Revokes, with their children, the stored tokens whose creation path is `prefix` or under it (as a lease ID
+   * prefix: "auth/token/create" covers auth/token/create/<role>, not auth/token/create-orphan). Tokens with an
+   * expiry are leases and go with sys/leases/revoke-prefix already; this finds the ones without. Returns how many.
+   */
+  async revokeByPath(prefix: string): Promise<number> {
+    const under = prefix.replace(/\/+$/, '') + '/';
+    let revoked = 0;
+    for (const hash of await this.storage.list('id/')) {
+      const entry = await this.current(hash);
+      if (entry && `${entry.path.replace(/\/+$/, '')}/`.startsWith(under)) {
+        await this.revokeTree(hash);
+        revoked++;
+      }
+    }
+    return revoked;
+  }
+
+  /**
+   * auth/token/tidy: repairs what an interrupted write or revocation can leave behind. An accessor index naming no
+   * entry, a child index naming no entry, an entry without its accessor index (written back after its deletion),
+   * a revocation left pending, an expired token: each is finished or removed. A child whose parent is gone becomes
+   * an orphan, as in Vault.
+   */
+  async tidy(): Promise<{ accessors: number; children: number; entries: number; revocations: number }> {
+    const counts = { accessors: 0, children: 0, entries: 0, revocations: 0 };
+    // Every check reads past the caches: what tidy removes must really be gone, also on another node.
+    const indexed = async (hash: string): Promise<TokenEntry | undefined> => {
+      const entry = await getJson<TokenEntry>(this.fresh, `id/${hash}`);
+      const named = entry ? await this.fresh.get(`accessor/${this.hashOf(entry.accessor)}`) : undefined;
+      return named && Buffer.from(named).toString('utf8') === hash ? entry : undefined;
+    };
+    for (const key of await this.storage.list('accessor/')) {
+      const named = await this.fresh.get(`accessor/${key}`);
+      const hash = named ? Buffer.from(named).toString('utf8') : '';
+      if (!hash || !(await getJson<TokenEntry>(this.fresh, `id/${hash}`))) {
+        await this.storage.delete(`accessor/${key}`);
+        counts.accessors++;
+      }
+    }
+    for (const hash of await this.storage.list('id/')) {
+      const stored = await getJson<TokenEntry>(this.fresh, `id/${hash}`);
+      if (!stored) continue;
+      if (!(await indexed(hash))) {
+        await this.storage.delete(`id/${hash}`);
+        counts.entries++;
+      } else if (stored.numUses === REVOCATION_PENDING) {
+        await this.revokeTree(hash);
+        counts.revocations++;
+      } else await this.lookupByHash(hash); // revokes it if it has expired
+    }
+    for (const parent of await this.storage.list('parent/')) {
+      const parentHash = parent.replace(/\/$/, '');
+      const parentLive = (await indexed(parentHash)) !== undefined;
+      for (const child of await this.storage.list(`parent/${parentHash}/`)) {
+        const entry = await indexed(child);
+        if (entry && !parentLive) {
+          await this.locks.run(child, async () => {
+            const current = await this.current(child);
+            if (current && current.parentHash === parentHash) await this.write({ ...current, parentHash: '' });
+          });
+        }
+        if (!entry || !parentLive) {
+          await this.storage.delete(`parent/${parentHash}/${child}`);
+          counts.children++;
+        }
+      }
+    }
+    return counts;
+  }
+
+  /** Whether a token has an entry at all (also while used up or being revoked): tidy leaves its leases alone. */
+  async exists(hash: string): Promise<boolean> {
+    return (await this.current(hash)) !== undefined;
+  }
+
   /** Sizes of the in-memory state, for metrics and tests: it must not grow with junk. */
   stats(): { cachedEntries: number; rememberedTokens: number; revokedRecently: number } {
     return { cachedEntries: this.cache.size, rememberedTokens: this.hashMemo.size, revokedRecently: this.revoked.size };
@@ -383,6 +488,17 @@ export class TokenStore {
   private async write(entry: TokenEntry): Promise<void> {
     await this.storage.put(`id/${entry.hash}`, jsonBytes(entry));
     this.remember(entry);
+  }
+
+  private batchContext(): BatchContext | undefined {
+    const issuing = this.batchIssuing;
+    if (!issuing) return undefined;
+    return {
+      sealer: issuing.sealer,
+      mountAccessorOf: (path) => issuing.mountAccessorOf(path),
+      lookupByHash: (hash) => this.lookupByHash(hash),
+      hashOf: (token) => this.hashOf(token),
+    };
   }
 
   private remember(entry: TokenEntry): void {

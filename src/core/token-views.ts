@@ -23,8 +23,10 @@ export function lookupView(entry: TokenEntry, token: string | undefined): Record
     period: entry.period || undefined,
     policies: entry.policies,
     renewable: entry.renewable && entry.creationTtl > 0,
+    ...(entry.role ? { role: entry.role } : {}),
+    ...(entry.boundCidrs && entry.boundCidrs.length > 0 ? { bound_cidrs: entry.boundCidrs } : {}),
     ttl,
-    type: 'service',
+    type: entry.type ?? 'service',
   };
 }
 
@@ -40,7 +42,7 @@ export function authView(entry: TokenEntry, token: string): AuthInfo {
     lease_duration: ttl,
     renewable: entry.renewable && entry.creationTtl > 0,
     entity_id: '',
-    token_type: 'service',
+    token_type: entry.type ?? 'service',
     orphan: entry.parentHash === '',
     num_uses: entry.numUses,
   };

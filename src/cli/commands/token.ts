@@ -99,11 +99,20 @@ export function registerTokenCommands(program: Command): void {
       output.secret(secret);
     });
 
-  apiCommand(token, 'revoke [token]', 'Revoke a token and its children (or only the token: -mode=orphan)', false)
+  apiCommand(
+    token,
+    'revoke [token]',
+    'Revoke a token and its children (only the token: -mode=orphan; every token created under a path: -mode=path)',
+    false,
+  )
     .option('--self', 'revoke the token in use')
     .option('--accessor', 'the argument is a token accessor, not a token')
     .addOption(
-      new Option('--mode <mode>', 'orphan: revoke only this token, its children become orphans').choices(['orphan']),
+      new Option(
+        '--mode <mode>',
+        'orphan: revoke only this token, its children become orphans; path: the argument is a creation path ' +
+          '(e.g. auth/token/create/my-role) and every token created under it is revoked',
+      ).choices(['orphan', 'path']),
     )
     .action(
       async (arg: string | undefined, flags: CommonFlags & { self?: boolean; accessor?: boolean; mode?: string }) => {
@@ -117,6 +126,9 @@ export function registerTokenCommands(program: Command): void {
         } else if (flags.accessor) {
           if (flags.mode) throw usageError('-accessor cannot be combined with -mode');
           await client.write('auth/token/revoke-accessor', { accessor: arg }, 'POST');
+        } else if (flags.mode === 'path') {
+          // As Vault's CLI: tokens are leases under their creation path.
+          await client.write(`sys/leases/revoke-prefix/${arg.replace(/^\/+/, '')}`, {}, 'PUT');
         } else if (flags.mode === 'orphan') {
           await client.write('auth/token/revoke-orphan', { token: arg }, 'POST');
         } else {

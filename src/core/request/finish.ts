@@ -41,7 +41,9 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
       secret,
       ttl,
       maxTtl,
-      tokenHash: request.caller?.tokenId ?? '',
+      // A batch token is never stored: its leases belong to its parent (none for an orphan), as in Vault.
+      tokenHash:
+        request.caller?.token.type === 'batch' ? request.caller.token.parentHash : (request.caller?.tokenId ?? ''),
       tokenExpireTime: request.caller?.token.expireTime ?? 0,
     });
     response.lease = {

@@ -27,7 +27,11 @@ export function eventPaths(core: Core): PathRecord[] {
                 yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
                 continue;
               }
-              const token = await core.tokens.lookupByHash(caller.tokenId);
+              // A batch token is not stored: it is checked again as a whole (its expiry, its parent).
+              const token =
+                caller.token.type === 'batch'
+                  ? await core.tokens.lookup(caller.clientToken)
+                  : await core.tokens.lookupByHash(caller.tokenId);
               if (!token) {
                 yield { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
                 return;

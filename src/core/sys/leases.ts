@@ -42,14 +42,25 @@ export function leasePaths(core: Core): PathRecord[] {
     return undefined;
   };
 
+  /**
+   * Under auth/, a prefix names the creation path of tokens (auth/token/create/<role>, auth/userpass/login/…):
+   * tokens with an expiry are leases and go with the others; the tokens without one (root tokens) are found in
+   * the token store, so that every token created there is revoked, as in Vault.
+   */
+  const revokeAll = async (prefix: string): Promise<void> => {
+    await leases.revokePrefix(prefix);
+    if (prefix.startsWith('auth/')) await core.tokens.revokeByPath(prefix);
+  };
+
   const revokePrefix = (force: boolean) => async (req: Request) => {
     const prefix = req.params.prefix ?? '';
     if (prefix === '') throw badRequest('prefix must be specified');
     if (!force && req.data.sync === false) {
-      void leases.revokePrefix(prefix).catch(() => undefined);
+      void revokeAll(prefix).catch(() => undefined);
       return { status: 202, data: null };
     }
-    await leases.revokePrefix(prefix, force);
+    if (force) await leases.revokePrefix(prefix, true);
+    else await revokeAll(prefix);
     return undefined;
   };
 
