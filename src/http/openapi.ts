@@ -29,8 +29,13 @@ const VERB: Record<Operation, string> = {
  */
 export function template(prefix: string, pattern: string): { path: string; params: string[] } | undefined {
   const params: string[] = [];
-  const path = (prefix + pattern)
-    .replace(/\(\?:([^()]*(?:\([^()]*\)[^()]*)*)\)\?/g, '$1')
+  // Innermost optional groups first, until none is left: a name pattern may nest one inside a parameter.
+  let expanded = prefix + pattern;
+  for (let previous = ''; previous !== expanded;) {
+    previous = expanded;
+    expanded = expanded.replace(/\(\?:([^()]*(?:\([^()]*\)[^()]*)*)\)\?/g, '$1');
+  }
+  const path = expanded
     .replace(/\(\?<(\w+)>[^)]*\)/g, (_m, name: string) => {
       params.push(name);
       return `{${name}}`;
