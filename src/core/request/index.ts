@@ -1,9 +1,10 @@
 import type { AuditEvent } from '../audit-format.js';
 import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { notFound, sealedError } from '../errors.js';
+import { badRequest, notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
-import { authenticate, authorize, requestParams } from './authorise.js';
+import { validateWrappingToken, wrapResponse } from '../wrapping.js';
+import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { completeResponse, reportChange } from './finish.js';
 import { type IncomingRequest, operationOf, route, routedPath, settleOperation, validateApiPath } from './route.js';
@@ -33,10 +34,14 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   const path = routedPath(req, asked);
   const { mounted, route: found } = route(core, path);
   if (core.sealed && !found?.record.whileSealed) throw sealedError();
+  const wrapTtl = req.wrapTtl ?? 0;
+  // Wrapping needs the token store and the cubbyhole: refused before anything runs (sys/init's keys must not be
+  // generated only to be lost).
+  if (wrapTtl > 0 && core.sealed) throw badRequest('response wrapping is not available while Vault is sealed');
   if (!found) {
     // Authorised first: only a caller that may use the path hears that nothing serves it.
     const token = await authenticate(core, req.token, req.remoteAddress);
-    const check = { path, operation: asked, sudo: false, params: requestParams(req, asked) };
+    const check = { path, operation: asked, sudo: false, params: requestParams(req, asked), wrapTtl };
     await authorize(core, token, req.token!, check);
     throw notFound(mounted ? 'unsupported path' : `no handler for route "${req.path}". route entry not found.`);
   }
@@ -53,6 +58,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     mountPoint: found.mounted.prefix,
     requestId: req.requestId,
     remoteAddress: req.remoteAddress ?? '',
+    wrapTtl,
   };
   const audited = !core.sealed && !record.noAudit;
   const event: AuditEvent = {
@@ -70,14 +76,19 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   };
   let requestLogged = false;
   try {
+    // The wrapping token of sys/wrapping/{lookup,unwrap,rewrap} is checked first, as Vault does: a used or
+    // unknown one is the same 400 whoever asks.
+    if (record.wrappingToken) request.wrapping = await validateWrappingToken(core, req.body, req.token);
     // Authorise: the token is checked before anything else touches the request.
     const token = record.unauthenticated ? undefined : await authenticate(core, req.token, req.remoteAddress);
+    // The existence check may need to know whose path it is (a cubbyhole is the caller's own); it only reads.
+    if (token) request.caller = describeCaller(token, req.token!);
     await settleOperation(record, request);
     const operation = (event.operation = request.operation);
     if (token) {
       const check = record.anyToken
         ? undefined
-        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation) };
+        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation), wrapTtl };
       request.caller = event.caller = await authorize(core, token, req.token!, check);
     }
     // Dispatch: 405 and field errors only now, after authorisation.
@@ -95,6 +106,14 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
     await reportChange(core, found.mounted, path, record, request, response);
+    // Wrapped after the request is done and before it is audited: the audit entry shows wrap_info, as Vault's.
+    const mountType = found.mounted.entry.type;
+    response = await wrapResponse(core, response, {
+      requestTtl: wrapTtl,
+      requestPath: path,
+      requestId: req.requestId,
+      mountType,
+    });
     if (audited) await auditResponse(core, event, response);
     return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
   } catch (err) {

@@ -9,6 +9,7 @@ import { mountPaths } from './mounts.js';
 import { policyPaths } from './policies.js';
 import { sealPaths } from './seal.js';
 import { snapshotPaths } from './snapshot.js';
+import { wrappingPaths } from './wrapping.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -24,6 +25,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...leasePaths(core),
       ...passwordPolicyPaths(core.passwordPolicies),
       ...snapshotPaths(core),
+      ...wrappingPaths(core),
     ],
   };
 }
