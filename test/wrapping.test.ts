@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { enableFileAudit, startServer, until, writeOk, type InProcessServer } from './support.js';
+import { enableFileAudit, runCli, startServer, until, writeOk, type InProcessServer } from './support.js';
 
 const INVALID = 'wrapping token is not valid or does not exist';
 
@@ -213,6 +213,43 @@ describe('response wrapping', () => {
     const unwrapped = await unwrapOther(second.token);
     assert.equal(unwrapped.status, 200, unwrapped.text);
     assert.deepEqual(unwrapped.body.data, { fruit: 'quince', n: 3 });
+  });
+
+  it('cofre -wrap-ttl prints wrap_info as Vault’s CLI does, and cofre unwrap gives the answer once', async () => {
+    const got = await runCli(srv.url, srv.rootToken, 'kv', 'get', '-wrap-ttl=60s', 'secret/app');
+    assert.equal(got.code, 0, got.out);
+    assert.doesNotMatch(got.out, /kv-wrapped-value/);
+    for (const key of ['wrapping_token', 'wrapping_accessor', 'wrapping_token_creation_time']) {
+      assert.match(got.out, new RegExp(`^${key} `, 'm'), got.out);
+    }
+    assert.match(got.out, /^wrapping_token_ttl\s+1m$/m);
+    assert.match(got.out, /^wrapping_token_creation_path\s+secret\/data\/app$/m);
+    const token = /^wrapping_token\s+(\S+)$/m.exec(got.out)![1]!;
+
+    const unwrapped = await runCli(srv.url, srv.rootToken, 'unwrap', token);
+    assert.equal(unwrapped.code, 0, unwrapped.out);
+    assert.match(unwrapped.out, /kv-wrapped-value-7f3a/);
+    const again = await runCli(srv.url, srv.rootToken, 'unwrap', token);
+    assert.equal(again.code, 1);
+    assert.match(again.out, /wrapping token is not valid or does not exist/);
+
+    const created = await runCli(srv.url, srv.rootToken, 'token', 'create', '-wrap-ttl=5m', '-format=json');
+    assert.equal(created.code, 0, created.out);
+    const info = JSON.parse(created.out).wrap_info;
+    assert.equal(info.ttl, 300);
+    assert.equal(typeof info.wrapped_accessor, 'string');
+    // The wrapping token as the command's own token: `VAULT_TOKEN=... vault unwrap`.
+    const self = await runCli(srv.url, info.token, 'unwrap', '-field=token_accessor');
+    assert.equal(self.code, 0, self.out);
+    assert.equal(self.out, info.wrapped_accessor);
+
+    const field = await runCli(srv.url, srv.rootToken, 'write', '-field=wrapping_token', 'sys/wrapping/wrap', 'a=b');
+    assert.equal(field.code, 0, field.out);
+    assert.match(field.out, /^cvs\./, 'sys/wrapping/wrap is wrapped for 5m by default, as Vault’s client does');
+    const lookup = await srv.api.call('PUT', 'sys/wrapping/lookup', { body: { token: field.out } });
+    assert.equal(lookup.body.data.creation_ttl, 300);
+    const bogus = await runCli(srv.url, srv.rootToken, 'read', '-wrap-ttl=whenever', 'secret/data/app');
+    assert.equal(bogus.code, 2, bogus.out);
   });
 
   it('the audit log shows wrap_info with the token HMAC’d, never the wrapped secret; unwrap is on record', async () => {
