@@ -124,6 +124,10 @@ describe('response wrapping', () => {
       assert.equal(lookup.body.data.creation_path, 'secret/data/app');
       assert.equal(lookup.body.data.creation_time, info.creation_time);
     }
+    const byQuery = await srv.api.call('GET', `sys/wrapping/lookup?token=${encodeURIComponent(info.token)}`, {
+      token: '',
+    });
+    assert.equal(byQuery.status, 200, byQuery.text);
     const asHolder = await srv.api.call('GET', 'sys/wrapping/lookup', { token: info.token });
     assert.equal(asHolder.status, 200, asHolder.text);
     assert.equal((await unwrapSelf(info.token)).status, 200, 'still unwraps after the lookups');
@@ -173,6 +177,10 @@ describe('response wrapping', () => {
       assert.doesNotMatch(res.text, /client_token|cvs\./);
     }
     assert.equal(await count(), before, 'no token was created, and no wrapping token either');
+    // As Vault's HTTP layer answers them itself: a client sending VAULT_WRAP_TTL everywhere still reads status.
+    const status = await wrapped('GET', 'sys/seal-status', '60s');
+    assert.equal(status.status, 200, status.text);
+    assert.equal(status.body.sealed, false);
     const zero = await wrapped('GET', 'secret/data/app', '0');
     assert.equal(zero.body.wrap_info, null, 'a wrap TTL of 0 asks for no wrapping, as in Vault');
   });

@@ -1,13 +1,21 @@
 import type { AuditEvent } from '../audit-format.js';
 import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { badRequest, notFound, sealedError } from '../errors.js';
+import { notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
 import { validateWrappingToken, wrapResponse } from '../wrapping.js';
 import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { completeResponse, reportChange } from './finish.js';
-import { type IncomingRequest, operationOf, route, routedPath, settleOperation, validateApiPath } from './route.js';
+import {
+  type IncomingRequest,
+  operationOf,
+  queryFields,
+  route,
+  routedPath,
+  settleOperation,
+  validateApiPath,
+} from './route.js';
 
 export type { HttpVerb, IncomingRequest } from './route.js';
 export { validateApiPath } from './route.js';
@@ -34,10 +42,9 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   const path = routedPath(req, asked);
   const { mounted, route: found } = route(core, path);
   if (core.sealed && !found?.record.whileSealed) throw sealedError();
-  const wrapTtl = req.wrapTtl ?? 0;
-  // Wrapping needs the token store and the cubbyhole: refused before anything runs (sys/init's keys must not be
-  // generated only to be lost).
-  if (wrapTtl > 0 && core.sealed) throw badRequest('response wrapping is not available while Vault is sealed');
+  // The paths served while sealed (init, unseal, seal status, health) are never wrapped, as in Vault, where the
+  // HTTP layer answers them itself: a client that sends VAULT_WRAP_TTL with every request still reads its status.
+  const wrapTtl = found?.record.whileSealed ? 0 : (req.wrapTtl ?? 0);
   if (!found) {
     // Authorised first: only a caller that may use the path hears that nothing serves it.
     const token = await authenticate(core, req.token, req.remoteAddress);
@@ -78,7 +85,10 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   try {
     // The wrapping token of sys/wrapping/{lookup,unwrap,rewrap} is checked first, as Vault does: a used or
     // unknown one is the same 400 whoever asks.
-    if (record.wrappingToken) request.wrapping = await validateWrappingToken(core, req.body, req.token);
+    if (record.wrappingToken) {
+      const named = asked === 'read' ? queryFields(req.query) : req.body;
+      request.wrapping = await validateWrappingToken(core, named, req.token);
+    }
     // Authorise: the token is checked before anything else touches the request.
     const token = record.unauthenticated ? undefined : await authenticate(core, req.token, req.remoteAddress);
     // The existence check may need to know whose path it is (a cubbyhole is the caller's own); it only reads.
