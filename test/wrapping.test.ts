@@ -181,6 +181,11 @@ describe('response wrapping', () => {
     const status = await wrapped('GET', 'sys/seal-status', '60s');
     assert.equal(status.status, 200, status.text);
     assert.equal(status.body.sealed, false);
+    const tokens = await count();
+    const leader = await srv.api.call('GET', 'sys/leader', { token: '', headers: { 'x-vault-wrap-ttl': '60s' } });
+    assert.equal(leader.status, 200, leader.text);
+    assert.equal(leader.body.wrap_info, undefined);
+    assert.equal(await count(), tokens, 'an anonymous client cannot make the server mint wrapping tokens');
     const zero = await wrapped('GET', 'secret/data/app', '0');
     assert.equal(zero.body.wrap_info, null, 'a wrap TTL of 0 asks for no wrapping, as in Vault');
   });

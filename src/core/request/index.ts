@@ -118,8 +118,11 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     await reportChange(core, found.mounted, path, record, request, response);
     // Wrapped after the request is done and before it is audited: the audit entry shows wrap_info, as Vault's.
     const mountType = found.mounted.entry.type;
+    // An unauthenticated raw answer (sys/leader) is Vault's HTTP layer's own, never wrapped: and no anonymous
+    // client can make the server mint tokens and write storage at will by asking.
+    const raw = record.unauthenticated === true && response?.rawBody !== undefined;
     response = await wrapResponse(core, response, {
-      requestTtl: wrapTtl,
+      requestTtl: raw ? 0 : wrapTtl,
       requestPath: path,
       requestId: req.requestId,
       mountType,
