@@ -384,6 +384,30 @@ describe('the cubbyhole', () => {
     assert.equal((await srv.api.call('GET', 'cubbyhole/one', { token })).status, 403);
   });
 
+  it('writes racing the token’s revocation leave nothing behind', async () => {
+    // An audit device puts a durable write between a request's authorisation and its handler: a wider window.
+    await enableFileAudit(srv.api, join(srv.dir, 'race-audit.log'));
+    let refused = 0;
+    for (let round = 0; round < 6; round++) {
+      const token = await newToken();
+      // Writers that keep writing until the token is refused, while it is revoked under them.
+      const writer = async (w: number): Promise<void> => {
+        for (let i = 0; ; i++) {
+          const res = await srv.api.call('PUT', `cubbyhole/race/${w}/${i}`, { token, body: { v: i } });
+          if (res.status === 403) return void refused++;
+          assert.equal(res.status, 204, res.text);
+        }
+      };
+      const writers = Array.from({ length: 8 }, (_, w) => writer(w));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      assert.equal((await srv.api.call('POST', 'auth/token/revoke', { body: { token } })).status, 204);
+      await Promise.all(writers);
+      assert.deepEqual(await rowsOf(token), [], `round ${round}`);
+    }
+    assert.equal(refused, 6 * 8);
+    await srv.api.call('DELETE', 'sys/audit/file');
+  });
+
   it('a parent’s revocation and a token’s expiry destroy the cubbyholes too', async () => {
     await writeOk(srv.api, 'sys/policies/acl/creator', {
       policy: 'path "auth/token/create" { capabilities = ["update"] }',

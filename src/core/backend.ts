@@ -177,6 +177,11 @@ export interface SystemView {
   generatePassword(policyName?: string): Promise<string>;
   /** The mount's TTLs after tune and system defaults, in seconds. */
   leaseTtls(): { defaultTtl: number; maxTtl: number };
+  /**
+   * Whether the token with this hash is neither revoked nor being revoked, read past every cache (another node
+   * may be revoking it). What a write keyed by its caller's token checks after writing (the cubbyhole).
+   */
+  tokenLive?(tokenHash: string): Promise<boolean>;
 }
 
 export interface LeaseInfo {

@@ -409,6 +409,7 @@ export class Core {
   private systemView(entry: MountEntry): SystemView {
     return {
       generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
+      tokenLive: (tokenHash) => this.tokens.stillLive(tokenHash),
       leaseTtls: () => {
         const { ttl, maxTtl } = resolveTtl({ ttl: 0, maxTtl: 0 }, entry.config);
         return { defaultTtl: ttl, maxTtl };

@@ -1,6 +1,6 @@
 import type { Response, WrappingToken } from './backend.js';
 import type { Core } from './core.js';
-import { CUBBYHOLE_PATH, cubbyholeKey } from './cubbyhole.js';
+import { CUBBYHOLE_PATH, cubbyholeKey, destroyCubbyhole } from './cubbyhole.js';
 import { envelope } from './envelope.js';
 import { badRequest, CofreError } from './errors.js';
 import { RESPONSE_WRAPPING_POLICY_NAME } from './policy/builtin.js';
@@ -85,8 +85,12 @@ export async function wrapResponse(
       { op: 'put', key: cubbyholeKey(entry.hash, RESPONSE_KEY), value: jsonBytes({ response: body }) },
       { op: 'put', key: cubbyholeKey(entry.hash, WRAPINFO_KEY), value: jsonBytes(info) },
     ]);
+    // Revoked meanwhile (its lease's prefix revoked by an unmount, say): its cubbyhole may have been destroyed
+    // before the answer landed, and the answer must not outlive the token.
+    if (!(await core.tokens.stillLive(entry.hash))) throw invalidWrappingToken();
   } catch (err) {
     await core.tokens.revokeTree(entry.hash).catch(() => undefined);
+    await destroyCubbyhole(cubbyhole(core), entry.hash).catch(() => undefined);
     throw err;
   }
   return {

@@ -55,6 +55,18 @@ describe('cubbyhole engine', () => {
     assert.equal((await cubby.call('read', 'dir/deep', { caller: a })).status, 404);
   });
 
+  it('a write whose token was revoked while it was on its way takes itself back', async () => {
+    // The revocation destroyed the cubbyhole between the write's authorisation and its landing.
+    const system = { ...kvSystemView, tokenLive: async () => false };
+    const late = new Harness(
+      await cubbyholeFactory({ storage, mountPoint: 'cubbyhole/', options: {}, system }),
+      storage,
+    );
+    const res = await late.call('write', 'late', { caller: a, body: { v: 1 } });
+    assert.equal(res.status, 403);
+    assert.equal(await storage.get(cubbyholeKey(a.tokenId, 'late')), undefined);
+  });
+
   it('destroying a token’s cubbyhole removes all of it, nested folders too, and nothing of another’s', async () => {
     await cubby.call('write', 'one/two/three', { caller: a, body: { v: 3 } });
     await destroyCubbyhole(storage, a.tokenId);

@@ -1,4 +1,4 @@
-import type { BackendFactory, PathRecord, Request, Response } from '../../core/backend.js';
+import type { BackendFactory, PathRecord, Request, Response, SystemView } from '../../core/backend.js';
 import { cubbyholeKey } from '../../core/cubbyhole.js';
 import { badRequest, notFound, permissionDenied } from '../../core/errors.js';
 import { getJson, putJson } from '../../core/storage-view.js';
@@ -9,7 +9,7 @@ import { getJson, putJson } from '../../core/storage-view.js';
  * src/core/cubbyhole.ts): no path can name another token's entries, and a listing sees only the caller's. The
  * token store destroys a token's cubbyhole when the token is revoked or expires.
  */
-export const cubbyholeFactory: BackendFactory = () => ({ type: 'cubbyhole', paths: cubbyholePaths() });
+export const cubbyholeFactory: BackendFactory = (ctx) => ({ type: 'cubbyhole', paths: cubbyholePaths(ctx.system) });
 
 /** The caller's own storage key for the request path; a cubbyhole has no meaning without a token. */
 function ownKey(req: Request, path = req.path): string {
@@ -18,7 +18,7 @@ function ownKey(req: Request, path = req.path): string {
   return cubbyholeKey(tokenHash, path);
 }
 
-function cubbyholePaths(): PathRecord[] {
+function cubbyholePaths(system: SystemView): PathRecord[] {
   const read = async (req: Request): Promise<Response> => {
     if (req.path === '') throw badRequest('missing path');
     const data = await getJson<Record<string, unknown>>(req.storage, ownKey(req));
@@ -30,7 +30,14 @@ function cubbyholePaths(): PathRecord[] {
     if (req.path === '') throw badRequest('missing path');
     if (req.path.endsWith('/')) throw badRequest("cannot write to a path ending in '/'");
     if (Object.keys(req.raw).length === 0) throw badRequest('missing data fields');
-    await putJson(req.storage, ownKey(req), req.raw);
+    const key = ownKey(req);
+    await putJson(req.storage, key, req.raw);
+    // A revocation that began while this write was on its way may have destroyed the cubbyhole before the write
+    // landed: the revocation marks the token first, so the write sees the mark here and takes itself back.
+    if (system.tokenLive && !(await system.tokenLive(req.caller!.tokenId))) {
+      await req.storage.delete(key);
+      throw permissionDenied('permission denied: invalid or expired token');
+    }
     return undefined;
   };
 
