@@ -172,6 +172,25 @@ describe('response wrapping', () => {
     assert.equal(unwrapped.status, 200, unwrapped.text);
   });
 
+  it('no token but a wrapping token gets the response-wrapping policy: none can pass for one', async () => {
+    const forged = await srv.api.call('POST', 'auth/token/create', {
+      body: { policies: ['response-wrapping'], no_default_policy: true },
+    });
+    assert.deepEqual([forged.status, forged.body], [400, { errors: ['cannot assign policy "response-wrapping"'] }]);
+    const mixed = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['Response-Wrapping'] } });
+    assert.equal(mixed.status, 400, mixed.text);
+    await writeOk(srv.api, 'auth/approle/role/forger', { token_policies: ['response-wrapping'] });
+    const roleId = (await srv.api.call('GET', 'auth/approle/role/forger/role-id')).body.data.role_id as string;
+    const secretId = (await srv.api.call('POST', 'auth/approle/role/forger/secret-id', { body: {} })).body.data
+      .secret_id as string;
+    const login = await srv.api.call('POST', 'auth/approle/login', {
+      token: '',
+      body: { role_id: roleId, secret_id: secretId },
+    });
+    assert.equal(login.status, 400, login.text);
+    assert.doesNotMatch(login.text, /client_token/);
+  });
+
   it('a failing request is not wrapped, and a bad wrap TTL refuses the request before it runs', async () => {
     const missing = await wrapped('GET', 'secret/data/nothing-here', '60s');
     assert.equal(missing.status, 404);

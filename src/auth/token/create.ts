@@ -1,5 +1,6 @@
 import type { Field, Request, Response } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
+import { assertAssignable } from '../../core/policy/builtin.js';
 import { setOwn } from '../../core/own-keys.js';
 import { authView } from '../../core/token-views.js';
 import type { TokenEntry, TokenStore } from '../../core/token-store.js';
@@ -60,6 +61,7 @@ export async function createToken(
   if (root && !parentIsRoot) throw badRequest('root tokens may not be created by a non-root token');
   if (!root && d.no_default_policy !== true && !policies.includes('default')) policies.push('default');
   if (d.no_default_policy === true) policies = policies.filter((p) => p !== 'default');
+  assertAssignable(policies);
 
   const period = (d.period as number | undefined) ?? 0;
   // A periodic token can live forever by renewing: as in Vault, only root or sudo may mint one.

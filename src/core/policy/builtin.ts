@@ -102,6 +102,18 @@ path "sys/wrapping/unwrap" {
 }
 `;
 
+/**
+ * Vault's non-assignable policies: no token is created with `response-wrapping` but a wrapping token. Anyone
+ * else holding one could pass for a wrapping token, and hand out a "wrapped" answer of their own making.
+ */
+export function assertAssignable(policies: readonly string[]): void {
+  for (const policy of policies) {
+    if (normalizePolicyName(policy) === RESPONSE_WRAPPING_POLICY_NAME) {
+      throw badRequest(`cannot assign policy "${RESPONSE_WRAPPING_POLICY_NAME}"`);
+    }
+  }
+}
+
 /** The parsed default policy as shipped (what the policy store seeds when none is stored yet). */
 export const defaultPolicy = (): Policy => parsePolicy(DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT);
 
