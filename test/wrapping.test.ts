@@ -288,6 +288,12 @@ describe('response wrapping', () => {
     assert.match(field.out, /^cvs\./, 'sys/wrapping/wrap is wrapped for 5m by default, as Vault’s client does');
     const lookup = await srv.api.call('PUT', 'sys/wrapping/lookup', { body: { token: field.out } });
     assert.equal(lookup.body.data.creation_ttl, 300);
+    const status = await runCli(srv.url, srv.rootToken, 'status', '-wrap-ttl=1m');
+    assert.equal(status.code, 0, status.out);
+    assert.match(status.out, /Sealed\s+false/);
+    const listed = await runCli(srv.url, srv.rootToken, 'kv', 'list', '-wrap-ttl=1m', 'secret/');
+    assert.equal(listed.code, 0, listed.out);
+    assert.match(listed.out, /^wrapping_token_creation_path\s+secret\/metadata\/$/m);
     const bogus = await runCli(srv.url, srv.rootToken, 'read', '-wrap-ttl=whenever', 'secret/data/app');
     assert.equal(bogus.code, 2, bogus.out);
   });
