@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { revokeUnsent } from '../src/core/wrapping.js';
 import { enableFileAudit, runCli, startServer, until, writeOk, type InProcessServer } from './support.js';
 
 const INVALID = 'wrapping token is not valid or does not exist';
@@ -215,6 +216,19 @@ describe('response wrapping', () => {
     assert.equal(await count(), tokens, 'an anonymous client cannot make the server mint wrapping tokens');
     const zero = await wrapped('GET', 'secret/data/app', '0');
     assert.equal(zero.body.wrap_info, null, 'a wrap TTL of 0 asks for no wrapping, as in Vault');
+  });
+
+  it('an answer that cannot be wrapped is an error, and what it handed out does not outlive it', async () => {
+    const count = async () => (await srv.api.call('LIST', 'auth/token/accessors')).body.data.keys.length as number;
+    const before = await count();
+    const metrics = await wrapped('GET', 'sys/metrics', '60s');
+    assert.equal(metrics.status, 400, metrics.text);
+    assert.equal(await count(), before, 'no wrapping token is left behind');
+    // What the request handler does when a wrap fails after the answer handed out a token.
+    const made = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['default'] } });
+    const token = made.body.auth.client_token as string;
+    await revokeUnsent(srv.cofre.core, { auth: made.body.auth });
+    assert.equal((await srv.api.call('GET', 'auth/token/lookup-self', { token })).status, 403);
   });
 
   it('policies bound the wrap TTL (max_wrapping_ttl, min_wrapping_ttl)', async () => {

@@ -106,6 +106,18 @@ export async function wrapResponse(
   };
 }
 
+/**
+ * A wrap that failed leaves nothing the client could never have: the token or lease the unwrapped answer handed
+ * out is revoked (the client got an error, not the answer). Best effort: the failure is what the client hears.
+ */
+export async function revokeUnsent(core: Core, response: Response | undefined): Promise<void> {
+  const accessor = response?.auth?.accessor;
+  const issued = accessor ? await core.tokens.lookupAccessor(accessor).catch(() => undefined) : undefined;
+  if (issued) await core.tokens.revokeTree(issued.hash).catch(() => undefined);
+  const leaseId = response?.lease?.leaseId;
+  if (leaseId) await core.expiration.revoke(leaseId).catch(() => undefined);
+}
+
 /** The answer as it would have been sent; a raw body only when it is JSON (a stream or text cannot be wrapped). */
 function wrappedBody(response: Response, request: WrapRequest): unknown {
   if (response.stream) throw badRequest('a streamed response cannot be wrapped');

@@ -3,7 +3,7 @@ import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
-import { validateWrappingToken, wrapResponse } from '../wrapping.js';
+import { revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
 import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { completeResponse, reportChange } from './finish.js';
@@ -121,11 +121,15 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     // An unauthenticated raw answer (sys/leader) is Vault's HTTP layer's own, never wrapped: and no anonymous
     // client can make the server mint tokens and write storage at will by asking.
     const raw = record.unauthenticated === true && response?.rawBody !== undefined;
-    response = await wrapResponse(core, response, {
+    const answer = response;
+    response = await wrapResponse(core, answer, {
       requestTtl: raw ? 0 : wrapTtl,
       requestPath: path,
       requestId: req.requestId,
       mountType,
+    }).catch(async (err: unknown) => {
+      await revokeUnsent(core, answer);
+      throw err;
     });
     if (audited) await auditResponse(core, event, response);
     return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
