@@ -88,6 +88,25 @@ describe('response wrapping', () => {
       body: { role_id: roleId, secret_id: secretId },
     });
     assert.equal(login.status, 200, login.text);
+    // A wrapped login: the token it issues is named by wrapped_accessor, and is the unwrapped answer's.
+    const secretId2 = (
+      await unwrapOther((await wrapped('POST', 'auth/approle/role/ci/secret-id', '60s', {})).body.wrap_info.token)
+    ).body.data.secret_id as string;
+    const wrappedLogin = await srv.api.call('POST', 'auth/approle/login', {
+      token: '',
+      headers: { 'x-vault-wrap-ttl': '60s' },
+      body: { role_id: roleId, secret_id: secretId2 },
+    });
+    assert.equal(wrappedLogin.status, 200, wrappedLogin.text);
+    assert.equal(wrappedLogin.body.auth, null);
+    const loginInfo = wrappedLogin.body.wrap_info;
+    assert.equal(loginInfo.creation_path, 'auth/approle/login');
+    const loggedIn = await unwrapOther(loginInfo.token);
+    assert.equal(loggedIn.body.auth.accessor, loginInfo.wrapped_accessor);
+    assert.equal(
+      (await srv.api.call('GET', 'auth/token/lookup-self', { token: loggedIn.body.auth.client_token })).status,
+      200,
+    );
   });
 
   it('of 16 parallel unwraps of one token, exactly one gets the answer', async () => {
