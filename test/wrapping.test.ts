@@ -1,11 +1,11 @@
 // Response wrapping end to end (Vault's X-Vault-Wrap-TTL and sys/wrapping/*) and the cubbyhole it rests on, over
 // real HTTP against a real server on a real SQLite file.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { revokeUnsent } from '../src/core/wrapping.js';
-import { enableFileAudit, runCli, startServer, until, writeOk, type InProcessServer } from './support.js';
+import { enableFileAudit, runCli, startServer, tempDir, until, writeOk, type InProcessServer } from './support.js';
 
 const INVALID = 'wrapping token is not valid or does not exist';
 
@@ -448,6 +448,9 @@ describe('the cubbyhole', () => {
     assert.equal(revoke.status, 204, revoke.text);
     assert.deepEqual(await rowsOf(token), []);
     assert.equal((await srv.api.call('GET', 'cubbyhole/one', { token })).status, 403);
+    const fresh = await newToken();
+    assert.equal((await srv.api.call('LIST', 'cubbyhole', { token: fresh })).status, 404);
+    assert.equal((await srv.api.call('GET', 'cubbyhole/one', { token: fresh })).status, 404);
   });
 
   it('writes racing the token’s revocation leave nothing behind', async () => {
@@ -506,5 +509,37 @@ describe('the cubbyhole', () => {
     assert.deepEqual((await rowsOf(token)).map((k) => k.split('/').pop()).sort(), ['response', 'wrapinfo']);
     assert.equal((await srv.api.call('PUT', 'sys/wrapping/unwrap', { token, body: {} })).status, 200);
     assert.deepEqual(await rowsOf(token), []);
+  });
+});
+
+describe('a wrapping token across a restart', () => {
+  it('expires on time after the server was down, its cubbyhole with it', async () => {
+    const dir = tempDir('wrap-restart');
+    let srv = await startServer({ initialised: true, dir });
+    const keys = srv.keys;
+    try {
+      const res = await srv.api.call('PUT', 'sys/wrapping/wrap', {
+        headers: { 'x-vault-wrap-ttl': '2s' },
+        body: { kept: 'until-expiry' },
+      });
+      const token = res.body.wrap_info.token as string;
+      const hash = srv.cofre.core.tokens.hashOf(token);
+      const uuid = (await srv.api.call('GET', 'sys/mounts')).body.data['cubbyhole/'].uuid as string;
+      const prefix = `logical/${uuid}/${hash}/`;
+      assert.equal((await srv.cofre.storage.list(prefix)).length, 2);
+      await srv.stop();
+      srv = await startServer({ initialised: false, dir });
+      for (const key of keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });
+      await until(
+        'the wrapping token’s cubbyhole is gone',
+        async () => ((await srv.cofre.storage.list(prefix)).length === 0 ? true : undefined),
+        10_000,
+      );
+      const late = await srv.api.call('PUT', 'sys/wrapping/unwrap', { token: '', body: { token } });
+      assert.deepEqual([late.status, late.body], [400, { errors: [INVALID] }]);
+    } finally {
+      await srv.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
