@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import nodeVault from 'node-vault';
 import { revokeUnsent } from '../src/core/wrapping.js';
 import { enableFileAudit, runCli, startServer, tempDir, until, writeOk, type InProcessServer } from './support.js';
 
@@ -540,6 +541,28 @@ describe('a wrapping token across a restart', () => {
     } finally {
       await srv.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('node-vault (a client we did not write) wraps and unwraps', () => {
+  it('reads a secret wrapped through its request options, and unwraps it with its unwrap command', async () => {
+    const srv = await startServer({ initialised: true });
+    try {
+      const vault = nodeVault({ apiVersion: 'v1', endpoint: srv.url, token: srv.rootToken });
+      await vault.write('secret/data/nv', { data: { answer: 'node-vault-wrapped-42' } });
+      const wrappedRead = await vault.read('secret/data/nv', { headers: { 'X-Vault-Wrap-TTL': '2m' } });
+      assert.equal(wrappedRead.data, null);
+      assert.equal(wrappedRead.wrap_info.ttl, 120);
+      const unwrapped = await vault.unwrap({ token: wrappedRead.wrap_info.token });
+      assert.equal(unwrapped.data.data.answer, 'node-vault-wrapped-42');
+      await assert.rejects(
+        vault.unwrap({ token: wrappedRead.wrap_info.token }),
+        (err: { response?: { statusCode: number; body?: { errors?: string[] } } }) =>
+          err.response?.statusCode === 400 && err.response.body?.errors?.[0] === INVALID,
+      );
+    } finally {
+      await srv.stop();
     }
   });
 });
