@@ -1,9 +1,11 @@
 // Response wrapping end to end (Vault's X-Vault-Wrap-TTL and sys/wrapping/*) and the cubbyhole it rests on, over
 // real HTTP against a real server on a real SQLite file.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import nodeVault from 'node-vault';
 import { revokeUnsent } from '../src/core/wrapping.js';
 import { enableFileAudit, runCli, startServer, tempDir, until, writeOk, type InProcessServer } from './support.js';
@@ -561,6 +563,40 @@ describe('node-vault (a client we did not write) wraps and unwraps', () => {
         (err: { response?: { statusCode: number; body?: { errors?: string[] } } }) =>
           err.response?.statusCode === 400 && err.response.body?.errors?.[0] === INVALID,
       );
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+describe('hvac (Python, a client we did not write) wraps and unwraps', () => {
+  it('reads with wrap_ttl, looks the token up and unwraps it once', async () => {
+    const srv = await startServer({ initialised: true });
+    try {
+      await writeOk(srv.api, 'secret/data/py', { data: { answer: 'hvac-wrapped-7' } });
+      const script = `
+import hvac, sys
+c = hvac.Client(url=sys.argv[1], token=sys.argv[2])
+w = c.read("secret/data/py", wrap_ttl="90s")
+print("wrapped:", w["data"] is None, w["wrap_info"]["ttl"])
+l = hvac.Client(url=sys.argv[1]).adapter.post("/v1/sys/wrapping/lookup", json={"token": w["wrap_info"]["token"]})
+print("lookup:", l["data"]["creation_path"])
+print("unwrapped:", c.sys.unwrap(w["wrap_info"]["token"])["data"]["data"]["answer"])
+try:
+    c.sys.unwrap(w["wrap_info"]["token"])
+    print("second: no error")
+except hvac.exceptions.InvalidRequest as e:
+    print("second:", e.errors)
+`;
+      const run = await promisify(execFile)('python3', ['-c', script, srv.url, srv.rootToken], {
+        timeout: 60_000,
+      }).catch((err: { stderr?: string }) =>
+        assert.fail(`hvac is needed (pip install hvac; .ci/run installs it): ${err.stderr}`),
+      );
+      assert.match(run.stdout, /wrapped: True 90/);
+      assert.match(run.stdout, /lookup: secret\/data\/py/);
+      assert.match(run.stdout, /unwrapped: hvac-wrapped-7/);
+      assert.match(run.stdout, /second: \['wrapping token is not valid or does not exist'\]/);
     } finally {
       await srv.stop();
     }
