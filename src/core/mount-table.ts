@@ -223,7 +223,7 @@ export class MountTable {
   }
 }
 
-/** The cubbyhole's mount entry: local, as in Vault (each node's tokens have their own). */
+/** The cubbyhole's mount entry, marked local as Vault marks it (not replicated between clusters). */
 function cubbyholeEntry(): MountEntry {
   return MountTable.newEntry(CUBBYHOLE_PATH, CUBBYHOLE_TYPE, {
     description: 'per-token private secret storage',
