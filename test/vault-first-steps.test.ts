@@ -91,16 +91,30 @@ describe('a Vault user’s first steps', () => {
     assert.equal(res.body.auth.token_type, 'service');
   });
 
-  it('a request for response wrapping is refused, never answered in clear, and does not run', async () => {
+  it('a request for response wrapping is wrapped: wrap_info only, never the token in clear', async () => {
     const before = (await srv.api.call('LIST', 'auth/token/accessors')).body.data.keys.length as number;
     const wrapped = await srv.api.call('POST', 'auth/token/create', {
       body: { policies: ['default'] },
       headers: { 'x-vault-wrap-ttl': '60s' },
     });
-    assert.equal(wrapped.status, 400, wrapped.text);
-    assert.match(wrapped.text, /response wrapping/);
-    assert.doesNotMatch(wrapped.text, /client_token|cvs\./);
-    assert.equal((await srv.api.call('LIST', 'auth/token/accessors')).body.data.keys.length, before);
+    assert.equal(wrapped.status, 200, wrapped.text);
+    assert.equal(wrapped.body.auth, null);
+    assert.equal(wrapped.body.wrap_info.ttl, 60);
+    assert.equal(wrapped.body.wrap_info.creation_path, 'auth/token/create');
+    assert.doesNotMatch(wrapped.text, /client_token/);
+    // The wrapped token and its wrapping token.
+    assert.equal((await srv.api.call('LIST', 'auth/token/accessors')).body.data.keys.length, before + 2);
+    const unwrapped = await srv.api.call('PUT', 'sys/wrapping/unwrap', {
+      body: { token: wrapped.body.wrap_info.token },
+    });
+    assert.equal(unwrapped.status, 200, unwrapped.text);
+    assert.equal(unwrapped.body.auth.accessor, wrapped.body.wrap_info.wrapped_accessor);
+    const refused = await srv.api.call('POST', 'auth/token/create', {
+      body: { policies: ['default'] },
+      headers: { 'x-vault-wrap-ttl': 'later' },
+    });
+    assert.equal(refused.status, 400, 'a bad wrap TTL refuses the request');
+    assert.doesNotMatch(refused.text, /client_token|cvs\./);
   });
 
   it('answers with Content-Type application/json exactly, errors included', async () => {

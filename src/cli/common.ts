@@ -11,6 +11,8 @@ export interface CommonFlags {
   address?: string;
   caCert?: string;
   tlsSkipVerify?: boolean;
+  /** Response wrapping for the command's requests (Vault's -wrap-ttl). */
+  wrapTtl?: string;
   format?: string;
   field?: string;
 }
@@ -48,6 +50,14 @@ export function addCommonOptions(): void {
     cmd.addOption(
       new Option('--tls-skip-verify', 'do not verify the server TLS certificate (insecure)').helpGroup(HTTP),
     );
+    cmd.addOption(
+      new Option(
+        '--wrap-ttl <duration>',
+        'wrap the response in a single-use token for this long (env COFRE_WRAP_TTL, VAULT_WRAP_TTL)',
+      )
+        .argParser(parseDuration)
+        .helpGroup(HTTP),
+    );
     if (output) {
       cmd.addOption(
         new Option('--format <format>', 'output format: table or json (env COFRE_FORMAT, VAULT_FORMAT)').helpGroup(
@@ -63,7 +73,10 @@ export function addCommonOptions(): void {
 }
 
 export function clientFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): VaultClient {
-  return createClient({ address: flags.address, caCert: flags.caCert, tlsSkipVerify: flags.tlsSkipVerify }, env);
+  return createClient(
+    { address: flags.address, caCert: flags.caCert, tlsSkipVerify: flags.tlsSkipVerify, wrapTtl: flags.wrapTtl },
+    env,
+  );
 }
 
 export function outputFrom(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): Output {

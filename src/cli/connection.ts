@@ -16,6 +16,7 @@ export interface ConnectionFlags {
   address?: string;
   caCert?: string;
   tlsSkipVerify?: boolean;
+  wrapTtl?: string;
 }
 
 /** How the CLI names an address source when the server cannot be reached. */
@@ -71,7 +72,12 @@ export function resolveConfig(flags: ConnectionFlags = {}, env: NodeJS.ProcessEn
     token: resolveToken(env),
     caCert: resolveCaCert(flags.caCert, env),
     tlsSkipVerify: flags.tlsSkipVerify || truthy(env.COFRE_SKIP_VERIFY ?? env.VAULT_SKIP_VERIFY),
+    ...wrapTtlConfig(flags.wrapTtl || env.COFRE_WRAP_TTL || env.VAULT_WRAP_TTL),
   };
+}
+
+function wrapTtlConfig(wrapTtl: string | undefined): { wrapTtl?: string } {
+  return wrapTtl && wrapTtl.trim() !== '' ? { wrapTtl: wrapTtl.trim() } : {};
 }
 
 export function createClient(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = process.env): VaultClient {

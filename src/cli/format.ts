@@ -145,8 +145,32 @@ export function secretTable(secret: Secret): string {
       rows.push([`token_meta_${key}`, goString(auth.metadata?.[key])]);
     }
   }
+  rows.push(...wrapRows(secret));
   rows.push(...mapRows(secret.data));
   return keyValueTable(rows);
+}
+
+/** A wrapped response's wrap_info, as Vault's CLI names its fields (in tables and for -field). */
+export function wrapFields(secret: Secret): Record<string, unknown> | undefined {
+  const info = secret.wrap_info as Record<string, unknown> | null | undefined;
+  if (!info || typeof info !== 'object') return undefined;
+  return {
+    wrapping_token: info.token,
+    wrapping_accessor: info.accessor,
+    wrapping_token_ttl: info.ttl,
+    wrapping_token_creation_time: info.creation_time,
+    wrapping_token_creation_path: info.creation_path,
+    ...(info.wrapped_accessor ? { wrapped_accessor: info.wrapped_accessor } : {}),
+  };
+}
+
+function wrapRows(secret: Secret): [string, string][] {
+  const fields = wrapFields(secret);
+  if (!fields) return [];
+  return Object.entries(fields).map(([key, value]) => [
+    key,
+    key === 'wrapping_token_ttl' && typeof value === 'number' ? humanDuration(value) : goString(value),
+  ]);
 }
 
 /** The warnings block Vault prints (to stderr) under a table. */
@@ -197,6 +221,8 @@ export function extractField(secret: Secret, field: string): unknown {
     if (field.startsWith('token_meta_')) return auth.metadata?.[field.slice('token_meta_'.length)];
   }
   if (secret.data && field in secret.data) return secret.data[field];
+  const wrap = wrapFields(secret);
+  if (wrap && field in wrap) return wrap[field];
   switch (field) {
     case 'refresh_interval':
     case 'lease_duration':

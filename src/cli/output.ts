@@ -67,6 +67,16 @@ export class Output {
     this.warnings(secret.warnings);
   }
 
+  /**
+   * A wrapped response (-wrap-ttl) is printed as a whole response, whatever the command would make of the answer
+   * (there is none, only wrap_info), as Vault's CLI does; true when it was one.
+   */
+  wrapped(secret: Secret | null | undefined): boolean {
+    if (!secret?.wrap_info) return false;
+    this.secret(secret);
+    return true;
+  }
+
   /** A plain map (a `Key    Value` table), or `jsonValue` under `-format=json`. */
   map(data: Record<string, unknown>, jsonValue: unknown = data): void {
     if (this.field) return this.printField(data[this.field]);

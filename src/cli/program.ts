@@ -14,6 +14,7 @@ import { registerPolicyCommands } from './commands/policy.js';
 import { registerAuthCommands, registerSecretsCommands } from './commands/secrets.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerUnwrapCommand } from './commands/unwrap.js';
 import { addCommonOptions } from './common.js';
 import { CliError } from './errors.js';
 import { warningsText } from './format.js';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   registerAuthCommands(program);
   registerAuditCommands(program);
   registerPathHelpCommand(program);
+  registerUnwrapCommand(program);
   addCommonOptions();
   return program;
 }

@@ -24,7 +24,16 @@ export interface ClientConfig extends TlsSettings {
   caHint?: string;
   /** Called once when a request has had no answer for a second: "Waiting for ADDRESS to answer GET /v1/...". */
   onSlow?: (message: string) => void;
+  /**
+   * Response wrapping for every request (X-Vault-Wrap-TTL, a duration such as "5m"): the server answers with
+   * wrap_info, the answer itself waiting in a single-use wrapping token. Unset: only sys/wrapping/wrap is wrapped,
+   * for DEFAULT_WRAP_TTL, as Vault's client does.
+   */
+  wrapTtl?: string;
 }
+
+/** Vault's client wraps sys/wrapping/wrap for this long when no wrap TTL is set (api.DefaultWrappingTTL). */
+export const DEFAULT_WRAP_TTL = '5m';
 
 export interface RequestOptions {
   body?: unknown;
@@ -41,6 +50,8 @@ export interface RequestOptions {
   notFound?: 'null' | 'error';
   /** Overrides the configured token (null sends none). */
   token?: string | null;
+  /** false: never wrapped, whatever the configured wrap TTL (the CLI's own look-ups, such as kv's preflight). */
+  wrap?: boolean;
 }
 
 /** Request paths are relative to /v1; each segment is escaped, the slashes kept. */
@@ -76,6 +87,8 @@ export class VaultClient {
     const headers: Record<string, string> = { 'X-Vault-Request': 'true' };
     const token = opts.token === undefined ? this.config.token : opts.token;
     if (token) headers['X-Vault-Token'] = token;
+    const wrapTtl = opts.wrap === false ? undefined : this.wrapTtlFor(method, path);
+    if (wrapTtl) headers['X-Vault-Wrap-TTL'] = wrapTtl;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -118,6 +131,13 @@ export class VaultClient {
       throw new ApiError(what, method, url, res.status, list, raw, hasData ? (secret ?? undefined) : undefined);
     }
     return parsed;
+  }
+
+  /** The wrap TTL a request is sent with: the configured one, else Vault's default for sys/wrapping/wrap. */
+  private wrapTtlFor(method: string, path: string): string | undefined {
+    if (this.config.wrapTtl) return this.config.wrapTtl;
+    const wrapPath = path.replace(/^\/+/, '') === 'sys/wrapping/wrap';
+    return wrapPath && (method === 'PUT' || method === 'POST') ? DEFAULT_WRAP_TTL : undefined;
   }
 
   read(path: string, query?: Record<string, string | string[]>): Promise<Secret | null> {

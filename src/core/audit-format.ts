@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { AuthInfo, Caller } from './backend.js';
+import type { AuthInfo, Caller, WrapInfo } from './backend.js';
 
 /** What the core knows of one request, before salting: the broker hashes it once per device. */
 export interface AuditEvent {
@@ -17,6 +17,8 @@ export interface AuditEvent {
   requestData: Record<string, unknown>;
   responseData?: Record<string, unknown> | null;
   responseAuth?: AuthInfo | undefined;
+  /** A wrapped response: what the client got instead of it (the wrapped answer itself is never on record). */
+  responseWrapInfo?: WrapInfo | undefined;
   status?: number;
   error: string;
 }
@@ -205,7 +207,23 @@ export async function formatEntry(event: AuditEvent, hash: Hasher): Promise<Reco
             metadata: await hashAll(auth.metadata, hash),
           }
         : null,
+      ...(event.responseWrapInfo ? { wrap_info: wrapInfoEntry(event.responseWrapInfo, hash) } : {}),
     };
   }
   return entry;
+}
+
+/**
+ * wrap_info as Vault's audit log shows it: the token and accessors HMAC'd like every other token, so a log tells
+ * whether a wrapping token was used (its unwrap carries the same HMAC) without giving it away.
+ */
+function wrapInfoEntry(info: WrapInfo, hash: Hasher): Record<string, unknown> {
+  return {
+    token: hash(info.token),
+    accessor: hash(info.accessor),
+    ttl: info.ttl,
+    creation_time: info.creationTime,
+    creation_path: info.creationPath,
+    ...(info.wrappedAccessor ? { wrapped_accessor: hash(info.wrappedAccessor) } : {}),
+  };
 }

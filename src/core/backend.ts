@@ -54,6 +54,31 @@ export interface Request {
   requestId: string;
   /** The client's address as the listener saw it (for CIDR bindings); "" when unknown. */
   remoteAddress: string;
+  /** Seconds of response wrapping the client asked for (X-Vault-Wrap-TTL); 0 or absent: none. */
+  wrapTtl?: number;
+  /** On the sys/wrapping paths that name a wrapping token: that token, validated before authorisation. */
+  wrapping?: WrappingToken;
+}
+
+/** A wrapping token a request names (in its body, or as its own token), as the core validated it. */
+export interface WrappingToken {
+  token: string;
+  entry: TokenEntry;
+  /** Named in the body by another token's holder, not presented as the request's own token. */
+  thirdParty: boolean;
+}
+
+/** Vault's wrap_info: what a client gets instead of a wrapped response. */
+export interface WrapInfo {
+  token: string;
+  accessor: string;
+  /** Seconds. */
+  ttl: number;
+  /** RFC 3339. */
+  creationTime: string;
+  creationPath: string;
+  /** The accessor of the token the wrapped response carries (a login, a token create); "" when none. */
+  wrappedAccessor: string;
 }
 
 /**
@@ -154,6 +179,11 @@ export interface SystemView {
   generatePassword(policyName?: string): Promise<string>;
   /** The mount's TTLs after tune and system defaults, in seconds. */
   leaseTtls(): { defaultTtl: number; maxTtl: number };
+  /**
+   * Whether the token with this hash is neither revoked nor being revoked, read past every cache (another node
+   * may be revoking it). What a write keyed by its caller's token checks after writing (the cubbyhole).
+   */
+  tokenLive?(tokenHash: string): Promise<boolean>;
 }
 
 export interface LeaseInfo {
@@ -192,6 +222,13 @@ export interface Response {
   contentType?: string;
   /** Vault's legacy shape for some sys paths: data's keys are also copied to the top level of the body. */
   mergeDataToTop?: boolean;
+  /** The response was wrapped: the client gets only this (and the warnings). Set by the core. */
+  wrapInfo?: WrapInfo;
+  /**
+   * A handler's own wish to have its answer wrapped (sys/wrapping/rewrap): for `ttl` seconds (shortened by the
+   * client's X-Vault-Wrap-TTL), recording `creationPath`, storing `body` (an answer wrapped before) as it is.
+   */
+  wrap?: { ttl: number; creationPath: string; body: string };
   /**
    * A server-sent-events stream instead of a JSON body (sys/cofre/events). The HTTP layer starts it with a signal
    * that aborts when the client goes away (made only for streams: an AbortController per request is costly).
@@ -225,6 +262,11 @@ export interface PathRecord {
    * Without it, a change is reported at the request path.
    */
   changeScope?: (req: Request) => ChangeScope | undefined;
+  /**
+   * Names a wrapping token (in the body's `token`, or as the request's token), which the core validates before
+   * anything else, as Vault does for sys/wrapping/{lookup,unwrap,rewrap}: an invalid one is a 400 whoever asks.
+   */
+  wrappingToken?: boolean;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
   /** One line: the OpenAPI summary and the synopsis of the path's help (`?help=1`). */

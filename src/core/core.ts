@@ -1,9 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuditBroker, type AuditSinkFactory } from './audit-broker.js';
 import { ChangeLog } from './change-log.js';
+import { CUBBYHOLE_PATH, destroyCubbyhole } from './cubbyhole.js';
 import { ExpirationManager, resolveTtl } from './expiration.js';
 import { PasswordPolicyStore } from './password-policy.js';
-import { TokenStore } from './token-store.js';
+import { TokenStore, type TokenLifecycle } from './token-store.js';
 import { tokenLifecycle, tokenSecretType, TOKEN_LEASE_TYPE } from './token-leases.js';
 import type { BackendFactory, SystemView } from './backend.js';
 import { Barrier, KEYRING_PATH } from './barrier.js';
@@ -53,6 +54,22 @@ export interface SealStatus {
 }
 
 export const VERSION = '0.1.0';
+
+/**
+ * A token's cubbyhole goes with the token, as in Vault: whatever revokes a token (revoke, its parent's
+ * revocation, its last use, its expiry) destroys its cubbyhole before the token itself is deleted, so a
+ * revocation that fails half-way is retried with the cubbyhole still to destroy.
+ */
+function withCubbyhole(lifecycle: TokenLifecycle, cubbyhole: () => Storage | undefined): TokenLifecycle {
+  return {
+    expires: (entry) => lifecycle.expires(entry),
+    revoking: async (entry) => {
+      await lifecycle.revoking(entry);
+      const storage = cubbyhole();
+      if (storage) await destroyCubbyhole(storage, entry.hash);
+    },
+  };
+}
 
 /**
  * The core: seal state, barrier, mount table, token and policy stores. It holds the root key in memory only
@@ -109,9 +126,12 @@ export class Core {
     this.tokens = new TokenStore(
       tokenView,
       new StorageView(this.barrier.uncached(), tokenView.prefix),
-      tokenLifecycle(
-        () => this.expiration,
-        (path) => this.mounts.match(path)?.prefix,
+      withCubbyhole(
+        tokenLifecycle(
+          () => this.expiration,
+          (path) => this.mounts.match(path)?.prefix,
+        ),
+        () => this.mounts.get('mounts', CUBBYHOLE_PATH)?.storage,
       ),
       {
         sealer: this.barrier,
@@ -479,6 +499,7 @@ export class Core {
   private systemView(entry: MountEntry): SystemView {
     return {
       generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
+      tokenLive: (tokenHash) => this.tokens.stillLive(tokenHash),
       leaseTtls: () => {
         const { ttl, maxTtl } = resolveTtl({ ttl: 0, maxTtl: 0 }, entry.config);
         return { defaultTtl: ttl, maxTtl };

@@ -2,6 +2,7 @@ import type { AuthInfo, LoginAuth, Request } from './backend.js';
 import { parseCidrs } from './cidr.js';
 import type { Core } from './core.js';
 import { badRequest } from './errors.js';
+import { assertAssignable } from './policy/builtin.js';
 import { resolveTtl, SYSTEM_MAX_TTL } from './expiration.js';
 import type { Mounted } from './mount-table.js';
 import { authView } from './token-views.js';
@@ -21,6 +22,7 @@ export async function issueLoginToken(
   const period = login.period ?? 0;
   const { ttl, maxTtl } = resolveTtl({ ttl: login.ttl, maxTtl: login.maxTtl }, mounted.entry.config);
   if (login.boundCidrs) parseCidrs(login.boundCidrs, 'token_bound_cidrs');
+  assertAssignable(login.policies);
   const spec = {
     policies: login.policies.map((p) => p.toLowerCase()),
     meta: login.metadata ?? {},

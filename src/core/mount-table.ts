@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InvalidationHandler, InvalidationRegistry } from './invalidation.js';
 import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
+import { CUBBYHOLE_PATH, CUBBYHOLE_TYPE } from './cubbyhole.js';
 import { badRequest } from './errors.js';
 import { getOwn } from './own-keys.js';
 import type { Storage } from './storage.js';
@@ -84,6 +85,12 @@ export class MountTable {
         entries = defaults[table];
         await putJson(this.barrier, TABLE_KEY[table], entries);
       }
+      if (table === 'mounts' && !entries.some((e) => e.type === CUBBYHOLE_TYPE)) {
+        // Every server has a cubbyhole, as in Vault: added to a store that has none (a new one, or one from before
+        // the engine existed), and never removed.
+        entries = [...entries, cubbyholeEntry()];
+        await putJson(this.barrier, TABLE_KEY[table], entries);
+      }
       for (const entry of entries) await this.activate(table, entry);
     }
   }
@@ -159,6 +166,7 @@ export class MountTable {
     const existing = this.conflictWith(prefix);
     if (existing !== undefined) throw badRequest(`path is already in use at ${existing}`);
     if (!getOwn(this.factories[table], entry.type)) throw badRequest(`plugin not found in the catalog: ${entry.type}`);
+    if (entry.type === CUBBYHOLE_TYPE) throw badRequest(`mount type of "${CUBBYHOLE_TYPE}" is not mountable`);
     await this.activate(table, entry);
     await this.persist(table);
   }
@@ -171,9 +179,7 @@ export class MountTable {
     const prefix = routePrefix(table, normalizeMountPath(path));
     const mounted = this.mounted.get(prefix);
     if (!mounted || mounted.table !== table) return; // Vault answers 204 for an absent mount
-    if (mounted.entry.type === 'system' || prefix === 'auth/token/') {
-      throw badRequest(`cannot unmount "${mounted.entry.path}"`);
-    }
+    assertRemovable(mounted);
     await mounted.backend.stop?.();
     const keys = await listRecursive(mounted.storage, '');
     await mounted.storage.transaction(keys.map((key) => ({ op: 'delete' as const, key })));
@@ -324,6 +330,21 @@ export class MountTable {
 
   private async persist(table: TableName): Promise<void> {
     await putJson(this.barrier, TABLE_KEY[table], this.entries(table));
+  }
+}
+
+/** The cubbyhole's mount entry, marked local as Vault marks it (not replicated between clusters). */
+function cubbyholeEntry(): MountEntry {
+  return MountTable.newEntry(CUBBYHOLE_PATH, CUBBYHOLE_TYPE, {
+    description: 'per-token private secret storage',
+    local: true,
+  });
+}
+
+/** The system backend, the token method and the cubbyhole are always there: none of them can be disabled. */
+export function assertRemovable(mounted: Mounted): void {
+  if (mounted.entry.type === 'system' || mounted.entry.type === CUBBYHOLE_TYPE || mounted.prefix === 'auth/token/') {
+    throw badRequest(`cannot unmount "${mounted.entry.path}"`);
   }
 }
 

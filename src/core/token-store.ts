@@ -439,6 +439,14 @@ export class TokenStore {
     return indexed && Buffer.from(indexed).toString('utf8') === hash ? entry : undefined;
   }
 
+  /**
+   * Whether a token is neither gone nor being revoked, read past every cache (another node may be revoking it). A
+   * token whose last use its request took is still live until that request ends.
+   */
+  async stillLive(hash: string): Promise<boolean> {
+    return this.parentStillLive(hash);
+  }
+
   /** Whether a parent is neither gone nor being revoked, read past every cache (another node may be revoking it). */
   private async parentStillLive(parentHash: string): Promise<boolean> {
     if (this.revoked.has(parentHash)) return false;

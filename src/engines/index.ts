@@ -1,4 +1,5 @@
 import type { BackendFactory } from '../core/backend.js';
+import { cubbyholeFactory } from './cubbyhole/index.js';
 import { databaseFactory } from './database/index.js';
 import { kvFactory } from './kv/index.js';
 
@@ -6,4 +7,5 @@ import { kvFactory } from './kv/index.js';
 export const secretEngines: Record<string, BackendFactory> = {
   kv: kvFactory,
   database: databaseFactory,
+  cubbyhole: cubbyholeFactory,
 };

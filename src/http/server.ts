@@ -14,6 +14,7 @@ import { rawBodyRequest } from '../core/raw-body.js';
 import { handleRequest } from '../core/request/index.js';
 import { envelope, errorBody } from './envelope.js';
 import { serveHelp } from './help.js';
+import { wrapTtlOf } from './wrap-ttl.js';
 import { jsonLimitExceeded } from './json-limits.js';
 import { installListMethodSupport } from './list-method.js';
 import { logRequests } from './request-log.js';
@@ -101,12 +102,8 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
   if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
   }
-  // A client that asks for a wrapped response must never get the secret in clear instead.
-  if (req.headers['x-vault-wrap-ttl'] !== undefined) {
-    return reply
-      .code(400)
-      .send(errorBody(['response wrapping (X-Vault-Wrap-TTL) is not supported yet: the request was not run']));
-  }
+  // Read before anything runs: a bad wrap TTL must not leave the request done and its answer in clear.
+  const wrapTtl = wrapTtlOf(req.headers['x-vault-wrap-ttl']);
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
   if (typeof lastEventId === 'string' && query.index === undefined) query.index = lastEventId;
@@ -118,6 +115,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     token: tokenOf(req),
     requestId: req.id,
     remoteAddress: req.ip,
+    wrapTtl,
   });
   const response = handled.response;
   if (response?.stream) return streamEvents(reply, response.stream);
@@ -127,7 +125,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
       .type(response.contentType ?? 'application/json')
       .send(response.rawBody);
   }
-  if (!response || (response.data === undefined && !response.auth && !response.warnings)) {
+  if (!response || (response.data === undefined && !response.auth && !response.warnings && !response.wrapInfo)) {
     return reply.code(response?.status ?? 204).send();
   }
   return reply.code(response.status ?? 200).send(envelope(response, req.id, handled.mountType));

@@ -1,5 +1,6 @@
 import type { Field, Request, Response } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
+import { assertAssignable } from '../../core/policy/builtin.js';
 import { setOwn } from '../../core/own-keys.js';
 import { authView } from '../../core/token-views.js';
 import type { NewToken, TokenEntry, TokenStore } from '../../core/token-store.js';
@@ -167,6 +168,7 @@ export async function createToken(
     if (!policies.includes('root') && !noDefault && !policies.includes('default')) policies.push('default');
   }
   if (noDefault) policies = policies.filter((p) => p !== 'default');
+  assertAssignable(policies);
   const root = policies.includes('root');
   if (root && !parentIsRoot) throw badRequest('root tokens may not be created without parent token being root');
   if (root && batch) throw badRequest('batch tokens cannot be root tokens');

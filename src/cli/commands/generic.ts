@@ -24,6 +24,7 @@ export function listKeys(secret: Secret | null, path: string): string[] {
 
 /** Prints a write's answer, or Vault's success line when there is none. */
 export function printWritten(output: Output, secret: Secret | null, path: string): void {
+  if (output.wrapped(secret)) return;
   const empty = !secret || (!secret.data && !secret.auth && !(secret.warnings && secret.warnings.length));
   if (empty) return output.success(`Success! Data written to: ${path}`);
   output.secret(secret);
@@ -66,6 +67,7 @@ export function registerGenericCommands(program: Command): void {
       const output = outputFrom(flags);
       const path = sanitizePath(rawPath);
       const secret = await clientFrom(flags).delete(path, await queryFrom(params));
+      if (output.wrapped(secret)) return;
       if (secret && (secret.data || secret.warnings?.length)) return output.secret(secret);
       output.success(`Success! Data deleted (if it existed) at: ${path}`);
     });
@@ -76,6 +78,7 @@ export function registerGenericCommands(program: Command): void {
       const output = outputFrom(flags);
       const path = ensureTrailingSlash(sanitizePath(rawPath));
       const secret = await clientFrom(flags).list(path);
+      if (output.wrapped(secret)) return;
       const keys = listKeys(secret, path);
       if (output.field) return output.secret(secret as Secret);
       output.list(keys);

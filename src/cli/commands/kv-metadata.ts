@@ -50,6 +50,7 @@ export function registerKvMetadataCommands(kv: Command): void {
       requireV2(target, 'kv metadata');
       const path = kvApiPath(target, 'metadata');
       const secret = await client.read(path);
+      if (output.wrapped(secret)) return;
       if (!secret?.data) throw notFound(`No value found at ${path}`);
       if (output.field || output.json) return output.secret(secret);
       output.warnings(secret.warnings);

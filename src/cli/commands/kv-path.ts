@@ -54,7 +54,8 @@ export async function kvPreflight(client: VaultClient, path: string): Promise<{ 
   let refused: ApiError | undefined;
   try {
     const res = unwrap<MountInfo & { path?: string }>(
-      await client.request('GET', `sys/internal/ui/mounts/${clean}`, { what }),
+      // The CLI's own look-up: never wrapped, whatever -wrap-ttl asks of the command's request.
+      await client.request('GET', `sys/internal/ui/mounts/${clean}`, { what, wrap: false }),
     );
     if (res && typeof res.path === 'string' && res.path !== '') {
       return { mountPath: ensureTrailingSlash(res.path), version: versionOf(res) };
@@ -64,7 +65,7 @@ export async function kvPreflight(client: VaultClient, path: string): Promise<{ 
     if (err.status !== 404) refused = err;
   }
   try {
-    const mounts = unwrap<Record<string, MountInfo>>(await client.request('GET', 'sys/mounts', { what }));
+    const mounts = unwrap<Record<string, MountInfo>>(await client.request('GET', 'sys/mounts', { what, wrap: false }));
     const mount = findMount(mounts, clean);
     if (mount) return { mountPath: mount, version: versionOf(mounts[mount]) };
   } catch (err) {

@@ -27,6 +27,7 @@ type Data = Record<string, unknown>;
 
 /** What `kv put` and `kv patch` print: the path and the new version's metadata (v2), or a success line (v1). */
 function printWrite(output: Output, target: KvTarget, path: string, secret: Secret | null): void {
+  if (output.wrapped(secret)) return;
   if (target.version === 1 || !secret?.data) return output.success(`Success! Data written to: ${path}`);
   if (output.field || output.json) return output.secret(secret);
   output.warnings(secret.warnings);
@@ -112,6 +113,7 @@ export function registerKvCommands(program: Command): void {
         target.version === 2 && flags.version !== undefined ? { version: String(flags.version) } : undefined;
       const secret = await client.read(path, query);
       if (!secret) throw notFound(`No value found at ${path}`);
+      if (output.wrapped(secret)) return;
       const v2 = target.version === 2;
       const inner = v2 ? ((secret.data?.data as Data | null | undefined) ?? null) : (secret.data ?? null);
       if (output.field) {
@@ -175,6 +177,7 @@ export function registerKvCommands(program: Command): void {
       const target = await resolveKv(client, pathArg, flags.mount);
       const path = ensureTrailingSlash(kvApiPath(target, 'metadata'));
       const secret = await client.list(path);
+      if (output.wrapped(secret)) return;
       const keys = listKeys(secret, path);
       if (output.field) return output.secret(secret as Secret);
       output.list(keys);

@@ -61,6 +61,7 @@ export function registerLoginCommand(program: Command): void {
         const res = (await client.request('GET', 'auth/token/lookup-self', {
           token,
           what: 'looking up the token',
+          wrap: false,
         })) as Secret | null;
         secret = { ...(res ?? {}), data: null, auth: authFromLookup(token, res?.data ?? {}) };
       } else {
@@ -77,6 +78,8 @@ export function registerLoginCommand(program: Command): void {
           body: call.body,
           what: `logging in with the ${flags.method} method at auth/${mount}`,
         })) as Secret | null;
+        // A wrapped login (-wrap-ttl) hands out no token here: nothing is stored, the wrap_info is printed.
+        if (output.wrapped(res)) return;
         if (!res?.auth?.client_token)
           throw usageError(`The server answered the login at auth/${mount} without a token`);
         secret = res;

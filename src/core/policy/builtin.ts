@@ -87,6 +87,33 @@ path "sys/tools/hash/*" {
 }
 `;
 
+/**
+ * Vault's `response-wrapping` policy, the only policy of a wrapping token: it may read the wrapped response from
+ * its own cubbyhole and unwrap it, nothing else. Built in and immutable, as in Vault; it is not listed and not
+ * assignable to other tokens by name in any way that grants more than this.
+ */
+export const RESPONSE_WRAPPING_POLICY_NAME = 'response-wrapping';
+export const RESPONSE_WRAPPING_POLICY_TEXT = `path "cubbyhole/response" {
+    capabilities = ["create", "read"]
+}
+
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+`;
+
+/**
+ * Vault's non-assignable policies: no token is created with `response-wrapping` but a wrapping token. Anyone
+ * else holding one could pass for a wrapping token, and hand out a "wrapped" answer of their own making.
+ */
+export function assertAssignable(policies: readonly string[]): void {
+  for (const policy of policies) {
+    if (normalizePolicyName(policy) === RESPONSE_WRAPPING_POLICY_NAME) {
+      throw badRequest(`cannot assign policy "${RESPONSE_WRAPPING_POLICY_NAME}"`);
+    }
+  }
+}
+
 /** The parsed default policy as shipped (what the policy store seeds when none is stored yet). */
 export const defaultPolicy = (): Policy => parsePolicy(DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT);
 

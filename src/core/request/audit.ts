@@ -14,6 +14,7 @@ export async function auditResponse(core: Core, event: AuditEvent, response: Res
     time: new Date(),
     responseData: response?.data ?? (raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : null),
     responseAuth: response?.auth,
+    responseWrapInfo: response?.wrapInfo,
     status: response?.status ?? (response ? 200 : 204),
   });
 }

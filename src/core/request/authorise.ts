@@ -16,6 +16,8 @@ export interface AclCheck {
   operation: Operation;
   sudo: boolean;
   params: Record<string, unknown>;
+  /** Seconds of response wrapping asked for; policies' min_wrapping_ttl and max_wrapping_ttl bound it. */
+  wrapTtl?: number;
 }
 
 export async function authenticate(core: Core, token: string | undefined, remoteAddress = ''): Promise<TokenEntry> {
@@ -44,9 +46,15 @@ export async function authorize(
 ): Promise<Caller> {
   if (check) {
     const acl = await core.policies.acl(entry.policies);
-    const verdict = acl.check(check.path, check.operation, check.params);
+    const wrapTTL = check.wrapTtl ? check.wrapTtl : undefined;
+    const verdict = acl.check(check.path, check.operation, check.params, { wrapTTL });
     if (!verdict.allowed || (check.sudo && !verdict.sudo)) throw permissionDenied();
   }
+  return describeCaller(entry, clientToken);
+}
+
+/** The caller a token makes, whether or not the ACL has been checked yet. */
+export function describeCaller(entry: TokenEntry, clientToken: string): Caller {
   return {
     tokenId: entry.hash,
     accessor: entry.accessor,

@@ -3,11 +3,20 @@ import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
-import { authenticate, authorize, requestParams } from './authorise.js';
+import { revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
+import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { completeResponse, reportChange } from './finish.js';
 import { isEmptyListing } from './list-answer.js';
-import { type IncomingRequest, operationOf, route, routedPath, settleOperation, validateApiPath } from './route.js';
+import {
+  type IncomingRequest,
+  operationOf,
+  queryFields,
+  route,
+  routedPath,
+  settleOperation,
+  validateApiPath,
+} from './route.js';
 
 export type { HttpVerb, IncomingRequest } from './route.js';
 export { validateApiPath } from './route.js';
@@ -34,10 +43,13 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   const path = routedPath(req, asked);
   const { mounted, route: found } = route(core, path);
   if (core.sealed && !found?.record.whileSealed) throw sealedError();
+  // The paths served while sealed (init, unseal, seal status, health) are never wrapped, as in Vault, where the
+  // HTTP layer answers them itself: a client that sends VAULT_WRAP_TTL with every request still reads its status.
+  const wrapTtl = found?.record.whileSealed ? 0 : (req.wrapTtl ?? 0);
   if (!found) {
     // Authorised first: only a caller that may use the path hears that nothing serves it.
     const token = await authenticate(core, req.token, req.remoteAddress);
-    const check = { path, operation: asked, sudo: false, params: requestParams(req, asked) };
+    const check = { path, operation: asked, sudo: false, params: requestParams(req, asked), wrapTtl };
     await authorize(core, token, req.token!, check);
     throw notFound(mounted ? 'unsupported path' : `no handler for route "${req.path}". route entry not found.`);
   }
@@ -54,6 +66,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     mountPoint: found.mounted.prefix,
     requestId: req.requestId,
     remoteAddress: req.remoteAddress ?? '',
+    wrapTtl,
   };
   const audited = !core.sealed && !record.noAudit;
   const event: AuditEvent = {
@@ -71,14 +84,22 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   };
   let requestLogged = false;
   try {
+    // The wrapping token of sys/wrapping/{lookup,unwrap,rewrap} is checked first, as Vault does: a used or
+    // unknown one is the same 400 whoever asks.
+    if (record.wrappingToken) {
+      const named = asked === 'read' ? queryFields(req.query) : req.body;
+      request.wrapping = await validateWrappingToken(core, named, req.token);
+    }
     // Authorise: the token is checked before anything else touches the request.
     const token = record.unauthenticated ? undefined : await authenticate(core, req.token, req.remoteAddress);
+    // The existence check may need to know whose path it is (a cubbyhole is the caller's own); it only reads.
+    if (token) request.caller = describeCaller(token, req.token!);
     await settleOperation(record, request);
     const operation = (event.operation = request.operation);
     if (token) {
       const check = record.anyToken
         ? undefined
-        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation) };
+        : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation), wrapTtl };
       request.caller = event.caller = await authorize(core, token, req.token!, check);
     }
     // Dispatch: 405 and field errors only now, after authorisation.
@@ -90,13 +111,29 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
     let response: Response | undefined;
     try {
       response = await dispatch.run();
-      if (request.operation === 'list' && isEmptyListing(response)) throw notFound();
+      // As Vault's HTTP layer: an empty listing is a 404, unless it is to be wrapped.
+      if (request.operation === 'list' && wrapTtl === 0 && isEmptyListing(response)) throw notFound();
       await completeResponse(core, found.mounted, request, response);
     } finally {
       // A token's last use ends with the request, after the lease it may own was registered.
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
     await reportChange(core, found.mounted, path, record, request, response);
+    // Wrapped after the request is done and before it is audited: the audit entry shows wrap_info, as Vault's.
+    const mountType = found.mounted.entry.type;
+    // An unauthenticated raw answer (sys/leader) is Vault's HTTP layer's own, never wrapped: and no anonymous
+    // client can make the server mint tokens and write storage at will by asking.
+    const raw = record.unauthenticated === true && response?.rawBody !== undefined;
+    const answer = response;
+    response = await wrapResponse(core, answer, {
+      requestTtl: raw ? 0 : wrapTtl,
+      requestPath: path,
+      requestId: req.requestId,
+      mountType,
+    }).catch(async (err: unknown) => {
+      await revokeUnsent(core, answer);
+      throw err;
+    });
     if (audited) await auditResponse(core, event, response);
     return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
   } catch (err) {

@@ -20,6 +20,8 @@ export interface IncomingRequest {
   token: string | undefined;
   requestId: string;
   remoteAddress?: string;
+  /** Seconds of response wrapping asked for (X-Vault-Wrap-TTL); 0 or absent: none. */
+  wrapTtl?: number;
 }
 
 export interface Route {

@@ -15,6 +15,7 @@ import { snapshotPaths } from './snapshot.js';
 import { stepDownPaths } from './step-down.js';
 import { remountPaths } from './remount.js';
 import { toolPaths } from './tools.js';
+import { wrappingPaths } from './wrapping.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -37,6 +38,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...remountPaths(core),
       ...toolPaths(),
       ...hostInfoPaths(),
+      ...wrappingPaths(core),
     ],
   };
 }

@@ -4,7 +4,7 @@ import { badRequest, CofreError } from '../errors.js';
 import { SYSTEM_DEFAULT_TTL, SYSTEM_MAX_TTL } from '../expiration.js';
 import { parseDuration } from '../fields.js';
 import { setOwn } from '../own-keys.js';
-import { MountTable, type MountEntry, type TableName } from '../mount-table.js';
+import { assertRemovable, MountTable, type MountEntry, type TableName } from '../mount-table.js';
 
 /** The public shape of a mount entry, as Vault's sys/mounts prints it. */
 function describe(entry: MountEntry): Record<string, unknown> {
@@ -259,6 +259,8 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           // (each a lease under the method's path), must not outlive it. No new lease is registered under it
           // meanwhile, and unmounting waits for the requests it is still serving (the backend's stop), so a
           // request racing the unmount cannot leave a lease behind on a mount that is gone.
+          // Refused before anything is revoked: the cubbyhole's path also prefixes leases of wrapping tokens.
+          assertRemovable(mounted);
           const prefix = mounted.prefix;
           const reopen = await core.expiration.closeMount(prefix);
           try {
