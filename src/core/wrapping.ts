@@ -162,22 +162,24 @@ function validationError(why: string): CofreError {
 }
 
 /**
- * Takes the one use of a wrapping token someone else names (the request's own token was taken by the request
- * itself), under the token's lock: of racing unwraps, exactly one gets it and the others are told the token is
- * not valid. The caller revokes the token once done with it.
+ * Runs `use` with the one use of a wrapping token someone else names (the request's own token was taken by the
+ * request itself), under the token's lock: of racing unwraps, exactly one gets it and the others are told the
+ * token is not valid. The token is revoked once `use` is done with it, whatever it did.
  */
-export async function takeWrappingToken(core: Core, wrapping: WrappingToken): Promise<void> {
-  if (!wrapping.thirdParty) return;
-  try {
-    await core.tokens.use(wrapping.entry);
-  } catch {
-    throw invalidWrappingToken();
+export async function withWrappingToken<T>(core: Core, wrapping: WrappingToken, use: () => Promise<T>): Promise<T> {
+  if (wrapping.thirdParty) {
+    try {
+      await core.tokens.use(wrapping.entry);
+    } catch {
+      throw invalidWrappingToken();
+    }
   }
-}
-
-/** Revokes a wrapping token someone else named, once its answer was read (its own holder's goes with its use). */
-export async function releaseWrappingToken(core: Core, wrapping: WrappingToken): Promise<void> {
-  if (wrapping.thirdParty) await core.tokens.revokeTree(wrapping.entry.hash);
+  try {
+    return await use();
+  } finally {
+    // Its own holder's token goes with the request's use of it.
+    if (wrapping.thirdParty) await core.tokens.revokeTree(wrapping.entry.hash);
+  }
 }
 
 /** The stored answer of a wrapping token, as JSON text. */

@@ -1,7 +1,7 @@
 import type { Field, PathRecord, Request, WrappingToken } from '../backend.js';
 import type { Core } from '../core.js';
 import { badRequest } from '../errors.js';
-import { releaseWrappingToken, takeWrappingToken, wrapInfoOf, wrappedResponse } from '../wrapping.js';
+import { withWrappingToken, wrapInfoOf, wrappedResponse } from '../wrapping.js';
 
 /**
  * sys/wrapping/*: wrap posted data, look a wrapping token up, unwrap it and rewrap it (Vault's API). The core
@@ -51,14 +51,11 @@ export function wrappingPaths(core: Core): PathRecord[] {
       operations: {
         update: async (req) => {
           const wrapping = wrappingOf(req);
-          await takeWrappingToken(core, wrapping);
-          try {
+          return withWrappingToken(core, wrapping, async () => {
             // The original answer as it would have been sent; parsed here so the audit entry hashes its values.
             const body: unknown = JSON.parse(await wrappedResponse(core, wrapping));
             return { rawBody: body, contentType: 'application/json', status: 200 };
-          } finally {
-            await releaseWrappingToken(core, wrapping);
-          }
+          });
         },
       },
     },
@@ -70,14 +67,11 @@ export function wrappingPaths(core: Core): PathRecord[] {
       operations: {
         update: async (req) => {
           const wrapping = wrappingOf(req);
-          await takeWrappingToken(core, wrapping);
-          try {
+          return withWrappingToken(core, wrapping, async () => {
             const info = await wrapInfoOf(core, wrapping);
             const body = await wrappedResponse(core, wrapping);
             return { wrap: { ttl: info.creation_ttl, creationPath: info.creation_path, body } };
-          } finally {
-            await releaseWrappingToken(core, wrapping);
-          }
+          });
         },
       },
     },
