@@ -45,12 +45,31 @@ describe('the official Go client (vault/api) drives Cofre', () => {
       VAULT_ADDR: srv.url,
       VAULT_TOKEN: srv.rootToken,
       COFRE_AUDIT_FILE: join(dir, 'audit.log'),
+      // generate-root and rekey (which runs last, and replaces them) need the unseal key shares.
+      COFRE_UNSEAL_KEYS: srv.keys.join(','),
       ...postgresEnv(db),
     });
     const report = await runChecks(binary, [], env);
     // Every area ran: a program that lost a group of checks would still report "0 failed".
     const areas = ['sys/health', 'sys/mounts', 'sys/auth', 'kv v1', 'kv v2', 'auth/token', 'sys/policy', 'sys/leases'];
-    for (const area of [...areas, 'sys/audit', 'audit: ']) {
+    const features = [
+      'wrapping',
+      'sys/wrapping',
+      'cubbyhole',
+      'auth/token/roles',
+      'auth/token/tidy',
+      'sys/remount',
+      'sys/tools/hash',
+      'sys/tools/random',
+      'sys/metrics',
+      'sys/host-info',
+      '?help=1',
+      'kv: tuning',
+      'sys/generate-root',
+      'sys/rekey',
+      'sys/step-down',
+    ];
+    for (const area of [...areas, 'sys/audit', 'audit: ', ...features]) {
       assert.ok(
         report.passed.some((c) => c.startsWith(area)),
         `no ${area} check ran:\n${report.output}`,
