@@ -149,7 +149,7 @@ func sysToolChecks(s *suite) {
 		return all(eq("hostname", host["hostname"], name), truth(len(cpus) > 0, "no cpu"), truth(n > 0, "memory total %v", memory["total"]),
 			truth(info.Data["timestamp"] != nil, "no timestamp"))
 	})
-	s.check("?help=1: Client.Help describes a mount's paths and a sys path, with their OpenAPI", func() error {
+	s.check("?help=1: Client.Help describes a mount's path and a sys path, with their OpenAPI; a bad token is refused", func() error {
 		h, err := s.root.Help("go-bt/app")
 		if err != nil {
 			return err
@@ -158,11 +158,15 @@ func sysToolChecks(s *suite) {
 		if err != nil {
 			return err
 		}
-		paths, _ := sh.OpenAPI["paths"].(map[string]any)
-		_, errLimited := s.as("cvs.not-a-token").Help("sys/mounts")
-		return all(truth(strings.Contains(strings.ToLower(h.Help), "kv") || strings.Contains(h.Help, "secret"), "kv help: %.200s", h.Help),
-			truth(h.OpenAPI["openapi"] != nil, "no openapi document"), truth(sh.Help != "", "empty sys help"),
-			truth(len(paths) > 0, "no paths in the sys OpenAPI"), status("help with a bad token", errLimited, 403))
+		kvPaths, _ := h.OpenAPI["paths"].(map[string]any)
+		sysPaths, _ := sh.OpenAPI["paths"].(map[string]any)
+		_, errBad := s.as("cvs.not-a-token").Help("sys/mounts")
+		return all(truth(strings.HasPrefix(h.Help, "Request:        app\nMatching Route: "), "kv help: %.200s", h.Help),
+			truth(strings.Contains(h.Help, "## DESCRIPTION"), "kv help without a description: %.300s", h.Help),
+			truth(kvPaths["/go-bt/{path}"] != nil, "kv OpenAPI paths %v", keysOf(kvPaths)),
+			truth(strings.HasPrefix(sh.Help, "Request:        tools/random\n"), "sys help: %.200s", sh.Help),
+			truth(sysPaths["/sys/tools/random/{source}/{urlbytes}"] != nil, "sys OpenAPI paths %v", keysOf(sysPaths)),
+			status("help with a bad token", errBad, 403))
 	})
 
 	s.check("kv: tuning options.version=2 upgrades a v1 mount in place; its secrets become version 1", func() error {

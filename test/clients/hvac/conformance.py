@@ -885,10 +885,12 @@ def _():
 @check("?help=1: help and the OpenAPI document of a mount's path and a sys path; a bad token is Forbidden")
 def _():
     kv_help = root.adapter.get("/v1/py-bt/app", params={"help": 1})
-    truth(kv_help["help"], "empty help")
-    truth(kv_help["openapi"]["paths"], "no OpenAPI paths")
+    truth(kv_help["help"].startswith("Request:        app\nMatching Route: "), f"kv help {kv_help['help'][:200]!r}")
+    truth("## DESCRIPTION" in kv_help["help"], "kv help without a description")
+    truth("/py-bt/{path}" in kv_help["openapi"]["paths"], f"kv OpenAPI paths {list(kv_help['openapi']['paths'])}")
     sys_help = root.adapter.get("/v1/sys/tools/random", params={"help": 1})
-    truth(sys_help["help"] and sys_help["openapi"]["paths"], f"sys help {sys_help}")
+    truth(sys_help["help"].startswith("Request:        tools/random\n"), f"sys help {sys_help['help'][:200]!r}")
+    truth("/sys/tools/random/{source}/{urlbytes}" in sys_help["openapi"]["paths"], f"sys paths {list(sys_help['openapi']['paths'])}")
     raises(exceptions.Forbidden, client("cvs.not-a-token").adapter.get, "/v1/sys/mounts", params={"help": 1})
 
 
