@@ -79,6 +79,9 @@ describe('the official Go client (vault/api) drives Cofre', () => {
         `no ${area} check ran:\n${report.output}`,
       );
     }
+    // The rekey really happened, seen from the server: five shares, threshold two, unsealed again.
+    const sealStatus = (await srv.api.call('GET', 'sys/seal-status')).body;
+    assert.deepEqual([sealStatus.n, sealStatus.t, sealStatus.sealed], [5, 2, false]);
     if (db) {
       assert.ok(
         report.passed.some((c) => c.startsWith('database:')),
