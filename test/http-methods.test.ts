@@ -118,4 +118,22 @@ describe('HTTP methods', () => {
     assert.equal(list.status, 200, list.body);
     assert.deepEqual(JSON.parse(list.body).data.keys, ['one']);
   });
+
+  it('GET ?list= takes every spelling of Go\'s ParseBool (hvac sends "True"), and refuses others with 400', async () => {
+    await srv.api.call('POST', 'secret/data/spelled/one', { body: { data: { v: '1' } } });
+    for (const value of ['1', 't', 'T', 'TRUE', 'true', 'True']) {
+      const res = await srv.api.call('GET', `secret/metadata/spelled?list=${value}`);
+      assert.equal(res.status, 200, `${value}: ${res.text}`);
+      assert.deepEqual(res.body.data.keys, ['one'], value);
+    }
+    for (const value of ['0', 'false', 'False']) {
+      // Not a list: a read of the metadata of "spelled", which is no secret.
+      const res = await srv.api.call('GET', `secret/metadata/spelled?list=${value}`);
+      assert.equal(res.status, 404, `${value}: ${res.text}`);
+    }
+    for (const value of ['yes', 'on', 'tRUE']) {
+      const res = await srv.api.call('GET', `secret/metadata/spelled?list=${value}`);
+      assert.equal(res.status, 400, `${value}: ${res.text}`);
+    }
+  });
 });

@@ -97,6 +97,27 @@ describe('token roles', () => {
     assert.equal((await srv.api.call('GET', 'auth/token/roles/shape')).status, 404);
   });
 
+  it('stores policy lists as Vault does: lower-cased, deduplicated, sorted; root alone stands for all', async () => {
+    await writeOk(srv.api, 'auth/token/roles/sorted', {
+      allowed_policies: ['Zeta', 'alpha', 'zeta'],
+      disallowed_policies: 'Secret-Admin,beta,beta',
+      allowed_policies_glob: ['z-*', 'a-*'],
+      disallowed_policies_glob: ['Y-*', 'b-*'],
+    });
+    const read = await srv.api.call('GET', 'auth/token/roles/sorted');
+    assert.equal(read.status, 200, read.text);
+    assert.deepEqual(read.body.data.allowed_policies, ['alpha', 'zeta']);
+    assert.deepEqual(read.body.data.disallowed_policies, ['beta', 'secret-admin']);
+    assert.deepEqual(read.body.data.allowed_policies_glob, ['a-*', 'z-*']);
+    assert.deepEqual(read.body.data.disallowed_policies_glob, ['b-*', 'y-*']);
+    // What was given in another case is matched in lower case.
+    const refused = await srv.api.call('POST', 'auth/token/create/sorted', { body: { policies: ['alpha', 'Beta'] } });
+    assert.equal(refused.status, 400, refused.text);
+    await writeOk(srv.api, 'auth/token/roles/sorted', { allowed_policies: ['writer', 'root'] });
+    assert.deepEqual((await srv.api.call('GET', 'auth/token/roles/sorted')).body.data.allowed_policies, ['root']);
+    assert.equal((await srv.api.call('DELETE', 'auth/token/roles/sorted')).status, 204);
+  });
+
   it('refuses bad role input with a message that says what is wrong', async () => {
     const cases: [unknown, RegExp][] = [
       [{ allowed_entity_aliases: ['x'] }, /allowed_entity_aliases.*not supported/],

@@ -86,8 +86,13 @@ export function roleFrom(
       );
     }
   }
-  const lower = (v: unknown) => [...new Set(cleanList(v).map((p) => p.toLowerCase()))];
-  const dedupe = (v: unknown) => [...new Set(cleanList(v))];
+  // As Vault stores them: lower-cased, without duplicates, sorted (strutil.RemoveDuplicates); the allowed lists go
+  // through policyutil.SanitizePolicies, where "root" stands for every policy and so is kept alone.
+  const dedupe = (v: unknown) => [...new Set(cleanList(v).map((p) => p.toLowerCase()))].sort();
+  const lower = (v: unknown) => {
+    const policies = dedupe(v);
+    return policies.includes('root') ? ['root'] : policies;
+  };
   // The shared token_* fields (type, period, num_uses, CIDRs, no_default_policy) go through token-fields as for
   // every other method; the explicit max TTL is the token store's own.
   const shared = { ...data };

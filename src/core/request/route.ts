@@ -40,10 +40,22 @@ export function validateApiPath(path: string): void {
   if (segments.slice(0, -1).some((s) => s === '')) throw badRequest(`invalid path "${path}": empty path segment`);
 }
 
+// What Go's strconv.ParseBool reads, which Vault parses ?list= with: hvac sends "True", curl users "1" or "true".
+const LIST_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const LIST_FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
+/** Whether a GET's `list` query parameter asks for a listing; anything ParseBool refuses is a 400, as in Vault. */
+function listAsked(value: string | undefined): boolean {
+  if (value === undefined || value === '') return false;
+  if (LIST_TRUE.has(value)) return true;
+  if (LIST_FALSE.has(value)) return false;
+  throw badRequest(`invalid value for the list parameter: "${value}" is not a boolean`);
+}
+
 export function operationOf(req: IncomingRequest): Operation {
   switch (req.verb) {
     case 'GET':
-      return req.query.list === 'true' || req.query.list === '1' ? 'list' : 'read';
+      return listAsked(req.query.list) ? 'list' : 'read';
     case 'LIST':
       return 'list';
     case 'DELETE':

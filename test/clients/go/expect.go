@@ -71,3 +71,12 @@ func stringsOf(v any) []string {
 
 // jsonNumber is how the client decodes a JSON number (it uses UseNumber).
 func jsonNumber(n int) json.Number { return json.Number(strconv.Itoa(n)) }
+
+// keysOf lists a JSON object's keys, for messages.
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

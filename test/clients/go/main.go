@@ -5,7 +5,8 @@
 // It reads VAULT_ADDR and VAULT_TOKEN (a root token) as the client does. COFRE_AUDIT_FILE names the file the audit
 // checks enable a file device on (the server must be able to write it, and this program to read it). When
 // COFRE_PG_HOST, COFRE_PG_PORT, COFRE_PG_USER and COFRE_PG_PASSWORD name a PostgreSQL superuser, database leases
-// are checked too.
+// are checked too. COFRE_UNSEAL_KEYS (comma-separated) holds the server's unseal key shares, for generate-root and
+// rekey; the rekey runs last, since it replaces them and seals the server once.
 package main
 
 import (
@@ -76,6 +77,11 @@ func main() {
 	policyChecks(s)
 	leaseChecks(s)
 	auditChecks(s)
+	wrappingChecks(s)
+	tokenRoleChecks(s)
+	sysToolChecks(s)
+	// Last: the rekey replaces the key shares and seals the server once.
+	operatorChecks(s)
 
 	fmt.Printf("checks: %d passed, %d failed\n", s.passed, s.failed)
 	if s.failed > 0 {

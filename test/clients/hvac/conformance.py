@@ -3,12 +3,17 @@
 Prints one line per check, "ok   <what>" or "FAIL <what>: <why>", then "checks: N passed, M failed", and exits 1
 when a check failed. Reads VAULT_ADDR and VAULT_TOKEN (a root token); COFRE_AUDIT_FILE names the file the audit
 checks enable a file device on; COFRE_PG_HOST, COFRE_PG_PORT, COFRE_PG_USER and COFRE_PG_PASSWORD, when set, name a
-PostgreSQL superuser for the database lease checks.
+PostgreSQL superuser for the database lease checks. COFRE_UNSEAL_KEYS (comma-separated) holds the server's unseal key
+shares, for generate-root and rekey; the rekey runs last, since it replaces them and seals the server once.
 """
 
+import base64
+import hashlib
 import json
 import os
+import socket
 import sys
+import time
 import traceback
 
 import hvac
@@ -645,6 +650,348 @@ def _():
 def _():
     root.sys.disable_audit_device("py-file")
     truth("py-file/" not in root.sys.list_enabled_audit_devices()["data"], "still listed")
+
+
+# --- response wrapping and the cubbyhole ----------------------------------------------------------------------
+
+
+@check("wrapping: read(wrap_ttl=...) answers wrap_info only; sys.unwrap gives the original once")
+def _():
+    root.sys.enable_secrets_engine("kv", path="py-wrap", options={"version": "1"})
+    secret = {"password": "py-wrapped-1", "user": "app"}
+    kv1.create_or_update_secret("app", secret, mount_point="py-wrap")
+    wrapped = root.read("py-wrap/app", wrap_ttl="5m")
+    info = wrapped["wrap_info"]
+    eq("data", wrapped["data"], None)
+    eq("ttl", info["ttl"], 300)
+    eq("creation_path", info["creation_path"], "py-wrap/app")
+    truth(info["token"] and info["accessor"], f"wrap_info {info}")
+    eq("unwrapped", root.sys.unwrap(info["token"])["data"], secret)
+    raises(exceptions.InvalidRequest, root.sys.unwrap, info["token"])
+
+
+@check("sys/wrapping/wrap: sys.wrap wraps any data; lookup needs no token; the holder unwraps it with it as its token")
+def _():
+    token = root.sys.wrap({"k": "py-wrap-2"}, ttl=600)["wrap_info"]["token"]
+    look = client().write_data("sys/wrapping/lookup", data={"token": token})["data"]
+    eq("creation_path", look["creation_path"], "sys/wrapping/wrap")
+    eq("creation_ttl", look["creation_ttl"], 600)
+    holder = client(token)
+    eq("unwrapped", holder.sys.unwrap()["data"], {"k": "py-wrap-2"})
+    raises(exceptions.InvalidRequest, root.sys.unwrap, token)
+
+
+@check("sys/wrapping/rewrap: a new token for the same data, the old one ends")
+def _():
+    old = root.sys.wrap({"k": "py-wrap-3"}, ttl=600)["wrap_info"]["token"]
+    new = root.write_data("sys/wrapping/rewrap", data={"token": old})["wrap_info"]
+    eq("ttl", new["ttl"], 600)
+    raises(exceptions.InvalidRequest, root.sys.unwrap, old)
+    eq("unwrapped", root.sys.unwrap(new["token"])["data"], {"k": "py-wrap-3"})
+
+
+@check("wrapping: auth.token.create(wrap_ttl=...) wraps the token; wrapped_accessor names it")
+def _():
+    info = tokens.create(policies=["py-wrapped"], ttl="10m", wrap_ttl="5m")["wrap_info"]
+    auth = client().sys.unwrap(info["token"])["auth"]
+    eq("accessor", auth["accessor"], info["wrapped_accessor"])
+    eq("policies", auth["policies"], ["default", "py-wrapped"])
+    eq("lookup", tokens.lookup(auth["client_token"])["data"]["accessor"], info["wrapped_accessor"])
+
+
+@check("cubbyhole: a token's own entries; another token sees none of them")
+def _():
+    a = client(tokens.create(policies=["default"], ttl="10m")["auth"]["client_token"])
+    b = client(tokens.create(policies=["default"], ttl="10m")["auth"]["client_token"])
+    a.write_data("cubbyhole/app/key", data={"v": "py-cubby"})
+    eq("read", a.read("cubbyhole/app/key")["data"], {"v": "py-cubby"})
+    eq("list", a.list("cubbyhole/app")["data"]["keys"], ["key"])
+    eq("other read", b.read("cubbyhole/app/key"), None)
+    eq("other list", b.list("cubbyhole/app"), None)
+    a.delete("cubbyhole/app/key")
+    eq("deleted", a.read("cubbyhole/app/key"), None)
+
+
+@check("cubbyhole: cannot be disabled or mounted again (InvalidRequest)")
+def _():
+    raises(exceptions.InvalidRequest, root.sys.disable_secrets_engine, "cubbyhole")
+    raises(exceptions.InvalidRequest, root.sys.enable_secrets_engine, "cubbyhole", path="py-cubby")
+
+
+# --- batch tokens, token roles, tidy, revocation by creation path ---------------------------------------------
+
+BATCH_POLICY = 'path "py-bt/*" {\n  capabilities = ["read"]\n}\n'
+MINTER_POLICY = BATCH_POLICY + 'path "auth/token/create*" {\n  capabilities = ["create", "update", "sudo"]\n}\n'
+
+
+@check("auth/token/create: a batch token (type=batch) reads what its policy allows, nothing else; no accessor")
+def _():
+    root.sys.create_or_update_policy("py-batch", BATCH_POLICY)
+    root.sys.enable_secrets_engine("kv", path="py-bt", options={"version": "1"})
+    kv1.create_or_update_secret("app", {"v": "py-batch-read"}, mount_point="py-bt")
+    auth = tokens.create(type="batch", policies=["py-batch"], ttl="10m")["auth"]
+    eq("accessor", auth["accessor"], "")
+    eq("renewable", auth["renewable"], False)
+    b = client(auth["client_token"])
+    eq("read", b.read("py-bt/app")["data"], {"v": "py-batch-read"})
+    raises(exceptions.Forbidden, b.write_data, "py-bt/app", data={"v": "no"})
+    eq("type", b.auth.token.lookup_self()["data"]["type"], "batch")
+
+
+@check("auth/token/create: a batch token cannot create tokens, and ends with its parent")
+def _():
+    root.sys.create_or_update_policy("py-batch-minter", MINTER_POLICY)
+    parent = tokens.create(policies=["root"], ttl="10m")["auth"]["client_token"]
+    batch = client(parent).auth.token.create(type="batch", policies=["py-batch-minter"], ttl="5m")["auth"]["client_token"]
+    b = client(batch)
+    err = raises(exceptions.InvalidRequest, b.auth.token.create, policies=["py-batch"], ttl="1m")
+    truth("batch tokens cannot create more tokens" in str(err), f"error {err}")
+    raises(exceptions.InvalidRequest, b.auth.token.create_orphan, policies=["py-batch"], ttl="1m")
+    eq("read before", b.read("py-bt/app")["data"], {"v": "py-batch-read"})
+    tokens.revoke(parent)
+    raises(exceptions.Forbidden, b.read, "py-bt/app")
+
+
+@check("auth/token/roles: create_or_update_role, read_role (sorted policies), list_roles")
+def _():
+    tokens.create_or_update_role("py-role", allowed_policies=["py-reader", "py-batch"], orphan=True, path_suffix="ci", token_explicit_max_ttl="2h")
+    role = tokens.read_role("py-role")["data"]
+    eq("allowed_policies", role["allowed_policies"], ["py-batch", "py-reader"])
+    eq("orphan", role["orphan"], True)
+    eq("token_explicit_max_ttl", role["token_explicit_max_ttl"], 7200)
+    truth("py-role" in tokens.list_roles()["data"]["keys"], "py-role not listed")
+
+
+@check("auth/token/create/:role: create(role_name=...) applies the role; other policies are refused, even for root")
+def _():
+    auth = tokens.create(role_name="py-role", policies=["py-reader"], ttl="5h")["auth"]
+    eq("policies", auth["policies"], ["default", "py-reader"])
+    eq("orphan", auth["orphan"], True)
+    eq("lease_duration", auth["lease_duration"], 7200)
+    look = tokens.lookup(auth["client_token"])["data"]
+    eq("path", look["path"], "auth/token/create/py-role/ci")
+    eq("role", look["role"], "py-role")
+    raises(exceptions.InvalidRequest, tokens.create, role_name="py-role", policies=["root"])
+    raises(exceptions.InvalidRequest, tokens.create, role_name="py-role", policies=["py-reader", "py-other"])
+    state["role_token"] = auth["client_token"]
+
+
+@check("sys/leases/revoke-prefix/auth/token/create/:role: revokes the role's tokens, not others")
+def _():
+    other = tokens.create(policies=["py-reader"], ttl="10m")["auth"]["client_token"]
+    root.sys.revoke_prefix("auth/token/create/py-role")
+    raises(exceptions.Forbidden, tokens.lookup, state["role_token"])
+    eq("other lives", tokens.lookup(other)["data"]["id"], other)
+
+
+@check("auth/token/roles: delete_role; creating with it is then refused")
+def _():
+    tokens.delete_role("py-role")
+    raises(exceptions.InvalidPath, tokens.read_role, "py-role")
+    raises(exceptions.InvalidRequest, tokens.create, role_name="py-role", policies=["py-reader"])
+
+
+@check("auth/token/tidy: 202 with Vault's warning; live tokens survive it")
+def _():
+    live = tokens.create(policies=["py-reader"], ttl="10m")["auth"]["client_token"]
+    resp = tokens.tidy()
+    eq("status", resp.status_code, 202)
+    truth("Tidy operation successfully started" in resp.json()["warnings"][0], f"warnings {resp.text}")
+    eq("live", tokens.lookup(live)["data"]["id"], live)
+
+
+# --- sys/remount, sys/tools, metrics, host-info, help, the KV upgrade, step-down ------------------------------
+
+
+def remount(src, dst):
+    """sys.move_backend starts the move; as Vault's CLI, wait on its migration status."""
+    migration = root.sys.move_backend(src, dst)["data"]["migration_id"]
+    for _ in range(100):
+        st = root.read(f"sys/remount/status/{migration}")["data"]["migration_info"]["status"]
+        if st != "in-progress":
+            return st
+        time.sleep(0.1)
+    raise AssertionError("the move is still in progress")
+
+
+@check("sys/remount: move_backend moves a secrets engine with its data; the old path is gone")
+def _():
+    root.sys.enable_secrets_engine("kv", path="py-mv-a", options={"version": "1"})
+    kv1.create_or_update_secret("app", {"v": "py-moved"}, mount_point="py-mv-a")
+    eq("status", remount("py-mv-a", "py-mv-b"), "success")
+    eq("data", kv1.read_secret("app", mount_point="py-mv-b")["data"], {"v": "py-moved"})
+    mounts = root.sys.list_mounted_secrets_engines()["data"]
+    truth("py-mv-a/" not in mounts and "py-mv-b/" in mounts, "mounts not moved")
+    raises(exceptions.InvalidPath, kv1.read_secret, "app", mount_point="py-mv-a")
+
+
+@check("sys/remount: an auth method moves (auth/a to auth/b) and logs in at the new path only")
+def _():
+    root.sys.enable_auth_method("userpass", path="py-mv-up")
+    root.auth.userpass.create_or_update_user("carol", password="py-mv-pw", mount_point="py-mv-up")
+    eq("status", remount("auth/py-mv-up", "auth/py-mv-up2"), "success")
+    auth = client().auth.userpass.login("carol", "py-mv-pw", mount_point="py-mv-up2")["auth"]
+    eq("username", auth["metadata"]["username"], "carol")
+    raises(exceptions.VaultError, client().auth.userpass.login, "carol", "py-mv-pw", mount_point="py-mv-up")
+    methods = root.sys.list_auth_methods()["data"]
+    truth("py-mv-up/" not in methods and "py-mv-up2/" in methods, "method not moved")
+
+
+@check("sys/remount: a taken destination and sys/ are refused (InvalidRequest)")
+def _():
+    root.sys.enable_secrets_engine("kv", path="py-mv-c")
+    raises(exceptions.InvalidRequest, root.sys.move_backend, "py-mv-b", "py-mv-c")
+    raises(exceptions.InvalidRequest, root.sys.move_backend, "sys", "py-sys")
+    eq("kept", kv1.read_secret("app", mount_point="py-mv-b")["data"], {"v": "py-moved"})
+
+
+@check("sys/tools/hash: the SHA-256 and SHA3-512 of the input")
+def _():
+    data = b"the quick brown fox"
+    b64 = base64.b64encode(data).decode()
+    eq("sha2-256", root.write_data("sys/tools/hash/sha2-256", data={"input": b64})["data"]["sum"], hashlib.sha256(data).hexdigest())
+    got = root.write_data("sys/tools/hash", data={"input": b64, "algorithm": "sha3-512", "format": "base64"})["data"]["sum"]
+    eq("sha3-512", got, base64.b64encode(hashlib.sha3_512(data).digest()).decode())
+
+
+@check("sys/tools/random: as many bytes as asked, hex and base64, different each time")
+def _():
+    a = root.write_data("sys/tools/random/24", data={"format": "hex"})["data"]["random_bytes"]
+    b = root.write_data("sys/tools/random", data={"bytes": 40})["data"]["random_bytes"]
+    eq("hex bytes", len(bytes.fromhex(a)), 24)
+    eq("base64 bytes", len(base64.b64decode(b)), 40)
+    truth(a != root.write_data("sys/tools/random/24", data={"format": "hex"})["data"]["random_bytes"], "the same bytes twice")
+
+
+@check("sys/metrics: go-metrics JSON by default, Prometheus text with format=prometheus, 400 otherwise")
+def _():
+    body = root.adapter.get("/v1/sys/metrics")
+    eq("keys", sorted(body.keys()), ["Counters", "Gauges", "Points", "Samples", "Timestamp"])
+    truth(body["Gauges"], "no gauges")
+    prom = root.adapter.get("/v1/sys/metrics", params={"format": "prometheus"})
+    truth("# TYPE " in prom.text, f"not Prometheus text: {prom.text[:200]}")
+    truth(prom.headers["Content-Type"].startswith("text/plain"), prom.headers["Content-Type"])
+    raises(exceptions.InvalidRequest, root.adapter.get, "/v1/sys/metrics", params={"format": "xml"})
+
+
+@check("sys/host-info: this machine's host name, CPUs and memory")
+def _():
+    info = root.read("sys/host-info")["data"]
+    eq("hostname", info["host"]["hostname"], socket.gethostname())
+    truth(info["cpu"], "no cpu")
+    truth(info["memory"]["total"] > 0, f"memory {info['memory']}")
+
+
+@check("?help=1: help and the OpenAPI document of a mount's path and a sys path; a bad token is Forbidden")
+def _():
+    kv_help = root.adapter.get("/v1/py-bt/app", params={"help": 1})
+    truth(kv_help["help"].startswith("Request:        app\nMatching Route: "), f"kv help {kv_help['help'][:200]!r}")
+    truth("## DESCRIPTION" in kv_help["help"], "kv help without a description")
+    truth("/py-bt/{path}" in kv_help["openapi"]["paths"], f"kv OpenAPI paths {list(kv_help['openapi']['paths'])}")
+    sys_help = root.adapter.get("/v1/sys/tools/random", params={"help": 1})
+    truth(sys_help["help"].startswith("Request:        tools/random\n"), f"sys help {sys_help['help'][:200]!r}")
+    truth("/sys/tools/random/{source}/{urlbytes}" in sys_help["openapi"]["paths"], f"sys paths {list(sys_help['openapi']['paths'])}")
+    raises(exceptions.Forbidden, client("cvs.not-a-token").adapter.get, "/v1/sys/mounts", params={"help": 1})
+
+
+@check("kv: tune_mount_configuration(options version 2) upgrades a v1 mount in place; its secrets become version 1")
+def _():
+    root.sys.enable_secrets_engine("kv", path="py-up", options={"version": "1"})
+    kv1.create_or_update_secret("app/db", {"password": "py-before"}, mount_point="py-up")
+    root.sys.tune_mount_configuration("py-up", options={"version": "2"})
+    eq("version option", root.sys.retrieve_mount_option("py-up", "version"), "2")
+    # Vault upgrades in the background and answers a retryable 400 meanwhile; a client waits that out.
+    for _ in range(100):
+        try:
+            got = kv2.read_secret_version("app/db", mount_point="py-up", raise_on_deleted_version=True)["data"]
+            break
+        except exceptions.InvalidRequest as err:
+            if "Upgrading from non-versioned to versioned data" not in str(err):
+                raise
+            time.sleep(0.1)
+    eq("data", got["data"], {"password": "py-before"})
+    eq("version", got["metadata"]["version"], 1)
+    eq("next", kv2.create_or_update_secret("app/db", {"password": "py-after"}, mount_point="py-up")["data"]["version"], 2)
+    raises(exceptions.InvalidRequest, root.sys.tune_mount_configuration, "py-up", options={"version": "1"})
+
+
+@check("sys/step-down: root steps a lone node down, and it goes on serving as the active node")
+def _():
+    eq("status", root.sys.step_down().status_code, 204)
+    h = root.sys.read_health_status(method="GET")
+    eq("standby", h["standby"], False)
+    eq("read", kv1.read_secret("app", mount_point="py-bt")["data"], {"v": "py-batch-read"})
+
+
+@check("sys/step-down: a token without sudo is Forbidden")
+def _():
+    limited = client(tokens.create(policies=["default"], ttl="5m")["auth"]["client_token"])
+    raises(exceptions.Forbidden, limited.sys.step_down)
+
+
+# --- generate-root and, last, rekey (it replaces the key shares and seals the server once) --------------------
+
+KEYS = [k for k in os.environ.get("COFRE_UNSEAL_KEYS", "").split(",") if k]
+
+
+@check("sys/generate-root: COFRE_UNSEAL_KEYS holds at least the threshold of shares")
+def _():
+    st = root.sys.read_seal_status()
+    truth(1 <= st["t"] <= len(KEYS), f"{len(KEYS)} keys for a threshold of {st['t']}")
+
+
+@check("sys/generate-root: start, the threshold of shares, and the decoded token is a working root token")
+def _():
+    anon = client()
+    start = anon.sys.start_root_token_generation()
+    eq("otp length", len(start["otp"]), start["otp_length"])
+    progress = anon.sys.read_root_generation_progress()
+    eq("nonce", progress["nonce"], start["nonce"])
+    eq("otp not shown again", progress["otp"], "")
+    for key in KEYS[: progress["required"]]:
+        r = anon.sys.generate_root(key=key, nonce=start["nonce"])
+    eq("complete", r["complete"], True)
+    enc = base64.b64decode(r["encoded_token"] + "=" * (-len(r["encoded_token"]) % 4))
+    token = bytes(a ^ b for a, b in zip(enc, start["otp"].encode())).decode()
+    eq("policies", client(token).auth.token.lookup_self()["data"]["policies"], ["root"])
+    eq("started after", anon.sys.read_root_generation_progress()["started"], False)
+    tokens.revoke(token)
+
+
+@check("sys/generate-root: a wrong nonce and a second start are refused; cancel ends the attempt")
+def _():
+    anon = client()
+    start = anon.sys.start_root_token_generation()
+    raises(exceptions.InvalidRequest, anon.sys.generate_root, key=KEYS[0], nonce="not-the-nonce")
+    raises(exceptions.InvalidRequest, anon.sys.start_root_token_generation)
+    anon.sys.cancel_root_generation()
+    eq("started", anon.sys.read_root_generation_progress()["started"], False)
+    raises(exceptions.InvalidRequest, anon.sys.generate_root, key=KEYS[0], nonce=start["nonce"])
+
+
+@check("sys/rekey: start_rekey and rekey_multi give new shares; after a seal the new ones unseal, the old ones do not")
+def _():
+    anon = client()
+    threshold = root.sys.read_seal_status()["t"]
+    start = anon.sys.start_rekey(secret_shares=5, secret_threshold=2)
+    progress = anon.sys.read_rekey_progress()
+    eq("started", [start["started"], progress["n"], progress["t"]], [True, 5, 2])
+    r = anon.sys.rekey_multi(KEYS[:threshold], nonce=start["nonce"])
+    eq("complete", r["complete"], True)
+    eq("keys", [len(r["keys"]), len(r["keys_base64"])], [5, 5])
+    root.sys.seal()
+    eq("sealed", root.sys.is_sealed(), True)
+    # The old shares (the new threshold of them) no longer open it.
+    try:
+        anon.sys.submit_unseal_keys(KEYS[:2])
+    except exceptions.VaultError:
+        pass
+    eq("sealed after the old shares", anon.sys.is_sealed(), True)
+    anon.sys.submit_unseal_key(reset=True)
+    anon.sys.submit_unseal_keys(r["keys_base64"][3:])
+    st = anon.sys.read_seal_status()
+    eq("unsealed", [st["sealed"], st["t"], st["n"]], [False, 2, 5])
+    eq("root token", root.auth.token.lookup_self()["data"]["id"], ROOT)
 
 
 print(f"checks: {results['passed']} passed, {results['failed']} failed")
