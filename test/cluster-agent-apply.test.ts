@@ -11,7 +11,8 @@ import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { sealBundle } from '../src/clusters/sealing.js';
 import { DeliveryApplier, DeliveryError } from '../src/kube/cluster-agent/apply.js';
-import { KEYS_SECRET, loadOrCreateAgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { AgentLoop, type FetchedBundle } from '../src/kube/cluster-agent/agent.js';
+import { KEYS_SECRET, loadOrCreateAgentKeys, type AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { LifecycleReader } from '../src/kube/cluster-agent/lifecycle.js';
 import type { DeliveryPayload, PayloadObject } from '../src/kube/cluster-agent/payload.js';
 
@@ -409,6 +410,103 @@ describe('cluster agent: keys, apply, remove and the lifecycle map on real kube-
     await assert.rejects(a.applier.apply('bad/name', APPS, 1, { objects: [], rollout: [] }), DeliveryError);
     await assert.rejects(a.applier.apply('shop', APPS, 0, { objects: [], rollout: [] }), DeliveryError);
     assert.equal(await secret(a, 'x'), undefined);
+  });
+
+  it('the agent loop opens only its own bundles, refuses older or foreign ones, and catches up on hello', async () => {
+    // Until the server lands, a map stands in for `GET sys/cofre/agent/bundles/:delivery`; the bundles in it are
+    // really sealed, and really opened by each agent with its own keys.
+    const keysB = (await loadOrCreateAgentKeys(b.kc, AGENT_NS)).keys;
+    const keysC = (await loadOrCreateAgentKeys(c.kc, AGENT_NS)).keys;
+    const seal = async (to: AgentKeys, clusterId: string, revision: number, payload: unknown, namespace = APPS) => ({
+      delivery: 'web-config',
+      namespace,
+      revision,
+      bundle: await sealBundle(
+        to.sealingPublicKey,
+        { clusterId, delivery: 'web-config', namespace, revision },
+        Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)),
+      ),
+    });
+    const payload = (pw: string): DeliveryPayload => ({
+      objects: [secretObj('web-env', { PASSWORD: pw })],
+      rollout: [],
+    });
+    const served = new Map<string, FetchedBundle>();
+    const loop = (k: Kube, clusterId: string, keys: AgentKeys) =>
+      new AgentLoop({
+        clusterId,
+        keys,
+        applier: k.applier,
+        lifecycle: new LifecycleReader(k.kc),
+        kubeConfig: k.kc,
+        fetchBundle: async (delivery) => served.get(`${clusterId}/${delivery}`)!,
+        log: (msg, fields) => logs.push(JSON.stringify({ msg, ...fields })),
+      });
+    const agentB = loop(b, 'cluster-b', keysB);
+    served.set('cluster-b/web-config', await seal(keysB, 'cluster-b', 1, payload('VALUE-b-1')));
+    await agentB.hello([{ delivery: 'web-config', revision: 1 }]);
+    assert.equal(decoded(await secret(b, 'web-env')).PASSWORD, 'VALUE-b-1');
+    assert.equal(await secret(c, 'web-env'), undefined, 'only where it was delivered');
+    let report = await agentB.report();
+    assert.equal(report['web-config']?.revision, 1);
+    assert.ok(report['web-config']?.applied_at);
+    assert.equal(report['web-config']?.error, undefined);
+
+    // Cluster C's bundle of revision 2, copied and presented to B's agent, does not open there.
+    const forC = await seal(keysC, 'cluster-c', 2, payload('VALUE-c-2'));
+    const refusedWith = async (bundle: FetchedBundle, revision: number, why: RegExp) => {
+      served.set('cluster-b/web-config', bundle);
+      await agentB.change({ delivery: 'web-config', revision });
+      const r = (await agentB.report())['web-config']!;
+      assert.match(r.error ?? '', why);
+      assert.equal(r.revision, 1, 'still on the revision applied');
+      assert.equal(decoded(await secret(b, 'web-env')).PASSWORD, 'VALUE-b-1');
+    };
+    await refusedWith(forC, 2, /does not open for this cluster/);
+    // Sealed to B's key but bound to cluster C (or to another namespace than the one it claims): refused too.
+    await refusedWith(await seal(keysB, 'cluster-c', 2, payload('VALUE-b-2')), 2, /does not open/);
+    const otherNs = await seal(keysB, 'cluster-b', 2, payload('VALUE-b-2'), AGENT_NS);
+    await refusedWith({ ...otherNs, namespace: APPS }, 2, /does not open/);
+    // One changed byte.
+    const good = await seal(keysB, 'cluster-b', 2, payload('VALUE-b-2'));
+    const bytes = Buffer.from(good.bundle.ciphertext, 'base64url');
+    bytes[3]! ^= 1;
+    await refusedWith(
+      { ...good, bundle: { ...good.bundle, ciphertext: bytes.toString('base64url') } },
+      2,
+      /does not open/,
+    );
+    // Not JSON: reported as such, without the parser quoting the plaintext.
+    await refusedWith(await seal(keysB, 'cluster-b', 2, 'VALUE-not-json'), 2, /the payload is not JSON/);
+
+    served.set('cluster-b/web-config', good);
+    await agentB.change({ delivery: 'web-config', revision: 2 });
+    assert.equal(decoded(await secret(b, 'web-env')).PASSWORD, 'VALUE-b-2');
+    report = await agentB.report();
+    assert.equal(report['web-config']?.revision, 2);
+    assert.equal(report['web-config']?.error, undefined);
+    // An older bundle is refused: the stream says 3, the fetch answers with revision 2 (a replay).
+    await agentB.change({ delivery: 'web-config', revision: 3 });
+    report = await agentB.report();
+    assert.match(report['web-config']?.error ?? '', /revision 2 is older than 3; refused/);
+    assert.equal(report['web-config']?.revision, 2);
+
+    // A restarted agent (no memory) catches up on hello: an unchanged delivery is not written again...
+    const rv = (await secret(b, 'web-env'))?.metadata?.resourceVersion;
+    const restarted = loop(b, 'cluster-b', (await loadOrCreateAgentKeys(b.kc, AGENT_NS)).keys);
+    await restarted.hello([{ delivery: 'web-config', revision: 2 }]);
+    assert.equal((await secret(b, 'web-env'))?.metadata?.resourceVersion, rv);
+    assert.equal((await restarted.report())['web-config']?.revision, 2);
+    // ...and what was unpublished while it was away is removed, and only that.
+    await b.core.createNamespacedSecret({
+      namespace: APPS,
+      body: { metadata: { name: 'other' }, stringData: { a: 'b' } },
+    });
+    await loop(b, 'cluster-b', keysB).hello([]);
+    assert.equal(await secret(b, 'web-env'), undefined);
+    assert.ok(await secret(b, 'other'));
+    assert.ok(await secret(b, KEYS_SECRET, AGENT_NS));
+    for (const r of Object.values(await agentB.report())) assert.equal(/VALUE|VkFMVUU/.test(JSON.stringify(r)), false);
   });
 
   it('never logs a value', () => {
