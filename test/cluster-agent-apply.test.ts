@@ -5,9 +5,13 @@
 // one cluster lands there and nowhere else. Every wait polls against a deadline; nothing sleeps for a fixed time.
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { kubeTools } from '../scripts/kube-tools.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { sealBundle } from '../src/clusters/sealing.js';
 import { DeliveryApplier, DeliveryError } from '../src/kube/cluster-agent/apply.js';
@@ -17,8 +21,26 @@ import { LifecycleReader } from '../src/kube/cluster-agent/lifecycle.js';
 import type { DeliveryPayload, PayloadObject } from '../src/kube/cluster-agent/payload.js';
 
 const AGENT_NS = 'cofre-agent';
+const chart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'charts', 'cofre');
 const APPS = 'apps';
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+function run(
+  file: string,
+  args: string[],
+  input = '',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 async function poll<T>(
   what: string | (() => string),
@@ -507,6 +529,118 @@ describe('cluster agent: keys, apply, remove and the lifecycle map on real kube-
     assert.ok(await secret(b, 'other'));
     assert.ok(await secret(b, KEYS_SECRET, AGENT_NS));
     for (const r of Object.values(await agentB.report())) assert.equal(/VALUE|VkFMVUU/.test(JSON.stringify(r)), false);
+  });
+
+  it("the chart's agent-only install grants what the agent uses and no more", async () => {
+    const tools = await kubeTools();
+    const release = 'agent-rbac';
+    const rendered = await run(tools.helm, [
+      ...['template', 'agent', chart, '--namespace', release],
+      ...['--set', 'server.enabled=false,operator.enabled=false,clusterAgent.enabled=true'],
+      ...['--set', 'clusterAgent.namespaces={shop}'],
+    ]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const kinds = [
+      ...rendered.stdout.matchAll(/^kind: (\S+)\n(?:.*\n)*?\s{2}name: (\S+)\n(?:\s{2}namespace: (\S+))?/gm),
+    ]
+      .map((m) => `${m[1]}/${m[3] ?? ''}/${m[2]}`)
+      .sort();
+    assert.deepEqual(kinds, [
+      'ClusterRole//agent-cofre-cluster-agent',
+      `Role/${release}/agent-cofre-cluster-agent-keys`,
+      `RoleBinding/${release}/agent-cofre-cluster-agent-keys`,
+      'RoleBinding/shop/agent-cofre-cluster-agent',
+      `ServiceAccount/${release}/agent-cofre-cluster-agent`,
+    ]);
+    assert.doesNotMatch(rendered.stdout, /\*/, 'no wildcards');
+    for (const ns of [release, 'shop']) await c.core.createNamespace({ body: { metadata: { name: ns } } });
+    const applied = await run(
+      tools.kubectl,
+      ['--kubeconfig', c.cluster.kubeconfigPath, 'apply', '-f', '-'],
+      rendered.stdout,
+    );
+    assert.equal(applied.code, 0, applied.stderr);
+
+    // The agent's own identity: a token of its ServiceAccount, as its pod would hold.
+    const { status } = await c.core.createNamespacedServiceAccountToken({
+      namespace: release,
+      name: 'agent-cofre-cluster-agent',
+      body: { spec: { audiences: [c.cluster.server], expirationSeconds: 600 } },
+    });
+    const kcAgent = new k8s.KubeConfig();
+    kcAgent.loadFromOptions({
+      clusters: [{ name: 'c', server: c.cluster.server, caData: Buffer.from(c.cluster.caCert).toString('base64') }],
+      users: [{ name: 'agent', token: status!.token }],
+      contexts: [{ name: 'c', cluster: 'c', user: 'agent' }],
+      currentContext: 'c',
+    });
+    await c.apps.createNamespacedDeployment({
+      namespace: 'shop',
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: { app: 'web' } },
+          template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx' }] } },
+        },
+      },
+    });
+
+    // Everything the agent does works under it...
+    const keys = await loadOrCreateAgentKeys(kcAgent, release);
+    assert.equal(keys.created, true);
+    assert.equal((await loadOrCreateAgentKeys(kcAgent, release)).created, false);
+    const applier = new DeliveryApplier(kcAgent);
+    const rollout = [{ kind: 'Deployment' as const, name: 'web' }];
+    const rev = (n: number): DeliveryPayload => ({
+      objects: [
+        secretObj('db', { pw: `VALUE-rbac-${n}` }, { immutable: true }),
+        configObj('settings', { n: String(n) }),
+      ],
+      rollout,
+    });
+    assert.deepEqual(await applier.apply('shop-app', 'shop', 1, rev(1)), {
+      written: ['Secret/db', 'ConfigMap/settings'],
+      deleted: [],
+      rolled: ['Deployment/web'],
+    });
+    assert.deepEqual((await applier.apply('shop-app', 'shop', 2, rev(2))).written, ['Secret/db', 'ConfigMap/settings']);
+    assert.deepEqual(await new LifecycleReader(kcAgent).read('shop', rollout), {});
+    const agent = new AgentLoop({
+      clusterId: 'cluster-c',
+      keys: keys.keys,
+      applier,
+      lifecycle: new LifecycleReader(kcAgent),
+      kubeConfig: kcAgent,
+      namespaces: ['shop'],
+      fetchBundle: () => Promise.reject(new Error('nothing to fetch')),
+    });
+    await agent.hello([]);
+    assert.equal(await secret(c, 'db', 'shop'), undefined, 'removed under the agent identity');
+
+    // ...and nothing outside it does.
+    const forbidden = (e: unknown) =>
+      /forbidden/i.test(String((e as Error).message ?? e)) || (e as { code?: number }).code === 403;
+    await assert.rejects(
+      applier.apply('shop-app', APPS, 1, rev(1)),
+      (e: Error) => e instanceof DeliveryError && forbidden(e),
+    );
+    const agentCore = kcAgent.makeApiClient(k8s.CoreV1Api);
+    await c.core.createNamespacedSecret({
+      namespace: release,
+      body: { metadata: { name: 'not-yours' }, stringData: { a: 'b' } },
+    });
+    await assert.rejects(agentCore.readNamespacedSecret({ name: 'not-yours', namespace: release }), forbidden);
+    await assert.rejects(agentCore.listSecretForAllNamespaces({}), forbidden);
+    await assert.rejects(agentCore.listNamespacedSecret({ namespace: 'kube-system' }), forbidden);
+    await assert.rejects(
+      kcAgent.makeApiClient(k8s.AppsV1Api).deleteNamespacedDeployment({ name: 'web', namespace: 'shop' }),
+      forbidden,
+    );
+    await assert.rejects(
+      agentCore.createNamespacedEvent({ namespace: 'shop', body: { metadata: { name: 'e' }, involvedObject: {} } }),
+      forbidden,
+    );
   });
 
   it('never logs a value', () => {
