@@ -45,7 +45,12 @@ export interface ApplyResult {
 
 /** What the agent reads of an existing Secret or ConfigMap. */
 interface Existing {
-  metadata?: { uid?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata?: {
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   type?: string;
   immutable?: boolean;
   data?: Record<string, string>;
@@ -121,6 +126,8 @@ export class DeliveryApplier {
       const current = existing.get(obj);
       if (current && this.same(current, want)) continue;
       if (current && this.mustReplace(current, want)) await this.delete(obj.kind, obj.name, namespace, current);
+      // Changed in place only if it is still what was checked: the resourceVersion is the apply's precondition.
+      else if (current) want.metadata!.resourceVersion = current.metadata?.resourceVersion;
       await this.write(want);
       result.written.push(`${obj.kind}/${obj.name}`);
     }
