@@ -66,6 +66,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{- define "cofre.clusterAgent.fullname" -}}
+{{- printf "%s-cluster-agent" (include "cofre.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cofre.clusterAgent.serviceAccountName" -}}
+{{- if .Values.clusterAgent.serviceAccount.create }}
+{{- default (include "cofre.clusterAgent.fullname" .) .Values.clusterAgent.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.clusterAgent.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{/* The image reference, tag defaulting to the appVersion. */}}
 {{- define "cofre.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}

@@ -47,25 +47,35 @@ export class RolloutRestarter {
     return restarted;
   }
 
-  private ops(kind: 'Deployment' | 'StatefulSet' | 'DaemonSet') {
-    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-    type P = { name: string; namespace: string; body?: object };
-    switch (kind) {
-      case 'Deployment':
-        return {
-          read: (p: P) => this.apps.readNamespacedDeployment(p),
-          patch: (p: P) => this.apps.patchNamespacedDeployment({ ...p, body: p.body }, merge),
-        };
-      case 'StatefulSet':
-        return {
-          read: (p: P) => this.apps.readNamespacedStatefulSet(p),
-          patch: (p: P) => this.apps.patchNamespacedStatefulSet({ ...p, body: p.body }, merge),
-        };
-      case 'DaemonSet':
-        return {
-          read: (p: P) => this.apps.readNamespacedDaemonSet(p),
-          patch: (p: P) => this.apps.patchNamespacedDaemonSet({ ...p, body: p.body }, merge),
-        };
-    }
+  private ops(kind: WorkloadKind) {
+    return workloadOps(this.apps, kind);
+  }
+}
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
+
+/**
+ * Read and merge-patch one workload kind through AppsV1Api: the rollout restart here and the cluster agent's rollouts
+ * (src/kube/cluster-agent/apply.ts) both roll a workload by merge-patching its pod-template annotations.
+ */
+export function workloadOps(apps: AppsV1Api, kind: WorkloadKind) {
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  type P = { name: string; namespace: string; body?: object };
+  switch (kind) {
+    case 'Deployment':
+      return {
+        read: (p: P) => apps.readNamespacedDeployment(p),
+        patch: (p: P) => apps.patchNamespacedDeployment({ ...p, body: p.body }, merge),
+      };
+    case 'StatefulSet':
+      return {
+        read: (p: P) => apps.readNamespacedStatefulSet(p),
+        patch: (p: P) => apps.patchNamespacedStatefulSet({ ...p, body: p.body }, merge),
+      };
+    case 'DaemonSet':
+      return {
+        read: (p: P) => apps.readNamespacedDaemonSet(p),
+        patch: (p: P) => apps.patchNamespacedDaemonSet({ ...p, body: p.body }, merge),
+      };
   }
 }
