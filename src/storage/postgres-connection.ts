@@ -76,11 +76,13 @@ export function dedicatedClient(
 
 /**
  * Runs fn on a pooled connection; errors name the server, never the URL's password. A connection found dead when
- * used (the server restarted or cut it while it sat idle in the pool) is replaced once: every statement here is a
+ * used (the server restarted or cut it while it sat idle in the pool) is replaced: every statement here is a
  * whole transaction that either was rolled back with the connection or, committed just before the cut, sets the
- * same final state again.
+ * same final state again. Every idle connection of the pool may have been cut at once, and a dead one is only
+ * found by using it, so as many retries as the pool holds connections, plus one for a fresh connection.
  */
 export async function withClient<T>(pool: pg.Pool, conn: Connection, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const retries = pool.totalCount + 1;
   for (let tries = 1; ; tries++) {
     let client: pg.PoolClient;
     try {
@@ -91,7 +93,7 @@ export async function withClient<T>(pool: pg.Pool, conn: Connection, fn: (c: pg.
     try {
       return await holding(client, fn);
     } catch (err) {
-      if (tries === 1 && isConnectionLost(err)) continue;
+      if (tries <= retries && isConnectionLost(err)) continue;
       throw queryFailed(conn, err);
     }
   }
