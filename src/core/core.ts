@@ -467,12 +467,10 @@ export class Core {
     if (this.rootKey) await this.barrier.unseal(this.rootKey);
   }
 
-  /** Another node changed the mount table: every backend is built again from it. */
+  /** Another node changed the mount table: the mounts it added or changed are built, the others kept. */
   async reloadMounts(): Promise<void> {
     if (this.sealed) return;
-    const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
-    await this.mounts.load({ mounts: this.opts.defaultMounts ?? [], auth: [tokenMount] });
-    if (this.leading) this.mounts.startBackground();
+    await this.mounts.reload();
   }
 
   /** Forgets the seal configuration read before (another node initialised the store). */

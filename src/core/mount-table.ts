@@ -95,6 +95,33 @@ export class MountTable {
     }
   }
 
+  /**
+   * Another node changed a table: the new tables are built aside and swapped in at once, so a request routed
+   * meanwhile never finds a mount missing. A mount whose entry did not change keeps its backend (and its pools and
+   * timers); only those added or changed are built, and only those removed or replaced are stopped.
+   */
+  async reload(): Promise<void> {
+    return this.exclusive(async () => {
+      const next = new Map<string, Mounted>();
+      const kept = new Set<Mounted>();
+      for (const table of ['mounts', 'auth'] as const) {
+        const entries = (await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table])) ?? this.entries(table);
+        for (const entry of entries) {
+          const prefix = routePrefix(table, entry.path);
+          const current = this.mounted.get(prefix);
+          const same = current?.table === table && JSON.stringify(current.entry) === JSON.stringify(entry);
+          if (same) kept.add(current);
+          next.set(prefix, same ? current : await this.build(table, entry));
+        }
+      }
+      const gone = [...this.mounted.values()].filter((m) => !kept.has(m));
+      this.mounted.clear();
+      for (const [prefix, mounted] of next) this.mounted.set(prefix, mounted);
+      if (this.background) for (const mounted of next.values()) if (!kept.has(mounted)) mounted.backend.start?.();
+      await Promise.all(gone.map((m) => m.backend.stop?.()));
+    });
+  }
+
   /** Starts every backend's background jobs (rotation schedules), and those of backends mounted later. */
   startBackground(): void {
     this.background = true;
@@ -318,14 +345,19 @@ export class MountTable {
   }
 
   private async activate(table: TableName, entry: MountEntry): Promise<void> {
+    const mounted = await this.build(table, entry);
+    this.mounted.set(mounted.prefix, mounted);
+    if (this.background) mounted.backend.start?.();
+  }
+
+  private async build(table: TableName, entry: MountEntry): Promise<Mounted> {
     const factory = getOwn(this.factories[table], entry.type);
     if (!factory) throw new Error(`no backend of type ${entry.type} for mount ${entry.path}`);
     const prefix = routePrefix(table, entry.path);
     const storage = new StorageView(this.barrier, `${STORAGE_PREFIX[table]}${entry.uuid}/`);
     const system = this.systemView(entry);
     const backend = await factory({ storage, mountPoint: prefix, options: entry.options, system });
-    this.mounted.set(prefix, { entry, table, prefix, backend, paths: compilePaths(backend), storage });
-    if (this.background) backend.start?.();
+    return { entry, table, prefix, backend, paths: compilePaths(backend), storage };
   }
 
   private async persist(table: TableName): Promise<void> {
