@@ -28,7 +28,6 @@ function clusterView(cluster: ClusterRecord): Record<string, unknown> {
 /** sys/cofre/clusters, deliveries and placements: what administrators (ordinary tokens and policies) manage. */
 export function clusterAdminPaths(core: Core): PathRecord[] {
   const service = clustersOf(core);
-  service.listen();
   const name = (req: Request, what: string): string => checkName(req.params.name ?? '', what);
   return [
     {

@@ -63,6 +63,7 @@ export class ClusterService {
     labels: Record<string, string> | undefined,
     bootstrapTtl: number,
   ): Promise<{ created: boolean; cluster: ClusterRecord; token?: string }> {
+    this.ensureListening();
     const result = await this.store.locks.run(`cluster/${name}`, async () => {
       const existing = await this.store.cluster(name);
       if (existing) {
@@ -181,6 +182,7 @@ export class ClusterService {
    * before its token's revocation is done.
    */
   async agentOf(caller: Caller | undefined): Promise<ClusterRecord> {
+    this.ensureListening();
     const token: TokenEntry | undefined = caller?.token;
     if (!token || !token.path.startsWith(`${AGENT_LOGIN_PATH}/`)) throw permissionDenied('not a cluster agent token');
     const cluster = await this.store.clusterById(token.meta.cluster_id ?? '');
@@ -192,6 +194,7 @@ export class ClusterService {
   // ---- deliveries and placements --------------------------------------------------------------------------------
 
   async writeDelivery(name: string, definition: DeliveryDefinition): Promise<DeliveryRecord> {
+    this.ensureListening();
     const record = await this.store.locks.run(`delivery/${name}`, async () => {
       const existing = await this.store.delivery(name);
       const resolved = await resolvePayload(this.core, definition);
@@ -251,6 +254,7 @@ export class ClusterService {
   }
 
   async writePlacement(name: string, definition: PlacementDefinition): Promise<void> {
+    this.ensureListening();
     if (!(await this.store.delivery(definition.delivery))) throw badRequest(`no delivery "${definition.delivery}"`);
     await this.store.putPlacement({ name, ...definition, updatedAt: now() });
     this.refan();
@@ -416,8 +420,8 @@ export class ClusterService {
    * Follows the change stream in-process: a write to a KV secret that a delivery uses re-resolves that delivery,
    * and a changed payload makes its next revision (then the fan-out tells the agents).
    */
-  listen(): void {
-    this.listening?.abort();
+  ensureListening(): void {
+    if (this.listening || this.core.sealed) return;
     const controller = new AbortController();
     this.listening = controller;
     const from = this.core.changes.lastIndex;
@@ -431,10 +435,21 @@ export class ClusterService {
             if (record && usesSource(record, path)) await this.refreshDelivery(name);
           }
         } catch {
-          // One change that could not be followed (sealing, a storage error): the next fetch re-resolves anyway.
+          // One change that could not be followed (sealed meanwhile, a storage error): a fetch re-resolves anyway.
         }
       }
-    })().catch(() => undefined); // sealed: the next unseal listens again
+    })()
+      .catch(() => undefined)
+      // Ended (the log could not be read while sealed): the next request to these paths listens again.
+      .finally(() => {
+        if (this.listening === controller) this.listening = undefined;
+      });
+  }
+
+  /** Stops following the change stream (tests, shutdown). */
+  stopListening(): void {
+    this.listening?.abort();
+    this.listening = undefined;
   }
 }
 
