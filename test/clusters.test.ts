@@ -13,7 +13,7 @@ import {
   type DeliveryEvent,
   type SetEntry,
 } from '../src/kube/cluster-agent/protocol.js';
-import { startServer, type InProcessServer } from './support.js';
+import { runCli, startServer, type InProcessServer } from './support.js';
 
 /** A simulated agent: keys of its own, generated as the real one does inside its cluster. */
 async function newKeys(): Promise<AgentKeys> {
@@ -372,5 +372,36 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const bytes = readFileSync(join(server.dir, 'cofre.db'));
     for (const value of [SECRET_VALUE, NEW_VALUE, 'LOG_LEVEL', 'shop-db'])
       assert.equal(bytes.includes(value), false, value);
+  });
+
+  it('the CLI registers, lists, reads, labels and deregisters clusters', async () => {
+    const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
+    let res = await cli('cluster', 'register', 'cli-1', '-label', 'region=eu', '-label=tier=store');
+    assert.equal(res.code, 0, res.out);
+    const token = /bootstrap_token\s+(cbt\.\S+)/.exec(res.out)?.[1];
+    assert.ok(token, res.out);
+    assert.match(res.out, /shown only this once/);
+    res = await cli('cluster', 'register', 'cli-1');
+    assert.notEqual(res.code, 0);
+    res = await cli('cluster', 'list');
+    assert.match(res.out, /cli-1/);
+    res = await cli('cluster', 'label', 'cli-1', 'region=us', 'tier=edge');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('cluster', 'read', 'cli-1', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    const read = JSON.parse(res.out);
+    assert.deepEqual(read.data.labels, { region: 'us', tier: 'edge' });
+    assert.equal(read.data.state, 'pending');
+    assert.ok(!res.out.includes(token!));
+    res = await cli('cluster', 'label', 'cli-1', 'no-equals');
+    assert.notEqual(res.code, 0);
+    res = await cli('cluster', 'deregister', 'cli-1');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('cluster', 'read', 'cli-1');
+    assert.notEqual(res.code, 0);
+    // Its bootstrap token went with it.
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    await assert.rejects(enrol({ address: server.url }, token!, pub, 'x'), /403/);
   });
 });
