@@ -40,11 +40,13 @@ async function waitFor<T>(what: string, check: () => T | undefined, ms = 1000): 
 describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, stream', () => {
   let server: InProcessServer;
   const agents: Record<string, { keys: AgentKeys; protocol: AgentProtocol; clusterId: string }> = {};
+  const bootstrapTokens: string[] = [];
 
   async function register(name: string, labels: Record<string, string>): Promise<string> {
     const res = await server.api.call('PUT', `sys/cofre/clusters/${name}`, { body: { labels } });
     assert.equal(res.status, 200, res.text);
     assert.match(res.body.data.bootstrap_token, /^cbt\./);
+    bootstrapTokens.push(res.body.data.bootstrap_token);
     return res.body.data.bootstrap_token as string;
   }
 
@@ -62,6 +64,10 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
 
   before(async () => {
     server = await startServer();
+    const audit = await server.api.call('PUT', 'sys/audit/file', {
+      body: { type: 'file', options: { file_path: join(server.dir, 'audit.log') } },
+    });
+    assert.equal(audit.status, 204, audit.text);
     const kv = await server.api.call('PUT', 'secret/data/app/db', {
       body: { data: { password: SECRET_VALUE, user: 'app' } },
     });
