@@ -338,6 +338,24 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await login(loginProof(a.clusterId, a.keys.signing, new Date(Date.now() - 120_000)))).status, 403);
   });
 
+  it('re-enrolling with new keys revokes the old identity: its token and signature are refused', async () => {
+    const old = agents['eu-2']!;
+    const oldToken = await old.protocol.currentToken();
+    const res = await server.api.call('PUT', 'sys/cofre/clusters/eu-2/bootstrap', { body: {} });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.data.cluster_id, old.clusterId);
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const { cluster_id } = await enrol({ address: server.url }, res.body.data.bootstrap_token, pub, 'test/3');
+    assert.equal(cluster_id, old.clusterId);
+    assert.equal((await server.api.call('GET', 'sys/cofre/agent/bundles', { token: oldToken })).status, 403);
+    const oldLogin = loginProof(old.clusterId, old.keys.signing);
+    assert.equal((await server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: oldLogin })).status, 403);
+    const renewed = new AgentProtocol({ address: server.url, clusterId: cluster_id, keys });
+    assert.ok(Array.isArray(await renewed.set()));
+    agents['eu-2'] = { keys, clusterId: cluster_id, protocol: renewed };
+  });
+
   it('a deregistered cluster is refused at once: token, signature, racing requests and its stream', async () => {
     const a = agents['eu-1']!;
     const token = await a.protocol.currentToken();

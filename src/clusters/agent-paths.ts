@@ -2,6 +2,7 @@ import type { PathRecord, StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, permissionDenied } from '../core/errors.js';
 import { authView } from '../core/token-views.js';
+import { isDnsLabel } from './labels.js';
 import { clustersOf } from './service.js';
 import type { DeliveryReport } from './store.js';
 
@@ -13,8 +14,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 function parseReports(value: unknown): Record<string, DeliveryReport> {
   if (value === undefined) return {};
   if (!isObject(value)) throw badRequest('"deliveries" must be a map of delivery name to report');
-  const out: Record<string, DeliveryReport> = {};
+  const out: [string, DeliveryReport][] = [];
   for (const [name, raw] of Object.entries(value)) {
+    if (!isDnsLabel(name)) throw badRequest(`deliveries: "${name}" is not a delivery name`);
     if (!isObject(raw)) throw badRequest(`deliveries["${name}"] must be an object`);
     const revision = raw.revision;
     if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) {
@@ -26,24 +28,27 @@ function parseReports(value: unknown): Record<string, DeliveryReport> {
     if (raw.error !== undefined && raw.error !== null && typeof raw.error !== 'string') {
       throw badRequest(`deliveries["${name}"].error must be a string`);
     }
-    const pods: Record<string, number> = {};
+    const pods: [string, number][] = [];
     if (raw.pods !== undefined) {
       if (!isObject(raw.pods)) throw badRequest(`deliveries["${name}"].pods must be a map of revision to count`);
       for (const [rev, count] of Object.entries(raw.pods)) {
         if (!/^\d+$/.test(rev) || typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
           throw badRequest(`deliveries["${name}"].pods must map revisions to pod counts`);
         }
-        pods[rev] = count;
+        pods.push([rev, count]);
       }
     }
-    out[name] = {
-      revision,
-      applied_at: (raw.applied_at as string | undefined) ?? '',
-      ...(typeof raw.error === 'string' && raw.error !== '' ? { error: raw.error.slice(0, 1024) } : {}),
-      pods,
-    };
+    out.push([
+      name,
+      {
+        revision,
+        applied_at: (raw.applied_at as string | undefined) ?? '',
+        ...(typeof raw.error === 'string' && raw.error !== '' ? { error: raw.error.slice(0, 1024) } : {}),
+        pods: Object.fromEntries(pods),
+      },
+    ]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 /** sys/cofre/agent/*: enrolment and login (no token), then what a cluster's agent token may do for its own cluster. */

@@ -104,13 +104,12 @@ function parseItem(raw: unknown, index: number): DeliveryItem {
     if (!isObject(raw.literal) || Object.keys(raw.literal).length === 0) {
       throw badRequest(`${where}.literal must be a non-empty map of strings`);
     }
-    const literal: Record<string, string> = {};
     for (const [key, value] of Object.entries(raw.literal)) {
       checkDataKey(key, `${where}.literal`);
       if (typeof value !== 'string') throw badRequest(`${where}.literal["${key}"] must be a string`);
-      literal[key] = value;
     }
-    item.literal = literal;
+    // fromEntries defines own properties: a key such as "__proto__" stays a key.
+    item.literal = Object.fromEntries(Object.entries(raw.literal as Record<string, string>));
   }
   return item;
 }

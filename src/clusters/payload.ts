@@ -48,18 +48,19 @@ const base64 = (value: unknown): string =>
 async function build(core: Core, definition: DeliveryDefinition): Promise<BundlePayload> {
   const objects: BundlePayload['objects'] = [];
   for (const item of definition.items) {
-    const data: Record<string, string> = {};
+    const entries: [string, string][] = [];
     if (item.kv) {
       const values = await readKv(core, item.kv);
       for (const key of item.kv.keys ?? Object.keys(values).sort()) {
         if (!Object.hasOwn(values, key)) {
           throw new SourceError(`kv secret "${item.kv.mount}/${item.kv.path}" has no key "${key}"`);
         }
-        data[key] = base64(values[key]);
+        entries.push([key, base64(values[key])]);
       }
     } else {
-      for (const [key, value] of Object.entries(item.literal ?? {})) data[key] = base64(value);
+      for (const [key, value] of Object.entries(item.literal ?? {})) entries.push([key, base64(value)]);
     }
+    const data = Object.fromEntries(entries);
     objects.push({
       kind: item.mode === 'secret' ? 'Secret' : 'ConfigMap',
       name: item.name,
