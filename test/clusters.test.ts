@@ -129,6 +129,10 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       ['sys/cofre/clusters/bad', { labels: { 'a b': 'x' } }, /invalid label key "a b"/],
       ['sys/cofre/clusters/bad', { labels: { region: 'no spaces' } }, /invalid value/],
       ['sys/cofre/clusters/Bad_Name', {}, /invalid cluster name/],
+      ['sys/cofre/clusters/bad', { bootstrap_ttl: '100000h' }, /bootstrap_ttl/],
+      ['sys/cofre/clusters/bad', { bootstrap_ttl: '-5s' }, /bootstrap_ttl|duration/],
+      ['sys/cofre/clusters/bad', { extra: 1 }, /unknown fields: extra/],
+      ['sys/cofre/agent/enrol', { bootstrap_token: 'cbt.x', sealing_key: 'AAAA', signing_key: 'AAAA' }, /sealing_key/],
       [
         'sys/cofre/deliveries/d',
         { namespace: 'x', items: [{ name: 'a', mode: 'file', literal: { a: 'b' } }] },

@@ -1,11 +1,19 @@
 import type { PathRecord, Request } from '../core/backend.js';
 import type { Core } from '../core/core.js';
-import { notFound } from '../core/errors.js';
+import { badRequest, notFound } from '../core/errors.js';
 import { checkName, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
 import type { ClusterRecord } from './store.js';
+
+/** A bootstrap token lives at least a second and at most 30 days; 0 or absent is the default hour. */
+function bootstrapTtl(value: unknown): number {
+  const ttl = (value as number | undefined) ?? 0;
+  if (ttl === 0) return DEFAULT_BOOTSTRAP_TTL;
+  if (ttl < 1 || ttl > 30 * 24 * 3600) throw badRequest('"bootstrap_ttl" must be between 1s and 720h');
+  return ttl;
+}
 
 function clusterView(cluster: ClusterRecord): Record<string, unknown> {
   return {
@@ -49,7 +57,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       operations: {
         update: async (req) => {
           const labels = req.data.labels === undefined ? undefined : parseLabels(req.data.labels, 'labels');
-          const ttl = (req.data.bootstrap_ttl as number | undefined) || DEFAULT_BOOTSTRAP_TTL;
+          const ttl = bootstrapTtl(req.data.bootstrap_ttl);
           const result = await service.register(name(req, 'cluster'), labels, ttl);
           if (!result.created) return undefined;
           return {
@@ -80,7 +88,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       fields: { bootstrap_ttl: { type: 'duration', description: 'How long it is valid (default 1h).' } },
       operations: {
         update: async (req) => {
-          const ttl = (req.data.bootstrap_ttl as number | undefined) || DEFAULT_BOOTSTRAP_TTL;
+          const ttl = bootstrapTtl(req.data.bootstrap_ttl);
           const { cluster, token } = await service.newBootstrapToken(name(req, 'cluster'), ttl);
           return {
             data: { name: cluster.name, cluster_id: cluster.clusterId, bootstrap_token: token, bootstrap_ttl: ttl },
