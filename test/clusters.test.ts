@@ -373,9 +373,19 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       const racing = Array.from({ length: 20 }, () =>
         server.api.call('GET', 'sys/cofre/agent/bundles/shop', { token }),
       );
+      // Logins racing the deregistration: whatever token one of them got must be refused afterwards.
+      const logins = Array.from({ length: 10 }, () =>
+        server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: loginProof(a.clusterId, a.keys.signing) }),
+      );
       const res = await server.api.call('DELETE', 'sys/cofre/clusters/eu-1');
       assert.equal(res.status, 204);
-      await Promise.all(racing);
+      for (const r of await Promise.all(racing)) assert.ok([200, 403].includes(r.status), r.text);
+      for (const r of await Promise.all(logins)) {
+        assert.ok([200, 403].includes(r.status), r.text);
+        if (r.status !== 200) continue;
+        const late = await server.api.call('GET', 'sys/cofre/agent/bundles', { token: r.body.auth.client_token });
+        assert.equal(late.status, 403);
+      }
       for (const path of ['sys/cofre/agent/bundles', 'sys/cofre/agent/bundles/shop']) {
         assert.equal((await server.api.call('GET', path, { token })).status, 403);
       }
