@@ -11,6 +11,7 @@ import { registerOperatorCommands } from './commands/operator.js';
 import { registerPathHelpCommand } from './commands/path-help.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerPolicyCommands } from './commands/policy.js';
+import { registerClusterCommands } from './commands/cluster.js';
 import { registerAuthCommands, registerSecretsCommands } from './commands/secrets.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTokenCommands } from './commands/token.js';
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerLeaseCommands(program);
   registerTokenCommands(program);
   registerPolicyCommands(program);
+  registerClusterCommands(program);
   registerSecretsCommands(program);
   registerAuthCommands(program);
   registerAuditCommands(program);

@@ -1,7 +1,13 @@
 import type { InvalidationHandler } from './invalidation.js';
 import { badRequest } from './errors.js';
 import { ACL, parsePolicy, type Policy } from './policy/index.js';
-import { DEFAULT_POLICY_TEXT, RESPONSE_WRAPPING_POLICY_NAME, RESPONSE_WRAPPING_POLICY_TEXT } from './policy/builtin.js';
+import {
+  CLUSTER_AGENT_POLICY_NAME,
+  CLUSTER_AGENT_POLICY_TEXT,
+  DEFAULT_POLICY_TEXT,
+  RESPONSE_WRAPPING_POLICY_NAME,
+  RESPONSE_WRAPPING_POLICY_TEXT,
+} from './policy/builtin.js';
 import type { Storage } from './storage.js';
 import { getJson, putJson } from './storage-view.js';
 
@@ -36,6 +42,7 @@ export class PolicyStore {
     if (key === 'root') return { name: 'root', policy: '' };
     // Never from storage: a stored policy of that name (written before it was built in) cannot widen it.
     if (key === RESPONSE_WRAPPING_POLICY_NAME) return { name: key, policy: RESPONSE_WRAPPING_POLICY_TEXT };
+    if (key === CLUSTER_AGENT_POLICY_NAME) return { name: key, policy: CLUSTER_AGENT_POLICY_TEXT };
     const stored = await getJson<StoredPolicy>(this.storage, key);
     if (stored) return stored;
     return key === 'default' ? { name: 'default', policy: DEFAULT_POLICY_TEXT } : undefined;
@@ -43,7 +50,9 @@ export class PolicyStore {
 
   async write(name: string, text: string): Promise<void> {
     const key = name.toLowerCase();
-    if (key === 'root' || key === RESPONSE_WRAPPING_POLICY_NAME) throw badRequest(`cannot update "${key}" policy`);
+    if (key === 'root' || key === RESPONSE_WRAPPING_POLICY_NAME || key === CLUSTER_AGENT_POLICY_NAME) {
+      throw badRequest(`cannot update "${key}" policy`);
+    }
     if (!/^[a-z0-9._\-@/]+$/i.test(key)) throw badRequest(`invalid policy name "${name}"`);
     parsePolicy(key, text); // refuses bad policies before anything is stored
     await putJson(this.storage, key, { name: key, policy: text });
@@ -52,7 +61,12 @@ export class PolicyStore {
 
   async delete(name: string): Promise<void> {
     const key = name.toLowerCase();
-    if (key === 'root' || key === 'default' || key === RESPONSE_WRAPPING_POLICY_NAME) {
+    if (
+      key === 'root' ||
+      key === 'default' ||
+      key === RESPONSE_WRAPPING_POLICY_NAME ||
+      key === CLUSTER_AGENT_POLICY_NAME
+    ) {
       throw badRequest(`cannot delete "${key}" policy`);
     }
     await this.storage.delete(key);

@@ -103,13 +103,37 @@ path "sys/wrapping/unwrap" {
 `;
 
 /**
+ * Cofre's own: the only policy of a cluster agent's token (sys/cofre/agent/login). It reaches the agent paths and
+ * nothing else; which cluster's bundles the token gets is decided by the token's cluster, not by the path. Built in,
+ * immutable and not assignable, like response-wrapping: a token made with it by name would be no agent anyway.
+ */
+export const CLUSTER_AGENT_POLICY_NAME = 'cofre-cluster-agent';
+export const CLUSTER_AGENT_POLICY_TEXT = `path "sys/cofre/agent/bundles" {
+    capabilities = ["read"]
+}
+
+path "sys/cofre/agent/bundles/*" {
+    capabilities = ["read"]
+}
+
+path "sys/cofre/agent/stream" {
+    capabilities = ["read"]
+}
+
+path "sys/cofre/agent/report" {
+    capabilities = ["create", "update"]
+}
+`;
+
+/**
  * Vault's non-assignable policies: no token is created with `response-wrapping` but a wrapping token. Anyone
  * else holding one could pass for a wrapping token, and hand out a "wrapped" answer of their own making.
  */
 export function assertAssignable(policies: readonly string[]): void {
   for (const policy of policies) {
-    if (normalizePolicyName(policy) === RESPONSE_WRAPPING_POLICY_NAME) {
-      throw badRequest(`cannot assign policy "${RESPONSE_WRAPPING_POLICY_NAME}"`);
+    const name = normalizePolicyName(policy);
+    if (name === RESPONSE_WRAPPING_POLICY_NAME || name === CLUSTER_AGENT_POLICY_NAME) {
+      throw badRequest(`cannot assign policy "${name}"`);
     }
   }
 }

@@ -16,6 +16,8 @@ import { stepDownPaths } from './step-down.js';
 import { remountPaths } from './remount.js';
 import { toolPaths } from './tools.js';
 import { wrappingPaths } from './wrapping.js';
+import { clusterAdminPaths } from '../../clusters/admin-paths.js';
+import { clusterAgentPaths } from '../../clusters/agent-paths.js';
 
 /** The system backend at sys/: built in, served while sealed for its unauthenticated paths. */
 export function systemBackend(core: Core, storageType: string): Backend {
@@ -39,6 +41,8 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...toolPaths(),
       ...hostInfoPaths(),
       ...wrappingPaths(core),
+      ...clusterAdminPaths(core),
+      ...clusterAgentPaths(core),
     ],
   };
 }

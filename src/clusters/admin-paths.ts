@@ -1,0 +1,175 @@
+import type { PathRecord, Request } from '../core/backend.js';
+import type { Core } from '../core/core.js';
+import { badRequest, notFound } from '../core/errors.js';
+import { checkName, parseDelivery, parsePlacement } from './definitions.js';
+import { fingerprint } from './agent-identity.js';
+import { parseLabels } from './labels.js';
+import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
+import type { ClusterRecord } from './store.js';
+
+/** A bootstrap token lives at least a second and at most 30 days; 0 or absent is the default hour. */
+function bootstrapTtl(value: unknown): number {
+  const ttl = (value as number | undefined) ?? 0;
+  if (ttl === 0) return DEFAULT_BOOTSTRAP_TTL;
+  if (ttl < 1 || ttl > 30 * 24 * 3600) throw badRequest('"bootstrap_ttl" must be between 1s and 720h');
+  return ttl;
+}
+
+function clusterView(cluster: ClusterRecord): Record<string, unknown> {
+  return {
+    name: cluster.name,
+    cluster_id: cluster.clusterId,
+    labels: cluster.labels,
+    state: cluster.signingKey ? 'enrolled' : 'pending',
+    created_at: cluster.createdAt,
+    enrolled_at: cluster.enrolledAt ?? null,
+    last_seen: cluster.lastSeen ?? null,
+    agent_version: cluster.agentVersion ?? '',
+    health: cluster.health ?? '',
+    sealing_key_fingerprint: cluster.sealingKey ? fingerprint(cluster.sealingKey) : '',
+    signing_key_fingerprint: cluster.signingKey ? fingerprint(cluster.signingKey) : '',
+    bootstrap_expires_at: cluster.bootstrap ? new Date(cluster.bootstrap.expiresAt).toISOString() : null,
+    deliveries: cluster.reports ?? {},
+  };
+}
+
+/** sys/cofre/clusters, deliveries and placements: what administrators (ordinary tokens and policies) manage. */
+export function clusterAdminPaths(core: Core): PathRecord[] {
+  const service = clustersOf(core);
+  const name = (req: Request, what: string): string => checkName(req.params.name ?? '', what);
+  return [
+    {
+      pattern: 'cofre/clusters/?',
+      summary: 'Lists the registered clusters.',
+      operations: { list: async () => ({ data: { keys: await service.store.listClusters() } }) },
+    },
+    {
+      pattern: 'cofre/clusters/(?<name>[^/]+)',
+      summary: 'Registers a cluster (answering its bootstrap token once), reads it, relabels it or deregisters it.',
+      description:
+        'A write to a new name registers the cluster and answers, once, a single-use bootstrap token; a write to ' +
+        'an existing one replaces its labels. Delete deregisters: its identity and agent tokens are revoked at once.',
+      rejectUnknownFields: true,
+      fields: {
+        labels: { type: 'map', description: 'Labels in Kubernetes syntax, which placements select by.' },
+        bootstrap_ttl: { type: 'duration', description: 'How long the bootstrap token is valid (default 1h).' },
+      },
+      operations: {
+        update: async (req) => {
+          const labels = req.data.labels === undefined ? undefined : parseLabels(req.data.labels, 'labels');
+          const ttl = bootstrapTtl(req.data.bootstrap_ttl);
+          const result = await service.register(name(req, 'cluster'), labels, ttl);
+          if (!result.created) return undefined;
+          return {
+            data: {
+              name: result.cluster.name,
+              cluster_id: result.cluster.clusterId,
+              labels: result.cluster.labels,
+              bootstrap_token: result.token,
+              bootstrap_ttl: ttl,
+            },
+          };
+        },
+        read: async (req) => {
+          const cluster = await service.store.cluster(name(req, 'cluster'));
+          if (!cluster) throw notFound();
+          return { data: clusterView(cluster) };
+        },
+        delete: async (req) => {
+          await service.deregister(name(req, 'cluster'));
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'cofre/clusters/(?<name>[^/]+)/bootstrap',
+      summary: 'A new single-use bootstrap token for a cluster, to enrol it again with new keys.',
+      rejectUnknownFields: true,
+      fields: { bootstrap_ttl: { type: 'duration', description: 'How long it is valid (default 1h).' } },
+      operations: {
+        update: async (req) => {
+          const ttl = bootstrapTtl(req.data.bootstrap_ttl);
+          const { cluster, token } = await service.newBootstrapToken(name(req, 'cluster'), ttl);
+          return {
+            data: { name: cluster.name, cluster_id: cluster.clusterId, bootstrap_token: token, bootstrap_ttl: ttl },
+          };
+        },
+      },
+    },
+    {
+      pattern: 'cofre/deliveries/?',
+      summary: 'Lists the deliveries.',
+      operations: { list: async () => ({ data: { keys: await service.store.listDeliveries() } }) },
+    },
+    {
+      pattern: 'cofre/deliveries/(?<name>[^/]+)',
+      summary: 'Writes, reads or deletes a delivery: what an application needs in one namespace.',
+      description:
+        'items: [{name, mode: secret|configmap, type?, immutable?, kv: {mount, path, keys?} | literal: {key: value}}] ' +
+        '(literal for configmap items only); rollout: [{kind, name}]. A read shows the definition and revision, never a value.',
+      rejectUnknownFields: true,
+      fields: {
+        namespace: { type: 'string', description: 'The target namespace.', required: true },
+        items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
+        rollout: { type: 'any', description: 'Workloads rolled when the delivery changes: [{kind, name}].' },
+      },
+      operations: {
+        update: async (req) => {
+          const record = await service.writeDelivery(name(req, 'delivery'), parseDelivery(req.data));
+          return { data: { revision: record.revision, source_error: record.sourceError || null } };
+        },
+        read: async (req) => {
+          const record = await service.store.delivery(name(req, 'delivery'));
+          if (!record) throw notFound();
+          return {
+            data: {
+              namespace: record.namespace,
+              items: record.items,
+              rollout: record.rollout,
+              revision: record.revision,
+              updated_at: record.updatedAt,
+              source_error: record.sourceError || null,
+            },
+          };
+        },
+        delete: async (req) => {
+          await service.deleteDelivery(name(req, 'delivery'));
+          return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'cofre/placements/?',
+      summary: 'Lists the placements.',
+      operations: { list: async () => ({ data: { keys: await service.store.listPlacements() } }) },
+    },
+    {
+      pattern: 'cofre/placements/(?<name>[^/]+)',
+      summary: 'Publishes a delivery to clusters by selector and/or names; a read shows the per-cluster status.',
+      rejectUnknownFields: true,
+      fields: {
+        delivery: { type: 'string', description: 'The delivery to publish.', required: true },
+        selector: {
+          type: 'map',
+          description: '{matchLabels: {key: value}}; an empty matchLabels selects every cluster.',
+        },
+        clusters: { type: 'string-list', description: 'Cluster names.' },
+      },
+      operations: {
+        update: async (req) => {
+          await service.writePlacement(name(req, 'placement'), parsePlacement(req.data));
+          return undefined;
+        },
+        read: async (req) => {
+          const status = await service.placementStatus(name(req, 'placement'));
+          if (!status) throw notFound();
+          return { data: status };
+        },
+        delete: async (req) => {
+          await service.deletePlacement(name(req, 'placement'));
+          return undefined;
+        },
+      },
+    },
+  ];
+}

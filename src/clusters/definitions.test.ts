@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseDelivery, parsePlacement } from './definitions.js';
+import { parseLabels, selects } from './labels.js';
+
+describe('delivery and placement definitions', () => {
+  it('labels follow Kubernetes syntax', () => {
+    assert.deepEqual(parseLabels({ 'cofre.dev/tier': 'store', region: '' }, 'labels'), {
+      'cofre.dev/tier': 'store',
+      region: '',
+    });
+    for (const bad of [{ '-a': 'x' }, { 'a/b/c': 'x' }, { a: '-x' }, { ['k'.repeat(64)]: 'x' }, { a: 1 }]) {
+      assert.throws(() => parseLabels(bad, 'labels'), /label/);
+    }
+  });
+
+  it('a selector matches clusters that carry every one of its labels', () => {
+    assert.equal(selects({ region: 'eu' }, { region: 'eu', tier: 'x' }), true);
+    assert.equal(selects({ region: 'eu' }, { region: 'us' }), false);
+    assert.equal(selects({}, {}), true);
+    assert.equal(selects({ constructor: '' }, {}), false);
+  });
+
+  it('a delivery refuses unknown modes, literals in secrets, duplicate objects and unknown fields', () => {
+    const ok = parseDelivery({
+      namespace: 'app',
+      items: [
+        { name: 'db', mode: 'secret', type: 'Opaque', kv: { mount: '/secret/', path: 'app/db', keys: ['a', 'a'] } },
+      ],
+    });
+    assert.deepEqual(ok.items[0]!.kv, { mount: 'secret', path: 'app/db', keys: ['a'] });
+    const bad: [unknown, RegExp][] = [
+      [[{ name: 'a', mode: 'env', literal: { a: 'b' } }], /mode/],
+      [[{ name: 'a', mode: 'secret', literal: { a: 'b' } }], /literal source is for configmap/],
+      [[{ name: 'a', mode: 'configmap', type: 'x', literal: { a: 'b' } }], /type/],
+      [[{ name: 'a', mode: 'configmap', literal: { a: 'b' }, extra: 1 }], /unknown fields/],
+      [[{ name: 'a', mode: 'configmap', literal: { 'a b': 'b' } }], /invalid data key/],
+      [
+        [
+          { name: 'a', mode: 'configmap', literal: { a: 'b' } },
+          { name: 'a', mode: 'configmap', literal: { c: 'd' } },
+        ],
+        /same configmap/,
+      ],
+    ];
+    for (const [items, message] of bad) assert.throws(() => parseDelivery({ namespace: 'app', items }), message);
+    assert.throws(() => parseDelivery({ namespace: 'App', items: ok.items }), /namespace/);
+    assert.throws(
+      () => parseDelivery({ namespace: 'app', items: ok.items, rollout: [{ kind: 'Pod', name: 'x' }] }),
+      /rollout/,
+    );
+  });
+
+  it('a placement needs a selector or cluster names', () => {
+    assert.throws(() => parsePlacement({ delivery: 'd' }), /selector/);
+    assert.deepEqual(parsePlacement({ delivery: 'd', clusters: ['b', 'a', 'a'] }).clusters, ['a', 'b']);
+    assert.throws(() => parsePlacement({ delivery: 'd', selector: { matchExpressions: [] } }), /matchLabels/);
+  });
+});

@@ -1,0 +1,158 @@
+import { badRequest } from '../core/errors.js';
+import { isDnsLabel, isDnsSubdomain, parseLabels } from './labels.js';
+
+/** Where a secret item's values come from: keys of one KV secret (all of them when `keys` is absent). */
+export interface KvSource {
+  mount: string;
+  path: string;
+  keys?: string[];
+}
+
+export interface DeliveryItem {
+  /** The Kubernetes object's name. */
+  name: string;
+  mode: 'secret' | 'configmap';
+  type?: string;
+  immutable?: boolean;
+  kv?: KvSource;
+  /** Non-secret configuration only: refused in a secret item. */
+  literal?: Record<string, string>;
+}
+
+export interface RolloutTarget {
+  kind: 'Deployment' | 'StatefulSet' | 'DaemonSet';
+  name: string;
+}
+
+export interface DeliveryDefinition {
+  namespace: string;
+  items: DeliveryItem[];
+  rollout: RolloutTarget[];
+}
+
+export interface PlacementDefinition {
+  delivery: string;
+  selector?: { matchLabels: Record<string, string> };
+  clusters: string[];
+}
+
+const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'];
+const DATA_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** Cluster, delivery and placement names: DNS labels, so they fit in Kubernetes labels and storage keys alike. */
+export function checkName(name: string, what: string): string {
+  if (!isDnsLabel(name)) {
+    throw badRequest(`invalid ${what} name "${name}": at most 63 lower-case alphanumeric characters or "-"`);
+  }
+  return name;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function checkDataKey(key: string, where: string): void {
+  if (key.length > 253 || !DATA_KEY.test(key)) {
+    throw badRequest(`invalid data key "${key}" in ${where}: alphanumeric characters, "-", "_" or "." only`);
+  }
+}
+
+function parseItem(raw: unknown, index: number): DeliveryItem {
+  const where = `items[${index}]`;
+  if (!isObject(raw)) throw badRequest(`${where} must be an object`);
+  const known = ['name', 'mode', 'type', 'immutable', 'kv', 'literal'];
+  const unknown = Object.keys(raw).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw badRequest(`unknown fields in ${where}: ${unknown.sort().join(', ')}`);
+  const { name, mode } = raw;
+  if (typeof name !== 'string' || !isDnsSubdomain(name)) {
+    throw badRequest(`${where}.name must be a Kubernetes object name (a DNS subdomain)`);
+  }
+  if (mode !== 'secret' && mode !== 'configmap') throw badRequest(`${where}.mode must be "secret" or "configmap"`);
+  const item: DeliveryItem = { name, mode };
+  if (raw.type !== undefined) {
+    if (mode !== 'secret' || typeof raw.type !== 'string' || raw.type === '') {
+      throw badRequest(`${where}.type is a non-empty string, for secret items only`);
+    }
+    item.type = raw.type;
+  }
+  if (raw.immutable !== undefined) {
+    if (typeof raw.immutable !== 'boolean') throw badRequest(`${where}.immutable must be a boolean`);
+    item.immutable = raw.immutable;
+  }
+  if ((raw.kv === undefined) === (raw.literal === undefined)) {
+    throw badRequest(`${where} needs exactly one source: "kv" or "literal"`);
+  }
+  if (raw.kv !== undefined) {
+    const kv = raw.kv;
+    if (!isObject(kv) || typeof kv.mount !== 'string' || typeof kv.path !== 'string') {
+      throw badRequest(`${where}.kv must be {mount, path, keys?}`);
+    }
+    const mount = kv.mount.replace(/^\/+|\/+$/g, '');
+    const path = kv.path.replace(/^\/+|\/+$/g, '');
+    if (mount === '' || path === '') throw badRequest(`${where}.kv needs a non-empty mount and path`);
+    item.kv = { mount, path };
+    if (kv.keys !== undefined) {
+      if (!Array.isArray(kv.keys) || kv.keys.length === 0 || !kv.keys.every((k) => typeof k === 'string')) {
+        throw badRequest(`${where}.kv.keys must be a non-empty list of strings`);
+      }
+      for (const key of kv.keys as string[]) checkDataKey(key, `${where}.kv.keys`);
+      item.kv.keys = [...new Set(kv.keys as string[])];
+    }
+  } else {
+    // A literal sits in the definition, which every reader of the delivery sees: secret values come from KV.
+    if (mode === 'secret') {
+      throw badRequest(`${where}: a literal source is for configmap items only; a secret's values come from "kv"`);
+    }
+    if (!isObject(raw.literal) || Object.keys(raw.literal).length === 0) {
+      throw badRequest(`${where}.literal must be a non-empty map of strings`);
+    }
+    for (const [key, value] of Object.entries(raw.literal)) {
+      checkDataKey(key, `${where}.literal`);
+      if (typeof value !== 'string') throw badRequest(`${where}.literal["${key}"] must be a string`);
+    }
+    // fromEntries defines own properties: a key such as "__proto__" stays a key.
+    item.literal = Object.fromEntries(Object.entries(raw.literal as Record<string, string>));
+  }
+  return item;
+}
+
+export function parseDelivery(data: Record<string, unknown>): DeliveryDefinition {
+  const namespace = data.namespace;
+  if (typeof namespace !== 'string' || !isDnsLabel(namespace)) {
+    throw badRequest('"namespace" must be a Kubernetes namespace name (a DNS label)');
+  }
+  if (!Array.isArray(data.items) || data.items.length === 0) throw badRequest('"items" must be a non-empty list');
+  const items = data.items.map(parseItem);
+  const seen = new Set<string>();
+  for (const item of items) {
+    const id = `${item.mode}/${item.name}`;
+    if (seen.has(id)) throw badRequest(`two items name the same ${item.mode} "${item.name}"`);
+    seen.add(id);
+  }
+  const rolloutRaw = data.rollout ?? [];
+  if (!Array.isArray(rolloutRaw)) throw badRequest('"rollout" must be a list of {kind, name}');
+  const rollout = rolloutRaw.map((raw: unknown, i): RolloutTarget => {
+    if (!isObject(raw) || typeof raw.kind !== 'string' || !ROLLOUT_KINDS.includes(raw.kind)) {
+      throw badRequest(`rollout[${i}].kind must be one of ${ROLLOUT_KINDS.join(', ')}`);
+    }
+    if (typeof raw.name !== 'string' || !isDnsSubdomain(raw.name)) {
+      throw badRequest(`rollout[${i}].name must be a Kubernetes object name`);
+    }
+    return { kind: raw.kind as RolloutTarget['kind'], name: raw.name };
+  });
+  return { namespace, items, rollout };
+}
+
+export function parsePlacement(data: Record<string, unknown>): PlacementDefinition {
+  if (typeof data.delivery !== 'string') throw badRequest('missing required field "delivery"');
+  const delivery = checkName(data.delivery, 'delivery');
+  const clusters = ((data.clusters as string[] | undefined) ?? []).map((c) => checkName(c, 'cluster'));
+  let selector: PlacementDefinition['selector'];
+  if (data.selector !== undefined) {
+    const raw = data.selector;
+    if (!isObject(raw) || Object.keys(raw).some((k) => k !== 'matchLabels')) {
+      throw badRequest('"selector" must be {matchLabels: {key: value}}');
+    }
+    selector = { matchLabels: parseLabels(raw.matchLabels ?? {}, 'selector.matchLabels') };
+  }
+  if (!selector && clusters.length === 0) throw badRequest('a placement needs a "selector" and/or "clusters"');
+  return { delivery, ...(selector ? { selector } : {}), clusters: [...new Set(clusters)].sort() };
+}

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import type { Core } from '../core/core.js';
+import { getJson } from '../core/storage-view.js';
+import { KvState, KvStore } from '../engines/kv/store.js';
+import type { DeliveryDefinition, KvSource } from './definitions.js';
+
+/** What the agent opens: the protocol's payload (docs/multi-cluster.md, "Fetch"). */
+export interface BundlePayload {
+  objects: {
+    kind: 'Secret' | 'ConfigMap';
+    name: string;
+    type?: string;
+    immutable?: boolean;
+    data: Record<string, string>;
+  }[];
+  rollout: { kind: string; name: string }[];
+}
+
+export type Resolved = { ok: true; bytes: Buffer; digest: string } | { ok: false; error: string };
+
+/** A source that cannot be read: the message names the source, never a value. */
+class SourceError extends Error {}
+
+/** The current data of a KV secret (v1 or v2), read from the mount's storage as the engine stores it. */
+async function readKv(core: Core, source: KvSource): Promise<Record<string, unknown>> {
+  const mounted = core.mounts.get('mounts', `${source.mount}/`);
+  const where = `kv secret "${source.mount}/${source.path}"`;
+  if (!mounted || mounted.entry.type !== 'kv') throw new SourceError(`${where}: no KV mount at "${source.mount}/"`);
+  const version = mounted.entry.options.version ?? '1';
+  let data: Record<string, unknown> | undefined;
+  if (version === '2') {
+    const store = new KvStore(mounted.storage, new KvState());
+    const meta = await store.getMeta(source.path);
+    const current = meta?.versions[String(meta.current_version)];
+    const deleted = current && current.deletion_time !== '' && Date.parse(current.deletion_time) <= Date.now();
+    if (meta && current && !current.destroyed && !deleted)
+      data = await store.getVersionData(source.path, meta.current_version);
+  } else {
+    data = await getJson<Record<string, unknown>>(mounted.storage, source.path);
+  }
+  if (!data) throw new SourceError(`${where} not found`);
+  return data;
+}
+
+const base64 = (value: unknown): string =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8').toString('base64');
+
+async function build(core: Core, definition: DeliveryDefinition): Promise<BundlePayload> {
+  const objects: BundlePayload['objects'] = [];
+  for (const item of definition.items) {
+    const entries: [string, string][] = [];
+    if (item.kv) {
+      const values = await readKv(core, item.kv);
+      for (const key of item.kv.keys ?? Object.keys(values).sort()) {
+        if (!Object.hasOwn(values, key)) {
+          throw new SourceError(`kv secret "${item.kv.mount}/${item.kv.path}" has no key "${key}"`);
+        }
+        entries.push([key, base64(values[key])]);
+      }
+    } else {
+      for (const [key, value] of Object.entries(item.literal ?? {})) entries.push([key, base64(value)]);
+    }
+    const data = Object.fromEntries(entries);
+    objects.push({
+      kind: item.mode === 'secret' ? 'Secret' : 'ConfigMap',
+      name: item.name,
+      ...(item.type ? { type: item.type } : {}),
+      ...(item.immutable !== undefined ? { immutable: item.immutable } : {}),
+      data,
+    });
+  }
+  return { objects, rollout: definition.rollout };
+}
+
+/** The payload of a delivery from its sources as they are now, or why it cannot be built. */
+export async function resolvePayload(core: Core, definition: DeliveryDefinition): Promise<Resolved> {
+  try {
+    const bytes = Buffer.from(JSON.stringify(await build(core, definition)), 'utf8');
+    return { ok: true, bytes, digest: createHash('sha256').update(bytes).digest('hex') };
+  } catch (err) {
+    if (err instanceof SourceError) return { ok: false, error: err.message };
+    throw err;
+  }
+}
+
+/** Whether a change-stream path ("secret/app/db") is one of the delivery's sources. */
+export function usesSource(definition: DeliveryDefinition, changedPath: string): boolean {
+  return definition.items.some((item) => item.kv && `${item.kv.mount}/${item.kv.path}` === changedPath);
+}

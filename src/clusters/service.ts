@@ -1,0 +1,463 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Caller } from '../core/backend.js';
+import type { Core } from '../core/core.js';
+import { badRequest, notFound, permissionDenied } from '../core/errors.js';
+import { CLUSTER_AGENT_POLICY_NAME } from '../core/policy/builtin.js';
+import { StorageView } from '../core/storage-view.js';
+import type { TokenEntry } from '../core/token-store.js';
+import {
+  checkFreshness,
+  checkSigningPublicKey,
+  fingerprint,
+  NonceCache,
+  signatureValid,
+  type LoginProof,
+} from './agent-identity.js';
+import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
+import { DesiredState, setOf, type SetEntry } from './desired-state.js';
+import { AgentConnection, FanOut } from './fan-out.js';
+import { resolvePayload, usesSource } from './payload.js';
+import { checkSealingPublicKey, sealBundle } from './sealing.js';
+import {
+  ClusterStore,
+  type BundleRecord,
+  type ClusterRecord,
+  type DeliveryRecord,
+  type DeliveryReport,
+} from './store.js';
+
+/** Creation path of agent tokens: `<this>/<cluster_id>`, so one cluster's tokens are revoked by prefix. */
+export const AGENT_LOGIN_PATH = 'sys/cofre/agent/login';
+export const AGENT_TOKEN_TTL = 15 * 60;
+export const AGENT_TOKEN_MAX_TTL = 60 * 60;
+export const DEFAULT_BOOTSTRAP_TTL = 60 * 60;
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+const now = (): string => new Date().toISOString();
+
+/**
+ * The multi-cluster pipeline's server side on one node: clusters and their identities, deliveries and placements,
+ * the bundles sealed for each cluster, and the agents' streams. One per core (see clustersOf).
+ */
+export class ClusterService {
+  readonly store: ClusterStore;
+  readonly fanOut = new FanOut();
+  private readonly nonces = new NonceCache();
+  private listening: AbortController | undefined;
+  private refanPending = false;
+
+  constructor(private readonly core: Core) {
+    this.store = new ClusterStore(new StorageView(core.barrier, 'sys/cofre-clusters/'));
+  }
+
+  // ---- clusters -------------------------------------------------------------------------------------------------
+
+  private newBootstrap(ttl: number): { token: string; bootstrap: { hash: string; expiresAt: number } } {
+    const token = `cbt.${randomBytes(32).toString('base64url')}`;
+    return { token, bootstrap: { hash: sha256(token), expiresAt: Date.now() + ttl * 1000 } };
+  }
+
+  /** Registers a new cluster (a bootstrap token, shown once) or changes an existing one's labels. */
+  async register(
+    name: string,
+    labels: Record<string, string> | undefined,
+    bootstrapTtl: number,
+  ): Promise<{ created: boolean; cluster: ClusterRecord; token?: string }> {
+    this.ensureListening();
+    const result = await this.store.locks.run(`cluster/${name}`, async () => {
+      const existing = await this.store.cluster(name);
+      if (existing) {
+        if (labels === undefined) return { created: false, cluster: existing };
+        const updated = { ...existing, labels };
+        await this.store.putCluster(updated);
+        return { created: false, cluster: updated };
+      }
+      const { token, bootstrap } = this.newBootstrap(bootstrapTtl);
+      const cluster: ClusterRecord = {
+        name,
+        clusterId: randomUUID(),
+        labels: labels ?? {},
+        createdAt: now(),
+        bootstrap,
+      };
+      await this.store.putCluster(cluster);
+      return { created: true, cluster, token };
+    });
+    this.refan();
+    return result;
+  }
+
+  async newBootstrapToken(name: string, ttl: number): Promise<{ cluster: ClusterRecord; token: string }> {
+    return this.store.locks.run(`cluster/${name}`, async () => {
+      const cluster = await this.store.cluster(name);
+      if (!cluster) throw notFound(`no cluster "${name}"`);
+      const { token, bootstrap } = this.newBootstrap(ttl);
+      const old = cluster.bootstrap?.hash;
+      const updated = { ...cluster, bootstrap };
+      await this.store.putCluster(updated, old);
+      return { cluster: updated, token };
+    });
+  }
+
+  /** Deregisters: the record goes first (every agent request checks it), then its tokens and streams. */
+  async deregister(name: string): Promise<void> {
+    const cluster = await this.store.locks.run(`cluster/${name}`, async () => {
+      const record = await this.store.cluster(name);
+      if (record) await this.store.deleteCluster(record);
+      return record;
+    });
+    if (!cluster) return;
+    this.fanOut.disconnect(name);
+    await this.core.tokens.revokeByPath(`${AGENT_LOGIN_PATH}/${cluster.clusterId}`);
+  }
+
+  // ---- enrolment and login --------------------------------------------------------------------------------------
+
+  async enrol(
+    bootstrapToken: string,
+    sealingKey: string,
+    signingKey: string,
+    agentVersion: string,
+  ): Promise<ClusterRecord> {
+    const refused = permissionDenied('invalid or expired bootstrap token');
+    if (!bootstrapToken.startsWith('cbt.') || bootstrapToken.length > 128) throw refused;
+    try {
+      await checkSealingPublicKey(sealingKey);
+    } catch {
+      throw badRequest('"sealing_key" must be a raw 32-byte X25519 public key, base64url');
+    }
+    checkSigningPublicKey(signingKey);
+    const hash = sha256(bootstrapToken);
+    const name = await this.store.clusterByBootstrap(hash);
+    if (!name) throw refused;
+    // Under the cluster's lock: of any number of enrolments racing with one token, the first consumes it.
+    const { cluster, previous } = await this.store.locks.run(`cluster/${name}`, async () => {
+      const record = await this.store.cluster(name);
+      if (!record?.bootstrap || record.bootstrap.hash !== hash) throw refused;
+      if (record.bootstrap.expiresAt < Date.now()) {
+        const { bootstrap: _expired, ...rest } = record;
+        await this.store.putCluster(rest, hash);
+        throw refused;
+      }
+      const { bootstrap: _used, ...rest } = record;
+      const enrolled: ClusterRecord = { ...rest, sealingKey, signingKey, enrolledAt: now(), agentVersion };
+      await this.store.putCluster(enrolled, hash);
+      return { cluster: enrolled, previous: record.signingKey };
+    });
+    // Re-enrolled with new keys: the old identity's tokens go (they also fail the key check from now on).
+    if (previous) await this.core.tokens.revokeByPath(`${AGENT_LOGIN_PATH}/${cluster.clusterId}`);
+    return cluster;
+  }
+
+  /** A verified login: the cluster whose key signed it, after the window, the nonce and the signature. */
+  async verifyLogin(proof: LoginProof): Promise<ClusterRecord> {
+    checkFreshness(proof);
+    const refused = permissionDenied('login refused');
+    const cluster = await this.store.clusterById(proof.cluster_id);
+    if (!cluster?.signingKey || !signatureValid(cluster.signingKey, proof)) throw refused;
+    if (!this.nonces.claim(cluster.clusterId, proof.nonce, Date.parse(proof.timestamp))) {
+      throw permissionDenied('login refused: nonce already used');
+    }
+    return cluster;
+  }
+
+  /** The token spec of an agent's login: only the built-in agent policy, bound to the cluster id and key. */
+  agentToken(cluster: ClusterRecord): Parameters<Core['tokens']['create']>[0] {
+    return {
+      policies: [CLUSTER_AGENT_POLICY_NAME],
+      meta: { cluster: cluster.name, cluster_id: cluster.clusterId, key: fingerprint(cluster.signingKey!) },
+      displayName: `cluster-agent-${cluster.name}`,
+      ttl: AGENT_TOKEN_TTL,
+      explicitMaxTtl: AGENT_TOKEN_MAX_TTL,
+      // Not issued by an auth mount, so not renewable through auth/token/renew: the agent logs in again.
+      renewable: false,
+      parentHash: '',
+      path: `${AGENT_LOGIN_PATH}/${cluster.clusterId}`,
+    };
+  }
+
+  /**
+   * The cluster an agent's request comes from. The token must be an agent token, and its cluster must still exist
+   * with the same id and key: a request racing the cluster's deregistration or re-enrolment is refused here even
+   * before its token's revocation is done.
+   */
+  async agentOf(caller: Caller | undefined): Promise<ClusterRecord> {
+    this.ensureListening();
+    const token: TokenEntry | undefined = caller?.token;
+    if (!token || !token.path.startsWith(`${AGENT_LOGIN_PATH}/`)) throw permissionDenied('not a cluster agent token');
+    const cluster = await this.store.clusterById(token.meta.cluster_id ?? '');
+    if (!cluster?.signingKey || fingerprint(cluster.signingKey) !== token.meta.key) throw permissionDenied();
+    if (token.path !== `${AGENT_LOGIN_PATH}/${cluster.clusterId}`) throw permissionDenied();
+    return cluster;
+  }
+
+  // ---- deliveries and placements --------------------------------------------------------------------------------
+
+  async writeDelivery(name: string, definition: DeliveryDefinition): Promise<DeliveryRecord> {
+    this.ensureListening();
+    const record = await this.store.locks.run(`delivery/${name}`, async () => {
+      const existing = await this.store.delivery(name);
+      const resolved = await resolvePayload(this.core, definition);
+      const digest = resolved.ok ? resolved.digest : '';
+      const same =
+        existing &&
+        JSON.stringify([existing.namespace, existing.items, existing.rollout]) ===
+          JSON.stringify([definition.namespace, definition.items, definition.rollout]) &&
+        existing.digest === digest;
+      const next: DeliveryRecord = {
+        name,
+        ...definition,
+        revision: same ? existing.revision : (existing?.revision ?? 0) + 1,
+        digest,
+        sourceError: resolved.ok ? '' : resolved.error,
+        updatedAt: same ? existing.updatedAt : now(),
+      };
+      await this.store.putDelivery(next);
+      return next;
+    });
+    this.refan();
+    return record;
+  }
+
+  /**
+   * Resolves a delivery's sources as they are now; a changed payload makes a new revision. Returns the record and
+   * the payload it was resolved to (when it could be).
+   */
+  async refreshDelivery(name: string): Promise<{ record: DeliveryRecord; payload?: Buffer } | undefined> {
+    let changed = false;
+    const result = await this.store.locks.run(`delivery/${name}`, async () => {
+      const record = await this.store.delivery(name);
+      if (!record) return undefined;
+      const resolved = await resolvePayload(this.core, record);
+      const digest = resolved.ok ? resolved.digest : '';
+      const sourceError = resolved.ok ? '' : resolved.error;
+      if (digest === record.digest && sourceError === record.sourceError) {
+        return { record, ...(resolved.ok ? { payload: resolved.bytes } : {}) };
+      }
+      changed = digest !== record.digest;
+      const next = {
+        ...record,
+        digest,
+        sourceError,
+        ...(changed ? { revision: record.revision + 1, updatedAt: now() } : {}),
+      };
+      await this.store.putDelivery(next);
+      return { record: next, ...(resolved.ok ? { payload: resolved.bytes } : {}) };
+    });
+    if (changed) this.refan();
+    return result;
+  }
+
+  async deleteDelivery(name: string): Promise<void> {
+    await this.store.locks.run(`delivery/${name}`, () => this.store.deleteDelivery(name));
+    this.refan();
+  }
+
+  async writePlacement(name: string, definition: PlacementDefinition): Promise<void> {
+    this.ensureListening();
+    if (!(await this.store.delivery(definition.delivery))) throw badRequest(`no delivery "${definition.delivery}"`);
+    await this.store.putPlacement({ name, ...definition, updatedAt: now() });
+    this.refan();
+  }
+
+  async deletePlacement(name: string): Promise<void> {
+    await this.store.deletePlacement(name);
+    this.refan();
+  }
+
+  /** A placement's status: per selected cluster, what its agent reported of the delivery. */
+  async placementStatus(name: string): Promise<Record<string, unknown> | undefined> {
+    const placement = await this.store.placement(name);
+    if (!placement) return undefined;
+    const state = await DesiredState.load(this.store);
+    const delivery = state.deliveries.get(placement.delivery);
+    const clusters: Record<string, unknown> = {};
+    for (const cluster of state.placedOn(placement)) {
+      const report = cluster.reports?.[placement.delivery];
+      clusters[cluster.name] = {
+        state: cluster.signingKey ? 'enrolled' : 'pending',
+        desired_revision: delivery?.revision ?? 0,
+        revision: report?.revision ?? 0,
+        applied_at: report?.applied_at ?? null,
+        error: report?.error ?? null,
+        pods: report?.pods ?? {},
+        last_seen: cluster.lastSeen ?? null,
+      };
+    }
+    return {
+      delivery: placement.delivery,
+      selector: placement.selector ?? null,
+      clusters: placement.clusters,
+      status: {
+        delivery_revision: delivery?.revision ?? 0,
+        delivery_error: delivery ? delivery.sourceError || null : `no delivery "${placement.delivery}"`,
+        clusters,
+      },
+    };
+  }
+
+  // ---- what an agent fetches and reports ------------------------------------------------------------------------
+
+  async setFor(cluster: ClusterRecord): Promise<SetEntry[]> {
+    const state = await DesiredState.load(this.store, [cluster.name]);
+    const current = state.clusters.get(cluster.name);
+    return current ? setOf(state, current) : [];
+  }
+
+  /** The bundle of one delivery for this cluster: sealed once per revision, kept through the barrier. */
+  async bundleFor(cluster: ClusterRecord, delivery: string): Promise<BundleRecord> {
+    const state = await DesiredState.load(this.store, [cluster.name]);
+    if (!state.selected(cluster).has(delivery))
+      throw permissionDenied(`delivery "${delivery}" is not placed on this cluster`);
+    const refreshed = await this.refreshDelivery(delivery);
+    if (!refreshed) throw permissionDenied(`delivery "${delivery}" is not placed on this cluster`);
+    const { record } = refreshed;
+    if (record.sourceError) throw badRequest(`delivery "${delivery}" cannot be built: ${record.sourceError}`);
+    return this.store.locks.run(`bundle/${cluster.name}/${delivery}`, async () => {
+      const stored = await this.store.bundle(cluster.name, delivery);
+      if (
+        stored &&
+        stored.revision === record.revision &&
+        stored.namespace === record.namespace &&
+        stored.sealingKey === cluster.sealingKey
+      ) {
+        return stored;
+      }
+      const payload = refreshed.payload!;
+      const binding = {
+        clusterId: cluster.clusterId,
+        delivery,
+        namespace: record.namespace,
+        revision: record.revision,
+      };
+      const bundle: BundleRecord = {
+        delivery,
+        namespace: record.namespace,
+        revision: record.revision,
+        sealingKey: cluster.sealingKey!,
+        bundle: await sealBundle(cluster.sealingKey!, binding, payload),
+      };
+      await this.store.putBundle(cluster.name, bundle);
+      await this.store.locks.run(`cluster/${cluster.name}`, async () => {
+        const current = await this.store.cluster(cluster.name);
+        if (!current || current.clusterId !== cluster.clusterId || current.handed?.[delivery] === record.namespace)
+          return;
+        await this.store.putCluster({ ...current, handed: { ...current.handed, [delivery]: record.namespace } });
+      });
+      return bundle;
+    });
+  }
+
+  /** An agent's report: last seen, version, health and per delivery what it applied; removals it confirms end. */
+  async report(
+    cluster: ClusterRecord,
+    agentVersion: string,
+    health: string,
+    reports: Record<string, DeliveryReport>,
+  ): Promise<void> {
+    const state = await DesiredState.load(this.store, [cluster.name]);
+    const selected = state.selected(cluster);
+    const done: string[] = [];
+    await this.store.locks.run(`cluster/${cluster.name}`, async () => {
+      const current = await this.store.cluster(cluster.name);
+      if (!current || current.clusterId !== cluster.clusterId) throw permissionDenied();
+      const handed = { ...current.handed };
+      for (const delivery of Object.keys(handed)) {
+        if (!selected.has(delivery) && (reports[delivery]?.revision ?? 0) === 0) {
+          delete handed[delivery];
+          done.push(delivery);
+        }
+      }
+      await this.store.putCluster({ ...current, lastSeen: now(), agentVersion, health, reports, handed });
+    });
+    for (const delivery of done) await this.store.deleteBundle(cluster.name, delivery);
+  }
+
+  async touch(cluster: ClusterRecord): Promise<void> {
+    await this.store.locks.run(`cluster/${cluster.name}`, async () => {
+      const current = await this.store.cluster(cluster.name);
+      if (current && current.clusterId === cluster.clusterId)
+        await this.store.putCluster({ ...current, lastSeen: now() });
+    });
+  }
+
+  // ---- fan-out --------------------------------------------------------------------------------------------------
+
+  connect(cluster: ClusterRecord, set: SetEntry[]): AgentConnection {
+    const connection = new AgentConnection(cluster.name, cluster.clusterId);
+    connection.greet(set);
+    this.fanOut.add(connection);
+    return connection;
+  }
+
+  /**
+   * Something that may change clusters' sets happened: once the current burst is over, the definitions are read
+   * once and every connected agent's set is compared with what it was told.
+   */
+  refan(): void {
+    if (this.refanPending) return;
+    this.refanPending = true;
+    setImmediate(() => {
+      this.refanPending = false;
+      this.fanOutNow().catch(() => undefined); // sealed meanwhile: the agents reconnect and get a fresh hello
+    });
+  }
+
+  private async fanOutNow(): Promise<void> {
+    const connected = this.fanOut.connectedClusters();
+    if (connected.length === 0) return;
+    const state = await DesiredState.load(this.store, connected);
+    for (const name of connected) {
+      const cluster = state.clusters.get(name);
+      for (const connection of this.fanOut.connections(name)) {
+        if (!cluster || cluster.clusterId !== connection.clusterId) connection.close();
+        else connection.update(setOf(state, cluster));
+      }
+    }
+  }
+
+  /**
+   * Follows the change stream in-process: a write to a KV secret that a delivery uses re-resolves that delivery,
+   * and a changed payload makes its next revision (then the fan-out tells the agents).
+   */
+  ensureListening(): void {
+    if (this.listening || this.core.sealed) return;
+    const controller = new AbortController();
+    this.listening = controller;
+    const from = this.core.changes.lastIndex;
+    void (async () => {
+      for await (const delivery of this.core.changes.subscribe(from, controller.signal)) {
+        if (delivery.type !== 'event') continue;
+        const path = delivery.event.path;
+        try {
+          for (const name of await this.store.listDeliveries()) {
+            const record = await this.store.delivery(name);
+            if (record && usesSource(record, path)) await this.refreshDelivery(name);
+          }
+        } catch {
+          // One change that could not be followed (sealed meanwhile, a storage error): a fetch re-resolves anyway.
+        }
+      }
+    })()
+      .catch(() => undefined)
+      // Ended (the log could not be read while sealed): the next request to these paths listens again.
+      .finally(() => {
+        if (this.listening === controller) this.listening = undefined;
+      });
+  }
+
+  /** Stops following the change stream (tests, shutdown). */
+  stopListening(): void {
+    this.listening?.abort();
+    this.listening = undefined;
+  }
+}
+
+const services = new WeakMap<Core, ClusterService>();
+
+/** The core's cluster service, made on first use and kept for the core's life (across seals). */
+export function clustersOf(core: Core): ClusterService {
+  let service = services.get(core);
+  if (!service) services.set(core, (service = new ClusterService(core)));
+  return service;
+}

@@ -1,0 +1,159 @@
+import { KeyLocks } from '../core/key-locks.js';
+import type { Storage, StorageOp } from '../core/storage.js';
+import { getJson, jsonBytes, putJson } from '../core/storage-view.js';
+import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
+import type { SealedBundle } from './sealing.js';
+
+/** What a cluster's agent last reported of one delivery. */
+export interface DeliveryReport {
+  revision: number;
+  applied_at: string;
+  error?: string;
+  pods: Record<string, number>;
+}
+
+export interface ClusterRecord {
+  name: string;
+  /** Random, new at each registration: a token of an earlier cluster of the same name names another id. */
+  clusterId: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  /** SHA-256 of the one bootstrap token that may enrol it, until used or expired. */
+  bootstrap?: { hash: string; expiresAt: number };
+  sealingKey?: string;
+  signingKey?: string;
+  enrolledAt?: string;
+  lastSeen?: string;
+  agentVersion?: string;
+  health?: string;
+  reports?: Record<string, DeliveryReport>;
+  /** Deliveries it was handed a bundle of, with their namespace: what it must be told to remove once unplaced. */
+  handed?: Record<string, string>;
+}
+
+export interface DeliveryRecord extends DeliveryDefinition {
+  name: string;
+  revision: number;
+  /** SHA-256 of the last resolved payload, so that only a changed value makes a new revision; never shown. */
+  digest: string;
+  /** Why the sources could not be resolved at the last attempt (a missing KV secret); "" when they could. */
+  sourceError: string;
+  updatedAt: string;
+}
+
+export interface PlacementRecord extends PlacementDefinition {
+  name: string;
+  updatedAt: string;
+}
+
+/** A bundle sealed for one cluster: kept until its delivery's next revision or its removal is acknowledged. */
+export interface BundleRecord {
+  delivery: string;
+  namespace: string;
+  revision: number;
+  sealingKey: string;
+  bundle: SealedBundle;
+}
+
+/**
+ * The multi-cluster state, on its own barrier view (every entry encrypted like any other). Every read-modify-write
+ * of one record runs under that record's lock on this node.
+ */
+export class ClusterStore {
+  readonly locks = new KeyLocks();
+
+  constructor(private readonly storage: Storage) {}
+
+  cluster(name: string): Promise<ClusterRecord | undefined> {
+    return getJson<ClusterRecord>(this.storage, `clusters/${name}`);
+  }
+
+  async clusterById(id: string): Promise<ClusterRecord | undefined> {
+    if (!/^[0-9a-f-]{36}$/.test(id)) return undefined;
+    const index = await getJson<{ name: string }>(this.storage, `cluster-ids/${id}`);
+    const cluster = index ? await this.cluster(index.name) : undefined;
+    return cluster?.clusterId === id ? cluster : undefined;
+  }
+
+  async clusterByBootstrap(hash: string): Promise<string | undefined> {
+    return (await getJson<{ name: string }>(this.storage, `bootstrap/${hash}`))?.name;
+  }
+
+  /** The cluster, its id index and its bootstrap index in one transaction; `dropBootstrap` is a used or old hash. */
+  async putCluster(record: ClusterRecord, dropBootstrap?: string): Promise<void> {
+    const ops: StorageOp[] = [
+      { op: 'put', key: `clusters/${record.name}`, value: jsonBytes(record) },
+      { op: 'put', key: `cluster-ids/${record.clusterId}`, value: jsonBytes({ name: record.name }) },
+    ];
+    if (dropBootstrap && dropBootstrap !== record.bootstrap?.hash)
+      ops.push({ op: 'delete', key: `bootstrap/${dropBootstrap}` });
+    if (record.bootstrap)
+      ops.push({ op: 'put', key: `bootstrap/${record.bootstrap.hash}`, value: jsonBytes({ name: record.name }) });
+    await this.storage.transaction(ops);
+  }
+
+  async deleteCluster(record: ClusterRecord): Promise<void> {
+    const ops: StorageOp[] = [
+      { op: 'delete', key: `clusters/${record.name}` },
+      { op: 'delete', key: `cluster-ids/${record.clusterId}` },
+    ];
+    if (record.bootstrap) ops.push({ op: 'delete', key: `bootstrap/${record.bootstrap.hash}` });
+    for (const delivery of await this.storage.list(`bundles/${record.name}/`)) {
+      ops.push({ op: 'delete', key: `bundles/${record.name}/${delivery}` });
+    }
+    await this.storage.transaction(ops);
+  }
+
+  listClusters(): Promise<string[]> {
+    return this.storage.list('clusters/');
+  }
+
+  delivery(name: string): Promise<DeliveryRecord | undefined> {
+    return getJson<DeliveryRecord>(this.storage, `deliveries/${name}`);
+  }
+
+  putDelivery(record: DeliveryRecord): Promise<void> {
+    return putJson(this.storage, `deliveries/${record.name}`, record);
+  }
+
+  deleteDelivery(name: string): Promise<void> {
+    return this.storage.delete(`deliveries/${name}`);
+  }
+
+  listDeliveries(): Promise<string[]> {
+    return this.storage.list('deliveries/');
+  }
+
+  placement(name: string): Promise<PlacementRecord | undefined> {
+    return getJson<PlacementRecord>(this.storage, `placements/${name}`);
+  }
+
+  putPlacement(record: PlacementRecord): Promise<void> {
+    return putJson(this.storage, `placements/${record.name}`, record);
+  }
+
+  deletePlacement(name: string): Promise<void> {
+    return this.storage.delete(`placements/${name}`);
+  }
+
+  listPlacements(): Promise<string[]> {
+    return this.storage.list('placements/');
+  }
+
+  bundle(cluster: string, delivery: string): Promise<BundleRecord | undefined> {
+    return getJson<BundleRecord>(this.storage, `bundles/${cluster}/${delivery}`);
+  }
+
+  putBundle(cluster: string, record: BundleRecord): Promise<void> {
+    return putJson(this.storage, `bundles/${cluster}/${record.delivery}`, record);
+  }
+
+  deleteBundle(cluster: string, delivery: string): Promise<void> {
+    return this.storage.delete(`bundles/${cluster}/${delivery}`);
+  }
+
+  /** The deliveries this cluster was handed a bundle of (and has not yet acknowledged removing). */
+  bundlesOf(cluster: string): Promise<string[]> {
+    return this.storage.list(`bundles/${cluster}/`);
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * The cluster agent's side of the multi-cluster protocol (docs/multi-cluster.md, "The agent"): enrol with a
+ * bootstrap token, log in with a signature of the agent's Ed25519 key, follow the stream (reconnecting and
+ * resuming), fetch and open its bundles, report. Kubernetes is not touched here (apply.ts, lifecycle.ts), nor are
+ * keys made or kept (keys.ts): this speaks to Cofre only, through the shared API client.
+ */
+import { createPrivateKey, randomBytes, sign } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
+import { caBundle } from '../../client/transport.js';
+import { openBundle, type BundleBinding, type SealedBundle } from '../../clusters/sealing.js';
+
+/** Re-login this long before the token's expiry. */
+const RELOGIN_MARGIN_MS = 60_000;
+
+export interface SetEntry {
+  delivery: string;
+  namespace: string;
+  /** 0: remove the delivery's objects. */
+  revision: number;
+}
+
+export interface DeliveryEvent {
+  delivery: string;
+  revision: number;
+}
+
+/** The payload a bundle opens to. */
+export interface BundlePayload {
+  objects: {
+    kind: 'Secret' | 'ConfigMap';
+    name: string;
+    type?: string;
+    immutable?: boolean;
+    data: Record<string, string>;
+  }[];
+  rollout: { kind: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string }[];
+}
+
+export interface FetchedBundle {
+  delivery: string;
+  namespace: string;
+  revision: number;
+  bundle: SealedBundle;
+}
+
+export interface DeliveryReport {
+  revision: number;
+  applied_at: string;
+  error?: string;
+  pods: Record<string, number>;
+}
+
+/** The agent's keys, raw and base64url; the private halves never leave the cluster. */
+export interface AgentKeys {
+  sealing: { publicKey: string; privateKey: string };
+  signing: { publicKey: string; privateKey: string };
+}
+
+export interface AgentConfig extends TlsSettings {
+  address: string;
+  /** From the enrolment. */
+  clusterId: string;
+  keys: AgentKeys;
+}
+
+/** Enrols the agent's public keys with the single-use bootstrap token (no token needed). */
+export async function enrol(
+  server: { address: string } & TlsSettings,
+  bootstrapToken: string,
+  keys: { sealingPublicKey: string; signingPublicKey: string },
+  agentVersion: string,
+): Promise<{ cluster_id: string; name: string }> {
+  const client = new VaultClient({ ...server, token: undefined });
+  const answer = (await client.request('PUT', 'sys/cofre/agent/enrol', {
+    body: {
+      bootstrap_token: bootstrapToken,
+      sealing_key: keys.sealingPublicKey,
+      signing_key: keys.signingPublicKey,
+      agent_version: agentVersion,
+    },
+    token: null,
+    what: 'enrolling the cluster',
+  })) as { data: { cluster_id: string; name: string } };
+  return answer.data;
+}
+
+/** The login proof: an Ed25519 signature of `cofre-agent-login\n<cluster_id>\n<timestamp>\n<nonce>`. */
+export function loginProof(clusterId: string, signing: AgentKeys['signing'], at = new Date()): Record<string, string> {
+  const timestamp = at.toISOString();
+  const nonce = randomBytes(16).toString('base64url');
+  const key = createPrivateKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: signing.publicKey, d: signing.privateKey },
+    format: 'jwk',
+  });
+  const message = Buffer.from(`cofre-agent-login\n${clusterId}\n${timestamp}\n${nonce}`, 'utf8');
+  return { cluster_id: clusterId, timestamp, nonce, signature: sign(null, message, key).toString('base64url') };
+}
+
+/**
+ * Opens a fetched bundle with the binding the agent expects: its own cluster id, and the delivery and namespace
+ * it asked for at a revision never lower than `minRevision` (what its set said, or what it applied). A bundle
+ * for another cluster, delivery or namespace, an older revision or any changed byte is refused.
+ */
+export async function openFetched(
+  clusterId: string,
+  sealingPrivateKey: string,
+  expected: { delivery: string; namespace: string; minRevision: number },
+  fetched: FetchedBundle,
+): Promise<BundlePayload> {
+  if (fetched.delivery !== expected.delivery || fetched.namespace !== expected.namespace) {
+    throw new Error(
+      `bundle is for ${fetched.namespace}/${fetched.delivery}, not ${expected.namespace}/${expected.delivery}`,
+    );
+  }
+  if (!Number.isSafeInteger(fetched.revision) || fetched.revision < Math.max(1, expected.minRevision)) {
+    throw new Error(`bundle revision ${fetched.revision} is older than ${expected.minRevision}`);
+  }
+  const binding: BundleBinding = {
+    clusterId,
+    delivery: expected.delivery,
+    namespace: expected.namespace,
+    revision: fetched.revision,
+  };
+  const plain = await openBundle(sealingPrivateKey, binding, fetched.bundle);
+  return JSON.parse(Buffer.from(plain).toString('utf8')) as BundlePayload;
+}
+
+/** One cluster's agent speaking to Cofre: a token kept fresh by logging in again before it expires. */
+export class AgentProtocol {
+  private token: { value: string; expiresAt: number } | undefined;
+
+  constructor(readonly config: AgentConfig) {}
+
+  private client(token: string | undefined): VaultClient {
+    const { address, caCert, caCertBytes, tlsSkipVerify } = this.config;
+    return new VaultClient({ address, caCert, caCertBytes, tlsSkipVerify, token });
+  }
+
+  /** Logs in with a fresh signature; the token is kept until shortly before it expires. */
+  async login(): Promise<string> {
+    const answer = (await this.client(undefined).request('PUT', 'sys/cofre/agent/login', {
+      body: loginProof(this.config.clusterId, this.config.keys.signing),
+      token: null,
+      what: 'logging in the cluster agent',
+    })) as { auth: { client_token: string; lease_duration: number } };
+    this.token = { value: answer.auth.client_token, expiresAt: Date.now() + answer.auth.lease_duration * 1000 };
+    return this.token.value;
+  }
+
+  /** A valid token: the current one, or a new login (`fresh`: the server refused the current one). */
+  async currentToken(fresh = false): Promise<string> {
+    if (!fresh && this.token && this.token.expiresAt - RELOGIN_MARGIN_MS > Date.now()) return this.token.value;
+    return this.login();
+  }
+
+  /** A request with the agent's token; a 403 (token expired or revoked) logs in once more and retries. */
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    try {
+      return await this.client(await this.currentToken()).request(method, path, body === undefined ? {} : { body });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 403) throw err;
+      return this.client(await this.currentToken(true)).request(method, path, body === undefined ? {} : { body });
+    }
+  }
+
+  /** What this cluster should hold: every delivery at its revision (0: remove). */
+  async set(): Promise<SetEntry[]> {
+    const answer = (await this.call('GET', 'sys/cofre/agent/bundles')) as { data: { deliveries: SetEntry[] } };
+    return answer.data.deliveries;
+  }
+
+  async fetchBundle(delivery: string): Promise<FetchedBundle> {
+    const answer = (await this.call('GET', `sys/cofre/agent/bundles/${delivery}`)) as { data: FetchedBundle };
+    return answer.data;
+  }
+
+  /** Fetches and opens a delivery of the set, refusing anything older than `minRevision`. */
+  async fetchAndOpen(
+    entry: SetEntry,
+    minRevision = entry.revision,
+  ): Promise<{ revision: number; payload: BundlePayload }> {
+    const fetched = await this.fetchBundle(entry.delivery);
+    const payload = await openFetched(
+      this.config.clusterId,
+      this.config.keys.sealing.privateKey,
+      { delivery: entry.delivery, namespace: entry.namespace, minRevision },
+      fetched,
+    );
+    return { revision: fetched.revision, payload };
+  }
+
+  async report(report: {
+    agent_version: string;
+    health: string;
+    deliveries: Record<string, DeliveryReport>;
+  }): Promise<void> {
+    await this.call('PUT', 'sys/cofre/agent/report', report);
+  }
+
+  /** Follows the stream until closed, reconnecting with back-off and resuming from the last event id. */
+  stream(handlers: AgentStreamHandlers, opts: { minDelayMs?: number; maxDelayMs?: number } = {}): AgentStream {
+    return new AgentStream(this, handlers, opts.minDelayMs ?? 200, opts.maxDelayMs ?? 30_000);
+  }
+}
+
+export interface AgentStreamHandlers {
+  /** On every (re)connection: the full set, so a reconnecting agent catches up. */
+  onHello: (set: SetEntry[]) => void;
+  onDelivery: (event: DeliveryEvent) => void;
+  onConnected?: (connected: boolean) => void;
+  log?: (message: string, fields?: object) => void;
+}
+
+export class AgentStream {
+  private closed = false;
+  private request: http.ClientRequest | undefined;
+  private lastEventId: string | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly agent: AgentProtocol,
+    private readonly handlers: AgentStreamHandlers,
+    private readonly minDelayMs: number,
+    private readonly maxDelayMs: number,
+  ) {
+    void this.loop();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.request?.destroy();
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    let delay = this.minDelayMs;
+    let fresh = false;
+    while (!this.closed) {
+      let outcome: { hello: boolean; refused: boolean; error?: string };
+      try {
+        outcome = await this.connect(await this.agent.currentToken(fresh));
+      } catch (err) {
+        outcome = { hello: false, refused: false, error: (err as Error).message };
+      }
+      this.handlers.onConnected?.(false);
+      if (this.closed) break;
+      fresh = outcome.refused;
+      if (outcome.hello) delay = this.minDelayMs;
+      if (outcome.error) this.handlers.log?.('agent stream disconnected', { error: outcome.error });
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, delay).unref();
+      });
+      delay = Math.min(this.maxDelayMs, delay * 2);
+    }
+  }
+
+  private connect(token: string): Promise<{ hello: boolean; refused: boolean; error?: string }> {
+    const { config } = this.agent;
+    const url = apiUrl(config.address, 'sys/cofre/agent/stream');
+    const secure = url.startsWith('https:');
+    return new Promise((resolve) => {
+      let hello = false;
+      let settled = false;
+      const done = (refused: boolean, error?: string): void => {
+        if (settled) return;
+        settled = true;
+        resolve({ hello, refused, error });
+      };
+      let tls: https.RequestOptions;
+      try {
+        tls = secure ? { ca: caBundle(config), rejectUnauthorized: !config.tlsSkipVerify } : {};
+      } catch (err) {
+        done(false, (err as Error).message);
+        return;
+      }
+      const headers: Record<string, string> = { 'X-Vault-Token': token, Accept: 'text/event-stream' };
+      if (this.lastEventId !== undefined) headers['Last-Event-ID'] = this.lastEventId;
+      const req = (secure ? https : http).request(url, { method: 'GET', headers, ...tls }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
+          return;
+        }
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (chunk: string) => {
+          buffer += chunk.replace(/\r\n/g, '\n');
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = parseFrame(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+            if (!frame) continue;
+            if (frame.id !== undefined) this.lastEventId = frame.id;
+            if (frame.event === 'hello') {
+              hello = true;
+              this.handlers.onConnected?.(true);
+              this.handlers.onHello((frame.data as { deliveries: SetEntry[] }).deliveries);
+            } else if (frame.event === 'delivery') {
+              this.handlers.onDelivery(frame.data as unknown as DeliveryEvent);
+            } else if (frame.event === 'error') {
+              req.destroy();
+              done(true, 'token revoked or expired');
+            }
+          }
+        });
+        res.on('end', () => done(false, 'stream ended'));
+        res.on('error', (err) => done(false, err.message));
+      });
+      req.on('error', (err) => done(false, err.message));
+      req.end();
+      this.request = req;
+    });
+  }
+}
+
+function parseFrame(block: string): { id?: string; event: string; data: Record<string, unknown> } | undefined {
+  let event = 'message';
+  let id: string | undefined;
+  const data: string[] = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    else if (field === 'id') id = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return undefined;
+  try {
+    return { ...(id !== undefined ? { id } : {}), event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,445 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { generateSealingKeyPair } from '../src/clusters/sealing.js';
+import {
+  AgentProtocol,
+  enrol,
+  loginProof,
+  openFetched,
+  type AgentKeys,
+  type DeliveryEvent,
+  type SetEntry,
+} from '../src/kube/cluster-agent/protocol.js';
+import { runCli, startServer, type InProcessServer } from './support.js';
+
+/** A simulated agent: keys of its own, generated as the real one does inside its cluster. */
+async function newKeys(): Promise<AgentKeys> {
+  const sealing = await generateSealingKeyPair();
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = publicKey.export({ format: 'jwk' }) as { x: string };
+  const priv = privateKey.export({ format: 'jwk' }) as { d: string };
+  return { sealing, signing: { publicKey: pub.x, privateKey: priv.d } };
+}
+
+const SECRET_VALUE = 'pw-7f3c1e9a-do-not-leak';
+const NEW_VALUE = 'pw-rotated-41b2d8-do-not-leak';
+
+async function waitFor<T>(what: string, check: () => T | undefined, ms = 1000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, stream', () => {
+  let server: InProcessServer;
+  const agents: Record<string, { keys: AgentKeys; protocol: AgentProtocol; clusterId: string }> = {};
+  const bootstrapTokens: string[] = [];
+
+  async function register(name: string, labels: Record<string, string>): Promise<string> {
+    const res = await server.api.call('PUT', `sys/cofre/clusters/${name}`, { body: { labels } });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.body.data.bootstrap_token, /^cbt\./);
+    bootstrapTokens.push(res.body.data.bootstrap_token);
+    return res.body.data.bootstrap_token as string;
+  }
+
+  async function enrolAgent(name: string, labels: Record<string, string>): Promise<void> {
+    const token = await register(name, labels);
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const { cluster_id } = await enrol({ address: server.url }, token, pub, 'test/1');
+    agents[name] = {
+      keys,
+      clusterId: cluster_id,
+      protocol: new AgentProtocol({ address: server.url, clusterId: cluster_id, keys }),
+    };
+  }
+
+  before(async () => {
+    server = await startServer();
+    const audit = await server.api.call('PUT', 'sys/audit/file', {
+      body: { type: 'file', options: { file_path: join(server.dir, 'audit.log') } },
+    });
+    assert.equal(audit.status, 204, audit.text);
+    const kv = await server.api.call('PUT', 'secret/data/app/db', {
+      body: { data: { password: SECRET_VALUE, user: 'app' } },
+    });
+    assert.equal(kv.status, 200, kv.text);
+    for (const [name, region] of [
+      ['eu-1', 'eu'],
+      ['eu-2', 'eu'],
+      ['us-1', 'us'],
+    ] as const) {
+      await enrolAgent(name, { region, 'cofre.dev/tier': 'store' });
+    }
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/shop', {
+      body: {
+        namespace: 'shop',
+        items: [
+          { name: 'shop-db', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'shop-config', mode: 'configmap', literal: { LOG_LEVEL: 'info' } },
+        ],
+        rollout: [{ kind: 'Deployment', name: 'shop' }],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/placements/shop-eu', {
+      body: { delivery: 'shop', selector: { matchLabels: { region: 'eu' } } },
+    });
+    assert.equal(res.status, 204, res.text);
+  });
+  after(() => server.stop());
+
+  it('a bootstrap token enrols once: a second use and an expired token are refused', async () => {
+    const token = await register('once', {});
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    // 16 enrolments racing with one token: exactly one wins.
+    const results = await Promise.allSettled(
+      Array.from({ length: 16 }, () => enrol({ address: server.url }, token, pub, 'x')),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    const again = await server.api.call('PUT', 'sys/cofre/agent/enrol', {
+      token: '',
+      body: { bootstrap_token: token, sealing_key: pub.sealingPublicKey, signing_key: pub.signingPublicKey },
+    });
+    assert.equal(again.status, 403, again.text);
+    // Expired: a TTL of 1 s, used after 1.1 s.
+    const short = await server.api.call('PUT', 'sys/cofre/clusters/short', { body: { bootstrap_ttl: '1s' } });
+    await new Promise((r) => setTimeout(r, 1100));
+    await assert.rejects(enrol({ address: server.url }, short.body.data.bootstrap_token, pub, 'x'), /403/);
+    // The read shows state and fingerprints, never a key or token.
+    const read = await server.api.call('GET', 'sys/cofre/clusters/once');
+    assert.equal(read.body.data.state, 'enrolled');
+    assert.match(read.body.data.signing_key_fingerprint, /^[0-9a-f]{64}$/);
+    assert.ok(!read.text.includes(pub.signingPublicKey) && !read.text.includes(token));
+    const list = await server.api.call('LIST', 'sys/cofre/clusters');
+    assert.deepEqual(list.body.data.keys, ['eu-1', 'eu-2', 'once', 'short', 'us-1']);
+  });
+
+  it('bad input is a 400 that says what is wrong', async () => {
+    const cases: [string, unknown, RegExp][] = [
+      ['sys/cofre/clusters/bad', { labels: { 'a b': 'x' } }, /invalid label key "a b"/],
+      ['sys/cofre/clusters/bad', { labels: { region: 'no spaces' } }, /invalid value/],
+      ['sys/cofre/clusters/Bad_Name', {}, /invalid cluster name/],
+      ['sys/cofre/clusters/bad', { bootstrap_ttl: '100000h' }, /bootstrap_ttl/],
+      ['sys/cofre/clusters/bad', { bootstrap_ttl: '-5s' }, /bootstrap_ttl|duration/],
+      ['sys/cofre/clusters/bad', { extra: 1 }, /unknown fields: extra/],
+      ['sys/cofre/agent/enrol', { bootstrap_token: 'cbt.x', sealing_key: 'AAAA', signing_key: 'AAAA' }, /sealing_key/],
+      [
+        'sys/cofre/deliveries/d',
+        { namespace: 'x', items: [{ name: 'a', mode: 'file', literal: { a: 'b' } }] },
+        /mode must be/,
+      ],
+      [
+        'sys/cofre/deliveries/d',
+        { namespace: 'x', items: [{ name: 'a', mode: 'secret', literal: { a: 'b' } }] },
+        /literal source is for configmap/,
+      ],
+      ['sys/cofre/deliveries/d', { namespace: 'x', items: [{ name: 'a', mode: 'secret' }] }, /exactly one source/],
+      ['sys/cofre/deliveries/d', { namespace: 'x', items: [] }, /non-empty list/],
+      ['sys/cofre/placements/p', { delivery: 'shop' }, /selector/],
+      ['sys/cofre/placements/p', { delivery: 'nope', clusters: ['eu-1'] }, /no delivery "nope"/],
+      ['sys/cofre/agent/login', { cluster_id: 'x', timestamp: 'yesterday', nonce: 'n', signature: 's' }, /RFC 3339/],
+    ];
+    for (const [path, body, message] of cases) {
+      const res = await server.api.call('PUT', path, { body });
+      assert.equal(res.status, 400, `${path}: ${res.text}`);
+      assert.match(res.body.errors[0], message);
+    }
+  });
+
+  it('a KV source that does not exist shows in the placement status, not as a 500', async () => {
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/ghost', {
+      body: {
+        namespace: 'ghost',
+        items: [{ name: 'g', mode: 'secret', kv: { mount: 'secret', path: 'nothing/here' } }],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.body.data.source_error, /kv secret "secret\/nothing\/here" not found/);
+    res = await server.api.call('PUT', 'sys/cofre/placements/ghost', {
+      body: { delivery: 'ghost', clusters: ['us-1'] },
+    });
+    assert.equal(res.status, 204);
+    res = await server.api.call('GET', 'sys/cofre/placements/ghost');
+    assert.match(res.body.data.status.delivery_error, /not found/);
+    await assert.rejects(agents['us-1']!.protocol.fetchBundle('ghost'), /400[\s\S]*cannot be built/);
+    await server.api.call('DELETE', 'sys/cofre/placements/ghost');
+  });
+
+  it('exactly the selected clusters see the delivery and open their bundle; others are refused', async () => {
+    for (const name of ['eu-1', 'eu-2']) {
+      const { protocol } = agents[name]!;
+      const set = await protocol.set();
+      assert.deepEqual(set, [{ delivery: 'shop', namespace: 'shop', revision: 1 }]);
+      const { payload } = await protocol.fetchAndOpen(set[0]!);
+      const secret = payload.objects.find((o) => o.kind === 'Secret')!;
+      assert.equal(Buffer.from(secret.data.password!, 'base64').toString(), SECRET_VALUE);
+      assert.deepEqual(Object.keys(secret.data), ['password']);
+      const config = payload.objects.find((o) => o.kind === 'ConfigMap')!;
+      assert.equal(Buffer.from(config.data.LOG_LEVEL!, 'base64').toString(), 'info');
+      assert.deepEqual(payload.rollout, [{ kind: 'Deployment', name: 'shop' }]);
+    }
+    assert.deepEqual(await agents['us-1']!.protocol.set(), []);
+    await assert.rejects(agents['us-1']!.protocol.fetchBundle('shop'), /403/);
+  });
+
+  it('a bundle fetched by one cluster does not open for another; tampered or older bundles are refused', async () => {
+    const a = agents['eu-1']!;
+    const b = agents['eu-2']!;
+    const fetched = await a.protocol.fetchBundle('shop');
+    const expected = { delivery: 'shop', namespace: 'shop', minRevision: fetched.revision };
+    await openFetched(a.clusterId, a.keys.sealing.privateKey, expected, fetched);
+    await assert.rejects(openFetched(b.clusterId, b.keys.sealing.privateKey, expected, fetched));
+    // B's id with A's key (a stolen key and blob): the binding names A, so it still fails.
+    await assert.rejects(openFetched(b.clusterId, a.keys.sealing.privateKey, expected, fetched));
+    const ct = Buffer.from(fetched.bundle.ciphertext, 'base64url');
+    ct[5] = ct[5]! ^ 1;
+    const tampered = { ...fetched, bundle: { ...fetched.bundle, ciphertext: ct.toString('base64url') } };
+    await assert.rejects(openFetched(a.clusterId, a.keys.sealing.privateKey, expected, tampered));
+    // Presented as another revision: the binding differs.
+    await assert.rejects(
+      openFetched(a.clusterId, a.keys.sealing.privateKey, expected, { ...fetched, revision: fetched.revision + 1 }),
+    );
+    // Older than what the agent applied: refused before opening.
+    await assert.rejects(
+      openFetched(a.clusterId, a.keys.sealing.privateKey, { ...expected, minRevision: fetched.revision + 1 }, fetched),
+      /older/,
+    );
+    // Sealed once per cluster and revision: fetching again returns the same blob.
+    assert.deepEqual((await a.protocol.fetchBundle('shop')).bundle, fetched.bundle);
+  });
+
+  it('a KV write bumps the revision and the stream tells each selected agent within a second', async () => {
+    const seen: Record<string, DeliveryEvent[]> = {};
+    const hellos: Record<string, SetEntry[]> = {};
+    const streams = ['eu-1', 'eu-2', 'us-1'].map((name) => {
+      seen[name] = [];
+      return agents[name]!.protocol.stream({
+        onHello: (set) => (hellos[name] = set),
+        onDelivery: (event) => seen[name]!.push(event),
+      });
+    });
+    try {
+      await waitFor('hellos', () => (Object.keys(hellos).length === 3 ? true : undefined), 3000);
+      const before = (await server.api.call('GET', 'sys/cofre/deliveries/shop')).body.data.revision as number;
+      const started = Date.now();
+      await server.api.call('PUT', 'secret/data/app/db', { body: { data: { password: NEW_VALUE, user: 'app' } } });
+      for (const name of ['eu-1', 'eu-2']) {
+        const event = await waitFor(`${name}'s event`, () => seen[name]!.find((e) => e.revision === before + 1));
+        assert.deepEqual(event, { delivery: 'shop', revision: before + 1 });
+      }
+      assert.ok(Date.now() - started < 1000);
+      const { payload, revision } = await agents['eu-1']!.protocol.fetchAndOpen({
+        delivery: 'shop',
+        namespace: 'shop',
+        revision: before + 1,
+      });
+      assert.equal(revision, before + 1);
+      assert.equal(Buffer.from(payload.objects[0]!.data.password!, 'base64').toString(), NEW_VALUE);
+      // A write that does not change the delivered value (another key) makes no new revision.
+      await server.api.call('PUT', 'secret/data/app/db', { body: { data: { password: NEW_VALUE, user: 'other' } } });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal((await server.api.call('GET', 'sys/cofre/deliveries/shop')).body.data.revision, before + 1);
+      assert.deepEqual(seen['us-1'], []);
+
+      // Relabelling: us-1 joins, eu-2 leaves (revision 0 in its set and stream, as it was handed a bundle).
+      await server.api.call('PUT', 'sys/cofre/clusters/us-1', { body: { labels: { region: 'eu' } } });
+      await server.api.call('PUT', 'sys/cofre/clusters/eu-2', { body: { labels: { region: 'us' } } });
+      await waitFor('us-1 added', () => seen['us-1']!.find((e) => e.revision === before + 1));
+      await waitFor('eu-2 removed', () => seen['eu-2']!.find((e) => e.revision === 0));
+      assert.deepEqual(await agents['eu-2']!.protocol.set(), [{ delivery: 'shop', namespace: 'shop', revision: 0 }]);
+      // eu-2 reports the removal done: it leaves its set.
+      await agents['eu-2']!.protocol.report({ agent_version: 'test/1', health: 'ok', deliveries: {} });
+      assert.deepEqual(await agents['eu-2']!.protocol.set(), []);
+    } finally {
+      for (const stream of streams) stream.close();
+    }
+  });
+
+  it('reports show in the placement status', async () => {
+    await agents['eu-1']!.protocol.report({
+      agent_version: 'test/2',
+      health: 'ok',
+      deliveries: { shop: { revision: 2, applied_at: '2026-01-01T00:00:00Z', pods: { '2': 3, '1': 1 } } },
+    });
+    const res = await server.api.call('GET', 'sys/cofre/placements/shop-eu');
+    const eu1 = res.body.data.status.clusters['eu-1'];
+    assert.equal(eu1.revision, 2);
+    assert.deepEqual(eu1.pods, { '2': 3, '1': 1 });
+    assert.ok(eu1.last_seen);
+    const cluster = await server.api.call('GET', 'sys/cofre/clusters/eu-1');
+    assert.equal(cluster.body.data.agent_version, 'test/2');
+    const bad = await server.api.call('PUT', 'sys/cofre/agent/report', {
+      token: await agents['eu-1']!.protocol.currentToken(),
+      body: { deliveries: { shop: { revision: -1 } } },
+    });
+    assert.equal(bad.status, 400);
+  });
+
+  it('the agent token reaches its own agent paths only', async () => {
+    const token = await agents['us-1']!.protocol.currentToken();
+    const probes: [string, string][] = [
+      ['GET', 'secret/data/app/db'],
+      ['GET', 'sys/cofre/clusters/eu-1'],
+      ['LIST', 'sys/cofre/clusters'],
+      ['GET', 'sys/cofre/deliveries/shop'],
+      ['PUT', 'sys/cofre/placements/mine'],
+      ['PUT', 'sys/cofre/clusters/us-1/bootstrap'],
+      ['GET', 'sys/policies/acl/default'],
+      ['PUT', 'auth/token/create'],
+      ['GET', 'auth/token/lookup-self'],
+    ];
+    for (const [method, path] of probes) {
+      const res = await server.api.call(method, path, {
+        token,
+        ...(method === 'PUT' ? { body: { delivery: 'shop', clusters: ['us-1'] } } : {}),
+      });
+      assert.equal(res.status, 403, `${method} ${path}: ${res.status} ${res.text}`);
+    }
+    // A delivery not placed on it.
+    await server.api.call('PUT', 'sys/cofre/deliveries/eu-only', {
+      body: { namespace: 'x', items: [{ name: 'c', mode: 'configmap', literal: { a: 'b' } }] },
+    });
+    await server.api.call('PUT', 'sys/cofre/placements/eu-only', { body: { delivery: 'eu-only', clusters: ['eu-1'] } });
+    const other = await server.api.call('GET', 'sys/cofre/agent/bundles/eu-only', { token });
+    assert.equal(other.status, 403, other.text);
+    // The root token is not an agent: agent paths need an agent token.
+    assert.equal((await server.api.call('GET', 'sys/cofre/agent/bundles')).status, 403);
+    // The policy cannot be changed or assigned.
+    assert.equal(
+      (
+        await server.api.call('PUT', 'sys/policies/acl/cofre-cluster-agent', {
+          body: { policy: 'path "*" { capabilities = ["read"] }' },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await server.api.call('PUT', 'auth/token/create', { body: { policies: ['cofre-cluster-agent'] } })).status,
+      400,
+    );
+  });
+
+  it('a login is refused with a bad signature, a replayed nonce or a stale timestamp', async () => {
+    const a = agents['eu-1']!;
+    const login = (body: unknown) => server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body });
+    const proof = loginProof(a.clusterId, a.keys.signing);
+    const ok = await login(proof);
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(ok.body.auth.policies, ['cofre-cluster-agent']);
+    assert.equal(ok.body.auth.lease_duration, 900);
+    assert.equal((await login(proof)).status, 403); // replay
+    assert.equal((await login(loginProof(a.clusterId, agents['eu-2']!.keys.signing))).status, 403); // another key
+    assert.equal((await login(loginProof(a.clusterId, a.keys.signing, new Date(Date.now() - 120_000)))).status, 403);
+  });
+
+  it('re-enrolling with new keys revokes the old identity: its token and signature are refused', async () => {
+    const old = agents['eu-2']!;
+    const oldToken = await old.protocol.currentToken();
+    const res = await server.api.call('PUT', 'sys/cofre/clusters/eu-2/bootstrap', { body: {} });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.data.cluster_id, old.clusterId);
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const { cluster_id } = await enrol({ address: server.url }, res.body.data.bootstrap_token, pub, 'test/3');
+    assert.equal(cluster_id, old.clusterId);
+    assert.equal((await server.api.call('GET', 'sys/cofre/agent/bundles', { token: oldToken })).status, 403);
+    const oldLogin = loginProof(old.clusterId, old.keys.signing);
+    assert.equal((await server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: oldLogin })).status, 403);
+    const renewed = new AgentProtocol({ address: server.url, clusterId: cluster_id, keys });
+    assert.ok(Array.isArray(await renewed.set()));
+    agents['eu-2'] = { keys, clusterId: cluster_id, protocol: renewed };
+  });
+
+  it('a deregistered cluster is refused at once: token, signature, racing requests and its stream', async () => {
+    const a = agents['eu-1']!;
+    const token = await a.protocol.currentToken();
+    let ended = false;
+    const stream = a.protocol.stream(
+      { onHello: () => undefined, onDelivery: () => undefined, onConnected: (c) => (ended ||= !c) },
+      { minDelayMs: 5000 },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const racing = Array.from({ length: 20 }, () =>
+        server.api.call('GET', 'sys/cofre/agent/bundles/shop', { token }),
+      );
+      // Logins racing the deregistration: whatever token one of them got must be refused afterwards.
+      const logins = Array.from({ length: 10 }, () =>
+        server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: loginProof(a.clusterId, a.keys.signing) }),
+      );
+      const res = await server.api.call('DELETE', 'sys/cofre/clusters/eu-1');
+      assert.equal(res.status, 204);
+      for (const r of await Promise.all(racing)) assert.ok([200, 403].includes(r.status), r.text);
+      for (const r of await Promise.all(logins)) {
+        assert.ok([200, 403].includes(r.status), r.text);
+        if (r.status !== 200) continue;
+        const late = await server.api.call('GET', 'sys/cofre/agent/bundles', { token: r.body.auth.client_token });
+        assert.equal(late.status, 403);
+      }
+      for (const path of ['sys/cofre/agent/bundles', 'sys/cofre/agent/bundles/shop']) {
+        assert.equal((await server.api.call('GET', path, { token })).status, 403);
+      }
+      assert.equal(
+        (
+          await server.api.call('PUT', 'sys/cofre/agent/login', {
+            token: '',
+            body: loginProof(a.clusterId, a.keys.signing),
+          })
+        ).status,
+        403,
+      );
+      await waitFor('stream end', () => (ended ? true : undefined));
+      // Its token is revoked, not only refused.
+      assert.equal((await server.api.call('PUT', 'auth/token/lookup', { body: { token } })).status, 403);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('the storage file holds no value in clear', async () => {
+    const bytes = readFileSync(join(server.dir, 'cofre.db'));
+    for (const value of [SECRET_VALUE, NEW_VALUE, 'LOG_LEVEL', 'shop-db'])
+      assert.equal(bytes.includes(value), false, value);
+  });
+
+  it('the CLI registers, lists, reads, labels and deregisters clusters', async () => {
+    const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
+    let res = await cli('cluster', 'register', 'cli-1', '-label', 'region=eu', '-label=tier=store');
+    assert.equal(res.code, 0, res.out);
+    const token = /bootstrap_token\s+(cbt\.\S+)/.exec(res.out)?.[1];
+    assert.ok(token, res.out);
+    assert.match(res.out, /shown only this once/);
+    res = await cli('cluster', 'register', 'cli-1');
+    assert.notEqual(res.code, 0);
+    res = await cli('cluster', 'list');
+    assert.match(res.out, /cli-1/);
+    res = await cli('cluster', 'label', 'cli-1', 'region=us', 'tier=edge');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('cluster', 'read', 'cli-1', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    const read = JSON.parse(res.out);
+    assert.deepEqual(read.data.labels, { region: 'us', tier: 'edge' });
+    assert.equal(read.data.state, 'pending');
+    assert.ok(!res.out.includes(token!));
+    res = await cli('cluster', 'label', 'cli-1', 'no-equals');
+    assert.notEqual(res.code, 0);
+    res = await cli('cluster', 'deregister', 'cli-1');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('cluster', 'read', 'cli-1');
+    assert.notEqual(res.code, 0);
+    // Its bootstrap token went with it.
+    const keys = await newKeys();
+    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    await assert.rejects(enrol({ address: server.url }, token!, pub, 'x'), /403/);
+  });
+});
