@@ -305,6 +305,8 @@ describe('PostgresStorage', () => {
     const heard: (string[] | undefined)[] = [];
     await s.watchChanges((keys) => heard.push(keys));
     await s.put('k', bytes('v'));
+    // Several idle connections in the pool, all cut at once below: a read must get past every dead one.
+    await Promise.all(Array.from({ length: 6 }, () => s.get('k')));
     // Idle pooled and dedicated clients get an 'error' event: unhandled, it would end this process.
     await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'cut'");
     assert.equal(text(await s.get('k')), 'v', 'the pool opens a new connection');
