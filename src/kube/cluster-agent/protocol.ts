@@ -4,12 +4,14 @@
  * resuming), fetch and open its bundles, report. Kubernetes is not touched here (apply.ts, lifecycle.ts), nor are
  * keys made or kept (keys.ts): this speaks to Cofre only, through the shared API client.
  */
-import { createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
 import { caBundle } from '../../client/transport.js';
-import { openBundle, type BundleBinding, type SealedBundle } from '../../clusters/sealing.js';
+import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
+import type { AgentKeys } from './keys.js';
+import type { LifecycleMap } from './lifecycle.js';
 
 /** Re-login this long before the token's expiry. */
 const RELOGIN_MARGIN_MS = 60_000;
@@ -45,18 +47,18 @@ export interface FetchedBundle {
   bundle: SealedBundle;
 }
 
+/** One delivery's entry in the report (`PUT sys/cofre/agent/report`, `deliveries.<name>`). */
 export interface DeliveryReport {
   revision: number;
-  applied_at: string;
+  applied_at?: string;
   error?: string;
-  pods: Record<string, number>;
+  /** The lifecycle map: pods per revision of the workloads the delivery rolls. */
+  pods: LifecycleMap;
 }
 
-/** The agent's keys, raw and base64url; the private halves never leave the cluster. */
-export interface AgentKeys {
-  sealing: { publicKey: string; privateKey: string };
-  signing: { publicKey: string; privateKey: string };
-}
+/** What the protocol needs of the agent's keys (keys.ts AgentKeys): sign a login, open a bundle. */
+export type AgentSigner = Pick<AgentKeys, 'sign'>;
+export type AgentOpener = Pick<AgentKeys, 'open'>;
 
 export interface AgentConfig extends TlsSettings {
   address: string;
@@ -87,15 +89,11 @@ export async function enrol(
 }
 
 /** The login proof: an Ed25519 signature of `cofre-agent-login\n<cluster_id>\n<timestamp>\n<nonce>`. */
-export function loginProof(clusterId: string, signing: AgentKeys['signing'], at = new Date()): Record<string, string> {
+export function loginProof(clusterId: string, keys: AgentSigner, at = new Date()): Record<string, string> {
   const timestamp = at.toISOString();
   const nonce = randomBytes(16).toString('base64url');
-  const key = createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: signing.publicKey, d: signing.privateKey },
-    format: 'jwk',
-  });
-  const message = Buffer.from(`cofre-agent-login\n${clusterId}\n${timestamp}\n${nonce}`, 'utf8');
-  return { cluster_id: clusterId, timestamp, nonce, signature: sign(null, message, key).toString('base64url') };
+  const signature = keys.sign(`cofre-agent-login\n${clusterId}\n${timestamp}\n${nonce}`);
+  return { cluster_id: clusterId, timestamp, nonce, signature };
 }
 
 /**
@@ -105,7 +103,7 @@ export function loginProof(clusterId: string, signing: AgentKeys['signing'], at 
  */
 export async function openFetched(
   clusterId: string,
-  sealingPrivateKey: string,
+  keys: AgentOpener,
   expected: { delivery: string; namespace: string; minRevision: number },
   fetched: FetchedBundle,
 ): Promise<BundlePayload> {
@@ -123,7 +121,7 @@ export async function openFetched(
     namespace: expected.namespace,
     revision: fetched.revision,
   };
-  const plain = await openBundle(sealingPrivateKey, binding, fetched.bundle);
+  const plain = await keys.open(binding, fetched.bundle);
   return JSON.parse(Buffer.from(plain).toString('utf8')) as BundlePayload;
 }
 
@@ -141,7 +139,7 @@ export class AgentProtocol {
   /** Logs in with a fresh signature; the token is kept until shortly before it expires. */
   async login(): Promise<string> {
     const answer = (await this.client(undefined).request('PUT', 'sys/cofre/agent/login', {
-      body: loginProof(this.config.clusterId, this.config.keys.signing),
+      body: loginProof(this.config.clusterId, this.config.keys),
       token: null,
       what: 'logging in the cluster agent',
     })) as { auth: { client_token: string; lease_duration: number } };
@@ -184,7 +182,7 @@ export class AgentProtocol {
     const fetched = await this.fetchBundle(entry.delivery);
     const payload = await openFetched(
       this.config.clusterId,
-      this.config.keys.sealing.privateKey,
+      this.config.keys,
       { delivery: entry.delivery, namespace: entry.namespace, minRevision },
       fetched,
     );
