@@ -125,6 +125,16 @@ export async function openFetched(
   return JSON.parse(Buffer.from(plain).toString('utf8')) as BundlePayload;
 }
 
+/** An error of an agent request, in a line for the log: a refusal says the cluster may be deregistered. */
+export function describeAgentError(err: unknown): string {
+  if (err instanceof ApiError && (err.status === 403 || err.status === 400))
+    return (
+      `refused by the server (HTTP ${err.status}): this cluster is deregistered, ` +
+      `or its keys are not the enrolled ones`
+    );
+  return (err as Error).message;
+}
+
 /** One cluster's agent speaking to Cofre: a token kept fresh by logging in again before it expires. */
 export class AgentProtocol {
   private token: { value: string; expiresAt: number } | undefined;
@@ -240,7 +250,7 @@ export class AgentStream {
       try {
         outcome = await this.connect(await this.agent.currentToken(fresh));
       } catch (err) {
-        outcome = { hello: false, refused: false, error: (err as Error).message };
+        outcome = { hello: false, refused: false, error: describeAgentError(err) };
       }
       this.handlers.onConnected?.(false);
       if (this.closed) break;
