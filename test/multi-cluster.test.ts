@@ -329,7 +329,7 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     for (const m of Object.values(members)) {
       // Every line the agent wrote is a JSON log line (nothing printed raw), and it said what it did.
       for (const line of m.log.split('\n').filter(Boolean)) assert.doesNotThrow(() => JSON.parse(line), line);
-      assert.match(m.log, /delivery applied/);
+      assert.match(m.log, /"msg":"applied"/);
     }
   });
 });

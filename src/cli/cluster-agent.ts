@@ -6,6 +6,7 @@ interface ClusterAgentFlags {
   address?: string;
   bootstrapToken?: string;
   namespace?: string;
+  deliveryNamespaces?: string;
   caCert?: string;
   tlsSkipVerify?: boolean;
   kubeconfig?: string;
@@ -49,6 +50,7 @@ async function run(flags: ClusterAgentFlags): Promise<void> {
     tlsSkipVerify,
     kubeConfig,
     namespace,
+    ...(flags.deliveryNamespaces ? { deliveryNamespaces: flags.deliveryNamespaces.split(',').filter(Boolean) } : {}),
     bootstrapToken: flags.bootstrapToken || process.env.COFRE_BOOTSTRAP_TOKEN || undefined,
     agentVersion: `cofre-cluster-agent/${cliVersion()}`,
     reportIntervalMs: seconds(flags.reportInterval),
@@ -79,6 +81,10 @@ export function registerClusterAgentCommand(program: Command): void {
     .option('--address <url>', 'Cofre address (env COFRE_ADDR, VAULT_ADDR; default http://127.0.0.1:8200)')
     .option('--bootstrap-token <token>', 'single-use token for the first enrolment (env COFRE_BOOTSTRAP_TOKEN)')
     .option('--namespace <ns>', "the agent's own namespace, for its keys Secret (default: POD_NAMESPACE)")
+    .option(
+      '--delivery-namespaces <ns,...>',
+      'the namespaces the agent may deliver to, when its RBAC is not cluster-wide (default: all)',
+    )
     .option('--ca-cert <path>', 'PEM CA bundle to verify the server (env COFRE_CACERT, VAULT_CACERT)')
     .option('--tls-skip-verify', 'do not verify the server TLS certificate (insecure)')
     .option(

@@ -147,7 +147,6 @@ export class AgentLoop {
         appliedAt: new Date().toISOString(),
         rollout: payload.rollout,
       });
-      this.deps.log?.('delivery applied', { delivery, namespace, revision: fetched.revision });
     } catch (err) {
       const message = err instanceof DeliveryError ? err.message : `delivery ${delivery}: ${(err as Error).message}`;
       this.deps.log?.('delivery failed', { delivery, revision, error: message });
@@ -161,7 +160,6 @@ export class AgentLoop {
     try {
       for (const namespace of held?.namespaces ?? []) await this.deps.applier.remove(delivery, namespace);
       this.held.delete(delivery);
-      this.deps.log?.('delivery removed', { delivery });
     } catch (err) {
       const message = err instanceof DeliveryError ? err.message : `delivery ${delivery}: ${(err as Error).message}`;
       this.deps.log?.('removing a delivery failed', { delivery, error: message });

@@ -20,6 +20,8 @@ export interface ClusterAgentOptions extends TlsSettings {
   kubeConfig: KubeConfig;
   /** The agent's own namespace: where its keys and enrolment Secrets live. */
   namespace: string;
+  /** The namespaces it may deliver to, when its RBAC is namespaced (the chart's clusterAgent.namespaces). */
+  deliveryNamespaces?: string[];
   /** Needed for the first enrolment only. */
   bootstrapToken?: string;
   agentVersion: string;
@@ -101,6 +103,7 @@ export async function runClusterAgent(opts: ClusterAgentOptions): Promise<Runnin
     applier: new DeliveryApplier(kubeConfig, log),
     lifecycle: new LifecycleReader(kubeConfig),
     kubeConfig,
+    ...(opts.deliveryNamespaces ? { namespaces: opts.deliveryNamespaces } : {}),
     fetchBundle: (delivery) => protocol.fetchBundle(delivery),
     log,
   });
@@ -153,7 +156,8 @@ export async function runClusterAgent(opts: ClusterAgentOptions): Promise<Runnin
   });
 
   // The periodic report carries the lifecycle maps as pods roll; it also logs in again ahead of the token's expiry.
-  const timer = setInterval(report, opts.reportIntervalMs ?? 30_000);
+  // While disconnected (server down, cluster refused) the stream's reconnects say what is wrong; no report then.
+  const timer = setInterval(() => connected && report(), opts.reportIntervalMs ?? 30_000);
   timer.unref();
   log('cluster agent started', { cluster_id: clusterId, address: opts.address });
 
