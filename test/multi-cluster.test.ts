@@ -5,18 +5,20 @@
 // agent refused; and never a secret value in an agent's log or a placement status.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
-import { startServer, type InProcessServer } from './support.js';
+import { apiClient, startServer, type InProcessServer } from './support.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_NS = 'cofre-agent';
 const APP_NS = 'shop';
-const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-down-3d4a81'];
+const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-down-3d4a81', 'pw-e2e-restart-77c0e4'];
 
 async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -52,6 +54,8 @@ interface Member {
 
 describe('multi-cluster end to end: three clusters, one cofre cluster-agent each', () => {
   let server: InProcessServer;
+  // The server's SQLite file outlives a server restart.
+  const serverDir = mkdtempSync(path.join(tmpdir(), 'cofre-mc-e2e-'));
   const members: Record<string, Member> = {};
   const statuses: string[] = [];
 
@@ -120,7 +124,7 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     (await server.api.call('GET', 'sys/cofre/deliveries/shop')).body.data.revision as number;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer({ dir: serverDir });
     const kv = await server.api.call('PUT', 'secret/data/app/db', {
       body: { data: { password: VALUES[0], user: 'app' } },
     });
@@ -179,6 +183,7 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     for (const m of Object.values(members)) await stopAgent(m, 'SIGTERM');
     await Promise.all(Object.values(members).map((m) => m.cluster.stop()));
     await server?.stop();
+    rmSync(serverDir, { recursive: true, force: true });
   });
 
   it('the agents enrolled and kept their enrolment in a Secret beside the keys', async () => {
@@ -293,6 +298,28 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     assert.match(eu1.log.slice(before), /cluster enrolment loaded/);
     assert.doesNotMatch(eu1.log.slice(before), /cluster enrolled"/);
     await poll('us-1 has it too', async () => (await secretValue(members['us-1']!, 'shop-db')) === VALUES[2]);
+  });
+
+  it('after a server restart the agents reconnect, log in again and catch up', async () => {
+    const port = Number(new URL(server.url).port);
+    const { keys, rootToken } = server;
+    await server.stop();
+    const kv = { password: VALUES[3], user: 'app' };
+    server = await startServer({ dir: serverDir, port, initialised: false });
+    for (const key of keys.slice(0, 2)) await server.api.call('PUT', 'sys/unseal', { body: { key } });
+    server = { ...server, keys, rootToken, api: apiClient(server.url, rootToken) };
+    // Written before any agent is back: the server must still make a revision of it (nothing listened yet).
+    const res = await server.api.call('PUT', 'secret/data/app/db', { body: { data: kv } });
+    assert.equal(res.status, 200, res.text);
+    for (const name of ['eu-1', 'us-1'])
+      await poll(`${name} caught up after the restart`, async () => {
+        return (await secretValue(members[name]!, 'shop-db')) === VALUES[3];
+      });
+    assert.match(members['eu-1']!.log, /stream disconnected; reconnecting/);
+    await poll('fresh reports after the restart', async () => {
+      const s = (await placement()).status.clusters;
+      return s['eu-1']?.revision === (await revisionOf()) && s['us-1']?.revision === (await revisionOf());
+    });
   });
 
   it('unpublishing removes every object the agents created and nothing else', async () => {
