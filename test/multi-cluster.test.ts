@@ -344,6 +344,13 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     assert.notEqual(eu2.agent?.exitCode, 0);
   });
 
+  it('an agent stops cleanly on SIGTERM', async () => {
+    for (const m of Object.values(members)) {
+      assert.equal(await stopAgent(m, 'SIGTERM'), 0, `${m.name} exit code`);
+      assert.match(m.log, /cluster agent stopped/);
+    }
+  });
+
   it('no secret value or token in any agent log line or placement status', async () => {
     const everything = [...Object.values(members).map((m) => m.log), ...statuses].join('\n');
     assert.ok(everything.length > 0);

@@ -139,14 +139,18 @@ export async function runClusterAgent(opts: ClusterAgentOptions): Promise<Runnin
   const stream: AgentStream = protocol.stream({
     onHello: (set) => {
       log('stream connected; catching up', { deliveries: set.length });
-      void loop.hello(set).then(() => {
-        caughtUp = true;
-        report();
-      });
+      loop.hello(set).then(
+        () => {
+          caughtUp = true;
+          report();
+        },
+        // Listing what the cluster holds failed (RBAC, the API server): the next hello tries again.
+        (err: unknown) => log('catching up failed', { error: (err as Error).message }),
+      );
     },
     onDelivery: (event) => {
       log('delivery changed', { delivery: event.delivery, revision: event.revision });
-      void loop.change(event).then(report);
+      loop.change(event).then(report, (err: unknown) => log('change failed', { error: (err as Error).message }));
     },
     onConnected: (now) => {
       if (connected && !now && !stopped) log('stream disconnected; reconnecting');
