@@ -257,6 +257,39 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     }
   });
 
+  it('the stream logs in again before the token expires and reconnects with the new token', async () => {
+    const a = agents['eu-1']!;
+    // A margin of all but 1.5 s of the 15-minute TTL: the renewal is due 1.5 s after the login.
+    const protocol = new AgentProtocol({
+      address: server.url,
+      clusterId: a.clusterId,
+      keys: a.keys,
+      reloginMarginMs: 15 * 60_000 - 1500,
+    });
+    const hellos: SetEntry[][] = [];
+    const logs: string[] = [];
+    const first = await protocol.login();
+    const stream = protocol.stream({
+      onHello: (set) => hellos.push(set),
+      onDelivery: () => {},
+      log: (m) => logs.push(m),
+    });
+    try {
+      await waitFor('the first hello', () => (hellos.length >= 1 ? true : undefined), 3000);
+      await waitFor('a second hello after the renewal', () => (hellos.length >= 2 ? true : undefined), 5000);
+      assert.ok(
+        logs.some((m) => /logging in again before the token expires/.test(m)),
+        logs.join('\n'),
+      );
+      assert.ok(!logs.some((m) => /disconnected/.test(m)), 'a renewal is not a lost connection');
+      const second = await protocol.currentToken();
+      assert.notEqual(second, first);
+      assert.deepEqual(hellos[1], hellos[0], 'the new connection catches up with the same set');
+    } finally {
+      stream.close();
+    }
+  });
+
   it('reports show in the placement status', async () => {
     await agents['eu-1']!.protocol.report({
       agent_version: 'test/2',

@@ -65,6 +65,8 @@ export interface AgentConfig extends TlsSettings {
   /** From the enrolment. */
   clusterId: string;
   keys: AgentKeys;
+  /** Log in again this long before the token expires (default 60 s); the stream reconnects with the new token. */
+  reloginMarginMs?: number;
 }
 
 /** Enrols the agent's public keys with the single-use bootstrap token (no token needed). */
@@ -157,9 +159,14 @@ export class AgentProtocol {
     return this.token.value;
   }
 
+  /** When the current token is due for a new login (0: no token yet). */
+  renewAt(): number {
+    return this.token ? this.token.expiresAt - (this.config.reloginMarginMs ?? RELOGIN_MARGIN_MS) : 0;
+  }
+
   /** A valid token: the current one, or a new login (`fresh`: the server refused the current one). */
   async currentToken(fresh = false): Promise<string> {
-    if (!fresh && this.token && this.token.expiresAt - RELOGIN_MARGIN_MS > Date.now()) return this.token.value;
+    if (!fresh && this.token && this.renewAt() > Date.now()) return this.token.value;
     return this.login();
   }
 
@@ -272,9 +279,11 @@ export class AgentStream {
     return new Promise((resolve) => {
       let hello = false;
       let settled = false;
+      let renewal: NodeJS.Timeout | undefined;
       const done = (refused: boolean, error?: string): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(renewal);
         resolve({ hello, refused, error });
       };
       let tls: https.RequestOptions;
@@ -293,6 +302,18 @@ export class AgentStream {
           return;
         }
         res.setEncoding('utf8');
+        // The server ends the stream when its token expires: log in again before that and reconnect (the
+        // new connection's hello catches up), so there is no moment without a valid token.
+        renewal = setTimeout(
+          () => {
+            this.handlers.log?.('logging in again before the token expires; reconnecting the stream');
+            req.destroy();
+            done(true);
+          },
+          // At least a second: a token shorter-lived than the margin must not spin the stream.
+          Math.max(1_000, this.agent.renewAt() - Date.now()),
+        );
+        renewal.unref();
         let buffer = '';
         res.on('data', (chunk: string) => {
           buffer += chunk.replace(/\r\n/g, '\n');
