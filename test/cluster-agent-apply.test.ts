@@ -15,7 +15,8 @@ import { kubeTools } from '../scripts/kube-tools.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { sealBundle } from '../src/clusters/sealing.js';
 import { DeliveryApplier, DeliveryError } from '../src/kube/cluster-agent/apply.js';
-import { AgentLoop, type FetchedBundle } from '../src/kube/cluster-agent/agent.js';
+import { AgentLoop } from '../src/kube/cluster-agent/agent.js';
+import type { FetchedBundle } from '../src/kube/cluster-agent/protocol.js';
 import { KEYS_SECRET, loadOrCreateAgentKeys, type AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { LifecycleReader } from '../src/kube/cluster-agent/lifecycle.js';
 import type { DeliveryPayload, PayloadObject } from '../src/kube/cluster-agent/payload.js';
@@ -547,6 +548,7 @@ describe('cluster agent: keys, apply, remove and the lifecycle map on real kube-
       .sort();
     assert.deepEqual(kinds, [
       'ClusterRole//agent-cofre-cluster-agent',
+      `Deployment/${release}/agent-cofre-cluster-agent`,
       `Role/${release}/agent-cofre-cluster-agent-keys`,
       `RoleBinding/${release}/agent-cofre-cluster-agent-keys`,
       'RoleBinding/shop/agent-cofre-cluster-agent',
@@ -631,6 +633,11 @@ describe('cluster agent: keys, apply, remove and the lifecycle map on real kube-
       body: { metadata: { name: 'not-yours' }, stringData: { a: 'b' } },
     });
     await assert.rejects(agentCore.readNamespacedSecret({ name: 'not-yours', namespace: release }), forbidden);
+    // Its enrolment Secret (not created here) is readable: not found, not forbidden.
+    await assert.rejects(
+      agentCore.readNamespacedSecret({ name: 'cofre-cluster-agent-enrolment', namespace: release }),
+      (e: { code?: number }) => e.code === 404,
+    );
     await assert.rejects(agentCore.listSecretForAllNamespaces({}), forbidden);
     await assert.rejects(agentCore.listNamespacedSecret({ namespace: 'kube-system' }), forbidden);
     await assert.rejects(

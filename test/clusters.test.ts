@@ -1,27 +1,21 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { generateSealingKeyPair } from '../src/clusters/sealing.js';
+import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import {
   AgentProtocol,
   enrol,
   loginProof,
   openFetched,
-  type AgentKeys,
   type DeliveryEvent,
   type SetEntry,
 } from '../src/kube/cluster-agent/protocol.js';
 import { runCli, startServer, type InProcessServer } from './support.js';
 
 /** A simulated agent: keys of its own, generated as the real one does inside its cluster. */
-async function newKeys(): Promise<AgentKeys> {
-  const sealing = await generateSealingKeyPair();
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const pub = publicKey.export({ format: 'jwk' }) as { x: string };
-  const priv = privateKey.export({ format: 'jwk' }) as { d: string };
-  return { sealing, signing: { publicKey: pub.x, privateKey: priv.d } };
+function newKeys(): Promise<AgentKeys> {
+  return AgentKeys.generate();
 }
 
 const SECRET_VALUE = 'pw-7f3c1e9a-do-not-leak';
@@ -53,7 +47,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
   async function enrolAgent(name: string, labels: Record<string, string>): Promise<void> {
     const token = await register(name, labels);
     const keys = await newKeys();
-    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     const { cluster_id } = await enrol({ address: server.url }, token, pub, 'test/1');
     agents[name] = {
       keys,
@@ -100,7 +94,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
   it('a bootstrap token enrols once: a second use and an expired token are refused', async () => {
     const token = await register('once', {});
     const keys = await newKeys();
-    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     // 16 enrolments racing with one token: exactly one wins.
     const results = await Promise.allSettled(
       Array.from({ length: 16 }, () => enrol({ address: server.url }, token, pub, 'x')),
@@ -197,21 +191,19 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const b = agents['eu-2']!;
     const fetched = await a.protocol.fetchBundle('shop');
     const expected = { delivery: 'shop', namespace: 'shop', minRevision: fetched.revision };
-    await openFetched(a.clusterId, a.keys.sealing.privateKey, expected, fetched);
-    await assert.rejects(openFetched(b.clusterId, b.keys.sealing.privateKey, expected, fetched));
+    await openFetched(a.clusterId, a.keys, expected, fetched);
+    await assert.rejects(openFetched(b.clusterId, b.keys, expected, fetched));
     // B's id with A's key (a stolen key and blob): the binding names A, so it still fails.
-    await assert.rejects(openFetched(b.clusterId, a.keys.sealing.privateKey, expected, fetched));
+    await assert.rejects(openFetched(b.clusterId, a.keys, expected, fetched));
     const ct = Buffer.from(fetched.bundle.ciphertext, 'base64url');
     ct[5] = ct[5]! ^ 1;
     const tampered = { ...fetched, bundle: { ...fetched.bundle, ciphertext: ct.toString('base64url') } };
-    await assert.rejects(openFetched(a.clusterId, a.keys.sealing.privateKey, expected, tampered));
+    await assert.rejects(openFetched(a.clusterId, a.keys, expected, tampered));
     // Presented as another revision: the binding differs.
-    await assert.rejects(
-      openFetched(a.clusterId, a.keys.sealing.privateKey, expected, { ...fetched, revision: fetched.revision + 1 }),
-    );
+    await assert.rejects(openFetched(a.clusterId, a.keys, expected, { ...fetched, revision: fetched.revision + 1 }));
     // Older than what the agent applied: refused before opening.
     await assert.rejects(
-      openFetched(a.clusterId, a.keys.sealing.privateKey, { ...expected, minRevision: fetched.revision + 1 }, fetched),
+      openFetched(a.clusterId, a.keys, { ...expected, minRevision: fetched.revision + 1 }, fetched),
       /older/,
     );
     // Sealed once per cluster and revision: fetching again returns the same blob.
@@ -262,6 +254,39 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       assert.deepEqual(await agents['eu-2']!.protocol.set(), []);
     } finally {
       for (const stream of streams) stream.close();
+    }
+  });
+
+  it('the stream logs in again before the token expires and reconnects with the new token', async () => {
+    const a = agents['eu-1']!;
+    // A margin of all but 1.5 s of the 15-minute TTL: the renewal is due 1.5 s after the login.
+    const protocol = new AgentProtocol({
+      address: server.url,
+      clusterId: a.clusterId,
+      keys: a.keys,
+      reloginMarginMs: 15 * 60_000 - 1500,
+    });
+    const hellos: SetEntry[][] = [];
+    const logs: string[] = [];
+    const first = await protocol.login();
+    const stream = protocol.stream({
+      onHello: (set) => hellos.push(set),
+      onDelivery: () => {},
+      log: (m) => logs.push(m),
+    });
+    try {
+      await waitFor('the first hello', () => (hellos.length >= 1 ? true : undefined), 3000);
+      await waitFor('a second hello after the renewal', () => (hellos.length >= 2 ? true : undefined), 5000);
+      assert.ok(
+        logs.some((m) => /logging in again before the token expires/.test(m)),
+        logs.join('\n'),
+      );
+      assert.ok(!logs.some((m) => /disconnected/.test(m)), 'a renewal is not a lost connection');
+      const second = await protocol.currentToken();
+      assert.notEqual(second, first);
+      assert.deepEqual(hellos[1], hellos[0], 'the new connection catches up with the same set');
+    } finally {
+      stream.close();
     }
   });
 
@@ -332,14 +357,14 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
   it('a login is refused with a bad signature, a replayed nonce or a stale timestamp', async () => {
     const a = agents['eu-1']!;
     const login = (body: unknown) => server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body });
-    const proof = loginProof(a.clusterId, a.keys.signing);
+    const proof = loginProof(a.clusterId, a.keys);
     const ok = await login(proof);
     assert.equal(ok.status, 200, ok.text);
     assert.deepEqual(ok.body.auth.policies, ['cofre-cluster-agent']);
     assert.equal(ok.body.auth.lease_duration, 900);
     assert.equal((await login(proof)).status, 403); // replay
-    assert.equal((await login(loginProof(a.clusterId, agents['eu-2']!.keys.signing))).status, 403); // another key
-    assert.equal((await login(loginProof(a.clusterId, a.keys.signing, new Date(Date.now() - 120_000)))).status, 403);
+    assert.equal((await login(loginProof(a.clusterId, agents['eu-2']!.keys))).status, 403); // another key
+    assert.equal((await login(loginProof(a.clusterId, a.keys, new Date(Date.now() - 120_000)))).status, 403);
   });
 
   it('re-enrolling with new keys revokes the old identity: its token and signature are refused', async () => {
@@ -349,11 +374,11 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.data.cluster_id, old.clusterId);
     const keys = await newKeys();
-    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     const { cluster_id } = await enrol({ address: server.url }, res.body.data.bootstrap_token, pub, 'test/3');
     assert.equal(cluster_id, old.clusterId);
     assert.equal((await server.api.call('GET', 'sys/cofre/agent/bundles', { token: oldToken })).status, 403);
-    const oldLogin = loginProof(old.clusterId, old.keys.signing);
+    const oldLogin = loginProof(old.clusterId, old.keys);
     assert.equal((await server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: oldLogin })).status, 403);
     const renewed = new AgentProtocol({ address: server.url, clusterId: cluster_id, keys });
     assert.ok(Array.isArray(await renewed.set()));
@@ -375,7 +400,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       );
       // Logins racing the deregistration: whatever token one of them got must be refused afterwards.
       const logins = Array.from({ length: 10 }, () =>
-        server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: loginProof(a.clusterId, a.keys.signing) }),
+        server.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: loginProof(a.clusterId, a.keys) }),
       );
       const res = await server.api.call('DELETE', 'sys/cofre/clusters/eu-1');
       assert.equal(res.status, 204);
@@ -393,7 +418,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
         (
           await server.api.call('PUT', 'sys/cofre/agent/login', {
             token: '',
-            body: loginProof(a.clusterId, a.keys.signing),
+            body: loginProof(a.clusterId, a.keys),
           })
         ).status,
         403,
@@ -439,7 +464,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.notEqual(res.code, 0);
     // Its bootstrap token went with it.
     const keys = await newKeys();
-    const pub = { sealingPublicKey: keys.sealing.publicKey, signingPublicKey: keys.signing.publicKey };
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     await assert.rejects(enrol({ address: server.url }, token!, pub, 'x'), /403/);
   });
 });

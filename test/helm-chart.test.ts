@@ -182,6 +182,53 @@ describe('Helm chart charts/cofre', () => {
     assert.match(docs.get('Deployment/cofre-operator') ?? '', /--leader-elect=true/);
   });
 
+  it('an agent-only install: the cluster agent Deployment with its RBAC, accepted by the API server', async () => {
+    const set = [
+      'server.enabled=false',
+      'operator.enabled=false',
+      'clusterAgent.enabled=true',
+      'clusterAgent.cofreAddress=https://cofre.example.com:8200',
+      'clusterAgent.caCertSecret.name=cofre-ca',
+      `clusterAgent.namespaces={${ns}}`,
+    ];
+    const rendered = await template(...set);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const docs = documents(rendered.stdout);
+    assert.equal(docs.get('StatefulSet/cofre-server'), undefined);
+    assert.equal(docs.get('Deployment/cofre-operator'), undefined);
+    const deployment = docs.get('Deployment/cofre-cluster-agent') ?? '';
+    assert.ok(deployment, `no agent Deployment in:\n${[...docs.keys()].join('\n')}`);
+    assert.match(deployment, /serviceAccountName: cofre-cluster-agent\n/);
+    assert.match(deployment, /command:\n\s+- cofre\n\s+- cluster-agent\n/);
+    assert.match(deployment, new RegExp(`- --namespace=${ns}\n`));
+    assert.match(deployment, new RegExp(`- --delivery-namespaces=${ns}\n`));
+    assert.match(deployment, /- --ca-cert=\/etc\/cofre-ca\/ca\.crt\n/);
+    assert.match(deployment, /name: COFRE_ADDR\n\s+value: "https:\/\/cofre\.example\.com:8200"/);
+    // The bootstrap token comes from the user's Secret, never from a value or an argument.
+    assert.match(
+      deployment,
+      /name: COFRE_BOOTSTRAP_TOKEN\n\s+valueFrom:\n\s+secretKeyRef:\n\s+name: cofre-cluster-agent-bootstrap\n\s+key: token\n\s+optional: true/,
+    );
+    assert.doesNotMatch(deployment, /--bootstrap-token/);
+    assert.match(deployment, /secretName: cofre-ca\n/);
+    assert.match(deployment, /replicas: 1\n/);
+    assert.match(
+      docs.get('Role/cofre-cluster-agent-keys') ?? '',
+      /resourceNames: \[cofre-cluster-agent-keys, cofre-cluster-agent-enrolment\]/,
+    );
+    const res = await run(
+      tools.kubectl,
+      ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
+      rendered.stdout,
+    );
+    assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
+    assert.match(res.stdout, /deployment\.apps\/cofre-cluster-agent created \(server dry run\)/);
+    assert.doesNotMatch(res.stdout, /cofre-server|cofre-operator/);
+    // Off by default.
+    const defaults = await template();
+    assert.equal(documents(defaults.stdout).get('Deployment/cofre-cluster-agent'), undefined);
+  });
+
   it('values.schema.json rejects bad values with a clear message', async () => {
     const cases: [string[], RegExp][] = [
       [['server.port=99999'], /at '\/server\/port': maximum: got 99,999, want 65,535/],
@@ -195,6 +242,8 @@ describe('Helm chart charts/cofre', () => {
         /leaderElection\/enabled': value must be true/,
       ],
       [['server.tlsDisable=true'], /additional properties 'tlsDisable' not allowed/],
+      [['clusterAgent.bootstrapTokenSecret.name='], /at '\/clusterAgent\/bootstrapTokenSecret\/name'/],
+      [['clusterAgent.reportInterval=0'], /at '\/clusterAgent\/reportInterval': minimum/],
     ];
     for (const [set, message] of cases) {
       const res = await template(...set);

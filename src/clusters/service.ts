@@ -425,6 +425,9 @@ export class ClusterService {
     const controller = new AbortController();
     this.listening = controller;
     const from = this.core.changes.lastIndex;
+    // Writes made while nothing listened (after a restart or an unseal, before the first request to these paths)
+    // are not in what follows: re-resolve every delivery once, so such a write still makes its revision.
+    void this.refreshAllDeliveries();
     void (async () => {
       for await (const delivery of this.core.changes.subscribe(from, controller.signal)) {
         if (delivery.type !== 'event') continue;
@@ -444,6 +447,14 @@ export class ClusterService {
       .finally(() => {
         if (this.listening === controller) this.listening = undefined;
       });
+  }
+
+  private async refreshAllDeliveries(): Promise<void> {
+    try {
+      for (const name of await this.store.listDeliveries()) await this.refreshDelivery(name);
+    } catch {
+      // Sealed meanwhile or a storage error: a fetch re-resolves anyway.
+    }
   }
 
   /** Stops following the change stream (tests, shutdown). */

@@ -13,33 +13,17 @@
 // Work runs one step at a time, in arrival order. Errors are kept per delivery for the report; they name objects and
 // fields, never a value (a payload that is not JSON is reported as such, without the parser's excerpt of it).
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { SealedBundle } from '../../clusters/sealing.js';
 import { DeliveryError, type DeliveryApplier } from './apply.js';
 import { deliveredHere } from './inventory.js';
 import type { AgentKeys } from './keys.js';
 import type { LifecycleMap, LifecycleReader } from './lifecycle.js';
 import { parsePayload, PayloadError, type RolloutTarget } from './payload.js';
+import type { DeliveryReport, FetchedBundle } from './protocol.js';
 
 /** One entry of the stream: a delivery's current revision for this cluster, 0 meaning "remove it". */
 export interface DeliveryRef {
   delivery: string;
   revision: number;
-}
-
-/** The answer of `GET sys/cofre/agent/bundles/:delivery`. */
-export interface FetchedBundle {
-  delivery: string;
-  namespace: string;
-  revision: number;
-  bundle: SealedBundle;
-}
-
-/** One delivery's entry in the report (`PUT sys/cofre/agent/report`, `deliveries.<name>`). */
-export interface DeliveryReport {
-  revision: number;
-  applied_at?: string;
-  error?: string;
-  pods: LifecycleMap;
 }
 
 export interface AgentLoopDeps {

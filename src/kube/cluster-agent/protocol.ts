@@ -4,12 +4,14 @@
  * resuming), fetch and open its bundles, report. Kubernetes is not touched here (apply.ts, lifecycle.ts), nor are
  * keys made or kept (keys.ts): this speaks to Cofre only, through the shared API client.
  */
-import { createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
 import { caBundle } from '../../client/transport.js';
-import { openBundle, type BundleBinding, type SealedBundle } from '../../clusters/sealing.js';
+import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
+import type { AgentKeys } from './keys.js';
+import type { LifecycleMap } from './lifecycle.js';
 
 /** Re-login this long before the token's expiry. */
 const RELOGIN_MARGIN_MS = 60_000;
@@ -45,24 +47,26 @@ export interface FetchedBundle {
   bundle: SealedBundle;
 }
 
+/** One delivery's entry in the report (`PUT sys/cofre/agent/report`, `deliveries.<name>`). */
 export interface DeliveryReport {
   revision: number;
-  applied_at: string;
+  applied_at?: string;
   error?: string;
-  pods: Record<string, number>;
+  /** The lifecycle map: pods per revision of the workloads the delivery rolls. */
+  pods: LifecycleMap;
 }
 
-/** The agent's keys, raw and base64url; the private halves never leave the cluster. */
-export interface AgentKeys {
-  sealing: { publicKey: string; privateKey: string };
-  signing: { publicKey: string; privateKey: string };
-}
+/** What the protocol needs of the agent's keys (keys.ts AgentKeys): sign a login, open a bundle. */
+export type AgentSigner = Pick<AgentKeys, 'sign'>;
+export type AgentOpener = Pick<AgentKeys, 'open'>;
 
 export interface AgentConfig extends TlsSettings {
   address: string;
   /** From the enrolment. */
   clusterId: string;
   keys: AgentKeys;
+  /** Log in again this long before the token expires (default 60 s); the stream reconnects with the new token. */
+  reloginMarginMs?: number;
 }
 
 /** Enrols the agent's public keys with the single-use bootstrap token (no token needed). */
@@ -87,15 +91,11 @@ export async function enrol(
 }
 
 /** The login proof: an Ed25519 signature of `cofre-agent-login\n<cluster_id>\n<timestamp>\n<nonce>`. */
-export function loginProof(clusterId: string, signing: AgentKeys['signing'], at = new Date()): Record<string, string> {
+export function loginProof(clusterId: string, keys: AgentSigner, at = new Date()): Record<string, string> {
   const timestamp = at.toISOString();
   const nonce = randomBytes(16).toString('base64url');
-  const key = createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: signing.publicKey, d: signing.privateKey },
-    format: 'jwk',
-  });
-  const message = Buffer.from(`cofre-agent-login\n${clusterId}\n${timestamp}\n${nonce}`, 'utf8');
-  return { cluster_id: clusterId, timestamp, nonce, signature: sign(null, message, key).toString('base64url') };
+  const signature = keys.sign(`cofre-agent-login\n${clusterId}\n${timestamp}\n${nonce}`);
+  return { cluster_id: clusterId, timestamp, nonce, signature };
 }
 
 /**
@@ -105,7 +105,7 @@ export function loginProof(clusterId: string, signing: AgentKeys['signing'], at 
  */
 export async function openFetched(
   clusterId: string,
-  sealingPrivateKey: string,
+  keys: AgentOpener,
   expected: { delivery: string; namespace: string; minRevision: number },
   fetched: FetchedBundle,
 ): Promise<BundlePayload> {
@@ -123,8 +123,18 @@ export async function openFetched(
     namespace: expected.namespace,
     revision: fetched.revision,
   };
-  const plain = await openBundle(sealingPrivateKey, binding, fetched.bundle);
+  const plain = await keys.open(binding, fetched.bundle);
   return JSON.parse(Buffer.from(plain).toString('utf8')) as BundlePayload;
+}
+
+/** An error of an agent request, in a line for the log: a refusal says the cluster may be deregistered. */
+export function describeAgentError(err: unknown): string {
+  if (err instanceof ApiError && (err.status === 403 || err.status === 400))
+    return (
+      `refused by the server (HTTP ${err.status}): this cluster is deregistered, ` +
+      `or its keys are not the enrolled ones`
+    );
+  return (err as Error).message;
 }
 
 /** One cluster's agent speaking to Cofre: a token kept fresh by logging in again before it expires. */
@@ -141,7 +151,7 @@ export class AgentProtocol {
   /** Logs in with a fresh signature; the token is kept until shortly before it expires. */
   async login(): Promise<string> {
     const answer = (await this.client(undefined).request('PUT', 'sys/cofre/agent/login', {
-      body: loginProof(this.config.clusterId, this.config.keys.signing),
+      body: loginProof(this.config.clusterId, this.config.keys),
       token: null,
       what: 'logging in the cluster agent',
     })) as { auth: { client_token: string; lease_duration: number } };
@@ -149,9 +159,14 @@ export class AgentProtocol {
     return this.token.value;
   }
 
+  /** When the current token is due for a new login (0: no token yet). */
+  renewAt(): number {
+    return this.token ? this.token.expiresAt - (this.config.reloginMarginMs ?? RELOGIN_MARGIN_MS) : 0;
+  }
+
   /** A valid token: the current one, or a new login (`fresh`: the server refused the current one). */
   async currentToken(fresh = false): Promise<string> {
-    if (!fresh && this.token && this.token.expiresAt - RELOGIN_MARGIN_MS > Date.now()) return this.token.value;
+    if (!fresh && this.token && this.renewAt() > Date.now()) return this.token.value;
     return this.login();
   }
 
@@ -184,7 +199,7 @@ export class AgentProtocol {
     const fetched = await this.fetchBundle(entry.delivery);
     const payload = await openFetched(
       this.config.clusterId,
-      this.config.keys.sealing.privateKey,
+      this.config.keys,
       { delivery: entry.delivery, namespace: entry.namespace, minRevision },
       fetched,
     );
@@ -242,7 +257,7 @@ export class AgentStream {
       try {
         outcome = await this.connect(await this.agent.currentToken(fresh));
       } catch (err) {
-        outcome = { hello: false, refused: false, error: (err as Error).message };
+        outcome = { hello: false, refused: false, error: describeAgentError(err) };
       }
       this.handlers.onConnected?.(false);
       if (this.closed) break;
@@ -264,9 +279,11 @@ export class AgentStream {
     return new Promise((resolve) => {
       let hello = false;
       let settled = false;
+      let renewal: NodeJS.Timeout | undefined;
       const done = (refused: boolean, error?: string): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(renewal);
         resolve({ hello, refused, error });
       };
       let tls: https.RequestOptions;
@@ -285,6 +302,18 @@ export class AgentStream {
           return;
         }
         res.setEncoding('utf8');
+        // The server ends the stream when its token expires: log in again before that and reconnect (the
+        // new connection's hello catches up), so there is no moment without a valid token.
+        renewal = setTimeout(
+          () => {
+            this.handlers.log?.('logging in again before the token expires; reconnecting the stream');
+            req.destroy();
+            done(true);
+          },
+          // At least a second: a token shorter-lived than the margin must not spin the stream.
+          Math.max(1_000, this.agent.renewAt() - Date.now()),
+        );
+        renewal.unref();
         let buffer = '';
         res.on('data', (chunk: string) => {
           buffer += chunk.replace(/\r\n/g, '\n');

@@ -1,0 +1,369 @@
+// Issue 20's end-to-end test: a real Cofre server, three real kube-apiservers (one with a controller manager so the
+// Deployment makes ReplicaSets and pods), and one `cofre cluster-agent` process per cluster, spawned as the command
+// (through tsx, as other tests spawn the CLI). Placement by labels, relabelling, rotation with a rollout and the
+// lifecycle map in the placement status, unpublishing, an agent killed and restarted, a deregistered cluster's
+// agent refused; and never a secret value in an agent's log or a placement status.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { apiClient, startServer, type InProcessServer } from './support.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const AGENT_NS = 'cofre-agent';
+const APP_NS = 'shop';
+const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-down-3d4a81', 'pw-e2e-restart-77c0e4'];
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what} (last: ${inspect(last)})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+interface ClusterStatus {
+  revision?: number;
+  pods?: Record<string, number>;
+}
+
+interface Member {
+  name: string;
+  cluster: TestCluster;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  bootstrapToken: string;
+  agent?: ChildProcess;
+  /** Everything the agent processes of this cluster wrote (stdout and stderr). */
+  log: string;
+}
+
+describe('multi-cluster end to end: three clusters, one cofre cluster-agent each', () => {
+  let server: InProcessServer;
+  // The server's SQLite file outlives a server restart.
+  const serverDir = mkdtempSync(path.join(tmpdir(), 'cofre-mc-e2e-'));
+  const members: Record<string, Member> = {};
+  const statuses: string[] = [];
+
+  function startAgent(m: Member, withToken: boolean): void {
+    const env: NodeJS.ProcessEnv = { ...process.env, COFRE_ADDR: server.url };
+    delete env.COFRE_BOOTSTRAP_TOKEN;
+    if (withToken) env.COFRE_BOOTSTRAP_TOKEN = m.bootstrapToken;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(root, 'src/cli/main.ts'),
+        'cluster-agent',
+        '--namespace',
+        AGENT_NS,
+        '--kubeconfig',
+        m.cluster.kubeconfigPath,
+        '--metrics-bind-address',
+        '127.0.0.1:0',
+        '--report-interval',
+        '1',
+      ],
+      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout!.on('data', (d: Buffer) => (m.log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (m.log += d.toString()));
+    m.agent = child;
+  }
+
+  async function stopAgent(m: Member, signal: NodeJS.Signals): Promise<number | null> {
+    const child = m.agent;
+    m.agent = undefined;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    return exited;
+  }
+
+  const secretValue = async (m: Member, name: string): Promise<string | undefined> => {
+    try {
+      const s = await m.core.readNamespacedSecret({ name, namespace: APP_NS });
+      return Buffer.from(s.data?.password ?? '', 'base64').toString('utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const exists = async (what: 'secret' | 'configmap', m: Member, name: string): Promise<boolean> => {
+    try {
+      if (what === 'secret') await m.core.readNamespacedSecret({ name, namespace: APP_NS });
+      else await m.core.readNamespacedConfigMap({ name, namespace: APP_NS });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const placement = async (): Promise<
+    Record<string, unknown> & { status: { clusters: Record<string, ClusterStatus | undefined> } }
+  > => {
+    const res = await server.api.call('GET', 'sys/cofre/placements/shop-eu');
+    assert.equal(res.status, 200, res.text);
+    statuses.push(res.text);
+    return res.body.data;
+  };
+  const revisionOf = async (): Promise<number> =>
+    (await server.api.call('GET', 'sys/cofre/deliveries/shop')).body.data.revision as number;
+
+  before(async () => {
+    server = await startServer({ dir: serverDir });
+    const kv = await server.api.call('PUT', 'secret/data/app/db', {
+      body: { data: { password: VALUES[0], user: 'app' } },
+    });
+    assert.equal(kv.status, 200, kv.text);
+    const clusters = await Promise.all([
+      startCluster({ name: 'mc-eu-1', controllerManager: true }),
+      startCluster({ name: 'mc-eu-2', controllerManager: false }),
+      startCluster({ name: 'mc-us-1', controllerManager: false }),
+    ]);
+    const labels: Record<string, Record<string, string>> = {
+      'eu-1': { region: 'eu', tier: 'store' },
+      'eu-2': { region: 'eu', tier: 'hq' },
+      'us-1': { region: 'us', tier: 'store' },
+    };
+    for (const [i, name] of ['eu-1', 'eu-2', 'us-1'].entries()) {
+      const cluster = clusters[i]!;
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(cluster.kubeconfigPath);
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const apps = kc.makeApiClient(k8s.AppsV1Api);
+      for (const ns of [AGENT_NS, APP_NS]) await core.createNamespace({ body: { metadata: { name: ns } } });
+      // What the agent did not create and must never touch.
+      await core.createNamespacedSecret({
+        namespace: APP_NS,
+        body: { metadata: { name: 'bystander' }, stringData: { note: 'not cofre' } },
+      });
+      await apps.createNamespacedDeployment({
+        namespace: APP_NS,
+        body: {
+          metadata: { name: 'shop' },
+          spec: {
+            replicas: 1,
+            selector: { matchLabels: { app: 'shop' } },
+            // No kubelet runs pods here, so new pods never become ready: old and new revisions stay side by side.
+            strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '100%', maxUnavailable: 0 } },
+            template: {
+              metadata: { labels: { app: 'shop' } },
+              spec: { containers: [{ name: 'shop', image: 'nginx' }] },
+            },
+          },
+        },
+      });
+      const res = await server.api.call('PUT', `sys/cofre/clusters/${name}`, { body: { labels: labels[name] } });
+      assert.equal(res.status, 200, res.text);
+      members[name] = { name, cluster, core, apps, bootstrapToken: res.body.data.bootstrap_token as string, log: '' };
+    }
+    for (const m of Object.values(members)) startAgent(m, true);
+    for (const m of Object.values(members))
+      await poll(`${m.name} enrolled`, async () => {
+        const res = await server.api.call('GET', `sys/cofre/clusters/${m.name}`);
+        return res.body.data?.state === 'enrolled' && res.body.data?.last_seen ? true : undefined;
+      });
+  });
+
+  after(async () => {
+    for (const m of Object.values(members)) await stopAgent(m, 'SIGTERM');
+    await Promise.all(Object.values(members).map((m) => m.cluster.stop()));
+    await server?.stop();
+    rmSync(serverDir, { recursive: true, force: true });
+  });
+
+  it('the agents enrolled and kept their enrolment in a Secret beside the keys', async () => {
+    for (const m of Object.values(members)) {
+      assert.match(m.log, /cluster enrolled/);
+      const saved = await m.core.readNamespacedSecret({ name: 'cofre-cluster-agent-enrolment', namespace: AGENT_NS });
+      const id = Buffer.from(saved.data!.cluster_id!, 'base64').toString();
+      assert.equal((await server.api.call('GET', `sys/cofre/clusters/${m.name}`)).body.data.cluster_id, id);
+    }
+  });
+
+  it('a delivery placed with region=eu reaches exactly the two eu clusters', async () => {
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/shop', {
+      body: {
+        namespace: APP_NS,
+        items: [
+          { name: 'shop-db', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'shop-config', mode: 'configmap', literal: { LOG_LEVEL: 'info' } },
+        ],
+        rollout: [{ kind: 'Deployment', name: 'shop' }],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/placements/shop-eu', {
+      body: { delivery: 'shop', selector: { matchLabels: { region: 'eu' } } },
+    });
+    assert.equal(res.status, 204, res.text);
+    const { 'eu-1': eu1, 'eu-2': eu2, 'us-1': us1 } = members as Record<string, Member>;
+    for (const m of [eu1!, eu2!]) {
+      await poll(`the Secret in ${m.name}`, async () => (await secretValue(m, 'shop-db')) === VALUES[0]);
+      assert.ok(await exists('configmap', m, 'shop-config'));
+      const d = await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+      assert.equal(d.spec?.template.metadata?.annotations?.['cofre.dev/revision'], String(await revisionOf()));
+    }
+    // Both eu agents have applied it and reported since: us-1, following the same stream, has nothing.
+    await poll('both eu clusters reported', async () => {
+      const s = (await placement()).status.clusters;
+      return s['eu-1']?.revision === (await revisionOf()) && s['eu-2']?.revision === (await revisionOf());
+    });
+    assert.equal(await exists('secret', us1!, 'shop-db'), false);
+    assert.equal(await exists('configmap', us1!, 'shop-config'), false);
+    assert.deepEqual(Object.keys((await placement()).status.clusters).sort(), ['eu-1', 'eu-2']);
+  });
+
+  it('relabelling provisions a cluster that now matches and deprovisions one that no longer does', async () => {
+    const { 'eu-2': eu2, 'us-1': us1 } = members as Record<string, Member>;
+    let res = await server.api.call('PUT', 'sys/cofre/clusters/us-1', {
+      body: { labels: { region: 'eu', tier: 'store' } },
+    });
+    assert.equal(res.status, 204, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/clusters/eu-2', { body: { labels: { region: 'us', tier: 'hq' } } });
+    assert.equal(res.status, 204, res.text);
+    await poll('the Secret in us-1', async () => (await secretValue(us1!, 'shop-db')) === VALUES[0]);
+    assert.ok(await exists('configmap', us1!, 'shop-config'));
+    await poll('eu-2 deprovisioned', async () => !(await exists('secret', eu2!, 'shop-db')));
+    await poll('eu-2 ConfigMap gone', async () => !(await exists('configmap', eu2!, 'shop-config')));
+    // Nothing else: the Deployment it rolled and the Secret it never made are still there.
+    await eu2!.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+    assert.ok(await exists('secret', eu2!, 'bystander'));
+    await poll('the placement selects eu-1 and us-1', async () => {
+      const keys = Object.keys((await placement()).status.clusters).sort();
+      return keys.join() === 'eu-1,us-1';
+    });
+  });
+
+  it('a KV write rotates the Secret in every matching cluster within seconds and rolls the Deployment', async () => {
+    const { 'eu-1': eu1, 'us-1': us1 } = members as Record<string, Member>;
+    const old = await revisionOf();
+    // The controller manager made the first revision's pod before the rotation, so both show side by side.
+    await poll('a pod on the first revision in eu-1', async () => {
+      const pods = (await placement()).status.clusters['eu-1']?.pods;
+      return (pods?.[String(old)] ?? 0) >= 1;
+    });
+    const started = Date.now();
+    const kv = await server.api.call('PUT', 'secret/data/app/db', {
+      body: { data: { password: VALUES[1], user: 'app' } },
+    });
+    assert.equal(kv.status, 200, kv.text);
+    for (const m of [eu1!, us1!])
+      await poll(`the rotated Secret in ${m.name}`, async () => (await secretValue(m, 'shop-db')) === VALUES[1], 5000);
+    assert.ok(Date.now() - started < 5000, `rotation took ${Date.now() - started} ms`);
+    const fresh = await revisionOf();
+    assert.equal(fresh, old + 1);
+    const d = await eu1!.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+    assert.equal(d.spec?.template.metadata?.annotations?.['cofre.dev/revision'], String(fresh));
+    // The status shows the new revision per cluster, and eu-1's lifecycle map the pods on the old and the new one.
+    const status = await poll('the lifecycle map with both revisions', async () => {
+      const s = (await placement()).status.clusters;
+      const pods = s['eu-1']?.pods;
+      return s['eu-1']?.revision === fresh &&
+        s['us-1']?.revision === fresh &&
+        (pods?.[String(fresh)] ?? 0) >= 1 &&
+        (pods?.[String(old)] ?? 0) >= 1
+        ? s
+        : undefined;
+    });
+    assert.deepEqual(status['us-1']?.pods, {}, 'no controller manager in us-1: no pods');
+  });
+
+  it('an agent killed and restarted catches up, without the bootstrap token', async () => {
+    const eu1 = members['eu-1']!;
+    await stopAgent(eu1, 'SIGKILL');
+    const kv = await server.api.call('PUT', 'secret/data/app/db', {
+      body: { data: { password: VALUES[2], user: 'app' } },
+    });
+    assert.equal(kv.status, 200, kv.text);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await secretValue(eu1, 'shop-db'), VALUES[1], 'nothing applies it while the agent is down');
+    const before = eu1.log.length;
+    startAgent(eu1, false);
+    await poll('eu-1 caught up', async () => (await secretValue(eu1, 'shop-db')) === VALUES[2]);
+    assert.match(eu1.log.slice(before), /cluster enrolment loaded/);
+    assert.doesNotMatch(eu1.log.slice(before), /cluster enrolled"/);
+    await poll('us-1 has it too', async () => (await secretValue(members['us-1']!, 'shop-db')) === VALUES[2]);
+  });
+
+  it('after a server restart the agents reconnect, log in again and catch up', async () => {
+    const port = Number(new URL(server.url).port);
+    const { keys, rootToken } = server;
+    await server.stop();
+    const kv = { password: VALUES[3], user: 'app' };
+    server = await startServer({ dir: serverDir, port, initialised: false });
+    for (const key of keys.slice(0, 2)) await server.api.call('PUT', 'sys/unseal', { body: { key } });
+    server = { ...server, keys, rootToken, api: apiClient(server.url, rootToken) };
+    // Written before any agent is back: the server must still make a revision of it (nothing listened yet).
+    const res = await server.api.call('PUT', 'secret/data/app/db', { body: { data: kv } });
+    assert.equal(res.status, 200, res.text);
+    for (const name of ['eu-1', 'us-1'])
+      await poll(`${name} caught up after the restart`, async () => {
+        return (await secretValue(members[name]!, 'shop-db')) === VALUES[3];
+      });
+    assert.match(members['eu-1']!.log, /stream disconnected; reconnecting/);
+    await poll('fresh reports after the restart', async () => {
+      const s = (await placement()).status.clusters;
+      return s['eu-1']?.revision === (await revisionOf()) && s['us-1']?.revision === (await revisionOf());
+    });
+  });
+
+  it('unpublishing removes every object the agents created and nothing else', async () => {
+    const res = await server.api.call('DELETE', 'sys/cofre/placements/shop-eu');
+    assert.equal(res.status, 204, res.text);
+    for (const m of Object.values(members)) {
+      await poll(`${m.name} cleaned`, async () => !(await exists('secret', m, 'shop-db')));
+      await poll(`${m.name} ConfigMap gone`, async () => !(await exists('configmap', m, 'shop-config')));
+      assert.ok(await exists('secret', m, 'bystander'));
+      await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+      // The agent's own Secrets stay.
+      await m.core.readNamespacedSecret({ name: 'cofre-cluster-agent-keys', namespace: AGENT_NS });
+    }
+  });
+
+  it("a deregistered cluster's agent is refused and says so", async () => {
+    const eu2 = members['eu-2']!;
+    const before = eu2.log.length;
+    const res = await server.api.call('DELETE', 'sys/cofre/clusters/eu-2');
+    assert.equal(res.status, 204, res.text);
+    await poll('the refusal in the log', async () => /refused by the server.*deregistered/.test(eu2.log.slice(before)));
+    assert.notEqual(eu2.agent?.exitCode, 0);
+  });
+
+  it('an agent stops cleanly on SIGTERM', async () => {
+    for (const m of Object.values(members)) {
+      assert.equal(await stopAgent(m, 'SIGTERM'), 0, `${m.name} exit code`);
+      assert.match(m.log, /cluster agent stopped/);
+    }
+  });
+
+  it('no secret value or token in any agent log line or placement status', async () => {
+    const everything = [...Object.values(members).map((m) => m.log), ...statuses].join('\n');
+    assert.ok(everything.length > 0);
+    for (const value of VALUES) assert.ok(!everything.includes(value), 'a secret value leaked');
+    for (const value of VALUES)
+      assert.ok(!everything.includes(Buffer.from(value).toString('base64')), 'a secret value leaked (base64)');
+    for (const m of Object.values(members))
+      assert.ok(!everything.includes(m.bootstrapToken), 'a bootstrap token leaked');
+    assert.doesNotMatch(everything, /hvs\.|"client_token"/);
+    for (const m of Object.values(members)) {
+      // Every line the agent wrote is a JSON log line (nothing printed raw), and it said what it did.
+      for (const line of m.log.split('\n').filter(Boolean)) assert.doesNotThrow(() => JSON.parse(line), line);
+      assert.match(m.log, /"msg":"applied"/);
+    }
+  });
+});
