@@ -17,7 +17,7 @@
 //
 // Options (environment): BENCH_CLUSTERS (1000), BENCH_WORKERS (4), BENCH_ROTATIONS (20), BENCH_IDLE_S (30),
 // BENCH_CONCURRENCY (enrolments and logins in flight per worker, 16), BENCH_STAGE_TIMEOUT_S (180),
-// BENCH_STORAGE (sqlite | postgresql), BENCH_CPU_PROF (a directory for the server's CPU profile), BENCH_TSX=1 (run the server from src/ through tsx instead of dist/).
+// BENCH_STORAGE (sqlite | postgresql), BENCH_CPU_PROF (a directory for the server's CPU profile), BENCH_SERVER_ROOT (see below), BENCH_TSX=1 (run the server from src/ through tsx instead of dist/).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -59,7 +59,10 @@ async function startServer(dir: string, name: string, storage: string, env: Node
       `log_level = "warn"`,
     ].join('\n'),
   );
-  const entry = process.env.BENCH_TSX ? ['--import', 'tsx', 'src/cli/main.ts'] : ['dist/cli/main.js'];
+  // BENCH_SERVER_ROOT: a copy of dist/ with a node_modules whose native addon (better-sqlite3) was built for the
+  // Node.js running this benchmark (see bench/README.md); by default the build in this checkout.
+  const root = process.env.BENCH_SERVER_ROOT ?? '.';
+  const entry = process.env.BENCH_TSX ? ['--import', 'tsx', 'src/cli/main.ts'] : [join(root, 'dist/cli/main.js')];
   // BENCH_CPU_PROF=dir: the server writes a V8 CPU profile there when it stops (to find where its time goes).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const child = spawn(process.execPath, [...prof, ...entry, 'server', '--config', config], {
