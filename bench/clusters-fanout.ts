@@ -110,6 +110,19 @@ function usage(pid: number): { rssMiB: number; cpuS: number } {
   return { rssMiB: Math.round(rssKb / 1024), cpuS: ticks / 100 };
 }
 
+/** The server's V8 heap (used, total) and external memory in MiB, from its Prometheus metrics. */
+async function heap(url: string, token: string): Promise<{ usedMiB: number; totalMiB: number; externalMiB: number }> {
+  const res = await fetch(`${url}/v1/sys/metrics?format=prometheus`, { headers: { 'x-vault-token': token } });
+  const text = await res.text();
+  const metric = (name: string): number =>
+    Math.round(Number(new RegExp(`^cofre_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20);
+  return {
+    usedMiB: metric('nodejs_heap_size_used_bytes'),
+    totalMiB: metric('nodejs_heap_size_total_bytes'),
+    externalMiB: metric('nodejs_external_memory_bytes'),
+  };
+}
+
 async function must(api: Api, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
   const res = await api.call(method, path, body === undefined ? {} : { body });
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
@@ -254,6 +267,7 @@ async function main(): Promise<void> {
     log(`${CLUSTERS} agents enrolled, logged in and streaming in ${connectMs} ms`);
     await sleep(2000);
     const connectedRss = pids.map(usage);
+    const connectedHeap = await Promise.all(servers.map((server) => heap(server.url, token)));
 
     log('publishing');
     const publishStart = Date.now();
@@ -284,6 +298,7 @@ async function main(): Promise<void> {
     const idleT0 = Date.now();
     await sleep(IDLE_S * 1000);
     const idleEnd = pids.map(usage);
+    const idleHeap = await Promise.all(servers.map((server) => heap(server.url, token)));
     const idleWall = (Date.now() - idleT0) / 1000;
 
     // Cross-check with the server's own view: the placement status has every cluster at the last revision.
@@ -309,6 +324,8 @@ async function main(): Promise<void> {
           rss_before_agents_mib: before[i]!.rssMiB,
           rss_connected_mib: connectedRss[i]!.rssMiB,
           rss_idle_mib: idleEnd[i]!.rssMiB,
+          heap_connected: connectedHeap[i],
+          heap_idle: idleHeap[i],
           idle_cpu_percent: Math.round((1000 * (idleEnd[i]!.cpuS - idleStart[i]!.cpuS)) / idleWall) / 10,
         })),
         placement_status_at_last_revision: atLast,
