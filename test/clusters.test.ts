@@ -297,6 +297,26 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       await applyRemoteChanges(core, [`${CLUSTERS_PREFIX}placements/extra-us`]);
       const event = await waitFor('the placement event', () => seen.find((e) => e.delivery === 'extra'));
       assert.deepEqual(event, { delivery: 'extra', revision: 1 });
+      // A relabelling made on another node: the cluster's record is notified.
+      const labelled = await server.api.call('PUT', 'sys/cofre/deliveries/extra-label', {
+        body: { namespace: 'extra', items: [{ name: 'extra-label', mode: 'configmap', literal: { C: '1' } }] },
+      });
+      assert.equal(labelled.status, 200, labelled.text);
+      await service.store.putPlacement({
+        name: 'extra-label',
+        delivery: 'extra-label',
+        selector: { matchLabels: { stage: 'x' } },
+        clusters: [],
+        updatedAt: new Date().toISOString(),
+      });
+      const record = (await service.store.cluster('eu-2'))!;
+      await service.store.putCluster({ ...record, labels: { ...record.labels, stage: 'x' } });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(seen.filter((e) => e.delivery === 'extra-label').length, 0);
+      await applyRemoteChanges(core, [`${CLUSTERS_PREFIX}clusters/eu-2`]);
+      const relabelled = await waitFor('the relabelling', () => seen.find((e) => e.delivery === 'extra-label'));
+      assert.deepEqual(relabelled, { delivery: 'extra-label', revision: 1 });
+      await service.store.putCluster(record);
       // A missed notification (the keys unknown: every cache is reloaded) also compares the agents with the store.
       const second = await server.api.call('PUT', 'sys/cofre/deliveries/extra2', {
         body: { namespace: 'extra', items: [{ name: 'extra2-config', mode: 'configmap', literal: { B: '1' } }] },
@@ -316,7 +336,8 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       assert.deepEqual(missed, { delivery: 'extra2', revision: 1 });
     } finally {
       stream.close();
-      for (const path of ['placements/extra-us', 'placements/extra2-us', 'deliveries/extra', 'deliveries/extra2']) {
+      const paths = ['placements/extra-us', 'placements/extra2-us', 'placements/extra-label'];
+      for (const path of [...paths, 'deliveries/extra', 'deliveries/extra2', 'deliveries/extra-label']) {
         await server.api.call('DELETE', `sys/cofre/${path}`);
       }
     }
