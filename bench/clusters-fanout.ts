@@ -229,6 +229,7 @@ async function main(): Promise<void> {
     }
     const pids = servers.map((s) => s.child.pid!);
     const before = pids.map(usage);
+    const beforeHeap = await Promise.all(servers.map((server) => heap(server.url, token)));
 
     log(`starting ${WORKERS} agent processes`);
     const acks = new Acks();
@@ -324,6 +325,7 @@ async function main(): Promise<void> {
           rss_before_agents_mib: before[i]!.rssMiB,
           rss_connected_mib: connectedRss[i]!.rssMiB,
           rss_idle_mib: idleEnd[i]!.rssMiB,
+          heap_before_agents: beforeHeap[i],
           heap_connected: connectedHeap[i],
           heap_idle: idleHeap[i],
           idle_cpu_percent: Math.round((1000 * (idleEnd[i]!.cpuS - idleStart[i]!.cpuS)) / idleWall) / 10,
