@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { clustersOf, CLUSTERS_PREFIX } from '../src/clusters/service.js';
+import { applyRemoteChanges } from '../src/core/remote-changes.js';
 import {
   AgentProtocol,
   enrol,
@@ -287,6 +289,82 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       assert.deepEqual(hellos[1], hellos[0], 'the new connection catches up with the same set');
     } finally {
       stream.close();
+    }
+  });
+
+  it("another node's placement reaches the agents connected here once its write is notified", async () => {
+    const core = server.cofre.core;
+    const service = clustersOf(core);
+    const seen: DeliveryEvent[] = [];
+    let hello: SetEntry[] | undefined;
+    const res = await server.api.call('PUT', 'sys/cofre/deliveries/extra', {
+      body: { namespace: 'extra', items: [{ name: 'extra-config', mode: 'configmap', literal: { A: '1' } }] },
+    });
+    assert.equal(res.status, 200, res.text);
+    // eu-2 carries region=us by now (relabelled above).
+    const stream = agents['eu-2']!.protocol.stream({
+      onHello: (set) => (hello = set),
+      onDelivery: (e) => seen.push(e),
+    });
+    try {
+      await waitFor('hello', () => hello, 3000);
+      await new Promise((r) => setTimeout(r, 100)); // the fan-out a connection makes has run
+      // What another node's write amounts to here: the record lands in the shared store, not through this node.
+      await service.store.putPlacement({
+        name: 'extra-us',
+        delivery: 'extra',
+        selector: { matchLabels: { region: 'us' } },
+        clusters: [],
+        updatedAt: new Date().toISOString(),
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(seen.length, 0, 'nothing is told before the write is notified');
+      await applyRemoteChanges(core, [`${CLUSTERS_PREFIX}placements/extra-us`]);
+      const event = await waitFor('the placement event', () => seen.find((e) => e.delivery === 'extra'));
+      assert.deepEqual(event, { delivery: 'extra', revision: 1 });
+      // A relabelling made on another node: the cluster's record is notified.
+      const labelled = await server.api.call('PUT', 'sys/cofre/deliveries/extra-label', {
+        body: { namespace: 'extra', items: [{ name: 'extra-label', mode: 'configmap', literal: { C: '1' } }] },
+      });
+      assert.equal(labelled.status, 200, labelled.text);
+      await service.store.putPlacement({
+        name: 'extra-label',
+        delivery: 'extra-label',
+        selector: { matchLabels: { stage: 'x' } },
+        clusters: [],
+        updatedAt: new Date().toISOString(),
+      });
+      const record = (await service.store.cluster('eu-2'))!;
+      await service.store.putCluster({ ...record, labels: { ...record.labels, stage: 'x' } });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(seen.filter((e) => e.delivery === 'extra-label').length, 0);
+      await applyRemoteChanges(core, [`${CLUSTERS_PREFIX}clusters/eu-2`]);
+      const relabelled = await waitFor('the relabelling', () => seen.find((e) => e.delivery === 'extra-label'));
+      assert.deepEqual(relabelled, { delivery: 'extra-label', revision: 1 });
+      await service.store.putCluster(record);
+      // A missed notification (the keys unknown: every cache is reloaded) also compares the agents with the store.
+      const second = await server.api.call('PUT', 'sys/cofre/deliveries/extra2', {
+        body: { namespace: 'extra', items: [{ name: 'extra2-config', mode: 'configmap', literal: { B: '1' } }] },
+      });
+      assert.equal(second.status, 200, second.text);
+      await service.store.putPlacement({
+        name: 'extra2-us',
+        delivery: 'extra2',
+        selector: { matchLabels: { region: 'us' } },
+        clusters: [],
+        updatedAt: new Date().toISOString(),
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(seen.filter((e) => e.delivery === 'extra2').length, 0);
+      await applyRemoteChanges(core, undefined);
+      const missed = await waitFor('the second placement', () => seen.find((e) => e.delivery === 'extra2'));
+      assert.deepEqual(missed, { delivery: 'extra2', revision: 1 });
+    } finally {
+      stream.close();
+      const paths = ['placements/extra-us', 'placements/extra2-us', 'placements/extra-label'];
+      for (const path of [...paths, 'deliveries/extra', 'deliveries/extra2', 'deliveries/extra-label']) {
+        await server.api.call('DELETE', `sys/cofre/${path}`);
+      }
     }
   });
 

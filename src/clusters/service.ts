@@ -31,6 +31,8 @@ export const AGENT_LOGIN_PATH = 'sys/cofre/agent/login';
 export const AGENT_TOKEN_TTL = 15 * 60;
 export const AGENT_TOKEN_MAX_TTL = 60 * 60;
 export const DEFAULT_BOOTSTRAP_TTL = 60 * 60;
+/** Where the pipeline's records live, under the barrier. */
+export const CLUSTERS_PREFIX = 'sys/cofre-clusters/';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 const now = (): string => new Date().toISOString();
@@ -47,7 +49,25 @@ export class ClusterService {
   private refanPending = false;
 
   constructor(private readonly core: Core) {
-    this.store = new ClusterStore(new StorageView(core.barrier, 'sys/cofre-clusters/'));
+    const view = new StorageView(core.barrier, CLUSTERS_PREFIX);
+    this.store = new ClusterStore(view);
+    // Another node on the same store wrote a cluster, delivery, placement or report (the barrier has already
+    // forgotten its cached copy): the agents connected here are compared with the new definitions, as after a
+    // write on this node. Without it they learnt of a placement made on another node only on reconnecting.
+    core.invalidation.on(view.prefix, { drop: (key) => this.remoteChange(key), dropAll: () => this.refan() });
+  }
+
+  /**
+   * Another node changed one of the pipeline's keys. A delivery or placement can change any agent's set; a
+   * cluster's record only its own agent's, so it matters here only if that agent is connected here (every report
+   * an agent makes on another node writes its cluster's record: a fan-out for each would cost a full pass).
+   * Bundles and the id and bootstrap indexes change no set.
+   */
+  private remoteChange(key: string): void {
+    if (key.startsWith('deliveries/') || key.startsWith('placements/')) this.refan();
+    else if (key.startsWith('clusters/') && this.fanOut.connections(key.slice('clusters/'.length)).length > 0) {
+      this.refan();
+    }
   }
 
   // ---- clusters -------------------------------------------------------------------------------------------------
