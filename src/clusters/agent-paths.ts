@@ -160,6 +160,11 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
               yield { id: service.fanOut.nextId(), event: 'hello', data: JSON.stringify(hello) };
               while (!signal.aborted) {
                 const changes = await connection.next(signal);
+                if (signal.aborted) return;
+                if (core.sealed) {
+                  yield { event: 'error', data: JSON.stringify({ error: 'Vault is sealed' }) };
+                  return;
+                }
                 const live = !connection.closed && (await core.tokens.lookupByHash(caller.tokenId)) !== undefined;
                 if (!live) {
                   yield {

@@ -150,6 +150,12 @@ async function streamEvents(
       if (abort.signal.aborted) break;
       res.write(`${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.event}\ndata: ${frame.data}\n\n`);
     }
+  } catch (err) {
+    // The headers are gone: a failure (the server sealing under an open stream) ends it with an error event the
+    // client reconnects on. A CofreError's message is written for callers; anything else stays in the log.
+    const message = err instanceof CofreError ? err.message : 'internal error';
+    if (!(err instanceof CofreError)) reply.log.error({ err }, 'event stream failed');
+    if (!res.writableEnded) res.write(`event: error\ndata: ${JSON.stringify({ error: message })}\n\n`);
   } finally {
     clearInterval(heartbeat);
     res.end();
