@@ -95,6 +95,25 @@ describe('database engine races', () => {
     }
   });
 
+  it('a creds request racing the revocation of its token leaves neither a lease nor a user', async () => {
+    await mountSlowRole('race-d');
+    await write('sys/policies/acl/race-d', { policy: 'path "race-d/creds/slow" { capabilities = ["read"] }' });
+    const before = await flavor.dynamicUsers(db);
+    for (let i = 0; i < ROUNDS; i++) {
+      const child = await write('auth/token/create', { policies: ['race-d'], ttl: '1h' });
+      const token = child.body.auth.client_token as string;
+      const creds = api().call('GET', 'race-d/creds/slow', { token });
+      await sleep(raceDelay(i));
+      const revoked = await api().call('PUT', 'auth/token/revoke', { body: { token } });
+      assert.equal(revoked.status, 204, `round ${i}: ${revoked.text}`);
+      const issued = await creds;
+      // Issued before the revocation began (then revoked with the token), or refused: nothing may be left.
+      assert.ok(issued.status === 200 || issued.status === 403, `round ${i}: ${issued.status} ${issued.text}`);
+      assert.deepEqual(await leasesUnder('race-d/creds/slow/'), [], `round ${i}: a lease outlived its token`);
+      assert.deepEqual(await flavor.dynamicUsers(db), before, `round ${i}: a user outlived its token`);
+    }
+  });
+
   it('a static role whose first rotation ends ambiguously is kept, says so, and is finished by the schedule', async () => {
     const original = 'ambiguous-original-pw-1c7d';
     await db.query('CREATE TABLE rotation_trap (armed int)');

@@ -1,6 +1,7 @@
 import type { Operation, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { resolveTtl } from '../expiration.js';
+import { permissionDenied } from '../errors.js';
+import { resolveTtl, type LeaseEntry } from '../expiration.js';
 import { issueLoginToken } from '../login.js';
 import type { Mounted } from '../mount-table.js';
 
@@ -34,23 +35,20 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
   const secret = response.secret!;
   delete response.secret;
   const { ttl, maxTtl } = resolveTtl(secret, mounted.entry.config);
+  // A batch token is never stored: its leases belong to its parent (none for an orphan), as in Vault.
+  const tokenHash =
+    request.caller?.token.type === 'batch' ? request.caller.token.parentHash : (request.caller?.tokenId ?? '');
+  let lease: LeaseEntry;
   try {
-    const lease = await core.expiration.register({
+    lease = await core.expiration.register({
       mountPrefix: mounted.prefix,
       requestPath: request.path,
       secret,
       ttl,
       maxTtl,
-      // A batch token is never stored: its leases belong to its parent (none for an orphan), as in Vault.
-      tokenHash:
-        request.caller?.token.type === 'batch' ? request.caller.token.parentHash : (request.caller?.tokenId ?? ''),
+      tokenHash,
       tokenExpireTime: request.caller?.token.expireTime ?? 0,
     });
-    response.lease = {
-      leaseId: lease.leaseId,
-      ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
-      renewable: lease.renewable,
-    };
   } catch (err) {
     const revoke = mounted.backend.secrets?.[secret.type]?.revoke;
     // The lease's own failure is what the client hears about; a failed clean-up must not hide it.
@@ -59,6 +57,18 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
     );
     throw err;
   }
+  // The token's revocation may have listed its leases while the secret was being made, before this lease was
+  // stored. Checked only now that the lease is stored: either that listing saw the lease, or this read sees the
+  // revocation (marked before the listing) and the lease goes here. A failed revocation stays on record, retried.
+  if (tokenHash && !(await core.tokens.stillLive(tokenHash))) {
+    await core.expiration.revoke(lease.leaseId).catch(() => undefined);
+    throw permissionDenied('permission denied: the token was revoked while this request ran');
+  }
+  response.lease = {
+    leaseId: lease.leaseId,
+    ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
+    renewable: lease.renewable,
+  };
 }
 
 const CHANGES = new Set<Operation>(['create', 'update', 'patch', 'delete']);
