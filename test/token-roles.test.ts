@@ -351,6 +351,20 @@ describe('revoking tokens by creation path', () => {
     assert.equal(await alive(srv.rootToken), true);
   });
 
+  it('sys/leases/revoke-force revokes the tokens under the prefix too, as Vault does (it only ignores errors)', async () => {
+    for (const role of ['c', 'd']) await writeOk(srv.api, `auth/token/roles/${role}`, {});
+    const leased = await make('auth/token/create/c', { ttl: '1h' });
+    const unleased = await make('auth/token/create/c', { policies: ['root'] }); // no TTL: no lease
+    const child = await make('auth/token/create', { ttl: '1h' }, leased);
+    const outside = await make('auth/token/create/d', { ttl: '1h' });
+    const res = await srv.api.call('PUT', 'sys/leases/revoke-force/auth/token/create/c');
+    assert.equal(res.status, 204, res.text);
+    for (const t of [leased, unleased, child]) assert.equal(await alive(t), false, 'revoke-force left a token');
+    assert.equal(await alive(outside), true, 'a token outside the prefix was revoked');
+    const lookup = await srv.api.call('LIST', 'sys/leases/lookup/auth/token/create/c/');
+    assert.equal(lookup.status, 404, `no lease is left under the prefix: ${lookup.text}`);
+  });
+
   it('a caller without sudo on sys/leases/revoke-prefix revokes nothing', async () => {
     const victim = await make('auth/token/create/b', { ttl: '1h' });
     await writeOk(srv.api, 'sys/policies/acl/leases-no-sudo', {

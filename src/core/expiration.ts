@@ -280,7 +280,10 @@ export class ExpirationManager {
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let id = ids[next++]; id !== undefined; id = ids[next++]) {
-        await (force ? this.forget(id) : this.revoke(id)).catch((err: unknown) => failures.push(err));
+        // Force, as Vault's revoke-force: the revocation is still tried (a token goes with its lease); only its
+        // failure is ignored and the lease forgotten.
+        const revoked = force ? this.revoke(id).catch(() => this.forget(id)) : this.revoke(id);
+        await revoked.catch((err: unknown) => failures.push(err));
       }
     };
     await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, ids.length) }, worker));

@@ -47,8 +47,8 @@ export function leasePaths(core: Core): PathRecord[] {
    * tokens with an expiry are leases and go with the others; the tokens without one (root tokens) are found in
    * the token store, so that every token created there is revoked, as in Vault.
    */
-  const revokeAll = async (prefix: string): Promise<void> => {
-    await leases.revokePrefix(prefix);
+  const revokeAll = async (prefix: string, force = false): Promise<void> => {
+    await leases.revokePrefix(prefix, force);
     if (prefix.startsWith('auth/')) await core.tokens.revokeByPath(prefix);
   };
 
@@ -59,8 +59,7 @@ export function leasePaths(core: Core): PathRecord[] {
       void revokeAll(prefix).catch(() => undefined);
       return { status: 202, data: null };
     }
-    if (force) await leases.revokePrefix(prefix, true);
-    else await revokeAll(prefix);
+    await revokeAll(prefix, force);
     return undefined;
   };
 
