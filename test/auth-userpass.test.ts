@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodeVault from 'node-vault';
+import { MAX_WAITING } from '../src/auth/userpass/password-hash.js';
 import { enableFileAudit, startServer, writeOk, type InProcessServer } from './support.js';
 
 /** The userpass auth method (issue 17) on a real in-process server, through raw HTTP and node-vault. */
@@ -333,6 +334,25 @@ describe('userpass auth method', () => {
     await writeOk(srv.api, 'auth/userpass/users/maxpw', { password: 'm'.repeat(1024) });
     assert.equal((await login('maxpw', 'm'.repeat(1024))).status, 200);
     assert.equal((await login('victim', 'victim-pw')).status, 200, 'the victim keeps its password');
+  });
+
+  it('a flood of logins is refused with 429 beyond a bounded queue, and a real login works right after', async () => {
+    await writeOk(srv.api, 'auth/userpass/users/flooded', { password: 'flooded-pw', token_policies: 'dev' });
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 4 * MAX_WAITING }, (_, i) => login(i % 2 ? 'flooded' : 'nobody-at-all', `wrong-${i}`)),
+    );
+    const statuses = answers.map((a) => a.status);
+    assert.ok(
+      statuses.every((s) => s === 400 || s === 429),
+      `only refusals: ${[...new Set(statuses)].join(',')}`,
+    );
+    const limited = answers.filter((a) => a.status === 429);
+    assert.ok(limited.length >= MAX_WAITING, `the queue is bounded: ${limited.length} of ${answers.length} got 429`);
+    assert.deepEqual(limited[0]!.body, { errors: ['too many password checks in progress; try again shortly'] });
+    assert.ok(answers.filter((a) => a.status === 400).length >= MAX_WAITING, 'the queued checks still ran');
+    const ok = await login('flooded', 'flooded-pw');
+    assert.equal(ok.status, 200, `${ok.text} (after ${Date.now() - started} ms)`);
   });
 
   it('no password reaches the audit log or an error message', async () => {

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { badRequest } from '../../core/errors.js';
+import { badRequest, CofreError } from '../../core/errors.js';
 
 /**
  * Passwords of the userpass method, stored only as a slow salted hash: scrypt (node:crypto, OpenSSL's) with a
@@ -31,12 +31,22 @@ export const MAX_PASSWORD_BYTES = 1024;
 
 /** scrypt runs on libuv's thread pool, which file I/O shares: a flood of logins may hold only part of it. */
 const MAX_CONCURRENT = 2;
+/**
+ * Hashes waiting for a slot, at most. Each takes tens of milliseconds, so this is a wait of a few seconds at worst;
+ * a flood beyond it is refused at once with 429 (as Vault's rate limits answer) instead of queueing without end,
+ * holding every request and its password in memory and making every later login wait behind it.
+ */
+export const MAX_WAITING = 64;
 let running = 0;
 const waiting: (() => void)[] = [];
 
 async function withSlot<T>(work: () => Promise<T>): Promise<T> {
-  if (running >= MAX_CONCURRENT) await new Promise<void>((resolve) => waiting.push(resolve));
-  else running++;
+  if (running >= MAX_CONCURRENT) {
+    if (waiting.length >= MAX_WAITING) {
+      throw new CofreError(429, 'too many password checks in progress; try again shortly');
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else running++;
   try {
     return await work();
   } finally {
