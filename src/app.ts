@@ -96,7 +96,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     storage: physical,
     async close() {
       await http.close();
-      core.sealNow();
+      await core.sealAfterDraining();
       await physical.close();
     },
   };

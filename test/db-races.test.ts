@@ -114,6 +114,30 @@ describe('database engine races', () => {
     }
   });
 
+  it('a seal waits for a creds request in flight, which ends with its lease; requests arriving meanwhile get 503', async () => {
+    await mountSlowRole('race-s');
+    let credsDone = 0;
+    const creds = api()
+      .call('GET', 'race-s/creds/slow')
+      .then((r) => ((credsDone = Date.now()), r));
+    await sleep(CREATE_MS / 3);
+    const seal = api()
+      .call('PUT', 'sys/seal')
+      .then((r) => [r, Date.now()] as const);
+    await sleep(20);
+    const meanwhile = await api().call('GET', 'secret/data/anything');
+    const [sealed, sealedAt] = await seal;
+    const issued = await creds;
+    assert.equal(sealed.status, 204, sealed.text);
+    assert.equal(issued.status, 200, `the request in flight was cut off by the seal: ${issued.text}`);
+    assert.ok(credsDone <= sealedAt, 'the seal answered before the request in flight ended');
+    assert.equal(meanwhile.status, 503, `a request during the seal: ${meanwhile.text}`);
+    for (const key of srv.keys.slice(0, 2)) await api().call('PUT', 'sys/unseal', { body: { key } });
+    assert.deepEqual(await leasesUnder('race-s/creds/slow/'), [issued.body.lease_id.split('/').pop()]);
+    assert.ok(await canLogIn(issued.body.data.username, issued.body.data.password));
+    await write('sys/leases/revoke-prefix/race-s/creds/slow');
+  });
+
   it('a static role whose first rotation ends ambiguously is kept, says so, and is finished by the schedule', async () => {
     const original = 'ambiguous-original-pw-1c7d';
     await db.query('CREATE TABLE rotation_trap (armed int)');

@@ -257,6 +257,8 @@ export interface PathRecord {
   anyToken?: boolean;
   /** Served while sealed. */
   whileSealed?: boolean;
+  /** Waits for the other requests in flight to end (sys/seal, a snapshot restore): not counted as one of them. */
+  drainsRequests?: boolean;
   /**
    * How a successful change through this path appears on the change stream; undefined means "not a change".
    * Without it, a change is reported at the request path.

@@ -18,6 +18,7 @@ import type { ClusterNode, SharedStorage, Storage } from './storage.js';
 import { applyRemoteChanges, dropEverything } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
+import { RequestGate } from './request-gate.js';
 
 const SEAL_CONFIG_KEY = 'core/seal-config';
 const ROOT_KEY_KEY = 'core/root-key';
@@ -26,6 +27,8 @@ const CAMPAIGN_RETRY_MS = 1000;
 const CAMPAIGN_RETRY_MAX_MS = 10_000;
 /** After sys/step-down, a node waits this long before campaigning again, as Vault's manual step-down sleep. */
 const STEP_DOWN_SLEEP_MS = 10_000;
+/** How long a seal waits for the requests in flight (Vault's default max_request_duration is 90 s). */
+const SEAL_DRAIN_TIMEOUT_MS = 30_000;
 
 export interface CoreOptions {
   physical: Storage;
@@ -104,6 +107,8 @@ export class Core {
   private campaignRetry: NodeJS.Timeout | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
+  /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
+  readonly requests = new RequestGate();
 
   constructor(private readonly opts: CoreOptions) {
     // Each store declares the keys it caches where it is built: the barrier's keyring, unsealed again by the root
@@ -246,6 +251,14 @@ export class Core {
   resetUnsealProgress(): void {
     this.pendingShares = [];
     this.unsealNonce = '';
+  }
+
+  /**
+   * Seals once the requests in flight have ended (new ones are refused meanwhile), as Vault's seal waits for them:
+   * the keys never go in the middle of a handler's writes. One that runs longer than `timeoutMs` is cut off.
+   */
+  sealAfterDraining(timeoutMs = SEAL_DRAIN_TIMEOUT_MS): Promise<void> {
+    return this.requests.close(() => this.sealNow(), timeoutMs);
   }
 
   sealNow(): void {

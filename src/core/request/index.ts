@@ -42,7 +42,25 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   const asked = operationOf(req); // before the existence check, which may turn an update into a create
   const path = routedPath(req, asked);
   const { mounted, route: found } = route(core, path);
-  if (core.sealed && !found?.record.whileSealed) throw sealedError();
+  if ((core.sealed || core.requests.draining) && !found?.record.whileSealed) throw sealedError();
+  // Counted in from here: a seal waits for this request to end (the paths served while sealed are not counted:
+  // sys/seal is one of the callers that wait). Long-lived streams return their generator and leave at once.
+  const leave = found && !found.record.whileSealed && !found.record.drainsRequests ? core.requests.enter() : undefined;
+  try {
+    return await handleCounted(core, req, asked, path, mounted, found);
+  } finally {
+    leave?.();
+  }
+}
+
+async function handleCounted(
+  core: Core,
+  req: IncomingRequest,
+  asked: Operation,
+  path: string,
+  mounted: ReturnType<typeof route>['mounted'],
+  found: ReturnType<typeof route>['route'],
+): Promise<HandledRequest> {
   // The paths served while sealed (init, unseal, seal status, health) are never wrapped, as in Vault, where the
   // HTTP layer answers them itself: a client that sends VAULT_WRAP_TTL with every request still reads its status.
   const wrapTtl = found?.record.whileSealed ? 0 : (req.wrapTtl ?? 0);

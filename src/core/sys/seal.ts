@@ -77,9 +77,10 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       pattern: 'seal',
       summary: 'Seals the server: keys leave memory and every data path answers 503.',
       sudo: true,
+      drainsRequests: true,
       operations: {
         update: async () => {
-          core.sealNow();
+          await core.sealAfterDraining();
           return undefined;
         },
       },

@@ -62,7 +62,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
             await checkRestorable(core, info, force);
             // Sealed before the first write: no request or background job writes (or caches) meanwhile, and the
             // restored store may have other keys, which only the operator holds.
-            core.sealNow();
+            await core.sealAfterDraining();
             sealed = true;
           },
         });
@@ -83,6 +83,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
         'Reads a snapshot of the whole store (encrypted entries only, gzip), or restores one sent as ' +
         "application/octet-stream (taken with this server's unseal keys); the server seals after a restore.",
       sudo: true,
+      drainsRequests: true,
       operations: { read: save, update: restore(false) },
     },
     {
@@ -90,6 +91,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
       summary:
         "Restores a snapshot taken with other unseal keys: the server seals, and unseals with the snapshot's keys.",
       sudo: true,
+      drainsRequests: true,
       operations: { update: restore(true) },
     },
   ];
