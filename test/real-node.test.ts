@@ -1,14 +1,18 @@
 // Proves the real test node (scripts/test-node.ts) that in-pod delivery (issue 12) stands on: pods really run, from
 // images built on this machine, including Cofre's own; and the node goes away without a trace.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { COFRE_IMAGE, cofreImage, TEST_IMAGE } from '../scripts/build-image.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
-import { NODE_DIR, NODE_NAME, nodeLeftovers, startNode, type TestNode } from '../scripts/test-node.js';
+import { NODE_DIR, NODE_LOCK, NODE_NAME, nodeLeftovers, startNode, type TestNode } from '../scripts/test-node.js';
 
 const execFileP = promisify(execFile);
 const ns = 'node-test';
@@ -262,7 +266,18 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
       assert.equal(health.initialized, true);
       assert.equal(health.sealed, false);
     });
-    assert.match(await logs('cofre'), /dev mode is enabled/);
+    // The kubelet reports the container as started a moment after it is; the logs are there from then on.
+    await waitFor("the server's log", 30_000, async () =>
+      /dev mode is enabled/.test(await logs('cofre')) ? true : undefined,
+    );
+    // It was the pod that answered: once the pod is gone, nothing does.
+    await core.deleteNamespacedPod({ namespace: ns, name: 'cofre' });
+    await waitFor('the server to stop with its pod', 30_000, () =>
+      fetch(`http://127.0.0.1:${port}/v1/sys/health`).then(
+        () => undefined,
+        () => true,
+      ),
+    );
     t.diagnostic(timings.join('; '));
   });
 
@@ -281,5 +296,45 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     const ps = (await execFileP('ps', ['-eo', 'args'])).stdout;
     assert.doesNotMatch(ps, new RegExp(`kubelet .*${NODE_DIR}|containerd --config ${NODE_DIR}`));
     t.diagnostic(timings.join('; '));
+  });
+});
+
+describe('a node whose test process dies', () => {
+  it('is torn down by itself, leaving nothing behind', async (t) => {
+    // A test process that starts a control plane and a node, then is killed with SIGKILL: no after() hook runs.
+    const scripts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts');
+    const dir = mkdtempSync(path.join(tmpdir(), 'cofre-node-crash-'));
+    const file = path.join(dir, 'crash.mts');
+    writeFileSync(
+      file,
+      `import { startCluster } from ${JSON.stringify(pathToFileURL(path.join(scripts, 'test-cluster.ts')).href)};
+import { startNode } from ${JSON.stringify(pathToFileURL(path.join(scripts, 'test-node.ts')).href)};
+const cluster = await startCluster({ name: 'node-crash' });
+await startNode(cluster);
+console.log('ready');
+setInterval(() => {}, 1000);
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: path.join(scripts, '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        child.once('exit', (code) => reject(new Error(`the crashing process exited early (${code})`)));
+      });
+      assert.ok(existsSync(NODE_LOCK) && nodeLeftovers().length > 0, 'the node is up');
+      const killed = Date.now();
+      child.kill('SIGKILL');
+      await waitFor('the node to be torn down after its process died', 60_000, async () =>
+        existsSync(NODE_LOCK) ? undefined : true,
+      );
+      assert.deepEqual(nodeLeftovers(), []);
+      t.diagnostic(`torn down ${Date.now() - killed} ms after the SIGKILL`);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
