@@ -14,6 +14,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { readlinkSync, realpathSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -86,6 +87,11 @@ async function launch(kubeconfig: string, api: Api, opts: NodeOptions, detached:
       throw new Error(`${bin} holds no ${cmd} (envtest's KUBEBUILDER_ASSETS ship none): unset KUBEBUILDER_ASSETS`);
   const images = await testImages();
   await acquireLock(process.pid);
+  const busy = await busyPorts([KUBELET_PORT, KUBELET_HEALTHZ_PORT, STREAM_PORT]);
+  if (busy.length > 0) {
+    rmSync(NODE_LOCK, { force: true });
+    throw new Error(`the test node needs 127.0.0.1 ports ${busy.join(', ')}, which something else listens on`);
+  }
   const procs: ChildProcess[] = [];
   const node: TestNode = {
     name: NODE_NAME,
@@ -152,6 +158,21 @@ function preflight(): void {
   const missing = needs.filter(([, file]) => !existsSync(file) && !onPath(path.basename(file))).map(([p]) => p);
   if (missing.length > 0)
     throw new Error(`the test node needs: apt-get install -y ${missing.join(' ')} (.ci/run installs them)`);
+}
+
+/** The ports among `ports` that cannot be listened on at 127.0.0.1 (the kubelet and containerd use fixed ones). */
+async function busyPorts(ports: number[]): Promise<number[]> {
+  const busy: number[] = [];
+  for (const port of ports)
+    await new Promise<void>((resolve) => {
+      const s = createServer();
+      s.once('error', () => {
+        busy.push(port);
+        resolve();
+      });
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
+    });
+  return busy;
 }
 
 function onPath(cmd: string): boolean {
