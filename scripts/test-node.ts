@@ -260,17 +260,22 @@ function cniConfig(): string {
   );
 }
 
-/** Adds (-I) or removes (-D) the rule that drops whatever the bridge would forward to another interface. */
+/**
+ * Adds (-I) or removes (-D) the rule that drops whatever the bridge would forward to another interface, for IPv4
+ * and IPv6 alike (pods get IPv4 addresses only, but their interfaces have IPv6 link-local ones).
+ */
 async function forwardRule(op: '-I' | '-D'): Promise<void> {
   const rule = ['FORWARD', '-i', BRIDGE, '!', '-o', BRIDGE, '-j', 'DROP'];
-  const present = () =>
-    execFileP('iptables', ['-C', ...rule]).then(
-      () => true,
-      () => false,
-    );
-  if (op === '-I') {
-    if (!(await present())) await execFileP('iptables', ['-I', ...rule]);
-  } else while (await present()) await execFileP('iptables', ['-D', ...rule]);
+  for (const ipt of ['iptables', 'ip6tables']) {
+    const present = () =>
+      execFileP(ipt, ['-C', ...rule]).then(
+        () => true,
+        () => false,
+      );
+    if (op === '-I') {
+      if (!(await present())) await execFileP(ipt, ['-I', ...rule]);
+    } else while (await present()) await execFileP(ipt, ['-D', ...rule]);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

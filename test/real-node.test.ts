@@ -285,7 +285,8 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     await assert.rejects(startNode(cluster), /a test node is already running on this machine/);
     const n = await core.readNode({ name: NODE_NAME });
     assert.equal(n.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True', 'the first node is untouched');
-    await execFileP('iptables', ['-C', 'FORWARD', '-i', 'cofre0', '!', '-o', 'cofre0', '-j', 'DROP']);
+    for (const ipt of ['iptables', 'ip6tables'])
+      await execFileP(ipt, ['-C', 'FORWARD', '-i', 'cofre0', '!', '-o', 'cofre0', '-j', 'DROP']);
   });
 
   it('tears down without a trace: no processes, mounts, cgroups, iptables chains or directories', async (t) => {
