@@ -5,6 +5,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -124,6 +125,22 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     t.diagnostic(timings.join('; '));
   });
 
+  /** Runs a command in a pod's first container through the API server, like `kubectl exec`; returns its stdout. */
+  const execIn = async (pod: string, command: string[]): Promise<string> => {
+    let out = '';
+    const stdout = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        out += chunk.toString();
+        done();
+      },
+    });
+    const status = await new Promise<k8s.V1Status>((resolve, reject) => {
+      new k8s.Exec(kc).exec(ns, pod, 'main', command, stdout, null, null, false, resolve).catch(reject);
+    });
+    assert.equal(status.status, 'Success', JSON.stringify(status));
+    return out;
+  };
+
   it('rolls a Deployment out to a new pod when its template changes, and removes the old one', async (t) => {
     const apps = kc.makeApiClient(k8s.AppsV1Api);
     const podOf = (version: string) =>
@@ -167,6 +184,8 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     });
     assert.notEqual(second, first);
     assert.match(await logs(second), /^VERSION=v2$/m);
+    // exec goes from the API server to the kubelet (at the node's name) and into the running container.
+    assert.equal(await execIn(second, ['sh', '-c', 'echo "exec sees VERSION=$VERSION"']), 'exec sees VERSION=v2\n');
     t.diagnostic(timings.join('; '));
   });
 
