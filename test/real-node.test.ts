@@ -44,7 +44,12 @@ function freePort(): Promise<number> {
   });
 }
 
-describe('a real node: kubelet + containerd + runc joined to the test control plane', () => {
+// The node joins only a control plane these tests start: never a cluster COFRE_TEST_KUBECONFIG names.
+const skip = process.env.COFRE_TEST_KUBECONFIG
+  ? 'COFRE_TEST_KUBECONFIG names an existing cluster; the test node joins only one these tests start'
+  : false;
+
+describe('a real node: kubelet + containerd + runc joined to the test control plane', { skip }, () => {
   let cluster: TestCluster;
   let node: TestNode | undefined;
   let kc: k8s.KubeConfig;
@@ -319,7 +324,7 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
   });
 });
 
-describe('a node whose test process dies', () => {
+describe('a node whose test process dies', { skip }, () => {
   it('is torn down by itself, leaving nothing behind', async (t) => {
     // A test process that starts a control plane and a node, then is killed with SIGKILL: no after() hook runs.
     const scripts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts');
