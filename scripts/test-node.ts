@@ -98,7 +98,11 @@ async function launch(kubeconfig: string, api: Api, opts: NodeOptions, detached:
     dir: NODE_DIR,
     socket: NODE_SOCKET,
     importImage: (archive) => importImage(NODE_SOCKET, archive),
-    stop: () => teardownNode(),
+    // A late stop() must not take down a node that another live process started since.
+    stop: async () => {
+      const holder = lockHolder();
+      if (holder === undefined || holder === process.pid || !alive(holder)) await teardownNode();
+    },
   };
   try {
     if (!detached) guardNode(process.pid);
@@ -336,7 +340,7 @@ async function acquireLock(owner: number): Promise<void> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const holder = Number(readFileSync(NODE_LOCK, 'utf8').trim());
+    const holder = lockHolder();
     if (holder && alive(holder))
       throw new Error(
         `a test node is already running on this machine (process ${holder}, ${NODE_LOCK}); there can be one at a ` +
@@ -345,6 +349,14 @@ async function acquireLock(owner: number): Promise<void> {
     await teardownNode(); // removes the stale lock too
   }
   throw new Error(`could not take ${NODE_LOCK}`);
+}
+
+function lockHolder(): number | undefined {
+  try {
+    return Number(readFileSync(NODE_LOCK, 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
