@@ -277,9 +277,12 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
                 name: 'server',
                 image: COFRE_IMAGE,
                 imagePullPolicy: 'Never',
-                command: ['cofre', 'server', '-dev', '-dev-listen-address', `127.0.0.1:${port}`],
+                // On SQLite, so the image's better-sqlite3 addon must load under the image's Node.js.
+                command: ['cofre', 'server', '-dev', '-dev-listen-address', `127.0.0.1:${port}`, '-data-dir', '/data'],
+                volumeMounts: [{ name: 'data', mountPath: '/data' }],
               },
             ],
+            volumes: [{ name: 'data', emptyDir: {} }],
           },
         },
       });
@@ -290,9 +293,10 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
       assert.equal(health.initialized, true);
       assert.equal(health.sealed, false);
     });
-    // The kubelet reports the container as started a moment after it is; the logs are there from then on.
+    // The kubelet reports the container as started a moment after it is; the logs are there from then on. The
+    // server says where it stores (never a value).
     await waitFor("the server's log", 30_000, async () =>
-      /dev mode is enabled/.test(await logs('cofre')) ? true : undefined,
+      /SQLite in \/data/.test(await logs('cofre')) ? true : undefined,
     );
     // It was the pod that answered: once the pod is gone, nothing does.
     await core.deleteNamespacedPod({ namespace: ns, name: 'cofre' });
