@@ -112,7 +112,11 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
                 name: 'main',
                 ...image,
                 env: [{ name: 'GREETING', value: 'hello-env' }],
-                command: ['sh', '-c', 'echo "GREETING=$GREETING"; cat /scratch/f.txt; grep " /scratch " /proc/mounts'],
+                command: [
+                  'sh',
+                  '-c',
+                  'echo "GREETING=$GREETING"; cat /scratch/f.txt; grep " /scratch " /proc/mounts; ip route',
+                ],
                 volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }],
               },
             ],
@@ -123,10 +127,16 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
       const pod = await phase('t1', ['Succeeded']);
       assert.equal(pod.spec?.nodeName, NODE_NAME, 'the scheduler placed it on our node');
     });
-    const [greeting, content, mount] = (await logs('t1', 'main')).trim().split('\n');
+    const [greeting, content, mount, ...routes] = (await logs('t1', 'main')).trim().split('\n');
     assert.equal(greeting, 'GREETING=hello-env');
     assert.equal(content, 'from-the-init-container');
     assert.match(mount ?? '', /^tmpfs \/scratch tmpfs /, 'medium: Memory is a tmpfs inside the pod');
+    // A pod on the bridge has a route to its own subnet (other pods, the host's bridge address) and no default.
+    assert.deepEqual(
+      routes.map((r) => r.split(' ')[0]),
+      ['10.88.100.0/24'],
+      routes.join('\n'),
+    );
     t.diagnostic(timings.join('; '));
   });
 
