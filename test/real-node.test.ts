@@ -272,6 +272,42 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     assert.equal(where, '/usr/local/bin/cofre');
     assert.equal(help, 'help-ok');
 
+    // The in-pod agent copies Node.js out of the image into a volume: the binary, its loader and libraries suffice
+    // to run it in a container whose image has no Node.js (the busybox test image).
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'node-copied' },
+        spec: {
+          restartPolicy: 'Never',
+          initContainers: [
+            {
+              name: 'copy',
+              image: COFRE_IMAGE,
+              imagePullPolicy: 'Never',
+              command: [
+                'sh',
+                '-c',
+                'cp -L /usr/local/bin/node /lib64/ld-linux-x86-64.so.2 /usr/lib/x86_64-linux-gnu/*.so* /shared/',
+              ],
+              volumeMounts: [{ name: 'shared', mountPath: '/shared' }],
+            },
+          ],
+          containers: [
+            {
+              name: 'main',
+              ...image,
+              command: ['/shared/ld-linux-x86-64.so.2', '--library-path', '/shared', '/shared/node', '--version'],
+              volumeMounts: [{ name: 'shared', mountPath: '/shared' }],
+            },
+          ],
+          volumes: [{ name: 'shared', emptyDir: { medium: 'Memory' } }],
+        },
+      },
+    });
+    await phase('node-copied', ['Succeeded']);
+    assert.equal((await logs('node-copied')).trim(), version);
+
     // Pods reach this machine's loopback only on the host's network: the server listens there and the test calls it.
     const port = await freePort();
     await timed('Cofre server pod answering sys/health', async () => {
