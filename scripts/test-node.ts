@@ -152,6 +152,12 @@ async function launch(kubeconfig: string, api: Api, opts: NodeOptions, detached:
 
 function preflight(): void {
   if (process.getuid?.() !== 0) throw new Error('the test node needs root (containerd, mounts, cgroups, iptables)');
+  const other = foreignKubelet();
+  if (other !== undefined && cgroupRoots().length > 0)
+    throw new Error(
+      `this machine runs a kubelet of its own (process ${other}) whose pods live in the kubepods cgroups the test ` +
+        `node would use (and remove on teardown): run the tests on a machine without one`,
+    );
   const needs: [string, string][] = [
     ['containerd', '/usr/bin/containerd'],
     ['runc', '/usr/sbin/runc'],
@@ -403,20 +409,23 @@ async function doTeardown(): Promise<void> {
   // The kubelet and scheduler first, so nothing restarts the containers killed next.
   await terminate([...byName('kubelet'), ...byName('kube-scheduler')]);
   step('kubelet');
-  killCgroupProcesses();
+  // The kubepods cgroups are the node's own unless another kubelet runs here (preflight refuses to start then; this
+  // guards `down` by hand): never kill or remove that one's pods.
+  const ownCgroups = foreignKubelet() === undefined;
+  if (ownCgroups) killCgroupProcesses();
   step('cgroup procs');
   await terminate(byName('containerd'));
   step('containerd');
   // containerd's shims outlive it (they are re-parented); they name our socket on their command line.
   await terminate(processesMentioning(NODE_SOCKET));
   step('shims');
-  killCgroupProcesses();
+  if (ownCgroups) killCgroupProcesses();
   unmountUnder([NODE_DIR, NODE_RUN_DIR]);
   await execFileP('ip', ['link', 'del', BRIDGE]).catch(() => {});
   await forwardRule('-D').catch(() => {});
   step('unmount, bridge, forward rule');
   removeKubeletChains();
-  removeCgroups();
+  if (ownCgroups) removeCgroups();
   step('chains, cgroups');
   rmSync(NODE_DIR, { recursive: true, force: true });
   rmSync(NODE_RUN_DIR, { recursive: true, force: true });
@@ -456,6 +465,26 @@ function processesMentioning(needle: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * A kubelet (or a distribution that embeds one) on this machine, not the test node's, that shares our cgroup root.
+ * One in a container (kind) has its own mount and cgroup namespaces, and its kubepods nest under the container's.
+ */
+function foreignKubelet(): number | undefined {
+  const ourMounts = readlinkSync('/proc/self/ns/mnt');
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/mnt`) !== ourMounts) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (['kubelet', 'k3s', 'k3s-agent', 'k3s-server', 'k0s'].includes(path.basename(argv[0] ?? '')))
+        if (!argv.some((a) => a.includes(`${NODE_DIR}/`))) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
 }
 
 /** The kubelet's cgroup trees: kubepods (pods) and k8s.io (containerd's namespace), under each v1 hierarchy or v2. */
