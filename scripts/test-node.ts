@@ -409,8 +409,8 @@ async function doTeardown(): Promise<void> {
   // The kubelet and scheduler first, so nothing restarts the containers killed next.
   await terminate([...byName('kubelet'), ...byName('kube-scheduler')]);
   step('kubelet');
-  // The kubepods cgroups are the node's own unless another kubelet runs here (preflight refuses to start then; this
-  // guards `down` by hand): never kill or remove that one's pods.
+  // The kubepods cgroups (and the kubelet's iptables chains) are the node's own unless another kubelet runs here
+  // (preflight refuses to start then; this guards `down` by hand): never kill or remove that one's pods.
   const ownCgroups = foreignKubelet() === undefined;
   if (ownCgroups) killCgroupProcesses();
   step('cgroup procs');
@@ -424,7 +424,7 @@ async function doTeardown(): Promise<void> {
   await execFileP('ip', ['link', 'del', BRIDGE]).catch(() => {});
   await forwardRule('-D').catch(() => {});
   step('unmount, bridge, forward rule');
-  removeKubeletChains();
+  if (ownCgroups) removeKubeletChains(); // that kubelet's chains too
   if (ownCgroups) removeCgroups();
   step('chains, cgroups');
   rmSync(NODE_DIR, { recursive: true, force: true });
