@@ -308,6 +308,42 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     await phase('node-copied', ['Succeeded']);
     assert.equal((await logs('node-copied')).trim(), version);
 
+    // A pod reaches the API server as in-cluster clients do, with its service-account token and the cluster's CA,
+    // on the host's network at the address the networking rules give (there is no kube-proxy for 10.0.0.1).
+    const api = new URL(cluster.server);
+    const sa = '/var/run/secrets/kubernetes.io/serviceaccount';
+    const script = `const fs = require('fs');
+const { KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port } = process.env;
+const headers = { authorization: 'Bearer ' + fs.readFileSync('${sa}/token', 'utf8') };
+require('https').get({ host, port, path: '/version', ca: fs.readFileSync('${sa}/ca.crt'), headers }, (res) => {
+  let body = '';
+  res.on('data', (d) => (body += d)).on('end', () => console.log(res.statusCode, JSON.parse(body).gitVersion));
+}).on('error', (e) => { console.log('error', e.message); process.exitCode = 1; });`;
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'api-from-pod' },
+        spec: {
+          restartPolicy: 'Never',
+          hostNetwork: true,
+          containers: [
+            {
+              name: 'main',
+              image: COFRE_IMAGE,
+              imagePullPolicy: 'Never',
+              env: [
+                { name: 'KUBERNETES_SERVICE_HOST', value: api.hostname },
+                { name: 'KUBERNETES_SERVICE_PORT', value: api.port },
+              ],
+              command: ['node', '-e', script],
+            },
+          ],
+        },
+      },
+    });
+    await phase('api-from-pod', ['Succeeded']);
+    assert.match((await logs('api-from-pod')).trim(), /^200 v1\.\d+\.\d+$/);
+
     // Pods reach this machine's loopback only on the host's network: the server listens there and the test calls it.
     const port = await freePort();
     await timed('Cofre server pod answering sys/health', async () => {
