@@ -27,7 +27,7 @@ export const COFRE_IMAGE = 'localhost/cofre:dev';
 export const COFRE_APP_DIR = '/usr/local/lib/cofre';
 
 // Bump when the layout below changes, so cached archives built the old way are not reused.
-const RECIPE = 'cofre-images-1';
+const RECIPE = 'cofre-images-2';
 const BUSYBOX = '/bin/busybox';
 const execFileP = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -107,13 +107,22 @@ export async function cofreImage(): Promise<string> {
     symlinkSync(path.relative(path.join(rootfs, 'usr/local/bin'), main), path.join(rootfs, 'usr/local/bin/cofre'));
     mkdirSync(path.join(rootfs, 'usr/bin'), { recursive: true });
     symlinkSync('/bin/busybox', path.join(rootfs, 'usr/bin/env'));
-    mkdirSync(path.join(rootfs, 'home/node'), { recursive: true });
+    // The user's home, theirs as in node:24-bookworm-slim (copied with --chown below; /home itself stays root's).
+    mkdirSync(path.join(rootfs, 'home'));
+    const home = path.join(work, 'home-node');
+    mkdirSync(home);
 
-    await buildah(work).image(rootfs, archive, COFRE_IMAGE, [
-      ...['--env', 'PATH=/usr/local/bin:/usr/bin:/bin', '--env', 'NODE_ENV=production'],
-      ...['--user', '1000:1000', '--workingdir', '/home/node'],
-      ...['--entrypoint', '["cofre"]', '--cmd', '["--help"]'],
-    ]);
+    await buildah(work).image(
+      rootfs,
+      archive,
+      COFRE_IMAGE,
+      [
+        ...['--env', 'PATH=/usr/local/bin:/usr/bin:/bin', '--env', 'NODE_ENV=production'],
+        ...['--user', '1000:1000', '--workingdir', '/home/node'],
+        ...['--entrypoint', '["cofre"]', '--cmd', '["--help"]'],
+      ],
+      { from: home, to: '/home/node', owner: '1000:1000' },
+    );
   });
   log(`built ${COFRE_IMAGE} in ${Math.round((Date.now() - started) / 1000)} s`);
   return archive;
@@ -230,10 +239,20 @@ function buildah(work: string) {
   const base = ['--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--storage-driver', 'vfs'];
   const run = async (args: string[]) => (await execFileP('buildah', [...base, ...args])).stdout.trim();
   return {
-    /** Builds an image of `rootfs` with `config` (buildah config flags) and writes it to `archive` atomically. */
-    async image(rootfs: string, archive: string, tag: string, config: string[]): Promise<void> {
+    /**
+     * Builds an image of `rootfs` (owned by root) and `owned` (a directory owned by a user), with `config` (buildah
+     * config flags), and writes it to `archive` atomically.
+     */
+    async image(
+      rootfs: string,
+      archive: string,
+      tag: string,
+      config: string[],
+      owned?: { from: string; to: string; owner: string },
+    ): Promise<void> {
       const c = await run(['from', 'scratch']);
       await run(['copy', c, `${rootfs}/`, '/']);
+      if (owned) await run(['copy', '--chown', owned.owner, c, owned.from, owned.to]);
       await run(['config', ...config, c]);
       await run(['commit', '-q', c, tag]);
       const tmp = `${archive}.tmp`;

@@ -259,18 +259,23 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
               name: 'main',
               image: COFRE_IMAGE,
               imagePullPolicy: 'Never',
-              command: ['sh', '-c', 'node --version; id -u; command -v cofre; cofre --help >/dev/null && echo help-ok'],
+              command: [
+                'sh',
+                '-c',
+                'node --version; id -u; command -v cofre; cofre --help >/dev/null && echo help-ok; stat -c %u "$PWD"',
+              ],
             },
           ],
         },
       },
     });
     await phase('cofre-version', ['Succeeded']);
-    const [version, uid, where, help] = (await logs('cofre-version')).trim().split('\n');
+    const [version, uid, where, help, workdirOwner] = (await logs('cofre-version')).trim().split('\n');
     assert.match(version ?? '', /^v24\./);
     assert.equal(uid, '1000', 'the image runs as a non-root user');
     assert.equal(where, '/usr/local/bin/cofre');
     assert.equal(help, 'help-ok');
+    assert.equal(workdirOwner, '1000', "the working directory, /home/node, is the user's");
 
     // The in-pod agent copies Node.js out of the image into a volume: the binary, its loader and libraries suffice
     // to run it in a container whose image has no Node.js (the busybox test image).
