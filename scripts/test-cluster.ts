@@ -65,9 +65,9 @@ export function kubeBinaries(): Promise<string> {
     child.on('exit', (code) => {
       if (code === 0 && out.trim()) return resolve(out.trim());
       const why =
-        `scripts/kube-binaries.sh failed (exit ${code}; its messages are above). It builds kube-apiserver with the ` +
-        `Go toolchain (https://go.dev/dl/) and takes etcd from Debian ('apt-get install -y etcd-server'). Or set ` +
-        `KUBEBUILDER_ASSETS (envtest binaries) or COFRE_TEST_KUBECONFIG (an existing cluster).`;
+        `scripts/kube-binaries.sh failed (exit ${code}; its messages are above). It builds kube-apiserver, etcd ` +
+        `and the node's kubelet with the Go toolchain (https://go.dev/dl/). Or set KUBEBUILDER_ASSETS (envtest ` +
+        `binaries) or COFRE_TEST_KUBECONFIG (an existing cluster).`;
       reject(new Error(why));
     });
   });
