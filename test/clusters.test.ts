@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
@@ -544,5 +544,134 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const keys = await newKeys();
     const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     await assert.rejects(enrol({ address: server.url }, token!, pub, 'x'), /403/);
+  });
+
+  it('the CLI writes, reads, lists and deletes deliveries and placements', async () => {
+    const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
+    // From flags: the KV mount is found as `cofre kv` finds it.
+    let res = await cli(
+      ...['delivery', 'write', 'cli-shop', '-namespace=cli-shop', '-secret=cli-db=secret/app/db#password'],
+      ...['-configmap=cli-config=LOG_LEVEL=info', '-configmap=cli-config=MODE=store', '-rollout=deployment/shop'],
+    );
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /Success! Wrote delivery: cli-shop \(revision 1\)/);
+    res = await cli('delivery', 'read', 'cli-shop', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.deepEqual(JSON.parse(res.out).data.items, [
+      { name: 'cli-db', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+      { name: 'cli-config', mode: 'configmap', literal: { LOG_LEVEL: 'info', MODE: 'store' } },
+    ]);
+    res = await cli('delivery', 'read', 'cli-shop');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /rollout\s+Deployment\/shop/);
+    assert.match(res.out, /cli-db\s+secret\s+n\/a\s+n\/a\s+kv secret\/app\/db \(password\)/);
+    assert.ok(!res.out.includes(NEW_VALUE) && !res.out.includes(SECRET_VALUE));
+
+    // From a YAML file, with a flag that adds to it: the same definition is no new revision.
+    const yamlFile = join(server.dir, 'cli-shop.yaml');
+    writeFileSync(
+      yamlFile,
+      [
+        'namespace: cli-shop',
+        'items:',
+        '  - {name: cli-db, mode: secret, kv: {mount: secret, path: app/db, keys: [password]}}',
+        '  - name: cli-config',
+        '    mode: configmap',
+        '    literal: {LOG_LEVEL: info, MODE: store}',
+      ].join('\n'),
+    );
+    res = await cli('delivery', 'write', 'cli-shop', yamlFile, '-rollout=Deployment/shop');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /\(revision 1\)/);
+    // From JSON in a file, a changed definition: the next revision.
+    const jsonFile = join(server.dir, 'cli-shop.json');
+    writeFileSync(
+      jsonFile,
+      JSON.stringify({
+        namespace: 'cli-shop',
+        items: [{ name: 'cli-config', mode: 'configmap', literal: { A: 'b' } }],
+      }),
+    );
+    res = await cli('delivery', 'write', 'cli-shop', `@${jsonFile}`, '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.equal(JSON.parse(res.out).data.revision, 2);
+
+    // The server's 400 is shown with its message; bad flags and files are usage errors.
+    res = await cli('delivery', 'write', 'cli-bad', '-namespace=cli-shop', '-configmap=Bad_Name=a=b');
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Code: 400[\s\S]*items\[0\]\.name must be a Kubernetes object name/);
+    res = await cli('delivery', 'write', 'cli-bad', '-namespace=x', '-secret=db=nomount/app/db');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /no KV mount holds "nomount\/app\/db"/);
+    res = await cli('delivery', 'write', 'cli-bad', '-rollout=shop');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /--rollout expects KIND\/NAME/);
+    res = await cli('delivery', 'write', 'cli-bad');
+    assert.equal(res.code, 2, res.out);
+    writeFileSync(join(server.dir, 'bad.yaml'), 'items: [unclosed');
+    res = await cli('delivery', 'write', 'cli-bad', join(server.dir, 'bad.yaml'));
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /Failed to parse .*bad\.yaml as JSON or YAML/);
+    res = await cli('delivery', 'write', 'cli-bad', join(server.dir, 'missing.json'));
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Error reading file/);
+    res = await cli('delivery', 'list');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /cli-shop/);
+    assert.doesNotMatch(res.out, /cli-bad/);
+
+    // Placements: flags, then a file; a placement of a delivery that does not exist is the server's 400.
+    // (By now eu-2 carries region=us and us-1 region=eu, relabelled above.)
+    res = await cli('placement', 'write', 'cli-us', '-delivery=cli-shop', '-selector=region=us', '-cluster=us-1');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('placement', 'read', 'cli-us', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    const placed = JSON.parse(res.out).data;
+    assert.deepEqual(placed.selector, { matchLabels: { region: 'us' } });
+    assert.deepEqual(placed.clusters, ['us-1']);
+    assert.deepEqual(Object.keys(placed.status.clusters).sort(), ['eu-2', 'us-1']);
+    res = await cli('placement', 'write', 'cli-bad', '-delivery=nope', '-cluster=us-1');
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Code: 400[\s\S]*no delivery "nope"/);
+    res = await cli('placement', 'write', 'cli-bad', '-cluster=us-1');
+    assert.equal(res.code, 2, res.out);
+    const placementFile = join(server.dir, 'cli-us.yaml');
+    writeFileSync(placementFile, 'delivery: cli-shop\nclusters: [us-1]\n');
+    res = await cli('placement', 'write', 'cli-us', placementFile);
+    assert.equal(res.code, 0, res.out);
+
+    // us-1's agent applies and reports: the table shows revision, time, pods per revision and the error.
+    await agents['us-1']!.protocol.report({
+      agent_version: 'test/1',
+      health: 'degraded',
+      deliveries: {
+        'cli-shop': {
+          revision: 2,
+          applied_at: '2026-01-02T03:04:05Z',
+          error: 'delivery cli-shop: Secret cli-shop/x already exists',
+          pods: { '1': 1, '2': 3 },
+        },
+      },
+    });
+    res = await cli('placement', 'read', 'cli-us');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /delivery\s+cli-shop/);
+    assert.match(res.out, /Cluster\s+State\s+Revision\s+Desired\s+Applied At\s+Pods\s+Error/);
+    assert.match(
+      res.out,
+      /us-1\s+enrolled\s+2\s+2\s+2026-01-02T03:04:05Z\s+rev 2: 3, rev 1: 1\s+delivery cli-shop: Secret cli-shop\/x/,
+    );
+    res = await cli('placement', 'list', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.ok(JSON.parse(res.out).includes('cli-us'));
+    res = await cli('placement', 'delete', 'cli-us');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('placement', 'read', 'cli-us');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /No placement named: cli-us/);
+    res = await cli('delivery', 'delete', 'cli-shop');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('delivery', 'read', 'cli-shop');
+    assert.equal(res.code, 2, res.out);
   });
 });
