@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { inPodNotes } from '../src/kube/cluster-agent/agent.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { parsePayload } from '../src/kube/cluster-agent/payload.js';
 import { clustersOf, CLUSTERS_PREFIX } from '../src/clusters/service.js';
 import { applyRemoteChanges } from '../src/core/remote-changes.js';
 import {
@@ -131,8 +133,13 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       ['sys/cofre/agent/enrol', { bootstrap_token: 'cbt.x', sealing_key: 'AAAA', signing_key: 'AAAA' }, /sealing_key/],
       [
         'sys/cofre/deliveries/d',
-        { namespace: 'x', items: [{ name: 'a', mode: 'file', literal: { a: 'b' } }] },
-        /mode must be/,
+        { namespace: 'x', items: [{ name: 'a', mode: 'volume', literal: { a: 'b' } }] },
+        /mode must be "secret", "configmap", "env" or "file"/,
+      ],
+      [
+        'sys/cofre/deliveries/d',
+        { namespace: 'x', items: [{ name: 'a', mode: 'env', literal: { a: 'b' } }] },
+        /literal source is for configmap items only/,
       ],
       [
         'sys/cofre/deliveries/d',
@@ -513,6 +520,78 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const bytes = readFileSync(join(server.dir, 'cofre.db'));
     for (const value of [SECRET_VALUE, NEW_VALUE, 'LOG_LEVEL', 'shop-db'])
       assert.equal(bytes.includes(value), false, value);
+  });
+
+  it('env and file items are Secrets in the bundle, and the status says they were written as Secrets', async () => {
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/inpod', {
+      body: {
+        namespace: 'inpod',
+        items: [
+          { name: 'inpod-env', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'inpod-files', mode: 'file', immutable: true, kv: { mount: 'secret', path: 'app/db' } },
+          { name: 'inpod-secret', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['user'] } },
+        ],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('GET', 'sys/cofre/deliveries/inpod');
+    assert.deepEqual(
+      res.body.data.items.map((i: { mode: string }) => i.mode),
+      ['env', 'file', 'secret'],
+    );
+    res = await server.api.call('PUT', 'sys/cofre/placements/inpod', {
+      body: { delivery: 'inpod', clusters: ['us-1'] },
+    });
+    assert.equal(res.status, 204, res.text);
+    const us1 = agents['us-1']!;
+    const entry = (await us1.protocol.set()).find((e) => e.delivery === 'inpod')!;
+    const { payload } = await us1.protocol.fetchAndOpen(entry);
+    assert.deepEqual(
+      payload.objects.map((o) => [o.kind, o.name, o.mode, Object.keys(o.data)]),
+      [
+        ['Secret', 'inpod-env', 'env', ['password']],
+        ['Secret', 'inpod-files', 'file', ['password', 'user']],
+        ['Secret', 'inpod-secret', undefined, ['user']],
+      ],
+    );
+    assert.equal(payload.objects[1]!.immutable, true);
+    // What the agent reports of it (its own function), as the placement status shows it.
+    const notes = inPodNotes('inpod', parsePayload(payload));
+    assert.deepEqual(notes, [
+      'Secret inpod/inpod-env was asked for as environment variables; written as a Secret because in-pod delivery ' +
+        'is not available',
+      'Secret inpod/inpod-files was asked for as in-memory files; written as a Secret because in-pod delivery is ' +
+        'not available',
+    ]);
+    const report = (deliveries: unknown) =>
+      us1.protocol.report({ agent_version: 'test/1', health: 'ok', deliveries } as never);
+    await report({ inpod: { revision: entry.revision, applied_at: '2026-01-01T00:00:00Z', pods: {}, notes } });
+    res = await server.api.call('GET', 'sys/cofre/placements/inpod');
+    const status = res.body.data.status.clusters['us-1'];
+    assert.deepEqual(status.notes, notes);
+    assert.equal(status.error, null, 'a note is not an error');
+    const cli = await runCli(server.url, server.rootToken, 'placement', 'read', 'inpod');
+    assert.equal(cli.code, 0, cli.out);
+    assert.match(cli.out, /Notes:\n {2}us-1: Secret inpod\/inpod-env was asked for as environment variables;/);
+    assert.match(cli.out, /us-1: Secret inpod\/inpod-files was asked for as in-memory files;/);
+    // The CLI writes such items from flags too.
+    const written = await runCli(
+      ...[server.url, server.rootToken, 'delivery', 'write', 'inpod-cli', '-namespace=inpod'],
+      ...['-env=e=secret/app/db#password', '-files=f=secret/app/db'],
+    );
+    assert.equal(written.code, 0, written.out);
+    res = await server.api.call('GET', 'sys/cofre/deliveries/inpod-cli');
+    assert.deepEqual(res.body.data.items, [
+      { name: 'e', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+      { name: 'f', mode: 'file', kv: { mount: 'secret', path: 'app/db' } },
+    ]);
+    // Notes are bounded and must be strings.
+    for (const bad of [{ notes: 'x' }, { notes: [1] }, { notes: Array.from({ length: 65 }, () => 'n') }]) {
+      await assert.rejects(report({ inpod: { revision: 1, pods: {}, ...bad } }), /400[\s\S]*notes must be a list/);
+    }
+    for (const path of ['placements/inpod', 'deliveries/inpod', 'deliveries/inpod-cli']) {
+      await server.api.call('DELETE', `sys/cofre/${path}`);
+    }
   });
 
   it('the CLI registers, lists, reads, labels and deregisters clusters', async () => {

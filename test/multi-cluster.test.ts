@@ -214,9 +214,13 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     const { 'eu-1': eu1, 'eu-2': eu2, 'us-1': us1 } = members as Record<string, Member>;
     for (const m of [eu1!, eu2!]) {
       await poll(`the Secret in ${m.name}`, async () => (await secretValue(m, 'shop-db')) === VALUES[0]);
-      assert.ok(await exists('configmap', m, 'shop-config'));
-      const d = await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
-      assert.equal(d.spec?.template.metadata?.annotations?.['cofre.dev/revision'], String(await revisionOf()));
+      // The agent writes the objects one after another, then rolls: each is waited for, not read at once.
+      await poll(`the ConfigMap in ${m.name}`, async () => exists('configmap', m, 'shop-config'));
+      const revision = String(await revisionOf());
+      await poll(`the Deployment in ${m.name} rolled`, async () => {
+        const d = await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+        return d.spec?.template.metadata?.annotations?.['cofre.dev/revision'] === revision;
+      });
     }
     // Both eu agents have applied it and reported since: us-1, following the same stream, has nothing.
     await poll('both eu clusters reported', async () => {
@@ -226,6 +230,57 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     assert.equal(await exists('secret', us1!, 'shop-db'), false);
     assert.equal(await exists('configmap', us1!, 'shop-config'), false);
     assert.deepEqual(Object.keys((await placement()).status.clusters).sort(), ['eu-1', 'eu-2']);
+  });
+
+  it('env and file items are written as labelled Secrets, and the placement status says why', async () => {
+    const us1 = members['us-1']!;
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/inpod', {
+      body: {
+        namespace: APP_NS,
+        items: [
+          { name: 'inpod-env', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'inpod-files', mode: 'file', kv: { mount: 'secret', path: 'app/db' } },
+        ],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/placements/inpod', {
+      body: { delivery: 'inpod', clusters: ['us-1'] },
+    });
+    assert.equal(res.status, 204, res.text);
+    for (const [name, mode, keys] of [
+      ['inpod-env', 'env', ['password']],
+      ['inpod-files', 'file', ['password', 'user']],
+    ] as const) {
+      const secret = await poll(`the Secret ${name} in us-1`, async () =>
+        us1.core.readNamespacedSecret({ name, namespace: APP_NS }),
+      );
+      assert.deepEqual(Object.keys(secret.data ?? {}).sort(), keys);
+      assert.equal(Buffer.from(secret.data!.password!, 'base64').toString(), VALUES[0]);
+      assert.equal(secret.metadata?.labels?.['app.kubernetes.io/managed-by'], 'cofre');
+      assert.equal(secret.metadata?.labels?.['cofre.dev/delivery'], 'inpod');
+      assert.equal(secret.metadata?.annotations?.['cofre.dev/requested-mode'], mode);
+    }
+    const status = await poll('the notes in the placement status', async () => {
+      const res = await server.api.call('GET', 'sys/cofre/placements/inpod');
+      const s = res.body.data?.status?.clusters?.['us-1'];
+      return s?.revision === 1 && s.notes?.length === 2 ? s : undefined;
+    });
+    assert.deepEqual(status.notes, [
+      `Secret ${APP_NS}/inpod-env was asked for as environment variables; written as a Secret because in-pod ` +
+        'delivery is not available',
+      `Secret ${APP_NS}/inpod-files was asked for as in-memory files; written as a Secret because in-pod delivery ` +
+        'is not available',
+    ]);
+    assert.equal(status.error, null);
+    // Unpublished: both go, and the eu clusters never had them.
+    res = await server.api.call('DELETE', 'sys/cofre/placements/inpod');
+    assert.equal(res.status, 204, res.text);
+    for (const name of ['inpod-env', 'inpod-files']) {
+      await poll(`${name} removed`, async () => !(await exists('secret', us1, name)));
+      for (const m of [members['eu-1']!, members['eu-2']!]) assert.equal(await exists('secret', m, name), false);
+    }
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/inpod')).status, 204);
   });
 
   it('relabelling provisions a cluster that now matches and deprovisions one that no longer does', async () => {

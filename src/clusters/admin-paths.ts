@@ -105,8 +105,10 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/deliveries/(?<name>[^/]+)',
       summary: 'Writes, reads or deletes a delivery: what an application needs in one namespace.',
       description:
-        'items: [{name, mode: secret|configmap, type?, immutable?, kv: {mount, path, keys?} | literal: {key: value}}] ' +
-        '(literal for configmap items only); rollout: [{kind, name}]. A read shows the definition and revision, never a value.',
+        'items: [{name, mode: secret|configmap|env|file, type?, immutable?, kv: {mount, path, keys?} | literal: ' +
+        '{key: value}}] (literal for configmap items only; env and file items are written as Secrets until in-pod ' +
+        'delivery is available, and the placement status says so); rollout: [{kind, name}]. A read shows the ' +
+        'definition and revision, never a value.',
       rejectUnknownFields: true,
       fields: {
         namespace: { type: 'string', description: 'The target namespace.', required: true },

@@ -18,6 +18,8 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 interface DeliveryFlags extends CommonFlags {
   namespace?: string;
   secret?: string[];
+  env?: string[];
+  files?: string[];
   configmap?: string[];
   rollout?: string[];
 }
@@ -88,10 +90,14 @@ async function definitionFrom(
   const body = file ? await readDefinition(file) : {};
   const items: unknown[] = [];
   for (const value of flags.secret ?? []) items.push(await kvItem(client, 'secret', 'secret', value));
+  for (const value of flags.env ?? []) items.push(await kvItem(client, 'env', 'env', value));
+  for (const value of flags.files ?? []) items.push(await kvItem(client, 'files', 'file', value));
   items.push(...configMapItems(flags.configmap ?? []));
   const rollout = (flags.rollout ?? []).map(rolloutTarget);
   if (!file && !flags.namespace && items.length === 0 && rollout.length === 0) {
-    throw usageError('Give the definition as a file ("-" for stdin) and/or with --namespace, --secret, --configmap');
+    throw usageError(
+      'Give the definition as a file ("-" for stdin) and/or with --namespace, --secret, --env, --files, --configmap',
+    );
   }
   if (flags.namespace) body.namespace = flags.namespace;
   for (const [key, added] of [
@@ -148,6 +154,16 @@ export function registerDeliveryCommands(program: Command): void {
   )
     .option('--namespace <namespace>', 'the target namespace (replaces the file\'s "namespace")')
     .option('--secret <name=mount/path[#key,...]>', 'a Secret from keys of a KV secret (repeatable)', collect)
+    .option(
+      '--env <name=mount/path[#key,...]>',
+      'keys of a KV secret as environment variables (written as a Secret until in-pod delivery is available)',
+      collect,
+    )
+    .option(
+      '--files <name=mount/path[#key,...]>',
+      'keys of a KV secret as in-memory files (written as a Secret until in-pod delivery is available)',
+      collect,
+    )
     .option('--configmap <name=key=value>', 'a ConfigMap key of non-secret configuration (repeatable)', collect)
     .option('--rollout <kind/name>', 'a Deployment, StatefulSet or DaemonSet to roll on change (repeatable)', collect)
     .addHelpText(

@@ -79,7 +79,11 @@ function placementTable(data: Record<string, unknown>): string {
     clusterRows.length === 0
       ? 'No cluster is selected.\n'
       : columns([head, head.map((h) => '-'.repeat(h.length)), ...clusterRows]);
-  return `${keyValueTable(rows)}\n${table}`;
+  // Notes are sentences (e.g. an item written as a Secret instead of the in-pod delivery asked for): below the table.
+  const notes = Object.entries(status.clusters ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .flatMap(([name, s]) => (s.notes ?? []).map((note) => `  ${name}: ${note}`));
+  return `${keyValueTable(rows)}\n${table}${notes.length > 0 ? `\nNotes:\n${notes.join('\n')}\n` : ''}`;
 }
 
 /** `cofre placement ...`: a delivery published to clusters (docs/multi-cluster.md, "Placements"). */
