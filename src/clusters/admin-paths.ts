@@ -50,6 +50,8 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         'A write to a new name registers the cluster and answers, once, a single-use bootstrap token; a write to ' +
         'an existing one replaces its labels. Delete deregisters: its identity and agent tokens are revoked at once.',
       rejectUnknownFields: true,
+      // Registering is a create and relabelling an update, so a policy can grant one without the other.
+      exists: async (req) => (await service.store.cluster(req.params.name ?? '')) !== undefined,
       fields: {
         labels: { type: 'map', description: 'Labels in Kubernetes syntax, which placements select by.' },
         bootstrap_ttl: { type: 'duration', description: 'How long the bootstrap token is valid (default 1h).' },
@@ -110,6 +112,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         'delivery is available, and the placement status says so); rollout: [{kind, name}]. A read shows the ' +
         'definition and revision, never a value.',
       rejectUnknownFields: true,
+      exists: async (req) => (await service.store.delivery(req.params.name ?? '')) !== undefined,
       fields: {
         namespace: { type: 'string', description: 'The target namespace.', required: true },
         items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
@@ -149,6 +152,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/placements/(?<name>[^/]+)',
       summary: 'Publishes a delivery to clusters by selector and/or names; a read shows the per-cluster status.',
       rejectUnknownFields: true,
+      exists: async (req) => (await service.store.placement(req.params.name ?? '')) !== undefined,
       fields: {
         delivery: { type: 'string', description: 'The delivery to publish.', required: true },
         selector: {
