@@ -638,6 +638,53 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/pc-fixed')).status, 204);
   });
 
+  it('writing or placing a delivery needs read on each of its KV sources', async () => {
+    const policy = [
+      'path "sys/cofre/deliveries/*" { capabilities = ["create", "update", "read"] }',
+      'path "sys/cofre/placements/*" { capabilities = ["create", "update", "read"] }',
+      'path "secret/data/app/open" { capabilities = ["read"] }',
+    ].join('\n');
+    let res = await server.api.call('PUT', 'sys/policies/acl/pipeline-admin', { body: { policy } });
+    assert.equal(res.status, 204, res.text);
+    res = await server.api.call('PUT', 'secret/data/app/open', { body: { data: { a: 'open-value' } } });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'auth/token/create', {
+      body: { policies: ['pipeline-admin'], no_parent: true },
+    });
+    const token = res.body.auth.client_token as string;
+    const as = (method: string, path: string, body?: unknown) =>
+      server.api.call(method, path, { token, ...(body ? { body } : {}) });
+    const kvItem = (mount: string, path: string) => ({
+      namespace: 'pa',
+      items: [{ name: 'pa', mode: 'secret', kv: { mount, path } }],
+    });
+    assert.equal((await as('PUT', 'sys/cofre/deliveries/pa-open', kvItem('secret', 'app/open'))).status, 200);
+    res = await as('PUT', 'sys/cofre/deliveries/pa-db', kvItem('secret', 'app/db'));
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.body.errors[0], /delivering "secret\/data\/app\/db" needs read on it/);
+    // A mount that does not exist yet: read on both of the KV versions' paths.
+    res = await as('PUT', 'sys/cofre/deliveries/pa-later', kvItem('later', 'x'));
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.body.errors[0], /"later\/data\/x"/);
+    // Literal configuration needs nothing more.
+    res = await as('PUT', 'sys/cofre/deliveries/pa-config', {
+      namespace: 'pa',
+      items: [{ name: 'pa', mode: 'configmap', literal: { A: 'b' } }],
+    });
+    assert.equal(res.status, 200, res.text);
+    // Placing a delivery another wrote: the same check, on its sources.
+    res = await server.api.call('PUT', 'sys/cofre/deliveries/pa-db', { body: kvItem('secret', 'app/db') });
+    assert.equal(res.status, 200, res.text);
+    res = await as('PUT', 'sys/cofre/placements/pa-db', { delivery: 'pa-db', clusters: ['us-1'] });
+    assert.equal(res.status, 403, res.text);
+    assert.equal((await server.api.call('GET', 'sys/cofre/placements/pa-db')).status, 404);
+    res = await as('PUT', 'sys/cofre/placements/pa-open', { delivery: 'pa-open', clusters: ['us-1'] });
+    assert.equal(res.status, 204, res.text);
+    for (const path of ['placements/pa-open', 'deliveries/pa-open', 'deliveries/pa-db', 'deliveries/pa-config']) {
+      assert.equal((await server.api.call('DELETE', `sys/cofre/${path}`)).status, 204);
+    }
+  });
+
   it('the CLI registers, lists, reads, labels and deregisters clusters', async () => {
     const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
     let res = await cli('cluster', 'register', 'cli-1', '-label', 'region=eu', '-label=tier=store');

@@ -4,6 +4,7 @@ import { badRequest, notFound } from '../core/errors.js';
 import { checkName, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
+import { checkSourcesReadable } from './source-access.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
 import type { ClusterRecord } from './store.js';
 
@@ -120,7 +121,9 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          const record = await service.writeDelivery(name(req, 'delivery'), parseDelivery(req.data));
+          const definition = parseDelivery(req.data);
+          await checkSourcesReadable(core, req.caller, definition);
+          const record = await service.writeDelivery(name(req, 'delivery'), definition);
           return { data: { revision: record.revision, source_error: record.sourceError || null } };
         },
         read: async (req) => {
@@ -163,7 +166,10 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          await service.writePlacement(name(req, 'placement'), parsePlacement(req.data));
+          const definition = parsePlacement(req.data);
+          const delivery = await service.store.delivery(definition.delivery);
+          if (delivery) await checkSourcesReadable(core, req.caller, delivery);
+          await service.writePlacement(name(req, 'placement'), definition);
           return undefined;
         },
         read: async (req) => {
