@@ -30,6 +30,11 @@ export interface TestCluster {
   adminToken: string;
   /** The `iss` of the service-account tokens this cluster issues. */
   serviceAccountIssuer: string;
+  /**
+   * http://127.0.0.1:PORT of the cluster's etcd (no TLS, no auth), for tests that read what the API server stored;
+   * absent for an existing cluster (COFRE_TEST_KUBECONFIG).
+   */
+  etcdUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -146,7 +151,7 @@ async function launch(name: string, dir: string, withKcm: boolean, detached: boo
           ...['--service-account-private-key-file', f('sa.key'), '--root-ca-file', f('ca.crt'), '--controllers', '*'],
         ]),
       );
-    return { name, dir, server, caCert, kubeconfigPath, adminToken, serviceAccountIssuer, stop };
+    return { name, dir, server, caCert, kubeconfigPath, adminToken, serviceAccountIssuer, etcdUrl: etcd, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { inPodNotes } from '../src/kube/cluster-agent/agent.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { parsePayload } from '../src/kube/cluster-agent/payload.js';
 import { clustersOf, CLUSTERS_PREFIX } from '../src/clusters/service.js';
 import { applyRemoteChanges } from '../src/core/remote-changes.js';
 import {
@@ -131,8 +133,13 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       ['sys/cofre/agent/enrol', { bootstrap_token: 'cbt.x', sealing_key: 'AAAA', signing_key: 'AAAA' }, /sealing_key/],
       [
         'sys/cofre/deliveries/d',
-        { namespace: 'x', items: [{ name: 'a', mode: 'file', literal: { a: 'b' } }] },
-        /mode must be/,
+        { namespace: 'x', items: [{ name: 'a', mode: 'volume', literal: { a: 'b' } }] },
+        /mode must be "secret", "configmap", "env" or "file"/,
+      ],
+      [
+        'sys/cofre/deliveries/d',
+        { namespace: 'x', items: [{ name: 'a', mode: 'env', literal: { a: 'b' } }] },
+        /literal source is for configmap items only/,
       ],
       [
         'sys/cofre/deliveries/d',
@@ -515,6 +522,169 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
       assert.equal(bytes.includes(value), false, value);
   });
 
+  it('env and file items are Secrets in the bundle, and the status says they were written as Secrets', async () => {
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/inpod', {
+      body: {
+        namespace: 'inpod',
+        items: [
+          { name: 'inpod-env', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'inpod-files', mode: 'file', immutable: true, kv: { mount: 'secret', path: 'app/db' } },
+          { name: 'inpod-secret', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['user'] } },
+        ],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('GET', 'sys/cofre/deliveries/inpod');
+    assert.deepEqual(
+      res.body.data.items.map((i: { mode: string }) => i.mode),
+      ['env', 'file', 'secret'],
+    );
+    res = await server.api.call('PUT', 'sys/cofre/placements/inpod', {
+      body: { delivery: 'inpod', clusters: ['us-1'] },
+    });
+    assert.equal(res.status, 204, res.text);
+    const us1 = agents['us-1']!;
+    const entry = (await us1.protocol.set()).find((e) => e.delivery === 'inpod')!;
+    const { payload } = await us1.protocol.fetchAndOpen(entry);
+    assert.deepEqual(
+      payload.objects.map((o) => [o.kind, o.name, o.mode, Object.keys(o.data)]),
+      [
+        ['Secret', 'inpod-env', 'env', ['password']],
+        ['Secret', 'inpod-files', 'file', ['password', 'user']],
+        ['Secret', 'inpod-secret', undefined, ['user']],
+      ],
+    );
+    assert.equal(payload.objects[1]!.immutable, true);
+    // What the agent reports of it (its own function), as the placement status shows it.
+    const notes = inPodNotes('inpod', parsePayload(payload));
+    assert.deepEqual(notes, [
+      'Secret inpod/inpod-env was asked for as environment variables; written as a Secret because in-pod delivery ' +
+        'is not available',
+      'Secret inpod/inpod-files was asked for as in-memory files; written as a Secret because in-pod delivery is ' +
+        'not available',
+    ]);
+    const report = (deliveries: unknown) =>
+      us1.protocol.report({ agent_version: 'test/1', health: 'ok', deliveries } as never);
+    await report({ inpod: { revision: entry.revision, applied_at: '2026-01-01T00:00:00Z', pods: {}, notes } });
+    res = await server.api.call('GET', 'sys/cofre/placements/inpod');
+    const status = res.body.data.status.clusters['us-1'];
+    assert.deepEqual(status.notes, notes);
+    assert.equal(status.error, null, 'a note is not an error');
+    const cli = await runCli(server.url, server.rootToken, 'placement', 'read', 'inpod');
+    assert.equal(cli.code, 0, cli.out);
+    assert.match(cli.out, /Notes:\n {2}us-1: Secret inpod\/inpod-env was asked for as environment variables;/);
+    assert.match(cli.out, /us-1: Secret inpod\/inpod-files was asked for as in-memory files;/);
+    // The CLI writes such items from flags too.
+    const written = await runCli(
+      ...[server.url, server.rootToken, 'delivery', 'write', 'inpod-cli', '-namespace=inpod'],
+      ...['-env=e=secret/app/db#password', '-files=f=secret/app/db'],
+    );
+    assert.equal(written.code, 0, written.out);
+    res = await server.api.call('GET', 'sys/cofre/deliveries/inpod-cli');
+    assert.deepEqual(res.body.data.items, [
+      { name: 'e', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+      { name: 'f', mode: 'file', kv: { mount: 'secret', path: 'app/db' } },
+    ]);
+    // Notes are bounded and must be strings.
+    for (const bad of [{ notes: 'x' }, { notes: [1] }, { notes: Array.from({ length: 65 }, () => 'n') }]) {
+      await assert.rejects(report({ inpod: { revision: 1, pods: {}, ...bad } }), /400[\s\S]*notes must be a list/);
+    }
+    for (const path of ['placements/inpod', 'deliveries/inpod', 'deliveries/inpod-cli']) {
+      await server.api.call('DELETE', `sys/cofre/${path}`);
+    }
+  });
+
+  it('a per-cluster policy reaches its cluster only; registering is a create, relabelling an update', async () => {
+    const policy = [
+      'path "sys/cofre/clusters/eu-2" { capabilities = ["read", "update"] }',
+      'path "sys/cofre/clusters/pc-new" { capabilities = ["update"] }',
+      'path "sys/cofre/clusters/pc-fixed" {',
+      '  capabilities = ["create", "read", "update"]',
+      '  denied_parameters = { "labels" = [] }',
+      '}',
+    ].join('\n');
+    let res = await server.api.call('PUT', 'sys/policies/acl/eu2-admin', { body: { policy } });
+    assert.equal(res.status, 204, res.text);
+    res = await server.api.call('PUT', 'auth/token/create', { body: { policies: ['eu2-admin'], no_parent: true } });
+    assert.equal(res.status, 200, res.text);
+    const token = res.body.auth.client_token as string;
+    const as = (method: string, path: string, body?: unknown) =>
+      server.api.call(method, path, { token, ...(body ? { body } : {}) });
+    assert.equal((await as('GET', 'sys/cofre/clusters/eu-2')).status, 200);
+    const refused: [string, string, unknown?][] = [
+      ['GET', 'sys/cofre/clusters/us-1'],
+      ['LIST', 'sys/cofre/clusters'],
+      ['DELETE', 'sys/cofre/clusters/eu-2'],
+      ['PUT', 'sys/cofre/clusters/eu-2/bootstrap', {}],
+      ['GET', 'sys/cofre/deliveries/shop'],
+      ['PUT', 'sys/cofre/placements/mine', { delivery: 'shop', clusters: ['eu-2'] }],
+      ['GET', 'sys/cofre/agent/bundles'],
+      // update without create: a cluster of that name cannot be registered (no bootstrap token is handed out).
+      ['PUT', 'sys/cofre/clusters/pc-new', { labels: { region: 'eu' } }],
+    ];
+    for (const [method, path, body] of refused) {
+      const r = await as(method, path, body);
+      assert.equal(r.status, 403, `${method} ${path}: ${r.status} ${r.text}`);
+    }
+    assert.equal((await server.api.call('GET', 'sys/cofre/clusters/pc-new')).status, 404);
+    // Relabelling its own cluster is an update: granted here (what that allows is in the threat model).
+    assert.equal((await as('PUT', 'sys/cofre/clusters/eu-2', { labels: { region: 'us' } })).status, 204);
+    // Labels can be kept out of an administrator's hands with a parameter constraint.
+    res = await as('PUT', 'sys/cofre/clusters/pc-fixed', {});
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.body.data.bootstrap_token, /^cbt\./);
+    assert.equal((await as('PUT', 'sys/cofre/clusters/pc-fixed', { labels: { region: 'us' } })).status, 403);
+    assert.deepEqual((await server.api.call('GET', 'sys/cofre/clusters/pc-fixed')).body.data.labels, {});
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/pc-fixed')).status, 204);
+  });
+
+  it('writing or placing a delivery needs read on each of its KV sources', async () => {
+    const policy = [
+      'path "sys/cofre/deliveries/*" { capabilities = ["create", "update", "read"] }',
+      'path "sys/cofre/placements/*" { capabilities = ["create", "update", "read"] }',
+      'path "secret/data/app/open" { capabilities = ["read"] }',
+    ].join('\n');
+    let res = await server.api.call('PUT', 'sys/policies/acl/pipeline-admin', { body: { policy } });
+    assert.equal(res.status, 204, res.text);
+    res = await server.api.call('PUT', 'secret/data/app/open', { body: { data: { a: 'open-value' } } });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'auth/token/create', {
+      body: { policies: ['pipeline-admin'], no_parent: true },
+    });
+    const token = res.body.auth.client_token as string;
+    const as = (method: string, path: string, body?: unknown) =>
+      server.api.call(method, path, { token, ...(body ? { body } : {}) });
+    const kvItem = (mount: string, path: string) => ({
+      namespace: 'pa',
+      items: [{ name: 'pa', mode: 'secret', kv: { mount, path } }],
+    });
+    assert.equal((await as('PUT', 'sys/cofre/deliveries/pa-open', kvItem('secret', 'app/open'))).status, 200);
+    res = await as('PUT', 'sys/cofre/deliveries/pa-db', kvItem('secret', 'app/db'));
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.body.errors[0], /delivering "secret\/data\/app\/db" needs read on it/);
+    // A mount that does not exist yet: read on both of the KV versions' paths.
+    res = await as('PUT', 'sys/cofre/deliveries/pa-later', kvItem('later', 'x'));
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.body.errors[0], /"later\/data\/x"/);
+    // Literal configuration needs nothing more.
+    res = await as('PUT', 'sys/cofre/deliveries/pa-config', {
+      namespace: 'pa',
+      items: [{ name: 'pa', mode: 'configmap', literal: { A: 'b' } }],
+    });
+    assert.equal(res.status, 200, res.text);
+    // Placing a delivery another wrote: the same check, on its sources.
+    res = await server.api.call('PUT', 'sys/cofre/deliveries/pa-db', { body: kvItem('secret', 'app/db') });
+    assert.equal(res.status, 200, res.text);
+    res = await as('PUT', 'sys/cofre/placements/pa-db', { delivery: 'pa-db', clusters: ['us-1'] });
+    assert.equal(res.status, 403, res.text);
+    assert.equal((await server.api.call('GET', 'sys/cofre/placements/pa-db')).status, 404);
+    res = await as('PUT', 'sys/cofre/placements/pa-open', { delivery: 'pa-open', clusters: ['us-1'] });
+    assert.equal(res.status, 204, res.text);
+    for (const path of ['placements/pa-open', 'deliveries/pa-open', 'deliveries/pa-db', 'deliveries/pa-config']) {
+      assert.equal((await server.api.call('DELETE', `sys/cofre/${path}`)).status, 204);
+    }
+  });
+
   it('the CLI registers, lists, reads, labels and deregisters clusters', async () => {
     const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
     let res = await cli('cluster', 'register', 'cli-1', '-label', 'region=eu', '-label=tier=store');
@@ -544,5 +714,134 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const keys = await newKeys();
     const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
     await assert.rejects(enrol({ address: server.url }, token!, pub, 'x'), /403/);
+  });
+
+  it('the CLI writes, reads, lists and deletes deliveries and placements', async () => {
+    const cli = (...args: string[]) => runCli(server.url, server.rootToken, ...args);
+    // From flags: the KV mount is found as `cofre kv` finds it.
+    let res = await cli(
+      ...['delivery', 'write', 'cli-shop', '-namespace=cli-shop', '-secret=cli-db=secret/app/db#password'],
+      ...['-configmap=cli-config=LOG_LEVEL=info', '-configmap=cli-config=MODE=store', '-rollout=deployment/shop'],
+    );
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /Success! Wrote delivery: cli-shop \(revision 1\)/);
+    res = await cli('delivery', 'read', 'cli-shop', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.deepEqual(JSON.parse(res.out).data.items, [
+      { name: 'cli-db', mode: 'secret', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+      { name: 'cli-config', mode: 'configmap', literal: { LOG_LEVEL: 'info', MODE: 'store' } },
+    ]);
+    res = await cli('delivery', 'read', 'cli-shop');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /rollout\s+Deployment\/shop/);
+    assert.match(res.out, /cli-db\s+secret\s+n\/a\s+n\/a\s+kv secret\/app\/db \(password\)/);
+    assert.ok(!res.out.includes(NEW_VALUE) && !res.out.includes(SECRET_VALUE));
+
+    // From a YAML file, with a flag that adds to it: the same definition is no new revision.
+    const yamlFile = join(server.dir, 'cli-shop.yaml');
+    writeFileSync(
+      yamlFile,
+      [
+        'namespace: cli-shop',
+        'items:',
+        '  - {name: cli-db, mode: secret, kv: {mount: secret, path: app/db, keys: [password]}}',
+        '  - name: cli-config',
+        '    mode: configmap',
+        '    literal: {LOG_LEVEL: info, MODE: store}',
+      ].join('\n'),
+    );
+    res = await cli('delivery', 'write', 'cli-shop', yamlFile, '-rollout=Deployment/shop');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /\(revision 1\)/);
+    // From JSON in a file, a changed definition: the next revision.
+    const jsonFile = join(server.dir, 'cli-shop.json');
+    writeFileSync(
+      jsonFile,
+      JSON.stringify({
+        namespace: 'cli-shop',
+        items: [{ name: 'cli-config', mode: 'configmap', literal: { A: 'b' } }],
+      }),
+    );
+    res = await cli('delivery', 'write', 'cli-shop', `@${jsonFile}`, '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.equal(JSON.parse(res.out).data.revision, 2);
+
+    // The server's 400 is shown with its message; bad flags and files are usage errors.
+    res = await cli('delivery', 'write', 'cli-bad', '-namespace=cli-shop', '-configmap=Bad_Name=a=b');
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Code: 400[\s\S]*items\[0\]\.name must be a Kubernetes object name/);
+    res = await cli('delivery', 'write', 'cli-bad', '-namespace=x', '-secret=db=nomount/app/db');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /no KV mount holds "nomount\/app\/db"/);
+    res = await cli('delivery', 'write', 'cli-bad', '-rollout=shop');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /--rollout expects KIND\/NAME/);
+    res = await cli('delivery', 'write', 'cli-bad');
+    assert.equal(res.code, 2, res.out);
+    writeFileSync(join(server.dir, 'bad.yaml'), 'items: [unclosed');
+    res = await cli('delivery', 'write', 'cli-bad', join(server.dir, 'bad.yaml'));
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /Failed to parse .*bad\.yaml as JSON or YAML/);
+    res = await cli('delivery', 'write', 'cli-bad', join(server.dir, 'missing.json'));
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Error reading file/);
+    res = await cli('delivery', 'list');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /cli-shop/);
+    assert.doesNotMatch(res.out, /cli-bad/);
+
+    // Placements: flags, then a file; a placement of a delivery that does not exist is the server's 400.
+    // (By now eu-2 carries region=us and us-1 region=eu, relabelled above.)
+    res = await cli('placement', 'write', 'cli-us', '-delivery=cli-shop', '-selector=region=us', '-cluster=us-1');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('placement', 'read', 'cli-us', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    const placed = JSON.parse(res.out).data;
+    assert.deepEqual(placed.selector, { matchLabels: { region: 'us' } });
+    assert.deepEqual(placed.clusters, ['us-1']);
+    assert.deepEqual(Object.keys(placed.status.clusters).sort(), ['eu-2', 'us-1']);
+    res = await cli('placement', 'write', 'cli-bad', '-delivery=nope', '-cluster=us-1');
+    assert.equal(res.code, 1, res.out);
+    assert.match(res.out, /Code: 400[\s\S]*no delivery "nope"/);
+    res = await cli('placement', 'write', 'cli-bad', '-cluster=us-1');
+    assert.equal(res.code, 2, res.out);
+    const placementFile = join(server.dir, 'cli-us.yaml');
+    writeFileSync(placementFile, 'delivery: cli-shop\nclusters: [us-1]\n');
+    res = await cli('placement', 'write', 'cli-us', placementFile);
+    assert.equal(res.code, 0, res.out);
+
+    // us-1's agent applies and reports: the table shows revision, time, pods per revision and the error.
+    await agents['us-1']!.protocol.report({
+      agent_version: 'test/1',
+      health: 'degraded',
+      deliveries: {
+        'cli-shop': {
+          revision: 2,
+          applied_at: '2026-01-02T03:04:05Z',
+          error: 'delivery cli-shop: Secret cli-shop/x already exists',
+          pods: { '1': 1, '2': 3 },
+        },
+      },
+    });
+    res = await cli('placement', 'read', 'cli-us');
+    assert.equal(res.code, 0, res.out);
+    assert.match(res.out, /delivery\s+cli-shop/);
+    assert.match(res.out, /Cluster\s+State\s+Revision\s+Desired\s+Applied At\s+Pods\s+Error/);
+    assert.match(
+      res.out,
+      /us-1\s+enrolled\s+2\s+2\s+2026-01-02T03:04:05Z\s+rev 2: 3, rev 1: 1\s+delivery cli-shop: Secret cli-shop\/x/,
+    );
+    res = await cli('placement', 'list', '-format=json');
+    assert.equal(res.code, 0, res.out);
+    assert.ok(JSON.parse(res.out).includes('cli-us'));
+    res = await cli('placement', 'delete', 'cli-us');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('placement', 'read', 'cli-us');
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /No placement named: cli-us/);
+    res = await cli('delivery', 'delete', 'cli-shop');
+    assert.equal(res.code, 0, res.out);
+    res = await cli('delivery', 'read', 'cli-shop');
+    assert.equal(res.code, 2, res.out);
   });
 });

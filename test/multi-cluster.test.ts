@@ -5,7 +5,7 @@
 // agent refused; and never a secret value in an agent's log or a placement status.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,12 +13,66 @@ import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import type { Storage } from '../src/core/storage.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_NS = 'cofre-agent';
 const APP_NS = 'shop';
 const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-down-3d4a81', 'pw-e2e-restart-77c0e4'];
+
+/** Values delivered only to the eu clusters, and only to the us cluster (the etcd dump test). */
+const DUMP_VALUES = { eu: 'pw-dump-eu-only-a61f0c3d', us: 'pw-dump-us-only-e03b97f2' };
+
+/**
+ * The byte strings by which a value shows in a dump: itself, and its base64 and base64url at each of the three
+ * alignments it can have inside a longer base64 text (the 4-character groups that also hold neighbouring bytes are
+ * dropped), and its hex.
+ */
+function encodedForms(value: string): Buffer[] {
+  const raw = Buffer.from(value);
+  const forms = [raw, Buffer.from(raw.toString('hex'))];
+  for (const offset of [0, 1, 2]) {
+    for (const encoding of ['base64', 'base64url'] as const) {
+      const text = Buffer.concat([Buffer.alloc(offset), raw]).toString(encoding);
+      forms.push(Buffer.from(text.slice(offset === 0 ? 0 : 4, -4)));
+    }
+  }
+  return forms;
+}
+
+/** The keys of the entries that hold any of the forms. */
+function holding(entries: { key: string; value: Buffer }[], forms: Buffer[]): string[] {
+  return entries.filter((e) => forms.some((f) => e.value.includes(f))).map((e) => e.key);
+}
+
+/** Every key and value of an etcd, through its v3 JSON gateway: the range from "\0" to "\0" is the whole keyspace. */
+async function etcdDump(url: string): Promise<{ key: string; value: Buffer }[]> {
+  const zero = Buffer.from([0]).toString('base64');
+  const res = await fetch(`${url}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: zero, range_end: zero }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  const body = (await res.json()) as { kvs?: { key: string; value?: string }[]; more?: boolean };
+  assert.notEqual(body.more, true, 'the whole keyspace in one answer');
+  return (body.kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString(),
+    // The key is part of what is stored: a value in a key would be a leak too.
+    value: Buffer.concat([Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64')]),
+  }));
+}
+
+/** Every entry of a storage adapter (its key as part of what is stored), walking its one-level lists. */
+async function storageDump(storage: Storage, prefix = ''): Promise<{ key: string; value: Buffer }[]> {
+  const out: { key: string; value: Buffer }[] = [];
+  for (const name of await storage.list(prefix)) {
+    const key = prefix + name;
+    if (name.endsWith('/')) out.push(...(await storageDump(storage, key)));
+    else out.push({ key, value: Buffer.concat([Buffer.from(key), (await storage.get(key)) ?? Buffer.alloc(0)]) });
+  }
+  return out;
+}
 
 async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -214,9 +268,13 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     const { 'eu-1': eu1, 'eu-2': eu2, 'us-1': us1 } = members as Record<string, Member>;
     for (const m of [eu1!, eu2!]) {
       await poll(`the Secret in ${m.name}`, async () => (await secretValue(m, 'shop-db')) === VALUES[0]);
-      assert.ok(await exists('configmap', m, 'shop-config'));
-      const d = await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
-      assert.equal(d.spec?.template.metadata?.annotations?.['cofre.dev/revision'], String(await revisionOf()));
+      // The agent writes the objects one after another, then rolls: each is waited for, not read at once.
+      await poll(`the ConfigMap in ${m.name}`, async () => exists('configmap', m, 'shop-config'));
+      const revision = String(await revisionOf());
+      await poll(`the Deployment in ${m.name} rolled`, async () => {
+        const d = await m.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+        return d.spec?.template.metadata?.annotations?.['cofre.dev/revision'] === revision;
+      });
     }
     // Both eu agents have applied it and reported since: us-1, following the same stream, has nothing.
     await poll('both eu clusters reported', async () => {
@@ -226,6 +284,161 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     assert.equal(await exists('secret', us1!, 'shop-db'), false);
     assert.equal(await exists('configmap', us1!, 'shop-config'), false);
     assert.deepEqual(Object.keys((await placement()).status.clusters).sort(), ['eu-1', 'eu-2']);
+  });
+
+  it("a dump of each cluster's etcd and of the server's storage shows no value from another cluster", async () => {
+    // One value only for the eu clusters, another only for us-1 (labels as registered: eu-1 and eu-2 region=eu).
+    const kvBodies = { eu: DUMP_VALUES.eu, us: DUMP_VALUES.us };
+    for (const [region, password] of Object.entries(kvBodies)) {
+      let res = await server.api.call('PUT', `secret/data/dump/${region}`, { body: { data: { password } } });
+      assert.equal(res.status, 200, res.text);
+      res = await server.api.call('PUT', `sys/cofre/deliveries/dump-${region}`, {
+        body: {
+          namespace: APP_NS,
+          items: [{ name: `dump-${region}`, mode: 'secret', kv: { mount: 'secret', path: `dump/${region}` } }],
+        },
+      });
+      assert.equal(res.status, 200, res.text);
+      res = await server.api.call('PUT', `sys/cofre/placements/dump-${region}`, {
+        body: { delivery: `dump-${region}`, selector: { matchLabels: { region } } },
+      });
+      assert.equal(res.status, 204, res.text);
+    }
+    const regionOf: Record<string, 'eu' | 'us'> = { 'eu-1': 'eu', 'eu-2': 'eu', 'us-1': 'us' };
+    const reported = async (placementName: string, cluster: string): Promise<boolean> => {
+      const res = await server.api.call('GET', `sys/cofre/placements/${placementName}`);
+      return res.body.data?.status?.clusters?.[cluster]?.revision === 1;
+    };
+    for (const m of Object.values(members)) {
+      const region = regionOf[m.name]!;
+      await poll(
+        `dump-${region} in ${m.name}`,
+        async () => (await secretValue(m, `dump-${region}`)) === kvBodies[region],
+      );
+      await poll(`${m.name} reported dump-${region}`, () => reported(`dump-${region}`, m.name));
+    }
+    const forms = {
+      eu: encodedForms(DUMP_VALUES.eu),
+      us: encodedForms(DUMP_VALUES.us),
+      shop: encodedForms(VALUES[0]!),
+    };
+
+    /** Asserts what each etcd holds; returns the keys that hold a value they must not. */
+    const checkEtcds = async (): Promise<Record<string, string[]>> => {
+      const wrong: Record<string, string[]> = {};
+      for (const m of Object.values(members)) {
+        assert.ok(m.cluster.etcdUrl, 'the test cluster exposes its etcd');
+        const dump = await etcdDump(m.cluster.etcdUrl);
+        assert.ok(
+          dump.some((e) => e.key.startsWith('/registry/secrets/')),
+          `${m.name}: the dump holds Secrets`,
+        );
+        const own = regionOf[m.name]!;
+        const other = own === 'eu' ? 'us' : 'eu';
+        wrong[m.name] = holding(dump, forms[other]);
+        if (own === 'us') wrong[m.name]!.push(...holding(dump, forms.shop));
+        // Its own value: only where the Kubernetes Secret is kept, as that Secret holds it.
+        assert.deepEqual(holding(dump, forms[own]), [`/registry/secrets/${APP_NS}/dump-${own}`], m.name);
+      }
+      return wrong;
+    };
+    assert.deepEqual(await checkEtcds(), { 'eu-1': [], 'eu-2': [], 'us-1': [] });
+    for (const m of [members['eu-1']!, members['eu-2']!]) {
+      assert.deepEqual(holding(await etcdDump(m.cluster.etcdUrl!), forms.shop), [
+        `/registry/secrets/${APP_NS}/shop-db`,
+      ]);
+    }
+
+    // The server's storage: every entry (key and value) as its storage adapter holds it (below the barrier: each
+    // row of the SQLite file, which the server holds locked), and the bytes of the file and its write-ahead log.
+    const rows = await storageDump(server.cofre.storage);
+    assert.ok(
+      rows.some((r) => r.key.includes('cofre-clusters/bundles/')),
+      'the dump holds the sealed bundles',
+    );
+    const stored = [
+      ...rows,
+      ...['cofre.db', 'cofre.db-wal']
+        .filter((f) => existsSync(path.join(serverDir, f)))
+        .map((f) => ({ key: f, value: readFileSync(path.join(serverDir, f)) })),
+    ];
+    for (const [what, encoded] of Object.entries(forms)) {
+      assert.deepEqual(holding(stored, encoded), [], `the server's storage holds the ${what} value`);
+    }
+
+    // The check can fail: published to eu-1 as well, the us value shows up in eu-1's etcd.
+    let res = await server.api.call('PUT', 'sys/cofre/placements/dump-us-wrong', {
+      body: { delivery: 'dump-us', clusters: ['eu-1'] },
+    });
+    assert.equal(res.status, 204, res.text);
+    await poll('dump-us in eu-1', async () => (await secretValue(members['eu-1']!, 'dump-us')) === DUMP_VALUES.us);
+    assert.deepEqual((await checkEtcds())['eu-1'], [`/registry/secrets/${APP_NS}/dump-us`]);
+    res = await server.api.call('DELETE', 'sys/cofre/placements/dump-us-wrong');
+    assert.equal(res.status, 204, res.text);
+    await poll('dump-us gone from eu-1', async () => !(await exists('secret', members['eu-1']!, 'dump-us')));
+    assert.deepEqual(await checkEtcds(), { 'eu-1': [], 'eu-2': [], 'us-1': [] });
+
+    // Unpublished, so that what follows sees only the shop delivery.
+    for (const region of ['eu', 'us']) {
+      res = await server.api.call('DELETE', `sys/cofre/placements/dump-${region}`);
+      assert.equal(res.status, 204, res.text);
+    }
+    for (const m of Object.values(members)) {
+      const region = regionOf[m.name]!;
+      await poll(`dump-${region} gone from ${m.name}`, async () => !(await exists('secret', m, `dump-${region}`)));
+    }
+    for (const region of ['eu', 'us']) await server.api.call('DELETE', `sys/cofre/deliveries/dump-${region}`);
+  });
+
+  it('env and file items are written as labelled Secrets, and the placement status says why', async () => {
+    const us1 = members['us-1']!;
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/inpod', {
+      body: {
+        namespace: APP_NS,
+        items: [
+          { name: 'inpod-env', mode: 'env', kv: { mount: 'secret', path: 'app/db', keys: ['password'] } },
+          { name: 'inpod-files', mode: 'file', kv: { mount: 'secret', path: 'app/db' } },
+        ],
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/placements/inpod', {
+      body: { delivery: 'inpod', clusters: ['us-1'] },
+    });
+    assert.equal(res.status, 204, res.text);
+    for (const [name, mode, keys] of [
+      ['inpod-env', 'env', ['password']],
+      ['inpod-files', 'file', ['password', 'user']],
+    ] as const) {
+      const secret = await poll(`the Secret ${name} in us-1`, async () =>
+        us1.core.readNamespacedSecret({ name, namespace: APP_NS }),
+      );
+      assert.deepEqual(Object.keys(secret.data ?? {}).sort(), keys);
+      assert.equal(Buffer.from(secret.data!.password!, 'base64').toString(), VALUES[0]);
+      assert.equal(secret.metadata?.labels?.['app.kubernetes.io/managed-by'], 'cofre');
+      assert.equal(secret.metadata?.labels?.['cofre.dev/delivery'], 'inpod');
+      assert.equal(secret.metadata?.annotations?.['cofre.dev/requested-mode'], mode);
+    }
+    const status = await poll('the notes in the placement status', async () => {
+      const res = await server.api.call('GET', 'sys/cofre/placements/inpod');
+      const s = res.body.data?.status?.clusters?.['us-1'];
+      return s?.revision === 1 && s.notes?.length === 2 ? s : undefined;
+    });
+    assert.deepEqual(status.notes, [
+      `Secret ${APP_NS}/inpod-env was asked for as environment variables; written as a Secret because in-pod ` +
+        'delivery is not available',
+      `Secret ${APP_NS}/inpod-files was asked for as in-memory files; written as a Secret because in-pod delivery ` +
+        'is not available',
+    ]);
+    assert.equal(status.error, null);
+    // Unpublished: both go, and the eu clusters never had them.
+    res = await server.api.call('DELETE', 'sys/cofre/placements/inpod');
+    assert.equal(res.status, 204, res.text);
+    for (const name of ['inpod-env', 'inpod-files']) {
+      await poll(`${name} removed`, async () => !(await exists('secret', us1, name)));
+      for (const m of [members['eu-1']!, members['eu-2']!]) assert.equal(await exists('secret', m, name), false);
+    }
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/inpod')).status, 204);
   });
 
   it('relabelling provisions a cluster that now matches and deprovisions one that no longer does', async () => {
@@ -354,8 +567,9 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
   it('no secret value or token in any agent log line or placement status', async () => {
     const everything = [...Object.values(members).map((m) => m.log), ...statuses].join('\n');
     assert.ok(everything.length > 0);
-    for (const value of VALUES) assert.ok(!everything.includes(value), 'a secret value leaked');
-    for (const value of VALUES)
+    for (const value of [...VALUES, ...Object.values(DUMP_VALUES)])
+      assert.ok(!everything.includes(value), 'a secret value leaked');
+    for (const value of [...VALUES, ...Object.values(DUMP_VALUES)])
       assert.ok(!everything.includes(Buffer.from(value).toString('base64')), 'a secret value leaked (base64)');
     for (const m of Object.values(members))
       assert.ok(!everything.includes(m.bootstrapToken), 'a bootstrap token leaked');

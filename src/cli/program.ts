@@ -12,6 +12,8 @@ import { registerPathHelpCommand } from './commands/path-help.js';
 import { registerSnapshotCommands } from './commands/snapshot.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerDeliveryCommands } from './commands/delivery.js';
+import { registerPlacementCommands } from './commands/placement.js';
 import { registerAuthCommands, registerSecretsCommands } from './commands/secrets.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTokenCommands } from './commands/token.js';
@@ -60,6 +62,8 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerPolicyCommands(program);
   registerClusterCommands(program);
+  registerDeliveryCommands(program);
+  registerPlacementCommands(program);
   registerSecretsCommands(program);
   registerAuthCommands(program);
   registerAuditCommands(program);

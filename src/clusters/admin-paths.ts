@@ -4,6 +4,7 @@ import { badRequest, notFound } from '../core/errors.js';
 import { checkName, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
+import { checkSourcesReadable } from './source-access.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
 import type { ClusterRecord } from './store.js';
 
@@ -50,6 +51,8 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         'A write to a new name registers the cluster and answers, once, a single-use bootstrap token; a write to ' +
         'an existing one replaces its labels. Delete deregisters: its identity and agent tokens are revoked at once.',
       rejectUnknownFields: true,
+      // Registering is a create and relabelling an update, so a policy can grant one without the other.
+      exists: async (req) => (await service.store.cluster(req.params.name ?? '')) !== undefined,
       fields: {
         labels: { type: 'map', description: 'Labels in Kubernetes syntax, which placements select by.' },
         bootstrap_ttl: { type: 'duration', description: 'How long the bootstrap token is valid (default 1h).' },
@@ -105,9 +108,12 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/deliveries/(?<name>[^/]+)',
       summary: 'Writes, reads or deletes a delivery: what an application needs in one namespace.',
       description:
-        'items: [{name, mode: secret|configmap, type?, immutable?, kv: {mount, path, keys?} | literal: {key: value}}] ' +
-        '(literal for configmap items only); rollout: [{kind, name}]. A read shows the definition and revision, never a value.',
+        'items: [{name, mode: secret|configmap|env|file, type?, immutable?, kv: {mount, path, keys?} | literal: ' +
+        '{key: value}}] (literal for configmap items only; env and file items are written as Secrets until in-pod ' +
+        'delivery is available, and the placement status says so); rollout: [{kind, name}]. A read shows the ' +
+        'definition and revision, never a value.',
       rejectUnknownFields: true,
+      exists: async (req) => (await service.store.delivery(req.params.name ?? '')) !== undefined,
       fields: {
         namespace: { type: 'string', description: 'The target namespace.', required: true },
         items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
@@ -115,7 +121,9 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          const record = await service.writeDelivery(name(req, 'delivery'), parseDelivery(req.data));
+          const definition = parseDelivery(req.data);
+          await checkSourcesReadable(core, req.caller, definition);
+          const record = await service.writeDelivery(name(req, 'delivery'), definition);
           return { data: { revision: record.revision, source_error: record.sourceError || null } };
         },
         read: async (req) => {
@@ -147,6 +155,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/placements/(?<name>[^/]+)',
       summary: 'Publishes a delivery to clusters by selector and/or names; a read shows the per-cluster status.',
       rejectUnknownFields: true,
+      exists: async (req) => (await service.store.placement(req.params.name ?? '')) !== undefined,
       fields: {
         delivery: { type: 'string', description: 'The delivery to publish.', required: true },
         selector: {
@@ -157,7 +166,10 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          await service.writePlacement(name(req, 'placement'), parsePlacement(req.data));
+          const definition = parsePlacement(req.data);
+          const delivery = await service.store.delivery(definition.delivery);
+          if (delivery) await checkSourcesReadable(core, req.caller, delivery);
+          await service.writePlacement(name(req, 'placement'), definition);
           return undefined;
         },
         read: async (req) => {

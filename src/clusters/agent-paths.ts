@@ -8,6 +8,8 @@ import type { DeliveryReport } from './store.js';
 
 /** With nothing to say, the stream says `ping` this often: dead connections show, and the token is checked again. */
 const PING_MS = 30_000;
+/** A report's notes per delivery (one per item written other than asked for): bounded like its error. */
+const MAX_NOTES = 64;
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -38,6 +40,10 @@ function parseReports(value: unknown): Record<string, DeliveryReport> {
         pods.push([rev, count]);
       }
     }
+    const notes = raw.notes ?? [];
+    if (!Array.isArray(notes) || notes.length > MAX_NOTES || !notes.every((n) => typeof n === 'string')) {
+      throw badRequest(`deliveries["${name}"].notes must be a list of at most ${MAX_NOTES} strings`);
+    }
     out.push([
       name,
       {
@@ -45,6 +51,7 @@ function parseReports(value: unknown): Record<string, DeliveryReport> {
         applied_at: (raw.applied_at as string | undefined) ?? '',
         ...(typeof raw.error === 'string' && raw.error !== '' ? { error: raw.error.slice(0, 1024) } : {}),
         pods: Object.fromEntries(pods),
+        ...(notes.length > 0 ? { notes: (notes as string[]).map((n) => n.slice(0, 512)) } : {}),
       },
     ]);
   }
@@ -195,7 +202,10 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
       fields: {
         agent_version: { type: 'string', description: "The agent's version." },
         health: { type: 'string', description: 'ok, degraded, …' },
-        deliveries: { type: 'map', description: '{<name>: {revision, applied_at, error?, pods: {<revision>: count}}}' },
+        deliveries: {
+          type: 'map',
+          description: '{<name>: {revision, applied_at, error?, pods: {<revision>: count}, notes?: [string]}}',
+        },
       },
       operations: {
         update: async (req) => {

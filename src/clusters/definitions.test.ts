@@ -29,8 +29,33 @@ describe('delivery and placement definitions', () => {
       ],
     });
     assert.deepEqual(ok.items[0]!.kv, { mount: 'secret', path: 'app/db', keys: ['a'] });
+    // Environment variables and in-memory files: secret sources, each its own Secret in the cluster for now.
+    const inPod = parseDelivery({
+      namespace: 'app',
+      items: [
+        { name: 'env', mode: 'env', kv: { mount: 'secret', path: 'app/db' } },
+        { name: 'files', mode: 'file', immutable: true, kv: { mount: 'secret', path: 'app/tls', keys: ['tls.crt'] } },
+      ],
+    });
+    assert.deepEqual(
+      inPod.items.map((i) => i.mode),
+      ['env', 'file'],
+    );
     const bad: [unknown, RegExp][] = [
-      [[{ name: 'a', mode: 'env', literal: { a: 'b' } }], /mode/],
+      [
+        [{ name: 'a', mode: 'volume', kv: { mount: 's', path: 'p' } }],
+        /mode must be "secret", "configmap", "env" or "file"/,
+      ],
+      [[{ name: 'a', mode: 'env', literal: { a: 'b' } }], /literal source is for configmap items only/],
+      [[{ name: 'a', mode: 'file', literal: { a: 'b' } }], /literal source is for configmap items only/],
+      [[{ name: 'a', mode: 'env', type: 'Opaque', kv: { mount: 's', path: 'p' } }], /type .*secret items only/],
+      [
+        [
+          { name: 'a', mode: 'secret', kv: { mount: 's', path: 'p' } },
+          { name: 'a', mode: 'env', kv: { mount: 's', path: 'q' } },
+        ],
+        /two items name the same Secret "a"/,
+      ],
       [[{ name: 'a', mode: 'secret', literal: { a: 'b' } }], /literal source is for configmap/],
       [[{ name: 'a', mode: 'configmap', type: 'x', literal: { a: 'b' } }], /type/],
       [[{ name: 'a', mode: 'configmap', literal: { a: 'b' }, extra: 1 }], /unknown fields/],
@@ -40,7 +65,7 @@ describe('delivery and placement definitions', () => {
           { name: 'a', mode: 'configmap', literal: { a: 'b' } },
           { name: 'a', mode: 'configmap', literal: { c: 'd' } },
         ],
-        /same configmap/,
+        /same ConfigMap/,
       ],
     ];
     for (const [items, message] of bad) assert.throws(() => parseDelivery({ namespace: 'app', items }), message);

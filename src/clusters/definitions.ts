@@ -8,10 +8,18 @@ export interface KvSource {
   keys?: string[];
 }
 
+/**
+ * How an item reaches the pods: a Secret, a ConfigMap, or (for secret values) environment variables or in-memory
+ * files. The last two need the in-pod delivery of the injector, which has not landed: until it does, the agent
+ * writes them as a Secret and says so in its report (src/kube/cluster-agent/agent.ts).
+ */
+export type DeliveryMode = 'secret' | 'configmap' | 'env' | 'file';
+export const DELIVERY_MODES: readonly DeliveryMode[] = ['secret', 'configmap', 'env', 'file'];
+
 export interface DeliveryItem {
   /** The Kubernetes object's name. */
   name: string;
-  mode: 'secret' | 'configmap';
+  mode: DeliveryMode;
   type?: string;
   immutable?: boolean;
   kv?: KvSource;
@@ -34,6 +42,11 @@ export interface PlacementDefinition {
   delivery: string;
   selector?: { matchLabels: Record<string, string> };
   clusters: string[];
+}
+
+/** The Kubernetes kind an item is written as: everything but a configmap item is a Secret. */
+export function objectKind(mode: DeliveryMode): 'Secret' | 'ConfigMap' {
+  return mode === 'configmap' ? 'ConfigMap' : 'Secret';
 }
 
 const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'];
@@ -65,8 +78,10 @@ function parseItem(raw: unknown, index: number): DeliveryItem {
   if (typeof name !== 'string' || !isDnsSubdomain(name)) {
     throw badRequest(`${where}.name must be a Kubernetes object name (a DNS subdomain)`);
   }
-  if (mode !== 'secret' && mode !== 'configmap') throw badRequest(`${where}.mode must be "secret" or "configmap"`);
-  const item: DeliveryItem = { name, mode };
+  if (typeof mode !== 'string' || !(DELIVERY_MODES as readonly string[]).includes(mode)) {
+    throw badRequest(`${where}.mode must be "secret", "configmap", "env" or "file"`);
+  }
+  const item: DeliveryItem = { name, mode: mode as DeliveryMode };
   if (raw.type !== undefined) {
     if (mode !== 'secret' || typeof raw.type !== 'string' || raw.type === '') {
       throw badRequest(`${where}.type is a non-empty string, for secret items only`);
@@ -98,8 +113,10 @@ function parseItem(raw: unknown, index: number): DeliveryItem {
     }
   } else {
     // A literal sits in the definition, which every reader of the delivery sees: secret values come from KV.
-    if (mode === 'secret') {
-      throw badRequest(`${where}: a literal source is for configmap items only; a secret's values come from "kv"`);
+    if (mode !== 'configmap') {
+      throw badRequest(
+        `${where}: a literal source is for configmap items only; the values of a "${mode}" item come from "kv"`,
+      );
     }
     if (!isObject(raw.literal) || Object.keys(raw.literal).length === 0) {
       throw badRequest(`${where}.literal must be a non-empty map of strings`);
@@ -123,9 +140,10 @@ export function parseDelivery(data: Record<string, unknown>): DeliveryDefinition
   const items = data.items.map(parseItem);
   const seen = new Set<string>();
   for (const item of items) {
-    const id = `${item.mode}/${item.name}`;
-    if (seen.has(id)) throw badRequest(`two items name the same ${item.mode} "${item.name}"`);
-    seen.add(id);
+    // env and file items are Secrets in the cluster too: they share the Secrets' names.
+    const kind = objectKind(item.mode);
+    if (seen.has(`${kind}/${item.name}`)) throw badRequest(`two items name the same ${kind} "${item.name}"`);
+    seen.add(`${kind}/${item.name}`);
   }
   const rolloutRaw = data.rollout ?? [];
   if (!Array.isArray(rolloutRaw)) throw badRequest('"rollout" must be a list of {kind, name}');

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { getJson } from '../core/storage-view.js';
 import { KvState, KvStore } from '../engines/kv/store.js';
-import type { DeliveryDefinition, KvSource } from './definitions.js';
+import { objectKind, type DeliveryDefinition, type KvSource } from './definitions.js';
 
 /** What the agent opens: the protocol's payload (docs/multi-cluster.md, "Fetch"). */
 export interface BundlePayload {
@@ -11,6 +11,8 @@ export interface BundlePayload {
     name: string;
     type?: string;
     immutable?: boolean;
+    /** The in-pod delivery asked for (a Secret item has none): the agent writes a Secret until it has one. */
+    mode?: 'env' | 'file';
     data: Record<string, string>;
   }[];
   rollout: { kind: string; name: string }[];
@@ -62,10 +64,11 @@ async function build(core: Core, definition: DeliveryDefinition): Promise<Bundle
     }
     const data = Object.fromEntries(entries);
     objects.push({
-      kind: item.mode === 'secret' ? 'Secret' : 'ConfigMap',
+      kind: objectKind(item.mode),
       name: item.name,
       ...(item.type ? { type: item.type } : {}),
       ...(item.immutable !== undefined ? { immutable: item.immutable } : {}),
+      ...(item.mode === 'env' || item.mode === 'file' ? { mode: item.mode } : {}),
       data,
     });
   }

@@ -301,6 +301,7 @@ export class ClusterService {
         applied_at: report?.applied_at ?? null,
         error: report?.error ?? null,
         pods: report?.pods ?? {},
+        notes: report?.notes ?? [],
         last_seen: cluster.lastSeen ?? null,
       };
     }

@@ -10,6 +10,8 @@ export interface DeliveryReport {
   applied_at: string;
   error?: string;
   pods: Record<string, number>;
+  /** Notes that are not errors (items written as a Secret because in-pod delivery is not available). */
+  notes?: string[];
 }
 
 export interface ClusterRecord {

@@ -6,11 +6,14 @@ import { stdio } from '../output.js';
 
 const clusterPath = (name: string): string => `sys/cofre/clusters/${name}`;
 
-function checkName(name: string): string {
+/** A cluster, delivery or placement name as one path segment (the server checks its syntax). */
+export function checkObjectName(name: string, what: string): string {
   const clean = sanitizePath(name);
-  if (clean === '' || clean.includes('/')) throw usageError('Missing or invalid cluster NAME');
+  if (clean === '' || clean.includes('/')) throw usageError(`Missing or invalid ${what} NAME`);
   return clean;
 }
+
+const checkName = (name: string): string => checkObjectName(name, 'cluster');
 
 /** `k=v` arguments as a label map; an argument without `=` is a usage error. */
 function labelArgs(pairs: string[]): Record<string, string> {

@@ -17,7 +17,7 @@ import { DeliveryError, type DeliveryApplier } from './apply.js';
 import { deliveredHere } from './inventory.js';
 import type { AgentKeys } from './keys.js';
 import type { LifecycleMap, LifecycleReader } from './lifecycle.js';
-import { parsePayload, PayloadError, type RolloutTarget } from './payload.js';
+import { parsePayload, PayloadError, type DeliveryPayload, type RolloutTarget } from './payload.js';
 import type { DeliveryReport, FetchedBundle } from './protocol.js';
 
 /** One entry of the stream: a delivery's current revision for this cluster, 0 meaning "remove it". */
@@ -47,6 +47,24 @@ interface Held {
   appliedAt?: string;
   rollout: RolloutTarget[];
   error?: string;
+  /** What the report says besides errors: items written other than as they were asked for. */
+  notes?: string[];
+}
+
+const IN_POD_WORDS = { env: 'environment variables', file: 'in-memory files' } as const;
+
+/**
+ * One note per Secret whose values were asked for as environment variables or in-memory files: those need the
+ * in-pod delivery of the injector, which this agent does not have, so they were written as a Secret. Names only.
+ */
+export function inPodNotes(namespace: string, payload: DeliveryPayload): string[] {
+  return payload.objects
+    .filter((o) => o.mode)
+    .map(
+      (o) =>
+        `Secret ${namespace}/${o.name} was asked for as ${IN_POD_WORDS[o.mode!]}; written as a Secret because ` +
+        `in-pod delivery is not available`,
+    );
 }
 
 export class AgentLoop {
@@ -95,6 +113,7 @@ export class AgentLoop {
       out[delivery] = { revision: held.revision, pods };
       if (held.appliedAt) out[delivery].applied_at = held.appliedAt;
       if (error) out[delivery].error = error;
+      if (held.notes?.length) out[delivery].notes = held.notes;
     }
     return out;
   }
@@ -146,6 +165,7 @@ export class AgentLoop {
         revision: fetched.revision,
         appliedAt: new Date().toISOString(),
         rollout: payload.rollout,
+        notes: inPodNotes(namespace, payload),
       });
     } catch (err) {
       const message = err instanceof DeliveryError ? err.message : `delivery ${delivery}: ${(err as Error).message}`;

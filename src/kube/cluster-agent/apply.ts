@@ -18,7 +18,14 @@ import {
 } from '@kubernetes/client-node';
 import { kubeCode, kubeMessage } from '../operator/errors.js';
 import { workloadOps } from '../operator/rollout.js';
-import { belongsTo, deliveryLabels, deliverySelector, FIELD_MANAGER, REVISION_ANNOTATION } from './labels.js';
+import {
+  belongsTo,
+  deliveryLabels,
+  deliverySelector,
+  FIELD_MANAGER,
+  REQUESTED_MODE_ANNOTATION,
+  REVISION_ANNOTATION,
+} from './labels.js';
 import {
   checkDeliveryName,
   checkNamespace,
@@ -179,7 +186,10 @@ export class DeliveryApplier {
         name: obj.name,
         namespace,
         labels: deliveryLabels(delivery),
-        annotations: { [REVISION_ANNOTATION]: String(revision) },
+        annotations: {
+          [REVISION_ANNOTATION]: String(revision),
+          ...(obj.mode ? { [REQUESTED_MODE_ANNOTATION]: obj.mode } : {}),
+        },
       } as KubernetesObject['metadata'] & Existing['metadata'],
     };
     if (obj.kind === 'Secret') {

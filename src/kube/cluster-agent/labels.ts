@@ -24,3 +24,8 @@ export function deliverySelector(delivery: string): string {
 export function belongsTo(labels: Record<string, string> | undefined, delivery: string): boolean {
   return Object.entries(deliveryLabels(delivery)).every(([k, v]) => labels?.[k] === v);
 }
+/**
+ * On a Secret whose values were asked for as environment variables or in-memory files (`env`, `file`): written as a
+ * Secret because in-pod delivery is not available yet; the annotation keeps what was asked for visible in the cluster.
+ */
+export const REQUESTED_MODE_ANNOTATION = 'cofre.dev/requested-mode';

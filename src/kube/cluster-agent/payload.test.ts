@@ -19,6 +19,8 @@ describe('cluster agent payload', () => {
       ],
     });
     assert.deepEqual(p.rollout, []);
+    const inPod = parsePayload({ objects: [{ kind: 'Secret', name: 'env', mode: 'env', data: {} }] });
+    assert.equal(inPod.objects[0]!.mode, 'env');
     assert.deepEqual(p.objects[0], {
       kind: 'Secret',
       name: 'db',
@@ -52,6 +54,11 @@ describe('cluster agent payload', () => {
         /Secret x appears twice/,
       ],
       [{ objects: [], rollout: [{ kind: 'Job', name: 'x' }] }, /rollout\[0\]\.kind/],
+      [
+        { objects: [{ kind: 'ConfigMap', name: 'x', mode: 'env', data: {} }] },
+        /mode is only "env" or "file", on a Secret/,
+      ],
+      [{ objects: [{ kind: 'Secret', name: 'x', mode: 'volume', data: {} }] }, /mode is only "env" or "file"/],
     ];
     for (const [value, why] of cases) {
       assert.throws(

@@ -11,9 +11,16 @@ export interface PayloadObject {
   /** A Secret's type (default Opaque). */
   type?: string;
   immutable?: boolean;
+  /**
+   * A Secret whose values were asked for as environment variables or in-memory files: the in-pod delivery those
+   * need has not landed, so the agent writes the Secret and says so in its report.
+   */
+  mode?: InPodMode;
   /** Key → value, base64. */
   data: Record<string, string>;
 }
+
+export type InPodMode = 'env' | 'file';
 
 export interface RolloutTarget {
   kind: RolloutKind;
@@ -37,6 +44,7 @@ const DATA_KEY = /^[-._a-zA-Z0-9]+$/;
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const OBJECT_KINDS: readonly string[] = ['Secret', 'ConfigMap'];
 const ROLLOUT_KINDS: readonly string[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
+const IN_POD_MODES: readonly unknown[] = ['env', 'file'];
 
 export function checkDeliveryName(delivery: string): void {
   if (delivery.length > 63 || !LABEL_VALUE.test(delivery))
@@ -76,6 +84,8 @@ export function parsePayload(value: unknown): DeliveryPayload {
       throw new PayloadError(`${where}.type is only a non-empty string on a Secret`);
     if (o.immutable !== undefined && typeof o.immutable !== 'boolean')
       throw new PayloadError(`${where}.immutable is not a boolean`);
+    if (o.mode !== undefined && (kind !== 'Secret' || !IN_POD_MODES.includes(o.mode as string)))
+      throw new PayloadError(`${where}.mode is only "env" or "file", on a Secret`);
     if (!isRecord(o.data)) throw new PayloadError(`${where}.data is not an object`);
     const data: Record<string, string> = {};
     for (const [key, v] of Object.entries(o.data)) {
@@ -88,6 +98,7 @@ export function parsePayload(value: unknown): DeliveryPayload {
     const out: PayloadObject = { kind, name, data };
     if (o.type !== undefined) out.type = o.type as string;
     if (o.immutable !== undefined) out.immutable = o.immutable;
+    if (o.mode !== undefined) out.mode = o.mode as InPodMode;
     return out;
   });
   const outRollout = (rollout ?? []).map((r: unknown, i): RolloutTarget => {

@@ -35,6 +35,8 @@ export interface BundlePayload {
     name: string;
     type?: string;
     immutable?: boolean;
+    /** Asked for as environment variables or in-memory files (written as a Secret until in-pod delivery lands). */
+    mode?: 'env' | 'file';
     data: Record<string, string>;
   }[];
   rollout: { kind: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string }[];
@@ -54,6 +56,8 @@ export interface DeliveryReport {
   error?: string;
   /** The lifecycle map: pods per revision of the workloads the delivery rolls. */
   pods: LifecycleMap;
+  /** What else the status should say, e.g. items written as a Secret instead of the in-pod delivery asked for. */
+  notes?: string[];
 }
 
 /** What the protocol needs of the agent's keys (keys.ts AgentKeys): sign a login, open a bundle. */
