@@ -1,7 +1,7 @@
 import type { PathRecord, Request } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, notFound } from '../core/errors.js';
-import { checkName, parseDelivery, parsePlacement } from './definitions.js';
+import { checkName, DEFAULT_GRACE_PERIOD, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
@@ -105,13 +105,21 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/deliveries/(?<name>[^/]+)',
       summary: 'Writes, reads or deletes a delivery: what an application needs in one namespace.',
       description:
-        'items: [{name, mode: secret|configmap, type?, immutable?, kv: {mount, path, keys?} | literal: {key: value}}] ' +
-        '(literal for configmap items only); rollout: [{kind, name}]. A read shows the definition and revision, never a value.',
+        'items: [{name, mode: secret|configmap, type?, immutable?, kv: {mount, path, keys?} | database: {mount, role, ' +
+        'keys?} | literal: {key: value}}] (database for secret items only, a credential of its own for each cluster; ' +
+        'literal for configmap items only); rollout: [{kind, name}]; grace_period. A read shows the definition and ' +
+        'revision, never a value.',
       rejectUnknownFields: true,
       fields: {
         namespace: { type: 'string', description: 'The target namespace.', required: true },
         items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
         rollout: { type: 'any', description: 'Workloads rolled when the delivery changes: [{kind, name}].' },
+        grace_period: {
+          type: 'duration',
+          description:
+            "How long a cluster's replaced database credential stays valid at most while its agent has not " +
+            'reported the revision that replaced it (default 30m).',
+        },
       },
       operations: {
         update: async (req) => {
@@ -126,6 +134,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
               namespace: record.namespace,
               items: record.items,
               rollout: record.rollout,
+              grace_period: record.gracePeriod ?? DEFAULT_GRACE_PERIOD,
               revision: record.revision,
               updated_at: record.updatedAt,
               source_error: record.sourceError || null,
