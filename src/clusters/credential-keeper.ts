@@ -7,8 +7,6 @@ import type { ClusterStore, CredentialRecord, CurrentCredential, HeldLease, Reti
 /** A failed renewal, re-issue or issue is tried again after this. */
 const RETRY_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** A credential this close to its expiry is not sealed into a new bundle: a new one is issued instead. */
-const MIN_LIFE_MS = 2_000;
 
 /** What the keeper needs of the cluster service: the per-cluster revision bump and the fan-out. */
 export interface KeeperHooks {
@@ -137,8 +135,8 @@ export class CredentialKeeper implements BackgroundJob {
           const source = item.database;
           if (!source) continue;
           const held = record.current.find((c) => c.item === item.name);
-          const usable =
-            held && held.mount === source.mount && held.role === source.role && held.expireTime > now + MIN_LIFE_MS;
+          // One that is still alive is renewed or replaced by the keeper in its time; an expired one is replaced here.
+          const usable = held && held.mount === source.mount && held.role === source.role && held.expireTime > now;
           if (usable) continue;
           const issued = await issueCredential(this.core, source, { cluster: cluster.name, delivery: delivery.name });
           changed = true;
