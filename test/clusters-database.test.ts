@@ -102,12 +102,12 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       default_ttl: '2s',
       max_ttl: '1h',
     });
-    // Replaced two thirds into its 9 s.
+    // Replaced two thirds into its 12 s.
     await writeOk(api(), 'database/roles/short', {
       db_name: 'main',
       creation_statements: flavor.creation,
-      default_ttl: '3s',
-      max_ttl: '9s',
+      default_ttl: '4s',
+      max_ttl: '12s',
     });
     await enrolAgent('store-1', { region: 'eu' });
     await enrolAgent('store-2', { region: 'eu' });
@@ -219,7 +219,7 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       await writeOk(api(), 'sys/cofre/deliveries/short', {
         namespace: 'app',
         items: [{ name: 'short-db', mode: 'secret', database: { mount: 'database', role: 'short' } }],
-        grace_period: '1h',
+        grace_period: '2s',
       });
       await writeOk(api(), 'sys/cofre/placements/short', { delivery: 'short', clusters: ['store-1'] });
       const one = await open(agents['store-1']!, 'short', 'short-db');
@@ -230,11 +230,11 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       assert.equal(two.revision, 1);
       const oldLease = (await held('store-1', 'short'))!.current[0]!;
 
-      // About 6 s after its issue, store-1's credential is replaced: revision 2 for store-1, nothing for store-2.
+      // About 8 s after its issue, store-1's credential is replaced: revision 2 for store-1, nothing for store-2.
       const event = await until(
         'store-1 hears of revision 2',
         () => seen['store-1']!.find((e) => e.delivery === 'short' && e.revision === 2),
-        9000,
+        10_000,
       );
       assert.deepEqual(event, { delivery: 'short', revision: 2 });
       assert.deepEqual(
@@ -273,8 +273,22 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       assert.ok(await canLogIn(renewed), 'the new credential still works');
       assert.equal((await held('store-1', 'short'))!.retired.length, 0);
 
+      // store-2's turn, 2.5 s later: its agent never reports, so its old user goes when the 2 s of grace end.
+      await until(
+        'store-2 hears of revision 2',
+        () => seen['store-2']!.find((e) => e.delivery === 'short' && e.revision === 2),
+        5000,
+      );
+      const oldTwo = (await held('store-2', 'short'))!.retired[0]!;
+      const replacedAt = Date.now();
+      const twoRenewed = await open(agents['store-2']!, 'short', 'short-db', 2);
+      assert.ok(await roleExists(two.username), 'kept during the grace period');
+      await until('the grace period ends', async () => !(await roleExists(two.username)), 4000);
+      assert.ok(Date.now() - replacedAt > 1000, 'not dropped before the grace period ended');
+      assert.ok(Date.now() < oldTwo.maxExpireTime, 'dropped at the end of the grace period, not at its max TTL');
+
       // Deleting the delivery drops every cluster's users of it at once.
-      const users = [renewed.username, two.username];
+      const users = [renewed.username, twoRenewed.username];
       assert.equal((await api().call('DELETE', 'sys/cofre/deliveries/short')).status, 204);
       await until('the delivery users dropped', async () => {
         for (const u of users) if (await roleExists(u)) return undefined;
