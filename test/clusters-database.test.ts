@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { createCofre, type Cofre } from '../src/app.js';
 import { clustersOf } from '../src/clusters/service.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { AgentProtocol, enrol, type DeliveryEvent, type SetEntry } from '../src/kube/cluster-agent/protocol.js';
 import { postgres as flavor } from './database-flavors.js';
-import { startServer, writeOk, type InProcessServer } from './support.js';
+import { apiClient, startServer, writeOk, type Api, type InProcessServer } from './support.js';
 
 const ADMIN = 'cofre_admin';
 const ADMIN_PASSWORD = 'admin-pw-2b9d41-do-not-leak';
@@ -151,7 +152,7 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     assert.equal((await api().call('DELETE', 'sys/cofre/deliveries/bad')).status, 204);
   });
 
-  let first: Record<string, Credential> = {};
+  const first: Record<string, Credential> = {};
 
   it('each placed cluster gets a working credential of its own; an unplaced one gets none', async () => {
     await writeOk(api(), 'sys/cofre/deliveries/app', {
@@ -352,5 +353,96 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       .filter((e) => e.type === 'response' && e.request.path.startsWith('database/creds/'));
     assert.ok(issued.length >= 8, `${issued.length} issues on record`);
     for (const entry of issued) assert.match(entry.request.data?.cofre_cluster ?? '', /^hmac-sha256:/);
+  });
+});
+
+/**
+ * Two nodes in this process on one PostgreSQL store (the same server is the database the role issues on): the
+ * credential is issued where the agent fetches, and only the node that runs the background jobs renews and
+ * revokes it.
+ */
+describe('multi-cluster database sources on two nodes: one node renews and revokes', () => {
+  let db: TestDatabase;
+  const nodes: { cofre: Cofre; api: Api; url: string }[] = [];
+
+  before(async () => {
+    db = await startPostgres();
+    for (const sql of flavor.setup(ADMIN, ADMIN_PASSWORD)) await db.query(sql);
+    for (const name of ['a', 'b']) {
+      const cofre = await createCofre({
+        storage: { type: 'postgresql', connectionUrl: db.url, table: 'cofre_clusters_database' },
+        apiAddr: `http://node-${name}:8200`,
+        logLevel: 'error',
+      });
+      await cofre.http.listen({ host: '127.0.0.1', port: 0 });
+      const address = cofre.http.server.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      nodes.push({ cofre, url, api: apiClient(url) });
+    }
+    const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
+    assert.equal(init.status, 200, init.text);
+    for (const node of nodes) {
+      const res = await node.api.call('PUT', 'sys/unseal', { body: { key: init.body.keys[0] } });
+      assert.equal(res.body.sealed, false, res.text);
+      node.api = apiClient(node.url, init.body.root_token);
+    }
+  });
+  after(async () => {
+    for (const node of nodes) await node.cofre.close();
+    await db?.stop();
+  });
+
+  it('the standby issues at the fetch; the leader alone renews, and revokes when the placement goes', async () => {
+    const leading = await until(
+      'a node leads',
+      async () => {
+        for (const node of nodes) if (node.cofre.core.runsBackground) return node;
+        return undefined;
+      },
+      20_000,
+    );
+    const standby = nodes.find((n) => n !== leading)!;
+    const keeper = (node: (typeof nodes)[number]) => clustersOf(node.cofre.core).keeper.snapshot();
+    // Everything through the standby, as a load balancer might send it.
+    const api = standby.api;
+    await writeOk(api, 'sys/mounts/database', { type: 'database' });
+    await writeOk(api, 'database/config/main', {
+      plugin_name: flavor.plugin,
+      connection_url: flavor.connectionUrl(db),
+      username: ADMIN,
+      password: ADMIN_PASSWORD,
+      allowed_roles: '*',
+    });
+    await writeOk(api, 'database/roles/app', {
+      db_name: 'main',
+      creation_statements: flavor.creation,
+      default_ttl: '2s',
+      max_ttl: '1h',
+    });
+    const registered = await writeOk(api, 'sys/cofre/clusters/edge-1', { labels: { tier: 'edge' } });
+    const keys = await AgentKeys.generate();
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
+    const { cluster_id } = await enrol({ address: standby.url }, registered.body.data.bootstrap_token, pub, 't');
+    const agent = new AgentProtocol({ address: standby.url, clusterId: cluster_id, keys });
+    await writeOk(api, 'sys/cofre/deliveries/app', {
+      namespace: 'app',
+      items: [{ name: 'app-db', mode: 'secret', database: { mount: 'database', role: 'app' } }],
+    });
+    await writeOk(api, 'sys/cofre/placements/edge', { delivery: 'app', selector: { matchLabels: { tier: 'edge' } } });
+    const { payload } = await agent.fetchAndOpen({ delivery: 'app', namespace: 'app', revision: 1 });
+    const data = payload.objects[0]!.data;
+    const username = Buffer.from(data.username!, 'base64').toString('utf8');
+    const password = Buffer.from(data.password!, 'base64').toString('utf8');
+    assert.equal(keeper(standby).issued, 1);
+
+    await sleep(3500); // past the 2 s TTL
+    await flavor.runAs(db, username, password, flavor.allowedSelect);
+    assert.ok(keeper(leading).renewed >= 1, 'the leader renewed the lease');
+    assert.deepEqual([keeper(standby).running, keeper(standby).renewed], [false, 0], 'the standby did not');
+
+    assert.equal((await api.call('DELETE', 'sys/cofre/placements/edge')).status, 204);
+    await until('the user dropped', async () => !(await flavor.userExists(db, username)), 10_000);
+    assert.equal(keeper(leading).revoked, 1);
+    assert.equal(keeper(standby).revoked, 0);
   });
 });

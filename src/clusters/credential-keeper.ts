@@ -63,6 +63,8 @@ export class CredentialKeeper implements BackgroundJob {
   /** Clusters with credential records (on the running node): a change of another cluster's record is no concern. */
   private readonly holders = new Set<string>();
   private pending: { all: boolean; clusters: Set<string> } | undefined;
+  /** What this node did, for tests and metrics: which node renews and revokes shows here. */
+  private readonly counts = { issued: 0, renewed: 0, replaced: 0, revoked: 0 };
 
   constructor(
     private readonly core: Core,
@@ -81,6 +83,10 @@ export class CredentialKeeper implements BackgroundJob {
     this.timers.clear();
     this.holders.clear();
     this.pending = undefined;
+  }
+
+  snapshot(): { running: boolean; issued: number; renewed: number; replaced: number; revoked: number } {
+    return { running: this.running, ...this.counts };
   }
 
   /** Another node changed more than it could name: every record is read again. */
@@ -139,6 +145,7 @@ export class CredentialKeeper implements BackgroundJob {
           const usable = held && held.mount === source.mount && held.role === source.role && held.expireTime > now;
           if (usable) continue;
           const issued = await issueCredential(this.core, source, { cluster: cluster.name, delivery: delivery.name });
+          this.counts.issued++;
           changed = true;
           record.current = [...record.current.filter((c) => c.item !== item.name), toHeld(item.name, source, issued)];
           if (held) {
@@ -248,8 +255,7 @@ export class CredentialKeeper implements BackgroundJob {
           now >= lease.revokeAt ||
           now >= lease.expireTime
         ) {
-          // A failed revocation stays the expiration manager's, which retries it: the pipeline lets go either way.
-          await this.core.expiration.revoke(lease.leaseId).catch(() => undefined);
+          await this.revoke(lease);
         } else {
           if (now >= renewAt(lease)) await this.renew(lease).catch(() => undefined); // it ends at its expiry then
           retired.push(lease);
@@ -272,6 +278,7 @@ export class CredentialKeeper implements BackgroundJob {
         if (!replace) continue;
         try {
           const issued = await issueCredential(this.core, lease, { cluster, delivery });
+          this.counts.replaced++;
           record.current[index] = toHeld(lease.item, lease, issued);
           const old = retire(lease, 0, Math.min(now + grace, lease.maxExpireTime));
           record.retired.push(old);
@@ -290,6 +297,13 @@ export class CredentialKeeper implements BackgroundJob {
     const renewed = await this.core.expiration.renew(lease.leaseId, Math.max(1, Math.round(lease.ttlMs / 1000)));
     lease.expireTime = renewed.expireTime;
     lease.maxExpireTime = renewed.maxExpireTime;
+    this.counts.renewed++;
+  }
+
+  /** A failed revocation stays the expiration manager's, which retries it: the pipeline lets go either way. */
+  private async revoke(lease: HeldLease): Promise<void> {
+    this.counts.revoked++;
+    await this.core.expiration.revoke(lease.leaseId).catch(() => undefined);
   }
 
   // ---- unplaced, deleted, deregistered --------------------------------------------------------------------------
@@ -333,9 +347,7 @@ export class CredentialKeeper implements BackgroundJob {
     await this.store.locks.run(`credentials/${cluster}/${delivery}`, async () => {
       const record = await this.store.credential(cluster, delivery);
       if (!record) return;
-      for (const lease of [...record.current, ...record.retired]) {
-        await this.core.expiration.revoke(lease.leaseId).catch(() => undefined);
-      }
+      for (const lease of [...record.current, ...record.retired]) await this.revoke(lease);
       // A cluster placed again later gets a new revision with new credentials, never one it may still hold.
       if (record.current.length > 0) await this.hooks.bumpGeneration(cluster, record.clusterId, delivery);
       await this.store.deleteCredential(cluster, delivery);
