@@ -127,15 +127,16 @@ export class CredentialKeeper implements BackgroundJob {
         current: [],
         retired: [],
       };
+      let changed = false;
       if (record.clusterId !== cluster.clusterId) {
         // An earlier registration of this name: nothing of it goes to the new cluster.
         record.retired.push(...record.current.map((c) => retire(c, 0, now)));
         record.current = [];
         record.clusterId = cluster.clusterId;
+        changed = true;
       }
       const grace = (delivery.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
       const replaced: RetiredLease[] = [];
-      let changed = false;
       try {
         for (const item of delivery.items) {
           const source = item.database;
@@ -156,7 +157,7 @@ export class CredentialKeeper implements BackgroundJob {
           }
         }
       } finally {
-        if (changed || !stored) await this.save(record, replaced);
+        if (changed) await this.save(record, replaced);
       }
       const fresh = await this.store.cluster(cluster.name);
       const generation = fresh?.clusterId === cluster.clusterId ? (fresh.generations?.[delivery.name] ?? 0) : 0;
@@ -196,17 +197,18 @@ export class CredentialKeeper implements BackgroundJob {
     } else this.disarm(key(cluster, delivery));
   }
 
-  /** A cluster's record changed (a report, a relabelling): its replaced leases may go, its placement may be gone. */
-  clusterChanged(cluster: string): void {
+  /**
+   * A cluster's agent reported: replaced leases whose revision it shows applied can go. From another node, the
+   * change may also be a relabelling, so its placements are checked too.
+   */
+  clusterChanged(cluster: string, remote: boolean): void {
     if (!this.running || !this.holders.has(cluster)) return;
     void this.tendCluster(cluster).catch(() => undefined);
-    this.reconcileSoon(cluster);
+    if (remote) this.reconcileSoon(cluster);
   }
 
   private async tendCluster(cluster: string): Promise<void> {
-    for (const { cluster: name, delivery } of await this.store.listCredentials()) {
-      if (name === cluster) await this.tend(cluster, delivery);
-    }
+    for (const delivery of await this.store.credentialsOf(cluster)) await this.tend(cluster, delivery);
   }
 
   private arm(record: CredentialRecord): void {
@@ -249,6 +251,7 @@ export class CredentialKeeper implements BackgroundJob {
       const clusterRecord = await this.store.cluster(cluster);
       const reported = clusterRecord?.reports?.[delivery]?.revision ?? 0;
       const retired: RetiredLease[] = [];
+      let changed = record.error !== undefined;
       for (const lease of record.retired) {
         if (
           (lease.replacedBy > 0 && reported >= lease.replacedBy) ||
@@ -256,8 +259,12 @@ export class CredentialKeeper implements BackgroundJob {
           now >= lease.expireTime
         ) {
           await this.revoke(lease);
+          changed = true;
         } else {
-          if (now >= renewAt(lease)) await this.renew(lease).catch(() => undefined); // it ends at its expiry then
+          if (now >= renewAt(lease)) {
+            changed = true;
+            await this.renew(lease).catch(() => undefined); // it ends at its expiry then
+          }
           retired.push(lease);
         }
       }
@@ -269,6 +276,7 @@ export class CredentialKeeper implements BackgroundJob {
       delete record.retryAt;
       for (const [index, lease] of record.current.entries()) {
         let replace = now >= reissueAt(lease);
+        if (replace || now >= renewAt(lease)) changed = true;
         if (!replace && now >= renewAt(lease)) {
           replace = !(await this.renew(lease).then(
             () => true,
@@ -288,7 +296,8 @@ export class CredentialKeeper implements BackgroundJob {
           record.retryAt = now + RETRY_MS;
         }
       }
-      await this.save(record, replaced);
+      if (changed) await this.save(record, replaced);
+      else this.arm(record);
     });
   }
 
@@ -338,15 +347,18 @@ export class CredentialKeeper implements BackgroundJob {
         state.selected(record).has(delivery) &&
         definition.items.some((item) => item.database);
       if (!placed) await this.revokeAll(cluster, delivery);
-      else await this.retireDropped(cluster, delivery, definition);
+      else await this.retireDropped(record, delivery, definition);
     }
   }
 
-  /** Unplaced, deleted or deregistered: every lease of the record is revoked now, and the record goes. */
-  private async revokeAll(cluster: string, delivery: string): Promise<void> {
+  /**
+   * Unplaced, deleted or deregistered (or registered anew under the same name, when `unless` is the new cluster's
+   * id and the record is of an earlier one): every lease of the record is revoked now, and the record goes.
+   */
+  private async revokeAll(cluster: string, delivery: string, unless?: string): Promise<void> {
     await this.store.locks.run(`credentials/${cluster}/${delivery}`, async () => {
       const record = await this.store.credential(cluster, delivery);
-      if (!record) return;
+      if (!record || record.clusterId === unless) return;
       for (const lease of [...record.current, ...record.retired]) await this.revoke(lease);
       // A cluster placed again later gets a new revision with new credentials, never one it may still hold.
       if (record.current.length > 0) await this.hooks.bumpGeneration(cluster, record.clusterId, delivery);
@@ -356,9 +368,14 @@ export class CredentialKeeper implements BackgroundJob {
   }
 
   /** Items the delivery no longer has (or whose source changed): their credentials are replaced, with grace. */
-  private async retireDropped(cluster: string, delivery: string, definition: DeliveryDefinition): Promise<void> {
-    await this.store.locks.run(`credentials/${cluster}/${delivery}`, async () => {
-      const record = await this.store.credential(cluster, delivery);
+  private async retireDropped(
+    cluster: { name: string; clusterId: string },
+    delivery: string,
+    definition: DeliveryDefinition,
+  ): Promise<void> {
+    await this.revokeAll(cluster.name, delivery, cluster.clusterId);
+    await this.store.locks.run(`credentials/${cluster.name}/${delivery}`, async () => {
+      const record = await this.store.credential(cluster.name, delivery);
       if (!record) return;
       const keep = (c: CurrentCredential): boolean =>
         definition.items.some((i) => i.name === c.item && i.database?.mount === c.mount && i.database.role === c.role);
@@ -366,10 +383,10 @@ export class CredentialKeeper implements BackgroundJob {
       if (dropped.length === 0) return;
       const now = Date.now();
       const grace = (definition.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
-      const cluster_ = await this.store.cluster(cluster);
+      const current = await this.store.cluster(cluster.name);
       const delivered = await this.store.delivery(delivery);
       // The definition changed, so the delivery's revision did: the bundles from that revision on lack them.
-      const revision = (delivered?.revision ?? 0) + (cluster_?.generations?.[delivery] ?? 0);
+      const revision = (delivered?.revision ?? 0) + (current?.generations?.[delivery] ?? 0);
       record.current = record.current.filter(keep);
       record.retired.push(...dropped.map((c) => retire(c, revision, Math.min(now + grace, c.maxExpireTime))));
       await this.store.putCredential(record);

@@ -84,7 +84,7 @@ export class ClusterService {
     } else if (key.startsWith('clusters/')) {
       const name = key.slice('clusters/'.length);
       if (this.fanOut.connections(name).length > 0) this.refan();
-      this.keeper.clusterChanged(name);
+      this.keeper.clusterChanged(name, true);
     } else if (key.startsWith('credentials/')) {
       const [cluster = '', delivery = ''] = key.slice('credentials/'.length).split('/');
       void this.keeper.refresh(cluster, delivery).catch(() => undefined);
@@ -334,9 +334,21 @@ export class ClusterService {
     const state = await DesiredState.load(this.store);
     const delivery = state.deliveries.get(placement.delivery);
     const clusters: Record<string, unknown> = {};
+    const database = delivery !== undefined && hasDatabaseSource(delivery);
     for (const cluster of state.placedOn(placement)) {
       const report = cluster.reports?.[placement.delivery];
+      const held = database ? await this.store.credential(cluster.name, placement.delivery) : undefined;
       clusters[cluster.name] = {
+        // Lease ids and errors only: a credential's fields are in its cluster's bundles and nowhere else.
+        ...(database
+          ? {
+              credentials: {
+                leases: held?.current.map((c) => c.leaseId) ?? [],
+                replaced_leases: held?.retired.map((r) => r.leaseId) ?? [],
+                error: held?.error ?? null,
+              },
+            }
+          : {}),
         state: cluster.signingKey ? 'enrolled' : 'pending',
         desired_revision: delivery ? delivery.revision + (cluster.generations?.[delivery.name] ?? 0) : 0,
         revision: report?.revision ?? 0,
@@ -434,7 +446,7 @@ export class ClusterService {
     });
     for (const delivery of done) await this.store.deleteBundle(cluster.name, delivery);
     // Replaced credentials whose revision this report shows applied can go.
-    this.keeper.clusterChanged(cluster.name);
+    this.keeper.clusterChanged(cluster.name, false);
   }
 
   async touch(cluster: ClusterRecord): Promise<void> {

@@ -217,6 +217,11 @@ export class ClusterStore {
     return out;
   }
 
+  /** The deliveries whose credential leases the pipeline holds for this cluster. */
+  credentialsOf(cluster: string): Promise<string[]> {
+    return this.storage.list(`credentials/${cluster}/`);
+  }
+
   /** The deliveries this cluster was handed a bundle of (and has not yet acknowledged removing). */
   bundlesOf(cluster: string): Promise<string[]> {
     return this.storage.list(`bundles/${cluster}/`);
