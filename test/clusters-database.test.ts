@@ -143,6 +143,13 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       item({ mode: 'secret', database: { mount: 'database', role: 'nope' } }),
     );
     assert.match(missing.body.data.source_error, /database role "database\/nope" not found/);
+    // The role created later: the service follows the write, and the delivery can be built.
+    await writeOk(api(), 'database/roles/nope', { db_name: 'main', creation_statements: flavor.creation });
+    await until('the source error cleared', async () => {
+      const read = await api().call('GET', 'sys/cofre/deliveries/bad');
+      return read.body.data.source_error === null ? true : undefined;
+    });
+    assert.equal((await api().call('DELETE', 'database/roles/nope')).status, 204);
     const notDb = await writeOk(
       api(),
       'sys/cofre/deliveries/bad',
@@ -357,6 +364,9 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
       .filter((e) => e.type === 'response' && e.request.path.startsWith('database/creds/'));
     assert.ok(issued.length >= 8, `${issued.length} issues on record`);
     for (const entry of issued) assert.match(entry.request.data?.cofre_cluster ?? '', /^hmac-sha256:/);
+    const hash = await writeOk(api(), 'sys/audit-hash/file', { input: 'store-1' });
+    const store1 = issued.filter((e) => e.request.data?.cofre_cluster === hash.body.data.hash);
+    assert.ok(store1.length >= 3, `${store1.length} issues for store-1 found by its hash`);
   });
 });
 
