@@ -341,6 +341,49 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     assert.equal(await held('store-2', 'app'), undefined);
   });
 
+  it('re-enrolling with new keys replaces the cluster credentials; the old ones go after its report', async () => {
+    const old = first['store-1']!;
+    const res = await writeOk(api(), 'sys/cofre/clusters/store-1/bootstrap', {});
+    const keys = await AgentKeys.generate();
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
+    const { cluster_id } = await enrol({ address: server.url }, res.body.data.bootstrap_token, pub, 'test/2');
+    agents['store-1'] = {
+      name: 'store-1',
+      clusterId: cluster_id,
+      protocol: new AgentProtocol({ address: server.url, clusterId: cluster_id, keys }),
+    };
+    // The new keys never open a bundle with a credential the old keys could open.
+    const renewed = await open(agents['store-1'], 'app', 'app-db');
+    assert.equal(renewed.revision, 2);
+    assert.notEqual(renewed.username, old.username);
+    assert.ok(await canLogIn(renewed));
+    assert.ok(await roleExists(old.username), 'the old user waits for the report');
+    await agents['store-1'].protocol.report({
+      agent_version: 'test/2',
+      health: 'ok',
+      deliveries: { app: { revision: 2, applied_at: new Date().toISOString(), pods: { '2': 1 } } },
+    });
+    await until('the old user dropped', async () => !(await roleExists(old.username)));
+    await until('both replaced leases let go', async () => (await held('store-1', 'app'))!.retired.length === 0);
+    first['store-1'] = renewed;
+  });
+
+  it('a lease revoked by hand is replaced at its next renewal, as that cluster next revision', async () => {
+    const lease = (await held('store-1', 'app'))!.current.find((c) => c.item === 'app-db')!;
+    const res = await api().call('PUT', 'sys/leases/revoke', { body: { lease_id: lease.leaseId } });
+    assert.equal(res.status, 204, res.text);
+    assert.equal(await canLogIn(first['store-1']!), false, 'revoked: the user is gone');
+    // The renewal is refused about two thirds into the 4 s TTL: a new credential, revision 3 for store-1.
+    await until(
+      'the replacement',
+      async () => ((await agents['store-1']!.protocol.set())[0]?.revision === 3 ? true : undefined),
+      6000,
+    );
+    const replaced = await open(agents['store-1']!, 'app', 'app-db', 3);
+    assert.notEqual(replaced.username, first['store-1']!.username);
+    assert.ok(await canLogIn(replaced));
+  });
+
   it('status, reads, reports, the audit log and the storage file hold no password', async () => {
     const texts = [
       (await api().call('GET', 'sys/cofre/placements/app-eu')).text,

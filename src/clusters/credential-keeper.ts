@@ -114,7 +114,7 @@ export class CredentialKeeper implements BackgroundJob {
    * to expire. Returns them (item → fields) and the cluster's revision of the delivery they are sealed under.
    */
   async credentialsFor(
-    cluster: { name: string; clusterId: string },
+    cluster: { name: string; clusterId: string; enrolledAt?: string },
     delivery: DeliveryDefinition & { name: string; revision: number },
   ): Promise<{ credentials: Map<string, Record<string, string>>; revision: number }> {
     return this.store.locks.run(`credentials/${cluster.name}/${delivery.name}`, async () => {
@@ -136,14 +136,22 @@ export class CredentialKeeper implements BackgroundJob {
         changed = true;
       }
       const grace = (delivery.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
+      const enrolled = cluster.enrolledAt ? Date.parse(cluster.enrolledAt) : 0;
       const replaced: RetiredLease[] = [];
       try {
         for (const item of delivery.items) {
           const source = item.database;
           if (!source) continue;
           const held = record.current.find((c) => c.item === item.name);
-          // One that is still alive is renewed or replaced by the keeper in its time; an expired one is replaced here.
-          const usable = held && held.mount === source.mount && held.role === source.role && held.expireTime > now;
+          // One that is still alive is renewed or replaced by the keeper in its time; an expired one is replaced here,
+          // and so is one issued before the cluster enrolled its current keys: the old keys may be why it re-enrolled,
+          // and they open the bundles that hold it.
+          const usable =
+            held &&
+            held.mount === source.mount &&
+            held.role === source.role &&
+            held.expireTime > now &&
+            held.issueTime >= enrolled;
           if (usable) continue;
           const issued = await issueCredential(this.core, source, { cluster: cluster.name, delivery: delivery.name });
           this.counts.issued++;
