@@ -306,7 +306,10 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
         for (const u of users) if (await roleExists(u)) return undefined;
         return true;
       });
-      assert.equal(await held('store-1', 'short'), undefined);
+      await until('the records let go', async () => {
+        const left = [await held('store-1', 'short'), await held('store-2', 'short')];
+        return left.every((r) => r === undefined) ? true : undefined;
+      });
       await api().call('DELETE', 'sys/cofre/placements/short');
     } finally {
       for (const stream of streams) stream.close();
@@ -320,12 +323,13 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     // Relabelled away from the placement: store-2's users go, store-1's stay.
     await writeOk(api(), 'sys/cofre/clusters/store-2', { labels: { region: 'us' } });
     await until('store-2 user dropped', async () => !(await roleExists(first['store-2']!.username)));
-    assert.equal((await flavor.dynamicUsers(db)).length, store2Users - 2);
+    // Both of its users (two items), and only those.
+    await until('both store-2 users dropped', async () => (await flavor.dynamicUsers(db)).length === store2Users - 2);
     assert.ok(await canLogIn(first['store-1']!), "store-1's credential is untouched");
+    await until('the record let go', async () => (await held('store-2', 'app')) === undefined);
     for (const id of leaseIds) {
       assert.equal((await api().call('PUT', 'sys/leases/lookup', { body: { lease_id: id } })).status, 400);
     }
-    assert.equal(await held('store-2', 'app'), undefined);
     // Placed again: a new credential, under a revision higher than any it held (never the revoked one again).
     await writeOk(api(), 'sys/cofre/clusters/store-2', { labels: { region: 'eu' } });
     const [entry] = await agents['store-2']!.protocol.set();
@@ -338,7 +342,7 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     assert.equal((await api().call('DELETE', 'sys/cofre/clusters/store-2')).status, 204);
     await until('the deregistered cluster user dropped', async () => !(await roleExists(again.username)));
     assert.ok(await canLogIn(first['store-1']!));
-    assert.equal(await held('store-2', 'app'), undefined);
+    await until('the record let go', async () => (await held('store-2', 'app')) === undefined);
   });
 
   it('re-enrolling with new keys replaces the cluster credentials; the old ones go after its report', async () => {
@@ -382,6 +386,40 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     const replaced = await open(agents['store-1']!, 'app', 'app-db', 3);
     assert.notEqual(replaced.username, first['store-1']!.username);
     assert.ok(await canLogIn(replaced));
+  });
+
+  it('a refused renewal whose re-issue fails shows in the status and is retried later, not in a loop', async () => {
+    await writeOk(api(), 'database/roles/flaky', {
+      db_name: 'main',
+      creation_statements: flavor.creation,
+      default_ttl: '3s',
+      max_ttl: '1h',
+    });
+    await writeOk(api(), 'sys/cofre/deliveries/flaky', {
+      namespace: 'app',
+      items: [{ name: 'flaky-db', mode: 'secret', database: { mount: 'database', role: 'flaky' } }],
+    });
+    await writeOk(api(), 'sys/cofre/placements/flaky', { delivery: 'flaky', clusters: ['store-1'] });
+    await open(agents['store-1']!, 'flaky', 'flaky-db');
+    // The role goes: the renewal (about 2 s in) is refused, and so is the re-issue.
+    assert.equal((await api().call('DELETE', 'database/roles/flaky')).status, 204);
+    const error = await until(
+      'the error in the status',
+      async () => {
+        const res = await api().call('GET', 'sys/cofre/placements/flaky');
+        return (res.body.data.status.clusters['store-1'].credentials.error as string | null) ?? undefined;
+      },
+      5000,
+    );
+    assert.match(error, /re-issuing the credential of item "flaky-db" failed: unknown role: flaky/);
+    await sleep(1500);
+    const attempts = readFileSync(join(server.dir, 'audit.log'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"type":"response"') && line.includes('database/creds/flaky')).length;
+    assert.equal(attempts, 2, 'the issue and one failed re-issue, then nothing until the retry');
+    assert.equal((await api().call('DELETE', 'sys/cofre/deliveries/flaky')).status, 204);
+    await api().call('DELETE', 'sys/cofre/placements/flaky');
+    await until('the record let go', async () => (await held('store-1', 'flaky')) === undefined);
   });
 
   it('status, reads, reports, the audit log and the storage file hold no password', async () => {

@@ -222,10 +222,10 @@ export class CredentialKeeper implements BackgroundJob {
   private arm(record: CredentialRecord): void {
     if (!this.running) return;
     const id = key(record.cluster, record.delivery);
+    // After a failure, the current credentials are tried again at retryAt, not in a loop of attempts.
     const times = [
-      ...record.current.map((c) => Math.min(renewAt(c), reissueAt(c))),
+      ...record.current.map((c) => Math.max(Math.min(renewAt(c), reissueAt(c)), record.retryAt ?? 0)),
       ...record.retired.map((r) => (r.expireTime < r.revokeAt ? Math.min(renewAt(r), r.revokeAt) : r.revokeAt)),
-      ...(record.retryAt ? [record.retryAt] : []),
     ];
     this.disarm(id);
     if (times.length === 0) return;
@@ -271,7 +271,8 @@ export class CredentialKeeper implements BackgroundJob {
         } else {
           if (now >= renewAt(lease)) {
             changed = true;
-            await this.renew(lease).catch(() => undefined); // it ends at its expiry then
+            // Refused (revoked by hand, the role gone): no more attempts, it is let go at its expiry.
+            await this.renew(lease).catch(() => (lease.revokeAt = Math.min(lease.revokeAt, lease.expireTime)));
           }
           retired.push(lease);
         }
