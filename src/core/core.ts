@@ -95,6 +95,9 @@ export class Core {
   /** sys/generate-root and sys/rekey: attempts held in memory only, dropped on seal (as Vault's). */
   readonly rootGeneration = new RootGeneration(this);
   readonly rekey = new Rekey(this);
+  /** Background work of parts that are not mounts, run with lease expiry on the one node that runs it. */
+  private readonly backgroundJobs: BackgroundJob[] = [];
+  private backgroundRunning = false;
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -110,9 +113,6 @@ export class Core {
   private campaignRetry: NodeJS.Timeout | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
-  /** Background work of parts that are not mounts, run with lease expiry on the one node that runs it. */
-  private readonly backgroundJobs: BackgroundJob[] = [];
-  private backgroundRunning = false;
 
   constructor(private readonly opts: CoreOptions) {
     // Each store declares the keys it caches where it is built: the barrier's keyring, unsealed again by the root

@@ -1,6 +1,6 @@
 import type { Operation, PathRecord, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { resolveTtl, type LeaseEntry } from '../expiration.js';
+import { resolveTtl } from '../expiration.js';
 import { issueLoginToken } from '../login.js';
 import type { Mounted } from '../mount-table.js';
 
@@ -28,15 +28,9 @@ export async function completeResponse(
 
 /**
  * Puts a dynamic secret the handler created under a lease. If the lease cannot be stored, the secret is revoked
- * at once: a credential nobody can revoke later must not exist. The multi-cluster pipeline issues its database
- * credentials through this too (src/clusters/database-source.ts), as a request without a token.
+ * at once: a credential nobody can revoke later must not exist.
  */
-export async function registerLease(
-  core: Core,
-  mounted: Mounted,
-  request: Request,
-  response: Response,
-): Promise<LeaseEntry> {
+async function registerLease(core: Core, mounted: Mounted, request: Request, response: Response): Promise<void> {
   const secret = response.secret!;
   delete response.secret;
   const { ttl, maxTtl } = resolveTtl(secret, mounted.entry.config);
@@ -57,7 +51,6 @@ export async function registerLease(
       ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
       renewable: lease.renewable,
     };
-    return lease;
   } catch (err) {
     const revoke = mounted.backend.secrets?.[secret.type]?.revoke;
     // The lease's own failure is what the client hears about; a failed clean-up must not hide it.
