@@ -346,6 +346,7 @@ export class CredentialKeeper implements BackgroundJob {
 
   private async reconcile(scope: { all: boolean; clusters: Set<string> }): Promise<void> {
     const held = (await this.store.listCredentials()).filter((h) => scope.all || scope.clusters.has(h.cluster));
+    if (held.length === 0) return; // no database source in use: nothing to read
     const state = await DesiredState.load(this.store, new Set(held.map((h) => h.cluster)));
     for (const { cluster, delivery } of held) {
       const record = state.clusters.get(cluster);
