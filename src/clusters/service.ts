@@ -53,7 +53,7 @@ export class ClusterService {
 
   constructor(private readonly core: Core) {
     const view = new StorageView(core.barrier, CLUSTERS_PREFIX);
-    this.store = new ClusterStore(view);
+    this.store = new ClusterStore(view, new StorageView(core.barrier.uncached(), CLUSTERS_PREFIX));
     this.keeper = new CredentialKeeper(core, this.store, {
       bumpGeneration: (cluster, clusterId, delivery) => this.bumpGeneration(cluster, clusterId, delivery),
       refan: () => this.refan(),

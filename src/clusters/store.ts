@@ -105,7 +105,14 @@ export interface BundleRecord {
 export class ClusterStore {
   readonly locks = new KeyLocks();
 
-  constructor(private readonly storage: Storage) {}
+  /**
+   * `fresh` is the same view past the barrier's read cache: credential records are read from it, because two nodes
+   * write them (the one that issues at a fetch, the one that renews), and a cached copy would undo the other's.
+   */
+  constructor(
+    private readonly storage: Storage,
+    private readonly fresh: Storage = storage,
+  ) {}
 
   cluster(name: string): Promise<ClusterRecord | undefined> {
     return getJson<ClusterRecord>(this.storage, `clusters/${name}`);
@@ -196,7 +203,7 @@ export class ClusterStore {
   }
 
   credential(cluster: string, delivery: string): Promise<CredentialRecord | undefined> {
-    return getJson<CredentialRecord>(this.storage, `credentials/${cluster}/${delivery}`);
+    return getJson<CredentialRecord>(this.fresh, `credentials/${cluster}/${delivery}`);
   }
 
   putCredential(record: CredentialRecord): Promise<void> {
