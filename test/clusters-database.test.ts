@@ -388,6 +388,36 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     assert.ok(await canLogIn(replaced));
   });
 
+  it('an item dropped from the delivery lets its credential go after the report of the revision without it', async () => {
+    const record = (await held('store-1', 'app'))!;
+    const dropped = record.current.find((c) => c.item === 'app-db-password')!;
+    const [before] = await agents['store-1']!.protocol.set();
+    await writeOk(api(), 'sys/cofre/deliveries/app', {
+      namespace: 'app',
+      items: [{ name: 'app-db', mode: 'secret', database: { mount: 'database', role: 'app' } }],
+      rollout: [{ kind: 'Deployment', name: 'app' }],
+    });
+    const [after] = await agents['store-1']!.protocol.set();
+    assert.equal(after!.revision, before!.revision + 1);
+    await until('the item credential set aside', async () =>
+      (await held('store-1', 'app'))!.retired.some((r) => r.leaseId === dropped.leaseId),
+    );
+    const { payload } = await agents['store-1']!.protocol.fetchAndOpen(after!);
+    assert.deepEqual(
+      payload.objects.map((o) => o.name),
+      ['app-db'],
+    );
+    const lookup = () => api().call('PUT', 'sys/leases/lookup', { body: { lease_id: dropped.leaseId } });
+    assert.equal((await lookup()).status, 200, 'kept until the report');
+    await agents['store-1']!.protocol.report({
+      agent_version: 'test/2',
+      health: 'ok',
+      deliveries: { app: { revision: after!.revision, applied_at: new Date().toISOString(), pods: {} } },
+    });
+    await until('the lease revoked', async () => ((await lookup()).status === 400 ? true : undefined));
+    assert.equal((await held('store-1', 'app'))!.current.length, 1);
+  });
+
   it('a refused renewal whose re-issue fails shows in the status and is retried later, not in a loop', async () => {
     await writeOk(api(), 'database/roles/flaky', {
       db_name: 'main',
