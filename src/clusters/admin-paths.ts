@@ -1,7 +1,7 @@
 import type { PathRecord, Request } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, notFound } from '../core/errors.js';
-import { checkName, parseDelivery, parsePlacement } from './definitions.js';
+import { checkName, DEFAULT_GRACE_PERIOD, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
 import { checkSourcesReadable } from './source-access.js';
@@ -108,16 +108,23 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       pattern: 'cofre/deliveries/(?<name>[^/]+)',
       summary: 'Writes, reads or deletes a delivery: what an application needs in one namespace.',
       description:
-        'items: [{name, mode: secret|configmap|env|file, type?, immutable?, kv: {mount, path, keys?} | literal: ' +
-        '{key: value}}] (literal for configmap items only; env and file items are written as Secrets until in-pod ' +
-        'delivery is available, and the placement status says so); rollout: [{kind, name}]. A read shows the ' +
-        'definition and revision, never a value.',
+        'items: [{name, mode: secret|configmap|env|file, type?, immutable?, kv: {mount, path, keys?} | database: ' +
+        '{mount, role, keys?} | literal: {key: value}}] (database for secret items only, a credential of its own for ' +
+        'each cluster; literal for configmap items only; env and file items are written as Secrets until in-pod ' +
+        'delivery is available, and the placement status says so); rollout: [{kind, name}]; grace_period. A read ' +
+        'shows the definition and revision, never a value.',
       rejectUnknownFields: true,
       exists: async (req) => (await service.store.delivery(req.params.name ?? '')) !== undefined,
       fields: {
         namespace: { type: 'string', description: 'The target namespace.', required: true },
         items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
         rollout: { type: 'any', description: 'Workloads rolled when the delivery changes: [{kind, name}].' },
+        grace_period: {
+          type: 'duration',
+          description:
+            "How long a cluster's replaced database credential stays valid at most while its agent has not " +
+            'reported the revision that replaced it (default 30m).',
+        },
       },
       operations: {
         update: async (req) => {
@@ -134,6 +141,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
               namespace: record.namespace,
               items: record.items,
               rollout: record.rollout,
+              grace_period: record.gracePeriod ?? DEFAULT_GRACE_PERIOD,
               revision: record.revision,
               updated_at: record.updatedAt,
               source_error: record.sourceError || null,

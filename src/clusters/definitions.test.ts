@@ -76,6 +76,33 @@ describe('delivery and placement definitions', () => {
     );
   });
 
+  it('a database source: secret items only, credential fields as keys, a bounded grace period', () => {
+    const ok = parseDelivery({
+      namespace: 'app',
+      items: [{ name: 'db', mode: 'secret', database: { mount: '/database/', role: 'app', keys: ['password'] } }],
+      grace_period: 600,
+    });
+    assert.deepEqual(ok.items[0]!.database, { mount: 'database', role: 'app', keys: ['password'] });
+    assert.equal(ok.gracePeriod, 600);
+    assert.equal(parseDelivery({ namespace: 'app', items: ok.items }).gracePeriod, undefined);
+    const bad: [unknown, RegExp][] = [
+      [{ name: 'a', mode: 'configmap', database: { mount: 'd', role: 'r' } }, /secret items only/],
+      [{ name: 'a', mode: 'secret', database: { mount: 'd', role: 'r/x' } }, /role name without "\/"/],
+      [{ name: 'a', mode: 'secret', database: { mount: '/', role: 'r' } }, /non-empty mount/],
+      [{ name: 'a', mode: 'secret', database: { mount: 'd', role: 'r', keys: [] } }, /non-empty list/],
+      [{ name: 'a', mode: 'secret', database: { mount: 'd', role: 'r', keys: ['url'] } }, /not a credential field/],
+      [{ name: 'a', mode: 'secret', database: { mount: 'd', role: 'r', path: 'x' } }, /unknown fields/],
+      [{ name: 'a', mode: 'secret', database: 'database/creds/r' }, /\{mount, role, keys\?\}/],
+      [{ name: 'a', mode: 'secret', database: { mount: 'd', role: 'r' }, literal: { a: 'b' } }, /exactly one/],
+    ];
+    for (const [item, message] of bad) {
+      assert.throws(() => parseDelivery({ namespace: 'app', items: [item] }), message);
+    }
+    for (const grace of [-1, 1.5, 8 * 24 * 3600, '1h']) {
+      assert.throws(() => parseDelivery({ namespace: 'app', items: ok.items, grace_period: grace }), /grace_period/);
+    }
+  });
+
   it('a placement needs a selector or cluster names', () => {
     assert.throws(() => parsePlacement({ delivery: 'd' }), /selector/);
     assert.deepEqual(parsePlacement({ delivery: 'd', clusters: ['b', 'a', 'a'] }).clusters, ['a', 'b']);

@@ -16,6 +16,23 @@ export interface KvSource {
 export type DeliveryMode = 'secret' | 'configmap' | 'env' | 'file';
 export const DELIVERY_MODES: readonly DeliveryMode[] = ['secret', 'configmap', 'env', 'file'];
 
+/**
+ * A dynamic database role (`<mount>/creds/<role>`): each cluster gets a credential of its own, whose fields
+ * (`username`, `password`; all of them when `keys` is absent) are the Secret's keys.
+ */
+export interface DatabaseSource {
+  mount: string;
+  role: string;
+  keys?: string[];
+}
+
+/** The fields of a database credential, what `keys` may name. */
+export const DATABASE_CREDENTIAL_KEYS = ['username', 'password'];
+
+/** How long a replaced database credential stays valid when the agent does not report the new revision first. */
+export const DEFAULT_GRACE_PERIOD = 30 * 60;
+export const MAX_GRACE_PERIOD = 7 * 24 * 3600;
+
 export interface DeliveryItem {
   /** The Kubernetes object's name. */
   name: string;
@@ -23,6 +40,7 @@ export interface DeliveryItem {
   type?: string;
   immutable?: boolean;
   kv?: KvSource;
+  database?: DatabaseSource;
   /** Non-secret configuration only: refused in a secret item. */
   literal?: Record<string, string>;
 }
@@ -36,6 +54,8 @@ export interface DeliveryDefinition {
   namespace: string;
   items: DeliveryItem[];
   rollout: RolloutTarget[];
+  /** Seconds a replaced database credential stays valid at most, waiting for the agent's report (see above). */
+  gracePeriod?: number;
 }
 
 export interface PlacementDefinition {
@@ -71,7 +91,7 @@ function checkDataKey(key: string, where: string): void {
 function parseItem(raw: unknown, index: number): DeliveryItem {
   const where = `items[${index}]`;
   if (!isObject(raw)) throw badRequest(`${where} must be an object`);
-  const known = ['name', 'mode', 'type', 'immutable', 'kv', 'literal'];
+  const known = ['name', 'mode', 'type', 'immutable', 'kv', 'database', 'literal'];
   const unknown = Object.keys(raw).filter((k) => !known.includes(k));
   if (unknown.length > 0) throw badRequest(`unknown fields in ${where}: ${unknown.sort().join(', ')}`);
   const { name, mode } = raw;
@@ -92,10 +112,11 @@ function parseItem(raw: unknown, index: number): DeliveryItem {
     if (typeof raw.immutable !== 'boolean') throw badRequest(`${where}.immutable must be a boolean`);
     item.immutable = raw.immutable;
   }
-  if ((raw.kv === undefined) === (raw.literal === undefined)) {
-    throw badRequest(`${where} needs exactly one source: "kv" or "literal"`);
-  }
-  if (raw.kv !== undefined) {
+  const sources = [raw.kv, raw.database, raw.literal].filter((s) => s !== undefined).length;
+  if (sources !== 1) throw badRequest(`${where} needs exactly one source: "kv", "database" or "literal"`);
+  if (raw.database !== undefined) {
+    item.database = parseDatabaseSource(raw.database, mode, where);
+  } else if (raw.kv !== undefined) {
     const kv = raw.kv;
     if (!isObject(kv) || typeof kv.mount !== 'string' || typeof kv.path !== 'string') {
       throw badRequest(`${where}.kv must be {mount, path, keys?}`);
@@ -131,6 +152,44 @@ function parseItem(raw: unknown, index: number): DeliveryItem {
   return item;
 }
 
+function parseDatabaseSource(raw: unknown, mode: string, where: string): DatabaseSource {
+  // A credential is a secret: it never goes into a ConfigMap.
+  if (mode !== 'secret') throw badRequest(`${where}: a database source is for secret items only`);
+  if (!isObject(raw) || typeof raw.mount !== 'string' || typeof raw.role !== 'string') {
+    throw badRequest(`${where}.database must be {mount, role, keys?}`);
+  }
+  const unknown = Object.keys(raw).filter((k) => !['mount', 'role', 'keys'].includes(k));
+  if (unknown.length > 0) throw badRequest(`unknown fields in ${where}.database: ${unknown.sort().join(', ')}`);
+  const mount = raw.mount.replace(/^\/+|\/+$/g, '');
+  if (mount === '' || raw.role === '' || raw.role.includes('/')) {
+    throw badRequest(`${where}.database needs a non-empty mount and a role name without "/"`);
+  }
+  const source: DatabaseSource = { mount, role: raw.role };
+  if (raw.keys !== undefined) {
+    if (!Array.isArray(raw.keys) || raw.keys.length === 0 || !raw.keys.every((k) => typeof k === 'string')) {
+      throw badRequest(`${where}.database.keys must be a non-empty list of strings`);
+    }
+    const keys = raw.keys as string[];
+    const bad = keys.find((k) => !DATABASE_CREDENTIAL_KEYS.includes(k));
+    if (bad !== undefined) {
+      throw badRequest(
+        `${where}.database.keys: "${bad}" is not a credential field (${DATABASE_CREDENTIAL_KEYS.join(', ')})`,
+      );
+    }
+    source.keys = [...new Set(keys)];
+  }
+  return source;
+}
+
+/** The grace period of a delivery's replaced database credentials, in seconds (a duration field, parsed). */
+function parseGracePeriod(value: unknown): number | undefined {
+  if (value === undefined || value === 0) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_GRACE_PERIOD) {
+    throw badRequest(`"grace_period" must be between 1s and ${MAX_GRACE_PERIOD / 3600}h`);
+  }
+  return value;
+}
+
 export function parseDelivery(data: Record<string, unknown>): DeliveryDefinition {
   const namespace = data.namespace;
   if (typeof namespace !== 'string' || !isDnsLabel(namespace)) {
@@ -156,7 +215,8 @@ export function parseDelivery(data: Record<string, unknown>): DeliveryDefinition
     }
     return { kind: raw.kind as RolloutTarget['kind'], name: raw.name };
   });
-  return { namespace, items, rollout };
+  const gracePeriod = parseGracePeriod(data.grace_period);
+  return { namespace, items, rollout, ...(gracePeriod !== undefined ? { gracePeriod } : {}) };
 }
 
 export function parsePlacement(data: Record<string, unknown>): PlacementDefinition {

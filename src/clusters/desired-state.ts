@@ -64,13 +64,17 @@ export class DesiredState {
 /**
  * A cluster's set: its placed deliveries at their revisions, and revision 0 for each delivery it was handed a
  * bundle of that is no longer placed there (until its agent reports the removal done).
+ *
+ * A cluster's revision of a delivery is the delivery's revision plus the times its own database credentials of
+ * that delivery were replaced or revoked (its `generations`): every change of what it is sealed makes a higher
+ * number for that cluster, and a credential replaced for one cluster moves no other cluster's revision.
  */
 export function setOf(state: DesiredState, cluster: ClusterRecord): SetEntry[] {
   const selected = state.selected(cluster);
   const out: SetEntry[] = [...selected.values()].map((d) => ({
     delivery: d.name,
     namespace: d.namespace,
-    revision: d.revision,
+    revision: d.revision + (cluster.generations?.[d.name] ?? 0),
   }));
   for (const [delivery, namespace] of Object.entries(cluster.handed ?? {})) {
     if (!selected.has(delivery)) out.push({ delivery, namespace, revision: 0 });

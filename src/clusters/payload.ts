@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { getJson } from '../core/storage-view.js';
+import { readRole } from '../engines/database/path-roles.js';
 import { KvState, KvStore } from '../engines/kv/store.js';
-import { objectKind, type DeliveryDefinition, type KvSource } from './definitions.js';
+import { objectKind, type DatabaseSource, type DeliveryDefinition, type KvSource } from './definitions.js';
 
 /** What the agent opens: the protocol's payload (docs/multi-cluster.md, "Fetch"). */
 export interface BundlePayload {
@@ -44,6 +45,19 @@ async function readKv(core: Core, source: KvSource): Promise<Record<string, unkn
   return data;
 }
 
+/**
+ * A database source can be issued from: its mount is a database engine with the role. The credential itself is
+ * issued per cluster when that cluster's bundle is sealed (database-source.ts), never here.
+ */
+async function checkDatabase(core: Core, source: DatabaseSource): Promise<void> {
+  const mounted = core.mounts.get('mounts', `${source.mount}/`);
+  const where = `database role "${source.mount}/${source.role}"`;
+  if (!mounted || mounted.entry.type !== 'database') {
+    throw new SourceError(`${where}: no database mount at "${source.mount}/"`);
+  }
+  if (!(await readRole(mounted.storage, source.role))) throw new SourceError(`${where} not found`);
+}
+
 const base64 = (value: unknown): string =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8').toString('base64');
 
@@ -51,7 +65,10 @@ async function build(core: Core, definition: DeliveryDefinition): Promise<Bundle
   const objects: BundlePayload['objects'] = [];
   for (const item of definition.items) {
     const entries: [string, string][] = [];
-    if (item.kv) {
+    if (item.database) {
+      // Filled per cluster (withCredentials): the delivery's digest does not change with one cluster's credential.
+      await checkDatabase(core, item.database);
+    } else if (item.kv) {
       const values = await readKv(core, item.kv);
       for (const key of item.kv.keys ?? Object.keys(values).sort()) {
         if (!Object.hasOwn(values, key)) {
@@ -86,7 +103,40 @@ export async function resolvePayload(core: Core, definition: DeliveryDefinition)
   }
 }
 
-/** Whether a change-stream path ("secret/app/db") is one of the delivery's sources. */
+/**
+ * A delivery's payload with each database item's Secret filled from one cluster's credentials (item name →
+ * credential fields), as sealed for that cluster only.
+ */
+export function withCredentials(
+  payload: Buffer,
+  definition: DeliveryDefinition,
+  credentials: Map<string, Record<string, string>>,
+): Buffer {
+  const parsed = JSON.parse(payload.toString('utf8')) as BundlePayload;
+  for (const item of definition.items) {
+    if (!item.database) continue;
+    const object = parsed.objects.find((o) => o.kind === 'Secret' && o.name === item.name);
+    const credential = credentials.get(item.name);
+    if (!object || !credential) throw new Error(`no credential for item "${item.name}"`);
+    const keys = item.database.keys ?? Object.keys(credential).sort();
+    object.data = Object.fromEntries(keys.map((key) => [key, base64(credential[key] ?? '')]));
+  }
+  return Buffer.from(JSON.stringify(parsed), 'utf8');
+}
+
+/**
+ * Whether a change-stream path ("secret/app/db") is one of the delivery's sources: a KV secret, or a database
+ * role's definition (a role created or deleted changes whether the delivery can be built).
+ */
 export function usesSource(definition: DeliveryDefinition, changedPath: string): boolean {
-  return definition.items.some((item) => item.kv && `${item.kv.mount}/${item.kv.path}` === changedPath);
+  return definition.items.some(
+    (item) =>
+      (item.kv && `${item.kv.mount}/${item.kv.path}` === changedPath) ||
+      (item.database && `${item.database.mount}/roles/${item.database.role}` === changedPath),
+  );
+}
+
+/** Whether any item of the delivery is a database source (its bundles then differ per cluster). */
+export function hasDatabaseSource(definition: DeliveryDefinition): boolean {
+  return definition.items.some((item) => item.database !== undefined);
 }

@@ -13,10 +13,11 @@ import {
   signatureValid,
   type LoginProof,
 } from './agent-identity.js';
+import { CredentialKeeper } from './credential-keeper.js';
 import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
 import { DesiredState, setOf, type SetEntry } from './desired-state.js';
 import { AgentConnection, FanOut } from './fan-out.js';
-import { resolvePayload, usesSource } from './payload.js';
+import { hasDatabaseSource, resolvePayload, usesSource, withCredentials } from './payload.js';
 import { checkSealingPublicKey, sealBundle } from './sealing.js';
 import {
   ClusterStore,
@@ -44,17 +45,30 @@ const now = (): string => new Date().toISOString();
 export class ClusterService {
   readonly store: ClusterStore;
   readonly fanOut = new FanOut();
+  /** The database credentials held for clusters, and their leases' renewal and revocation. */
+  readonly keeper: CredentialKeeper;
   private readonly nonces = new NonceCache();
   private listening: AbortController | undefined;
   private refanPending = false;
 
   constructor(private readonly core: Core) {
     const view = new StorageView(core.barrier, CLUSTERS_PREFIX);
-    this.store = new ClusterStore(view);
+    this.store = new ClusterStore(view, new StorageView(core.barrier.uncached(), CLUSTERS_PREFIX));
+    this.keeper = new CredentialKeeper(core, this.store, {
+      bumpGeneration: (cluster, clusterId, delivery) => this.bumpGeneration(cluster, clusterId, delivery),
+      refan: () => this.refan(),
+    });
+    core.addBackgroundJob(this.keeper);
     // Another node on the same store wrote a cluster, delivery, placement or report (the barrier has already
     // forgotten its cached copy): the agents connected here are compared with the new definitions, as after a
     // write on this node. Without it they learnt of a placement made on another node only on reconnecting.
-    core.invalidation.on(view.prefix, { drop: (key) => this.remoteChange(key), dropAll: () => this.refan() });
+    core.invalidation.on(view.prefix, {
+      drop: (key) => this.remoteChange(key),
+      dropAll: () => {
+        this.refan();
+        this.keeper.reload();
+      },
+    });
   }
 
   /**
@@ -64,10 +78,37 @@ export class ClusterService {
    * Bundles and the id and bootstrap indexes change no set.
    */
   private remoteChange(key: string): void {
-    if (key.startsWith('deliveries/') || key.startsWith('placements/')) this.refan();
-    else if (key.startsWith('clusters/') && this.fanOut.connections(key.slice('clusters/'.length)).length > 0) {
+    if (key.startsWith('deliveries/') || key.startsWith('placements/')) {
       this.refan();
+      this.keeper.reconcileSoon();
+    } else if (key.startsWith('clusters/')) {
+      const name = key.slice('clusters/'.length);
+      if (this.fanOut.connections(name).length > 0) this.refan();
+      this.keeper.clusterChanged(name, true);
+    } else if (key.startsWith('credentials/')) {
+      const [cluster = '', delivery = ''] = key.slice('credentials/'.length).split('/');
+      void this.keeper.refresh(cluster, delivery).catch(() => undefined);
     }
+  }
+
+  /** What clusters should hold changed: the agents are told, and held credentials checked against placements. */
+  private changed(): void {
+    this.refan();
+    this.keeper.reconcileSoon();
+  }
+
+  /**
+   * A cluster's database credentials of a delivery were replaced or revoked: its revision of that delivery goes up
+   * by one (see desired-state.ts, setOf), for it alone. Undefined when the cluster is gone or registered anew.
+   */
+  private async bumpGeneration(name: string, clusterId: string, delivery: string): Promise<number | undefined> {
+    return this.store.locks.run(`cluster/${name}`, async () => {
+      const current = await this.store.cluster(name);
+      if (!current || current.clusterId !== clusterId) return undefined;
+      const generation = (current.generations?.[delivery] ?? 0) + 1;
+      await this.store.putCluster({ ...current, generations: { ...current.generations, [delivery]: generation } });
+      return generation;
+    });
   }
 
   // ---- clusters -------------------------------------------------------------------------------------------------
@@ -103,7 +144,7 @@ export class ClusterService {
       await this.store.putCluster(cluster);
       return { created: true, cluster, token };
     });
-    this.refan();
+    this.changed();
     return result;
   }
 
@@ -128,6 +169,7 @@ export class ClusterService {
     });
     if (!cluster) return;
     this.fanOut.disconnect(name);
+    this.keeper.reconcileSoon(name);
     await this.core.tokens.revokeByPath(`${AGENT_LOGIN_PATH}/${cluster.clusterId}`);
   }
 
@@ -235,7 +277,7 @@ export class ClusterService {
       await this.store.putDelivery(next);
       return next;
     });
-    this.refan();
+    this.changed();
     return record;
   }
 
@@ -264,25 +306,25 @@ export class ClusterService {
       await this.store.putDelivery(next);
       return { record: next, ...(resolved.ok ? { payload: resolved.bytes } : {}) };
     });
-    if (changed) this.refan();
+    if (changed) this.changed();
     return result;
   }
 
   async deleteDelivery(name: string): Promise<void> {
     await this.store.locks.run(`delivery/${name}`, () => this.store.deleteDelivery(name));
-    this.refan();
+    this.changed();
   }
 
   async writePlacement(name: string, definition: PlacementDefinition): Promise<void> {
     this.ensureListening();
     if (!(await this.store.delivery(definition.delivery))) throw badRequest(`no delivery "${definition.delivery}"`);
     await this.store.putPlacement({ name, ...definition, updatedAt: now() });
-    this.refan();
+    this.changed();
   }
 
   async deletePlacement(name: string): Promise<void> {
     await this.store.deletePlacement(name);
-    this.refan();
+    this.changed();
   }
 
   /** A placement's status: per selected cluster, what its agent reported of the delivery. */
@@ -292,11 +334,23 @@ export class ClusterService {
     const state = await DesiredState.load(this.store);
     const delivery = state.deliveries.get(placement.delivery);
     const clusters: Record<string, unknown> = {};
+    const database = delivery !== undefined && hasDatabaseSource(delivery);
     for (const cluster of state.placedOn(placement)) {
       const report = cluster.reports?.[placement.delivery];
+      const held = database ? await this.store.credential(cluster.name, placement.delivery) : undefined;
       clusters[cluster.name] = {
+        // Lease ids and errors only: a credential's fields are in its cluster's bundles and nowhere else.
+        ...(database
+          ? {
+              credentials: {
+                leases: held?.current.map((c) => c.leaseId) ?? [],
+                replaced_leases: held?.retired.map((r) => r.leaseId) ?? [],
+                error: held?.error ?? null,
+              },
+            }
+          : {}),
         state: cluster.signingKey ? 'enrolled' : 'pending',
-        desired_revision: delivery?.revision ?? 0,
+        desired_revision: delivery ? delivery.revision + (cluster.generations?.[delivery.name] ?? 0) : 0,
         revision: report?.revision ?? 0,
         applied_at: report?.applied_at ?? null,
         error: report?.error ?? null,
@@ -335,26 +389,26 @@ export class ClusterService {
     const { record } = refreshed;
     if (record.sourceError) throw badRequest(`delivery "${delivery}" cannot be built: ${record.sourceError}`);
     return this.store.locks.run(`bundle/${cluster.name}/${delivery}`, async () => {
+      // A database source: this cluster's own credentials, under its own revision of the delivery.
+      const own = hasDatabaseSource(record) ? await this.keeper.credentialsFor(cluster, record) : undefined;
+      const generation = async (): Promise<number> =>
+        (await this.store.cluster(cluster.name))?.generations?.[delivery] ?? 0;
+      const revision = own?.revision ?? record.revision + (await generation());
       const stored = await this.store.bundle(cluster.name, delivery);
       if (
         stored &&
-        stored.revision === record.revision &&
+        stored.revision === revision &&
         stored.namespace === record.namespace &&
         stored.sealingKey === cluster.sealingKey
       ) {
         return stored;
       }
-      const payload = refreshed.payload!;
-      const binding = {
-        clusterId: cluster.clusterId,
-        delivery,
-        namespace: record.namespace,
-        revision: record.revision,
-      };
+      const payload = own ? withCredentials(refreshed.payload!, record, own.credentials) : refreshed.payload!;
+      const binding = { clusterId: cluster.clusterId, delivery, namespace: record.namespace, revision };
       const bundle: BundleRecord = {
         delivery,
         namespace: record.namespace,
-        revision: record.revision,
+        revision,
         sealingKey: cluster.sealingKey!,
         bundle: await sealBundle(cluster.sealingKey!, binding, payload),
       };
@@ -392,6 +446,8 @@ export class ClusterService {
       await this.store.putCluster({ ...current, lastSeen: now(), agentVersion, health, reports, handed });
     });
     for (const delivery of done) await this.store.deleteBundle(cluster.name, delivery);
+    // Replaced credentials whose revision this report shows applied can go.
+    this.keeper.clusterChanged(cluster.name, false);
   }
 
   async touch(cluster: ClusterRecord): Promise<void> {

@@ -31,6 +31,49 @@ export interface ClusterRecord {
   reports?: Record<string, DeliveryReport>;
   /** Deliveries it was handed a bundle of, with their namespace: what it must be told to remove once unplaced. */
   handed?: Record<string, string>;
+  /**
+   * Per delivery, how many times this cluster's database credentials were replaced or revoked: added to the
+   * delivery's revision, it is the revision this cluster holds (see docs/multi-cluster.md, "Revisions").
+   */
+  generations?: Record<string, number>;
+}
+
+/** A database credential's lease that the pipeline holds for one cluster's delivery. Times are unix ms. */
+export interface HeldLease {
+  leaseId: string;
+  /** The delivery item it fills, and the source it was issued from. */
+  item: string;
+  mount: string;
+  role: string;
+  /** The TTL it was issued with: what each renewal extends it by. */
+  ttlMs: number;
+  issueTime: number;
+  expireTime: number;
+  maxExpireTime: number;
+}
+
+/** The credential sealed into this cluster's bundles now; its fields are kept to seal later revisions too. */
+export interface CurrentCredential extends HeldLease {
+  data: Record<string, string>;
+}
+
+/** A replaced credential, kept alive until the agent reports a revision without it, or its grace period ends. */
+export interface RetiredLease extends HeldLease {
+  /** The cluster's first revision of the delivery without it: a report of it or a later one lets it go. */
+  replacedBy: number;
+  revokeAt: number;
+}
+
+/** credentials/<cluster>/<delivery>: which leases belong to which cluster and delivery. */
+export interface CredentialRecord {
+  cluster: string;
+  clusterId: string;
+  delivery: string;
+  current: CurrentCredential[];
+  retired: RetiredLease[];
+  /** Why the last renewal or re-issue failed (never a value), and when it is tried again. */
+  error?: string;
+  retryAt?: number;
 }
 
 export interface DeliveryRecord extends DeliveryDefinition {
@@ -64,7 +107,14 @@ export interface BundleRecord {
 export class ClusterStore {
   readonly locks = new KeyLocks();
 
-  constructor(private readonly storage: Storage) {}
+  /**
+   * `fresh` is the same view past the barrier's read cache: credential records are read from it, because two nodes
+   * write them (the one that issues at a fetch, the one that renews), and a cached copy would undo the other's.
+   */
+  constructor(
+    private readonly storage: Storage,
+    private readonly fresh: Storage = storage,
+  ) {}
 
   cluster(name: string): Promise<ClusterRecord | undefined> {
     return getJson<ClusterRecord>(this.storage, `clusters/${name}`);
@@ -152,6 +202,33 @@ export class ClusterStore {
 
   deleteBundle(cluster: string, delivery: string): Promise<void> {
     return this.storage.delete(`bundles/${cluster}/${delivery}`);
+  }
+
+  credential(cluster: string, delivery: string): Promise<CredentialRecord | undefined> {
+    return getJson<CredentialRecord>(this.fresh, `credentials/${cluster}/${delivery}`);
+  }
+
+  putCredential(record: CredentialRecord): Promise<void> {
+    return putJson(this.storage, `credentials/${record.cluster}/${record.delivery}`, record);
+  }
+
+  deleteCredential(cluster: string, delivery: string): Promise<void> {
+    return this.storage.delete(`credentials/${cluster}/${delivery}`);
+  }
+
+  /** Every (cluster, delivery) whose credential leases the pipeline holds. */
+  async listCredentials(): Promise<{ cluster: string; delivery: string }[]> {
+    const out: { cluster: string; delivery: string }[] = [];
+    for (const folder of await this.storage.list('credentials/')) {
+      const cluster = folder.replace(/\/$/, '');
+      for (const delivery of await this.storage.list(`credentials/${cluster}/`)) out.push({ cluster, delivery });
+    }
+    return out;
+  }
+
+  /** The deliveries whose credential leases the pipeline holds for this cluster. */
+  credentialsOf(cluster: string): Promise<string[]> {
+    return this.storage.list(`credentials/${cluster}/`);
   }
 
   /** The deliveries this cluster was handed a bundle of (and has not yet acknowledged removing). */

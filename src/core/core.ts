@@ -74,6 +74,12 @@ function withCubbyhole(lifecycle: TokenLifecycle, cubbyhole: () => Storage | und
   };
 }
 
+/** See Core.addBackgroundJob. `start` must not throw; it runs its own failures down. */
+export interface BackgroundJob {
+  start(): void;
+  stop(): void;
+}
+
 /**
  * The core: seal state, barrier, mount table, token and policy stores. It holds the root key in memory only
  * while unsealed, and drops it (with every cache) on seal.
@@ -92,6 +98,9 @@ export class Core {
   /** sys/generate-root and sys/rekey: attempts held in memory only, dropped on seal (as Vault's). */
   readonly rootGeneration = new RootGeneration(this);
   readonly rekey = new Rekey(this);
+  /** Background work of parts that are not mounts, run with lease expiry on the one node that runs it. */
+  private readonly backgroundJobs: BackgroundJob[] = [];
+  private backgroundRunning = false;
   private rootKey: Buffer | undefined;
   private pendingShares: Buffer[] = [];
   private unsealNonce = '';
@@ -500,11 +509,32 @@ export class Core {
     // Sealed, or no longer leader, while the leases loaded: the schedules must not start here.
     if (this.sealed || !this.leading) return this.expiration.stop();
     this.mounts.startBackground();
+    this.backgroundRunning = true;
+    for (const job of this.backgroundJobs) job.start();
   }
 
   private stopBackground(): void {
     this.expiration.stop();
     void this.mounts.stopBackground();
+    if (this.backgroundRunning) for (const job of this.backgroundJobs) job.stop();
+    this.backgroundRunning = false;
+  }
+
+  /**
+   * Whether this node runs the background jobs now (unsealed, and the leader when nodes share a store): what a
+   * part that renews or revokes on a schedule asks before it acts on a change another node made.
+   */
+  get runsBackground(): boolean {
+    return this.backgroundRunning && this.leading && !this.sealed;
+  }
+
+  /**
+   * A part that is not a mount (the multi-cluster pipeline's credential leases) runs background work with the
+   * others: started when this node starts them (at once if it already runs them), stopped on seal or step-down.
+   */
+  addBackgroundJob(job: BackgroundJob): void {
+    this.backgroundJobs.push(job);
+    if (this.runsBackground) job.start();
   }
 
   private systemView(entry: MountEntry): SystemView {
