@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -42,6 +43,19 @@ async function refusal(promise: Promise<unknown>): Promise<string> {
     return body ? ((JSON.parse(body) as { message?: string }).message ?? body) : (err as Error).message;
   }
   assert.fail('the API server accepted what it should have refused');
+}
+
+/** One HTTPS request to the injector, verifying its certificate against `ca`. */
+function call(url: string, ca: string, method: string, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 const envOf = (c: k8s.V1Container | undefined, name: string) => c?.env?.find((e) => e.name === name)?.value;
@@ -327,6 +341,24 @@ describe('cofre injector on a real kube-apiserver', () => {
     }
   });
 
+  it('answers only AdmissionReviews on POST /mutate, over TLS', async () => {
+    const url = `https://127.0.0.1:${port}`;
+    assert.equal((await call(`${url}/mutate`, caCert, 'GET')).status, 405);
+    assert.equal((await call(`${url}/other`, caCert, 'POST', '{}')).status, 404);
+    const notJson = await call(`${url}/mutate`, caCert, 'POST', 'not json');
+    assert.deepEqual(notJson, { status: 400, text: 'expected a JSON AdmissionReview' });
+    const wrong = await call(
+      `${url}/mutate`,
+      caCert,
+      'POST',
+      JSON.stringify({ kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1beta1' }),
+    );
+    assert.equal(wrong.status, 400);
+    assert.match(wrong.text, /admission\.k8s\.io\/v1/);
+    // A client that does not trust the injector's CA gets no answer.
+    await assert.rejects(call(`${url}/healthz`, cluster.caCert, 'GET'), /certificate/);
+  });
+
   it('stops on SIGTERM; then an opted-in pod is refused (failurePolicy Fail) and an ordinary pod is created', async () => {
     injector.kill('SIGTERM');
     assert.equal(await exited, 0, output);
@@ -338,5 +370,35 @@ describe('cofre injector on a real kube-apiserver', () => {
     await create('ordinary', {}, {}, {});
     const pod = await core.readNamespacedPod({ name: 'ordinary', namespace: NS });
     assert.equal(pod.spec!.initContainers, undefined);
+  });
+});
+
+describe('cofre injector (the command line)', () => {
+  it('refuses to start without what it needs, saying which flag', async () => {
+    const start = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'injector', ...args], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          env: { PATH: process.env.PATH, ...env },
+        });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+    const tls = ['--tls-cert-file', '/nonexistent.crt', '--tls-key-file', '/nonexistent.key'];
+    const noImage = await start([...tls, '--cofre-address', 'https://c:8200']);
+    assert.equal(noImage.code, 1);
+    assert.match(noImage.stderr, /Error starting the injector: --agent-image \(or COFRE_AGENT_IMAGE\) is required/);
+    const noAddress = await start([...tls, '--agent-image', 'cofre:1']);
+    assert.match(noAddress.stderr, /--cofre-address \(or COFRE_ADDR\)/);
+    const noCert = await start(['--agent-image', 'cofre:1'], { COFRE_ADDR: 'https://c:8200' });
+    assert.match(noCert.stderr, /--tls-cert-file is required/);
+    const badPolicy = await start([...tls, '--agent-image', 'cofre:1', '--agent-image-pull-policy', 'Sometimes'], {
+      COFRE_ADDR: 'https://c:8200',
+    });
+    assert.match(badPolicy.stderr, /--agent-image-pull-policy: expected one of Always, IfNotPresent, Never/);
+    const missingFile = await start([...tls, '--agent-image', 'cofre:1'], { COFRE_ADDR: 'https://c:8200' });
+    assert.equal(missingFile.code, 1);
+    assert.match(missingFile.stderr, /\/nonexistent\.crt/);
   });
 });
