@@ -153,6 +153,27 @@ describe('injector mutation', () => {
       initConfig.items.map((i: { name: string }) => i.name),
       ['db'],
     );
+    assert.equal(after.spec!.shareProcessNamespace, undefined, 'no signal asked, no shared process namespace');
+  });
+
+  it('a signal on change shares the process namespace, so the sidecar can reach the app', () => {
+    const after = inject(
+      pod(
+        {
+          'cofre.dev/secret-db': 'secret/app/db',
+          'cofre.dev/sidecar': 'true',
+          'cofre.dev/on-change-signal': 'SIGHUP',
+          'cofre.dev/on-change-pid-file': '/cofre/secrets/.app.pid',
+        },
+        [{ name: 'app', image: 'app' }],
+      ),
+    );
+    assert.equal(after.spec!.shareProcessNamespace, true);
+    const sidecar = after.spec!.initContainers![1]!;
+    assert.deepEqual(JSON.parse(envOf(sidecar, 'COFRE_AGENT_CONFIG')!).on_change, {
+      signal: 'SIGHUP',
+      pid_file: '/cofre/secrets/.app.pid',
+    });
   });
 
   it('env: the command runs through the agent, args folded in, exec probes wrapped, no value in the spec', () => {
@@ -231,6 +252,12 @@ describe('injector mutation', () => {
         () => mutatePod(p, parseAnnotations(p.metadata!.annotations, defaults), settings),
         (err: Error) => err instanceof PodRefusedError && why.test(err.message),
       );
+    const signal = { 'cofre.dev/secret-a': 'kv/a', 'cofre.dev/on-change-signal': 'SIGHUP' };
+    refused(pod(signal, [{ name: 'app', image: 'a' }]), /on-change-signal: only the sidecar/);
+    refused(
+      pod({ ...signal, 'cofre.dev/sidecar': 'true' }, [{ name: 'app', image: 'a' }], { shareProcessNamespace: false }),
+      /shareProcessNamespace: false/,
+    );
     const env = { 'cofre.dev/secret-a': 'kv/a', 'cofre.dev/env-a': 'A=a' };
     refused(pod(env, [{ name: 'app', image: 'a' }]), /container app .*no command .*cofre\.dev\/command.*registry/);
     refused(pod(env, [{ name: 'app', image: 'a', args: ['x'] }]), /container app .*no command/);

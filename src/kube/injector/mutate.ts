@@ -128,6 +128,17 @@ function refuseConflicts(pod: V1Pod, request: InjectionRequest): void {
       throw new PodRefusedError(`annotation cofre.dev/containers: the pod has no container named ${name}`);
   if (request.containers && request.envItems.length === 0)
     throw new PodRefusedError('annotation cofre.dev/containers: no item is delivered as environment variables');
+  if (request.onChange && !request.sidecar)
+    throw new PodRefusedError(
+      'annotation cofre.dev/on-change-signal: only the sidecar re-renders files and signals the app; add ' +
+        'cofre.dev/sidecar: "true"',
+    );
+  // The sidecar signals a process of another container, which it can see only in a shared PID namespace.
+  if (request.onChange && spec.shareProcessNamespace === false)
+    throw new PodRefusedError(
+      'annotation cofre.dev/on-change-signal: the sidecar can signal the app only when the containers share the ' +
+        'process namespace, and the pod sets spec.shareProcessNamespace: false',
+    );
   if (request.sidecar && request.fileItems.length === 0)
     throw new PodRefusedError(
       'annotation cofre.dev/sidecar: the sidecar keeps files up to date, and no item is delivered as a file',
@@ -223,6 +234,8 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   }
 
   append(ops, '/spec/volumes', spec.volumes, volumes);
+  if (request.onChange && !spec.shareProcessNamespace)
+    ops.push({ op: 'add', path: '/spec/shareProcessNamespace', value: true });
   // Ours go first: the files are there before any other init container or app container starts.
   if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: agents });
   else agents.forEach((agent, i) => ops.push({ op: 'add', path: `/spec/initContainers/${i}`, value: agent }));
