@@ -23,6 +23,8 @@ export interface InjectorServerOptions {
   defaults: InjectorDefaults;
   agent: AgentSettings;
   log: (msg: string, fields?: object) => void;
+  /** How often the certificate files are re-read; a minute unless a test wants it sooner. */
+  certReloadMs?: number;
 }
 
 export interface InjectorServer {
@@ -68,6 +70,12 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
     if (path !== '/mutate') return void res.writeHead(404).end('not found');
     if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end('use POST');
     const started = performance.now();
+    // The API server sends a Content-Length: refuse an oversized body before reading it, and let the client finish
+    // sending (bounded by requestTimeout) so that it reads the answer rather than a reset connection.
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      res.writeHead(413, { connection: 'close' }).end(`request body over ${MAX_BODY_BYTES} bytes`);
+      return void req.resume();
+    }
     readBody(req).then(
       (body) => {
         let parsed: unknown;
@@ -115,7 +123,7 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
       // A half-written pair (mid-rotation) is retried next time; the current certificate keeps serving.
       opts.log('could not reload the serving certificate', { error: (err as Error).message });
     }
-  }, CERT_RELOAD_MS);
+  }, opts.certReloadMs ?? CERT_RELOAD_MS);
   reload.unref();
 
   await new Promise<void>((resolve, reject) => {
