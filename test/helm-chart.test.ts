@@ -281,8 +281,12 @@ describe('Helm chart charts/cofre', () => {
       'secret/cofre-injector-tls',
       'serviceaccount/cofre-injector',
       `mutatingwebhookconfiguration.admissionregistration.k8s.io/cofre-injector-${ns}`,
+      'poddisruptionbudget.policy/cofre-injector',
     ])
       assert.match(res.stdout, new RegExp(`^${want} created \\(server dry run\\)$`, 'm'));
+    assert.match(docs.get('PodDisruptionBudget/cofre-injector') ?? '', /minAvailable: 1\n/);
+    const single = documents((await template('injector.enabled=true', 'injector.replicas=1')).stdout);
+    assert.equal(single.get('PodDisruptionBudget/cofre-injector'), undefined, 'no budget a single replica cannot keep');
     // Off by default.
     assert.equal(documents((await template()).stdout).get('Deployment/cofre-injector'), undefined);
   });
