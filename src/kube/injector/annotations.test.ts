@@ -109,6 +109,7 @@ describe('injector annotations', () => {
     refused({ ...kv, 'cofre.dev/files-dir': 'secrets' }, 'cofre.dev/files-dir', /absolute directory/);
     refused({ ...kv, 'cofre.dev/files-dir': '/a/../etc' }, 'cofre.dev/files-dir', /absolute directory/);
     refused({ ...kv, 'cofre.dev/files-dir': '/' }, 'cofre.dev/files-dir', /cannot be \//);
+    refused({ ...kv, 'cofre.dev/files-dir': '/cofre/bin/' }, 'cofre.dev/files-dir', /its own volumes/);
     refused({ ...kv, 'cofre.dev/auth-path': 'auth/../sys' }, 'cofre.dev/auth-path', /mount/);
     refused({ ...kv, 'cofre.dev/on-change-signal': 'SIGKILLME' }, 'cofre.dev/on-change-signal', /SIGHUP/);
     refused({ ...kv, 'cofre.dev/on-change-pid-file': '/x' }, 'cofre.dev/on-change-pid-file', /without/);

@@ -3,7 +3,14 @@
  * that names the annotation, so a pod that asked for secrets is never started without them by accident: an unknown
  * `cofre.dev/` annotation (a typo) is refused too, never ignored.
  */
-import { ANNOTATION_PREFIX, STATUS_ANNOTATION, type AgentItem, type FileFormat } from './contract.js';
+import {
+  ANNOTATION_PREFIX,
+  BIN_DIR,
+  STATUS_ANNOTATION,
+  TOKEN_DIR,
+  type AgentItem,
+  type FileFormat,
+} from './contract.js';
 
 export class AnnotationError extends Error {}
 
@@ -99,6 +106,7 @@ function absoluteDir(annotation: string, value: string): string {
     fail(annotation, `expected an absolute directory such as /cofre/secrets, got ${shown(value)}`);
   const dir = value.replace(/\/+$/, '');
   if (dir === '') fail(annotation, 'the files directory cannot be /');
+  if (dir === BIN_DIR || dir === TOKEN_DIR) fail(annotation, `${dir} is where the injector mounts its own volumes`);
   return dir;
 }
 
