@@ -246,6 +246,32 @@ describe('cofre injector on a real kube-apiserver', () => {
     assert.match(output, /"decision":"injected"/);
   });
 
+  it('does not inject a pod twice: the spec of an injected pod, submitted again, comes back as it was', async () => {
+    const injected = await core.readNamespacedPod({ name: 'app', namespace: NS });
+    // What the ServiceAccount admission plugin added goes, as it would add it again under another name.
+    const ours = (name: string) => !name.startsWith('kube-api-access-');
+    const spec = structuredClone(injected.spec!);
+    spec.volumes = spec.volumes!.filter((v) => ours(v.name));
+    for (const c of [...spec.containers, ...spec.initContainers!])
+      c.volumeMounts = c.volumeMounts!.filter((m) => ours(m.name));
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'app-again', labels: injected.metadata!.labels, annotations: injected.metadata!.annotations },
+        spec,
+      },
+    });
+    const again = await core.readNamespacedPod({ name: 'app-again', namespace: NS });
+    const names = (p: k8s.V1Pod) => ({
+      volumes: p.spec!.volumes!.map((v) => v.name).filter(ours),
+      init: p.spec!.initContainers!.map((c) => c.name),
+      command: p.spec!.containers[0]!.command,
+      env: p.spec!.containers[0]!.env!.map((e) => e.name),
+    });
+    assert.deepEqual(names(again), names(injected));
+    assert.match(output, /"decision":"unchanged","reason":"already injected"/);
+  });
+
   it('leaves a pod without the label untouched, annotations or not', async () => {
     await create('plain', {}, { 'cofre.dev/role': 'app', 'cofre.dev/secret-db': 'secret/app/db' }, {});
     const pod = await core.readNamespacedPod({ name: 'plain', namespace: NS });
