@@ -423,6 +423,10 @@ describe('cofre injector (the command line)', () => {
       COFRE_ADDR: 'https://c:8200',
     });
     assert.match(badPolicy.stderr, /--agent-image-pull-policy: expected one of Always, IfNotPresent, Never/);
+    const relative = await start([...tls, '--agent-image', 'cofre:1', '--default-files-dir', 'secrets'], {
+      COFRE_ADDR: 'https://c:8200',
+    });
+    assert.match(relative.stderr, /--default-files-dir: expected an absolute directory/);
     const missingFile = await start([...tls, '--agent-image', 'cofre:1'], { COFRE_ADDR: 'https://c:8200' });
     assert.equal(missingFile.code, 1);
     assert.match(missingFile.stderr, /\/nonexistent\.crt/);

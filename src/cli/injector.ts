@@ -48,6 +48,8 @@ async function run(flags: InjectorFlags): Promise<void> {
     throw new Error(`--agent-image-pull-policy: expected one of ${PULL_POLICIES.join(', ')}, got ${pullPolicy}`);
   const caCert = caCertPem(flags.cofreCaCert ?? env.COFRE_CACERT ?? env.VAULT_CACERT);
   const listen = flags.listen ?? env.COFRE_INJECTOR_LISTEN ?? ':8443';
+  if (!flags.defaultFilesDir.startsWith('/'))
+    throw new Error(`--default-files-dir: expected an absolute directory, got ${flags.defaultFilesDir}`);
 
   const server = await startInjectorServer({
     listen,
