@@ -94,7 +94,7 @@ export async function startInjectorServer(opts: InjectorServerOptions): Promise<
             namespace: request.namespace,
             pod: meta?.name || (meta?.generateName ? `${meta.generateName}*` : undefined),
             ...result.outcome,
-            ms: Math.round(performance.now() - started),
+            ms: Math.round((performance.now() - started) * 10) / 10,
           });
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result.review));
         } catch (err) {
