@@ -1,9 +1,11 @@
 // The Helm chart charts/cofre: `helm lint` passes, `helm template --include-crds | kubectl apply --dry-run=server`
 // is accepted by a real kube-apiserver (with TLS and with tls_disable), the generated server configuration is one
 // the server loads, the RBAC is the least the design asks for, and values.schema.json rejects bad values with a
-// clear message. helm and kubectl come from scripts/kube-tools.ts.
+// clear message. The injector's webhook carries the caBundle of the certificate it serves, kept across upgrades.
+// helm and kubectl come from scripts/kube-tools.ts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -229,6 +231,123 @@ describe('Helm chart charts/cofre', () => {
     assert.equal(documents(defaults.stdout).get('Deployment/cofre-cluster-agent'), undefined);
   });
 
+  it('the injector: Deployment, Service, a webhook with the caBundle of its own CA, no RBAC, accepted by the API server', async () => {
+    const rendered = await template('injector.enabled=true');
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const docs = documents(rendered.stdout);
+    const secret = docs.get('Secret/cofre-injector-tls') ?? '';
+    assert.match(secret, /type: kubernetes\.io\/tls/);
+    const field = (doc: string, key: string) =>
+      new RegExp(`^\\s+${key.replace('.', '\\.')}: (\\S+)$`, 'm').exec(doc)?.[1];
+    const pem = (b64: string | undefined) => Buffer.from(b64 ?? '', 'base64').toString();
+    const ca = new X509Certificate(pem(field(secret, 'ca.crt')));
+    const serving = new X509Certificate(pem(field(secret, 'tls.crt')));
+    assert.ok(ca.ca, 'ca.crt is a CA');
+    assert.ok(serving.verify(ca.publicKey), 'the serving certificate is signed by the CA');
+    assert.ok(serving.checkHost(`cofre-injector.${ns}.svc`), serving.subjectAltName);
+    const webhook = docs.get(`MutatingWebhookConfiguration/cofre-injector-${ns}`) ?? '';
+    assert.ok(webhook, `no webhook in:\n${[...docs.keys()].join('\n')}`);
+    assert.equal(field(webhook, 'caBundle'), field(secret, 'ca.crt'));
+    assert.match(webhook, /failurePolicy: Fail\n/);
+    assert.match(webhook, /sideEffects: None\n/);
+    assert.match(webhook, /objectSelector:\n\s+matchLabels:\n\s+cofre\.dev\/inject: 'true'\n/);
+    assert.match(webhook, new RegExp(`values: \\[kube-system, ${ns}\\]`));
+    assert.match(webhook, /operations: \[CREATE\]\n\s+resources: \[pods\]/);
+    assert.match(webhook, new RegExp(`service:\\n\\s+name: cofre-injector\\n\\s+namespace: ${ns}\\n\\s+path: /mutate`));
+    const deployment = docs.get('Deployment/cofre-injector') ?? '';
+    assert.match(deployment, /replicas: 2\n/);
+    assert.match(deployment, /command:\n\s+- cofre\n\s+- injector\n/);
+    assert.match(deployment, /- --agent-image=ghcr\.io\/cofre-dev\/cofre:0\.1\.0\n/);
+    assert.match(deployment, /- --cofre-ca-cert=\/etc\/cofre-ca\/ca\.crt\n/);
+    assert.match(deployment, /secretName: cofre-tls\n/, "the server's CA by default");
+    assert.match(deployment, new RegExp(`name: COFRE_ADDR\\n\\s+value: "https://cofre-server\\.${ns}\\.svc:8200"`));
+    assert.match(deployment, /secretName: cofre-injector-tls\n/);
+    assert.match(deployment, /automountServiceAccountToken: false/);
+    assert.match(deployment, /scheme: HTTPS/);
+    assert.match(docs.get('Service/cofre-injector') ?? '', /port: 443\n\s+targetPort: https/);
+    assert.match(docs.get('ServiceAccount/cofre-injector') ?? '', /automountServiceAccountToken: false/);
+    // The webhook needs no API access: nothing binds its ServiceAccount.
+    for (const [name, doc] of docs)
+      if (/^(Cluster)?Role(Binding)?\//.test(name)) assert.doesNotMatch(doc, /cofre-injector/, name);
+    const res = await run(
+      tools.kubectl,
+      ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
+      rendered.stdout,
+    );
+    assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
+    for (const want of [
+      'deployment.apps/cofre-injector',
+      'service/cofre-injector',
+      'secret/cofre-injector-tls',
+      'serviceaccount/cofre-injector',
+      `mutatingwebhookconfiguration.admissionregistration.k8s.io/cofre-injector-${ns}`,
+      'poddisruptionbudget.policy/cofre-injector',
+    ])
+      assert.match(res.stdout, new RegExp(`^${want} created \\(server dry run\\)$`, 'm'));
+    assert.match(docs.get('PodDisruptionBudget/cofre-injector') ?? '', /minAvailable: 1\n/);
+    const single = documents((await template('injector.enabled=true', 'injector.replicas=1')).stdout);
+    assert.equal(single.get('PodDisruptionBudget/cofre-injector'), undefined, 'no budget a single replica cannot keep');
+    // Off by default.
+    assert.equal(documents((await template()).stdout).get('Deployment/cofre-injector'), undefined);
+  });
+
+  it('the injector keeps its CA and certificate on upgrade (lookup), and leaves them to cert-manager when asked', async () => {
+    const caOf = (yaml: string) => /^\s+ca\.crt: (\S+)$/m.exec(yaml)?.[1];
+    const show = () => template('injector.enabled=true');
+    // Without a cluster to look in, every render is a new pair.
+    assert.notEqual(caOf((await show()).stdout), caOf((await show()).stdout));
+    // A real install and upgrade: the upgrade reads the Secret back and keeps the CA the webhook trusts.
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const hooks = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+    const release = (verb: string, ...set: string[]) =>
+      helm(
+        verb,
+        'cofre',
+        chart,
+        '-n',
+        ns,
+        '--kubeconfig',
+        cluster.kubeconfigPath,
+        ...['injector.enabled=true', 'server.enabled=false', 'operator.enabled=false', ...set].flatMap((v) => [
+          '--set',
+          v,
+        ]),
+      );
+    const state = async () => {
+      const secret = await core.readNamespacedSecret({ name: 'cofre-injector-tls', namespace: ns });
+      const hook = await hooks.readMutatingWebhookConfiguration({ name: `cofre-injector-${ns}` });
+      return { data: secret.data, caBundle: hook.webhooks![0]!.clientConfig.caBundle };
+    };
+    try {
+      const installed = await release('install');
+      assert.equal(installed.code, 0, installed.stderr);
+      const before = await state();
+      assert.equal(before.caBundle, before.data!['ca.crt']);
+      const upgraded = await release('upgrade', 'injector.replicas=3');
+      assert.equal(upgraded.code, 0, upgraded.stderr);
+      assert.deepEqual(await state(), before);
+    } finally {
+      await helm('uninstall', 'cofre', '-n', ns, '--kubeconfig', cluster.kubeconfigPath);
+    }
+
+    const certManager = await template('injector.enabled=true', 'injector.certManager.enabled=true');
+    assert.equal(certManager.code, 0, certManager.stderr);
+    const docs = documents(certManager.stdout);
+    assert.equal(docs.get('Secret/cofre-injector-tls'), undefined, 'cert-manager writes the Secret');
+    assert.match(
+      docs.get('Certificate/cofre-injector') ?? '',
+      /secretName: cofre-injector-tls\n[\s\S]*- cofre-injector\.\S+\.svc\n/,
+    );
+    assert.match(docs.get('Certificate/cofre-injector-ca') ?? '', /isCA: true/);
+    assert.match(docs.get('Issuer/cofre-injector-ca') ?? '', /secretName: cofre-injector-ca/);
+    assert.match(docs.get('Issuer/cofre-injector-selfsigned') ?? '', /selfSigned: \{\}/);
+    const webhook = docs.get(`MutatingWebhookConfiguration/cofre-injector-${ns}`) ?? '';
+    assert.match(webhook, new RegExp(`cert-manager\\.io/inject-ca-from: ${ns}/cofre-injector\\n`));
+    assert.doesNotMatch(webhook, /caBundle/);
+  });
+
   it('values.schema.json rejects bad values with a clear message', async () => {
     const cases: [string[], RegExp][] = [
       [['server.port=99999'], /at '\/server\/port': maximum: got 99,999, want 65,535/],
@@ -244,6 +363,9 @@ describe('Helm chart charts/cofre', () => {
       [['server.tlsDisable=true'], /additional properties 'tlsDisable' not allowed/],
       [['clusterAgent.bootstrapTokenSecret.name='], /at '\/clusterAgent\/bootstrapTokenSecret\/name'/],
       [['clusterAgent.reportInterval=0'], /at '\/clusterAgent\/reportInterval': minimum/],
+      [['injector.timeoutSeconds=60'], /at '\/injector\/timeoutSeconds': maximum/],
+      [['injector.agentImagePullPolicy=Sometimes'], /at '\/injector\/agentImagePullPolicy'/],
+      [['injector.defaults.authPath=a b'], /at '\/injector\/defaults\/authPath'/],
     ];
     for (const [set, message] of cases) {
       const res = await template(...set);

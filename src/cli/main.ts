@@ -4,6 +4,7 @@
  * Exit codes: 0 success, 1 API or runtime error, 2 usage error.
  */
 import { registerClusterAgentCommand } from './cluster-agent.js';
+import { registerInjectorCommand } from './injector.js';
 import { buildProgram, run } from './program.js';
 import { registerOperatorKubernetesCommand } from './operator-kubernetes.js';
 import { registerServerCommand } from './server.js';
@@ -19,6 +20,7 @@ for (const stream of [process.stdout, process.stderr]) {
 const program = buildProgram();
 registerServerCommand(program);
 registerClusterAgentCommand(program);
+registerInjectorCommand(program);
 const operatorGroup = program.commands.find((c) => c.name() === 'operator');
 if (operatorGroup) registerOperatorKubernetesCommand(operatorGroup);
 process.exitCode = await run(program, process.argv.slice(2));

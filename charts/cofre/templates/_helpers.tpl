@@ -91,3 +91,29 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "cofre.server.url" -}}
 {{- printf "%s://%s.%s.svc:%d" (ternary "http" "https" .Values.server.tls.disable) (include "cofre.server.fullname" .) .Release.Namespace (int .Values.server.port) }}
 {{- end }}
+
+{{- define "cofre.injector.fullname" -}}
+{{- printf "%s-injector" (include "cofre.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cofre.injector.serviceAccountName" -}}
+{{- if .Values.injector.serviceAccount.create }}
+{{- default (include "cofre.injector.fullname" .) .Values.injector.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.injector.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the injector's serving certificate (tls.crt, tls.key, ca.crt). */}}
+{{- define "cofre.injector.tlsSecretName" -}}
+{{- printf "%s-tls" (include "cofre.injector.fullname" .) }}
+{{- end }}
+
+{{/* The Secret and key of the CA that signed Cofre's certificate, given to the agents; empty for the system CAs. */}}
+{{- define "cofre.injector.cofreCaSecretName" -}}
+{{- if .Values.injector.cofreCaCertSecret.name }}
+{{- .Values.injector.cofreCaCertSecret.name }}
+{{- else if and .Values.server.enabled (not .Values.server.tls.disable) (not .Values.injector.cofreAddress) }}
+{{- include "cofre.server.tlsSecretName" . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,245 @@
+/**
+ * Turns an opted-in pod and its parsed annotations into the RFC 6902 JSON patch the API server applies: the
+ * volumes, the agent's init container (and native sidecar), read-only mounts in the app containers and, for
+ * environment variables, the app's command run through `cofre agent exec --`. The patch carries names, paths and
+ * configuration only, never a secret value: the agent fetches the values inside the pod.
+ */
+import type { V1Container, V1EnvVar, V1Pod, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { InjectionRequest } from './annotations.js';
+import {
+  AGENT_FILES_DIR,
+  BIN_DIR,
+  BIN_VOLUME,
+  ENV_ADDR,
+  ENV_CACERT,
+  ENV_CONFIG,
+  EXEC_PREFIX,
+  INIT_COMMAND,
+  INIT_CONTAINER,
+  SECRETS_VOLUME,
+  SIDECAR_COMMAND,
+  SIDECAR_CONTAINER,
+  STATUS_ANNOTATION,
+  TOKEN_DIR,
+  TOKEN_EXPIRATION_SECONDS,
+  TOKEN_FILE,
+  TOKEN_VOLUME,
+  type AgentConfig,
+  type AgentItem,
+} from './contract.js';
+
+/** The pod cannot be injected as it is; the message says why and what to change. */
+export class PodRefusedError extends Error {}
+
+export interface PatchOperation {
+  op: 'add' | 'replace' | 'remove';
+  path: string;
+  value?: unknown;
+}
+
+/** The injector's own settings, from its command line. */
+export interface AgentSettings {
+  image: string;
+  imagePullPolicy: string;
+  cofreAddress: string;
+  /** Inline PEM of the CA that signed Cofre's certificate, when it is a private one. */
+  caCert?: string;
+}
+
+/** JSON Pointer escaping (RFC 6901), for annotation keys such as cofre.dev/status. */
+const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+const PROBES = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
+
+/** Adds values to the array at `path`, creating it when the pod has none. */
+function append(ops: PatchOperation[], path: string, existing: unknown[] | undefined, values: unknown[]): void {
+  if (values.length === 0) return;
+  if (!existing) ops.push({ op: 'add', path, value: values });
+  else for (const value of values) ops.push({ op: 'add', path: `${path}/-`, value });
+}
+
+function agentConfig(request: InjectionRequest, items: AgentItem[], installTo: boolean): string {
+  const config: AgentConfig = {
+    auth: { mount: request.authMount, role: request.role, token_path: `${TOKEN_DIR}/${TOKEN_FILE}` },
+    files_dir: AGENT_FILES_DIR,
+    ...(installTo ? { install_to: BIN_DIR } : {}),
+    revoke_on_exit: request.revokeOnExit,
+    ...(request.onChange ? { on_change: request.onChange } : {}),
+    items,
+  };
+  return JSON.stringify(config);
+}
+
+function agentEnv(settings: AgentSettings, config: string): V1EnvVar[] {
+  return [
+    { name: ENV_ADDR, value: settings.cofreAddress },
+    { name: ENV_CONFIG, value: config },
+    ...(settings.caCert ? [{ name: ENV_CACERT, value: settings.caCert }] : []),
+  ];
+}
+
+function agentContainer(
+  name: string,
+  command: readonly string[],
+  settings: AgentSettings,
+  env: V1EnvVar[],
+  mounts: V1VolumeMount[],
+): V1Container {
+  return {
+    name,
+    image: settings.image,
+    imagePullPolicy: settings.imagePullPolicy,
+    command: [...command],
+    env,
+    volumeMounts: mounts,
+    // Small: the agent renders a few files and renews leases. The limit keeps a runaway agent from starving the app.
+    resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '256Mi' } },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    },
+  };
+}
+
+/** The command a container runs today, from its spec or the annotation; never from an image registry. */
+function originalCommand(container: V1Container, request: InjectionRequest): string[] {
+  const command = container.command?.length ? container.command : request.command;
+  if (!command)
+    throw new PodRefusedError(
+      `container ${container.name} gets environment variables from Cofre, so its command must be known, but the ` +
+        `pod spec gives it no command and the pod has no cofre.dev/command annotation (the injector never looks ` +
+        `up an image's entrypoint in a registry): set the container's command, or annotate the pod with ` +
+        `cofre.dev/command: '["/path/to/entrypoint", "arg"]'`,
+    );
+  return [...command, ...(container.args ?? [])];
+}
+
+function refuseConflicts(pod: V1Pod, request: InjectionRequest): void {
+  const spec = pod.spec!;
+  for (const volume of spec.volumes ?? [])
+    if ([SECRETS_VOLUME, BIN_VOLUME, TOKEN_VOLUME].includes(volume.name))
+      throw new PodRefusedError(`the pod already has a volume named ${volume.name}, a name the injector uses`);
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    if (c.name === SIDECAR_CONTAINER)
+      throw new PodRefusedError(`the pod already has a container named ${c.name}, a name the injector uses`);
+  for (const name of request.containers ?? [])
+    if (!spec.containers.some((c) => c.name === name))
+      throw new PodRefusedError(`annotation cofre.dev/containers: the pod has no container named ${name}`);
+  if (request.containers && request.envItems.length === 0)
+    throw new PodRefusedError('annotation cofre.dev/containers: no item is delivered as environment variables');
+  if (request.onChange && !request.sidecar)
+    throw new PodRefusedError(
+      'annotation cofre.dev/on-change-signal: only the sidecar re-renders files and signals the app; add ' +
+        'cofre.dev/sidecar: "true"',
+    );
+  // The sidecar signals a process of another container, which it can see only in a shared PID namespace.
+  if (request.onChange && spec.shareProcessNamespace === false)
+    throw new PodRefusedError(
+      'annotation cofre.dev/on-change-signal: the sidecar can signal the app only when the containers share the ' +
+        'process namespace, and the pod sets spec.shareProcessNamespace: false',
+    );
+  if (request.sidecar && request.fileItems.length === 0)
+    throw new PodRefusedError(
+      'annotation cofre.dev/sidecar: the sidecar keeps files up to date, and no item is delivered as a file',
+    );
+}
+
+function refuseMountClash(container: V1Container, mounts: V1VolumeMount[]): void {
+  for (const mount of mounts)
+    if (container.volumeMounts?.some((m) => m.mountPath.replace(/\/+$/, '') === mount.mountPath))
+      throw new PodRefusedError(
+        `container ${container.name} already mounts something at ${mount.mountPath}, where the injector mounts ` +
+          `${mount.name}` +
+          (mount.name === SECRETS_VOLUME ? ' (choose another directory with cofre.dev/files-dir)' : ''),
+      );
+}
+
+/** True when the pod has been through the injector already (a reinvocation): it is then left as it is. */
+export function alreadyInjected(pod: V1Pod): boolean {
+  return (pod.spec?.initContainers ?? []).some((c) => c.name === INIT_CONTAINER);
+}
+
+/** The patch for one opted-in pod; [] for a pod injected before. Throws PodRefusedError when it cannot be done. */
+export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: AgentSettings): PatchOperation[] {
+  if (!pod.spec) throw new PodRefusedError('the pod has no spec');
+  if (alreadyInjected(pod)) return [];
+  refuseConflicts(pod, request);
+  const spec = pod.spec;
+  const ops: PatchOperation[] = [];
+  const files = request.fileItems.length > 0;
+  const envContainers = new Set(
+    request.envItems.length > 0 ? (request.containers ?? spec.containers.map((c) => c.name)) : [],
+  );
+
+  const volumes: V1Volume[] = [];
+  if (files) volumes.push({ name: SECRETS_VOLUME, emptyDir: { medium: 'Memory' } });
+  if (envContainers.size > 0) volumes.push({ name: BIN_VOLUME, emptyDir: {} });
+  volumes.push({
+    name: TOKEN_VOLUME,
+    projected: {
+      sources: [
+        {
+          serviceAccountToken: {
+            audience: request.audience,
+            expirationSeconds: TOKEN_EXPIRATION_SECONDS,
+            path: TOKEN_FILE,
+          },
+        },
+      ],
+    },
+  });
+
+  const tokenMount: V1VolumeMount = { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true };
+  spec.containers.forEach((container, i) => {
+    const at = `/spec/containers/${i}`;
+    const mounts: V1VolumeMount[] = [];
+    if (files) mounts.push({ name: SECRETS_VOLUME, mountPath: request.filesDir, readOnly: true });
+    if (envContainers.has(container.name)) {
+      mounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR, readOnly: true }, tokenMount);
+      const command = originalCommand(container, request);
+      ops.push({ op: 'add', path: `${at}/command`, value: [...EXEC_PREFIX, ...command] });
+      if (container.args) ops.push({ op: 'remove', path: `${at}/args` });
+      for (const probe of PROBES) {
+        const exec = (container[probe] as V1Probe | undefined)?.exec;
+        if (exec?.command?.length)
+          ops.push({ op: 'replace', path: `${at}/${probe}/exec/command`, value: [...EXEC_PREFIX, ...exec.command] });
+      }
+      const env = agentEnv(settings, agentConfig(request, request.envItems, false));
+      for (const variable of env)
+        if (container.env?.some((e) => e.name === variable.name))
+          throw new PodRefusedError(
+            `container ${container.name} already sets ${variable.name}, which the injector sets for the agent`,
+          );
+      append(ops, `${at}/env`, container.env, env);
+    }
+    refuseMountClash(container, mounts);
+    append(ops, `${at}/volumeMounts`, container.volumeMounts, mounts);
+  });
+
+  const initMounts: V1VolumeMount[] = [];
+  if (files) initMounts.push({ name: SECRETS_VOLUME, mountPath: AGENT_FILES_DIR });
+  initMounts.push(tokenMount);
+  if (envContainers.size > 0) initMounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR });
+  const initEnv = agentEnv(settings, agentConfig(request, request.fileItems, envContainers.size > 0));
+  const agents = [agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, initEnv, initMounts)];
+  if (request.sidecar) {
+    const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, false));
+    const sidecarMounts = initMounts.filter((m) => m.name !== BIN_VOLUME);
+    // A native sidecar: an init container that keeps running beside the app and stops after it, so Jobs complete.
+    agents.push({
+      ...agentContainer(SIDECAR_CONTAINER, SIDECAR_COMMAND, settings, sidecarEnv, sidecarMounts),
+      restartPolicy: 'Always',
+    });
+  }
+
+  append(ops, '/spec/volumes', spec.volumes, volumes);
+  if (request.onChange && !spec.shareProcessNamespace)
+    ops.push({ op: 'add', path: '/spec/shareProcessNamespace', value: true });
+  // Ours go first: the files are there before any other init container or app container starts.
+  if (!spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: agents });
+  else agents.forEach((agent, i) => ops.push({ op: 'add', path: `/spec/initContainers/${i}`, value: agent }));
+  if (!pod.metadata?.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: {} });
+  ops.push({ op: 'add', path: `/metadata/annotations/${pointer(STATUS_ANNOTATION)}`, value: 'injected' });
+  return ops;
+}
