@@ -75,10 +75,13 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
   }
   await agent.follow();
   opts.log('info', 'following changes', { items: agent.status.items.size });
+  // The agent's timers do not hold the process open (so a stopped agent ends at once): this does, until a signal.
+  const alive = setInterval(() => undefined, 1 << 30);
   const reason = await new Promise<string>((resolve) => {
     exitRequested = () => resolve('on_change.exit');
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
   });
+  clearInterval(alive);
   const revoke = reason !== 'on_change.exit' && config.revokeOnExit;
   opts.log('info', 'stopping', { reason, revoke });
   await agent.stop(revoke);
