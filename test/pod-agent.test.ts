@@ -282,37 +282,46 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
     if (process.getuid?.() !== 0 || !busybox || !chroot) {
       return t.skip('needs root, chroot and busybox-static (apt-get install busybox-static)');
     }
-    const root = freshDir(world, 'chroot');
-    const items = [{ name: 'api', kv: 'secret/app/api', env: { API_KEY: 'key' } }];
-    const init = spawnAgent(
-      ['-init'],
-      agentEnv(world, { ...config(join(root, 'cofre/secrets'), items), install_to: join(root, 'cofre/bin') }),
-    );
-    const exit = await run(init);
-    assert.equal(exit.code, 0, init.output());
-    assert.ok(existsSync(join(root, 'cofre/bin/ld.so')) && existsSync(join(root, 'cofre/bin/app/cofre.js')));
-    // The "image": busybox, the projected token where the webhook mounts it, nothing else.
-    for (const d of ['bin', 'tmp', 'var/run/secrets/cofre']) mkdirSync(join(root, d), { recursive: true });
-    copyFileSync(busybox, join(root, 'bin/busybox'));
-    copyFileSync(world.tokenFile, join(root, 'var/run/secrets/cofre/token'));
-    const inPod = config('/cofre/secrets', items);
-    inPod.auth.token_path = '/var/run/secrets/cofre/token';
-    const script = 'printf %s "$API_KEY" > /tmp/child; echo $PPID > /tmp/ppid';
-    // Asynchronously: the Cofre server it logs in to runs in this process.
-    const child = spawn(chroot, [root, ...EXEC_PREFIX, '/bin/busybox', 'sh', '-c', script], {
-      env: { COFRE_ADDR: world.srv.url, COFRE_AGENT_CONFIG: JSON.stringify(inPod) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', resolve);
-    });
-    outputs.push(out);
-    assert.equal(code, 0, `the chroot run failed: ${out}`);
-    assert.equal(readFileSync(join(root, 'tmp/child'), 'utf8'), API.key);
+    // The runtime is the installing agent's own Node.js: this one, and Node.js 24 (process.execve) when cached.
+    const runtimes = [process.execPath, node24()].filter((n): n is string => n !== undefined);
+    for (const [i, node] of runtimes.entries()) {
+      const root = freshDir(world, `chroot-${i}`);
+      const items = [{ name: 'api', kv: 'secret/app/api', env: { API_KEY: 'key' } }];
+      const init = spawnAgent(
+        ['-init'],
+        agentEnv(world, { ...config(join(root, 'cofre/secrets'), items), install_to: join(root, 'cofre/bin') }),
+        { node },
+      );
+      const exit = await run(init);
+      assert.equal(exit.code, 0, init.output());
+      assert.ok(existsSync(join(root, 'cofre/bin/ld.so')) && existsSync(join(root, 'cofre/bin/app/cofre.js')));
+      assert.equal(existsSync(join(root, 'cofre/bin/.staging')), false, 'nothing is left staged');
+      // The "image": busybox and the projected token where the webhook mounts it, nothing else.
+      for (const d of ['bin', 'tmp', 'var/run/secrets/cofre']) mkdirSync(join(root, d), { recursive: true });
+      copyFileSync(busybox, join(root, 'bin/busybox'));
+      copyFileSync(world.tokenFile, join(root, 'var/run/secrets/cofre/token'));
+      const inPod = config('/cofre/secrets', items);
+      inPod.auth.token_path = '/var/run/secrets/cofre/token';
+      // Asynchronously: the Cofre server it logs in to runs in this process.
+      const child = spawn(
+        chroot,
+        [root, ...EXEC_PREFIX, '/bin/busybox', 'sh', '-c', 'printf %s "$API_KEY" > /tmp/child; exit 3'],
+        {
+          env: { COFRE_ADDR: world.srv.url, COFRE_AGENT_CONFIG: JSON.stringify(inPod) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const code = await new Promise<number | null>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('exit', resolve);
+      });
+      outputs.push(out);
+      assert.equal(code, 3, `the chroot run with ${node} ended with ${code}: ${out}`);
+      assert.equal(readFileSync(join(root, 'tmp/child'), 'utf8'), API.key);
+    }
   });
 
   it('refuses a bad configuration with a message naming the item', async () => {
