@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -214,6 +215,89 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
     } finally {
       agent.child.kill('SIGKILL');
       app.kill('SIGKILL');
+    }
+  });
+
+  it('keeps its token alive with a short TTL: renews it, logs in again before its max TTL, and still follows changes', async () => {
+    await writeOk(world.srv.api, 'auth/kubernetes/role/short', {
+      bound_service_account_names: ['web'],
+      bound_service_account_namespaces: ['apps'],
+      audience: 'cofre',
+      token_policies: ['app'],
+      token_ttl: 2,
+      token_max_ttl: 5,
+    });
+    const dir = freshDir(world, 'short-token');
+    const status = join(dir, 'status.json');
+    const file = join(dir, 'secrets', 'api.json');
+    const cfg = config(join(dir, 'secrets'), [{ name: 'api', kv: 'secret/app/api', file: { path: 'api.json' } }]);
+    cfg.auth.role = 'short';
+    const agent = spawnAgent([`-status-file=${status}`], agentEnv(world, cfg));
+    try {
+      const state = () => (existsSync(status) ? JSON.parse(readFileSync(status, 'utf8')) : undefined);
+      await until(
+        'a renewal and a second login',
+        async () => {
+          const s = state();
+          return s && s.token.renewals >= 1 && s.token.logins >= 2 ? true : undefined;
+        },
+        15_000,
+      ).catch((err: Error) => assert.fail(`${err.message}: ${agent.output()}`));
+      // The first token is past its max TTL: the change stream now runs on the new one.
+      const rotated = { ...API, key: 'api-key-after-relogin-44d1' };
+      await kvWrite('app/api', rotated);
+      await until(
+        'the file holds the new key',
+        async () => (readFileSync(file, 'utf8').includes(rotated.key) ? true : undefined),
+        2_000,
+      );
+      agent.child.kill('SIGTERM');
+      assert.equal((await run(agent)).code, 0, agent.output());
+    } finally {
+      agent.child.kill('SIGKILL');
+      await kvWrite('app/api', API);
+    }
+  });
+
+  it('on_change signals processes by name, or exits without revoking', async () => {
+    const dir = freshDir(world, 'by-name');
+    // A process with a name of its own (its comm), so no other process on the machine can match it.
+    const name = `cfapp${Math.random().toString(16).slice(2, 8)}`;
+    copyFileSync('/bin/sleep', join(dir, name));
+    chmodSync(join(dir, name), 0o755);
+    const app = spawn(join(dir, name), ['300'], { stdio: 'ignore' });
+    const appExit = new Promise<NodeJS.Signals | null>((resolve) => app.on('exit', (_code, signal) => resolve(signal)));
+    const status = join(dir, 'status.json');
+    const connected = async () =>
+      (existsSync(status) && JSON.parse(readFileSync(status, 'utf8')).changeStreamConnected) || undefined;
+    const items = [{ name: 'api', kv: 'secret/app/api', file: { path: 'api.json' } }];
+    const byName = spawnAgent(
+      [`-status-file=${status}`],
+      agentEnv(world, config(join(dir, 'a'), items, { on_change: { signal: 'SIGUSR1', process_name: name } })),
+    );
+    try {
+      await until('the agent follows the change stream', connected, 20_000);
+      await kvWrite('app/api', { ...API, key: 'api-key-by-name-71b3' });
+      assert.equal(await appExit, 'SIGUSR1', 'the process named on_change.process_name got the signal');
+      byName.child.kill('SIGTERM');
+      assert.equal((await run(byName)).code, 0);
+
+      rmSync(status);
+      const exiting = spawnAgent(
+        [`-status-file=${status}`],
+        agentEnv(world, config(join(dir, 'b'), items, { on_change: { exit: true } })),
+      );
+      await until('the second agent follows the change stream', connected, 20_000);
+      await kvWrite('app/api', { ...API, key: 'api-key-exit-0c2e' });
+      const exit = await run(exiting);
+      assert.equal(exit.code, 0, exiting.output());
+      assert.match(exiting.output(), /"reason":"on_change.exit"/);
+      assert.doesNotMatch(exiting.output(), /revoked the token/);
+      assert.ok(readFileSync(join(dir, 'b', 'api.json'), 'utf8').includes('api-key-exit-0c2e'), 'it rendered first');
+    } finally {
+      byName.child.kill('SIGKILL');
+      app.kill('SIGKILL');
+      await kvWrite('app/api', API);
     }
   });
 

@@ -28,12 +28,13 @@ export async function resolveEnv(config: AgentConfig, client: VaultClient, log: 
   const failures: string[] = [];
   for (const item of config.items.filter((i): i is Item & { output: EnvOutput } => i.output.kind === 'env')) {
     try {
+      const token = await session.token();
       let fetched;
       try {
-        fetched = await sources.fetch(item, await session.token());
+        fetched = await sources.fetch(item, token);
       } catch (err) {
         if (!(err instanceof SourceError) || !err.refused) throw err;
-        fetched = await sources.fetch(item, await session.relogin());
+        fetched = await sources.fetch(item, await session.refused(token));
       }
       Object.assign(out, renderEnv(item, item.output.vars, fetched.data));
       log('info', 'resolved', { item: item.name, variables: Object.keys(item.output.vars) });

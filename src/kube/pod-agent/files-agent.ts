@@ -62,6 +62,7 @@ export class FilesAgent {
     this.sources = new Sources(client);
     this.items = config.items.filter((i): i is FileItem => i.output.kind === 'file');
     this.status = new AgentStatus(this.items, opts.statusFile, () => this.session);
+    this.session.onEvent(() => void this.status.save());
     // Leases issued under the old token end with it: issue them again under the new one.
     this.session.onRelogin(() => {
       for (const item of this.items) if (this.leases.has(item.name)) this.queue(item, 'new login');
@@ -93,10 +94,14 @@ export class FilesAgent {
         held,
       );
     if (!this.items.some((i) => i.source.kind === 'kv')) return;
+    let streamToken: string | undefined;
     this.stream = new ChangeStream({
       address: this.opts.client.address,
       ...this.opts.tls,
-      token: (fresh) => (fresh ? this.session.relogin() : this.session.token()),
+      token: async (fresh) => {
+        streamToken = await (fresh ? this.session.refused(streamToken) : this.session.token());
+        return streamToken;
+      },
       onChange: (ev) => {
         for (const item of this.items) if (this.sources.eventPath(item) === ev.path) this.queue(item, 'change');
       },
@@ -153,11 +158,12 @@ export class FilesAgent {
     const state = this.status.item(item.name);
     let fetched;
     try {
+      const token = await this.session.token();
       try {
-        fetched = await this.sources.fetch(item, await this.session.token());
+        fetched = await this.sources.fetch(item, token);
       } catch (err) {
         if (!(err instanceof SourceError) || !err.refused) throw err;
-        fetched = await this.sources.fetch(item, await this.session.relogin());
+        fetched = await this.sources.fetch(item, await this.session.refused(token));
       }
       const content = renderFile(item, item.output, fetched.data);
       const digest = createHash('sha256').update(content).digest('hex');

@@ -11,7 +11,7 @@ export const RENEW_FRACTION = 2 / 3;
 
 export function planRenewal(requestedSeconds: number, grantedSeconds: number, renewable: boolean): Step {
   const inMs = Math.max(100, Math.floor(grantedSeconds * 1000 * RENEW_FRACTION));
-  // A second or two less than asked is the clock, not the max TTL.
-  const capped = grantedSeconds + 2 < requestedSeconds;
+  // Cofre grants exactly the increment asked for unless the max TTL caps it.
+  const capped = grantedSeconds < requestedSeconds;
   return { action: renewable && !capped ? 'renew' : 'replace', inMs };
 }

@@ -25,6 +25,7 @@ export class Session {
   private stopped = false;
   private keepAlive = false;
   private readonly listeners: (() => void)[] = [];
+  private readonly observers: (() => void)[] = [];
   renewals = 0;
   logins = 0;
   lastError: string | undefined;
@@ -40,6 +41,15 @@ export class Session {
     this.listeners.push(fn);
   }
 
+  /** Called after every login, renewal or failure (the state file shows them). */
+  onEvent(fn: () => void): void {
+    this.observers.push(fn);
+  }
+
+  private changed(): void {
+    for (const fn of this.observers) fn();
+  }
+
   /** The current token, logging in when there is none (concurrent callers share one login). */
   token(): Promise<string> {
     if (this.held) return Promise.resolve(this.held.token);
@@ -47,10 +57,28 @@ export class Session {
     return this.pending;
   }
 
-  /** A fresh login, dropping the current token (it was refused). */
-  relogin(): Promise<string> {
+  /**
+   * `token` was refused: a fresh login, unless the session has moved on to another token since (the change stream
+   * and a render may both find out that one token ended; one login replaces it).
+   */
+  async refused(token: string | undefined): Promise<string> {
+    if (this.held && this.held.token !== token) return this.held.token;
+    // A 403 is also what a valid token gets for a path its policies do not allow: a new login would not help, and
+    // each one would leave another token behind until its TTL.
+    if (this.held && (await this.stillValid(this.held.token))) return this.held.token;
+    if (this.held) this.log('warn', 'the token was refused; logging in again');
     this.held = undefined;
     return this.token();
+  }
+
+  private async stillValid(token: string): Promise<boolean> {
+    try {
+      await this.client.request('GET', 'auth/token/lookup-self', { token, what: 'looking up the agent token' });
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return false;
+      throw err;
+    }
   }
 
   private async login(): Promise<string> {
@@ -83,6 +111,7 @@ export class Session {
     this.lastError = undefined;
     this.log('info', 'logged in', { mount: this.auth.mount, role: this.auth.role, ttl_seconds: this.held.ttl });
     this.schedule(this.held.ttl, this.held.ttl);
+    this.changed();
     if (!first) for (const fn of this.listeners) fn();
     return auth.client_token;
   }
@@ -95,7 +124,9 @@ export class Session {
 
   private schedule(requested: number, granted: number): void {
     clearTimeout(this.timer);
-    if (!this.keepAlive || this.stopped || !this.held || granted <= 0) return;
+    if (!this.keepAlive || this.stopped || !this.held) return;
+    // A token without a TTL (a root-like token) needs nothing; one whose renewal granted nothing is at its end.
+    if (requested <= 0) return;
     const step = planRenewal(requested, granted, this.held.renewable);
     this.timer = setTimeout(() => void (step.action === 'renew' ? this.renew() : this.replace()), step.inMs);
     this.timer.unref();
@@ -114,6 +145,7 @@ export class Session {
       const granted = res?.auth?.lease_duration ?? 0;
       this.log('info', 'renewed the token', { ttl_seconds: granted });
       this.schedule(held.ttl, granted);
+      this.changed();
     } catch (err) {
       this.lastError = `renewing the token: ${(err as Error).message}`;
       this.log('warn', 'token renewal failed; logging in again', { error: (err as Error).message });
@@ -129,6 +161,7 @@ export class Session {
       await this.token();
     } catch (err) {
       this.lastError = (err as Error).message;
+      this.changed();
       this.log('error', 'login failed; retrying', { error: (err as Error).message, retry_in_ms: delayMs });
       this.timer = setTimeout(() => void this.replace(Math.min(delayMs * 2, 30_000)), delayMs);
       this.timer.unref();
