@@ -87,6 +87,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
   it('-init renders every file item once with its mode and format, and exits 0', async () => {
     const dir = freshDir(world, 'init');
     const status = join(dir, 'status.json');
+    const tokensBefore = await tokenLeases();
     const agent = spawnAgent(
       ['-init', `-status-file=${status}`],
       agentEnv(
@@ -121,6 +122,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
     );
     const exit = await run(agent);
     assert.equal(exit.code, 0, agent.output());
+    assert.deepEqual(await tokenLeases(), tokensBefore, 'with no lease depending on it, the init token is revoked');
     const secretsDir = join(dir, 'secrets');
     assert.deepEqual(JSON.parse(readFileSync(join(secretsDir, 'db.json'), 'utf8')), { password: DB.password });
     assert.equal(mode(join(secretsDir, 'db.json')), 0o400);
@@ -303,6 +305,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
 
   it('exec mode: the command sees the value; the agent (its parent, without execve) never holds it in its environ', async () => {
     const dir = freshDir(world, 'exec');
+    const tokensBefore = await tokenLeases();
     const agent = spawnAgent(
       [
         'exec',
@@ -321,6 +324,11 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
     );
     const exit = await run(agent);
     assert.equal(exit.code, 7, `the agent exits with the command's code: ${agent.output()}`);
+    assert.deepEqual(
+      await tokenLeases(),
+      tokensBefore,
+      'no lease depends on the token: it was revoked before the exec',
+    );
     assert.equal(readFileSync(join(dir, 'child'), 'utf8'), API.key);
     const parentEnviron = readFileSync(join(dir, 'parent'), 'utf8');
     assert.ok(parentEnviron.includes('COFRE_AGENT_CONFIG='), 'the parent environ was read');
@@ -410,6 +418,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
 
   it('refuses a bad configuration with a message naming the item', async () => {
     const dir = freshDir(world, 'bad');
+    const tokensBefore = await tokenLeases();
     const cases: [object[], RegExp][] = [
       [
         [{ name: 'both', kv: 'secret/app/db', path: 'x/y', file: { path: 'a' } }],
@@ -446,6 +455,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
       [],
       'nothing was written',
     );
+    assert.deepEqual(await tokenLeases(), tokensBefore, 'an init container that fails revokes its token');
     const noAddress = spawnAgent(['-init'], { COFRE_AGENT_CONFIG: JSON.stringify(config(dir, [])) });
     assert.equal((await run(noAddress)).code, 1);
     assert.match(noAddress.output(), /COFRE_ADDR is not set/);

@@ -20,11 +20,16 @@ const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', '
 
 export class ExecError extends Error {}
 
-/** Every env item's variables, fetched with one login. */
-export async function resolveEnv(config: AgentConfig, client: VaultClient, log: Log): Promise<Record<string, string>> {
+/** Every env item's variables, fetched with one login; and that session, and how many leases it was issued. */
+export async function resolveEnv(
+  config: AgentConfig,
+  client: VaultClient,
+  log: Log,
+): Promise<{ values: Record<string, string>; session: Session; leases: number }> {
   const session = new Session(client, config.auth, log);
   const sources = new Sources(client);
   const out: Record<string, string> = {};
+  let leases = 0;
   const failures: string[] = [];
   for (const item of config.items.filter((i): i is Item & { output: EnvOutput } => i.output.kind === 'env')) {
     try {
@@ -37,14 +42,17 @@ export async function resolveEnv(config: AgentConfig, client: VaultClient, log: 
         fetched = await sources.fetch(item, await session.refused(token));
       }
       Object.assign(out, renderEnv(item, item.output.vars, fetched.data));
+      if (fetched.lease) leases++;
       log('info', 'resolved', { item: item.name, variables: Object.keys(item.output.vars) });
     } catch (err) {
       failures.push((err as Error).message);
     }
   }
-  session.stop();
-  if (failures.length > 0) throw new ExecError(failures.join('; '));
-  return out;
+  if (failures.length > 0) {
+    await session.revoke().catch(() => undefined);
+    throw new ExecError(failures.join('; '));
+  }
+  return { values: out, session, leases };
 }
 
 /** The executable `command` names: a path as given, else the first match on PATH (execve does no PATH look-up). */

@@ -84,6 +84,11 @@ export class FilesAgent {
     if (failures.length > 0) throw new Error(failures.join('; '));
   }
 
+  /** How many items hold a lease (their credentials end with the token that issued them). */
+  leaseCount(): number {
+    return this.leases.size;
+  }
+
   /** From now on: follow changes, renew, re-issue, notify. Resolves once the change stream is connected (or 5 s). */
   async follow(): Promise<void> {
     this.following = true;

@@ -9,6 +9,7 @@ import { execCommand, resolveEnv } from './exec.js';
 import { FilesAgent } from './files-agent.js';
 import { installExecRuntime } from './install.js';
 import type { Log } from './log.js';
+import type { Session } from './session.js';
 
 export interface AgentEnvironment {
   config: AgentConfig;
@@ -63,13 +64,19 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
     ...(opts.statusFile ? { statusFile: opts.statusFile } : {}),
     onExitRequested: () => exitRequested(),
   });
-  await agent.renderAll();
+  try {
+    await agent.renderAll();
+  } catch (err) {
+    // The pod will not start (init) or this agent restarts (sidecar): what it was issued is of no use to anyone.
+    await agent.stop(true);
+    throw err;
+  }
   if (opts.once) {
     if (config.installTo) {
       const { files } = await installExecRuntime(config.installTo);
       opts.log('info', 'installed the exec runtime', { dir: config.installTo, files });
     }
-    agent.session.stop();
+    await retireToken(agent.session, agent.leaseCount(), opts.log);
     opts.log('info', 'rendered every file item; exiting', { items: agent.status.items.size });
     return;
   }
@@ -87,8 +94,25 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
   await agent.stop(revoke);
 }
 
+/**
+ * An agent that exits revokes its token when nothing it delivered depends on it (no lease was issued under it), so
+ * no unused token is left behind; credentials with a lease end with their token, so then it is left to its TTL.
+ */
+export async function retireToken(session: Session, leases: number, log: Log): Promise<void> {
+  if (leases > 0) {
+    session.stop();
+    return;
+  }
+  try {
+    await session.revoke();
+  } catch (err) {
+    log('warn', 'could not revoke the agent token', { error: (err as Error).message });
+  }
+}
+
 /** Exec mode: never returns (the process becomes the command, or exits as its child did). */
 export async function runExecMode(environment: AgentEnvironment, argv: string[], log: Log): Promise<never> {
-  const values = await resolveEnv(environment.config, environment.client, log);
+  const { values, session, leases } = await resolveEnv(environment.config, environment.client, log);
+  await retireToken(session, leases, log);
   return execCommand(argv, values, log);
 }
