@@ -168,11 +168,6 @@ export class Session {
     }
   }
 
-  /** The token in hand, if any (for revocation at exit). */
-  current(): string | undefined {
-    return this.held?.token;
-  }
-
   async revoke(): Promise<void> {
     const token = this.held?.token;
     this.stop();
