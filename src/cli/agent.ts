@@ -27,6 +27,11 @@ export function registerAgentCommand(program: Command): void {
       '--status-file <path>',
       'write the agent state (renders, renewals, errors; never a value) to this JSON file (env COFRE_AGENT_STATUS_FILE)',
     )
+    .addHelpText(
+      'after',
+      '\nEnvironment: COFRE_ADDR (Cofre address), COFRE_AGENT_CONFIG (the JSON configuration), COFRE_CACERT (a PEM\n' +
+        "file's path or the PEM itself). See docs/in-pod-agent.md.",
+    )
     .action(async (flags: AgentFlags) => {
       const [{ agentEnvironment, runFilesMode }, { jsonLog }] = await Promise.all([
         import('../kube/pod-agent/run.js'),
