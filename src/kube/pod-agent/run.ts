@@ -57,25 +57,28 @@ export interface FilesModeOptions {
  */
 export async function runFilesMode(environment: AgentEnvironment, opts: FilesModeOptions): Promise<void> {
   const { config } = environment;
-  let exitRequested: () => void = () => undefined;
+  // Listening from the start: a pod deleted while the sidecar still starts up gets its leases revoked too.
+  let stop: (reason: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (stop = resolve));
+  if (!opts.once) for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop(signal));
   const agent = new FilesAgent({
     ...environment,
     log: opts.log,
     ...(opts.statusFile ? { statusFile: opts.statusFile } : {}),
-    onExitRequested: () => exitRequested(),
+    onExitRequested: () => stop('on_change.exit'),
   });
   try {
     await agent.renderAll();
+    if (opts.once && config.installTo) {
+      const { files } = await installExecRuntime(config.installTo);
+      opts.log('info', 'installed the exec runtime', { dir: config.installTo, files });
+    }
   } catch (err) {
     // The pod will not start (init) or this agent restarts (sidecar): what it was issued is of no use to anyone.
     await agent.stop(true);
     throw err;
   }
   if (opts.once) {
-    if (config.installTo) {
-      const { files } = await installExecRuntime(config.installTo);
-      opts.log('info', 'installed the exec runtime', { dir: config.installTo, files });
-    }
     await retireToken(agent.session, agent.leaseCount(), opts.log);
     opts.log('info', 'rendered every file item; exiting', { items: agent.status.items.size });
     return;
@@ -84,10 +87,7 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
   opts.log('info', 'following changes', { items: agent.status.items.size });
   // The agent's timers do not hold the process open (so a stopped agent ends at once): this does, until a signal.
   const alive = setInterval(() => undefined, 1 << 30);
-  const reason = await new Promise<string>((resolve) => {
-    exitRequested = () => resolve('on_change.exit');
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
-  });
+  const reason = await stopped;
   clearInterval(alive);
   const revoke = reason !== 'on_change.exit' && config.revokeOnExit;
   opts.log('info', 'stopping', { reason, revoke });

@@ -62,9 +62,18 @@ export class AgentStatus {
     };
   }
 
-  /** Best effort: a status file that cannot be written is no reason to stop delivering secrets. */
-  async save(): Promise<void> {
-    if (!this.file) return;
-    await writeFileAtomic(this.file, `${JSON.stringify(this.snapshot(), null, 2)}\n`, 0o644).catch(() => undefined);
+  private saving: Promise<void> = Promise.resolve();
+
+  /**
+   * Best effort: a status file that cannot be written is no reason to stop delivering secrets. Writes run one after
+   * another, each taking its snapshot when it starts, so an older state never lands after a newer one.
+   */
+  save(): Promise<void> {
+    const file = this.file;
+    if (!file) return Promise.resolve();
+    this.saving = this.saving.then(() =>
+      writeFileAtomic(file, `${JSON.stringify(this.snapshot(), null, 2)}\n`, 0o644).catch(() => undefined),
+    );
+    return this.saving;
   }
 }
