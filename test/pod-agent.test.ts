@@ -261,6 +261,45 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
     }
   });
 
+  it('logs in again when its token is revoked under it, and keeps following changes', async () => {
+    const dir = freshDir(world, 'revoked');
+    const status = join(dir, 'status.json');
+    const file = join(dir, 'secrets', 'api.json');
+    const agent = spawnAgent(
+      [`-status-file=${status}`],
+      agentEnv(
+        world,
+        config(join(dir, 'secrets'), [{ name: 'api', kv: 'secret/app/api', file: { path: 'api.json' } }]),
+      ),
+    );
+    const state = () => (existsSync(status) ? JSON.parse(readFileSync(status, 'utf8')) : undefined);
+    try {
+      await until(
+        'the agent follows the change stream',
+        async () => state()?.changeStreamConnected || undefined,
+        20_000,
+      );
+      // Every token the Kubernetes auth method issued, the agent's included.
+      const revoked = await world.srv.api.call('PUT', 'sys/leases/revoke-prefix/auth/kubernetes/login');
+      assert.ok(revoked.status < 300, revoked.text);
+      // The agent learns of it when it next uses the token: the change stream's next event ends the stream.
+      const rotated = { ...API, key: 'api-key-after-revocation-5be0' };
+      await kvWrite('app/api', rotated);
+      await until(
+        'the file holds the new key',
+        async () => (readFileSync(file, 'utf8').includes(rotated.key) ? true : undefined),
+        5_000,
+      ).catch((err: Error) => assert.fail(`${err.message}: ${agent.output()}`));
+      await until('the state file shows it', async () => (state()?.token.logins >= 2 ? true : undefined), 2_000);
+      assert.equal(state()?.token.logins, 2, 'one new login, not one per failed request');
+      agent.child.kill('SIGTERM');
+      assert.equal((await run(agent)).code, 0, agent.output());
+    } finally {
+      agent.child.kill('SIGKILL');
+      await kvWrite('app/api', API);
+    }
+  });
+
   it('on_change signals processes by name, or exits without revoking', async () => {
     const dir = freshDir(world, 'by-name');
     // A process with a name of its own (its comm), so no other process on the machine can match it.
@@ -449,6 +488,7 @@ describe('cofre agent (in-pod agent) on a real control plane', () => {
       const exit = await run(agent);
       assert.equal(exit.code, 1, agent.output());
       assert.match(agent.output(), message);
+      assert.doesNotMatch(agent.output(), /logging in again/, 'a policy denial needs no new login');
     }
     assert.deepEqual(
       existsSync(join(dir, 'secrets')) ? readdirSync(join(dir, 'secrets')) : [],
