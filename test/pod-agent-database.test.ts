@@ -147,6 +147,24 @@ describe('cofre agent with a dynamic PostgreSQL credential', () => {
     }
   });
 
+  it('exec mode: a dynamic credential in env vars outlives the agent (its token is not revoked)', async () => {
+    const dir = freshDir(world, 'exec');
+    const config = {
+      auth: { role: 'app', token_path: world.tokenFile },
+      items: [{ name: 'pg', path: 'database/creds/app', env: { PGUSER: 'username', PGPASSWORD: 'password' } }],
+    };
+    const agent = spawnAgent(['exec', '--', 'sh', '-c', 'printf "%s %s" "$PGUSER" "$PGPASSWORD" > "$OUT/cred"'], {
+      ...agentEnv(world, config),
+      OUT: dir,
+    });
+    const exit = await agent.exited;
+    outputs.push(agent.output());
+    assert.equal(exit.code, 0, agent.output());
+    const [username, password] = readFileSync(join(dir, 'cred'), 'utf8').split(' ') as [string, string];
+    passwords.add(password);
+    assert.ok(await canLogIn(postgres, db, username, password), 'the credential works after the agent is gone');
+  });
+
   it("never writes a credential or a token in the agent's output", () => {
     const all = outputs.join('\n');
     assert.ok(all.includes('renewed a lease'));
