@@ -74,6 +74,35 @@ describe('operator templates and content', () => {
     assert.throws(() => render('{{ .user | upper }}', data), /unknown function "upper"/);
   });
 
+  it('renders an imagePullSecret with {{ dockerconfigjson . }} from registry, username and password', () => {
+    const cs = {
+      metadata: { name: 'pull', namespace: 'n', uid: 'u1' },
+      spec: {
+        target: {
+          name: 'regcred',
+          type: 'kubernetes.io/dockerconfigjson',
+          templates: { '.dockerconfigjson': '{{ dockerconfigjson . }}' },
+        },
+      },
+    } as unknown as CofreSecret;
+    const content = buildContent(cs, { registry: 'registry.example', username: 'bot', password: 'PULL-PW' });
+    assert.equal(content.type, 'kubernetes.io/dockerconfigjson');
+    assert.deepEqual(Object.keys(content.data), ['.dockerconfigjson']);
+    assert.deepEqual(JSON.parse(content.data['.dockerconfigjson']!), {
+      auths: {
+        'registry.example': {
+          username: 'bot',
+          password: 'PULL-PW',
+          auth: Buffer.from('bot:PULL-PW').toString('base64'),
+        },
+      },
+    });
+    assert.throws(
+      () => buildContent(cs, { registry: 'registry.example', username: 'bot' }),
+      (err: Error) => /template "\.dockerconfigjson": .*field "password"/.test(err.message),
+    );
+  });
+
   it('parses Go durations', () => {
     assert.equal(parseDuration('30s'), 30_000);
     assert.equal(parseDuration('1h30m'), 5_400_000);

@@ -196,6 +196,32 @@ describe('cofre operator on a real control plane', () => {
     }
   });
 
+  it('renders an imagePullSecret (kubernetes.io/dockerconfigjson) with the dockerconfigjson template helper', async () => {
+    await kvWrite('apps/registry', { registry: 'registry.example:5000', username: 'bot', password: 'VALUE-pull-1' });
+    await createCs('regcred', {
+      connectionRef: { name: 'main' },
+      source: { mount: 'secret', path: 'apps/registry' },
+      target: {
+        name: 'regcred',
+        type: 'kubernetes.io/dockerconfigjson',
+        templates: { '.dockerconfigjson': '{{ dockerconfigjson . }}' },
+      },
+    });
+    // The API server validates a dockerconfigjson Secret's content: it accepted this one.
+    const secret = await poll('Secret regcred', () => getSecret('regcred'));
+    assert.equal(secret.type, 'kubernetes.io/dockerconfigjson');
+    assert.deepEqual(JSON.parse(decoded(secret)['.dockerconfigjson']!), {
+      auths: {
+        'registry.example:5000': {
+          username: 'bot',
+          password: 'VALUE-pull-1',
+          auth: Buffer.from('bot:VALUE-pull-1').toString('base64'),
+        },
+      },
+    });
+    await deleteCs('regcred');
+  });
+
   it('pushes a KV write to the Secret within 2 s (no interval) and rolls the Deployment', async (t) => {
     const before = await getCs('db');
     const t0 = Date.now();

@@ -3,6 +3,7 @@
  * The `cofre` command: Vault's CLI against the Vault HTTP API (served by Cofre at /v1), plus `cofre server`.
  * Exit codes: 0 success, 1 API or runtime error, 2 usage error.
  */
+import { registerAgentCommand } from './agent.js';
 import { registerClusterAgentCommand } from './cluster-agent.js';
 import { registerInjectorCommand } from './injector.js';
 import { buildProgram, run } from './program.js';
@@ -21,6 +22,7 @@ const program = buildProgram();
 registerServerCommand(program);
 registerClusterAgentCommand(program);
 registerInjectorCommand(program);
+registerAgentCommand(program);
 const operatorGroup = program.commands.find((c) => c.name() === 'operator');
 if (operatorGroup) registerOperatorKubernetesCommand(operatorGroup);
 process.exitCode = await run(program, process.argv.slice(2));

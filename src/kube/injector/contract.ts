@@ -4,6 +4,16 @@
  * needs must be spelled out here, in the pod spec, and no secret value ever is.
  */
 
+// The constants the agent reads are the agent's own (src/kube/pod-agent/contract.ts): one definition serves both.
+export {
+  DEFAULT_AUTH_MOUNT,
+  DEFAULT_FILES_DIR,
+  ENV_ADDRESS as ENV_ADDR,
+  ENV_CACERT,
+  ENV_CONFIG,
+  EXEC_PREFIX,
+} from '../pod-agent/contract.js';
+
 /** The label that opts a pod in; the MutatingWebhookConfiguration's objectSelector matches it. */
 export const INJECT_LABEL = 'cofre.dev/inject';
 /** Every annotation the webhook reads starts with this. */
@@ -20,36 +30,14 @@ export const SIDECAR_CONTAINER = 'cofre-agent';
 
 /** Where the agent containers mount the files volume (rw); app containers mount it read-only at their own path. */
 export const AGENT_FILES_DIR = '/cofre/secrets';
-export const DEFAULT_FILES_DIR = '/cofre/secrets';
 export const BIN_DIR = '/cofre/bin';
 export const TOKEN_DIR = '/var/run/secrets/cofre';
 export const TOKEN_FILE = 'token';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const DEFAULT_AUDIENCE = 'cofre';
-export const DEFAULT_AUTH_MOUNT = 'kubernetes';
 
 export const INIT_COMMAND = ['cofre', 'agent', '-init'] as const;
 export const SIDECAR_COMMAND = ['cofre', 'agent'] as const;
-
-/**
- * What an env-mode container's command (and exec probes) become, followed by the original command: the runtime
- * `cofre agent -init` installs into /cofre/bin, runnable in any x86-64 Linux image (no shell or libc needed).
- * The agent's branch exports the same array as EXEC_PREFIX from src/kube/pod-agent/contract.ts.
- */
-export const EXEC_PREFIX: readonly string[] = [
-  '/cofre/bin/ld.so',
-  '--library-path',
-  '/cofre/bin/lib',
-  '/cofre/bin/node',
-  '/cofre/bin/app/cofre.js',
-  'agent',
-  'exec',
-  '--',
-];
-
-export const ENV_ADDR = 'COFRE_ADDR';
-export const ENV_CONFIG = 'COFRE_AGENT_CONFIG';
-export const ENV_CACERT = 'COFRE_CACERT';
 
 export type FileFormat = 'env' | 'json' | 'raw' | 'template';
 

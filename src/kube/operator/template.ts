@@ -1,6 +1,9 @@
 // The per-key templates of spec.target.templates, the small subset of Go templates the CRD documents:
-// {{ .key }}, {{ index . "odd-key" }}, {{ . }}-free pipelines through b64enc / b64dec / toJson. Anything else inside
-// {{ }} is an error (reported as reason TemplateFailed, naming the template key but never a value).
+// {{ .key }}, {{ index . "odd-key" }}, {{ . }}-free pipelines through b64enc / b64dec / toJson, and
+// {{ dockerconfigjson . }}, a whole kubernetes.io/dockerconfigjson document from the keys registry, username and
+// password (src/kube/dockerconfig.ts). Anything else inside {{ }} is an error (reported as reason TemplateFailed,
+// naming the template key but never a value).
+import { dockerConfigJson, DockerConfigError } from '../dockerconfig.js';
 
 export class TemplateError extends Error {}
 
@@ -23,6 +26,14 @@ function evaluate(expr: string, data: Record<string, string>): string {
 }
 
 function lookup(head: string, data: Record<string, string>): string {
+  if (/^dockerconfigjson\s+\.$/.test(head)) {
+    try {
+      return dockerConfigJson(data);
+    } catch (err) {
+      if (err instanceof DockerConfigError) throw new TemplateError(err.message);
+      throw err;
+    }
+  }
   let key: string | undefined;
   const dot = /^\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(head);
   const index = /^index\s+\.\s+"((?:[^"\\]|\\.)*)"$/.exec(head);
