@@ -20,6 +20,7 @@ import type { FetchedBundle } from '../src/kube/cluster-agent/protocol.js';
 import { KEYS_SECRET, loadOrCreateAgentKeys, type AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { LifecycleReader } from '../src/kube/cluster-agent/lifecycle.js';
 import type { DeliveryPayload, PayloadObject } from '../src/kube/cluster-agent/payload.js';
+import { poll } from './poll.js';
 
 const AGENT_NS = 'cofre-agent';
 const chart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'charts', 'cofre');
@@ -41,30 +42,6 @@ function run(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input);
   });
-}
-
-async function poll<T>(
-  what: string | (() => string),
-  fn: () => Promise<T | undefined | false>,
-  ms = 30_000,
-  every = 100,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      assert.fail(
-        `timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()} (last: ${inspect(last)})`,
-      );
-    await new Promise((r) => setTimeout(r, every));
-  }
 }
 
 interface Kube {

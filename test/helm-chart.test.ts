@@ -257,7 +257,7 @@ describe('Helm chart charts/cofre', () => {
     const deployment = docs.get('Deployment/cofre-injector') ?? '';
     assert.match(deployment, /replicas: 2\n/);
     assert.match(deployment, /command:\n\s+- cofre\n\s+- injector\n/);
-    assert.match(deployment, /- --agent-image=ghcr\.io\/cofre-dev\/cofre:0\.1\.0\n/);
+    assert.match(deployment, /- --agent-image=localhost\/cofre:dev\n/);
     assert.match(deployment, /- --cofre-ca-cert=\/etc\/cofre-ca\/ca\.crt\n/);
     assert.match(deployment, /secretName: cofre-tls\n/, "the server's CA by default");
     assert.match(deployment, new RegExp(`name: COFRE_ADDR\\n\\s+value: "https://cofre-server\\.${ns}\\.svc:8200"`));

@@ -9,12 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import type { Storage } from '../src/core/storage.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
+import { poll } from './poll.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_NS = 'cofre-agent';
@@ -72,22 +72,6 @@ async function storageDump(storage: Storage, prefix = ''): Promise<{ key: string
     else out.push({ key, value: Buffer.concat([Buffer.from(key), (await storage.get(key)) ?? Buffer.alloc(0)]) });
   }
   return out;
-}
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what} (last: ${inspect(last)})`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 interface ClusterStatus {

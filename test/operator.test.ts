@@ -12,6 +12,7 @@ import { reconcileTotal, targetWrites } from '../src/kube/operator/metrics.js';
 import { ROLLOUT_ANNOTATION } from '../src/kube/operator/types.js';
 import { enableKubernetesAuth } from './kube-support.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
+import { poll as pollEvery } from './poll.js';
 
 const GROUP = 'cofre.dev';
 const VERSION = 'v1alpha1';
@@ -21,21 +22,9 @@ const DENIED = 'denied';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-async function poll<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000, every = 20): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      assert.fail(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
+/** Polls often: some tests here time how soon a change lands. */
+const poll = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000, every = 20): Promise<T> =>
+  pollEvery(what, fn, ms, every);
 
 async function counterValue(c: { get(): Promise<{ values: { value: number; labels: object }[] }> }, label?: object) {
   const { values } = await c.get();
