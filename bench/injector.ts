@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { get, startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { freePort } from '../test/support.js';
+import { loopbackWebhook } from '../test/injector-webhook.js';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -116,22 +117,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-      body: {
-        metadata: { name: 'cofre-injector-bench' },
-        webhooks: [
-          {
-            name: 'inject.cofre.dev',
-            admissionReviewVersions: ['v1'],
-            sideEffects: 'None',
-            failurePolicy: 'Fail',
-            reinvocationPolicy: 'IfNeeded',
-            timeoutSeconds: 10,
-            objectSelector: { matchLabels: { 'cofre.dev/inject': 'true' } },
-            rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
-            clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(ca).toString('base64') },
-          },
-        ],
-      },
+      body: loopbackWebhook('cofre-injector-bench', port, ca),
     });
 
     const create = async (name: string, meta: k8s.V1ObjectMeta): Promise<number> => {

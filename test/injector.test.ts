@@ -13,6 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { get, startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { EXEC_PREFIX } from '../src/kube/injector/contract.js';
 import { freePort } from './support.js';
+import { loopbackWebhook } from './injector-webhook.js';
 
 const execFileP = promisify(execFile);
 const NS = 'injector-test';
@@ -111,22 +112,7 @@ describe('cofre injector on a real kube-apiserver', () => {
     );
 
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-      body: {
-        metadata: { name: 'cofre-injector' },
-        webhooks: [
-          {
-            name: 'inject.cofre.dev',
-            admissionReviewVersions: ['v1'],
-            sideEffects: 'None',
-            failurePolicy: 'Fail',
-            reinvocationPolicy: 'IfNeeded',
-            timeoutSeconds: 10,
-            objectSelector: { matchLabels: { 'cofre.dev/inject': 'true' } },
-            rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
-            clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(caCert).toString('base64') },
-          },
-        ],
-      },
+      body: loopbackWebhook('cofre-injector', port, caCert),
     });
     await core.createNamespace({ body: { metadata: { name: NS } } });
     // The controller manager creates each namespace's default ServiceAccount, which pods need.
