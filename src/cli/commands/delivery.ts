@@ -3,14 +3,13 @@ import type { VaultClient } from '../../client/client.js';
 import { apiCommand, clientFrom, outputFrom, sanitizePath } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { readDefinition } from '../definition-file.js';
-import { notFound, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { columns, goString, keyValueTable } from '../format.js';
-import { stdio } from '../output.js';
 import { checkObjectName } from './cluster.js';
-import { listKeys } from './generic.js';
+import { pipelineObjectPath, registerReadListDelete } from './pipeline-objects.js';
 import { kvPreflight } from './kv-path.js';
 
-const deliveryPath = (name: string): string => `sys/cofre/deliveries/${name}`;
+const deliveryPath = (name: string): string => pipelineObjectPath('deliveries', name);
 
 /** A repeatable flag kept as given (commas are part of some values, e.g. `#password,user`). */
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -187,32 +186,11 @@ export function registerDeliveryCommands(program: Command): void {
       }
     });
 
-  apiCommand(delivery, 'read <name>', 'Show a delivery: namespace, revision, items and their sources, rollout').action(
-    async (name: string, flags: CommonFlags) => {
-      const output = outputFrom(flags);
-      const deliveryName = checkObjectName(name, 'delivery');
-      const secret = await clientFrom(flags).read(deliveryPath(deliveryName));
-      if (!secret?.data) throw notFound(`No delivery named: ${deliveryName}`);
-      if (output.json || output.field) return output.secret(secret);
-      output.out(deliveryTable(secret.data));
-    },
-  );
-
-  apiCommand(delivery, 'list', 'List the deliveries').action(async (flags: CommonFlags) => {
-    const output = outputFrom(flags);
-    const secret = await clientFrom(flags).list('sys/cofre/deliveries');
-    if (output.field) return output.secret(secret ?? {});
-    output.list(listKeys(secret, 'sys/cofre/deliveries'));
-  });
-
-  apiCommand(
-    delivery,
-    'delete <name>',
-    'Delete a delivery: every cluster it is placed on removes what it delivered',
-    false,
-  ).action(async (name: string, flags: CommonFlags) => {
-    const deliveryName = checkObjectName(name, 'delivery');
-    await clientFrom(flags).delete(deliveryPath(deliveryName));
-    stdio.stdout.write(`Success! Deleted delivery: ${deliveryName}\n`);
+  registerReadListDelete(delivery, {
+    kind: 'delivery',
+    collection: 'deliveries',
+    readHelp: 'Show a delivery: namespace, revision, items and their sources, rollout',
+    deleteHelp: 'Delete a delivery: every cluster it is placed on removes what it delivered',
+    table: deliveryTable,
   });
 }

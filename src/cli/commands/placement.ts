@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
-import { apiCommand, clientFrom, collectMap, outputFrom } from '../common.js';
+import { apiCommand, clientFrom, collectMap } from '../common.js';
 import type { CommonFlags } from '../common.js';
 import { readDefinition } from '../definition-file.js';
-import { notFound, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { columns, goString, keyValueTable } from '../format.js';
 import { stdio } from '../output.js';
 import { checkObjectName } from './cluster.js';
-import { listKeys } from './generic.js';
+import { pipelineObjectPath, registerReadListDelete } from './pipeline-objects.js';
 
-const placementPath = (name: string): string => `sys/cofre/placements/${name}`;
+const placementPath = (name: string): string => pipelineObjectPath('placements', name);
 
 interface PlacementFlags extends CommonFlags {
   delivery?: string;
@@ -126,34 +126,12 @@ export function registerPlacementCommands(program: Command): void {
       stdio.stdout.write(`Success! Wrote placement: ${placementName}\n`);
     });
 
-  apiCommand(
-    placement,
-    'read <name>',
-    'Show a placement and, per selected cluster, the revision applied, when, errors and pods per revision',
-  ).action(async (name: string, flags: CommonFlags) => {
-    const output = outputFrom(flags);
-    const placementName = checkObjectName(name, 'placement');
-    const secret = await clientFrom(flags).read(placementPath(placementName));
-    if (!secret?.data) throw notFound(`No placement named: ${placementName}`);
-    if (output.json || output.field) return output.secret(secret);
-    output.out(placementTable(secret.data));
-  });
-
-  apiCommand(placement, 'list', 'List the placements').action(async (flags: CommonFlags) => {
-    const output = outputFrom(flags);
-    const secret = await clientFrom(flags).list('sys/cofre/placements');
-    if (output.field) return output.secret(secret ?? {});
-    output.list(listKeys(secret, 'sys/cofre/placements'));
-  });
-
-  apiCommand(
-    placement,
-    'delete <name>',
-    'Unpublish: each cluster it selected (and no other placement of the delivery does) removes what it delivered',
-    false,
-  ).action(async (name: string, flags: CommonFlags) => {
-    const placementName = checkObjectName(name, 'placement');
-    await clientFrom(flags).delete(placementPath(placementName));
-    stdio.stdout.write(`Success! Deleted placement: ${placementName}\n`);
+  registerReadListDelete(placement, {
+    kind: 'placement',
+    collection: 'placements',
+    readHelp: 'Show a placement and, per selected cluster, the revision applied, when, errors and pods per revision',
+    deleteHelp:
+      'Unpublish: each cluster it selected (and no other placement of the delivery does) removes what it delivered',
+    table: placementTable,
   });
 }
