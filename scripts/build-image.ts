@@ -19,6 +19,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { buildBundle } from '../src/kube/pod-agent/install.js';
 
 export const PAUSE_IMAGE = 'localhost/cofre-test/pause:1';
 export const TEST_IMAGE = 'localhost/cofre-test/busybox:1';
@@ -27,7 +28,7 @@ export const COFRE_IMAGE = 'localhost/cofre:dev';
 export const COFRE_APP_DIR = '/usr/local/lib/cofre';
 
 // Bump when the layout below changes, so cached archives built the old way are not reused.
-const RECIPE = 'cofre-images-2';
+const RECIPE = 'cofre-images-3';
 const BUSYBOX = '/bin/busybox';
 const execFileP = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -94,6 +95,13 @@ export async function cofreImage(): Promise<string> {
     });
     const main = path.join(app, 'dist', 'cli', 'main.js');
     chmodSync(main, 0o755);
+    // The in-pod agent as one file, which `cofre agent -init` copies into a pod's volume (the production install has
+    // no esbuild to bundle it there).
+    log('agent bundle (dist/agent/cofre.js)');
+    const agentBundle = path.join(app, 'dist', 'agent', 'cofre.js');
+    mkdirSync(path.dirname(agentBundle), { recursive: true });
+    await buildBundle(agentBundle);
+    writeFileSync(path.join(path.dirname(agentBundle), 'package.json'), '{ "type": "module" }\n');
 
     // node and what it loads: the binary, its dynamic loader and shared libraries at the paths ldd names (a
     // Debian-based image has them there too), and the same for the native addons.

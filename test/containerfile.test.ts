@@ -65,5 +65,11 @@ describe('Cofre image: the Containerfile and the from-scratch build agree', () =
       files.some((l) => / usr\/local\/bin\/node$/.test(l)),
       'node where node:24-bookworm-slim has it',
     );
+    // `cofre agent -init` copies the agent's one-file bundle into pods; both builds must ship it.
+    assert.ok(
+      files.some((l) => / usr\/local\/lib\/cofre\/dist\/agent\/cofre\.js$/.test(l)),
+      'the agent bundle',
+    );
+    assert.ok(containerfile.includes('RUN node --import tsx scripts/build-agent-bundle.ts'));
   });
 });
