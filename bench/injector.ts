@@ -11,20 +11,16 @@
 // Pods name a node that does not exist, so nothing runs.
 //
 // Options (environment): BENCH_CONCURRENCY (50), BENCH_ROUNDS (4), BENCH_TSX=1.
-import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { get, startCluster, type TestCluster } from '../scripts/test-cluster.js';
-import { freePort } from '../test/support.js';
-import { loopbackWebhook } from '../test/injector-webhook.js';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { loopbackWebhook, spawnInjector } from '../test/injector-webhook.js';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const NS = 'bench';
-const execFileP = promisify(execFile);
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 
 function percentile(sorted: number[], p: number): number {
@@ -59,7 +55,7 @@ const OPTED_IN: k8s.V1ObjectMeta = {
 
 async function main(): Promise<void> {
   let cluster: TestCluster | undefined;
-  let injector: ReturnType<typeof spawn> | undefined;
+  let injector: ChildProcess | undefined;
   try {
     cluster = await startCluster({ name: 'bench-injector', controllerManager: false });
     const kc = new k8s.KubeConfig();
@@ -69,53 +65,25 @@ async function main(): Promise<void> {
     // No controller manager: the namespace's default ServiceAccount, which pods need, is made here.
     await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'default' } } });
 
-    const dir = cluster.dir;
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'];
-    await execFileP('openssl', ['req', '-x509', ...ec, '-subj', '/CN=ca', '-keyout', 'b-ca.key', '-out', 'b-ca.crt'], {
-      cwd: dir,
-    });
-    await execFileP(
-      'openssl',
-      [
-        ...['req', '-x509', ...ec, '-CA', 'b-ca.crt', '-CAkey', 'b-ca.key', '-subj', '/CN=injector'],
-        ...['-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'b.key', '-out', 'b.crt'],
-      ],
-      { cwd: dir },
-    );
-    const ca = readFileSync(path.join(dir, 'b-ca.crt'), 'utf8');
-    const port = await freePort();
-    const built = existsSync('dist/cli/main.js') && process.env.BENCH_TSX !== '1';
-    const entry = built ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
-    injector = spawn(
-      process.execPath,
-      [
-        ...entry,
-        ...['injector', '--listen', `127.0.0.1:${port}`, '--agent-image', 'cofre:bench'],
-        ...['--tls-cert-file', path.join(dir, 'b.crt'), '--tls-key-file', path.join(dir, 'b.key')],
-        ...['--cofre-address', 'https://cofre.cofre.svc:8200'],
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
     const reviewMs: number[] = [];
     let pending = '';
-    injector.stdout!.on('data', (d: Buffer) => {
-      pending += d.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line) as { msg?: string; decision?: string; ms?: number };
-        if (entry.msg === 'admission' && entry.decision === 'injected') reviewMs.push(entry.ms!);
-      }
+    const built = existsSync('dist/cli/main.js') && process.env.BENCH_TSX !== '1';
+    const spawned = await spawnInjector({
+      dir: cluster.dir,
+      args: ['--agent-image', 'cofre:bench', '--cofre-address', 'https://cofre.cofre.svc:8200'],
+      built,
+      onStdout: (d) => {
+        pending += d.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop()!;
+        for (const line of lines) {
+          const entry = JSON.parse(line) as { msg?: string; decision?: string; ms?: number };
+          if (entry.msg === 'admission' && entry.decision === 'injected') reviewMs.push(entry.ms!);
+        }
+      },
     });
-    for (let i = 0; ; i++) {
-      const ok = await get(`https://127.0.0.1:${port}/healthz`, ca).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ok) break;
-      if (i > 200) throw new Error('the injector did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    injector = spawned.child;
+    const { port, caCert: ca } = spawned;
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: loopbackWebhook('cofre-injector-bench', port, ca),
     });

@@ -3,19 +3,14 @@
 // opt-in label, failurePolicy Fail). Pods and a Deployment's pods (made by the real controller manager) are
 // created and read back from the API server. Pods name a node that does not exist, so nothing runs.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { get, startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { EXEC_PREFIX } from '../src/kube/injector/contract.js';
-import { freePort } from './support.js';
-import { loopbackWebhook } from './injector-webhook.js';
+import { loopbackWebhook, spawnInjector } from './injector-webhook.js';
 
-const execFileP = promisify(execFile);
 const NS = 'injector-test';
 const NODE = 'no-such-node';
 const CA_FOR_COFRE = '-----BEGIN CERTIFICATE-----\nMIIBcofretest\n-----END CERTIFICATE-----\n';
@@ -67,7 +62,7 @@ describe('cofre injector on a real kube-apiserver', () => {
   let core: k8s.CoreV1Api;
   let injector: ChildProcess;
   let exited: Promise<number | null>;
-  let output = '';
+  let output: () => string = () => '';
   let port: number;
   let caCert: string;
 
@@ -77,40 +72,14 @@ describe('cofre injector on a real kube-apiserver', () => {
     kc.loadFromFile(cluster.kubeconfigPath);
     core = kc.makeApiClient(k8s.CoreV1Api);
 
-    // The webhook's CA and serving certificate, for the address the API server calls.
-    const dir = cluster.dir;
-    const openssl = (args: string[]) => execFileP('openssl', args, { cwd: dir });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2'];
-    await openssl(['req', '-x509', ...ec, '-subj', '/CN=injector-ca', '-keyout', 'inj-ca.key', '-out', 'inj-ca.crt']);
-    await openssl([
-      ...['req', '-x509', ...ec, '-CA', 'inj-ca.crt', '-CAkey', 'inj-ca.key', '-subj', '/CN=cofre-injector'],
-      ...['-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'extendedKeyUsage=serverAuth'],
-      ...['-keyout', 'inj.key', '-out', 'inj.crt'],
-    ]);
-    caCert = readFileSync(path.join(dir, 'inj-ca.crt'), 'utf8');
-
-    port = await freePort();
-    injector = spawn(
-      process.execPath,
-      [
-        ...['--import', 'tsx', 'src/cli/main.ts', 'injector', '-listen', `127.0.0.1:${port}`],
-        ...['--tls-cert-file', path.join(dir, 'inj.crt'), '--tls-key-file', path.join(dir, 'inj.key')],
-        ...['--agent-image', 'cofre:test', '--agent-image-pull-policy', 'Never'],
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // Flags and their environment fallbacks both work: the address and the CA come from the environment.
-        env: { ...process.env, COFRE_ADDR: 'https://cofre.cofre.svc:8200', COFRE_CACERT: CA_FOR_COFRE },
-      },
-    );
-    injector.stdout!.on('data', (d) => (output += d));
-    injector.stderr!.on('data', (d) => (output += d));
-    exited = new Promise((resolve) => injector.once('exit', (code) => resolve(code)));
-    await until(
-      'the injector /healthz',
-      async () => (await get(`https://127.0.0.1:${port}/healthz`, caCert)).status === 200,
-    );
-
+    const spawned = await spawnInjector({
+      dir: cluster.dir,
+      args: ['--agent-image', 'cofre:test', '--agent-image-pull-policy', 'Never'],
+      // Flags and their environment fallbacks both work: the address and the CA come from the environment.
+      env: { COFRE_ADDR: 'https://cofre.cofre.svc:8200', COFRE_CACERT: CA_FOR_COFRE },
+    });
+    ({ child: injector, port, caCert, exited } = spawned);
+    output = spawned.output;
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: loopbackWebhook('cofre-injector', port, caCert),
     });
@@ -229,7 +198,7 @@ describe('cofre injector on a real kube-apiserver', () => {
     assert.equal(mounts(logs!)['cofre-bin'], undefined);
     assert.equal(logs!.command, undefined);
     assert.equal(logs!.env, undefined);
-    assert.match(output, /"decision":"injected"/);
+    assert.match(output(), /"decision":"injected"/);
   });
 
   it('does not inject a pod twice: the spec of an injected pod, submitted again, comes back as it was', async () => {
@@ -255,7 +224,7 @@ describe('cofre injector on a real kube-apiserver', () => {
       env: p.spec!.containers[0]!.env!.map((e) => e.name),
     });
     assert.deepEqual(names(again), names(injected));
-    assert.match(output, /"decision":"unchanged","reason":"already injected"/);
+    assert.match(output(), /"decision":"unchanged","reason":"already injected"/);
   });
 
   it('leaves a pod without the label untouched, annotations or not', async () => {
@@ -373,7 +342,7 @@ describe('cofre injector on a real kube-apiserver', () => {
 
   it('stops on SIGTERM; then an opted-in pod is refused (failurePolicy Fail) and an ordinary pod is created', async () => {
     injector.kill('SIGTERM');
-    assert.equal(await exited, 0, output);
+    assert.equal(await exited, 0, output());
     const message = await refusal(
       create('orphan', optIn, { 'cofre.dev/role': 'app', 'cofre.dev/secret-db': 'secret/app/db' }, {}),
     );

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import type { TestCluster } from '../scripts/test-cluster.js';
 import type { Api } from './support.js';
@@ -39,4 +40,43 @@ export async function enableKubernetesAuth(api: Api, cluster: TestCluster, kc: k
       },
     }),
   );
+}
+
+/** The keys of the entries that hold any of the forms. */
+export function holding(entries: { key: string; value: Buffer }[], forms: Buffer[]): string[] {
+  return entries.filter((e) => forms.some((f) => e.value.includes(f))).map((e) => e.key);
+}
+
+/** Every key and value of an etcd, through its v3 JSON gateway: the range from "\0" to "\0" is the whole keyspace. */
+export async function etcdDump(url: string): Promise<{ key: string; value: Buffer }[]> {
+  const zero = Buffer.from([0]).toString('base64');
+  const res = await fetch(`${url}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: zero, range_end: zero }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  const body = (await res.json()) as { kvs?: { key: string; value?: string }[]; more?: boolean };
+  assert.notEqual(body.more, true, 'the whole keyspace in one answer');
+  return (body.kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString(),
+    // The key is part of what is stored: a value in a key would be a leak too.
+    value: Buffer.concat([Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64')]),
+  }));
+}
+
+/**
+ * The byte strings by which a value shows in a dump: itself, and its base64 and base64url at each of the three
+ * alignments it can have inside a longer base64 text (the 4-character groups that also hold neighbouring bytes are
+ * dropped), and its hex.
+ */
+export function encodedForms(value: string): Buffer[] {
+  const raw = Buffer.from(value);
+  const forms = [raw, Buffer.from(raw.toString('hex'))];
+  for (const offset of [0, 1, 2]) {
+    for (const encoding of ['base64', 'base64url'] as const) {
+      const text = Buffer.concat([Buffer.alloc(offset), raw]).toString(encoding);
+      forms.push(Buffer.from(text.slice(offset === 0 ? 0 : 4, -4)));
+    }
+  }
+  return forms;
 }

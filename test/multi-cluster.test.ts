@@ -15,6 +15,7 @@ import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import type { Storage } from '../src/core/storage.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
 import { poll } from './poll.js';
+import { encodedForms, etcdDump, holding } from './kube-support.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_NS = 'cofre-agent';
@@ -23,45 +24,6 @@ const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-do
 
 /** Values delivered only to the eu clusters, and only to the us cluster (the etcd dump test). */
 const DUMP_VALUES = { eu: 'pw-dump-eu-only-a61f0c3d', us: 'pw-dump-us-only-e03b97f2' };
-
-/**
- * The byte strings by which a value shows in a dump: itself, and its base64 and base64url at each of the three
- * alignments it can have inside a longer base64 text (the 4-character groups that also hold neighbouring bytes are
- * dropped), and its hex.
- */
-function encodedForms(value: string): Buffer[] {
-  const raw = Buffer.from(value);
-  const forms = [raw, Buffer.from(raw.toString('hex'))];
-  for (const offset of [0, 1, 2]) {
-    for (const encoding of ['base64', 'base64url'] as const) {
-      const text = Buffer.concat([Buffer.alloc(offset), raw]).toString(encoding);
-      forms.push(Buffer.from(text.slice(offset === 0 ? 0 : 4, -4)));
-    }
-  }
-  return forms;
-}
-
-/** The keys of the entries that hold any of the forms. */
-function holding(entries: { key: string; value: Buffer }[], forms: Buffer[]): string[] {
-  return entries.filter((e) => forms.some((f) => e.value.includes(f))).map((e) => e.key);
-}
-
-/** Every key and value of an etcd, through its v3 JSON gateway: the range from "\0" to "\0" is the whole keyspace. */
-async function etcdDump(url: string): Promise<{ key: string; value: Buffer }[]> {
-  const zero = Buffer.from([0]).toString('base64');
-  const res = await fetch(`${url}/v3/kv/range`, {
-    method: 'POST',
-    body: JSON.stringify({ key: zero, range_end: zero }),
-  });
-  assert.equal(res.status, 200, await res.clone().text());
-  const body = (await res.json()) as { kvs?: { key: string; value?: string }[]; more?: boolean };
-  assert.notEqual(body.more, true, 'the whole keyspace in one answer');
-  return (body.kvs ?? []).map((kv) => ({
-    key: Buffer.from(kv.key, 'base64').toString(),
-    // The key is part of what is stored: a value in a key would be a leak too.
-    value: Buffer.concat([Buffer.from(kv.key, 'base64'), Buffer.from(kv.value ?? '', 'base64')]),
-  }));
-}
 
 /** Every entry of a storage adapter (its key as part of what is stored), walking its one-level lists. */
 async function storageDump(storage: Storage, prefix = ''): Promise<{ key: string; value: Buffer }[]> {

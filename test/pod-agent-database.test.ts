@@ -3,7 +3,7 @@
 // SIGTERM revokes its token, which revokes the credential (the role leaves pg_roles); with revoke_on_exit false
 // the credential outlives the agent.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestDatabase } from '../scripts/test-databases.js';
@@ -144,6 +144,56 @@ describe('cofre agent with a dynamic PostgreSQL credential', () => {
       assert.doesNotMatch(agent.output(), /revoked the token/);
     } finally {
       agent.child.kill('SIGKILL');
+    }
+  });
+
+  it('the sidecar takes over the init container’s credential through the state file: one database user per pod', async () => {
+    const dir = freshDir(world, 'handover');
+    const stateFile = join(dir, 'state', 'agent.json');
+    const file = join(dir, 'secrets', 'pg.conf');
+    const config = itemConfig(dir, { state_file: stateFile });
+    const leases = async () => {
+      const res = await world.srv.api.call('LIST', 'sys/leases/lookup/database/creds/app/');
+      return res.status === 404 ? [] : (res.body.data.keys as string[]);
+    };
+    const before = await leases();
+
+    const init = spawnAgent(['-init'], agentEnv(world, config));
+    const initExit = await init.exited;
+    outputs.push(init.output());
+    assert.equal(initExit.code, 0, init.output());
+    const first = readCred(file);
+    const state = readFileSync(stateFile, 'utf8');
+    assert.equal(statSync(stateFile).mode & 0o777, 0o600, 'the state file (a token) is the agent’s alone');
+    assert.ok(!state.includes(first.password), 'the state file holds no credential');
+
+    const sidecar = spawnAgent([], agentEnv(world, config));
+    try {
+      await until(
+        'the sidecar took over',
+        async () => (/took over the previous/.test(sidecar.output()) ? true : undefined),
+        20_000,
+      );
+      await until(
+        'a renewal of the taken-over lease',
+        async () => (/renewed a lease/.test(sidecar.output()) ? true : undefined),
+        TTL * 1000,
+      );
+      assert.equal(readCred(file).username, first.username, 'the same credential: none issued again');
+      const mine = (await leases()).filter((l) => !before.includes(l));
+      assert.equal(mine.length, 1, 'one lease for the pod, not one per agent run');
+      assert.ok(await canLogIn(postgres, db, first.username, first.password));
+      sidecar.child.kill('SIGTERM');
+      const exit = await sidecar.exited;
+      outputs.push(sidecar.output());
+      assert.equal(exit.code, 0, sidecar.output());
+      await until('the role is dropped', async () => ((await exists(first.username)) ? undefined : true), 5_000);
+      assert.ok(!existsSync(stateFile), 'the state file goes with the revoked token');
+    } catch (err) {
+      outputs.push(sidecar.output());
+      throw new Error(`${(err as Error).message}\nsidecar output:\n${sidecar.output()}`);
+    } finally {
+      sidecar.child.kill('SIGKILL');
     }
   });
 

@@ -24,6 +24,8 @@ export const STATUS_ANNOTATION = 'cofre.dev/status';
 export const SECRETS_VOLUME = 'cofre-secrets';
 export const BIN_VOLUME = 'cofre-bin';
 export const TOKEN_VOLUME = 'cofre-token';
+/** The agents' own memory volume (init container and sidecar only): the token and leases the sidecar takes over. */
+export const STATE_VOLUME = 'cofre-agent-state';
 
 export const INIT_CONTAINER = 'cofre-agent-init';
 export const SIDECAR_CONTAINER = 'cofre-agent';
@@ -32,6 +34,8 @@ export const SIDECAR_CONTAINER = 'cofre-agent';
 export const AGENT_FILES_DIR = '/cofre/secrets';
 export const BIN_DIR = '/cofre/bin';
 export const TOKEN_DIR = '/var/run/secrets/cofre';
+export const STATE_DIR = '/cofre/state';
+export const STATE_FILE = `${STATE_DIR}/agent.json`;
 export const TOKEN_FILE = 'token';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const DEFAULT_AUDIENCE = 'cofre';
@@ -63,6 +67,7 @@ export interface AgentConfig {
   auth: { mount: string; role: string; token_path: string };
   files_dir: string;
   install_to?: string;
+  state_file?: string;
   revoke_on_exit?: boolean;
   on_change?: { signal: string; pid_file?: string };
   items: AgentItem[];

@@ -133,7 +133,7 @@ describe('injector mutation', () => {
     assert.deepEqual(sidecar!.command, ['cofre', 'agent']);
     assert.deepEqual(
       sidecar!.volumeMounts!.map((m) => m.name),
-      ['cofre-secrets', 'cofre-token'],
+      ['cofre-secrets', 'cofre-token', 'cofre-agent-state'],
     );
     assert.deepEqual(
       init!.volumeMounts!.map((m) => [m.name, m.readOnly ?? false]),
@@ -141,13 +141,22 @@ describe('injector mutation', () => {
         ['cofre-secrets', false],
         ['cofre-token', true],
         ['cofre-bin', false],
+        ['cofre-agent-state', false],
       ],
     );
+    // The agents' state (a token) is in a memory volume of their own, which no application container mounts.
+    assert.deepEqual(after.spec!.volumes!.find((v) => v.name === 'cofre-agent-state')!.emptyDir, {
+      medium: 'Memory',
+      sizeLimit: '1Mi',
+    });
+    assert.ok(after.spec!.containers.every((c) => !c.volumeMounts?.some((m) => m.name === 'cofre-agent-state')));
     // The init agent installs the exec runtime; the sidecar does not. Neither gets the env items.
     const initConfig = JSON.parse(envOf(init, 'COFRE_AGENT_CONFIG')!);
     const sidecarConfig = JSON.parse(envOf(sidecar, 'COFRE_AGENT_CONFIG')!);
     assert.equal(initConfig.install_to, '/cofre/bin');
     assert.equal(sidecarConfig.install_to, undefined);
+    assert.equal(initConfig.state_file, '/cofre/state/agent.json');
+    assert.equal(sidecarConfig.state_file, '/cofre/state/agent.json');
     assert.deepEqual(initConfig.items, sidecarConfig.items);
     assert.deepEqual(
       initConfig.items.map((i: { name: string }) => i.name),

@@ -19,6 +19,9 @@ import {
   SECRETS_VOLUME,
   SIDECAR_COMMAND,
   SIDECAR_CONTAINER,
+  STATE_DIR,
+  STATE_FILE,
+  STATE_VOLUME,
   STATUS_ANNOTATION,
   TOKEN_DIR,
   TOKEN_EXPIRATION_SECONDS,
@@ -58,11 +61,16 @@ function append(ops: PatchOperation[], path: string, existing: unknown[] | undef
   else for (const value of values) ops.push({ op: 'add', path: `${path}/-`, value });
 }
 
-function agentConfig(request: InjectionRequest, items: AgentItem[], installTo: boolean): string {
+function agentConfig(
+  request: InjectionRequest,
+  items: AgentItem[],
+  opts: { installTo?: boolean; stateFile?: boolean } = {},
+): string {
   const config: AgentConfig = {
     auth: { mount: request.authMount, role: request.role, token_path: `${TOKEN_DIR}/${TOKEN_FILE}` },
     files_dir: AGENT_FILES_DIR,
-    ...(installTo ? { install_to: BIN_DIR } : {}),
+    ...(opts.installTo ? { install_to: BIN_DIR } : {}),
+    ...(opts.stateFile ? { state_file: STATE_FILE } : {}),
     revoke_on_exit: request.revokeOnExit,
     ...(request.onChange ? { on_change: request.onChange } : {}),
     items,
@@ -175,6 +183,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   const volumes: V1Volume[] = [];
   if (files) volumes.push({ name: SECRETS_VOLUME, emptyDir: { medium: 'Memory' } });
   if (envContainers.size > 0) volumes.push({ name: BIN_VOLUME, emptyDir: {} });
+  if (request.sidecar) volumes.push({ name: STATE_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
   volumes.push({
     name: TOKEN_VOLUME,
     projected: {
@@ -205,7 +214,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
         if (exec?.command?.length)
           ops.push({ op: 'replace', path: `${at}/${probe}/exec/command`, value: [...EXEC_PREFIX, ...exec.command] });
       }
-      const env = agentEnv(settings, agentConfig(request, request.envItems, false));
+      const env = agentEnv(settings, agentConfig(request, request.envItems));
       for (const variable of env)
         if (container.env?.some((e) => e.name === variable.name))
           throw new PodRefusedError(
@@ -221,10 +230,13 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   if (files) initMounts.push({ name: SECRETS_VOLUME, mountPath: AGENT_FILES_DIR });
   initMounts.push(tokenMount);
   if (envContainers.size > 0) initMounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR });
-  const initEnv = agentEnv(settings, agentConfig(request, request.fileItems, envContainers.size > 0));
-  const agents = [agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, initEnv, initMounts)];
+  // With a sidecar, the init container hands its token and leases over through a volume no app container mounts.
+  const stateFile = request.sidecar;
+  if (stateFile) initMounts.push({ name: STATE_VOLUME, mountPath: STATE_DIR });
+  const initConfig = agentConfig(request, request.fileItems, { installTo: envContainers.size > 0, stateFile });
+  const agents = [agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, agentEnv(settings, initConfig), initMounts)];
   if (request.sidecar) {
-    const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, false));
+    const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, { stateFile }));
     const sidecarMounts = initMounts.filter((m) => m.name !== BIN_VOLUME);
     // A native sidecar: an init container that keeps running beside the app and stops after it, so Jobs complete.
     agents.push({

@@ -58,6 +58,18 @@ describe('COFRE_AGENT_CONFIG', () => {
     refused({ auth: {}, items: [] }, /auth: "role" is required/);
     refused({ ...base, items: [], extra: 1 }, /unknown field "extra"/);
     refused({ ...base, files_dir: 'relative', items: [] }, /"files_dir" must be an absolute path/);
+    // The state file holds the agent's token: never where the application reads its files.
+    refused({ ...base, state_file: '/cofre/secrets/state.json', items: [] }, /state_file: must not be in files_dir/);
+    refused({ ...base, state_file: '/cofre/secrets/d/s.json', items: [] }, /state_file: must not be in files_dir/);
+    refused({ ...base, state_file: 'state.json', items: [] }, /"state_file" must be an absolute path/);
+    assert.equal(
+      parse({ ...base, state_file: '/cofre/state/agent.json', items: [] }).stateFile,
+      '/cofre/state/agent.json',
+    );
+    assert.equal(
+      parse({ ...base, state_file: '/cofre/secrets2/a.json', items: [] }).stateFile,
+      '/cofre/secrets2/a.json',
+    );
     refused({ ...base, revoke_on_exit: 'no', items: [] }, /revoke_on_exit: must be true or false/);
     refused({ ...base, items: [{ kv: 'secret/a', file: { path: 'a' } }] }, /items\[0\]: "name" is required/);
     refused({ ...base, items: [{ name: 'a b', kv: 'secret/a', file: { path: 'a' } }] }, /items\[0\]: "name" "a b"/);

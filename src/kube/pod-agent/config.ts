@@ -43,6 +43,8 @@ export interface AgentConfig {
   auth: { mount: string; role: string; tokenPath: string };
   filesDir: string;
   installTo?: string;
+  /** Where the token and leases are kept for the next agent run of the pod (handover.ts). */
+  stateFile?: string;
   revokeOnExit: boolean;
   onChange?: OnChange;
   items: Item[];
@@ -109,7 +111,11 @@ export function parseConfig(raw: string | undefined): AgentConfig {
     throw new ConfigError(`COFRE_AGENT_CONFIG is not valid JSON: ${(err as Error).message}`);
   }
   const top = object(json, 'the configuration');
-  onlyFields(top, ['auth', 'files_dir', 'install_to', 'revoke_on_exit', 'on_change', 'items'], 'the configuration');
+  onlyFields(
+    top,
+    ['auth', 'files_dir', 'install_to', 'state_file', 'revoke_on_exit', 'on_change', 'items'],
+    'the configuration',
+  );
 
   const authObj = object(top.auth ?? fail('the configuration', '"auth" is required'), 'auth');
   onlyFields(authObj, ['mount', 'role', 'token_path'], 'auth');
@@ -124,6 +130,12 @@ export function parseConfig(raw: string | undefined): AgentConfig {
     top.install_to === undefined
       ? undefined
       : absolute(text(top, 'install_to', 'install_to', true), 'install_to', 'install_to');
+  const stateFile =
+    top.state_file === undefined
+      ? undefined
+      : absolute(text(top, 'state_file', 'state_file', true), 'state_file', 'state_file');
+  if (stateFile && (stateFile + '/').startsWith(`${filesDir}/`))
+    fail('state_file', 'must not be in files_dir: it holds the agent token, and the application reads files_dir');
   if (top.revoke_on_exit !== undefined && typeof top.revoke_on_exit !== 'boolean') {
     fail('revoke_on_exit', 'must be true or false');
   }
@@ -149,7 +161,15 @@ export function parseConfig(raw: string | undefined): AgentConfig {
       }
     }
   }
-  return { auth, filesDir, installTo, revokeOnExit: top.revoke_on_exit !== false, onChange, items };
+  return {
+    auth,
+    filesDir,
+    installTo,
+    ...(stateFile ? { stateFile } : {}),
+    revokeOnExit: top.revoke_on_exit !== false,
+    onChange,
+    items,
+  };
 }
 
 function parseOnChange(obj: Obj): OnChange {

@@ -3,15 +3,17 @@
 // credentials at about two thirds of their TTL and issue them again before their max TTL, tell the application
 // (on_change), and at the end revoke the token and with it its leases.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { VaultClient } from '../../client/client.js';
 import { ChangeStream } from '../../client/events.js';
 import type { TlsSettings } from '../../client/transport.js';
 import { writeFileAtomic } from './atomic-write.js';
 import type { AgentConfig, FileOutput, Item } from './config.js';
+import { readHandover, removeHandover, writeHandover, type Handover } from './handover.js';
 import type { Log } from './log.js';
 import { signalApplication } from './notify.js';
-import { planRenewal } from './renewal.js';
+import { planRenewal, RENEW_FRACTION } from './renewal.js';
 import { renderFile } from './render.js';
 import { Session } from './session.js';
 import { SourceError, Sources, type Lease } from './sources.js';
@@ -37,6 +39,8 @@ interface Held {
   lease: Lease;
   /** The TTL first granted, asked for again at each renewal. */
   requested: number;
+  /** When the lease runs out as last granted (ms since the epoch). */
+  expiresAt: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -55,6 +59,9 @@ export class FilesAgent {
   private notifyTimer: NodeJS.Timeout | undefined;
   private following = false;
   private stopped = false;
+  /** Whether the state file is kept up to date (the sidecar; the init container writes it once, at its end). */
+  private persisting = false;
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: FilesAgentOptions) {
     const { config, client, log } = opts;
@@ -62,7 +69,10 @@ export class FilesAgent {
     this.sources = new Sources(client);
     this.items = config.items.filter((i): i is FileItem => i.output.kind === 'file');
     this.status = new AgentStatus(this.items, opts.statusFile, () => this.session);
-    this.session.onEvent(() => void this.status.save());
+    this.session.onEvent(() => {
+      void this.status.save();
+      void this.saveState();
+    });
     // Leases issued under the old token end with it: issue them again under the new one.
     this.session.onRelogin(() => {
       for (const item of this.items) if (this.leases.has(item.name)) this.queue(item, 'new login');
@@ -71,9 +81,11 @@ export class FilesAgent {
 
   /** Renders every file item once; throws one error naming every item that failed. */
   async renderAll(): Promise<void> {
+    const adopted = await this.adoptState();
     await this.session.token();
     const failures: string[] = [];
     for (const item of this.items) {
+      if (adopted.has(item.name)) continue;
       try {
         await this.render(item, 'start');
       } catch (err) {
@@ -84,6 +96,64 @@ export class FilesAgent {
     if (failures.length > 0) throw new Error(failures.join('; '));
   }
 
+  /**
+   * Takes over the token and the leases in the state file, left by the init container or this sidecar's previous
+   * run, when the token is still valid; returns the items whose credential (still in its file) is kept as it is.
+   */
+  private async adoptState(): Promise<Set<string>> {
+    const adopted = new Set<string>();
+    const file = this.opts.config.stateFile;
+    const state = file ? await readHandover(file) : undefined;
+    if (!file || !state) return adopted;
+    if (!(await this.session.adopt(state.token, state.ttl, state.renewable))) {
+      this.opts.log('info', 'the token in the state file is no longer valid; logging in');
+      await removeHandover(file);
+      return adopted;
+    }
+    for (const item of this.items) {
+      const lease = state.leases[item.name];
+      const digest = state.digests[item.name];
+      if (digest) this.digests.set(item.name, digest);
+      // A lease about to end is issued again rather than taken over; so is one whose file is gone.
+      const left = lease ? lease.expiresAt - Date.now() : 0;
+      if (!lease || !digest || left < 2_000 || !existsSync(path.join(this.opts.config.filesDir, item.output.path)))
+        continue;
+      const { requested, expiresAt, ...rest } = lease;
+      this.leases.set(item.name, { lease: rest, requested, expiresAt });
+      this.status.item(item.name).leaseExpiresAt = new Date(expiresAt).toISOString();
+      adopted.add(item.name);
+    }
+    this.opts.log('info', 'took over the previous agent run’s credentials', { items: [...adopted] });
+    return adopted;
+  }
+
+  /** Writes the state file once (the init container, handing its token and leases to the sidecar). */
+  async handOver(): Promise<void> {
+    this.persisting = true;
+    await this.saveState();
+    this.persisting = false;
+  }
+
+  /** The token and leases into the state file, one write at a time, when persisting. */
+  private saveState(): Promise<void> {
+    const file = this.opts.config.stateFile;
+    const held = this.session.current();
+    if (!file || !this.persisting || !held) return this.saving;
+    const state: Handover = {
+      token: held.token,
+      ttl: held.ttl,
+      renewable: held.renewable,
+      leases: Object.fromEntries(
+        [...this.leases].map(([name, h]) => [name, { ...h.lease, requested: h.requested, expiresAt: h.expiresAt }]),
+      ),
+      digests: Object.fromEntries(this.digests),
+    };
+    this.saving = this.saving
+      .then(() => writeHandover(file, state))
+      .catch((err: Error) => this.opts.log('warn', 'could not write the state file', { error: err.message }));
+    return this.saving;
+  }
+
   /** How many items hold a lease (their credentials end with the token that issued them). */
   leaseCount(): number {
     return this.leases.size;
@@ -92,7 +162,9 @@ export class FilesAgent {
   /** From now on: follow changes, renew, re-issue, notify. Resolves once the change stream is connected (or 5 s). */
   async follow(): Promise<void> {
     this.following = true;
+    this.persisting = true;
     this.session.startRenewing();
+    await this.saveState();
     for (const [name, held] of this.leases)
       this.armLease(
         this.items.find((i) => i.name === name)!,
@@ -202,20 +274,24 @@ export class FilesAgent {
   private keepLease(item: FileItem, lease: Lease): void {
     const old = this.leases.get(item.name);
     if (old) clearTimeout(old.timer);
-    const held: Held = { lease, requested: lease.duration };
+    const held: Held = { lease, requested: lease.duration, expiresAt: Date.now() + lease.duration * 1000 };
     this.leases.set(item.name, held);
-    this.status.item(item.name).leaseExpiresAt = new Date(Date.now() + lease.duration * 1000).toISOString();
+    this.status.item(item.name).leaseExpiresAt = new Date(held.expiresAt).toISOString();
     if (this.following) this.armLease(item, held);
+    void this.saveState();
   }
 
   private armLease(item: FileItem, held: Held, granted = held.lease.duration): void {
     clearTimeout(held.timer);
     if (this.stopped) return;
     const step = planRenewal(held.requested, granted, held.lease.renewable);
+    // A lease taken over from an earlier run has less left than it was granted.
+    const left = Math.max(0, held.expiresAt - Date.now());
+    const inMs = Math.min(step.inMs, Math.max(100, Math.floor(left * RENEW_FRACTION)));
     held.timer = setTimeout(() => {
       if (step.action === 'renew') void this.renewLease(item, held);
       else this.queue(item, 'lease nearing its max TTL');
-    }, step.inMs);
+    }, inMs);
     held.timer.unref();
   }
 
@@ -230,7 +306,9 @@ export class FilesAgent {
       })) as { lease_duration?: number } | null;
       const granted = res?.lease_duration ?? 0;
       state.leaseRenewals++;
-      state.leaseExpiresAt = new Date(Date.now() + granted * 1000).toISOString();
+      held.expiresAt = Date.now() + granted * 1000;
+      state.leaseExpiresAt = new Date(held.expiresAt).toISOString();
+      void this.saveState();
       this.opts.log('info', 'renewed a lease', { item: item.name, lease_seconds: granted });
       this.armLease(item, held, granted);
     } catch (err) {
@@ -278,12 +356,15 @@ export class FilesAgent {
     for (const r of this.retries.values()) clearTimeout(r.timer);
     await Promise.allSettled([...this.chains.values()]);
     if (revoke) {
+      this.persisting = false;
       try {
         await this.session.revoke();
         this.opts.log('info', 'revoked the token and its leases', { leases: this.leases.size });
       } catch (err) {
         this.opts.log('error', 'revoking the token failed', { error: (err as Error).message });
       }
+      await this.saving;
+      if (this.opts.config.stateFile) await removeHandover(this.opts.config.stateFile);
     } else {
       this.session.stop();
     }

@@ -79,6 +79,8 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
     throw err;
   }
   if (opts.once) {
+    // The sidecar, if the pod has one, takes over the credentials instead of issuing a second set.
+    if (config.stateFile && agent.leaseCount() > 0) await agent.handOver();
     await retireToken(agent.session, agent.leaseCount(), opts.log);
     opts.log('info', 'rendered every file item; exiting', { items: agent.status.items.size });
     return;

@@ -16,6 +16,10 @@ interface Held {
   /** The TTL the login granted, asked for again on each renewal. */
   ttl: number;
   renewable: boolean;
+  /** What the last login or renewal granted (seconds): less than `ttl` when the max TTL capped it. */
+  granted: number;
+  /** When the token runs out as last granted (ms since the epoch; 0 for a token without a TTL). */
+  expiresAt: number;
 }
 
 export class Session {
@@ -72,11 +76,19 @@ export class Session {
   }
 
   private async stillValid(token: string): Promise<boolean> {
+    return (await this.remainingTtl(token)) !== undefined;
+  }
+
+  /** The seconds `token` has left (0: no TTL), or undefined when it is no longer valid. */
+  private async remainingTtl(token: string): Promise<number | undefined> {
     try {
-      await this.client.request('GET', 'auth/token/lookup-self', { token, what: 'looking up the agent token' });
-      return true;
+      const res = (await this.client.request('GET', 'auth/token/lookup-self', {
+        token,
+        what: 'looking up the agent token',
+      })) as { data?: { ttl?: number } } | null;
+      return res?.data?.ttl ?? 0;
     } catch (err) {
-      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return false;
+      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return undefined;
       throw err;
     }
   }
@@ -107,7 +119,9 @@ export class Session {
     if (!auth?.client_token) throw new LoginError(`login to ${where} returned no token`);
     const first = this.logins === 0;
     this.logins++;
-    this.held = { token: auth.client_token, ttl: auth.lease_duration ?? 0, renewable: auth.renewable !== false };
+    const ttl = auth.lease_duration ?? 0;
+    const renewable = auth.renewable !== false;
+    this.held = { token: auth.client_token, ttl, renewable, granted: ttl, expiresAt: expiry(ttl) };
     this.lastError = undefined;
     this.log('info', 'logged in', { mount: this.auth.mount, role: this.auth.role, ttl_seconds: this.held.ttl });
     this.schedule(this.held.ttl, this.held.ttl);
@@ -116,19 +130,44 @@ export class Session {
     return auth.client_token;
   }
 
+  /**
+   * Takes over a token another agent run of this pod logged in with (handover.ts), when it is still valid; false
+   * when it is not (then the next token() logs in). Its renewals are this session's from now on.
+   */
+  async adopt(token: string, ttl: number, renewable: boolean): Promise<boolean> {
+    if (this.held) return false;
+    const remaining = await this.remainingTtl(token);
+    if (remaining === undefined) return false;
+    // Its last grant is unknown: taken as full, so it is renewed; a capped renewal then leads to a new login.
+    this.held = { token, ttl, renewable, granted: ttl, expiresAt: expiry(remaining) };
+    this.logins++;
+    this.log('info', 'took over the token of the previous agent run', { ttl_seconds: remaining });
+    this.schedule(ttl, ttl);
+    this.changed();
+    return true;
+  }
+
+  /** The token held and how it renews, for the state file; undefined before a login. */
+  current(): Readonly<Held> | undefined {
+    return this.held;
+  }
+
   /** Keep the token alive from now on (the init container, which exits after rendering, does not). */
   startRenewing(): void {
     this.keepAlive = true;
-    if (this.held) this.schedule(this.held.ttl, this.held.ttl);
+    if (this.held) this.schedule(this.held.ttl, this.held.granted);
   }
 
+  /** Renews (or replaces, once capped) at two thirds of what is left of the token's time. */
   private schedule(requested: number, granted: number): void {
     clearTimeout(this.timer);
     if (!this.keepAlive || this.stopped || !this.held) return;
     // A token without a TTL (a root-like token) needs nothing; one whose renewal granted nothing is at its end.
     if (requested <= 0) return;
     const step = planRenewal(requested, granted, this.held.renewable);
-    this.timer = setTimeout(() => void (step.action === 'renew' ? this.renew() : this.replace()), step.inMs);
+    const left = this.held.expiresAt ? Math.max(0, (this.held.expiresAt - Date.now()) / 1000) : granted;
+    const inMs = Math.min(step.inMs, planRenewal(requested, left, this.held.renewable).inMs);
+    this.timer = setTimeout(() => void (step.action === 'renew' ? this.renew() : this.replace()), inMs);
     this.timer.unref();
   }
 
@@ -144,6 +183,8 @@ export class Session {
       this.renewals++;
       const granted = res?.auth?.lease_duration ?? 0;
       this.log('info', 'renewed the token', { ttl_seconds: granted });
+      held.granted = granted;
+      held.expiresAt = expiry(granted);
       this.schedule(held.ttl, granted);
       this.changed();
     } catch (err) {
@@ -182,3 +223,5 @@ export class Session {
     clearTimeout(this.timer);
   }
 }
+
+const expiry = (seconds: number): number => (seconds > 0 ? Date.now() + seconds * 1000 : 0);
