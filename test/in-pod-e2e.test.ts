@@ -253,6 +253,37 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     await keepAgentLogs('file-app', true);
   });
 
+  it('signals the application after a rotation (the sidecar finds it by name in the shared process namespace)', async (t) => {
+    await writeOk(srv.api, 'secret/data/app/conf', { data: { token: value('conf') } });
+    await createPod(
+      'signal-app',
+      {
+        'cofre.dev/sidecar': 'true',
+        'cofre.dev/secret-conf': 'secret/app/conf',
+        'cofre.dev/keys-conf': 'token',
+        'cofre.dev/format-conf': 'raw',
+        'cofre.dev/on-change-signal': 'SIGHUP',
+        'cofre.dev/on-change-process': 'sh',
+      },
+      // The application reloads on SIGHUP: it prints a hash of the file it now reads.
+      podSpec([app(`trap 'echo "reloaded $(sha256sum < /cofre/secrets/conf)"' HUP; ${LONG_RUNNING}`)]),
+    );
+    const pod = await running('signal-app');
+    assert.equal(pod.spec?.shareProcessNamespace, true);
+    const rotated = value('conf');
+    const written = Date.now();
+    await writeOk(srv.api, 'secret/data/app/conf', { data: { token: rotated } });
+    const line = await poll(
+      'the application reloaded',
+      async () => (await logs('signal-app', 'app')).split('\n').find((l) => l.startsWith('reloaded')),
+      10_000,
+      50,
+    );
+    t.diagnostic(`KV write to the application's reload: ${Date.now() - written} ms`);
+    assert.equal(line.split(/\s+/)[1], sha256(rotated), 'the signal came after the new file was in place');
+    await keepAgentLogs('signal-app', true);
+  });
+
   it('renews a dynamic PostgreSQL credential before its TTL and drops its role when the pod is deleted', async (t) => {
     await createPod(
       'pg-app',
@@ -341,7 +372,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
   });
 
   it('leaves no value in etcd (pod specs and all), the Events, or the agent’s logs', async () => {
-    assert.ok(values.size >= 8, 'the tests above delivered their values');
+    assert.ok(values.size >= 10, 'the tests above delivered their values');
     const forms = [...values].flatMap(encodedForms);
     const dump = await etcdDump(cluster.etcdUrl!);
     assert.ok(
@@ -355,7 +386,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     const eventText = JSON.stringify(events.items);
     for (const v of values) assert.ok(!eventText.includes(v), 'no Event holds a value');
 
-    assert.ok(agentLogs.length >= 6 && agentLogs.every((l) => l.length > 0), 'the agents logged');
+    assert.ok(agentLogs.length >= 8 && agentLogs.every((l) => l.length > 0), 'the agents logged');
     for (const log of agentLogs) for (const v of values) assert.ok(!log.includes(v), 'no agent log holds a value');
     // The kubelet's own copies of every container's log, on the host.
     for (const file of filesUnder(path.join(NODE_DIR, 'pod-logs'))) {

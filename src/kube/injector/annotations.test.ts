@@ -113,6 +113,16 @@ describe('injector annotations', () => {
     refused({ ...kv, 'cofre.dev/auth-path': 'auth/../sys' }, 'cofre.dev/auth-path', /mount/);
     refused({ ...kv, 'cofre.dev/on-change-signal': 'SIGKILLME' }, 'cofre.dev/on-change-signal', /SIGHUP/);
     refused({ ...kv, 'cofre.dev/on-change-pid-file': '/x' }, 'cofre.dev/on-change-pid-file', /without/);
+    refused({ ...kv, 'cofre.dev/on-change-process': 'app' }, 'cofre.dev/on-change-process', /without/);
+    const signal = { ...kv, 'cofre.dev/on-change-signal': 'SIGHUP' };
+    refused(signal, 'cofre.dev/on-change-signal', /say which process gets SIGHUP/);
+    refused(
+      { ...signal, 'cofre.dev/on-change-process': 'a', 'cofre.dev/on-change-pid-file': '/p' },
+      'cofre.dev/on-change-process',
+      /not both/,
+    );
+    refused({ ...signal, 'cofre.dev/on-change-process': 'a-name-too-long-x' }, 'cofre.dev/on-change-process', /15/);
+    refused({ ...signal, 'cofre.dev/on-change-process': 'bin/sh' }, 'cofre.dev/on-change-process', /15/);
     refused({ ...kv, 'cofre.dev/command': '/app/server' }, 'cofre.dev/command', /JSON array/);
     refused({ ...kv, 'cofre.dev/command': '[]' }, 'cofre.dev/command', /non-empty/);
     refused({ ...kv, 'cofre.dev/command': '["a", 1]' }, 'cofre.dev/command', /strings/);

@@ -24,6 +24,8 @@ export interface InjectorDefaults {
 export interface OnChange {
   signal: string;
   pid_file?: string;
+  /** The process's name as in /proc/PID/comm (at most 15 characters). */
+  process_name?: string;
 }
 
 /** What the annotations ask for, before it meets the pod's containers (mutate.ts). */
@@ -57,6 +59,7 @@ const POD_ANNOTATIONS = new Set([
   'revoke-on-exit',
   'on-change-signal',
   'on-change-pid-file',
+  'on-change-process',
   'command',
   'containers',
 ]);
@@ -285,16 +288,33 @@ export function parseAnnotations(
   };
   const signal = all[A('on-change-signal')];
   const pidFile = all[A('on-change-pid-file')];
+  const processName = all[A('on-change-process')];
   if (signal !== undefined) {
     if (!SIGNALS.has(signal))
       fail(A('on-change-signal'), `expected one of ${[...SIGNALS].join(', ')}, got ${shown(signal)}`);
     request.onChange = { signal };
+    if (pidFile !== undefined && processName !== undefined)
+      fail(A('on-change-process'), `give ${A('on-change-process')} or ${A('on-change-pid-file')}, not both`);
+    if (pidFile === undefined && processName === undefined)
+      fail(
+        A('on-change-signal'),
+        `say which process gets ${signal}: ${A('on-change-process')} (its name, as in /proc/PID/comm) or ` +
+          `${A('on-change-pid-file')} (a file holding its pid)`,
+      );
     if (pidFile !== undefined) {
       if (!pidFile.startsWith('/') || pidFile.split('/').some((s) => s === '..'))
         fail(A('on-change-pid-file'), `expected an absolute path, got ${shown(pidFile)}`);
       request.onChange.pid_file = pidFile;
     }
-  } else if (pidFile !== undefined) fail(A('on-change-pid-file'), `given without ${A('on-change-signal')}`);
+    if (processName !== undefined) {
+      // The kernel keeps 15 characters of a process's name; a longer one would never match.
+      if (!/^[^/\0\s]{1,15}$/.test(processName))
+        fail(A('on-change-process'), `expected a process name of 1 to 15 characters, got ${shown(processName)}`);
+      request.onChange.process_name = processName;
+    }
+  } else
+    for (const name of ['on-change-pid-file', 'on-change-process'])
+      if (all[A(name)] !== undefined) fail(A(name), `given without ${A('on-change-signal')}`);
   if (all[A('command')] !== undefined) request.command = stringArray(A('command'), all[A('command')]!);
   if (all[A('containers')] !== undefined) {
     request.containers = list(all[A('containers')]!);

@@ -183,6 +183,55 @@ describe('injector mutation', () => {
       signal: 'SIGHUP',
       pid_file: '/cofre/secrets/.app.pid',
     });
+    // The app's user is not known: the agents run as root with CAP_KILL alone, so the signal reaches it.
+    for (const agent of after.spec!.initContainers!.slice(0, 2))
+      assert.deepEqual(agent.securityContext, {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsUser: 0,
+        capabilities: { drop: ['ALL'], add: ['KILL'] },
+      });
+  });
+
+  it('the agents run as the application’s user when the pod says which, so it can read 0400 files', () => {
+    const annotations = {
+      'cofre.dev/secret-db': 'secret/app/db',
+      'cofre.dev/sidecar': 'true',
+      'cofre.dev/on-change-signal': 'SIGHUP',
+      'cofre.dev/on-change-process': 'server',
+    };
+    const agents = (p: V1Pod) =>
+      inject(p)
+        .spec!.initContainers!.slice(0, 2)
+        .map((c) => c.securityContext);
+    const asApp = {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsUser: 2000,
+      runAsGroup: 3000,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+    };
+    const podLevel = pod(annotations, [{ name: 'app', image: 'a' }], {
+      securityContext: { runAsUser: 2000, runAsGroup: 3000 },
+    });
+    assert.deepEqual(agents(podLevel), [asApp, asApp]);
+    const containerLevel = pod(annotations, [
+      { name: 'app', image: 'a', securityContext: { runAsUser: 2000, runAsGroup: 3000 } },
+      { name: 'log', image: 'b', securityContext: { runAsUser: 2000, runAsGroup: 3000 } },
+    ]);
+    assert.deepEqual(agents(containerLevel), [asApp, asApp]);
+    // Two users: neither is taken; without a signal, the image's own user.
+    const plain = { 'cofre.dev/secret-db': 'secret/app/db' };
+    const mixed = pod(plain, [
+      { name: 'app', image: 'a', securityContext: { runAsUser: 2000 } },
+      { name: 'log', image: 'b', securityContext: { runAsUser: 2001 } },
+    ]);
+    assert.deepEqual(agents(mixed)[0], {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
   });
 
   it('env: the command runs through the agent, args folded in, exec probes wrapped, no value in the spec', () => {
@@ -261,8 +310,18 @@ describe('injector mutation', () => {
         () => mutatePod(p, parseAnnotations(p.metadata!.annotations, defaults), settings),
         (err: Error) => err instanceof PodRefusedError && why.test(err.message),
       );
-    const signal = { 'cofre.dev/secret-a': 'kv/a', 'cofre.dev/on-change-signal': 'SIGHUP' };
+    const signal = {
+      'cofre.dev/secret-a': 'kv/a',
+      'cofre.dev/on-change-signal': 'SIGHUP',
+      'cofre.dev/on-change-process': 'app',
+    };
     refused(pod(signal, [{ name: 'app', image: 'a' }]), /on-change-signal: only the sidecar/);
+    refused(
+      pod({ ...signal, 'cofre.dev/sidecar': 'true' }, [{ name: 'app', image: 'a' }], {
+        securityContext: { runAsNonRoot: true },
+      }),
+      /must run as the application's user .*set spec.securityContext.runAsUser/,
+    );
     refused(
       pod({ ...signal, 'cofre.dev/sidecar': 'true' }, [{ name: 'app', image: 'a' }], { shareProcessNamespace: false }),
       /shareProcessNamespace: false/,

@@ -4,7 +4,16 @@
  * environment variables, the app's command run through `cofre agent exec --`. The patch carries names, paths and
  * configuration only, never a secret value: the agent fetches the values inside the pod.
  */
-import type { V1Container, V1EnvVar, V1Pod, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1EnvVar,
+  V1Pod,
+  V1PodSpec,
+  V1Probe,
+  V1SecurityContext,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import type { InjectionRequest } from './annotations.js';
 import {
   AGENT_FILES_DIR,
@@ -86,12 +95,42 @@ function agentEnv(settings: AgentSettings, config: string): V1EnvVar[] {
   ];
 }
 
+/**
+ * Who the agent containers run as. The files they write are theirs (mode 0400 unless the pod asks otherwise), and a
+ * signal reaches only a process of the same user (or with CAP_KILL): so they run as the application's user when the
+ * pod says which (the pod's runAsUser, or the same one on every application container). A sidecar that must signal
+ * an application whose user is not known runs as root with CAP_KILL alone; otherwise the agent image's user.
+ */
+function agentUser(spec: V1PodSpec, request: InjectionRequest): V1SecurityContext {
+  const pod = spec.securityContext;
+  const users = new Set(spec.containers.map((c) => c.securityContext?.runAsUser ?? pod?.runAsUser));
+  const groups = new Set(spec.containers.map((c) => c.securityContext?.runAsGroup ?? pod?.runAsGroup));
+  const [user] = users;
+  const [group] = groups;
+  if (users.size === 1 && user !== undefined)
+    return {
+      runAsUser: user,
+      ...(groups.size === 1 && group !== undefined ? { runAsGroup: group } : {}),
+      ...(user !== 0 ? { runAsNonRoot: true } : {}),
+      capabilities: { drop: ['ALL'] },
+    };
+  if (!request.onChange) return { capabilities: { drop: ['ALL'] } };
+  const nonRoot = pod?.runAsNonRoot || spec.containers.some((c) => c.securityContext?.runAsNonRoot);
+  if (nonRoot)
+    throw new PodRefusedError(
+      "annotation cofre.dev/on-change-signal: the sidecar must run as the application's user to signal it, and " +
+        'the pod does not say which (runAsNonRoot without one runAsUser): set spec.securityContext.runAsUser',
+    );
+  return { runAsUser: 0, capabilities: { drop: ['ALL'], add: ['KILL'] } };
+}
+
 function agentContainer(
   name: string,
   command: readonly string[],
   settings: AgentSettings,
   env: V1EnvVar[],
   mounts: V1VolumeMount[],
+  user: V1SecurityContext,
 ): V1Container {
   return {
     name,
@@ -102,11 +141,7 @@ function agentContainer(
     volumeMounts: mounts,
     // Small: the agent renders a few files and renews leases. The limit keeps a runaway agent from starving the app.
     resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '256Mi' } },
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-    },
+    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, ...user },
   };
 }
 
@@ -234,13 +269,17 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   const stateFile = request.sidecar;
   if (stateFile) initMounts.push({ name: STATE_VOLUME, mountPath: STATE_DIR });
   const initConfig = agentConfig(request, request.fileItems, { installTo: envContainers.size > 0, stateFile });
-  const agents = [agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, agentEnv(settings, initConfig), initMounts)];
+  // Both agents run as one user: the sidecar rewrites the init container's files and reads its state file.
+  const user = agentUser(spec, request);
+  const agents = [
+    agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, agentEnv(settings, initConfig), initMounts, user),
+  ];
   if (request.sidecar) {
     const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, { stateFile }));
     const sidecarMounts = initMounts.filter((m) => m.name !== BIN_VOLUME);
     // A native sidecar: an init container that keeps running beside the app and stops after it, so Jobs complete.
     agents.push({
-      ...agentContainer(SIDECAR_CONTAINER, SIDECAR_COMMAND, settings, sidecarEnv, sidecarMounts),
+      ...agentContainer(SIDECAR_CONTAINER, SIDECAR_COMMAND, settings, sidecarEnv, sidecarMounts, user),
       restartPolicy: 'Always',
     });
   }
