@@ -31,6 +31,8 @@ const OPT_IN = { 'cofre.dev/inject': 'true' };
 const ADMIN = 'cofre_admin';
 const ADMIN_PASSWORD = 'in-pod-admin-pw-7d21';
 const PG_TTL = 6;
+const ENV_TTL = 4;
+const ENV_MAX_TTL = 15;
 /** Every value delivered: none may show up in etcd, an Event or an agent's log. */
 const values = new Set<string>();
 const value = (name: string) => {
@@ -68,7 +70,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     await enableKubernetesAuth(srv.api, cluster, kc);
     await writeOk(srv.api, 'sys/policies/acl/app', {
       policy:
-        'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\npath "database/creds/app" {\n  capabilities = ["read"]\n}\n',
+        'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\npath "database/creds/*" {\n  capabilities = ["read"]\n}\n',
     });
     await writeOk(srv.api, 'auth/kubernetes/role/app', {
       bound_service_account_names: [SA],
@@ -93,6 +95,12 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
       creation_statements: postgres.creation,
       default_ttl: PG_TTL,
       max_ttl: 300,
+    });
+    await writeOk(srv.api, 'database/roles/app-env', {
+      db_name: 'main',
+      creation_statements: postgres.creation,
+      default_ttl: ENV_TTL,
+      max_ttl: ENV_MAX_TTL,
     });
 
     injector = await spawnInjector({
@@ -326,6 +334,76 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     assert.equal(after.status, 404, 'no lease left');
   });
 
+  it('renews a PostgreSQL credential in env vars, and restarts the container for a new one before its max TTL', async (t) => {
+    await createPod(
+      'env-pg',
+      {
+        'cofre.dev/sidecar': 'true',
+        'cofre.dev/creds-pg': 'database/creds/app-env',
+        'cofre.dev/env-pg': 'PGUSER=username,PGPASSWORD=password',
+        'cofre.dev/on-change-signal': 'SIGTERM',
+        'cofre.dev/on-change-process': 'sh',
+      },
+      podSpec([app(`echo "user=$PGUSER"; ${LONG_RUNNING}`)], { restartPolicy: 'Always' }),
+    );
+    await running('env-pg');
+    const started = Date.now();
+    const userIn = async () => /^user=(\S+)$/m.exec(await logs('env-pg', 'app'))?.[1];
+    const first = await poll('the application prints its user', userIn);
+    // The password is in the application's environment only: read there (as root) for the leak check below.
+    const holder = await poll('the process with the credential', async () => processesHolding(`PGUSER=${first}`)[0]);
+    values.add(/(?:^|\0)PGPASSWORD=([^\0]+)/.exec(readFileSync(`/proc/${holder.pid}/environ`, 'utf8'))![1]!);
+    assert.ok(await postgres.userExists(db!, first));
+
+    const list = async () => {
+      const res = await srv.api.call('LIST', 'sys/leases/lookup/database/creds/app-env/');
+      return res.status === 404 ? [] : (res.body.data.keys as string[]);
+    };
+    const [leaseKey] = await list();
+    assert.ok(leaseKey, 'the exec run’s lease');
+    const lookup = async () =>
+      (await writeOk(srv.api, 'sys/leases/lookup', { lease_id: `database/creds/app-env/${leaseKey}` })).body.data;
+    const renewed = await poll(
+      'a renewal by the sidecar',
+      async () => (await lookup()).last_renewal ?? undefined,
+      ENV_TTL * 1000,
+    );
+    t.diagnostic(`env credential renewed ${Date.parse(renewed) - started} ms after the pod ran (TTL ${ENV_TTL} s)`);
+
+    // Before the max TTL, the sidecar has the container restarted (SIGTERM), and its new exec run a new credential.
+    let restartedAt = 0;
+    const restarted = await poll(
+      'the container restarted with a new credential',
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: NS, name: 'env-pg' });
+        const status = p.status?.containerStatuses?.[0];
+        if ((status?.restartCount ?? 0) < 1) return undefined;
+        restartedAt = Date.parse(String(status?.lastState?.terminated?.finishedAt));
+        const user = await userIn();
+        return user && user !== first ? user : undefined;
+      },
+      ENV_MAX_TTL * 1000 + 10_000,
+      250,
+    );
+    t.diagnostic(
+      `the first process ended ${restartedAt - issued} ms after its credential was issued (max TTL ${ENV_MAX_TTL} s)`,
+    );
+    // finishedAt has whole seconds.
+    assert.ok(restartedAt - issued < ENV_MAX_TTL * 1000, 'the process was restarted before its credential ran out');
+    await poll('the first role is dropped', async () => !(await postgres.userExists(db!, first)), 10_000, 200);
+    const second = await poll('the new process', async () => processesHolding(`PGUSER=${restarted}`)[0]);
+    values.add(/(?:^|\0)PGPASSWORD=([^\0]+)/.exec(readFileSync(`/proc/${second.pid}/environ`, 'utf8'))![1]!);
+
+    await keepAgentLogs('env-pg', true);
+    await core.deleteNamespacedPod({ namespace: NS, name: 'env-pg' });
+    await poll(
+      'the new role is dropped with the pod',
+      async () => !(await postgres.userExists(db!, restarted)),
+      30_000,
+      200,
+    );
+  });
+
   it('lets a Job whose pod has the native sidecar complete', async () => {
     const batch = kc.makeApiClient(k8s.BatchV1Api);
     await batch.createNamespacedJob({
@@ -372,7 +450,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
   });
 
   it('leaves no value in etcd (pod specs and all), the Events, or the agent’s logs', async () => {
-    assert.ok(values.size >= 10, 'the tests above delivered their values');
+    assert.ok(values.size >= 12, 'the tests above delivered their values');
     const forms = [...values].flatMap(encodedForms);
     const dump = await etcdDump(cluster.etcdUrl!);
     assert.ok(
@@ -386,7 +464,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     const eventText = JSON.stringify(events.items);
     for (const v of values) assert.ok(!eventText.includes(v), 'no Event holds a value');
 
-    assert.ok(agentLogs.length >= 8 && agentLogs.every((l) => l.length > 0), 'the agents logged');
+    assert.ok(agentLogs.length >= 10 && agentLogs.every((l) => l.length > 0), 'the agents logged');
     for (const log of agentLogs) for (const v of values) assert.ok(!log.includes(v), 'no agent log holds a value');
     // The kubelet's own copies of every container's log, on the host.
     for (const file of filesUnder(path.join(NODE_DIR, 'pod-logs'))) {

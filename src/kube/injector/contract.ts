@@ -36,6 +36,8 @@ export const BIN_DIR = '/cofre/bin';
 export const TOKEN_DIR = '/var/run/secrets/cofre';
 export const STATE_DIR = '/cofre/state';
 export const STATE_FILE = `${STATE_DIR}/agent.json`;
+/** Where `cofre agent exec` in application container NAME leaves its leases for the sidecar to renew. */
+export const execStateFile = (container: string): string => `${STATE_DIR}/exec-${container}.json`;
 export const TOKEN_FILE = 'token';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const DEFAULT_AUDIENCE = 'cofre';
@@ -68,6 +70,7 @@ export interface AgentConfig {
   files_dir: string;
   install_to?: string;
   state_file?: string;
+  exec_state_files?: string[];
   revoke_on_exit?: boolean;
   on_change?: { signal: string; pid_file?: string };
   items: AgentItem[];

@@ -193,6 +193,32 @@ describe('injector mutation', () => {
       });
   });
 
+  it('a sidecar renews the leases of credentials in env vars: exec leaves them in the agents’ state volume', () => {
+    const after = inject(
+      pod(
+        {
+          'cofre.dev/creds-pg': 'database/creds/app',
+          'cofre.dev/env-pg': 'PGUSER=username,PGPASSWORD=password',
+          'cofre.dev/sidecar': 'true',
+        },
+        [{ name: 'app', image: 'app', command: ['/app'] }],
+      ),
+    );
+    const app = after.spec!.containers[0]!;
+    assert.ok(app.volumeMounts!.some((m) => m.name === 'cofre-agent-state' && m.mountPath === '/cofre/state'));
+    assert.equal(JSON.parse(envOf(app, 'COFRE_AGENT_CONFIG')!).state_file, '/cofre/state/exec-app.json');
+    const sidecar = after.spec!.initContainers![1]!;
+    assert.deepEqual(JSON.parse(envOf(sidecar, 'COFRE_AGENT_CONFIG')!).exec_state_files, [
+      '/cofre/state/exec-app.json',
+    ]);
+    // KV items in env vars have no lease: no state volume in the app, and a sidecar with nothing to do is refused.
+    const kvOnly = { 'cofre.dev/secret-a': 'kv/a', 'cofre.dev/env-a': 'A=a', 'cofre.dev/sidecar': 'true' };
+    assert.throws(
+      () => inject(pod(kvOnly, [{ name: 'app', image: 'app', command: ['/app'] }])),
+      /the pod has neither \(no file item, no cofre.dev\/creds- item delivered as env vars\)/,
+    );
+  });
+
   it('the agents run as the application’s user when the pod says which, so it can read 0400 files', () => {
     const annotations = {
       'cofre.dev/secret-db': 'secret/app/db',

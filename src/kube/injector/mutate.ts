@@ -31,6 +31,7 @@ import {
   STATE_DIR,
   STATE_FILE,
   STATE_VOLUME,
+  execStateFile,
   STATUS_ANNOTATION,
   TOKEN_DIR,
   TOKEN_EXPIRATION_SECONDS,
@@ -73,13 +74,14 @@ function append(ops: PatchOperation[], path: string, existing: unknown[] | undef
 function agentConfig(
   request: InjectionRequest,
   items: AgentItem[],
-  opts: { installTo?: boolean; stateFile?: boolean } = {},
+  opts: { installTo?: boolean; stateFile?: string; execStateFiles?: string[] } = {},
 ): string {
   const config: AgentConfig = {
     auth: { mount: request.authMount, role: request.role, token_path: `${TOKEN_DIR}/${TOKEN_FILE}` },
     files_dir: AGENT_FILES_DIR,
     ...(opts.installTo ? { install_to: BIN_DIR } : {}),
-    ...(opts.stateFile ? { state_file: STATE_FILE } : {}),
+    ...(opts.stateFile ? { state_file: opts.stateFile } : {}),
+    ...(opts.execStateFiles?.length ? { exec_state_files: opts.execStateFiles } : {}),
     revoke_on_exit: request.revokeOnExit,
     ...(request.onChange ? { on_change: request.onChange } : {}),
     items,
@@ -182,9 +184,10 @@ function refuseConflicts(pod: V1Pod, request: InjectionRequest): void {
       'annotation cofre.dev/on-change-signal: the sidecar can signal the app only when the containers share the ' +
         'process namespace, and the pod sets spec.shareProcessNamespace: false',
     );
-  if (request.sidecar && request.fileItems.length === 0)
+  if (request.sidecar && request.fileItems.length === 0 && !request.envItems.some((i) => i.path !== undefined))
     throw new PodRefusedError(
-      'annotation cofre.dev/sidecar: the sidecar keeps files up to date, and no item is delivered as a file',
+      'annotation cofre.dev/sidecar: the sidecar keeps files up to date and renews the leases of credentials in ' +
+        'env vars, and the pod has neither (no file item, no cofre.dev/creds- item delivered as env vars)',
     );
 }
 
@@ -215,6 +218,8 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
     request.envItems.length > 0 ? (request.containers ?? spec.containers.map((c) => c.name)) : [],
   );
 
+  // Credentials with a lease in env vars: the sidecar renews them for the exec runs (the agent's exec-leases.ts).
+  const renewsEnv = request.sidecar && request.envItems.some((i) => i.path !== undefined);
   const volumes: V1Volume[] = [];
   if (files) volumes.push({ name: SECRETS_VOLUME, emptyDir: { medium: 'Memory' } });
   if (envContainers.size > 0) volumes.push({ name: BIN_VOLUME, emptyDir: {} });
@@ -241,6 +246,8 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
     if (files) mounts.push({ name: SECRETS_VOLUME, mountPath: request.filesDir, readOnly: true });
     if (envContainers.has(container.name)) {
       mounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR, readOnly: true }, tokenMount);
+      // With a sidecar, exec leaves its leases there for the sidecar to renew (exec-leases.ts in the agent).
+      if (renewsEnv) mounts.push({ name: STATE_VOLUME, mountPath: STATE_DIR });
       const command = originalCommand(container, request);
       ops.push({ op: 'add', path: `${at}/command`, value: [...EXEC_PREFIX, ...command] });
       if (container.args) ops.push({ op: 'remove', path: `${at}/args` });
@@ -249,7 +256,10 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
         if (exec?.command?.length)
           ops.push({ op: 'replace', path: `${at}/${probe}/exec/command`, value: [...EXEC_PREFIX, ...exec.command] });
       }
-      const env = agentEnv(settings, agentConfig(request, request.envItems));
+      const execConfig = agentConfig(request, request.envItems, {
+        ...(renewsEnv ? { stateFile: execStateFile(container.name) } : {}),
+      });
+      const env = agentEnv(settings, execConfig);
       for (const variable of env)
         if (container.env?.some((e) => e.name === variable.name))
           throw new PodRefusedError(
@@ -266,7 +276,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   initMounts.push(tokenMount);
   if (envContainers.size > 0) initMounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR });
   // With a sidecar, the init container hands its token and leases over through a volume no app container mounts.
-  const stateFile = request.sidecar;
+  const stateFile = request.sidecar ? STATE_FILE : undefined;
   if (stateFile) initMounts.push({ name: STATE_VOLUME, mountPath: STATE_DIR });
   const initConfig = agentConfig(request, request.fileItems, { installTo: envContainers.size > 0, stateFile });
   // Both agents run as one user: the sidecar rewrites the init container's files and reads its state file.
@@ -275,7 +285,8 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
     agentContainer(INIT_CONTAINER, INIT_COMMAND, settings, agentEnv(settings, initConfig), initMounts, user),
   ];
   if (request.sidecar) {
-    const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, { stateFile }));
+    const execStateFiles = renewsEnv ? [...envContainers].map((name) => execStateFile(name)) : [];
+    const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, { stateFile, execStateFiles }));
     const sidecarMounts = initMounts.filter((m) => m.name !== BIN_VOLUME);
     // A native sidecar: an init container that keeps running beside the app and stops after it, so Jobs complete.
     agents.push({

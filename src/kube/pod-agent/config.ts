@@ -45,6 +45,8 @@ export interface AgentConfig {
   installTo?: string;
   /** Where the token and leases are kept for the next agent run of the pod (handover.ts). */
   stateFile?: string;
+  /** The sidecar: state files of `cofre agent exec` runs whose leases it renews (exec-leases.ts). */
+  execStateFiles: string[];
   revokeOnExit: boolean;
   onChange?: OnChange;
   items: Item[];
@@ -113,7 +115,7 @@ export function parseConfig(raw: string | undefined): AgentConfig {
   const top = object(json, 'the configuration');
   onlyFields(
     top,
-    ['auth', 'files_dir', 'install_to', 'state_file', 'revoke_on_exit', 'on_change', 'items'],
+    ['auth', 'files_dir', 'install_to', 'state_file', 'exec_state_files', 'revoke_on_exit', 'on_change', 'items'],
     'the configuration',
   );
 
@@ -134,8 +136,24 @@ export function parseConfig(raw: string | undefined): AgentConfig {
     top.state_file === undefined
       ? undefined
       : absolute(text(top, 'state_file', 'state_file', true), 'state_file', 'state_file');
-  if (stateFile && (stateFile + '/').startsWith(`${filesDir}/`))
-    fail('state_file', 'must not be in files_dir: it holds the agent token, and the application reads files_dir');
+  const outsideFiles = (file: string, field: string): string => {
+    if ((file + '/').startsWith(`${filesDir}/`))
+      fail(field, 'must not be in files_dir: it holds the agent token, and the application reads files_dir');
+    return file;
+  };
+  if (stateFile) outsideFiles(stateFile, 'state_file');
+  if (top.exec_state_files !== undefined && !Array.isArray(top.exec_state_files))
+    fail('exec_state_files', 'must be an array of absolute paths');
+  const execStateFiles = ((top.exec_state_files as unknown[] | undefined) ?? []).map((f, i) =>
+    outsideFiles(
+      absolute(
+        typeof f === 'string' ? f : fail(`exec_state_files[${i}]`, 'must be a string'),
+        'exec_state_files',
+        `exec_state_files[${i}]`,
+      ),
+      `exec_state_files[${i}]`,
+    ),
+  );
   if (top.revoke_on_exit !== undefined && typeof top.revoke_on_exit !== 'boolean') {
     fail('revoke_on_exit', 'must be true or false');
   }
@@ -166,6 +184,7 @@ export function parseConfig(raw: string | undefined): AgentConfig {
     filesDir,
     installTo,
     ...(stateFile ? { stateFile } : {}),
+    execStateFiles,
     revokeOnExit: top.revoke_on_exit !== false,
     onChange,
     items,

@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { VaultClient } from '../../client/client.js';
 import type { AgentConfig, EnvOutput, Item } from './config.js';
+import type { HeldLease } from './handover.js';
 import type { Log } from './log.js';
 import { renderEnv } from './render.js';
 import { Session } from './session.js';
@@ -20,16 +21,16 @@ const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', '
 
 export class ExecError extends Error {}
 
-/** Every env item's variables, fetched with one login; and that session, and how many leases it was issued. */
+/** Every env item's variables, fetched with one login; and that session, and the leases it was issued by item. */
 export async function resolveEnv(
   config: AgentConfig,
   client: VaultClient,
   log: Log,
-): Promise<{ values: Record<string, string>; session: Session; leases: number }> {
+): Promise<{ values: Record<string, string>; session: Session; leases: Record<string, HeldLease> }> {
   const session = new Session(client, config.auth, log);
   const sources = new Sources(client);
   const out: Record<string, string> = {};
-  let leases = 0;
+  const leases: Record<string, HeldLease> = {};
   const failures: string[] = [];
   for (const item of config.items.filter((i): i is Item & { output: EnvOutput } => i.output.kind === 'env')) {
     try {
@@ -42,7 +43,12 @@ export async function resolveEnv(
         fetched = await sources.fetch(item, await session.refused(token));
       }
       Object.assign(out, renderEnv(item, item.output.vars, fetched.data));
-      if (fetched.lease) leases++;
+      if (fetched.lease)
+        leases[item.name] = {
+          ...fetched.lease,
+          requested: fetched.lease.duration,
+          expiresAt: Date.now() + fetched.lease.duration * 1000,
+        };
       log('info', 'resolved', { item: item.name, variables: Object.keys(item.output.vars) });
     } catch (err) {
       failures.push((err as Error).message);

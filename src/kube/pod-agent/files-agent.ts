@@ -322,6 +322,13 @@ export class FilesAgent {
     await this.status.save();
   }
 
+  /** Runs on_change (debounced) for a reason other than a file: a credential in an env var nearing its end. */
+  requestNotify(): boolean {
+    if (!this.opts.config.onChange) return false;
+    this.scheduleNotify();
+    return true;
+  }
+
   private scheduleNotify(): void {
     const onChange = this.opts.config.onChange;
     if (!onChange || !this.following) return;

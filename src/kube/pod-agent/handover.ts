@@ -59,8 +59,12 @@ export async function readHandover(file: string): Promise<Handover | undefined> 
   return { token: parsed.token, ttl: parsed.ttl, renewable: parsed.renewable, leases: parsed.leases, digests };
 }
 
-export function writeHandover(file: string, state: Handover): Promise<void> {
-  return writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600);
+/**
+ * Mode 0600 for the agents' own file. `cofre agent exec` writes 0644: it runs as the application's user, which the
+ * sidecar may not be, and every container that can read it mounts the pod's service-account token for Cofre anyway.
+ */
+export function writeHandover(file: string, state: Handover, mode = 0o600): Promise<void> {
+  return writeFileAtomic(file, `${JSON.stringify(state)}\n`, mode);
 }
 
 export function removeHandover(file: string): Promise<void> {

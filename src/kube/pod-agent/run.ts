@@ -6,7 +6,9 @@ import type { TlsSettings } from '../../client/transport.js';
 import { parseConfig, type AgentConfig } from './config.js';
 import { ENV_ADDRESS, ENV_CACERT, ENV_CONFIG } from './contract.js';
 import { execCommand, resolveEnv } from './exec.js';
+import { ExecLeases } from './exec-leases.js';
 import { FilesAgent } from './files-agent.js';
+import { writeHandover } from './handover.js';
 import { installExecRuntime } from './install.js';
 import type { Log } from './log.js';
 import type { Session } from './session.js';
@@ -86,6 +88,24 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
     return;
   }
   await agent.follow();
+  const execLeases = config.execStateFiles.length
+    ? new ExecLeases({
+        files: config.execStateFiles,
+        client: environment.client,
+        auth: config.auth,
+        log: opts.log,
+        onNearingEnd: (file, item) => {
+          if (agent.requestNotify())
+            opts.log('info', 'a credential in an env var nears its end; running on_change', { item, state_file: file });
+          else
+            opts.log('warn', 'a credential in an env var nears its end; the container keeps it until it restarts', {
+              item,
+              state_file: file,
+            });
+        },
+      })
+    : undefined;
+  execLeases?.start();
   opts.log('info', 'following changes', { items: agent.status.items.size });
   // The agent's timers do not hold the process open (so a stopped agent ends at once): this does, until a signal.
   const alive = setInterval(() => undefined, 1 << 30);
@@ -93,6 +113,7 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
   clearInterval(alive);
   const revoke = reason !== 'on_change.exit' && config.revokeOnExit;
   opts.log('info', 'stopping', { reason, revoke });
+  await execLeases?.stop(revoke);
   await agent.stop(revoke);
 }
 
@@ -114,7 +135,20 @@ export async function retireToken(session: Session, leases: number, log: Log): P
 
 /** Exec mode: never returns (the process becomes the command, or exits as its child did). */
 export async function runExecMode(environment: AgentEnvironment, argv: string[], log: Log): Promise<never> {
-  const { values, session, leases } = await resolveEnv(environment.config, environment.client, log);
-  await retireToken(session, leases, log);
+  const { config } = environment;
+  const { values, session, leases } = await resolveEnv(config, environment.client, log);
+  const count = Object.keys(leases).length;
+  const held = session.current();
+  // The process cannot renew what is in its environment: the sidecar, if the pod has one, does it from this file.
+  if (config.stateFile && count > 0 && held) {
+    const state = { token: held.token, ttl: held.ttl, renewable: held.renewable, leases, digests: {} };
+    try {
+      await writeHandover(config.stateFile, state, 0o644);
+      log('info', 'left the leases to the sidecar', { state_file: config.stateFile, items: Object.keys(leases) });
+    } catch (err) {
+      log('warn', 'could not write the state file; the leases end with their TTL', { error: (err as Error).message });
+    }
+  }
+  await retireToken(session, count, log);
   return execCommand(argv, values, log);
 }
