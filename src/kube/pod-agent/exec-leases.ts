@@ -2,7 +2,7 @@
 // nothing in the application's container can renew them; with a sidecar, exec leaves its token and leases in a state
 // file (its `state_file`; the sidecar's `exec_state_files` lists them) and the sidecar:
 //   - takes the token over and renews it, and renews each lease at about two thirds of its TTL, up to its max TTL;
-//   - when a lease nears its end (a renewal capped by the max TTL, or refused), runs on_change: a SIGTERM to the
+//   - when a lease nears its end (at once when a renewal is capped by the max TTL, or refused), runs on_change: a SIGTERM to the
 //     application restarts its container, whose new `exec` issues new credentials (environment variables cannot
 //     change under a running process). Without on_change it says so in its log and state;
 //   - when the file is replaced (the container restarted), revokes the old token and its leases: no process uses
@@ -111,7 +111,9 @@ export class ExecLeases {
       lease.expiresAt = Date.now() + granted * 1000;
       this.renewals++;
       this.opts.log('info', 'renewed a lease of an exec run', { item, lease_seconds: granted });
-      this.arm(file, adopted, item, lease, granted);
+      // Capped by the max TTL: the container needs time to restart and log in, so it is told now, not later.
+      if (granted < lease.requested) this.opts.onNearingEnd(file, item);
+      else this.arm(file, adopted, item, lease, granted);
     } catch (err) {
       this.opts.log('warn', 'renewing a lease of an exec run failed', { item, error: (err as Error).message });
       this.opts.onNearingEnd(file, item);
