@@ -17,7 +17,7 @@ describe('COFRE_AGENT_CONFIG', () => {
       files_dir: '/cofre/secrets',
       install_to: '/cofre/bin',
       revoke_on_exit: true,
-      on_change: { signal: 'SIGHUP', pid_file: '/cofre/secrets/.app.pid' },
+      on_change: { signal: 'SIGHUP', process_name: 'server' },
       items: [
         {
           name: 'db',
@@ -41,7 +41,7 @@ describe('COFRE_AGENT_CONFIG', () => {
     assert.equal(config.items.length, 3);
     assert.deepEqual(config.items[1]!.source, { kind: 'path', path: 'database/creds/app' });
     assert.equal((config.items[1]!.output as { mode: number }).mode, 0o440);
-    assert.deepEqual(config.onChange, { signal: 'SIGHUP', pidFile: '/cofre/secrets/.app.pid', processName: undefined });
+    assert.deepEqual(config.onChange, { signal: 'SIGHUP', processName: 'server' });
 
     const defaults = parse({ ...base, items: [{ name: 'a', kv: 'secret/a', file: { path: 'a' } }] });
     assert.deepEqual(defaults.auth, { mount: 'kubernetes', role: 'app', tokenPath: '/var/run/secrets/cofre/token' });
