@@ -140,6 +140,10 @@ async function launch(name: string, dir: string, withKcm: boolean, detached: boo
           [server, 'https://kubernetes.default.svc', 'https://kubernetes.default.svc.cluster.local'].join(','),
         ],
         ...['--authorization-mode', 'RBAC', '--service-cluster-ip-range', '10.0.0.0/24', '--allow-privileged'],
+        // Webhooks and aggregated APIs named by a Service are dialled at one of its ready endpoints (a pod address)
+        // rather than its ClusterIP: the test node has no kube-proxy, so a ClusterIP leads nowhere, while the pod
+        // network is reachable from this machine. The chart's webhook keeps its production shape (a Service).
+        '--enable-aggregator-routing=true',
       ]),
     );
     await waitReady(server, caCert, procs, dir);

@@ -34,6 +34,11 @@ export const KUBELET_PORT = 18820;
 const KUBELET_HEALTHZ_PORT = 18821;
 const STREAM_PORT = 18810;
 const POD_SUBNET = '10.88.100.0/24';
+/**
+ * This machine's address on the pod bridge (the subnet's gateway, which the bridge plugin gives the bridge): pods
+ * on the bridge reach a server on the host network there, e.g. a Cofre server pod with hostNetwork: true.
+ */
+export const NODE_BRIDGE_ADDRESS = '10.88.100.1';
 const CNI_BIN = '/usr/lib/cni';
 const READY_TIMEOUT_MS = 120_000;
 
