@@ -233,6 +233,15 @@ describe(
       );
       const components = pods.map((p) => p.metadata?.labels?.['app.kubernetes.io/component']).sort();
       assert.deepEqual(components, ['injector', 'operator', 'server']);
+      // The server and the operator on the host's network; the injector on the pod bridge, where the API server
+      // reaches it at its Service's endpoint (no kube-proxy: a ClusterIP would lead off this machine).
+      const byComponent = new Map(pods.map((p) => [p.metadata?.labels?.['app.kubernetes.io/component'], p]));
+      assert.equal(byComponent.get('server')?.spec?.hostNetwork, true);
+      assert.equal(byComponent.get('operator')?.spec?.hostNetwork, true);
+      assert.notEqual(byComponent.get('injector')?.spec?.hostNetwork, true);
+      assert.match(byComponent.get('injector')?.status?.podIP ?? '', /^10\.88\.100\.\d+$/);
+      const data = byComponent.get('server')?.spec?.volumes?.find((v) => v.name === 'data');
+      assert.ok(data?.emptyDir && !data.persistentVolumeClaim, 'the data on an emptyDir: no PersistentVolume here');
       for (const p of pods)
         assert.equal(p.spec?.containers[0]?.image, COFRE_IMAGE, "every component runs Cofre's image");
       t.diagnostic(timings.join('; '));
@@ -424,6 +433,33 @@ describe(
       });
       assert.doesNotMatch(agentLog, new RegExp(value), 'nor in the agent log');
       t.diagnostic(timings.join('; '));
+    });
+
+    it("no value in the components' logs, the agents' logs or the Events", async () => {
+      const logsOf = async (namespace: string) => {
+        const out: string[] = [];
+        for (const p of (await core.listNamespacedPod({ namespace })).items)
+          for (const c of [...(p.spec?.initContainers ?? []), ...p.spec!.containers])
+            out.push(
+              await core
+                .readNamespacedPodLog({ namespace, name: p.metadata!.name!, container: c.name })
+                .catch(() => ''),
+            );
+        return out.join('\n');
+      };
+      const releaseLogs = await logsOf(RELEASE_NS);
+      // The components did log (a check of empty logs would prove nothing): the injector one line per admission.
+      assert.match(releaseLogs, /injected/);
+      const events = JSON.stringify([
+        ...(await core.listNamespacedEvent({ namespace: RELEASE_NS })).items,
+        ...(await core.listNamespacedEvent({ namespace: APP_NS })).items,
+      ]);
+      for (const [where, text] of [
+        ['release pods', releaseLogs],
+        ['app pods', await logsOf(APP_NS)],
+        ['Events', events],
+      ] as const)
+        assert.doesNotMatch(text, new RegExp(value), `the value is in the ${where}`);
     });
 
     it('helm uninstall removes the release; the node then tears down without a trace', async (t) => {
