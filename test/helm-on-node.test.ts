@@ -114,6 +114,7 @@ describe(
     let api: ReturnType<typeof cofreApi>;
     const dir = mkdtempSync(path.join(tmpdir(), 'cofre-helm-node-'));
     const value = randomBytes(18).toString('base64url'); // the KV value delivered three ways; never printed
+    let secondValue = ''; // the value after the rotation
     let serverPort = 0;
     const timings: string[] = [];
     const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -435,6 +436,93 @@ describe(
       t.diagnostic(timings.join('; '));
     });
 
+    it('a Job with the native sidecar: a KV write re-renders its file within 2 s, the Job completes, the Secret follows', async (t) => {
+      const batch = kc.makeApiClient(k8s.BatchV1Api);
+      // The app prints the file's hash, waits until it changes, prints the new one and exits; the sidecar then stops.
+      const script =
+        'h() { sha256sum /cofre/secrets/config | cut -d" " -f1; }; first=$(h); echo "$first"; ' +
+        'while [ "$(h)" = "$first" ]; do sleep 0.1; done; h';
+      await batch.createNamespacedJob({
+        namespace: APP_NS,
+        body: {
+          metadata: { name: 'rotate' },
+          spec: {
+            backoffLimit: 0,
+            template: {
+              metadata: {
+                labels: { 'cofre.dev/inject': 'true' },
+                annotations: {
+                  'cofre.dev/role': 'app',
+                  'cofre.dev/sidecar': 'true',
+                  'cofre.dev/secret-config': 'secret/app/config',
+                  'cofre.dev/keys-config': 'password',
+                  'cofre.dev/format-config': 'raw',
+                },
+              },
+              spec: {
+                serviceAccountName: 'app',
+                restartPolicy: 'Never',
+                containers: [
+                  { name: 'app', image: TEST_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', script] },
+                ],
+              },
+            },
+          },
+        },
+      });
+      const podName = await waitFor(
+        "the Job's pod running with the first value rendered",
+        () => podsReport(APP_NS),
+        async () => {
+          const pods = await core.listNamespacedPod({ namespace: APP_NS, labelSelector: 'job-name=rotate' });
+          const p = pods.items[0];
+          if (p?.status?.phase !== 'Running') return undefined;
+          const log = await core.readNamespacedPodLog({ namespace: APP_NS, name: p.metadata!.name!, container: 'app' });
+          return log.trim() === sha256(value) ? p.metadata!.name! : undefined;
+        },
+        120_000,
+      );
+      const pod = await core.readNamespacedPod({ namespace: APP_NS, name: podName });
+      const sidecar = pod.spec?.initContainers?.find((c) => c.name === 'cofre-agent');
+      assert.equal(sidecar?.restartPolicy, 'Always', 'the agent runs as a native sidecar');
+      const rotated = randomBytes(18).toString('base64url');
+      secondValue = rotated;
+      const written = Date.now();
+      await api.ok('POST', 'secret/data/app/config', { data: { password: rotated } });
+      await waitFor(
+        'the app to see the re-rendered file',
+        () => podsReport(APP_NS),
+        async () => {
+          const log = await core.readNamespacedPodLog({ namespace: APP_NS, name: podName, container: 'app' });
+          return log.trim().split('\n')[1] === sha256(rotated);
+        },
+        30_000,
+        100,
+      );
+      const seen = Date.now() - written;
+      assert.ok(seen < 2000, `the file was re-rendered ${seen} ms after the write (at most 2 s)`);
+      await waitFor(
+        'the Job Complete',
+        () => podsReport(APP_NS),
+        async () =>
+          (await batch.readNamespacedJob({ namespace: APP_NS, name: 'rotate' })).status?.conditions?.some(
+            (c) => c.type === 'Complete' && c.status === 'True',
+          ),
+        60_000,
+      );
+      // The operator's Secret follows the same write (its CofreSecret refreshes on the change stream).
+      await waitFor(
+        'the Secret app-config to hold the new value',
+        () => podsReport(RELEASE_NS),
+        async () => {
+          const secret = await core.readNamespacedSecret({ namespace: APP_NS, name: 'app-config' });
+          return sha256(Buffer.from(secret.data?.password ?? '', 'base64').toString()) === sha256(rotated);
+        },
+        30_000,
+      );
+      t.diagnostic(`KV write to the app seeing the re-rendered file: ${seen} ms (its log polled every 100 ms)`);
+    });
+
     it("no value in the components' logs, the agents' logs or the Events", async () => {
       const logsOf = async (namespace: string) => {
         const out: string[] = [];
@@ -459,7 +547,8 @@ describe(
         ['app pods', await logsOf(APP_NS)],
         ['Events', events],
       ] as const)
-        assert.doesNotMatch(text, new RegExp(value), `the value is in the ${where}`);
+        for (const v of [value, secondValue].filter(Boolean))
+          assert.doesNotMatch(text, new RegExp(v), `a value is in the ${where}`);
     });
 
     it('helm uninstall removes the release; the node then tears down without a trace', async (t) => {
