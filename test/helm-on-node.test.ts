@@ -18,12 +18,17 @@ import { COFRE_IMAGE, cofreImage, TEST_IMAGE } from '../scripts/build-image.js';
 import { kubeTools, type KubeTools } from '../scripts/kube-tools.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { NODE_BRIDGE_ADDRESS, nodeLeftovers, startNode, type TestNode } from '../scripts/test-node.js';
+import type { TestDatabase } from '../scripts/test-databases.js';
+import { postgres } from './database-flavors.js';
 import { freePort } from './support.js';
 import { poll } from './poll.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const chart = path.join(repo, 'charts', 'cofre');
 const RELEASE_NS = 'cofre';
+const PG_ADMIN = 'cofre_admin';
+const PG_ADMIN_PASSWORD = randomBytes(12).toString('hex');
+const PG_TTL = 4;
 const APP_NS = 'app';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -115,6 +120,7 @@ describe(
     const dir = mkdtempSync(path.join(tmpdir(), 'cofre-helm-node-'));
     const value = randomBytes(18).toString('base64url'); // the KV value delivered three ways; never printed
     let secondValue = ''; // the value after the rotation
+    let db: TestDatabase | undefined;
     let serverPort = 0;
     const timings: string[] = [];
     const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -208,6 +214,7 @@ describe(
       if (installed) await helm('uninstall', 'cofre', '-n', RELEASE_NS, '--wait');
       await node?.stop();
       await cluster?.stop();
+      await db?.stop();
       rmSync(dir, { recursive: true, force: true });
     });
 
@@ -523,6 +530,91 @@ describe(
       t.diagnostic(`KV write to the app seeing the re-rendered file: ${seen} ms (its log polled every 100 ms)`);
     });
 
+    it('dynamic PostgreSQL credentials through the sidecar: renewed past their TTL, revoked when the pod goes', async (t) => {
+      // A real PostgreSQL on this machine's loopback, which the server pod on the host network reaches.
+      db = await postgres.start();
+      for (const sql of postgres.setup(PG_ADMIN, PG_ADMIN_PASSWORD)) await db.query(sql);
+      await api.ok('POST', 'sys/mounts/database', { type: 'database' });
+      await api.ok('POST', 'database/config/main', {
+        plugin_name: postgres.plugin,
+        connection_url: postgres.connectionUrl(db),
+        username: PG_ADMIN,
+        password: PG_ADMIN_PASSWORD,
+        allowed_roles: '*',
+      });
+      await api.ok('POST', 'database/roles/app', {
+        db_name: 'main',
+        creation_statements: postgres.creation,
+        default_ttl: PG_TTL,
+        max_ttl: 300,
+      });
+      await api.ok('PUT', 'sys/policies/acl/app-read', {
+        policy:
+          'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\n' +
+          'path "database/creds/app" {\n  capabilities = ["read"]\n}\n',
+      });
+      // The file holds only the user name, which the app prints; the password stays in the memory volume.
+      await core.createNamespacedPod({
+        namespace: APP_NS,
+        body: {
+          metadata: {
+            name: 'pg',
+            labels: { 'cofre.dev/inject': 'true' },
+            annotations: {
+              'cofre.dev/role': 'app',
+              'cofre.dev/sidecar': 'true',
+              'cofre.dev/creds-pg': 'database/creds/app',
+              'cofre.dev/template-pg': '{{ .Data.username }}',
+            },
+          },
+          spec: {
+            serviceAccountName: 'app',
+            terminationGracePeriodSeconds: 10,
+            containers: [
+              {
+                name: 'app',
+                image: TEST_IMAGE,
+                imagePullPolicy: 'Never',
+                // Leaves at SIGTERM (a PID 1 without a handler ignores it), so the sidecar is stopped at once.
+                command: ['sh', '-c', 'cat /cofre/secrets/pg; echo; trap "exit 0" TERM; while :; do sleep 1; done'],
+              },
+            ],
+          },
+        },
+      });
+      const user = await waitFor(
+        'the pod running with its PostgreSQL user name',
+        () => podsReport(APP_NS),
+        async () => {
+          const p = await core.readNamespacedPod({ namespace: APP_NS, name: 'pg' });
+          if (p.status?.phase !== 'Running') return undefined;
+          return (
+            (await core.readNamespacedPodLog({ namespace: APP_NS, name: 'pg', container: 'app' })).trim() || undefined
+          );
+        },
+        120_000,
+      );
+      assert.ok(await postgres.userExists(db!, user), `${user} is in pg_roles`);
+      const issued = Date.now();
+      // Past twice the TTL, the role is still there: the sidecar renewed the lease (else Cofre would have revoked it).
+      await new Promise((r) => setTimeout(r, PG_TTL * 2 * 1000 + 500));
+      assert.ok(await postgres.userExists(db!, user), `${user} outlived its ${PG_TTL} s TTL: the lease was renewed`);
+      const leases = (await api.ok('LIST', 'sys/leases/lookup/database/creds/app/')) as { data: { keys: string[] } };
+      assert.equal(leases.data.keys.length, 1, 'one lease, renewed rather than re-issued');
+      const deleted = Date.now();
+      await core.deleteNamespacedPod({ namespace: APP_NS, name: 'pg' });
+      await waitFor(
+        `${user} gone from pg_roles after the pod's deletion`,
+        () => podsReport(APP_NS),
+        async () => !(await postgres.userExists(db!, user)),
+        30_000,
+      );
+      assert.ok(Date.now() - deleted < 10_000, 'revoked as the sidecar stopped, well before any lease ran out');
+      t.diagnostic(
+        `credential kept ${deleted - issued} ms with a ${PG_TTL} s TTL; revoked ${Date.now() - deleted} ms after the delete`,
+      );
+    });
+
     it("no value in the components' logs, the agents' logs or the Events", async () => {
       const logsOf = async (namespace: string) => {
         const out: string[] = [];
@@ -547,7 +639,7 @@ describe(
         ['app pods', await logsOf(APP_NS)],
         ['Events', events],
       ] as const)
-        for (const v of [value, secondValue].filter(Boolean))
+        for (const v of [value, secondValue, PG_ADMIN_PASSWORD].filter(Boolean))
           assert.doesNotMatch(text, new RegExp(v), `a value is in the ${where}`);
     });
 
