@@ -28,7 +28,10 @@ const chart = path.join(repo, 'charts', 'cofre');
 const RELEASE_NS = 'cofre';
 const PG_ADMIN = 'cofre_admin';
 const PG_ADMIN_PASSWORD = randomBytes(12).toString('hex');
-const PG_TTL = 4;
+const PG_TTL = 10;
+const APP_FOLLOWS_FILE =
+  'last=; trap "exit 0" TERM; while :; do c=$(cat /cofre/secrets/pg); ' +
+  '[ "$c" != "$last" ] && echo "$c" && last=$c; sleep 0.2; done';
 const APP_NS = 'app';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -117,7 +120,7 @@ describe(
     let core: k8s.CoreV1Api;
     let installed = false;
     let api: ReturnType<typeof cofreApi>;
-    const dir = mkdtempSync(path.join(tmpdir(), 'cofre-helm-node-'));
+    let dir = '';
     const value = randomBytes(18).toString('base64url'); // the KV value delivered three ways; never printed
     let secondValue = ''; // the value after the rotation
     let db: TestDatabase | undefined;
@@ -147,6 +150,7 @@ describe(
         .join('\n');
 
     before(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), 'cofre-helm-node-'));
       tools = await kubeTools();
       cluster = await timed('control plane', () => startCluster({ name: 'helm-on-node' }));
       const archive = await timed('Cofre image (cached unless the sources changed)', () => cofreImage());
@@ -180,7 +184,7 @@ describe(
         },
       });
 
-      // What makes the chart run on this node (docs/testing.md, "Installing the chart on the node"): no kube-proxy and
+      // What makes the chart run on this node (docs/testing.md, "Cofre's chart on the node"): no kube-proxy and
       // no cluster DNS, so the server and the operator use the host network, the operator reaches the API server at
       // its loopback address, and the agents in pods on the bridge reach the server at the host's bridge address.
       // The injector stays on the pod network: the API server dials its Service's endpoint (aggregator routing).
@@ -215,7 +219,7 @@ describe(
       await node?.stop();
       await cluster?.stop();
       await db?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
     it('helm install brings up the server, the operator and the injector from the image', async (t) => {
@@ -575,33 +579,58 @@ describe(
                 name: 'app',
                 image: TEST_IMAGE,
                 imagePullPolicy: 'Never',
-                // Leaves at SIGTERM (a PID 1 without a handler ignores it), so the sidecar is stopped at once.
-                command: ['sh', '-c', 'cat /cofre/secrets/pg; echo; trap "exit 0" TERM; while :; do sleep 1; done'],
+                // Prints the user name each time the file changes (the init container renders a credential, then the
+                // sidecar its own over it); leaves at SIGTERM, as a PID 1 without a handler would not.
+                command: ['sh', '-c', APP_FOLLOWS_FILE],
               },
             ],
           },
         },
       });
-      const user = await waitFor(
-        'the pod running with its PostgreSQL user name',
+      const userNow = async () =>
+        (await core.readNamespacedPodLog({ namespace: APP_NS, name: 'pg', container: 'app' })).trim().split('\n').pop();
+      await waitFor(
+        'the pod running with a PostgreSQL user name',
         () => podsReport(APP_NS),
         async () => {
           const p = await core.readNamespacedPod({ namespace: APP_NS, name: 'pg' });
-          if (p.status?.phase !== 'Running') return undefined;
-          return (
-            (await core.readNamespacedPodLog({ namespace: APP_NS, name: 'pg', container: 'app' })).trim() || undefined
-          );
+          return p.status?.phase === 'Running' && Boolean(await userNow());
         },
         120_000,
       );
-      assert.ok(await postgres.userExists(db!, user), `${user} is in pg_roles`);
       const issued = Date.now();
-      // Past twice the TTL, the role is still there: the sidecar renewed the lease (else Cofre would have revoked it).
-      await new Promise((r) => setTimeout(r, PG_TTL * 2 * 1000 + 500));
-      assert.ok(await postgres.userExists(db!, user), `${user} outlived its ${PG_TTL} s TTL: the lease was renewed`);
-      const leases = (await api.ok('LIST', 'sys/leases/lookup/database/creds/app/')) as { data: { keys: string[] } };
-      assert.equal(leases.data.keys.length, 1, 'one lease, renewed rather than re-issued');
+      const expiries = async () => {
+        const list = (await api.ok('LIST', 'sys/leases/lookup/database/creds/app/')) as { data: { keys: string[] } };
+        const out = new Map<string, number>();
+        for (const key of list.data.keys) {
+          const id = `database/creds/app/${key}`;
+          const lease = (await api.ok('PUT', 'sys/leases/lookup', { lease_id: id })) as {
+            data: { expire_time: string };
+          };
+          out.set(id, Date.parse(lease.data.expire_time));
+        }
+        return out;
+      };
+      // The sidecar renews its lease before the TTL runs out (at about two thirds of it): that lease's expiry moves
+      // on (the init container's credential is left to its own TTL), and the sidecar's role outlives its first one.
+      const before = await expiries();
+      const [leaseId, first] = await waitFor(
+        'a lease renewed',
+        () => podsReport(APP_NS),
+        async () => {
+          for (const [id, expiry] of await expiries())
+            if (before.has(id) && expiry > before.get(id)!) return [id, before.get(id)!] as const;
+          return undefined;
+        },
+        PG_TTL * 2000,
+      );
+      await new Promise((r) => setTimeout(r, Math.max(0, first + 500 - Date.now())));
+      const user = (await userNow())!;
+      assert.ok(await postgres.userExists(db!, user), `${user} outlived its first expiry: the lease was renewed`);
+      // Deleted, the pod's sidecar revokes its token and with it the lease: the role goes before the lease would
+      // have run out by itself.
       const deleted = Date.now();
+      const runsOut = (await expiries()).get(leaseId)!;
       await core.deleteNamespacedPod({ namespace: APP_NS, name: 'pg' });
       await waitFor(
         `${user} gone from pg_roles after the pod's deletion`,
@@ -609,9 +638,11 @@ describe(
         async () => !(await postgres.userExists(db!, user)),
         30_000,
       );
-      assert.ok(Date.now() - deleted < 10_000, 'revoked as the sidecar stopped, well before any lease ran out');
+      const gone = Date.now();
+      assert.ok(gone < runsOut, `the role went ${gone - runsOut} ms after its lease would have run out: not revoked`);
       t.diagnostic(
-        `credential kept ${deleted - issued} ms with a ${PG_TTL} s TTL; revoked ${Date.now() - deleted} ms after the delete`,
+        `credential kept ${deleted - issued} ms with a ${PG_TTL} s TTL; revoked ${gone - deleted} ms after the ` +
+          `delete, ${runsOut - gone} ms before the lease would have run out`,
       );
     });
 
