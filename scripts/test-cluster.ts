@@ -44,6 +44,9 @@ export interface StartOptions {
   controllerManager?: boolean;
 }
 
+/** The Services' ClusterIP range of every test control plane; nothing on this machine routes it (no kube-proxy). */
+export const SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
+
 const execFileP = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -139,7 +142,17 @@ async function launch(name: string, dir: string, withKcm: boolean, detached: boo
           '--api-audiences',
           [server, 'https://kubernetes.default.svc', 'https://kubernetes.default.svc.cluster.local'].join(','),
         ],
-        ...['--authorization-mode', 'RBAC', '--service-cluster-ip-range', '10.0.0.0/24', '--allow-privileged'],
+        ...[
+          '--authorization-mode',
+          'RBAC',
+          '--service-cluster-ip-range',
+          SERVICE_CLUSTER_IP_RANGE,
+          '--allow-privileged',
+        ],
+        // Webhooks and aggregated APIs named by a Service are dialled at one of its ready endpoints (a pod address)
+        // rather than its ClusterIP: the test node has no kube-proxy, so a ClusterIP leads nowhere, while the pod
+        // network is reachable from this machine. The chart's webhook keeps its production shape (a Service).
+        '--enable-aggregator-routing=true',
       ]),
     );
     await waitReady(server, caCert, procs, dir);

@@ -5,6 +5,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { SERVICE_CLUSTER_IP_RANGE } from './test-cluster.js';
 
 /** Holds the node's configuration, logs, pids, containerd's images and the kubelet's pods; removed by teardown. */
 export const NODE_DIR = '/tmp/cofre-node';
@@ -27,16 +28,30 @@ export const nodePath = (p: string) => path.join(NODE_DIR, p);
  */
 export async function forwardRule(op: '-I' | '-D'): Promise<void> {
   const rule = ['FORWARD', '-i', BRIDGE, '!', '-o', BRIDGE, '-j', 'DROP'];
-  for (const ipt of ['iptables', 'ip6tables']) {
-    const present = () =>
-      execFileP(ipt, ['-C', ...rule]).then(
-        () => true,
-        () => false,
-      );
-    if (op === '-I') {
-      if (!(await present())) await execFileP(ipt, ['-I', ...rule]);
-    } else while (await present()) await execFileP(ipt, ['-D', ...rule]);
-  }
+  for (const ipt of ['iptables', 'ip6tables']) await toggleRule(ipt, op, rule);
+}
+
+/**
+ * The rule that refuses, at once, whatever this machine itself sends to the Services' ClusterIP range: a pod on
+ * the host network that keeps the kubelet's KUBERNETES_SERVICE_HOST (10.0.0.1), or a control plane dialling a
+ * Service's ClusterIP, would otherwise follow the default route off the machine (no kube-proxy catches it here).
+ */
+export const SERVICE_RANGE_RULE = ['OUTPUT', '-d', SERVICE_CLUSTER_IP_RANGE, '-j', 'REJECT'];
+
+export async function serviceRangeRule(op: '-I' | '-D'): Promise<void> {
+  await toggleRule('iptables', op, SERVICE_RANGE_RULE);
+}
+
+/** Inserts a rule once, or deletes every copy of it. */
+async function toggleRule(ipt: string, op: '-I' | '-D', rule: string[]): Promise<void> {
+  const present = () =>
+    execFileP(ipt, ['-C', ...rule]).then(
+      () => true,
+      () => false,
+    );
+  if (op === '-I') {
+    if (!(await present())) await execFileP(ipt, ['-I', ...rule]);
+  } else while (await present()) await execFileP(ipt, ['-D', ...rule]);
 }
 
 export function alive(pid: number): boolean {
@@ -94,7 +109,8 @@ async function doTeardown(): Promise<void> {
   unmountUnder([NODE_DIR, NODE_RUN_DIR]);
   await execFileP('ip', ['link', 'del', BRIDGE]).catch(() => {});
   await forwardRule('-D').catch(() => {});
-  step('unmount, bridge, forward rule');
+  await serviceRangeRule('-D').catch(() => {});
+  step('unmount, bridge, forward and service-range rules');
   if (ownCgroups) removeKubeletChains(); // that kubelet's chains too
   if (ownCgroups) removeCgroups();
   step('chains, cgroups');
@@ -305,6 +321,7 @@ export function nodeLeftovers(): string[] {
     for (const e of readdirSync('/var/lib/cni/results')) out.push(`CNI result /var/lib/cni/results/${e}`);
   for (const ipt of ['iptables', 'ip6tables'])
     for (const line of execFileSync(`${ipt}-save`, { encoding: 'utf8' }).split('\n'))
-      if (/KUBE-|cofre0/.test(line)) out.push(`${ipt}: ${line}`);
+      if (/KUBE-|cofre0/.test(line) || line.startsWith(`-A OUTPUT -d ${SERVICE_CLUSTER_IP_RANGE} -j REJECT`))
+        out.push(`${ipt}: ${line}`);
   return out;
 }

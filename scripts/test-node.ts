@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 import { importImage, testImages } from './build-image.js';
 import { get, kubeBinaries, type TestCluster } from './test-cluster.js';
 import { alive, BRIDGE, CNI_NETWORK, cgroupRoots, forwardRule, foreignKubelet, lockHolder } from './test-node-host.js';
+import { serviceRangeRule } from './test-node-host.js';
 import { NODE_DIR, NODE_LOCK, NODE_SOCKET, nodeLeftovers, nodePath, pidsFile, teardownNode } from './test-node-host.js';
 export { NODE_DIR, NODE_LOCK, NODE_RUN_DIR, NODE_SOCKET, nodeLeftovers, teardownNode } from './test-node-host.js';
 
@@ -34,6 +35,11 @@ export const KUBELET_PORT = 18820;
 const KUBELET_HEALTHZ_PORT = 18821;
 const STREAM_PORT = 18810;
 const POD_SUBNET = '10.88.100.0/24';
+/**
+ * This machine's address on the pod bridge (the subnet's gateway, which the bridge plugin gives the bridge): pods
+ * on the bridge reach a server on the host network there, e.g. a Cofre server pod with hostNetwork: true.
+ */
+export const NODE_BRIDGE_ADDRESS = '10.88.100.1';
 const CNI_BIN = '/usr/lib/cni';
 const READY_TIMEOUT_MS = 120_000;
 
@@ -109,6 +115,7 @@ async function launch(kubeconfig: string, api: Api, opts: NodeOptions, detached:
     // Before any pod exists: nothing a pod on the bridge sends leaves this machine (without kube-proxy the service
     // IP 10.0.0.1 would otherwise be routed out to an address that is not ours).
     await forwardRule('-I');
+    await serviceRangeRule('-I');
 
     procs.push(run('containerd', detached, ['--config', f('containerd.toml')]));
     await waitFor('containerd', 20_000, procs, async () => {

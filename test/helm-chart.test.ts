@@ -348,6 +348,30 @@ describe('Helm chart charts/cofre', () => {
     assert.doesNotMatch(webhook, /caBundle/);
   });
 
+  it('host network and an emptyDir for the data on request (the test node, single-node trials), accepted by the API server', async () => {
+    const set = ['server.hostNetwork=true', 'server.persistence.enabled=false', 'operator.hostNetwork=true'];
+    const rendered = await template(...set);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const docs = documents(rendered.stdout);
+    const sts = docs.get('StatefulSet/cofre-server') ?? '';
+    const operator = docs.get('Deployment/cofre-operator') ?? '';
+    for (const doc of [sts, operator]) assert.match(doc, /hostNetwork: true\n\s+dnsPolicy: ClusterFirstWithHostNet\n/);
+    assert.doesNotMatch(sts, /volumeClaimTemplates/);
+    assert.match(sts, /- name: data\n\s+emptyDir: \{\}\n/);
+    const res = await run(
+      tools.kubectl,
+      ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
+      rendered.stdout,
+    );
+    assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
+    // The defaults are unchanged: the pod network and a PersistentVolumeClaim.
+    const defaults = documents((await template()).stdout);
+    for (const name of ['StatefulSet/cofre-server', 'Deployment/cofre-operator'])
+      assert.doesNotMatch(defaults.get(name) ?? '', /hostNetwork|dnsPolicy/, name);
+    assert.match(defaults.get('StatefulSet/cofre-server') ?? '', /volumeClaimTemplates:/);
+    assert.doesNotMatch(defaults.get('StatefulSet/cofre-server') ?? '', /- name: data\n\s+emptyDir/);
+  });
+
   it('values.schema.json rejects bad values with a clear message', async () => {
     const cases: [string[], RegExp][] = [
       [['server.port=99999'], /at '\/server\/port': maximum: got 99,999, want 65,535/],
@@ -366,6 +390,8 @@ describe('Helm chart charts/cofre', () => {
       [['injector.timeoutSeconds=60'], /at '\/injector\/timeoutSeconds': maximum/],
       [['injector.agentImagePullPolicy=Sometimes'], /at '\/injector\/agentImagePullPolicy'/],
       [['injector.defaults.authPath=a b'], /at '\/injector\/defaults\/authPath'/],
+      [['server.persistence.enabled=maybe'], /at '\/server\/persistence\/enabled': got string, want boolean/],
+      [['operator.hostNetwork=yes'], /at '\/operator\/hostNetwork': got string, want boolean/],
     ];
     for (const [set, message] of cases) {
       const res = await template(...set);

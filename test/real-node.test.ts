@@ -396,12 +396,14 @@ require('https').get({ host, port, path: '/version', ca: fs.readFileSync('${sa}/
     t.diagnostic(timings.join('; '));
   });
 
-  it('allows one node per machine and never forwards pod traffic off it', async () => {
+  it("allows one node per machine and never forwards pod traffic off it, nor sends to the Services' range", async () => {
     await assert.rejects(startNode(cluster), /a test node is already running on this machine/);
     const n = await core.readNode({ name: NODE_NAME });
     assert.equal(n.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True', 'the first node is untouched');
     for (const ipt of ['iptables', 'ip6tables'])
       await execFileP(ipt, ['-C', 'FORWARD', '-i', 'cofre0', '!', '-o', 'cofre0', '-j', 'DROP']);
+    // Nor does this machine send anything to the Services' range (a host-network pod's default 10.0.0.1).
+    await execFileP('iptables', ['-C', 'OUTPUT', '-d', '10.0.0.0/24', '-j', 'REJECT']);
   });
 
   it('tears down without a trace: no processes, mounts, cgroups, iptables chains or directories', async (t) => {
