@@ -291,6 +291,36 @@ describe('Helm chart charts/cofre', () => {
     assert.equal(documents((await template()).stdout).get('Deployment/cofre-injector'), undefined);
   });
 
+  it('the CSI provider: a DaemonSet with the host provider directory, TokenRequest only, accepted by the API server', async () => {
+    const rendered = await template('csiProvider.enabled=true');
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const docs = documents(rendered.stdout);
+    const ds = docs.get('DaemonSet/cofre-csi-provider') ?? '';
+    assert.match(ds, /command:\n\s+- cofre\n\s+- csi-provider\n/);
+    assert.match(ds, /- --provider-dir=\/provider\n/);
+    assert.match(ds, /hostPath:\n\s+path: \/var\/run\/secrets-store-csi-providers\n\s+type: DirectoryOrCreate/);
+    assert.match(ds, /readOnlyRootFilesystem: true/);
+    assert.match(ds, /drop: \[ALL\]/);
+    assert.match(ds, /- --cofre-ca-cert=\/etc\/cofre-ca\/ca\.crt/, 'the server TLS Secret’s CA by default');
+    const role = docs.get('ClusterRole/cofre-csi-provider') ?? '';
+    assert.match(role, /resources: \[serviceaccounts\/token\]\n\s+verbs: \[create\]/);
+    assert.equal((role.match(/- apiGroups:/g) ?? []).length, 1, 'one rule: TokenRequest, nothing else');
+    const res = await run(
+      tools.kubectl,
+      ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
+      rendered.stdout,
+    );
+    assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
+    assert.match(res.stdout, /daemonset\.apps\/cofre-csi-provider created \(server dry run\)/);
+    // Without minting: no RBAC, no service-account token in the pod.
+    const noMint = documents((await template('csiProvider.enabled=true', 'csiProvider.mintTokens=false')).stdout);
+    assert.equal(noMint.get('ClusterRole/cofre-csi-provider'), undefined);
+    assert.match(
+      noMint.get('DaemonSet/cofre-csi-provider') ?? '',
+      /automountServiceAccountToken: false[\s\S]*- --no-mint-tokens/,
+    );
+  });
+
   it('the injector keeps its CA and certificate on upgrade (lookup), and leaves them to cert-manager when asked', async () => {
     const caOf = (yaml: string) => /^\s+ca\.crt: (\S+)$/m.exec(yaml)?.[1];
     const show = () => template('injector.enabled=true');

@@ -5,6 +5,7 @@
  */
 import { registerAgentCommand } from './agent.js';
 import { registerClusterAgentCommand } from './cluster-agent.js';
+import { registerCsiProviderCommand } from './csi-provider.js';
 import { registerInjectorCommand } from './injector.js';
 import { buildProgram, run } from './program.js';
 import { registerOperatorKubernetesCommand } from './operator-kubernetes.js';
@@ -23,6 +24,7 @@ registerServerCommand(program);
 registerClusterAgentCommand(program);
 registerInjectorCommand(program);
 registerAgentCommand(program);
+registerCsiProviderCommand(program);
 const operatorGroup = program.commands.find((c) => c.name() === 'operator');
 if (operatorGroup) registerOperatorKubernetesCommand(operatorGroup);
 process.exitCode = await run(program, process.argv.slice(2));

@@ -117,3 +117,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "cofre.server.tlsSecretName" . }}
 {{- end }}
 {{- end }}
+
+{{- define "cofre.csiProvider.fullname" -}}
+{{- printf "%s-csi-provider" (include "cofre.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cofre.csiProvider.serviceAccountName" -}}
+{{- if .Values.csiProvider.serviceAccount.create }}
+{{- default (include "cofre.csiProvider.fullname" .) .Values.csiProvider.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.csiProvider.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret of the CA that signed Cofre's certificate, for the CSI provider; empty for the system CAs. */}}
+{{- define "cofre.csiProvider.cofreCaSecretName" -}}
+{{- if .Values.csiProvider.cofreCaCertSecret.name }}
+{{- .Values.csiProvider.cofreCaCertSecret.name }}
+{{- else if and .Values.server.enabled (not .Values.server.tls.disable) (not .Values.csiProvider.cofreAddress) }}
+{{- include "cofre.server.tlsSecretName" . }}
+{{- end }}
+{{- end }}
