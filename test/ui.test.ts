@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
+import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { ensureUiBuilt, launchChromium, type HeadlessBrowser } from './browser.js';
 import { startServer, writeOk, type InProcessServer } from './support.js';
 
@@ -35,6 +36,7 @@ interface Exchange {
 
 describe('the web UI in Chromium', () => {
   let srv: InProcessServer;
+  let db: TestDatabase;
   let chromium: HeadlessBrowser;
   let context: BrowserContext;
   let page: Page;
@@ -52,6 +54,22 @@ describe('the web UI in Chromium', () => {
     });
     await writeOk(srv.api, 'auth/userpass/users/alice', { password: PASSWORD, token_policies: 'admin' });
     await writeOk(srv.api, 'auth/userpass/users/bob', { password: 'bob-password', token_policies: 'default' });
+    // A real PostgreSQL for a lease that can be renewed (a token's lease is renewed with the token, not here).
+    db = await startPostgres();
+    await writeOk(srv.api, 'sys/mounts/database', { type: 'database' });
+    await writeOk(srv.api, 'database/config/main', {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres?sslmode=disable`,
+      username: db.user,
+      password: db.password,
+      allowed_roles: '*',
+    });
+    await writeOk(srv.api, 'database/roles/app', {
+      db_name: 'main',
+      creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`],
+      default_ttl: '10m',
+      max_ttl: '1h',
+    });
     chromium = await launchChromium();
     context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
@@ -77,6 +95,7 @@ describe('the web UI in Chromium', () => {
     await context?.close();
     await chromium?.close();
     await srv?.stop();
+    await db?.stop();
   });
 
   const button = (name: string) => page.getByRole('button', { name, exact: true });
@@ -189,6 +208,17 @@ describe('the web UI in Chromium', () => {
     await page.getByRole('table', { name: /current 3/ }).waitFor();
   });
 
+  it('patches one key, leaving the others as they are', async () => {
+    await button('Change some keys').click();
+    await page.getByLabel('Key 1').fill('user');
+    await page.getByLabel('Value 1').fill('svc-patched');
+    await button('Save changes').click();
+    await page.getByText(/^Saved: the keys you changed are in a new version/).waitFor();
+    await page.getByRole('table', { name: /current 4/ }).waitFor();
+    const stored = await srv.api.call('GET', `secret/data/${SECRET}`);
+    assert.deepEqual(stored.body.data.data, { password: VALUES.elsewhere, user: 'svc-patched' });
+  });
+
   it('asks before destroying a version (Escape cancels), then destroys it', async () => {
     await button('Destroy version 1').click();
     const dialog = page.getByRole('dialog');
@@ -257,7 +287,7 @@ describe('the web UI in Chromium', () => {
     assert.match(stored.body.data.policy, /capabilities = \["list"\]/);
   });
 
-  it('lists leases by prefix and revokes one after a confirmation', async () => {
+  it('lists token leases by prefix (renewed with the token, not here) and revokes one after a confirmation', async () => {
     const login = await srv.api.call('POST', 'auth/userpass/login/bob', {
       token: '',
       body: { password: 'bob-password' },
@@ -270,9 +300,8 @@ describe('the web UI in Chromium', () => {
     const leases = page.getByRole('table', { name: /Leases under auth\/userpass\/login\/bob\// });
     await leases.waitFor();
     assert.equal(await leases.locator('tbody tr').count(), 1);
-    await leases.getByRole('button', { name: /^Details/ }).click();
-    await leases.getByText(/s left \(expires/).waitFor();
-    await page.screenshot({ path: join(SHOTS, 'leases.png'), fullPage: true });
+    assert.equal(await leases.getByRole('button', { name: /^Renew/ }).count(), 0);
+    await leases.getByText('A token’s lease is renewed with the token.').waitFor();
     await leases.getByRole('button', { name: 'Revoke' }).click();
     const dialog = page.getByRole('dialog');
     assert.match(await dialog.innerText(), /Lease auth\/userpass\/login\/bob\/\S+ will be revoked/);
@@ -281,6 +310,39 @@ describe('the web UI in Chromium', () => {
     await page.getByText('No leases under this prefix.').waitFor();
     const lookup = await srv.api.call('GET', 'auth/token/lookup-self', { token: bobToken });
     assert.equal(lookup.status, 403, 'the revoked login token still works');
+  });
+
+  it('renews a database credential’s lease, then revokes it: the PostgreSQL user is gone', async () => {
+    const creds = await srv.api.call('GET', 'database/creds/app');
+    assert.equal(creds.status, 200, creds.text);
+    const username: string = creds.body.data.username;
+    const leaseId: string = creds.body.lease_id;
+    const roleExists = async () => (await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).length > 0;
+    assert.ok(await roleExists());
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Leases' }).click();
+    await page.getByRole('textbox', { name: 'Prefix' }).fill('database/creds/app');
+    await button('List').click();
+    const leases = page.getByRole('table', { name: 'Leases under database/creds/app/' });
+    await leases.waitFor();
+    await leases.getByRole('button', { name: /^Details/ }).click();
+    await leases.getByText(/s left \(expires/).waitFor();
+    const before = (await srv.api.call('PUT', 'sys/leases/lookup', { body: { lease_id: leaseId } })).body.data;
+    await new Promise((r) => setTimeout(r, 1100)); // a renewal a second later ends a second later
+    const [renewed] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/sys/leases/renew'),
+      leases.getByRole('button', { name: /^Renew/ }).click(),
+    ]);
+    assert.equal(renewed.status(), 200, await renewed.text());
+    const after = (await srv.api.call('PUT', 'sys/leases/lookup', { body: { lease_id: leaseId } })).body.data;
+    assert.ok(
+      Date.parse(after.expire_time) > Date.parse(before.expire_time),
+      `${before.expire_time} → ${after.expire_time}`,
+    );
+    await page.screenshot({ path: join(SHOTS, 'leases.png'), fullPage: true });
+    await leases.getByRole('button', { name: 'Revoke' }).click();
+    await confirmIn('Revoke the lease');
+    await page.getByText(`Revoked lease ${leaseId}.`).waitFor();
+    assert.equal(await roleExists(), false, 'the revoked credential’s PostgreSQL user still exists');
   });
 
   it('fits a narrow screen', async () => {

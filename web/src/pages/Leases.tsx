@@ -41,6 +41,8 @@ function LeaseRow(props: { id: string; onGone: () => void; onError: (err: unknow
     }
   };
   const name = id.split('/').pop() ?? id;
+  // As in Vault, sys/leases/renew refuses a token's lease: a token is renewed with itself (auth/token/renew-self).
+  const isToken = id.startsWith('auth/');
   return (
     <tr>
       <th scope="row">
@@ -55,9 +57,13 @@ function LeaseRow(props: { id: string; onGone: () => void; onError: (err: unknow
         <button type="button" onClick={() => void lookup()}>
           Details<span className="sr-only"> of lease {name}</span>
         </button>
-        <button type="button" onClick={() => void renew()}>
-          Renew<span className="sr-only"> lease {name}</span>
-        </button>
+        {isToken ? (
+          <span className="hint">A token’s lease is renewed with the token.</span>
+        ) : (
+          <button type="button" onClick={() => void renew()}>
+            Renew<span className="sr-only"> lease {name}</span>
+          </button>
+        )}
         <ConfirmButton
           danger
           label="Revoke"
