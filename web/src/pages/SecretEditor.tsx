@@ -11,6 +11,8 @@ export interface Row {
  */
 export function SecretEditor(props: {
   mode: 'write' | 'patch';
+  /** KV v2 keeps versions; a KV v1 write replaces the one value. */
+  versioned: boolean;
   initial: Row[];
   existingKeys: string[];
   busy: boolean;
@@ -42,10 +44,16 @@ export function SecretEditor(props: {
 
   return (
     <form className="editor" onSubmit={submit} aria-labelledby={`${id}-title`}>
-      <h2 id={`${id}-title`}>{props.mode === 'write' ? 'Write a new version' : 'Change some keys (patch)'}</h2>
+      <h2 id={`${id}-title`}>
+        {props.mode === 'patch'
+          ? 'Change some keys (patch)'
+          : props.versioned
+            ? 'Write a new version'
+            : 'Write the secret'}
+      </h2>
       <p className="hint">
         {props.mode === 'write'
-          ? 'The new version holds exactly these keys.'
+          ? `The ${props.versioned ? 'new version' : 'secret'} holds exactly these keys.`
           : 'Only the keys below change; every other key keeps its value.'}
       </p>
       {rows.map((row, i) => (
@@ -111,7 +119,13 @@ export function SecretEditor(props: {
       ) : null}
       <div className="actions">
         <button type="submit" className="primary" disabled={props.busy}>
-          {props.busy ? 'Saving…' : props.mode === 'write' ? 'Save new version' : 'Save changes'}
+          {props.busy
+            ? 'Saving…'
+            : props.mode === 'patch'
+              ? 'Save changes'
+              : props.versioned
+                ? 'Save new version'
+                : 'Save'}
         </button>
         <button type="button" onClick={props.onCancel}>
           Cancel

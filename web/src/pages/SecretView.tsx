@@ -126,9 +126,10 @@ export function SecretView(props: { mount: string; path: string }) {
     setError(undefined);
     try {
       await changeVersions(kv, path, action, [version]);
-      setStatus(`Version ${version}: ${action === 'destroy' ? 'destroyed' : `${action}d`}.`);
       setValues(undefined);
       await loaded.reload();
+      // Said once the history shows it, so what the status says and what the table shows agree.
+      setStatus(`Version ${version}: ${action === 'destroy' ? 'destroyed' : `${action}d`}.`);
     } catch (err) {
       setError(err);
     }
@@ -213,7 +214,7 @@ export function SecretView(props: { mount: string; path: string }) {
           {!editing ? (
             <div className="actions">
               <button type="button" className="primary" onClick={() => void startEditing('write')}>
-                Write a new version
+                {data.meta ? 'Write a new version' : 'Edit'}
               </button>
               {data.meta && data.keys !== null ? (
                 <button type="button" onClick={() => void startEditing('patch')}>
@@ -238,6 +239,7 @@ export function SecretView(props: { mount: string; path: string }) {
       {editing ? (
         <SecretEditor
           mode={editing.mode}
+          versioned={kv?.version === 2}
           initial={editing.rows}
           existingKeys={keys}
           busy={saving}
