@@ -4,10 +4,12 @@
  * the directory is reachable, and the API answers as before. The browser tests (ui.test.ts) use the real build.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startServer, tempDir, type InProcessServer } from './support.js';
+import { ensureUiBuilt } from './browser.js';
+import { freePort, startServer, tempDir, type InProcessServer } from './support.js';
 
 const INDEX =
   '<!doctype html><html><head><script type="module" src="/ui/assets/index-abc123.js"></script></head></html>';
@@ -120,6 +122,48 @@ describe('a server asked for the UI when none is built', () => {
       assert.deepEqual(((await res.json()) as { errors: string[] }).errors, [
         'the web UI is not built (npm run build builds it into web/dist); the API is under /v1/ (try GET /v1/sys/health)',
       ]);
+    }
+  });
+});
+
+describe('a configured server (not dev mode) with ui = true', () => {
+  it('serves the built UI at /ui/ but leaves / alone, saying where the UI and the API are', async () => {
+    ensureUiBuilt();
+    const dir = tempDir('ui-config');
+    const port = await freePort();
+    const config = join(dir, 'cofre.hcl');
+    writeFileSync(
+      config,
+      `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\n` +
+        `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\nui = true\nlog_level = "warn"\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise((done) => child.once('exit', done));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      let page: Response | undefined;
+      for (let i = 0; i < 150 && !page; i++) {
+        page = await fetch(`${url}/ui/`).catch(() => undefined);
+        if (!page) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(page, `the server did not come up: ${out}`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<div id="root"><\/div>/);
+      assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      const root = await fetch(`${url}/`, { redirect: 'manual' });
+      assert.equal(root.status, 404);
+      assert.deepEqual(((await root.json()) as { errors: string[] }).errors, [
+        'the web UI is at /ui/; the API is under /v1/ (try GET /v1/sys/health)',
+      ]);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
