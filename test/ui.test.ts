@@ -99,6 +99,22 @@ describe('the web UI in Chromium', () => {
   });
 
   const button = (name: string) => page.getByRole('button', { name, exact: true });
+  /** Every control on the page has a name a screen reader can say (a label, aria-label or its own text). */
+  const assertLabelled = async (where: string) => {
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('input, textarea, select, button, a[href]')]
+        .filter((el) => {
+          const labels = (el as HTMLInputElement).labels;
+          const named =
+            (labels && [...labels].some((l) => l.textContent?.trim())) ||
+            el.getAttribute('aria-label')?.trim() ||
+            (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.textContent?.trim());
+          return !named;
+        })
+        .map((el) => el.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unnamed, [], `unlabelled controls on ${where}`);
+  };
   const confirmIn = async (name: string) => {
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
@@ -111,6 +127,7 @@ describe('the web UI in Chromium', () => {
     assert.equal(new URL(page.url()).pathname, '/ui/');
     await page.getByRole('heading', { name: 'Sign in to Cofre' }).waitFor();
     await page.screenshot({ path: join(SHOTS, 'sign-in.png') });
+    await assertLabelled('the sign-in page');
     await page.getByLabel('With a username and password').check();
     await page.getByLabel('Username', { exact: true }).fill('alice');
     await page.getByLabel('Password', { exact: true }).fill('wrong password');
@@ -143,6 +160,14 @@ describe('the web UI in Chromium', () => {
     await mounts.waitFor();
     assert.match(await mounts.innerText(), /secret\/\s+KV v2/);
     await page.screenshot({ path: join(SHOTS, 'mounts.png') });
+    await assertLabelled('the mounts page');
+    // Opening a page puts focus on its heading (a screen reader announces it); Tab goes on into the page.
+    assert.deepEqual(
+      await page.evaluate(() => [document.activeElement?.tagName, document.activeElement?.textContent]),
+      ['H1', 'Secrets'],
+    );
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'secret/');
     await page.getByRole('link', { name: 'secret/' }).click();
     await page.getByRole('heading', { name: 'secret/', exact: true }).waitFor();
   });
@@ -163,6 +188,7 @@ describe('the web UI in Chromium', () => {
     // The form starts from version 1's values, masked.
     assert.equal(await page.getByLabel('Value 1').getAttribute('type'), 'password');
     assert.equal(await page.getByLabel('Value 1').inputValue(), VALUES.first);
+    await assertLabelled('the secret page with its editor open');
     await page.getByLabel('Value 1').fill(VALUES.second);
     await button('Save new version').click();
     await page.getByText(`Saved version 2 of ${SECRET}.`).waitFor();
@@ -309,6 +335,7 @@ describe('the web UI in Chromium', () => {
       .evaluate((el: HTMLTextAreaElement) => el.value.slice(el.selectionStart, el.selectionEnd));
     assert.equal(selected, 'path "secret/metadata/app/*" {');
     await page.screenshot({ path: join(SHOTS, 'policy-error.png'), fullPage: true });
+    await assertLabelled('the policy editor');
 
     await page.getByLabel('Policy (HCL or JSON)').fill(broken.join('\n').replace('"lst"', '"list"'));
     await button('Save policy').click();
@@ -369,6 +396,7 @@ describe('the web UI in Chromium', () => {
       `${before.expire_time} → ${after.expire_time}`,
     );
     await page.screenshot({ path: join(SHOTS, 'leases.png'), fullPage: true });
+    await assertLabelled('the leases page');
     await leases.getByRole('button', { name: 'Revoke' }).click();
     await confirmIn('Revoke the lease');
     await page.getByText(`Revoked lease ${leaseId}.`).waitFor();
