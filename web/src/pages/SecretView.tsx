@@ -76,6 +76,7 @@ export function SecretView(props: { mount: string; path: string }) {
     if (!kv || !data) return;
     setError(undefined);
     setConflict(undefined);
+    setStatus('');
     const base = data.meta?.currentVersion ?? 0;
     let rows: Row[] = [];
     if (mode === 'write' && data.exists) {

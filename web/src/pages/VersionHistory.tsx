@@ -41,8 +41,8 @@ export function VersionHistory(props: {
   return (
     <table className="versions">
       <caption>
-        Versions of {path}: current {meta.currentVersion},{' '}
-        {meta.maxVersions ? `the latest ${meta.maxVersions}` : 'as many as the mount keeps'} kept
+        Versions of {path}: current {meta.currentVersion}
+        {meta.maxVersions ? `, the latest ${meta.maxVersions} kept` : ''}
         {meta.casRequired ? '; check-and-set required' : ''}
       </caption>
       <thead>
