@@ -11,6 +11,7 @@ import { secretEngines } from './engines/index.js';
 import { createMetrics, metricsResponse, registerLeaseMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
+import type { UiOptions } from './http/ui.js';
 import { ShamirSeal } from './seal/shamir.js';
 import { isSharedStorage } from './core/storage.js';
 import { openStorage, type StorageAdapter, type StorageConfig } from './storage/open.js';
@@ -33,6 +34,8 @@ export interface CofreOptions {
   defaultMounts?: MountEntry[];
   /** `audit_file_path_prefix`: file audit devices may only write under this directory. */
   auditFilePathPrefix?: string;
+  /** Serve the web UI at /ui/ (dev mode, or `ui = true` in the configuration file). */
+  ui?: UiOptions;
 }
 
 export interface Cofre {
@@ -89,6 +92,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     metrics,
     ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.ui ? { ui: opts.ui } : {}),
   });
   return {
     core,

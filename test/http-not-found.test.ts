@@ -1,13 +1,15 @@
 /**
  * Paths outside the API (/v1/) answer an error that says where the API is, not a 404 with an empty error list:
- * "/" and "/ui/" (Vault's web UI, which Cofre does not have yet) and anything else a browser or a mistyped
+ * "/" and "/ui/" (the web UI, on in dev mode or with `ui = true`; test/ui-static.test.ts covers it on) and anything else a browser or a mistyped
  * VAULT_ADDR may ask for. Methods outside Vault's set stay 405 (http-methods.test.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startServer, type InProcessServer } from './support.js';
 
-const UI_NOT_BUILT = 'the web UI is not built into this server yet; the API is under /v1/ (try GET /v1/sys/health)';
+const UI_OFF =
+  'the web UI is off on this server (dev mode, or ui = true in the configuration file, turns it on); ' +
+  'the API is under /v1/ (try GET /v1/sys/health)';
 
 describe('answers outside /v1/', () => {
   let srv: InProcessServer;
@@ -22,9 +24,9 @@ describe('answers outside /v1/', () => {
     return { status: res.status, errors: (JSON.parse(text) as { errors?: unknown }).errors };
   }
 
-  it('"/" and the web UI paths say the UI is not built in and point at /v1/sys/health', async () => {
+  it('"/" and the web UI paths of a server without the UI say how to turn it on and point at /v1/sys/health', async () => {
     for (const path of ['/', '/?with=query', '/ui', '/ui/', '/ui/vault/secrets']) {
-      assert.deepEqual(await errorsOf('GET', path), { status: 404, errors: [UI_NOT_BUILT] }, path);
+      assert.deepEqual(await errorsOf('GET', path), { status: 404, errors: [UI_OFF] }, path);
     }
     // The hint is right: the API answers there.
     assert.equal((await fetch(`${srv.url}/v1/sys/health`)).status, 200);

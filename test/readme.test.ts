@@ -74,6 +74,13 @@ describe('the README, followed on a fresh clone', () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.match(serverOut, /Storage: +in memory/);
+    // npm ci built the web UI too: the dev server sends a browser from / to it, and serves it.
+    assert.match(serverOut, /Web UI: +http:\/\/127\.0\.0\.1:8200\/ui\//);
+    const root = await fetch('http://127.0.0.1:8200/', { redirect: 'manual' });
+    assert.equal(root.headers.get('location'), '/ui/');
+    const ui = await fetch('http://127.0.0.1:8200/ui/');
+    assert.equal(ui.status, 200);
+    assert.match(await ui.text(), /<script type="module" crossorigin src="\/ui\/assets\/index-[\w-]+\.js">/);
 
     // The tour writes its audit log where the README says; a log left by an earlier tour is not ours to verify.
     rmSync('/tmp/cofre-audit.log', { force: true });

@@ -69,13 +69,22 @@ export interface InProcessServer {
  * unseals with the keys, as an operator would.
  */
 export async function startServer(
-  opts: { initialised?: boolean; shares?: number; threshold?: number; dir?: string; port?: number } = {},
+  opts: {
+    initialised?: boolean;
+    shares?: number;
+    threshold?: number;
+    dir?: string;
+    port?: number;
+    /** Serve the web UI at /ui/, as dev mode does (with "/" redirected there): web/dist, or the directory named. */
+    ui?: boolean | { dir: string };
+  } = {},
 ): Promise<InProcessServer> {
   const dir = opts.dir ?? tempDir('server');
   const cofre = await createCofre({
     storage: { type: 'sqlite', path: join(dir, 'cofre.db') },
     logLevel: 'error',
     defaultMounts: devDefaultMounts(),
+    ...(opts.ui ? { ui: { redirectRoot: true, ...(opts.ui === true ? {} : { dir: opts.ui.dir }) } } : {}),
   });
   await cofre.http.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const address = cofre.http.server.address();

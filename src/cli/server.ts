@@ -43,6 +43,7 @@ async function startDev(flags: ServerFlags): Promise<DevServer> {
     logStream: devLogStream(),
     requestLog: true,
     defaultMounts: devDefaultMounts(),
+    ui: { redirectRoot: true },
   });
   const { core } = cofre;
   let unsealKey: string;
@@ -94,7 +95,7 @@ async function run(flags: ServerFlags): Promise<void> {
     const bound = cofre.http.server.address();
     const url = `http://${host}:${typeof bound === 'object' && bound ? bound.port : port}`;
     process.stdout.write(
-      `${DEV_WARNING}\n\nStorage:     ${dev.storage}\nAPI address: ${url}\n\n` +
+      `${DEV_WARNING}\n\nStorage:     ${dev.storage}\nAPI address: ${url}\nWeb UI:      ${url}/ui/\n\n` +
         `    export VAULT_ADDR='${url}'   # or COFRE_ADDR\n\n` +
         `Unseal Key: ${dev.unsealKey}\nRoot Token: ${dev.rootToken}\n\nCofre server started (dev mode)! Log data will stream in below:\n`,
     );
@@ -112,6 +113,7 @@ async function run(flags: ServerFlags): Promise<void> {
       logLevel: flags.logLevel ?? config.logLevel,
       ...(tls ? { tls } : {}),
       ...(config.auditFilePathPrefix ? { auditFilePathPrefix: config.auditFilePathPrefix } : {}),
+      ...(config.ui ? { ui: { redirectRoot: false } } : {}),
     });
     address = config.listener.address;
     const { host, port } = splitAddress(address);

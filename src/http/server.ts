@@ -27,6 +27,7 @@ import {
   verbFor,
 } from './methods.js';
 import type { Metrics } from './metrics.js';
+import { registerUi, uiBuilt, UI_BUILD_DIR, type UiOptions } from './ui.js';
 
 export interface HttpOptions {
   logLevel: string;
@@ -37,6 +38,8 @@ export interface HttpOptions {
   bodyLimit: number;
   tls?: { cert: Buffer; key: Buffer };
   metrics: Metrics;
+  /** Serve the web UI at /ui/ (dev mode, or `ui = true` in the configuration file); off when unset. */
+  ui?: UiOptions;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -74,17 +77,26 @@ function methodNotAllowed(req: FastifyRequest, reply: FastifyReply): FastifyRepl
     .send(errorBody([methodNotAllowedMessage(req.method)]));
 }
 
-const UI_NOT_BUILT = 'the web UI is not built into this server yet; the API is under /v1/ (try GET /v1/sys/health)';
+/** Whether this server serves the web UI: not asked to, asked to but not built, or served at /ui/. */
+export type UiState = 'off' | 'unbuilt' | 'served';
+
+const API_HINT = 'the API is under /v1/ (try GET /v1/sys/health)';
+const UI_PAGE_ANSWERS: Record<UiState, string> = {
+  off: `the web UI is off on this server (dev mode, or ui = true in the configuration file, turns it on); ${API_HINT}`,
+  unbuilt: `the web UI is not built (npm run build builds it into web/dist); ${API_HINT}`,
+  served: `the web UI is at /ui/; ${API_HINT}`,
+};
 /** Long enough for any real path; an error answer does not echo an arbitrarily long one. */
 const SHOWN_PATH_MAX = 256;
 
 /**
- * Why a path outside /v1/ has no answer. Vault redirects "/" to its web UI at /ui/; Cofre has no UI yet, so a
- * browser (or a VAULT_ADDR with a path in it) is told where the API is instead of getting an empty error list.
+ * Why a path outside /v1/ has no answer. Vault redirects "/" to its web UI at /ui/; Cofre does that in dev mode,
+ * and otherwise tells a browser (or a VAULT_ADDR with a path in it) where the UI and the API are instead of
+ * answering an empty error list.
  */
-export function notFoundMessage(method: string, url: string): string {
+export function notFoundMessage(method: string, url: string, ui: UiState = 'off'): string {
   const path = url.split('?')[0] ?? '/';
-  if (path === '/' || path === '/ui' || path.startsWith('/ui/')) return UI_NOT_BUILT;
+  if (path === '/' || path === '/ui' || path.startsWith('/ui/')) return UI_PAGE_ANSWERS[ui];
   const shown = path.length > SHOWN_PATH_MAX ? `${path.slice(0, SHOWN_PATH_MAX)}...` : path;
   return `no handler for ${method} ${shown}; the API is under /v1/`;
 }
@@ -209,9 +221,11 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     return reply.code(500).send(errorBody([`internal error; request id ${req.id}`]));
   });
   // Methods no route takes (OPTIONS, TRACE, PROPFIND...) land here too: they are refused as such, not as a path.
+  const uiState: UiState = !opts.ui ? 'off' : uiBuilt(opts.ui.dir ?? UI_BUILD_DIR) ? 'served' : 'unbuilt';
+  if (opts.ui && uiState === 'served') registerUi(app, opts.ui);
   app.setNotFoundHandler((req, reply) =>
     isApiMethod(req.method)
-      ? reply.code(404).send(errorBody([notFoundMessage(req.method, req.url)]))
+      ? reply.code(404).send(errorBody([notFoundMessage(req.method, req.url, uiState)]))
       : methodNotAllowed(req, reply),
   );
 

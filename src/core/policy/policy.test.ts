@@ -195,6 +195,27 @@ describe('parsePolicy errors', () => {
   ];
   for (const [name, text, message] of table) it(name, () => rejects(text, message));
 
+  it('a mistake inside a block names the line the block starts on (the UI points its editor there)', () => {
+    const text = [
+      '# comment',
+      'path "secret/data/*" {',
+      '  capabilities = ["read"]',
+      '}',
+      '',
+      '  path "secret/metadata/a.b+c" {',
+      '  capabilities = ["reed"]',
+      '}',
+    ].join('\n');
+    rejects(text, /unknown capability "reed" in path "secret\/metadata\/a\.b\+c" .*\(the block on line 6\)$/);
+    // A pattern that repeats is pointed at where it first appears; a pattern that only looks alike is not matched.
+    rejects('path "ab" {\n capabilities = ["read"]\n}\npath "a" {\n polcy = "x"\n}', /\(the block on line 4\)$/);
+    // JSON has no lines worth naming: the message stays as it was.
+    assert.throws(
+      () => parsePolicy('p', JSON.stringify({ path: { a: { capabilities: ['reed'] } } })),
+      (err: Error) => /unknown capability "reed"/.test(err.message) && !err.message.includes('line'),
+    );
+  });
+
   it('rejects an empty policy name', () => {
     assert.throws(() => parsePolicy('  ', 'path "a" { capabilities = ["read"] }'), /name must not be empty/);
   });

@@ -3,8 +3,8 @@
  * acl.ts. Parsing follows Vault's vault/policy.go so that any policy Vault accepts means the same thing here.
  */
 import { durationSeconds } from '../duration.js';
-import { badRequest } from '../errors.js';
-import { isObject, parseDocument } from './syntax.js';
+import { badRequest, CofreError } from '../errors.js';
+import { isObject, lineOfPathBlock, parseDocument } from './syntax.js';
 
 export const CAPABILITIES = ['create', 'read', 'update', 'patch', 'delete', 'list', 'sudo', 'deny'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
@@ -78,7 +78,18 @@ export function parsePolicy(name: string, text: string): Policy {
       'failed to parse policy: no paths (expected at least one path "<path>" { capabilities = [...] } block)',
     );
   }
-  return { name: policyName, raw: text, paths: blocks.map(([path, body]) => parsePathRules(path, body)) };
+  return { name: policyName, raw: text, paths: blocks.map(([path, body]) => parsePathRulesAt(text, path, body)) };
+}
+
+/** A block's rules; a mistake in them names the line its block starts on (an editor can point at it). */
+function parsePathRulesAt(text: string, key: string, body: Record<string, unknown>): PathRules {
+  try {
+    return parsePathRules(key, body);
+  } catch (err) {
+    const line = err instanceof CofreError ? lineOfPathBlock(text, key) : undefined;
+    if (line === undefined || !(err instanceof CofreError)) throw err;
+    throw new CofreError(err.status, `${err.message} (the block on line ${line})`);
+  }
 }
 
 /**

@@ -48,6 +48,17 @@ export function parseDocument(text: string): Record<string, unknown> {
   return doc;
 }
 
+/**
+ * The line a `path "<pattern>" {` block starts on in HCL text (the first, when a pattern repeats), so a mistake
+ * found after parsing can still be pointed at; undefined for JSON policies or when the pattern is not found.
+ */
+export function lineOfPathBlock(text: string, pattern: string): number | undefined {
+  if (text.trimStart().startsWith('{')) return undefined;
+  const quoted = JSON.stringify(pattern).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`^[ \\t]*path[ \\t]+${quoted}`, 'm').exec(text);
+  return match ? text.slice(0, match.index).split('\n').length : undefined;
+}
+
 const CLOSERS: Record<string, string> = { '}': '{', ']': '[', ')': '(' };
 
 /**
