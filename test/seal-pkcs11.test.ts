@@ -298,9 +298,37 @@ describe('PKCS#11 seal with SoftHSM2', () => {
       const token = Buffer.from(bytes.map((b, i) => b ^ otp.charCodeAt(i))).toString('utf8');
       const self = await apiClient(server.url, token).call('GET', 'auth/token/lookup-self');
       assert.deepEqual(self.body.data.policies, ['root']);
+
+      // rekey: a threshold of recovery keys makes new recovery keys; the old ones stop working.
+      const rekey = await call('sys/rekey/init', { secret_shares: 2, secret_threshold: 2 });
+      assert.equal(rekey.status, 200, rekey.text);
+      await call('sys/rekey/update', { key: recoveryKeys[0], nonce: rekey.body.nonce });
+      const rekeyForged = await call('sys/rekey/update', { key: forged.toString('base64'), nonce: rekey.body.nonce });
+      assert.equal(rekeyForged.status, 400, 'a forged recovery key does not count');
+      assert.match(rekeyForged.body.errors[0], /^root key verification failed/);
+      await call('sys/rekey/update', { key: recoveryKeys[0], nonce: rekey.body.nonce });
+      const rekeyed = await call('sys/rekey/update', { key: recoveryKeys[2], nonce: rekey.body.nonce });
+      assert.equal(rekeyed.body.complete, true, rekeyed.text);
+      const newKeys = rekeyed.body.keys_base64 as string[];
+      assert.equal(newKeys.length, 2);
+      assert.equal((await api.call('PUT', 'sys/seal')).status, 204);
+      for (const key of recoveryKeys.slice(0, 2)) await api.call('PUT', 'sys/unseal', { body: { key } });
+      assert.equal((await api.call('GET', 'sys/seal-status')).body.sealed, true, 'the old recovery keys are void');
+      await api.call('PUT', 'sys/unseal', { body: { reset: true } });
+      for (const key of newKeys) await api.call('PUT', 'sys/unseal', { body: { key } });
+      assert.equal((await api.call('GET', 'sys/seal-status')).body.sealed, false);
+      recoveryKeys = newKeys;
     } finally {
       await server.stop();
     }
+  });
+
+  it('a different key under another label does not open the store: the start fails and nothing changes', () => {
+    const before = storedValue(dir, 'core/root-key');
+    const res = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'other-key', generate: true })), env);
+    assert.equal(res.status, 1, res.output);
+    assert.match(res.output, /C_Decrypt with key "other-key" failed on library .*\(token "cofre-test"\): CKR_\w+/);
+    assert.deepEqual(storedValue(dir, 'core/root-key'), before);
   });
 });
 
