@@ -222,6 +222,28 @@ describe('transit secrets engine', () => {
     assert.equal((await srv.api.call('GET', 'transit/keys/rotating')).body.data.min_decryption_version, 2);
   });
 
+  it('concurrent rotations and encryptions lose no version and use only versions that exist', async () => {
+    await writeOk(srv.api, 'transit/keys/busy', {});
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 2 === 0
+          ? srv.api.call('POST', 'transit/keys/busy/rotate', { body: {} })
+          : srv.api.call('POST', 'transit/encrypt/busy', { body: { plaintext: b64(`n${i}`) } }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      results.map(() => 200),
+    );
+    const key = (await srv.api.call('GET', 'transit/keys/busy')).body.data;
+    assert.equal(key.latest_version, 21, 'each of the 20 rotations added one version');
+    assert.equal(Object.keys(key.keys).length, 21);
+    for (const [i, res] of results.entries()) {
+      if (i % 2 === 0) continue;
+      assert.equal((await decrypt(srv.api, 'busy', res.body.data.ciphertext)).plain, `n${i}`);
+    }
+  });
+
   it('deletes a key only once deletion is allowed', async () => {
     await writeOk(srv.api, 'transit/keys/doomed', {});
     const ciphertext = await encrypt(srv.api, 'doomed', 'bye');
@@ -295,6 +317,15 @@ describe('transit secrets engine', () => {
     const secret = 'plaintext-NEVER-in-the-log-4242';
     const ciphertext = await encrypt(srv.api, 'orders', secret);
     assert.equal((await decrypt(srv.api, 'orders', ciphertext)).plain, secret);
+    const batchSecret = 'batch-plaintext-NEVER-logged-9191';
+    const batch = await srv.api.call('POST', 'transit/encrypt/orders', {
+      body: { batch_input: [{ plaintext: b64(batchSecret), reference: 'r1' }] },
+    });
+    const batchCiphertext = batch.body.data.batch_results[0].ciphertext as string;
+    const opened = await srv.api.call('POST', 'transit/decrypt/orders', {
+      body: { batch_input: [{ ciphertext: batchCiphertext }] },
+    });
+    assert.equal(unb64(opened.body.data.batch_results[0].plaintext), batchSecret);
 
     assert.equal((await srv.api.call('PUT', 'sys/seal')).status, 204);
     for (const key of srv.keys.slice(0, 2)) await srv.api.call('PUT', 'sys/unseal', { body: { key } });
@@ -302,7 +333,9 @@ describe('transit secrets engine', () => {
 
     const log = readFileSync(audit, 'utf8');
     assert.match(log, /transit\/decrypt\/orders/, 'the audit log has the requests');
-    for (const needle of [secret, b64(secret), ciphertext]) assert.equal(log.includes(needle), false, needle);
+    for (const needle of [secret, b64(secret), ciphertext, batchSecret, b64(batchSecret), batchCiphertext]) {
+      assert.equal(log.includes(needle), false, needle);
+    }
     await srv.cofre.close();
     for (const file of ['cofre.db', 'cofre.db-wal']) {
       let bytes: Buffer;
