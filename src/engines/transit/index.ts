@@ -16,6 +16,8 @@ export const transitFactory: BackendFactory = ({ storage }): Backend => {
       'keys/<name>/rotate, used by encrypt/<name>, decrypt/<name> and rewrap/<name>. The keys never leave the ' +
       'server and the data is not stored.',
     paths: [...keyPaths(keys), ...cryptoPaths(keys)],
+    // Called on seal and unmount: no decoded key outlives the unsealed server.
+    stop: async () => keys.clear(),
     // Another node rotated, reconfigured or deleted a key: drop the decoded copy.
     invalidate: (key) => keys.invalidate(key),
   };

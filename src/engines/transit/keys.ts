@@ -125,6 +125,21 @@ export class TransitKeys {
     });
   }
 
+  /**
+   * Drops every decoded key (on seal and unmount), so no key material stays reachable from the engine while the
+   * server is sealed. The buffers are not zeroed: a request that already holds a key finishes with it intact
+   * rather than encrypting under zeros.
+   */
+  clear(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  /** How many decoded keys are held now. */
+  get cached(): number {
+    return this.cache.size;
+  }
+
   invalidate(storageKey: string): void {
     if (!storageKey.startsWith(KEY_PREFIX)) return;
     this.generation++;
