@@ -323,6 +323,28 @@ describe('PKCS#11 seal with SoftHSM2', () => {
     }
   });
 
+  it('a snapshot restored on the HSM-sealed server is unsealed again by the seal, with no human step', async () => {
+    const server = await startProcess(writeConfig(dir, port, pkcs11Block()), env);
+    try {
+      const api = apiClient(server.url, rootToken);
+      const headers = { 'x-vault-token': rootToken };
+      const saved = await fetch(`${server.url}/v1/sys/storage/snapshot`, { headers });
+      assert.equal(saved.status, 200);
+      const snapshot = Buffer.from(await saved.arrayBuffer());
+      await api.call('PUT', 'secret/data/app', { body: { data: { password: 'after-the-snapshot' } } });
+      const restored = await fetch(`${server.url}/v1/sys/storage/snapshot`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(snapshot),
+      });
+      assert.equal(restored.status, 204, await restored.text());
+      assert.equal((await api.call('GET', 'sys/seal-status')).body.sealed, false);
+      assert.equal((await api.call('GET', 'secret/data/app')).body.data.data.password, 'hsm-guarded-1');
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a different key under another label does not open the store: the start fails and nothing changes', () => {
     const before = storedValue(dir, 'core/root-key');
     const res = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'other-key', generate: true })), env);
