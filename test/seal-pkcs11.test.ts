@@ -179,6 +179,10 @@ describe('PKCS#11 seal with SoftHSM2', () => {
         [status.body.type, status.body.sealed, status.body.recovery_seal, status.body.t, status.body.n],
         ['pkcs11', false, true, 2, 3],
       );
+      const cliStatus = await runCli(server.url, '', 'status');
+      assert.equal(cliStatus.code, 0, cliStatus.out);
+      assert.match(cliStatus.out, /Seal Type\s+pkcs11\n.*Recovery Seal Type\s+shamir/s);
+      assert.match(cliStatus.out, /Total Recovery Shares\s+3\n/);
       const api = apiClient(server.url, rootToken);
       assert.equal(
         (await api.call('POST', 'sys/mounts/secret', { body: { type: 'kv', options: { version: '2' } } })).status,
@@ -400,6 +404,9 @@ describe('seal migration: Shamir → PKCS#11 → Shamir', () => {
       assert.match(server.output(), /seal migration pending/);
       const status = (await server.api.call('GET', 'sys/seal-status')).body;
       assert.deepEqual([status.sealed, status.migration, status.type], [true, true, 'pkcs11']);
+      const cliStatus = await runCli(server.url, '', 'status');
+      assert.equal(cliStatus.code, 2, 'sealed');
+      assert.match(cliStatus.out, /Seal Migration in Progress\s+true/);
       const plain = await server.api.call('PUT', 'sys/unseal', { body: { key: keys[0] } });
       assert.equal(plain.status, 400);
       assert.match(plain.text, /sealed by the \\"shamir\\" seal .* unseal with -migrate/);
