@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import type * as Pkcs11Module from 'pkcs11js';
+import { CofreError } from '../core/errors.js';
 
 /**
  * One logged-in session with an HSM through its PKCS#11 library (pkcs11js), holding the handle of one AES key
@@ -22,9 +23,15 @@ export interface Pkcs11DeviceConfig {
 
 /**
  * What went wrong, naming the library, slot, token, key label and PKCS#11 return code, never the PIN (which no
- * message here is built from, and pkcs11js's own messages are only the return code's name).
+ * message here is built from, and pkcs11js's own messages are only the return code's name). A CofreError, so an
+ * operator who unseals while the HSM fails reads why in the answer instead of a bare internal error.
  */
-export class Pkcs11SealError extends Error {}
+export class Pkcs11SealError extends CofreError {
+  constructor(message: string) {
+    super(500, message);
+    this.name = 'Pkcs11SealError';
+  }
+}
 
 type Pkcs11 = typeof Pkcs11Module;
 let loaded: Pkcs11 | undefined;
