@@ -227,12 +227,6 @@ export class Core {
     return { keys: wrapped.keyShares, rootToken: token };
   }
 
-  /** True when the store was sealed by another seal than the configured one: only `-migrate` unseals it. */
-  async migrationPending(): Promise<boolean> {
-    const config = await this.sealConfig();
-    return config !== undefined && config.type !== this.opts.seal.type;
-  }
-
   /**
    * On start: a seal that unwraps by itself unseals an initialized store now, with no human step. Says what it
    * did; a failure of the seal (a wrong PIN, a missing key) throws, naming the device and never the PIN.
