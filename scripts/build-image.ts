@@ -84,8 +84,8 @@ export async function cofreImage(): Promise<string> {
     const env = { ...process.env, PATH: `${nodeDir}/bin:${process.env.PATH}`, npm_config_nodedir: nodeDir };
     log('npm ci --omit=dev (Node.js 24)');
     await execFileP('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app, env });
-    log('npm rebuild better-sqlite3 (its native addon, for Node.js 24)');
-    await execFileP('npm', ['rebuild', 'better-sqlite3'], { cwd: app, env, maxBuffer: 16 << 20 });
+    log('npm rebuild better-sqlite3 pkcs11js (their native addons, for Node.js 24)');
+    await execFileP('npm', ['rebuild', 'better-sqlite3', 'pkcs11js'], { cwd: app, env, maxBuffer: 16 << 20 });
     rmSync(path.join(app, 'package-lock.json'));
 
     log('tsc -p tsconfig.build.json');

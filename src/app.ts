@@ -23,6 +23,8 @@ export interface CofreOptions {
   /** This node's address as other nodes and clients reach it (sys/leader, sys/ha-status). */
   apiAddr?: string;
   seal?: Seal;
+  /** The seal a `-migrate` unseal migrates away from; the Shamir seal when unset (see CoreOptions). */
+  migrateFrom?: Seal;
   logLevel?: string;
   /** Where log lines go (stdout when unset); dev mode makes them readable. */
   logStream?: NodeJS.WritableStream;
@@ -71,6 +73,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
   const core: Core = new Core({
     physical,
     seal: opts.seal ?? new ShamirSeal(),
+    migrateFrom: opts.migrateFrom ?? new ShamirSeal(),
     factories: { mounts: secretEngines, auth: authMethods(() => core) },
     auditDevices: auditDeviceFactories({ file: { pathPrefix: opts.auditFilePathPrefix } }),
     defaultMounts: opts.defaultMounts ?? [],
@@ -102,6 +105,8 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
       await http.close();
       await core.sealAfterDraining();
       await physical.close();
+      await core.seal.close?.();
+      await opts.migrateFrom?.close?.();
     },
   };
 }

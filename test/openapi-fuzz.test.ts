@@ -16,10 +16,11 @@ describe('OpenAPI document under fuzzing', () => {
     const server = await spawnDevServer(dir, await freePort(), 'fuzz-root');
     try {
       const api = apiClient(server.url, 'fuzz-root');
-      // Every mount type: the database engine's paths too (without a database behind it, its connections can
+      // Every mount type: transit, the database engine's paths too (without a database behind it, its connections can
       // only fail cleanly), KV version 1 beside dev mode's version 2, and every auth method (Kubernetes with no
       // cluster, JWT with no keys: test/auth-jwt-fuzz.test.ts fuzzes a configured one).
       assert.equal((await api.call('POST', 'sys/mounts/database', { body: { type: 'database' } })).status, 204);
+      assert.equal((await api.call('POST', 'sys/mounts/transit', { body: { type: 'transit' } })).status, 204);
       const kv1 = await api.call('POST', 'sys/mounts/kv1', { body: { type: 'kv', options: { version: '1' } } });
       assert.equal(kv1.status, 204, kv1.text);
       for (const type of ['kubernetes', 'approle', 'userpass', 'jwt']) {

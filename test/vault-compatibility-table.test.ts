@@ -23,6 +23,7 @@ const SECTION_MOUNTS: Record<
   Kubernetes: { prefix: 'auth/kubernetes/', enable: { table: 'auth', type: 'kubernetes' } },
   KV: { prefix: 'kvt/', enable: { table: 'mounts', type: 'kv', options: { version: '2' } } },
   Database: { prefix: 'database/', enable: { table: 'mounts', type: 'database' } },
+  Transit: { prefix: 'transit/', enable: { table: 'mounts', type: 'transit' } },
 };
 
 interface Row {

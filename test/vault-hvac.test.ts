@@ -57,6 +57,7 @@ describe('hvac drives Cofre', () => {
       'sys/generate-root',
       'sys/rekey',
       'sys/step-down',
+      'transit: ',
     ];
     for (const area of [...areas, 'sys/audit', 'audit: ', ...features]) {
       assert.ok(

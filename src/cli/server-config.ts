@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { locateHclError, pointAt, position } from './hcl-position.js';
 
 /** The server's configuration file, HCL or JSON, in Vault's layout. */
+import { parsePkcs11Seal, type Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import type { StorageConfig } from '../storage/open.js';
 
 export interface ServerConfig {
@@ -13,6 +14,8 @@ export interface ServerConfig {
   logLevel: string;
   /** File audit devices may only write under this directory (after resolving links and `..`). */
   auditFilePathPrefix?: string;
+  /** seal "pkcs11" {...}; without it, the Shamir seal. */
+  seal?: Pkcs11SealConfig;
 }
 
 export type Block = Record<string, unknown>;
@@ -129,6 +132,11 @@ export function loadServerConfig(file: string): ServerConfig {
     ...(str(doc, 'api_addr') ? { apiAddr: str(doc, 'api_addr') } : {}),
     ...(str(doc, 'audit_file_path_prefix') ? { auditFilePathPrefix: str(doc, 'audit_file_path_prefix') } : {}),
   };
+  const seal = labelledBlock(doc, 'seal');
+  if (seal) {
+    if (seal.label !== 'pkcs11') throw new Error(`${file}: unsupported seal "${seal.label}" (supported: pkcs11)`);
+    config.seal = parsePkcs11Seal(file, seal.body);
+  }
   if (!tlsDisable && (!config.listener.tlsCertFile || !config.listener.tlsKeyFile)) {
     throw new Error(`${file}: listener "tcp" needs tls_cert_file and tls_key_file, or tls_disable = true`);
   }

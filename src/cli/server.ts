@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cofre } from '../app.js';
+import type { Seal } from '../core/seal.js';
+import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
@@ -107,7 +109,9 @@ async function run(flags: ServerFlags): Promise<void> {
         ? undefined
         : { cert: readFileSync(config.listener.tlsCertFile), key: readFileSync(config.listener.tlsKeyFile) };
     const { createCofre } = await import('../app.js');
+    const seals = config.seal ? await openSeal(config.seal) : {};
     cofre = await createCofre({
+      ...seals,
       storage: config.storage,
       ...(config.apiAddr ? { apiAddr: config.apiAddr } : {}),
       logLevel: flags.logLevel ?? config.logLevel,
@@ -118,7 +122,11 @@ async function run(flags: ServerFlags): Promise<void> {
     address = config.listener.address;
     const { host, port } = splitAddress(address);
     await cofre.http.listen({ host, port });
-    process.stdout.write(`Cofre server started on ${tls ? 'https' : 'http'}://${address} (sealed until unsealed)\n`);
+    const started = await cofre.core.unsealOnStart().catch(async (err: unknown) => {
+      await cofre.close().catch(() => undefined);
+      throw err;
+    });
+    process.stdout.write(`Cofre server started on ${tls ? 'https' : 'http'}://${address} (${startState[started]})\n`);
   }
   const stop = (): void => {
     cofre.close().then(
@@ -130,6 +138,20 @@ async function run(flags: ServerFlags): Promise<void> {
   process.once('SIGTERM', stop);
   // As Vault: SIGHUP reopens the audit files, for log rotation tools that rename them away.
   process.on('SIGHUP', () => void cofre.core.audit.reopen());
+}
+
+const startState = {
+  unsealed: 'unsealed by its seal',
+  'not initialized': 'not initialized: run cofre operator init',
+  'migration pending': 'sealed: seal migration pending, unseal with cofre operator unseal -migrate',
+  'needs keys': 'sealed until unsealed',
+};
+
+/** A PKCS#11 seal block: the server's seal, or (disabled = true) the seal a migration back to Shamir leaves. */
+async function openSeal(config: Pkcs11SealConfig): Promise<{ seal?: Seal; migrateFrom?: Seal }> {
+  const { Pkcs11Seal } = await import('../seal/pkcs11.js');
+  const seal = Pkcs11Seal.open(config);
+  return config.disabled ? { migrateFrom: seal } : { seal };
 }
 
 export function registerServerCommand(program: Command): void {

@@ -37,6 +37,11 @@ export interface CoreOptions {
   auditDevices: Record<string, AuditSinkFactory>;
   /** Mounts created at first unseal of a new store (dev mode adds secret/ as KV v2). */
   defaultMounts?: MountEntry[];
+  /**
+   * The seal a store may be migrated away from (`cofre operator unseal -migrate`): the Shamir seal when the
+   * configured seal is an auto seal, or the PKCS#11 seal marked `disabled` when migrating back to Shamir.
+   */
+  migrateFrom?: Seal;
   /** Called after every unseal, once the mount table and stores are loaded (registers the system backend). */
   onUnsealed?: (core: Core) => void;
 }
@@ -217,21 +222,82 @@ export class Core {
     ]);
     this.sealConfigCache = config;
     this.sealNow();
+    // A seal that unwraps by itself (PKCS#11) leaves the server unsealed, as Vault does after init.
+    if (this.opts.seal.autoUnseal) await this.unsealWith([]);
     return { keys: wrapped.keyShares, rootToken: token };
   }
 
-  /** One key share towards unsealing; unseals when the threshold is reached. Wrong keys reset the progress. */
-  async submitUnsealKey(key: Buffer): Promise<void> {
+  /**
+   * On start: a seal that unwraps by itself unseals an initialized store now, with no human step. Says what it
+   * did; a failure of the seal (a wrong PIN, a missing key) throws, naming the device and never the PIN.
+   */
+  async unsealOnStart(): Promise<'unsealed' | 'not initialized' | 'migration pending' | 'needs keys'> {
+    const config = await this.sealConfig();
+    if (!config) return 'not initialized';
+    if (config.type !== this.opts.seal.type) return 'migration pending';
+    if (!this.opts.seal.autoUnseal) return 'needs keys';
+    await this.unsealWith([]);
+    return 'unsealed';
+  }
+
+  /**
+   * One key share towards unsealing; unseals when the threshold is reached. Wrong keys reset the progress. With
+   * `migrate`, the shares are those of the seal the store was sealed by, and the root key is wrapped anew by the
+   * configured seal.
+   */
+  async submitUnsealKey(key: Buffer, migrate = false): Promise<void> {
     const config = await this.sealConfig();
     if (!config) throw badRequest('Vault is not initialized');
     if (!this.sealed) return;
+    const pending = config.type !== this.opts.seal.type;
+    if (pending && !migrate) {
+      throw badRequest(
+        `the store is sealed by the "${config.type}" seal but this server is configured with the ` +
+          `"${this.opts.seal.type}" seal: unseal with -migrate to migrate it`,
+      );
+    }
+    if (!pending && migrate) throw badRequest('no seal migration is pending: unseal without -migrate');
     if (this.pendingShares.some((s) => s.equals(key))) return; // Vault ignores a repeated key
     if (this.pendingShares.length === 0) this.unsealNonce = randomBytes(16).toString('hex');
     this.pendingShares.push(key);
     if (this.pendingShares.length < config.secret_threshold) return;
     const shares = this.pendingShares;
     this.resetUnsealProgress();
-    await this.unsealWith(shares);
+    if (pending) await this.migrateSeal(config, shares);
+    else await this.unsealWith(shares);
+  }
+
+  /**
+   * Seal migration: the old seal opens the root key with its shares, the configured seal wraps it so that the same
+   * shares go on working (unseal keys become recovery keys and back, as in Vault), and the new wrapping and seal
+   * configuration are written in ONE storage transaction: a crash leaves the store under the old seal or the new.
+   */
+  private async migrateSeal(config: SealConfig, shares: Buffer[]): Promise<void> {
+    const from = this.opts.migrateFrom;
+    if (!from || from.type !== config.type) {
+      throw badRequest(
+        `the store is sealed by the "${config.type}" seal, which this server cannot open: configure it (for ` +
+          'PKCS#11, its seal block with disabled = true) to migrate away from it',
+      );
+    }
+    const stored = await this.opts.physical.get(ROOT_KEY_KEY);
+    if (!stored) throw badRequest('Vault is not initialized');
+    let opened: { rootKey: Buffer; sharesKey: Buffer };
+    try {
+      opened = await from.openForMigration(Buffer.from(stored), shares);
+    } catch (err) {
+      if (err instanceof SealKeyError) throw badRequest(err.message);
+      throw err;
+    }
+    const wrapped = await this.opts.seal.wrapForMigration(opened.rootKey, opened.sharesKey);
+    opened.sharesKey.fill(0);
+    const migrated: SealConfig = { ...config, type: this.opts.seal.type };
+    await this.opts.physical.transaction([
+      { op: 'put', key: ROOT_KEY_KEY, value: wrapped },
+      { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(migrated)) },
+    ]);
+    this.sealConfigCache = migrated;
+    await this.unsealWithRootKey(opened.rootKey);
   }
 
   /** For auto-unseal seals and dev mode, which hold their key material themselves. */
@@ -245,6 +311,10 @@ export class Core {
       if (err instanceof SealKeyError) throw badRequest(err.message);
       throw err;
     }
+    await this.unsealWithRootKey(rootKey);
+  }
+
+  private async unsealWithRootKey(rootKey: Buffer): Promise<void> {
     await this.barrier.unseal(rootKey);
     this.rootKey = rootKey;
     try {
@@ -380,7 +450,7 @@ export class Core {
       nonce: this.unsealNonce,
       version: VERSION,
       build_date: '',
-      migration: false,
+      migration: config !== undefined && config.type !== this.opts.seal.type,
       recovery_seal: this.opts.seal.autoUnseal,
       storage_type: storageType,
     };

@@ -22,6 +22,15 @@ export interface Seal {
   wrapRootKey(rootKey: Buffer, shares: number, threshold: number): Promise<WrappedRootKey>;
   /** Throws SealKeyError when the shares (or the device's key) do not open the stored root key. */
   unwrapRootKey(stored: Buffer, keyShares: Buffer[]): Promise<Buffer>;
+  /**
+   * Seal migration, first half: the root key, and the key the shares rebuild (Shamir: the unseal key; an auto
+   * seal: its recovery key). Throws SealKeyError when the shares do not belong to this store.
+   */
+  openForMigration(stored: Buffer, keyShares: Buffer[]): Promise<{ rootKey: Buffer; sharesKey: Buffer }>;
+  /** Seal migration, second half: the root key wrapped by this seal so that the same shares go on working. */
+  wrapForMigration(rootKey: Buffer, sharesKey: Buffer): Promise<Buffer>;
+  /** Releases what the seal holds open (an HSM session) when the server stops. */
+  close?(): Promise<void>;
 }
 
 /** The given key material does not open the root key: a user error, never a crash. */

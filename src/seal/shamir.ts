@@ -24,6 +24,10 @@ export class ShamirSeal implements Seal {
   }
 
   async unwrapRootKey(stored: Buffer, keyShares: Buffer[]): Promise<Buffer> {
+    return (await this.openForMigration(stored, keyShares)).rootKey;
+  }
+
+  async openForMigration(stored: Buffer, keyShares: Buffer[]): Promise<{ rootKey: Buffer; sharesKey: Buffer }> {
     let unsealKey: Uint8Array;
     try {
       unsealKey = keyShares.length === 1 ? keyShares[0]! : await combine(keyShares.map((k) => new Uint8Array(k)));
@@ -32,9 +36,14 @@ export class ShamirSeal implements Seal {
     }
     if (unsealKey.length !== 32) throw new SealKeyError('invalid key: wrong length');
     try {
-      return open(unsealKey, stored, AAD);
+      return { rootKey: open(unsealKey, stored, AAD), sharesKey: Buffer.from(unsealKey) };
     } catch {
       throw new SealKeyError('invalid key: the keys given do not unseal this server');
     }
+  }
+
+  /** The recovery key of the seal migrated from becomes the unseal key, so its shares now unseal, as in Vault. */
+  async wrapForMigration(rootKey: Buffer, sharesKey: Buffer): Promise<Buffer> {
+    return seal(sharesKey, rootKey, AAD);
   }
 }

@@ -14,12 +14,16 @@ import type { SealStatus } from './status.js';
 interface InitFlags extends CommonFlags {
   keyShares: number;
   keyThreshold: number;
+  recoveryShares: number;
+  recoveryThreshold: number;
   status?: boolean;
 }
 
 interface InitResponse {
   keys?: string[];
   keys_base64?: string[];
+  recovery_keys?: string[];
+  recovery_keys_base64?: string[];
   root_token?: string;
 }
 
@@ -58,12 +62,29 @@ the root key, Cofre will remain permanently sealed!
 `;
 }
 
+function recoveryMessage(shares: number, threshold: number): string {
+  return `
+Success! Cofre is initialized and unsealed by its seal.
+
+Recovery key initialized with ${shares} key shares and a key threshold of ${threshold}. Please securely
+distribute the key shares printed above. They do not unseal Cofre (the seal does) but authorise
+sys/generate-root, sys/rekey, an unseal after sys/seal and a seal migration.
+`;
+}
+
 export function registerOperatorCommands(program: Command): void {
   const operator = program.command('operator').description('Perform operator-specific tasks (init, unseal, seal, …)');
 
   apiCommand(operator, 'init', 'Initialize a new server: generate the unseal key shares and the root token')
     .option('--key-shares <n>', 'number of unseal key shares to generate', parseInteger, 5)
     .option('--key-threshold <n>', 'number of key shares required to unseal', parseInteger, 3)
+    .option(
+      '--recovery-shares <n>',
+      'with an auto-unseal seal (PKCS#11): number of recovery key shares',
+      parseInteger,
+      5,
+    )
+    .option('--recovery-threshold <n>', 'with an auto-unseal seal: recovery key shares required', parseInteger, 3)
     .option('--status', 'only report whether the server is initialized (exit 0 yes, 2 no)')
     .action(async (flags: InitFlags) => {
       const client = clientFrom(flags);
@@ -79,10 +100,32 @@ export function registerOperatorCommands(program: Command): void {
       if (flags.keyThreshold < 1 || flags.keyThreshold > flags.keyShares) {
         throw usageError('-key-threshold must be between 1 and -key-shares');
       }
-      const body = { secret_shares: flags.keyShares, secret_threshold: flags.keyThreshold };
+      const body = {
+        secret_shares: flags.keyShares,
+        secret_threshold: flags.keyThreshold,
+        recovery_shares: flags.recoveryShares,
+        recovery_threshold: flags.recoveryThreshold,
+      };
       const res = unwrap<InitResponse>(
         await client.request('PUT', 'sys/init', { body, token: null, what: 'initializing' }),
       );
+      if (res.recovery_keys_base64) {
+        const recovery = {
+          unseal_keys_b64: [],
+          unseal_keys_hex: [],
+          recovery_keys_b64: res.recovery_keys_base64,
+          recovery_keys_hex: res.recovery_keys ?? [],
+          recovery_keys_shares: flags.recoveryShares,
+          recovery_keys_threshold: flags.recoveryThreshold,
+          root_token: res.root_token,
+        };
+        if (output.field) return output.printField(recovery[output.field as keyof typeof recovery]);
+        if (output.json) return output.printJson(recovery);
+        const lines = res.recovery_keys_base64.map((key, i) => `Recovery Key ${i + 1}: ${key}`);
+        output.out([...lines, '', `Initial Root Token: ${res.root_token ?? ''}`].join('\n'));
+        output.out(recoveryMessage(flags.recoveryShares, flags.recoveryThreshold));
+        return;
+      }
       const b64 = res.keys_base64 ?? res.keys ?? [];
       const json = {
         unseal_keys_b64: b64,
@@ -100,7 +143,8 @@ export function registerOperatorCommands(program: Command): void {
 
   apiCommand(operator, 'unseal [key]', 'Provide one unseal key share (prompted for, or read from stdin, if omitted)')
     .option('--reset', 'discard the key shares provided so far')
-    .action(async (key: string | undefined, flags: CommonFlags & { reset?: boolean }) => {
+    .option('--migrate', 'a share of the seal the store is migrated away from (Shamir to PKCS#11 or back)')
+    .action(async (key: string | undefined, flags: CommonFlags & { reset?: boolean; migrate?: boolean }) => {
       const client = clientFrom(flags);
       const output = outputFrom(flags);
       let body: Record<string, unknown>;
@@ -110,7 +154,7 @@ export function registerOperatorCommands(program: Command): void {
       } else {
         const share = key && key !== '-' ? key : await promptSecret('Unseal Key (will be hidden): ');
         if (!share) throw usageError('Missing unseal key');
-        body = { key: share };
+        body = { key: share, ...(flags.migrate ? { migrate: true } : {}) };
       }
       const res = await client.request('PUT', 'sys/unseal', { body, token: null, what: 'unsealing' });
       printSealStatus(output, unwrap<SealStatus>(res));

@@ -35,10 +35,13 @@ export function sealStatusRows(s: SealStatus, leader?: Leader): [string, string]
     if (value !== undefined && value !== null) rows.push([key, String(value)]);
   };
   add('Seal Type', s.type);
+  // An auto seal (PKCS#11) hands out Shamir recovery keys instead of unseal keys, and Vault says so.
+  if (s.recovery_seal === true) add('Recovery Seal Type', 'shamir');
   add('Initialized', s.initialized);
   add('Sealed', s.sealed);
-  add('Total Shares', s.n);
+  add(s.recovery_seal === true ? 'Total Recovery Shares' : 'Total Shares', s.n);
   add('Threshold', s.t);
+  if (s.migration === true) add('Seal Migration in Progress', true);
   if (s.sealed) {
     rows.push(['Unseal Progress', `${s.progress ?? 0}/${s.t ?? 0}`]);
     rows.push(['Unseal Nonce', s.nonce ?? '']);

@@ -22,19 +22,44 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       fields: {
         secret_shares: {
           type: 'int',
-          description: 'Number of key shares to split the unseal key into.',
-          required: true,
+          description: 'Number of key shares to split the unseal key into (required with the Shamir seal).',
         },
-        secret_threshold: { type: 'int', description: 'Number of shares needed to unseal.', required: true },
+        secret_threshold: {
+          type: 'int',
+          description: 'Number of shares needed to unseal (required with the Shamir seal).',
+        },
         pgp_keys: { type: 'string-list', description: 'Not supported: PGP encryption of the shares.' },
-        recovery_shares: { type: 'int', description: 'Recovery shares for auto-unseal seals.' },
-        recovery_threshold: { type: 'int', description: 'Recovery threshold for auto-unseal seals.' },
+        recovery_shares: {
+          type: 'int',
+          description: 'With an auto-unseal seal (PKCS#11): number of recovery key shares (default 5).',
+        },
+        recovery_threshold: {
+          type: 'int',
+          description: 'With an auto-unseal seal (PKCS#11): recovery shares needed to authorise (default 3).',
+        },
       },
       operations: {
         read: async () => ({ rawBody: { initialized: await core.initialized() } }),
         update: async (req) => {
           if ((req.data.pgp_keys as string[] | undefined)?.length) throw badRequest('pgp_keys are not supported');
-          const result = await core.initialize(req.data.secret_shares as number, req.data.secret_threshold as number);
+          const int = (name: string): number | undefined => req.data[name] as number | undefined;
+          if (core.seal.autoUnseal) {
+            // As Vault: the seal unwraps the root key itself; the operators get recovery keys.
+            const result = await core.initialize(int('recovery_shares') ?? 5, int('recovery_threshold') ?? 3);
+            return {
+              rawBody: {
+                keys: [],
+                keys_base64: [],
+                recovery_keys: result.keys.map((k) => k.toString('hex')),
+                recovery_keys_base64: result.keys.map((k) => k.toString('base64')),
+                root_token: result.rootToken,
+              },
+            };
+          }
+          for (const name of ['secret_shares', 'secret_threshold']) {
+            if (int(name) === undefined) throw badRequest(`missing required field "${name}"`);
+          }
+          const result = await core.initialize(int('secret_shares')!, int('secret_threshold')!);
           return {
             rawBody: {
               keys: result.keys.map((k) => k.toString('hex')),
@@ -61,13 +86,17 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       fields: {
         key: { type: 'string', description: 'One unseal key share, hex or base64.' },
         reset: { type: 'bool', description: 'Discards the shares submitted so far.' },
-        migrate: { type: 'bool', description: 'Not supported: seal migration.' },
+        migrate: {
+          type: 'bool',
+          description:
+            'The key is a share of the seal the store is being migrated away from (unseal key or recovery key).',
+        },
       },
       operations: {
         update: async (req) => {
           if (req.data.reset === true) core.resetUnsealProgress();
           else if (typeof req.data.key === 'string' && req.data.key !== '') {
-            await core.submitUnsealKey(decodeKey(req.data.key));
+            await core.submitUnsealKey(decodeKey(req.data.key), req.data.migrate === true);
           } else throw badRequest("'key' must be specified in request body as JSON, or 'reset' set to true");
           return status();
         },

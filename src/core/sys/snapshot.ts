@@ -48,7 +48,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
 
   const restore =
     (force: boolean) =>
-    async (req: Request): Promise<undefined> => {
+    async (req: Request): Promise<Response | undefined> => {
       const body = rawBodyOf(req.raw);
       if (!body) throw badRequest('send the snapshot as the request body, with Content-Type: application/octet-stream');
       if (restoring) throw badRequest('a snapshot restore is already running');
@@ -73,6 +73,17 @@ export function snapshotPaths(core: Core): PathRecord[] {
         restoring = false;
         if (sealed) core.forgetSealConfig();
       }
+      // A seal that unwraps by itself (PKCS#11) unseals the restored store at once, as on start. If it cannot, the
+      // restore stands and the server stays sealed, saying why (never with the PIN, which no seal error holds).
+      if (core.seal.autoUnseal) {
+        try {
+          await core.unsealOnStart();
+        } catch (err) {
+          return {
+            warnings: [`the snapshot was restored, but the seal could not unseal it: ${(err as Error).message}`],
+          };
+        }
+      }
       return undefined;
     };
 
@@ -81,7 +92,8 @@ export function snapshotPaths(core: Core): PathRecord[] {
       pattern: 'storage/snapshot',
       summary:
         'Reads a snapshot of the whole store (encrypted entries only, gzip), or restores one sent as ' +
-        "application/octet-stream (taken with this server's unseal keys); the server seals after a restore.",
+        "application/octet-stream (taken with this server's unseal keys); the server seals after a restore (a " +
+        'PKCS#11 seal unseals it again at once).',
       sudo: true,
       drainsRequests: true,
       operations: { read: save, update: restore(false) },

@@ -929,6 +929,49 @@ def _():
     raises(exceptions.Forbidden, limited.sys.step_down)
 
 
+# --- transit: hvac's own transit methods ---------------------------------------------------------------------
+
+
+def b64_text(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+@check("transit: create keys of both types, read and list them")
+def _():
+    root.sys.enable_secrets_engine("transit", path="py-transit")
+    root.secrets.transit.create_key("py-aes", mount_point="py-transit")
+    root.secrets.transit.create_key("py-chacha", key_type="chacha20-poly1305", mount_point="py-transit")
+    key = root.secrets.transit.read_key("py-chacha", mount_point="py-transit")["data"]
+    eq("type", key["type"], "chacha20-poly1305")
+    eq("versions", list(key["keys"]), ["1"])
+    eq("list", sorted(root.secrets.transit.list_keys(mount_point="py-transit")["data"]["keys"]), ["py-aes", "py-chacha"])
+    raises(exceptions.InvalidRequest, root.secrets.transit.create_key, "py-rsa", key_type="rsa-2048", mount_point="py-transit")
+
+
+@check("transit: encrypt, decrypt (also batch), rotate, rewrap, min_decryption_version, delete")
+def _():
+    t = root.secrets.transit
+    first = t.encrypt_data("py-aes", plaintext=b64_text("hello hvac"), mount_point="py-transit")["data"]["ciphertext"]
+    truth(first.startswith("vault:v1:"), first)
+    eq("decrypt", base64.b64decode(t.decrypt_data("py-aes", first, mount_point="py-transit")["data"]["plaintext"]), b"hello hvac")
+    batch = t.encrypt_data("py-chacha", batch_input=[{"plaintext": b64_text("a")}, {"plaintext": b64_text("b")}], mount_point="py-transit")
+    results = batch["data"]["batch_results"]
+    opened = t.decrypt_data("py-chacha", batch_input=[{"ciphertext": r["ciphertext"]} for r in results], mount_point="py-transit")
+    eq("batch", [base64.b64decode(r["plaintext"]) for r in opened["data"]["batch_results"]], [b"a", b"b"])
+    t.rotate_key("py-aes", mount_point="py-transit")
+    second = t.encrypt_data("py-aes", plaintext=b64_text("v2"), mount_point="py-transit")["data"]["ciphertext"]
+    truth(second.startswith("vault:v2:"), second)
+    rewrapped = t.rewrap_data("py-aes", first, mount_point="py-transit")["data"]["ciphertext"]
+    truth(rewrapped.startswith("vault:v2:"), rewrapped)
+    t.update_key_configuration("py-aes", min_decryption_version=2, mount_point="py-transit")
+    raises(exceptions.InvalidRequest, t.decrypt_data, "py-aes", first, mount_point="py-transit")
+    eq("rewrapped", base64.b64decode(t.decrypt_data("py-aes", rewrapped, mount_point="py-transit")["data"]["plaintext"]), b"hello hvac")
+    raises(exceptions.InvalidRequest, t.delete_key, "py-aes", mount_point="py-transit")
+    t.update_key_configuration("py-aes", deletion_allowed=True, mount_point="py-transit")
+    t.delete_key("py-aes", mount_point="py-transit")
+    raises(exceptions.InvalidPath, t.read_key, "py-aes", mount_point="py-transit")
+
+
 # --- generate-root and, last, rekey (it replaces the key shares and seals the server once) --------------------
 
 KEYS = [k for k in os.environ.get("COFRE_UNSEAL_KEYS", "").split(",") if k]
