@@ -375,6 +375,11 @@ describe('cofre operator on a real control plane', () => {
       'one write per changed target, none for stale versions',
     );
 
+    // Rollouts are batched: the one for version 4 is carried out and recorded before the baseline is taken.
+    await poll('the rollout of version 4 recorded', async () => {
+      const { status } = await getCs('db');
+      return status.rollout?.revision === status.contentHash;
+    });
     const rv = (await getSecret('db-creds'))!.metadata!.resourceVersion;
     const cm = (await core.readNamespacedConfigMap({ name: 'app-config', namespace: APPS })).metadata!.resourceVersion;
     const csRv = (await getCs('db')).metadata.resourceVersion;
