@@ -88,7 +88,8 @@ export class DynamicLeases {
       renewable: l.renewable,
     };
     if (held) {
-      const grace = parseDuration(cs.spec.source.gracePeriod ?? '') ?? DEFAULT_GRACE_SECONDS * 1000;
+      const given = cs.spec.source.gracePeriod ? parseDuration(cs.spec.source.gracePeriod) : undefined;
+      const grace = given ?? DEFAULT_GRACE_SECONDS * 1000;
       retired.push({
         id: held.id,
         replacedBy: '', // the new content's hash, filled in by the reconciler once it is known

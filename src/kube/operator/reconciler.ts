@@ -89,6 +89,12 @@ const DEFAULT_ROLLOUT_TIMEOUT_MS = 10 * 60_000;
 
 type ConditionUpdate = Pick<Condition, 'status' | 'reason' | 'message'>;
 
+const FINISHED: ConditionUpdate = {
+  status: 'True',
+  reason: 'RolloutFinished',
+  message: 'every pod of the targets carries the current revision',
+};
+
 interface StatusUpdate {
   ready: ConditionUpdate;
   rolloutComplete?: ConditionUpdate;
@@ -265,7 +271,7 @@ export class Reconciler {
     } else {
       status = { ...(old ?? { revision: hash }) };
       if (status.finishedTime) {
-        return { status, rolledOut: true, condition: { status: 'True', reason: 'RolloutFinished', message: '' } };
+        return { status, rolledOut: true, condition: FINISHED };
       }
     }
     const progress: TargetProgress[] = [];
@@ -282,18 +288,15 @@ export class Reconciler {
       const now = new Date();
       status.finishedTime = now.toISOString();
       rolloutFinished.set({ namespace, cofresecret: name }, now.getTime() / 1000);
-      return {
-        status,
-        rolledOut: true,
-        condition: { status: 'True', reason: 'RolloutFinished', message: 'every pod of the targets is current' },
-      };
+      return { status, rolledOut: true, condition: FINISHED };
     }
     rolloutFinished.remove({ namespace, cofresecret: name });
     const behind = progress
       .filter((p) => !p.settled)
       .map((p) => `${p.kind}/${p.name}: ${p.outdatedPods} pods on an older revision, ${p.currentPods} current`)
       .join('; ');
-    const timeout = parseDuration(cs.spec.rolloutTimeout ?? '') ?? DEFAULT_ROLLOUT_TIMEOUT_MS;
+    const timeout =
+      (cs.spec.rolloutTimeout ? parseDuration(cs.spec.rolloutTimeout) : undefined) ?? DEFAULT_ROLLOUT_TIMEOUT_MS;
     const started = status.startedTime ? Date.parse(status.startedTime) : Date.now();
     if (Date.now() - started > timeout) {
       const prev = cs.status?.conditions?.find((c) => c.type === 'RolloutComplete');

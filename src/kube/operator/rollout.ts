@@ -18,8 +18,10 @@ type Workload = { spec?: { template?: { metadata?: { annotations?: Record<string
 export interface RolloutOptions {
   /** Requests for one workload closer together than this make one rollout. Default 2 s. */
   batchWindowMs?: number;
-  /** Rollouts each namespace may start per minute (a burst of as many, then one per 60/N s). Default 10. */
+  /** Rollouts each namespace may start per minute, on average: one per 60/N s once its burst is spent. Default 10. */
   namespaceRolloutsPerMinute?: number;
+  /** Rollouts a namespace may start at once before the rate applies. Default: namespaceRolloutsPerMinute. */
+  namespaceRolloutBurst?: number;
 }
 
 /** What became of one CofreSecret's request, for its next reconcile to put in status. */
@@ -55,6 +57,7 @@ export class RolloutCoordinator {
   private readonly apps: AppsV1Api;
   private readonly windowMs: number;
   private readonly perMinute: number;
+  private readonly burst: number;
   private readonly pending = new Map<string, Pending>();
   private readonly asked = new Map<string, Asked>();
   private readonly outcomes = new Map<string, RolloutOutcome>();
@@ -74,6 +77,7 @@ export class RolloutCoordinator {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.windowMs = opts.batchWindowMs ?? 2_000;
     this.perMinute = Math.max(1, opts.namespaceRolloutsPerMinute ?? 10);
+    this.burst = Math.max(1, opts.namespaceRolloutBurst ?? this.perMinute);
   }
 
   /**
@@ -147,8 +151,8 @@ export class RolloutCoordinator {
   private take(namespace: string): number {
     const now = Date.now();
     const refillMs = 60_000 / this.perMinute;
-    const b = this.buckets.get(namespace) ?? { tokens: this.perMinute, at: now };
-    b.tokens = Math.min(this.perMinute, b.tokens + (now - b.at) / refillMs);
+    const b = this.buckets.get(namespace) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) / refillMs);
     b.at = now;
     this.buckets.set(namespace, b);
     if (b.tokens >= 1) {

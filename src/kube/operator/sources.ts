@@ -67,7 +67,10 @@ export async function readPath(access: CofreAccess, id: Identity, source: CofreS
     await revokeLease(access, id, res.lease_id).catch(() => undefined);
     throw new SyncError('SourceUnavailable', `${shown} issues a leased credential: use source type dynamic`);
   }
-  return { data: res.data, version: 0 };
+  // A countdown (static-creds/ answers the seconds until the next rotation as `ttl`) changes on every read: as
+  // content it would rewrite the target, and roll its workloads, on every resync. The rotation itself is an event.
+  const { ttl, ...rest } = res.data;
+  return { data: typeof ttl === 'number' ? rest : res.data, version: 0 };
 }
 
 /** type dynamic: issues a credential at <mount>/<path> and looks up its lease's times (max_expire_time included). */
