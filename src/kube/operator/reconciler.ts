@@ -84,7 +84,7 @@ type Target = {
 
 /** While a rollout runs, its pods are counted this often; once it is reported stuck, less often. */
 const FOLLOW_ROLLOUT_MS = 2_000;
-const FOLLOW_STUCK_MS = 30_000;
+const FOLLOW_STUCK_MS = 10_000;
 const DEFAULT_ROLLOUT_TIMEOUT_MS = 10 * 60_000;
 
 type ConditionUpdate = Pick<Condition, 'status' | 'reason' | 'message'>;
