@@ -142,8 +142,8 @@ async function main(): Promise<void> {
         'path "database/creds/*" { capabilities = ["read"] }',
         'path "database/static-creds/*" { capabilities = ["read"] }',
         'path "sys/leases/lookup" { capabilities = ["update"] }',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
+        'path "sys/leases/renew/database/creds/*" { capabilities = ["update"] }',
+        'path "sys/leases/revoke/database/creds/*" { capabilities = ["update"] }',
       ].join('\n'),
     });
     await writeOk(api, 'auth/kubernetes/role/bench', {

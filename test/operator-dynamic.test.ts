@@ -169,6 +169,13 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
       default_ttl: '6s',
       max_ttl: '24s',
     });
+    // Replaced at about 8 s; with a 2 s grace period its old role goes at about 10 s, 2 s before it would expire.
+    await writeOk(srv.api, 'database/roles/brief', {
+      db_name: 'main',
+      creation_statements: flavor.creation,
+      default_ttl: '4s',
+      max_ttl: '12s',
+    });
     for (const sql of flavor.createUser('static_app', 'static-original-pw-3f0a')) await db.query(sql);
     await writeOk(srv.api, 'database/static-roles/app', {
       db_name: 'main',
@@ -182,8 +189,8 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
         'path "database/static-creds/*" { capabilities = ["read"] }',
         'path "secret/data/*" { capabilities = ["read"] }',
         'path "sys/leases/lookup" { capabilities = ["update"] }',
-        'path "sys/leases/renew" { capabilities = ["update"] }',
-        'path "sys/leases/revoke" { capabilities = ["update"] }',
+        'path "sys/leases/renew/database/creds/*" { capabilities = ["update"] }',
+        'path "sys/leases/revoke/database/creds/*" { capabilities = ["update"] }',
       ].join('\n'),
     });
     await writeOk(srv.api, 'auth/kubernetes/role/apps', {
@@ -254,6 +261,18 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     });
     assert.equal(decoded(await getSecret('dyn', 'db-creds')).username, cred.username);
     assert.ok(await canLogIn(cred.username, cred.password), 'still logs in after its first TTL');
+
+    // Revoked behind the operator's back: its next renewal is refused, and a new credential is issued at once.
+    await writeOk(srv.api, `sys/leases/revoke/${cs.status.lease.id}`);
+    const fresh = await credentialIn('dyn', 'db-creds', cred.username);
+    dynUser = fresh.username;
+    assert.ok(await canLogIn(fresh.username, fresh.password), 'the replacement logs in');
+    assert.equal(await flavor.userExists(db, cred.username), false);
+    const after = await poll('the new lease in status', async () => {
+      const o = await getCs('dyn', 'db');
+      return o.status.lease.id !== cs.status.lease.id && o;
+    });
+    assert.ok(await lookup(after.status.lease.id));
   });
 
   it('a short max TTL: replaced before expiry, the Deployment rolls once, the old role goes after the new pods are up', async (t) => {
@@ -305,6 +324,83 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     assert.equal(await gauge(outdatedPods, { namespace: 'dyn', cofresecret: 'short' }), 0);
   });
 
+  it('a rollout that never finishes: the old credential goes when its grace period ends, not before', async (t) => {
+    // RollingUpdate keeps the old pod until the new one is ready, which never happens without a node.
+    await createDeployment('dyn', 'stuck-web');
+    await createCs('dyn', 'brief', {
+      connectionRef: { name: 'main' },
+      source: { type: 'dynamic', mount: 'database', path: 'creds/brief', gracePeriod: '2s' },
+      target: { name: 'brief-creds' },
+      rolloutRestartTargets: [{ kind: 'Deployment', name: 'stuck-web' }],
+    });
+    const old = await credentialIn('dyn', 'brief-creds');
+    const oldLease = (await poll('the lease in status', async () => (await getCs('dyn', 'brief')).status?.lease))
+      .id as string;
+    const oldExpiry = Date.parse((await lookup(oldLease)).max_expire_time);
+    await credentialIn('dyn', 'brief-creds', old.username);
+    const replacedAt = Date.now();
+    const retired = await poll('the old lease retired', async () => {
+      const o = await getCs('dyn', 'brief');
+      return o.status.retiredLeases?.find((r: Json) => r.id === oldLease);
+    });
+    assert.ok(Date.parse(retired.revokeAt) >= replacedAt + 1_000, 'kept for its grace period');
+    await poll('the old role dropped', async () => !(await flavor.userExists(db, old.username)), 15_000, 50);
+    const droppedAt = Date.now();
+    t.diagnostic(
+      `dropped ${droppedAt - replacedAt} ms after the replacement, ${oldExpiry - droppedAt} ms before expiry`,
+    );
+    assert.ok(droppedAt >= Date.parse(retired.revokeAt) - 100, 'not before the grace period ended');
+    assert.ok(droppedAt < oldExpiry, 'by the operator, before the lease would have expired');
+    // The rollout of the replacement started, and cannot finish: the grace period alone let the old role go.
+    const cs = await poll('the rollout of the replacement recorded', async () => {
+      const o = await getCs('dyn', 'brief');
+      return o.status.rollout?.revision === o.status.contentHash && o.status.rollout.targets?.length === 1 && o;
+    });
+    assert.equal(cs.status.rollout.finishedTime, undefined, 'the rollout has not finished');
+    assert.deepEqual(cs.status.rollout.targets, [
+      { kind: 'Deployment', name: 'stuck-web', currentPods: 1, outdatedPods: 1 },
+    ]);
+    await deleteCs('dyn', 'brief');
+    await poll('brief gone', () => csGone('dyn', 'brief'));
+  });
+
+  it('a lease ID planted in status that is not of its own source is never revoked', async () => {
+    // A lease of database/creds/app, issued by the root token: nothing of the "short" CofreSecret.
+    const other = await srv.api.call('GET', 'database/creds/app');
+    assert.equal(other.status, 200, other.text);
+    values.add(other.body.data.password);
+    const planted = other.body.lease_id as string;
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: 'dyn',
+        plural: 'cofresecrets',
+        name: 'short',
+        body: {
+          status: {
+            retiredLeases: [
+              {
+                id: planted,
+                replacedBy: 'x',
+                revokeAt: new Date(0).toISOString(),
+                ttlSeconds: 4,
+                expireTime: new Date(0).toISOString(),
+                maxExpireTime: new Date(0).toISOString(),
+              },
+            ],
+          },
+        },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await deleteCs('dyn', 'short');
+    await poll('the short CofreSecret gone', () => csGone('dyn', 'short'));
+    assert.ok(await lookup(planted), 'the planted lease is still there');
+    assert.ok(await flavor.userExists(db, other.body.data.username));
+    await writeOk(srv.api, `sys/leases/revoke/${planted}`);
+  });
+
   it('deleting a dynamic CofreSecret revokes its lease: the role is gone from pg_roles', async () => {
     assert.ok(dynUser && (await flavor.userExists(db, dynUser)));
     const leaseId = (await getCs('dyn', 'db')).status.lease.id as string;
@@ -312,11 +408,6 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     await poll('the CofreSecret gone', () => csGone('dyn', 'db'));
     assert.equal(await flavor.userExists(db, dynUser), false, 'revoked before the finalizer let it go');
     assert.equal(await lookup(leaseId), undefined);
-    // The short one too: its current role, and nothing of it is left in the database.
-    const short = (await getCs('dyn', 'short')).status.lease.id as string;
-    await deleteCs('dyn', 'short');
-    await poll('the short CofreSecret gone', () => csGone('dyn', 'short'));
-    assert.equal(await lookup(short), undefined);
   });
 
   it('a static role: rotate-role reaches the Secret within 2 s and rolls the Deployment once', async (t) => {

@@ -9,7 +9,7 @@ import { DEFAULT_GRACE_SECONDS, reissueAt, renewAt, type LeaseTimes } from '../.
 import type { CofreAccess, Identity } from './cofre-client.js';
 import { parseDuration } from './duration.js';
 import { leaseOperations } from './metrics.js';
-import { issueCredential, renewLease, revokeLease, type IssuedCredential } from './sources.js';
+import { isLeaseOf, issueCredential, renewLease, revokeLease, type IssuedCredential } from './sources.js';
 import type { CofreSecret, HeldLeaseStatus, RetiredLeaseStatus } from './types.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -49,8 +49,10 @@ export class DynamicLeases {
    */
   async keep(cs: CofreSecret, id: Identity, targetIntact: boolean): Promise<KeptLease> {
     const now = Date.now();
-    const held = cs.status?.lease;
-    const retired = [...(cs.status?.retiredLeases ?? [])];
+    // Only leases of this source count: anything else in status was not put there by us.
+    const mine = (l: { id: string } | undefined) => l !== undefined && isLeaseOf(cs.spec.source, l.id);
+    const held = mine(cs.status?.lease) ? cs.status!.lease : undefined;
+    const retired = (cs.status?.retiredLeases ?? []).filter(mine);
     const forSpec = specDigest(cs);
     let why: string | undefined;
     if (!held) why = 'first credential';
@@ -108,6 +110,7 @@ export class DynamicLeases {
    * still held; a revocation that fails is tried again on the next pass.
    */
   async tendRetired(id: Identity, retired: RetiredLeaseStatus[], rolledOut: boolean): Promise<RetiredLeaseStatus[]> {
+    // keep() already dropped leases of other sources from the list it returned.
     const now = Date.now();
     const kept: RetiredLeaseStatus[] = [];
     for (const r of retired) {
@@ -156,7 +159,7 @@ export class DynamicLeases {
   async revokeAll(id: Identity, cs: CofreSecret): Promise<void> {
     const ids = [cs.status?.lease?.id, ...(cs.status?.retiredLeases ?? []).map((r) => r.id)];
     for (const leaseId of ids) {
-      if (!leaseId) continue;
+      if (!leaseId || !isLeaseOf(cs.spec.source, leaseId)) continue;
       try {
         await revokeLease(this.access, id, leaseId);
         leaseOperations.inc({ operation: 'revoke', result: 'ok' });

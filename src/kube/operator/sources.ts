@@ -119,14 +119,26 @@ export async function lookupLease(access: CofreAccess, id: Identity, leaseId: st
   };
 }
 
-/** Renews by `ttlMs` from now (never past the max TTL, the server's rule); returns the new expiry. */
+/**
+ * Renews by `ttlMs` from now (never past the max TTL, the server's rule); returns the new expiry. The lease ID goes
+ * in the URL (sys/leases/renew/<id>), so a namespace's policy can allow renewing only its own source's leases
+ * (`path "sys/leases/renew/database/creds/app/*"`); the same for revoke.
+ */
 export async function renewLease(access: CofreAccess, id: Identity, leaseId: string, ttlMs: number): Promise<number> {
   const increment = Math.max(1, Math.round(ttlMs / 1000));
-  const res = await call(access, id, 'PUT', 'sys/leases/renew', 'renew its lease', { lease_id: leaseId, increment });
+  const res = await call(access, id, 'PUT', `sys/leases/renew/${leaseId}`, 'renew its lease', { increment });
   if (!res?.lease_id) throw new SyncError('SourceUnavailable', `renewing lease ${leaseId} answered no lease`);
   return Date.now() + (res.lease_duration ?? 0) * 1000;
 }
 
+/**
+ * Whether a lease ID from status is one of this source's: status can be written by whoever may update the status
+ * subresource, and the operator must not renew or revoke another source's (another namespace's) lease for them.
+ */
+export function isLeaseOf(source: CofreSecretSource, leaseId: string): boolean {
+  return leaseId.startsWith(`${source.mount}/${source.path}/`) && !leaseId.includes('..');
+}
+
 export async function revokeLease(access: CofreAccess, id: Identity, leaseId: string): Promise<void> {
-  await call(access, id, 'PUT', 'sys/leases/revoke', 'revoke its lease', { lease_id: leaseId });
+  await call(access, id, 'PUT', `sys/leases/revoke/${leaseId}`, 'revoke its lease');
 }
