@@ -262,6 +262,17 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     assert.equal(decoded(await getSecret('dyn', 'db-creds')).username, cred.username);
     assert.ok(await canLogIn(cred.username, cred.password), 'still logs in after its first TTL');
 
+    // An operator restart continues from status: the same lease, renewed, and no new credential.
+    await operator!.stop();
+    await start();
+    const seen = await lookup(cs.status.lease.id);
+    await poll('a renewal by the restarted operator', async () => {
+      const now = await lookup(cs.status.lease.id);
+      return now && Date.parse(now.expire_time) > Date.parse(seen.expire_time);
+    });
+    assert.equal(decoded(await getSecret('dyn', 'db-creds')).username, cred.username, 'not re-issued');
+    assert.equal((await getCs('dyn', 'db')).status.lease.id, cs.status.lease.id);
+
     // Revoked behind the operator's back: its next renewal is refused, and a new credential is issued at once.
     await writeOk(srv.api, `sys/leases/revoke/${cs.status.lease.id}`);
     const fresh = await credentialIn('dyn', 'db-creds', cred.username);

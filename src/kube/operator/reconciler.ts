@@ -349,7 +349,9 @@ export class Reconciler {
 
   /**
    * The CofreSecret is being deleted: revoke every lease it holds (the database drops the roles), then let it go.
-   * Without its connection there is no one to revoke with: the leases then end at their TTL, nobody renewing them.
+   * Without its connection or its login (the namespace is being deleted with its service account) there is no one
+   * to revoke with: the leases then end at their TTL, nobody renewing them, and the object goes rather than hold
+   * its namespace's deletion. A server that does not answer is retried with back-off.
    */
   async finalize(cs: CofreSecret): Promise<void> {
     const finalizers = cs.metadata!.finalizers ?? [];
@@ -362,7 +364,7 @@ export class Reconciler {
     } catch (err) {
       const reason = err instanceof SyncError ? err.reason : undefined;
       const message = (err as Error).message;
-      if (reason !== 'ConnectionNotFound') {
+      if (reason !== 'ConnectionNotFound' && reason !== 'LoginFailed') {
         this.deps.log('revoking the leases of a deleted CofreSecret failed', { cofreSecret: ref, error: message });
         await this.deps.recorder.record(cs, 'Warning', 'RevokeFailed', message);
         throw err;
