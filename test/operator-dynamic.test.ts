@@ -523,7 +523,13 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     await sleep(3_000);
     assert.equal((await replicaSets('burst', 'burst-web')).length, 2, 'one rollout for ten writes');
 
-    // Restarted with nothing new: every object reconciled, nothing written, nothing rolled.
+    // Restarted with nothing new: every object reconciled, nothing written, nothing rolled. The baseline is taken
+    // once the pod counts in status have settled (the controller manager is still making the new pod).
+    await poll('the status to settle', async () => {
+      const before = (await getCs('burst', 'app')).metadata.resourceVersion;
+      await sleep(2_500);
+      return (await getCs('burst', 'app')).metadata.resourceVersion === before;
+    });
     const rv = (await getCs('burst', 'app')).metadata.resourceVersion;
     const depRv = (await apps.readNamespacedDeployment({ name: 'burst-web', namespace: 'burst' })).metadata!
       .resourceVersion;

@@ -249,7 +249,7 @@ export class Reconciler {
     const rolledTo = old?.revision ?? (recorded ? undefined : cs.status?.contentHash);
     let status: RolloutStatus;
     if (rolledTo !== hash) {
-      const outcome = this.deps.rollouts.outcome(key);
+      const outcome = this.deps.rollouts.takeOutcome(key);
       if (outcome?.hash !== hash) {
         this.deps.rollouts.request(cs, key, hash, cs.status?.contentHash === undefined);
         // The coordinator enqueues this object once the batch window (and the namespace's turn) has come.

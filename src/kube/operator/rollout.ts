@@ -111,9 +111,14 @@ export class RolloutCoordinator {
     return true;
   }
 
-  /** The outcome of the CofreSecret's last request, once every workload of it was handled. */
-  outcome(csKey: string): RolloutOutcome | undefined {
-    return this.outcomes.get(csKey);
+  /**
+   * The outcome of the CofreSecret's last request, once every workload of it was handled; given once. A reconcile
+   * that could not record it (or a failure in it) asks again, and the repeated patch finds the annotation set.
+   */
+  takeOutcome(csKey: string): RolloutOutcome | undefined {
+    const outcome = this.outcomes.get(csKey);
+    this.outcomes.delete(csKey);
+    return outcome;
   }
 
   /** Whether a request of this CofreSecret is still waiting for its window or its namespace's turn. */
