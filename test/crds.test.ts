@@ -105,7 +105,7 @@ describe('cofre.dev CRDs on a real API server', () => {
     })) as { spec: Obj };
     assert.deepEqual(got.spec, {
       connectionRef: { name: 'main', kind: 'CofreConnection' },
-      source: { mount: 'secret', path: 'team-a/db', kvVersion: 2 },
+      source: { type: 'kv', mount: 'secret', path: 'team-a/db', kvVersion: 2 },
       target: { name: 'db-credentials', kind: 'Secret', type: 'Opaque' },
       refresh: { mode: 'watch' },
       rolloutRestartTargets: [{ kind: 'Deployment', name: 'api' }],
@@ -193,6 +193,26 @@ describe('cofre.dev CRDs on a real API server', () => {
       message: /source\.version needs kvVersion 2/,
     },
     {
+      name: 'a version on a read source',
+      mutate: (s) => (s.source = { type: 'read', mount: 'database', path: 'static-creds/app', version: 3 }),
+      message: /source\.version needs kvVersion 2 and type kv/,
+    },
+    {
+      name: 'a grace period on a KV source',
+      mutate: (s) => ((s.source as Obj).gracePeriod = '5m'),
+      message: /source\.gracePeriod applies only to type dynamic/,
+    },
+    {
+      name: 'an unknown source type',
+      mutate: (s) => ((s.source as Obj).type = 'pki'),
+      message: /spec\.source\.type: Unsupported value: "pki": supported values: "kv", "read", "dynamic"/,
+    },
+    {
+      name: 'a rolloutTimeout that is not a duration',
+      mutate: (s) => (s.rolloutTimeout = '10 minutes'),
+      message: /spec\.rolloutTimeout in body should match/,
+    },
+    {
       name: 'a target name that is not a DNS-1123 subdomain',
       mutate: (s) => ((s.target as Obj).name = 'DB_Credentials'),
       message: /spec\.target\.name in body should match/,
@@ -248,7 +268,16 @@ describe('cofre.dev CRDs on a real API server', () => {
   it('kubectl get cofresecrets shows the printer columns', async () => {
     const out = await kubectlRun('get', 'cofresecrets', '-n', ns);
     const [header = '', row = ''] = out.trim().split('\n');
-    assert.deepEqual(header.split(/\s{2,}/), ['NAME', 'READY', 'REASON', 'MOUNT', 'SOURCE', 'TARGET', 'AGE']);
+    assert.deepEqual(header.split(/\s{2,}/), [
+      'NAME',
+      'READY',
+      'REASON',
+      'MOUNT',
+      'SOURCE',
+      'TARGET',
+      'OUTDATED PODS',
+      'AGE',
+    ]);
     assert.match(row, /^db\s+secret\s+team-a\/db\s+db-credentials\s+\d+s$/);
     const wide = await kubectlRun('get', 'csec', '-n', ns, '-o', 'wide');
     assert.match(wide.split('\n')[0] ?? '', /KIND\s+VERSION\s+LAST SYNC\s+AGE$/);

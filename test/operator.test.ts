@@ -375,6 +375,22 @@ describe('cofre operator on a real control plane', () => {
       'one write per changed target, none for stale versions',
     );
 
+    // Rollouts are batched: the one for version 4 is carried out and recorded before the baseline is taken, and
+    // the pod counts in status have settled (the controller manager is still making and removing pods; the
+    // operator counts them every 2 s while the rollout runs).
+    await poll('the rollout of version 4 recorded', async () => {
+      const { status } = await getCs('db');
+      return status.rollout?.revision === status.contentHash;
+    });
+    await poll(
+      'the status to settle',
+      async () => {
+        const before = (await getCs('db')).metadata.resourceVersion;
+        await new Promise((r) => setTimeout(r, 2_500));
+        return (await getCs('db')).metadata.resourceVersion === before;
+      },
+      30_000,
+    );
     const rv = (await getSecret('db-creds'))!.metadata!.resourceVersion;
     const cm = (await core.readNamespacedConfigMap({ name: 'app-config', namespace: APPS })).metadata!.resourceVersion;
     const csRv = (await getCs('db')).metadata.resourceVersion;

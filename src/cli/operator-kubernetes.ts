@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
+import { parseDuration } from '../kube/operator/duration.js';
 
 interface OperatorFlags {
   kubeconfig?: string;
@@ -10,6 +11,8 @@ interface OperatorFlags {
   leaderElectionId: string;
   metricsBindAddress: string;
   logLevel: string;
+  rolloutBatchWindow: number;
+  namespaceRolloutsPerMinute: number;
 }
 
 /**
@@ -33,7 +36,15 @@ async function run(flags: OperatorFlags): Promise<void> {
 
   let operator: { stop(): Promise<void>; ready(): boolean } | undefined;
   const start = async (): Promise<void> => {
-    operator = await startOperator({ kubeConfig, ...(flags.namespace ? { namespace: flags.namespace } : {}), log });
+    operator = await startOperator({
+      kubeConfig,
+      ...(flags.namespace ? { namespace: flags.namespace } : {}),
+      log,
+      rollouts: {
+        batchWindowMs: flags.rolloutBatchWindow,
+        namespaceRolloutsPerMinute: flags.namespaceRolloutsPerMinute,
+      },
+    });
   };
   const halt = async (): Promise<void> => {
     const running = operator;
@@ -82,6 +93,19 @@ async function run(flags: OperatorFlags): Promise<void> {
   process.once('SIGTERM', () => void shutdown());
 }
 
+/** A duration flag ("2s", "500ms") in milliseconds, by the operator's one duration parser. */
+function parseMs(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 0) throw new InvalidArgumentError('expected a duration such as 2s or 500ms');
+  return ms;
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
 function parseFlag(value: string): boolean {
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
@@ -103,6 +127,18 @@ export function registerOperatorKubernetesCommand(operator: Command): void {
     .option('--leader-election-id <name>', 'name of the Lease', 'cofre-operator')
     .option('--metrics-bind-address <addr>', 'address of /metrics, /healthz and /readyz', ':9090')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .option(
+      '--rollout-batch-window <duration>',
+      'changes to one workload closer together than this make one rollout',
+      parseMs,
+      2_000,
+    )
+    .option(
+      '--namespace-rollouts-per-minute <n>',
+      'rollouts each namespace may start per minute (as many at once, then one every 60/n s)',
+      parsePositive,
+      10,
+    )
     .action(async (flags: OperatorFlags) => {
       try {
         await run(flags);

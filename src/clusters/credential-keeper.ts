@@ -1,4 +1,5 @@
 import type { BackgroundJob, Core } from '../core/core.js';
+import { reissueAt, renewAt } from '../core/lease-timing.js';
 import { issueCredential } from './database-source.js';
 import { DEFAULT_GRACE_PERIOD, type DeliveryDefinition } from './definitions.js';
 import { DesiredState } from './desired-state.js';
@@ -16,10 +17,6 @@ export interface KeeperHooks {
 }
 
 const key = (cluster: string, delivery: string): string => `${cluster}/${delivery}`;
-/** Renewed when a third of its TTL is left (about two thirds into it). */
-const renewAt = (lease: HeldLease): number => lease.expireTime - lease.ttlMs / 3;
-/** Replaced two thirds into its whole possible life, so the replacement has time to reach the cluster. */
-const reissueAt = (lease: HeldLease): number => lease.issueTime + ((lease.maxExpireTime - lease.issueTime) * 2) / 3;
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function toHeld(

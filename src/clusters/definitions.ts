@@ -1,5 +1,6 @@
 import { badRequest } from '../core/errors.js';
 import { isDnsLabel, isDnsSubdomain, parseLabels } from './labels.js';
+import { DEFAULT_GRACE_SECONDS } from '../core/lease-timing.js';
 
 /** Where a secret item's values come from: keys of one KV secret (all of them when `keys` is absent). */
 export interface KvSource {
@@ -30,7 +31,7 @@ export interface DatabaseSource {
 export const DATABASE_CREDENTIAL_KEYS = ['username', 'password'];
 
 /** How long a replaced database credential stays valid when the agent does not report the new revision first. */
-export const DEFAULT_GRACE_PERIOD = 30 * 60;
+export const DEFAULT_GRACE_PERIOD = DEFAULT_GRACE_SECONDS;
 export const MAX_GRACE_PERIOD = 7 * 24 * 3600;
 
 export interface DeliveryItem {

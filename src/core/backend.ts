@@ -184,6 +184,11 @@ export interface SystemView {
    * may be revoking it). What a write keyed by its caller's token checks after writing (the cubbyhole).
    */
   tokenLive?(tokenHash: string): Promise<boolean>;
+  /**
+   * Puts a change the mount made on its own (not through a request: a scheduled rotation) on the change stream.
+   * `path` and `aclPath` are relative to the mount, as a PathRecord's changeScope.
+   */
+  reportChange?(change: { path: string; aclPath: string; requestPath: string }): Promise<void>;
 }
 
 export interface LeaseInfo {

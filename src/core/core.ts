@@ -611,6 +611,15 @@ export class Core {
     return {
       generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
       tokenLive: (tokenHash) => this.tokens.stillLive(tokenHash),
+      // Read at call time: a remount moves the entry, and the event must name where the mount is now.
+      reportChange: async (change) => {
+        await this.changes.append({
+          kind: 'write',
+          path: entry.path + change.path,
+          aclPath: entry.path + change.aclPath,
+          requestPath: entry.path + change.requestPath,
+        });
+      },
       leaseTtls: () => {
         const { ttl, maxTtl } = resolveTtl({ ttl: 0, maxTtl: 0 }, entry.config);
         return { defaultTtl: ttl, maxTtl };

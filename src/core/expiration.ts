@@ -55,6 +55,8 @@ export interface LeaseLookup {
   id: string;
   issue_time: string;
   expire_time: string | null;
+  /** Cofre's own: the latest the lease can be renewed to, so a holder can replace it in time (Vault has none). */
+  max_expire_time: string | null;
   last_renewal: string | null;
   renewable: boolean;
   ttl: number;
@@ -234,6 +236,7 @@ export class ExpirationManager {
       id: entry.leaseId,
       issue_time: new Date(entry.issueTime).toISOString(),
       expire_time: new Date(entry.expireTime).toISOString(),
+      max_expire_time: entry.maxExpireTime ? new Date(entry.maxExpireTime).toISOString() : null,
       last_renewal: entry.lastRenewalTime ? new Date(entry.lastRenewalTime).toISOString() : null,
       renewable: entry.renewable && entry.revokeAttempts === 0,
       ttl: Math.max(0, Math.round((entry.expireTime - now) / 1000)),

@@ -194,6 +194,8 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
       pattern: 'rotate-role/(?<name>[^/]+)',
       summary: "Rotates a static role's password now.",
       fields: { name: staticRoleFields.name! },
+      // The rotation itself reports the change, at static-creds/<name> where it can be read (static-rotation.ts).
+      changeScope: () => undefined,
       operations: {
         update: async (req) => {
           await mustRead(nameOf(req));

@@ -139,6 +139,16 @@ export class StaticRotation {
     if (!(await this.read(name))) return rotated;
     await putJson(this.storage, STATIC_ROLE_PREFIX + name, rotated);
     this.reschedule(name, rotated);
+    // static-creds/<name> now reads another password: its readers (the operator's Secrets) hear it on the change
+    // stream, whether a request or the schedule rotated it. Never the password, only where. The rotation is done
+    // either way: an event that cannot be appended (sealed meanwhile) leaves the readers to their periodic resync.
+    await this.system
+      .reportChange?.({
+        path: `static-creds/${name}`,
+        aclPath: `static-creds/${name}`,
+        requestPath: `rotate-role/${name}`,
+      })
+      .catch(() => undefined);
     return rotated;
   }
 

@@ -50,7 +50,8 @@ export function buildContent(cs: CofreSecret, source: Record<string, unknown>): 
   };
 }
 
-function canonical(value: unknown): string {
+/** JSON with object keys sorted: equal values give equal strings, whatever order their keys came in. */
+export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
@@ -96,6 +97,12 @@ export function targetObject(cs: CofreSecret, content: TargetContent): Kubernete
   }
   if (content.immutable) obj.immutable = true;
   return obj;
+}
+
+/** What the target should look like, without its data: the lens through which an existing target is compared. */
+export function targetShape(cs: CofreSecret): TargetContent {
+  const target = { ...cs.spec.target, templates: undefined };
+  return buildContent({ ...cs, spec: { ...cs.spec, target } }, {});
 }
 
 /** The content an existing target holds, seen through the same lens (only our labels and annotations count). */

@@ -8,15 +8,18 @@
 // and timer it started and waits for reconciles in flight.
 import { CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
 import { CofreAccess } from './cofre-client.js';
+import { Completeness } from './completeness.js';
 import { parseDuration } from './duration.js';
+import { DynamicLeases } from './dynamic.js';
 import { kubeMessage } from './errors.js';
-import { syncLatency } from './metrics.js';
+import { FollowUps } from './follow-ups.js';
+import { forgetCofreSecret, syncLatency } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { EventRecorder } from './recorder.js';
-import { RolloutRestarter } from './rollout.js';
+import { RolloutCoordinator, type RolloutOptions } from './rollout.js';
 import { Streams } from './streams.js';
-import { GROUP, keyOf, splitKey, VERSION, type CofreSecret } from './types.js';
+import { GROUP, keyOf, LEASE_FINALIZER, splitKey, VERSION, type CofreSecret } from './types.js';
 
 export { operatorRegistry } from './metrics.js';
 export type { CofreSecret, CofreConnection } from './types.js';
@@ -30,6 +33,8 @@ export interface OperatorOptions {
   resyncIntervalMs?: number;
   /** Parallel reconciles. Default 4. */
   concurrency?: number;
+  /** Rollout batching and the per-namespace rollout rate limit (rollout.ts). */
+  rollouts?: RolloutOptions;
 }
 
 export interface Operator {
@@ -88,11 +93,16 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     log,
   });
 
+  // Enqueued when a batched rollout was carried out, and when a rollout or lease asks to be looked at again.
+  const followUps = new FollowUps((key) => queue.add(key));
+  const rollouts = new RolloutCoordinator(kc, { done: (key) => queue.add(key), log }, opts.rollouts);
   const reconciler = new Reconciler({
     kc,
     access,
     recorder: new EventRecorder(kc, log),
-    rollout: new RolloutRestarter(kc),
+    rollouts,
+    completeness: new Completeness(kc),
+    leases: new DynamicLeases(access),
     // Subscribed before the read: a write landing after the read is then pushed, never lost.
     subscribe: (id, key) => streams.subscribe(id, key),
     log,
@@ -104,12 +114,15 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
       const cs = cache.get(name, namespace);
       if (!cs || cs.metadata?.deletionTimestamp) {
         pushedAt.delete(key);
+        // A dynamic source's lease is revoked before the object goes (its finalizer).
+        if (cs?.metadata?.finalizers?.includes(LEASE_FINALIZER)) await reconciler.finalize(cs);
         return;
       }
       const started = pushedAt.get(key);
       pushedAt.delete(key);
       const result = await reconciler.reconcile(cs);
       if (result.wrote && started !== undefined) syncLatency.observe((Date.now() - started) / 1000);
+      if (result.followUpMs !== undefined) followUps.after(key, result.followUpMs);
       if (cs.spec.refresh?.mode === 'interval' && cs.spec.refresh.interval) {
         const ms = parseDuration(cs.spec.refresh.interval);
         if (ms) queue.addAfter(key, ms);
@@ -126,7 +139,9 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
   });
   informer.on('update', (cs) => {
     const key = keyOf(cs);
-    if (seenGeneration.has(key) && seenGeneration.get(key) === cs.metadata?.generation) return;
+    const finalizing =
+      cs.metadata?.deletionTimestamp !== undefined && cs.metadata.finalizers?.includes(LEASE_FINALIZER);
+    if (!finalizing && seenGeneration.has(key) && seenGeneration.get(key) === cs.metadata?.generation) return;
     seenGeneration.set(key, cs.metadata?.generation);
     queue.add(key);
   });
@@ -136,6 +151,9 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
     seenGeneration.delete(key);
     queue.remove(key);
     streams.forget(key);
+    followUps.cancel(key);
+    rollouts.forget(key);
+    forgetCofreSecret(cs.metadata?.namespace ?? '', cs.metadata?.name ?? '');
   });
   informer.on('error', (err: unknown) => {
     if (stopped) return;
@@ -163,6 +181,10 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
       clearInterval(resync);
       await informer.stop();
       streams.closeAll();
+      // Pending rollouts are dropped, not carried out: status still names the revision rolled to before, so the
+      // next operator (or leader) asks again, once.
+      rollouts.stop();
+      followUps.stop();
       // Waits for reconciles in flight; they can no longer open streams.
       await queue.stop();
       access.close();

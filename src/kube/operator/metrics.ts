@@ -58,3 +58,38 @@ export const streamsConnected = new Gauge({
   help: 'Change-stream subscriptions currently connected (one per connection, namespace and service account).',
   registers: [operatorRegistry],
 });
+
+export const outdatedPods = new Gauge({
+  name: 'cofre_operator_outdated_pods',
+  help:
+    "Pods of a CofreSecret's rollout targets still on an older content revision (pods that exist, running or not): " +
+    '"N pods still on the previous credential". Zero once the rollout finished.',
+  labelNames: ['namespace', 'cofresecret'] as const,
+  registers: [operatorRegistry],
+});
+
+export const rolloutFinished = new Gauge({
+  name: 'cofre_operator_rollout_finished_timestamp_seconds',
+  help: "When the last rollout of a CofreSecret's targets finished (unix seconds); absent while one runs.",
+  labelNames: ['namespace', 'cofresecret'] as const,
+  registers: [operatorRegistry],
+});
+
+export const rolloutsStuck = new Counter({
+  name: 'cofre_operator_rollouts_stuck_total',
+  help: "Rollouts that did not finish within their CofreSecret's rolloutTimeout.",
+  registers: [operatorRegistry],
+});
+
+export const leaseOperations = new Counter({
+  name: 'cofre_operator_lease_operations_total',
+  help: 'Dynamic-credential lease operations, by operation (issue, renew, revoke) and result (ok, error).',
+  labelNames: ['operation', 'result'] as const,
+  registers: [operatorRegistry],
+});
+
+/** A CofreSecret is gone: its series go with it. */
+export function forgetCofreSecret(namespace: string, name: string): void {
+  outdatedPods.remove({ namespace, cofresecret: name });
+  rolloutFinished.remove({ namespace, cofresecret: name });
+}

@@ -21,7 +21,7 @@ export interface Condition {
 
 export interface CofreSecretSpec {
   connectionRef: { name: string; kind?: 'CofreConnection' | 'ClusterCofreConnection' };
-  source: { mount: string; path: string; version?: number; kvVersion?: 1 | 2 };
+  source: CofreSecretSource;
   target: {
     kind?: 'Secret' | 'ConfigMap';
     name: string;
@@ -32,8 +32,69 @@ export interface CofreSecretSpec {
     templates?: Record<string, string>;
   };
   refresh?: { mode?: 'watch' | 'interval'; interval?: string };
-  rolloutRestartTargets?: { kind: 'Deployment' | 'StatefulSet' | 'DaemonSet'; name: string }[];
+  rolloutRestartTargets?: RolloutTarget[];
+  /** How long a rollout may take before it is reported as not completing (a duration). Default 10m. */
+  rolloutTimeout?: string;
   deletionPolicy?: 'Delete' | 'Retain';
+}
+
+/**
+ * Where the content comes from. `kv` (the default): a KV secret at <mount>/<path>. `read`: any Vault-style read of
+ * <mount>/<path> that returns data (database/static-creds/<role>, other engines'). `dynamic`: a read that issues a
+ * leased credential (database/creds/<role>): the operator holds the lease.
+ */
+export interface CofreSecretSource {
+  type?: 'kv' | 'read' | 'dynamic';
+  mount: string;
+  path: string;
+  version?: number;
+  kvVersion?: 1 | 2;
+  /** dynamic: how long a replaced credential stays valid when the rollout does not finish first (a duration). */
+  gracePeriod?: string;
+}
+
+export interface RolloutTarget {
+  kind: 'Deployment' | 'StatefulSet' | 'DaemonSet';
+  name: string;
+}
+
+/** A dynamic credential's lease as the operator holds it (times as RFC 3339). The lease ID is not a secret. */
+export interface HeldLeaseStatus {
+  id: string;
+  /** A digest of the spec's source and target the credential was written for: a change there replaces it. */
+  forSpec: string;
+  ttlSeconds: number;
+  issueTime: string;
+  expireTime: string;
+  maxExpireTime: string;
+  renewable: boolean;
+  lastRenewalTime?: string;
+}
+
+/** A replaced credential, revoked once the rollout of `replacedBy` finished, or at `revokeAt`, or at expiry. */
+export interface RetiredLeaseStatus {
+  id: string;
+  replacedBy: string;
+  revokeAt: string;
+  ttlSeconds: number;
+  expireTime: string;
+  maxExpireTime: string;
+}
+
+/** Rotation completeness of one workload: pods that exist (running or not) on the current revision and on older. */
+export interface TargetRolloutStatus {
+  kind: RolloutTarget['kind'];
+  name: string;
+  currentPods: number;
+  outdatedPods: number;
+}
+
+export interface RolloutStatus {
+  /** The content hash the targets were rolled to (the revision their pod templates carry). */
+  revision: string;
+  startedTime?: string;
+  finishedTime?: string;
+  targets?: TargetRolloutStatus[];
 }
 
 export interface CofreSecretStatus {
@@ -41,8 +102,14 @@ export interface CofreSecretStatus {
   sourceVersion?: number;
   lastSyncTime?: string;
   contentHash?: string;
+  rollout?: RolloutStatus;
+  lease?: HeldLeaseStatus;
+  retiredLeases?: RetiredLeaseStatus[];
   conditions?: Condition[];
 }
+
+/** The finalizer of a dynamic CofreSecret: its lease is revoked before the object goes. */
+export const LEASE_FINALIZER = 'cofre.dev/revoke-lease';
 
 export interface CofreSecret extends KubernetesObject {
   spec: CofreSecretSpec;
