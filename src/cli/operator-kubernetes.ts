@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Log } from '../kube/operator/log.js';
 
 interface OperatorFlags {
   kubeconfig?: string;
@@ -9,8 +10,13 @@ interface OperatorFlags {
   leaderElectionNamespace?: string;
   leaderElectionId: string;
   metricsBindAddress: string;
+  concurrency: number;
   logLevel: string;
 }
+
+/** Loopback unless told otherwise: the metrics say which namespaces and objects exist. The chart binds the pod IP. */
+const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:9090';
+const DEFAULT_CONCURRENCY = 16;
 
 /**
  * `cofre operator kubernetes`: runs the in-cluster operator. With leader election only the replica holding the
@@ -26,14 +32,19 @@ async function run(flags: OperatorFlags): Promise<void> {
       import('../kube/operator/health-server.js'),
     ]);
   const logger = pino({ level: flags.logLevel, base: { component: 'operator' } });
-  const log = (msg: string, fields?: object): void => logger.info(fields ?? {}, msg);
+  const log: Log = (msg, fields, level = 'info') => logger[level](fields ?? {}, msg);
   const kubeConfig = new KubeConfig();
   if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
   else kubeConfig.loadFromDefault();
 
   let operator: { stop(): Promise<void>; ready(): boolean } | undefined;
   const start = async (): Promise<void> => {
-    operator = await startOperator({ kubeConfig, ...(flags.namespace ? { namespace: flags.namespace } : {}), log });
+    operator = await startOperator({
+      kubeConfig,
+      ...(flags.namespace ? { namespace: flags.namespace } : {}),
+      concurrency: flags.concurrency,
+      log,
+    });
   };
   const halt = async (): Promise<void> => {
     const running = operator;
@@ -68,7 +79,11 @@ async function run(flags: OperatorFlags): Promise<void> {
     // A standby replica is ready: it is doing what it should, waiting for the Lease.
     ready: () => (election && !election.isLeader() ? true : (operator?.ready() ?? false)),
   });
-  log('operator started', { leaderElection: flags.leaderElect, metrics: flags.metricsBindAddress });
+  log('operator started', {
+    leaderElection: flags.leaderElect,
+    metrics: flags.metricsBindAddress,
+    concurrency: flags.concurrency,
+  });
 
   const shutdown = async (): Promise<void> => {
     if (stopping) return;
@@ -80,6 +95,12 @@ async function run(flags: OperatorFlags): Promise<void> {
   };
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
+}
+
+function parseConcurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number from 1 to 256');
+  return n;
 }
 
 function parseFlag(value: string): boolean {
@@ -101,7 +122,20 @@ export function registerOperatorKubernetesCommand(operator: Command): void {
     .option('--leader-elect [bool]', 'elect one active replica with a coordination.k8s.io Lease', parseFlag, false)
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE)')
     .option('--leader-election-id <name>', 'name of the Lease', 'cofre-operator')
-    .option('--metrics-bind-address <addr>', 'address of /metrics, /healthz and /readyz', ':9090')
+    .addOption(
+      new Option(
+        '--metrics-bind-address <addr>',
+        'address of /metrics, /healthz and /readyz (":9090" for every interface)',
+      )
+        .env('COFRE_OPERATOR_METRICS_BIND_ADDRESS')
+        .default(DEFAULT_METRICS_BIND_ADDRESS),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'CofreSecrets reconciled at once')
+        .env('COFRE_OPERATOR_CONCURRENCY')
+        .argParser(parseConcurrency)
+        .default(DEFAULT_CONCURRENCY),
+    )
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .action(async (flags: OperatorFlags) => {
       try {

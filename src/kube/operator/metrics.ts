@@ -58,3 +58,9 @@ export const streamsConnected = new Gauge({
   help: 'Change-stream subscriptions currently connected (one per connection, namespace and service account).',
   registers: [operatorRegistry],
 });
+
+export const kubeConnectionsOpened = new Counter({
+  name: 'cofre_operator_kube_connections_opened_total',
+  help: 'Connections opened to the Kubernetes API server for API calls (watches not counted); calls reuse them.',
+  registers: [operatorRegistry],
+});

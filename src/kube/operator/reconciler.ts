@@ -12,6 +12,7 @@ import {
 import type { CofreAccess, Identity } from './cofre-client.js';
 import { buildContent, contentHash, existingContent, targetObject, type TargetContent } from './content.js';
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
+import type { Log } from './log.js';
 import { reconcileDuration, reconcileErrors, reconcileTotal, targetWrites } from './metrics.js';
 import type { EventRecorder } from './recorder.js';
 import type { RolloutRestarter } from './rollout.js';
@@ -39,7 +40,7 @@ export interface ReconcilerDeps {
   rollout: RolloutRestarter;
   /** Subscribes the identity's change stream (if not yet) and waits, briefly, until it is connected. */
   subscribe: (id: Identity, cofreSecretKey: string) => Promise<void>;
-  log: (msg: string, fields?: object) => void;
+  log: Log;
 }
 
 type Target = {
@@ -116,11 +117,11 @@ export class Reconciler {
           ready: { status: 'False', reason: failure.reason, message: failure.message },
         });
       } catch (statusErr) {
-        this.deps.log('could not update status', { cofreSecret: ref, error: kubeMessage(statusErr) });
+        this.deps.log('could not update status', { cofreSecret: ref, error: kubeMessage(statusErr) }, 'warn');
       }
       // One Warning per distinct failure, not one per retry.
       if (changed) await this.deps.recorder.record(cs, 'Warning', failure.reason, failure.message);
-      this.deps.log('sync failed', { cofreSecret: ref, reason: failure.reason, message: failure.message });
+      this.deps.log('sync failed', { cofreSecret: ref, reason: failure.reason, message: failure.message }, 'error');
       throw failure;
     } finally {
       end();
