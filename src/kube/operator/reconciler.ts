@@ -130,6 +130,7 @@ export class Reconciler {
 
   /** Applies the target when what it holds differs from `content` (or its owner reference is not as wanted). */
   private async writeTarget(cs: CofreSecret, content: TargetContent): Promise<boolean> {
+    if (await this.applyFirstSync(cs, content)) return true;
     const namespace = cs.metadata!.namespace!;
     const name = cs.spec.target.name;
     let existing: Target | undefined;
@@ -182,6 +183,32 @@ export class Reconciler {
       );
     } catch (err) {
       throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${name}: ${kubeMessage(err)}`);
+    }
+    targetWrites.inc({ kind: content.kind });
+    return true;
+  }
+
+  /**
+   * The first sync of a CofreSecret (no content hash in its status) almost always creates its target: it applies at
+   * once instead of reading first, without forcing, so a target that exists after all is refused by the API server
+   * and taken the careful way (false): fields someone else manages conflict (409), another controller's owner
+   * reference or an immutable field is invalid next to ours (422). Only under deletionPolicy Delete, where our
+   * controller reference makes another controller's object refuse us.
+   */
+  private async applyFirstSync(cs: CofreSecret, content: TargetContent): Promise<boolean> {
+    if (cs.status?.contentHash || (cs.spec.deletionPolicy ?? 'Delete') !== 'Delete') return false;
+    try {
+      await this.objects.patch(
+        targetObject(cs, content),
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        false,
+        PatchStrategy.ServerSideApply,
+      );
+    } catch (err) {
+      if (kubeCode(err) === 409 || kubeCode(err) === 422) return false;
+      throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${cs.spec.target.name}: ${kubeMessage(err)}`);
     }
     targetWrites.inc({ kind: content.kind });
     return true;
