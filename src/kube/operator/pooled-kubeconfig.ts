@@ -3,16 +3,27 @@
 // handshake with the API server: at a cold sync's pace that handshake was most of the operator's CPU, and the
 // agents and sockets it left behind most of its memory. This KubeConfig hands every call one keep-alive agent
 // instead. Watches (informers) keep their own agent: client-node destroys a watch's sockets when it ends.
-import { createHash } from 'node:crypto';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { kubeConnectionsOpened } from './metrics.js';
 
 type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+/** What an agent's TLS depends on: CA, client certificate and key, passphrase, verification, server name. */
+type TlsSettings = unknown[];
+
+function sameSettings(a: TlsSettings, b: TlsSettings): boolean {
+  return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Array.isArray(a) && Array.isArray(b)) return sameSettings(a, b);
+  return a === b;
+}
 
 export class PooledKubeConfig extends KubeConfig {
-  private pool: { key: string; agent: https.Agent } | undefined;
+  private pool: { settings: TlsSettings; agent: https.Agent } | undefined;
 
   /** The same clusters, users and contexts as `kc` (objects shared, nothing re-read). */
   static from(kc: KubeConfig): PooledKubeConfig {
@@ -47,10 +58,10 @@ export class PooledKubeConfig extends KubeConfig {
    */
   private agentLike(made: https.Agent): https.Agent {
     const o = made.options;
-    const key = createHash('sha256')
-      .update(JSON.stringify([o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername]))
-      .digest('hex');
-    if (this.pool?.key === key) return this.pool.agent;
+    // Compared field by field: client-node reads certificate files again for every call, so the buffers are new
+    // each time, and hashing them per call cost more CPU than the calls' own JSON.
+    const settings: TlsSettings = [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername];
+    if (this.pool && sameSettings(this.pool.settings, settings)) return this.pool.agent;
     this.pool?.agent.destroy();
     const agent = new https.Agent({ ...o, keepAlive: true });
     const create = agent.createConnection.bind(agent) as (...args: unknown[]) => Socket;
@@ -59,7 +70,7 @@ export class PooledKubeConfig extends KubeConfig {
       kubeConnectionsOpened.inc();
       return create(...args);
     }) as typeof agent.createConnection;
-    this.pool = { key, agent };
+    this.pool = { settings, agent };
     return agent;
   }
 }
