@@ -52,7 +52,7 @@ export class CofreAccess {
   constructor(
     kc: KubeConfig,
     private readonly connections: Pick<Connections, 'get'>,
-    /** Told the outcome of every login and of requests that could not reach the server. */
+    /** Told the outcome of every login, for the connection's Ready condition. */
     private readonly status?: Pick<ConnectionStatus, 'report'>,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
