@@ -8,12 +8,12 @@ import { apiClient, freePort, spawnDevServer, startCrashWriters, tempDir, until,
 
 /**
  * A change and its change-log entry are one commit (issue 13, item 6). Writers keep writing new KV v2 secrets while
- * the server is SIGKILLed at a random moment, three times over; after each restart every secret the store holds,
+ * the server is SIGKILLed at a random moment, five times over; after each restart every secret the store holds,
  * acknowledged or not, has its `write` event in the log. Before the two were one commit, the entry was a second
  * commit after the write's own, so the last writes before a kill were stored without their events: a subscriber
  * that resumed from its index never heard of them.
  */
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 interface Round {
   start(): Promise<{ api: Api; token: string; kill(): Promise<void> }>;
