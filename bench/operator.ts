@@ -8,7 +8,9 @@
 // when present, else src/cli/main.ts through tsx), so its RSS is its own.
 //
 // Options (environment): BENCH_SECRETS (1000), BENCH_ROTATIONS (100), BENCH_BATCH (parallel creates, 50),
-// BENCH_TSX=1 (run the operator through tsx even when dist/ exists), BENCH_SYNC_TIMEOUT_S (600).
+// BENCH_CONCURRENCY (the operator's --concurrency; its default when unset), BENCH_OPERATOR_NODE_ARGS (Node.js
+// options of the operator process, e.g. --cpu-prof), BENCH_TSX=1 (run the operator through
+// tsx even when dist/ exists), BENCH_SYNC_TIMEOUT_S (600).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +24,7 @@ const N = Number(process.env.BENCH_SECRETS ?? 1000);
 const ROTATIONS = Number(process.env.BENCH_ROTATIONS ?? 100);
 const BATCH = Number(process.env.BENCH_BATCH ?? 50);
 const SYNC_TIMEOUT_MS = Number(process.env.BENCH_SYNC_TIMEOUT_S ?? 600) * 1000;
+const CONCURRENCY = process.env.BENCH_CONCURRENCY;
 const GROUP = 'cofre.dev';
 const VERSION = 'v1alpha1';
 const NS = 'bench';
@@ -41,6 +44,13 @@ function memory(pid: number): { rssMiB: number; hwmMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rssMiB: Math.round(kb('VmRSS') / 102.4) / 10, hwmMiB: Math.round(kb('VmHWM') / 102.4) / 10 };
+}
+
+/** CPU seconds (user + system) the process has used so far, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command; in clock ticks of 1/100 s.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -181,10 +191,17 @@ async function main(): Promise<void> {
     const built = existsSync('dist/cli/main.js') && process.env.BENCH_TSX !== '1';
     const metricsPort = await freePort();
     const args = [
+      // e.g. BENCH_OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the operator.
+      ...(process.env.BENCH_OPERATOR_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       ...(built ? ['dist/cli/main.js'] : ['--import', 'tsx', 'src/cli/main.ts']),
       ...['operator', 'kubernetes', '--kubeconfig', cluster.kubeconfigPath],
       ...['--metrics-bind-address', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'],
+      ...(CONCURRENCY ? ['--concurrency', CONCURRENCY] : []),
     ];
+    // CPU of everything else the sync needs, to tell the operator's cost from the control plane's and Cofre's.
+    const clusterPids = readFileSync(`${cluster.dir}/pids`, 'utf8').split('\n').filter(Boolean).map(Number);
+    const clusterCpu0 = clusterPids.reduce((a, p) => a + cpuSeconds(p), 0);
+    const benchCpu0 = process.cpuUsage();
     const t0 = Date.now();
     operator = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     operator.stdout!.on('data', (d: Buffer) => (operatorOutput += d.toString()));
@@ -216,6 +233,10 @@ async function main(): Promise<void> {
       await sleep(100);
     }
     const coldSyncMs = allSyncedAt - t0;
+    const syncCpu = cpuSeconds(pid);
+    const clusterCpu = Math.round((clusterPids.reduce((a, p) => a + cpuSeconds(p), 0) - clusterCpu0) * 100) / 100;
+    const used = process.cpuUsage(benchCpu0);
+    const benchCpu = Math.round((used.user + used.system) / 1e4) / 100;
     const firstSecretMs = firstSecretAt === undefined ? undefined : firstSecretAt - t0;
     const afterSync = memory(pid);
     // Cross-check with one list: the watch must not have counted anything the API server does not hold.
@@ -260,6 +281,7 @@ async function main(): Promise<void> {
       machine,
       operatorRuntime: built ? 'node dist/cli/main.js' : 'node --import tsx src/cli/main.ts',
       cofreSecrets: N,
+      concurrency: CONCURRENCY ?? 'default',
       kvWriteSeconds: secs(kvWriteMs),
       creation: { seconds: secs(createMs), perSecond: Math.round(N / (createMs / 1000)), batch: BATCH },
       coldSync: {
@@ -268,6 +290,11 @@ async function main(): Promise<void> {
         perSecond: Math.round(N / (coldSyncMs / 1000)),
         readyzSeconds: readyMs === undefined ? null : secs(readyMs),
         firstSecretSeconds: firstSecretMs === undefined ? null : secs(firstSecretMs),
+        operatorCpuSeconds: syncCpu,
+        // etcd and kube-apiserver; the benchmark process holds the Cofre server and the timing watch.
+        controlPlaneCpuSeconds: clusterCpu,
+        cofreAndBenchCpuSeconds: benchCpu,
+        loadAverage1m: Math.round(os.loadavg()[0]! * 10) / 10,
       },
       rssMiB: {
         peakSampledDuringSync: peakDuringSync,
@@ -291,6 +318,7 @@ async function main(): Promise<void> {
         targetWritesTotal: metric('cofre_operator_target_writes_total'),
         changeEventsTotal: metric('cofre_operator_change_events_total'),
         changeStreamsConnected: metric('cofre_operator_change_streams_connected'),
+        kubeConnectionsOpened: metric('cofre_operator_kube_connections_opened_total'),
       },
     };
     console.log(JSON.stringify(summary, null, 2));

@@ -110,6 +110,38 @@ describe('change stream (sys/cofre/events)', () => {
     await team.close();
   });
 
+  // The entry rides on the handler's write (issue 13): once per change, with the version the handler wrote; a change
+  // that wrote nothing gets its entry after the handler, and a refused one none.
+  it('reports each change once: a patch with its version, a delete of nothing, a refused write not at all', async () => {
+    const root = subscribe(srv.url, srv.rootToken);
+    await until(() => root.frames.length > 0, 'the hello frame');
+    const ok = (res: { status: number; text: string }) => assert.ok(res.status < 300, res.text);
+    ok(await srv.api.call('POST', 'secret/data/once/p', { body: { data: { a: '1' } } }));
+    ok(
+      await srv.api.call('PATCH', 'secret/data/once/p', {
+        body: { data: { b: '2' } },
+        headers: { 'content-type': 'application/merge-patch+json' },
+      }),
+    );
+    ok(await srv.api.call('DELETE', 'secret/data/once/missing'));
+    const refused = await srv.api.call('POST', 'secret/data/once/p', {
+      body: { data: { c: '3' }, options: { cas: 1 } },
+    });
+    assert.equal(refused.status, 400, refused.text);
+    ok(await srv.api.call('POST', 'secret/data/once/end', { body: { data: { a: '1' } } }));
+    await until(() => root.changes().some((f) => f.data.path === 'secret/once/end'), 'the last write');
+    assert.deepEqual(
+      root.changes().map((f) => [f.data.path, f.data.kind, f.data.version ?? null]),
+      [
+        ['secret/once/p', 'write', 1],
+        ['secret/once/p', 'write', 2],
+        ['secret/once/missing', 'delete', null],
+        ['secret/once/end', 'write', 1],
+      ],
+    );
+    await root.close();
+  });
+
   it('resumes from an index (query or Last-Event-ID), also after a server restart', async () => {
     const first = subscribe(srv.url, srv.rootToken, { index: 0 });
     await until(() => first.changes().length >= 4, 'replay from 0');

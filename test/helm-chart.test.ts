@@ -181,7 +181,12 @@ describe('Helm chart charts/cofre', () => {
     assert.match(sts, /command: \[cofre, server, --config, \/etc\/cofre\/cofre\.hcl\]/);
     assert.match(sts, /volumeClaimTemplates:/);
     assert.match(sts, /secretName: cofre-tls/);
-    assert.match(docs.get('Deployment/cofre-operator') ?? '', /--leader-elect=true/);
+    const operator = docs.get('Deployment/cofre-operator') ?? '';
+    assert.match(operator, /--leader-elect=true/);
+    // Metrics on the pod IP (where the probes and Prometheus reach them), not on every interface.
+    assert.match(operator, /--metrics-bind-address=\$\(POD_IP\):9090/);
+    assert.match(operator, /- name: POD_IP\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: status\.podIP/);
+    assert.match(operator, /--concurrency=16/);
   });
 
   it('an agent-only install: the cluster agent Deployment with its RBAC, accepted by the API server', async () => {

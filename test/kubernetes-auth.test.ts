@@ -102,7 +102,10 @@ describe('Kubernetes auth method', () => {
   });
 
   it('refuses a token for another audience, a forged token and an unknown role', async () => {
-    assert.equal((await login(await saToken('apps', 'web', 'someone-else'))).status, 403);
+    const elsewhere = await login(await saToken('apps', 'web', 'someone-else'));
+    assert.equal(elsewhere.status, 403);
+    // Which audience was sent and which the role wants (issue 13): not only "the token is not valid".
+    assert.match(elsewhere.body.errors[0], /issued for audience "someone-else", but role "web" wants audience "cofre"/);
     const real = await saToken('apps', 'web', 'cofre');
     const [h, p] = real.split('.');
     assert.equal((await login(`${h}.${p}.forged-signature`)).status, 403);
@@ -110,6 +113,33 @@ describe('Kubernetes auth method', () => {
     assert.equal(unknown.status, 400);
     assert.match(unknown.body.errors[0], /invalid role name/);
     assert.equal((await login('not-a-jwt')).status, 400);
+  });
+
+  it('a role without an audience refuses a token for "cofre" and says why; a token for the API server passes', async () => {
+    const ok = (res: { status: number; text: string }) => assert.ok(res.status < 300, res.text);
+    ok(
+      await srv.api.call('POST', 'auth/kubernetes/role/no-audience', {
+        body: { bound_service_account_names: ['web'], bound_service_account_namespaces: ['apps'] },
+      }),
+    );
+    const refused = await login(await saToken('apps', 'web', 'cofre'), 'no-audience');
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.errors[0], /issued for audience "cofre", and role "no-audience" names no audience/);
+    assert.match(refused.body.errors[0], /set audience="cofre" on the role/);
+    // A TokenRequest without audiences is for the API server's own (its issuer): that is what such a role takes.
+    const own = await core.createNamespacedServiceAccountToken({
+      namespace: 'apps',
+      name: 'web',
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: [], expirationSeconds: 600 },
+      },
+    });
+    const res = await login(own.status!.token, 'no-audience');
+    assert.equal(res.status, 200, res.text);
+    await srv.api.call('POST', 'auth/token/revoke-self', { token: res.body.auth.client_token });
+    ok(await srv.api.call('DELETE', 'auth/kubernetes/role/no-audience'));
   });
 
   it('a deleted service account can no longer log in', async () => {

@@ -139,7 +139,7 @@ describe('operator connection to Cofre', () => {
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });
-    const access = new CofreAccess(kc);
+    const access = new CofreAccess(kc, { get: () => undefined });
     try {
       await cofre.http.listen({ host: '127.0.0.1', port: 0 });
       const address = `https://127.0.0.1:${(cofre.http.server.address() as AddressInfo).port}`;
@@ -152,6 +152,8 @@ describe('operator connection to Cofre', () => {
         audience: 'cofre',
         namespace: 'ns',
         serviceAccount: 'default',
+        connectionRef: { kind: 'CofreConnection' as const, namespace: 'ns', name: 'c' },
+        connectionGeneration: 1,
       };
       const withCa = access.client({ ...id, caPem: readFileSync(cert, 'utf8') });
       assert.equal((await withCa.read('sys/seal-status'))?.sealed, true);

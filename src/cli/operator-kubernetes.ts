@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDuration } from '../kube/operator/duration.js';
+import type { Log } from '../kube/operator/log.js';
 
 interface OperatorFlags {
   kubeconfig?: string;
@@ -10,10 +11,15 @@ interface OperatorFlags {
   leaderElectionNamespace?: string;
   leaderElectionId: string;
   metricsBindAddress: string;
+  concurrency: number;
   logLevel: string;
   rolloutBatchWindow: number;
   namespaceRolloutsPerMinute: number;
 }
+
+/** Loopback unless told otherwise: the metrics say which namespaces and objects exist. The chart binds the pod IP. */
+const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:9090';
+const DEFAULT_CONCURRENCY = 16;
 
 /**
  * `cofre operator kubernetes`: runs the in-cluster operator. With leader election only the replica holding the
@@ -29,7 +35,7 @@ async function run(flags: OperatorFlags): Promise<void> {
       import('../kube/operator/health-server.js'),
     ]);
   const logger = pino({ level: flags.logLevel, base: { component: 'operator' } });
-  const log = (msg: string, fields?: object): void => logger.info(fields ?? {}, msg);
+  const log: Log = (msg, fields, level = 'info') => logger[level](fields ?? {}, msg);
   const kubeConfig = new KubeConfig();
   if (flags.kubeconfig) kubeConfig.loadFromFile(flags.kubeconfig);
   else kubeConfig.loadFromDefault();
@@ -39,6 +45,7 @@ async function run(flags: OperatorFlags): Promise<void> {
     operator = await startOperator({
       kubeConfig,
       ...(flags.namespace ? { namespace: flags.namespace } : {}),
+      concurrency: flags.concurrency,
       log,
       rollouts: {
         batchWindowMs: flags.rolloutBatchWindow,
@@ -79,7 +86,11 @@ async function run(flags: OperatorFlags): Promise<void> {
     // A standby replica is ready: it is doing what it should, waiting for the Lease.
     ready: () => (election && !election.isLeader() ? true : (operator?.ready() ?? false)),
   });
-  log('operator started', { leaderElection: flags.leaderElect, metrics: flags.metricsBindAddress });
+  log('operator started', {
+    leaderElection: flags.leaderElect,
+    metrics: flags.metricsBindAddress,
+    concurrency: flags.concurrency,
+  });
 
   const shutdown = async (): Promise<void> => {
     if (stopping) return;
@@ -106,6 +117,12 @@ function parsePositive(value: string): number {
   return n;
 }
 
+function parseConcurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number from 1 to 256');
+  return n;
+}
+
 function parseFlag(value: string): boolean {
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
@@ -125,7 +142,20 @@ export function registerOperatorKubernetesCommand(operator: Command): void {
     .option('--leader-elect [bool]', 'elect one active replica with a coordination.k8s.io Lease', parseFlag, false)
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: POD_NAMESPACE)')
     .option('--leader-election-id <name>', 'name of the Lease', 'cofre-operator')
-    .option('--metrics-bind-address <addr>', 'address of /metrics, /healthz and /readyz', ':9090')
+    .addOption(
+      new Option(
+        '--metrics-bind-address <addr>',
+        'address of /metrics, /healthz and /readyz (":9090" for every interface)',
+      )
+        .env('COFRE_OPERATOR_METRICS_BIND_ADDRESS')
+        .default(DEFAULT_METRICS_BIND_ADDRESS),
+    )
+    .addOption(
+      new Option('--concurrency <n>', 'CofreSecrets reconciled at once')
+        .env('COFRE_OPERATOR_CONCURRENCY')
+        .argParser(parseConcurrency)
+        .default(DEFAULT_CONCURRENCY),
+    )
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option(
       '--rollout-batch-window <duration>',

@@ -58,6 +58,11 @@ export interface Request {
   wrapTtl?: number;
   /** On the sys/wrapping paths that name a wrapping token: that token, validated before authorisation. */
   wrapping?: WrappingToken;
+  /**
+   * Set on a request that may change a secret (PathRecord.changeScope). Its change-log entry is committed with the
+   * handler's first write through `storage`, so a handler that knows the version it writes sets it before then.
+   */
+  change?: { version?: number };
 }
 
 /** A wrapping token a request names (in its body, or as its own token), as the core validated it. */

@@ -28,6 +28,14 @@ function changeOf(event: ChangeEvent): NewChange {
 }
 const key = (index: number): string => index.toString().padStart(16, '0');
 
+/** A change-log entry waiting for the commit that carries it (ChangeLog.stage). */
+export interface StagedChange {
+  readonly event: ChangeEvent;
+  readonly ops: StorageOp[];
+  /** Tells subscribers once `persisted` (the commit carrying `ops`) resolves; rejects with it. */
+  publish(persisted: Promise<void>): Promise<ChangeEvent>;
+}
+
 /** What a subscriber receives: events in index order, or a reset when its resume point was pruned. */
 export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; index: number };
 
@@ -44,7 +52,8 @@ export class ChangeLog {
   /** This node's latest events by index, to notice another node overwriting one (see ingest). */
   private readonly recent = new Map<number, ChangeEvent>();
 
-  constructor(private readonly storage: Storage) {}
+  /** `storage` is public so a change can commit its entry with itself (src/core/request/change-capture.ts). */
+  constructor(readonly storage: Storage) {}
 
   /** Events other nodes appended (keys relative to this log's view), taken in index order. */
   readonly invalidation: InvalidationHandler = {
@@ -64,22 +73,35 @@ export class ChangeLog {
     return this.last;
   }
 
-  /** Appends in order; resolves once persisted and delivered to live subscribers. */
+  /** Appends in order, in a commit of its own; resolves once persisted and delivered to live subscribers. */
   append(change: NewChange): Promise<ChangeEvent> {
+    const staged = this.stage(change);
+    return staged.publish(this.storage.transaction(staged.ops));
+  }
+
+  /**
+   * Takes the next index for a change whose entry the caller commits together with the change itself (one
+   * storage transaction, so a crash keeps both or neither). `ops` are relative to this log's storage; the caller
+   * must issue the commit that carries them before anything else is staged or appended, and hand it to `publish`.
+   */
+  stage(change: NewChange): StagedChange {
     const index = ++this.last;
     const event: ChangeEvent = { index, time: new Date().toISOString(), ...change };
     const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
     while (index - this.first >= RETENTION) ops.push({ op: 'delete', key: key(this.first++) });
+    return { event, ops, publish: (persisted) => this.publish(event, persisted) };
+  }
+
+  private publish(event: ChangeEvent, persisted: Promise<void>): Promise<ChangeEvent> {
     // The storage adapter commits in call order, so concurrent appends share a commit and keep index order;
     // subscribers are told strictly in index order, each once its own event is durable.
-    const persisted = this.storage.transaction(ops);
     // Its failure reaches the caller through `done`; until the appends before it settle nobody else awaits it,
     // and an unawaited rejection would end the process.
     persisted.catch(() => undefined);
     const done = this.notifyQueue.then(() => persisted);
     this.notifyQueue = done.catch(() => undefined);
     return done.then(() => {
-      this.recent.set(index, event);
+      this.recent.set(event.index, event);
       if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
       for (const listener of this.listeners) listener(event);
       return event;

@@ -27,7 +27,24 @@ export class StorageView implements Storage {
   }
 
   transaction(ops: StorageOp[]): Promise<void> {
-    return this.inner.transaction(ops.map((op) => ({ ...op, key: this.prefix + op.key })));
+    return this.inner.transaction(this.qualified(ops));
+  }
+
+  /** Whether one transaction can span this view and `other`: both are views of the same store. */
+  sharesStoreWith(other: StorageView): boolean {
+    return other.inner === this.inner;
+  }
+
+  /** This view's ops and `other`'s, all or none, in one transaction of the store beneath both. */
+  transactionWith(ops: StorageOp[], other: StorageView, otherOps: StorageOp[]): Promise<void> {
+    if (!this.sharesStoreWith(other)) {
+      return Promise.reject(new Error('one transaction cannot span views of two stores'));
+    }
+    return this.inner.transaction([...this.qualified(ops), ...other.qualified(otherOps)]);
+  }
+
+  private qualified(ops: StorageOp[]): StorageOp[] {
+    return ops.map((op) => ({ ...op, key: this.prefix + op.key }));
   }
 
   async close(): Promise<void> {}

@@ -3,6 +3,7 @@ import { badRequest, CofreError, permissionDenied } from '../../core/errors.js';
 import { globMatches } from '../glob.js';
 import { loginAuthFrom } from '../token-fields.js';
 import { effectiveReviewer, readConfig } from './config.js';
+import { audienceMismatch, quoteAudiences } from './audience.js';
 import { readRole } from './role.js';
 import { reviewToken, ReviewUnavailable } from './token-review.js';
 
@@ -47,9 +48,17 @@ export function loginPath(): PathRecord {
           if (reviewer.reviewerJwt === jwt && /answered 40[13]/.test(err.message)) throw permissionDenied();
           throw new CofreError(502, err.message);
         }
-        if (!identity) throw permissionDenied('permission denied: the service-account token is not valid');
+        if (!identity) {
+          throw permissionDenied(
+            audienceMismatch(jwt, roleName, role.audience) ??
+              'permission denied: the service-account token is not valid (expired, revoked, or not issued by this cluster)',
+          );
+        }
         if (role.audience && !identity.audiences.includes(role.audience)) {
-          throw permissionDenied('permission denied: the token is not for this audience');
+          throw permissionDenied(
+            `permission denied: the token is valid for audience ${quoteAudiences(identity.audiences)}, ` +
+              `but role "${roleName}" wants audience ${JSON.stringify(role.audience)}`,
+          );
         }
         if (!boundMatches(role.bound_service_account_namespaces, identity.namespace)) {
           throw permissionDenied(`permission denied: namespace not authorized by role "${roleName}"`);

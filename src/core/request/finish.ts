@@ -1,4 +1,4 @@
-import type { Operation, PathRecord, Request, Response } from '../backend.js';
+import type { Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { permissionDenied } from '../errors.js';
 import { resolveTtl, type LeaseEntry } from '../expiration.js';
@@ -7,7 +7,7 @@ import type { Mounted } from '../mount-table.js';
 
 /**
  * Step 4 of a request: what the core makes of the handler's answer. `completeResponse` runs before a last-use
- * token is revoked; `reportChange` after, once the answer stands.
+ * token is revoked; `reportChange` (change-capture.ts) after, once the answer stands.
  */
 
 /**
@@ -69,33 +69,4 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
     ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
     renewable: lease.renewable,
   };
-}
-
-const CHANGES = new Set<Operation>(['create', 'update', 'patch', 'delete']);
-
-/**
- * Puts a successful change of a secrets engine on the change stream (never its value). Reads, failures, auth
- * methods and the system backend are not changes of a secret.
- */
-export async function reportChange(
-  core: Core,
-  mounted: Mounted,
-  requestPath: string,
-  record: PathRecord,
-  request: Request,
-  response: Response | undefined,
-): Promise<void> {
-  const succeeded = (response?.status ?? 200) < 400;
-  if (!succeeded || !CHANGES.has(request.operation)) return;
-  if (mounted.table !== 'mounts' || mounted.entry.type === 'system') return;
-  const scope = record.changeScope ? record.changeScope(request) : { path: request.path, aclPath: request.path };
-  if (!scope) return;
-  const version = response?.data?.version;
-  await core.changes.append({
-    kind: scope.kind ?? (request.operation === 'delete' ? 'delete' : 'write'),
-    path: mounted.prefix + scope.path,
-    aclPath: mounted.prefix + scope.aclPath,
-    requestPath,
-    ...(typeof version === 'number' ? { version } : {}),
-  });
 }

@@ -6,7 +6,8 @@ import { auditFailure, auditResponse } from './audit.js';
 import { revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
 import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
-import { completeResponse, reportChange } from './finish.js';
+import { captureChange, reportChange } from './change-capture.js';
+import { completeResponse } from './finish.js';
 import { isEmptyListing } from './list-answer.js';
 import {
   type IncomingRequest,
@@ -126,6 +127,7 @@ async function handleCounted(
     if (audited) await core.audit.log(event);
     requestLogged = true;
     const lastUse = token ? await core.tokens.use(token) : false;
+    const capture = captureChange(core, found.mounted, path, record, request);
     let response: Response | undefined;
     try {
       response = await dispatch.run();
@@ -136,7 +138,7 @@ async function handleCounted(
       // A token's last use ends with the request, after the lease it may own was registered.
       if (lastUse) await core.tokens.revokeTree(token!.hash);
     }
-    await reportChange(core, found.mounted, path, record, request, response);
+    await reportChange(core, capture, response);
     // Wrapped after the request is done and before it is audited: the audit entry shows wrap_info, as Vault's.
     const mountType = found.mounted.entry.type;
     // An unauthenticated raw answer (sys/leader) is Vault's HTTP layer's own, never wrapped: and no anonymous

@@ -59,6 +59,7 @@ export function dataPaths(state: KvState): PathRecord[] {
       const meta = (await store.getMeta(path)) ?? newKeyMeta(path);
       checkCas(options, config, meta);
       const { vm, trimmed } = addVersion(meta, config, nowIso(), attributionOf(req));
+      if (req.change) req.change.version = meta.current_version;
       await store.saveNewVersion(meta, data, trimmed);
       return { data: versionView(meta, meta.current_version, vm) };
     });
@@ -83,6 +84,7 @@ export function dataPaths(state: KvState): PathRecord[] {
       if (existing === undefined) throw new Error('could not find version data');
       const patched = mergePatch(existing, changes) as Record<string, unknown>;
       const { vm, trimmed } = addVersion(meta, config, nowIso(), attributionOf(req));
+      if (req.change) req.change.version = meta.current_version;
       await store.saveNewVersion(meta, patched, trimmed);
       return { data: versionView(meta, meta.current_version, vm) };
     });

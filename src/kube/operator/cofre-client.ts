@@ -3,11 +3,13 @@
 // connection), cache the Cofre token until shortly before it expires, and read KV. Plain API calls go through the
 // API client (src/client).
 import { createHash } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { VaultClient } from '../../client/client.js';
-import { ApiError } from '../../client/errors.js';
+import { ApiError, UnreachableError } from '../../client/errors.js';
+import type { ConnectionStatus } from './connection-status.js';
+import { connectionKey, type ConnectionKind, type Connections } from './connections.js';
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
-import { GROUP, VERSION, type CofreConnection, type CofreSecret } from './types.js';
+import type { CofreSecret } from './types.js';
 
 /** Everything that decides which Cofre token a CofreSecret reads with; one token and one change stream per value. */
 export interface Identity {
@@ -21,6 +23,9 @@ export interface Identity {
   audience: string;
   namespace: string;
   serviceAccount: string;
+  /** Which connection object it came from, and that object's generation (for its status). */
+  connectionRef: { kind: ConnectionKind; namespace: string; name: string };
+  connectionGeneration: number;
 }
 
 export interface SourceData {
@@ -39,50 +44,34 @@ const SA_TOKEN_SECONDS = 600;
 
 export class CofreAccess {
   private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly logins = new Map<string, Promise<string>>();
   /** One client per address and CA bundle (the client takes the bundle's bytes). */
   private readonly clients = new Map<string, VaultClient>();
 
-  constructor(kc: KubeConfig) {
+  constructor(
+    kc: KubeConfig,
+    private readonly connections: Pick<Connections, 'get'>,
+    /** Told the outcome of every login, for the connection's Ready condition. */
+    private readonly status?: Pick<ConnectionStatus, 'report'>,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
+  /** The identity a CofreSecret reads with, from the watched connections (no API call). */
   async identity(cs: CofreSecret): Promise<Identity> {
     const ref = cs.spec.connectionRef;
     const kind = ref.kind ?? 'CofreConnection';
     const namespace = cs.metadata!.namespace!;
-    let conn: CofreConnection;
-    try {
-      conn = (
-        kind === 'ClusterCofreConnection'
-          ? await this.custom.getClusterCustomObject({
-              group: GROUP,
-              version: VERSION,
-              plural: 'clustercofreconnections',
-              name: ref.name,
-            })
-          : await this.custom.getNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              namespace,
-              plural: 'cofreconnections',
-              name: ref.name,
-            })
-      ) as CofreConnection;
-    } catch (err) {
-      if (kubeCode(err) === 404) {
-        const where = kind === 'ClusterCofreConnection' ? '' : ` in namespace ${namespace}`;
-        throw new SyncError('ConnectionNotFound', `${kind} "${ref.name}" not found${where}`);
-      }
-      throw new SyncError('ConnectionNotFound', `reading ${kind} "${ref.name}": ${kubeMessage(err)}`);
+    const conn = this.connections.get(kind, namespace, ref.name);
+    if (!conn) {
+      const where = kind === 'ClusterCofreConnection' ? '' : ` in namespace ${namespace}`;
+      throw new SyncError('ConnectionNotFound', `${kind} "${ref.name}" not found${where}`);
     }
     const k = conn.spec.auth.kubernetes;
     const caPem = conn.spec.caBundle ? Buffer.from(conn.spec.caBundle, 'base64').toString('utf8') : undefined;
     const fields = {
-      connection: `${kind}/${kind === 'ClusterCofreConnection' ? '' : `${namespace}/`}${ref.name}`,
+      connection: connectionKey(kind, namespace, ref.name),
       address: conn.spec.address.replace(/\/+$/, ''),
       caPem,
       mountPath: k.mountPath ?? 'kubernetes',
@@ -91,7 +80,12 @@ export class CofreAccess {
       namespace,
       serviceAccount: k.serviceAccountName ?? 'default',
     };
-    return { key: JSON.stringify({ ...fields, caPem: caPem && sha256(caPem) }), ...fields };
+    return {
+      key: JSON.stringify({ ...fields, caPem: caPem && sha256(caPem) }),
+      ...fields,
+      connectionRef: { kind, namespace: kind === 'ClusterCofreConnection' ? '' : namespace, name: ref.name },
+      connectionGeneration: conn.metadata?.generation ?? 0,
+    };
   }
 
   client(id: Identity): VaultClient {
@@ -139,6 +133,7 @@ export class CofreAccess {
         kubeCode(err) === 404
           ? `service account "${id.serviceAccount}" not found in namespace ${id.namespace}`
           : `requesting a token for service account ${id.namespace}/${id.serviceAccount}: ${kubeMessage(err)}`;
+      this.status?.report(id, { ok: false, reason: 'TokenRequestFailed', message: why });
       throw new SyncError('LoginFailed', why);
     }
     let auth;
@@ -151,13 +146,22 @@ export class CofreAccess {
       auth = (res as { auth?: { client_token?: string; lease_duration?: number } } | null)?.auth;
     } catch (err) {
       const detail = err instanceof ApiError ? `${err.status}: ${err.errors.join('; ')}` : (err as Error).message;
-      throw new SyncError(
-        'LoginFailed',
+      const message =
         `login to ${id.address} auth/${id.mountPath} as role "${id.role}" with service account ` +
-          `${id.namespace}/${id.serviceAccount} failed (${detail})`,
-      );
+        `${id.namespace}/${id.serviceAccount} (token audience ${JSON.stringify(id.audience)}) failed (${detail})`;
+      this.status?.report(id, {
+        ok: false,
+        reason: err instanceof UnreachableError ? 'Unreachable' : 'LoginFailed',
+        message,
+      });
+      throw new SyncError('LoginFailed', message);
     }
-    if (!auth?.client_token) throw new SyncError('LoginFailed', `login to ${id.address} returned no token`);
+    if (!auth?.client_token) {
+      const message = `login to ${id.address} returned no token`;
+      this.status?.report(id, { ok: false, reason: 'LoginFailed', message });
+      throw new SyncError('LoginFailed', message);
+    }
+    this.status?.report(id, { ok: true, reason: 'LoggedIn', message: '' });
     // Renew at 80% of the lease (at most 5 minutes early); a lease of 0 means no expiry: re-login hourly anyway.
     const lease = (auth.lease_duration ?? 0) > 0 ? auth.lease_duration! * 1000 : 3_600_000;
     this.tokens.set(id.key, {

@@ -9,11 +9,15 @@
 import { CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
 import { CofreAccess } from './cofre-client.js';
 import { Completeness } from './completeness.js';
+import { ConnectionStatus } from './connection-status.js';
+import { connectionKey, Connections } from './connections.js';
 import { parseDuration } from './duration.js';
 import { DynamicLeases } from './dynamic.js';
 import { kubeMessage } from './errors.js';
 import { FollowUps } from './follow-ups.js';
+import { stderrLog, type Log } from './log.js';
 import { forgetCofreSecret, syncLatency } from './metrics.js';
+import { PooledKubeConfig } from './pooled-kubeconfig.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { EventRecorder } from './recorder.js';
@@ -28,13 +32,21 @@ export interface OperatorOptions {
   kubeConfig: KubeConfig;
   /** Watch CofreSecrets in this namespace only; all namespaces when absent. */
   namespace?: string;
-  log?: (msg: string, fields?: object) => void;
+  log?: Log;
   /** Safety-net full resync period (DESIGN.md: push first, periodic resync only as a net). Default 10 minutes. */
   resyncIntervalMs?: number;
-  /** Parallel reconciles. Default 4. */
+  /** Parallel reconciles. Default 16: a reconcile mostly waits on the API server and Cofre. */
   concurrency?: number;
   /** Rollout batching and the per-namespace rollout rate limit (rollout.ts). */
   rollouts?: RolloutOptions;
+}
+
+const DEFAULT_CONCURRENCY = 16;
+
+/** The connection a CofreSecret names, as connections.ts keys it. */
+function connectionOf(cs: CofreSecret): string {
+  const ref = cs.spec.connectionRef;
+  return connectionKey(ref.kind ?? 'CofreConnection', cs.metadata?.namespace ?? '', ref.name);
 }
 
 export interface Operator {
@@ -43,18 +55,23 @@ export interface Operator {
   ready(): boolean;
 }
 
-const defaultLog = (msg: string, fields?: object) =>
-  process.stderr.write(
-    `${JSON.stringify({ time: new Date().toISOString(), component: 'operator', msg, ...fields })}\n`,
-  );
-
 export async function startOperator(opts: OperatorOptions): Promise<Operator> {
-  const kc = opts.kubeConfig;
-  const log = opts.log ?? defaultLog;
+  const kc = PooledKubeConfig.from(opts.kubeConfig);
+  const log = opts.log ?? stderrLog;
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const access = new CofreAccess(kc);
   let stopped = false;
   let synced = false;
+
+  // Connections are watched, not read per reconcile; a connection's change re-runs the CofreSecrets using it.
+  const connections = new Connections(kc, {
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    onChange: (connection) => {
+      for (const cs of cache.list()) if (connectionOf(cs) === connection) queue.add(keyOf(cs));
+    },
+    log,
+  });
+  const connectionStatus = new ConnectionStatus(kc, { lookup: (...ref) => connections.get(...ref), log });
+  const access = new CofreAccess(kc, connections, connectionStatus);
 
   const base = `/apis/${GROUP}/${VERSION}`;
   const watchPath = opts.namespace ? `${base}/namespaces/${opts.namespace}/cofresecrets` : `${base}/cofresecrets`;
@@ -128,7 +145,7 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
         if (ms) queue.addAfter(key, ms);
       }
     },
-    { concurrency: opts.concurrency ?? 4 },
+    { concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY },
   );
 
   // The operator's own status writes come back as updates; only a new generation (a spec change) needs work.
@@ -157,13 +174,15 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
   });
   informer.on('error', (err: unknown) => {
     if (stopped) return;
-    log('CofreSecret watch failed; restarting', { error: kubeMessage(err) });
+    log('CofreSecret watch failed; restarting', { error: kubeMessage(err) }, 'warn');
     setTimeout(() => {
       if (!stopped)
-        informer.start().catch((e: unknown) => log('restarting the watch failed', { error: kubeMessage(e) }));
+        informer.start().catch((e: unknown) => log('restarting the watch failed', { error: kubeMessage(e) }, 'error'));
     }, 2_000).unref();
   });
 
+  // Connections first, so the first reconciles find theirs.
+  await connections.start();
   await informer.start();
   synced = true;
   log('operator started', { namespace: opts.namespace ?? '(all)', cofreSecrets: cache.list().length });
@@ -180,6 +199,7 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
       stopped = true;
       clearInterval(resync);
       await informer.stop();
+      await connections.stop();
       streams.closeAll();
       // Pending rollouts are dropped, not carried out: status still names the revision rolled to before, so the
       // next operator (or leader) asks again, once.
@@ -187,7 +207,9 @@ export async function startOperator(opts: OperatorOptions): Promise<Operator> {
       followUps.stop();
       // Waits for reconciles in flight; they can no longer open streams.
       await queue.stop();
+      await connectionStatus.settle();
       access.close();
+      kc.close();
       log('operator stopped');
     },
   };

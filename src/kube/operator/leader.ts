@@ -1,4 +1,5 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Log } from './log.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -13,7 +14,7 @@ export interface LeaderElectionOptions {
   leaseDurationSeconds?: number;
   renewIntervalMs?: number;
   retryIntervalMs?: number;
-  log?: (msg: string, fields?: object) => void;
+  log?: Log;
 }
 
 const code = (err: unknown): number | undefined => (err as { code?: number }).code;
@@ -78,7 +79,7 @@ export function runLeaderElection(opts: LeaderElectionOptions): { stop(): Promis
   const loseLeadership = async (reason: string): Promise<void> => {
     if (!leading) return;
     leading = false;
-    log('stopped leading', { reason });
+    log('stopped leading', { reason }, 'warn');
     await opts.onStoppedLeading();
   };
 
@@ -98,7 +99,7 @@ export function runLeaderElection(opts: LeaderElectionOptions): { stop(): Promis
       // A conflict means someone else updated the Lease first; other errors are the API server's. Either way,
       // a leader that cannot renew within the lease duration must stop before another takes over.
       if (leading && Date.now() - lastRenew > (duration * 1000 * 2) / 3) await loseLeadership('renewal failed');
-      if (code(err) !== 409) log('leader election error', { error: (err as Error).message });
+      if (code(err) !== 409) log('leader election error', { error: (err as Error).message }, 'warn');
     }
     if (!stopped) timer = setTimeout(run, leading ? renewEvery : retryEvery);
   };

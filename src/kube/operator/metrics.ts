@@ -93,3 +93,9 @@ export function forgetCofreSecret(namespace: string, name: string): void {
   outdatedPods.remove({ namespace, cofresecret: name });
   rolloutFinished.remove({ namespace, cofresecret: name });
 }
+
+export const kubeConnectionsOpened = new Counter({
+  name: 'cofre_operator_kube_connections_opened_total',
+  help: 'Connections opened to the Kubernetes API server for API calls (watches not counted); calls reuse them.',
+  registers: [operatorRegistry],
+});

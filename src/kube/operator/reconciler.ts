@@ -33,6 +33,7 @@ import {
   rolloutsStuck,
   targetWrites,
 } from './metrics.js';
+import type { Log } from './log.js';
 import type { EventRecorder } from './recorder.js';
 import type { RolloutCoordinator } from './rollout.js';
 import { readPath, type IssuedCredential } from './sources.js';
@@ -68,7 +69,7 @@ export interface ReconcilerDeps {
   leases: DynamicLeases;
   /** Subscribes the identity's change stream (if not yet) and waits, briefly, until it is connected. */
   subscribe: (id: Identity, cofreSecretKey: string) => Promise<void>;
-  log: (msg: string, fields?: object) => void;
+  log: Log;
 }
 
 type Target = {
@@ -208,11 +209,11 @@ export class Reconciler {
           ready: { status: 'False', reason: failure.reason, message: failure.message },
         });
       } catch (statusErr) {
-        this.deps.log('could not update status', { cofreSecret: ref, error: kubeMessage(statusErr) });
+        this.deps.log('could not update status', { cofreSecret: ref, error: kubeMessage(statusErr) }, 'warn');
       }
       // One Warning per distinct failure, not one per retry.
       if (changed) await this.deps.recorder.record(cs, 'Warning', failure.reason, failure.message);
-      this.deps.log('sync failed', { cofreSecret: ref, reason: failure.reason, message: failure.message });
+      this.deps.log('sync failed', { cofreSecret: ref, reason: failure.reason, message: failure.message }, 'error');
       throw failure;
     } finally {
       end();
@@ -399,6 +400,7 @@ export class Reconciler {
 
   /** Applies the target when what it holds differs from `content` (or its owner reference is not as wanted). */
   private async writeTarget(cs: CofreSecret, content: TargetContent): Promise<boolean> {
+    if (await this.applyFirstSync(cs, content)) return true;
     const namespace = cs.metadata!.namespace!;
     const name = cs.spec.target.name;
     let existing: Target | undefined;
@@ -451,6 +453,32 @@ export class Reconciler {
       );
     } catch (err) {
       throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${name}: ${kubeMessage(err)}`);
+    }
+    targetWrites.inc({ kind: content.kind });
+    return true;
+  }
+
+  /**
+   * The first sync of a CofreSecret (no content hash in its status) almost always creates its target: it applies at
+   * once instead of reading first, without forcing, so a target that exists after all is refused by the API server
+   * and taken the careful way (false): fields someone else manages conflict (409), another controller's owner
+   * reference or an immutable field is invalid next to ours (422). Only under deletionPolicy Delete, where our
+   * controller reference makes another controller's object refuse us.
+   */
+  private async applyFirstSync(cs: CofreSecret, content: TargetContent): Promise<boolean> {
+    if (cs.status?.contentHash || (cs.spec.deletionPolicy ?? 'Delete') !== 'Delete') return false;
+    try {
+      await this.objects.patch(
+        targetObject(cs, content),
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        false,
+        PatchStrategy.ServerSideApply,
+      );
+    } catch (err) {
+      if (kubeCode(err) === 409 || kubeCode(err) === 422) return false;
+      throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${cs.spec.target.name}: ${kubeMessage(err)}`);
     }
     targetWrites.inc({ kind: content.kind });
     return true;

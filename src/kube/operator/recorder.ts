@@ -4,13 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { kubeMessage } from './errors.js';
+import type { Log } from './log.js';
 import { API_VERSION, type CofreSecret } from './types.js';
 
 export class EventRecorder {
   private readonly core: CoreV1Api;
   constructor(
     kc: KubeConfig,
-    private readonly log: (msg: string, fields?: object) => void,
+    private readonly log: Log,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
   }
@@ -46,11 +47,15 @@ export class EventRecorder {
         },
       });
     } catch (err) {
-      this.log('could not record an Event', {
-        cofreSecret: `${namespace}/${cs.metadata!.name}`,
-        reason,
-        error: kubeMessage(err),
-      });
+      this.log(
+        'could not record an Event',
+        {
+          cofreSecret: `${namespace}/${cs.metadata!.name}`,
+          reason,
+          error: kubeMessage(err),
+        },
+        'warn',
+      );
     }
   }
 }

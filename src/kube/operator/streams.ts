@@ -3,6 +3,7 @@
 // of that identity whose <mount>/<path> it names; a reset enqueues all of them.
 import { ChangeStream, type ChangeEvent } from '../../client/events.js';
 import type { CofreAccess, Identity } from './cofre-client.js';
+import type { Log } from './log.js';
 import { changeEvents, streamsConnected } from './metrics.js';
 import type { CofreSecret } from './types.js';
 
@@ -29,7 +30,7 @@ export class Streams {
       list: () => readonly CofreSecret[];
       keyOf: (cs: CofreSecret) => string;
       enqueue: (key: string, ev?: ChangeEvent) => void;
-      log: (msg: string, fields?: object) => void;
+      log: Log;
     },
   ) {}
 
@@ -63,7 +64,8 @@ export class Streams {
             if (connected !== e.connected) streamsConnected.inc(connected ? 1 : -1);
             e.connected = connected;
           },
-          log: this.deps.log,
+          // The stream logs only its disconnections: it reconnects by itself, so a warning.
+          log: (msg, fields) => this.deps.log(msg, fields, 'warn'),
         }),
       };
       entry = e;

@@ -126,6 +126,8 @@ export interface ConnectionSpec {
 
 export interface CofreConnection extends KubernetesObject {
   spec: ConnectionSpec;
+  /** Ready: the operator reached the server and logged in through this connection (connection-status.ts). */
+  status?: { observedGeneration?: number; conditions?: Condition[] };
 }
 
 /** namespace/name: the work-queue key of a CofreSecret. */
