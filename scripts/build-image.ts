@@ -12,7 +12,7 @@
 //                                                                    // the running test node's containerd
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -28,7 +28,7 @@ export const COFRE_IMAGE = 'localhost/cofre:dev';
 export const COFRE_APP_DIR = '/usr/local/lib/cofre';
 
 // Bump when the layout below changes, so cached archives built the old way are not reused.
-const RECIPE = 'cofre-images-3';
+const RECIPE = 'cofre-images-4';
 const BUSYBOX = '/bin/busybox';
 const execFileP = promisify(execFile);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -67,6 +67,7 @@ export async function cofreImage(): Promise<string> {
     readFileSync(BUSYBOX),
     ...['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'].map((f) => hostFile(f)),
     ...sourceFiles(path.join(repo, 'src')).flatMap((f) => [path.relative(repo, f), readFileSync(f)]),
+    ...webSourceFiles().flatMap((f) => [path.relative(repo, f), readFileSync(f)]),
   ];
   const archive = path.join(cacheDir, `cofre-${digest(inputs)}.tar`);
   if (existsSync(archive)) return archive;
@@ -102,6 +103,10 @@ export async function cofreImage(): Promise<string> {
     mkdirSync(path.dirname(agentBundle), { recursive: true });
     await buildBundle(agentBundle);
     writeFileSync(path.join(path.dirname(agentBundle), 'package.json'), '{ "type": "module" }\n');
+    // The web UI's static files, beside dist/ as src/http/ui.ts looks for them.
+    log('web UI (npm run build -w web)');
+    await execFileP('npm', ['run', 'build', '-w', 'web'], { cwd: repo, maxBuffer: 16 << 20 });
+    cpSync(path.join(repo, 'web', 'dist'), path.join(app, 'web', 'dist'), { recursive: true });
 
     // node and what it loads: the binary, its dynamic loader and shared libraries at the paths ldd names (a
     // Debian-based image has them there too), and the same for the native addons.
@@ -158,6 +163,13 @@ function digest(parts: (string | Buffer)[]): string {
 
 function hostFile(rel: string): Buffer {
   return readFileSync(path.join(repo, rel));
+}
+
+/** What the web UI's build is made of (not its output, web/dist, nor its node_modules). */
+function webSourceFiles(): string[] {
+  const web = path.join(repo, 'web');
+  const top = ['package.json', 'index.html', 'tsconfig.json', 'vite.config.ts'].map((f) => path.join(web, f));
+  return [...top.filter((f) => existsSync(f)), ...findFiles(path.join(web, 'src'), () => true)].sort();
 }
 
 function sourceFiles(dir: string): string[] {

@@ -71,5 +71,11 @@ describe('Cofre image: the Containerfile and the from-scratch build agree', () =
       'the agent bundle',
     );
     assert.ok(containerfile.includes('RUN node --import tsx scripts/build-agent-bundle.ts'));
+    // The web UI, beside dist/ where src/http/ui.ts looks for it.
+    assert.ok(
+      files.some((l) => / usr\/local\/lib\/cofre\/web\/dist\/index\.html$/.test(l)),
+      'the web UI',
+    );
+    assert.ok(containerfile.includes(`COPY --from=build /src/web/dist ${COFRE_APP_DIR}/web/dist`));
   });
 });
