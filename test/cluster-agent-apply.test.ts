@@ -5,7 +5,7 @@
 // one cluster lands there and nowhere else. Every wait polls against a deadline; nothing sleeps for a fixed time.
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { runProcess } from './support.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
@@ -27,22 +27,7 @@ const chart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '
 const APPS = 'apps';
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
-function run(
-  file: string,
-  args: string[],
-  input = '',
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const run = runProcess;
 
 interface Kube {
   cluster: TestCluster;

@@ -4,7 +4,7 @@
 // clear message. The injector's webhook carries the caBundle of the certificate it serves, kept across upgrades.
 // helm and kubectl come from scripts/kube-tools.ts.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runProcess } from './support.js';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,24 +20,7 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const chart = path.join(repo, 'charts', 'cofre');
 const external = Boolean(process.env.COFRE_TEST_KUBECONFIG);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+const run = runProcess;
 
 /** The documents of a multi-document YAML stream, by "Kind/name" (enough to find them; parsing is kubectl's job). */
 function documents(yaml: string): Map<string, string> {

@@ -5,7 +5,6 @@
 // annotated pods whose agents deliver a KV value as an in-memory file and as an environment variable. Logs hold only
 // hashes of the value. Run it inside `flock /tmp/cofre-node-serial.lock` (one node per machine).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -20,7 +19,7 @@ import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { NODE_BRIDGE_ADDRESS, nodeLeftovers, startNode, type TestNode } from '../scripts/test-node.js';
 import type { TestDatabase } from '../scripts/test-databases.js';
 import { postgres } from './database-flavors.js';
-import { freePort } from './support.js';
+import { freePort, runProcess } from './support.js';
 import { poll } from './poll.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,24 +34,7 @@ const APP_FOLLOWS_FILE =
 const APP_NS = 'app';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const run = runProcess;
 
 /** Cofre's HTTP API over TLS, verified against the server's CA (never skipped). */
 function cofreApi(url: string, ca: string) {

@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { COFRE_IMAGE, cofreImage, TEST_IMAGE } from '../scripts/build-image.js';
@@ -21,7 +20,7 @@ import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { NODE_DIR, startNode, type TestNode } from '../scripts/test-node.js';
 import { canLogIn, postgres } from './database-flavors.js';
 import { loopbackWebhook, spawnInjector, type SpawnedInjector } from './injector-webhook.js';
-import { enableKubernetesAuth, encodedForms, etcdDump, holding } from './kube-support.js';
+import { enableKubernetesAuth, encodedForms, etcdDump, execInPod, holding } from './kube-support.js';
 import { poll } from './poll.js';
 import { startServer, writeOk, type InProcessServer } from './support.js';
 
@@ -165,20 +164,7 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     agentLogs.push(await logs(pod, 'cofre-agent-init'));
     if (sidecar) agentLogs.push(await logs(pod, 'cofre-agent'));
   };
-  const execIn = async (pod: string, command: string[]): Promise<string> => {
-    let out = '';
-    const stdout = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        out += chunk.toString();
-        done();
-      },
-    });
-    const status = await new Promise<k8s.V1Status>((resolve, reject) => {
-      new k8s.Exec(kc).exec(NS, pod, 'app', command, stdout, null, null, false, resolve).catch(reject);
-    });
-    assert.equal(status.status, 'Success', JSON.stringify(status));
-    return out;
-  };
+  const execIn = (pod: string, command: string[]) => execInPod(kc, NS, pod, 'app', command);
   /** A file of the pod's memory volume, read on the host (the test runs as root) without going through the pod. */
   const hostFile = (pod: k8s.V1Pod, file: string) =>
     path.join(NODE_DIR, 'kubelet/pods', pod.metadata!.uid!, 'volumes/kubernetes.io~empty-dir/cofre-secrets', file);

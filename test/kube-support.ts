@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import type { TestCluster } from '../scripts/test-cluster.js';
 import type { Api } from './support.js';
@@ -79,4 +80,26 @@ export function encodedForms(value: string): Buffer[] {
     }
   }
   return forms;
+}
+
+/** Runs a command in a pod's container through the API server, like `kubectl exec`; returns its stdout. */
+export async function execInPod(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  pod: string,
+  container: string,
+  command: string[],
+): Promise<string> {
+  let out = '';
+  const stdout = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      out += chunk.toString();
+      done();
+    },
+  });
+  const status = await new Promise<k8s.V1Status>((resolve, reject) => {
+    new k8s.Exec(kc).exec(namespace, pod, container, command, stdout, null, null, false, resolve).catch(reject);
+  });
+  assert.equal(status.status, 'Success', JSON.stringify(status));
+  return out;
 }

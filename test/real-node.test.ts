@@ -5,7 +5,6 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { Writable } from 'node:stream';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,6 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { COFRE_IMAGE, cofreImage, TEST_IMAGE } from '../scripts/build-image.js';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import { NODE_DIR, NODE_LOCK, NODE_NAME, nodeLeftovers, startNode, type TestNode } from '../scripts/test-node.js';
+import { execInPod } from './kube-support.js';
 
 const execFileP = promisify(execFile);
 const ns = 'node-test';
@@ -140,21 +140,7 @@ describe('a real node: kubelet + containerd + runc joined to the test control pl
     t.diagnostic(timings.join('; '));
   });
 
-  /** Runs a command in a pod's first container through the API server, like `kubectl exec`; returns its stdout. */
-  const execIn = async (pod: string, command: string[]): Promise<string> => {
-    let out = '';
-    const stdout = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        out += chunk.toString();
-        done();
-      },
-    });
-    const status = await new Promise<k8s.V1Status>((resolve, reject) => {
-      new k8s.Exec(kc).exec(ns, pod, 'main', command, stdout, null, null, false, resolve).catch(reject);
-    });
-    assert.equal(status.status, 'Success', JSON.stringify(status));
-    return out;
-  };
+  const execIn = (pod: string, command: string[]) => execInPod(kc, ns, pod, 'main', command);
 
   it('rolls a Deployment out to a new pod when its template changes, and removes the old one', async (t) => {
     const apps = kc.makeApiClient(k8s.AppsV1Api);
