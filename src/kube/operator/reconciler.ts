@@ -322,22 +322,27 @@ export class Reconciler {
   }
 
   /** Whether the target still holds the content `hash` says (dynamic sources: its value is nowhere else). */
+  /** The target Secret or ConfigMap as it is now; undefined when there is none. */
+  private async readTarget(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<Target | undefined> {
+    try {
+      return (
+        kind === 'Secret'
+          ? await this.core.readNamespacedSecret({ name, namespace })
+          : await this.core.readNamespacedConfigMap({ name, namespace })
+      ) as Target;
+    } catch (err) {
+      if (kubeCode(err) === 404) return undefined;
+      throw new SyncError('TargetWriteFailed', `reading ${kind} ${name}: ${kubeMessage(err)}`);
+    }
+  }
+
   private async targetHolds(cs: CofreSecret, hash: string | undefined): Promise<boolean> {
     if (!hash) return false;
     const shape = targetShape(cs);
     const name = cs.spec.target.name;
     const namespace = cs.metadata!.namespace!;
-    let existing: Target;
-    try {
-      existing = (
-        shape.kind === 'Secret'
-          ? await this.core.readNamespacedSecret({ name, namespace })
-          : await this.core.readNamespacedConfigMap({ name, namespace })
-      ) as Target;
-    } catch (err) {
-      if (kubeCode(err) === 404) return false;
-      throw new SyncError('TargetWriteFailed', `reading ${shape.kind} ${name}: ${kubeMessage(err)}`);
-    }
+    const existing = await this.readTarget(shape.kind, namespace, name);
+    if (!existing) return false;
     return contentHash(existingContent(existing, shape), cs.metadata!.uid!) === hash;
   }
 
@@ -403,17 +408,7 @@ export class Reconciler {
     if (await this.applyFirstSync(cs, content)) return true;
     const namespace = cs.metadata!.namespace!;
     const name = cs.spec.target.name;
-    let existing: Target | undefined;
-    try {
-      existing = (
-        content.kind === 'Secret'
-          ? await this.core.readNamespacedSecret({ name, namespace })
-          : await this.core.readNamespacedConfigMap({ name, namespace })
-      ) as Target;
-    } catch (err) {
-      if (kubeCode(err) !== 404)
-        throw new SyncError('TargetWriteFailed', `reading ${content.kind} ${name}: ${kubeMessage(err)}`);
-    }
+    const existing = await this.readTarget(content.kind, namespace, name);
     const wantOwner = (cs.spec.deletionPolicy ?? 'Delete') === 'Delete';
     if (existing) {
       const owners = existing.metadata?.ownerReferences ?? [];
