@@ -191,9 +191,13 @@ export interface SystemView {
   tokenLive?(tokenHash: string): Promise<boolean>;
   /**
    * Puts a change the mount made on its own (not through a request: a scheduled rotation) on the change stream.
-   * `path` and `aclPath` are relative to the mount, as a PathRecord's changeScope.
+   * `path` and `aclPath` are relative to the mount, as a PathRecord's changeScope. With `commit`, its writes to the
+   * mount's storage and the change-log entry are one transaction, so a crash keeps both or neither.
    */
-  reportChange?(change: { path: string; aclPath: string; requestPath: string }): Promise<void>;
+  reportChange?(
+    change: { path: string; aclPath: string; requestPath: string },
+    commit?: { storage: Storage; ops: StorageOp[] },
+  ): Promise<void>;
 }
 
 export interface LeaseInfo {

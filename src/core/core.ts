@@ -612,13 +612,28 @@ export class Core {
       generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
       tokenLive: (tokenHash) => this.tokens.stillLive(tokenHash),
       // Read at call time: a remount moves the entry, and the event must name where the mount is now.
-      reportChange: async (change) => {
-        await this.changes.append({
-          kind: 'write',
+      reportChange: async (change, commit) => {
+        const entryOf = {
+          kind: 'write' as const,
           path: entry.path + change.path,
           aclPath: entry.path + change.aclPath,
           requestPath: entry.path + change.requestPath,
-        });
+        };
+        const log = this.changes.storage;
+        if (!commit) {
+          await this.changes.append(entryOf);
+        } else if (
+          commit.storage instanceof StorageView &&
+          log instanceof StorageView &&
+          commit.storage.sharesStoreWith(log)
+        ) {
+          // Staged and committed with no await between: the log's indexes follow the order of the commits.
+          const staged = this.changes.stage(entryOf);
+          await staged.publish(commit.storage.transactionWith(commit.ops, log, staged.ops));
+        } else {
+          await commit.storage.transaction(commit.ops);
+          await this.changes.append(entryOf);
+        }
       },
       leaseTtls: () => {
         const { ttl, maxTtl } = resolveTtl({ ttl: 0, maxTtl: 0 }, entry.config);

@@ -1,7 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { SystemView } from '../../core/backend.js';
-import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import type { Storage, StorageOp } from '../../core/storage.js';
+import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
 import type { Connections } from './connections.js';
 import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
 
@@ -137,18 +137,18 @@ export class StaticRotation {
     };
     // The role may have been deleted while the database was busy: do not bring it back.
     if (!(await this.read(name))) return rotated;
-    await putJson(this.storage, STATIC_ROLE_PREFIX + name, rotated);
-    this.reschedule(name, rotated);
     // static-creds/<name> now reads another password: its readers (the operator's Secrets) hear it on the change
-    // stream, whether a request or the schedule rotated it. Never the password, only where. The rotation is done
-    // either way: an event that cannot be appended (sealed meanwhile) leaves the readers to their periodic resync.
-    await this.system
-      .reportChange?.({
-        path: `static-creds/${name}`,
-        aclPath: `static-creds/${name}`,
-        requestPath: `rotate-role/${name}`,
-      })
-      .catch(() => undefined);
+    // stream, whether a request or the schedule rotated it. Never the password, only where. The role and its
+    // change-log entry are one commit, so a crash cannot keep the new password and lose the event.
+    const ops: StorageOp[] = [{ op: 'put', key: STATIC_ROLE_PREFIX + name, value: jsonBytes(rotated) }];
+    const change = {
+      path: `static-creds/${name}`,
+      aclPath: `static-creds/${name}`,
+      requestPath: `rotate-role/${name}`,
+    };
+    if (this.system.reportChange) await this.system.reportChange(change, { storage: this.storage, ops });
+    else await this.storage.transaction(ops);
+    this.reschedule(name, rotated);
     return rotated;
   }
 
