@@ -315,9 +315,12 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     await poll('the old role dropped', async () => !(await flavor.userExists(db, old.username)), 20_000, 50);
     const droppedAt = Date.now();
     assert.ok(droppedAt < oldExpiry, `dropped by the operator ${oldExpiry - droppedAt} ms before the expiry`);
-    const cs = await getCs('dyn', 'short');
-    assert.ok(cs.status.rollout.finishedTime, 'the rollout finished first');
-    assert.ok(Date.parse(cs.status.rollout.finishedTime) <= droppedAt);
+    // The reconcile that saw the rollout finish revokes the old lease, then writes its status: read it once written.
+    const cs = await poll('the finished rollout in status', async () => {
+      const o = await getCs('dyn', 'short');
+      return o.status.rollout?.finishedTime ? o : undefined;
+    });
+    assert.ok(Date.parse(cs.status.rollout.finishedTime) <= droppedAt, 'the rollout finished first');
     assert.equal(cs.status.rollout.revision, cs.status.contentHash);
     assert.deepEqual(cs.status.rollout.targets, [
       { kind: 'Deployment', name: 'short-web', currentPods: 1, outdatedPods: 0 },
