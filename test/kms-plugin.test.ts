@@ -212,6 +212,26 @@ describe('cofre kms-plugin: kube-apiserver encrypts Secrets in etcd with a key C
     assert.equal((await status()).healthz, 'ok');
   });
 
+  it('the static-pod manifest and the EncryptionConfiguration in deploy/kms-plugin/ are accepted', async () => {
+    const { readFileSync } = await import('node:fs');
+    const yaml = (await import('js-yaml')).default;
+    const pod = yaml.load(readFileSync('deploy/kms-plugin/static-pod.yaml', 'utf8')) as k8s.V1Pod;
+    await core.createNamespacedPod({ namespace: 'kube-system', body: pod, dryRun: 'All' });
+    assert.deepEqual(pod.spec!.containers[0]!.command!.slice(0, 2), ['cofre', 'kms-plugin']);
+    // The example configuration has the shape the test's API server runs with: KMS v2 first, identity after.
+    const config = yaml.load(readFileSync('deploy/kms-plugin/encryption-configuration.yaml', 'utf8')) as {
+      kind: string;
+      resources: { providers: { kms?: { apiVersion: string; endpoint: string } }[] }[];
+    };
+    assert.equal(config.kind, 'EncryptionConfiguration');
+    assert.equal(config.resources[0]!.providers[0]!.kms!.apiVersion, 'v2');
+    assert.equal(config.resources[0]!.providers[0]!.kms!.endpoint, 'unix:///var/run/cofre-kms/kms.sock');
+    assert.ok(
+      pod.spec!.containers[0]!.command!.includes('--socket=/var/run/cofre-kms/kms.sock'),
+      'the manifest serves the socket the configuration names',
+    );
+  });
+
   it('a plugin that cannot log in reports it in Status instead of failing silently, and recovers', async () => {
     // Its token revoked and its secret_id destroyed: the next Status finds no way to log in.
     await writeOk(srv.api, 'sys/leases/revoke-prefix/auth/approle/login');
