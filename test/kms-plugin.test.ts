@@ -216,6 +216,9 @@ describe('cofre kms-plugin: kube-apiserver encrypts Secrets in etcd with a key C
     const { readFileSync } = await import('node:fs');
     const yaml = (await import('js-yaml')).default;
     const pod = yaml.load(readFileSync('deploy/kms-plugin/static-pod.yaml', 'utf8')) as k8s.V1Pod;
+    // A static pod becomes a mirror pod; checked here as a plain pod, which needs the namespace's default account (no
+    // controller manager makes it in this cluster).
+    await core.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name: 'default' } } });
     await core.createNamespacedPod({ namespace: 'kube-system', body: pod, dryRun: 'All' });
     assert.deepEqual(pod.spec!.containers[0]!.command!.slice(0, 2), ['cofre', 'kms-plugin']);
     // The example configuration has the shape the test's API server runs with: KMS v2 first, identity after.
