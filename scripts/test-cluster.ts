@@ -42,6 +42,8 @@ export interface StartOptions {
   name?: string;
   /** Also start kube-controller-manager, so Deployments get ReplicaSets and roll. Default true. */
   controllerManager?: boolean;
+  /** More kube-apiserver flags, e.g. `--encryption-provider-config` (the KMS plugin's test). */
+  apiserverArgs?: string[];
 }
 
 /** The Services' ClusterIP range of every test control plane; nothing on this machine routes it (no kube-proxy). */
@@ -58,7 +60,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<TestCluster
   if (external) return useExisting(external);
   const name = opts.name ?? 'cofre-test';
   const dir = mkdtempSync(path.join(tmpdir(), `cofre-cluster-${name.replace(/[^\w.-]/g, '_')}-`));
-  return launch(name, dir, opts.controllerManager ?? true, false);
+  return launch(name, dir, opts.controllerManager ?? true, false, opts.apiserverArgs ?? []);
 }
 
 let binDir: Promise<string> | undefined;
@@ -85,7 +87,13 @@ export function kubeBinaries(): Promise<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Starting a cluster. `detached` (the CLI's `up`) lets the processes outlive this one.
 
-async function launch(name: string, dir: string, withKcm: boolean, detached: boolean): Promise<TestCluster> {
+async function launch(
+  name: string,
+  dir: string,
+  withKcm: boolean,
+  detached: boolean,
+  apiserverArgs: string[] = [],
+): Promise<TestCluster> {
   const procs: ChildProcess[] = [];
   const stop = () => stopAll(procs, dir);
   const f = (p: string) => path.join(dir, p);
@@ -153,6 +161,7 @@ async function launch(name: string, dir: string, withKcm: boolean, detached: boo
         // rather than its ClusterIP: the test node has no kube-proxy, so a ClusterIP leads nowhere, while the pod
         // network is reachable from this machine. The chart's webhook keeps its production shape (a Service).
         '--enable-aggregator-routing=true',
+        ...apiserverArgs,
       ]),
     );
     await waitReady(server, caCert, procs, dir);
