@@ -42,7 +42,7 @@ const provider = spawn(
     dir,
     '--cofre-address',
     srv.url,
-    '--no-mint-tokens',
+    '--no-kubernetes',
   ],
   { stdio: ['ignore', 'ignore', 'inherit'] },
 );

@@ -12,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
+import type { TestDatabase } from '../scripts/test-databases.js';
+import { canLogIn, postgres } from './database-flavors.js';
 import { providerService, type MountRequestMessage, type MountResponseMessage } from '../src/kube/csi-provider/grpc.js';
 import { enableKubernetesAuth } from './kube-support.js';
 import { poll } from './poll.js';
@@ -20,6 +22,7 @@ import { startServer, writeOk, type InProcessServer } from './support.js';
 const NS = 'apps';
 const OTHER_NS = 'other';
 const SA = 'web';
+const PG_TTL = 4;
 
 interface Driver {
   Version(req: { version: string }, cb: (err: grpc.ServiceError | null, res: Record<string, string>) => void): void;
@@ -34,6 +37,7 @@ describe('cofre csi-provider, driven as the Secrets Store CSI Driver drives it',
   let provider: ChildProcess;
   let output = '';
   let driver: Driver;
+  let db: TestDatabase | undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'cofre-csi-'));
   const password = 'csi-pw-5b1e0c7d';
   const rotated = 'csi-pw-rotated-90a3f2';
@@ -71,7 +75,7 @@ describe('cofre csi-provider, driven as the Secrets Store CSI Driver drives it',
       process.execPath,
       [
         ...['--import', 'tsx', 'src/cli/main.ts', 'csi-provider', '--provider-dir', dir],
-        ...['--cofre-address', srv.url, '--kubeconfig', cluster.kubeconfigPath],
+        ...['--cofre-address', srv.url, '--kubeconfig', cluster.kubeconfigPath, '--pod-check-interval', '1'],
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -92,6 +96,7 @@ describe('cofre csi-provider, driven as the Secrets Store CSI Driver drives it',
     provider?.kill('SIGTERM');
     await srv?.stop();
     await cluster?.stop();
+    await db?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -216,6 +221,51 @@ describe('cofre csi-provider, driven as the Secrets Store CSI Driver drives it',
     });
     const res = await mount(attributes(NS, 'web', { 'csi.storage.k8s.io/pod.uid': pod.metadata!.uid! }));
     assert.equal(res.files.find((f) => f.path === 'db-password')!.contents.toString(), rotated);
+  });
+
+  it('holds a dynamic credential for its pod: the same user at the next Mount, renewed, revoked with the pod', async (t) => {
+    const pod = await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'db-0' },
+        spec: { serviceAccountName: SA, nodeName: 'no-such-node', containers: [{ name: 'a', image: 'a' }] },
+      },
+    });
+    const attrs = JSON.stringify({
+      ...JSON.parse(attributes(NS, 'web', await withToken(NS))),
+      objects: '- objectName: pg.json\n  secretPath: database/creds/app\n',
+      'csi.storage.k8s.io/pod.name': 'db-0',
+      'csi.storage.k8s.io/pod.uid': pod.metadata!.uid!,
+    });
+    const leases = async () => {
+      const res = await srv.api.call('LIST', 'sys/leases/lookup/database/creds/app/');
+      return res.status === 404 ? [] : (res.body.data.keys as string[]);
+    };
+    const first = await mount(attrs);
+    const cred = JSON.parse(first.files[0]!.contents.toString()) as { username: string; password: string };
+    assert.ok(await canLogIn(postgres, db!, cred.username, cred.password), 'the credential logs in');
+    const [leaseKey] = await leases();
+    assert.ok(leaseKey);
+    // The driver's rotation poll: the same credential, not a new database user per poll.
+    const second = await mount(attrs, first.object_version);
+    assert.deepEqual(second.files[0]!.contents, first.files[0]!.contents);
+    assert.deepEqual(second.object_version, first.object_version);
+    assert.deepEqual(await leases(), [leaseKey], 'one lease for the pod');
+    // Renewed before its TTL, and valid past it.
+    const lookup = async () =>
+      (await writeOk(srv.api, 'sys/leases/lookup', { lease_id: `database/creds/app/${leaseKey}` })).body.data;
+    const issued = Date.parse((await lookup()).issue_time);
+    const renewed = await poll('a renewal', async () => (await lookup()).last_renewal ?? undefined, PG_TTL * 1000);
+    t.diagnostic(`renewed ${Date.parse(renewed) - issued} ms after it was issued (TTL ${PG_TTL} s)`);
+    await poll('past the first TTL', async () => Date.now() - issued > PG_TTL * 1000 + 500, PG_TTL * 1000 + 2_000);
+    assert.ok(await canLogIn(postgres, db!, cred.username, cred.password), 'still valid past its first TTL');
+    // The pod goes: the provider revokes what it held for it.
+    const deleted = Date.now();
+    await core.deleteNamespacedPod({ namespace: NS, name: 'db-0', gracePeriodSeconds: 0 });
+    await poll('the role leaves pg_roles', async () => !(await postgres.userExists(db!, cred.username)), 15_000, 200);
+    t.diagnostic(`role dropped ${Date.now() - deleted} ms after the pod's deletion`);
+    assert.deepEqual(await leases(), []);
+    assert.ok(!output.includes(cred.password), 'the password is not in the provider’s log');
   });
 
   it('refuses bad parameters with a message naming them', async () => {

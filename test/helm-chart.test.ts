@@ -279,7 +279,7 @@ describe('Helm chart charts/cofre', () => {
     assert.equal(documents((await template()).stdout).get('Deployment/cofre-injector'), undefined);
   });
 
-  it('the CSI provider: a DaemonSet with the host provider directory, TokenRequest only, accepted by the API server', async () => {
+  it('the CSI provider: a DaemonSet with the host provider directory, least-privilege RBAC, accepted by the API server', async () => {
     const rendered = await template('csiProvider.enabled=true');
     assert.equal(rendered.code, 0, rendered.stderr);
     const docs = documents(rendered.stdout);
@@ -292,7 +292,8 @@ describe('Helm chart charts/cofre', () => {
     assert.match(ds, /- --cofre-ca-cert=\/etc\/cofre-ca\/ca\.crt/, 'the server TLS Secret’s CA by default');
     const role = docs.get('ClusterRole/cofre-csi-provider') ?? '';
     assert.match(role, /resources: \[serviceaccounts\/token\]\n\s+verbs: \[create\]/);
-    assert.equal((role.match(/- apiGroups:/g) ?? []).length, 1, 'one rule: TokenRequest, nothing else');
+    assert.match(role, /resources: \[pods\]\n\s+verbs: \[get\]/);
+    assert.equal((role.match(/- apiGroups:/g) ?? []).length, 2, 'TokenRequest and reading a pod, nothing else');
     const res = await run(
       tools.kubectl,
       ['--kubeconfig', cluster.kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'],
@@ -301,11 +302,11 @@ describe('Helm chart charts/cofre', () => {
     assert.equal(res.code, 0, `the API server rejected the chart:\n${res.stderr}\n${res.stdout}`);
     assert.match(res.stdout, /daemonset\.apps\/cofre-csi-provider created \(server dry run\)/);
     // Without minting: no RBAC, no service-account token in the pod.
-    const noMint = documents((await template('csiProvider.enabled=true', 'csiProvider.mintTokens=false')).stdout);
+    const noMint = documents((await template('csiProvider.enabled=true', 'csiProvider.kubernetesAccess=false')).stdout);
     assert.equal(noMint.get('ClusterRole/cofre-csi-provider'), undefined);
     assert.match(
       noMint.get('DaemonSet/cofre-csi-provider') ?? '',
-      /automountServiceAccountToken: false[\s\S]*- --no-mint-tokens/,
+      /automountServiceAccountToken: false[\s\S]*- --no-kubernetes/,
     );
   });
 

@@ -6,6 +6,7 @@ import { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
 import type { FileMessage, MountRequestMessage, MountResponseMessage } from './grpc.js';
 import { parseMountParameters, type MountParameters, type SecretObject } from './params.js';
+import type { PodLeases } from './pod-leases.js';
 
 export class MountError extends Error {}
 
@@ -18,6 +19,8 @@ export interface MounterOptions {
   /** PEM of Cofre's CA when the SecretProviderClass gives no `cofreCACertPath`. */
   defaultCaCert?: string;
   minter?: TokenMinter;
+  /** Dynamic credentials kept for their pod (renewed, reused at the next Mount, revoked with the pod). */
+  podLeases?: PodLeases;
   log: (level: 'info' | 'warn', msg: string, fields?: object) => void;
 }
 
@@ -39,14 +42,23 @@ export class Mounter {
       ...(!params.caCert && this.opts.defaultCaCert ? { caCertBytes: this.opts.defaultCaCert } : {}),
       ...(params.skipVerify ? { tlsSkipVerify: true } : {}),
     });
-    const token = await this.login(client, params);
+    // A login only when some object is not a credential this pod already holds.
+    let auth: { token: string; ttl: number; renewable: boolean } | undefined;
     let leased = false;
     try {
       const defaultMode = parsePermission(req.permission);
       const files: FileMessage[] = [];
       for (const object of params.objects) {
-        const { contents, lease } = await this.read(client, token, object);
-        leased ||= lease;
+        let contents = this.opts.podLeases?.cached(params.pod, object);
+        if (!contents) {
+          auth ??= await this.login(client, params);
+          const read = await this.read(client, auth.token, object);
+          contents = read.contents;
+          if (read.lease) {
+            leased = true;
+            this.opts.podLeases?.hold(params.pod, { client, ...auth }, object, read.lease, contents);
+          }
+        }
         files.push({ path: object.objectName, mode: object.filePermission ?? defaultMode, contents });
       }
       const versions = files.map((f) => ({ id: f.path, version: this.version(f.contents) }));
@@ -59,8 +71,8 @@ export class Mounter {
       });
       return { object_version: versions, files, error: null };
     } finally {
-      // A dynamic credential ends with the token that issued it: then the token is left to its TTL.
-      if (!leased) await revoke(client, token, this.opts.log);
+      // A dynamic credential ends with the token that issued it: then the token is kept (and renewed with the pod).
+      if (auth && !leased) await revoke(client, auth.token, this.opts.log);
     }
   }
 
@@ -68,7 +80,10 @@ export class Mounter {
     return createHmac('sha256', this.versionKey).update(contents).digest('hex').slice(0, 32);
   }
 
-  private async login(client: VaultClient, params: MountParameters): Promise<string> {
+  private async login(
+    client: VaultClient,
+    params: MountParameters,
+  ): Promise<{ token: string; ttl: number; renewable: boolean }> {
     const audience = params.audience;
     let jwt = params.tokens[audience ?? '']?.token;
     if (!jwt && !audience && Object.keys(params.tokens).length === 1) jwt = Object.values(params.tokens)[0]!.token;
@@ -85,10 +100,10 @@ export class Mounter {
       const res = (await client.request('POST', `auth/${params.authMountPath}/login`, {
         body: { role: params.roleName, jwt },
         what: `logging in to ${where}`,
-      })) as { auth?: { client_token?: string } } | null;
+      })) as { auth?: { client_token?: string; lease_duration?: number; renewable?: boolean } } | null;
       const token = res?.auth?.client_token;
       if (!token) throw new MountError(`login to ${where} returned no token`);
-      return token;
+      return { token, ttl: res?.auth?.lease_duration ?? 0, renewable: res?.auth?.renewable !== false };
     } catch (err) {
       if (err instanceof MountError) throw err;
       throw new MountError(`login to ${where} failed: ${detail(err)}`);
@@ -99,9 +114,14 @@ export class Mounter {
     client: VaultClient,
     token: string,
     object: SecretObject,
-  ): Promise<{ contents: Buffer; lease: boolean }> {
+  ): Promise<{ contents: Buffer; lease?: { id: string; duration: number; renewable: boolean } }> {
     const what = `object "${object.objectName}": ${object.method} ${object.secretPath}`;
-    let res: { data?: Record<string, unknown>; lease_id?: string } | null;
+    let res: {
+      data?: Record<string, unknown>;
+      lease_id?: string;
+      lease_duration?: number;
+      renewable?: boolean;
+    } | null;
     try {
       res = (await client.request(object.method, object.secretPath, {
         token,
@@ -129,7 +149,12 @@ export class Mounter {
         throw new MountError(`${what}: the value is not ${object.encoding} (encoding: ${object.encoding})`);
       contents = Buffer.from(text.trim(), object.encoding === 'hex' ? 'hex' : 'base64');
     }
-    return { contents, lease: Boolean(res?.lease_id) };
+    return {
+      contents,
+      ...(res?.lease_id
+        ? { lease: { id: res.lease_id, duration: res.lease_duration ?? 0, renewable: res.renewable !== false } }
+        : {}),
+    };
   }
 }
 
