@@ -7,6 +7,7 @@
 // the driver writes into the pod, and the old one ends with its lease.
 // The credentials live in this process's memory; a provider that restarts forgets them (they end with their TTL).
 import type { VaultClient } from '../../client/client.js';
+import { renewLease, renewSelf } from '../../client/renewal.js';
 import { planRenewal, RENEW_FRACTION } from '../pod-agent/renewal.js';
 import type { MountParameters, SecretObject } from './params.js';
 
@@ -104,12 +105,10 @@ export class PodLeases {
 
   private async renewToken(token: HeldToken): Promise<void> {
     try {
-      const res = (await token.client.request('PUT', 'auth/token/renew-self', {
-        body: { increment: token.ttl },
-        token: token.token,
-        what: 'renewing the token of a mounted credential',
-      })) as { auth?: { lease_duration?: number } } | null;
-      this.armToken(token, res?.auth?.lease_duration ?? 0);
+      this.armToken(
+        token,
+        await renewSelf(token.client, token.token, token.ttl, 'renewing the token of a mounted credential'),
+      );
     } catch (err) {
       this.opts.log('warn', 'renewing the token of a mounted credential failed', { error: (err as Error).message });
     }
@@ -129,12 +128,13 @@ export class PodLeases {
 
   private async renewLease(held: HeldObject): Promise<void> {
     try {
-      const res = (await held.token.client.request('PUT', 'sys/leases/renew', {
-        body: { lease_id: held.leaseId, increment: held.requested },
-        token: held.token.token,
-        what: 'renewing the lease of a mounted credential',
-      })) as { lease_duration?: number } | null;
-      const granted = res?.lease_duration ?? 0;
+      const granted = await renewLease(
+        held.token.client,
+        held.token.token,
+        held.leaseId,
+        held.requested,
+        'renewing the lease of a mounted credential',
+      );
       held.expiresAt = Date.now() + granted * 1000;
       this.renewals++;
       this.armLease(held, granted);

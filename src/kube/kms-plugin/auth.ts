@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
+import { renewSelf } from '../../client/renewal.js';
 import { planRenewal } from '../pod-agent/renewal.js';
 
 export type PluginAuthConfig =
@@ -101,12 +102,7 @@ export class PluginSession {
     const held = this.held;
     if (!held || this.stopped) return;
     try {
-      const res = (await this.client.request('PUT', 'auth/token/renew-self', {
-        body: { increment: held.ttl },
-        token: held.token,
-        what: 'renewing the plugin token',
-      })) as { auth?: { lease_duration?: number } } | null;
-      const granted = res?.auth?.lease_duration ?? 0;
+      const granted = await renewSelf(this.client, held.token, held.ttl, 'renewing the plugin token');
       this.lastError = undefined;
       this.schedule(held.ttl, granted);
     } catch (err) {

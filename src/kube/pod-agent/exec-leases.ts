@@ -10,6 +10,7 @@
 //   - on SIGTERM (the pod is deleted), revokes them all, unless revoke_on_exit is false.
 import { stat } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
+import { renewLease } from '../../client/renewal.js';
 import type { AgentConfig } from './config.js';
 import { readHandover, type HeldLease } from './handover.js';
 import type { Log } from './log.js';
@@ -102,12 +103,13 @@ export class ExecLeases {
   private async renew(file: string, adopted: Adopted, item: string, lease: HeldLease): Promise<void> {
     if (this.stopped || this.adopted.get(file) !== adopted) return;
     try {
-      const res = (await this.opts.client.request('PUT', 'sys/leases/renew', {
-        body: { lease_id: lease.id, increment: lease.requested },
-        token: await adopted.session.token(),
-        what: `renewing the lease of env item "${item}"`,
-      })) as { lease_duration?: number } | null;
-      const granted = res?.lease_duration ?? 0;
+      const granted = await renewLease(
+        this.opts.client,
+        await adopted.session.token(),
+        lease.id,
+        lease.requested,
+        `renewing the lease of env item "${item}"`,
+      );
       lease.expiresAt = Date.now() + granted * 1000;
       this.renewals++;
       this.opts.log('info', 'renewed a lease of an exec run', { item, lease_seconds: granted });

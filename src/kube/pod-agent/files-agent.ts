@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { VaultClient } from '../../client/client.js';
+import { renewLease } from '../../client/renewal.js';
 import { ChangeStream } from '../../client/events.js';
 import type { TlsSettings } from '../../client/transport.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -299,12 +300,13 @@ export class FilesAgent {
     if (this.stopped || this.leases.get(item.name) !== held) return;
     const state = this.status.item(item.name);
     try {
-      const res = (await this.opts.client.request('PUT', 'sys/leases/renew', {
-        body: { lease_id: held.lease.id, increment: held.requested },
-        token: await this.session.token(),
-        what: `renewing the lease of item "${item.name}"`,
-      })) as { lease_duration?: number } | null;
-      const granted = res?.lease_duration ?? 0;
+      const granted = await renewLease(
+        this.opts.client,
+        await this.session.token(),
+        held.lease.id,
+        held.requested,
+        `renewing the lease of item "${item.name}"`,
+      );
       state.leaseRenewals++;
       held.expiresAt = Date.now() + granted * 1000;
       state.leaseExpiresAt = new Date(held.expiresAt).toISOString();

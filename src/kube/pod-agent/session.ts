@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
+import { renewSelf } from '../../client/renewal.js';
 import type { AgentConfig } from './config.js';
 import type { Log } from './log.js';
 import { planRenewal } from './renewal.js';
@@ -175,13 +176,8 @@ export class Session {
     const held = this.held;
     if (!held || this.stopped) return;
     try {
-      const res = (await this.client.request('PUT', 'auth/token/renew-self', {
-        body: { increment: held.ttl },
-        token: held.token,
-        what: 'renewing the agent token',
-      })) as { auth?: { lease_duration?: number } } | null;
+      const granted = await renewSelf(this.client, held.token, held.ttl, 'renewing the agent token');
       this.renewals++;
-      const granted = res?.auth?.lease_duration ?? 0;
       this.log('info', 'renewed the token', { ttl_seconds: granted });
       held.granted = granted;
       held.expiresAt = expiry(granted);
