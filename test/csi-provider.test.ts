@@ -55,7 +55,25 @@ describe('cofre csi-provider, driven as the Secrets Store CSI Driver drives it',
     srv = await startServer();
     await enableKubernetesAuth(srv.api, cluster, kc);
     await writeOk(srv.api, 'sys/policies/acl/web', {
-      policy: 'path "secret/data/web/*" {\n  capabilities = ["read"]\n}\n',
+      policy:
+        'path "secret/data/web/*" {\n  capabilities = ["read"]\n}\n' +
+        'path "database/creds/app" {\n  capabilities = ["read"]\n}\n',
+    });
+    db = await postgres.start();
+    for (const sql of postgres.setup('csi_admin', 'csi-admin-pw-41d2')) await db.query(sql);
+    await writeOk(srv.api, 'sys/mounts/database', { type: 'database' });
+    await writeOk(srv.api, 'database/config/main', {
+      plugin_name: postgres.plugin,
+      connection_url: postgres.connectionUrl(db),
+      username: 'csi_admin',
+      password: 'csi-admin-pw-41d2',
+      allowed_roles: '*',
+    });
+    await writeOk(srv.api, 'database/roles/app', {
+      db_name: 'main',
+      creation_statements: postgres.creation,
+      default_ttl: PG_TTL,
+      max_ttl: 300,
     });
     for (const [role, ns, policies] of [
       ['web', NS, ['web']],
