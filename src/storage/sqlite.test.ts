@@ -139,12 +139,39 @@ describe('SqliteStorage', () => {
     raw.close();
   });
 
-  it('holds the file exclusively: a second server on the same file cannot write it', async () => {
+  it('holds the file exclusively: a second server on the same file cannot open it', async () => {
     const { file, s } = fresh();
     await s.put('mine', bytes('1'));
-    const other = new Database(file, { timeout: 100 });
-    assert.throws(() => other.prepare('SELECT count(*) FROM kv').get(), /locked/);
-    other.close();
+    assert.throws(() => openSqliteStorage(file), /in use by another Cofre server/);
+    await s.close();
+    // Closed (or its process gone): the file can be opened again, with what was written.
+    const again = openSqliteStorage(file);
+    assert.equal(text(await again.get('mine')), '1');
+    await again.close();
+  });
+
+  it('writes from a stale connection cannot slip past the commit thread', async () => {
+    const { s } = fresh();
+    const reader = (s as unknown as { db: Database.Database }).db;
+    assert.throws(() => reader.prepare("INSERT INTO kv (key, value) VALUES ('x', x'00')").run(), /readonly/);
+    await s.close();
+  });
+
+  it('keeps serving reads while a commit is on its way to disk', async () => {
+    const { s } = fresh();
+    await s.put('before', bytes('1'));
+    const writes = Array.from({ length: 500 }, (_, i) => s.put(`w/${i}`, bytes('x'.repeat(512))));
+    // The loop is free while the thread commits: reads answer before the writes are acknowledged.
+    let readsBeforeAck = 0;
+    let acknowledged = false;
+    void Promise.all(writes).then(() => (acknowledged = true));
+    while (!acknowledged) {
+      assert.equal(text(await s.get('before')), '1');
+      readsBeforeAck++;
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(readsBeforeAck > 1, `only ${readsBeforeAck} reads ran while 500 writes were committed`);
+    assert.equal((await s.list('w/')).length, 500);
     await s.close();
   });
 

@@ -1,22 +1,29 @@
 /**
  * SQLite adapter of the storage port: one WITHOUT ROWID table, WAL, synchronous=FULL.
  *
- * Writes are group-committed: put/delete/transaction only enqueue, and a setImmediate flush applies everything
- * queued during the current event-loop turn in one SQLite transaction, so concurrent writers share one fsync.
- * Each caller's ops run inside their own savepoint, so a failing caller is rolled back and rejected alone.
+ * Writes are group-committed off the event loop: put/delete/transaction only enqueue, a setImmediate flush hands
+ * everything queued during the current event-loop turn to the commit thread (sqlite-commit-thread.ts), and the
+ * thread commits whatever flushes are waiting in one SQLite transaction, so concurrent writers share one fsync while
+ * this loop goes on serving requests. Each caller's ops run inside their own savepoint, so a failing caller is
+ * rolled back and rejected alone.
  *
- * Reads go straight to SQLite and see only committed data: a write is invisible until its promise is about to
- * resolve (the flush commits before it resolves anyone), so a read always sees every already-resolved write.
+ * Reads go straight to SQLite on this thread's own connection and see only committed data: a write is invisible
+ * until the commit thread has committed it, and its promise resolves only then, so a read always sees every
+ * already-resolved write (WAL: each read starts from the latest commit).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Storage, StorageOp } from '../core/storage.js';
 import { prefixEnd } from './key-range.js';
+import type { CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
+import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
+import { threadScript } from './thread-script.js';
 
 export interface SqliteStats {
-  /** SQLite transactions committed by the group-commit flush. */
+  /** SQLite transactions committed (group commits). */
   commits: number;
   /** put/delete/transaction calls that were committed. */
   writes: number;
@@ -28,7 +35,13 @@ interface Waiter {
   ops: StorageOp[];
   resolve: () => void;
   reject: (err: unknown) => void;
-  failed?: { err: unknown };
+}
+
+/** Where flushed batches go to be committed; the reply comes back through the storage's settle(). */
+interface Committer {
+  submit(request: CommitRequest): void;
+  /** Commits what was submitted, then stops. */
+  close(): Promise<void>;
 }
 
 export function openSqliteStorage(file: string): SqliteStorage {
@@ -37,58 +50,47 @@ export function openSqliteStorage(file: string): SqliteStorage {
 
 export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
+  private readonly lock: Database.Database | undefined;
   private readonly getStmt: Database.Statement<[string], Buffer>;
   private readonly rangeStmt: Database.Statement<[string, string], string>;
   private readonly fromStmt: Database.Statement<[string], string>;
-  private readonly applyBatch: (batch: Waiter[]) => void;
+  private readonly committer: Committer;
+  private committerError: Error | undefined;
   private queue: Waiter[] = [];
+  private readonly inFlight = new Map<number, Waiter[]>();
+  private nextSeq = 1;
   private scheduled: NodeJS.Immediate | undefined;
   private closed = false;
   private counters: SqliteStats = { commits: 0, writes: 0, reads: 0 };
 
   constructor(file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = new Database(file);
-    this.db = db;
-    // One Cofre process owns its file. Exclusive locking keeps the WAL index in process memory instead of
-    // taking shared-memory file locks on every read (half the CPU of a read was those syscalls), and makes a
-    // second server on the same file fail to start instead of sharing it unsafely.
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('journal_mode = WAL');
-    // WAL's default (NORMAL) may lose the last commits on power loss; put() promises durability.
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID');
-
+    const inMemory = file === ':memory:';
+    if (!inMemory) fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.lock = inMemory ? undefined : holdFile(file);
+    try {
+      this.db = openStoreFile(file);
+    } catch (err) {
+      this.lock?.close();
+      throw err;
+    }
+    const db = this.db;
     this.getStmt = db.prepare<[string], Buffer>('SELECT value FROM kv WHERE key = ?').pluck();
     this.rangeStmt = db
       .prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key')
       .pluck();
     this.fromStmt = db.prepare<[string], string>('SELECT key FROM kv WHERE key >= ? ORDER BY key').pluck();
-    const put = db.prepare(
-      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-    );
-    const del = db.prepare('DELETE FROM kv WHERE key = ?');
-
-    // Nested better-sqlite3 transactions are savepoints: this one isolates a single caller inside the batch.
-    const applyCall = db.transaction((ops: StorageOp[]) => {
-      for (const op of ops) {
-        if (op.op === 'put') put.run(op.key, op.value);
-        else del.run(op.key);
-      }
-    });
-    this.applyBatch = db.transaction((batch: Waiter[]) => {
-      for (const w of batch) {
-        try {
-          applyCall(w.ops);
-        } catch (err) {
-          // Some errors (SQLITE_FULL, IOERR, ...) make SQLite roll back the whole transaction; going on would
-          // autocommit the rest one by one while earlier callers' writes are already gone, so fail the batch.
-          if (!db.inTransaction) throw err;
-          w.failed = { err };
-        }
-      }
-    });
+    // An in-memory store is one connection's: it commits on this thread (there is no fsync to wait for).
+    if (inMemory) {
+      this.committer = inlineCommitter(db, (reply) => this.settle(reply));
+    } else {
+      // Only the commit thread writes the file: a stray write here would bypass group commit.
+      db.pragma('query_only = true');
+      this.committer = threadCommitter(
+        file,
+        (reply) => this.settle(reply),
+        (err) => this.failCommitter(err),
+      );
+    }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -159,12 +161,14 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** Flushes pending writes, then closes the database. Closing twice is a no-op. */
+  /** Flushes pending writes, waits for them to be committed, then closes. Closing twice is a no-op. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.flush();
+    await this.committer.close();
     this.db.close();
+    this.lock?.close();
   }
 
   stats(): SqliteStats {
@@ -179,6 +183,7 @@ export class SqliteStorage implements Storage {
 
   private enqueue(ops: StorageOp[]): Promise<void> {
     this.assertOpen();
+    if (this.committerError) return Promise.reject(this.committerError);
     // Copy values now: the caller may reuse its buffer before the flush runs.
     const copied = ops.map((op): StorageOp => {
       checkKey(op.key);
@@ -199,26 +204,104 @@ export class SqliteStorage implements Storage {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    try {
-      this.applyBatch(batch);
-    } catch (err) {
-      for (const w of batch) w.reject(err);
+    if (this.committerError) {
+      for (const w of batch) w.reject(this.committerError);
       return;
     }
-    this.counters.commits++;
-    for (const w of batch) {
-      if (w.failed) {
-        w.reject(w.failed.err);
+    const seq = this.nextSeq++;
+    this.inFlight.set(seq, batch);
+    this.committer.submit({ seq, calls: batch.map((w) => w.ops) });
+  }
+
+  private settle(reply: CommitReply): void {
+    const batch = this.inFlight.get(reply.seq);
+    if (!batch) return;
+    this.inFlight.delete(reply.seq);
+    if (!reply.committed) {
+      for (const w of batch) w.reject(new Error(reply.error));
+      return;
+    }
+    this.counters.commits = reply.commits;
+    batch.forEach((w, i) => {
+      const failure = reply.failures[i];
+      if (failure !== undefined) {
+        w.reject(new Error(failure));
       } else {
         this.counters.writes++;
         w.resolve();
       }
-    }
+    });
+  }
+
+  /** The commit thread is gone: no write in flight or to come can be acknowledged. */
+  private failCommitter(err: Error): void {
+    this.committerError ??= err;
+    for (const batch of this.inFlight.values()) for (const w of batch) w.reject(this.committerError);
+    this.inFlight.clear();
   }
 
   private assertOpen(): void {
     if (this.closed) throw new Error('sqlite storage is closed');
   }
+}
+
+/**
+ * Takes an exclusive lock that lasts as long as this storage is open (the operating system drops it when the
+ * process dies, even by SIGKILL), so a second server on the same file fails to start instead of sharing it
+ * unsafely. The data file itself cannot be locked so: the commit thread and the readers share it.
+ */
+function holdFile(file: string): Database.Database {
+  const lock = new Database(`${file}-lock`, { timeout: 0 });
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE; COMMIT');
+    return lock;
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new Error(`the storage file ${file} is in use by another Cofre server (its lock ${file}-lock is held)`);
+    }
+    throw err;
+  }
+}
+
+/** Commits on the calling thread, at once (for an in-memory store). */
+function inlineCommitter(db: Database.Database, settle: (reply: CommitReply) => void): Committer {
+  const commit = groupCommitter(db);
+  let commits = 0;
+  return {
+    submit({ seq, calls }) {
+      try {
+        const failures = commit(calls);
+        settle({ seq, committed: true, failures, commits: ++commits });
+      } catch (err) {
+        settle({ seq, committed: false, error: errorMessage(err) });
+      }
+    },
+    close: async () => undefined,
+  };
+}
+
+/** Commits on a thread of its own (sqlite-commit-thread.ts), so the fsync never blocks this event loop. */
+function threadCommitter(file: string, settle: (reply: CommitReply) => void, fail: (err: Error) => void): Committer {
+  const worker = new Worker(threadScript(import.meta.url, 'sqlite-commit-thread'), {
+    workerData: { file } satisfies CommitThreadData,
+  });
+  worker.on('message', settle);
+  worker.on('error', fail);
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', (code) => {
+      fail(new Error(`the SQLite commit thread exited (code ${code})`));
+      resolve();
+    }),
+  );
+  return {
+    submit: (request) => worker.postMessage(request),
+    close: async () => {
+      worker.postMessage('close');
+      await exited;
+    },
+  };
 }
 
 function checkKey(key: string): string {

@@ -1,0 +1,224 @@
+// KV v2 side by side: Cofre's server on SQLite against OpenBao on raft, on the same machine in the same run, with wrk
+// (issue 18). Rounds alternate between the two servers so that a change in the machine's load hits both alike; the
+// table gives each round and the median of the ratios.
+//
+//   npm run build && node --import tsx bench/vs-openbao.ts --openbao /path/to/openbao [options]
+//
+// Options: --rounds 3, --seconds 8, --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's request
+// threads; its default when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds),
+// --audit (a file audit device on both), --only reads|writes. OpenBao is not built here: see
+// bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort } from '../test/support.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    openbao: { type: 'string', default: process.env.OPENBAO_BIN },
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '2' },
+    'cofre-workers': { type: 'string' },
+    stress: { type: 'string' },
+    audit: { type: 'boolean', default: false },
+    only: { type: 'string' },
+  },
+});
+if (!opts.openbao) throw new Error('give the OpenBao binary: --openbao <path> (or OPENBAO_BIN)');
+const ROUNDS = Number(opts.rounds);
+const SECONDS = Number(opts.seconds);
+const KEYS = 1000;
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+interface Server {
+  name: string;
+  url: string;
+  token: string;
+  child: ChildProcess;
+}
+
+interface Run {
+  perSec: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+async function waitFor(url: string, ok: (status: number) => boolean): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if (ok((await fetch(url)).status)) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function call(server: { url: string; token?: string }, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${server.url}/v1/${path}`, {
+    method,
+    headers: { ...(server.token ? { 'x-vault-token': server.token } : {}), 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+async function startOpenBao(dir: string): Promise<Server> {
+  const port = await freePort();
+  const clusterPort = await freePort();
+  const config = join(dir, 'openbao.hcl');
+  writeFileSync(
+    config,
+    [
+      `storage "raft" {\n  path = "${join(dir, 'raft')}"\n  node_id = "n1"\n}`,
+      `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}`,
+      `api_addr = "http://127.0.0.1:${port}"`,
+      `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
+      'disable_mlock = true',
+    ].join('\n'),
+  );
+  spawnSync('mkdir', ['-p', join(dir, 'raft')]);
+  const child = spawn(opts.openbao!, ['server', `-config=${config}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/v1/sys/health`, (s) => s !== 0);
+  const init = await call({ url }, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+  await call({ url }, 'PUT', 'sys/unseal', { key: (init.keys as string[])[0] });
+  await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
+  const server = { name: 'OpenBao', url, token: init.root_token as string, child };
+  await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
+  return server;
+}
+
+async function startCofre(dir: string): Promise<Server> {
+  const port = await freePort();
+  const token = 'bench-root';
+  const args = ['dist/cli/main.js', 'server', '--dev', '--data-dir', join(dir, 'cofre')];
+  args.push('--dev-listen-address', `127.0.0.1:${port}`, '--dev-root-token-id', token);
+  if (opts['cofre-workers']) args.push('--workers', opts['cofre-workers']);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
+  return { name: 'Cofre', url, token, child };
+}
+
+async function prepare(server: Server, dir: string): Promise<void> {
+  if (opts.audit) {
+    const file = join(dir, `${server.name.toLowerCase()}-audit.log`);
+    await call(server, 'PUT', 'sys/audit/file', { type: 'file', options: { file_path: file } });
+  }
+  for (let i = 0; i < KEYS; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, j) =>
+        call(server, 'POST', `secret/data/bench/k${i + j}`, { data: { value: `value-${i + j}` } }),
+      ),
+    );
+  }
+}
+
+/** wrk against one server: reads of one secret, or writes spread over the 1,000 secrets. */
+function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string): Run {
+  const script = join(scriptDir, 'writes.lua');
+  writeFileSync(
+    script,
+    [
+      'local n = 0',
+      'request = function()',
+      '  n = n + 1',
+      `  return wrk.format("POST", "/v1/secret/data/bench/k" .. (n % ${KEYS}), nil, '{"data":{"value":"v' .. n .. '"}}')`,
+      'end',
+    ].join('\n'),
+  );
+  const args = ['-t', opts.threads!, '-c', opts.connections!, '-d', `${SECONDS}s`, '--latency'];
+  args.push('-H', `X-Vault-Token: ${server.token}`, '-H', 'Content-Type: application/json');
+  if (kind === 'writes') args.push('-s', script);
+  args.push(`${server.url}/v1/secret/data/bench/k1`);
+  const out = spawnSync('wrk', args, { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
+  return parseWrk(out.stdout);
+}
+
+function parseWrk(out: string): Run {
+  const ms = (v: string, unit: string) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[unit]!;
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+    if (!m) throw new Error(`no ${p}% latency in wrk's output:\n${out}`);
+    return ms(m[1]!, m[2]!);
+  };
+  const rate = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return {
+    perSec: Math.round(Number(rate?.[1] ?? 0)),
+    p50ms: pct('50'),
+    p99ms: pct('99'),
+    errors: Number(non2xx?.[1] ?? 0) + socketErrors,
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
+  const servers: Server[] = [];
+  let stress: ChildProcess | undefined;
+  try {
+    servers.push(await startCofre(dir), await startOpenBao(dir));
+    for (const s of servers) {
+      log(`${s.name}: writing ${KEYS} secrets${opts.audit ? ' (file audit device on)' : ''}`);
+      await prepare(s, dir);
+    }
+    if (opts.stress) {
+      stress = spawn('stress-ng', ['--cpu', opts.stress, '--quiet'], { stdio: 'ignore' });
+      log(`stress-ng --cpu ${opts.stress} running beside both servers`);
+    }
+    const kinds = (opts.only ? [opts.only] : ['reads', 'writes']) as ('reads' | 'writes')[];
+    const rows: { round: number; kind: string; cofre: Run; openbao: Run }[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const kind of kinds) {
+        // Alternate which server goes first, so neither always runs on a machine the other just warmed or loaded.
+        const order = round % 2 === 1 ? servers : [...servers].reverse();
+        const runs: Record<string, Run> = {};
+        for (const s of order) {
+          log(`round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)})`);
+          runs[s.name] = wrk(s, kind, dir);
+        }
+        rows.push({ round, kind, cofre: runs.Cofre!, openbao: runs.OpenBao! });
+      }
+    }
+    const lines = [
+      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-workers'] ? `Cofre workers ${opts['cofre-workers']}` : 'Cofre default workers'}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
+      '',
+      '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ];
+    for (const r of rows) {
+      lines.push(
+        `| ${r.round} | ${r.kind} | ${r.cofre.perSec} | ${fmt(r.cofre.p50ms)} / ${fmt(r.cofre.p99ms)} | ${r.openbao.perSec} | ${fmt(r.openbao.p50ms)} / ${fmt(r.openbao.p99ms)} | ${fmt(r.cofre.perSec / r.openbao.perSec)} | ${fmt(r.cofre.p99ms / r.openbao.p99ms)} | ${r.cofre.errors} / ${r.openbao.errors} |`,
+      );
+    }
+    lines.push('');
+    for (const kind of kinds) {
+      const mine = rows.filter((r) => r.kind === kind);
+      lines.push(
+        `median ${kind}: throughput ${fmt(median(mine.map((r) => r.cofre.perSec / r.openbao.perSec)))} × OpenBao's, p99 ${fmt(median(mine.map((r) => r.cofre.p99ms / r.openbao.p99ms)))} × OpenBao's`,
+      );
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    stress?.kill('SIGKILL');
+    for (const s of servers) s.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

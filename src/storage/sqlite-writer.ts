@@ -1,0 +1,61 @@
+/**
+ * The write side of the SQLite adapter: the schema and pragmas of the file, and group commit. One SQLite
+ * transaction applies many callers' operations, each caller in a savepoint of its own, so a failing caller is
+ * rolled back and rejected alone while the others share the commit (and its fsync).
+ */
+import Database from 'better-sqlite3';
+import type { StorageOp } from '../core/storage.js';
+
+/** Opens (and creates) the store's file with the pragmas every connection to it uses. */
+export function openStoreFile(file: string): Database.Database {
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    // WAL's default (NORMAL) may lose the last commits on power loss; an acknowledged write must not be lost.
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID');
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Per caller: undefined when its operations were applied, else the message of the error that rejected it alone. */
+export type CallOutcomes = (string | undefined)[];
+
+/**
+ * Returns a function that commits groups of callers' operations in one transaction. It throws when the
+ * transaction as a whole failed (then nobody's operations were applied).
+ */
+export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) => CallOutcomes {
+  const put = db.prepare(
+    'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  );
+  const del = db.prepare('DELETE FROM kv WHERE key = ?');
+  // Nested better-sqlite3 transactions are savepoints: this one isolates a single caller inside the batch.
+  const applyCall = db.transaction((ops: StorageOp[]) => {
+    for (const op of ops) {
+      if (op.op === 'put') put.run(op.key, op.value);
+      else del.run(op.key);
+    }
+  });
+  return db.transaction((calls: StorageOp[][]): CallOutcomes =>
+    calls.map((ops) => {
+      try {
+        applyCall(ops);
+        return undefined;
+      } catch (err) {
+        // Some errors (SQLITE_FULL, IOERR, ...) make SQLite roll back the whole transaction; going on would
+        // autocommit the rest one by one while earlier callers' writes are already gone, so fail the batch.
+        if (!db.inTransaction) throw err;
+        return errorMessage(err);
+      }
+    }),
+  );
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
