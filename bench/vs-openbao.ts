@@ -100,7 +100,8 @@ async function startOpenBao(dir: string): Promise<Server> {
 async function startCofre(dir: string): Promise<Server> {
   const port = await freePort();
   const token = 'bench-root';
-  const args = ['dist/cli/main.js', 'server', '--dev', '--data-dir', join(dir, 'cofre')];
+  // No per-request log line (dev mode's default), as OpenBao writes none.
+  const args = ['dist/cli/main.js', 'server', '--dev', '--data-dir', join(dir, 'cofre'), '--log-level', 'warn'];
   args.push('--dev-listen-address', `127.0.0.1:${port}`, '--dev-root-token-id', token);
   if (opts['cofre-workers']) args.push('--workers', opts['cofre-workers']);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });

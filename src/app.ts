@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { auditDeviceFactories } from './audit/index.js';
+import type { AuditSinkFactory } from './core/audit-broker.js';
 import { authMethods } from './auth/index.js';
 import type { PathRecord } from './core/backend.js';
-import { Core } from './core/core.js';
+import { Core, type ServerPeers } from './core/core.js';
 import { MountTable, type MountEntry } from './core/mount-table.js';
 import type { Seal } from './core/seal.js';
 import { systemBackend } from './core/sys/index.js';
@@ -38,6 +39,12 @@ export interface CofreOptions {
   auditFilePathPrefix?: string;
   /** Serve the web UI at /ui/ (dev mode, or `ui = true` in the configuration file). */
   ui?: UiOptions;
+  /** An already opened store, instead of opening `storage` (a server thread's view of a shared file). */
+  physical?: StorageAdapter;
+  /** The other server threads of this process (src/workers/). */
+  peers?: ServerPeers;
+  /** Replaces the audit device types (a server thread relays its devices' lines to the primary thread). */
+  auditDevices?: Record<string, AuditSinkFactory>;
 }
 
 export interface Cofre {
@@ -68,15 +75,16 @@ function httpSysPaths(core: Core, metrics: ReturnType<typeof createMetrics>): Pa
 
 /** Builds a Cofre server: storage, seal, core with its backends, and the HTTP server (not yet listening). */
 export async function createCofre(opts: CofreOptions): Promise<Cofre> {
-  const physical = await openStorage(opts.storage);
+  const physical = opts.physical ?? (await openStorage(opts.storage));
   const metrics = createMetrics();
   const core: Core = new Core({
     physical,
     seal: opts.seal ?? new ShamirSeal(),
     migrateFrom: opts.migrateFrom ?? new ShamirSeal(),
     factories: { mounts: secretEngines, auth: authMethods(() => core) },
-    auditDevices: auditDeviceFactories({ file: { pathPrefix: opts.auditFilePathPrefix } }),
+    auditDevices: opts.auditDevices ?? auditDeviceFactories({ file: { pathPrefix: opts.auditFilePathPrefix } }),
     defaultMounts: opts.defaultMounts ?? [],
+    ...(opts.peers ? { peers: opts.peers } : {}),
   });
   registerLeaseMetrics(metrics.registry, () => core.expiration.snapshot());
   const sys = systemBackend(core, opts.storage.type);

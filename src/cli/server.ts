@@ -1,13 +1,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Cofre } from '../app.js';
+import type { Cofre, StorageAdapter } from '../app.js';
+import type { AuditSinkFactory } from '../core/audit-broker.js';
+import type { ServerPeers } from '../core/core.js';
 import type { Seal } from '../core/seal.js';
 import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
-interface ServerFlags {
+export interface ServerFlags {
   dev?: boolean;
   config?: string;
   /** Dev mode keeps its store here across restarts; without it, the store lives in memory. */
@@ -15,6 +17,25 @@ interface ServerFlags {
   devRootTokenId?: string;
   devListenAddress: string;
   logLevel?: string;
+  /** Server threads sharing the store (src/workers/); 1 serves everything on the main thread. */
+  workers?: string;
+}
+
+/** What a server thread brings to the server it runs (src/workers/server-thread.ts). */
+export interface Threading {
+  physical: StorageAdapter;
+  peers: ServerPeers;
+  auditDevices: Record<string, AuditSinkFactory>;
+  /** Where to listen instead of the configured port (the port the first thread was given when it asked for 0). */
+  port?: number;
+}
+
+/** A started server, and what to print about it. */
+export interface StartedServer {
+  cofre: Cofre;
+  announce: string;
+  /** The port it listens on. */
+  port: number;
 }
 
 const DEV_WARNING = `WARNING! dev mode is enabled! In this mode, Cofre runs unsealed, with one unseal key, and shows
@@ -33,7 +54,7 @@ interface DevServer {
  * store is in memory and gone when the server stops. With --data-dir it is a SQLite file in that directory, and the
  * key share and root token are kept beside it (in clear) so that a restart unseals itself and keeps the data.
  */
-async function startDev(flags: ServerFlags): Promise<DevServer> {
+async function startDev(flags: ServerFlags, threading?: Threading): Promise<DevServer> {
   const { createCofre, devDefaultMounts } = await import('../app.js');
   const dir = flags.dataDir;
   if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -46,6 +67,7 @@ async function startDev(flags: ServerFlags): Promise<DevServer> {
     requestLog: true,
     defaultMounts: devDefaultMounts(),
     ui: { redirectRoot: true },
+    ...threadingOptions(threading),
   });
   const { core } = cofre;
   let unsealKey: string;
@@ -85,49 +107,71 @@ async function startDev(flags: ServerFlags): Promise<DevServer> {
   return { cofre, rootToken, unsealKey, storage };
 }
 
-async function run(flags: ServerFlags): Promise<void> {
-  let cofre: Cofre;
-  let address: string;
-  if (flags.dev) {
-    const dev = await startDev(flags);
-    cofre = dev.cofre;
-    address = flags.devListenAddress;
+/** Builds, listens and (dev mode, or a seal that unseals by itself) unseals a server; says what to print. */
+export async function startServer(flags: ServerFlags, threading?: Threading): Promise<StartedServer> {
+  // Threads share one port: the kernel spreads the connections over their sockets.
+  const listen = async (cofre: Cofre, address: string): Promise<number> => {
     const { host, port } = splitAddress(address);
-    await cofre.http.listen({ host, port });
+    await cofre.http.listen({ host, port: threading?.port ?? port, ...(threading ? { reusePort: true } : {}) });
     const bound = cofre.http.server.address();
-    const url = `http://${host}:${typeof bound === 'object' && bound ? bound.port : port}`;
-    process.stdout.write(
+    return typeof bound === 'object' && bound ? bound.port : port;
+  };
+  if (flags.dev) {
+    const dev = await startDev(flags, threading);
+    const { host } = splitAddress(flags.devListenAddress);
+    const port = await listen(dev.cofre, flags.devListenAddress);
+    const url = `http://${host}:${port}`;
+    const announce =
       `${DEV_WARNING}\n\nStorage:     ${dev.storage}\nAPI address: ${url}\nWeb UI:      ${url}/ui/\n\n` +
-        `    export VAULT_ADDR='${url}'   # or COFRE_ADDR\n\n` +
-        `Unseal Key: ${dev.unsealKey}\nRoot Token: ${dev.rootToken}\n\nCofre server started (dev mode)! Log data will stream in below:\n`,
-    );
-  } else {
-    if (!flags.config) throw new Error('either --dev or --config FILE is required');
-    const config = loadServerConfig(flags.config);
-    const tls =
-      config.listener.tlsDisable || !config.listener.tlsCertFile || !config.listener.tlsKeyFile
-        ? undefined
-        : { cert: readFileSync(config.listener.tlsCertFile), key: readFileSync(config.listener.tlsKeyFile) };
-    const { createCofre } = await import('../app.js');
-    const seals = config.seal ? await openSeal(config.seal) : {};
-    cofre = await createCofre({
-      ...seals,
-      storage: config.storage,
-      ...(config.apiAddr ? { apiAddr: config.apiAddr } : {}),
-      logLevel: flags.logLevel ?? config.logLevel,
-      ...(tls ? { tls } : {}),
-      ...(config.auditFilePathPrefix ? { auditFilePathPrefix: config.auditFilePathPrefix } : {}),
-      ...(config.ui ? { ui: { redirectRoot: false } } : {}),
-    });
-    address = config.listener.address;
-    const { host, port } = splitAddress(address);
-    await cofre.http.listen({ host, port });
-    const started = await cofre.core.unsealOnStart().catch(async (err: unknown) => {
-      await cofre.close().catch(() => undefined);
-      throw err;
-    });
-    process.stdout.write(`Cofre server started on ${tls ? 'https' : 'http'}://${address} (${startState[started]})\n`);
+      `    export VAULT_ADDR='${url}'   # or COFRE_ADDR\n\n` +
+      `Unseal Key: ${dev.unsealKey}\nRoot Token: ${dev.rootToken}\n\nCofre server started (dev mode)! Log data will stream in below:\n`;
+    return { cofre: dev.cofre, announce, port };
   }
+  if (!flags.config) throw new Error('either --dev or --config FILE is required');
+  const config = loadServerConfig(flags.config);
+  const tls =
+    config.listener.tlsDisable || !config.listener.tlsCertFile || !config.listener.tlsKeyFile
+      ? undefined
+      : { cert: readFileSync(config.listener.tlsCertFile), key: readFileSync(config.listener.tlsKeyFile) };
+  const { createCofre } = await import('../app.js');
+  const seals = config.seal ? await openSeal(config.seal) : {};
+  const cofre = await createCofre({
+    ...seals,
+    storage: config.storage,
+    ...(config.apiAddr ? { apiAddr: config.apiAddr } : {}),
+    logLevel: flags.logLevel ?? config.logLevel,
+    ...(tls ? { tls } : {}),
+    ...(config.auditFilePathPrefix ? { auditFilePathPrefix: config.auditFilePathPrefix } : {}),
+    ...(config.ui ? { ui: { redirectRoot: false } } : {}),
+    ...threadingOptions(threading),
+  });
+  const port = await listen(cofre, config.listener.address);
+  const started = await cofre.core.unsealOnStart().catch(async (err: unknown) => {
+    await cofre.close().catch(() => undefined);
+    throw err;
+  });
+  const address = config.listener.address;
+  return {
+    cofre,
+    port,
+    announce: `Cofre server started on ${tls ? 'https' : 'http'}://${address} (${startState[started]})\n`,
+  };
+}
+
+function threadingOptions(threading: Threading | undefined) {
+  if (!threading) return {};
+  const { physical, peers, auditDevices } = threading;
+  return { physical, peers, auditDevices };
+}
+
+async function run(flags: ServerFlags): Promise<void> {
+  const workers = parseWorkers(flags.workers);
+  if (workers > 1) {
+    const { runServerThreads } = await import('../workers/primary.js');
+    return runServerThreads(flags, workers);
+  }
+  const { cofre, announce } = await startServer(flags);
+  process.stdout.write(announce);
   const stop = (): void => {
     cofre.close().then(
       () => process.exit(0),
@@ -138,6 +182,14 @@ async function run(flags: ServerFlags): Promise<void> {
   process.once('SIGTERM', stop);
   // As Vault: SIGHUP reopens the audit files, for log rotation tools that rename them away.
   process.on('SIGHUP', () => void cofre.core.audit.reopen());
+}
+
+function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new Error(`--workers must be a whole number from 1 to 64, not "${value}"`);
+  return n;
 }
 
 const startState = {
@@ -167,6 +219,10 @@ export function registerServerCommand(program: Command): void {
     .option('--dev-root-token-id <id>', 'dev mode: use this root token')
     .option('--dev-listen-address <addr>', 'dev mode: address to listen on', '127.0.0.1:8200')
     .option('--log-level <level>', 'trace, debug, info, warn or error')
+    .option(
+      '--workers <n>',
+      'server threads sharing the store and the port (SQLite file storage; default 1, see docs/operations.md)',
+    )
     .action(async (flags: ServerFlags) => {
       try {
         await run(flags);

@@ -15,6 +15,11 @@ export interface AuditSink {
   close(): Promise<void>;
   /** Lets go of the destination and opens it again (log rotation, SIGHUP); the hash chain goes on. */
   reopen?(): Promise<void>;
+  /**
+   * A sink that chains entries itself (a server thread's relay to the device its primary thread holds,
+   * src/workers/audit-relay.ts) takes each formatted entry here instead of a line.
+   */
+  writeEntry?(entry: Record<string, unknown>): Promise<void>;
 }
 
 export type AuditSinkFactory = (options: Record<string, string>) => AuditSink;
@@ -247,6 +252,7 @@ export class AuditBroker {
    */
   private async write(device: Device, event: AuditEvent): Promise<void> {
     const entry = await formatEntry(event, device.hash);
+    if (device.sink.writeEntry) return device.sink.writeEntry(entry);
     const run = device.queue.then(async () => {
       const { line, next } = chainLine(entry, device.chain);
       await device.sink.write(line + '\n');

@@ -15,7 +15,7 @@ import { SealKeyError, type Seal, type SealConfig, type WrappedRootKey } from '.
 import { RootGeneration } from './root-generation.js';
 import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
-import { applyRemoteChanges, dropEverything } from './remote-changes.js';
+import { dropEverything, dropRemoteChanges } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 import { RequestGate } from './request-gate.js';
@@ -44,6 +44,20 @@ export interface CoreOptions {
   migrateFrom?: Seal;
   /** Called after every unseal, once the mount table and stores are loaded (registers the system backend). */
   onUnsealed?: (core: Core) => void;
+  /** The other server threads of this process (src/workers/): they seal and take unseal keys with this one. */
+  peers?: ServerPeers;
+}
+
+/**
+ * The other server threads of one process, serving the same store. A server is sealed or unsealed as a whole: an
+ * operator's key share or seal reaches one thread (whichever took the connection) and that thread hands it on.
+ * Each call resolves once every other thread has done the same, so the answer to the operator is true of all.
+ */
+export interface ServerPeers {
+  /** This thread was sealed by an operator (sys/seal, a snapshot restore). */
+  sealed(): Promise<void>;
+  /** This thread took an unseal key share (or `reset`, a reset of the progress). */
+  unsealKey(key: Buffer | 'reset', migrate: boolean): Promise<void>;
 }
 
 export interface SealStatus {
@@ -245,7 +259,28 @@ export class Core {
    * `migrate`, the shares are those of the seal the store was sealed by, and the root key is wrapped anew by the
    * configured seal.
    */
-  async submitUnsealKey(key: Buffer, migrate = false): Promise<void> {
+  async submitUnsealKey(key: Buffer, migrate = false, fromPeer = false): Promise<void> {
+    try {
+      await this.takeUnsealKey(key, migrate);
+    } finally {
+      // Whatever this thread made of the share, the others make the same of it: their progress stays the same.
+      if (!fromPeer) await this.opts.peers?.unsealKey(key, migrate);
+    }
+  }
+
+  /** sys/unseal with reset: the progress of every server thread starts again. */
+  async resetUnseal(fromPeer = false): Promise<void> {
+    this.resetUnsealProgress();
+    if (!fromPeer) await this.opts.peers?.unsealKey('reset', false);
+  }
+
+  /** Seals on an operator's request: this thread once its requests have ended, then every other server thread. */
+  async sealByOperator(fromPeer = false): Promise<void> {
+    await this.sealAfterDraining();
+    if (!fromPeer) await this.opts.peers?.sealed();
+  }
+
+  private async takeUnsealKey(key: Buffer, migrate: boolean): Promise<void> {
     const config = await this.sealConfig();
     if (!config) throw badRequest('Vault is not initialized');
     if (!this.sealed) return;
@@ -468,6 +503,11 @@ export class Core {
     else await this.startBackground();
   }
 
+  /** Applies, now, what other server threads committed before this moment (SharedStorage.catchUp). */
+  catchUp(): void {
+    this.cluster?.store.catchUp?.();
+  }
+
   /**
    * Joins the nodes sharing this store: caches follow the keys other nodes change, and this node runs the
    * background jobs only while it is the elected leader.
@@ -478,8 +518,15 @@ export class Core {
     // One batch at a time, in the order they came: a later notification must not overtake an earlier one.
     let applying: Promise<void> = Promise.resolve();
     await store.watchChanges((keys) => {
+      let reload: () => Promise<void>;
+      try {
+        reload = dropRemoteChanges(this, keys);
+      } catch {
+        dropEverything(this);
+        return;
+      }
       applying = applying
-        .then(() => applyRemoteChanges(this, keys))
+        .then(reload)
         // A failure leaves some cache as it was: drop them all rather than serve a stale value.
         .catch(() => dropEverything(this));
     });

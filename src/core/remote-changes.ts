@@ -4,14 +4,17 @@ import { byStage, type InvalidationHandler } from './invalidation.js';
 /**
  * Keeps one node's caches true to a store that other nodes write: called with the barrier keys another node
  * committed (or undefined when it could not say which). Each key goes to the store that registered the longest
- * prefix of it (core.invalidation). Everything that can be dropped at once is dropped before the first await, so a
- * request that arrives after the notification never sees the old value; the reloads then run in stage order
- * (keyring, mounts, audit, leases, events). Batches are applied one at a time, in order (Core.joinCluster).
+ * prefix of it (core.invalidation). Everything that can be dropped is dropped here, synchronously, so a request
+ * handled after the call never sees the old value; the returned function runs the reloads in stage order
+ * (keyring, mounts, audit, leases, events). Reloads of batches run one at a time, in order (Core.joinCluster).
  */
-export async function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
+export function dropRemoteChanges(core: Core, keys: string[] | undefined): () => Promise<void> {
   core.forgetSealConfig();
-  if (core.sealed) return;
-  if (keys === undefined) return reloadEverything(core);
+  if (core.sealed) return async () => undefined;
+  if (keys === undefined) {
+    dropEverything(core);
+    return () => reloadEverything(core);
+  }
   const batch = new Map<InvalidationHandler, string[]>();
   for (const key of keys) {
     core.barrier.invalidate(key);
@@ -22,7 +25,9 @@ export async function applyRemoteChanges(core: Core, keys: string[] | undefined)
     owned.push(owner.key);
     batch.set(owner.handler, owned);
   }
-  for (const handler of byStage([...batch.keys()])) await handler.apply?.(batch.get(handler)!);
+  return async () => {
+    for (const handler of byStage([...batch.keys()])) await handler.apply?.(batch.get(handler)!);
+  };
 }
 
 /** Drops every cache at once, without waiting: what a node does when it cannot tell what changed. */
@@ -32,6 +37,10 @@ export function dropEverything(core: Core): void {
 }
 
 async function reloadEverything(core: Core): Promise<void> {
-  dropEverything(core);
   for (const handler of byStage(core.invalidation.all())) await handler.reload?.();
+}
+
+/** Drops and then reloads, in one go (for callers that have nothing to order the reloads against). */
+export function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
+  return dropRemoteChanges(core, keys)();
 }

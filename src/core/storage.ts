@@ -49,6 +49,12 @@ export interface SharedStorage extends Storage {
    */
   watchChanges(listener: (keys: string[] | undefined) => void): Promise<void>;
   /**
+   * Hands the watchChanges listener, now and synchronously, every change committed by another node before this
+   * call. Only stores that can know that cheaply offer it (server threads of one process: src/workers/); the core
+   * calls it as each request starts, so a write another thread acknowledged is never answered with an old value.
+   */
+  catchUp?(): void;
+  /**
    * Campaigns for leadership until stop() or close(): onElected when this node becomes leader, onLost when it stops
    * being leader (its lock connection failed). At most one node is leader at any time.
    */

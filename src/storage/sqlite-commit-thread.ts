@@ -1,15 +1,21 @@
 /**
- * The SQLite commit thread: the only connection that writes the file. The server's event loop hands it batches of
- * writes (src/storage/sqlite.ts) and goes on serving requests while the commit's fsync runs here.
+ * The SQLite commit thread: the only connection that writes the file. Server threads hand it batches of writes
+ * (src/storage/sqlite.ts) and go on serving requests while the commit's fsync runs here.
  *
- * Group commit: every batch waiting when the thread turns to work is drained at once (receiveMessageOnPort) and
- * committed in one SQLite transaction, so the slower the disk, the more writes share one fsync.
+ * Group commit: every batch waiting when the thread turns to work, from every client, is drained at once
+ * (receiveMessageOnPort) and committed in one SQLite transaction, so the slower the disk, the more writes share
+ * one fsync.
+ *
+ * With several server threads on one store (src/workers/), a commit also tells every other client which keys it
+ * changed, and only then bumps the shared change counter and answers the writers: a thread that sees the counter
+ * move finds the changes already waiting on its port (SqliteThreadStorage.catchUp), so no thread can serve a value
+ * older than a write another thread has acknowledged.
  */
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { StorageOp } from '../core/storage.js';
 import { errorMessage, groupCommitter, openStoreFile, type CallOutcomes } from './sqlite-writer.js';
 
-/** One flush of the server's event loop: the operations of each caller, in order. */
+/** One flush of a client's event loop: the operations of each caller, in order. */
 export interface CommitRequest {
   seq: number;
   calls: StorageOp[][];
@@ -20,49 +26,82 @@ export type CommitReply =
   | { seq: number; committed: true; failures: CallOutcomes; commits: number }
   | { seq: number; committed: false; error: string };
 
-export interface CommitThreadData {
-  file: string;
+/** What a client hears of the keys other clients committed. */
+export interface ChangesMessage {
+  changed: string[];
 }
 
-const port = parentPort;
-if (!port) throw new Error('sqlite-commit-thread runs as a worker thread');
+export interface CommitThreadData {
+  file: string;
+  /** Several clients (server threads); without, the parent is the one client. */
+  clients?: MessagePort[];
+  /** Int32 slot 0: bumped once per commit, after the other clients were told of its keys. */
+  changeCounter?: SharedArrayBuffer;
+}
 
-const db = openStoreFile((workerData as CommitThreadData).file);
+const parent = parentPort;
+if (!parent) throw new Error('sqlite-commit-thread runs as a worker thread');
+
+const data = workerData as CommitThreadData;
+const db = openStoreFile(data.file);
 const commit = groupCommitter(db);
+const clients: MessagePort[] = data.clients ?? [parent];
+const counter = data.changeCounter ? new Int32Array(data.changeCounter) : undefined;
 let commits = 0;
+let closing = false;
 
-port.on('message', (first: CommitRequest | 'close') => {
-  const requests: CommitRequest[] = [];
-  let closing = first === 'close';
-  if (first !== 'close') requests.push(first);
-  for (let next = closing ? undefined : receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) {
-    const request = next.message as CommitRequest | 'close';
-    if (request === 'close') {
-      closing = true;
-      break;
-    }
-    requests.push(request);
-  }
-  if (requests.length > 0) commitAll(requests);
+interface Pending {
+  client: number;
+  request: CommitRequest;
+}
+
+clients.forEach((port, client) => port.on('message', (first: CommitRequest | 'close') => work({ client, first })));
+if (data.clients) parent.on('message', (msg: 'close') => work({ client: -1, first: msg }));
+
+function work({ client, first }: { client: number; first: CommitRequest | 'close' }): void {
+  const pending: Pending[] = [];
+  take(client, first, pending);
+  clients.forEach((port, i) => {
+    for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) take(i, next.message, pending);
+  });
+  if (pending.length > 0) commitAll(pending);
   if (closing) {
     db.close();
-    port.close();
+    for (const port of clients) port.close();
+    parent!.close();
   }
-});
+}
 
-function commitAll(requests: CommitRequest[]): void {
+function take(client: number, message: CommitRequest | 'close', into: Pending[]): void {
+  if (message === 'close') closing = true;
+  else into.push({ client, request: message });
+}
+
+function commitAll(pending: Pending[]): void {
   let outcomes: CallOutcomes;
   try {
-    outcomes = commit(requests.flatMap((r) => r.calls));
+    outcomes = commit(pending.flatMap((p) => p.request.calls));
   } catch (err) {
-    for (const { seq } of requests) port!.postMessage({ seq, committed: false, error: errorMessage(err) });
+    for (const { client, request } of pending) {
+      clients[client]!.postMessage({ seq: request.seq, committed: false, error: errorMessage(err) });
+    }
     return;
   }
   commits++;
+  if (counter) announce(pending);
   let at = 0;
-  for (const { seq, calls } of requests) {
-    const failures = outcomes.slice(at, at + calls.length);
-    at += calls.length;
-    port!.postMessage({ seq, committed: true, failures, commits } satisfies CommitReply);
+  for (const { client, request } of pending) {
+    const failures = outcomes.slice(at, at + request.calls.length);
+    at += request.calls.length;
+    clients[client]!.postMessage({ seq: request.seq, committed: true, failures, commits } satisfies CommitReply);
   }
+}
+
+/** Tells each client the keys the others changed, then moves the counter (the order catchUp relies on). */
+function announce(pending: Pending[]): void {
+  clients.forEach((port, i) => {
+    const changed = pending.filter((p) => p.client !== i).flatMap((p) => p.request.calls.flat().map((op) => op.key));
+    if (changed.length > 0) port.postMessage({ changed } satisfies ChangesMessage);
+  });
+  Atomics.add(counter!, 0, 1);
 }

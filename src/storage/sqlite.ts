@@ -14,11 +14,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Storage, StorageOp } from '../core/storage.js';
 import { prefixEnd } from './key-range.js';
-import type { CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
+import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
 import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
 import { threadScript } from './thread-script.js';
 
@@ -42,6 +42,15 @@ interface Committer {
   submit(request: CommitRequest): void;
   /** Commits what was submitted, then stops. */
   close(): Promise<void>;
+  /** Handles, now, every message already waiting from a shared commit thread (replies and other threads' changes). */
+  drain?(): void;
+}
+
+/** A server thread's connection to a commit thread that several threads share (src/workers/). */
+export interface CommitClient {
+  port: MessagePort;
+  /** The keys another thread committed. */
+  onChanges(keys: string[]): void;
 }
 
 export function openSqliteStorage(file: string): SqliteStorage {
@@ -54,7 +63,7 @@ export class SqliteStorage implements Storage {
   private readonly getStmt: Database.Statement<[string], Buffer>;
   private readonly rangeStmt: Database.Statement<[string, string], string>;
   private readonly fromStmt: Database.Statement<[string], string>;
-  private readonly committer: Committer;
+  protected readonly committer: Committer;
   private committerError: Error | undefined;
   private queue: Waiter[] = [];
   private readonly inFlight = new Map<number, Waiter[]>();
@@ -63,10 +72,12 @@ export class SqliteStorage implements Storage {
   private closed = false;
   private counters: SqliteStats = { commits: 0, writes: 0, reads: 0 };
 
-  constructor(file: string) {
+  /** `client`: commit through a commit thread shared with other server threads, whose parent holds the file's lock. */
+  constructor(file: string, client?: CommitClient) {
     const inMemory = file === ':memory:';
+    if (inMemory && client) throw new Error('an in-memory store cannot be shared by server threads');
     if (!inMemory) fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.lock = inMemory ? undefined : holdFile(file);
+    this.lock = inMemory || client ? undefined : holdFile(file);
     try {
       this.db = openStoreFile(file);
     } catch (err) {
@@ -82,6 +93,9 @@ export class SqliteStorage implements Storage {
     // An in-memory store is one connection's: it commits on this thread (there is no fsync to wait for).
     if (inMemory) {
       this.committer = inlineCommitter(db, (reply) => this.settle(reply));
+    } else if (client) {
+      db.pragma('query_only = true');
+      this.committer = portCommitter(client, (reply) => this.settle(reply));
     } else {
       // Only the commit thread writes the file: a stray write here would bypass group commit.
       db.pragma('query_only = true');
@@ -250,7 +264,7 @@ export class SqliteStorage implements Storage {
  * process dies, even by SIGKILL), so a second server on the same file fails to start instead of sharing it
  * unsafely. The data file itself cannot be locked so: the commit thread and the readers share it.
  */
-function holdFile(file: string): Database.Database {
+export function holdFile(file: string): Database.Database {
   const lock = new Database(`${file}-lock`, { timeout: 0 });
   try {
     lock.pragma('locking_mode = EXCLUSIVE');
@@ -263,6 +277,34 @@ function holdFile(file: string): Database.Database {
     }
     throw err;
   }
+}
+
+/** Commits through a commit thread other server threads share; the same port brings their changes. */
+function portCommitter(client: CommitClient, settle: (reply: CommitReply) => void): Committer {
+  const inFlight = new Set<number>();
+  let drained: (() => void) | undefined;
+  const handle = (message: CommitReply | ChangesMessage): void => {
+    if ('changed' in message) return client.onChanges(message.changed);
+    inFlight.delete(message.seq);
+    settle(message);
+    if (inFlight.size === 0) drained?.();
+  };
+  client.port.on('message', handle);
+  return {
+    drain: () => {
+      for (let next = receiveMessageOnPort(client.port); next; next = receiveMessageOnPort(client.port)) {
+        handle(next.message as CommitReply | ChangesMessage);
+      }
+    },
+    submit: (request) => {
+      inFlight.add(request.seq);
+      client.port.postMessage(request);
+    },
+    close: async () => {
+      if (inFlight.size > 0) await new Promise<void>((resolve) => (drained = resolve));
+      client.port.close();
+    },
+  };
 }
 
 /** Commits on the calling thread, at once (for an in-memory store). */

@@ -94,7 +94,7 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       },
       operations: {
         update: async (req) => {
-          if (req.data.reset === true) core.resetUnsealProgress();
+          if (req.data.reset === true) await core.resetUnseal();
           else if (typeof req.data.key === 'string' && req.data.key !== '') {
             await core.submitUnsealKey(decodeKey(req.data.key), req.data.migrate === true);
           } else throw badRequest("'key' must be specified in request body as JSON, or 'reset' set to true");
@@ -109,7 +109,7 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
       drainsRequests: true,
       operations: {
         update: async () => {
-          await core.sealAfterDraining();
+          await core.sealByOperator();
           return undefined;
         },
       },

@@ -62,7 +62,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
             await checkRestorable(core, info, force);
             // Sealed before the first write: no request or background job writes (or caches) meanwhile, and the
             // restored store may have other keys, which only the operator holds.
-            await core.sealAfterDraining();
+            await core.sealByOperator();
             sealed = true;
           },
         });

@@ -1,0 +1,115 @@
+/**
+ * Audit devices when several server threads serve one store: every thread's lines go to the primary thread, which
+ * holds the one real device (file or socket) and its hash chain. Each thread writing the file itself would give
+ * one file several chains, each breaking the others.
+ *
+ * A thread's device is a relay (relayedAuditDevices): its entries (formatted and HMAC'd by the thread's broker)
+ * are chained and written by the primary's AuditHost, in the order they arrive, and a request goes on only once its
+ * entry is written, as with a device of its own (fail-closed).
+ */
+import type { AuditSink, AuditSinkFactory } from '../core/audit-broker.js';
+import { chainLine, GENESIS, type ChainState } from '../core/audit-chain.js';
+import type { Rpc } from './rpc.js';
+
+/** The audit device types of a server thread: each one a relay to the primary's device of the same options. */
+export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record<string, AuditSinkFactory> {
+  return Object.fromEntries(
+    types.map((type): [string, AuditSinkFactory] => [
+      type,
+      (options) => {
+        let id: number | undefined;
+        const sink: AuditSink = {
+          open: async () => {
+            id = await primary().call<number>('audit.open', { type, options });
+            return GENESIS; // the primary keeps the chain
+          },
+          write: () => Promise.reject(new Error('a relayed audit device takes entries, not lines')),
+          writeEntry: (entry) =>
+            primary()
+              .call('audit.write', { id, entry })
+              .then(() => undefined),
+          close: async () => {
+            if (id !== undefined) await primary().call('audit.close', id);
+            id = undefined;
+          },
+        };
+        return sink;
+      },
+    ]),
+  );
+}
+
+interface HostedDevice {
+  key: string;
+  sink: AuditSink;
+  chain: ChainState;
+  queue: Promise<void>;
+  users: number;
+}
+
+/** The primary's side: one real device per distinct (type, options), shared by the threads that relay to it. */
+export class AuditHost {
+  private readonly byKey = new Map<string, HostedDevice>();
+  private readonly byId = new Map<number, HostedDevice>();
+  private readonly ids = new Map<HostedDevice, number>();
+  private next = 1;
+
+  constructor(private readonly factories: Record<string, AuditSinkFactory>) {}
+
+  async open({ type, options }: { type: string; options: Record<string, string> }): Promise<number> {
+    const key = JSON.stringify([type, Object.entries(options).sort()]);
+    let device = this.byKey.get(key);
+    if (device) {
+      device.users++;
+      return this.ids.get(device)!;
+    }
+    const factory = Object.hasOwn(this.factories, type) ? this.factories[type] : undefined;
+    if (!factory) throw new Error(`unknown audit device type "${type}"`);
+    const sink = factory(options);
+    const chain = await sink.open();
+    // Another thread may have opened the same device while this one awaited.
+    const raced = this.byKey.get(key);
+    if (raced) {
+      await sink.close().catch(() => undefined);
+      raced.users++;
+      return this.ids.get(raced)!;
+    }
+    device = { key, sink, chain, queue: Promise.resolve(), users: 1 };
+    const id = this.next++;
+    this.byKey.set(key, device);
+    this.byId.set(id, device);
+    this.ids.set(device, id);
+    return id;
+  }
+
+  write({ id, entry }: { id: number; entry: Record<string, unknown> }): Promise<void> {
+    const device = this.byId.get(id);
+    if (!device) return Promise.reject(new Error('the audit device is closed'));
+    const run = device.queue.then(async () => {
+      const { line, next } = chainLine(entry, device.chain);
+      await device.sink.write(line + '\n');
+      device.chain = next;
+    });
+    device.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(id: number): Promise<void> {
+    const device = this.byId.get(id);
+    if (!device || --device.users > 0) return;
+    this.byId.delete(id);
+    this.byKey.delete(device.key);
+    this.ids.delete(device);
+    await device.queue;
+    await device.sink.close();
+  }
+
+  /** SIGHUP: every device lets go of its file and opens it again (log rotation). */
+  async reopen(): Promise<void> {
+    await Promise.all([...this.byKey.values()].map((d) => d.sink.reopen?.()));
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.byId.keys()].map((id) => this.close(id).catch(() => undefined)));
+  }
+}

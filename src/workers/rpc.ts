@@ -1,0 +1,67 @@
+/**
+ * Calls between the primary thread and a server thread over one port: each side answers the other's calls with
+ * its handlers and awaits its own calls' answers. Errors cross as their message.
+ */
+import type { MessagePort, Worker } from 'node:worker_threads';
+
+/** Each handler names the type of its arguments; what crosses the port is trusted to match (both ends are ours). */
+type Handler = (args: never) => unknown;
+
+interface CallMessage {
+  call: number;
+  method: string;
+  args: unknown;
+}
+
+interface AnswerMessage {
+  answer: number;
+  value?: unknown;
+  error?: string;
+}
+
+export interface Rpc {
+  call<T = unknown>(method: string, args?: unknown): Promise<T>;
+  /** Rejects every call still waiting (the other side is gone). */
+  fail(reason: Error): void;
+}
+
+export function rpc(port: MessagePort | Worker, handlers: Record<string, Handler>): Rpc {
+  let next = 1;
+  const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  port.on('message', (message: CallMessage | AnswerMessage | object) => {
+    if ('answer' in message) {
+      const pending = waiting.get(message.answer);
+      waiting.delete(message.answer);
+      if (message.error !== undefined) pending?.reject(new Error(message.error));
+      else pending?.resolve(message.value);
+    } else if ('call' in message) {
+      const handler = Object.hasOwn(handlers, message.method) ? handlers[message.method] : undefined;
+      Promise.resolve()
+        .then(() => {
+          if (!handler) throw new Error(`no handler for ${message.method}`);
+          return (handler as (args: unknown) => unknown)(message.args);
+        })
+        .then(
+          (value) => port.postMessage({ answer: message.call, value } satisfies AnswerMessage),
+          (err: unknown) =>
+            port.postMessage({
+              answer: message.call,
+              error: err instanceof Error ? err.message : String(err),
+            } satisfies AnswerMessage),
+        );
+    }
+  });
+  return {
+    call<T>(method: string, args?: unknown): Promise<T> {
+      const id = next++;
+      return new Promise<T>((resolve, reject) => {
+        waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+        port.postMessage({ call: id, method, args } satisfies CallMessage);
+      });
+    },
+    fail(reason) {
+      for (const pending of waiting.values()) pending.reject(reason);
+      waiting.clear();
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * One server thread of `cofre server --workers N` (src/workers/primary.ts): a whole server (core, caches, HTTP
+ * listener on the shared port) on the shared SQLite store, whose seal, unseal and audit go through the primary.
+ */
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import type { Cofre } from '../app.js';
+import { startServer, type ServerFlags } from '../cli/server.js';
+import { shareKeyLocksAcrossThreads } from '../core/key-locks.js';
+import { SqliteThreadStorage } from '../storage/sqlite-threads.js';
+import { relayedAuditDevices } from './audit-relay.js';
+import { rpc } from './rpc.js';
+
+export interface ServerThreadData {
+  flags: ServerFlags;
+  index: number;
+  threads: number;
+  file: string;
+  commitPort: MessagePort;
+  changeCounter: SharedArrayBuffer;
+  lockSlots: SharedArrayBuffer;
+  /** The port the first thread listens on; unset for the first thread. */
+  port?: number;
+}
+
+const parent = parentPort;
+if (!parent) throw new Error('server-thread runs as a worker thread');
+const data = workerData as ServerThreadData;
+
+// Set once the server is up; the primary's calls before that (none are sent) would find nothing to act on.
+const running: { cofre?: Cofre } = {};
+const primary = rpc(parent, {
+  seal: () => running.cofre?.core.sealByOperator(true),
+  unsealKey: ({ key, migrate }: { key: Uint8Array | 'reset'; migrate: boolean }) =>
+    key === 'reset'
+      ? running.cofre?.core.resetUnseal(true)
+      : running.cofre?.core.submitUnsealKey(Buffer.from(key), migrate, true),
+  close: async () => {
+    await running.cofre?.close();
+    parent.close();
+  },
+});
+
+const physical = new SqliteThreadStorage({
+  file: data.file,
+  port: data.commitPort,
+  changeCounter: data.changeCounter,
+  index: data.index,
+  threads: data.threads,
+});
+shareKeyLocksAcrossThreads(data.lockSlots, data.index, () => physical.catchUp());
+
+const started = await startServer(data.flags, {
+  physical,
+  peers: {
+    sealed: () => primary.call('peers.sealed'),
+    unsealKey: (key, migrate) =>
+      primary.call('peers.unsealKey', { key: key === 'reset' ? key : new Uint8Array(key), migrate }),
+  },
+  auditDevices: relayedAuditDevices(() => primary, ['file', 'socket']),
+  ...(data.port === undefined ? {} : { port: data.port }),
+});
+running.cofre = started.cofre;
+await primary.call('started', { announce: started.announce, port: started.port });

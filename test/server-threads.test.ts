@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { verifyLines } from '../src/core/audit-chain.js';
+import { apiClient, freePort, lostWrites, spawnDevServer, startCrashWriters, tempDir } from './support.js';
+
+/**
+ * `cofre server --workers 2`: two server threads on one SQLite store and one port. Every request here goes on a new
+ * TCP connection, which the kernel hands to either thread, so a check that holds for 40 requests in a row holds
+ * on both threads (sys/leader's is_self tells them apart: only the first thread leads).
+ */
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown> & { data?: Record<string, unknown> };
+}
+
+/** One request on a connection of its own (no keep-alive), so that it lands on whichever thread the kernel picks. */
+function fresh(url: string, method: string, path: string, token?: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${url}/v1/${path}`,
+      {
+        method,
+        agent: false,
+        headers: { ...(token ? { 'x-vault-token': token } : {}), 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** `n` requests, each on a new connection, all at once. */
+const many = (n: number, request: () => Promise<Answer>): Promise<Answer[]> =>
+  Promise.all(Array.from({ length: n }, request));
+
+const statuses = (answers: Answer[]): number[] => [...new Set(answers.map((a) => a.status))].sort();
+
+async function startThreaded(dir: string) {
+  const port = await freePort();
+  const server = await spawnDevServer(dir, port, 'root', ['--workers', '2']);
+  // Healthy as soon as the first thread is up: the banner comes once every thread is.
+  for (let i = 0; i < 200 && !server.output().includes('Server threads: 2'); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(server.output(), /Server threads: 2/);
+  return server;
+}
+
+describe('server threads (--workers 2)', () => {
+  let dir: string;
+  let server: Awaited<ReturnType<typeof startThreaded>>;
+  let url: string;
+
+  before(async () => {
+    dir = tempDir('threads');
+    server = await startThreaded(dir);
+    url = server.url;
+  });
+  after(() => {
+    server?.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('both threads answer on the one port, and only the first leads', async () => {
+    const answers = await many(40, () => fresh(url, 'GET', 'sys/leader'));
+    const selves = new Set(answers.map((a) => a.body.is_self));
+    assert.deepEqual([...selves].sort(), [false, true], 'both threads took connections');
+    const ha = await fresh(url, 'GET', 'sys/ha-status', 'root');
+    const nodes = (ha.body.data as { nodes: { hostname: string; active_node: boolean }[] }).nodes;
+    assert.deepEqual(
+      nodes.map((n) => [n.hostname, n.active_node]),
+      [
+        ['thread-0', true],
+        ['thread-1', false],
+      ],
+    );
+  });
+
+  it('a token revoked through one thread is refused by every thread once the revocation is answered', async () => {
+    await fresh(url, 'POST', 'secret/data/threads/a', 'root', { data: { v: '1' } });
+    for (let round = 0; round < 5; round++) {
+      const made = await fresh(url, 'POST', 'auth/token/create', 'root', { policies: ['root'], ttl: '1h' });
+      const token = (made.body.auth as { client_token: string }).client_token;
+      // Both threads have the token cached before the revocation.
+      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/a', token))), [200]);
+      // Readers race the revocation; a read sent after its answer must be refused, on either thread.
+      let revokedAt = Infinity;
+      const late: Promise<Answer>[] = [];
+      let racing = true;
+      const racers = Array.from({ length: 8 }, async () => {
+        while (racing) {
+          const sentAfterRevoke = Date.now() > revokedAt;
+          const answer = fresh(url, 'GET', 'secret/data/threads/a', token);
+          if (sentAfterRevoke) late.push(answer);
+          await answer;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 30));
+      const revoked = await fresh(url, 'POST', 'auth/token/revoke', 'root', { token });
+      assert.equal(revoked.status, 204);
+      revokedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 100));
+      racing = false;
+      await Promise.all(racers);
+      const lateAnswers = await Promise.all(late);
+      assert.ok(lateAnswers.length > 0);
+      assert.deepEqual(statuses(lateAnswers), [403], `round ${round}: a revoked token was served after the answer`);
+      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/a', token))), [403]);
+    }
+  });
+
+  it('a policy change through one thread holds on every thread from its answer on', async () => {
+    await fresh(url, 'POST', 'secret/data/threads/p', 'root', { data: { v: '1' } });
+    const allow = 'path "secret/data/threads/p" { capabilities = ["read"] }';
+    const deny = 'path "secret/data/threads/other" { capabilities = ["read"] }';
+    assert.equal((await fresh(url, 'PUT', 'sys/policies/acl/reader', 'root', { policy: allow })).status, 204);
+    const made = await fresh(url, 'POST', 'auth/token/create', 'root', { policies: ['reader'], ttl: '1h' });
+    const token = (made.body.auth as { client_token: string }).client_token;
+    for (let round = 0; round < 3; round++) {
+      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/p', token))), [200]);
+      assert.equal((await fresh(url, 'PUT', 'sys/policies/acl/reader', 'root', { policy: deny })).status, 204);
+      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/p', token))), [403]);
+      assert.equal((await fresh(url, 'PUT', 'sys/policies/acl/reader', 'root', { policy: allow })).status, 204);
+    }
+  });
+
+  it('a limited-use token gives exactly its uses, whichever threads its requests reach', async () => {
+    await fresh(url, 'POST', 'secret/data/threads/u', 'root', { data: { v: '1' } });
+    const made = await fresh(url, 'POST', 'auth/token/create', 'root', { policies: ['root'], num_uses: 5 });
+    const token = (made.body.auth as { client_token: string }).client_token;
+    const answers = await many(40, () => fresh(url, 'GET', 'secret/data/threads/u', token));
+    assert.equal(answers.filter((a) => a.status === 200).length, 5);
+    assert.equal(answers.filter((a) => a.status === 403).length, 35);
+  });
+
+  it('check-and-set lets exactly one of many writers on both threads through', async () => {
+    await fresh(url, 'POST', 'secret/data/threads/cas', 'root', { data: { v: '0' } });
+    const answers = await many(30, () =>
+      fresh(url, 'POST', 'secret/data/threads/cas', 'root', { options: { cas: 1 }, data: { v: 'mine' } }),
+    );
+    assert.equal(answers.filter((a) => a.status === 200).length, 1);
+    assert.equal(answers.filter((a) => a.status === 400).length, 29);
+    const read = await fresh(url, 'GET', 'secret/metadata/threads/cas', 'root');
+    assert.equal((read.body.data as { current_version: number }).current_version, 2);
+  });
+
+  it('one file audit device, one hash chain, entries from both threads', async () => {
+    const file = join(dir, 'audit.log');
+    await fresh(url, 'POST', 'secret/data/threads/a', 'root', { data: { v: '1' } });
+    const enabled = await fresh(url, 'PUT', 'sys/audit/file', 'root', { type: 'file', options: { file_path: file } });
+    assert.equal(enabled.status, 204);
+    // 60 requests on new connections, on both threads at once: 120 entries (request and response) in one chain.
+    assert.deepEqual(statuses(await many(60, () => fresh(url, 'GET', 'secret/data/threads/a', 'root'))), [200]);
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const result = verifyLines(lines, {});
+    assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
+    assert.ok(result.lines >= 2 * 60 + 1, `${result.lines} lines`); // and the device's test entry
+    assert.equal((await fresh(url, 'DELETE', 'sys/audit/file', 'root')).status, 204);
+  });
+
+  it('sys/seal through one thread seals every thread; an unseal key through one unseals every thread', async () => {
+    const unsealKey = readFileSync(join(dir, 'dev-unseal-key'), 'utf8').trim();
+    assert.equal((await fresh(url, 'PUT', 'sys/seal', 'root')).status, 204);
+    assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/a', 'root'))), [503]);
+    const sealedStatus = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(sealedStatus.map((a) => a.body.sealed))], [true]);
+    const unsealed = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: unsealKey });
+    assert.equal(unsealed.body.sealed, false);
+    assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'secret/data/threads/a', 'root'))), [200]);
+  });
+});
+
+describe('server threads and SIGKILL', () => {
+  it('acknowledged writes survive a SIGKILL of a two-thread server (its commit thread dies with it)', async () => {
+    const dir = tempDir('threads-crash');
+    try {
+      const port = await freePort();
+      const first = await spawnDevServer(dir, port, 'root', ['--workers', '2']);
+      const api = apiClient(first.url, 'root');
+      const { acknowledged, stop } = startCrashWriters(api);
+      while (acknowledged.size < 300) await new Promise((r) => setTimeout(r, 20));
+      const exited = new Promise((r) => first.child.once('exit', r));
+      first.child.kill('SIGKILL');
+      await stop();
+      await exited;
+      const second = await spawnDevServer(dir, port, 'root', ['--workers', '2']);
+      try {
+        const missing = await lostWrites(apiClient(second.url, 'root'), acknowledged);
+        assert.deepEqual(missing, [], `${missing.length} acknowledged writes lost`);
+      } finally {
+        second.child.kill('SIGKILL');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
