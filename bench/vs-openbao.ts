@@ -4,15 +4,19 @@
 //
 //   npm run build && node --import tsx bench/vs-openbao.ts --openbao /path/to/openbao [options]
 //
-// Options: --rounds 3, --seconds 8, --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's request
-// threads; its default when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds),
-// --audit (a file audit device on both), --only reads|writes. OpenBao is not built here: see
+// Options: --rounds 3, --seconds 8, --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's server
+// threads; one when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds), --audit (a
+// file audit device on both), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
+// PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
+// each node, their rates added and the worse of their percentiles taken). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startPostgres } from '../scripts/test-databases.js';
+import { startNode, unseal } from '../test/cluster-support.js';
 import { freePort } from '../test/support.js';
 
 const { values: opts } = parseArgs({
@@ -26,6 +30,7 @@ const { values: opts } = parseArgs({
     stress: { type: 'string' },
     audit: { type: 'boolean', default: false },
     only: { type: 'string' },
+    'cofre-storage': { type: 'string', default: 'sqlite' },
   },
 });
 if (!opts.openbao) throw new Error('give the OpenBao binary: --openbao <path> (or OPENBAO_BIN)');
@@ -36,9 +41,11 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 interface Server {
   name: string;
+  /** Where wrk sends its load: one URL, or (Cofre on PostgreSQL) one per node. */
+  urls: string[];
   url: string;
   token: string;
-  child: ChildProcess;
+  stop(): Promise<void> | void;
 }
 
 interface Run {
@@ -85,14 +92,20 @@ async function startOpenBao(dir: string): Promise<Server> {
       'disable_mlock = true',
     ].join('\n'),
   );
-  spawnSync('mkdir', ['-p', join(dir, 'raft')]);
+  mkdirSync(join(dir, 'raft'), { recursive: true });
   const child = spawn(opts.openbao!, ['server', `-config=${config}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v1/sys/health`, (s) => s !== 0);
   const init = await call({ url }, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
   await call({ url }, 'PUT', 'sys/unseal', { key: (init.keys as string[])[0] });
   await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
-  const server = { name: 'OpenBao', url, token: init.root_token as string, child };
+  const server = {
+    name: 'OpenBao',
+    url,
+    urls: [url],
+    token: init.root_token as string,
+    stop: () => void child.kill('SIGKILL'),
+  };
   await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
   return server;
 }
@@ -107,7 +120,32 @@ async function startCofre(dir: string): Promise<Server> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
-  return { name: 'Cofre', url, token, child };
+  if (opts['cofre-workers']) await new Promise((r) => setTimeout(r, 2000)); // the other threads start after the first
+  return { name: 'Cofre', url, urls: [url], token, stop: () => void child.kill('SIGKILL') };
+}
+
+/** Two Cofre nodes (`cofre server --config`, the build) on one table of a throwaway durable PostgreSQL. */
+async function startCofreOnPostgres(dir: string): Promise<Server> {
+  const db = await startPostgres({ durable: true });
+  const nodes = [
+    await startNode(dir, 'n1', db.url, { built: true }),
+    await startNode(dir, 'n2', db.url, { built: true }),
+  ];
+  const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
+  const token = init.body.root_token as string;
+  for (const node of nodes) await unseal(node, init.body.keys, 1);
+  const server: Server = {
+    name: 'Cofre',
+    url: nodes[0]!.url,
+    urls: nodes.map((n) => n.url),
+    token,
+    stop: async () => {
+      for (const node of nodes) await node.kill('SIGKILL');
+      await db.stop();
+    },
+  };
+  await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
+  return server;
 }
 
 async function prepare(server: Server, dir: string): Promise<void> {
@@ -124,8 +162,8 @@ async function prepare(server: Server, dir: string): Promise<void> {
   }
 }
 
-/** wrk against one server: reads of one secret, or writes spread over the 1,000 secrets. */
-function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string): Run {
+/** wrk against one server: reads of one secret, or writes spread over the 1,000 secrets; one wrk per URL. */
+async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string): Promise<Run> {
   const script = join(scriptDir, 'writes.lua');
   writeFileSync(
     script,
@@ -137,13 +175,43 @@ function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string): Run {
       'end',
     ].join('\n'),
   );
-  const args = ['-t', opts.threads!, '-c', opts.connections!, '-d', `${SECONDS}s`, '--latency'];
-  args.push('-H', `X-Vault-Token: ${server.token}`, '-H', 'Content-Type: application/json');
-  if (kind === 'writes') args.push('-s', script);
-  args.push(`${server.url}/v1/secret/data/bench/k1`);
-  const out = spawnSync('wrk', args, { encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
-  return parseWrk(out.stdout);
+  const share = server.urls.length;
+  const runs = await Promise.all(
+    server.urls.map((url) => {
+      const args = [
+        '-t',
+        String(Math.max(1, Number(opts.threads) / share)),
+        '-c',
+        String(Number(opts.connections) / share),
+      ];
+      args.push(
+        '-d',
+        `${SECONDS}s`,
+        '--latency',
+        '-H',
+        `X-Vault-Token: ${server.token}`,
+        '-H',
+        'Content-Type: application/json',
+      );
+      if (kind === 'writes') args.push('-s', script);
+      args.push(`${url}/v1/secret/data/bench/k1`);
+      return new Promise<Run>((resolve, reject) => {
+        const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk failed: ${err}`))));
+      });
+    }),
+  );
+  return {
+    perSec: runs.reduce((sum, r) => sum + r.perSec, 0),
+    p50ms: Math.max(...runs.map((r) => r.p50ms)),
+    p99ms: Math.max(...runs.map((r) => r.p99ms)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+  };
 }
 
 function parseWrk(out: string): Run {
@@ -173,7 +241,8 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   let stress: ChildProcess | undefined;
   try {
-    servers.push(await startCofre(dir), await startOpenBao(dir));
+    const onPostgres = opts['cofre-storage'] === 'postgresql';
+    servers.push(await (onPostgres ? startCofreOnPostgres(dir) : startCofre(dir)), await startOpenBao(dir));
     for (const s of servers) {
       log(`${s.name}: writing ${KEYS} secrets${opts.audit ? ' (file audit device on)' : ''}`);
       await prepare(s, dir);
@@ -191,13 +260,13 @@ async function main(): Promise<void> {
         const runs: Record<string, Run> = {};
         for (const s of order) {
           log(`round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)})`);
-          runs[s.name] = wrk(s, kind, dir);
+          runs[s.name] = await wrk(s, kind, dir);
         }
         rows.push({ round, kind, cofre: runs.Cofre!, openbao: runs.OpenBao! });
       }
     }
     const lines = [
-      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-workers'] ? `Cofre workers ${opts['cofre-workers']}` : 'Cofre default workers'}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
+      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? 'Cofre: two nodes on PostgreSQL' : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
       '',
       '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -217,7 +286,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
     stress?.kill('SIGKILL');
-    for (const s of servers) s.child.kill('SIGKILL');
+    for (const s of servers) await s.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
