@@ -255,6 +255,10 @@ export async function revokeWhileMinting(
     }
   };
   const loops = minters.map(mint);
+  // The race needs minting under way: the head start counts from the first child (a cold server takes longer for it).
+  for (let waited = 0; children.length === 0 && waited < 5000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   await new Promise((resolve) => setTimeout(resolve, headStartMs));
   const revoked = await revoker.call('POST', 'auth/token/revoke', { body: { token: parentToken } });
   stop = true;

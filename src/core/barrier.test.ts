@@ -106,6 +106,53 @@ describe('Barrier', () => {
   });
 });
 
+describe('Barrier write-through', () => {
+  it('keeps what it committed: the next read needs no storage read, and the last of a transaction wins', async () => {
+    const physical = fresh();
+    const barrier = new Barrier(physical);
+    await barrier.initialize(randomBytes(32));
+    await barrier.transaction([
+      { op: 'put', key: 'w/a', value: Buffer.from('1') },
+      { op: 'put', key: 'w/b', value: Buffer.from('gone') },
+      { op: 'delete', key: 'w/b' },
+    ]);
+    const reads = physical.stats().reads;
+    assert.equal(text(await barrier.get('w/a')), '1');
+    assert.equal(physical.stats().reads, reads, 'served from the cache');
+    assert.equal(await barrier.get('w/b'), undefined);
+    assert.equal(physical.stats().reads, reads + 1, 'a key the transaction deleted is not kept');
+    await physical.close();
+  });
+
+  it("keeps nothing when another node's change came in while its write was committed", async () => {
+    const physical = fresh();
+    const barrier = new Barrier(physical);
+    await barrier.initialize(randomBytes(32));
+    const write = barrier.put('w/k', Buffer.from('mine'));
+    barrier.invalidate('w/other'); // another node's change, applied while this write is on its way
+    await write;
+    const reads = physical.stats().reads;
+    assert.equal(text(await barrier.get('w/k')), 'mine');
+    assert.equal(physical.stats().reads, reads + 1, 'read from storage, not kept');
+    await physical.close();
+  });
+
+  it('keeps nothing once sealed while its write was committed', async () => {
+    const physical = fresh();
+    const barrier = new Barrier(physical);
+    const rootKey = randomBytes(32);
+    await barrier.initialize(rootKey);
+    const write = barrier.put('w/k', Buffer.from('mine'));
+    barrier.seal();
+    await write;
+    await barrier.unseal(rootKey);
+    const reads = physical.stats().reads;
+    assert.equal(text(await barrier.get('w/k')), 'mine');
+    assert.equal(physical.stats().reads, reads + 1);
+    await physical.close();
+  });
+});
+
 describe('ReadCache', () => {
   it('evicts least recently used entries beyond its size and ignores fills that raced a write', () => {
     const cache = new ReadCache(160);

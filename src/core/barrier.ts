@@ -144,7 +144,7 @@ export class Barrier implements Storage {
 
   /** Drops a cached entry that another process changed (for storage shared between nodes). */
   invalidate(key: string): void {
-    this.cache.invalidate(key);
+    this.cache.invalidateRemote(key);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -157,11 +157,16 @@ export class Barrier implements Storage {
     const encrypted = ops.map((op) => (op.op === 'put' ? { ...op, value: encrypt(keyring, op.key, op.value) } : op));
     // Invalidate before (so no read started now fills the old value) and after (so none that started earlier does).
     for (const op of ops) this.cache.invalidate(op.key);
+    const remote = this.cache.remoteChanges();
     try {
       await this.physical.transaction(encrypted);
     } finally {
       for (const op of ops) this.cache.invalidate(op.key);
     }
+    // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
+    // Sealed meanwhile, the cache was cleared, which keep() notices.
+    const last = new Map(ops.map((op) => [op.key, op]));
+    for (const op of last.values()) if (op.op === 'put') this.cache.keep(op.key, Buffer.from(op.value), remote);
   }
 
   async close(): Promise<void> {
