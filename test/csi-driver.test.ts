@@ -89,7 +89,8 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
   const providerDir = path.join(dir, 'providers');
   const kubeletDir = path.join(dir, 'kubelet');
   const endpoint = path.join(dir, 'csi.sock');
-  const targets: string[] = [];
+  // Each target path published, with the volume id the kubelet gave it (and gives again to unpublish it).
+  const volumeIds = new Map<string, string>();
   const password = 'drv-pw-3c9e41aa';
   const rotated = 'drv-pw-rotated-7d02bf';
   const rotatedAgain = 'drv-pw-again-e51c08';
@@ -269,7 +270,7 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
     identity?.close();
     node?.close();
     // A failed test may leave a tmpfs mounted under dir; rmSync cannot remove a mount point.
-    for (const target of targets) if (mountAt(target)) spawnSync('umount', [target]);
+    for (const target of volumeIds.keys()) if (mountAt(target)) spawnSync('umount', [target]);
     await Promise.all([stop(driver), stop(provider)]);
     await srv?.stop();
     await cluster?.stop();
@@ -349,7 +350,8 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
     const target = targetPath(uid);
     // The kubelet makes the volume's directory; the driver makes `mount` in it (CSI spec, Kubernetes 1.20+).
     mkdirSync(path.dirname(target), { recursive: true });
-    if (!targets.includes(target)) targets.push(target);
+    const volumeId = `csi-${createHash('sha256').update(`${uid}/${VOLUME}`).digest('hex')}`;
+    volumeIds.set(target, volumeId);
     const context: Record<string, string> = {
       ...volume.csi!.volumeAttributes,
       ...(csiDriver.spec.podInfoOnMount
@@ -364,7 +366,7 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
       ...(Object.keys(tokens).length ? { 'csi.storage.k8s.io/serviceAccount.tokens': JSON.stringify(tokens) } : {}),
     };
     await call(node, 'NodePublishVolume', {
-      volume_id: `csi-${createHash('sha256').update(`${uid}/${VOLUME}`).digest('hex')}`,
+      volume_id: volumeId,
       target_path: target,
       volume_capability: { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
       readonly: true,
@@ -508,10 +510,7 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
 
     // A republish past the rotation interval: the driver calls the provider again, which returns what it holds for
     // the pod instead of issuing a new database user.
-    const calls = (await poll(
-      'the first Mount in the provider’s log',
-      async () => mounts().length || undefined,
-    )) as number;
+    const calls = await poll('the first Mount in the provider’s log', async () => mounts().length || undefined);
     await new Promise((r) => setTimeout(r, ROTATION_SECONDS * 1000 + 300));
     await publish(NS, 'db-0');
     await poll('the driver’s second Mount in the provider’s log', async () => mounts().length === calls + 1, 5_000);
@@ -526,13 +525,13 @@ describe('the real Secrets Store CSI Driver with cofre csi-provider, the test as
     await poll('the user leaves pg_roles', async () => !(await postgres.userExists(db!, cred.username)), 15_000, 200);
     t.diagnostic(`user dropped ${Date.now() - deleted} ms after the pod's deletion`);
     assert.deepEqual(await leases(), []);
-    await call(node, 'NodeUnpublishVolume', { volume_id: 'csi-db', target_path: dbTarget });
+    await call(node, 'NodeUnpublishVolume', { volume_id: volumeIds.get(dbTarget), target_path: dbTarget });
     assert.equal(mountAt(dbTarget), undefined);
     assert.ok(!providerLog.includes(cred.password) && !driverLog.includes(cred.password));
   });
 
   it('unpublishes: NodeUnpublishVolume unmounts the tmpfs and removes the target', async () => {
-    await call(node, 'NodeUnpublishVolume', { volume_id: 'csi-x', target_path: target });
+    await call(node, 'NodeUnpublishVolume', { volume_id: volumeIds.get(target), target_path: target });
     assert.equal(mountAt(target), undefined);
     assert.ok(!existsSync(target));
   });
