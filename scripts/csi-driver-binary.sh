@@ -5,8 +5,9 @@
 # it pulls in client-go and controller-runtime; nothing afterwards).
 #
 # It builds inside a copy of the module's own source, with its own go.mod and go.sum, so the binary has exactly the
-# dependency versions the release was tested with; `go install ...@v1.6.0` would do the same but asks the module
-# proxy for the module's version list first, which the proxy here refuses.
+# dependency versions the release was tested with; `go install ...@v1.6.0` would do the same but first asks the
+# module proxy for the module's version list (to look for a deprecation), which a proxy with a host allowlist, like
+# our development machine's, answers with 403.
 # Beside the binary it keeps the release's deploy/ manifests (CRDs, RBAC, CSIDriver) and the CSI spec's csi.proto.
 # Everything but the final path goes to stderr, so callers can do bin=$(bash scripts/csi-driver-binary.sh).
 set -euo pipefail
