@@ -10,11 +10,10 @@
 //   - on SIGTERM (the pod is deleted), revokes them all, unless revoke_on_exit is false.
 import { stat } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
-import { renewLease } from '../../client/renewal.js';
 import type { AgentConfig } from './config.js';
 import { readHandover, type HeldLease } from './handover.js';
 import type { Log } from './log.js';
-import { planRenewal, RENEW_FRACTION } from './renewal.js';
+import { planRenewal, renewLease, RENEW_FRACTION } from '../../client/renewal.js';
 import { Session } from './session.js';
 
 const CHECK_EVERY_MS = 1_000;

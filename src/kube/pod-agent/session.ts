@@ -5,10 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
-import { renewSelf } from '../../client/renewal.js';
+import { planRenewal, renewSelf } from '../../client/renewal.js';
 import type { AgentConfig } from './config.js';
 import type { Log } from './log.js';
-import { planRenewal } from './renewal.js';
 
 export class LoginError extends Error {}
 
