@@ -380,6 +380,30 @@ describe('in-pod delivery on a real node: the injector, the agent from Cofre’s
     const second = await poll('the new process', async () => processesHolding(`PGUSER=${restarted}`)[0]);
     values.add(/(?:^|\0)PGPASSWORD=([^\0]+)/.exec(readFileSync(`/proc/${second.pid}/environ`, 'utf8'))![1]!);
 
+    // The application container sees its own directory of the exec-state volume and nothing of the agents' state.
+    assert.equal(
+      (
+        await execIn('env-pg', ['sh', '-c', 'ls -A /cofre/exec-state; test -e /cofre/state && echo agents-state; true'])
+      ).trim(),
+      'leases.json',
+    );
+    // It plants a link, then a token that is not its login, where its exec run left its leases: the sidecar refuses
+    // both, says why, and keeps renewing (and later revokes) the run it holds.
+    const sidecarLog = () => logs('env-pg', 'cofre-agent');
+    const refused = (reason: string) => async () =>
+      (await sidecarLog()).split('\n').find((l) => l.includes('refused an exec state file') && l.includes(reason));
+    await execIn('env-pg', ['ln', '-sf', '/var/run/secrets/cofre/token', '/cofre/exec-state/leases.json']);
+    await poll('the sidecar refuses a link', refused('symbolic link'), 10_000, 250);
+    const planted = '{"token":"hvs.planted-by-the-app","ttl":3600,"renewable":true,"leases":{}}';
+    await execIn('env-pg', [
+      'sh',
+      '-c',
+      `rm -f /cofre/exec-state/leases.json; echo '${planted}' > /cofre/exec-state/leases.json`,
+    ]);
+    await poll('the sidecar refuses a foreign token', refused('not valid'), 10_000, 250);
+    assert.ok(!(await sidecarLog()).includes('hvs.planted-by-the-app'), 'the planted token is not logged');
+    assert.ok(await postgres.userExists(db!, restarted), 'the run the sidecar holds is untouched');
+
     await keepAgentLogs('env-pg', true);
     await core.deleteNamespacedPod({ namespace: NS, name: 'env-pg' });
     await poll(

@@ -193,6 +193,9 @@ describe('cofre injector on a real kube-apiserver', () => {
     assert.deepEqual(mounts(app!)['cofre-secrets'], ['/cofre/secrets', true]);
     assert.deepEqual(mounts(app!)['cofre-bin'], ['/cofre/bin', true]);
     assert.deepEqual(mounts(app!)['cofre-token'], ['/var/run/secrets/cofre', true]);
+    // Never the agents' state; and a KV item in env vars has no lease for the sidecar, so no exec-state either.
+    assert.equal(mounts(app!)['cofre-agent-state'], undefined);
+    assert.equal(mounts(app!)['cofre-exec-state'], undefined);
     // Not an env container: the files, read-only, and nothing else of ours.
     assert.deepEqual(mounts(logs!)['cofre-secrets'], ['/cofre/secrets', true]);
     assert.equal(mounts(logs!)['cofre-bin'], undefined);

@@ -7,8 +7,7 @@
 // the driver writes into the pod, and the old one ends with its lease.
 // The credentials live in this process's memory; a provider that restarts forgets them (they end with their TTL).
 import type { VaultClient } from '../../client/client.js';
-import { renewLease, renewSelf } from '../../client/renewal.js';
-import { planRenewal, RENEW_FRACTION } from '../pod-agent/renewal.js';
+import { planRenewal, renewLease, renewSelf, RENEW_FRACTION } from '../../client/renewal.js';
 import type { MountParameters, SecretObject } from './params.js';
 
 type Log = (level: 'info' | 'warn', msg: string, fields?: object) => void;

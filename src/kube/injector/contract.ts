@@ -26,6 +26,13 @@ export const BIN_VOLUME = 'cofre-bin';
 export const TOKEN_VOLUME = 'cofre-token';
 /** The agents' own memory volume (init container and sidecar only): the token and leases the sidecar takes over. */
 export const STATE_VOLUME = 'cofre-agent-state';
+/**
+ * Where `cofre agent exec` leaves the leases of credentials in env vars for the sidecar: each application container
+ * mounts only its own directory of it (subPath: its name), the sidecar mounts it whole, read-only. So no container
+ * can write the agents' state or another container's leases, and the sidecar reads what container X wrote only as
+ * X's exec leases (which it validates: exec-leases.ts in the agent).
+ */
+export const EXEC_STATE_VOLUME = 'cofre-exec-state';
 
 export const INIT_CONTAINER = 'cofre-agent-init';
 export const SIDECAR_CONTAINER = 'cofre-agent';
@@ -36,8 +43,11 @@ export const BIN_DIR = '/cofre/bin';
 export const TOKEN_DIR = '/var/run/secrets/cofre';
 export const STATE_DIR = '/cofre/state';
 export const STATE_FILE = `${STATE_DIR}/agent.json`;
-/** Where `cofre agent exec` in application container NAME leaves its leases for the sidecar to renew. */
-export const execStateFile = (container: string): string => `${STATE_DIR}/exec-${container}.json`;
+export const EXEC_STATE_DIR = '/cofre/exec-state';
+/** Where `cofre agent exec` leaves its leases, as its own container sees it (its own directory of the volume). */
+export const EXEC_STATE_FILE = `${EXEC_STATE_DIR}/leases.json`;
+/** The same file of application container NAME, as the sidecar sees it. */
+export const execStateFile = (container: string): string => `${EXEC_STATE_DIR}/${container}/leases.json`;
 export const TOKEN_FILE = 'token';
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 export const DEFAULT_AUDIENCE = 'cofre';

@@ -193,7 +193,7 @@ describe('injector mutation', () => {
       });
   });
 
-  it('a sidecar renews the leases of credentials in env vars: exec leaves them in the agents’ state volume', () => {
+  it('a sidecar renews the leases of credentials in env vars: each exec leaves them in a directory of its own', () => {
     const after = inject(
       pod(
         {
@@ -201,22 +201,57 @@ describe('injector mutation', () => {
           'cofre.dev/env-pg': 'PGUSER=username,PGPASSWORD=password',
           'cofre.dev/sidecar': 'true',
         },
-        [{ name: 'app', image: 'app', command: ['/app'] }],
+        [
+          { name: 'app', image: 'app', command: ['/app'] },
+          { name: 'worker', image: 'app', command: ['/worker'] },
+        ],
       ),
     );
-    const app = after.spec!.containers[0]!;
-    assert.ok(app.volumeMounts!.some((m) => m.name === 'cofre-agent-state' && m.mountPath === '/cofre/state'));
-    assert.equal(JSON.parse(envOf(app, 'COFRE_AGENT_CONFIG')!).state_file, '/cofre/state/exec-app.json');
-    const sidecar = after.spec!.initContainers![1]!;
-    assert.deepEqual(JSON.parse(envOf(sidecar, 'COFRE_AGENT_CONFIG')!).exec_state_files, [
-      '/cofre/state/exec-app.json',
+    assert.deepEqual(after.spec!.volumes!.find((v) => v.name === 'cofre-exec-state')!.emptyDir, {
+      medium: 'Memory',
+      sizeLimit: '1Mi',
+    });
+    for (const app of after.spec!.containers) {
+      // Its own subdirectory, read-write; never the agents' state volume (the token the sidecar adopts).
+      const stateMounts = app.volumeMounts!.filter((m) => m.name.startsWith('cofre-') && m.name.endsWith('-state'));
+      assert.deepEqual(stateMounts, [{ name: 'cofre-exec-state', mountPath: '/cofre/exec-state', subPath: app.name }]);
+      assert.equal(JSON.parse(envOf(app, 'COFRE_AGENT_CONFIG')!).state_file, '/cofre/exec-state/leases.json');
+    }
+    const [init, sidecar] = after.spec!.initContainers!;
+    assert.deepEqual(JSON.parse(envOf(sidecar!, 'COFRE_AGENT_CONFIG')!).exec_state_files, [
+      '/cofre/exec-state/app/leases.json',
+      '/cofre/exec-state/worker/leases.json',
     ]);
+    // The sidecar reads every container's directory and can write none of them; the init container has no business there.
+    assert.deepEqual(
+      sidecar!.volumeMounts!.find((m) => m.name === 'cofre-exec-state'),
+      { name: 'cofre-exec-state', mountPath: '/cofre/exec-state', readOnly: true },
+    );
+    assert.ok(!init!.volumeMounts!.some((m) => m.name === 'cofre-exec-state'));
+    assert.ok(sidecar!.volumeMounts!.some((m) => m.name === 'cofre-agent-state' && !m.readOnly));
     // KV items in env vars have no lease: no state volume in the app, and a sidecar with nothing to do is refused.
     const kvOnly = { 'cofre.dev/secret-a': 'kv/a', 'cofre.dev/env-a': 'A=a', 'cofre.dev/sidecar': 'true' };
     assert.throws(
       () => inject(pod(kvOnly, [{ name: 'app', image: 'app', command: ['/app'] }])),
       /the pod has neither \(no file item, no cofre.dev\/creds- item delivered as env vars\)/,
     );
+  });
+
+  it('refuses a pod that brings a volume named like one of the agents’ state volumes', () => {
+    for (const name of ['cofre-agent-state', 'cofre-exec-state'])
+      assert.throws(
+        () =>
+          inject(
+            pod(
+              { 'cofre.dev/secret-db': 'secret/app/db', 'cofre.dev/sidecar': 'true' },
+              [{ name: 'app', image: 'a' }],
+              {
+                volumes: [{ name, emptyDir: {} }],
+              },
+            ),
+          ),
+        new RegExp(`the pod already has a volume named ${name}, a name the injector uses`),
+      );
   });
 
   it('the agents run as the application’s user when the pod says which, so it can read 0400 files', () => {

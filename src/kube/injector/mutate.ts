@@ -23,6 +23,9 @@ import {
   ENV_CACERT,
   ENV_CONFIG,
   EXEC_PREFIX,
+  EXEC_STATE_DIR,
+  EXEC_STATE_FILE,
+  EXEC_STATE_VOLUME,
   INIT_COMMAND,
   INIT_CONTAINER,
   SECRETS_VOLUME,
@@ -163,7 +166,7 @@ function originalCommand(container: V1Container, request: InjectionRequest): str
 function refuseConflicts(pod: V1Pod, request: InjectionRequest): void {
   const spec = pod.spec!;
   for (const volume of spec.volumes ?? [])
-    if ([SECRETS_VOLUME, BIN_VOLUME, TOKEN_VOLUME].includes(volume.name))
+    if ([SECRETS_VOLUME, BIN_VOLUME, TOKEN_VOLUME, STATE_VOLUME, EXEC_STATE_VOLUME].includes(volume.name))
       throw new PodRefusedError(`the pod already has a volume named ${volume.name}, a name the injector uses`);
   for (const c of [...(spec.initContainers ?? []), ...spec.containers])
     if (c.name === SIDECAR_CONTAINER)
@@ -224,6 +227,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
   if (files) volumes.push({ name: SECRETS_VOLUME, emptyDir: { medium: 'Memory' } });
   if (envContainers.size > 0) volumes.push({ name: BIN_VOLUME, emptyDir: {} });
   if (request.sidecar) volumes.push({ name: STATE_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+  if (renewsEnv) volumes.push({ name: EXEC_STATE_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
   volumes.push({
     name: TOKEN_VOLUME,
     projected: {
@@ -246,8 +250,9 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
     if (files) mounts.push({ name: SECRETS_VOLUME, mountPath: request.filesDir, readOnly: true });
     if (envContainers.has(container.name)) {
       mounts.push({ name: BIN_VOLUME, mountPath: BIN_DIR, readOnly: true }, tokenMount);
-      // With a sidecar, exec leaves its leases there for the sidecar to renew (exec-leases.ts in the agent).
-      if (renewsEnv) mounts.push({ name: STATE_VOLUME, mountPath: STATE_DIR });
+      // With a sidecar, exec leaves its leases for the sidecar to renew (exec-leases.ts in the agent), in a
+      // directory of its own: never the agents' state volume, never another container's leases.
+      if (renewsEnv) mounts.push({ name: EXEC_STATE_VOLUME, mountPath: EXEC_STATE_DIR, subPath: container.name });
       const command = originalCommand(container, request);
       ops.push({ op: 'add', path: `${at}/command`, value: [...EXEC_PREFIX, ...command] });
       if (container.args) ops.push({ op: 'remove', path: `${at}/args` });
@@ -257,7 +262,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
           ops.push({ op: 'replace', path: `${at}/${probe}/exec/command`, value: [...EXEC_PREFIX, ...exec.command] });
       }
       const execConfig = agentConfig(request, request.envItems, {
-        ...(renewsEnv ? { stateFile: execStateFile(container.name) } : {}),
+        ...(renewsEnv ? { stateFile: EXEC_STATE_FILE } : {}),
       });
       const env = agentEnv(settings, execConfig);
       for (const variable of env)
@@ -288,6 +293,7 @@ export function mutatePod(pod: V1Pod, request: InjectionRequest, settings: Agent
     const execStateFiles = renewsEnv ? [...envContainers].map((name) => execStateFile(name)) : [];
     const sidecarEnv = agentEnv(settings, agentConfig(request, request.fileItems, { stateFile, execStateFiles }));
     const sidecarMounts = initMounts.filter((m) => m.name !== BIN_VOLUME);
+    if (renewsEnv) sidecarMounts.push({ name: EXEC_STATE_VOLUME, mountPath: EXEC_STATE_DIR, readOnly: true });
     // A native sidecar: an init container that keeps running beside the app and stops after it, so Jobs complete.
     agents.push({
       ...agentContainer(SIDECAR_CONTAINER, SIDECAR_COMMAND, settings, sidecarEnv, sidecarMounts, user),

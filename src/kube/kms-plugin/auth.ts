@@ -8,8 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
-import { renewSelf } from '../../client/renewal.js';
-import { planRenewal } from '../pod-agent/renewal.js';
+import { planRenewal, renewSelf } from '../../client/renewal.js';
 
 export type PluginAuthConfig =
   | { method: 'approle'; mount: string; roleIdFile: string; secretIdFile: string }

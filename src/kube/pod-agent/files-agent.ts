@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { VaultClient } from '../../client/client.js';
-import { renewLease } from '../../client/renewal.js';
 import { ChangeStream } from '../../client/events.js';
 import type { TlsSettings } from '../../client/transport.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -14,11 +13,12 @@ import type { AgentConfig, FileOutput, Item } from './config.js';
 import { readHandover, removeHandover, writeHandover, type Handover } from './handover.js';
 import type { Log } from './log.js';
 import { signalApplication } from './notify.js';
-import { planRenewal, RENEW_FRACTION } from './renewal.js';
+import { planRenewal, renewLease, RENEW_FRACTION } from '../../client/renewal.js';
 import { renderFile } from './render.js';
 import { Session } from './session.js';
 import { SourceError, Sources, type Lease } from './sources.js';
 import { AgentStatus } from './status.js';
+import { podIdentity, verifyToken } from './token-identity.js';
 
 /** Changes that land together (a burst of writes, a re-issue of several leases) make one signal. */
 const NOTIFY_DEBOUNCE_MS = 200;
@@ -104,10 +104,21 @@ export class FilesAgent {
   private async adoptState(): Promise<Set<string>> {
     const adopted = new Set<string>();
     const file = this.opts.config.stateFile;
-    const state = file ? await readHandover(file) : undefined;
-    if (!file || !state) return adopted;
-    if (!(await this.session.adopt(state.token, state.ttl, state.renewable))) {
-      this.opts.log('info', 'the token in the state file is no longer valid; logging in');
+    const read = file ? await readHandover(file) : undefined;
+    if (!file || !read || 'absent' in read) return adopted;
+    if ('refused' in read) {
+      this.opts.log('warn', 'ignoring the state file; logging in', { state_file: file, reason: read.refused });
+      await removeHandover(file);
+      return adopted;
+    }
+    const state = read.state;
+    // Only the agent containers mount the state volume; the token is checked all the same before it is used.
+    const verdict = await verifyToken(this.opts.client, state.token, await podIdentity(this.opts.config.auth));
+    if (!verdict.ok || !this.session.adopt(state.token, verdict)) {
+      this.opts.log('info', 'not taking over the token in the state file; logging in', {
+        state_file: file,
+        reason: verdict.ok ? 'the agent holds a token already' : verdict.reason,
+      });
       await removeHandover(file);
       return adopted;
     }

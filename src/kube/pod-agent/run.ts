@@ -94,6 +94,7 @@ export async function runFilesMode(environment: AgentEnvironment, opts: FilesMod
         client: environment.client,
         auth: config.auth,
         log: opts.log,
+        ownAccessor: () => agent.session.current()?.accessor,
         onNearingEnd: (file, item) => {
           if (agent.requestNotify())
             opts.log('info', 'a credential in an env var nears its end; running on_change', { item, state_file: file });

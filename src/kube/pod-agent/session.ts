@@ -5,15 +5,17 @@
 import { readFile } from 'node:fs/promises';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
-import { renewSelf } from '../../client/renewal.js';
+import { planRenewal, renewSelf } from '../../client/renewal.js';
 import type { AgentConfig } from './config.js';
 import type { Log } from './log.js';
-import { planRenewal } from './renewal.js';
+import type { TokenVerdict } from './token-identity.js';
 
 export class LoginError extends Error {}
 
 interface Held {
   token: string;
+  /** Names the token without being it (lookup-self shows it): how a token found in a state file is told apart. */
+  accessor?: string;
   /** The TTL the login granted, asked for again on each renewal. */
   ttl: number;
   renewable: boolean;
@@ -105,7 +107,7 @@ export class Session {
           'is the projected token volume mounted?',
       );
     }
-    let auth: { client_token?: string; lease_duration?: number; renewable?: boolean } | undefined;
+    let auth: { client_token?: string; accessor?: string; lease_duration?: number; renewable?: boolean } | undefined;
     try {
       const res = (await this.client.request('POST', `auth/${this.auth.mount}/login`, {
         body: { role: this.auth.role, jwt },
@@ -122,7 +124,14 @@ export class Session {
     this.logins++;
     const ttl = auth.lease_duration ?? 0;
     const renewable = auth.renewable !== false;
-    this.held = { token: auth.client_token, ttl, renewable, granted: ttl, expiresAt: expiry(ttl) };
+    this.held = {
+      token: auth.client_token,
+      ...(auth.accessor ? { accessor: auth.accessor } : {}),
+      ttl,
+      renewable,
+      granted: ttl,
+      expiresAt: expiry(ttl),
+    };
     this.lastError = undefined;
     this.log('info', 'logged in', { mount: this.auth.mount, role: this.auth.role, ttl_seconds: this.held.ttl });
     this.schedule(this.held.ttl, this.held.ttl);
@@ -132,15 +141,15 @@ export class Session {
   }
 
   /**
-   * Takes over a token another agent run of this pod logged in with (handover.ts), when it is still valid; false
-   * when it is not (then the next token() logs in). Its renewals are this session's from now on.
+   * Takes over a token another agent run of this pod logged in with (handover.ts), once verifyToken found it valid
+   * and a login of this pod's kind; false when this session holds a token already. How it renews comes from Cofre's
+   * answer, not from the file that named it. Its renewals are this session's from now on.
    */
-  async adopt(token: string, ttl: number, renewable: boolean): Promise<boolean> {
+  adopt(token: string, verified: TokenVerdict & { ok: true }): boolean {
     if (this.held) return false;
-    const remaining = await this.remainingTtl(token);
-    if (remaining === undefined) return false;
+    const { accessor, ttl: remaining, creationTtl: ttl, renewable } = verified;
     // Its last grant is unknown: taken as full, so it is renewed; a capped renewal then leads to a new login.
-    this.held = { token, ttl, renewable, granted: ttl, expiresAt: expiry(remaining) };
+    this.held = { token, accessor, ttl, renewable, granted: ttl, expiresAt: expiry(remaining) };
     this.logins++;
     this.log('info', 'took over the token of the previous agent run', { ttl_seconds: remaining });
     this.schedule(ttl, ttl);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { planRenewal } from './renewal.js';
 
-describe('lease renewal plan', () => {
+describe('lease renewal plan (src/client/renewal.ts)', () => {
   it('renews at two thirds of what was granted while the renewal grants what was asked', () => {
     assert.deepEqual(planRenewal(3600, 3600, true), { action: 'renew', inMs: 2_400_000 });
     assert.deepEqual(planRenewal(2, 2, true), { action: 'renew', inMs: 1_333 });
