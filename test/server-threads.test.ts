@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -202,5 +203,63 @@ describe('server threads and SIGKILL', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('server threads from a configuration file (Shamir seal, 3 shares, threshold 2)', () => {
+  it('starts sealed; two key shares given on different connections unseal every thread', async () => {
+    const dir = tempDir('threads-config');
+    const port = await freePort();
+    const config = join(dir, 'cofre.hcl');
+    writeFileSync(
+      config,
+      `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`,
+    );
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config, '--workers', '2'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      for (let i = 0; i < 400 && !out.includes('Server threads: 2'); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /not initialized/);
+      const init = await fresh(url, 'PUT', 'sys/init', undefined, { secret_shares: 3, secret_threshold: 2 });
+      assert.equal(init.status, 200);
+      const keys = init.body.keys as string[];
+      const token = init.body.root_token as string;
+      assert.deepEqual(
+        [...new Set((await many(20, () => fresh(url, 'GET', 'sys/seal-status'))).map((a) => a.body.t))],
+        [2],
+      );
+
+      // The first share reaches one thread; every thread counts it.
+      const first = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[0] });
+      assert.equal(first.body.progress, 1);
+      const progress = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+      assert.deepEqual([...new Set(progress.map((a) => a.body.progress))], [1], 'every thread has the first share');
+      // A reset through any thread resets them all; then two shares, each on a connection of its own.
+      await fresh(url, 'PUT', 'sys/unseal', undefined, { reset: true });
+      const reset = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+      assert.deepEqual([...new Set(reset.map((a) => a.body.progress))], [0]);
+      await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[1] });
+      const done = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[2] });
+      assert.equal(done.body.sealed, false);
+      const after = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+      assert.deepEqual([...new Set(after.map((a) => a.body.sealed))], [false], 'every thread is unsealed');
+      const mounted = await fresh(url, 'POST', 'sys/mounts/kv', token, { type: 'kv', options: { version: '2' } });
+      assert.equal(mounted.status, 204);
+      await fresh(url, 'POST', 'kv/data/x', token, { data: { v: '1' } });
+      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'kv/data/x', token))), [200]);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(child.exitCode, 0, `a clean stop on SIGTERM: ${out}`);
   });
 });
