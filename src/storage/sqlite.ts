@@ -204,7 +204,8 @@ export class SqliteStorage implements Storage {
       if (op.op === 'delete') return { op: 'delete', key: op.key };
       if (op.op !== 'put') throw new TypeError('storage op must be put or delete');
       if (!(op.value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
-      return { op: 'put', key: op.key, value: Buffer.from(op.value) };
+      // An exact-size copy: a Buffer may view a shared 8 KiB pool, all of which postMessage would copy.
+      return { op: 'put', key: op.key, value: new Uint8Array(op.value) };
     });
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ops: copied, resolve, reject });
