@@ -13,8 +13,9 @@
  * - sys/seal and unseal key shares reach every thread before the answer (ServerPeers);
  * - the first thread runs the background jobs (lease expiry, rotations).
  */
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { auditDeviceFactories } from '../audit/index.js';
 import { loadServerConfig } from '../cli/server-config.js';
 import type { ServerFlags } from '../cli/server.js';
@@ -58,7 +59,7 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
     throw new Error(`--workers needs Node.js 22.12 or newer (SO_REUSEPORT); this is ${process.version}`);
   }
   const { file, auditFilePathPrefix } = storeOf(flags);
-  if (flags.dev && flags.dataDir) (await import('node:fs')).mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
+  if (flags.dev && flags.dataDir) mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
   const lock = holdFile(file);
   openStoreFile(file).close(); // the schema exists before any thread reads
 
