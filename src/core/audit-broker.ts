@@ -34,13 +34,31 @@ export interface AuditTableEntry {
   salt: string;
 }
 
-interface Device {
-  entry: AuditTableEntry;
+/** A sink with the chain it continues: what chains and writes one entry after another. */
+export interface ChainedSink {
   sink: AuditSink;
-  hash: Hasher;
   chain: ChainState;
   /** Lines of one device are written in order, one after another, so the chain holds. */
   queue: Promise<void>;
+}
+
+interface Device extends ChainedSink {
+  entry: AuditTableEntry;
+  hash: Hasher;
+}
+
+/**
+ * Chains the entry and writes it, after every line queued before it, so the chain holds. The chain moves on only
+ * when the sink took the whole line.
+ */
+export function writeChained(device: ChainedSink, entry: Record<string, unknown>): Promise<void> {
+  const run = device.queue.then(async () => {
+    const { line, next } = chainLine(entry, device.chain);
+    await device.sink.write(line + '\n');
+    device.chain = next;
+  });
+  device.queue = run.catch(() => undefined);
+  return run;
 }
 
 const TABLE_KEY = 'core/audit';
@@ -247,18 +265,11 @@ export class AuditBroker {
 
   /**
    * Formats outside the device's queue, so a big entry being hashed does not hold up the small ones behind it;
-   * chaining and writing go through the queue, one line after another, so the chain holds. The chain moves on only
-   * when the sink took the whole line.
+   * chaining and writing go through the queue (writeChained).
    */
   private async write(device: Device, event: AuditEvent): Promise<void> {
     const entry = await formatEntry(event, device.hash);
     if (device.sink.writeEntry) return device.sink.writeEntry(entry);
-    const run = device.queue.then(async () => {
-      const { line, next } = chainLine(entry, device.chain);
-      await device.sink.write(line + '\n');
-      device.chain = next;
-    });
-    device.queue = run.catch(() => undefined);
-    return run;
+    return writeChained(device, entry);
   }
 }

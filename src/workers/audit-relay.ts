@@ -7,8 +7,8 @@
  * are chained and written by the primary's AuditHost, in the order they arrive, and a request goes on only once its
  * entry is written, as with a device of its own (fail-closed).
  */
-import type { AuditSink, AuditSinkFactory } from '../core/audit-broker.js';
-import { chainLine, GENESIS, type ChainState } from '../core/audit-chain.js';
+import { writeChained, type AuditSink, type AuditSinkFactory, type ChainedSink } from '../core/audit-broker.js';
+import { GENESIS } from '../core/audit-chain.js';
 import type { Rpc } from './rpc.js';
 
 /** The audit device types of a server thread: each one a relay to the primary's device of the same options. */
@@ -39,11 +39,8 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
   );
 }
 
-interface HostedDevice {
+interface HostedDevice extends ChainedSink {
   key: string;
-  sink: AuditSink;
-  chain: ChainState;
-  queue: Promise<void>;
   users: number;
 }
 
@@ -85,13 +82,7 @@ export class AuditHost {
   write({ id, entry }: { id: number; entry: Record<string, unknown> }): Promise<void> {
     const device = this.byId.get(id);
     if (!device) return Promise.reject(new Error('the audit device is closed'));
-    const run = device.queue.then(async () => {
-      const { line, next } = chainLine(entry, device.chain);
-      await device.sink.write(line + '\n');
-      device.chain = next;
-    });
-    device.queue = run.catch(() => undefined);
-    return run;
+    return writeChained(device, entry);
   }
 
   async close(id: number): Promise<void> {
