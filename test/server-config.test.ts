@@ -90,6 +90,24 @@ describe('server from a config file with TLS', () => {
     }
   });
 
+  it('reads workers, a whole number from 1 to 64', () => {
+    const dir = tempDir('workers-config');
+    try {
+      const file = join(dir, 'w.hcl');
+      const base = `storage "sqlite" {\n  path = "${join(dir, 'c.db')}"\n}\nlistener "tcp" {\n  tls_disable = true\n}\n`;
+      writeFileSync(file, base);
+      assert.equal(loadServerConfig(file).workers, undefined);
+      writeFileSync(file, `${base}workers = 2\n`);
+      assert.equal(loadServerConfig(file).workers, 2);
+      for (const bad of ['0', '65', '"two"', '1.5']) {
+        writeFileSync(file, `${base}workers = ${bad}\n`);
+        assert.throws(() => loadServerConfig(file), /workers must be a whole number from 1 to 64/, bad);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads storage "postgresql": connection_url, table and max_connections, or the URL from the environment', () => {
     const dir = tempDir('pgconfig');
     const saved = process.env.COFRE_PG_CONNECTION_URL;

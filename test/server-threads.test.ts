@@ -180,20 +180,18 @@ describe('server threads (--workers 2)', () => {
   });
 });
 
-describe('server threads from a configuration file (Shamir seal, 3 shares, threshold 2)', () => {
+describe('server threads from a configuration file (workers = 2, Shamir seal, 3 shares, threshold 2)', () => {
   it('starts sealed; two key shares given on different connections unseal every thread', async () => {
     const dir = tempDir('threads-config');
     const port = await freePort();
     const config = join(dir, 'cofre.hcl');
     writeFileSync(
       config,
-      `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\n`,
+      `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\nworkers = 2\n`,
     );
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config, '--workers', '2'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

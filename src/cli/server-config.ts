@@ -16,6 +16,8 @@ export interface ServerConfig {
   auditFilePathPrefix?: string;
   /** seal "pkcs11" {...}; without it, the Shamir seal. */
   seal?: Pkcs11SealConfig;
+  /** `workers = N`: server threads sharing the store (Cofre's key; `--workers` overrides it). */
+  workers?: number;
 }
 
 export type Block = Record<string, unknown>;
@@ -132,6 +134,13 @@ export function loadServerConfig(file: string): ServerConfig {
     ...(str(doc, 'api_addr') ? { apiAddr: str(doc, 'api_addr') } : {}),
     ...(str(doc, 'audit_file_path_prefix') ? { auditFilePathPrefix: str(doc, 'audit_file_path_prefix') } : {}),
   };
+  const workers = str(doc, 'workers');
+  if (workers !== undefined) {
+    if (!/^[1-9]\d*$/.test(workers) || Number(workers) > 64) {
+      throw new Error(`${file}: workers must be a whole number from 1 to 64, not "${workers}"`);
+    }
+    config.workers = Number(workers);
+  }
   const seal = labelledBlock(doc, 'seal');
   if (seal) {
     if (seal.label !== 'pkcs11') throw new Error(`${file}: unsupported seal "${seal.label}" (supported: pkcs11)`);

@@ -165,7 +165,10 @@ function threadingOptions(threading: Threading | undefined) {
 }
 
 async function run(flags: ServerFlags): Promise<void> {
-  const workers = parseWorkers(flags.workers);
+  const workers =
+    flags.workers === undefined && flags.config && !flags.dev
+      ? (loadServerConfig(flags.config).workers ?? 1)
+      : parseWorkers(flags.workers);
   if (workers > 1) {
     const { runServerThreads } = await import('../workers/primary.js');
     return runServerThreads(flags, workers);
@@ -221,7 +224,7 @@ export function registerServerCommand(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn or error')
     .option(
       '--workers <n>',
-      'server threads sharing the store and the port (SQLite file storage; default 1, see docs/operations.md)',
+      "server threads sharing the store and the port (SQLite file storage; default 1, or the configuration file's workers; see docs/operations.md)",
     )
     .action(async (flags: ServerFlags) => {
       try {
