@@ -39,6 +39,23 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 const now = (): string => new Date().toISOString();
 
 /**
+ * The revision a delivery has once this definition is written: the same when neither the definition nor the resolved
+ * payload (its digest) changed, the next one otherwise. The delivery preview shows the same number.
+ */
+export function revisionAfterWrite(
+  existing: DeliveryRecord | undefined,
+  definition: DeliveryDefinition,
+  digest: string,
+): number {
+  const same =
+    existing &&
+    JSON.stringify([existing.namespace, existing.items, existing.rollout]) ===
+      JSON.stringify([definition.namespace, definition.items, definition.rollout]) &&
+    existing.digest === digest;
+  return same ? existing.revision : (existing?.revision ?? 0) + 1;
+}
+
+/**
  * The multi-cluster pipeline's server side on one node: clusters and their identities, deliveries and placements,
  * the bundles sealed for each cluster, and the agents' streams. One per core (see clustersOf).
  */
@@ -261,15 +278,11 @@ export class ClusterService {
       const existing = await this.store.delivery(name);
       const resolved = await resolvePayload(this.core, definition);
       const digest = resolved.ok ? resolved.digest : '';
-      const same =
-        existing &&
-        JSON.stringify([existing.namespace, existing.items, existing.rollout]) ===
-          JSON.stringify([definition.namespace, definition.items, definition.rollout]) &&
-        existing.digest === digest;
+      const same = existing !== undefined && existing.revision === revisionAfterWrite(existing, definition, digest);
       const next: DeliveryRecord = {
         name,
         ...definition,
-        revision: same ? existing.revision : (existing?.revision ?? 0) + 1,
+        revision: revisionAfterWrite(existing, definition, digest),
         digest,
         sourceError: resolved.ok ? '' : resolved.error,
         updatedAt: same ? existing.updatedAt : now(),
