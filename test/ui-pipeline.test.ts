@@ -180,6 +180,8 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
     assert.equal(answer.status(), 200);
     const panel = page.getByRole('region', { name: `Bootstrap token for ${name}` });
     await panel.waitFor();
+    // Focus moves to it, so a screen reader reads the warning first.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), `Bootstrap token for ${name}`);
     assert.match(await panel.innerText(), /Shown once/);
     const token = await panel.getByLabel('Bootstrap token').inputValue();
     assert.match(token, /^cbt\./);
@@ -189,6 +191,7 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
       await page.screenshot({
         path: join(SHOTS, shot),
         mask: [panel.getByLabel('Bootstrap token'), panel.getByLabel('Commands to install the agent')],
+        maskColor: '#d0d7de',
       });
     }
     await button('I have copied it: hide the token').click();

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 /**
  * A cluster's bootstrap token, shown once: it lives only in this component's state (never in a URL or storage) and
@@ -6,6 +6,9 @@ import { useState } from 'react';
  */
 export function BootstrapToken(props: { cluster: string; token: string; ttl: number; onDone: () => void }) {
   const [copied, setCopied] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+  // The token is what the user came for: focus moves to it, so a screen reader reads the warning first.
+  useEffect(() => heading.current?.focus(), []);
   const origin = window.location.origin;
   const commands = [
     'kubectl create namespace cofre-agent',
@@ -24,7 +27,9 @@ export function BootstrapToken(props: { cluster: string; token: string; ttl: num
   };
   return (
     <section className="notice once" aria-labelledby="bootstrap-title">
-      <h2 id="bootstrap-title">Bootstrap token for {props.cluster}</h2>
+      <h2 id="bootstrap-title" ref={heading} tabIndex={-1}>
+        Bootstrap token for {props.cluster}
+      </h2>
       <p>
         <strong>Shown once.</strong> Copy it now: Cofre keeps only its hash and cannot show it again. It enrols one
         agent, once, within {Math.round(props.ttl / 60)} minutes; anyone holding it until then can enrol as this

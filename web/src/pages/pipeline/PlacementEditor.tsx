@@ -46,10 +46,7 @@ export function PlacementEditor(props: { name: string }) {
   const live = usePolling(
     async () => {
       try {
-        const placement = await readPlacement(name);
-        const unpublish = (await call('PUT', `sys/cofre/placements/${name}/preview`, { body: { unpublish: true } }))
-          .data;
-        return { placement, loses: (unpublish.loses ?? []) as string[] };
+        return { placement: await readPlacement(name) };
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) return null;
         throw err;
@@ -58,6 +55,15 @@ export function PlacementEditor(props: { name: string }) {
     2000,
     [name],
   );
+  // What unpublishing would remove: asked again only when the clusters the placement selects change.
+  const selectedNow = Object.keys(live.data?.placement.status.clusters ?? {})
+    .sort()
+    .join(',');
+  const unpublish = useAsync(async () => {
+    if (!live.data) return undefined;
+    const res = await call('PUT', `sys/cofre/placements/${name}/preview`, { body: { unpublish: true } });
+    return (res.data.loses ?? []) as string[];
+  }, [name, selectedNow, live.data ? 'stored' : 'none']);
   const [draft, setDraft] = useState<Draft>({ delivery: '', labels: '', everyCluster: false, clusters: [] });
   const [preview, setPreview] = useState<{ body: string; data: Json }>();
   const [error, setError] = useState<unknown>();
@@ -240,7 +246,11 @@ export function PlacementEditor(props: { name: string }) {
             <ConfirmButton
               danger
               label="Unpublish"
-              consequence={`Placement ${name} will be deleted. ${stored.delivery} is removed from: ${names(live.data?.loses ?? [])} (their agents delete its objects there; a cluster another placement also selects keeps it).`}
+              consequence={
+                unpublish.data
+                  ? `Placement ${name} will be deleted. ${stored.delivery} is removed from: ${names(unpublish.data)} (their agents delete its objects there).`
+                  : `Placement ${name} will be deleted. Those of its clusters (${names(Object.keys(stored.status.clusters).sort())}) that no other placement of ${stored.delivery} selects delete its objects.`
+              }
               confirmLabel="Unpublish"
               onConfirm={() =>
                 run(async () => {
