@@ -22,6 +22,8 @@ export function startClusterAgent(opts: {
   namespace: string;
   /** For the first start only: later starts find their enrolment in the cluster. */
   bootstrapToken?: string;
+  /** Also hands each chunk of output here (a test that restarts an agent keeps one log across its processes). */
+  onOutput?: (chunk: string) => void;
 }): AgentProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, COFRE_ADDR: opts.serverUrl };
   delete env.COFRE_BOOTSTRAP_TOKEN;
@@ -45,8 +47,12 @@ export function startClusterAgent(opts: {
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const take = (d: Buffer): void => {
+    out += d.toString();
+    opts.onOutput?.(d.toString());
+  };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,
