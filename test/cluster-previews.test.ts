@@ -94,6 +94,18 @@ describe('delivery and placement previews', () => {
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.data.source_error, 'kv secret "secret/no/such" not found');
     assert.deepEqual(res.body.data.objects, []);
+    // KV allows keys Kubernetes does not: taken as "every key", the agents would refuse the payload.
+    await writeOk(server.api, 'secret/data/app/odd', { data: { 'has space': VALUES.user } });
+    res = await preview('deliveries/broken', {
+      namespace: 'shop',
+      items: [{ name: 'x', mode: 'secret', kv: { mount: 'secret', path: 'app/odd' } }],
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(
+      res.body.data.source_error,
+      'the cluster agents would refuse it: payload.objects[0].data: a key is not a valid data key',
+    );
+    noValues(res.text);
     res = await preview('deliveries/broken', {
       namespace: 'shop',
       items: [{ name: 'x', mode: 'secret', literal: { a: 'b' } }],

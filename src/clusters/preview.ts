@@ -8,7 +8,7 @@ import type { Core } from '../core/core.js';
 import { DATABASE_CREDENTIAL_KEYS, type DeliveryDefinition, type PlacementDefinition } from './definitions.js';
 import { DesiredState } from './desired-state.js';
 import { desiredObject, inPodNotes, rolloutPatch } from '../kube/cluster-agent/manifest.js';
-import { parsePayload } from '../kube/cluster-agent/payload.js';
+import { parsePayload, PayloadError, type DeliveryPayload } from '../kube/cluster-agent/payload.js';
 import { resolvePayload } from './payload.js';
 import { revisionAfterWrite } from './service.js';
 import type { ClusterRecord, ClusterStore } from './store.js';
@@ -42,8 +42,16 @@ export async function previewDelivery(
     current_revision: existing?.revision ?? 0,
   };
   if (!resolved.ok) return { ...base, objects: [], rollout: [], notes: [], source_error: resolved.error };
-  // Checked as the agent checks what it opens, so the preview shows what an agent would accept.
-  const payload = parsePayload(JSON.parse(resolved.bytes.toString('utf8')));
+  // Checked as the agent checks what it opens: a payload the server builds but an agent would refuse (a KV key
+  // Kubernetes does not allow, taken with "every key") is said so here, not found out in every cluster.
+  let payload: DeliveryPayload;
+  try {
+    payload = parsePayload(JSON.parse(resolved.bytes.toString('utf8')));
+  } catch (err) {
+    if (!(err instanceof PayloadError)) throw err;
+    const error = `the cluster agents would refuse it: ${err.message}`;
+    return { ...base, objects: [], rollout: [], notes: [], source_error: error };
+  }
   const objects = definition.items.map((item, i) => {
     const obj = payload.objects[i]!;
     // A database item's keys are filled per cluster when its bundle is sealed: the keys it will have, not values.
