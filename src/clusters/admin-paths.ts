@@ -167,6 +167,20 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
     },
     {
+      pattern: 'cofre/deliveries/(?<name>[^/]+)/status',
+      summary: "A delivery's lifecycle: every cluster its placements select, with what each agent reported.",
+      description:
+        'Per cluster (as a placement status shows it, plus the placements that select it): the revision it should ' +
+        'hold, the revision applied and when, the pods per revision, errors, notes and last_seen.',
+      operations: {
+        read: async (req) => {
+          const status = await service.deliveryStatus(name(req, 'delivery'));
+          if (!status) throw notFound();
+          return { data: status };
+        },
+      },
+    },
+    {
       pattern: 'cofre/deliveries/(?<name>[^/]+)/preview',
       summary: 'Renders the Kubernetes objects a delivery definition would make, without values; writes nothing.',
       description:

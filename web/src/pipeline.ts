@@ -3,7 +3,7 @@
  * pure helpers they share: labels typed as text, and the rollout state a cluster's report adds up to. Every rule
  * about what a delivery or placement makes is the server's (its preview paths); nothing here re-implements one.
  */
-import { call, list, type Json } from './api';
+import { ApiError, call, list, type Json } from './api';
 
 export interface ClusterStatus {
   state: string;
@@ -31,18 +31,14 @@ export async function readPlacement(name: string): Promise<PlacementRead> {
   return (await call('GET', `sys/cofre/placements/${name}`)).data as PlacementRead;
 }
 
-/** Every placement of one delivery, read now: what the lifecycle map adds up. */
-export async function placementsOf(delivery: string): Promise<{ name: string; placement: PlacementRead }[]> {
-  const out: { name: string; placement: PlacementRead }[] = [];
-  for (const name of await listPlacements()) {
-    const placement = await readPlacement(name);
-    if (placement.delivery === delivery) out.push({ name, placement });
-  }
-  return out;
-}
-
 export async function readCluster(name: string): Promise<Json> {
-  return (await call('GET', `sys/cofre/clusters/${name}`)).data;
+  try {
+    return (await call('GET', `sys/cofre/clusters/${name}`)).data;
+  } catch (err) {
+    // Vault's 404 carries no message: say what is missing.
+    if (err instanceof ApiError && err.status === 404) throw new Error(`There is no cluster named "${name}".`);
+    throw err;
+  }
 }
 
 /** Labels typed one per line or comma-separated ("region=eu, tier=store"); a part without "=" is refused here. */

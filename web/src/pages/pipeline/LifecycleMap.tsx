@@ -1,25 +1,27 @@
 import { ErrorNotice } from '../../components/ErrorNotice';
 import { Link } from '../../components/Link';
 import { usePolling } from '../../components/usePolling';
-import { placementsOf, rolloutState, type ClusterStatus } from '../../pipeline';
-import { call } from '../../api';
+import { ApiError, call, type Json } from '../../api';
+import { rolloutState, type ClusterStatus } from '../../pipeline';
 import { ClusterRevisions } from './ClusterRevisions';
 
 /** How often the map asks again: the agents report every few seconds, and nothing streams their reports. */
 const POLL_MS = 2000;
 
 async function loadMap(delivery: string) {
-  const definition = (await call('GET', `sys/cofre/deliveries/${delivery}`)).data;
-  const placements = await placementsOf(delivery);
-  // A cluster placed by two placements of the delivery holds it once: the same status either way.
-  const clusters: Record<string, ClusterStatus> = {};
-  for (const { placement } of placements) Object.assign(clusters, placement.status.clusters);
+  let data: Json;
+  try {
+    data = (await call('GET', `sys/cofre/deliveries/${delivery}/status`)).data;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) throw new Error(`There is no delivery named "${delivery}".`);
+    throw err;
+  }
   return {
-    revision: Number(definition.revision),
-    namespace: String(definition.namespace),
-    sourceError: definition.source_error as string | null,
-    placements: placements.map((p) => p.name),
-    clusters,
+    revision: Number(data.revision),
+    namespace: String(data.namespace),
+    sourceError: data.source_error as string | null,
+    placements: data.placements as string[],
+    clusters: data.clusters as Record<string, ClusterStatus>,
   };
 }
 

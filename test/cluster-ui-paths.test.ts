@@ -1,7 +1,8 @@
-// The read-only previews the web UI's pipeline pages show (src/clusters/preview.ts): a delivery definition rendered
-// as the agent would apply it, never with a value and never written; which clusters a placement would select, gain
-// and lose. Both refuse what the writes refuse, and the delivery preview asks for read on the KV sources as the
-// write does, so it cannot show a secret's key names to a token that may not read the secret.
+// The read-only paths the web UI's pipeline pages use beside the writes: the previews (src/clusters/preview.ts) — a
+// delivery definition rendered as the agent would apply it, never with a value and never written; which clusters a
+// placement would select, gain and lose — and a delivery's status across its placements (the lifecycle map). The
+// previews refuse what the writes refuse, and the delivery preview asks for read on the KV sources as the write
+// does, so it cannot show a secret's key names to a token that may not read the secret.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startServer, writeOk, type InProcessServer } from './support.js';
@@ -18,7 +19,7 @@ const SHOP = {
   rollout: [{ kind: 'Deployment', name: 'shop' }],
 };
 
-describe('delivery and placement previews', () => {
+describe('delivery and placement previews, and a delivery’s status', () => {
   let server: InProcessServer;
 
   before(async () => {
@@ -173,6 +174,44 @@ describe('delivery and placement previews', () => {
     assert.equal(res.status, 200, res.text);
     assert.deepEqual([res.body.data.selected, res.body.data.gains, res.body.data.loses], [[], [], ['eu-b']]);
     assert.equal((await server.api.call('GET', 'sys/cofre/placements/shop-main')).status, 200, 'it was deleted');
+  });
+
+  it('shows a delivery’s clusters across its placements, each once, with the placements that select it', async () => {
+    const res = await server.api.call('GET', 'sys/cofre/deliveries/shop/status');
+    assert.equal(res.status, 200, res.text);
+    const data = res.body.data;
+    assert.deepEqual(
+      [data.delivery, data.namespace, data.revision, data.source_error, data.placements],
+      ['shop', 'shop', 1, null, ['shop-main', 'shop-pinned']],
+    );
+    assert.deepEqual(Object.keys(data.clusters), ['eu-a', 'eu-b']);
+    assert.deepEqual(data.clusters['eu-a'], {
+      state: 'pending',
+      desired_revision: 1,
+      revision: 0,
+      applied_at: null,
+      error: null,
+      pods: {},
+      notes: [],
+      last_seen: null,
+      placements: ['shop-main', 'shop-pinned'],
+    });
+    assert.deepEqual(data.clusters['eu-b'].placements, ['shop-main']);
+    // The same entry as the placement's own status shows.
+    const placement = (await server.api.call('GET', 'sys/cofre/placements/shop-main')).body.data;
+    const { placements: _via, ...asPlaced } = data.clusters['eu-b'];
+    assert.deepEqual(asPlaced, placement.status.clusters['eu-b']);
+    noValues(res.text);
+
+    const missing = await server.api.call('GET', 'sys/cofre/deliveries/nothing/status');
+    assert.equal(missing.status, 404);
+    await writeOk(server.api, 'sys/policies/acl/delivery-reader', {
+      policy: 'path "sys/cofre/deliveries/+" { capabilities = ["read"] }\n',
+    });
+    const token = (await writeOk(server.api, 'auth/token/create', { policies: ['delivery-reader'] })).body.auth
+      .client_token as string;
+    const refused = await server.api.call('GET', 'sys/cofre/deliveries/shop/status', { token });
+    assert.equal(refused.status, 403, 'a policy on deliveries/+ does not reach deliveries/shop/status');
   });
 
   it('refuses a placement preview of a missing delivery or placement, or a bad selector', async () => {
