@@ -170,13 +170,27 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
   });
 
   /** Registers a cluster in the page; returns the bootstrap token it showed. */
-  const register = async (name: string, labels: string, shot?: string): Promise<string> => {
-    await page.getByLabel('Cluster name').fill(name);
-    await page.getByLabel('Labels', { exact: true }).fill(labels);
-    const [answer] = await Promise.all([
-      page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().endsWith(`/v1/sys/cofre/clusters/${name}`)),
-      button('Register').click(),
-    ]);
+  const register = async (
+    name: string,
+    labels: string,
+    how: { shot?: string; keyboard?: boolean } = {},
+  ): Promise<string> => {
+    const registered = page.waitForResponse(
+      (r) => r.request().method() === 'PUT' && r.url().endsWith(`/v1/sys/cofre/clusters/${name}`),
+    );
+    if (how.keyboard) {
+      // Keyboard alone: the name field, Tab to the labels, Enter submits.
+      await page.getByLabel('Cluster name').focus();
+      await page.keyboard.type(name);
+      await page.keyboard.press('Tab');
+      await page.keyboard.type(labels);
+      await page.keyboard.press('Enter');
+    } else {
+      await page.getByLabel('Cluster name').fill(name);
+      await page.getByLabel('Labels', { exact: true }).fill(labels);
+      await button('Register').click();
+    }
+    const answer = await registered;
     assert.equal(answer.status(), 200);
     const panel = page.getByRole('region', { name: `Bootstrap token for ${name}` });
     await panel.waitFor();
@@ -186,15 +200,25 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
     const token = await panel.getByLabel('Bootstrap token').inputValue();
     assert.match(token, /^cbt\./);
     assert.match(await panel.getByLabel('Commands to install the agent').innerText(), new RegExp(`token=${token}`));
-    if (shot) {
+    if (how.shot) {
       // The token is a real one of this test's server: the picture masks it anyway, as a reader's would be.
       await page.screenshot({
-        path: join(SHOTS, shot),
+        path: join(SHOTS, how.shot),
         mask: [panel.getByLabel('Bootstrap token'), panel.getByLabel('Commands to install the agent')],
         maskColor: '#d0d7de',
       });
     }
-    await button('I have copied it: hide the token').click();
+    if (how.keyboard) {
+      // From the focused heading, Tab reaches the button that hides the token; Enter presses it.
+      for (let i = 0; i < 6; i++) {
+        if ((await page.evaluate(() => document.activeElement?.textContent)) === 'I have copied it: hide the token')
+          break;
+        await page.keyboard.press('Tab');
+      }
+      await page.keyboard.press('Enter');
+    } else {
+      await button('I have copied it: hide the token').click();
+    }
     await panel.waitFor({ state: 'hidden' });
     assert.ok(!(await page.content()).includes(token), 'the token is still in the page');
     return token;
@@ -204,10 +228,10 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
     await page.getByRole('link', { name: 'Clusters', exact: true }).click();
     await page.getByRole('heading', { name: 'Clusters' }).waitFor();
     await assertLabelled(page, 'the clusters page');
-    members['eu-1']!.bootstrapToken = await register('eu-1', 'region=eu, tier=store', 'cluster-register.png');
+    members['eu-1']!.bootstrapToken = await register('eu-1', 'region=eu, tier=store', { shot: 'cluster-register.png' });
     members['eu-2']!.bootstrapToken = await register('eu-2', 'region=eu, tier=hq');
     // A third cluster, never enrolled: a placement by region=eu must leave it out.
-    usToken = await register('us-1', 'region=us');
+    usToken = await register('us-1', 'region=us', { keyboard: true });
     // Registering again under a taken name is refused in the page (no token, labels unchanged).
     await page.getByLabel('Cluster name').fill('eu-1');
     await button('Register').click();
@@ -299,6 +323,7 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
     await row('eu-2').filter({ hasText: 'Applied (no pods to roll)' }).waitFor({ timeout: 30_000 });
     assert.match(await row('eu-2').innerText(), /revision 1 \(/);
     assert.match(await row('eu-1').innerText(), /in-pod delivery is not available/);
+    assert.match(await row('eu-1').innerText(), /by shop-eu/);
     assert.equal(await table.locator('tr[data-cluster="us-1"]').count(), 0);
     await status('Revision 1 in namespace shop: rolled out on 2 of 2 clusters.');
     await assertLabelled(page, 'the lifecycle map');

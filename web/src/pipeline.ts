@@ -14,6 +14,10 @@ export interface ClusterStatus {
   pods: Record<string, number>;
   notes: string[];
   last_seen: string | null;
+  /** On a delivery's status: the placements that select the cluster. */
+  placements?: string[];
+  /** For a delivery with a database source: the leases of this cluster's credentials (ids only). */
+  credentials?: { leases: string[]; replaced_leases: string[]; error: string | null };
 }
 
 export interface PlacementRead {

@@ -47,6 +47,7 @@ export function ClusterRevisions(props: { caption: string; clusters: Record<stri
             <tr key={name} data-cluster={name}>
               <th scope="row">
                 <Link to={['clusters', name]}>{name}</Link>
+                {c.placements ? <span className="via">by {c.placements.join(', ')}</span> : null}
               </th>
               <td>
                 <span className="label">Should hold: </span>revision {c.desired_revision}
@@ -61,6 +62,15 @@ export function ClusterRevisions(props: { caption: string; clusters: Record<stri
               <td>
                 <span className={`tone ${state.tone}`}>{state.text}</span>
                 {c.error ? <p className="cluster-error">{c.error}</p> : null}
+                {c.credentials ? (
+                  <p className="hint">
+                    Database credentials: {c.credentials.leases.length} held
+                    {c.credentials.replaced_leases.length > 0
+                      ? `, ${c.credentials.replaced_leases.length} replaced (revoked once the new revision is reported)`
+                      : ''}
+                    {c.credentials.error ? `; ${c.credentials.error}` : ''}
+                  </p>
+                ) : null}
                 {c.notes.length > 0 ? (
                   <ul className="notes">
                     {c.notes.map((n, i) => (
