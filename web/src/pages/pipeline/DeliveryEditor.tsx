@@ -217,6 +217,8 @@ export function DeliveryEditor(props: { name: string }) {
         <p>
           Revision {stored.data.revision}, last changed {new Date(stored.data.updated_at).toLocaleString()}.{' '}
           <Link to={['deliveries', name, 'map']}>Where it runs: the lifecycle map</Link>
+          {' · '}
+          <Link to={['placements']}>Publish it with a placement</Link>
         </p>
       ) : null}
       {stored.data !== undefined ? (
