@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { Link } from './components/Link';
 import { Leases } from './pages/Leases';
 import { Mounts } from './pages/Mounts';
+import * as Pipeline from './pages/pipeline';
 import { PolicyEditor } from './pages/PolicyEditor';
 import { PolicyList } from './pages/PolicyList';
 import { SecretFolder } from './pages/SecretFolder';
@@ -14,6 +15,9 @@ const SECTIONS = [
   { id: 'secrets', label: 'Secrets' },
   { id: 'policies', label: 'Policies' },
   { id: 'leases', label: 'Leases' },
+  { id: 'deliveries', label: 'Deliveries' },
+  { id: 'clusters', label: 'Clusters' },
+  { id: 'placements', label: 'Placements' },
 ] as const;
 
 /** The page for a route: secrets/<mount>/<path> (a trailing "/" is a folder), policies/<name>, leases/<prefix>. */
@@ -21,6 +25,11 @@ function Page(props: { route: string[] }) {
   const [section = 'secrets', ...rest] = props.route;
   if (section === 'policies') return rest[0] ? <PolicyEditor key={rest[0]} name={rest[0]} /> : <PolicyList />;
   if (section === 'leases') return <Leases key={rest.join('/')} prefix={rest.join('/')} />;
+  if (section === 'deliveries') return <Pipeline.DeliveryPages rest={rest} />;
+  if (section === 'clusters')
+    return rest[0] ? <Pipeline.ClusterView key={rest[0]} name={rest[0]} /> : <Pipeline.Clusters />;
+  if (section === 'placements')
+    return rest[0] ? <Pipeline.PlacementEditor key={rest[0]} name={rest[0]} /> : <Pipeline.Placements />;
   const [mount, ...path] = rest;
   if (!mount) return <Mounts />;
   if (path.length === 0 || path[path.length - 1] === '') return <SecretFolder mount={mount} folder={path.join('/')} />;
