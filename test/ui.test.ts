@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { ensureUiBuilt, launchChromium, type HeadlessBrowser } from './browser.js';
+import { assertCleanConsole, recordedPage, type RecordedPage } from './browser-session.js';
 import { startServer, writeOk, type InProcessServer } from './support.js';
 
 const SHOTS = join(import.meta.dirname, '..', 'docs', 'ui');
@@ -27,22 +28,12 @@ const VALUES = {
 };
 const PASSWORD = 'alice-password-81d2';
 
-interface Exchange {
-  method: string;
-  url: string;
-  requestBody: string;
-  responseBody: string;
-}
-
 describe('the web UI in Chromium', () => {
   let srv: InProcessServer;
   let db: TestDatabase;
   let chromium: HeadlessBrowser;
-  let context: BrowserContext;
+  let session: RecordedPage;
   let page: Page;
-  const exchanges: Promise<Exchange>[] = [];
-  const consoleLines: string[] = [];
-  const visited: string[] = [];
 
   before(async () => {
     ensureUiBuilt();
@@ -71,56 +62,19 @@ describe('the web UI in Chromium', () => {
       max_ttl: '1h',
     });
     chromium = await launchChromium();
-    context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (msg) => consoleLines.push(msg.text()));
-    page.on('pageerror', (err) => consoleLines.push(`page error: ${err.message}`));
-    page.on('framenavigated', (frame) => visited.push(frame.url()));
-    page.on('requestfinished', (req) => {
-      exchanges.push(
-        (async () => ({
-          method: req.method(),
-          url: req.url(),
-          requestBody: req.postData() ?? '',
-          responseBody: await req
-            .response()
-            .then((res) => res?.text() ?? '')
-            .catch(() => ''),
-        }))(),
-      );
-    });
+    session = await recordedPage(chromium.browser);
+    page = session.page;
   });
   after(async () => {
-    await context?.close();
+    await session?.close();
     await chromium?.close();
     await srv?.stop();
     await db?.stop();
   });
 
-  const button = (name: string) => page.getByRole('button', { name, exact: true });
-  /** Every control on the page has a name a screen reader can say (a label, aria-label or its own text). */
-  const assertLabelled = async (where: string) => {
-    const unnamed = await page.evaluate(() =>
-      [...document.querySelectorAll<HTMLElement>('input, textarea, select, button, a[href]')]
-        .filter((el) => {
-          const labels = (el as HTMLInputElement).labels;
-          const named =
-            (labels && [...labels].some((l) => l.textContent?.trim())) ||
-            el.getAttribute('aria-label')?.trim() ||
-            (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.textContent?.trim());
-          return !named;
-        })
-        .map((el) => el.outerHTML.slice(0, 120)),
-    );
-    assert.deepEqual(unnamed, [], `unlabelled controls on ${where}`);
-  };
-  const confirmIn = async (name: string) => {
-    const dialog = page.getByRole('dialog');
-    await dialog.waitFor();
-    await dialog.getByRole('button', { name, exact: true }).click();
-    await dialog.waitFor({ state: 'hidden' });
-  };
+  const button = (name: string) => session.button(name);
+  const assertLabelled = (where: string) => session.assertLabelled(where);
+  const confirmIn = (name: string) => session.confirmIn(name);
 
   it('opens on the sign-in page at /ui/ (from /), shows a refused login, and signs in with userpass', async () => {
     await page.goto(`${srv.url}/`);
@@ -414,20 +368,16 @@ describe('the web UI in Chromium', () => {
   });
 
   it('kept every secret value out of URLs, the console, storage and every exchange but its own writes and reads', async () => {
+    const { exchanges, consoleLines, visited } = session;
     const all = await Promise.all(exchanges);
     assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
     const values = Object.values(VALUES);
     const found = (text: string) => values.filter((v) => text.includes(v));
     for (const url of [...visited, ...all.map((e) => e.url)]) assert.deepEqual(found(url), [], `in URL ${url}`);
     for (const line of consoleLines) assert.deepEqual(found(line), [], `in console line ${line}`);
-    // The page runs under its Content-Security-Policy without breaking it, and without script errors.
-    for (const line of consoleLines) assert.doesNotMatch(line, /Content Security Policy|Refused to|page error/, line);
+    assertCleanConsole(consoleLines);
     assert.ok(!consoleLines.some((l) => l.includes(PASSWORD) || l.includes(srv.rootToken)), 'a credential was logged');
-    const storage = await page.evaluate(() => ({
-      local: JSON.stringify({ ...localStorage }),
-      localLength: localStorage.length,
-      session: JSON.stringify({ ...sessionStorage }),
-    }));
+    const storage = await session.storage();
     assert.equal(storage.localLength, 0, `localStorage holds ${storage.local}`);
     assert.deepEqual(found(storage.session), []);
     for (const e of all) {
