@@ -11,11 +11,13 @@ const LIMITS = ['100', '250', '500'];
 export function AuditEntries(props: { device: string }) {
   const [limit, setLimit] = useState('100');
   const entries = useAsync(
-    async () => (await call('GET', `sys/cofre/audit-log/${props.device}`, { query: { limit } }))?.data ?? {},
+    async () =>
+      (await call('GET', `sys/cofre/audit-log/${props.device.replace(/\/$/, '')}`, { query: { limit } }))?.data ?? {},
     [props.device, limit],
   );
   const [filter, setFilter] = useState<AuditFilter>({ path: '', operation: '', status: '' });
-  const rows = auditRows(Array.isArray(entries.data?.entries) ? entries.data.entries : []);
+  const read: unknown[] = Array.isArray(entries.data?.entries) ? entries.data.entries : [];
+  const rows = auditRows(read);
   const shown = rows.filter((r) => matches(r, filter));
   const set = (key: keyof AuditFilter, value: string): void => setFilter((f) => ({ ...f, [key]: value }));
 
@@ -71,7 +73,7 @@ export function AuditEntries(props: { device: string }) {
       {entries.data ? (
         <table className="audit">
           <caption>
-            {shown.length} of {rows.length} requests in the last {limit} entries
+            {shown.length} of {rows.length} requests, from the last {read.length} entries of the log
           </caption>
           <thead>
             <tr>

@@ -47,7 +47,8 @@ export function ConnectionField(props: {
 }) {
   const names = useAsync(() => list(`${props.mount}/config`).catch(() => [] as string[]), [props.mount]);
   const options = names.data ?? [];
-  if (options.length === 0 || (props.value && !options.includes(props.value))) {
+  // A typed name once the list is known to be empty (or unreadable), or to hold no entry of that name.
+  if (names.data && (options.length === 0 || (props.value && !options.includes(props.value)))) {
     return (
       <label>
         Connection
