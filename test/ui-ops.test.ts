@@ -149,6 +149,32 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
 
     await button('Verify and reset').click();
     await page.getByText("Connected: main's connection pool was opened again").waitFor();
+    // The {{password}} placeholder reads back as written, so the URL can be edited and saved again.
+    assert.equal(await page.getByLabel('Connection URL').inputValue(), postgres.connectionUrl(db));
+  });
+
+  it('shows a password written into a URL masked, and will not write the mask back', async () => {
+    const literal = `postgresql://${ADMIN}:${ADMIN_PASSWORD}@${db.host}:${db.port}/postgres?sslmode=disable`;
+    await writeOk(srv.api, 'database/config/literal', {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: literal,
+      verify_connection: false,
+    });
+    await page.goto(`${srv.url}/ui/database/database/connections/literal`);
+    const url = page.getByLabel('Connection URL');
+    await page.getByRole('heading', { name: 'Connection literal' }).waitFor();
+    await page.getByText('Stored and never shown.').first().waitFor();
+    assert.equal(await url.inputValue(), literal.replace(ADMIN_PASSWORD, '*****'));
+    await url.fill((await url.inputValue()).replace('sslmode=disable', 'sslmode=prefer'));
+    const sent: string[] = [];
+    const record = (r: { url(): string }) => sent.push(r.url());
+    page.on('request', record);
+    await button('Save connection').click();
+    assert.match(await page.getByRole('alert').innerText(), /still holds the masked password/);
+    page.off('request', record);
+    assert.deepEqual(sent, [], 'the masked URL was sent');
+    const stored = await srv.api.call('DELETE', 'database/config/literal');
+    assert.equal(stored.status, 204, stored.text);
   });
 
   it('creates a dynamic role with creation statements and TTLs', async () => {
@@ -275,7 +301,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     const refused = page.getByRole('table', { name: /^1 of \d+ requests/ });
     await refused.waitFor();
     const row = await refused.locator('tbody tr').innerText();
-    assert.match(row, /create\s+database\/config\/main\s+400[\s\S]*password authentication failed/);
+    assert.match(row, /create\s+database\/config\/main\s+[\s\S]*password authentication failed[\s\S]*\s400\s/);
     // The fields sent are named; their values are not shown (they are HMAC'd in the log).
     assert.match(row, /connection_url, username[\s\S]*password/);
     await page.getByLabel('Status').selectOption('');
@@ -286,6 +312,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     assert.match(await reads.locator('tbody tr').innerText(), /read\s+database\/creds\/app\s+200/);
     await page.getByLabel('Path contains').fill('');
     await page.getByLabel('Operation').selectOption('');
+    await page.getByLabel('Status').selectOption('refused');
     await session.assertLabelled('the audit page');
     await page.screenshot({ path: join(SHOTS, 'audit.png') });
     const content = await page.content();

@@ -88,15 +88,13 @@ export function AuditEntries(props: { device: string }) {
           <tbody>
             {shown.map((r) => (
               <tr key={r.id}>
-                <td>{r.time ? new Date(r.time).toLocaleString() : ''}</td>
+                <td className="when">{r.time ? new Date(r.time).toLocaleString() : ''}</td>
                 <td>{r.operation}</td>
                 <td>
                   <code>{r.path}</code>
+                  {r.error ? <div className="error-text">{r.error}</div> : null}
                 </td>
-                <td>
-                  {r.status ?? '—'}
-                  {r.error ? <div className="hint">{r.error}</div> : null}
-                </td>
+                <td>{r.status ?? '—'}</td>
                 <td>
                   {r.who || '—'}
                   {r.remoteAddress ? <div className="hint">{r.remoteAddress}</div> : null}

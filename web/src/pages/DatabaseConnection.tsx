@@ -44,6 +44,17 @@ export function DatabaseConnection(props: { mount: string; name: string }) {
 
   const save = async (): Promise<void> => {
     if (!f) return;
+    // The server masks a password written into the URL; written back, the mask would become the password.
+    const shownUrl = String((c.entry.data?.connection_details as Record<string, unknown> | undefined)?.connection_url);
+    if (f.connection_url !== shownUrl && f.connection_url.includes('*****')) {
+      c.setError(
+        new Error(
+          'The connection URL still holds the masked password (*****): type the password part again, or use ' +
+            '{{password}} and the Password field.',
+        ),
+      );
+      return;
+    }
     const typed = password.current?.value ?? '';
     const saved = await c.save({
       verify_connection: verify.current?.checked ?? true,
