@@ -370,6 +370,24 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     assert.equal(await works(ended), false);
   });
 
+  it('tells a token without sudo that the audit view is for administrators, with the server’s message', async () => {
+    const token = (await srv.api.call('POST', 'auth/token/create', { body: { policies: ['default'] } })).body.auth
+      .client_token;
+    await page.getByLabel('With a token').check();
+    await page.getByLabel('Token', { exact: true }).fill(token);
+    await button('Sign in').click();
+    await page.getByText('Signed in as').waitFor();
+    await nav('Audit').click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /The audit devices could not be listed[\s\S]*permission denied/);
+    await page.getByText('The audit view is for administrators').waitFor();
+    assert.equal(await page.getByRole('table').count(), 0);
+    await button('Sign out').click();
+    await session.confirmIn('Only forget it here');
+    await page.getByRole('heading', { name: 'Sign in to Cofre' }).waitFor();
+  });
+
   it('kept every password, JWT and credential out of URLs, the console, storage and every other exchange', async () => {
     const all = await Promise.all(session.exchanges);
     assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
