@@ -109,6 +109,8 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     assert.match(text, /Sign-in failed[\s\S]*(signature|verif)/i);
     assert.ok(!text.includes(strangerJwt), 'the refused JWT is echoed');
     await page.getByLabel('JWT', { exact: true }).fill(goodJwt);
+    // What is typed in a secret field never becomes part of the page's HTML.
+    assert.ok(!(await page.content()).includes(goodJwt), 'the JWT typed is part of the page’s HTML');
     await page.screenshot({ path: join(SHOTS, 'sign-in-jwt.png') });
     await button('Sign in').click();
     await page.getByText('Signed in as').waitFor();

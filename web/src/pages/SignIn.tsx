@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
 import { call } from '../api';
 import { ErrorNotice } from '../components/ErrorNotice';
 import type { TokenOrigin } from '../session';
@@ -36,13 +36,14 @@ export function SignIn(props: {
   notice?: string;
 }) {
   const [method, setMethod] = useState<Method>('token');
-  const [token, setToken] = useState('');
   const [mount, setMount] = useState('userpass');
   const [jwtMount, setJwtMount] = useState('jwt');
   const [role, setRole] = useState('');
-  const [jwt, setJwt] = useState('');
+  // The secret fields are not controlled: React would copy a controlled field's value into the page's HTML.
+  const tokenField = useRef<HTMLInputElement>(null);
+  const passwordField = useRef<HTMLInputElement>(null);
+  const jwtField = useRef<HTMLInputElement>(null);
   const [username, setUsername] = useState('');
-  const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
 
@@ -51,10 +52,14 @@ export function SignIn(props: {
     setBusy(true);
     setError(undefined);
     try {
-      let value = token.trim();
-      if (method === 'userpass') value = await login(`auth/${mountOf(mount)}/login/${username}`, { password });
+      let value = (tokenField.current?.value ?? '').trim();
+      if (method === 'userpass') {
+        const password = passwordField.current?.value ?? '';
+        value = await login(`auth/${mountOf(mount)}/login/${username}`, { password });
+      }
       if (method === 'jwt') {
-        value = await login(`auth/${mountOf(jwtMount)}/login`, { jwt: jwt.trim(), ...(role ? { role } : {}) });
+        const jwt = (jwtField.current?.value ?? '').trim();
+        value = await login(`auth/${mountOf(jwtMount)}/login`, { jwt, ...(role ? { role } : {}) });
       }
       props.onSignedIn(value, await identify(value), method === 'token' ? 'pasted' : 'login');
     } catch (err) {
@@ -99,7 +104,7 @@ export function SignIn(props: {
             </p>
             <label>
               JWT
-              <input type="password" autoComplete="off" required value={jwt} onChange={(e) => setJwt(e.target.value)} />
+              <input ref={jwtField} type="password" autoComplete="off" required />
             </label>
             <label>
               Mount path
@@ -113,13 +118,7 @@ export function SignIn(props: {
         ) : method === 'token' ? (
           <label>
             Token
-            <input
-              type="password"
-              autoComplete="off"
-              required
-              value={token}
-              onChange={(e) => setToken(e.target.value)}
-            />
+            <input ref={tokenField} type="password" autoComplete="off" required />
           </label>
         ) : (
           <>
@@ -129,13 +128,7 @@ export function SignIn(props: {
             </label>
             <label>
               Password
-              <input
-                type="password"
-                autoComplete="current-password"
-                required
-                value={password}
-                onChange={(e) => setPassword(e.target.value)}
-              />
+              <input ref={passwordField} type="password" autoComplete="current-password" required />
             </label>
             <label>
               Mount path
