@@ -1,11 +1,11 @@
 import { useState } from 'react';
-import { call, list } from '../api';
+import { call } from '../api';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorNotice } from '../components/ErrorNotice';
-import { useAsync } from '../components/useAsync';
 import { durationText, statementsOf, statementsText } from '../database';
 import { navigate } from '../router';
 import { DatabaseCredentials, type Credentials } from './DatabaseCredentials';
+import { ConnectionField } from './DatabaseConnectionField';
 import { DatabaseCrumbs } from './DatabaseCrumbs';
 import { useDatabaseEntry } from './useDatabaseEntry';
 
@@ -36,37 +36,6 @@ function toBody(f: ReturnType<typeof toForm>): Record<string, unknown> {
   body.default_ttl = f.default_ttl.trim() || '0';
   body.max_ttl = f.max_ttl.trim() || '0';
   return body;
-}
-
-/** The connections of a mount for the role's select; a token that may not list them types the name. */
-export function ConnectionField(props: {
-  mount: string;
-  value: string;
-  onChange: (v: string) => void;
-  fixed?: boolean;
-}) {
-  const names = useAsync(() => list(`${props.mount}/config`).catch(() => [] as string[]), [props.mount]);
-  const options = names.data ?? [];
-  // A typed name once the list is known to be empty (or unreadable), or to hold no entry of that name.
-  if (names.data && (options.length === 0 || (props.value && !options.includes(props.value)))) {
-    return (
-      <label>
-        Connection
-        <input required value={props.value} disabled={props.fixed} onChange={(e) => props.onChange(e.target.value)} />
-      </label>
-    );
-  }
-  return (
-    <label>
-      Connection
-      <select required value={props.value} disabled={props.fixed} onChange={(e) => props.onChange(e.target.value)}>
-        <option value="">Choose a connection</option>
-        {options.map((o) => (
-          <option key={o}>{o}</option>
-        ))}
-      </select>
-    </label>
-  );
 }
 
 /** A dynamic role: how its users are created and dropped, their TTLs, and credentials issued on request. */

@@ -6,7 +6,7 @@ import { durationText, statementsOf, statementsText } from '../database';
 import { navigate } from '../router';
 import { DatabaseCredentials, type Credentials } from './DatabaseCredentials';
 import { DatabaseCrumbs } from './DatabaseCrumbs';
-import { ConnectionField } from './DatabaseRole';
+import { ConnectionField } from './DatabaseConnectionField';
 import { useDatabaseEntry } from './useDatabaseEntry';
 
 function toForm(data: Record<string, unknown> | undefined) {
