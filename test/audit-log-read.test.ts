@@ -65,6 +65,28 @@ describe('reading a file audit device back (sys/cofre/audit-log)', () => {
     assert.equal(one.body.data.entries.length, 1);
   });
 
+  it('records a read by the number of lines it answered, not the lines again, so reading does not grow the log', async () => {
+    // Enough lines that writing them again would take more room than the lines themselves.
+    for (let i = 0; i < 40; i++) await writeOk(srv.api, `secret/data/filler/${i}`, { data: { n: String(i) } });
+    const before = (await readLines(logFile)).length;
+    const read = await srv.api.call('GET', 'sys/cofre/audit-log/file?limit=80');
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.body.data.entries.length, 80);
+    const lines = await readLines(logFile);
+    assert.equal(lines.length, before + 2, 'a read is one request and one response line');
+    const response = JSON.parse(lines.at(-1)!);
+    assert.equal(response.type, 'response');
+    assert.equal(response.request.path, 'sys/cofre/audit-log/file');
+    assert.deepEqual(Object.keys(response.response.data).sort(), ['entries_returned', 'truncated']);
+    const count = await srv.api.call('POST', 'sys/audit-hash/file', { body: { input: '80' } });
+    assert.equal(response.response.data.entries_returned, count.body.data.hash);
+    assert.ok(lines.at(-1)!.length < 4096, `the response line is ${lines.at(-1)!.length} bytes`);
+    // Other paths' answers are still on record whole (their values HMAC'd).
+    const kvLine = [...lines].reverse().find((l) => l.includes('"secret/data/filler/39"') && l.includes('"response"'));
+    const kv = JSON.parse(kvLine!);
+    assert.ok(kv.response.data.version, 'a KV write answer lost its data');
+  });
+
   it('refuses a bad limit, an unknown field and an unknown device with a message', async () => {
     for (const limit of ['0', '501', '-3', 'many']) {
       const res = await srv.api.call('GET', `sys/cofre/audit-log/file?limit=${limit}`);

@@ -76,6 +76,11 @@ export function auditPaths(core: Core): PathRecord[] {
       summary: "Reads a file audit device's last entries back, newest first, every value HMAC'd as on disk.",
       sudo: true,
       rejectUnknownFields: true,
+      // The lines answered are the log's own: the response entry records how many, not the lines again.
+      auditedResponseData: (data) => ({
+        entries_returned: Array.isArray(data.entries) ? data.entries.length : 0,
+        truncated: data.truncated,
+      }),
       fields: {
         path: { type: 'string', description: 'The audit device (a file device writing to a file).' },
         limit: {
