@@ -4,20 +4,18 @@
 // lifecycle map in the placement status, unpublishing, an agent killed and restarted, a deregistered cluster's
 // agent refused; and never a secret value in an agent's log or a placement status.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from '../scripts/test-cluster.js';
 import type { Storage } from '../src/core/storage.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
+import { startClusterAgent, type AgentProcess } from './cluster-agent-process.js';
 import { poll } from './poll.js';
 import { encodedForms, etcdDump, holding } from './kube-support.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const AGENT_NS = 'cofre-agent';
 const APP_NS = 'shop';
 const VALUES = ['pw-e2e-first-5c1f0a', 'pw-e2e-rotated-9b7e22', 'pw-e2e-while-down-3d4a81', 'pw-e2e-restart-77c0e4'];
@@ -47,7 +45,7 @@ interface Member {
   core: k8s.CoreV1Api;
   apps: k8s.AppsV1Api;
   bootstrapToken: string;
-  agent?: ChildProcess;
+  agent?: AgentProcess;
   /** Everything the agent processes of this cluster wrote (stdout and stderr). */
   log: string;
 }
@@ -60,39 +58,19 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
   const statuses: string[] = [];
 
   function startAgent(m: Member, withToken: boolean): void {
-    const env: NodeJS.ProcessEnv = { ...process.env, COFRE_ADDR: server.url };
-    delete env.COFRE_BOOTSTRAP_TOKEN;
-    if (withToken) env.COFRE_BOOTSTRAP_TOKEN = m.bootstrapToken;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(root, 'src/cli/main.ts'),
-        'cluster-agent',
-        '--namespace',
-        AGENT_NS,
-        '--kubeconfig',
-        m.cluster.kubeconfigPath,
-        '--metrics-bind-address',
-        '127.0.0.1:0',
-        '--report-interval',
-        '1',
-      ],
-      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout!.on('data', (d: Buffer) => (m.log += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (m.log += d.toString()));
-    m.agent = child;
+    m.agent = startClusterAgent({
+      serverUrl: server.url,
+      kubeconfigPath: m.cluster.kubeconfigPath,
+      namespace: AGENT_NS,
+      ...(withToken ? { bootstrapToken: m.bootstrapToken } : {}),
+      onOutput: (chunk) => (m.log += chunk),
+    });
   }
 
   async function stopAgent(m: Member, signal: NodeJS.Signals): Promise<number | null> {
-    const child = m.agent;
+    const agent = m.agent;
     m.agent = undefined;
-    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill(signal);
-    return exited;
+    return agent ? agent.stop(signal) : null;
   }
 
   const secretValue = async (m: Member, name: string): Promise<string | undefined> => {
@@ -500,7 +478,7 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     const res = await server.api.call('DELETE', 'sys/cofre/clusters/eu-2');
     assert.equal(res.status, 204, res.text);
     await poll('the refusal in the log', async () => /refused by the server.*deregistered/.test(eu2.log.slice(before)));
-    assert.notEqual(eu2.agent?.exitCode, 0);
+    assert.notEqual(eu2.agent?.child.exitCode, 0);
   });
 
   it('an agent stops cleanly on SIGTERM', async () => {

@@ -165,6 +165,10 @@ describe('server threads (--workers 2)', () => {
     const result = verifyLines(lines, {});
     assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
     assert.ok(result.lines >= 2 * 60 + 1, `${result.lines} lines`); // and the device's test entry
+    // Read back through either thread: the primary's device, between two whole writes.
+    const readBack = await many(10, () => fresh(url, 'GET', 'sys/cofre/audit-log/file?limit=5', 'root'));
+    assert.deepEqual(statuses(readBack), [200]);
+    for (const answer of readBack) assert.equal((answer.body.data as { entries: unknown[] }).entries.length, 5);
     assert.equal((await fresh(url, 'DELETE', 'sys/audit/file', 'root')).status, 204);
   });
 

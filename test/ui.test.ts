@@ -14,6 +14,14 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { ensureUiBuilt, launchChromium, type HeadlessBrowser } from './browser.js';
 import { startServer, writeOk, type InProcessServer } from './support.js';
+import {
+  assertFits,
+  assertLabelled as labelledOn,
+  assertNoLeaks,
+  confirmIn as confirmOn,
+  recordedPage,
+  type RecordedPage,
+} from './ui-support.js';
 
 const SHOTS = join(import.meta.dirname, '..', 'docs', 'ui');
 const SECRET = 'app/config';
@@ -27,22 +35,13 @@ const VALUES = {
 };
 const PASSWORD = 'alice-password-81d2';
 
-interface Exchange {
-  method: string;
-  url: string;
-  requestBody: string;
-  responseBody: string;
-}
-
 describe('the web UI in Chromium', () => {
   let srv: InProcessServer;
   let db: TestDatabase;
   let chromium: HeadlessBrowser;
+  let recorded: RecordedPage;
   let context: BrowserContext;
   let page: Page;
-  const exchanges: Promise<Exchange>[] = [];
-  const consoleLines: string[] = [];
-  const visited: string[] = [];
 
   before(async () => {
     ensureUiBuilt();
@@ -71,25 +70,8 @@ describe('the web UI in Chromium', () => {
       max_ttl: '1h',
     });
     chromium = await launchChromium();
-    context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (msg) => consoleLines.push(msg.text()));
-    page.on('pageerror', (err) => consoleLines.push(`page error: ${err.message}`));
-    page.on('framenavigated', (frame) => visited.push(frame.url()));
-    page.on('requestfinished', (req) => {
-      exchanges.push(
-        (async () => ({
-          method: req.method(),
-          url: req.url(),
-          requestBody: req.postData() ?? '',
-          responseBody: await req
-            .response()
-            .then((res) => res?.text() ?? '')
-            .catch(() => ''),
-        }))(),
-      );
-    });
+    recorded = await recordedPage(chromium);
+    ({ context, page } = recorded);
   });
   after(async () => {
     await context?.close();
@@ -99,28 +81,8 @@ describe('the web UI in Chromium', () => {
   });
 
   const button = (name: string) => page.getByRole('button', { name, exact: true });
-  /** Every control on the page has a name a screen reader can say (a label, aria-label or its own text). */
-  const assertLabelled = async (where: string) => {
-    const unnamed = await page.evaluate(() =>
-      [...document.querySelectorAll<HTMLElement>('input, textarea, select, button, a[href]')]
-        .filter((el) => {
-          const labels = (el as HTMLInputElement).labels;
-          const named =
-            (labels && [...labels].some((l) => l.textContent?.trim())) ||
-            el.getAttribute('aria-label')?.trim() ||
-            (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.textContent?.trim());
-          return !named;
-        })
-        .map((el) => el.outerHTML.slice(0, 120)),
-    );
-    assert.deepEqual(unnamed, [], `unlabelled controls on ${where}`);
-  };
-  const confirmIn = async (name: string) => {
-    const dialog = page.getByRole('dialog');
-    await dialog.waitFor();
-    await dialog.getByRole('button', { name, exact: true }).click();
-    await dialog.waitFor({ state: 'hidden' });
-  };
+  const assertLabelled = (where: string) => labelledOn(page, where);
+  const confirmIn = (name: string) => confirmOn(page, name);
 
   it('opens on the sign-in page at /ui/ (from /), shows a refused login, and signs in with userpass', async () => {
     await page.goto(`${srv.url}/`);
@@ -407,38 +369,27 @@ describe('the web UI in Chromium', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${srv.url}/ui/secrets/secret/${SECRET}`);
     await page.getByRole('table', { name: /Versions of/ }).waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a 390px screen`);
+    await assertFits(page, 'a secret on a 390px screen');
     await page.screenshot({ path: join(SHOTS, 'secret-narrow.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('kept every secret value out of URLs, the console, storage and every exchange but its own writes and reads', async () => {
-    const all = await Promise.all(exchanges);
-    assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
     const values = Object.values(VALUES);
-    const found = (text: string) => values.filter((v) => text.includes(v));
-    for (const url of [...visited, ...all.map((e) => e.url)]) assert.deepEqual(found(url), [], `in URL ${url}`);
-    for (const line of consoleLines) assert.deepEqual(found(line), [], `in console line ${line}`);
-    // The page runs under its Content-Security-Policy without breaking it, and without script errors.
-    for (const line of consoleLines) assert.doesNotMatch(line, /Content Security Policy|Refused to|page error/, line);
-    assert.ok(!consoleLines.some((l) => l.includes(PASSWORD) || l.includes(srv.rootToken)), 'a credential was logged');
-    const storage = await page.evaluate(() => ({
-      local: JSON.stringify({ ...localStorage }),
-      localLength: localStorage.length,
-      session: JSON.stringify({ ...sessionStorage }),
-    }));
-    assert.equal(storage.localLength, 0, `localStorage holds ${storage.local}`);
-    assert.deepEqual(found(storage.session), []);
-    for (const e of all) {
+    const all = await assertNoLeaks(recorded, values, (e, where) => {
       const path = new URL(e.url).pathname;
-      const writes = (e.method === 'POST' || e.method === 'PATCH') && path === DATA_PATH;
-      const reads = e.method === 'GET' && path === DATA_PATH;
-      if (!writes) assert.deepEqual(found(e.requestBody), [], `a value was sent in ${e.method} ${e.url}`);
-      if (!reads) assert.deepEqual(found(e.responseBody), [], `a value came back from ${e.method} ${e.url}`);
-      if (e.requestBody.includes(PASSWORD)) assert.equal(path, '/v1/auth/userpass/login/alice');
+      if (path !== DATA_PATH) return false;
+      return where === 'request' ? e.method === 'POST' || e.method === 'PATCH' : e.method === 'GET';
+    });
+    assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
+    for (const e of all) {
+      if (e.requestBody.includes(PASSWORD)) assert.equal(new URL(e.url).pathname, '/v1/auth/userpass/login/alice');
       assert.ok(!e.url.includes(srv.rootToken), `the token is in ${e.url}`);
     }
+    assert.ok(
+      !recorded.consoleLines.some((l) => l.includes(PASSWORD) || l.includes(srv.rootToken)),
+      'a credential was logged',
+    );
     // The values did travel where they should: the writes, and the reads made to reveal or edit.
     assert.ok(all.some((e) => e.method === 'GET' && new URL(e.url).pathname === DATA_PATH));
     assert.ok(all.some((e) => e.method === 'POST' && e.requestBody.includes(VALUES.stale)));

@@ -3,6 +3,7 @@ import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { stateAfter, GENESIS } from '../core/audit-chain.js';
 import type { AuditSink, AuditSinkFactory } from '../core/audit-broker.js';
+import { lastLines } from './file-tail.js';
 
 const TAIL_BYTES = 256 * 1024;
 const HEAD_BYTES = 64 * 1024;
@@ -220,6 +221,15 @@ export function fileSink(options: Record<string, string>, config: FileDeviceConf
 
   let failing = false;
   const sink: AuditSink = {
+    // Only a file can be read back; the broker calls this in the device's queue, between whole lines.
+    ...(toStdout
+      ? {}
+      : {
+          async recent(limit: number) {
+            const { handle, size } = await current();
+            return lastLines(handle, size, limit);
+          },
+        }),
     async open() {
       if (toStdout) return GENESIS;
       file = await openFile();

@@ -1,9 +1,10 @@
-import type { PathRecord, Request } from '../core/backend.js';
+import type { Field, PathRecord, Request } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, notFound } from '../core/errors.js';
 import { checkName, DEFAULT_GRACE_PERIOD, parseDelivery, parsePlacement } from './definitions.js';
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
+import { previewDelivery, previewPlacement } from './preview.js';
 import { checkSourcesReadable } from './source-access.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
 import type { ClusterRecord } from './store.js';
@@ -33,6 +34,27 @@ function clusterView(cluster: ClusterRecord): Record<string, unknown> {
     deliveries: cluster.reports ?? {},
   };
 }
+
+const DELIVERY_FIELDS: Record<string, Field> = {
+  namespace: { type: 'string', description: 'The target namespace.', required: true },
+  items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
+  rollout: { type: 'any', description: 'Workloads rolled when the delivery changes: [{kind, name}].' },
+  grace_period: {
+    type: 'duration',
+    description:
+      "How long a cluster's replaced database credential stays valid at most while its agent has not " +
+      'reported the revision that replaced it (default 30m).',
+  },
+};
+
+const PLACEMENT_FIELDS: Record<string, Field> = {
+  delivery: { type: 'string', description: 'The delivery to publish.', required: true },
+  selector: {
+    type: 'map',
+    description: '{matchLabels: {key: value}}; an empty matchLabels selects every cluster.',
+  },
+  clusters: { type: 'string-list', description: 'Cluster names.' },
+};
 
 /** sys/cofre/clusters, deliveries and placements: what administrators (ordinary tokens and policies) manage. */
 export function clusterAdminPaths(core: Core): PathRecord[] {
@@ -115,17 +137,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         'shows the definition and revision, never a value.',
       rejectUnknownFields: true,
       exists: async (req) => (await service.store.delivery(req.params.name ?? '')) !== undefined,
-      fields: {
-        namespace: { type: 'string', description: 'The target namespace.', required: true },
-        items: { type: 'any', description: 'The objects to deliver and their sources.', required: true },
-        rollout: { type: 'any', description: 'Workloads rolled when the delivery changes: [{kind, name}].' },
-        grace_period: {
-          type: 'duration',
-          description:
-            "How long a cluster's replaced database credential stays valid at most while its agent has not " +
-            'reported the revision that replaced it (default 30m).',
-        },
-      },
+      fields: DELIVERY_FIELDS,
       operations: {
         update: async (req) => {
           const definition = parseDelivery(req.data);
@@ -155,6 +167,38 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       },
     },
     {
+      pattern: 'cofre/deliveries/(?<name>[^/]+)/status',
+      summary: "A delivery's lifecycle: every cluster its placements select, with what each agent reported.",
+      description:
+        'Per cluster (as a placement status shows it, plus the placements that select it): the revision it should ' +
+        'hold, the revision applied and when, the pods per revision, errors, notes and last_seen.',
+      operations: {
+        read: async (req) => {
+          const status = await service.deliveryStatus(name(req, 'delivery'));
+          if (!status) throw notFound();
+          return { data: status };
+        },
+      },
+    },
+    {
+      pattern: 'cofre/deliveries/(?<name>[^/]+)/preview',
+      summary: 'Renders the Kubernetes objects a delivery definition would make, without values; writes nothing.',
+      description:
+        'Takes the fields of a delivery write and answers the revision it would have, each object as the cluster ' +
+        'agent would apply it (labels, annotations, type and data keys; every value replaced by a placeholder), ' +
+        'the rollout patches and the notes agents would report, or source_error.',
+      rejectUnknownFields: true,
+      fields: DELIVERY_FIELDS,
+      operations: {
+        update: async (req) => {
+          const definition = parseDelivery(req.data);
+          // Data keys are a KV secret's key names: shown only to a token that may read the secret.
+          await checkSourcesReadable(core, req.caller, definition);
+          return { data: await previewDelivery(core, service.store, name(req, 'delivery'), definition) };
+        },
+      },
+    },
+    {
       pattern: 'cofre/placements/?',
       summary: 'Lists the placements.',
       operations: { list: async () => ({ data: { keys: await service.store.listPlacements() } }) },
@@ -164,14 +208,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
       summary: 'Publishes a delivery to clusters by selector and/or names; a read shows the per-cluster status.',
       rejectUnknownFields: true,
       exists: async (req) => (await service.store.placement(req.params.name ?? '')) !== undefined,
-      fields: {
-        delivery: { type: 'string', description: 'The delivery to publish.', required: true },
-        selector: {
-          type: 'map',
-          description: '{matchLabels: {key: value}}; an empty matchLabels selects every cluster.',
-        },
-        clusters: { type: 'string-list', description: 'Cluster names.' },
-      },
+      fields: PLACEMENT_FIELDS,
       operations: {
         update: async (req) => {
           const definition = parsePlacement(req.data);
@@ -188,6 +225,34 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         delete: async (req) => {
           await service.deletePlacement(name(req, 'placement'));
           return undefined;
+        },
+      },
+    },
+    {
+      pattern: 'cofre/placements/(?<name>[^/]+)/preview',
+      summary: 'Which clusters a placement would select, gain and lose if written (or deleted); writes nothing.',
+      description:
+        'Takes the fields of a placement write, or unpublish=true alone for its deletion, and answers the clusters ' +
+        'it would select and, against the placements as they are, the clusters that would start (gains) or stop ' +
+        '(loses) holding its delivery.',
+      rejectUnknownFields: true,
+      fields: {
+        ...PLACEMENT_FIELDS,
+        delivery: { ...PLACEMENT_FIELDS.delivery!, required: false },
+        unpublish: { type: 'bool', description: "Preview the placement's deletion instead of a write." },
+      },
+      operations: {
+        update: async (req) => {
+          const placement = name(req, 'placement');
+          if (req.data.unpublish === true) {
+            if (!(await service.store.placement(placement))) throw notFound(`no placement "${placement}"`);
+            return { data: await previewPlacement(service.store, placement, undefined) };
+          }
+          const definition = parsePlacement(req.data);
+          if (!(await service.store.delivery(definition.delivery))) {
+            throw badRequest(`no delivery "${definition.delivery}"`);
+          }
+          return { data: await previewPlacement(service.store, placement, definition) };
         },
       },
     },

@@ -38,6 +38,15 @@ export class DesiredState {
     return new DesiredState(clusters, deliveries, placements);
   }
 
+  /**
+   * The same state with one placement written (or, undefined, deleted): what a placement preview compares with the
+   * state as it is, without writing anything.
+   */
+  replacing(name: string, placement: PlacementRecord | undefined): DesiredState {
+    const others = this.placements.filter((p) => p.name !== name);
+    return new DesiredState(this.clusters, this.deliveries, placement ? [...others, placement] : others);
+  }
+
   /** The deliveries placed on this cluster, by name (a delivery placed twice counts once). */
   selected(cluster: ClusterRecord): Map<string, DeliveryRecord> {
     const out = new Map<string, DeliveryRecord>();

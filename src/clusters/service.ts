@@ -39,6 +39,23 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 const now = (): string => new Date().toISOString();
 
 /**
+ * The revision a delivery has once this definition is written: the same when neither the definition nor the resolved
+ * payload (its digest) changed, the next one otherwise. The delivery preview shows the same number.
+ */
+export function revisionAfterWrite(
+  existing: DeliveryRecord | undefined,
+  definition: DeliveryDefinition,
+  digest: string,
+): number {
+  const same =
+    existing &&
+    JSON.stringify([existing.namespace, existing.items, existing.rollout]) ===
+      JSON.stringify([definition.namespace, definition.items, definition.rollout]) &&
+    existing.digest === digest;
+  return same ? existing.revision : (existing?.revision ?? 0) + 1;
+}
+
+/**
  * The multi-cluster pipeline's server side on one node: clusters and their identities, deliveries and placements,
  * the bundles sealed for each cluster, and the agents' streams. One per core (see clustersOf).
  */
@@ -261,15 +278,11 @@ export class ClusterService {
       const existing = await this.store.delivery(name);
       const resolved = await resolvePayload(this.core, definition);
       const digest = resolved.ok ? resolved.digest : '';
-      const same =
-        existing &&
-        JSON.stringify([existing.namespace, existing.items, existing.rollout]) ===
-          JSON.stringify([definition.namespace, definition.items, definition.rollout]) &&
-        existing.digest === digest;
+      const same = existing !== undefined && existing.revision === revisionAfterWrite(existing, definition, digest);
       const next: DeliveryRecord = {
         name,
         ...definition,
-        revision: same ? existing.revision : (existing?.revision ?? 0) + 1,
+        revision: revisionAfterWrite(existing, definition, digest),
         digest,
         sourceError: resolved.ok ? '' : resolved.error,
         updatedAt: same ? existing.updatedAt : now(),
@@ -327,6 +340,37 @@ export class ClusterService {
     this.changed();
   }
 
+  /** What one cluster's agent reported of a delivery, beside the revision the cluster should hold. */
+  private async clusterStatus(
+    cluster: ClusterRecord,
+    deliveryName: string,
+    delivery: DeliveryRecord | undefined,
+  ): Promise<Record<string, unknown>> {
+    const report = cluster.reports?.[deliveryName];
+    const database = delivery !== undefined && hasDatabaseSource(delivery);
+    const held = database ? await this.store.credential(cluster.name, deliveryName) : undefined;
+    return {
+      // Lease ids and errors only: a credential's fields are in its cluster's bundles and nowhere else.
+      ...(database
+        ? {
+            credentials: {
+              leases: held?.current.map((c) => c.leaseId) ?? [],
+              replaced_leases: held?.retired.map((r) => r.leaseId) ?? [],
+              error: held?.error ?? null,
+            },
+          }
+        : {}),
+      state: cluster.signingKey ? 'enrolled' : 'pending',
+      desired_revision: delivery ? delivery.revision + (cluster.generations?.[delivery.name] ?? 0) : 0,
+      revision: report?.revision ?? 0,
+      applied_at: report?.applied_at ?? null,
+      error: report?.error ?? null,
+      pods: report?.pods ?? {},
+      notes: report?.notes ?? [],
+      last_seen: cluster.lastSeen ?? null,
+    };
+  }
+
   /** A placement's status: per selected cluster, what its agent reported of the delivery. */
   async placementStatus(name: string): Promise<Record<string, unknown> | undefined> {
     const placement = await this.store.placement(name);
@@ -334,30 +378,8 @@ export class ClusterService {
     const state = await DesiredState.load(this.store);
     const delivery = state.deliveries.get(placement.delivery);
     const clusters: Record<string, unknown> = {};
-    const database = delivery !== undefined && hasDatabaseSource(delivery);
     for (const cluster of state.placedOn(placement)) {
-      const report = cluster.reports?.[placement.delivery];
-      const held = database ? await this.store.credential(cluster.name, placement.delivery) : undefined;
-      clusters[cluster.name] = {
-        // Lease ids and errors only: a credential's fields are in its cluster's bundles and nowhere else.
-        ...(database
-          ? {
-              credentials: {
-                leases: held?.current.map((c) => c.leaseId) ?? [],
-                replaced_leases: held?.retired.map((r) => r.leaseId) ?? [],
-                error: held?.error ?? null,
-              },
-            }
-          : {}),
-        state: cluster.signingKey ? 'enrolled' : 'pending',
-        desired_revision: delivery ? delivery.revision + (cluster.generations?.[delivery.name] ?? 0) : 0,
-        revision: report?.revision ?? 0,
-        applied_at: report?.applied_at ?? null,
-        error: report?.error ?? null,
-        pods: report?.pods ?? {},
-        notes: report?.notes ?? [],
-        last_seen: cluster.lastSeen ?? null,
-      };
+      clusters[cluster.name] = await this.clusterStatus(cluster, placement.delivery, delivery);
     }
     return {
       delivery: placement.delivery,
@@ -368,6 +390,38 @@ export class ClusterService {
         delivery_error: delivery ? delivery.sourceError || null : `no delivery "${placement.delivery}"`,
         clusters,
       },
+    };
+  }
+
+  /**
+   * A delivery's lifecycle: every cluster any of its placements selects now (once, with the placements that select
+   * it), each as a placement's status shows it. One read of the state, however many placements and clusters.
+   */
+  async deliveryStatus(name: string): Promise<Record<string, unknown> | undefined> {
+    const state = await DesiredState.load(this.store);
+    const delivery = state.deliveries.get(name);
+    if (!delivery) return undefined;
+    const placements = state.placements.filter((p) => p.delivery === name).sort((a, b) => a.name.localeCompare(b.name));
+    const by = new Map<string, { cluster: ClusterRecord; placements: string[] }>();
+    for (const placement of placements) {
+      for (const cluster of state.placedOn(placement)) {
+        const entry = by.get(cluster.name) ?? { cluster, placements: [] };
+        entry.placements.push(placement.name);
+        by.set(cluster.name, entry);
+      }
+    }
+    const clusters: Record<string, unknown> = {};
+    for (const [clusterName, { cluster, placements: via }] of [...by].sort(([a], [b]) => a.localeCompare(b))) {
+      clusters[clusterName] = { ...(await this.clusterStatus(cluster, name, delivery)), placements: via };
+    }
+    return {
+      delivery: name,
+      namespace: delivery.namespace,
+      revision: delivery.revision,
+      updated_at: delivery.updatedAt,
+      source_error: delivery.sourceError || null,
+      placements: placements.map((p) => p.name),
+      clusters,
     };
   }
 

@@ -20,6 +20,11 @@ export interface AuditSink {
    * src/workers/audit-relay.ts) takes each formatted entry here instead of a line.
    */
   writeEntry?(entry: Record<string, unknown>): Promise<void>;
+  /**
+   * The last `limit` lines the device wrote, newest first, for devices that keep them where the server can read
+   * (a file). A device without it (a socket, standard output) cannot be read back.
+   */
+  recent?(limit: number): Promise<{ lines: string[]; truncated: boolean }>;
 }
 
 export type AuditSinkFactory = (options: Record<string, string>) => AuditSink;
@@ -45,6 +50,16 @@ export interface ChainedSink {
 interface Device extends ChainedSink {
   entry: AuditTableEntry;
   hash: Hasher;
+}
+
+/** Runs `read` in the device's queue, so that no line is half-written while it reads. */
+export function betweenWrites<T>(device: ChainedSink, read: () => Promise<T>): Promise<T> {
+  const run = device.queue.then(read);
+  device.queue = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  return run;
 }
 
 /**
@@ -195,6 +210,35 @@ export class AuditBroker {
     const entry = this.table.find((e) => e.path === normalized);
     if (!entry) throw badRequest(`unknown audit device "${normalized}"`);
     return hasherFor(Buffer.from(entry.salt, 'base64'))(input);
+  }
+
+  /**
+   * sys/cofre/audit-log: the device's last entries as it wrote them (every value HMAC'd with its salt). Read in
+   * the device's queue, so no line is half-written while it is read.
+   */
+  async recent(path: string, limit: number): Promise<{ type: string; entries: unknown[]; truncated: boolean }> {
+    const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
+    const entry = this.table.find((e) => e.path === normalized);
+    if (!entry) throw badRequest(`unknown audit device "${normalized}"`);
+    const device = this.devices.get(normalized);
+    if (!device) throw new CofreError(503, `audit device "${normalized}" is not open on this server now`);
+    const recent = device.sink.recent?.bind(device.sink);
+    if (!recent) {
+      const kind = entry.type === 'file' ? 'a file device writing to standard output' : `a ${entry.type} device`;
+      throw badRequest(
+        `audit device "${normalized}" is ${kind}: its entries are where it sends them and cannot be read back here`,
+      );
+    }
+    const { lines, truncated } = await betweenWrites(device, () => recent(limit));
+    const entries: unknown[] = [];
+    for (const line of lines) {
+      try {
+        entries.push(JSON.parse(line));
+      } catch {
+        // Not a line of ours (the file was written to by something else): left out rather than echoed.
+      }
+    }
+    return { type: entry.type, entries, truncated };
   }
 
   /** Writes the event to every device; throws unless at least one succeeded (when any is enabled). */

@@ -285,6 +285,12 @@ export interface PathRecord {
   wrappingToken?: boolean;
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
+  /**
+   * What the response's audit entry records in place of the answer's data, for an answer that is already on record
+   * (sys/cofre/audit-log answers lines of the log itself: written again, each read would add the lines it read, so
+   * the log would grow with every look at it).
+   */
+  auditedResponseData?: (data: Record<string, unknown>) => Record<string, unknown>;
   /** One line: the OpenAPI summary and the synopsis of the path's help (`?help=1`). */
   summary: string;
   /** Longer text for the help's DESCRIPTION and the OpenAPI description, where a path needs more than its summary. */

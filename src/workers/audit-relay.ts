@@ -7,7 +7,13 @@
  * are chained and written by the primary's AuditHost, in the order they arrive, and a request goes on only once its
  * entry is written, as with a device of its own (fail-closed).
  */
-import { writeChained, type AuditSink, type AuditSinkFactory, type ChainedSink } from '../core/audit-broker.js';
+import {
+  betweenWrites,
+  writeChained,
+  type AuditSink,
+  type AuditSinkFactory,
+  type ChainedSink,
+} from '../core/audit-broker.js';
 import { GENESIS } from '../core/audit-chain.js';
 import type { Rpc } from './rpc.js';
 
@@ -20,7 +26,10 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
         let id: number | undefined;
         const sink: AuditSink = {
           open: async () => {
-            id = await primary().call<number>('audit.open', { type, options });
+            const opened = await primary().call<{ id: number; readable: boolean }>('audit.open', { type, options });
+            id = opened.id;
+            // Only a device the primary can read back (a file) offers recent(), as a device of this thread would.
+            if (opened.readable) sink.recent = (limit) => primary().call('audit.recent', { id, limit });
             return GENESIS; // the primary keeps the chain
           },
           write: () => Promise.reject(new Error('a relayed audit device takes entries, not lines')),
@@ -53,7 +62,18 @@ export class AuditHost {
 
   constructor(private readonly factories: Record<string, AuditSinkFactory>) {}
 
-  async open({ type, options }: { type: string; options: Record<string, string> }): Promise<number> {
+  async open({
+    type,
+    options,
+  }: {
+    type: string;
+    options: Record<string, string>;
+  }): Promise<{ id: number; readable: boolean }> {
+    const id = await this.share(type, options);
+    return { id, readable: this.byId.get(id)?.sink.recent !== undefined };
+  }
+
+  private async share(type: string, options: Record<string, string>): Promise<number> {
     const key = JSON.stringify([type, Object.entries(options).sort()]);
     let device = this.byKey.get(key);
     if (device) {
@@ -83,6 +103,14 @@ export class AuditHost {
     const device = this.byId.get(id);
     if (!device) return Promise.reject(new Error('the audit device is closed'));
     return writeChained(device, entry);
+  }
+
+  /** The device's last lines, read between two whole writes. */
+  recent({ id, limit }: { id: number; limit: number }): Promise<{ lines: string[]; truncated: boolean }> {
+    const device = this.byId.get(id);
+    const recent = device?.sink.recent?.bind(device.sink);
+    if (!device || !recent) return Promise.reject(new Error('the audit device cannot be read back'));
+    return betweenWrites(device, () => recent(limit));
   }
 
   async close(id: number): Promise<void> {

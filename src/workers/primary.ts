@@ -98,6 +98,7 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
         'audit.open': (args: Parameters<AuditHost['open']>[0]) => audit.open(args),
         'audit.write': (args: Parameters<AuditHost['write']>[0]) => audit.write(args),
         'audit.close': (id: number) => audit.close(id),
+        'audit.recent': (args: Parameters<AuditHost['recent']>[0]) => audit.recent(args),
         'peers.sealed': () => Promise.all(others(index).map((t) => t.calls.call('seal'))).then(() => undefined),
         'peers.unsealKey': (args: unknown) =>
           Promise.all(others(index).map((t) => t.calls.call('unsealKey', args))).then(() => undefined),

@@ -6,13 +6,23 @@ import { CofreError } from '../errors.js';
 
 /** The audit entries of one request: the request's (before the handler runs) and the response's or failure's. */
 
-export async function auditResponse(core: Core, event: AuditEvent, response: Response | undefined): Promise<void> {
+export async function auditResponse(
+  core: Core,
+  event: AuditEvent,
+  response: Response | undefined,
+  /** PathRecord.auditedResponseData: what stands for the data of an answer already on record. */
+  summarise?: (data: Record<string, unknown>) => Record<string, unknown>,
+): Promise<void> {
   const raw = response?.rawBody;
+  const data = response?.data;
   await core.audit.log({
     ...event,
     type: 'response',
     time: new Date(),
-    responseData: response?.data ?? (raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : null),
+    responseData:
+      data && summarise
+        ? summarise(data)
+        : (data ?? (raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : null)),
     responseAuth: response?.auth,
     responseWrapInfo: response?.wrapInfo,
     status: response?.status ?? (response ? 200 : 204),

@@ -156,7 +156,7 @@ async function handleCounted(
       await revokeUnsent(core, answer);
       throw err;
     });
-    if (audited) await auditResponse(core, event, response);
+    if (audited) await auditResponse(core, event, response, record.auditedResponseData);
     return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
   } catch (err) {
     if (audited) await auditFailure(core, event, err, requestLogged);

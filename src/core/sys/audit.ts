@@ -14,7 +14,13 @@ function stringOptions(value: unknown): Record<string, string> {
   return out;
 }
 
-/** sys/audit (list, enable, disable) and sys/audit-hash, as in Vault; all of them need sudo. */
+const DEFAULT_ENTRIES = 100;
+const MAX_ENTRIES = 500;
+
+/**
+ * sys/audit (list, enable, disable) and sys/audit-hash, as in Vault; all of them need sudo. And Cofre's
+ * sys/cofre/audit-log, which reads a file device's last entries back for an administrator (the web UI's audit page).
+ */
 export function auditPaths(core: Core): PathRecord[] {
   const path = (req: Request): string => req.params.path ?? '';
   return [
@@ -61,6 +67,36 @@ export function auditPaths(core: Core): PathRecord[] {
         delete: async (req) => {
           await core.audit.disable(path(req));
           return undefined;
+        },
+      },
+    },
+    {
+      // Cofre's own: Vault has no way to read a device back. Sudo, as everything else about audit devices.
+      pattern: 'cofre/audit-log/(?<path>.+)',
+      summary: "Reads a file audit device's last entries back, newest first, every value HMAC'd as on disk.",
+      sudo: true,
+      rejectUnknownFields: true,
+      // The lines answered are the log's own: the response entry records how many, not the lines again.
+      auditedResponseData: (data) => ({
+        entries_returned: Array.isArray(data.entries) ? data.entries.length : 0,
+        truncated: data.truncated,
+      }),
+      fields: {
+        path: { type: 'string', description: 'The audit device (a file device writing to a file).' },
+        limit: {
+          type: 'int',
+          default: DEFAULT_ENTRIES,
+          description: `How many entries (lines) to read, 1 to ${MAX_ENTRIES}; at most the last MiB of the file.`,
+        },
+      },
+      operations: {
+        read: async (req) => {
+          const limit = req.data.limit as number;
+          if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ENTRIES) {
+            throw badRequest(`"limit" must be a whole number from 1 to ${MAX_ENTRIES}`);
+          }
+          const { type, entries, truncated } = await core.audit.recent(path(req), limit);
+          return { data: { type, entries, truncated } };
         },
       },
     },

@@ -31,9 +31,18 @@ const configFields: Record<string, Field> = {
   max_connection_lifetime: { type: 'duration', default: 0, description: 'Close pooled connections after this.' },
 };
 
-/** The URL as a reader may see it: a password written into it is masked. */
+/**
+ * The URL as a reader may see it: a password written into it is masked. The {{password}} placeholder is not a
+ * password and stays, as Vault shows it, so the URL read back can be edited and written again.
+ */
 function maskedUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1*****@').replace(/^([^:/@(]+:)[^@(]*@(tcp\()/, '$1*****@$2');
+  const mask = (prefix: string, secret: string, suffix: string): string =>
+    `${prefix}${secret === '{{password}}' ? secret : '*****'}@${suffix}`;
+  return url
+    .replace(/(\/\/[^:/@]+:)([^@]*)@/, (_m, prefix: string, secret: string) => mask(prefix, secret, ''))
+    .replace(/^([^:/@(]+:)([^@(]*)@(tcp\()/, (_m, prefix: string, secret: string, tcp: string) =>
+      mask(prefix, secret, tcp),
+    );
 }
 
 function present(config: ConnectionConfig): Record<string, unknown> {

@@ -17,7 +17,8 @@ import { DeliveryError, type DeliveryApplier } from './apply.js';
 import { deliveredHere } from './inventory.js';
 import type { AgentKeys } from './keys.js';
 import type { LifecycleMap, LifecycleReader } from './lifecycle.js';
-import { parsePayload, PayloadError, type DeliveryPayload, type RolloutTarget } from './payload.js';
+import { inPodNotes } from './manifest.js';
+import { parsePayload, PayloadError, type RolloutTarget } from './payload.js';
 import type { DeliveryReport, FetchedBundle } from './protocol.js';
 
 /** One entry of the stream: a delivery's current revision for this cluster, 0 meaning "remove it". */
@@ -51,21 +52,8 @@ interface Held {
   notes?: string[];
 }
 
-const IN_POD_WORDS = { env: 'environment variables', file: 'in-memory files' } as const;
-
-/**
- * One note per Secret whose values were asked for as environment variables or in-memory files: those need the
- * in-pod delivery of the injector, which this agent does not have, so they were written as a Secret. Names only.
- */
-export function inPodNotes(namespace: string, payload: DeliveryPayload): string[] {
-  return payload.objects
-    .filter((o) => o.mode)
-    .map(
-      (o) =>
-        `Secret ${namespace}/${o.name} was asked for as ${IN_POD_WORDS[o.mode!]}; written as a Secret because ` +
-        `in-pod delivery is not available`,
-    );
-}
+// The notes are built beside the objects they describe (manifest.ts); tests and callers still find them here.
+export { inPodNotes };
 
 export class AgentLoop {
   private readonly held = new Map<string, Held>();

@@ -8,24 +8,11 @@
 // Applying the same revision again finds everything in place and writes nothing (no new rollout).
 //
 // Messages and results name kinds, namespaces, objects and keys, never a value.
-import {
-  AppsV1Api,
-  CoreV1Api,
-  KubernetesObjectApi,
-  PatchStrategy,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig } from '@kubernetes/client-node';
 import { kubeCode, kubeMessage } from '../operator/errors.js';
 import { workloadOps } from '../operator/rollout.js';
-import {
-  belongsTo,
-  deliveryLabels,
-  deliverySelector,
-  FIELD_MANAGER,
-  REQUESTED_MODE_ANNOTATION,
-  REVISION_ANNOTATION,
-} from './labels.js';
+import { desiredObject, rolloutPatch, type DesiredObject } from './manifest.js';
+import { belongsTo, deliverySelector, FIELD_MANAGER, REVISION_ANNOTATION } from './labels.js';
 import {
   checkDeliveryName,
   checkNamespace,
@@ -71,21 +58,6 @@ const sameMap = (a: Record<string, string> | undefined, b: Record<string, string
   return ea.length === Object.keys(b ?? {}).length && ea.every(([k, v]) => b?.[k] === v);
 };
 
-/** A ConfigMap holds text in `data` and anything that is not UTF-8 in `binaryData` (base64). */
-function configMapData(data: Record<string, string>): {
-  data: Record<string, string>;
-  binaryData: Record<string, string>;
-} {
-  const out = { data: {} as Record<string, string>, binaryData: {} as Record<string, string> };
-  for (const [k, v] of Object.entries(data)) {
-    const bytes = Buffer.from(v, 'base64');
-    const text = bytes.toString('utf8');
-    if (Buffer.from(text, 'utf8').equals(bytes)) out.data[k] = text;
-    else out.binaryData[k] = v;
-  }
-  return out;
-}
-
 export class DeliveryApplier {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
@@ -129,7 +101,7 @@ export class DeliveryApplier {
 
     const result: ApplyResult = { written: [], deleted: [], rolled: [] };
     for (const obj of checked.objects) {
-      const want = this.desired(obj, delivery, namespace, revision);
+      const want = desiredObject(obj, delivery, namespace, revision);
       const current = existing.get(obj);
       if (current && this.same(current, want)) continue;
       if (current && this.mustReplace(current, want)) await this.delete(obj.kind, obj.name, namespace, current);
@@ -172,38 +144,6 @@ export class DeliveryApplier {
     return deleted;
   }
 
-  /** The object to server-side apply. */
-  private desired(
-    obj: PayloadObject,
-    delivery: string,
-    namespace: string,
-    revision: number,
-  ): KubernetesObject & Existing {
-    const want: KubernetesObject & Existing = {
-      apiVersion: 'v1',
-      kind: obj.kind,
-      metadata: {
-        name: obj.name,
-        namespace,
-        labels: deliveryLabels(delivery),
-        annotations: {
-          [REVISION_ANNOTATION]: String(revision),
-          ...(obj.mode ? { [REQUESTED_MODE_ANNOTATION]: obj.mode } : {}),
-        },
-      } as KubernetesObject['metadata'] & Existing['metadata'],
-    };
-    if (obj.kind === 'Secret') {
-      want.type = obj.type ?? 'Opaque';
-      want.data = obj.data;
-    } else {
-      const { data, binaryData } = configMapData(obj.data);
-      want.data = data;
-      if (Object.keys(binaryData).length > 0) want.binaryData = binaryData;
-    }
-    if (obj.immutable) want.immutable = true;
-    return want;
-  }
-
   private sameContent(current: Existing, want: Existing): boolean {
     return (
       current.type === want.type &&
@@ -237,7 +177,7 @@ export class DeliveryApplier {
     }
   }
 
-  private async write(want: KubernetesObject & Existing): Promise<void> {
+  private async write(want: DesiredObject): Promise<void> {
     const { kind, metadata } = want;
     try {
       // force: the object is ours (checked above); fields another manager set on it are taken back.
@@ -301,7 +241,7 @@ export class DeliveryApplier {
       throw new DeliveryError(`reading ${kind} ${namespace}/${name}: ${kubeMessage(err)}`);
     }
     if (current.spec?.template?.metadata?.annotations?.[REVISION_ANNOTATION] === String(revision)) return false;
-    const body = { spec: { template: { metadata: { annotations: { [REVISION_ANNOTATION]: String(revision) } } } } };
+    const body = rolloutPatch(revision);
     try {
       await ops.patch({ name, namespace, body });
     } catch (err) {

@@ -1,6 +1,7 @@
-import { useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
 import { call } from '../api';
 import { ErrorNotice } from '../components/ErrorNotice';
+import type { TokenOrigin } from '../session';
 
 export interface Identity {
   displayName: string;
@@ -13,13 +14,36 @@ export async function identify(token: string): Promise<Identity> {
   return { displayName: String(res?.data?.display_name ?? ''), policies: (res?.data?.policies ?? []).map(String) };
 }
 
-/** Sign in with a token, or with a username and password (the userpass method at the mount the user names). */
-export function SignIn(props: { onSignedIn: (token: string, who: Identity) => void }) {
-  const [method, setMethod] = useState<'token' | 'userpass'>('token');
-  const [token, setToken] = useState('');
+type Method = 'token' | 'userpass' | 'jwt';
+
+/** A login's token (userpass or jwt at the mount the user names); the login itself needs no token. */
+async function login(path: string, body: Record<string, string>): Promise<string> {
+  const res = await call('POST', path, { body, token: '' });
+  const value = String(res?.auth?.client_token ?? '');
+  if (value === '') throw new Error('the server answered the login without a token');
+  return value;
+}
+
+const mountOf = (typed: string): string => typed.replace(/^\/+|\/+$/g, '');
+
+/**
+ * Sign in with a token, with a username and password (the userpass method), or with a JWT and a role (the jwt
+ * method), each at the mount the user names.
+ */
+export function SignIn(props: {
+  onSignedIn: (token: string, who: Identity, origin: TokenOrigin) => void;
+  /** What the last sign-out did (the token revoked, or only forgotten). */
+  notice?: string;
+}) {
+  const [method, setMethod] = useState<Method>('token');
   const [mount, setMount] = useState('userpass');
+  const [jwtMount, setJwtMount] = useState('jwt');
+  const [role, setRole] = useState('');
+  // The secret fields are not controlled: React would copy a controlled field's value into the page's HTML.
+  const tokenField = useRef<HTMLInputElement>(null);
+  const passwordField = useRef<HTMLInputElement>(null);
+  const jwtField = useRef<HTMLInputElement>(null);
   const [username, setUsername] = useState('');
-  const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
 
@@ -28,14 +52,16 @@ export function SignIn(props: { onSignedIn: (token: string, who: Identity) => vo
     setBusy(true);
     setError(undefined);
     try {
-      let value = token.trim();
+      let value = (tokenField.current?.value ?? '').trim();
       if (method === 'userpass') {
-        const path = `auth/${mount.replace(/^\/+|\/+$/g, '')}/login/${username}`;
-        const res = await call('POST', path, { body: { password }, token: '' });
-        value = String(res?.auth?.client_token ?? '');
-        if (value === '') throw new Error('the server answered the login without a token');
+        const password = passwordField.current?.value ?? '';
+        value = await login(`auth/${mountOf(mount)}/login/${username}`, { password });
       }
-      props.onSignedIn(value, await identify(value));
+      if (method === 'jwt') {
+        const jwt = (jwtField.current?.value ?? '').trim();
+        value = await login(`auth/${mountOf(jwtMount)}/login`, { jwt, ...(role ? { role } : {}) });
+      }
+      props.onSignedIn(value, await identify(value), method === 'token' ? 'pasted' : 'login');
     } catch (err) {
       setError(err);
     } finally {
@@ -46,6 +72,11 @@ export function SignIn(props: { onSignedIn: (token: string, who: Identity) => vo
   return (
     <main className="sign-in">
       <h1 tabIndex={-1}>Sign in to Cofre</h1>
+      {props.notice ? (
+        <p role="status" className="status">
+          {props.notice}
+        </p>
+      ) : null}
       <form onSubmit={(e) => void submit(e)} aria-describedby="sign-in-note">
         <fieldset>
           <legend>Method</legend>
@@ -57,17 +88,37 @@ export function SignIn(props: { onSignedIn: (token: string, who: Identity) => vo
             <input type="radio" name="method" checked={method === 'userpass'} onChange={() => setMethod('userpass')} />
             With a username and password
           </label>
+          <label>
+            <input type="radio" name="method" checked={method === 'jwt'} onChange={() => setMethod('jwt')} />
+            With a JWT (OIDC ID token)
+          </label>
         </fieldset>
-        {method === 'token' ? (
+        {method === 'jwt' ? (
+          <>
+            <label>
+              Role
+              <input value={role} onChange={(e) => setRole(e.target.value)} aria-describedby="jwt-role-note" />
+            </label>
+            <p id="jwt-role-note" className="hint">
+              Leave it empty to use the method’s default role.
+            </p>
+            <label>
+              JWT
+              <input ref={jwtField} type="password" autoComplete="off" required />
+            </label>
+            <label>
+              Mount path
+              <input required value={jwtMount} onChange={(e) => setJwtMount(e.target.value)} />
+            </label>
+            <p className="hint">
+              Cofre’s jwt method checks a JWT you already have (from your identity provider or a CI system). The OIDC
+              browser sign-in, a redirect to the provider, is not built into Cofre yet.
+            </p>
+          </>
+        ) : method === 'token' ? (
           <label>
             Token
-            <input
-              type="password"
-              autoComplete="off"
-              required
-              value={token}
-              onChange={(e) => setToken(e.target.value)}
-            />
+            <input ref={tokenField} type="password" autoComplete="off" required />
           </label>
         ) : (
           <>
@@ -77,13 +128,7 @@ export function SignIn(props: { onSignedIn: (token: string, who: Identity) => vo
             </label>
             <label>
               Password
-              <input
-                type="password"
-                autoComplete="current-password"
-                required
-                value={password}
-                onChange={(e) => setPassword(e.target.value)}
-              />
+              <input ref={passwordField} type="password" autoComplete="current-password" required />
             </label>
             <label>
               Mount path
