@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache';
+
 /**
  * A bounded LRU of decrypted entries in front of the barrier's storage, so hot reads skip SQLite, AES-GCM and
  * allocation. It lives only while unsealed (sealing clears it). A read fills the cache only if no write touched
@@ -6,22 +8,23 @@
  * A write fills it too, once committed (keep), unless another node's change was applied to the cache while the
  * write was on its way: this node's own writes are committed and acknowledged in the same order, so the last one
  * kept is the last one committed, but another node's change to the same key could be the later of the two.
+ *
+ * The LRU itself is lru-cache's: a JavaScript Map kept in recency order (delete, then set again, on every hit)
+ * costs tens of microseconds per hit once it holds tens of thousands of entries (V8 rehashes it over and over).
  */
 export class ReadCache {
-  private readonly entries = new Map<string, Buffer>();
-  private bytes = 0;
+  private readonly entries: LRUCache<string, Buffer>;
+  private readonly maxEntry: number;
   private writeEpoch = 0;
   private remoteEpoch = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(maxBytes: number) {
+    this.maxEntry = maxBytes / 16;
+    this.entries = new LRUCache<string, Buffer>({ maxSize: maxBytes, sizeCalculation: (value) => value.length || 1 });
+  }
 
   get(key: string): Buffer | undefined {
-    const value = this.entries.get(key);
-    if (value !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, value); // most recently used last
-    }
-    return value;
+    return this.entries.get(key);
   }
 
   /** Call before a read from storage; pass the result to fill(). */
@@ -30,17 +33,14 @@ export class ReadCache {
   }
 
   fill(key: string, value: Buffer, epochAtRead: number): void {
-    if (epochAtRead !== this.writeEpoch || value.length > this.maxBytes / 16) return;
-    this.drop(key);
+    if (epochAtRead !== this.writeEpoch || value.length > this.maxEntry) return;
     this.entries.set(key, value);
-    this.bytes += value.length;
-    while (this.bytes > this.maxBytes) this.drop(this.entries.keys().next().value!);
   }
 
   /** Call before and after every write or delete of key. */
   invalidate(key: string): void {
     this.writeEpoch++;
-    this.drop(key);
+    this.entries.delete(key);
   }
 
   /** Another node changed key. */
@@ -56,7 +56,7 @@ export class ReadCache {
 
   /** The value this node just committed under key, unless another node's change came in since `remoteAtWrite`. */
   keep(key: string, value: Buffer, remoteAtWrite: number): void {
-    if (remoteAtWrite !== this.remoteEpoch || value.length > this.maxBytes / 16) return;
+    if (remoteAtWrite !== this.remoteEpoch) return;
     this.fill(key, value, this.writeEpoch);
   }
 
@@ -64,14 +64,5 @@ export class ReadCache {
     this.writeEpoch++;
     this.remoteEpoch++;
     this.entries.clear();
-    this.bytes = 0;
-  }
-
-  private drop(key: string): void {
-    const old = this.entries.get(key);
-    if (old !== undefined) {
-      this.bytes -= old.length;
-      this.entries.delete(key);
-    }
   }
 }
