@@ -90,6 +90,10 @@ async function startOpenBao(dir: string): Promise<Server> {
       `api_addr = "http://127.0.0.1:${port}"`,
       `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
       'disable_mlock = true',
+      // OpenBao takes audit devices from its configuration only (its API refuses to enable them).
+      ...(opts.audit
+        ? [`audit "file" "file" {\n  options {\n    file_path = "${join(dir, 'openbao-audit.log')}"\n  }\n}`]
+        : []),
     ].join('\n'),
   );
   mkdirSync(join(dir, 'raft'), { recursive: true });
@@ -149,8 +153,8 @@ async function startCofreOnPostgres(dir: string): Promise<Server> {
 }
 
 async function prepare(server: Server, dir: string): Promise<void> {
-  if (opts.audit) {
-    const file = join(dir, `${server.name.toLowerCase()}-audit.log`);
+  if (opts.audit && server.name === 'Cofre') {
+    const file = join(dir, 'cofre-audit.log');
     await call(server, 'PUT', 'sys/audit/file', { type: 'file', options: { file_path: file } });
   }
   for (let i = 0; i < KEYS; i += 50) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyLines } from '../src/core/audit-chain.js';
@@ -237,5 +238,27 @@ describe('server threads from a configuration file (workers = 2, Shamir seal, 3 
       rmSync(dir, { recursive: true, force: true });
     }
     assert.equal(child.exitCode, 0, `a clean stop on SIGTERM: ${out}`);
+  });
+});
+
+describe('server threads and a taken port', () => {
+  it('refuse to start on a port another server listens on, instead of sharing it through SO_REUSEPORT', async () => {
+    const dir = tempDir('threads-port');
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen({ host: '127.0.0.1', port: 0, reusePort: true }, resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const args = ['--import', 'tsx', 'src/cli/main.ts', 'server', '--dev', '--data-dir', dir];
+      args.push('--dev-listen-address', `127.0.0.1:${port}`, '--workers', '2');
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      assert.equal(code, 1);
+      assert.match(err, new RegExp(`127.0.0.1:${port} is already in use`));
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

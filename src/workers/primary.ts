@@ -14,10 +14,11 @@
  * - the first thread runs the background jobs (lease expiry, rotations).
  */
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { auditDeviceFactories } from '../audit/index.js';
-import { loadServerConfig } from '../cli/server-config.js';
+import { loadServerConfig, splitAddress } from '../cli/server-config.js';
 import type { ServerFlags } from '../cli/server.js';
 import { SHARED_LOCK_SLOTS } from '../core/key-locks.js';
 import type { CommitThreadData } from '../storage/sqlite-commit-thread.js';
@@ -51,6 +52,23 @@ function storeOf(flags: ServerFlags): { file: string; auditFilePathPrefix: strin
   }
   if (config.seal) throw new Error('--workers does not support a PKCS#11 seal yet: run one thread (no --workers)');
   return { file: config.storage.path, auditFilePathPrefix: config.auditFilePathPrefix };
+}
+
+/**
+ * SO_REUSEPORT would let the threads share a port with another server of the same user already on it (another
+ * `--workers` server), each taking some of the connections: the port must be free before the threads take it.
+ */
+async function refuseTakenPort(flags: ServerFlags): Promise<void> {
+  const address = flags.dev ? flags.devListenAddress : loadServerConfig(flags.config!).listener.address;
+  const { host, port } = splitAddress(address);
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`${address} is already in use`) : err),
+    );
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 export async function runServerThreads(flags: ServerFlags, count: number): Promise<void> {
@@ -131,6 +149,7 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
     void stop().finally(() => process.exit(1));
   };
 
+  await refuseTakenPort(flags);
   // The first thread initialises a new dev store and takes a port; the others start on it once it is up.
   const first = await start(0, undefined);
   await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1, first.port)));
