@@ -10,7 +10,7 @@ import { getOwn } from './own-keys.js';
 /** A sink for audit lines. `open` returns the chain state to continue from (e.g. the last line of a file). */
 export interface AuditSink {
   open(): Promise<ChainState>;
-  /** Writes the whole line or fails; a failed write must leave nothing of the line behind. */
+  /** Writes the whole text (one or more lines) or fails; a failed write must leave nothing of it behind. */
   write(line: string): Promise<void>;
   close(): Promise<void>;
   /** Lets go of the destination and opens it again (log rotation, SIGHUP); the hash chain goes on. */
@@ -43,8 +43,10 @@ export interface AuditTableEntry {
 export interface ChainedSink {
   sink: AuditSink;
   chain: ChainState;
-  /** Lines of one device are written in order, one after another, so the chain holds. */
+  /** Lines of one device are written in order, one write after another, so the chain holds. */
   queue: Promise<void>;
+  /** Entries waiting for the next write. */
+  waiting: { entry: Record<string, unknown>; resolve: () => void; reject: (err: unknown) => void }[];
 }
 
 interface Device extends ChainedSink {
@@ -63,17 +65,34 @@ export function betweenWrites<T>(device: ChainedSink, read: () => Promise<T>): P
 }
 
 /**
- * Chains the entry and writes it, after every line queued before it, so the chain holds. The chain moves on only
- * when the sink took the whole line.
+ * Chains the entry and writes it after every entry given before it, so the chain holds. The entries that come in
+ * while a write is under way go out together in the next one (one write call, not one per entry): whole or not at
+ * all, as the sink writes, so they are all written or all refused. The chain moves on only when the sink took them.
  */
 export function writeChained(device: ChainedSink, entry: Record<string, unknown>): Promise<void> {
-  const run = device.queue.then(async () => {
-    const { line, next } = chainLine(entry, device.chain);
-    await device.sink.write(line + '\n');
-    device.chain = next;
+  return new Promise((resolve, reject) => {
+    device.waiting.push({ entry, resolve, reject });
+    // The first to wait schedules the write that takes all who wait by the time it starts.
+    if (device.waiting.length === 1) device.queue = device.queue.then(() => writeWaiting(device));
   });
-  device.queue = run.catch(() => undefined);
-  return run;
+}
+
+async function writeWaiting(device: ChainedSink): Promise<void> {
+  const batch = device.waiting.splice(0);
+  let chain = device.chain;
+  let text = '';
+  for (const { entry } of batch) {
+    const { line, next } = chainLine(entry, chain);
+    text += line + '\n';
+    chain = next;
+  }
+  try {
+    await device.sink.write(text);
+    device.chain = chain;
+    for (const waiter of batch) waiter.resolve();
+  } catch (err) {
+    for (const waiter of batch) waiter.reject(err);
+  }
 }
 
 const TABLE_KEY = 'core/audit';
@@ -304,7 +323,8 @@ export class AuditBroker {
     if (!factory) throw new Error(`unknown audit device type "${entry.type}"`);
     const sink = factory(entry.options);
     const chain = await sink.open();
-    return { entry, sink, hash: hasherFor(Buffer.from(entry.salt, 'base64')), chain, queue: Promise.resolve() };
+    const hash = hasherFor(Buffer.from(entry.salt, 'base64'));
+    return { entry, sink, hash, chain, queue: Promise.resolve(), waiting: [] };
   }
 
   /**

@@ -91,7 +91,7 @@ export class AuditHost {
       raced.users++;
       return this.ids.get(raced)!;
     }
-    device = { key, sink, chain, queue: Promise.resolve(), users: 1 };
+    device = { key, sink, chain, queue: Promise.resolve(), waiting: [], users: 1 };
     const id = this.next++;
     this.byKey.set(key, device);
     this.byId.set(id, device);
