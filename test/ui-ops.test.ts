@@ -16,9 +16,9 @@ import { SignJWT } from 'jose';
 import type { Page } from 'playwright-core';
 import { type TestDatabase } from '../scripts/test-databases.js';
 import { ensureUiBuilt, launchChromium, type HeadlessBrowser } from './browser.js';
-import { assertCleanConsole, recordedPage, type RecordedPage } from './browser-session.js';
 import { canLogIn, postgres } from './database-flavors.js';
 import { enableFileAudit, startServer, writeOk, type InProcessServer } from './support.js';
+import { assertLabelled, assertNoLeaks, buttonOn, confirmIn, recordedPage, type RecordedPage } from './ui-support.js';
 
 const SHOTS = join(import.meta.dirname, '..', 'docs', 'ui');
 const ISSUER = 'https://idp.ui-ops.test';
@@ -33,7 +33,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
   let srv: InProcessServer;
   let db: TestDatabase;
   let chromium: HeadlessBrowser;
-  let session: RecordedPage;
+  let recorded: RecordedPage;
   let page: Page;
   let goodJwt = '';
   let strangerJwt = '';
@@ -41,7 +41,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
   const issued: { username: string; password: string; leaseId: string } = { username: '', password: '', leaseId: '' };
   let staticPassword = '';
 
-  const button = (name: string) => session.button(name);
+  const button = (name: string) => buttonOn(page, name);
   const nav = (name: string) => page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name });
   const pageToken = () => page.evaluate(() => sessionStorage.getItem('cofre.token') ?? '');
 
@@ -85,11 +85,11 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     strangerJwt = await jwtOf(stranger.privateKey);
 
     chromium = await launchChromium();
-    session = await recordedPage(chromium.browser);
-    page = session.page;
+    recorded = await recordedPage(chromium);
+    page = recorded.page;
   });
   after(async () => {
-    await session?.close();
+    await recorded?.context.close();
     await chromium?.close();
     await srv?.stop();
     await db?.stop();
@@ -101,7 +101,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await page.getByLabel('Role', { exact: true }).fill('ops');
     await page.getByLabel('JWT', { exact: true }).fill(strangerJwt);
     assert.equal(await page.getByLabel('Mount path').inputValue(), 'jwt');
-    await session.assertLabelled('the JWT sign-in form');
+    await assertLabelled(page, 'the JWT sign-in form');
     await button('Sign in').click();
     const refusal = page.getByRole('alert');
     await refusal.waitFor();
@@ -121,7 +121,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await nav('Databases').click();
     await page.getByRole('link', { name: 'database/' }).click();
     await page.getByRole('heading', { name: 'database/', exact: true }).waitFor();
-    await session.assertLabelled('a database mount');
+    await assertLabelled(page, 'a database mount');
     await page.getByLabel('New connection name').fill('main');
     await page.getByRole('region', { name: 'Connections' }).getByRole('button', { name: 'Create' }).click();
     await page.getByRole('heading', { name: 'Connection main' }).waitFor();
@@ -146,7 +146,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     const stored = await srv.api.call('GET', 'database/config/main');
     assert.equal(stored.body.data.connection_details.username, ADMIN);
     assert.ok(!stored.text.includes(ADMIN_PASSWORD));
-    await session.assertLabelled('the connection page');
+    await assertLabelled(page, 'the connection page');
     await page.screenshot({ path: join(SHOTS, 'database-connection.png'), fullPage: true });
 
     await button('Verify and reset').click();
@@ -200,7 +200,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     assert.match(role.body.data.creation_statements.join('\n'), /CREATE ROLE "\{\{name\}\}"[\s\S]*GRANT SELECT/);
     // The form reads back what was stored, in its own words.
     assert.equal(await page.getByLabel('Default TTL').inputValue(), '10m');
-    await session.assertLabelled('the role page');
+    await assertLabelled(page, 'the role page');
   });
 
   it('gets credentials, masked until revealed, that log in to PostgreSQL', async () => {
@@ -237,7 +237,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await leases.waitFor();
     await leases.getByRole('button', { name: 'Revoke' }).click();
     assert.match(await page.getByRole('dialog').innerText(), /will be revoked/);
-    await session.confirmIn('Revoke the lease');
+    await confirmIn(page, 'Revoke the lease');
     await page.getByText(`Revoked lease ${issued.leaseId}.`).waitFor();
     assert.equal(await postgres.userExists(db, issued.username), false, 'the revoked user still exists');
     assert.equal(await canLogIn(postgres, db, issued.username, issued.password), false);
@@ -256,7 +256,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await dialog.waitFor({ state: 'hidden' });
     assert.equal(await canLogIn(postgres, db, ADMIN, ADMIN_PASSWORD), true, 'Escape rotated the password');
     await button('Rotate the root credentials').click();
-    await session.confirmIn('Rotate the password');
+    await confirmIn(page, 'Rotate the password');
     await page.getByText(`Rotated: only Cofre knows the password of ${ADMIN} now.`).waitFor();
     assert.equal(await canLogIn(postgres, db, ADMIN, ADMIN_PASSWORD), false, 'the old root password still works');
     await button('Verify and reset').click();
@@ -283,7 +283,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await button('Reveal password').click();
     assert.equal(await page.getByTestId('credential-password').innerText(), staticPassword);
     assert.equal(await canLogIn(postgres, db, STATIC_USER, staticPassword), true);
-    await session.assertLabelled('the static role page');
+    await assertLabelled(page, 'the static role page');
   });
 
   it('shows recent requests of the file audit device, filtered, with no value in clear', async () => {
@@ -315,7 +315,7 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await page.getByLabel('Path contains').fill('');
     await page.getByLabel('Operation').selectOption('');
     await page.getByLabel('Status').selectOption('refused');
-    await session.assertLabelled('the audit page');
+    await assertLabelled(page, 'the audit page');
     await page.screenshot({ path: join(SHOTS, 'audit.png') });
     const content = await page.content();
     for (const value of [ADMIN_PASSWORD, WRONG_PASSWORD, issued.password, staticPassword, goodJwt]) {
@@ -360,14 +360,14 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await signInWith(kept);
     await button('Sign out').click();
     assert.match(await page.getByRole('dialog').innerText(), /revokes the token you signed in with/);
-    await session.confirmIn('Only forget it here');
+    await confirmIn(page, 'Only forget it here');
     await page.getByText('The token was only forgotten in this tab').waitFor();
     assert.equal(await works(kept), true);
 
     const ended = await mint();
     await signInWith(ended);
     await button('Sign out').click();
-    await session.confirmIn('Revoke the token and sign out');
+    await confirmIn(page, 'Revoke the token and sign out');
     await page.getByText('Signed out. The token is revoked').waitFor();
     assert.equal(await works(ended), false);
   });
@@ -386,13 +386,11 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
     await page.getByText('The audit view is for administrators').waitFor();
     assert.equal(await page.getByRole('table').count(), 0);
     await button('Sign out').click();
-    await session.confirmIn('Only forget it here');
+    await confirmIn(page, 'Only forget it here');
     await page.getByRole('heading', { name: 'Sign in to Cofre' }).waitFor();
   });
 
   it('kept every password, JWT and credential out of URLs, the console, storage and every other exchange', async () => {
-    const all = await Promise.all(session.exchanges);
-    assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
     // Each value, and the only exchange whose request (sent) or response (read) may hold it.
     const allowed: { value: string; sent?: string; read?: string }[] = [
       { value: ADMIN_PASSWORD, sent: '/v1/database/config/main' },
@@ -402,24 +400,15 @@ describe('the web UI’s database, audit and sign-in pages in Chromium', () => {
       { value: issued.password, read: '/v1/database/creds/app' },
       { value: staticPassword, read: '/v1/database/static-creds/reports' },
     ];
-    for (const { value } of allowed) assert.ok(value.length > 8, 'a value to look for is missing');
-    for (const url of [...session.visited, ...all.map((e) => e.url)]) {
-      for (const { value } of allowed) assert.ok(!url.includes(value), `a value is in URL ${url}`);
-    }
-    for (const line of session.consoleLines) {
-      for (const { value } of allowed) assert.ok(!line.includes(value), `a value is in console line ${line}`);
-    }
-    assertCleanConsole(session.consoleLines);
-    const storage = await session.storage();
-    assert.equal(storage.localLength, 0, `localStorage holds ${storage.local}`);
-    for (const { value } of allowed) assert.ok(!storage.session.includes(value), 'a value is in sessionStorage');
-    for (const e of all) {
-      const path = new URL(e.url).pathname;
-      for (const { value, sent, read } of allowed) {
-        if (path !== sent) assert.ok(!e.requestBody.includes(value), `a value was sent in ${e.method} ${path}`);
-        if (path !== read) assert.ok(!e.responseBody.includes(value), `a value came back from ${e.method} ${path}`);
-      }
-    }
+    const all = await assertNoLeaks(
+      recorded,
+      allowed.map((a) => a.value),
+      (e, where, secret) => {
+        const path = new URL(e.url).pathname;
+        return allowed.some((a) => a.value === secret && path === (where === 'request' ? a.sent : a.read));
+      },
+    );
+    assert.ok(all.length > 20, `only ${all.length} requests were recorded`);
     // The audit log was read back, and held HMACs only.
     assert.ok(all.some((e) => new URL(e.url).pathname === '/v1/sys/cofre/audit-log/file'));
   });

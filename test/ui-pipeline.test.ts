@@ -19,7 +19,15 @@ import { ensureUiBuilt, launchChromium, type HeadlessBrowser } from './browser.j
 import { startClusterAgent, type AgentProcess } from './cluster-agent-process.js';
 import { poll } from './poll.js';
 import { startServer, writeOk, type InProcessServer } from './support.js';
-import { assertFits, assertLabelled, assertNoLeaks, confirmIn, recordedPage, type RecordedPage } from './ui-support.js';
+import {
+  assertFits,
+  assertLabelled,
+  assertNoLeaks,
+  buttonOn,
+  confirmIn,
+  recordedPage,
+  type RecordedPage,
+} from './ui-support.js';
 
 const SHOTS = join(import.meta.dirname, '..', 'docs', 'ui');
 const AGENT_NS = 'cofre-agent';
@@ -94,7 +102,7 @@ describe('the pipeline pages in Chromium, with two real clusters and their agent
     await srv?.stop();
   });
 
-  const button = (name: string) => page.getByRole('button', { name, exact: true });
+  const button = (name: string) => buttonOn(page, name);
   const status = (text: string | RegExp) => page.getByRole('status').filter({ hasText: text }).waitFor();
   const secretExists = async (m: Member, name: string): Promise<boolean> =>
     m.core.readNamespacedSecret({ name, namespace: APP_NS }).then(

@@ -18,6 +18,7 @@ import {
   assertFits,
   assertLabelled as labelledOn,
   assertNoLeaks,
+  buttonOn,
   confirmIn as confirmOn,
   recordedPage,
   type RecordedPage,
@@ -80,7 +81,7 @@ describe('the web UI in Chromium', () => {
     await db?.stop();
   });
 
-  const button = (name: string) => page.getByRole('button', { name, exact: true });
+  const button = (name: string) => buttonOn(page, name);
   const assertLabelled = (where: string) => labelledOn(page, where);
   const confirmIn = (name: string) => confirmOn(page, name);
 

@@ -14,13 +14,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Storage, StorageOp } from '../core/storage.js';
 import { prefixEnd } from './key-range.js';
 import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
 import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
-import { threadScript } from './thread-script.js';
+import { startThread } from './thread-script.js';
 
 export interface SqliteStats {
   /** SQLite transactions committed (group commits). */
@@ -327,7 +327,7 @@ function inlineCommitter(db: Database.Database, settle: (reply: CommitReply) => 
 
 /** Commits on a thread of its own (sqlite-commit-thread.ts), so the fsync never blocks this event loop. */
 function threadCommitter(file: string, settle: (reply: CommitReply) => void, fail: (err: Error) => void): Committer {
-  const worker = new Worker(threadScript(import.meta.url, 'sqlite-commit-thread'), {
+  const worker = startThread(import.meta.url, 'sqlite-commit-thread', {
     workerData: { file } satisfies CommitThreadData,
   });
   worker.on('message', settle);

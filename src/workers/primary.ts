@@ -24,7 +24,7 @@ import { SHARED_LOCK_SLOTS } from '../core/key-locks.js';
 import type { CommitThreadData } from '../storage/sqlite-commit-thread.js';
 import { holdFile } from '../storage/sqlite.js';
 import { openStoreFile } from '../storage/sqlite-writer.js';
-import { threadScript } from '../storage/thread-script.js';
+import { startThread, threadScript } from '../storage/thread-script.js';
 import { AuditHost } from './audit-relay.js';
 import { rpc, type Rpc } from './rpc.js';
 import type { ServerThreadData } from './server-thread.js';
@@ -85,7 +85,7 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
   const lockSlots = new SharedArrayBuffer(4 * SHARED_LOCK_SLOTS);
   const channels = Array.from({ length: count }, () => new MessageChannel());
   const clients = channels.map((c) => c.port1);
-  const committer = new Worker(threadScript(import.meta.url, '../storage/sqlite-commit-thread'), {
+  const committer = startThread(import.meta.url, '../storage/sqlite-commit-thread', {
     workerData: { file, clients, changeCounter } satisfies CommitThreadData,
     transferList: clients,
   });
