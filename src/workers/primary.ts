@@ -148,6 +148,10 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
     process.stderr.write(`cofre: ${reason}; stopping\n`);
     void stop().finally(() => process.exit(1));
   };
+  // Without its commit thread no write can be acknowledged again.
+  committer.once('exit', (code) => {
+    if (!stopping) fail(`the SQLite commit thread exited (code ${code})`);
+  });
 
   await refuseTakenPort(flags);
   // The first thread initialises a new dev store and takes a port; the others start on it once it is up.
