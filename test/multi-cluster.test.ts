@@ -448,10 +448,14 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     // Written before any agent is back: the server must still make a revision of it (nothing listened yet).
     const res = await server.api.call('PUT', 'secret/data/app/db', { body: { data: kv } });
     assert.equal(res.status, 200, res.text);
+    // The agents back off up to 30 s between reconnects while the server is away (more on a loaded machine), so
+    // this waits past one whole back-off, and says what the agent logged if it still did not catch up.
     for (const name of ['eu-1', 'us-1'])
-      await poll(`${name} caught up after the restart`, async () => {
-        return (await secretValue(members[name]!, 'shop-db')) === VALUES[3];
-      });
+      await poll(
+        () => `${name} caught up after the restart; its log ends:\n${members[name]!.log.slice(-1500)}`,
+        async () => (await secretValue(members[name]!, 'shop-db')) === VALUES[3],
+        70_000,
+      );
     assert.match(members['eu-1']!.log, /stream disconnected; reconnecting/);
     await poll('fresh reports after the restart', async () => {
       const s = (await placement()).status.clusters;
