@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { verifyLines } from '../src/core/audit-chain.js';
+import { verifyLines, type ChainState } from '../src/core/audit-chain.js';
 import { freePort, spawnDevServer, tempDir } from './support.js';
 
 /**
@@ -171,6 +171,36 @@ describe('server threads (--workers 2)', () => {
     assert.deepEqual(statuses(readBack), [200]);
     for (const answer of readBack) assert.equal((answer.body.data as { entries: unknown[] }).entries.length, 5);
     assert.equal((await fresh(url, 'DELETE', 'sys/audit/file', 'root')).status, 204);
+  });
+
+  it('a rotated audit file (renamed away, or SIGHUP) is left by both threads at once: the files make one chain', async () => {
+    const file = join(dir, 'rotated.log');
+    const enabled = await fresh(url, 'PUT', 'sys/audit/rot', 'root', { type: 'file', options: { file_path: file } });
+    assert.equal(enabled.status, 204);
+    const load = async (path: string) =>
+      assert.deepEqual(statuses(await many(40, () => fresh(url, 'GET', `secret/data/${path}`, 'root'))), [404]);
+    await load('before-rename');
+    // Renamed away: whichever thread looks up the path first (once a second) has both threads open the new file.
+    renameSync(file, `${file}.1`);
+    await new Promise((r) => setTimeout(r, 1100));
+    await load('after-rename');
+    await load('after-rename-again');
+    renameSync(file, `${file}.2`);
+    server.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 200));
+    await load('after-hup');
+    const files = [`${file}.1`, `${file}.2`, file].map((f) => readFileSync(f, 'utf8').split('\n'));
+    let after: ChainState | undefined;
+    for (const [i, lines] of files.entries()) {
+      const result = verifyLines(lines, after ? { after } : {});
+      assert.ok(result.ok, `file ${i + 1} does not continue the chain: ${JSON.stringify(result)}`);
+      after = result.last;
+    }
+    const text = files.map((lines) => lines.join('\n'));
+    assert.ok(text[0]!.includes('before-rename') && !text[0]!.includes('after-rename'));
+    assert.ok(text[1]!.includes('after-rename-again') && !text[1]!.includes('after-hup'));
+    assert.ok(text[2]!.includes('after-hup') && !text[2]!.includes('after-rename'));
+    assert.equal((await fresh(url, 'DELETE', 'sys/audit/rot', 'root')).status, 204);
   });
 
   it('sys/seal through one thread seals every thread; an unseal key through one unseals every thread', async () => {

@@ -1,8 +1,21 @@
-import { constants } from 'node:fs';
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  statSync,
+  write,
+  writeSync,
+} from 'node:fs';
+import { promisify } from 'node:util';
+import { open, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { stateAfter, GENESIS } from '../core/audit-chain.js';
+import { chainJson, stateAfter, GENESIS, type ChainState } from '../core/audit-chain.js';
 import type { AuditSink, AuditSinkFactory } from '../core/audit-broker.js';
+import { ChainCell } from './chain-cell.js';
 import { lastLines } from './file-tail.js';
 
 const TAIL_BYTES = 256 * 1024;
@@ -69,10 +82,10 @@ function isAuditLine(line: string, complete: boolean): boolean {
 }
 
 /** Refuses a non-empty file that is not a Cofre audit log: appending to a shell profile must not work. */
-async function checkIsAuditLog(handle: FileHandle, path: string, size: number): Promise<void> {
+function checkIsAuditLog(fd: number, path: string, size: number): void {
   if (size === 0) return;
   const buf = Buffer.alloc(Math.min(size, HEAD_BYTES));
-  await handle.read(buf, 0, buf.length, 0);
+  readSync(fd, buf, 0, buf.length, 0);
   const text = buf.toString('utf8');
   const end = text.indexOf('\n');
   const line = end < 0 ? text : text.slice(0, end);
@@ -82,11 +95,11 @@ async function checkIsAuditLog(handle: FileHandle, path: string, size: number): 
 }
 
 /** The offset just after the last newline before `end`, or 0: scans backwards a chunk at a time. */
-async function lineStart(handle: FileHandle, end: number): Promise<number> {
+function lineStart(fd: number, end: number): number {
   const buf = Buffer.alloc(Math.min(end, TAIL_BYTES));
   for (let pos = end; pos > 0;) {
     const length = Math.min(pos, TAIL_BYTES);
-    await handle.read(buf, 0, length, pos - length);
+    readSync(fd, buf, 0, length, pos - length);
     const i = buf.subarray(0, length).lastIndexOf(0x0a);
     if (i >= 0) return pos - length + i + 1;
     pos -= length;
@@ -99,175 +112,291 @@ async function lineStart(handle: FileHandle, end: number): Promise<number> {
  * (one with no newline: a write cut short by a crash or a full disk) is cut off first, so the next line does not
  * get glued to it; it never was a whole entry, so nothing on record is lost.
  */
-async function lastLine(handle: FileHandle, path: string): Promise<string | undefined> {
-  const { size } = await handle.stat();
-  const end = await lineStart(handle, size);
+function lastLine(fd: number, path: string): string | undefined {
+  const { size } = fstatSync(fd);
+  const end = lineStart(fd, size);
   if (end < size) {
     warn(`audit file ${path}: cutting off a torn last line (${size - end} bytes)`);
-    await handle.truncate(end);
+    ftruncateSync(fd, end);
   }
   if (end === 0) return undefined;
-  const start = await lineStart(handle, end - 1);
+  const start = lineStart(fd, end - 1);
   const buf = Buffer.alloc(end - 1 - start);
-  await handle.read(buf, 0, buf.length, start);
+  readSync(fd, buf, 0, buf.length, start);
   return buf.toString('utf8');
 }
 
+/**
+ * Batches up to this size are written synchronously: a thread-pool round trip per write costs more than writing a
+ * few lines to the page cache. A bigger one (a request with a very large body) goes through the thread pool, so it
+ * does not stall the event loop.
+ */
+const SYNC_WRITE_BYTES = 256 * 1024;
+const writeAsync = promisify(write);
+
 /** Writes all of buf at the end of the file, however many write calls that takes. */
-async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {
+async function writeAll(fd: number, buf: Buffer): Promise<void> {
   let offset = 0;
   while (offset < buf.length) {
-    const { bytesWritten } = await handle.write(buf, offset, buf.length - offset);
-    if (bytesWritten === 0) throw new Error('the file takes no more bytes');
-    offset += bytesWritten;
+    const length = buf.length - offset;
+    const written =
+      buf.length <= SYNC_WRITE_BYTES
+        ? writeSync(fd, buf, offset, length)
+        : (await writeAsync(fd, buf, offset, length)).bytesWritten;
+    if (written === 0) throw new Error('the file takes no more bytes');
+    offset += written;
   }
 }
 
 interface OpenFile {
-  handle: FileHandle;
+  fd: number;
   dev: number;
   ino: number;
 }
 
 /**
- * The file audit device: appends one JSON line per entry to `file_path`, or to standard output when file_path
+ * Opens the (already confined) path for appending: a regular file, empty or a Cofre audit log, never through a
+ * link; `mode` is set on it when given.
+ */
+function openAuditFile(real: string, path: string, mode: number | undefined): OpenFile {
+  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+  const fd = openSync(real, flags, mode ?? 0o600);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    checkIsAuditLog(fd, path, st.size);
+    if (mode !== undefined) fchmodSync(fd, mode);
+    return { fd, dev: st.dev, ino: st.ino };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** The chain state after the last line of the device's (confined) file, a torn last line cut off first. */
+export function chainAfterLastLine(real: string, options: Record<string, string>): ChainState {
+  const path = devicePath(options);
+  const file = openAuditFile(real, path, parseMode(options.mode));
+  try {
+    return stateAfter(lastLine(file.fd, path));
+  } finally {
+    closeSync(file.fd);
+  }
+}
+
+/** The device's file_path with links and `..` resolved, refused outside audit_file_path_prefix. */
+export function devicePathConfined(options: Record<string, string>, config: FileDeviceConfig): Promise<string> {
+  return confinedPath(devicePath(options), config.pathPrefix);
+}
+
+function devicePath(options: Record<string, string>): string {
+  const path = options.file_path ?? options.path;
+  if (!path) throw new Error('file_path is required');
+  return path;
+}
+
+/**
+ * Where a server thread's file device gets the chain it shares with the other threads writing the same file
+ * (src/workers/audit-relay.ts), and gives it back when it closes.
+ */
+export interface SharedChains {
+  take(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }>;
+  give(real: string): Promise<void>;
+}
+
+/**
+ * The file device: appends one JSON line per entry to `file_path`, or to standard output when file_path
  * is "stdout". A line is written whole or not at all: when a write fails part-way (a full disk, a file size
  * limit), the file is cut back to where the line began and the write fails, which fails the request when no
  * other device took it. If even the cut fails, the device refuses every write until it can make it.
  *
+ * A file device chains its own entries (writeEntry), under the lock of its ChainCell: the entries of one turn of
+ * the event loop go out in one synchronous write (a thread-pool round trip per write cost more than the write).
+ * With `shared`, the cell is the one every server thread writing the same file holds, and each thread appends
+ * through its own descriptor.
+ *
  * Log rotation: the file is reopened on SIGHUP (AuditBroker.reopen), when the path no longer leads to the open
  * file (renamed away, checked every ROTATION_CHECK_MS), and when the open file was deleted (checked before every
- * write, so nothing goes into a deleted inode). The hash chain goes on across the files: the new file's first line
+ * write, so nothing goes into a deleted inode); whichever writer notices, all of them open the new file before their
+ * next line. The hash chain goes on across the files: the new file's first line
  * links to the last line of the old one, so `cofre audit verify old new` checks both as one log and the new one
  * alone verifies with `--continued`. Starting each file afresh instead would let anyone who can delete a file
  * remove a whole stretch of the log without a trace.
  */
-export function fileSink(options: Record<string, string>, config: FileDeviceConfig = {}): AuditSink {
-  const path = options.file_path ?? options.path;
-  if (!path) throw new Error('file_path is required');
+export function fileSink(
+  options: Record<string, string>,
+  config: FileDeviceConfig = {},
+  shared?: SharedChains,
+): AuditSink {
+  const path = devicePath(options);
   const mode = parseMode(options.mode);
-  const toStdout = path === 'stdout';
+  if (path === 'stdout') return stdoutSink();
+  let real: string | undefined;
+  let cell: ChainCell | undefined;
   let file: OpenFile | undefined;
+  /** The cell's generation this writer's file was opened at. */
+  let generation = 0;
   let lastPathCheck = 0;
-  /** Where the file must be cut back to before anything else is written (a cut that failed). */
-  let repairTo: number | undefined;
+  let failing = false;
+  let waiting: { json: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
-  const openFile = async (): Promise<OpenFile> => {
-    const real = await confinedPath(path, config.pathPrefix);
-    const flags = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
-    const handle = await open(real, flags, mode ?? 0o600);
-    try {
-      const st = await handle.stat();
-      if (!st.isFile()) throw new Error(`${path} is not a regular file`);
-      await checkIsAuditLog(handle, path, st.size);
-      if (mode !== undefined) await handle.chmod(mode);
-      return { handle, dev: st.dev, ino: st.ino };
-    } catch (err) {
-      await handle.close();
-      throw err;
+  /** Under the lock: this writer's file, opened again when it was deleted, moved or another writer reopened. */
+  const current = (held: ChainCell): OpenFile => {
+    let moved = false;
+    if (file && generation === held.generation) {
+      if (fstatSync(file.fd).nlink === 0) {
+        warn(`audit file ${path} was deleted: opening a new one`);
+        moved = true;
+      } else if (Date.now() - lastPathCheck >= ROTATION_CHECK_MS) {
+        lastPathCheck = Date.now();
+        let onDisk: { ino: number; dev: number } | undefined;
+        try {
+          onDisk = statSync(real!);
+        } catch {
+          onDisk = undefined;
+        }
+        moved = !onDisk || onDisk.ino !== file.ino || onDisk.dev !== file.dev;
+      }
+      if (!moved) return file;
+      held.reopenAll();
     }
-  };
-
-  const reopen = async (): Promise<OpenFile> => {
     const old = file;
     file = undefined;
-    repairTo = undefined; // a cut still owed was owed by the old file
-    await old?.handle.close().catch(() => undefined);
-    file = await openFile();
+    if (old) closeSync(old.fd);
+    generation = held.generation;
+    const opened = openAuditFile(real!, path, mode);
+    file = opened;
     lastPathCheck = Date.now();
-    await lastLine(file.handle, path); // repairs a torn tail; the chain state stays the broker's
-    return file;
+    lastLine(opened.fd, path); // repairs a torn tail; the chain is the cell's
+    return opened;
   };
 
-  /** The open file and its size, reopened first when it was deleted or the path now leads elsewhere. */
-  const current = async (): Promise<{ handle: FileHandle; size: number }> => {
-    if (!file) file = await reopen();
-    let st = await file.handle.stat();
-    let moved = st.nlink === 0;
-    if (moved) warn(`audit file ${path} was deleted: opening a new one`);
-    if (!moved && Date.now() - lastPathCheck >= ROTATION_CHECK_MS) {
-      lastPathCheck = Date.now();
-      const onDisk = await stat(path).catch(() => undefined);
-      moved = !onDisk || onDisk.ino !== file.ino || onDisk.dev !== file.dev;
-    }
-    if (moved) {
-      file = await reopen();
-      st = await file.handle.stat();
-    }
-    return { handle: file.handle, size: st.size };
-  };
-
-  /** Writes the line whole, or cuts the file back to where it began and fails. */
-  const append = async (line: string): Promise<void> => {
-    const opened = await current();
-    const handle = opened.handle;
-    let size = opened.size;
+  /**
+   * Under the lock: chains the lines on from the cell and writes them whole, or cuts the file back and fails. Other
+   * threads wait for the lock asynchronously, so the big writes' await here holds up only audit writes.
+   */
+  const append = async (held: ChainCell, jsons: string[]): Promise<void> => {
+    const { fd } = current(held);
+    let size = fstatSync(fd).size;
+    const repairTo = held.repairTo;
     if (repairTo !== undefined) {
-      await handle.truncate(repairTo);
+      ftruncateSync(fd, repairTo);
       warn(`audit file ${path}: the torn line is cut off, writing again`);
       size = repairTo;
-      repairTo = undefined;
+      held.repairTo = undefined;
+    }
+    let chain = held.state;
+    let text = '';
+    for (const json of jsons) {
+      const { line, next } = chainJson(json, chain);
+      text += line + '\n';
+      chain = next;
     }
     try {
-      await writeAll(handle, Buffer.from(line));
+      await writeAll(fd, Buffer.from(text));
     } catch (err) {
-      await handle.truncate(size).catch(() => {
-        repairTo = size;
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        held.repairTo = size;
         warn(`audit file ${path}: a line is torn and could not be cut off; refusing writes until it can be`);
-      });
+      }
       throw err;
     }
+    held.state = chain;
   };
 
-  let failing = false;
-  const sink: AuditSink = {
-    // Only a file can be read back; the broker calls this in the device's queue, between whole lines.
-    ...(toStdout
-      ? {}
-      : {
-          async recent(limit: number) {
-            const { handle, size } = await current();
-            return lastLines(handle, size, limit);
-          },
-        }),
+  /** One batch at a time, so that close() can wait for the one under way. */
+  let flushing = Promise.resolve();
+  const flush = (): Promise<void> => (flushing = flushing.then(writeWaiting));
+  const writeWaiting = async (): Promise<void> => {
+    const batch = waiting;
+    if (batch.length === 0) return; // close() wrote them already
+    waiting = [];
+    try {
+      const held = cell;
+      if (!held) throw new Error('the audit device is closed');
+      await held.locked(() =>
+        append(
+          held,
+          batch.map((w) => w.json),
+        ),
+      );
+      if (failing) warn(`audit file ${path} is writable again`);
+      failing = false;
+    } catch (err) {
+      // Once per outage, not once per request.
+      if (!failing) warn(`audit file ${path} cannot be written: ${(err as Error).message}`);
+      failing = true;
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    for (const w of batch) w.resolve();
+  };
+
+  return {
     async open() {
-      if (toStdout) return GENESIS;
-      file = await openFile();
-      lastPathCheck = Date.now();
-      return stateAfter(await lastLine(file.handle, path));
-    },
-    async write(line) {
-      if (toStdout) {
-        await new Promise<void>((resolve, reject) =>
-          process.stdout.write(line, (err) => (err ? reject(err) : resolve())),
-        );
-        return;
+      if (shared) {
+        const taken = await shared.take(options);
+        real = taken.real;
+        cell = ChainCell.of(taken.cell);
+      } else {
+        real = await devicePathConfined(options, config);
+        cell = ChainCell.create(chainAfterLastLine(real, options));
       }
       try {
-        await append(line);
-        if (failing) warn(`audit file ${path} is writable again`);
-        failing = false;
+        file = openAuditFile(real, path, mode);
       } catch (err) {
-        // Once per outage, not once per request.
-        if (!failing) warn(`audit file ${path} cannot be written: ${(err as Error).message}`);
-        failing = true;
+        if (shared) await shared.give(real);
         throw err;
+      }
+      generation = cell.generation;
+      lastPathCheck = Date.now();
+      return cell.state;
+    },
+    write: () => Promise.reject(new Error('a file audit device chains its own entries')),
+    writeEntry(entry) {
+      const json = JSON.stringify(entry);
+      return new Promise<void>((resolve, reject) => {
+        waiting.push({ json, resolve, reject });
+        if (waiting.length === 1) setImmediate(() => void flush());
+      });
+    },
+    // Complete lines only (a line being written by another thread has no newline yet), so no lock is needed.
+    async recent(limit: number) {
+      const handle = await open(real!, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        return await lastLines(handle, (await handle.stat()).size, limit);
+      } finally {
+        await handle.close();
       }
     },
     async close() {
+      // Entries already given are written first.
+      await flush();
       const old = file;
       file = undefined;
-      await old?.handle.close();
+      cell = undefined;
+      if (old) closeSync(old.fd);
+      if (shared && real !== undefined) await shared.give(real);
     },
     async reopen() {
-      if (toStdout) return;
-      await reopen();
+      cell?.reopenAll();
     },
   };
-  return sink;
+}
+
+/** A file device on standard output: lines chained by the broker, written in order. */
+function stdoutSink(): AuditSink {
+  return {
+    open: async () => GENESIS,
+    write: (line) =>
+      new Promise<void>((resolve, reject) => process.stdout.write(line, (err) => (err ? reject(err) : resolve()))),
+    close: async () => {},
+  };
 }
 
 /** The file device factory, with the server's configuration. */
-export function fileSinkFactory(config: FileDeviceConfig): AuditSinkFactory {
-  return (options) => fileSink(options, config);
+export function fileSinkFactory(config: FileDeviceConfig, shared?: SharedChains): AuditSinkFactory {
+  return (options) => fileSink(options, config, shared);
 }

@@ -19,8 +19,18 @@ export const lineHash = (line: string): string => createHash('sha256').update(li
 
 /** Appends the chain link to an entry and returns the line (without newline) and the next state. */
 export function chainLine(entry: Record<string, unknown>, state: ChainState): { line: string; next: ChainState } {
+  return chainJson(JSON.stringify(entry), state);
+}
+
+/**
+ * chainLine for an entry already in JSON (an object, without a `chain` key), so that a writer holding the chain's
+ * lock only appends the link: the same text as stringifying the entry with `chain` as its last key.
+ */
+export function chainJson(json: string, state: ChainState): { line: string; next: ChainState } {
+  if (!json.startsWith('{') || !json.endsWith('}')) throw new TypeError('an audit entry is a JSON object');
   const seq = state.seq + 1;
-  const line = JSON.stringify({ ...entry, chain: { seq, prev: state.prev } });
+  const link = `"chain":${JSON.stringify({ seq, prev: state.prev })}}`;
+  const line = json === '{}' ? `{${link}` : `${json.slice(0, -1)},${link}`;
   return { line, next: { seq, prev: lineHash(line) } };
 }
 

@@ -1,12 +1,21 @@
 /**
- * Audit devices when several server threads serve one store: every thread's lines go to the primary thread, which
- * holds the one real device (file or socket) and its hash chain. Each thread writing the file itself would give
- * one file several chains, each breaking the others.
+ * Audit devices when several server threads serve one store. Each file has one hash chain, whoever writes to it:
  *
- * A thread's device is a relay (relayedAuditDevices): its entries (formatted and HMAC'd by the thread's broker)
- * are chained and written by the primary's AuditHost, in the order they arrive, and a request goes on only once its
- * entry is written, as with a device of its own (fail-closed).
+ * - A file device in a thread appends to the file itself, under the lock of the file's ChainCell, which the primary
+ *   thread hands every thread opening the same file (src/audit/chain-cell.ts). Relaying each line to one thread
+ *   cost two thread hops per request, most of an audited request's time.
+ * - Other devices (a socket, standard output) are relays (relayedAuditDevices): their entries (formatted and HMAC'd
+ *   by the thread's broker) are chained and written by the primary's AuditHost, in the order they arrive, and a
+ *   request goes on only once its entry is written, as with a device of its own (fail-closed).
  */
+import { ChainCell } from '../audit/chain-cell.js';
+import {
+  chainAfterLastLine,
+  devicePathConfined,
+  fileSink,
+  type FileDeviceConfig,
+  type SharedChains,
+} from '../audit/file.js';
 import {
   betweenWrites,
   writeChained,
@@ -16,6 +25,18 @@ import {
 } from '../core/audit-broker.js';
 import { GENESIS } from '../core/audit-chain.js';
 import type { Rpc } from './rpc.js';
+
+/** A server thread's file devices: files written by the thread, on the chain the primary shares out. */
+export function threadFileDevices(primary: () => Rpc): AuditSinkFactory {
+  const chains: SharedChains = {
+    take: (options) => primary().call('audit.takeChain', options),
+    give: (real) => primary().call('audit.giveChain', real),
+  };
+  const relay = relayedAuditDevices(primary, ['file']).file!;
+  // Standard output is the process's: its lines go through the primary like a socket's.
+  return (options) =>
+    (options.file_path ?? options.path) === 'stdout' ? relay(options) : fileSink(options, {}, chains);
+}
 
 /** The audit device types of a server thread: each one a relay to the primary's device of the same options. */
 export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record<string, AuditSinkFactory> {
@@ -59,8 +80,45 @@ export class AuditHost {
   private readonly byId = new Map<number, HostedDevice>();
   private readonly ids = new Map<HostedDevice, number>();
   private next = 1;
+  /** The chain of each audit file the threads write, by its confined path, with how many devices hold it. */
+  private readonly chains = new Map<string, { cell: ChainCell; users: number }>();
+  private taking: Promise<void> = Promise.resolve();
 
-  constructor(private readonly factories: Record<string, AuditSinkFactory>) {}
+  constructor(
+    private readonly factories: Record<string, AuditSinkFactory>,
+    private readonly fileConfig: FileDeviceConfig,
+  ) {}
+
+  /**
+   * The chain of the file a thread's device opens: continued from the file's last line when no thread holds it
+   * yet (a torn last line cut off), else the one the other threads write on. The path is confined here, with the
+   * server's audit_file_path_prefix.
+   */
+  takeChain(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
+    // One at a time: a file's last line is read (and a torn one cut) only while no thread writes to it.
+    const taken = this.taking.then(() => this.takeChainNow(options));
+    this.taking = taken.then(
+      () => undefined,
+      () => undefined,
+    );
+    return taken;
+  }
+
+  private async takeChainNow(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
+    const real = await devicePathConfined(options, this.fileConfig);
+    let held = this.chains.get(real);
+    if (!held) {
+      held = { cell: ChainCell.create(chainAfterLastLine(real, options)), users: 0 };
+      this.chains.set(real, held);
+    }
+    held.users++;
+    return { real, cell: held.cell.buffer };
+  }
+
+  giveChain(real: string): void {
+    const held = this.chains.get(real);
+    if (held && --held.users === 0) this.chains.delete(real);
+  }
 
   async open({
     type,
@@ -102,7 +160,7 @@ export class AuditHost {
   write({ id, entry }: { id: number; entry: Record<string, unknown> }): Promise<void> {
     const device = this.byId.get(id);
     if (!device) return Promise.reject(new Error('the audit device is closed'));
-    return writeChained(device, entry);
+    return device.sink.writeEntry ? device.sink.writeEntry(entry) : writeChained(device, entry);
   }
 
   /** The device's last lines, read between two whole writes. */
@@ -125,6 +183,7 @@ export class AuditHost {
 
   /** SIGHUP: every device lets go of its file and opens it again (log rotation). */
   async reopen(): Promise<void> {
+    for (const { cell } of this.chains.values()) cell.reopenAll();
     await Promise.all([...this.byKey.values()].map((d) => d.sink.reopen?.()));
   }
 

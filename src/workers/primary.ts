@@ -90,7 +90,8 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
     transferList: clients,
   });
   const committerExit = new Promise<void>((resolve) => committer.once('exit', () => resolve()));
-  const audit = new AuditHost(auditDeviceFactories({ file: { pathPrefix: auditFilePathPrefix } }));
+  const fileConfig = { pathPrefix: auditFilePathPrefix };
+  const audit = new AuditHost(auditDeviceFactories({ file: fileConfig }), fileConfig);
   const threads: ServerThread[] = [];
   let stopping = false;
 
@@ -117,6 +118,8 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
         'audit.write': (args: Parameters<AuditHost['write']>[0]) => audit.write(args),
         'audit.close': (id: number) => audit.close(id),
         'audit.recent': (args: Parameters<AuditHost['recent']>[0]) => audit.recent(args),
+        'audit.takeChain': (options: Record<string, string>) => audit.takeChain(options),
+        'audit.giveChain': (real: string) => audit.giveChain(real),
         'peers.sealed': () => Promise.all(others(index).map((t) => t.calls.call('seal'))).then(() => undefined),
         'peers.unsealKey': (args: unknown) =>
           Promise.all(others(index).map((t) => t.calls.call('unsealKey', args))).then(() => undefined),

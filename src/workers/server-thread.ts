@@ -7,7 +7,7 @@ import type { Cofre } from '../app.js';
 import { startServer, type ServerFlags } from '../cli/server.js';
 import { shareKeyLocksAcrossThreads } from '../core/key-locks.js';
 import { SqliteThreadStorage } from '../storage/sqlite-threads.js';
-import { relayedAuditDevices } from './audit-relay.js';
+import { relayedAuditDevices, threadFileDevices } from './audit-relay.js';
 import { rpc } from './rpc.js';
 
 export interface ServerThreadData {
@@ -56,7 +56,7 @@ const started = await startServer(data.flags, {
     unsealKey: (key, migrate) =>
       primary.call('peers.unsealKey', { key: key === 'reset' ? key : new Uint8Array(key), migrate }),
   },
-  auditDevices: relayedAuditDevices(() => primary, ['file', 'socket']),
+  auditDevices: { ...relayedAuditDevices(() => primary, ['socket']), file: threadFileDevices(() => primary) },
   ...(data.port === undefined ? {} : { port: data.port }),
 });
 running.cofre = started.cofre;
