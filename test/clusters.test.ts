@@ -178,6 +178,30 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     await server.api.call('DELETE', 'sys/cofre/placements/ghost');
   });
 
+  it('a KV key Kubernetes refuses is reported at the write and never published; kv.keys delivers the others', async () => {
+    const kv = await server.api.call('POST', 'secret/data/odd/keys', {
+      body: { data: { 'has space': 'x-3f9a', fine: 'y-3f9a' } },
+    });
+    assert.equal(kv.status, 200, kv.text);
+    const item = { name: 'odd', mode: 'secret', kv: { mount: 'secret', path: 'odd/keys' } };
+    let res = await server.api.call('PUT', 'sys/cofre/deliveries/odd', { body: { namespace: 'odd', items: [item] } });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.body.data.source_error, /key "has space", which cannot be a Kubernetes data key/);
+    assert.doesNotMatch(res.text, /x-3f9a|y-3f9a/);
+    res = await server.api.call('PUT', 'sys/cofre/placements/odd', { body: { delivery: 'odd', clusters: ['us-1'] } });
+    assert.equal(res.status, 204);
+    await assert.rejects(agents['us-1']!.protocol.fetchBundle('odd'), /400[\s\S]*cannot be built/);
+    // Placed nowhere from here on: the tests below expect us-1 to have nothing to remove.
+    await server.api.call('DELETE', 'sys/cofre/placements/odd');
+    const fixed = { namespace: 'odd', items: [{ ...item, kv: { ...item.kv, keys: ['fine'] } }] };
+    res = await server.api.call('PUT', 'sys/cofre/deliveries/odd', { body: fixed });
+    assert.equal(res.body.data.source_error, null, res.text);
+    res = await server.api.call('PUT', 'sys/cofre/deliveries/odd/preview', { body: fixed });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(Object.keys(res.body.data.objects[0].manifest.data), ['fine']);
+    await server.api.call('DELETE', 'sys/cofre/deliveries/odd');
+  });
+
   it('exactly the selected clusters see the delivery and open their bundle; others are refused', async () => {
     for (const name of ['eu-1', 'eu-2']) {
       const { protocol } = agents[name]!;

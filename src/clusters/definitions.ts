@@ -83,10 +83,16 @@ export function checkName(name: string, what: string): string {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** Why Kubernetes would refuse `key` as a key of a Secret's or ConfigMap's data, or undefined when it would not. */
+export function dataKeyProblem(key: string): string | undefined {
+  if (key.length > 253 || !DATA_KEY.test(key)) return 'at most 253 alphanumeric characters, "-", "_" or "."';
+  if (key === '.' || key === '..') return 'not "." or ".."';
+  return undefined;
+}
+
 function checkDataKey(key: string, where: string): void {
-  if (key.length > 253 || !DATA_KEY.test(key)) {
-    throw badRequest(`invalid data key "${key}" in ${where}: alphanumeric characters, "-", "_" or "." only`);
-  }
+  const problem = dataKeyProblem(key);
+  if (problem) throw badRequest(`invalid data key "${key}" in ${where}: ${problem}`);
 }
 
 function parseItem(raw: unknown, index: number): DeliveryItem {

@@ -3,7 +3,13 @@ import type { Core } from '../core/core.js';
 import { getJson } from '../core/storage-view.js';
 import { readRole } from '../engines/database/path-roles.js';
 import { KvState, KvStore } from '../engines/kv/store.js';
-import { objectKind, type DatabaseSource, type DeliveryDefinition, type KvSource } from './definitions.js';
+import {
+  dataKeyProblem,
+  objectKind,
+  type DatabaseSource,
+  type DeliveryDefinition,
+  type KvSource,
+} from './definitions.js';
 
 /** What the agent opens: the protocol's payload (docs/multi-cluster.md, "Fetch"). */
 export interface BundlePayload {
@@ -73,6 +79,13 @@ async function build(core: Core, definition: DeliveryDefinition): Promise<Bundle
       for (const key of item.kv.keys ?? Object.keys(values).sort()) {
         if (!Object.hasOwn(values, key)) {
           throw new SourceError(`kv secret "${item.kv.mount}/${item.kv.path}" has no key "${key}"`);
+        }
+        // A key Kubernetes refuses would make every agent refuse the whole bundle: no revision is made of it.
+        const problem = dataKeyProblem(key);
+        if (problem) {
+          throw new SourceError(
+            `kv secret "${item.kv.mount}/${item.kv.path}" has key "${key}", which cannot be a Kubernetes data key (${problem}): list the keys to deliver in kv.keys`,
+          );
         }
         entries.push([key, base64(values[key])]);
       }
