@@ -165,13 +165,11 @@ function threadingOptions(threading: Threading | undefined) {
 }
 
 async function run(flags: ServerFlags): Promise<void> {
-  const workers =
-    flags.workers === undefined && flags.config && !flags.dev
-      ? (loadServerConfig(flags.config).workers ?? 1)
-      : parseWorkers(flags.workers);
+  const config = flags.workers === undefined && flags.config && !flags.dev ? loadServerConfig(flags.config) : undefined;
+  const workers = config ? (config.workers ?? 1) : parseWorkers(flags.workers);
   if (workers > 1) {
     const { runServerThreads } = await import('../workers/primary.js');
-    return runServerThreads(flags, workers);
+    return runServerThreads(flags, workers, config);
   }
   const { cofre, announce } = await startServer(flags);
   process.stdout.write(announce);

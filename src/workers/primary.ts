@@ -18,7 +18,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { auditDeviceFactories } from '../audit/index.js';
-import { loadServerConfig, splitAddress } from '../cli/server-config.js';
+import { loadServerConfig, splitAddress, type ServerConfig } from '../cli/server-config.js';
 import type { ServerFlags } from '../cli/server.js';
 import { SHARED_LOCK_SLOTS } from '../core/key-locks.js';
 import type { CommitThreadData } from '../storage/sqlite-commit-thread.js';
@@ -36,15 +36,17 @@ interface ServerThread {
 }
 
 /** Where the store is, and the audit devices' confinement, from the flags or the configuration file. */
-function storeOf(flags: ServerFlags): { file: string; auditFilePathPrefix: string | undefined } {
+function storeOf(
+  flags: ServerFlags,
+  config: ServerConfig | undefined,
+): { file: string; auditFilePathPrefix: string | undefined } {
   if (flags.dev) {
     if (!flags.dataDir) {
       throw new Error('--workers needs --data-dir in dev mode: the threads share a store file (in memory, one would)');
     }
     return { file: join(flags.dataDir, 'cofre.db'), auditFilePathPrefix: undefined };
   }
-  if (!flags.config) throw new Error('either --dev or --config FILE is required');
-  const config = loadServerConfig(flags.config);
+  if (!config) throw new Error('either --dev or --config FILE is required');
   if (config.storage.type !== 'sqlite') {
     throw new Error(
       '--workers needs SQLite storage; with PostgreSQL, run several server processes on the table instead',
@@ -58,8 +60,8 @@ function storeOf(flags: ServerFlags): { file: string; auditFilePathPrefix: strin
  * SO_REUSEPORT would let the threads share a port with another server of the same user already on it (another
  * `--workers` server), each taking some of the connections: the port must be free before the threads take it.
  */
-async function refuseTakenPort(flags: ServerFlags): Promise<void> {
-  const address = flags.dev ? flags.devListenAddress : loadServerConfig(flags.config!).listener.address;
+async function refuseTakenPort(flags: ServerFlags, config: ServerConfig | undefined): Promise<void> {
+  const address = config ? config.listener.address : flags.devListenAddress;
   const { host, port } = splitAddress(address);
   if (port === 0) return;
   await new Promise<void>((resolve, reject) => {
@@ -71,12 +73,14 @@ async function refuseTakenPort(flags: ServerFlags): Promise<void> {
   });
 }
 
-export async function runServerThreads(flags: ServerFlags, count: number): Promise<void> {
+/** `config`: the configuration file, when the caller has read it already (the threads read it again each). */
+export async function runServerThreads(flags: ServerFlags, count: number, config?: ServerConfig): Promise<void> {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   if (major < 22 || (major === 22 && minor < 12)) {
     throw new Error(`--workers needs Node.js 22.12 or newer (SO_REUSEPORT); this is ${process.version}`);
   }
-  const { file, auditFilePathPrefix } = storeOf(flags);
+  const serverConfig = flags.dev || !flags.config ? undefined : (config ?? loadServerConfig(flags.config));
+  const { file, auditFilePathPrefix } = storeOf(flags, serverConfig);
   if (flags.dev && flags.dataDir) mkdirSync(flags.dataDir, { recursive: true, mode: 0o700 });
   const lock = holdFile(file);
   openStoreFile(file).close(); // the schema exists before any thread reads
@@ -156,7 +160,7 @@ export async function runServerThreads(flags: ServerFlags, count: number): Promi
     if (!stopping) fail(`the SQLite commit thread exited (code ${code})`);
   });
 
-  await refuseTakenPort(flags);
+  await refuseTakenPort(flags, serverConfig);
   // The first thread initialises a new dev store and takes a port; the others start on it once it is up.
   const first = await start(0, undefined);
   await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1, first.port)));
