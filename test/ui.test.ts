@@ -151,8 +151,13 @@ describe('the web UI in Chromium', () => {
     // The form starts from version 1's values, masked.
     assert.equal(await page.getByLabel('Value 1').getAttribute('type'), 'password');
     assert.equal(await page.getByLabel('Value 1').inputValue(), VALUES.first);
+    // In the field, not in the markup: a value attribute would put it in every DOM dump while the editor is open.
+    assert.ok(!(await page.content()).includes(VALUES.first), 'a value being edited is in the page markup');
     await assertLabelled('the secret page with its editor open');
     await page.getByLabel('Value 1').fill(VALUES.second);
+    await page.getByLabel('Show values while typing').check();
+    assert.equal(await page.getByLabel('Value 1').inputValue(), VALUES.second, 'showing the values reset one');
+    assert.ok(!(await page.content()).includes(VALUES.second), 'a typed value is in the page markup');
     await button('Save new version').click();
     await page.getByText(`Saved version 2 of ${SECRET}.`).waitFor();
 
