@@ -1,19 +1,8 @@
-import { Link } from '../components/Link';
+import { Crumbs, type Crumb } from '../components/PageHeader';
 
 /** Where a database entry sits: Databases › mount. */
 export function DatabaseCrumbs(props: { mount?: string }) {
-  return (
-    <nav aria-label="Breadcrumb" className="crumbs">
-      <ol>
-        <li>
-          <Link to={['database']}>Databases</Link>
-        </li>
-        {props.mount ? (
-          <li>
-            <Link to={['database', props.mount]}>{props.mount}</Link>
-          </li>
-        ) : null}
-      </ol>
-    </nav>
-  );
+  const trail: Crumb[] = [['Databases', ['database']]];
+  if (props.mount) trail.push([props.mount, ['database', props.mount]]);
+  return <Crumbs trail={trail} />;
 }

@@ -1,3 +1,4 @@
+import { PageHeader } from '../../components/PageHeader';
 import { useState } from 'react';
 import { call } from '../../api';
 import { ConfirmButton } from '../../components/ConfirmButton';
@@ -40,16 +41,7 @@ export function ClusterView(props: { name: string }) {
 
   return (
     <section aria-labelledby="page-title">
-      <nav aria-label="Breadcrumb" className="crumbs">
-        <ol>
-          <li>
-            <Link to={['clusters']}>Clusters</Link>
-          </li>
-        </ol>
-      </nav>
-      <h1 id="page-title" tabIndex={-1}>
-        Cluster {name}
-      </h1>
+      <PageHeader trail={[['Clusters', ['clusters']]]} title={`Cluster ${name}`} />
       <ErrorNotice error={cluster.error} title="The cluster could not be read" />
       {cluster.loading && !c ? <p role="status">Loading…</p> : null}
       {token ? <BootstrapToken cluster={name} {...token} onDone={() => setToken(undefined)} /> : null}

@@ -1,3 +1,4 @@
+import { PageHeader } from '../../components/PageHeader';
 import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, call, type Json } from '../../api';
 import { ConfirmButton } from '../../components/ConfirmButton';
@@ -201,16 +202,10 @@ export function DeliveryEditor(props: { name: string }) {
 
   return (
     <section aria-labelledby="page-title">
-      <nav aria-label="Breadcrumb" className="crumbs">
-        <ol>
-          <li>
-            <Link to={['deliveries']}>Deliveries</Link>
-          </li>
-        </ol>
-      </nav>
-      <h1 id="page-title" tabIndex={-1}>
-        {exists ? `Delivery ${name}` : `New delivery ${name}`}
-      </h1>
+      <PageHeader
+        trail={[['Deliveries', ['deliveries']]]}
+        title={exists ? `Delivery ${name}` : `New delivery ${name}`}
+      />
       <ErrorNotice error={stored.error} title="The delivery could not be read" />
       {stored.loading && stored.data === undefined ? <p role="status">Loading…</p> : null}
       {exists ? (

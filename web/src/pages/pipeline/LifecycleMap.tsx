@@ -1,3 +1,4 @@
+import { PageHeader } from '../../components/PageHeader';
 import { ErrorNotice } from '../../components/ErrorNotice';
 import { Link } from '../../components/Link';
 import { usePolling } from '../../components/usePolling';
@@ -34,19 +35,13 @@ export function LifecycleMap(props: { delivery: string }) {
   const done = states.filter((s) => s.tone === 'ok').length;
   return (
     <section aria-labelledby="page-title">
-      <nav aria-label="Breadcrumb" className="crumbs">
-        <ol>
-          <li>
-            <Link to={['deliveries']}>Deliveries</Link>
-          </li>
-          <li>
-            <Link to={['deliveries', delivery]}>{delivery}</Link>
-          </li>
-        </ol>
-      </nav>
-      <h1 id="page-title" tabIndex={-1}>
-        Lifecycle of {delivery}
-      </h1>
+      <PageHeader
+        trail={[
+          ['Deliveries', ['deliveries']],
+          [delivery, ['deliveries', delivery]],
+        ]}
+        title={`Lifecycle of ${delivery}`}
+      />
       <ErrorNotice error={map.error} title="The map could not be read" />
       {!data && !map.error ? <p role="status">Loading…</p> : null}
       {data ? (

@@ -1,3 +1,4 @@
+import { PageHeader } from '../../components/PageHeader';
 import { useEffect, useRef, useState } from 'react';
 import { ApiError, call, type Json } from '../../api';
 import { ConfirmButton } from '../../components/ConfirmButton';
@@ -112,16 +113,10 @@ export function PlacementEditor(props: { name: string }) {
 
   return (
     <section aria-labelledby="page-title">
-      <nav aria-label="Breadcrumb" className="crumbs">
-        <ol>
-          <li>
-            <Link to={['placements']}>Placements</Link>
-          </li>
-        </ol>
-      </nav>
-      <h1 id="page-title" tabIndex={-1}>
-        {stored ? `Placement ${name}` : `New placement ${name}`}
-      </h1>
+      <PageHeader
+        trail={[['Placements', ['placements']]]}
+        title={stored ? `Placement ${name}` : `New placement ${name}`}
+      />
       <ErrorNotice error={choices.error} title="The deliveries or clusters could not be listed" />
       <ErrorNotice error={live.error} title="The placement could not be read" />
       {live.data === undefined && !live.error ? <p role="status">Loading…</p> : null}
