@@ -15,6 +15,13 @@ import type { LifecycleMap } from './lifecycle.js';
 
 /** Re-login this long before the token's expiry. */
 const RELOGIN_MARGIN_MS = 60_000;
+/**
+ * A stream that brings nothing for this long is dead, and is given up for a new connection. The server writes a
+ * heartbeat every 15 s (and a `ping` event after 30 s of silence): three missed heartbeats. A connection can die
+ * without a word reaching the agent (a peer gone without a FIN or RST, a NAT or proxy that dropped it), and then
+ * only this deadline ends it.
+ */
+export const STREAM_SILENCE_MS = 45_000;
 
 export interface SetEntry {
   delivery: string;
@@ -218,9 +225,19 @@ export class AgentProtocol {
     await this.call('PUT', 'sys/cofre/agent/report', report);
   }
 
-  /** Follows the stream until closed, reconnecting with back-off and resuming from the last event id. */
-  stream(handlers: AgentStreamHandlers, opts: { minDelayMs?: number; maxDelayMs?: number } = {}): AgentStream {
-    return new AgentStream(this, handlers, opts.minDelayMs ?? 200, opts.maxDelayMs ?? 30_000);
+  /**
+   * Follows the stream until closed, reconnecting with back-off and resuming from the last event id. `silenceMs`:
+   * how long a connection may bring nothing before it is taken as dead (STREAM_SILENCE_MS).
+   */
+  stream(
+    handlers: AgentStreamHandlers,
+    opts: { minDelayMs?: number; maxDelayMs?: number; silenceMs?: number } = {},
+  ): AgentStream {
+    return new AgentStream(this, handlers, {
+      minDelayMs: opts.minDelayMs ?? 200,
+      maxDelayMs: opts.maxDelayMs ?? 30_000,
+      silenceMs: opts.silenceMs ?? STREAM_SILENCE_MS,
+    });
   }
 }
 
@@ -241,8 +258,7 @@ export class AgentStream {
   constructor(
     private readonly agent: AgentProtocol,
     private readonly handlers: AgentStreamHandlers,
-    private readonly minDelayMs: number,
-    private readonly maxDelayMs: number,
+    private readonly timing: { minDelayMs: number; maxDelayMs: number; silenceMs: number },
   ) {
     void this.loop();
   }
@@ -254,7 +270,8 @@ export class AgentStream {
   }
 
   private async loop(): Promise<void> {
-    let delay = this.minDelayMs;
+    const { minDelayMs, maxDelayMs } = this.timing;
+    let delay = minDelayMs;
     let fresh = false;
     while (!this.closed) {
       let outcome: { hello: boolean; refused: boolean; error?: string };
@@ -266,13 +283,13 @@ export class AgentStream {
       this.handlers.onConnected?.(false);
       if (this.closed) break;
       fresh = outcome.refused;
-      if (outcome.hello) delay = this.minDelayMs;
+      if (outcome.hello) delay = minDelayMs;
       if (outcome.error) this.handlers.log?.('agent stream disconnected', { error: outcome.error });
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         setTimeout(resolve, delay).unref();
       });
-      delay = Math.min(this.maxDelayMs, delay * 2);
+      delay = Math.min(maxDelayMs, delay * 2);
     }
   }
 
@@ -284,10 +301,12 @@ export class AgentStream {
       let hello = false;
       let settled = false;
       let renewal: NodeJS.Timeout | undefined;
+      let silence: NodeJS.Timeout | undefined;
       const done = (refused: boolean, error?: string): void => {
         if (settled) return;
         settled = true;
         clearTimeout(renewal);
+        clearTimeout(silence);
         resolve({ hello, refused, error });
       };
       let tls: https.RequestOptions;
@@ -300,6 +319,7 @@ export class AgentStream {
       const headers: Record<string, string> = { 'X-Vault-Token': token, Accept: 'text/event-stream' };
       if (this.lastEventId !== undefined) headers['Last-Event-ID'] = this.lastEventId;
       const req = (secure ? https : http).request(url, { method: 'GET', headers, ...tls }, (res) => {
+        heard();
         if (res.statusCode !== 200) {
           res.resume();
           done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
@@ -320,6 +340,7 @@ export class AgentStream {
         renewal.unref();
         let buffer = '';
         res.on('data', (chunk: string) => {
+          heard();
           buffer += chunk.replace(/\r\n/g, '\n');
           let end: number;
           while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -343,6 +364,18 @@ export class AgentStream {
         res.on('error', (err) => done(false, err.message));
       });
       req.on('error', (err) => done(false, err.message));
+      // From the request on (a server that takes the connection and never answers counts too), every byte
+      // received pushes the deadline back; past it the connection is dropped and the loop reconnects.
+      const heard = (): void => {
+        clearTimeout(silence);
+        if (settled) return;
+        silence = setTimeout(() => {
+          req.destroy();
+          done(false, `nothing received for ${this.timing.silenceMs / 1000} s: the connection is taken as dead`);
+        }, this.timing.silenceMs);
+        silence.unref();
+      };
+      heard();
       req.end();
       this.request = req;
     });
