@@ -5,7 +5,6 @@
 // TCP relay that can stop passing bytes, as a partitioned network does.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,44 +12,11 @@ import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { AgentProtocol, enrol, type DeliveryEvent, type SetEntry } from '../src/kube/cluster-agent/protocol.js';
 import { poll } from './poll.js';
 import { apiClient, startServer, type InProcessServer } from './support.js';
+import { startRelay } from './tcp-relay.js';
 
 /** The server's heartbeat here, and the agent's silence deadline: several heartbeats, as 15 s is to 45 s. */
 const HEARTBEAT_MS = 200;
 const SILENCE_MS = 1_000;
-
-/** A TCP relay to `port` that can go silent: connections stay open, bytes stop, in both directions. */
-function startRelay(port: number): Promise<{ url: string; silent: boolean; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const relay = { url: '', silent: false, close: async () => undefined as void };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(from);
-      from.on('data', (chunk) => {
-        if (!relay.silent) to.write(chunk);
-      });
-      from.on('close', () => {
-        sockets.delete(from);
-        to.destroy();
-      });
-      from.on('error', () => to.destroy());
-    }
-  });
-  relay.close = () =>
-    new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      relay.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-      resolve(relay);
-    }),
-  );
-}
 
 describe('the cluster agent stream when the server goes away', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cofre-agent-stream-'));

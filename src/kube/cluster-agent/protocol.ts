@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
+import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from '../../client/silence.js';
 import { caBundle } from '../../client/transport.js';
 import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
 import type { AgentKeys } from './keys.js';
@@ -15,13 +16,6 @@ import type { LifecycleMap } from './lifecycle.js';
 
 /** Re-login this long before the token's expiry. */
 const RELOGIN_MARGIN_MS = 60_000;
-/**
- * A stream that brings nothing for this long is dead, and is given up for a new connection. The server writes a
- * heartbeat every 15 s (and a `ping` event after 30 s of silence): three missed heartbeats. A connection can die
- * without a word reaching the agent (a peer gone without a FIN or RST, a NAT or proxy that dropped it), and then
- * only this deadline ends it.
- */
-export const STREAM_SILENCE_MS = 45_000;
 
 export interface SetEntry {
   delivery: string;
@@ -301,12 +295,17 @@ export class AgentStream {
       let hello = false;
       let settled = false;
       let renewal: NodeJS.Timeout | undefined;
-      let silence: NodeJS.Timeout | undefined;
+      // Armed once the request is out (below); every byte received pushes it back, and past it the connection is
+      // dropped and the loop reconnects.
+      const silence = silenceDeadline(this.timing.silenceMs, () => {
+        req.destroy();
+        done(false, silenceMessage(this.timing.silenceMs));
+      });
       const done = (refused: boolean, error?: string): void => {
         if (settled) return;
         settled = true;
         clearTimeout(renewal);
-        clearTimeout(silence);
+        silence.clear();
         resolve({ hello, refused, error });
       };
       let tls: https.RequestOptions;
@@ -319,7 +318,7 @@ export class AgentStream {
       const headers: Record<string, string> = { 'X-Vault-Token': token, Accept: 'text/event-stream' };
       if (this.lastEventId !== undefined) headers['Last-Event-ID'] = this.lastEventId;
       const req = (secure ? https : http).request(url, { method: 'GET', headers, ...tls }, (res) => {
-        heard();
+        silence.heard();
         if (res.statusCode !== 200) {
           res.resume();
           done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
@@ -340,7 +339,7 @@ export class AgentStream {
         renewal.unref();
         let buffer = '';
         res.on('data', (chunk: string) => {
-          heard();
+          silence.heard();
           buffer += chunk.replace(/\r\n/g, '\n');
           let end: number;
           while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -364,18 +363,7 @@ export class AgentStream {
         res.on('error', (err) => done(false, err.message));
       });
       req.on('error', (err) => done(false, err.message));
-      // From the request on (a server that takes the connection and never answers counts too), every byte
-      // received pushes the deadline back; past it the connection is dropped and the loop reconnects.
-      const heard = (): void => {
-        clearTimeout(silence);
-        if (settled) return;
-        silence = setTimeout(() => {
-          req.destroy();
-          done(false, `nothing received for ${this.timing.silenceMs / 1000} s: the connection is taken as dead`);
-        }, this.timing.silenceMs);
-        silence.unref();
-      };
-      heard();
+      silence.heard();
       req.end();
       this.request = req;
     });
