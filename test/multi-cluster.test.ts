@@ -404,8 +404,15 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
     assert.ok(Date.now() - started < 5000, `rotation took ${Date.now() - started} ms`);
     const fresh = await revisionOf();
     assert.equal(fresh, old + 1);
-    const d = await eu1!.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
-    assert.equal(d.spec?.template.metadata?.annotations?.['cofre.dev/revision'], String(fresh));
+    // The agent rolls the Deployment after writing the objects: waited for, not read as soon as the Secret shows.
+    await poll(
+      'the Deployment in eu-1 rolled to the new revision',
+      async () => {
+        const d = await eu1!.apps.readNamespacedDeployment({ name: 'shop', namespace: APP_NS });
+        return d.spec?.template.metadata?.annotations?.['cofre.dev/revision'] === String(fresh);
+      },
+      5000,
+    );
     // The status shows the new revision per cluster, and eu-1's lifecycle map the pods on the old and the new one.
     const status = await poll('the lifecycle map with both revisions', async () => {
       const s = (await placement()).status.clusters;
