@@ -45,6 +45,8 @@ export interface CofreOptions {
   peers?: ServerPeers;
   /** Replaces the audit device types (a server thread relays its devices' lines to the primary thread). */
   auditDevices?: Record<string, AuditSinkFactory>;
+  /** How often an event stream with nothing to say writes a heartbeat (15 s when unset; tests shorten it). */
+  streamHeartbeatMs?: number;
 }
 
 export interface Cofre {
@@ -104,6 +106,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     metrics,
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.ui ? { ui: opts.ui } : {}),
+    ...(opts.streamHeartbeatMs !== undefined ? { streamHeartbeatMs: opts.streamHeartbeatMs } : {}),
   });
   return {
     core,

@@ -77,6 +77,8 @@ export async function startServer(
     port?: number;
     /** Serve the web UI at /ui/, as dev mode does (with "/" redirected there): web/dist, or the directory named. */
     ui?: boolean | { dir: string };
+    /** How often an idle event stream writes its heartbeat (the server's 15 s when unset). */
+    streamHeartbeatMs?: number;
   } = {},
 ): Promise<InProcessServer> {
   const dir = opts.dir ?? tempDir('server');
@@ -85,6 +87,7 @@ export async function startServer(
     logLevel: 'error',
     defaultMounts: devDefaultMounts(),
     ...(opts.ui ? { ui: { redirectRoot: true, ...(opts.ui === true ? {} : { dir: opts.ui.dir }) } } : {}),
+    ...(opts.streamHeartbeatMs !== undefined ? { streamHeartbeatMs: opts.streamHeartbeatMs } : {}),
   });
   await cofre.http.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const address = cofre.http.server.address();

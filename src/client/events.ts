@@ -1,11 +1,13 @@
 // One subscription to Cofre's change stream (GET /v1/sys/cofre/events, server-sent events) for one token holder. The
 // server filters events by what the token may read, so a subscriber only ever learns of paths it may read.
-// Reconnects with capped exponential back-off and resumes after the last index it saw; a `reset` (the resume point
-// was pruned) or an expired token are handled by the owner's callbacks. The Kubernetes operator opens one per
-// identity (connection, namespace, service account).
+// Reconnects with capped exponential back-off and resumes after the last index it saw (also when a connection brought
+// nothing for STREAM_SILENCE_MS, so a dead one is noticed); a `reset` (the resume point was pruned) or an expired
+// token are handled by the owner's callbacks. The Kubernetes operator opens one per identity (connection, namespace,
+// service account).
 import http from 'node:http';
 import https from 'node:https';
 import { apiUrl } from './client.js';
+import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from './silence.js';
 import { caBundle, type TlsSettings } from './transport.js';
 
 export interface ChangeEvent {
@@ -27,6 +29,8 @@ export interface ChangeStreamOptions extends TlsSettings {
   log?: (msg: string, fields?: object) => void;
   minDelayMs?: number;
   maxDelayMs?: number;
+  /** A connection that brings nothing for this long is taken as dead and reconnected (STREAM_SILENCE_MS). */
+  silenceMs?: number;
 }
 
 export class ChangeStream {
@@ -81,12 +85,20 @@ export class ChangeStream {
     const query = this.lastIndex === undefined ? undefined : { index: String(this.lastIndex) };
     const url = apiUrl(this.opts.address, 'sys/cofre/events', query);
     const secure = url.startsWith('https:');
+    const silenceMs = this.opts.silenceMs ?? STREAM_SILENCE_MS;
     return new Promise((resolve) => {
       let hello = false;
       let settled = false;
+      // Armed once the request is out (below); every byte received pushes it back, and past it the connection is
+      // dropped and the loop reconnects.
+      const silence = silenceDeadline(silenceMs, () => {
+        req.destroy();
+        done(false, silenceMessage(silenceMs));
+      });
       const done = (refused: boolean, error?: string) => {
         if (settled) return;
         settled = true;
+        silence.clear();
         resolve({ hello, refused, error });
       };
       // A CA file that cannot be read ends this attempt like a failed connection (retried with back-off).
@@ -101,6 +113,7 @@ export class ChangeStream {
         url,
         { method: 'GET', headers: { 'X-Vault-Token': token, Accept: 'text/event-stream' }, ...tls },
         (res) => {
+          silence.heard();
           if (res.statusCode !== 200) {
             res.resume();
             done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
@@ -109,6 +122,7 @@ export class ChangeStream {
           res.setEncoding('utf8');
           let buffer = '';
           res.on('data', (chunk: string) => {
+            silence.heard();
             buffer += chunk.replace(/\r\n/g, '\n');
             let end: number;
             while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -143,6 +157,7 @@ export class ChangeStream {
         },
       );
       req.on('error', (err) => done(false, err.message));
+      silence.heard();
       req.end();
       this.request = req;
     });

@@ -7,6 +7,7 @@ import { openSqliteStorage } from '../storage/sqlite.js';
 import { ChangeLog, type ChangeEvent } from './change-log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-change-log-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Collects what a subscriber of log receives, until stop(). */
 function subscriber(log: ChangeLog) {
@@ -24,8 +25,6 @@ const change = (path: string) => ({ kind: 'write' as const, path, aclPath: path,
 const key = (index: number) => index.toString().padStart(16, '0');
 
 describe('ChangeLog on a store shared by two nodes', () => {
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   it('a change from the other node reaches local subscribers', async () => {
     const storage = openSqliteStorage(join(dir, 'a.db'));
     const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
@@ -70,6 +69,41 @@ describe('ChangeLog on a store shared by two nodes', () => {
       onB.seen.some((e) => e.path === 'secret/from-a'),
       'a subscriber on b sees a’s change',
     );
+    await storage.close();
+  });
+});
+
+describe('ChangeLog: a subscriber that starts while a change is being committed', () => {
+  it('gets that change, which it could not have read yet', async () => {
+    const storage = openSqliteStorage(join(dir, 'c.db'));
+    const log = new ChangeLog(storage);
+    await log.load();
+    await log.append(change('secret/before'));
+    // A write has taken its index and its commit is not done: the written value is not readable yet.
+    const staged = log.stage(change('secret/in-flight'));
+    const startedAt = log.lastIndex;
+    const late = subscriber(log);
+    const published = await staged.publish(storage.transaction(staged.ops));
+    await new Promise((r) => setImmediate(r));
+    await late.stop();
+    assert.deepEqual(
+      late.seen.map((e) => e.path),
+      ['secret/in-flight'],
+    );
+    assert.equal(startedAt, published.index - 1, 'a subscriber from now starts before the uncommitted change');
+    assert.equal(log.lastIndex, published.index);
+    await storage.close();
+  });
+
+  it('and after a change whose commit failed, the next one still moves "now" on', async () => {
+    const storage = openSqliteStorage(join(dir, 'd.db'));
+    const log = new ChangeLog(storage);
+    await log.load();
+    const failed = log.stage(change('secret/lost'));
+    await assert.rejects(failed.publish(Promise.reject(new Error('disk full'))), /disk full/);
+    assert.equal(log.lastIndex, 0, 'a change never committed is not "now"');
+    const next = await log.append(change('secret/next'));
+    assert.equal(log.lastIndex, next.index);
     await storage.close();
   });
 });

@@ -45,7 +45,10 @@ export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; 
  * kept; a subscriber asking for older ones gets a reset and resynchronises in full.
  */
 export class ChangeLog {
+  /** The last index handed out: a staged change takes it before its commit is done. */
   private last = 0;
+  /** The last index subscribers have been told of (in index order): every change up to it is durable. */
+  private told = 0;
   private first = 1;
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
@@ -66,11 +69,19 @@ export class ChangeLog {
   async load(): Promise<void> {
     const keys = await this.storage.list('');
     this.last = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
+    this.told = this.last;
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
   }
 
+  /**
+   * Where a new subscriber starts "from now": the last change subscribers have been told of, not the last index
+   * handed out. A change staged but not yet committed has an index already; a subscriber starting after it would
+   * skip it, although its write is not readable yet, so whoever reads the state at that moment sees it neither
+   * in the state nor in the stream (the cluster service, subscribing while a KV write was being committed, made
+   * no revision of it and its agents never caught up).
+   */
   get lastIndex(): number {
-    return this.last;
+    return this.told;
   }
 
   /** Appends in order, in a commit of its own; resolves once persisted and delivered to live subscribers. */
@@ -101,6 +112,7 @@ export class ChangeLog {
     const done = this.notifyQueue.then(() => persisted);
     this.notifyQueue = done.catch(() => undefined);
     return done.then(() => {
+      this.told = Math.max(this.told, event.index);
       this.recent.set(event.index, event);
       if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
       for (const listener of this.listeners) listener(event);
@@ -136,6 +148,7 @@ export class ChangeLog {
     }
     if (event.index <= this.last) return; // another ingest got there while we read
     this.last = event.index;
+    this.told = Math.max(this.told, event.index);
     for (const e of [...missed, event]) for (const listener of this.listeners) listener(e);
   }
 

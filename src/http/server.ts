@@ -40,6 +40,8 @@ export interface HttpOptions {
   metrics: Metrics;
   /** Serve the web UI at /ui/ (dev mode, or `ui = true` in the configuration file); off when unset. */
   ui?: UiOptions;
+  /** How often an event stream with nothing to say writes a heartbeat (STREAM_HEARTBEAT_MS when unset). */
+  streamHeartbeatMs?: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -101,7 +103,7 @@ export function notFoundMessage(method: string, url: string, ui: UiState = 'off'
   return `no handler for ${method} ${shown}; the API is under /v1/`;
 }
 
-async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+async function serve(core: Core, req: FastifyRequest, reply: FastifyReply, heartbeatMs: number): Promise<unknown> {
   const path = (req.params as { '*': string })['*'];
   const verb = verbFor(req.method, path);
   if (!verb) return methodNotAllowed(req, reply);
@@ -130,7 +132,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
     wrapTtl,
   });
   const response = handled.response;
-  if (response?.stream) return streamEvents(reply, response.stream);
+  if (response?.stream) return streamEvents(reply, response.stream, heartbeatMs);
   if (response?.rawBody !== undefined) {
     return reply
       .code(response.status ?? 200)
@@ -143,12 +145,17 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply): Prom
   return reply.code(response.status ?? 200).send(envelope(response, req.id, handled.mountType));
 }
 
-const HEARTBEAT_MS = 15_000;
+/**
+ * An event stream with nothing to say writes a comment line this often: proxies keep it open, and a client that
+ * hears nothing for several of these knows its connection is dead (the cluster agent gives up after 45 s).
+ */
+export const STREAM_HEARTBEAT_MS = 15_000;
 
 /** Writes server-sent events until the stream ends or the client leaves; a comment line keeps proxies open. */
 async function streamEvents(
   reply: FastifyReply,
   stream: (signal: AbortSignal) => AsyncIterable<StreamFrame>,
+  heartbeatMs: number,
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
@@ -156,7 +163,7 @@ async function streamEvents(
   res.on('close', () => abort.abort());
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
   res.flushHeaders();
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
   try {
     for await (const frame of stream(abort.signal)) {
       if (abort.signal.aborted) break;
@@ -256,7 +263,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
         properties: { 'x-vault-token': { type: 'string', maxLength: 4096 } },
       },
     },
-    handler: (req, reply) => serve(core, req, reply),
+    handler: (req, reply) => serve(core, req, reply, opts.streamHeartbeatMs ?? STREAM_HEARTBEAT_MS),
   });
 
   await app.ready();

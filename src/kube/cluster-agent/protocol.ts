@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
+import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from '../../client/silence.js';
 import { caBundle } from '../../client/transport.js';
 import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
 import type { AgentKeys } from './keys.js';
@@ -218,9 +219,19 @@ export class AgentProtocol {
     await this.call('PUT', 'sys/cofre/agent/report', report);
   }
 
-  /** Follows the stream until closed, reconnecting with back-off and resuming from the last event id. */
-  stream(handlers: AgentStreamHandlers, opts: { minDelayMs?: number; maxDelayMs?: number } = {}): AgentStream {
-    return new AgentStream(this, handlers, opts.minDelayMs ?? 200, opts.maxDelayMs ?? 30_000);
+  /**
+   * Follows the stream until closed, reconnecting with back-off and resuming from the last event id. `silenceMs`:
+   * how long a connection may bring nothing before it is taken as dead (STREAM_SILENCE_MS).
+   */
+  stream(
+    handlers: AgentStreamHandlers,
+    opts: { minDelayMs?: number; maxDelayMs?: number; silenceMs?: number } = {},
+  ): AgentStream {
+    return new AgentStream(this, handlers, {
+      minDelayMs: opts.minDelayMs ?? 200,
+      maxDelayMs: opts.maxDelayMs ?? 30_000,
+      silenceMs: opts.silenceMs ?? STREAM_SILENCE_MS,
+    });
   }
 }
 
@@ -241,8 +252,7 @@ export class AgentStream {
   constructor(
     private readonly agent: AgentProtocol,
     private readonly handlers: AgentStreamHandlers,
-    private readonly minDelayMs: number,
-    private readonly maxDelayMs: number,
+    private readonly timing: { minDelayMs: number; maxDelayMs: number; silenceMs: number },
   ) {
     void this.loop();
   }
@@ -254,7 +264,8 @@ export class AgentStream {
   }
 
   private async loop(): Promise<void> {
-    let delay = this.minDelayMs;
+    const { minDelayMs, maxDelayMs } = this.timing;
+    let delay = minDelayMs;
     let fresh = false;
     while (!this.closed) {
       let outcome: { hello: boolean; refused: boolean; error?: string };
@@ -266,13 +277,13 @@ export class AgentStream {
       this.handlers.onConnected?.(false);
       if (this.closed) break;
       fresh = outcome.refused;
-      if (outcome.hello) delay = this.minDelayMs;
+      if (outcome.hello) delay = minDelayMs;
       if (outcome.error) this.handlers.log?.('agent stream disconnected', { error: outcome.error });
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         setTimeout(resolve, delay).unref();
       });
-      delay = Math.min(this.maxDelayMs, delay * 2);
+      delay = Math.min(maxDelayMs, delay * 2);
     }
   }
 
@@ -284,10 +295,17 @@ export class AgentStream {
       let hello = false;
       let settled = false;
       let renewal: NodeJS.Timeout | undefined;
+      // Armed once the request is out (below); every byte received pushes it back, and past it the connection is
+      // dropped and the loop reconnects.
+      const silence = silenceDeadline(this.timing.silenceMs, () => {
+        req.destroy();
+        done(false, silenceMessage(this.timing.silenceMs));
+      });
       const done = (refused: boolean, error?: string): void => {
         if (settled) return;
         settled = true;
         clearTimeout(renewal);
+        silence.clear();
         resolve({ hello, refused, error });
       };
       let tls: https.RequestOptions;
@@ -300,6 +318,7 @@ export class AgentStream {
       const headers: Record<string, string> = { 'X-Vault-Token': token, Accept: 'text/event-stream' };
       if (this.lastEventId !== undefined) headers['Last-Event-ID'] = this.lastEventId;
       const req = (secure ? https : http).request(url, { method: 'GET', headers, ...tls }, (res) => {
+        silence.heard();
         if (res.statusCode !== 200) {
           res.resume();
           done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
@@ -320,6 +339,7 @@ export class AgentStream {
         renewal.unref();
         let buffer = '';
         res.on('data', (chunk: string) => {
+          silence.heard();
           buffer += chunk.replace(/\r\n/g, '\n');
           let end: number;
           while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -343,6 +363,7 @@ export class AgentStream {
         res.on('error', (err) => done(false, err.message));
       });
       req.on('error', (err) => done(false, err.message));
+      silence.heard();
       req.end();
       this.request = req;
     });
