@@ -180,11 +180,11 @@ export class Barrier implements Storage {
 }
 
 function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {
-  const { term, key } = keyring.active();
+  const { term, cipherKey } = keyring.active();
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt8(FORMAT_VERSION, 0);
   header.writeUInt32BE(term, 1);
-  return Buffer.concat([header, seal(key, value, Buffer.from(path))]);
+  return Buffer.concat([header, seal(cipherKey, value, Buffer.from(path))]);
 }
 
 /** The key term in an entry's header (0 for an entry too short to have one: decrypt refuses it). */
@@ -200,5 +200,5 @@ function decrypt(keyring: Keyring, path: string, stored: Uint8Array): Buffer {
   const term = buf.readUInt32BE(1);
   const termKey = keyring.term(term);
   if (!termKey) throw new Error(`barrier entry ${path} uses unknown key term ${term}`);
-  return open(termKey.key, buf.subarray(HEADER_BYTES), Buffer.from(path));
+  return open(termKey.cipherKey, buf.subarray(HEADER_BYTES), Buffer.from(path));
 }

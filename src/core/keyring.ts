@@ -1,11 +1,21 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { newKey } from './aead.js';
 
 /** One data-encryption key of the barrier. Terms only grow; old terms stay so old entries still decrypt. */
 export interface TermKey {
   term: number;
   key: Buffer;
+  /** The key imported once, for the cipher (a raw key is imported again by every encryption). */
+  cipherKey: KeyObject;
   installTime: Date;
 }
+
+const termKey = (term: number, key: Buffer, installTime: Date): TermKey => ({
+  term,
+  key,
+  cipherKey: createSecretKey(key),
+  installTime,
+});
 
 /**
  * The barrier's keys. The active term encrypts new writes; every term decrypts. The keyring itself is stored
@@ -18,7 +28,7 @@ export class Keyring {
   ) {}
 
   static create(): Keyring {
-    return new Keyring(new Map([[1, { term: 1, key: newKey(), installTime: new Date() }]]), 1);
+    return new Keyring(new Map([[1, termKey(1, newKey(), new Date())]]), 1);
   }
 
   active(): TermKey {
@@ -33,7 +43,7 @@ export class Keyring {
   rotate(): Keyring {
     const term = this.activeTerm + 1;
     const keys = new Map(this.keys);
-    keys.set(term, { term, key: newKey(), installTime: new Date() });
+    keys.set(term, termKey(term, newKey(), new Date()));
     return new Keyring(keys, term);
   }
 
@@ -53,7 +63,7 @@ export class Keyring {
     };
     const keys = new Map<number, TermKey>();
     for (const k of parsed.keys) {
-      keys.set(k.term, { term: k.term, key: Buffer.from(k.key, 'base64'), installTime: new Date(k.install_time) });
+      keys.set(k.term, termKey(k.term, Buffer.from(k.key, 'base64'), new Date(k.install_time)));
     }
     if (!keys.has(parsed.active_term)) throw new Error('keyring has no key for its active term');
     return new Keyring(keys, parsed.active_term);
