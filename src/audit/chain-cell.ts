@@ -1,4 +1,5 @@
 import type { ChainState } from '../core/audit-chain.js';
+import { waitAsync } from '../core/wait-async.js';
 
 /**
  * The hash chain of one audit file and a lock over it, in a SharedArrayBuffer so that the server threads of
@@ -99,11 +100,3 @@ export class ChainCell {
     this.floats[REPAIR_TO] = at ?? -1;
   }
 }
-
-type WaitAsync = (
-  array: Int32Array,
-  index: number,
-  value: number,
-  timeout: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;

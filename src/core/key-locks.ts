@@ -1,3 +1,5 @@
+import { waitAsync } from './wait-async.js';
+
 /**
  * Serializes async work per key. A read-modify-write under a key's lock cannot interleave with another one of the
  * same key: two check-and-set writes of a KV key, or a token's use count and its revocation.
@@ -88,11 +90,3 @@ function slotOf(key: string): number {
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % SHARED_LOCK_SLOTS;
 }
-
-type WaitAsync = (
-  array: Int32Array,
-  index: number,
-  value: number,
-  timeout: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
