@@ -9,14 +9,18 @@ const { real, cell, count, writer } = workerData as {
   count: number;
   writer: string;
 };
-const sink = fileSink({ file_path: real }, {}, { take: async () => ({ real, cell }), give: async () => {} });
-await sink.open();
-for (let i = 0; i < count; i += 25) {
-  await Promise.all(
-    Array.from({ length: 25 }, (_, j) =>
-      sink.writeEntry!({ time: new Date().toISOString(), type: 'request', writer, n: i + j }),
-    ),
-  );
+// No top-level await: on Node.js 20 a worker loads this through tsx's CommonJS hooks (thread-script.ts).
+async function main(): Promise<void> {
+  const sink = fileSink({ file_path: real }, {}, { take: async () => ({ real, cell }), give: async () => {} });
+  await sink.open();
+  for (let i = 0; i < count; i += 25) {
+    await Promise.all(
+      Array.from({ length: 25 }, (_, j) =>
+        sink.writeEntry!({ time: new Date().toISOString(), type: 'request', writer, n: i + j }),
+      ),
+    );
+  }
+  await sink.close();
+  parentPort!.postMessage('done');
 }
-await sink.close();
-parentPort!.postMessage('done');
+void main();
