@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { postgresBinDir, startPostgres, type TestDatabase } from '../../scripts/test-databases.js';
+import type { Api } from '../support.js';
 
 export interface ChecksReport {
   passed: string[];
@@ -65,4 +66,66 @@ export function postgresEnv(db: TestDatabase | undefined): Record<string, string
     COFRE_PG_USER: db.user,
     COFRE_PG_PASSWORD: db.password,
   };
+}
+
+/** The areas and features every client program checks; a program may add its own (hvac: transit). */
+const COVERED = [
+  'sys/health',
+  'sys/mounts',
+  'sys/auth',
+  'kv v1',
+  'kv v2',
+  'auth/token',
+  'sys/policy',
+  'sys/leases',
+  'sys/audit',
+  'audit: ',
+  // The features that landed after the first suites: each has its own checks.
+  'wrapping',
+  'sys/wrapping',
+  'cubbyhole',
+  'auth/token/create: a batch token',
+  'auth/token/roles',
+  'auth/token/create/:role',
+  'auth/token/tidy',
+  'sys/leases/revoke-prefix/auth/token/create',
+  'sys/remount',
+  'sys/tools/hash',
+  'sys/tools/random',
+  'sys/metrics',
+  'sys/host-info',
+  '?help=1',
+  'kv: ',
+  'sys/generate-root',
+  'sys/rekey',
+  'sys/step-down',
+];
+
+/**
+ * What a whole run must have done, beyond "0 failed": every area ran (a program that lost a group of checks would
+ * still report no failure), the rekey happened as the server sees it, and with PostgreSQL, the database lease
+ * checks ran and the credentials they revoked are gone from the database itself.
+ */
+export async function assertCovered(
+  report: ChecksReport,
+  api: Api,
+  db: TestDatabase | undefined,
+  more: string[] = [],
+): Promise<void> {
+  for (const area of [...COVERED, ...more]) {
+    assert.ok(
+      report.passed.some((c) => c.startsWith(area)),
+      `no ${area} check ran:\n${report.output}`,
+    );
+  }
+  // Five shares, threshold two, unsealed again.
+  const sealStatus = (await api.call('GET', 'sys/seal-status')).body;
+  assert.deepEqual([sealStatus.n, sealStatus.t, sealStatus.sealed], [5, 2, false]);
+  if (db) {
+    assert.ok(
+      report.passed.some((c) => c.startsWith('database:')),
+      `PostgreSQL is here but no database lease check ran:\n${report.output}`,
+    );
+    assert.deepEqual(await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'"), []);
+  }
 }
