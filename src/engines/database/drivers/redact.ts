@@ -38,13 +38,26 @@ export interface Endpoint {
   address: string;
 }
 
-/** The database could not be used at all: refused, unknown host, timed out, or the admin login was rejected. */
+/**
+ * The database could not be used at all: refused, unknown host, timed out, or the admin login was rejected. The
+ * message tells the last apart from the others, since its fix is the connection's credentials, not the network.
+ */
 export function unreachable(endpoint: Endpoint, err: unknown, secrets: readonly string[]): DatabaseError {
   const reason = redact(reasonOf(err), secrets);
-  return new DatabaseError(
-    `connection "${endpoint.name}": cannot reach the database at ${endpoint.address}: ${reason}`,
-    true,
-  );
+  const what = isLoginRefused(err) ? 'the database refused the login' : 'cannot reach the database';
+  return new DatabaseError(`connection "${endpoint.name}": ${what} at ${endpoint.address}: ${reason}`, true);
+}
+
+const LOGIN_REFUSED_CODES = new Set([
+  '28P01', // PostgreSQL invalid_password
+  '28000', // PostgreSQL invalid_authorization_specification (no pg_hba.conf entry, role may not log in)
+  'ER_ACCESS_DENIED_ERROR', // mysql2: MySQL and MariaDB 1045
+  'ER_DBACCESS_DENIED_ERROR',
+]);
+
+function isLoginRefused(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && LOGIN_REFUSED_CODES.has(code);
 }
 
 /** A statement failed on a working connection; `what` says what the driver was doing ("creating user x"). */
