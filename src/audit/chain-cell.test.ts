@@ -27,12 +27,17 @@ describe('audit chain cell', () => {
     assert.deepEqual(seen.state, { seq: 7, prev: 'cd'.repeat(32) });
     seen.state = GENESIS;
     assert.deepEqual(cell.state, GENESIS);
-    assert.equal(cell.repairTo, undefined);
-    cell.repairTo = 12;
-    assert.equal(seen.repairTo, 12);
     const generation = seen.generation;
+    assert.equal(cell.cutOwed(generation), undefined);
+    cell.oweCut(12, generation);
+    assert.equal(seen.cutOwed(generation), 12);
     cell.reopenAll();
     assert.equal(seen.generation, generation + 1);
+    // Owed in the file the writers had open then, not in the one they open next.
+    assert.equal(seen.cutOwed(generation + 1), undefined);
+    assert.equal(seen.cutOwed(generation), 12);
+    seen.cutMade();
+    assert.equal(cell.cutOwed(generation), undefined);
     assert.throws(() => (cell.state = { seq: 1, prev: 'short' }), /SHA-256/);
   });
 

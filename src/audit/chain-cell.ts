@@ -13,6 +13,8 @@ import { waitAsync } from '../core/wait-async.js';
 const LOCK = 0;
 const GENERATION = 1;
 const HAS_PREV = 2;
+/** The generation of the file a cut is owed in. */
+const REPAIR_GENERATION = 3;
 /** Float64 slots (index in 8-byte units). */
 const SEQ = 2;
 const REPAIR_TO = 3;
@@ -90,13 +92,22 @@ export class ChainCell {
     Atomics.add(this.ints, GENERATION, 1);
   }
 
-  /** Where the file must be cut back to before anything else is written; undefined when it need not be. */
-  get repairTo(): number | undefined {
+  /**
+   * Where the file of `generation` must be cut back to before anything else is written to it, or undefined. A cut
+   * is owed in the file a writer had open when its write tore (oweCut): once the writers moved to another file, it
+   * is not owed there.
+   */
+  cutOwed(generation: number): number | undefined {
     const at = this.floats[REPAIR_TO]!;
-    return at < 0 ? undefined : at;
+    return at < 0 || Atomics.load(this.ints, REPAIR_GENERATION) !== generation ? undefined : at;
   }
 
-  set repairTo(at: number | undefined) {
-    this.floats[REPAIR_TO] = at ?? -1;
+  oweCut(at: number, generation: number): void {
+    Atomics.store(this.ints, REPAIR_GENERATION, generation);
+    this.floats[REPAIR_TO] = at;
+  }
+
+  cutMade(): void {
+    this.floats[REPAIR_TO] = -1;
   }
 }

@@ -278,12 +278,12 @@ export function fileSink(
   const append = async (held: ChainCell, jsons: string[]): Promise<void> => {
     const { fd } = current(held);
     let size = fstatSync(fd).size;
-    const repairTo = held.repairTo;
+    const repairTo = held.cutOwed(generation);
     if (repairTo !== undefined) {
       ftruncateSync(fd, repairTo);
       warn(`audit file ${path}: the torn line is cut off, writing again`);
       size = repairTo;
-      held.repairTo = undefined;
+      held.cutMade();
     }
     let chain = held.state;
     let text = '';
@@ -298,7 +298,7 @@ export function fileSink(
       try {
         ftruncateSync(fd, size);
       } catch {
-        held.repairTo = size;
+        held.oweCut(size, generation);
         warn(`audit file ${path}: a line is torn and could not be cut off; refusing writes until it can be`);
       }
       throw err;
