@@ -37,8 +37,10 @@ function listStatement(t: string, bounded: boolean): string {
 }
 
 export function statements(t: string) {
-  // The channel and payload are the statement's last two parameters, after n - 1 of its own.
-  const withNotify = (sql: string, n: number) => `${sql} SELECT pg_notify($${n}::text, $${n + 1}::text)`;
+  // The channel and the payloads (one or more: postgres-changes.ts) are the statement's last two parameters, after
+  // n - 1 of its own. Notifications of one transaction are delivered at its commit, in the order they were sent.
+  const withNotify = (sql: string, n: number) =>
+    `${sql} SELECT pg_notify($${n}::text, payload) FROM unnest($${n + 1}::text[]) AS payload`;
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
     // Every write (a group-committed batch) is this one statement. Keys are distinct (latestPerKey), so the two

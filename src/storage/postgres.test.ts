@@ -166,6 +166,42 @@ describe('PostgresStorage', () => {
     await b.close();
   });
 
+  it('group commit: one batch in flight per node, the next takes every write that came meanwhile, in order', async () => {
+    const a = await open('batches', 'batch-a');
+    const b = await open('batches', 'batch-b');
+    const heard: (string[] | undefined)[] = [];
+    await b.watchChanges((keys) => heard.push(keys));
+    const first = a.put('seq', bytes('0'));
+    await new Promise(setImmediate); // the first batch is on its way
+    // Ten more turns of writes while it commits: the old per-turn flush sent eleven commits.
+    const writes = [first];
+    for (let turn = 1; turn <= 10; turn++) {
+      for (let i = 0; i < 20; i++) writes.push(a.put(`batch/${'k'.repeat(120)}/${turn}/${i}`, bytes(`${turn}`)));
+      writes.push(a.put('seq', bytes(`${turn}`)));
+      await new Promise(setImmediate);
+    }
+    await Promise.all(writes);
+    const { commits, writes: counted } = a.stats();
+    assert.equal(counted, writes.length);
+    assert.ok(commits <= 5, `${writes.length} writes in ${commits} commits`);
+    assert.equal(text(await b.get('seq')), '10', 'the last write queued is the last committed');
+    // 200 keys of ~140 bytes do not fit one NOTIFY payload: they come in several, every key named.
+    const named = new Set<string>();
+    await until(() => {
+      for (const keys of heard.splice(0)) {
+        assert.ok(keys !== undefined, 'no write was too big to name: nobody drops everything');
+        for (const key of keys) named.add(key);
+      }
+      return named.size === 201;
+    }, 'B hears every key');
+    // Writes accepted before close() are committed by it.
+    const late = [a.put('late/1', bytes('1')), a.put('late/2', bytes('2'))];
+    await a.close();
+    await Promise.all(late);
+    assert.equal(text(await b.get('late/2')), '2');
+    await b.close();
+  });
+
   it('a listener whose connection is cut reconnects and is told to drop everything', async () => {
     const a = await open('relisten', 'relisten-a');
     const b = await open('relisten', 'relisten-b');

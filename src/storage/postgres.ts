@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import type { ClusterNode, SharedStorage, Storage, StorageOp } from '../core/storage.js';
-import { ChangeFeed, changePayload, type ChangeListener } from './postgres-changes.js';
+import { ChangeFeed, changePayloads, type ChangeListener } from './postgres-changes.js';
 import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
 import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
 import { checkTableName, ensureSchema, type SchemaNames } from './postgres-schema.js';
@@ -61,6 +61,14 @@ export async function openPostgresStorage(opts: PostgresOptions): Promise<Postgr
   }
 }
 
+/**
+ * Group-committed batches of one node on their way to PostgreSQL at once. One: the next batch collects every write
+ * that arrives while the current one commits (as the SQLite commit thread drains every waiting batch), so that a
+ * node's commits do not queue behind each other in PostgreSQL, which serialises committing transactions that
+ * NOTIFY. It also makes this node's commits land in the order they were queued.
+ */
+const BATCHES_IN_FLIGHT = 1;
+
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
 export class PostgresStorage implements SharedStorage {
@@ -71,6 +79,8 @@ export class PostgresStorage implements SharedStorage {
   private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0 };
   private readonly sql: ReturnType<typeof statements>;
   private queue: { ops: ReturnType<typeof validate>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** Batches sent and not yet settled (at most BATCHES_IN_FLIGHT); each settles after starting the next. */
+  private readonly batches = new Set<Promise<void>>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -102,10 +112,11 @@ export class PostgresStorage implements SharedStorage {
   }
 
   /**
-   * Group commit: writes made in the same event-loop turn go out as one statement (one commit, one NOTIFY) on
-   * the next. PostgreSQL serialises committing transactions that NOTIFY, so one commit for many writers is what
-   * lets writes scale with concurrency. Each caller's ops stay atomic (they are in one statement); callers in one
-   * batch succeed or fail together, which only a lost connection can cause.
+   * Group commit: writes made while this node's previous batch commits (or, when none does, in the same
+   * event-loop turn) go out together as one statement: one commit, one round of NOTIFY. PostgreSQL serialises
+   * committing transactions that NOTIFY, so one commit for many writers is what lets writes scale with
+   * concurrency. Each caller's ops stay atomic (they are in one statement); callers in one batch succeed or fail
+   * together, which only a lost connection can cause.
    */
   private enqueue(ops: StorageOp[]): Promise<void> {
     let checked: ReturnType<typeof validate>;
@@ -118,11 +129,12 @@ export class PostgresStorage implements SharedStorage {
     if (checked.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.queue.push({ ops: checked, resolve, reject });
-      if (this.queue.length === 1) setImmediate(() => this.queue.length > 0 && this.flush());
+      if (this.queue.length === 1 && this.batches.size < BATCHES_IN_FLIGHT) setImmediate(() => this.flush());
     });
   }
 
   private flush(): void {
+    if (this.queue.length === 0 || this.batches.size >= BATCHES_IN_FLIGHT) return;
     const batch = this.queue;
     this.queue = [];
     const final = latestPerKey(batch.flatMap((w) => w.ops));
@@ -136,10 +148,17 @@ export class PostgresStorage implements SharedStorage {
         putValues.push(value);
       }
     }
-    this.write(this.sql.apply, [deleted, putKeys, putValues], [...final.keys()], batch.length).then(
-      () => batch.forEach((w) => w.resolve()),
-      (err: unknown) => batch.forEach((w) => w.reject(err)),
-    );
+    const groups = batch.map((w) => [...new Set(w.ops.map((op) => op.key))]);
+    const sent: Promise<void> = this.write(this.sql.apply, [deleted, putKeys, putValues], groups, batch.length)
+      .then(
+        () => batch.forEach((w) => w.resolve()),
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        this.batches.delete(sent);
+        this.flush();
+      });
+    this.batches.add(sent);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -243,8 +262,11 @@ export class PostgresStorage implements SharedStorage {
   }
 
   private async shutdown(): Promise<void> {
-    // Writes accepted before close() go out now (the flush's query is then among those awaited below).
-    if (this.queue.length > 0) this.flush();
+    // Writes accepted before close() go out now, batch after batch.
+    while (this.queue.length > 0 || this.batches.size > 0) {
+      this.flush();
+      await Promise.allSettled([...this.batches]);
+    }
     await this.leadership?.stop();
     await this.changes.stop();
     await Promise.allSettled(this.inFlight);
@@ -252,8 +274,10 @@ export class PostgresStorage implements SharedStorage {
     await this.pool.end();
   }
 
-  private async write(text: string, values: unknown[], keys: string[], callers: number): Promise<void> {
-    await this.query(text, [...values, this.names.channel, changePayload(this.nodeId, keys)]);
+  /** Not refused once closing: close() sends the writes accepted before it. */
+  private async write(text: string, values: unknown[], groups: string[][], callers: number): Promise<void> {
+    const notify = [this.names.channel, changePayloads(this.nodeId, groups)];
+    await this.track(withClient(this.pool, this.conn, (c) => c.query(text, [...values, ...notify])));
     this.counters.commits++;
     this.counters.writes += callers;
   }
