@@ -4,15 +4,16 @@
  * nodes or server threads writing at once) the second question is almost always yes, and every cache fill that
  * depends on it is refused.
  *
- * Memory stays bounded: past `limit` keys the oldest changes are forgotten, and a question about a moment before
- * the newest forgotten change is answered "yes, maybe" (a refused fill costs a storage read; a wrong "no" would
- * serve a stale value, a revoked token for one).
+ * Memory stays bounded: at `limit` keys the list is forgotten at once, and a question about a moment before that
+ * is answered "yes, maybe" (a refused fill costs a storage read; a wrong "no" would serve a stale value, a revoked
+ * token for one). Forgetting all at once, rather than the oldest first, lets a change update its key's entry in
+ * place: a Map kept in change order by delete-and-set slows down badly at this size (see read-cache.ts).
  */
 export class KeyEpochs {
   private now = 0;
   /** Every change at this epoch or before may be unlisted. */
   private forgotten = 0;
-  /** Key -> epoch of its latest change; kept in epoch order (a change moves its key to the end). */
+  /** Key -> epoch of its latest change since `forgotten`. */
   private readonly last = new Map<string, number>();
 
   constructor(private readonly limit: number) {
@@ -26,9 +27,11 @@ export class KeyEpochs {
 
   changed(key: string): void {
     this.now++;
-    this.last.delete(key);
+    if (this.last.size >= this.limit && !this.last.has(key)) {
+      this.last.clear();
+      this.forgotten = this.now - 1;
+    }
     this.last.set(key, this.now);
-    if (this.last.size > this.limit) this.forgetOldest();
   }
 
   /** Anything may have changed (a seal, a notification that could not name its keys). */
@@ -43,14 +46,5 @@ export class KeyEpochs {
     if (since < this.forgotten) return true;
     const at = this.last.get(key);
     return at !== undefined && at > since;
-  }
-
-  /** Halves the list, oldest first, so that the cost of forgetting is spread over limit / 2 changes. */
-  private forgetOldest(): void {
-    for (const [key, at] of this.last) {
-      if (this.last.size <= this.limit / 2) break;
-      this.last.delete(key);
-      this.forgotten = at;
-    }
   }
 }

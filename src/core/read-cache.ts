@@ -2,8 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { KeyEpochs } from './key-epochs.js';
 
 /**
- * How many recently changed keys the cache tells apart. A fill whose read (or write) began before the oldest
- * remembered change is refused; at thousands of changes a second this still covers reads of well over 100 ms.
+ * How many recently changed keys the cache tells apart. When the list is full it is forgotten, and the fills of
+ * reads (or writes) that began before that are refused: a few in flight, once every few thousand writes.
  */
 const REMEMBERED_CHANGES = 16_384;
 
