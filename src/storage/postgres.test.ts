@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { startPostgres, type TestDatabase } from '../../scripts/test-databases.js';
 import { freePort } from '../../scripts/test-databases-process.js';
 import type { Storage } from '../core/storage.js';
@@ -200,6 +201,41 @@ describe('PostgresStorage', () => {
     await Promise.all(late);
     assert.equal(text(await b.get('late/2')), '2');
     await b.close();
+  });
+
+  it("sends a batch again when PostgreSQL makes it a deadlock's victim", async () => {
+    const s = await open('deadlock', 'deadlock-node');
+    await s.transaction([
+      { op: 'put', key: 'a', value: bytes('0') },
+      { op: 'put', key: 'b', value: bytes('0') },
+    ]);
+    // Another transaction holds row b; the batch locks a and waits for b; then the other one wants a.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE deadlock SET value = 'x' WHERE key = 'b'`);
+      const write = s.transaction([
+        { op: 'put', key: 'a', value: bytes('mine') },
+        { op: 'put', key: 'b', value: bytes('mine') },
+      ]);
+      const waiting = async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = 'cofre deadlock-node' AND wait_event_type = 'Lock'`,
+          )
+        ).length === 1;
+      await until(waiting, 'the batch waits for row b');
+      // PostgreSQL finds the cycle after deadlock_timeout (1 s) in the batch, which waited first: its victim.
+      await other.query(`UPDATE deadlock SET value = 'x' WHERE key = 'a'`);
+      await other.query('COMMIT');
+      await write;
+      assert.equal(text(await s.get('a')), 'mine', 'sent again after the other transaction, it wins');
+      assert.equal(text(await s.get('b')), 'mine');
+    } finally {
+      await other.end();
+      await s.close();
+    }
   });
 
   it('a listener whose connection is cut reconnects and is told to drop everything', async () => {

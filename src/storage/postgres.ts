@@ -68,6 +68,8 @@ export async function openPostgresStorage(opts: PostgresOptions): Promise<Postgr
  * NOTIFY. It also makes this node's commits land in the order they were queued.
  */
 const BATCHES_IN_FLIGHT = 1;
+/** How often a batch chosen as a deadlock's victim is sent again before its writers are told it failed. */
+const DEADLOCK_RETRIES = 5;
 
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
@@ -141,7 +143,9 @@ export class PostgresStorage implements SharedStorage {
     const deleted: string[] = [];
     const putKeys: string[] = [];
     const putValues: Buffer[] = [];
-    for (const [key, value] of final) {
+    // Rows are locked in the order given: both nodes sorting their keys makes deadlocks between them rare.
+    for (const key of [...final.keys()].sort()) {
+      const value = final.get(key);
       if (value === undefined) deleted.push(key);
       else {
         putKeys.push(key);
@@ -277,7 +281,16 @@ export class PostgresStorage implements SharedStorage {
   /** Not refused once closing: close() sends the writes accepted before it. */
   private async write(text: string, values: unknown[], groups: string[][], callers: number): Promise<void> {
     const notify = [this.names.channel, changePayloads(this.nodeId, groups)];
-    await this.track(withClient(this.pool, this.conn, (c) => c.query(text, [...values, ...notify])));
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.track(withClient(this.pool, this.conn, (c) => c.query(text, [...values, ...notify])));
+        break;
+      } catch (err) {
+        // Two nodes' batches may still lock a row each that the other needs (a delete and an upsert run in either
+        // order). PostgreSQL then rolls one statement back whole, and sending it again is safe.
+        if (tries >= DEADLOCK_RETRIES || (err as { code?: unknown }).code !== '40P01') throw err;
+      }
+    }
     this.counters.commits++;
     this.counters.writes += callers;
   }
