@@ -203,6 +203,44 @@ describe('PostgresStorage', () => {
     await b.close();
   });
 
+  it("a batch takes the store's write lock before any row lock, so two nodes' batches cannot deadlock", async () => {
+    const a = await open('writelock', 'writelock-a');
+    const b = await open('writelock', 'writelock-b');
+    await a.put('x', bytes('0'));
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      // A's batch takes the write lock, then waits for row x, which another transaction holds.
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM writelock WHERE key = 'x' FOR UPDATE`);
+      const onX = a.put('x', bytes('a'));
+      const waitsFor = async (node: string, event: string) =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND wait_event = $2`,
+            [`cofre ${node}`, event],
+          )
+        ).length === 1;
+      await until(
+        () => waitsFor('writelock-a', 'tuple').then((t) => t || waitsFor('writelock-a', 'transactionid')),
+        'A waits for row x',
+      );
+      // B's batch touches only row y, yet waits for A's: no two batches hold row locks at once.
+      let bDone = false;
+      const onY = b.put('y', bytes('b')).then(() => (bDone = true));
+      await until(() => waitsFor('writelock-b', 'advisory'), 'B waits for the write lock');
+      assert.equal(bDone, false);
+      await other.query('COMMIT');
+      await Promise.all([onX, onY]);
+      assert.equal(text(await b.get('x')), 'a');
+      assert.equal(text(await a.get('y')), 'b');
+    } finally {
+      await other.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("sends a batch again when PostgreSQL makes it a deadlock's victim", async () => {
     const s = await open('deadlock', 'deadlock-node');
     await s.transaction([
@@ -232,6 +270,7 @@ describe('PostgresStorage', () => {
       await write;
       assert.equal(text(await s.get('a')), 'mine', 'sent again after the other transaction, it wins');
       assert.equal(text(await s.get('b')), 'mine');
+      assert.equal(s.stats().deadlockRetries, 1);
     } finally {
       await other.end();
       await s.close();
@@ -402,7 +441,7 @@ describe('PostgresStorage', () => {
       { op: 'delete', key: 'a' },
     ]);
     await s.get('b');
-    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1 });
+    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1, deadlockRetries: 0 });
     await s.close();
   });
 

@@ -35,6 +35,8 @@ export interface PostgresStats {
   writes: number;
   /** get() calls answered. */
   reads: number;
+  /** Batches sent again because PostgreSQL rolled them back as a deadlock's victim. */
+  deadlockRetries: number;
 }
 
 export async function openPostgresStorage(opts: PostgresOptions): Promise<PostgresStorage> {
@@ -89,7 +91,7 @@ export class PostgresStorage implements SharedStorage {
   private leadership: Campaign | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
-  private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0 };
+  private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0, deadlockRetries: 0 };
   private readonly sql: ReturnType<typeof statements>;
   /**
    * The statements of every read and write, prepared once per pooled connection: PostgreSQL then skips parsing
@@ -108,7 +110,7 @@ export class PostgresStorage implements SharedStorage {
     readonly nodeId: string,
   ) {
     this.changes = new ChangeFeed(conn, names.channel, nodeId);
-    this.sql = statements(names.entries);
+    this.sql = statements(names.entries, names.writeLock);
     this.prepared = { get: prepare(this.sql.get), apply: prepare(this.sql.apply) };
   }
 
@@ -309,6 +311,7 @@ export class PostgresStorage implements SharedStorage {
         // Two nodes' batches may still lock a row each that the other needs (a delete and an upsert run in either
         // order). PostgreSQL then rolls one statement back whole, and sending it again is safe.
         if (tries >= DEADLOCK_RETRIES || (err as { code?: unknown }).code !== '40P01') throw err;
+        this.counters.deadlockRetries++;
       }
     }
     this.counters.commits++;
