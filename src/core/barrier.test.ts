@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
 import { Barrier } from './barrier.js';
+import { KeyEpochs } from './key-epochs.js';
 import { ReadCache } from './read-cache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-barrier-'));
@@ -124,7 +125,7 @@ describe('Barrier write-through', () => {
     await physical.close();
   });
 
-  it("keeps nothing when another node's change came in while its write was committed", async () => {
+  it('keeps what it wrote when another node changed only other keys meanwhile', async () => {
     const physical = fresh();
     const barrier = new Barrier(physical);
     await barrier.initialize(randomBytes(32));
@@ -133,7 +134,57 @@ describe('Barrier write-through', () => {
     await write;
     const reads = physical.stats().reads;
     assert.equal(text(await barrier.get('w/k')), 'mine');
-    assert.equal(physical.stats().reads, reads + 1, 'read from storage, not kept');
+    assert.equal(physical.stats().reads, reads, 'kept: another key changing says nothing of this one');
+    await physical.close();
+  });
+
+  it('never keeps a value another node overwrote while it was committed, even behind a flood of other changes', async () => {
+    const physical = fresh();
+    const rootKey = randomBytes(32);
+    const a = new Barrier(physical);
+    await a.initialize(rootKey);
+    const b = new Barrier(physical); // another node on the same store
+    await b.unseal(rootKey);
+    for (const flood of [0, 40_000]) {
+      await a.put('w/k', Buffer.from('old'));
+      const mine = a.put('w/k', Buffer.from('mine'));
+      const theirs = b.put('w/k', Buffer.from('theirs')); // committed after A's write
+      a.invalidate('w/k'); // B's notification reaches A before A's write resolves
+      // Enough changes of other keys to push w/k out of what the cache remembers of recent changes.
+      for (let i = 0; i < flood; i++) a.invalidate(`flood/${i}`);
+      await Promise.all([mine, theirs]);
+      assert.equal(text(await a.get('w/k')), 'theirs', `flood of ${flood}`);
+    }
+    // The notification of a change that could not name its keys refuses every keep as well.
+    const mine = a.put('w/all', Buffer.from('mine'));
+    const theirs = b.put('w/all', Buffer.from('theirs'));
+    a.invalidateAll();
+    await Promise.all([mine, theirs]);
+    assert.equal(text(await a.get('w/all')), 'theirs');
+    await physical.close();
+  });
+
+  it("a read racing another node's change of the same key never fills the old value", async () => {
+    const physical = fresh();
+    const rootKey = randomBytes(32);
+    const a = new Barrier(physical);
+    await a.initialize(rootKey);
+    const b = new Barrier(physical);
+    await b.unseal(rootKey);
+    await b.put('r/k', Buffer.from('v1'));
+    const read = a.get('r/k'); // reads v1 from storage
+    await b.put('r/k', Buffer.from('v2'));
+    a.invalidate('r/k'); // heard before A's read returns
+    assert.equal(text(await read), 'v1');
+    assert.equal(text(await a.get('r/k')), 'v2', 'the old value was not cached');
+    // A change of another key during the read does not stop the fill.
+    a.invalidate('r/k');
+    const reads = physical.stats().reads;
+    const again = a.get('r/k');
+    a.invalidate('r/other');
+    await again;
+    assert.equal(text(await a.get('r/k')), 'v2');
+    assert.equal(physical.stats().reads, reads + 1, 'filled despite the change of another key');
     await physical.close();
   });
 
@@ -154,15 +205,50 @@ describe('Barrier write-through', () => {
 });
 
 describe('ReadCache', () => {
-  it('evicts least recently used entries beyond its size and ignores fills that raced a write', () => {
+  it('evicts least recently used entries beyond its size and ignores fills that raced a write of their key', () => {
     const cache = new ReadCache(160);
     for (const key of ['a', 'b', 'c', 'd']) cache.fill(key, Buffer.alloc(10, key), cache.epoch());
     assert.ok(cache.get('a'));
     for (let i = 0; i < 20; i++) cache.fill(`x${i}`, Buffer.alloc(10), cache.epoch());
     assert.equal(cache.get('b'), undefined);
-    const epoch = cache.epoch();
-    cache.invalidate('other');
+    let epoch = cache.epoch();
+    cache.invalidate('late');
     cache.fill('late', Buffer.from('stale'), epoch);
     assert.equal(cache.get('late'), undefined);
+    epoch = cache.epoch();
+    cache.invalidate('other');
+    cache.fill('fresh', Buffer.from('v'), epoch);
+    assert.equal(cache.get('fresh')?.toString(), 'v', 'a write of another key does not refuse the fill');
+    epoch = cache.epoch();
+    cache.clear();
+    cache.fill('fresh', Buffer.from('v'), epoch);
+    assert.equal(cache.get('fresh'), undefined, 'nothing read before a clear fills after it');
+  });
+});
+
+describe('KeyEpochs', () => {
+  it('tells which keys changed since a moment, and answers "maybe" for moments older than it remembers', () => {
+    const epochs = new KeyEpochs(4);
+    const start = epochs.current();
+    epochs.changed('a');
+    const afterA = epochs.current();
+    epochs.changed('b');
+    assert.equal(epochs.changedSince('a', start), true);
+    assert.equal(epochs.changedSince('a', afterA), false);
+    assert.equal(epochs.changedSince('b', afterA), true);
+    assert.equal(epochs.changedSince('c', start), false);
+    // At its limit it forgets every change; whatever began before a forgotten change is refused.
+    for (const key of ['c', 'd', 'e']) epochs.changed(key);
+    assert.equal(epochs.changedSince('zzz', start), true, 'a forgotten change could have been of any key');
+    assert.equal(epochs.changedSince('a', afterA), true);
+    const late = epochs.current();
+    assert.equal(epochs.changedSince('a', late), false);
+    epochs.changed('a');
+    assert.equal(epochs.changedSince('a', late), true);
+    assert.equal(epochs.changedSince('e', late), false, 'the change that filled the list is still listed');
+    epochs.changedAll();
+    assert.equal(epochs.changedSince('never', late), true);
+    assert.equal(epochs.changedSince('never', epochs.current()), false);
+    assert.throws(() => new KeyEpochs(1));
   });
 });

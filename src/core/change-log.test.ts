@@ -71,6 +71,32 @@ describe('ChangeLog on a store shared by two nodes', () => {
     );
     await storage.close();
   });
+
+  it('with nobody subscribed it reads no event of the other node, yet repairs a shared index and serves the backlog', async () => {
+    const storage = openSqliteStorage(join(dir, 'c.db'));
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const written = await a.append(change('secret/x'));
+    const reads = storage.stats().reads;
+    await b.ingest(key(written.index));
+    assert.equal(storage.stats().reads, reads, 'no subscriber on b: the event is not read');
+    assert.equal(b.lastIndex, written.index);
+    // A collision is still noticed: b reads an index where it wrote an event itself.
+    const mine = await b.append(change('secret/from-b'));
+    const theirs = await a.append(change('secret/from-a')); // same index, replaces b's
+    assert.equal(mine.index, theirs.index);
+    await b.ingest(key(theirs.index));
+    assert.equal(b.lastIndex, theirs.index + 2, 'b appended both changes again');
+    // A subscriber that comes later reads the backlog from the store.
+    const seen: string[] = [];
+    for await (const delivery of b.subscribe(0, AbortSignal.timeout(5000))) {
+      if (delivery.type === 'event') seen.push(delivery.event.path);
+      if (seen.length === 4) break;
+    }
+    assert.deepEqual(seen, ['secret/x', 'secret/from-a', 'secret/from-a', 'secret/from-b']);
+    await storage.close();
+  });
 });
 
 describe('ChangeLog: a subscriber that starts while a change is being committed', () => {

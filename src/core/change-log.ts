@@ -130,6 +130,13 @@ export class ChangeLog {
    * own subscribers, who already saw this index. A change may so reach a subscriber twice, never not at all.
    */
   async ingest(storageKey: string): Promise<void> {
+    // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber
+    // that comes later reads what it missed from the store. This saves a storage read per write of another node.
+    const index = Number(storageKey);
+    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !this.recent.has(index)) {
+      if (index > this.last) this.last = index;
+      return;
+    }
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
     if (!event) return;
     const mine = this.recent.get(event.index);

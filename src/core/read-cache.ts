@@ -1,13 +1,24 @@
 import { LRUCache } from 'lru-cache';
+import { KeyEpochs } from './key-epochs.js';
+
+/**
+ * How many recently changed keys the cache tells apart. When the list is full it is forgotten, and the fills of
+ * reads (or writes) that began before that are refused: a few in flight, once every few thousand writes.
+ */
+const REMEMBERED_CHANGES = 16_384;
 
 /**
  * A bounded LRU of decrypted entries in front of the barrier's storage, so hot reads skip SQLite, AES-GCM and
  * allocation. It lives only while unsealed (sealing clears it). A read fills the cache only if no write touched
- * storage while it was reading, so a read racing a write can never leave the older value behind.
+ * that key while it was reading, so a read racing a write can never leave the older value behind.
  *
- * A write fills it too, once committed (keep), unless another node's change was applied to the cache while the
- * write was on its way: this node's own writes are committed and acknowledged in the same order, so the last one
- * kept is the last one committed, but another node's change to the same key could be the later of the two.
+ * A write fills it too, once committed (keep), unless another node's change to the same key was applied to the
+ * cache while the write was on its way: this node's own writes are committed and acknowledged in the same order,
+ * so the last one kept is the last one committed, but another node's change to that key could be the later of
+ * the two. Its notification then arrives either before keep (which refuses) or after (which drops the entry).
+ *
+ * Both checks are per key (KeyEpochs): with several nodes writing, some other key changes during nearly every read
+ * and write, and a global "anything changed" check refused nearly every fill.
  *
  * The LRU itself is lru-cache's: a JavaScript Map kept in recency order (delete, then set again, on every hit)
  * costs tens of microseconds per hit once it holds tens of thousands of entries (V8 rehashes it over and over).
@@ -15,8 +26,10 @@ import { LRUCache } from 'lru-cache';
 export class ReadCache {
   private readonly entries: LRUCache<string, Buffer>;
   private readonly maxEntry: number;
-  private writeEpoch = 0;
-  private remoteEpoch = 0;
+  /** Every invalidation, local or remote. */
+  private readonly writes = new KeyEpochs(REMEMBERED_CHANGES);
+  /** Other nodes' changes only. */
+  private readonly remote = new KeyEpochs(REMEMBERED_CHANGES);
 
   constructor(maxBytes: number) {
     this.maxEntry = maxBytes / 16;
@@ -29,40 +42,44 @@ export class ReadCache {
 
   /** Call before a read from storage; pass the result to fill(). */
   epoch(): number {
-    return this.writeEpoch;
+    return this.writes.current();
   }
 
   fill(key: string, value: Buffer, epochAtRead: number): void {
-    if (epochAtRead !== this.writeEpoch || value.length > this.maxEntry) return;
-    this.entries.set(key, value);
+    if (this.writes.changedSince(key, epochAtRead)) return;
+    this.set(key, value);
   }
 
   /** Call before and after every write or delete of key. */
   invalidate(key: string): void {
-    this.writeEpoch++;
+    this.writes.changed(key);
     this.entries.delete(key);
   }
 
   /** Another node changed key. */
   invalidateRemote(key: string): void {
-    this.remoteEpoch++;
+    this.remote.changed(key);
     this.invalidate(key);
   }
 
   /** Call before a write; pass the result to keep() once it is committed. */
   remoteChanges(): number {
-    return this.remoteEpoch;
+    return this.remote.current();
   }
 
-  /** The value this node just committed under key, unless another node's change came in since `remoteAtWrite`. */
+  /** The value this node just committed under key, unless another node changed key since `remoteAtWrite`. */
   keep(key: string, value: Buffer, remoteAtWrite: number): void {
-    if (remoteAtWrite !== this.remoteEpoch) return;
-    this.fill(key, value, this.writeEpoch);
+    if (this.remote.changedSince(key, remoteAtWrite)) return;
+    this.set(key, value);
   }
 
   clear(): void {
-    this.writeEpoch++;
-    this.remoteEpoch++;
+    this.writes.changedAll();
+    this.remote.changedAll();
     this.entries.clear();
+  }
+
+  private set(key: string, value: Buffer): void {
+    if (value.length <= this.maxEntry) this.entries.set(key, value);
   }
 }

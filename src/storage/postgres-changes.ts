@@ -20,11 +20,36 @@ interface Payload {
   keys: string[] | null;
 }
 
-/** The NOTIFY payload for a commit by `node` changing `keys`. */
-export function changePayload(node: string, keys: string[]): string {
-  const named = JSON.stringify({ node, keys } satisfies Payload);
-  if (Buffer.byteLength(named) <= MAX_PAYLOAD_BYTES) return named;
-  return JSON.stringify({ node, keys: null } satisfies Payload);
+/**
+ * The NOTIFY payloads for one commit by `node`: `groups` are the keys of each write it carries (a group-committed
+ * batch holds many). Groups are packed whole into as few payloads as fit PostgreSQL's limit, so that a listener
+ * never hears half of one write's keys in one notification and the rest in the next. A group too big for any
+ * payload is announced as "everything may have changed", once.
+ */
+export function changePayloads(node: string, groups: string[][]): string[] {
+  const payloads: string[] = [];
+  const everything = JSON.stringify({ node, keys: null } satisfies Payload);
+  const overhead = Buffer.byteLength(JSON.stringify({ node, keys: [] } satisfies Payload));
+  let keys: string[] = [];
+  let bytes = overhead;
+  const close = () => {
+    if (keys.length > 0) payloads.push(JSON.stringify({ node, keys } satisfies Payload));
+    keys = [];
+    bytes = overhead;
+  };
+  for (const group of groups) {
+    // Each key costs its JSON string and a comma.
+    const size = group.reduce((sum, key) => sum + Buffer.byteLength(JSON.stringify(key)) + 1, 0);
+    if (overhead + size > MAX_PAYLOAD_BYTES) {
+      if (!payloads.includes(everything)) payloads.push(everything);
+      continue;
+    }
+    if (bytes + size > MAX_PAYLOAD_BYTES) close();
+    keys.push(...group);
+    bytes += size;
+  }
+  close();
+  return payloads;
 }
 
 /** What a received payload means for node `self`: ignore (its own), or the keys (undefined: everything). */

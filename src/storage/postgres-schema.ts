@@ -17,6 +17,8 @@ export interface SchemaNames {
   channel: string;
   /** pg_try_advisory_lock key of leadership, a bigint as a string (beyond JavaScript's safe integers). */
   leaderLock: string;
+  /** pg_advisory_xact_lock key that every write batch takes first (postgres-sql.ts). */
+  writeLock: string;
 }
 
 /**
@@ -88,7 +90,7 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   );
   // The table name keeps the channel recognisable in pg_stat_activity; the hash keeps schemas apart.
   const channel = `${table}_${digest(scope).toString('hex').slice(0, 12)}`;
-  return { ...names, channel, leaderLock: lockKey('leader', scope) };
+  return { ...names, channel, leaderLock: lockKey('leader', scope), writeLock: lockKey('write', scope) };
 }
 
 /** A bigint advisory-lock key for `purpose` on one store; hashing keeps different stores' keys apart. */

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { startPostgres, type TestDatabase } from '../../scripts/test-databases.js';
 import { freePort } from '../../scripts/test-databases-process.js';
 import type { Storage } from '../core/storage.js';
@@ -164,6 +165,116 @@ describe('PostgresStorage', () => {
     assert.equal(heardB.length, 4);
     await a.close();
     await b.close();
+  });
+
+  it('group commit: one batch in flight per node, the next takes every write that came meanwhile, in order', async () => {
+    const a = await open('batches', 'batch-a');
+    const b = await open('batches', 'batch-b');
+    const heard: (string[] | undefined)[] = [];
+    await b.watchChanges((keys) => heard.push(keys));
+    const first = a.put('seq', bytes('0'));
+    await new Promise(setImmediate); // the first batch is on its way
+    // Ten more turns of writes while it commits: the old per-turn flush sent eleven commits.
+    const writes = [first];
+    for (let turn = 1; turn <= 10; turn++) {
+      for (let i = 0; i < 20; i++) writes.push(a.put(`batch/${'k'.repeat(120)}/${turn}/${i}`, bytes(`${turn}`)));
+      writes.push(a.put('seq', bytes(`${turn}`)));
+      await new Promise(setImmediate);
+    }
+    await Promise.all(writes);
+    const { commits, writes: counted } = a.stats();
+    assert.equal(counted, writes.length);
+    assert.ok(commits <= 5, `${writes.length} writes in ${commits} commits`);
+    assert.equal(text(await b.get('seq')), '10', 'the last write queued is the last committed');
+    // 200 keys of ~140 bytes do not fit one NOTIFY payload: they come in several, every key named.
+    const named = new Set<string>();
+    await until(() => {
+      for (const keys of heard.splice(0)) {
+        assert.ok(keys !== undefined, 'no write was too big to name: nobody drops everything');
+        for (const key of keys) named.add(key);
+      }
+      return named.size === 201;
+    }, 'B hears every key');
+    // Writes accepted before close() are committed by it.
+    const late = [a.put('late/1', bytes('1')), a.put('late/2', bytes('2'))];
+    await a.close();
+    await Promise.all(late);
+    assert.equal(text(await b.get('late/2')), '2');
+    await b.close();
+  });
+
+  it("a batch takes the store's write lock before any row lock, so two nodes' batches cannot deadlock", async () => {
+    const a = await open('writelock', 'writelock-a');
+    const b = await open('writelock', 'writelock-b');
+    await a.put('x', bytes('0'));
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      // A's batch takes the write lock, then waits for row x, which another transaction holds.
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM writelock WHERE key = 'x' FOR UPDATE`);
+      const onX = a.put('x', bytes('a'));
+      const waitsFor = async (node: string, event: string) =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND wait_event = $2`,
+            [`cofre ${node}`, event],
+          )
+        ).length === 1;
+      await until(
+        () => waitsFor('writelock-a', 'tuple').then((t) => t || waitsFor('writelock-a', 'transactionid')),
+        'A waits for row x',
+      );
+      // B's batch touches only row y, yet waits for A's: no two batches hold row locks at once.
+      let bDone = false;
+      const onY = b.put('y', bytes('b')).then(() => (bDone = true));
+      await until(() => waitsFor('writelock-b', 'advisory'), 'B waits for the write lock');
+      assert.equal(bDone, false);
+      await other.query('COMMIT');
+      await Promise.all([onX, onY]);
+      assert.equal(text(await b.get('x')), 'a');
+      assert.equal(text(await a.get('y')), 'b');
+    } finally {
+      await other.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("sends a batch again when PostgreSQL makes it a deadlock's victim", async () => {
+    const s = await open('deadlock', 'deadlock-node');
+    await s.transaction([
+      { op: 'put', key: 'a', value: bytes('0') },
+      { op: 'put', key: 'b', value: bytes('0') },
+    ]);
+    // Another transaction holds row b; the batch locks a and waits for b; then the other one wants a.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE deadlock SET value = 'x' WHERE key = 'b'`);
+      const write = s.transaction([
+        { op: 'put', key: 'a', value: bytes('mine') },
+        { op: 'put', key: 'b', value: bytes('mine') },
+      ]);
+      const waiting = async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = 'cofre deadlock-node' AND wait_event_type = 'Lock'`,
+          )
+        ).length === 1;
+      await until(waiting, 'the batch waits for row b');
+      // PostgreSQL finds the cycle after deadlock_timeout (1 s) in the batch, which waited first: its victim.
+      await other.query(`UPDATE deadlock SET value = 'x' WHERE key = 'a'`);
+      await other.query('COMMIT');
+      await write;
+      assert.equal(text(await s.get('a')), 'mine', 'sent again after the other transaction, it wins');
+      assert.equal(text(await s.get('b')), 'mine');
+      assert.equal(s.stats().deadlockRetries, 1);
+    } finally {
+      await other.end();
+      await s.close();
+    }
   });
 
   it('a listener whose connection is cut reconnects and is told to drop everything', async () => {
@@ -330,7 +441,7 @@ describe('PostgresStorage', () => {
       { op: 'delete', key: 'a' },
     ]);
     await s.get('b');
-    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1 });
+    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1, deadlockRetries: 0 });
     await s.close();
   });
 
