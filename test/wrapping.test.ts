@@ -501,7 +501,13 @@ describe('the cubbyhole', () => {
       'the expired token’s cubbyhole is gone',
       async () => ((await rowsOf(brief)).length === 0 ? true : undefined),
       10_000,
-    );
+    ).catch(async (err: Error) => {
+      // Say what became of the token's lease (revoke attempts, the last error): a bare timeout tells nothing.
+      const expiration = srv.cofre.core.expiration;
+      const leases = await expiration.listPrefix('auth/token/');
+      const states = await Promise.all(leases.map((id) => expiration.lookup(id).catch((e: Error) => e.message)));
+      throw new Error(`${err.message}; token leases: ${JSON.stringify(states)}`);
+    });
   });
 
   it('a wrapping token’s cubbyhole is destroyed when it is unwrapped', async () => {
