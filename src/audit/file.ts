@@ -240,11 +240,15 @@ export function fileSink(
   let failing = false;
   let waiting: { json: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
-  /** Under the lock: this writer's file, opened again when it was deleted, moved or another writer reopened. */
-  const current = (held: ChainCell): OpenFile => {
+  /**
+   * Under the lock: this writer's file and its size, opened again when it was deleted, moved or another writer
+   * reopened (one fstat answers both whether it was deleted and where the next line starts).
+   */
+  const current = (held: ChainCell): { fd: number; size: number } => {
     let moved = false;
     if (file && generation === held.generation) {
-      if (fstatSync(file.fd).nlink === 0) {
+      const st = fstatSync(file.fd);
+      if (st.nlink === 0) {
         warn(`audit file ${path} was deleted: opening a new one`);
         moved = true;
       } else if (Date.now() - lastPathCheck >= ROTATION_CHECK_MS) {
@@ -257,7 +261,7 @@ export function fileSink(
         }
         moved = !onDisk || onDisk.ino !== file.ino || onDisk.dev !== file.dev;
       }
-      if (!moved) return file;
+      if (!moved) return { fd: file.fd, size: st.size };
       held.reopenAll();
     }
     const old = file;
@@ -268,7 +272,7 @@ export function fileSink(
     file = opened;
     lastPathCheck = Date.now();
     lastLine(opened.fd, path); // repairs a torn tail; the chain is the cell's
-    return opened;
+    return { fd: opened.fd, size: fstatSync(opened.fd).size };
   };
 
   /**
@@ -276,8 +280,9 @@ export function fileSink(
    * threads wait for the lock asynchronously, so the big writes' await here holds up only audit writes.
    */
   const append = async (held: ChainCell, jsons: string[]): Promise<void> => {
-    const { fd } = current(held);
-    let size = fstatSync(fd).size;
+    const opened = current(held);
+    const fd = opened.fd;
+    let size = opened.size;
     const repairTo = held.cutOwed(generation);
     if (repairTo !== undefined) {
       ftruncateSync(fd, repairTo);
