@@ -47,6 +47,36 @@ describe('audit', () => {
     assert.equal(response.request.client_token.startsWith('hmac-sha256:'), true);
   });
 
+  it('each caller’s token and accessor are on record under their own HMACs, tokens interleaved and in parallel', async () => {
+    const hashOf = async (input: string): Promise<string> =>
+      (await srv.api.call('POST', 'sys/audit-hash/file', { body: { input } })).body.data.hash as string;
+    const callers: { token: string; accessor: string; path: string }[] = [];
+    for (const [i, type] of ['service', 'batch', 'service', 'batch', 'service', 'service'].entries()) {
+      const res = await srv.api.call('POST', 'auth/token/create', { body: { policies: ['default'], type } });
+      assert.equal(res.status, 200, res.text);
+      callers.push({ token: res.body.auth.client_token, accessor: res.body.auth.accessor, path: `me-${i}` });
+    }
+    // Each caller asks for its own cubbyhole path, all at once and twice over: every entry names its caller.
+    await Promise.all(
+      [...callers, ...callers].map((c) => srv.api.call('GET', `cubbyhole/${c.path}`, { token: c.token })),
+    );
+    const entries = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    for (const c of callers) {
+      const mine = entries.filter((e) => e.request.path === `cubbyhole/${c.path}`);
+      assert.equal(mine.length, 4, `${c.path}: ${mine.length} entries`);
+      const token = await hashOf(c.token);
+      for (const e of mine) {
+        assert.equal(e.request.client_token, token, `${c.path}: another caller's token HMAC`);
+        assert.equal(e.auth.client_token, token);
+        // Batch tokens have no accessor (Vault's too); a service token's is HMAC'd like the token.
+        assert.equal(e.request.client_token_accessor, c.accessor ? await hashOf(c.accessor) : await hashOf(''));
+      }
+    }
+  });
+
   it('a refused request is on record with its error', async () => {
     await srv.api.call('GET', 'secret/data/audited', { token: 'cvs.not-a-token' });
     const last = readFileSync(logFile, 'utf8')

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { InvalidationRegistry } from './invalidation.js';
-import { formatEntry, hasherFor, type AuditEvent, type Hasher } from './audit-format.js';
+import { CallerHashMemo, formatEntry, hasherFor, type AuditEvent, type Hasher } from './audit-format.js';
 import { chainLine, type ChainState } from './audit-chain.js';
 import { badRequest, CofreError } from './errors.js';
 import type { Storage } from './storage.js';
@@ -52,6 +52,7 @@ export interface ChainedSink {
 interface Device extends ChainedSink {
   entry: AuditTableEntry;
   hash: Hasher;
+  callers: CallerHashMemo;
 }
 
 /** Runs `read` in the device's queue, so that no line is half-written while it reads. */
@@ -324,7 +325,7 @@ export class AuditBroker {
     const sink = factory(entry.options);
     const chain = await sink.open();
     const hash = hasherFor(Buffer.from(entry.salt, 'base64'));
-    return { entry, sink, hash, chain, queue: Promise.resolve(), waiting: [] };
+    return { entry, sink, hash, callers: new CallerHashMemo(hash), chain, queue: Promise.resolve(), waiting: [] };
   }
 
   /**
@@ -332,7 +333,7 @@ export class AuditBroker {
    * chaining and writing go through the queue (writeChained).
    */
   private async write(device: Device, event: AuditEvent): Promise<void> {
-    const entry = await formatEntry(event, device.hash);
+    const entry = await formatEntry(event, device.hash, device.callers);
     if (device.sink.writeEntry) return device.sink.writeEntry(entry);
     return writeChained(device, entry);
   }

@@ -155,6 +155,30 @@ function boundedError(event: AuditEvent): string {
   return `${event.error.slice(0, max)}… (${event.error.length} characters)`;
 }
 
+/**
+ * One device's HMACs of the callers' tokens and accessors, which every entry of a caller shows (a request and its
+ * response: four HMACs of two values). Keyed by the token's salted storage hash, never by the token, and by the
+ * accessor; bounded, and emptied when full.
+ */
+export class CallerHashMemo {
+  private readonly byKey = new Map<string, string>();
+
+  constructor(
+    private readonly hash: Hasher,
+    private readonly max = 4096,
+  ) {}
+
+  of(key: string, value: string): string {
+    let hashed = this.byKey.get(key);
+    if (hashed === undefined) {
+      hashed = this.hash(value);
+      if (this.byKey.size >= this.max) this.byKey.clear();
+      this.byKey.set(key, hashed);
+    }
+    return hashed;
+  }
+}
+
 /** The client token and accessor as hashed once for an entry, which shows each twice (auth and request). */
 interface CallerHashes {
   token: string;
@@ -177,10 +201,22 @@ function authBlock(caller: Caller | undefined, hashed: CallerHashes): Record<str
 }
 
 /** One audit entry in Vault's JSON layout, hashed with one device's salt. */
-export async function formatEntry(event: AuditEvent, hash: Hasher): Promise<Record<string, unknown>> {
+export async function formatEntry(
+  event: AuditEvent,
+  hash: Hasher,
+  memo?: CallerHashMemo,
+): Promise<Record<string, unknown>> {
+  const caller = event.caller;
+  // An authenticated caller's token is the one its entry was found by (entry.hash is the token's salted storage
+  // hash), so the memo can key it by that hash rather than keep the token itself.
+  const known = caller && memo && caller.token.hash ? memo : undefined;
   const hashed: CallerHashes = {
-    token: event.clientToken ? hash(event.clientToken) : '',
-    accessor: event.caller ? hash(event.caller.accessor) : '',
+    token: !event.clientToken
+      ? ''
+      : known
+        ? known.of(`t:${caller!.token.hash}`, event.clientToken)
+        : hash(event.clientToken),
+    accessor: !caller ? '' : known ? known.of(`a:${caller.accessor}`, caller.accessor) : hash(caller.accessor),
   };
   const entry: Record<string, unknown> = {
     time: event.time.toISOString(),
