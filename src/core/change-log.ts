@@ -135,6 +135,8 @@ export class ChangeLog {
     const index = Number(storageKey);
     if (this.listeners.size === 0 && Number.isSafeInteger(index) && !this.recent.has(index)) {
       if (index > this.last) this.last = index;
+      // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
+      this.told = Math.max(this.told, index);
       return;
     }
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
