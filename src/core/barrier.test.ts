@@ -8,6 +8,7 @@ import { openSqliteStorage } from '../storage/sqlite.js';
 import { Barrier } from './barrier.js';
 import { KeyEpochs } from './key-epochs.js';
 import { ReadCache } from './read-cache.js';
+import { StorageConflictError, type Storage, type StorageOp } from './storage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-barrier-'));
 let n = 0;
@@ -201,6 +202,52 @@ describe('Barrier write-through', () => {
     assert.equal(text(await barrier.get('w/k')), 'mine');
     assert.equal(physical.stats().reads, reads + 1);
     await physical.close();
+  });
+});
+
+describe('Barrier checks', () => {
+  it('checks what a read returned against the ciphertext it came from; another writer in between fails it', async () => {
+    const store = fresh();
+    const sent: StorageOp[][] = [];
+    const physical: Storage = {
+      get: (key) => store.get(key),
+      put: (key, value) => store.put(key, value),
+      delete: (key) => store.delete(key),
+      list: (prefix) => store.list(prefix),
+      transaction: (ops) => (sent.push(ops), store.transaction(ops)),
+      close: () => store.close(),
+    };
+    const rootKey = randomBytes(32);
+    const a = new Barrier(physical);
+    await a.initialize(rootKey);
+    const b = new Barrier(physical);
+    await b.unseal(rootKey);
+    const conflict = (err: unknown) => err instanceof StorageConflictError && err.key === 'meta';
+    const change = (barrier: Barrier, read: Uint8Array | null, value: string) =>
+      barrier.transaction([
+        { op: 'check', key: 'meta', value: read },
+        { op: 'put', key: 'meta', value: Buffer.from(value) },
+      ]);
+
+    await change(a, null, 'plaintext-one');
+    await assert.rejects(change(b, null, 'never'), conflict, 'there is an entry now');
+    // What a read returned (from storage, or from the cache after a write) checks without another storage read.
+    await change(b, (await b.get('meta'))!, 'plaintext-two');
+    await change(b, (await b.get('meta'))!, 'plaintext-three');
+    // `a` still holds its own write, which b replaced twice: refused, and its cache no longer serves it.
+    const stale = (await a.get('meta'))!;
+    assert.equal(text(stale), 'plaintext-one');
+    await assert.rejects(change(a, stale, 'lost'), conflict);
+    assert.equal(text(await a.get('meta')), 'plaintext-three');
+    // A copy of what was read is no handle on a ciphertext: the stored entry is opened and compared instead.
+    await change(a, Buffer.from((await a.get('meta'))!), 'plaintext-four');
+    await assert.rejects(change(a, Buffer.from('plaintext-three'), 'lost'), conflict);
+    assert.equal(text(await b.uncached().get('meta')), 'plaintext-four');
+    // Storage only ever saw ciphertext, in puts and checks alike.
+    const seen = Buffer.concat(sent.flat().flatMap((op) => (op.op === 'delete' || !op.value ? [] : [op.value])));
+    assert.ok(!seen.includes('plaintext'), 'no plaintext reached storage');
+    assert.ok(sent.flat().some((op) => op.op === 'check' && op.value !== null));
+    await store.close();
   });
 });
 

@@ -2,7 +2,7 @@ import { open, seal } from './aead.js';
 import { sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { ReadCache } from './read-cache.js';
-import type { Storage, StorageOp } from './storage.js';
+import { StorageConflictError, type Storage, type StorageOp } from './storage.js';
 
 export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
@@ -17,6 +17,12 @@ const READ_CACHE_BYTES = 32 * 1024 * 1024;
 export class Barrier implements Storage {
   private keyring: Keyring | undefined;
   private readonly cache = new ReadCache(READ_CACHE_BYTES);
+  /**
+   * The stored ciphertext of each plaintext this barrier handed out or kept, by the very Buffer: a check op names
+   * the value its caller read, and storage compares ciphertext. Weak, so it lives exactly as long as the caller's
+   * or the cache's copy.
+   */
+  private readonly sealedOf = new WeakMap<Uint8Array, Uint8Array>();
 
   /** Single flight: many reads may meet a new term at once; one reload serves them. */
   private reloading: Promise<void> | undefined;
@@ -99,6 +105,7 @@ export class Barrier implements Storage {
     const stored = await this.physical.get(key);
     if (stored === undefined) return undefined;
     const plain = await this.decrypt(keyring, key, stored);
+    this.sealedOf.set(plain, stored);
     this.cache.fill(key, plain, epoch);
     return plain;
   }
@@ -119,7 +126,10 @@ export class Barrier implements Storage {
       get: async (key) => {
         const keyring = this.unsealedKeyring();
         const stored = await this.physical.get(key);
-        return stored === undefined ? undefined : this.decrypt(keyring, key, stored);
+        if (stored === undefined) return undefined;
+        const plain = await this.decrypt(keyring, key, stored);
+        this.sealedOf.set(plain, stored);
+        return plain;
       },
       put: (key, value) => this.put(key, value),
       delete: (key) => this.delete(key),
@@ -154,19 +164,52 @@ export class Barrier implements Storage {
 
   async transaction(ops: StorageOp[]): Promise<void> {
     const keyring = this.unsealedKeyring();
-    const encrypted = ops.map((op) => (op.op === 'put' ? { ...op, value: encrypt(keyring, op.key, op.value) } : op));
+    const sealed: StorageOp[] = [];
+    for (const op of ops) {
+      if (op.op === 'put') sealed.push({ ...op, value: encrypt(keyring, op.key, op.value) });
+      else if (op.op === 'check') sealed.push({ ...op, value: await this.storedFor(op.key, op.value) });
+      else sealed.push(op);
+    }
+    const written = ops.filter((op) => op.op !== 'check');
     // Invalidate before (so no read started now fills the old value) and after (so none that started earlier does).
-    for (const op of ops) this.cache.invalidate(op.key);
+    for (const op of written) this.cache.invalidate(op.key);
     const remote = this.cache.remoteChanges();
     try {
-      await this.physical.transaction(encrypted);
+      await this.physical.transaction(sealed);
+    } catch (err) {
+      // A check failed: what this node has cached of the checked keys is older than the store, so the retry reads.
+      if (err instanceof StorageConflictError) for (const op of ops) this.cache.invalidate(op.key);
+      throw err;
     } finally {
-      for (const op of ops) this.cache.invalidate(op.key);
+      for (const op of written) this.cache.invalidate(op.key);
     }
     // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
     // Sealed meanwhile, the cache was cleared, which keep() notices.
-    const last = new Map(ops.map((op) => [op.key, op]));
-    for (const op of last.values()) if (op.op === 'put') this.cache.keep(op.key, Buffer.from(op.value), remote);
+    const last = new Map<string, number>();
+    ops.forEach((op, i) => op.op !== 'check' && last.set(op.key, i));
+    for (const i of last.values()) {
+      const op = ops[i]!;
+      const stored = sealed[i]!;
+      if (op.op !== 'put' || stored.op !== 'put') continue;
+      const plain = Buffer.from(op.value);
+      this.sealedOf.set(plain, stored.value);
+      this.cache.keep(op.key, plain, remote);
+    }
+  }
+
+  /**
+   * The ciphertext a check of `plain` compares: the one `plain` was read from (or kept as), else the stored entry
+   * if it opens to the same bytes. Anything else already fails the check.
+   */
+  private async storedFor(key: string, plain: Uint8Array | null): Promise<Uint8Array | null> {
+    if (plain === null) return null;
+    const known = this.sealedOf.get(plain);
+    if (known) return known;
+    const stored = await this.physical.get(key);
+    if (stored === undefined) throw new StorageConflictError(key);
+    const opened = await this.decrypt(this.unsealedKeyring(), key, stored);
+    if (!opened.equals(plain)) throw new StorageConflictError(key);
+    return stored;
   }
 
   async close(): Promise<void> {

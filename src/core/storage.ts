@@ -8,7 +8,28 @@ export interface StorageEntry {
   value: Uint8Array;
 }
 
-export type StorageOp = { op: 'put'; key: string; value: Uint8Array } | { op: 'delete'; key: string };
+/**
+ * A transaction's ops. `check` writes nothing: the transaction applies only if `key` holds exactly `value` (null:
+ * no entry) when it commits, else it applies nothing and fails with StorageConflictError. A read-modify-write
+ * checks what it read, so that a writer elsewhere (another node on a shared store) that changed it in between is
+ * not overwritten unseen: the loser reads again and retries.
+ */
+export type StorageOp =
+  | { op: 'put'; key: string; value: Uint8Array }
+  | { op: 'delete'; key: string }
+  | { op: 'check'; key: string; value: Uint8Array | null };
+
+/** A transaction whose check found another value: nothing of it was applied. Names the key, never a value. */
+export class StorageConflictError extends Error {
+  constructor(readonly key: string) {
+    super(`storage conflict: ${key} was changed by another writer`);
+    this.name = 'StorageConflictError';
+  }
+}
+
+export function isStorageConflict(err: unknown): err is StorageConflictError {
+  return err instanceof StorageConflictError;
+}
 
 export interface Storage {
   /** The value stored under key, or undefined. */
@@ -22,7 +43,10 @@ export interface Storage {
    * next "/" is returned once as "child/".
    */
   list(prefix: string): Promise<string[]>;
-  /** Applies every operation or none; durable when the promise resolves. */
+  /**
+   * Applies every operation or none; durable when the promise resolves. Rejects with StorageConflictError when a
+   * check op does not hold.
+   */
   transaction(ops: StorageOp[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -13,6 +13,8 @@ export interface SchemaNames {
   entries: string;
   /** Schema-qualified, quoted: the node registry. */
   nodes: string;
+  /** Schema-qualified, quoted: the function every write batch calls (postgres-sql.ts). */
+  apply: string;
   /** NOTIFY channel of committed changes. */
   channel: string;
   /** pg_try_advisory_lock key of leadership, a bigint as a string (beyond JavaScript's safe integers). */
@@ -26,14 +28,48 @@ export interface SchemaNames {
  * The entries' keys collate as "C" (byte order, which is code point order in UTF-8), so a prefix is a contiguous
  * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
  */
-const MIGRATIONS: ((t: { entries: string; nodes: string }) => string[])[] = [
+const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string }) => string[])[] = [
   ({ entries, nodes }) => [
     `CREATE TABLE ${entries} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
     `ALTER TABLE ${entries} ALTER COLUMN value SET STORAGE EXTERNAL`,
     `CREATE TABLE ${nodes} (node_id text PRIMARY KEY, api_addr text NOT NULL, ` +
       `last_seen timestamptz NOT NULL, leader boolean NOT NULL DEFAULT false)`,
   ],
+  ({ entries, apply }) => [applyFunction(entries, apply)],
 ];
+
+/**
+ * The write of one group-committed batch: the ops of many callers, each caller's check ops deciding whether its
+ * other ops apply (returns the callers whose checks failed). A function because the checks must see every batch
+ * committed before this one: batches take turns on an advisory lock, and a single statement reads as of its start,
+ * before it waited for the lock, while each statement of a volatile function reads anew. Deletes are null values;
+ * of several ops on one key, the last of a caller that applies wins. The notifications commit with the writes.
+ */
+function applyFunction(entries: string, apply: string): string {
+  return `CREATE FUNCTION ${apply}(write_lock bigint, op_keys text[], op_values bytea[], op_callers int[],
+      check_keys text[], check_values bytea[], check_callers int[], channel text, payloads text[])
+    RETURNS int[] LANGUAGE plpgsql VOLATILE AS $fn$
+    DECLARE
+      failed int[];
+    BEGIN
+      PERFORM pg_advisory_xact_lock(write_lock);
+      SELECT coalesce(array_agg(DISTINCT c.caller), '{}') INTO failed
+        FROM unnest(check_keys, check_values, check_callers) AS c(key, value, caller)
+        LEFT JOIN ${entries} AS e ON e.key = c.key
+        WHERE e.value IS DISTINCT FROM c.value;
+      WITH live AS (
+          SELECT DISTINCT ON (o.key) o.key, o.value
+          FROM unnest(op_keys, op_values, op_callers) WITH ORDINALITY AS o(key, value, caller, n)
+          WHERE o.caller <> ALL (failed)
+          ORDER BY o.key, o.n DESC),
+        removed AS (DELETE FROM ${entries} WHERE key IN (SELECT key FROM live WHERE value IS NULL))
+      INSERT INTO ${entries} (key, value) SELECT key, value FROM live WHERE value IS NOT NULL
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+      PERFORM pg_notify(channel, payload) FROM unnest(payloads) AS payload;
+      RETURN failed;
+    END
+    $fn$`;
+}
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -72,7 +108,7 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   const scope = `${schema}.${table}`;
   await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey('schema', scope)]);
   const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
-  const names = { entries: q(table), nodes: q(`${table}_nodes`) };
+  const names = { entries: q(table), nodes: q(`${table}_nodes`), apply: q(`${table}_apply`) };
   const versionTable = q(`${table}_schema`);
   await client.query(
     `CREATE TABLE IF NOT EXISTS ${versionTable} (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)`,

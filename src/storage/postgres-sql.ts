@@ -1,8 +1,9 @@
 /**
  * The statements of the PostgreSQL storage, over its (quoted, schema-qualified) entries table.
  *
- * Every write is a single statement carrying its pg_notify, so PostgreSQL makes it atomic without BEGIN/COMMIT
- * round trips and the notification commits with it: other nodes hear of a change exactly when they can see it.
+ * Every write is a single call of the schema's batch function carrying its pg_notify, so PostgreSQL makes it atomic
+ * without BEGIN/COMMIT round trips and the notification commits with it: other nodes hear of a change exactly when
+ * they can see it.
  */
 
 /**
@@ -36,31 +37,12 @@ function listStatement(t: string, bounded: boolean): string {
     FROM seg ORDER BY seg.n`;
 }
 
-/**
- * `writeLock`: the advisory-lock key that every batch takes first (a transaction-level lock, released at its
- * commit). Batches of different nodes then never hold row locks at once, so they cannot deadlock (a deadlock costs
- * PostgreSQL's deadlock_timeout, a second, during which the victim node's writes all wait). It serialises little:
- * PostgreSQL already commits one NOTIFYing transaction at a time.
- */
-export function statements(t: string, writeLock = '0') {
-  if (!/^-?\d+$/.test(writeLock)) throw new Error('postgres storage: the write lock key must be an integer');
-  // The channel and the payloads (one or more: postgres-changes.ts) are the statement's last two parameters, after
-  // n - 1 of its own. Notifications of one transaction are delivered at its commit, in the order they were sent.
-  const withNotify = (sql: string, n: number) =>
-    `${sql} SELECT pg_notify($${n}::text, payload) FROM unnest($${n + 1}::text[]) AS payload`;
-  // A scalar subquery of a CTE runs once, before the first row is looked at: the lock comes before any row lock.
-  const locked = '(SELECT true FROM locked)';
+/** `apply`: the batch function of the schema (postgres-schema.ts), called with the write lock's key. */
+export function statements(t: string, apply: string) {
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
-    // Every write (a group-committed batch) is this one statement. Keys are distinct (latestPerKey), so the two
-    // parts never touch the same row.
-    apply: withNotify(
-      `WITH locked AS (SELECT pg_advisory_xact_lock(${writeLock}::bigint)),
-         removed AS (DELETE FROM ${t} WHERE key = ANY($1::text[]) AND ${locked}),
-         stored AS (INSERT INTO ${t} (key, value) SELECT * FROM unnest($2::text[], $3::bytea[]) WHERE ${locked}
-           ON CONFLICT (key) DO UPDATE SET value = excluded.value)`,
-      4,
-    ),
+    apply: `SELECT ${apply}($1::bigint, $2::text[], $3::bytea[], $4::int[], $5::text[], $6::bytea[], $7::int[],
+      $8::text, $9::text[]) AS failed`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

@@ -6,6 +6,7 @@ import { startPostgres, type TestDatabase } from '../../scripts/test-databases.j
 import { freePort } from '../../scripts/test-databases-process.js';
 import type { Storage } from '../core/storage.js';
 import { openPostgresStorage, type PostgresStorage } from './postgres.js';
+import { SCHEMA_VERSION } from './postgres-schema.js';
 import { statements } from './postgres-sql.js';
 import { bytes, storageContract, text } from './test-harness.js';
 
@@ -74,7 +75,7 @@ describe('PostgresStorage', () => {
     const nodes = await Promise.all([1, 2, 3].map((i) => open('racing', `racer${i}`)));
     await nodes[0]!.put('k', bytes('v'));
     assert.equal(text(await nodes[2]!.get('k')), 'v');
-    assert.deepEqual(await db.query('SELECT id, version FROM racing_schema'), [{ id: 1, version: 1 }]);
+    assert.deepEqual(await db.query('SELECT id, version FROM racing_schema'), [{ id: 1, version: SCHEMA_VERSION }]);
     const columns = await db.query(
       `SELECT column_name, data_type, collation_name FROM information_schema.columns
        WHERE table_name = 'racing' ORDER BY ordinal_position`,
@@ -90,13 +91,33 @@ describe('PostgresStorage', () => {
     await again.close();
   });
 
+  it('migrates a store of schema version 1: its batch function is created, and its data kept', async () => {
+    const s = await open('older');
+    await s.put('k', bytes('v'));
+    await s.close();
+    await db.query('DROP FUNCTION older_apply');
+    await db.query('UPDATE older_schema SET version = 1');
+    const again = await open('older');
+    assert.equal(text(await again.get('k')), 'v');
+    await again.transaction([
+      { op: 'check', key: 'k', value: bytes('v') },
+      { op: 'put', key: 'k', value: bytes('w') },
+    ]);
+    assert.equal(text(await again.get('k')), 'w');
+    assert.deepEqual(await db.query('SELECT version FROM older_schema'), [{ version: SCHEMA_VERSION }]);
+    await again.close();
+  });
+
   it('refuses a bad table name and a schema newer than itself', async () => {
     await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'x; drop' }), /table "x; drop" must be/);
     await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'Upper' }), /must be/);
     const s = await open('future');
     await s.close();
     await db.query('UPDATE future_schema SET version = 99');
-    await assert.rejects(open('future'), /schema version 99, newer than this Cofre's \(1\)/);
+    await assert.rejects(
+      open('future'),
+      new RegExp(`schema version 99, newer than this Cofre's \\(${SCHEMA_VERSION}\\)`),
+    );
   });
 
   it('lists a folder by its children, not its whole subtree', async () => {
@@ -108,7 +129,10 @@ describe('PostgresStorage', () => {
     assert.deepEqual(await s.list('m/'), ['deep/', 'leaf']);
     assert.equal((await s.list('m/deep/')).length, 20000);
 
-    const [row] = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statements(table).listRange}`, ['m/', 'm0']);
+    const [row] = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statements(table, 'unused').listRange}`, [
+      'm/',
+      'm0',
+    ]);
     const plan = JSON.stringify(row?.['QUERY PLAN']);
     assert.doesNotMatch(plan, /Seq Scan/);
     const fetched = scans(row?.['QUERY PLAN']);

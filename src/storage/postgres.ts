@@ -9,7 +9,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
-import type { ClusterNode, SharedStorage, Storage, StorageOp } from '../core/storage.js';
+import {
+  StorageConflictError,
+  type ClusterNode,
+  type SharedStorage,
+  type Storage,
+  type StorageOp,
+} from '../core/storage.js';
 import { ChangeFeed, changePayloads, type ChangeListener } from './postgres-changes.js';
 import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
 import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
@@ -110,7 +116,7 @@ export class PostgresStorage implements SharedStorage {
     readonly nodeId: string,
   ) {
     this.changes = new ChangeFeed(conn, names.channel, nodeId);
-    this.sql = statements(names.entries, names.writeLock);
+    this.sql = statements(names.entries, names.apply);
     this.prepared = { get: prepare(this.sql.get), apply: prepare(this.sql.apply) };
   }
 
@@ -137,8 +143,8 @@ export class PostgresStorage implements SharedStorage {
    * Group commit: writes made while this node's previous batch commits (or, when none does, in the same
    * event-loop turn) go out together as one statement: one commit, one round of NOTIFY. PostgreSQL serialises
    * committing transactions that NOTIFY, so one commit for many writers is what lets writes scale with
-   * concurrency. Each caller's ops stay atomic (they are in one statement); callers in one batch succeed or fail
-   * together, which only a lost connection can cause.
+   * concurrency. Each caller's ops stay atomic (they are in one statement). A caller whose check fails is rejected
+   * alone; otherwise callers in one batch succeed or fail together, which only a lost connection can cause.
    */
   private enqueue(ops: StorageOp[]): Promise<void> {
     let checked: ReturnType<typeof validate>;
@@ -157,25 +163,31 @@ export class PostgresStorage implements SharedStorage {
 
   private flush(): void {
     if (this.queue.length === 0 || this.batches.size >= BATCHES_IN_FLIGHT) return;
-    const batch = this.queue;
-    this.queue = [];
-    const final = latestPerKey(batch.flatMap((w) => w.ops));
-    const deleted: string[] = [];
-    const putKeys: string[] = [];
-    const putValues: Buffer[] = [];
-    // Rows are locked in the order given: both nodes sorting their keys makes deadlocks between them rare.
-    for (const key of [...final.keys()].sort()) {
-      const value = final.get(key);
-      if (value === undefined) deleted.push(key);
-      else {
-        putKeys.push(key);
-        putValues.push(value);
+    const batch = this.takeBatch();
+    const ops: { keys: string[]; values: (Buffer | null)[]; callers: number[] } = { keys: [], values: [], callers: [] };
+    const checks: { keys: string[]; values: (Buffer | null)[]; callers: number[] } = {
+      keys: [],
+      values: [],
+      callers: [],
+    };
+    batch.forEach((w, caller) => {
+      for (const op of w.ops) {
+        const into = op.op === 'check' ? checks : ops;
+        into.keys.push(op.key);
+        into.values.push(op.op === 'delete' ? null : op.value);
+        into.callers.push(caller);
       }
-    }
-    const groups = batch.map((w) => [...new Set(w.ops.map((op) => op.key))]);
-    const sent: Promise<void> = this.write(this.prepared.apply, [deleted, putKeys, putValues], groups, batch.length)
+    });
+    const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
+    const values = [ops.keys, ops.values, ops.callers, checks.keys, checks.values, checks.callers];
+    const sent: Promise<void> = this.write(values, groups, batch.length)
       .then(
-        () => batch.forEach((w) => w.resolve()),
+        (failed) =>
+          batch.forEach((w, caller) => {
+            if (!failed.has(caller)) return w.resolve();
+            const checked = w.ops.find((op) => op.op === 'check');
+            w.reject(new StorageConflictError(checked?.key ?? ''));
+          }),
         (err: unknown) => batch.forEach((w) => w.reject(err)),
       )
       .finally(() => {
@@ -183,6 +195,21 @@ export class PostgresStorage implements SharedStorage {
         this.flush();
       });
     this.batches.add(sent);
+  }
+
+  /**
+   * The callers of the next batch, in order. A caller whose check names a key that an earlier caller of the batch
+   * writes waits for the next one: the batch function checks against the store as it was before the batch.
+   */
+  private takeBatch(): typeof this.queue {
+    const written = new Set<string>();
+    let n = 0;
+    for (; n < this.queue.length; n++) {
+      const { ops } = this.queue[n]!;
+      if (n > 0 && ops.some((op) => op.op === 'check' && written.has(op.key))) break;
+      for (const op of ops) if (op.op !== 'check') written.add(op.key);
+    }
+    return this.queue.splice(0, n);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -298,14 +325,21 @@ export class PostgresStorage implements SharedStorage {
     await this.pool.end();
   }
 
-  /** Not refused once closing: close() sends the writes accepted before it. */
-  private async write(statement: Statement, values: unknown[], groups: string[][], callers: number): Promise<void> {
-    const notify = [this.names.channel, changePayloads(this.nodeId, groups)];
+  /**
+   * Not refused once closing: close() sends the writes accepted before it. Resolves with the callers whose checks
+   * failed (nothing of theirs was applied).
+   */
+  private async write(values: unknown[], groups: string[][], callers: number): Promise<Set<number>> {
+    const args = [this.names.writeLock, ...values, this.names.channel, changePayloads(this.nodeId, groups)];
+    let failed: number[];
     for (let tries = 1; ; tries++) {
       try {
-        await this.track(
-          withClient(this.pool, this.conn, (c) => c.query({ ...statement, values: [...values, ...notify] })),
+        const { rows } = await this.track(
+          withClient(this.pool, this.conn, (c) =>
+            c.query<{ failed: number[] }>({ ...this.prepared.apply, values: args }),
+          ),
         );
+        failed = rows[0]?.failed ?? [];
         break;
       } catch (err) {
         // Two nodes' batches may still lock a row each that the other needs (a delete and an upsert run in either
@@ -315,7 +349,8 @@ export class PostgresStorage implements SharedStorage {
       }
     }
     this.counters.commits++;
-    this.counters.writes += callers;
+    this.counters.writes += callers - failed.length;
+    return new Set(failed);
   }
 
   private query<R extends pg.QueryResultRow>(
@@ -343,13 +378,19 @@ export class PostgresStorage implements SharedStorage {
   }
 }
 
+type CheckedOp =
+  | { op: 'delete'; key: string }
+  | { op: 'put'; key: string; value: Buffer }
+  | { op: 'check'; key: string; value: Buffer | null };
+
 /** Checks and copies ops at once: the caller may reuse its buffers before the statement is sent. */
-function validate(ops: StorageOp[]): ({ op: 'delete'; key: string } | { op: 'put'; key: string; value: Buffer })[] {
+function validate(ops: StorageOp[]): CheckedOp[] {
   if (!Array.isArray(ops)) throw new TypeError('storage transaction takes an array of ops');
   return ops.map((op) => {
     checkKey(op.key);
     if (op.op === 'delete') return { op: 'delete', key: op.key };
-    if (op.op !== 'put') throw new TypeError('storage op must be put or delete');
+    if (op.op === 'check') return { op: 'check', key: op.key, value: op.value === null ? null : copyValue(op.value) };
+    if (op.op !== 'put') throw new TypeError('storage op must be put, delete or check');
     return { op: 'put', key: op.key, value: copyValue(op.value) };
   });
 }
@@ -357,16 +398,6 @@ function validate(ops: StorageOp[]): ({ op: 'delete'; key: string } | { op: 'put
 function copyValue(value: Uint8Array): Buffer {
   if (!(value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
   return Buffer.from(value);
-}
-
-/** Ops apply in order, so only each key's last one decides what is committed (undefined: deleted). */
-function latestPerKey(ops: ReturnType<typeof validate>): Map<string, Buffer | undefined> {
-  const final = new Map<string, Buffer | undefined>();
-  for (const op of ops) {
-    final.delete(op.key); // keeps the map in the order of the last ops, not the first
-    final.set(op.key, op.op === 'put' ? op.value : undefined);
-  }
-  return final;
 }
 
 function checkKey(key: string): void {

@@ -100,7 +100,9 @@ function commitAll(pending: Pending[]): void {
 /** Tells each client the keys the others changed, then moves the counter (the order catchUp relies on). */
 function announce(pending: Pending[]): void {
   clients.forEach((port, i) => {
-    const changed = pending.filter((p) => p.client !== i).flatMap((p) => p.request.calls.flat().map((op) => op.key));
+    const changed = pending
+      .filter((p) => p.client !== i)
+      .flatMap((p) => p.request.calls.flat().flatMap((op) => (op.op === 'check' ? [] : [op.key])));
     if (changed.length > 0) port.postMessage({ changed } satisfies ChangesMessage);
   });
   Atomics.add(counter!, 0, 1);

@@ -4,7 +4,7 @@
  * rolled back and rejected alone while the others share the commit (and its fsync).
  */
 import Database from 'better-sqlite3';
-import type { StorageOp } from '../core/storage.js';
+import { StorageConflictError, type StorageOp } from '../core/storage.js';
 
 /** Opens (and creates) the store's file with the pragmas every connection to it uses. */
 export function openStoreFile(file: string): Database.Database {
@@ -22,8 +22,11 @@ export function openStoreFile(file: string): Database.Database {
   }
 }
 
-/** Per caller: undefined when its operations were applied, else the message of the error that rejected it alone. */
-export type CallOutcomes = (string | undefined)[];
+/**
+ * Per caller: undefined when its operations were applied, else why it was rejected alone: a check that did not
+ * hold (the key), or the message of the error.
+ */
+export type CallOutcomes = (undefined | string | { conflict: string })[];
 
 /**
  * Returns a function that commits groups of callers' operations in one transaction. It throws when the
@@ -34,10 +37,14 @@ export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) =>
     'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   );
   const del = db.prepare('DELETE FROM kv WHERE key = ?');
-  // Nested better-sqlite3 transactions are savepoints: this one isolates a single caller inside the batch.
+  const get = db.prepare<[string], Buffer>('SELECT value FROM kv WHERE key = ?').pluck();
+  // Nested better-sqlite3 transactions are savepoints: this one isolates a single caller inside the batch. Its
+  // checks see what the callers before it in the batch wrote, as if each had committed alone.
   const applyCall = db.transaction((ops: StorageOp[]) => {
     for (const op of ops) {
-      if (op.op === 'put') put.run(op.key, op.value);
+      if (op.op === 'check') {
+        if (!sameBytes(get.get(op.key), op.value)) throw new StorageConflictError(op.key);
+      } else if (op.op === 'put') put.run(op.key, op.value);
       else del.run(op.key);
     }
   });
@@ -47,6 +54,7 @@ export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) =>
         applyCall(ops);
         return undefined;
       } catch (err) {
+        if (err instanceof StorageConflictError) return { conflict: err.key };
         // Some errors (SQLITE_FULL, IOERR, ...) make SQLite roll back the whole transaction; going on would
         // autocommit the rest one by one while earlier callers' writes are already gone, so fail the batch.
         if (!db.inTransaction) throw err;
@@ -54,6 +62,11 @@ export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) =>
       }
     }),
   );
+}
+
+function sameBytes(stored: Buffer | undefined, expected: Uint8Array | null): boolean {
+  if (stored === undefined || expected === null) return stored === undefined && expected === null;
+  return stored.equals(expected);
 }
 
 export function errorMessage(err: unknown): string {

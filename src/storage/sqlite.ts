@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { Storage, StorageOp } from '../core/storage.js';
+import { StorageConflictError, type Storage, type StorageOp } from '../core/storage.js';
 import { prefixEnd } from './key-range.js';
 import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
 import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
@@ -202,10 +202,11 @@ export class SqliteStorage implements Storage {
     const copied = ops.map((op): StorageOp => {
       checkKey(op.key);
       if (op.op === 'delete') return { op: 'delete', key: op.key };
-      if (op.op !== 'put') throw new TypeError('storage op must be put or delete');
+      if (op.op === 'check' && op.value === null) return { op: 'check', key: op.key, value: null };
+      if (op.op !== 'put' && op.op !== 'check') throw new TypeError('storage op must be put, delete or check');
       if (!(op.value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
       // An exact-size copy: a Buffer may view a shared 8 KiB pool, all of which postMessage would copy.
-      return { op: 'put', key: op.key, value: new Uint8Array(op.value) };
+      return { op: op.op, key: op.key, value: new Uint8Array(op.value) };
     });
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ops: copied, resolve, reject });
@@ -239,7 +240,9 @@ export class SqliteStorage implements Storage {
     this.counters.commits = reply.commits;
     batch.forEach((w, i) => {
       const failure = reply.failures[i];
-      if (failure !== undefined) {
+      if (typeof failure === 'object') {
+        w.reject(new StorageConflictError(failure.conflict));
+      } else if (failure !== undefined) {
         w.reject(new Error(failure));
       } else {
         this.counters.writes++;

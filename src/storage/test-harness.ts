@@ -1,6 +1,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Storage, StorageEntry } from '../core/storage.js';
+import { StorageConflictError, type Storage, type StorageEntry } from '../core/storage.js';
 
 /**
  * The storage port's contract, run by every adapter's tests against a real store. What an adapter does beyond the
@@ -121,6 +121,56 @@ export function storageContract(h: StorageHarness): void {
     assert.equal(text(await s.get('x')), 'y', 'ops apply in order');
     assert.equal(await s.get('gone'), undefined, 'a put then a delete of one key leaves nothing');
     await s.transaction([]);
+    await s.close();
+  });
+
+  it('applies a transaction only if its checks hold, each caller of a group commit on its own', async () => {
+    const s = await h.open();
+    await s.put('meta', bytes('v1'));
+    const conflict = (key: string) => (err: unknown) => err instanceof StorageConflictError && err.key === key;
+    // Issued together, so that group-committing stores put all of them in one batch.
+    const results = await Promise.allSettled([
+      // Holds: applies.
+      s.transaction([
+        { op: 'check', key: 'meta', value: bytes('v1') },
+        { op: 'put', key: 'meta', value: bytes('v2') },
+        { op: 'put', key: 'data/2', value: bytes('two') },
+      ]),
+      // Checks what the caller before it replaced: rejected, nothing of it applied, not even its deletes.
+      s.transaction([
+        { op: 'check', key: 'meta', value: bytes('v1') },
+        { op: 'put', key: 'meta', value: bytes('lost') },
+        { op: 'put', key: 'data/other', value: bytes('lost') },
+        { op: 'delete', key: 'data/2' },
+      ]),
+      // Expects no entry where there is one.
+      s.transaction([
+        { op: 'check', key: 'meta', value: null },
+        { op: 'put', key: 'fresh', value: bytes('lost') },
+      ]),
+      // Expects no entry, and there is none: applies; the check wrote nothing.
+      s.transaction([
+        { op: 'check', key: 'absent', value: null },
+        { op: 'put', key: 'fresh2', value: bytes('1') },
+      ]),
+      s.put('unrelated', bytes('1')),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.ok(conflict('meta')((results[1] as PromiseRejectedResult).reason));
+    assert.ok(conflict('meta')((results[2] as PromiseRejectedResult).reason));
+    assert.equal(text(await s.get('meta')), 'v2');
+    assert.equal(text(await s.get('data/2')), 'two');
+    assert.equal(await s.get('data/other'), undefined);
+    assert.equal(await s.get('fresh'), undefined);
+    assert.equal(await s.get('absent'), undefined);
+    assert.equal(text(await s.get('fresh2')), '1');
+    assert.equal(text(await s.get('unrelated')), '1');
+    // A check of a key that was deleted fails; of one whose value differs in a single byte too.
+    await assert.rejects(s.transaction([{ op: 'check', key: 'gone', value: bytes('x') }]), conflict('gone'));
+    await assert.rejects(s.transaction([{ op: 'check', key: 'meta', value: bytes('v3') }]), conflict('meta'));
     await s.close();
   });
 

@@ -2,7 +2,7 @@ import type { Operation, PathRecord, Request, Response } from '../backend.js';
 import type { ChangeEvent, NewChange, StagedChange } from '../change-log.js';
 import type { Core } from '../core.js';
 import type { Mounted } from '../mount-table.js';
-import type { Storage, StorageOp } from '../storage.js';
+import { isStorageConflict, type Storage, type StorageOp } from '../storage.js';
 import { StorageView } from '../storage-view.js';
 
 const CHANGES = new Set<Operation>(['create', 'update', 'patch', 'delete']);
@@ -109,7 +109,12 @@ class ChangeCarryingStorage implements Storage {
     // A failed commit reaches the handler through `persisted`; this copy of the failure must not end the process.
     committed.catch(() => undefined);
     this.capture.committed = committed;
-    return persisted;
+    // A check that failed wrote nothing, the entry neither: the handler's next try (src/engines/kv/store.ts) must
+    // carry an entry of its own. Undone before the handler hears of the failure.
+    return persisted.catch((err: unknown) => {
+      if (isStorageConflict(err) && this.capture.committed === committed) this.capture.committed = undefined;
+      throw err;
+    });
   }
 
   async close(): Promise<void> {}

@@ -1,4 +1,6 @@
-import type { Storage, StorageOp } from '../../core/storage.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CofreError } from '../../core/errors.js';
+import { isStorageConflict, type Storage, type StorageOp } from '../../core/storage.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
 
@@ -11,6 +13,11 @@ import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
  *                           (path, n) pairs share a key; versions are always named one by one, never by prefix.
  * A write stores the new version, the metadata and the trimming of old versions in one storage transaction, so a
  * crash never leaves metadata pointing at missing data or data no metadata knows about.
+ *
+ * Every change is a read-modify-write of the metadata under the key's lock. The lock spans one process (its
+ * threads included), not the other nodes of a shared store, so each transaction also checks that the metadata is
+ * still what was read: when another node changed it in between, nothing is written and the change is made again
+ * on what that node wrote (withLock), instead of two writers both taking the same next version.
  */
 export const CONFIG_KEY = 'config';
 const metaKey = (path: string): string => `metadata/${path}`;
@@ -81,7 +88,13 @@ export class KvState {
   config: KvConfig | undefined;
 }
 
+/** How often a change is made again after another node changed the same key first, before giving up. */
+const WRITE_ATTEMPTS = 10;
+
 export class KvStore {
+  /** The metadata each path had when this store (one request) read it, as stored: what its writes check. */
+  private readonly readMeta = new Map<string, Uint8Array | null>();
+
   constructor(
     private readonly storage: Storage,
     private readonly state: KvState,
@@ -101,12 +114,38 @@ export class KvStore {
     this.state.config = { ...config };
   }
 
+  /**
+   * Runs a change of `path` under its lock, again (reading anew) when its write lost a race with another node's
+   * change of the same key. `fn` must read the metadata it changes through getMeta and write nothing before its
+   * one save.
+   */
   withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-    return this.state.locks.run(path, fn);
+    return this.state.locks.run(path, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!isStorageConflict(err)) throw err;
+          if (attempt >= WRITE_ATTEMPTS) {
+            throw new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again');
+          }
+          // Nodes racing in step would collide again: a few random milliseconds set them apart.
+          await sleep(Math.random() * 2 * attempt);
+        }
+      }
+    });
   }
 
-  getMeta(path: string): Promise<KeyMeta | undefined> {
-    return getJson<KeyMeta>(this.storage, metaKey(path));
+  async getMeta(path: string): Promise<KeyMeta | undefined> {
+    const stored = await this.storage.get(metaKey(path));
+    this.readMeta.set(path, stored ?? null);
+    return stored === undefined ? undefined : (JSON.parse(Buffer.from(stored).toString('utf8')) as KeyMeta);
+  }
+
+  /** The check that the metadata of `path` is still what getMeta read (none if it was not read). */
+  private metaCheck(path: string): StorageOp[] {
+    const read = this.readMeta.get(path);
+    return read === undefined ? [] : [{ op: 'check', key: metaKey(path), value: read }];
   }
 
   async getVersionData(path: string, version: number): Promise<Record<string, unknown> | undefined> {
@@ -120,12 +159,16 @@ export class KvStore {
 
   /** Metadata alone (soft delete, undelete, metadata writes). */
   saveMeta(meta: KeyMeta): Promise<void> {
-    return putJson(this.storage, metaKey(meta.key), meta);
+    return this.storage.transaction([
+      ...this.metaCheck(meta.key),
+      { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
+    ]);
   }
 
   /** A new version, its metadata and the removal of trimmed versions, all or nothing. */
   saveNewVersion(meta: KeyMeta, data: Record<string, unknown>, trimmed: number[]): Promise<void> {
     const ops: StorageOp[] = [
+      ...this.metaCheck(meta.key),
       { op: 'put', key: versionKey(meta.key, meta.current_version), value: jsonBytes({ data }) },
       ...trimmed.map((n): StorageOp => ({ op: 'delete', key: versionKey(meta.key, n) })),
       { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
@@ -136,6 +179,7 @@ export class KvStore {
   /** Marks versions destroyed and drops their data in one step. */
   saveDestroyed(meta: KeyMeta, versions: number[]): Promise<void> {
     const ops: StorageOp[] = [
+      ...this.metaCheck(meta.key),
       { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
       ...versions.map((n): StorageOp => ({ op: 'delete', key: versionKey(meta.key, n) })),
     ];
@@ -149,6 +193,6 @@ export class KvStore {
       key: versionKey(meta.key, Number(n)),
     }));
     ops.push({ op: 'delete', key: metaKey(meta.key) });
-    return this.storage.transaction(ops);
+    return this.storage.transaction([...this.metaCheck(meta.key), ...ops]);
   }
 }
