@@ -94,7 +94,11 @@ describe('three nodes on one PostgreSQL', () => {
     );
     const written = await Promise.all(writes);
     const versions = written.map((w) => w.version).sort((a, b) => a - b);
-    assert.deepEqual(versions, Array.from({ length: written.length }, (_, i) => i + 1), 'one version per write');
+    assert.deepEqual(
+      versions,
+      Array.from({ length: written.length }, (_, i) => i + 1),
+      'one version per write',
+    );
     for (const { value, version } of written) {
       const read = await nodes[version % nodes.length]!.api.call('GET', `${path}?version=${version}`);
       assert.equal(read.status, 200, read.text);
