@@ -41,8 +41,8 @@ function listStatement(t: string, bounded: boolean): string {
 export function statements(t: string, apply: string) {
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
-    apply: `SELECT ${apply}($1::bigint, $2::text[], $3::bytea[], $4::int[], $5::text[], $6::bytea[], $7::int[],
-      $8::text, $9::text[]) AS failed`,
+    apply: `SELECT ${apply}($1::bigint, $2::text[], $3::bytea, $4::int[], $5::int[], $6::int[],
+      $7::text[], $8::bytea, $9::int[], $10::int[], $11::int[], $12::text, $13::text[]) AS failed`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

@@ -164,22 +164,14 @@ export class PostgresStorage implements SharedStorage {
   private flush(): void {
     if (this.queue.length === 0 || this.batches.size >= BATCHES_IN_FLIGHT) return;
     const batch = this.takeBatch();
-    const ops: { keys: string[]; values: (Buffer | null)[]; callers: number[] } = { keys: [], values: [], callers: [] };
-    const checks: { keys: string[]; values: (Buffer | null)[]; callers: number[] } = {
-      keys: [],
-      values: [],
-      callers: [],
-    };
+    const ops = new PackedOps();
+    const checks = new PackedOps();
     batch.forEach((w, caller) => {
-      for (const op of w.ops) {
-        const into = op.op === 'check' ? checks : ops;
-        into.keys.push(op.key);
-        into.values.push(op.op === 'delete' ? null : op.value);
-        into.callers.push(caller);
-      }
+      for (const op of w.ops)
+        (op.op === 'check' ? checks : ops).add(op.key, op.op === 'delete' ? null : op.value, caller);
     });
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
-    const values = [ops.keys, ops.values, ops.callers, checks.keys, checks.values, checks.callers];
+    const values = [...ops.params(), ...checks.params()];
     const sent: Promise<void> = this.write(values, groups, batch.length)
       .then(
         (failed) =>
@@ -375,6 +367,32 @@ export class PostgresStorage implements SharedStorage {
 
   private assertOpen(): void {
     if (this.closing) throw new Error('postgres storage is closed');
+  }
+}
+
+/** Ops as the batch function takes them (postgres-schema.ts): keys, one binary blob of values, where each starts. */
+class PackedOps {
+  private readonly keys: string[] = [];
+  private readonly values: Buffer[] = [];
+  private readonly starts: number[] = [];
+  private readonly lengths: number[] = [];
+  private readonly callers: number[] = [];
+  private size = 0;
+
+  /** `value` null: a delete, or a check that expects no entry. */
+  add(key: string, value: Buffer | null, caller: number): void {
+    this.keys.push(key);
+    this.callers.push(caller);
+    this.starts.push(this.size + 1);
+    this.lengths.push(value === null ? -1 : value.length);
+    if (value !== null) {
+      this.values.push(value);
+      this.size += value.length;
+    }
+  }
+
+  params(): unknown[] {
+    return [this.keys, Buffer.concat(this.values, this.size), this.starts, this.lengths, this.callers];
   }
 }
 
