@@ -17,6 +17,7 @@ import {
   type StorageOp,
 } from '../core/storage.js';
 import { ChangeFeed, changePayloads, type ChangeListener } from './postgres-changes.js';
+import { ReadBatcher } from './postgres-reads.js';
 import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
 import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
 import { checkTableName, ensureSchema, type SchemaNames } from './postgres-schema.js';
@@ -104,7 +105,8 @@ export class PostgresStorage implements SharedStorage {
    * and planning them on each call, a good part of its CPU per write. (Behind PgBouncer in transaction mode this
    * needs PgBouncer 1.21 or later with max_prepared_statements set, as any client's prepared statements do.)
    */
-  private readonly prepared: { get: Statement; apply: Statement };
+  private readonly prepared: { get: Statement; getMany: Statement; apply: Statement };
+  private readonly reads: ReadBatcher;
   private queue: { ops: ReturnType<typeof validate>; resolve: () => void; reject: (err: unknown) => void }[] = [];
   /** Batches sent and not yet settled (at most BATCHES_IN_FLIGHT); each settles after starting the next. */
   private readonly batches = new Set<Promise<void>>();
@@ -117,14 +119,29 @@ export class PostgresStorage implements SharedStorage {
   ) {
     this.changes = new ChangeFeed(conn, names.channel, nodeId);
     this.sql = statements(names.entries, names.apply);
-    this.prepared = { get: prepare(this.sql.get), apply: prepare(this.sql.apply) };
+    this.prepared = {
+      get: prepare(this.sql.get),
+      getMany: prepare(this.sql.getMany),
+      apply: prepare(this.sql.apply),
+    };
+    this.reads = new ReadBatcher(async (keys) => {
+      const found = new Map<string, Buffer>();
+      if (keys.length === 1) {
+        const { rows } = await this.query<{ value: Buffer }>(this.prepared.get, keys);
+        if (rows[0]) found.set(keys[0]!, rows[0].value);
+      } else {
+        const { rows } = await this.query<{ key: string; value: Buffer }>(this.prepared.getMany, [keys]);
+        for (const row of rows) found.set(row.key, row.value);
+      }
+      this.counters.reads += keys.length;
+      return found;
+    });
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     checkKey(key);
-    const { rows } = await this.query<{ value: Buffer }>(this.prepared.get, [key]);
-    this.counters.reads++;
-    return rows[0]?.value;
+    this.assertOpen();
+    return this.reads.get(key);
   }
 
   put(key: string, value: Uint8Array): Promise<void> {
