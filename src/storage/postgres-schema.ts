@@ -46,7 +46,8 @@ const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string }) => str
  * the last of a caller that applies wins. The notifications commit with the writes.
  *
  * Values come as one binary bytea with each op's start (1-based) and length (-1: a delete, or a check that expects
- * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. Every lookup is a
+ * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. A check carries the
+ * SHA-256 of the value it expects, not the value (KV metadata runs to kilobytes, and every write checks it). Every lookup is a
  * "key = ..." one, so that each statement's plan (made once per connection) is an index scan whatever the batch.
  */
 function applyFunction(entries: string, apply: string): string {
@@ -67,7 +68,7 @@ function applyFunction(entries: string, apply: string): string {
       IF cardinality(check_keys) > 0 THEN
         SELECT coalesce(array_agg(DISTINCT c.caller), '{}') INTO failed
           FROM unnest(check_keys, check_starts, check_lengths, check_callers) AS c(key, start, len, caller)
-          WHERE ${value('check_blob', 'c')} IS DISTINCT FROM (SELECT e.value FROM ${entries} AS e WHERE e.key = c.key);
+          WHERE ${value('check_blob', 'c')} IS DISTINCT FROM (SELECT sha256(e.value) FROM ${entries} AS e WHERE e.key = c.key);
       END IF;
       SELECT array_agg(live.key) FILTER (WHERE live.len < 0),
           array_agg(live.key) FILTER (WHERE live.len >= 0),

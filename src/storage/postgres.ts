@@ -184,8 +184,10 @@ export class PostgresStorage implements SharedStorage {
     const ops = new PackedOps();
     const checks = new PackedOps();
     batch.forEach((w, caller) => {
-      for (const op of w.ops)
-        (op.op === 'check' ? checks : ops).add(op.key, op.op === 'delete' ? null : op.value, caller);
+      for (const op of w.ops) {
+        if (op.op === 'check') checks.add(op.key, op.value && createHash('sha256').update(op.value).digest(), caller);
+        else ops.add(op.key, op.op === 'delete' ? null : op.value, caller);
+      }
     });
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
     const values = [...ops.params(), ...checks.params()];
