@@ -5,7 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, type Key
  * the ciphertext to its context (an entry's path, a key's purpose) through the additional data, so a value
  * moved to another key fails to decrypt instead of being silently accepted.
  */
-const NONCE_BYTES = 12;
+export const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
 /**

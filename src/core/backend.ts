@@ -180,6 +180,11 @@ export interface SecretType {
 
 /** Services of the core that backends may use, without reaching into the core itself. */
 export interface SystemView {
+  /**
+   * Whether other processes write the mount's store (nodes sharing PostgreSQL), whose changes key locks cannot
+   * keep out: a read-modify-write must then check what it read (a check op). Unknown (not given): assume they do.
+   */
+  otherWriters?(): boolean;
   /** A password from the named password policy, or from the default policy when no name is given. */
   generatePassword(policyName?: string): Promise<string>;
   /** The mount's TTLs after tune and system defaults, in seconds. */

@@ -243,10 +243,13 @@ describe('Barrier checks', () => {
     await change(a, Buffer.from((await a.get('meta'))!), 'plaintext-four');
     await assert.rejects(change(a, Buffer.from('plaintext-three'), 'lost'), conflict);
     assert.equal(text(await b.uncached().get('meta')), 'plaintext-four');
-    // Storage only ever saw ciphertext, in puts and checks alike.
-    const seen = Buffer.concat(sent.flat().flatMap((op) => (op.op === 'delete' || !op.value ? [] : [op.value])));
+    // Storage only ever saw ciphertext, and checks by the header and nonce of a ciphertext.
+    const seen = Buffer.concat(sent.flat().flatMap((op) => (op.op === 'put' ? [op.value] : [])));
     assert.ok(!seen.includes('plaintext'), 'no plaintext reached storage');
-    assert.ok(sent.flat().some((op) => op.op === 'check' && op.value !== null));
+    const checks = sent.flat().filter((op) => op.op === 'check');
+    assert.ok(checks.every((op) => ('prefix' in op ? op.prefix.length === 17 : op.value === null)));
+    assert.ok(checks.some((op) => 'prefix' in op));
+    await assert.rejects(a.transaction([{ op: 'check', key: 'meta', prefix: Buffer.alloc(17) }]), TypeError);
     await store.close();
   });
 });
@@ -254,21 +257,22 @@ describe('Barrier checks', () => {
 describe('ReadCache', () => {
   it('evicts least recently used entries beyond its size and ignores fills that raced a write of their key', () => {
     const cache = new ReadCache(160);
-    for (const key of ['a', 'b', 'c', 'd']) cache.fill(key, Buffer.alloc(10, key), cache.epoch());
+    const entry = (plain: Buffer) => ({ plain, written: '' });
+    for (const key of ['a', 'b', 'c', 'd']) cache.fill(key, entry(Buffer.alloc(10, key)), cache.epoch());
     assert.ok(cache.get('a'));
-    for (let i = 0; i < 20; i++) cache.fill(`x${i}`, Buffer.alloc(10), cache.epoch());
+    for (let i = 0; i < 20; i++) cache.fill(`x${i}`, entry(Buffer.alloc(10)), cache.epoch());
     assert.equal(cache.get('b'), undefined);
     let epoch = cache.epoch();
     cache.invalidate('late');
-    cache.fill('late', Buffer.from('stale'), epoch);
+    cache.fill('late', entry(Buffer.from('stale')), epoch);
     assert.equal(cache.get('late'), undefined);
     epoch = cache.epoch();
     cache.invalidate('other');
-    cache.fill('fresh', Buffer.from('v'), epoch);
-    assert.equal(cache.get('fresh')?.toString(), 'v', 'a write of another key does not refuse the fill');
+    cache.fill('fresh', entry(Buffer.from('v')), epoch);
+    assert.equal(cache.get('fresh')?.plain.toString(), 'v', 'a write of another key does not refuse the fill');
     epoch = cache.epoch();
     cache.clear();
-    cache.fill('fresh', Buffer.from('v'), epoch);
+    cache.fill('fresh', entry(Buffer.from('v')), epoch);
     assert.equal(cache.get('fresh'), undefined, 'nothing read before a clear fills after it');
   });
 });

@@ -1,8 +1,8 @@
-import { open, seal } from './aead.js';
+import { NONCE_BYTES, open, seal } from './aead.js';
 import { sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { ReadCache } from './read-cache.js';
-import { StorageConflictError, type Storage, type StorageOp } from './storage.js';
+import { StorageConflictError, type CheckOp, type Storage, type StorageOp } from './storage.js';
 
 export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
@@ -17,12 +17,6 @@ const READ_CACHE_BYTES = 32 * 1024 * 1024;
 export class Barrier implements Storage {
   private keyring: Keyring | undefined;
   private readonly cache = new ReadCache(READ_CACHE_BYTES);
-  /**
-   * The stored ciphertext of each plaintext this barrier handed out or kept, by the very Buffer: a check op names
-   * the value its caller read, and storage compares ciphertext. Weak, so it lives exactly as long as the caller's
-   * or the cache's copy.
-   */
-  private readonly sealedOf = new WeakMap<Uint8Array, Uint8Array>();
 
   /** Single flight: many reads may meet a new term at once; one reload serves them. */
   private reloading: Promise<void> | undefined;
@@ -100,13 +94,12 @@ export class Barrier implements Storage {
   async get(key: string): Promise<Uint8Array | undefined> {
     const keyring = this.unsealedKeyring();
     const cached = this.cache.get(key);
-    if (cached) return cached;
+    if (cached) return cached.plain;
     const epoch = this.cache.epoch();
     const stored = await this.physical.get(key);
     if (stored === undefined) return undefined;
     const plain = await this.decrypt(keyring, key, stored);
-    this.sealedOf.set(plain, stored);
-    this.cache.fill(key, plain, epoch);
+    this.cache.fill(key, { plain, written: writeIdOf(stored) }, epoch);
     return plain;
   }
 
@@ -126,10 +119,7 @@ export class Barrier implements Storage {
       get: async (key) => {
         const keyring = this.unsealedKeyring();
         const stored = await this.physical.get(key);
-        if (stored === undefined) return undefined;
-        const plain = await this.decrypt(keyring, key, stored);
-        this.sealedOf.set(plain, stored);
-        return plain;
+        return stored === undefined ? undefined : this.decrypt(keyring, key, stored);
       },
       put: (key, value) => this.put(key, value),
       delete: (key) => this.delete(key),
@@ -164,12 +154,18 @@ export class Barrier implements Storage {
 
   async transaction(ops: StorageOp[]): Promise<void> {
     const keyring = this.unsealedKeyring();
-    const sealed: StorageOp[] = [];
-    for (const op of ops) {
-      if (op.op === 'put') sealed.push({ ...op, value: encrypt(keyring, op.key, op.value) });
-      else if (op.op === 'check') sealed.push({ ...op, value: await this.storedFor(op.key, op.value) });
-      else sealed.push(op);
-    }
+    // Checks of what the cache holds resolve at once, so that the commit is issued in the same turn as the call:
+    // a change-log entry staged just before must commit in staging order (request/change-capture.ts).
+    const read = ops.some((op) => op.op === 'check' && !this.writeIdOfCheck(op));
+    const known = read ? await this.writeIdsFromStore(ops) : undefined;
+    const sealed = ops.map((op): StorageOp => {
+      if (op.op === 'put') return { ...op, value: encrypt(keyring, op.key, op.value) };
+      if (op.op !== 'check') return op;
+      const written = known?.get(op.key) ?? this.writeIdOfCheck(op)!;
+      return written === 'absent'
+        ? { op: 'check', key: op.key, value: null }
+        : { op: 'check', key: op.key, prefix: Buffer.from(written, 'latin1') };
+    });
     const written = ops.filter((op) => op.op !== 'check');
     // Invalidate before (so no read started now fills the old value) and after (so none that started earlier does).
     for (const op of written) this.cache.invalidate(op.key);
@@ -191,25 +187,44 @@ export class Barrier implements Storage {
       const op = ops[i]!;
       const stored = sealed[i]!;
       if (op.op !== 'put' || stored.op !== 'put') continue;
-      const plain = Buffer.from(op.value);
-      this.sealedOf.set(plain, stored.value);
-      this.cache.keep(op.key, plain, remote);
+      this.cache.keep(op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) }, remote);
     }
   }
 
   /**
-   * The ciphertext a check of `plain` compares: the one `plain` was read from (or kept as), else the stored entry
-   * if it opens to the same bytes. Anything else already fails the check.
+   * What storage must find for a check of a plaintext: no entry, or an entry that begins with the header and nonce
+   * of the one the cache holds with that very plaintext (what a read returned or a write kept, usually just
+   * before): a nonce is drawn for each write, so those bytes name one ciphertext. Undefined when the cache cannot
+   * say. Callers check values they read; a prefix of plaintext means nothing to storage.
    */
-  private async storedFor(key: string, plain: Uint8Array | null): Promise<Uint8Array | null> {
-    if (plain === null) return null;
-    const known = this.sealedOf.get(plain);
-    if (known) return known;
-    const stored = await this.physical.get(key);
-    if (stored === undefined) throw new StorageConflictError(key);
-    const opened = await this.decrypt(this.unsealedKeyring(), key, stored);
-    if (!opened.equals(plain)) throw new StorageConflictError(key);
-    return stored;
+  private writeIdOfCheck(op: CheckOp): string | 'absent' | undefined {
+    if ('prefix' in op) throw new TypeError('the barrier checks values as read, not prefixes');
+    if (op.value === null) return 'absent';
+    const cached = this.cache.get(op.key);
+    return cached?.plain === op.value ? cached.written : undefined;
+  }
+
+  /**
+   * The same, read from storage when the cache cannot say: the entry's, if it opens to the plaintext the caller
+   * read; anything else already fails the check. (A WeakMap from each plaintext handed out to its ciphertext spared
+   * this read when the cache had let the entry go, but its ephemerons made each full GC long enough to double the
+   * write p99; keeping each cached entry's ciphertext, or a SHA-256 of it, cost 7-10 % of SQLite's writes.)
+   */
+  private async writeIdsFromStore(ops: StorageOp[]): Promise<Map<string, string | 'absent'>> {
+    const known = new Map<string, string | 'absent'>();
+    for (const op of ops) {
+      if (op.op !== 'check') continue;
+      if ('prefix' in op || op.value === null) {
+        known.set(op.key, this.writeIdOfCheck(op)!);
+        continue;
+      }
+      const stored = await this.physical.get(op.key);
+      if (stored === undefined) throw new StorageConflictError(op.key);
+      const opened = await this.decrypt(this.unsealedKeyring(), op.key, stored);
+      if (!opened.equals(op.value)) throw new StorageConflictError(op.key);
+      known.set(op.key, writeIdOf(stored));
+    }
+    return known;
   }
 
   async close(): Promise<void> {
@@ -220,6 +235,18 @@ export class Barrier implements Storage {
     if (!this.keyring) throw sealedError();
     return this.keyring;
   }
+}
+
+/**
+ * An entry's header and nonce, as a short heap string (a Buffer slice would pin the pooled slab it came from): what
+ * tells this write's ciphertext from every other (check ops, above).
+ */
+function writeIdOf(stored: Uint8Array): string {
+  return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).toString(
+    'latin1',
+    0,
+    HEADER_BYTES + NONCE_BYTES,
+  );
 }
 
 function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {

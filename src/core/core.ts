@@ -657,6 +657,7 @@ export class Core {
   private systemView(entry: MountEntry): SystemView {
     return {
       generatePassword: (policyName) => this.passwordPolicies.generate(policyName),
+      otherWriters: () => this.cluster?.store.otherProcesses ?? false,
       tokenLive: (tokenHash) => this.tokens.stillLive(tokenHash),
       // Read at call time: a remount moves the entry, and the event must name where the mount is now.
       reportChange: async (change, commit) => {

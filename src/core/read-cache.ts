@@ -23,8 +23,17 @@ const REMEMBERED_CHANGES = 16_384;
  * The LRU itself is lru-cache's: a JavaScript Map kept in recency order (delete, then set again, on every hit)
  * costs tens of microseconds per hit once it holds tens of thousands of entries (V8 rehashes it over and over).
  */
+/**
+ * A decrypted entry, and what tells the ciphertext it came from from any other (barrier.ts: its header and nonce):
+ * a check op names the plaintext its caller read, and storage compares what it holds.
+ */
+export interface CachedEntry {
+  plain: Buffer;
+  written: string;
+}
+
 export class ReadCache {
-  private readonly entries: LRUCache<string, Buffer>;
+  private readonly entries: LRUCache<string, CachedEntry>;
   private readonly maxEntry: number;
   /** Every invalidation, local or remote. */
   private readonly writes = new KeyEpochs(REMEMBERED_CHANGES);
@@ -33,10 +42,13 @@ export class ReadCache {
 
   constructor(maxBytes: number) {
     this.maxEntry = maxBytes / 16;
-    this.entries = new LRUCache<string, Buffer>({ maxSize: maxBytes, sizeCalculation: (value) => value.length || 1 });
+    this.entries = new LRUCache<string, CachedEntry>({
+      maxSize: maxBytes,
+      sizeCalculation: (entry) => entry.plain.length + entry.written.length,
+    });
   }
 
-  get(key: string): Buffer | undefined {
+  get(key: string): CachedEntry | undefined {
     return this.entries.get(key);
   }
 
@@ -45,9 +57,9 @@ export class ReadCache {
     return this.writes.current();
   }
 
-  fill(key: string, value: Buffer, epochAtRead: number): void {
+  fill(key: string, entry: CachedEntry, epochAtRead: number): void {
     if (this.writes.changedSince(key, epochAtRead)) return;
-    this.set(key, value);
+    this.set(key, entry);
   }
 
   /** Call before and after every write or delete of key. */
@@ -68,9 +80,9 @@ export class ReadCache {
   }
 
   /** The value this node just committed under key, unless another node changed key since `remoteAtWrite`. */
-  keep(key: string, value: Buffer, remoteAtWrite: number): void {
+  keep(key: string, entry: CachedEntry, remoteAtWrite: number): void {
     if (this.remote.changedSince(key, remoteAtWrite)) return;
-    this.set(key, value);
+    this.set(key, entry);
   }
 
   clear(): void {
@@ -79,7 +91,7 @@ export class ReadCache {
     this.entries.clear();
   }
 
-  private set(key: string, value: Buffer): void {
-    if (value.length <= this.maxEntry) this.entries.set(key, value);
+  private set(key: string, entry: CachedEntry): void {
+    if (entry.plain.length + entry.written.length <= this.maxEntry) this.entries.set(key, entry);
   }
 }

@@ -9,15 +9,30 @@ export interface StorageEntry {
 }
 
 /**
- * A transaction's ops. `check` writes nothing: the transaction applies only if `key` holds exactly `value` (null:
- * no entry) when it commits, else it applies nothing and fails with StorageConflictError. A read-modify-write
- * checks what it read, so that a writer elsewhere (another node on a shared store) that changed it in between is
- * not overwritten unseen: the loser reads again and retries.
+ * A transaction's ops. A check writes nothing: the transaction applies only if `key` holds exactly `value` (null:
+ * no entry), or a value that begins with `prefix`, when it commits; else it applies nothing and fails with
+ * StorageConflictError. A read-modify-write checks what it read, so that a writer elsewhere (another node on a
+ * shared store) that changed it in between is not overwritten unseen: the loser reads again and retries. (The
+ * barrier checks by prefix: each of its entries begins with a nonce drawn for that write alone, so it remembers
+ * those 17 bytes of each entry it caches instead of the ciphertext.)
  */
-export type StorageOp =
-  | { op: 'put'; key: string; value: Uint8Array }
-  | { op: 'delete'; key: string }
-  | { op: 'check'; key: string; value: Uint8Array | null };
+export type StorageOp = { op: 'put'; key: string; value: Uint8Array } | { op: 'delete'; key: string } | CheckOp;
+
+export type CheckOp =
+  { op: 'check'; key: string; value: Uint8Array | null } | { op: 'check'; key: string; prefix: Uint8Array };
+
+/** Whether `stored` (undefined: no entry) satisfies a check. */
+export function checkHolds(op: CheckOp, stored: Uint8Array | undefined): boolean {
+  if ('prefix' in op) {
+    return stored !== undefined && stored.length >= op.prefix.length && startsWith(stored, op.prefix);
+  }
+  if (op.value === null || stored === undefined) return op.value === null && stored === undefined;
+  return stored.length === op.value.length && startsWith(stored, op.value);
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, prefix.length).equals(prefix);
+}
 
 /** A transaction whose check found another value: nothing of it was applied. Names the key, never a value. */
 export class StorageConflictError extends Error {
@@ -66,6 +81,12 @@ export interface ClusterNode {
 export interface SharedStorage extends Storage {
   /** This process's id in the cluster; the changes it commits carry it, so it never hears its own. */
   readonly nodeId: string;
+  /**
+   * Whether other processes write the store (nodes on one PostgreSQL), or only threads of this one, whose key
+   * locks span them all (src/core/key-locks.ts): a read-modify-write under a key lock needs a check op only when
+   * another process may change the key in between.
+   */
+  readonly otherProcesses: boolean;
   /**
    * Calls listener with the storage keys another node changed, after that node committed them. `keys` is
    * undefined when the notification could not say which (too many, or the listener connection was re-established

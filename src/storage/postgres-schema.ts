@@ -46,9 +46,9 @@ const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string }) => str
  * the last of a caller that applies wins. The notifications commit with the writes.
  *
  * Values come as one binary bytea with each op's start (1-based) and length (-1: a delete, or a check that expects
- * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. A check carries the
- * SHA-256 of the value it expects, not the value (KV metadata runs to kilobytes, and every write checks it). Every lookup is a
- * "key = ..." one, so that each statement's plan (made once per connection) is an index scan whatever the batch.
+ * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. A check expects
+ * the value exactly, or (check_exact false) a value that begins with its bytes. Every lookup is a "key = ..." one,
+ * so that each statement's plan (made once per connection) is an index scan whatever the batch.
  */
 function applyFunction(entries: string, apply: string): string {
   const value = (blob: string, alias: string) =>
@@ -56,7 +56,7 @@ function applyFunction(entries: string, apply: string): string {
   return `CREATE FUNCTION ${apply}(write_lock bigint,
       op_keys text[], op_blob bytea, op_starts int[], op_lengths int[], op_callers int[],
       check_keys text[], check_blob bytea, check_starts int[], check_lengths int[], check_callers int[],
-      channel text, payloads text[])
+      check_exact boolean[], channel text, payloads text[])
     RETURNS int[] LANGUAGE plpgsql VOLATILE AS $fn$
     DECLARE
       failed int[] := '{}';
@@ -67,8 +67,13 @@ function applyFunction(entries: string, apply: string): string {
       PERFORM pg_advisory_xact_lock(write_lock);
       IF cardinality(check_keys) > 0 THEN
         SELECT coalesce(array_agg(DISTINCT c.caller), '{}') INTO failed
-          FROM unnest(check_keys, check_starts, check_lengths, check_callers) AS c(key, start, len, caller)
-          WHERE ${value('check_blob', 'c')} IS DISTINCT FROM (SELECT sha256(e.value) FROM ${entries} AS e WHERE e.key = c.key);
+          FROM unnest(check_keys, check_starts, check_lengths, check_callers, check_exact)
+            AS c(key, start, len, caller, exact)
+          WHERE NOT coalesce((SELECT CASE
+              WHEN c.len < 0 THEN false
+              WHEN c.exact THEN e.value = ${value('check_blob', 'c')}
+              ELSE substring(e.value FROM 1 FOR c.len) = ${value('check_blob', 'c')} END
+            FROM ${entries} AS e WHERE e.key = c.key), c.len < 0);
       END IF;
       SELECT array_agg(live.key) FILTER (WHERE live.len < 0),
           array_agg(live.key) FILTER (WHERE live.len >= 0),

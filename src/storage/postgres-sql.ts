@@ -43,7 +43,7 @@ export function statements(t: string, apply: string) {
     get: `SELECT value FROM ${t} WHERE key = $1`,
     getMany: `SELECT key, value FROM ${t} WHERE key = ANY ($1::text[])`,
     apply: `SELECT ${apply}($1::bigint, $2::text[], $3::bytea, $4::int[], $5::int[], $6::int[],
-      $7::text[], $8::bytea, $9::int[], $10::int[], $11::int[], $12::text, $13::text[]) AS failed`,
+      $7::text[], $8::bytea, $9::int[], $10::int[], $11::int[], $12::boolean[], $13::text, $14::text[]) AS failed`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

@@ -94,6 +94,7 @@ function prepare(text: string): Statement {
 type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
 
 export class PostgresStorage implements SharedStorage {
+  readonly otherProcesses = true;
   private readonly changes: ChangeFeed;
   private leadership: Campaign | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -185,12 +186,12 @@ export class PostgresStorage implements SharedStorage {
     const checks = new PackedOps();
     batch.forEach((w, caller) => {
       for (const op of w.ops) {
-        if (op.op === 'check') checks.add(op.key, op.value && createHash('sha256').update(op.value).digest(), caller);
+        if (op.op === 'check') checks.add(op.key, op.bytes, caller, op.exact);
         else ops.add(op.key, op.op === 'delete' ? null : op.value, caller);
       }
     });
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
-    const values = [...ops.params(), ...checks.params()];
+    const values = [...ops.params(), ...checks.params(), checks.exact];
     const sent: Promise<void> = this.write(values, groups, batch.length)
       .then(
         (failed) =>
@@ -396,11 +397,14 @@ class PackedOps {
   private readonly starts: number[] = [];
   private readonly lengths: number[] = [];
   private readonly callers: number[] = [];
+  /** Checks only: whether each expects its value exactly, or only as the beginning of what is stored. */
+  readonly exact: boolean[] = [];
   private size = 0;
 
   /** `value` null: a delete, or a check that expects no entry. */
-  add(key: string, value: Buffer | null, caller: number): void {
+  add(key: string, value: Buffer | null, caller: number, exact = true): void {
     this.keys.push(key);
+    this.exact.push(exact);
     this.callers.push(caller);
     this.starts.push(this.size + 1);
     this.lengths.push(value === null ? -1 : value.length);
@@ -418,7 +422,8 @@ class PackedOps {
 type CheckedOp =
   | { op: 'delete'; key: string }
   | { op: 'put'; key: string; value: Buffer }
-  | { op: 'check'; key: string; value: Buffer | null };
+  /** bytes null: no entry expected; exact false: a value that begins with bytes. */
+  | { op: 'check'; key: string; bytes: Buffer | null; exact: boolean };
 
 /** Checks and copies ops at once: the caller may reuse its buffers before the statement is sent. */
 function validate(ops: StorageOp[]): CheckedOp[] {
@@ -426,7 +431,10 @@ function validate(ops: StorageOp[]): CheckedOp[] {
   return ops.map((op) => {
     checkKey(op.key);
     if (op.op === 'delete') return { op: 'delete', key: op.key };
-    if (op.op === 'check') return { op: 'check', key: op.key, value: op.value === null ? null : copyValue(op.value) };
+    if (op.op === 'check') {
+      if ('prefix' in op) return { op: 'check', key: op.key, bytes: copyValue(op.prefix), exact: false };
+      return { op: 'check', key: op.key, bytes: op.value === null ? null : copyValue(op.value), exact: true };
+    }
     if (op.op !== 'put') throw new TypeError('storage op must be put, delete or check');
     return { op: 'put', key: op.key, value: copyValue(op.value) };
   });

@@ -21,6 +21,8 @@ export interface ThreadStoreOptions {
 
 export class SqliteThreadStorage extends SqliteStorage implements SharedStorage {
   readonly nodeId: string;
+  /** The threads of one process, whose key locks span them all. */
+  readonly otherProcesses = false;
   private readonly opts: ThreadStoreOptions;
   private readonly counter: Int32Array;
   private seen: number;

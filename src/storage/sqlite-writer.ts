@@ -4,7 +4,7 @@
  * rolled back and rejected alone while the others share the commit (and its fsync).
  */
 import Database from 'better-sqlite3';
-import { StorageConflictError, type StorageOp } from '../core/storage.js';
+import { checkHolds, StorageConflictError, type StorageOp } from '../core/storage.js';
 
 /** Opens (and creates) the store's file with the pragmas every connection to it uses. */
 export function openStoreFile(file: string): Database.Database {
@@ -43,7 +43,7 @@ export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) =>
   const applyCall = db.transaction((ops: StorageOp[]) => {
     for (const op of ops) {
       if (op.op === 'check') {
-        if (!sameBytes(get.get(op.key), op.value)) throw new StorageConflictError(op.key);
+        if (!checkHolds(op, get.get(op.key))) throw new StorageConflictError(op.key);
       } else if (op.op === 'put') put.run(op.key, op.value);
       else del.run(op.key);
     }
@@ -62,11 +62,6 @@ export function groupCommitter(db: Database.Database): (calls: StorageOp[][]) =>
       }
     }),
   );
-}
-
-function sameBytes(stored: Buffer | undefined, expected: Uint8Array | null): boolean {
-  if (stored === undefined || expected === null) return stored === undefined && expected === null;
-  return stored.equals(expected);
 }
 
 export function errorMessage(err: unknown): string {

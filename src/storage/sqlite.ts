@@ -202,11 +202,14 @@ export class SqliteStorage implements Storage {
     const copied = ops.map((op): StorageOp => {
       checkKey(op.key);
       if (op.op === 'delete') return { op: 'delete', key: op.key };
-      if (op.op === 'check' && op.value === null) return { op: 'check', key: op.key, value: null };
-      if (op.op !== 'put' && op.op !== 'check') throw new TypeError('storage op must be put, delete or check');
+      if (op.op === 'check') {
+        if ('prefix' in op) return { op: 'check', key: op.key, prefix: new Uint8Array(op.prefix) };
+        return { op: 'check', key: op.key, value: op.value === null ? null : new Uint8Array(op.value) };
+      }
+      if (op.op !== 'put') throw new TypeError('storage op must be put, delete or check');
       if (!(op.value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
       // An exact-size copy: a Buffer may view a shared 8 KiB pool, all of which postMessage would copy.
-      return { op: op.op, key: op.key, value: new Uint8Array(op.value) };
+      return { op: 'put', key: op.key, value: new Uint8Array(op.value) };
     });
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ops: copied, resolve, reject });

@@ -168,9 +168,18 @@ export function storageContract(h: StorageHarness): void {
     assert.equal(await s.get('absent'), undefined);
     assert.equal(text(await s.get('fresh2')), '1');
     assert.equal(text(await s.get('unrelated')), '1');
+    // By prefix, as the barrier checks: the value held begins with these bytes.
+    await s.transaction([
+      { op: 'check', key: 'meta', prefix: bytes('v') },
+      { op: 'put', key: 'meta', value: bytes('v3') },
+    ]);
+    await assert.rejects(s.transaction([{ op: 'check', key: 'meta', prefix: bytes('v2') }]), conflict('meta'));
+    await assert.rejects(s.transaction([{ op: 'check', key: 'meta', prefix: bytes('v33') }]), conflict('meta'));
+    await assert.rejects(s.transaction([{ op: 'check', key: 'absent', prefix: bytes('') }]), conflict('absent'));
+    assert.equal(text(await s.get('meta')), 'v3');
     // A check of a key that was deleted fails; of one whose value differs in a single byte too.
     await assert.rejects(s.transaction([{ op: 'check', key: 'gone', value: bytes('x') }]), conflict('gone'));
-    await assert.rejects(s.transaction([{ op: 'check', key: 'meta', value: bytes('v3') }]), conflict('meta'));
+    await assert.rejects(s.transaction([{ op: 'check', key: 'meta', value: bytes('v4') }]), conflict('meta'));
     await s.close();
   });
 

@@ -35,7 +35,7 @@ export const kvFactory: BackendFactory = (ctx) => {
     };
   }
   if (version === '2') {
-    const state = new KvState();
+    const state = new KvState(() => ctx.system.otherWriters?.() ?? true);
     // The config is cached per mount; a node sharing the store may change it.
     const invalidate = (key: string): void => {
       if (key === CONFIG_KEY) state.config = undefined;

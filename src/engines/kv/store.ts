@@ -15,9 +15,9 @@ import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
  * crash never leaves metadata pointing at missing data or data no metadata knows about.
  *
  * Every change is a read-modify-write of the metadata under the key's lock. The lock spans one process (its
- * threads included), not the other nodes of a shared store, so each transaction also checks that the metadata is
- * still what was read: when another node changed it in between, nothing is written and the change is made again
- * on what that node wrote (withLock), instead of two writers both taking the same next version.
+ * threads included), not the other nodes of a shared store, so there each transaction also checks that the
+ * metadata is still what was read: when another node changed it in between, nothing is written and the change is
+ * made again on what that node wrote (withLock), instead of two writers both taking the same next version.
  */
 export const CONFIG_KEY = 'config';
 const metaKey = (path: string): string => `metadata/${path}`;
@@ -86,6 +86,13 @@ export { KeyLocks };
 export class KvState {
   readonly locks = new KeyLocks();
   config: KvConfig | undefined;
+
+  /**
+   * `otherWriters`: whether a process other than this one may change a key while this one holds its lock (nodes
+   * sharing PostgreSQL); only then do writes carry the check of what they read, which costs SQLite's single
+   * writer a lookup per write.
+   */
+  constructor(readonly otherWriters: () => boolean = () => true) {}
 }
 
 /** How often a change is made again after another node changed the same key first, before giving up. */
@@ -145,7 +152,8 @@ export class KvStore {
   /** The check that the metadata of `path` is still what getMeta read (none if it was not read). */
   private metaCheck(path: string): StorageOp[] {
     const read = this.readMeta.get(path);
-    return read === undefined ? [] : [{ op: 'check', key: metaKey(path), value: read }];
+    if (read === undefined || !this.state.otherWriters()) return [];
+    return [{ op: 'check', key: metaKey(path), value: read }];
   }
 
   async getVersionData(path: string, version: number): Promise<Record<string, unknown> | undefined> {
