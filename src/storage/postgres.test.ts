@@ -227,6 +227,32 @@ describe('PostgresStorage', () => {
     await b.close();
   });
 
+  it('the reads of one turn share one query; a read called after a write resolved sees it', async () => {
+    const s = await open();
+    await Promise.all(Array.from({ length: 50 }, (_, i) => s.put(`r/${i}`, bytes(`v${i}`))));
+    const before = s.stats().readQueries;
+    // 50 keys, ten of them asked twice, and one that is not there, all in one turn.
+    const keys = [...Array.from({ length: 50 }, (_, i) => `r/${i}`), ...Array.from({ length: 10 }, (_, i) => `r/${i}`)];
+    const got = await Promise.all([...keys, 'r/none'].map((k) => s.get(k)));
+    assert.deepEqual(
+      got.map((v) => text(v)),
+      [...keys.map((k) => `v${k.slice(2)}`), undefined],
+    );
+    assert.equal(s.stats().readQueries - before, 1, 'one query for the whole turn');
+    // Two callers of one key each get bytes of their own: the barrier's cache keeps what a caller got.
+    const [x, y] = await Promise.all([s.get('r/1'), s.get('r/1')]);
+    assert.notEqual(x!.buffer === y!.buffer && x!.byteOffset === y!.byteOffset, true);
+    // Reads keep coming while one is out: they go in the next query, which sees every write resolved before it.
+    for (let round = 0; round < 20; round++) {
+      await s.put('r/moving', bytes(`m${round}`));
+      const [now, again] = await Promise.all([s.get('r/moving'), s.get('r/moving')]);
+      assert.equal(text(now), `m${round}`);
+      assert.equal(text(again), `m${round}`);
+    }
+    await s.close();
+    await assert.rejects(s.get('r/1'), /closed/);
+  });
+
   it("a batch takes the store's write lock before any row lock, so two nodes' batches cannot deadlock", async () => {
     const a = await open('writelock', 'writelock-a');
     const b = await open('writelock', 'writelock-b');
@@ -465,7 +491,7 @@ describe('PostgresStorage', () => {
       { op: 'delete', key: 'a' },
     ]);
     await s.get('b');
-    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1, deadlockRetries: 0 });
+    assert.deepEqual(s.stats(), { commits: 2, writes: 2, reads: 1, readQueries: 1, deadlockRetries: 0 });
     await s.close();
   });
 

@@ -42,6 +42,8 @@ export interface PostgresStats {
   writes: number;
   /** get() calls answered. */
   reads: number;
+  /** Queries that answered them: the gets of one event-loop turn share one (postgres-reads.ts). */
+  readQueries: number;
   /** Batches sent again because PostgreSQL rolled them back as a deadlock's victim. */
   deadlockRetries: number;
 }
@@ -99,7 +101,7 @@ export class PostgresStorage implements SharedStorage {
   private leadership: Campaign | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
-  private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0, deadlockRetries: 0 };
+  private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0, readQueries: 0, deadlockRetries: 0 };
   private readonly sql: ReturnType<typeof statements>;
   /**
    * The statements of every read and write, prepared once per pooled connection: PostgreSQL then skips parsing
@@ -135,6 +137,7 @@ export class PostgresStorage implements SharedStorage {
         for (const row of rows) found.set(row.key, row.value);
       }
       this.counters.reads += keys.length;
+      this.counters.readQueries++;
       return found;
     });
   }
