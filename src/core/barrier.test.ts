@@ -15,6 +15,16 @@ let n = 0;
 const fresh = () => openSqliteStorage(join(dir, `b${n++}.db`));
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString());
 
+/** Two nodes' barriers on one store: `a` initialized it, `b` unsealed with the same root key. */
+async function twoBarriers(physical: Storage): Promise<{ a: Barrier; b: Barrier }> {
+  const rootKey = randomBytes(32);
+  const a = new Barrier(physical);
+  await a.initialize(rootKey);
+  const b = new Barrier(physical);
+  await b.unseal(rootKey);
+  return { a, b };
+}
+
 describe('Barrier', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -141,11 +151,7 @@ describe('Barrier write-through', () => {
 
   it('never keeps a value another node overwrote while it was committed, even behind a flood of other changes', async () => {
     const physical = fresh();
-    const rootKey = randomBytes(32);
-    const a = new Barrier(physical);
-    await a.initialize(rootKey);
-    const b = new Barrier(physical); // another node on the same store
-    await b.unseal(rootKey);
+    const { a, b } = await twoBarriers(physical); // another node on the same store
     for (const flood of [0, 40_000]) {
       await a.put('w/k', Buffer.from('old'));
       const mine = a.put('w/k', Buffer.from('mine'));
@@ -167,11 +173,7 @@ describe('Barrier write-through', () => {
 
   it("a read racing another node's change of the same key never fills the old value", async () => {
     const physical = fresh();
-    const rootKey = randomBytes(32);
-    const a = new Barrier(physical);
-    await a.initialize(rootKey);
-    const b = new Barrier(physical);
-    await b.unseal(rootKey);
+    const { a, b } = await twoBarriers(physical); // another node on the same store
     await b.put('r/k', Buffer.from('v1'));
     const read = a.get('r/k'); // reads v1 from storage
     await b.put('r/k', Buffer.from('v2'));
@@ -217,11 +219,7 @@ describe('Barrier checks', () => {
       transaction: (ops) => (sent.push(ops), store.transaction(ops)),
       close: () => store.close(),
     };
-    const rootKey = randomBytes(32);
-    const a = new Barrier(physical);
-    await a.initialize(rootKey);
-    const b = new Barrier(physical);
-    await b.unseal(rootKey);
+    const { a, b } = await twoBarriers(physical); // another node on the same store
     const conflict = (err: unknown) => err instanceof StorageConflictError && err.key === 'meta';
     const change = (barrier: Barrier, read: Uint8Array | null, value: string) =>
       barrier.transaction([
