@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Storage, StorageOp } from '../../core/storage.js';
+import { openSqliteStorage } from '../../storage/sqlite.js';
+import { kvFactory } from './index.js';
 import { KeyLocks } from './store.js';
-import { openKv, type Harness } from './test-harness.js';
+import { Harness, kvSystemView, openKv } from './test-harness.js';
 
 describe('kv v2 concurrency', () => {
   let kv: Harness;
@@ -66,5 +72,71 @@ describe('kv v2 concurrency', () => {
     await assert.rejects(failing, /boom/);
     assert.equal(await afterFailure, 'still runs');
     assert.deepEqual(order, ['a1 start', 'b', 'a1 end', 'a2']);
+  });
+
+  // Another node, on a store both write: it changes the key's metadata between this node's read and its commit,
+  // on the first `meddles` commits that check it. The store is a real SQLite file; only the timing is forced.
+  async function withMeddler(meddles: number) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cofre-kv-meddle-'));
+    const store = openSqliteStorage(path.join(dir, 'kv.db'));
+    let checked = 0;
+    const storage: Storage = {
+      get: (key) => store.get(key),
+      put: (key, value) => store.put(key, value),
+      delete: (key) => store.delete(key),
+      list: (prefix) => store.list(prefix),
+      transaction: async (ops: StorageOp[]) => {
+        // Checks that expect metadata (not the first write's "no entry yet").
+        const check = ops.find((op) => op.op === 'check' && 'value' in op && op.value !== null);
+        if (check && checked++ < meddles) {
+          const meta = JSON.parse(Buffer.from((await store.get(check.key))!).toString());
+          meta.custom_metadata = { changed_by: `other node, ${checked}` };
+          await store.put(check.key, Buffer.from(JSON.stringify(meta)));
+        }
+        return store.transaction(ops);
+      },
+      close: () => store.close(),
+    };
+    const backend = await kvFactory({
+      storage,
+      mountPoint: 'secret/',
+      options: { version: '2' },
+      system: kvSystemView,
+    });
+    const harness = new Harness(backend, storage);
+    await harness.call('write', 'data/contested', { body: { data: { v: 'first' } } });
+    return {
+      kv: harness,
+      attempts: () => checked,
+      close: async () => {
+        await store.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it('a change that lost a race with another writer is made again on top of what that writer stored', async () => {
+    const { kv: contested, attempts, close: done } = await withMeddler(3);
+    const write = await contested.call('write', 'data/contested', { body: { data: { v: 'second' } } });
+    assert.equal(write.status, 200, write.errors.join());
+    assert.equal(write.data?.version, 2);
+    assert.equal(attempts(), 4, 'refused three times, made the fourth');
+    const meta = await contested.call('read', 'metadata/contested');
+    assert.deepEqual(meta.data?.custom_metadata, { changed_by: 'other node, 3' }, "the other writer's change is kept");
+    assert.deepEqual((await contested.call('read', 'data/contested')).data?.data, { v: 'second' });
+    await done();
+  });
+
+  it('a change refused by every try answers 409 and writes nothing', async () => {
+    const { kv: contested, attempts, close: done } = await withMeddler(Infinity);
+    const write = await contested.call('write', 'data/contested', { body: { data: { v: 'never' } } });
+    assert.equal(write.status, 409);
+    assert.match(write.errors.join(), /kept changing on other nodes/);
+    assert.equal(attempts(), 10);
+    const meta = await contested.call('read', 'metadata/contested');
+    assert.equal(meta.data?.current_version, 1);
+    const read = await contested.call('read', 'data/contested');
+    assert.deepEqual(read.data?.data, { v: 'first' });
+    await done();
   });
 });
