@@ -57,7 +57,12 @@ export class StorageView implements Storage {
 /** JSON helpers: most of the core stores small JSON documents. */
 export async function getJson<T>(storage: Storage, key: string): Promise<T | undefined> {
   const bytes = await storage.get(key);
-  return bytes === undefined ? undefined : (JSON.parse(Buffer.from(bytes).toString('utf8')) as T);
+  return bytes === undefined ? undefined : parseJson<T>(bytes);
+}
+
+/** A stored JSON document, read in place (the bytes may be the read cache's, which must not be changed). */
+export function parseJson<T>(bytes: Uint8Array): T {
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
 }
 
 export function jsonBytes(value: unknown): Buffer {

@@ -19,7 +19,7 @@ export interface SchemaNames {
   channel: string;
   /** pg_try_advisory_lock key of leadership, a bigint as a string (beyond JavaScript's safe integers). */
   leaderLock: string;
-  /** pg_advisory_xact_lock key that every write batch takes first (postgres-sql.ts). */
+  /** pg_advisory_xact_lock key that every write batch takes first (the batch function, below). */
   writeLock: string;
 }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CofreError } from '../../core/errors.js';
 import { isStorageConflict, type Storage, type StorageOp } from '../../core/storage.js';
 import { KeyLocks } from '../../core/key-locks.js';
-import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
+import { getJson, jsonBytes, parseJson, putJson } from '../../core/storage-view.js';
 
 /**
  * The KV v2 storage layout, one mount's view:
@@ -146,7 +146,7 @@ export class KvStore {
   async getMeta(path: string): Promise<KeyMeta | undefined> {
     const stored = await this.storage.get(metaKey(path));
     this.readMeta.set(path, stored ?? null);
-    return stored === undefined ? undefined : (JSON.parse(Buffer.from(stored).toString('utf8')) as KeyMeta);
+    return stored === undefined ? undefined : parseJson<KeyMeta>(stored);
   }
 
   /** The check that the metadata of `path` is still what getMeta read (none if it was not read). */
