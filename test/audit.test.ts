@@ -56,10 +56,22 @@ describe('audit', () => {
       assert.equal(res.status, 200, res.text);
       callers.push({ token: res.body.auth.client_token, accessor: res.body.auth.accessor, path: `me-${i}` });
     }
+    // Wrapping tokens call too, interleaved with the others: each unwraps its own response (its one use).
+    const wrapped: { token: string; accessor: string }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await srv.api.call('POST', 'sys/wrapping/wrap', {
+        body: { n: String(i) },
+        headers: { 'X-Vault-Wrap-TTL': '5m' },
+      });
+      assert.equal(res.status, 200, res.text);
+      wrapped.push({ token: res.body.wrap_info.token, accessor: res.body.wrap_info.accessor });
+    }
     // Each caller asks for its own cubbyhole path, all at once and twice over: every entry names its caller.
-    await Promise.all(
-      [...callers, ...callers].map((c) => srv.api.call('GET', `cubbyhole/${c.path}`, { token: c.token })),
-    );
+    const [, unwrapped] = await Promise.all([
+      Promise.all([...callers, ...callers].map((c) => srv.api.call('GET', `cubbyhole/${c.path}`, { token: c.token }))),
+      Promise.all(wrapped.map((w) => srv.api.call('POST', 'sys/wrapping/unwrap', { token: w.token }))),
+    ]);
+    unwrapped.forEach((res, i) => assert.equal(res.body?.data?.n, String(i), res.text));
     const entries = readFileSync(logFile, 'utf8')
       .trim()
       .split('\n')
@@ -74,6 +86,14 @@ describe('audit', () => {
         // Batch tokens have no accessor (Vault's too); a service token's is HMAC'd like the token.
         assert.equal(e.request.client_token_accessor, c.accessor ? await hashOf(c.accessor) : await hashOf(''));
       }
+    }
+    const unwraps = entries.filter((e) => e.request.path === 'sys/wrapping/unwrap');
+    assert.equal(unwraps.length, 2 * wrapped.length);
+    for (const w of wrapped) {
+      const token = await hashOf(w.token);
+      const mine = unwraps.filter((e) => e.request.client_token === token);
+      assert.equal(mine.length, 2, "a wrapping token's request and response are on record under its own HMAC");
+      for (const e of mine) assert.equal(e.request.client_token_accessor, await hashOf(w.accessor));
     }
   });
 
