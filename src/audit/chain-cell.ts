@@ -1,5 +1,5 @@
 import type { ChainState } from '../core/audit-chain.js';
-import { waitAsync } from '../core/wait-async.js';
+import { waitForChange } from '../core/wait-async.js';
 
 /**
  * The hash chain of one audit file and a lock over it, in a SharedArrayBuffer so that the server threads of
@@ -54,8 +54,7 @@ export class ChainCell {
   async locked<T>(fn: () => T | Promise<T>): Promise<T> {
     while (Atomics.compareExchange(this.ints, LOCK, 0, 1) !== 0) {
       // The timeout only guards against a notify lost between the exchange and the wait.
-      const waited = waitAsync(this.ints, LOCK, 1, 50);
-      if (waited.async) await waited.value;
+      await waitForChange(this.ints, LOCK, 1, 50);
     }
     try {
       return await fn();

@@ -1,4 +1,4 @@
-import { waitAsync } from './wait-async.js';
+import { waitForChange } from './wait-async.js';
 
 /**
  * Serializes async work per key. A read-modify-write under a key's lock cannot interleave with another one of the
@@ -64,8 +64,7 @@ async function takeSlot(shared: SharedSlots, key: string): Promise<number> {
       const owner = Atomics.compareExchange(shared.table, slot, 0, shared.tag);
       if (owner === 0) break;
       // Woken by the holder's notify; the timeout only guards against a notify lost between the exchange and the wait.
-      const waited = waitAsync(shared.table, slot, owner, 50);
-      if (waited.async) await waited.value;
+      await waitForChange(shared.table, slot, owner, 50);
     }
     shared.held.set(slot, 1);
   }
