@@ -4,7 +4,8 @@
 //
 //   npm run build && node --import tsx bench/vs-openbao.ts --openbao /path/to/openbao [options]
 //
-// Options: --rounds 3, --seconds 8, --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's server
+// Options: --rounds 3, --seconds 8, --warmup 3 (seconds of each kind against each server before round 1, not
+// counted: JIT compilation, PostgreSQL's plan and buffer caches), --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's server
 // threads; one when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds), --audit (a
 // file audit device on both), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
 // PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
@@ -24,6 +25,7 @@ const { values: opts } = parseArgs({
     openbao: { type: 'string', default: process.env.OPENBAO_BIN },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '64' },
     threads: { type: 'string', default: '2' },
     'cofre-workers': { type: 'string' },
@@ -167,7 +169,7 @@ async function prepare(server: Server, dir: string): Promise<void> {
 }
 
 /** wrk against one server: reads of one secret, or writes spread over the 1,000 secrets; one wrk per URL. */
-async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string): Promise<Run> {
+async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, seconds = SECONDS): Promise<Run> {
   const script = join(scriptDir, 'writes.lua');
   writeFileSync(
     script,
@@ -190,7 +192,7 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string):
       ];
       args.push(
         '-d',
-        `${SECONDS}s`,
+        `${seconds}s`,
         '--latency',
         '-H',
         `X-Vault-Token: ${server.token}`,
@@ -256,6 +258,14 @@ async function main(): Promise<void> {
       log(`stress-ng --cpu ${opts.stress} running beside both servers`);
     }
     const kinds = (opts.only ? [opts.only] : ['reads', 'writes']) as ('reads' | 'writes')[];
+    if (Number(opts.warmup) > 0) {
+      for (const s of servers) {
+        for (const kind of kinds) {
+          log(`warm-up: ${s.name} ${kind} for ${opts.warmup} s (not counted)`);
+          await wrk(s, kind, dir, Number(opts.warmup));
+        }
+      }
+    }
     const rows: { round: number; kind: string; cofre: Run; openbao: Run }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const kind of kinds) {
@@ -270,7 +280,7 @@ async function main(): Promise<void> {
       }
     }
     const lines = [
-      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? 'Cofre: two nodes on PostgreSQL' : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
+      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? 'Cofre: two nodes on PostgreSQL' : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
       '',
       '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
