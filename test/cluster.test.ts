@@ -108,6 +108,49 @@ describe('three nodes on one PostgreSQL', () => {
     assert.equal(current.body.data.current_version, written.length);
   });
 
+  // A token's uses are counted in its stored entry, a read-modify-write under a lock that spans one node only: two
+  // nodes reading "one use left" at once both took it, so a response-wrapping token could be unwrapped twice.
+  it('the uses of a limited token racing on three nodes: never more than it has; a wrapped answer unwraps once', async () => {
+    for (let round = 0; round < 3; round++) {
+      const created = await nodes[0]!.api.call('POST', 'auth/token/create', {
+        body: { policies: ['default'], num_uses: 3 },
+      });
+      assert.equal(created.status, 200, created.text);
+      const token = created.body.auth.client_token as string;
+      // Every node has the entry cached with its three uses, as a token in use is.
+      for (const node of nodes) {
+        const seen = await node.api.call('POST', 'auth/token/lookup', { body: { token } });
+        assert.equal(seen.body.data.num_uses, 3, seen.text);
+      }
+      const tries = await Promise.all(
+        nodes.flatMap((node) =>
+          Array.from({ length: 8 }, () => node.api.call('GET', 'auth/token/lookup-self', { token })),
+        ),
+      );
+      const served = tries.filter((t) => t.status === 200).length;
+      assert.ok(served <= 3, `round ${round}: ${served} requests served with a token of 3 uses`);
+      assert.ok(tries.every((t) => t.status === 200 || t.status === 403), tries.map((t) => t.status).join(' '));
+
+      const wrapped = await nodes[0]!.api.call('POST', 'sys/wrapping/wrap', {
+        body: { secret: `round-${round}` },
+        headers: { 'x-vault-wrap-ttl': '300' },
+      });
+      assert.equal(wrapped.status, 200, wrapped.text);
+      const wrapping = wrapped.body.wrap_info.token as string;
+      for (const node of nodes) {
+        assert.equal((await node.api.call('POST', 'sys/wrapping/lookup', { body: { token: wrapping } })).status, 200);
+      }
+      const unwraps = await Promise.all(
+        nodes.flatMap((node) =>
+          Array.from({ length: 4 }, () => node.api.call('POST', 'sys/wrapping/unwrap', { body: { token: wrapping } })),
+        ),
+      );
+      const opened = unwraps.filter((u) => u.status === 200);
+      assert.equal(opened.length, 1, `round ${round}: unwrapped ${opened.length} times`);
+      assert.equal(opened[0]!.body.data.secret, `round-${round}`);
+    }
+  });
+
   it('a token revoked on one node is refused on another within a second', async () => {
     const [n1, n2] = nodes as [Node, Node, Node];
     for (let i = 0; i < 5; i++) {

@@ -7,10 +7,17 @@ import {
   issueBatchToken,
   lookupBatchToken,
 } from './batch-tokens.js';
-import { badRequest, permissionDenied } from './errors.js';
+import { retryOnConflict } from './conflict-retry.js';
+import { badRequest, CofreError, permissionDenied } from './errors.js';
 import { KeyLocks } from './key-locks.js';
 import type { Storage, StorageOp } from './storage.js';
-import { getJson, jsonBytes } from './storage-view.js';
+import { getJson, jsonBytes, parseJson } from './storage-view.js';
+
+/** What a change of a stored token entry writes (nothing when `entry` is absent) and answers. */
+interface ChangeOutcome<T> {
+  entry?: TokenEntry;
+  result: T;
+}
 
 /** What the store keeps of a token. The token string itself is never stored: entries are keyed by its salted hash. */
 export interface TokenEntry {
@@ -261,19 +268,20 @@ export class TokenStore {
   }
 
   /**
-   * Counts one use of a limited-use token, under the token's lock and from its latest entry, so concurrent
-   * requests cannot both take the same use. Throws when no use is left. Returns true when this was the last use:
-   * the caller revokes the token once its request is done (the request itself may still need the entry).
+   * Counts one use of a limited-use token, from its latest stored entry, so concurrent requests cannot both take
+   * the same use, on this node (the token's lock) or on others (changeStored). Throws when no use is left. Returns
+   * true when this was the last use: the caller revokes the token once its request is done (the request itself
+   * may still need the entry).
    */
   async use(entry: TokenEntry): Promise<boolean> {
     if (entry.numUses === 0) return false; // unlimited tokens never become limited
-    return this.locks.run(entry.hash, async () => {
-      const current = await this.current(entry.hash);
-      if (!current || current.numUses < 0) throw permissionDenied('permission denied: invalid or expired token');
-      const next = { ...current, numUses: current.numUses === 1 ? LAST_USE_TAKEN : current.numUses - 1 };
-      await this.write(next);
-      return next.numUses === LAST_USE_TAKEN;
-    });
+    return this.locks.run(entry.hash, () =>
+      this.changeStored(entry.hash, (current) => {
+        if (!current || current.numUses < 0) throw permissionDenied('permission denied: invalid or expired token');
+        const next = { ...current, numUses: current.numUses === 1 ? LAST_USE_TAKEN : current.numUses - 1 };
+        return { entry: next, result: next.numUses === LAST_USE_TAKEN };
+      }),
+    );
   }
 
   /**
@@ -282,22 +290,25 @@ export class TokenStore {
    */
   async renew(entry: TokenEntry, increment: number, maxTtl: number): Promise<TokenEntry> {
     return this.locks.run(entry.hash, async () => {
-      const current = await this.current(entry.hash);
-      if (!current || current.numUses === REVOCATION_PENDING) throw badRequest('invalid token');
-      if (!current.renewable) throw badRequest('invalid lease ID: lease is not renewable');
-      if (current.creationTtl === 0) return current; // a token without TTL never expires: nothing to extend
-      const now = Date.now();
-      let ttl = current.period || increment || current.creationTtl;
-      if (maxTtl > 0 && !current.period) ttl = Math.min(ttl, maxTtl);
-      let expireTime = now + ttl * 1000;
-      if (current.explicitMaxTtl > 0) {
-        expireTime = Math.min(expireTime, (current.creationTime + current.explicitMaxTtl) * 1000);
-      }
-      const parent = current.parentHash ? await this.current(current.parentHash) : undefined;
-      if (parent && parent.expireTime > 0) expireTime = Math.min(expireTime, parent.expireTime);
-      const renewed = { ...current, expireTime };
-      await this.write(renewed);
-      await this.lifecycle.expires(renewed);
+      // From the stored entry, checked at commit: a renewal must not write back a use another node took meanwhile.
+      const { renewed, changed } = await this.changeStored(entry.hash, async (current) => {
+        if (!current || current.numUses === REVOCATION_PENDING) throw badRequest('invalid token');
+        if (!current.renewable) throw badRequest('invalid lease ID: lease is not renewable');
+        // A token without TTL never expires: nothing to extend.
+        if (current.creationTtl === 0) return { result: { renewed: current, changed: false } };
+        const now = Date.now();
+        let ttl = current.period || increment || current.creationTtl;
+        if (maxTtl > 0 && !current.period) ttl = Math.min(ttl, maxTtl);
+        let expireTime = now + ttl * 1000;
+        if (current.explicitMaxTtl > 0) {
+          expireTime = Math.min(expireTime, (current.creationTime + current.explicitMaxTtl) * 1000);
+        }
+        const parent = current.parentHash ? await this.current(current.parentHash) : undefined;
+        if (parent && parent.expireTime > 0) expireTime = Math.min(expireTime, parent.expireTime);
+        const next = { ...current, expireTime };
+        return { entry: next, result: { renewed: next, changed: true } };
+      });
+      if (changed) await this.lifecycle.expires(renewed);
       return renewed;
     });
   }
@@ -316,10 +327,7 @@ export class TokenStore {
   async revokeOrphan(hash: string): Promise<void> {
     const entry = await this.markRevoking(hash);
     await this.drainChildren(hash, (child) =>
-      this.locks.run(child, async () => {
-        const current = await this.current(child);
-        if (current) await this.write({ ...current, parentHash: '' });
-      }),
+      this.locks.run(child, () => this.changeStored(child, (current) => orphaned(current, undefined))),
     );
     await this.revokeOne(hash, entry);
   }
@@ -391,10 +399,7 @@ export class TokenStore {
       for (const child of await this.storage.list(`parent/${parentHash}/`)) {
         const entry = await indexed(child);
         if (entry && !parentLive) {
-          await this.locks.run(child, async () => {
-            const current = await this.current(child);
-            if (current && current.parentHash === parentHash) await this.write({ ...current, parentHash: '' });
-          });
+          await this.locks.run(child, () => this.changeStored(child, (current) => orphaned(current, parentHash)));
         }
         if (!entry || !parentLive) {
           await this.storage.delete(`parent/${parentHash}/${child}`);
@@ -492,10 +497,35 @@ export class TokenStore {
     await this.storage.transaction(ops);
   }
 
-  /** Only under the token's lock, after checking it is not being revoked. */
-  private async write(entry: TokenEntry): Promise<void> {
-    await this.storage.put(`id/${entry.hash}`, jsonBytes(entry));
-    this.remember(entry);
+  /**
+   * A change of a token's entry made from what storage holds now, past every cache, and committed only if the entry
+   * is still that (a check op), else made again from the newer one: this node's token lock does not keep other
+   * nodes out, and two nodes both taking a token's last use would have let it be used (a wrapped answer unwrapped)
+   * twice. `change` answers the entry to write, if any, and the result. Run under the token's lock.
+   */
+  private changeStored<T>(
+    hash: string,
+    change: (current: TokenEntry | undefined) => ChangeOutcome<T> | Promise<ChangeOutcome<T>>,
+  ): Promise<T> {
+    const key = `id/${hash}`;
+    return retryOnConflict(
+      async () => {
+        const stored = this.revoked.has(hash) ? undefined : await this.fresh.get(key);
+        const entry = stored === undefined ? undefined : parseJson<TokenEntry>(stored);
+        const indexed = entry && (await this.fresh.get(`accessor/${this.hashOf(entry.accessor)}`));
+        const current = indexed && Buffer.from(indexed).toString('utf8') === hash ? entry : undefined;
+        const outcome = await change(current);
+        if (outcome.entry) {
+          await this.fresh.transaction([
+            { op: 'check', key, value: stored ?? null },
+            { op: 'put', key, value: jsonBytes(outcome.entry) },
+          ]);
+          this.remember(outcome.entry);
+        }
+        return outcome.result;
+      },
+      () => new CofreError(409, 'the token kept changing on other nodes while this request used it: try again'),
+    );
   }
 
   private batchContext(): BatchContext | undefined {
@@ -514,4 +544,10 @@ export class TokenStore {
     if (this.cache.size >= MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(entry.hash, entry);
   }
+}
+
+/** A child that loses its parent keeps the rest of its entry as stored (its uses above all); `of`: only this one's. */
+function orphaned(current: TokenEntry | undefined, of: string | undefined): ChangeOutcome<void> {
+  if (!current || (of !== undefined && current.parentHash !== of)) return { result: undefined };
+  return { entry: { ...current, parentHash: '' }, result: undefined };
 }

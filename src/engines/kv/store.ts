@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CofreError } from '../../core/errors.js';
-import { isStorageConflict, type Storage, type StorageOp } from '../../core/storage.js';
+import { retryOnConflict } from '../../core/conflict-retry.js';
+import type { Storage, StorageOp } from '../../core/storage.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import { getJson, jsonBytes, parseJson, putJson } from '../../core/storage-view.js';
 
@@ -127,20 +127,13 @@ export class KvStore {
    * one save.
    */
   withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
-    return this.state.locks.run(path, async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await fn();
-        } catch (err) {
-          if (!isStorageConflict(err)) throw err;
-          if (attempt >= WRITE_ATTEMPTS) {
-            throw new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again');
-          }
-          // Nodes racing in step would collide again: a few random milliseconds set them apart.
-          await sleep(Math.random() * 2 * attempt);
-        }
-      }
-    });
+    return this.state.locks.run(path, () =>
+      retryOnConflict(
+        fn,
+        () => new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again'),
+        WRITE_ATTEMPTS,
+      ),
+    );
   }
 
   async getMeta(path: string): Promise<KeyMeta | undefined> {
