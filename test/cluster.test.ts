@@ -129,7 +129,10 @@ describe('three nodes on one PostgreSQL', () => {
       );
       const served = tries.filter((t) => t.status === 200).length;
       assert.ok(served <= 3, `round ${round}: ${served} requests served with a token of 3 uses`);
-      assert.ok(tries.every((t) => t.status === 200 || t.status === 403), tries.map((t) => t.status).join(' '));
+      assert.ok(
+        tries.every((t) => t.status === 200 || t.status === 403),
+        tries.map((t) => t.status).join(' '),
+      );
 
       const wrapped = await nodes[0]!.api.call('POST', 'sys/wrapping/wrap', {
         body: { secret: `round-${round}` },
@@ -148,6 +151,42 @@ describe('three nodes on one PostgreSQL', () => {
       const opened = unwraps.filter((u) => u.status === 200);
       assert.equal(opened.length, 1, `round ${round}: unwrapped ${opened.length} times`);
       assert.equal(opened[0]!.body.data.secret, `round-${round}`);
+    }
+  });
+
+  it('logins racing on three nodes with a secret ID of 2 uses: exactly 2 log in', async () => {
+    const [n1] = nodes as [Node, Node, Node];
+    assert.equal((await n1.api.call('POST', 'sys/auth/approle', { body: { type: 'approle' } })).status, 204);
+    const role = await n1.api.call('POST', 'auth/approle/role/racer', { body: { secret_id_num_uses: 2 } });
+    assert.equal(role.status, 204, role.text);
+    const roleId = (await n1.api.call('GET', 'auth/approle/role/racer/role-id')).body.data.role_id as string;
+    for (let round = 0; round < 3; round++) {
+      const secretId = (await n1.api.call('POST', 'auth/approle/role/racer/secret-id')).body.data.secret_id as string;
+      const login = (node: Node) =>
+        node.api.call('POST', 'auth/approle/login', { token: '', body: { role_id: roleId, secret_id: secretId } });
+      // Each node knows the mount and has read the secret ID's entry: one more lookup of it finds it.
+      for (const node of nodes) {
+        await until(
+          `${node.name} knows the approle mount`,
+          async () =>
+            (await node.api.call('POST', 'auth/approle/role/racer/secret-id/lookup', { body: { secret_id: secretId } }))
+              .status === 200
+              ? true
+              : undefined,
+          2000,
+        );
+      }
+      const logins = await Promise.all(nodes.flatMap((node) => Array.from({ length: 8 }, () => login(node))));
+      const in_ = logins.filter((l) => l.status === 200).length;
+      assert.equal(
+        in_,
+        2,
+        `round ${round}: ${in_} logins with a secret ID of 2 uses (${logins.map((l) => l.status).join(' ')})`,
+      );
+      assert.ok(
+        logins.every((l) => l.status === 200 || l.status === 400),
+        logins.map((l) => l.text).join('\n'),
+      );
     }
   });
 

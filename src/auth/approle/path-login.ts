@@ -1,6 +1,7 @@
 import type { PathRecord, Request } from '../../core/backend.js';
 import { addressAllowed } from '../../core/cidr.js';
-import { badRequest } from '../../core/errors.js';
+import { retryOnConflict } from '../../core/conflict-retry.js';
+import { badRequest, CofreError } from '../../core/errors.js';
 import { loginAuthFrom } from '../token-fields.js';
 import { isExpired, MAX_INPUT_BYTES, type AppRole, type AppRoleStore, type SecretIdEntry } from './store.js';
 
@@ -15,8 +16,8 @@ function refuseAddress(address: string, what: string): never {
 }
 
 /**
- * Takes one use of the role's secret ID, under the secret ID's lock: a secret ID with n uses logs in n times,
- * however many logins race for it. Refuses a secret ID that does not exist, belongs to an earlier role of the
+ * Takes one use of the role's secret ID, under the secret ID's lock and checked at commit against other nodes: a
+ * secret ID with n uses logs in n times, however many logins race for it on however many nodes. Refuses a secret ID that does not exist, belongs to an earlier role of the
  * same name, has expired (and removes it) or is bound to other addresses (without taking a use).
  */
 async function consumeSecretId(store: AppRoleStore, role: AppRole, req: Request): Promise<SecretIdEntry> {
@@ -24,25 +25,22 @@ async function consumeSecretId(store: AppRoleStore, role: AppRole, req: Request)
   if (secretId === '') throw badRequest('missing secret_id');
   if (Buffer.byteLength(secretId) > MAX_INPUT_BYTES) throw badRequest(INVALID);
   const { key, secretHmac } = await store.secretKey(role.name, secretId);
-  return store.secretLocks.run(secretHmac, async () => {
-    const entry = await store.readSecret(key, secretHmac);
-    if (!entry || entry.role_uid !== role.uid) throw badRequest(INVALID);
+  const consume = async (): Promise<SecretIdEntry> => {
+    const read = await store.readSecretAsStored(key, secretHmac);
+    if (!read || read.entry.role_uid !== role.uid) throw badRequest(INVALID);
+    const { entry, stored } = read;
     if (isExpired(entry)) {
       await store.deleteSecret(key, entry);
       throw badRequest(INVALID);
     }
     if (!addressAllowed(entry.cidr_list, req.remoteAddress)) refuseAddress(req.remoteAddress, 'secret ID');
-    if (entry.secret_id_num_uses === 1) {
-      await store.deleteSecret(key, entry);
-    } else if (entry.secret_id_num_uses > 1) {
-      await store.putSecret(key, {
-        ...entry,
-        secret_id_num_uses: entry.secret_id_num_uses - 1,
-        last_updated_time: new Date().toISOString(),
-      });
-    }
+    await store.useSecret(key, entry, stored);
     return entry;
-  });
+  };
+  // Another node took a use in between: the next try reads what it left.
+  return store.secretLocks.run(secretHmac, () =>
+    retryOnConflict(consume, () => new CofreError(409, 'the secret ID kept changing on other nodes: try again')),
+  );
 }
 
 /** auth/approle/login: a role ID, and a secret ID of that role unless the role does not bind one. */

@@ -3,7 +3,7 @@ import { parseCidrs } from '../../core/cidr.js';
 import { badRequest } from '../../core/errors.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import type { Storage, StorageOp } from '../../core/storage.js';
-import { getJson, jsonBytes } from '../../core/storage-view.js';
+import { getJson, jsonBytes, parseJson } from '../../core/storage-view.js';
 import { NO_TOKEN_PARAMS, type TokenParams } from '../token-fields.js';
 
 /**
@@ -211,11 +211,43 @@ export class AppRoleStore {
 
   /** The entry stored under key, if it is the entry of that secret ID (compared in constant time). */
   async readSecret(key: string, secretHmac: string): Promise<SecretIdEntry | undefined> {
-    const entry = await getJson<SecretIdEntry>(this.storage, key);
-    if (!entry || typeof entry.secret_id_hmac !== 'string') return undefined;
-    const stored = Buffer.from(entry.secret_id_hmac, 'hex');
+    return (await this.readSecretAsStored(key, secretHmac))?.entry;
+  }
+
+  /** The same, with the bytes it was read from: what a change of it checks (useSecret). */
+  async readSecretAsStored(
+    key: string,
+    secretHmac: string,
+  ): Promise<{ entry: SecretIdEntry; stored: Uint8Array } | undefined> {
+    const stored = await this.storage.get(key);
+    const entry = stored === undefined ? undefined : parseJson<SecretIdEntry>(stored);
+    if (!stored || !entry || typeof entry.secret_id_hmac !== 'string') return undefined;
+    const known = Buffer.from(entry.secret_id_hmac, 'hex');
     const given = Buffer.from(secretHmac, 'hex');
-    return stored.length === given.length && timingSafeEqual(stored, given) ? entry : undefined;
+    return known.length === given.length && timingSafeEqual(known, given) ? { entry, stored } : undefined;
+  }
+
+  /**
+   * Takes one use of a secret ID read as `stored`: deletes it with its last use, else stores one use fewer. The
+   * commit checks that the entry is still what was read: the secret ID's lock spans this node only, and two nodes
+   * taking the last use at once would have logged in twice with it (StorageConflictError: read it again).
+   */
+  async useSecret(key: string, entry: SecretIdEntry, stored: Uint8Array): Promise<void> {
+    const check: StorageOp = { op: 'check', key, value: stored };
+    if (entry.secret_id_num_uses === 1) {
+      await this.storage.transaction([
+        check,
+        { op: 'delete', key: `accessor/${await this.hmac(entry.secret_id_accessor)}` },
+        { op: 'delete', key },
+      ]);
+    } else if (entry.secret_id_num_uses > 1) {
+      const next = {
+        ...entry,
+        secret_id_num_uses: entry.secret_id_num_uses - 1,
+        last_updated_time: new Date().toISOString(),
+      };
+      await this.storage.transaction([check, { op: 'put', key, value: jsonBytes(next) }]);
+    }
   }
 
   /** Stores a new secret ID and its accessor. Refuses a secret ID the role already has (custom-secret-id). */
@@ -237,10 +269,6 @@ export class AppRoleStore {
       { op: 'delete', key: `accessor/${await this.hmac(entry.secret_id_accessor)}` },
       { op: 'delete', key },
     ]);
-  }
-
-  async putSecret(key: string, entry: SecretIdEntry): Promise<void> {
-    await this.storage.put(key, jsonBytes(entry));
   }
 
   /** The storage key and HMAC of the secret ID an accessor names, if it belongs to this role. */
