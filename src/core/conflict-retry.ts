@@ -2,20 +2,33 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isStorageConflict } from './storage.js';
 
 /**
+ * How many tries a change gets before its caller is told to try again (409). Many: a node whose writers keep
+ * winning a hot key (its next writer finds the key's entry cached and commits first, while a loser reads it back
+ * from storage) can hold the key for as many writes as it has queued, and a loser must outlast that streak. With
+ * three nodes queueing 25 writes each on one secret, 10 tries ran out.
+ */
+export const CONFLICT_ATTEMPTS = 100;
+
+/**
  * Runs a read-modify-write again, reading anew, when its commit was refused because another writer (another node
  * of a shared store) changed what it read: its check op failed (StorageConflictError). A lock of this process
  * cannot keep the other nodes out, so the check in the commit is what does. Gives up after `attempts` tries with
  * the error `giveUp` makes, for changes that keep losing (a secret or token written on every node at once).
  */
-export async function retryOnConflict<T>(change: () => Promise<T>, giveUp: () => Error, attempts = 10): Promise<T> {
+export async function retryOnConflict<T>(
+  change: () => Promise<T>,
+  giveUp: () => Error,
+  attempts = CONFLICT_ATTEMPTS,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await change();
     } catch (err) {
       if (!isStorageConflict(err)) throw err;
       if (attempt >= attempts) throw giveUp();
-      // Writers racing in step would collide again: a few random milliseconds set them apart.
-      await sleep(Math.random() * 2 * attempt);
+      // Writers racing in step would collide again: a few random milliseconds set them apart. Not more with each
+      // try: a loser that waits longer and longer only gives the winning node more of its streak.
+      await sleep(Math.random() * 2);
     }
   }
 }

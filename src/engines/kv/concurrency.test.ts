@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CONFLICT_ATTEMPTS } from '../../core/conflict-retry.js';
 import type { Storage, StorageOp } from '../../core/storage.js';
 import { openSqliteStorage } from '../../storage/sqlite.js';
 import { kvFactory } from './index.js';
@@ -132,7 +133,7 @@ describe('kv v2 concurrency', () => {
     const write = await contested.call('write', 'data/contested', { body: { data: { v: 'never' } } });
     assert.equal(write.status, 409);
     assert.match(write.errors.join(), /kept changing on other nodes/);
-    assert.equal(attempts(), 10);
+    assert.equal(attempts(), CONFLICT_ATTEMPTS);
     const meta = await contested.call('read', 'metadata/contested');
     assert.equal(meta.data?.current_version, 1);
     const read = await contested.call('read', 'data/contested');

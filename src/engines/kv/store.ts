@@ -95,9 +95,6 @@ export class KvState {
   constructor(readonly otherWriters: () => boolean = () => true) {}
 }
 
-/** How often a change is made again after another node changed the same key first, before giving up. */
-const WRITE_ATTEMPTS = 10;
-
 export class KvStore {
   /** The metadata each path had when this store (one request) read it, as stored: what its writes check. */
   private readonly readMeta = new Map<string, Uint8Array | null>();
@@ -131,7 +128,6 @@ export class KvStore {
       retryOnConflict(
         fn,
         () => new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again'),
-        WRITE_ATTEMPTS,
       ),
     );
   }
