@@ -438,10 +438,19 @@ export class TokenStore {
    * not yet heard of the revocation) and is not a token.
    */
   private async readIndexed(hash: string): Promise<TokenEntry | undefined> {
-    const entry = await getJson<TokenEntry>(this.storage, `id/${hash}`);
-    if (!entry) return undefined;
-    const indexed = await this.storage.get(`accessor/${this.hashOf(entry.accessor)}`);
-    return indexed && Buffer.from(indexed).toString('utf8') === hash ? entry : undefined;
+    return (await this.readIndexedAsStored(hash, this.storage))?.entry;
+  }
+
+  /** The same from `from`, with the bytes the entry was read from: what a change of it checks (changeStored). */
+  private async readIndexedAsStored(
+    hash: string,
+    from: Storage,
+  ): Promise<{ entry: TokenEntry; stored: Uint8Array } | undefined> {
+    const stored = await from.get(`id/${hash}`);
+    if (stored === undefined) return undefined;
+    const entry = parseJson<TokenEntry>(stored);
+    const indexed = await from.get(`accessor/${this.hashOf(entry.accessor)}`);
+    return indexed && Buffer.from(indexed).toString('utf8') === hash ? { entry, stored } : undefined;
   }
 
   /**
@@ -510,14 +519,11 @@ export class TokenStore {
     const key = `id/${hash}`;
     return retryOnConflict(
       async () => {
-        const stored = this.revoked.has(hash) ? undefined : await this.fresh.get(key);
-        const entry = stored === undefined ? undefined : parseJson<TokenEntry>(stored);
-        const indexed = entry && (await this.fresh.get(`accessor/${this.hashOf(entry.accessor)}`));
-        const current = indexed && Buffer.from(indexed).toString('utf8') === hash ? entry : undefined;
-        const outcome = await change(current);
+        const read = this.revoked.has(hash) ? undefined : await this.readIndexedAsStored(hash, this.fresh);
+        const outcome = await change(read?.entry);
         if (outcome.entry) {
           await this.fresh.transaction([
-            { op: 'check', key, value: stored ?? null },
+            { op: 'check', key, value: read?.stored ?? null },
             { op: 'put', key, value: jsonBytes(outcome.entry) },
           ]);
           this.remember(outcome.entry);

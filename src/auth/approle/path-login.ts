@@ -17,8 +17,9 @@ function refuseAddress(address: string, what: string): never {
 
 /**
  * Takes one use of the role's secret ID, under the secret ID's lock and checked at commit against other nodes: a
- * secret ID with n uses logs in n times, however many logins race for it on however many nodes. Refuses a secret ID that does not exist, belongs to an earlier role of the
- * same name, has expired (and removes it) or is bound to other addresses (without taking a use).
+ * secret ID with n uses logs in n times, however many logins race for it on however many nodes. Refuses a secret
+ * ID that does not exist, belongs to an earlier role of the same name, has expired (and removes it) or is bound to
+ * other addresses (without taking a use).
  */
 async function consumeSecretId(store: AppRoleStore, role: AppRole, req: Request): Promise<SecretIdEntry> {
   const secretId = ((req.data.secret_id as string | undefined) ?? '').trim();

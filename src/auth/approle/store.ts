@@ -235,11 +235,7 @@ export class AppRoleStore {
   async useSecret(key: string, entry: SecretIdEntry, stored: Uint8Array): Promise<void> {
     const check: StorageOp = { op: 'check', key, value: stored };
     if (entry.secret_id_num_uses === 1) {
-      await this.storage.transaction([
-        check,
-        { op: 'delete', key: `accessor/${await this.hmac(entry.secret_id_accessor)}` },
-        { op: 'delete', key },
-      ]);
+      await this.deleteSecret(key, entry, check);
     } else if (entry.secret_id_num_uses > 1) {
       const next = {
         ...entry,
@@ -263,9 +259,10 @@ export class AppRoleStore {
     });
   }
 
-  /** Deletes a secret ID and its accessor together. Under the secret ID's lock. */
-  async deleteSecret(key: string, entry: SecretIdEntry): Promise<void> {
+  /** Deletes a secret ID and its accessor together, if `checks` hold. Under the secret ID's lock. */
+  async deleteSecret(key: string, entry: SecretIdEntry, ...checks: StorageOp[]): Promise<void> {
     await this.storage.transaction([
+      ...checks,
       { op: 'delete', key: `accessor/${await this.hmac(entry.secret_id_accessor)}` },
       { op: 'delete', key },
     ]);
