@@ -227,6 +227,8 @@ describe('operator connections', () => {
         20,
       );
     }
+    // The operator counts a write once the API server has answered it, which can be just after the Secret shows.
+    await poll('ten Secret writes counted', async () => (await counter(targetWrites)) - writes >= 10, 5_000, 20);
     assert.equal((await counter(targetWrites)) - writes, 10);
     const more = (await counter(kubeConnectionsOpened)) - opened;
     assert.ok(more <= 3, `${more} connections opened for ten syncs`);
