@@ -65,6 +65,32 @@ export function parseJson<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
 }
 
+/** Parses of stored documents, by the bytes object they came from (see parseJsonShared). */
+const sharedParses = new WeakMap<Uint8Array, unknown>();
+
+/**
+ * A stored JSON document parsed once per bytes object, for hot read paths that only look at it: the read cache
+ * hands the same bytes to every hit, so its hits share one parse instead of each parsing again (a KV read's
+ * metadata parse was 7 % of a server thread). Frozen throughout, since every later reader of those bytes gets the
+ * same object: whoever needs to change it parses its own copy with parseJson.
+ */
+export function parseJsonShared<T>(bytes: Uint8Array): T {
+  let parsed = sharedParses.get(bytes);
+  if (parsed === undefined) {
+    parsed = deepFreeze(parseJson<unknown>(bytes));
+    sharedParses.set(bytes, parsed);
+  }
+  return parsed as T;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function jsonBytes(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }

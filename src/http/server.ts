@@ -238,19 +238,21 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
 
   // Any API answer may hold a secret or a token, error answers included: no cache may keep one (as Vault marks
   // every response). onSend sees every reply sent through Fastify; the event stream and the raw 405s set their own.
-  app.addHook('onSend', async (_req, reply, payload) => {
+  // The hooks take callbacks rather than being async: Fastify runs an async hook through a promise of its own,
+  // per request.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     reply.header('cache-control', 'no-store');
     // Vault answers "application/json" without a charset, and hvac reads errors only under that exact type.
     if (String(reply.getHeader('content-type') ?? '').startsWith('application/json;')) {
       reply.header('content-type', 'application/json');
     }
-    return payload;
+    done(null, payload);
   });
 
   if (opts.requestLog) logRequests(app);
-  app.addHook('onResponse', async (req, reply) => {
-    opts.metrics.requests.inc({ method: req.method, code: String(reply.statusCode) });
-    opts.metrics.duration.observe({ method: req.method }, reply.elapsedTime / 1000);
+  app.addHook('onResponse', (req, reply, done) => {
+    opts.metrics.recordRequest(req.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   app.route({

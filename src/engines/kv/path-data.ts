@@ -30,7 +30,7 @@ export function dataPaths(state: KvState): PathRecord[] {
 
   const read = async (req: Request, path: string, retried = false): Promise<Response> => {
     const store = storeOf(req);
-    const meta = await store.getMeta(path);
+    const meta = await store.viewMeta(path);
     if (!meta) throw notFound();
     const requested = intParam(req, 'version');
     const version = requested > 0 ? requested : meta.current_version;
@@ -39,7 +39,7 @@ export function dataPaths(state: KvState): PathRecord[] {
     const metadata = versionView(meta, version, vm);
     // A deleted or destroyed version answers 404 but still tells its metadata, as Vault does.
     if (vm.destroyed || isDeleted(vm)) return { status: 404, data: { data: null, metadata } };
-    const data = await store.getVersionData(path, version);
+    const data = await store.viewVersionData(path, version);
     if (data === undefined) {
       // Reads take no lock: a concurrent write may have trimmed or destroyed this version between our two reads.
       // Reading the metadata again shows what happened.
@@ -136,7 +136,7 @@ export function dataPaths(state: KvState): PathRecord[] {
       // create vs update for ACL: the key exists once it has metadata, even with every version deleted.
       exists: async (req) => {
         const path = req.params.path ?? '';
-        return path !== '' && (await storeOf(req).getMeta(path)) !== undefined;
+        return path !== '' && (await storeOf(req).viewMeta(path)) !== undefined;
       },
     },
   ];

@@ -17,7 +17,7 @@ export function metadataPaths(state: KvState): PathRecord[] {
   const storeOf = (req: Request): KvStore => new KvStore(req.storage, state);
 
   const read = async (req: Request): Promise<Response> => {
-    const meta = await storeOf(req).getMeta(secretPath(req));
+    const meta = await storeOf(req).viewMeta(secretPath(req));
     if (!meta) throw notFound();
     const versions: Record<string, unknown> = {};
     for (const [n, vm] of Object.entries(meta.versions)) {
@@ -167,7 +167,7 @@ export function metadataPaths(state: KvState): PathRecord[] {
       operations: { read, list, create: write, update: write, patch, delete: remove },
       exists: async (req) => {
         const path = req.params.path ?? '';
-        return path !== '' && (await storeOf(req).getMeta(path)) !== undefined;
+        return path !== '' && (await storeOf(req).viewMeta(path)) !== undefined;
       },
     },
   ];

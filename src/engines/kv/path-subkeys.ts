@@ -12,7 +12,7 @@ export function subkeysPaths(state: KvState): PathRecord[] {
   const read = async (req: Request, retried = false): Promise<Response> => {
     const path = secretPath(req);
     const store = new KvStore(req.storage, state);
-    const meta = await store.getMeta(path);
+    const meta = await store.viewMeta(path);
     if (!meta) throw notFound();
     const requested = intParam(req, 'version');
     const version = requested > 0 ? requested : meta.current_version;
@@ -20,7 +20,7 @@ export function subkeysPaths(state: KvState): PathRecord[] {
     if (!vm) throw notFound();
     const metadata = versionView(meta, version, vm);
     if (vm.destroyed || isDeleted(vm)) return { status: 404, data: { subkeys: null, metadata } };
-    const data = await store.getVersionData(path, version);
+    const data = await store.viewVersionData(path, version);
     if (data === undefined) {
       // Lock-free read raced a trim or destroy: the metadata read again tells which (see data/).
       if (!retried) return read(req, true);

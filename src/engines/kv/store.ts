@@ -2,7 +2,7 @@ import { CofreError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/conflict-retry.js';
 import type { Storage, StorageOp } from '../../core/storage.js';
 import { KeyLocks } from '../../core/key-locks.js';
-import { getJson, jsonBytes, parseJson, putJson } from '../../core/storage-view.js';
+import { getJson, jsonBytes, parseJson, parseJsonShared, putJson } from '../../core/storage-view.js';
 
 /**
  * The KV v2 storage layout, one mount's view:
@@ -136,6 +136,21 @@ export class KvStore {
     const stored = await this.storage.get(metaKey(path));
     this.readMeta.set(path, stored ?? null);
     return stored === undefined ? undefined : parseJson<KeyMeta>(stored);
+  }
+
+  /**
+   * The metadata of `path` for a caller that only looks at it (reads, existence checks): frozen and shared with
+   * every other reader of the same stored bytes. It records nothing for a later write's check.
+   */
+  async viewMeta(path: string): Promise<Readonly<KeyMeta> | undefined> {
+    const stored = await this.storage.get(metaKey(path));
+    return stored === undefined ? undefined : parseJsonShared<KeyMeta>(stored);
+  }
+
+  /** A version's data to answer with, never to change: frozen and shared like viewMeta's. */
+  async viewVersionData(path: string, version: number): Promise<Readonly<Record<string, unknown>> | undefined> {
+    const stored = await this.storage.get(versionKey(path, version));
+    return stored === undefined ? undefined : parseJsonShared<{ data: Record<string, unknown> }>(stored).data;
   }
 
   /** The check that the metadata of `path` is still what getMeta read (none if it was not read). */
