@@ -136,7 +136,7 @@ export function dataPaths(state: KvState): PathRecord[] {
       // create vs update for ACL: the key exists once it has metadata, even with every version deleted.
       exists: async (req) => {
         const path = req.params.path ?? '';
-        return path !== '' && (await storeOf(req).viewMeta(path)) !== undefined;
+        return path !== '' && (await storeOf(req).hasMeta(path));
       },
     },
   ];

@@ -167,7 +167,7 @@ export function metadataPaths(state: KvState): PathRecord[] {
       operations: { read, list, create: write, update: write, patch, delete: remove },
       exists: async (req) => {
         const path = req.params.path ?? '';
-        return path !== '' && (await storeOf(req).viewMeta(path)) !== undefined;
+        return path !== '' && (await storeOf(req).hasMeta(path));
       },
     },
   ];

@@ -138,8 +138,13 @@ export class KvStore {
     return stored === undefined ? undefined : parseJson<KeyMeta>(stored);
   }
 
+  /** Whether `path` has metadata (the existence check of a write): nothing is parsed. */
+  async hasMeta(path: string): Promise<boolean> {
+    return (await this.storage.get(metaKey(path))) !== undefined;
+  }
+
   /**
-   * The metadata of `path` for a caller that only looks at it (reads, existence checks): frozen and shared with
+   * The metadata of `path` for a caller that only looks at it (reads): frozen and shared with
    * every other reader of the same stored bytes. It records nothing for a later write's check.
    */
   async viewMeta(path: string): Promise<Readonly<KeyMeta> | undefined> {
