@@ -154,6 +154,58 @@ describe('three nodes on one PostgreSQL', () => {
     }
   });
 
+  it('uses of a limited token racing its revocation on another node: none is served once the revoke is acknowledged', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    for (let round = 0; round < 3; round++) {
+      const created = await n1.api.call('POST', 'auth/token/create', {
+        body: { policies: ['default'], num_uses: 10_000 },
+      });
+      const token = created.body.auth.client_token as string;
+      // Each node has the entry cached, as a token in use is: only the use itself reads past the cache.
+      for (const node of nodes) {
+        assert.equal((await node.api.call('GET', 'auth/token/lookup-self', { token })).status, 200);
+      }
+      let revokedAt = Infinity;
+      const tries: { startedAt: number; status: number }[] = [];
+      // Four callers per node, each asking again as soon as it has its answer, until well after the revocation.
+      const caller = async (node: Node): Promise<void> => {
+        for (let i = 0; i < 40; i++) {
+          const startedAt = performance.now();
+          const res = await node.api.call('GET', 'auth/token/lookup-self', { token });
+          tries.push({ startedAt, status: res.status });
+        }
+      };
+      const callers = Promise.all([n2, n3, n2, n3, n2, n3, n2, n3].map(caller));
+      await new Promise((resolve) => setTimeout(resolve, 20 + round * 15));
+      const revoked = await n1.api.call('POST', 'auth/token/revoke', { body: { token } });
+      revokedAt = performance.now();
+      assert.equal(revoked.status, 204, revoked.text);
+      await callers;
+
+      const statuses = tries.map((t) => t.status);
+      assert.ok(
+        statuses.every((s) => s === 200 || s === 403),
+        statuses.join(' '),
+      );
+      const after = tries.filter((t) => t.startedAt > revokedAt);
+      const servedAfter = after.filter((t) => t.status === 200).length;
+      assert.equal(
+        servedAfter,
+        0,
+        `round ${round}: ${servedAfter} of ${after.length} requests sent after the revoke served`,
+      );
+      // The race took place: the token served before its revocation and was refused after it.
+      assert.ok(statuses.includes(200) && after.length > 0, `round ${round}: ${statuses.join(' ')}`);
+      // No use that raced the revocation wrote the token back: once every node has heard, it is gone everywhere.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const node of nodes) {
+        assert.equal((await node.api.call('GET', 'auth/token/lookup-self', { token })).status, 403, node.name);
+        const looked = await node.api.call('POST', 'auth/token/lookup', { body: { token } });
+        assert.notEqual(looked.status, 200, `${node.name}: ${looked.text}`);
+      }
+    }
+  });
+
   it('logins racing on three nodes with a secret ID of 2 uses: exactly 2 log in', async () => {
     const [n1] = nodes as [Node, Node, Node];
     assert.equal((await n1.api.call('POST', 'sys/auth/approle', { body: { type: 'approle' } })).status, 204);
