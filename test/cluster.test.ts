@@ -206,6 +206,69 @@ describe('three nodes on one PostgreSQL', () => {
     }
   });
 
+  it('renewals of a lease racing its revocation on another node never write the lease back', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const put = (path: string, body: unknown) => n1.api.call('PUT', path, { body });
+    assert.equal((await put('sys/mounts/dbrace', { type: 'database' })).status, 204);
+    const config = await put('dbrace/config/pg', {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
+      username: db.user,
+      password: db.password,
+      allowed_roles: '*',
+    });
+    assert.equal(config.status, 204, config.text);
+    const role = await put('dbrace/roles/racer', {
+      db_name: 'pg',
+      creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`],
+      // A renewal that takes a moment and touches no role (as a renewal that only logs would): a revocation on
+      // another node drops the user and forgets the lease meanwhile, and the renewal then writes its record.
+      renew_statements: ['SELECT pg_sleep(0.03)'],
+      default_ttl: 600,
+      max_ttl: 3600,
+    });
+    assert.equal(role.status, 204, role.text);
+    for (let round = 0; round < 4; round++) {
+      const creds = await n1.api.call('GET', 'dbrace/creds/racer');
+      assert.equal(creds.status, 200, creds.text);
+      const leaseId = creds.body.lease_id as string;
+      const username = creds.body.data.username as string;
+      for (const node of nodes) {
+        const known = await until(
+          `${node.name} knows the lease`,
+          async () =>
+            (await node.api.call('PUT', 'sys/leases/lookup', { body: { lease_id: leaseId } })).status === 200
+              ? true
+              : undefined,
+          2000,
+        );
+        assert.ok(known);
+      }
+      const renewals: number[] = [];
+      const renewer = async (node: Node): Promise<void> => {
+        for (let i = 0; i < 4; i++) {
+          const res = await node.api.call('PUT', 'sys/leases/renew', { body: { lease_id: leaseId, increment: 300 } });
+          renewals.push(res.status);
+        }
+      };
+      const renewing = Promise.all([renewer(n2), renewer(n3)]);
+      await sleep(10 + round * 20);
+      const revoked = await n1.api.call('PUT', 'sys/leases/revoke', { body: { lease_id: leaseId } });
+      assert.equal(revoked.status, 204, revoked.text);
+      await renewing;
+      assert.ok(
+        renewals.every((s) => s === 200 || s === 400),
+        renewals.join(' '),
+      );
+      await sleep(300);
+      for (const node of nodes) {
+        const looked = await node.api.call('PUT', 'sys/leases/lookup', { body: { lease_id: leaseId } });
+        assert.notEqual(looked.status, 200, `round ${round}, ${node.name} still has the revoked lease: ${looked.text}`);
+      }
+      assert.equal((await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).length, 0);
+    }
+  });
+
   it('logins racing on three nodes with a secret ID of 2 uses: exactly 2 log in', async () => {
     const [n1] = nodes as [Node, Node, Node];
     assert.equal((await n1.api.call('POST', 'sys/auth/approle', { body: { type: 'approle' } })).status, 204);

@@ -148,12 +148,16 @@ export class Core {
     this.mounts.registerInvalidation(this.invalidation, () => this.reloadMounts());
     const tokenLeases = tokenSecretType(() => this.tokens);
     const leaseView = new StorageView(this.barrier, 'sys/expire/');
-    this.expiration = new ExpirationManager(leaseView, (prefix, type) => {
-      if (type === TOKEN_LEASE_TYPE) return { secretType: tokenLeases, storage: this.barrier };
-      const mounted = this.mounts.match(prefix);
-      const secretType = mounted?.prefix === prefix ? mounted.backend.secrets?.[type] : undefined;
-      return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
-    });
+    this.expiration = new ExpirationManager(
+      leaseView,
+      (prefix, type) => {
+        if (type === TOKEN_LEASE_TYPE) return { secretType: tokenLeases, storage: this.barrier };
+        const mounted = this.mounts.match(prefix);
+        const secretType = mounted?.prefix === prefix ? mounted.backend.secrets?.[type] : undefined;
+        return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
+      },
+      new StorageView(this.barrier.uncached(), leaseView.prefix),
+    );
     this.invalidation.on(leaseView.prefix, this.expiration.invalidation);
     const tokenView = new StorageView(this.barrier, 'sys/token/');
     this.tokens = new TokenStore(

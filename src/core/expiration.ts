@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { InvalidationHandler } from './invalidation.js';
 import type { LeaseContext, NewSecret, SecretType } from './backend.js';
-import { badRequest } from './errors.js';
+import { retryOnConflict } from './conflict-retry.js';
+import { badRequest, CofreError } from './errors.js';
 import type { Storage, StorageOp } from './storage.js';
 import { TOKEN_LEASE_TYPE } from './token-leases.js';
-import { getJson, jsonBytes } from './storage-view.js';
+import { getJson, jsonBytes, parseJson } from './storage-view.js';
 
 /** Vault's system defaults: 32 days for both the default and the maximum lease TTL. */
 export const SYSTEM_DEFAULT_TTL = 768 * 3600;
@@ -38,6 +39,12 @@ export interface LeaseEntry {
 }
 
 /** How the manager finds the secret type of a lease: the mount may have been disabled or be mounted again. */
+/** A lease as read from storage, with the bytes it was read from. */
+interface StoredLease {
+  entry: LeaseEntry;
+  stored: Uint8Array;
+}
+
 export type SecretTypeResolver = (
   mountPrefix: string,
   type: string,
@@ -83,9 +90,14 @@ export class ExpirationManager {
   /** Leases being stored by register(), each with its mount prefix: an unmount waits for those of its mount. */
   private readonly registering = new Map<Promise<void>, string>();
 
+  /**
+   * `fresh`: the same entries read past every cache, for the changes of a lease that another node may be making at
+   * the same moment (a renewal here, a revocation there): they read what is stored and commit with a check of it.
+   */
   constructor(
     private readonly storage: Storage,
     private readonly resolve: SecretTypeResolver,
+    private readonly fresh: Storage = storage,
   ) {}
 
   /** Loads every persisted lease and arms its timer; expired ones are revoked at once. */
@@ -247,21 +259,37 @@ export class ExpirationManager {
 
   /** Extends a lease by `increment` seconds from now (0: its original TTL), never past its max TTL. */
   async renew(leaseId: string, increment: number): Promise<LeaseEntry> {
-    const entry = await this.mustRead(leaseId);
-    // As Vault: a token is renewed through auth/token/renew*, which applies the token's own limits.
-    if (entry.secretType === TOKEN_LEASE_TYPE) throw badRequest('tokens cannot be renewed through this endpoint');
-    const target = this.resolve(entry.mountPrefix, entry.secretType);
-    if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || this.inFlight.has(leaseId)) {
-      throw badRequest('lease is not renewable');
-    }
-    const now = Date.now();
-    if (entry.expireTime <= now) throw badRequest('lease expired');
-    const ttlMs = increment > 0 ? increment * 1000 : entry.expireTime - (entry.lastRenewalTime || entry.issueTime);
-    const renewed = { ...entry, expireTime: Math.min(now + ttlMs, entry.maxExpireTime), lastRenewalTime: now };
-    await target.secretType.renew(this.context(renewed, target.storage));
-    await this.storage.put(idKey(leaseId), jsonBytes(renewed));
-    this.schedule(renewed);
-    return renewed;
+    // Committed with a check of the entry it read: a renewal must not write back a lease that another node revoked
+    // (or renewed) meanwhile. Tried again from the stored entry when it did, which then answers "invalid lease".
+    return retryOnConflict(
+      async () => {
+        const { entry, stored } = await this.mustReadStored(leaseId);
+        // As Vault: a token is renewed through auth/token/renew*, which applies the token's own limits.
+        if (entry.secretType === TOKEN_LEASE_TYPE) throw badRequest('tokens cannot be renewed through this endpoint');
+        const target = this.resolve(entry.mountPrefix, entry.secretType);
+        if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || this.inFlight.has(leaseId)) {
+          throw badRequest('lease is not renewable');
+        }
+        const now = Date.now();
+        if (entry.expireTime <= now) throw badRequest('lease expired');
+        const ttlMs = increment > 0 ? increment * 1000 : entry.expireTime - (entry.lastRenewalTime || entry.issueTime);
+        const renewed = { ...entry, expireTime: Math.min(now + ttlMs, entry.maxExpireTime), lastRenewalTime: now };
+        try {
+          await target.secretType.renew(this.context(renewed, target.storage));
+        } catch (err) {
+          // Revoked meanwhile by another node, whose revocation took what the renewal changes (a dropped user).
+          if (!(await this.readStored(leaseId))) throw badRequest('invalid lease');
+          throw err;
+        }
+        await this.fresh.transaction([
+          { op: 'check', key: idKey(leaseId), value: stored },
+          { op: 'put', key: idKey(leaseId), value: jsonBytes(renewed) },
+        ]);
+        this.schedule(renewed);
+        return renewed;
+      },
+      () => new CofreError(409, 'the lease kept changing on other nodes while it was renewed: try again'),
+    );
   }
 
   /** Revokes through the backend, then forgets the lease. A failure is kept for retry and thrown. */
@@ -340,28 +368,34 @@ export class ExpirationManager {
   }
 
   private async revokeNow(leaseId: string): Promise<void> {
-    const entry = await this.read(leaseId);
-    if (!entry) {
+    const read = await this.readStored(leaseId);
+    if (!read) {
       this.disarm(leaseId);
       return;
     }
+    const { entry } = read;
     const target = this.resolve(entry.mountPrefix, entry.secretType);
     try {
       if (!target) throw new Error(`no secrets engine of the lease is mounted at "${entry.mountPrefix}"`);
       await target.secretType.revoke(this.context(entry, target.storage));
     } catch (err) {
-      await this.recordFailure(entry, err);
+      await this.recordFailure(read, err);
       throw badRequest(`failed to revoke lease "${leaseId}": ${messageOf(err)}`);
     }
     await this.forget(leaseId, entry);
     this.stats.revoked++;
   }
 
-  private async recordFailure(entry: LeaseEntry, err: unknown): Promise<void> {
+  private async recordFailure({ entry, stored }: StoredLease, err: unknown): Promise<void> {
     this.stats.revokeFailures++;
     const attempts = entry.revokeAttempts + 1;
     const failed = { ...entry, revokeAttempts: attempts, lastRevokeError: messageOf(err) };
-    await this.storage.put(idKey(entry.leaseId), jsonBytes(failed)).catch(() => undefined);
+    // Only onto the entry the revocation read: one that another node revoked meanwhile stays gone.
+    const ops: StorageOp[] = [
+      { op: 'check', key: idKey(entry.leaseId), value: stored },
+      { op: 'put', key: idKey(entry.leaseId), value: jsonBytes(failed) },
+    ];
+    await this.fresh.transaction(ops).catch(() => undefined);
     if (!this.running) return;
     this.retrying.add(entry.leaseId);
     const delay = Math.min(1000 * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
@@ -426,6 +460,19 @@ export class ExpirationManager {
 
   private read(leaseId: string): Promise<LeaseEntry | undefined> {
     return getJson<LeaseEntry>(this.storage, idKey(leaseId));
+  }
+
+  /** The lease as stored now, past every cache, with the bytes it was read from (what a change of it checks). */
+  private async readStored(leaseId: string): Promise<StoredLease | undefined> {
+    const stored = await this.fresh.get(idKey(leaseId));
+    return stored === undefined ? undefined : { entry: parseJson<LeaseEntry>(stored), stored };
+  }
+
+  private async mustReadStored(leaseId: string): Promise<StoredLease> {
+    if (typeof leaseId !== 'string' || leaseId === '') throw badRequest('missing lease ID');
+    const read = await this.readStored(leaseId);
+    if (!read) throw badRequest('invalid lease');
+    return read;
   }
 
   private async mustRead(leaseId: string): Promise<LeaseEntry> {
