@@ -44,6 +44,21 @@ describe('three nodes on one PostgreSQL', () => {
     }
   });
 
+  /** Mounts the database engine at `mount` on `node`, connected to the test's PostgreSQL as "pg"; returns a PUT. */
+  async function mountDatabaseEngine(node: Node, mount: string) {
+    const put = (path: string, body: unknown) => node.api.call('PUT', path, { body });
+    assert.equal((await put(`sys/mounts/${mount}`, { type: 'database' })).status, 204);
+    const config = await put(`${mount}/config/pg`, {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
+      username: db.user,
+      password: db.password,
+      allowed_roles: '*',
+    });
+    assert.equal(config.status, 204, config.text);
+    return put;
+  }
+
   after(async () => {
     await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
     await db?.stop();
@@ -208,16 +223,7 @@ describe('three nodes on one PostgreSQL', () => {
 
   it('renewals of a lease racing its revocation on another node never write the lease back', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
-    const put = (path: string, body: unknown) => n1.api.call('PUT', path, { body });
-    assert.equal((await put('sys/mounts/dbrace', { type: 'database' })).status, 204);
-    const config = await put('dbrace/config/pg', {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
-      username: db.user,
-      password: db.password,
-      allowed_roles: '*',
-    });
-    assert.equal(config.status, 204, config.text);
+    const put = await mountDatabaseEngine(n1, 'dbrace');
     const role = await put('dbrace/roles/racer', {
       db_name: 'pg',
       creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`],
@@ -432,16 +438,7 @@ describe('three nodes on one PostgreSQL', () => {
     await db.query('CREATE TABLE IF NOT EXISTS revocations (name text)');
     const leader = await until('a leader is elected', () => leaderOf(nodes), 10_000);
     const follower = nodes.find((n) => n !== leader)!;
-    const put = (path: string, body: unknown) => follower.api.call('PUT', path, { body });
-    assert.equal((await put('sys/mounts/database', { type: 'database' })).status, 204);
-    const config = await put('database/config/pg', {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
-      username: db.user,
-      password: db.password,
-      allowed_roles: '*',
-    });
-    assert.equal(config.status, 204, config.text);
+    const put = await mountDatabaseEngine(follower, 'database');
     await put('database/roles/short', {
       db_name: 'pg',
       creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`],
