@@ -11,8 +11,8 @@
 // PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
 // each node, their rates added and the worse of their percentiles taken). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -239,6 +239,9 @@ function parseWrk(out: string): Run {
   };
 }
 
+/** The page cache's data not yet written back (Linux). */
+const dirtyKiB = (): string => /^Dirty:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? '?';
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
@@ -273,7 +276,13 @@ async function main(): Promise<void> {
         const order = round % 2 === 1 ? servers : [...servers].reverse();
         const runs: Record<string, Run> = {};
         for (const s of order) {
-          log(`round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)})`);
+          // Each run starts with nothing left to write back: the page cache's dirty data of a run before (the other
+          // server's audit file) would be written back up to 30 s later, in the middle of this run, and ext4 makes
+          // this run's fsyncs wait for it.
+          execFileSync('sync');
+          log(
+            `round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)}, dirty ${dirtyKiB()} KiB)`,
+          );
           runs[s.name] = await wrk(s, kind, dir);
         }
         rows.push({ round, kind, cofre: runs.Cofre!, openbao: runs.OpenBao! });
