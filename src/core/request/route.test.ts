@@ -36,6 +36,12 @@ describe('routing', () => {
     assert.deepEqual(matchPath(paths, 'data/a/b')?.params, { path: 'a/b' }, 'a remembered match is not shared');
     assert.equal(matchPath(paths, 'config')?.record, config);
     assert.equal(matchPath(compilePaths({ paths: [config] } as never), 'other'), undefined);
+    // A path too long to be remembered (routing runs before the token is checked) is matched all the same.
+    const long = `data/${'a'.repeat(300)}`;
+    const once = matchPath(paths, long)!;
+    once.params.path = 'changed';
+    assert.deepEqual(matchPath(paths, long)?.params, { path: 'a'.repeat(300) });
+    assert.equal(matchPath(paths, long)?.record, data);
     // More distinct paths than are remembered: every one still routes to its own record and params.
     for (let i = 0; i < 10_000; i++) {
       const found = matchPath(paths, i % 2 ? `data/k${i}` : `x${i}`);

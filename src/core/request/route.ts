@@ -84,6 +84,11 @@ interface PathMatch {
 
 /** How many paths within one mount keep their match: enough for any working set, bounded against a flood. */
 const MATCHES_KEPT = 4096;
+/**
+ * Longer paths are matched anew each time: routing runs before the token is checked, so the paths remembered are
+ * anyone's, and a URL may be 16 KiB long (4,096 of those would be 128 MiB per mount; of these, 2 MiB at most).
+ */
+const MATCH_KEPT_PATH_MAX = 256;
 /** The matches found per mount's records (records are compiled once per mount), by path within the mount. */
 const matchesOf = new WeakMap<readonly CompiledPath[], Map<string, PathMatch | null>>();
 
@@ -93,6 +98,7 @@ const matchesOf = new WeakMap<readonly CompiledPath[], Map<string, PathMatch | n
  * server thread answering KV reads). The records never change once compiled, and a mount change compiles anew.
  */
 export function matchPath(paths: readonly CompiledPath[], relative: string): PathMatch | undefined {
+  if (relative.length > MATCH_KEPT_PATH_MAX) return firstMatch(paths, relative) ?? undefined;
   let matches = matchesOf.get(paths);
   if (!matches) matchesOf.set(paths, (matches = new Map()));
   let found = matches.get(relative);
