@@ -144,8 +144,8 @@ export class KvStore {
   }
 
   /**
-   * The metadata of `path` for a caller that only looks at it (reads): frozen and shared with
-   * every other reader of the same stored bytes. It records nothing for a later write's check.
+   * The metadata of `path` for a caller that only looks at it (reads): frozen and shared with every other reader
+   * of the same stored bytes. It records nothing for a later write's check.
    */
   async viewMeta(path: string): Promise<Readonly<KeyMeta> | undefined> {
     const stored = await this.storage.get(metaKey(path));
