@@ -44,7 +44,14 @@ export async function issueLoginToken(
     const { token, entry } = await core.tokens.createBatch({ ...spec, numUses: 0, period: 0, renewable: false });
     return authView(entry, token);
   }
+  const prefix = mounted.prefix;
   const { token, entry } = await core.tokens.create(spec);
+  // The method moved (sys/remount) while this login ran: the token names the old path, and its lease was registered
+  // after the move had revoked every lease under that path, so nothing would end it with the old mount.
+  if (mounted.prefix !== prefix) {
+    await core.tokens.revokeTree(entry.hash);
+    throw badRequest('the auth method was moved while this login ran: log in again at its new path');
+  }
   return authView(entry, token);
 }
 
