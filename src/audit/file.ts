@@ -332,8 +332,9 @@ export function fileSink(
       chain = next;
     }
     try {
-      await writeAll(fd, Buffer.from(text));
-      writtenBack.wrote(fd, text.length);
+      const bytes = Buffer.from(text);
+      await writeAll(fd, bytes);
+      writtenBack.wrote(fd, bytes.length);
     } catch (err) {
       try {
         ftruncateSync(fd, size);

@@ -38,13 +38,13 @@ export interface LeaseEntry {
   lastRevokeError: string;
 }
 
-/** How the manager finds the secret type of a lease: the mount may have been disabled or be mounted again. */
 /** A lease as read from storage, with the bytes it was read from. */
 interface StoredLease {
   entry: LeaseEntry;
   stored: Uint8Array;
 }
 
+/** How the manager finds the secret type of a lease: the mount may have been disabled or be mounted again. */
 export type SecretTypeResolver = (
   mountPrefix: string,
   type: string,
@@ -469,15 +469,13 @@ export class ExpirationManager {
   }
 
   private async mustReadStored(leaseId: string): Promise<StoredLease> {
-    if (typeof leaseId !== 'string' || leaseId === '') throw badRequest('missing lease ID');
-    const read = await this.readStored(leaseId);
+    const read = await this.readStored(givenLeaseId(leaseId));
     if (!read) throw badRequest('invalid lease');
     return read;
   }
 
   private async mustRead(leaseId: string): Promise<LeaseEntry> {
-    if (typeof leaseId !== 'string' || leaseId === '') throw badRequest('missing lease ID');
-    const entry = await this.read(leaseId);
+    const entry = await this.read(givenLeaseId(leaseId));
     if (!entry) throw badRequest('invalid lease');
     return entry;
   }
@@ -495,6 +493,12 @@ export class ExpirationManager {
     await walk(folder);
     return out;
   }
+}
+
+/** The lease ID a caller named, refused when missing. */
+function givenLeaseId(leaseId: string): string {
+  if (typeof leaseId !== 'string' || leaseId === '') throw badRequest('missing lease ID');
+  return leaseId;
 }
 
 /**
