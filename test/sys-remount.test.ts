@@ -214,10 +214,17 @@ describe('sys/remount', () => {
     await writeOk(srv.api, 'sys/mounts/stuck', { type: 'kv' });
     await writeOk(srv.api, 'stuck/keep', { v: 'kept' });
     // A lease whose revocation fails, as a database credential's does while its database is down.
+    const stuck = srv.cofre.core.mounts.get('mounts', 'stuck');
+    assert.ok(stuck);
+    stuck.backend.secrets = {
+      unreachable: {
+        revoke: () => Promise.reject(new Error('cannot reach the database')),
+      },
+    };
     const lease = await srv.cofre.core.expiration.register({
       mountPrefix: 'stuck/',
       requestPath: 'creds/x',
-      secret: { type: 'no-such-secret-type', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
+      secret: { type: 'unreachable', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
       ttl: 3600,
       maxTtl: 3600,
       tokenHash: '',

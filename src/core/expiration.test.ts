@@ -78,6 +78,31 @@ describe('ExpirationManager', () => {
     await storage.close();
   });
 
+  it('refuses a lease under a prefix where no mount revokes it (gone while its secret was made), storing nothing', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    const m = manager(storage, names.type);
+    await m.start();
+    const register = (mountPrefix: string, type: string) =>
+      m.register({
+        mountPrefix,
+        requestPath: 'creds/app',
+        secret: { type, internal: { name: 'u' }, ttl: 60, maxTtl: 0, renewable: true },
+        ttl: 60,
+        maxTtl: 60,
+        tokenHash: 'some-token',
+        tokenExpireTime: 0,
+      });
+    await assert.rejects(register('database-moved/', 'creds'), (err: Error & { status?: number }) => {
+      assert.equal(err.status, 400);
+      assert.match(err.message, /no mount there revokes it/);
+      return true;
+    });
+    await assert.rejects(register('database/', 'no-such-type'), /no mount there revokes it/);
+    assert.deepEqual(await storage.list(''), [], 'nothing stored, not even the token index');
+    m.stop();
+    await storage.close();
+  });
   it('after a restart, revokes leases that expired while it was down and arms the others', async () => {
     const storage = fresh();
     const names = liveNames();

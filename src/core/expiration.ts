@@ -163,9 +163,14 @@ export class ExpirationManager {
     tokenHash: string;
     tokenExpireTime: number;
   }): Promise<LeaseEntry> {
-    // Checked in the same synchronous step that records the registration (below): see closeMount.
+    // Checked in the same synchronous step that records the registration (below): see closeMount. A mount that is
+    // gone already (disabled or moved while the secret was made) revoked its leases before this one existed, and
+    // nothing could revoke this one later.
     if (this.closing.has(opts.mountPrefix)) {
       throw badRequest(`no new lease can be issued under "${opts.mountPrefix}": the mount is being disabled`);
+    }
+    if (!this.resolve(opts.mountPrefix, opts.secret.type)) {
+      throw badRequest(`no new lease can be issued under "${opts.mountPrefix}": no mount there revokes it any more`);
     }
     const now = Date.now();
     let maxExpireTime = now + opts.maxTtl * 1000;

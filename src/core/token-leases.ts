@@ -1,4 +1,5 @@
 import type { SecretType } from './backend.js';
+import { badRequest } from './errors.js';
 import type { ExpirationManager, LeaseEntry } from './expiration.js';
 import type { TokenEntry, TokenLifecycle, TokenStore } from './token-store.js';
 
@@ -34,15 +35,23 @@ function tokenLease(entry: TokenEntry, mountPrefix: string): LeaseEntry {
 }
 
 /**
- * How the token store's lifecycle reaches the expiration manager. `mountOf` names the auth mount a login path is
- * under (a token outlives no mount: a token whose mount is gone is leased under the path it names).
+ * How the token store's lifecycle reaches the expiration manager. `mountOf` names the mount a token's path is under
+ * (sys/ paths included: the built-in mount). A token outlives no mount: when none serves its path, the mount was
+ * disabled or moved while the token was being issued, after its leases were revoked, so no revocation would ever
+ * name this one; the token is refused (the token store then revokes it).
  */
 export function tokenLifecycle(
   expiration: () => ExpirationManager,
   mountOf: (path: string) => string | undefined,
 ): TokenLifecycle {
   return {
-    expires: (entry) => expiration().track(tokenLease(entry, mountOf(entry.path) ?? entry.path)),
+    expires: async (entry) => {
+      const mountPrefix = mountOf(entry.path);
+      if (mountPrefix === undefined) {
+        throw badRequest(`no mount serves "${entry.path}" any more (disabled or moved meanwhile): log in again`);
+      }
+      await expiration().track(tokenLease(entry, mountPrefix));
+    },
     revoking: async (entry) => {
       await expiration().revokeByToken(entry.hash);
       await expiration().drop(tokenLeaseId(entry));
