@@ -453,8 +453,13 @@ export class ExpirationManager {
     for (let id = this.due.shift(); id !== undefined && this.running; id = this.due.shift()) {
       const entry = await this.read(id).catch(() => undefined);
       if (!entry) continue;
-      // Renewed since the timer was armed: its new timer is already set.
-      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0) continue;
+      // Not due yet by the wall clock: renewed since the timer was armed, or the timer (monotonic) fired before the
+      // expiry by Date.now() (the wall clock stepped back, or one of Node's timers that fire a millisecond early).
+      // Armed again for the expiry as stored, never left without a timer.
+      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0) {
+        this.arm(id, entry.expireTime);
+        continue;
+      }
       await this.revoke(id).catch(() => undefined); // recorded and re-armed by recordFailure
     }
   }
