@@ -662,6 +662,71 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/pc-fixed')).status, 204);
   });
 
+  it('registering or relabelling a cluster needs read on the sources of each delivery it would gain', async () => {
+    const root = (method: string, path: string, body?: unknown) => server.api.call(method, path, body ? { body } : {});
+    const ok = async (method: string, path: string, body?: unknown) => {
+      const r = await root(method, path, body);
+      assert.ok(r.status === 200 || r.status === 204, `${method} ${path}: ${r.status} ${r.text}`);
+    };
+    await ok('PUT', 'secret/data/rl/prod-db', { data: { password: 'rl-prod-secret-8c1f' } });
+    await ok('PUT', 'secret/data/rl/open', { data: { a: 'rl-open-value' } });
+    for (const which of ['prod-db', 'open']) {
+      await ok('PUT', `sys/cofre/deliveries/rl-${which}`, {
+        namespace: 'rl',
+        items: [{ name: `rl-${which}`, mode: 'secret', kv: { mount: 'secret', path: `rl/${which}` } }],
+      });
+      await ok('PUT', `sys/cofre/placements/rl-${which}`, {
+        delivery: `rl-${which}`,
+        selector: { matchLabels: { audience: `rl-${which}` } },
+      });
+    }
+    await ok('PUT', 'sys/cofre/placements/rl-named', { delivery: 'rl-prod-db', clusters: ['rl-9'] });
+    const policy = [
+      'path "sys/cofre/clusters/rl-*" { capabilities = ["create", "read", "update"] }',
+      'path "secret/data/rl/open" { capabilities = ["read"] }',
+    ].join('\n');
+    await ok('PUT', 'sys/policies/acl/rl-admin', { policy });
+    const created = await root('PUT', 'auth/token/create', { policies: ['rl-admin'], no_parent: true });
+    const token = created.body.auth.client_token as string;
+    const as = (method: string, path: string, body?: unknown) =>
+      server.api.call(method, path, { token, ...(body ? { body } : {}) });
+    const labelsOf = async (cluster: string) => (await root('GET', `sys/cofre/clusters/${cluster}`)).body.data.labels;
+
+    // Into an audience whose sources it reads: granted.
+    let res = await as('PUT', 'sys/cofre/clusters/rl-1', { labels: { audience: 'rl-open' } });
+    assert.equal(res.status, 200, res.text);
+    // Into one it does not: refused, naming the delivery and not its source; the labels stay.
+    res = await as('PUT', 'sys/cofre/clusters/rl-1', { labels: { audience: 'rl-prod-db' } });
+    assert.equal(res.status, 403, res.text);
+    assert.match(res.body.errors[0], /cluster "rl-1" would receive delivery "rl-prod-db"/);
+    assert.doesNotMatch(res.text, /rl\/prod-db|rl-prod-secret/);
+    assert.deepEqual(await labelsOf('rl-1'), { audience: 'rl-open' });
+    // Registering is the same: by labels, or by a name a placement names. Nothing is stored, no token handed out.
+    for (const [cluster, labels] of [
+      ['rl-2', { audience: 'rl-prod-db' }],
+      ['rl-9', undefined],
+    ] as const) {
+      res = await as('PUT', `sys/cofre/clusters/${cluster}`, labels ? { labels } : {});
+      assert.equal(res.status, 403, `${cluster}: ${res.text}`);
+      assert.equal(res.body.bootstrap_token, undefined);
+      assert.equal((await root('GET', `sys/cofre/clusters/${cluster}`)).status, 404);
+    }
+    // What a cluster receives already is not checked again: adding a label, or keeping an audience root gave it.
+    assert.equal((await as('PUT', 'sys/cofre/clusters/rl-1', { labels: { audience: 'rl-open', x: 'y' } })).status, 204);
+    await ok('PUT', 'sys/cofre/clusters/rl-1', { labels: { audience: 'rl-prod-db' } });
+    res = await as('PUT', 'sys/cofre/clusters/rl-1', { labels: { audience: 'rl-prod-db', x: 'y' } });
+    assert.equal(res.status, 204, res.text);
+    // Root is not limited.
+    await ok('PUT', 'sys/cofre/clusters/rl-9', {});
+
+    for (const path of ['placements/rl-named', 'placements/rl-prod-db', 'placements/rl-open', 'clusters/rl-1']) {
+      await ok('DELETE', `sys/cofre/${path}`);
+    }
+    for (const path of ['clusters/rl-9', 'deliveries/rl-prod-db', 'deliveries/rl-open']) {
+      await ok('DELETE', `sys/cofre/${path}`);
+    }
+  });
+
   it('writing or placing a delivery needs read on each of its KV sources', async () => {
     const policy = [
       'path "sys/cofre/deliveries/*" { capabilities = ["create", "update", "read"] }',

@@ -5,7 +5,7 @@ import { checkName, DEFAULT_GRACE_PERIOD, parseDelivery, parsePlacement } from '
 import { fingerprint } from './agent-identity.js';
 import { parseLabels } from './labels.js';
 import { previewDelivery, previewPlacement } from './preview.js';
-import { checkSourcesReadable } from './source-access.js';
+import { checkGainedSourcesReadable, checkSourcesReadable } from './source-access.js';
 import { clustersOf, DEFAULT_BOOTSTRAP_TTL } from './service.js';
 import type { ClusterRecord } from './store.js';
 
@@ -83,7 +83,13 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         update: async (req) => {
           const labels = req.data.labels === undefined ? undefined : parseLabels(req.data.labels, 'labels');
           const ttl = bootstrapTtl(req.data.bootstrap_ttl);
-          const result = await service.register(name(req, 'cluster'), labels, ttl);
+          const cluster = name(req, 'cluster');
+          const existing = await service.store.cluster(cluster);
+          await checkGainedSourcesReadable(core, req.caller, service.store, {
+            name: cluster,
+            labels: labels ?? existing?.labels ?? {},
+          });
+          const result = await service.register(cluster, labels, ttl);
           if (!result.created) return undefined;
           return {
             data: {

@@ -47,8 +47,11 @@ export class DesiredState {
     return new DesiredState(this.clusters, this.deliveries, placement ? [...others, placement] : others);
   }
 
-  /** The deliveries placed on this cluster, by name (a delivery placed twice counts once). */
-  selected(cluster: ClusterRecord): Map<string, DeliveryRecord> {
+  /**
+   * The deliveries placed on this cluster, by name (a delivery placed twice counts once). Only the name and labels
+   * count: a cluster about to be registered or relabelled can be asked about.
+   */
+  selected(cluster: Pick<ClusterRecord, 'name' | 'labels'>): Map<string, DeliveryRecord> {
     const out = new Map<string, DeliveryRecord>();
     for (const placement of this.placements) {
       const delivery = this.deliveries.get(placement.delivery);

@@ -1,7 +1,10 @@
 import type { Caller } from '../core/backend.js';
 import type { Core } from '../core/core.js';
+import type { ACL } from '../core/policy/index.js';
 import { permissionDenied } from '../core/errors.js';
 import type { DeliveryDefinition } from './definitions.js';
+import { DesiredState } from './desired-state.js';
+import type { ClusterRecord, ClusterStore, DeliveryRecord } from './store.js';
 
 /**
  * The API paths a client reads a KV source at: `<mount>/data/<path>` on KV v2, `<mount>/<path>` on v1, and both
@@ -25,13 +28,46 @@ export async function checkSourcesReadable(
 ): Promise<void> {
   if (!caller) throw permissionDenied();
   if (caller.root) return;
+  const unreadable = unreadableSource(core, await core.policies.acl(caller.token.policies), definition);
+  if (unreadable) throw permissionDenied(`delivering "${unreadable}" needs read on it, which this token lacks`);
+}
+
+/**
+ * The other side of the same join: registering a cluster, or relabelling one, changes which placements select it,
+ * and the deliveries it gains flow to whoever runs its agent. The caller must be allowed to read the sources of each
+ * delivery the cluster gains, as placing that delivery there would need; otherwise `update` on a cluster (or
+ * `create` of a name some placement names) would pull any published secret to a cluster the caller controls. What
+ * the cluster already receives is not checked again: keeping or narrowing its labels widens nothing.
+ */
+export async function checkGainedSourcesReadable(
+  core: Core,
+  caller: Caller | undefined,
+  store: ClusterStore,
+  cluster: Pick<ClusterRecord, 'name' | 'labels'>,
+): Promise<void> {
+  if (!caller) throw permissionDenied();
+  if (caller.root) return;
+  const state = await DesiredState.load(store, [cluster.name]);
+  const before = state.clusters.get(cluster.name);
+  const had = before ? state.selected(before) : new Map<string, DeliveryRecord>();
   const acl = await core.policies.acl(caller.token.policies);
+  for (const [name, delivery] of state.selected(cluster)) {
+    if (had.has(name) || !unreadableSource(core, acl, delivery)) continue;
+    // The delivery is named, not its source: this token may not know what the delivery reads.
+    throw permissionDenied(
+      `with these labels cluster "${cluster.name}" would receive delivery "${name}", ` +
+        'some of whose sources this token may not read',
+    );
+  }
+}
+
+/** The first read path among the definition's KV sources that the ACL does not allow reading, if any. */
+function unreadableSource(core: Core, acl: ACL, definition: Pick<DeliveryDefinition, 'items'>): string | undefined {
   for (const item of definition.items) {
     if (!item.kv) continue;
     for (const path of readPaths(core, item.kv.mount, item.kv.path)) {
-      if (!acl.check(path, 'read').allowed) {
-        throw permissionDenied(`delivering "${path}" needs read on it, which this token lacks`);
-      }
+      if (!acl.check(path, 'read').allowed) return path;
     }
   }
+  return undefined;
 }
