@@ -570,4 +570,35 @@ describe('multi-cluster database sources on two nodes: one node renews and revok
     assert.equal(keeper(leading).revoked, 1);
     assert.equal(keeper(standby).revoked, 0);
   });
+
+  it('fetches racing on both nodes hand out one credential; what a losing node issued is revoked', async () => {
+    const api = nodes[0]!.api;
+    const registered = await writeOk(api, 'sys/cofre/clusters/race-1', { labels: { tier: 'race' } });
+    const keys = await AgentKeys.generate();
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
+    const { cluster_id } = await enrol({ address: nodes[0]!.url }, registered.body.data.bootstrap_token, pub, 't');
+    // The same agent, as a load balancer would spread its fetches over both nodes.
+    const agents = nodes.map((n) => new AgentProtocol({ address: n.url, clusterId: cluster_id, keys }));
+    await writeOk(api, 'sys/cofre/deliveries/race', {
+      namespace: 'race',
+      items: [{ name: 'race-db', mode: 'secret', database: { mount: 'database', role: 'app' } }],
+    });
+    const before = new Set(await flavor.dynamicUsers(db));
+    await writeOk(api, 'sys/cofre/placements/race', { delivery: 'race', selector: { matchLabels: { tier: 'race' } } });
+    // Both nodes find no credential record and issue at once; one record write wins, the other node's is refused.
+    const fetched = await Promise.all(
+      [0, 1, 0, 1, 0, 1].map(async (i) => {
+        const { payload } = await agents[i]!.fetchAndOpen({ delivery: 'race', namespace: 'race', revision: 1 });
+        return Buffer.from(payload.objects[0]!.data.username!, 'base64').toString('utf8');
+      }),
+    );
+    assert.equal(new Set(fetched).size, 1, `one credential for every fetch: ${[...new Set(fetched)].join(', ')}`);
+    const issued = (await flavor.dynamicUsers(db)).filter((u) => !before.has(u));
+    assert.deepEqual(issued, [fetched[0]], 'the losing node revoked what it issued; only the recorded user is left');
+    const held = await clustersOf(nodes[1]!.cofre.core).store.credential('race-1', 'race');
+    assert.equal(held?.current.length, 1);
+
+    assert.equal((await api.call('DELETE', 'sys/cofre/placements/race')).status, 204);
+    await until('the user dropped', async () => !(await flavor.userExists(db, fetched[0]!)), 10_000);
+  });
 });

@@ -1,9 +1,19 @@
+import { retryOnConflict } from '../core/conflict-retry.js';
 import type { BackgroundJob, Core } from '../core/core.js';
+import { CofreError } from '../core/errors.js';
+import { isStorageConflict } from '../core/storage.js';
 import { reissueAt, renewAt } from '../core/lease-timing.js';
 import { issueCredential } from './database-source.js';
 import { DEFAULT_GRACE_PERIOD, type DeliveryDefinition } from './definitions.js';
 import { DesiredState } from './desired-state.js';
-import type { ClusterStore, CredentialRecord, CurrentCredential, HeldLease, RetiredLease } from './store.js';
+import type {
+  ClusterStore,
+  CredentialRead,
+  CredentialRecord,
+  CurrentCredential,
+  HeldLease,
+  RetiredLease,
+} from './store.js';
 
 /** A failed renewal, re-issue or issue is tried again after this. */
 const RETRY_MS = 10_000;
@@ -104,6 +114,21 @@ export class CredentialKeeper implements BackgroundJob {
     this.reconcileSoon();
   }
 
+  /**
+   * Runs a change of one credential record under its lock here, and again from the record as stored when another
+   * node changed it meanwhile (the write checks what was read): a fetch on any node issues, the node that runs the
+   * background jobs renews, replaces and revokes, and neither may write over the other's leases.
+   */
+  private exclusive<T>(cluster: string, delivery: string, change: () => Promise<T>): Promise<T> {
+    return this.store.locks.run(`credentials/${cluster}/${delivery}`, () =>
+      retryOnConflict(
+        change,
+        () =>
+          new CofreError(409, `the credentials of "${cluster}/${delivery}" kept changing on other nodes: try again`),
+      ),
+    );
+  }
+
   // ---- issuing (any node) ---------------------------------------------------------------------------------------
 
   /**
@@ -114,10 +139,10 @@ export class CredentialKeeper implements BackgroundJob {
     cluster: { name: string; clusterId: string; enrolledAt?: string },
     delivery: DeliveryDefinition & { name: string; revision: number },
   ): Promise<{ credentials: Map<string, Record<string, string>>; revision: number }> {
-    return this.store.locks.run(`credentials/${cluster.name}/${delivery.name}`, async () => {
-      const stored = await this.store.credential(cluster.name, delivery.name);
+    return this.exclusive(cluster.name, delivery.name, async () => {
+      const read = await this.store.credentialRead(cluster.name, delivery.name);
       const now = Date.now();
-      const record: CredentialRecord = stored ?? {
+      const record: CredentialRecord = read.record ?? {
         cluster: cluster.name,
         clusterId: cluster.clusterId,
         delivery: delivery.name,
@@ -135,6 +160,7 @@ export class CredentialKeeper implements BackgroundJob {
       const grace = (delivery.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
       const enrolled = cluster.enrolledAt ? Date.parse(cluster.enrolledAt) : 0;
       const replaced: RetiredLease[] = [];
+      const issuedHere: HeldLease[] = [];
       try {
         for (const item of delivery.items) {
           const source = item.database;
@@ -153,7 +179,9 @@ export class CredentialKeeper implements BackgroundJob {
           const issued = await issueCredential(this.core, source, { cluster: cluster.name, delivery: delivery.name });
           this.counts.issued++;
           changed = true;
-          record.current = [...record.current.filter((c) => c.item !== item.name), toHeld(item.name, source, issued)];
+          const made = toHeld(item.name, source, issued);
+          issuedHere.push(made);
+          record.current = [...record.current.filter((c) => c.item !== item.name), made];
           if (held) {
             const gone = held.expireTime <= now;
             const old = retire(held, 0, gone ? now : Math.min(now + grace, held.maxExpireTime));
@@ -162,7 +190,7 @@ export class CredentialKeeper implements BackgroundJob {
           }
         }
       } finally {
-        if (changed) await this.save(record, replaced);
+        if (changed) await this.save(record, replaced, read, issuedHere);
       }
       const fresh = await this.store.cluster(cluster.name);
       const generation = fresh?.clusterId === cluster.clusterId ? (fresh.generations?.[delivery.name] ?? 0) : 0;
@@ -175,14 +203,28 @@ export class CredentialKeeper implements BackgroundJob {
    * Stores a record after a change; when credentials were replaced, the cluster's revision goes up first (its
    * bundles from now on hold only the new ones) and the replaced leases note that revision.
    */
-  private async save(record: CredentialRecord, replaced: RetiredLease[]): Promise<void> {
+  private async save(
+    record: CredentialRecord,
+    replaced: RetiredLease[],
+    read: CredentialRead,
+    issuedHere: HeldLease[],
+  ): Promise<void> {
     if (replaced.length > 0) {
       const delivery = await this.store.delivery(record.delivery);
       const generation = await this.hooks.bumpGeneration(record.cluster, record.clusterId, record.delivery);
       const revision = (delivery?.revision ?? 0) + (generation ?? 0);
       for (const lease of replaced) lease.replacedBy = revision;
     }
-    await this.store.putCredential(record);
+    try {
+      await this.store.putCredential(record, read);
+    } catch (err) {
+      // Another node changed the record since it was read here. What this attempt issued was never sealed into a
+      // bundle nor recorded: it is revoked now, and the caller's retry starts again from the record as it is.
+      if (isStorageConflict(err)) {
+        for (const lease of issuedHere) await this.core.expiration.revoke(lease.leaseId).catch(() => undefined);
+      }
+      throw err;
+    }
     if (this.running) {
       this.holders.add(record.cluster);
       this.arm(record);
@@ -249,8 +291,9 @@ export class CredentialKeeper implements BackgroundJob {
   /** Does what is due for one record: revocations, renewals, re-issues. */
   private async tend(cluster: string, delivery: string): Promise<void> {
     if (!this.running) return;
-    await this.store.locks.run(`credentials/${cluster}/${delivery}`, async () => {
-      const record = await this.store.credential(cluster, delivery);
+    await this.exclusive(cluster, delivery, async () => {
+      const read = await this.store.credentialRead(cluster, delivery);
+      const record = read.record;
       if (!record || !this.running) return;
       const now = Date.now();
       const clusterRecord = await this.store.cluster(cluster);
@@ -278,6 +321,7 @@ export class CredentialKeeper implements BackgroundJob {
       const definition = await this.store.delivery(delivery);
       const grace = (definition?.gracePeriod ?? DEFAULT_GRACE_PERIOD) * 1000;
       const replaced: RetiredLease[] = [];
+      const issuedHere: HeldLease[] = [];
       delete record.error;
       delete record.retryAt;
       for (const [index, lease] of record.current.entries()) {
@@ -293,7 +337,9 @@ export class CredentialKeeper implements BackgroundJob {
         try {
           const issued = await issueCredential(this.core, lease, { cluster, delivery });
           this.counts.replaced++;
-          record.current[index] = toHeld(lease.item, lease, issued);
+          const made = toHeld(lease.item, lease, issued);
+          record.current[index] = made;
+          issuedHere.push(made);
           const old = retire(lease, 0, Math.min(now + grace, lease.maxExpireTime));
           record.retired.push(old);
           replaced.push(old);
@@ -302,7 +348,7 @@ export class CredentialKeeper implements BackgroundJob {
           record.retryAt = now + RETRY_MS;
         }
       }
-      if (changed) await this.save(record, replaced);
+      if (changed) await this.save(record, replaced, read, issuedHere);
       else this.arm(record);
     });
   }
@@ -363,13 +409,15 @@ export class CredentialKeeper implements BackgroundJob {
    * id and the record is of an earlier one): every lease of the record is revoked now, and the record goes.
    */
   private async revokeAll(cluster: string, delivery: string, unless?: string): Promise<void> {
-    await this.store.locks.run(`credentials/${cluster}/${delivery}`, async () => {
-      const record = await this.store.credential(cluster, delivery);
+    await this.exclusive(cluster, delivery, async () => {
+      const read = await this.store.credentialRead(cluster, delivery);
+      const record = read.record;
       if (!record || record.clusterId === unless) return;
       for (const lease of [...record.current, ...record.retired]) await this.revoke(lease);
       // A cluster placed again later gets a new revision with new credentials, never one it may still hold.
       if (record.current.length > 0) await this.hooks.bumpGeneration(cluster, record.clusterId, delivery);
-      await this.store.deleteCredential(cluster, delivery);
+      // Another node's fetch may have issued meanwhile: then this runs again, and revokes that one too.
+      await this.store.deleteCredential(cluster, delivery, read);
       this.disarm(key(cluster, delivery));
     });
   }
@@ -381,8 +429,9 @@ export class CredentialKeeper implements BackgroundJob {
     definition: DeliveryDefinition,
   ): Promise<void> {
     await this.revokeAll(cluster.name, delivery, cluster.clusterId);
-    await this.store.locks.run(`credentials/${cluster.name}/${delivery}`, async () => {
-      const record = await this.store.credential(cluster.name, delivery);
+    await this.exclusive(cluster.name, delivery, async () => {
+      const read = await this.store.credentialRead(cluster.name, delivery);
+      const record = read.record;
       if (!record) return;
       const keep = (c: CurrentCredential): boolean =>
         definition.items.some((i) => i.name === c.item && i.database?.mount === c.mount && i.database.role === c.role);
@@ -396,7 +445,7 @@ export class CredentialKeeper implements BackgroundJob {
       const revision = (delivered?.revision ?? 0) + (current?.generations?.[delivery] ?? 0);
       record.current = record.current.filter(keep);
       record.retired.push(...dropped.map((c) => retire(c, revision, Math.min(now + grace, c.maxExpireTime))));
-      await this.store.putCredential(record);
+      await this.store.putCredential(record, read);
       this.arm(record);
     });
   }

@@ -1,6 +1,6 @@
 import { KeyLocks } from '../core/key-locks.js';
 import type { Storage, StorageOp } from '../core/storage.js';
-import { getJson, jsonBytes, putJson } from '../core/storage-view.js';
+import { getJson, jsonBytes, parseJson, putJson } from '../core/storage-view.js';
 import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
 import type { SealedBundle } from './sealing.js';
 
@@ -63,6 +63,14 @@ export interface RetiredLease extends HeldLease {
   replacedBy: number;
   revokeAt: number;
 }
+
+/** A credential record as read, with the bytes a change of it checks (null: there was none). */
+export interface CredentialRead {
+  record: CredentialRecord | undefined;
+  stored: Uint8Array | null;
+}
+
+const credentialKey = (cluster: string, delivery: string): string => `credentials/${cluster}/${delivery}`;
 
 /** credentials/<cluster>/<delivery>: which leases belong to which cluster and delivery. */
 export interface CredentialRecord {
@@ -205,15 +213,34 @@ export class ClusterStore {
   }
 
   credential(cluster: string, delivery: string): Promise<CredentialRecord | undefined> {
-    return getJson<CredentialRecord>(this.fresh, `credentials/${cluster}/${delivery}`);
+    return getJson<CredentialRecord>(this.fresh, credentialKey(cluster, delivery));
   }
 
-  putCredential(record: CredentialRecord): Promise<void> {
-    return putJson(this.storage, `credentials/${record.cluster}/${record.delivery}`, record);
+  /** A credential record as stored now, with what a change of it checks: its bytes, or null when there is none. */
+  async credentialRead(cluster: string, delivery: string): Promise<CredentialRead> {
+    const stored = await this.fresh.get(credentialKey(cluster, delivery));
+    return { record: stored === undefined ? undefined : parseJson<CredentialRecord>(stored), stored: stored ?? null };
   }
 
-  deleteCredential(cluster: string, delivery: string): Promise<void> {
-    return this.storage.delete(`credentials/${cluster}/${delivery}`);
+  /**
+   * Writes a record only if it is still what `read` found: another node may have changed it meanwhile (a fetch
+   * there issues, the keeper here renews). A StorageConflictError says so, and nothing is written.
+   */
+  putCredential(record: CredentialRecord, read: CredentialRead): Promise<void> {
+    const key = credentialKey(record.cluster, record.delivery);
+    return this.fresh.transaction([
+      { op: 'check', key, value: read.stored },
+      { op: 'put', key, value: jsonBytes(record) },
+    ]);
+  }
+
+  /** Deletes a record only if it is still what `read` found (as putCredential). */
+  deleteCredential(cluster: string, delivery: string, read: CredentialRead): Promise<void> {
+    const key = credentialKey(cluster, delivery);
+    return this.fresh.transaction([
+      { op: 'check', key, value: read.stored },
+      { op: 'delete', key },
+    ]);
   }
 
   /** Every (cluster, delivery) whose credential leases the pipeline holds. */
