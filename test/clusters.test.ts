@@ -701,6 +701,16 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.match(res.body.errors[0], /cluster "rl-1" would receive delivery "rl-prod-db"/);
     assert.doesNotMatch(res.text, /rl\/prod-db|rl-prod-secret/);
     assert.deepEqual(await labelsOf('rl-1'), { audience: 'rl-open' });
+    // Racing relabels, the refused audience among allowed ones: every one into it is refused, none lands there.
+    const raced = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        as('PUT', 'sys/cofre/clusters/rl-1', {
+          labels: i % 2 ? { audience: 'rl-prod-db' } : { audience: 'rl-open', n: String(i) },
+        }),
+      ),
+    );
+    raced.forEach((r, i) => assert.equal(r.status, i % 2 ? 403 : 204, `relabel ${i}: ${r.text}`));
+    assert.equal((await labelsOf('rl-1')).audience, 'rl-open');
     // Registering is the same: by labels, or by a name a placement names. Nothing is stored, no token handed out.
     for (const [cluster, labels] of [
       ['rl-2', { audience: 'rl-prod-db' }],

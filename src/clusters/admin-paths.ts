@@ -84,11 +84,7 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
           const labels = req.data.labels === undefined ? undefined : parseLabels(req.data.labels, 'labels');
           const ttl = bootstrapTtl(req.data.bootstrap_ttl);
           const cluster = name(req, 'cluster');
-          const existing = await service.store.cluster(cluster);
-          await checkGainedSourcesReadable(core, req.caller, service.store, {
-            name: cluster,
-            labels: labels ?? existing?.labels ?? {},
-          });
+          await checkGainedSourcesReadable(core, req.caller, service.store, cluster, labels);
           const result = await service.register(cluster, labels, ttl);
           if (!result.created) return undefined;
           return {

@@ -4,7 +4,7 @@ import type { ACL } from '../core/policy/index.js';
 import { permissionDenied } from '../core/errors.js';
 import type { DeliveryDefinition } from './definitions.js';
 import { DesiredState } from './desired-state.js';
-import type { ClusterRecord, ClusterStore, DeliveryRecord } from './store.js';
+import type { ClusterStore, DeliveryRecord } from './store.js';
 
 /**
  * The API paths a client reads a KV source at: `<mount>/data/<path>` on KV v2, `<mount>/<path>` on v1, and both
@@ -43,19 +43,22 @@ export async function checkGainedSourcesReadable(
   core: Core,
   caller: Caller | undefined,
   store: ClusterStore,
-  cluster: Pick<ClusterRecord, 'name' | 'labels'>,
+  cluster: string,
+  labels: Record<string, string> | undefined,
 ): Promise<void> {
   if (!caller) throw permissionDenied();
   if (caller.root) return;
-  const state = await DesiredState.load(store, [cluster.name]);
-  const before = state.clusters.get(cluster.name);
+  const state = await DesiredState.load(store, [cluster]);
+  const before = state.clusters.get(cluster);
   const had = before ? state.selected(before) : new Map<string, DeliveryRecord>();
+  // No labels given: an existing cluster keeps its own, a new one has none.
+  const after = { name: cluster, labels: labels ?? before?.labels ?? {} };
   const acl = await core.policies.acl(caller.token.policies);
-  for (const [name, delivery] of state.selected(cluster)) {
+  for (const [name, delivery] of state.selected(after)) {
     if (had.has(name) || !unreadableSource(core, acl, delivery)) continue;
     // The delivery is named, not its source: this token may not know what the delivery reads.
     throw permissionDenied(
-      `with these labels cluster "${cluster.name}" would receive delivery "${name}", ` +
+      `with these labels cluster "${cluster}" would receive delivery "${name}", ` +
         'some of whose sources this token may not read',
     );
   }
