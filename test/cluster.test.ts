@@ -323,6 +323,55 @@ describe('three nodes on one PostgreSQL', () => {
     }
   });
 
+  it('disabling an auth method on one node leaves no live token from logins the other nodes served', async () => {
+    // The other nodes hear of the unmount only after the disabling node revoked the method's tokens: what they
+    // issued meanwhile is refused by the closing mark each registration checks in the store.
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    let issued = 0;
+    let refused = 0;
+    for (let round = 0; round < 3; round++) {
+      const mount = `cluster-gone-${round}`;
+      assert.equal((await n1.api.call('POST', `sys/auth/${mount}`, { body: { type: 'approle' } })).status, 204);
+      const role = { token_ttl: '1h', token_policies: 'default' };
+      assert.equal((await n1.api.call('POST', `auth/${mount}/role/r`, { body: role })).status, 204);
+      const roleId = (await n1.api.call('GET', `auth/${mount}/role/r/role-id`)).body.data.role_id;
+      const secretId = (await n1.api.call('POST', `auth/${mount}/role/r/secret-id`)).body.data.secret_id;
+      await answersSoon(n2, `auth/${mount}/role/r/role-id`, root, 200);
+      await answersSoon(n3, `auth/${mount}/role/r/role-id`, root, 200);
+      const tokens: { node: Node; token: string }[] = [];
+      let racing = true;
+      const logins = [n2, n3, n2, n3, n2, n3].map(async (node) => {
+        while (racing) {
+          const login = await node.api.call('POST', `auth/${mount}/login`, {
+            body: { role_id: roleId, secret_id: secretId },
+            token: '',
+          });
+          if (login.status === 200) tokens.push({ node, token: login.body.auth.client_token });
+          else {
+            assert.ok(login.status >= 400 && login.status < 500, `${login.status} ${login.text}`);
+            refused++;
+          }
+        }
+      });
+      await sleep(60);
+      const disabled = await n1.api.call('DELETE', `sys/auth/${mount}`);
+      await sleep(300);
+      racing = false;
+      await Promise.all(logins);
+      assert.equal(disabled.status, 204, disabled.text);
+      issued += tokens.length;
+      let live = 0;
+      for (const { node, token } of tokens) {
+        if ((await node.api.call('GET', 'auth/token/lookup-self', { token })).status !== 403) live++;
+      }
+      assert.equal(live, 0, `round ${round}: ${live} of ${tokens.length} tokens outlived ${mount}`);
+      const leases = await n1.api.call('LIST', `sys/leases/lookup/auth/${mount}/login/`);
+      assert.equal(leases.status, 404, leases.text);
+    }
+    assert.ok(issued > 0, 'some logins got through before the disable');
+    assert.ok(refused > 0, 'some logins ran after it');
+  });
+
   it('a policy changed on one node applies on another within a second', async () => {
     const [, n2, n3] = nodes as [Node, Node, Node];
     const rule = (p: string) => `path "secret/data/${p}" { capabilities = ["read"] }`;

@@ -157,6 +157,10 @@ export class Core {
         return secretType && mounted ? { secretType, storage: mounted.storage } : undefined;
       },
       new StorageView(this.barrier.uncached(), leaseView.prefix),
+      (prefix) => {
+        const mounted = this.mounts.match(prefix);
+        return mounted?.prefix === prefix ? mounted.entry.uuid : undefined;
+      },
     );
     this.invalidation.on(leaseView.prefix, this.expiration.invalidation);
     const tokenView = new StorageView(this.barrier, 'sys/token/');

@@ -3,7 +3,7 @@ import type { InvalidationHandler } from './invalidation.js';
 import type { LeaseContext, NewSecret, SecretType } from './backend.js';
 import { retryOnConflict } from './conflict-retry.js';
 import { badRequest, CofreError } from './errors.js';
-import type { Storage, StorageOp } from './storage.js';
+import { StorageConflictError, type Storage, type StorageOp } from './storage.js';
 import { TOKEN_LEASE_TYPE } from './token-leases.js';
 import { getJson, jsonBytes, parseJson } from './storage-view.js';
 
@@ -36,6 +36,18 @@ export interface LeaseEntry {
   /** Revocation failures so far; the lease stays, and is retried, until one succeeds. */
   revokeAttempts: number;
   lastRevokeError: string;
+}
+
+/**
+ * The durable mark that a mount is being (or was) disabled or moved away from a path, for every node: no lease may be
+ * registered under the mount's prefix once it is committed (closeMount). Named by the mount's UUID, so that a mount
+ * enabled again at the same path is not affected, and by the prefix, so that a mount moved back is not either.
+ */
+const closedKey = (mountId: string, prefix: string): string => `closed/${mountId}/${prefix}`;
+
+/** What the registration of a lease under a mount being disabled or moved is refused with. */
+function closingError(prefix: string): CofreError {
+  return badRequest(`no new lease can be issued under "${prefix}": the mount is being disabled or moved`);
 }
 
 /** A lease as read from storage, with the bytes it was read from. */
@@ -93,11 +105,13 @@ export class ExpirationManager {
   /**
    * `fresh`: the same entries read past every cache, for the changes of a lease that another node may be making at
    * the same moment (a renewal here, a revocation there): they read what is stored and commit with a check of it.
+   * `mountIdOf`: the UUID of the mount whose routing prefix is given, as this node sees it (undefined: none there).
    */
   constructor(
     private readonly storage: Storage,
     private readonly resolve: SecretTypeResolver,
     private readonly fresh: Storage = storage,
+    private readonly mountIdOf: (prefix: string) => string | undefined = () => undefined,
   ) {}
 
   /** Loads every persisted lease and arms its timer; expired ones are revoked at once. */
@@ -166,9 +180,7 @@ export class ExpirationManager {
     // Checked in the same synchronous step that records the registration (below): see closeMount. A mount that is
     // gone already (disabled or moved while the secret was made) revoked its leases before this one existed, and
     // nothing could revoke this one later.
-    if (this.closing.has(opts.mountPrefix)) {
-      throw badRequest(`no new lease can be issued under "${opts.mountPrefix}": the mount is being disabled`);
-    }
+    if (this.closing.has(opts.mountPrefix)) throw closingError(opts.mountPrefix);
     if (!this.resolve(opts.mountPrefix, opts.secret.type)) {
       throw badRequest(`no new lease can be issued under "${opts.mountPrefix}": no mount there revokes it any more`);
     }
@@ -191,30 +203,68 @@ export class ExpirationManager {
     };
     const ops: StorageOp[] = [{ op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) }];
     if (entry.tokenHash) ops.push({ op: 'put', key: tokenKey(entry), value: Buffer.from(entry.leaseId) });
-    await this.registration(opts.mountPrefix, this.storage.transaction(ops));
+    await this.registration(opts.mountPrefix, this.commitUnlessClosed(opts.mountPrefix, ops));
     this.schedule(entry);
     return entry;
   }
 
   /**
-   * A mount is being disabled: from now on no lease may be registered under its prefix, and those being stored are
-   * waited for, so that the revokePrefix that follows sees every lease the mount will ever have. The request that
-   * is refused revokes its secret at once (the request handler does so when registration fails). Returns what
-   * lifts the refusal, to be called once the unmount is done (or has failed and the mount stays).
+   * Commits a lease's first write, with the check that no node has marked its mount closed (closeMount): this node
+   * may not have heard yet that another node is disabling or moving the mount, and the store's order decides. A
+   * write committed before the mark is found by the revocation that follows the mark; one after it is refused.
    */
-  async closeMount(prefix: string): Promise<() => void> {
+  private async commitUnlessClosed(prefix: string, ops: StorageOp[]): Promise<void> {
+    const mountId = this.mountIdOf(prefix);
+    if (mountId === undefined) return this.storage.transaction(ops);
+    try {
+      await this.storage.transaction([{ op: 'check', key: closedKey(mountId, prefix), value: null }, ...ops]);
+    } catch (err) {
+      if (err instanceof StorageConflictError) throw closingError(prefix);
+      throw err;
+    }
+  }
+
+  /**
+   * A mount is being disabled or moved: from now on no lease may be registered under its prefix, on any node, and
+   * those being stored here are waited for, so that the revokePrefix that follows sees every lease the mount will
+   * ever have there. Other nodes learn of it through a mark in the store that each registration checks
+   * (commitUnlessClosed): the unmount's own notification comes only after the revocations, and a node serving a
+   * login meanwhile left a live token that nothing revoked. The request that is refused revokes its secret at once
+   * (the request handler, or the token store, does so when registration fails).
+   *
+   * Returns what ends the closing once the unmount or move is done (`closed` true: the mark stays, for the nodes
+   * that have not heard yet) or has failed and the mount stays where it was (the mark is removed).
+   */
+  async closeMount(prefix: string): Promise<(closed: boolean) => Promise<void>> {
     this.closing.set(prefix, (this.closing.get(prefix) ?? 0) + 1);
-    let reopened = false;
-    const reopen = (): void => {
-      if (reopened) return;
-      reopened = true;
+    let ended = false;
+    const mountId = this.mountIdOf(prefix);
+    const mark = mountId === undefined ? undefined : closedKey(mountId, prefix);
+    const end = async (closed: boolean): Promise<void> => {
+      if (ended) return;
+      ended = true;
       const left = (this.closing.get(prefix) ?? 1) - 1;
       if (left > 0) this.closing.set(prefix, left);
       else this.closing.delete(prefix);
+      if (!closed && mark && left === 0) await this.storage.delete(mark);
     };
+    try {
+      if (mark) await this.storage.put(mark, Buffer.from(new Date().toISOString()));
+    } catch (err) {
+      await end(true);
+      throw err;
+    }
     const underWay = [...this.registering].filter(([, p]) => p === prefix).map(([write]) => write);
     await Promise.all(underWay);
-    return reopen;
+    return end;
+  }
+
+  /**
+   * A mount is being moved to `prefix`, where it may have been before: a mark left by that earlier move away would
+   * refuse its leases there.
+   */
+  async clearClosed(mountId: string, prefix: string): Promise<void> {
+    await this.storage.delete(closedKey(mountId, prefix));
   }
 
   /** Awaits a lease's first write, known meanwhile as a registration under way for closeMount. */
@@ -233,11 +283,10 @@ export class ExpirationManager {
 
   /** Stores a lease made by the core itself (a token's) as given, replacing any earlier one, and arms it. */
   async track(entry: LeaseEntry): Promise<void> {
-    // The same gate as register(): a login racing the disabling of its auth mount leaves no token behind.
-    if (this.closing.has(entry.mountPrefix)) {
-      throw badRequest(`no new lease can be issued under "${entry.mountPrefix}": the mount is being disabled`);
-    }
-    await this.registration(entry.mountPrefix, this.storage.put(idKey(entry.leaseId), jsonBytes(entry)));
+    // The same gates as register(): a login racing the disabling of its auth mount leaves no token behind.
+    if (this.closing.has(entry.mountPrefix)) throw closingError(entry.mountPrefix);
+    const put: StorageOp = { op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) };
+    await this.registration(entry.mountPrefix, this.commitUnlessClosed(entry.mountPrefix, [put]));
     this.schedule(entry);
   }
 

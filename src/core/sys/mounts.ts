@@ -261,14 +261,16 @@ function tablePaths(core: Core, table: TableName, base: 'mounts' | 'auth'): Path
           // request racing the unmount cannot leave a lease behind on a mount that is gone.
           // Refused before anything is revoked: the cubbyhole's path also prefixes leases of wrapping tokens.
           assertRemovable(mounted);
-          const prefix = mounted.prefix;
-          const reopen = await core.expiration.closeMount(prefix);
+          const end = await core.expiration.closeMount(mounted.prefix);
           try {
-            await core.expiration.revokePrefix(prefix);
+            await core.expiration.revokePrefix(mounted.prefix);
             await core.mounts.unmount(table, mountPath(req));
-          } finally {
-            reopen();
+          } catch (err) {
+            // The mount stays: it may issue leases again. The first error is the one to tell.
+            await end(false).catch(() => undefined);
+            throw err;
           }
+          await end(true);
           return undefined;
         },
       },

@@ -94,13 +94,17 @@ export function remountPaths(core: Core): PathRecord[] {
   };
 
   const move = async (plan: Move): Promise<void> => {
-    const reopen = await core.expiration.closeMount(plan.from);
+    const mountId = core.mounts.get(plan.table, tablePath(plan.table, plan.from))?.entry.uuid;
+    const end = await core.expiration.closeMount(plan.from);
     try {
       await core.expiration.revokePrefix(plan.from);
+      if (mountId) await core.expiration.clearClosed(mountId, plan.to);
       await core.mounts.remount(plan.table, tablePath(plan.table, plan.from), tablePath(plan.table, plan.to));
-    } finally {
-      reopen();
+    } catch (err) {
+      await end(false).catch(() => undefined);
+      throw err;
     }
+    await end(true);
   };
 
   const remount = async (req: Request): Promise<Response> => {
