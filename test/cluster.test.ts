@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { apiClient, lostWrites, startCrashWriters, tempDir, until } from './support.js';
 import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
+import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
 
 const execFileP = promisify(execFile);
 
@@ -370,6 +372,42 @@ describe('three nodes on one PostgreSQL', () => {
     }
     assert.ok(issued > 0, 'some logins got through before the disable');
     assert.ok(refused > 0, 'some logins ran after it');
+  });
+
+  it('a bootstrap token enrols once and a login proof logs in once, whichever nodes they reach', async () => {
+    // Each node's key lock and nonce memory span that node only: enrolments racing on three nodes each consumed the
+    // token (the last write's keys won, the others' agents were answered and then locked out), and a login replayed
+    // to another node within its window got a token. The store's checks decide now.
+    const registered = await nodes[0]!.api.call('PUT', 'sys/cofre/clusters/cluster-race', { body: { labels: {} } });
+    assert.equal(registered.status, 200, registered.text);
+    const bootstrap = registered.body.data.bootstrap_token as string;
+    await answersSoon(nodes[2]!, 'sys/cofre/clusters/cluster-race', root, 200);
+    const contenders = await Promise.all(Array.from({ length: 12 }, () => AgentKeys.generate()));
+    const results = await Promise.allSettled(
+      contenders.map((keys, i) =>
+        enrol(
+          { address: nodes[i % nodes.length]!.url },
+          bootstrap,
+          { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey },
+          'test/cluster',
+        ),
+      ),
+    );
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ keys: contenders[i]!, ...r.value }] : []));
+    assert.equal(won.length, 1, `${won.length} of 12 enrolments consumed one bootstrap token`);
+    for (const r of results) if (r.status === 'rejected') assert.match(String(r.reason), /403/);
+    const winner = won[0]!;
+    for (let round = 0; round < 3; round++) {
+      const proof = loginProof(winner.cluster_id, winner.keys);
+      const answers = await Promise.all(
+        [...nodes, ...nodes, ...nodes].map((node) =>
+          node.api.call('PUT', 'sys/cofre/agent/login', { token: '', body: proof }),
+        ),
+      );
+      const ok = answers.filter((a) => a.status === 200).length;
+      assert.equal(ok, 1, `round ${round}: ${ok} logins with one proof`);
+      for (const a of answers) assert.ok(a.status === 200 || a.status === 403, `${a.status} ${a.text}`);
+    }
   });
 
   it('a policy changed on one node applies on another within a second', async () => {

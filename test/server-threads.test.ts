@@ -6,6 +6,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyLines, type ChainState } from '../src/core/audit-chain.js';
+import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
+import { enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
 import { freePort, spawnDevServer, tempDir } from './support.js';
 
 /**
@@ -153,6 +155,23 @@ describe('server threads (--workers 2)', () => {
     assert.equal(answers.filter((a) => a.status === 400).length, 29);
     const read = await fresh(url, 'GET', 'secret/metadata/threads/cas', 'root');
     assert.equal((read.body.data as { current_version: number }).current_version, 2);
+  });
+
+  it("a cluster agent's login proof is accepted once, whichever threads its replays reach", async () => {
+    // Each thread remembers the nonces it accepted; without the nonce recorded in the store, a replay that reached
+    // the other thread within the proof's 60 s window got a token of the cluster.
+    const registered = await fresh(url, 'PUT', 'sys/cofre/clusters/threads-agent', 'root', { labels: {} });
+    assert.equal(registered.status, 200, JSON.stringify(registered.body));
+    const keys = await AgentKeys.generate();
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
+    const bootstrap = (registered.body.data as { bootstrap_token: string }).bootstrap_token;
+    const { cluster_id } = await enrol({ address: url }, bootstrap, pub, 'test/threads');
+    for (let round = 0; round < 3; round++) {
+      const proof = loginProof(cluster_id, keys);
+      const answers = await many(24, () => fresh(url, 'PUT', 'sys/cofre/agent/login', undefined, proof));
+      assert.deepEqual(statuses(answers), [200, 403], `round ${round}`);
+      assert.equal(answers.filter((a) => a.status === 200).length, 1, `round ${round}: one login per proof`);
+    }
   });
 
   it('disabling an auth method through one thread leaves no live token from logins the other thread served', async () => {

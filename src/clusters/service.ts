@@ -3,12 +3,14 @@ import type { Caller } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, notFound, permissionDenied } from '../core/errors.js';
 import { CLUSTER_AGENT_POLICY_NAME } from '../core/policy/builtin.js';
+import { StorageConflictError } from '../core/storage.js';
 import { StorageView } from '../core/storage-view.js';
 import type { TokenEntry } from '../core/token-store.js';
 import {
   checkFreshness,
   checkSigningPublicKey,
   fingerprint,
+  LOGIN_WINDOW_MS,
   NonceCache,
   signatureValid,
   type LoginProof,
@@ -209,18 +211,25 @@ export class ClusterService {
     const hash = sha256(bootstrapToken);
     const name = await this.store.clusterByBootstrap(hash);
     if (!name) throw refused;
-    // Under the cluster's lock: of any number of enrolments racing with one token, the first consumes it.
+    // Under the cluster's lock: of any number of enrolments racing with one token, the first consumes it. The lock
+    // spans this process; the write checks the record is still what was read, so that on several nodes too only
+    // one enrolment consumes it (another node's wins the check, and this one is refused as for a used token).
     const { cluster, previous } = await this.store.locks.run(`cluster/${name}`, async () => {
-      const record = await this.store.cluster(name);
-      if (!record?.bootstrap || record.bootstrap.hash !== hash) throw refused;
-      if (record.bootstrap.expiresAt < Date.now()) {
-        const { bootstrap: _expired, ...rest } = record;
-        await this.store.putCluster(rest, hash);
-        throw refused;
+      const read = await this.store.clusterRead(name);
+      const record = read?.record;
+      if (!read || !record?.bootstrap || record.bootstrap.hash !== hash) throw refused;
+      const { bootstrap: _spent, ...rest } = record;
+      const expired = record.bootstrap.expiresAt < Date.now();
+      const enrolled: ClusterRecord = expired
+        ? rest
+        : { ...rest, sealingKey, signingKey, enrolledAt: now(), agentVersion };
+      try {
+        await this.store.putCluster(enrolled, hash, read.stored);
+      } catch (err) {
+        if (err instanceof StorageConflictError) throw refused;
+        throw err;
       }
-      const { bootstrap: _used, ...rest } = record;
-      const enrolled: ClusterRecord = { ...rest, sealingKey, signingKey, enrolledAt: now(), agentVersion };
-      await this.store.putCluster(enrolled, hash);
+      if (expired) throw refused;
       return { cluster: enrolled, previous: record.signingKey };
     });
     // Re-enrolled with new keys: the old identity's tokens go (they also fail the key check from now on).
@@ -234,7 +243,12 @@ export class ClusterService {
     const refused = permissionDenied('login refused');
     const cluster = await this.store.clusterById(proof.cluster_id);
     if (!cluster?.signingKey || !signatureValid(cluster.signingKey, proof)) throw refused;
-    if (!this.nonces.claim(cluster.clusterId, proof.nonce, Date.parse(proof.timestamp))) {
+    // This node's memory refuses a replay at once; the store refuses one that reaches another node or thread.
+    const expiresAt = Date.parse(proof.timestamp) + LOGIN_WINDOW_MS;
+    if (
+      !this.nonces.claim(cluster.clusterId, proof.nonce, Date.parse(proof.timestamp)) ||
+      !(await this.store.claimLoginNonce(cluster.clusterId, proof.nonce, expiresAt))
+    ) {
       throw permissionDenied('login refused: nonce already used');
     }
     return cluster;

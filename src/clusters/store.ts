@@ -1,5 +1,5 @@
 import { KeyLocks } from '../core/key-locks.js';
-import type { Storage, StorageOp } from '../core/storage.js';
+import { StorageConflictError, type Storage, type StorageOp } from '../core/storage.js';
 import { getJson, jsonBytes, parseJson, putJson } from '../core/storage-view.js';
 import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
 import type { SealedBundle } from './sealing.js';
@@ -112,6 +112,9 @@ export interface BundleRecord {
  * The multi-cluster state, on its own barrier view (every entry encrypted like any other). Every read-modify-write
  * of one record runs under that record's lock on this node.
  */
+/** Where a cluster's used login nonces are kept until they leave the login window. */
+const loginNonces = (clusterId: string): string => `login-nonces/${clusterId}/`;
+
 export class ClusterStore {
   readonly locks = new KeyLocks();
 
@@ -128,6 +131,12 @@ export class ClusterStore {
     return getJson<ClusterRecord>(this.storage, `clusters/${name}`);
   }
 
+  /** The cluster with the bytes it was read from, for a write that must check it is still what was read. */
+  async clusterRead(name: string): Promise<{ record: ClusterRecord; stored: Uint8Array } | undefined> {
+    const stored = await this.storage.get(`clusters/${name}`);
+    return stored === undefined ? undefined : { record: parseJson<ClusterRecord>(stored), stored };
+  }
+
   async clusterById(id: string): Promise<ClusterRecord | undefined> {
     if (!/^[0-9a-f-]{36}$/.test(id)) return undefined;
     const index = await getJson<{ name: string }>(this.storage, `cluster-ids/${id}`);
@@ -139,9 +148,14 @@ export class ClusterStore {
     return (await getJson<{ name: string }>(this.storage, `bootstrap/${hash}`))?.name;
   }
 
-  /** The cluster, its id index and its bootstrap index in one transaction; `dropBootstrap` is a used or old hash. */
-  async putCluster(record: ClusterRecord, dropBootstrap?: string): Promise<void> {
+  /**
+   * The cluster, its id index and its bootstrap index in one transaction; `dropBootstrap` is a used or old hash.
+   * With `read` (what clusterRead returned), nothing is written unless the record is still that: a
+   * StorageConflictError says another node changed it meanwhile.
+   */
+  async putCluster(record: ClusterRecord, dropBootstrap?: string, read?: Uint8Array): Promise<void> {
     const ops: StorageOp[] = [
+      ...(read ? [{ op: 'check' as const, key: `clusters/${record.name}`, value: read }] : []),
       { op: 'put', key: `clusters/${record.name}`, value: jsonBytes(record) },
       { op: 'put', key: `cluster-ids/${record.clusterId}`, value: jsonBytes({ name: record.name }) },
     ];
@@ -161,7 +175,33 @@ export class ClusterStore {
     for (const delivery of await this.storage.list(`bundles/${record.name}/`)) {
       ops.push({ op: 'delete', key: `bundles/${record.name}/${delivery}` });
     }
+    const nonces = loginNonces(record.clusterId);
+    for (const key of await this.storage.list(nonces)) ops.push({ op: 'delete', key: nonces + key });
     await this.storage.transaction(ops);
+  }
+
+  /**
+   * Records the nonce of an agent's login for every node: false when it is recorded already, a replay that reached
+   * another node or server thread (each node's memory of nonces saw only its own). The key is made of the proof's
+   * expiry and nonce, both signed, so a replay names the same key, and the check and the write are one transaction.
+   * Nonces past their expiry are dropped as the cluster's next login is recorded: a replay of those is refused by
+   * the timestamp's window.
+   */
+  async claimLoginNonce(clusterId: string, nonce: string, expiresAtMs: number, now = Date.now()): Promise<boolean> {
+    const folder = loginNonces(clusterId);
+    const key = `${folder}${String(expiresAtMs).padStart(16, '0')}.${nonce}`;
+    const expired = (await this.storage.list(folder)).filter((k) => Number(k.slice(0, 16)) < now);
+    try {
+      await this.storage.transaction([
+        { op: 'check', key, value: null },
+        { op: 'put', key, value: Buffer.from('used') },
+        ...expired.map((k): StorageOp => ({ op: 'delete', key: folder + k })),
+      ]);
+      return true;
+    } catch (err) {
+      if (err instanceof StorageConflictError) return false;
+      throw err;
+    }
   }
 
   listClusters(): Promise<string[]> {
