@@ -108,13 +108,14 @@ export interface BundleRecord {
   bundle: SealedBundle;
 }
 
-/**
- * The multi-cluster state, on its own barrier view (every entry encrypted like any other). Every read-modify-write
- * of one record runs under that record's lock on this node.
- */
 /** Where a cluster's used login nonces are kept until they leave the login window. */
 const loginNonces = (clusterId: string): string => `login-nonces/${clusterId}/`;
 
+/**
+ * The multi-cluster state, on its own barrier view (every entry encrypted like any other). Every read-modify-write
+ * of one record runs under that record's lock on this node; records that several nodes write are written with a
+ * check of what was read.
+ */
 export class ClusterStore {
   readonly locks = new KeyLocks();
 
