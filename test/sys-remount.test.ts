@@ -126,6 +126,13 @@ describe('sys/remount', () => {
     assert.equal((await call('POST', 'auth/token/renew-self', { increment: '30m' }, newToken)).status, 200);
     assert.equal((await call('POST', 'sys/leases/revoke-prefix/auth/ci')).status, 204);
     assert.equal((await call('GET', 'auth/token/lookup-self', undefined, newToken)).status, 403);
+
+    // Moved back where it was: the closing mark the first move left at the old path (for nodes that had not heard
+    // yet) does not refuse its logins there now.
+    assert.equal((await remount('auth/ci', 'auth/approle')).status, 200);
+    const back = await login('approle');
+    assert.equal((await call('GET', 'auth/token/lookup-self', undefined, back)).status, 200);
+    assert.equal((await call('POST', 'sys/leases/revoke-prefix/auth/approle')).status, 204);
   });
 
   it('logins racing the move of their auth method leave no live token under the old path', async () => {
@@ -237,6 +244,17 @@ describe('sys/remount', () => {
     assert.equal((await call('GET', 'stuck/keep')).body.data.v, 'kept');
     assert.equal((await call('GET', 'unstuck/keep')).status, 404);
     assert.equal((await call('GET', 'sys/mounts/unstuck')).status, 400);
+    // The mount stayed, so it issues leases again: the failed move took its closing mark away.
+    const after = await srv.cofre.core.expiration.register({
+      mountPrefix: 'stuck/',
+      requestPath: 'creds/y',
+      secret: { type: 'unreachable', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
+      ttl: 3600,
+      maxTtl: 3600,
+      tokenHash: '',
+      tokenExpireTime: 0,
+    });
+    assert.equal((await call('POST', `sys/leases/revoke-force/${after.leaseId}`)).status, 204);
 
     // Once the lease is dealt with, the move goes through; the store says so too after a restart of the tables.
     assert.equal((await call('POST', `sys/leases/revoke-force/${lease.leaseId}`)).status, 204);
