@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -283,58 +283,132 @@ describe('server threads (--workers 2)', () => {
 });
 
 describe('server threads from a configuration file (workers = 2, Shamir seal, 3 shares, threshold 2)', () => {
-  it('starts sealed; two key shares given on different connections unseal every thread', async () => {
-    const dir = tempDir('threads-config');
+  let dir: string;
+  let child: ChildProcess;
+  let out = '';
+  let url: string;
+  let keys: string[];
+  let token: string;
+
+  before(async () => {
+    dir = tempDir('threads-config');
     const port = await freePort();
     const config = join(dir, 'cofre.hcl');
     writeFileSync(
       config,
       `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\nworkers = 2\n`,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      for (let i = 0; i < 400 && !out.includes('Server threads: 2'); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.match(out, /not initialized/);
-      const init = await fresh(url, 'PUT', 'sys/init', undefined, { secret_shares: 3, secret_threshold: 2 });
-      assert.equal(init.status, 200);
-      const keys = init.body.keys as string[];
-      const token = init.body.root_token as string;
-      assert.deepEqual(
-        [...new Set((await many(20, () => fresh(url, 'GET', 'sys/seal-status'))).map((a) => a.body.t))],
-        [2],
-      );
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    url = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 400 && !out.includes('Server threads: 2'); i++) await new Promise((r) => setTimeout(r, 50));
+  });
 
-      // The first share reaches one thread; every thread counts it.
-      const first = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[0] });
-      assert.equal(first.body.progress, 1);
-      const progress = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
-      assert.deepEqual([...new Set(progress.map((a) => a.body.progress))], [1], 'every thread has the first share');
-      // A reset through any thread resets them all; then two shares, each on a connection of its own.
-      await fresh(url, 'PUT', 'sys/unseal', undefined, { reset: true });
-      const reset = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
-      assert.deepEqual([...new Set(reset.map((a) => a.body.progress))], [0]);
-      await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[1] });
-      const done = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[2] });
-      assert.equal(done.body.sealed, false);
-      const after = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
-      assert.deepEqual([...new Set(after.map((a) => a.body.sealed))], [false], 'every thread is unsealed');
-      const mounted = await fresh(url, 'POST', 'sys/mounts/kv', token, { type: 'kv', options: { version: '2' } });
-      assert.equal(mounted.status, 204);
-      await fresh(url, 'POST', 'kv/data/x', token, { data: { v: '1' } });
-      assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'kv/data/x', token))), [200]);
-    } finally {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    }
+  after(async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
     assert.equal(child.exitCode, 0, `a clean stop on SIGTERM: ${out}`);
+  });
+
+  it('starts sealed; two key shares given on different connections unseal every thread', async () => {
+    assert.match(out, /not initialized/);
+    const init = await fresh(url, 'PUT', 'sys/init', undefined, { secret_shares: 3, secret_threshold: 2 });
+    assert.equal(init.status, 200);
+    keys = init.body.keys as string[];
+    token = init.body.root_token as string;
+    assert.deepEqual(
+      [...new Set((await many(20, () => fresh(url, 'GET', 'sys/seal-status'))).map((a) => a.body.t))],
+      [2],
+    );
+
+    // The first share reaches one thread; every thread counts it.
+    const first = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[0] });
+    assert.equal(first.body.progress, 1);
+    const progress = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(progress.map((a) => a.body.progress))], [1], 'every thread has the first share');
+    // A reset through any thread resets them all; then two shares, each on a connection of its own.
+    await fresh(url, 'PUT', 'sys/unseal', undefined, { reset: true });
+    const reset = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(reset.map((a) => a.body.progress))], [0]);
+    await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[1] });
+    const done = await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[2] });
+    assert.equal(done.body.sealed, false);
+    const after = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(after.map((a) => a.body.sealed))], [false], 'every thread is unsealed');
+    const mounted = await fresh(url, 'POST', 'sys/mounts/kv', token, { type: 'kv', options: { version: '2' } });
+    assert.equal(mounted.status, 204);
+    await fresh(url, 'POST', 'kv/data/x', token, { data: { v: '1' } });
+    assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'kv/data/x', token))), [200]);
+  });
+
+  it('generate-root: one attempt whichever threads its calls reach; its errors keep their status', async () => {
+    const attempt = () => many(20, () => fresh(url, 'GET', 'sys/generate-root/attempt'));
+    const started = await fresh(url, 'PUT', 'sys/generate-root/attempt', undefined, {});
+    assert.equal(started.status, 200);
+    const { nonce, otp } = started.body as { nonce: string; otp: string };
+    assert.deepEqual([...new Set((await attempt()).map((a) => `${a.body.nonce} ${a.body.progress}`))], [`${nonce} 0`]);
+    // Refused by whichever thread holds it, and answered so on both: 400, the holder's message.
+    const again = await many(10, () => fresh(url, 'PUT', 'sys/generate-root/attempt', undefined, {}));
+    assert.deepEqual(statuses(again), [400]);
+    assert.deepEqual([...new Set(again.map((a) => String(a.body.errors)))], ['root generation already in progress']);
+    const wrong = await many(10, () =>
+      fresh(url, 'PUT', 'sys/generate-root/update', undefined, { key: keys[0], nonce: 'not-the-nonce' }),
+    );
+    assert.deepEqual(statuses(wrong), [400]);
+
+    const one = await fresh(url, 'PUT', 'sys/generate-root/update', undefined, { key: keys[0], nonce });
+    assert.equal(one.body.progress, 1);
+    assert.deepEqual([...new Set((await attempt()).map((a) => a.body.progress))], [1], 'every thread sees the share');
+    const two = await fresh(url, 'PUT', 'sys/generate-root/update', undefined, { key: keys[2], nonce });
+    assert.equal(two.body.complete, true);
+    const bytes = Buffer.from(two.body.encoded_token as string, 'base64');
+    const root = Buffer.from(bytes.map((b, i) => b ^ otp.charCodeAt(i))).toString('utf8');
+    assert.deepEqual(statuses(await many(20, () => fresh(url, 'GET', 'auth/token/lookup-self', root))), [200]);
+    assert.deepEqual([...new Set((await attempt()).map((a) => a.body.started))], [false], 'the attempt is over');
+
+    // The last two shares racing on two connections mint one token, not two.
+    const race = (await fresh(url, 'PUT', 'sys/generate-root/attempt', undefined, {})).body.nonce as string;
+    await fresh(url, 'PUT', 'sys/generate-root/update', undefined, { key: keys[0], nonce: race });
+    const last = await Promise.all(
+      [keys[1], keys[2]].map((key) => fresh(url, 'PUT', 'sys/generate-root/update', undefined, { key, nonce: race })),
+    );
+    assert.deepEqual(last.map((a) => a.body.complete === true).sort(), [false, true]);
+    assert.deepEqual(last.map((a) => a.status).sort(), [200, 400]);
+
+    // A cancel through either thread ends the attempt for both.
+    await fresh(url, 'PUT', 'sys/generate-root/attempt', undefined, {});
+    assert.equal((await fresh(url, 'DELETE', 'sys/generate-root/attempt')).status, 204);
+    assert.deepEqual([...new Set((await attempt()).map((a) => a.body.started))], [false]);
+  });
+
+  it('rekey: the old shares given on different connections make new ones, which unseal every thread', async () => {
+    const init = await fresh(url, 'PUT', 'sys/rekey/init', undefined, { secret_shares: 3, secret_threshold: 2 });
+    assert.equal(init.status, 200);
+    const nonce = init.body.nonce as string;
+    const status = await many(20, () => fresh(url, 'GET', 'sys/rekey/init'));
+    assert.deepEqual([...new Set(status.map((a) => `${a.body.nonce} ${a.body.started}`))], [`${nonce} true`]);
+    assert.equal((await fresh(url, 'PUT', 'sys/rekey/update', undefined, { key: keys[1], nonce })).body.progress, 1);
+    const done = await fresh(url, 'PUT', 'sys/rekey/update', undefined, { key: keys[0], nonce });
+    assert.equal(done.body.complete, true);
+    const rekeyed = done.body.keys as string[];
+    assert.equal(rekeyed.length, 3);
+
+    assert.equal((await fresh(url, 'PUT', 'sys/seal', token)).status, 204);
+    // Two old shares, on connections of their own: a wrong set (400) on every thread.
+    await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[0] });
+    assert.equal((await fresh(url, 'PUT', 'sys/unseal', undefined, { key: keys[1] })).status, 400);
+    const still = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(still.map((a) => a.body.sealed))], [true], 'the old shares no longer unseal');
+    await fresh(url, 'PUT', 'sys/unseal', undefined, { key: rekeyed[2] });
+    assert.equal((await fresh(url, 'PUT', 'sys/unseal', undefined, { key: rekeyed[0] })).body.sealed, false);
+    const after = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(after.map((a) => a.body.sealed))], [false], 'every thread is unsealed');
+    keys = rekeyed;
   });
 });
 

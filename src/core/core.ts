@@ -13,6 +13,7 @@ import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
 import { SealKeyError, type Seal, type SealConfig, type WrappedRootKey } from './seal.js';
 import { RootGeneration } from './root-generation.js';
+import { type CeremonyCall, forwardedCeremonies, type KeyCeremonies, localCeremonies } from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
 import { dropEverything, dropRemoteChanges } from './remote-changes.js';
@@ -58,6 +59,8 @@ export interface ServerPeers {
   sealed(): Promise<void>;
   /** This thread took an unseal key share (or `reset`, a reset of the progress). */
   unsealKey(key: Buffer | 'reset', migrate: boolean): Promise<void>;
+  /** Set on every thread but the one that holds the generate-root and rekey attempts: runs a call there. */
+  ceremony?(call: CeremonyCall): Promise<unknown>;
 }
 
 export interface SealStatus {
@@ -115,8 +118,10 @@ export class Core {
   /** Which store caches which storage keys, for following other nodes' writes (see remote-changes.ts). */
   readonly invalidation = new InvalidationRegistry();
   /** sys/generate-root and sys/rekey: attempts held in memory only, dropped on seal (as Vault's). */
-  readonly rootGeneration = new RootGeneration(this);
-  readonly rekey = new Rekey(this);
+  private readonly rootGeneration = new RootGeneration(this);
+  private readonly rekey = new Rekey(this);
+  /** What sys/generate-root and sys/rekey call: these attempts, or another server thread's (key-ceremonies.ts). */
+  readonly ceremonies: KeyCeremonies;
   /** Background work of parts that are not mounts, run with lease expiry on the one node that runs it. */
   private readonly backgroundJobs: BackgroundJob[] = [];
   private backgroundRunning = false;
@@ -139,6 +144,8 @@ export class Core {
   readonly requests = new RequestGate();
 
   constructor(private readonly opts: CoreOptions) {
+    const forward = opts.peers?.ceremony?.bind(opts.peers);
+    this.ceremonies = forward ? forwardedCeremonies(forward) : localCeremonies(this.rootGeneration, this.rekey);
     // Each store declares the keys it caches where it is built: the barrier's keyring, unsealed again by the root
     // key only the core holds, comes first of all.
     const reloadKeyring = (): Promise<void> => this.reloadKeyring();

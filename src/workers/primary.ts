@@ -11,6 +11,8 @@
  *   refused or applied by every other from the moment the change is acknowledged;
  * - read-modify-writes under a key lock also exclude the other threads (shareKeyLocksAcrossThreads);
  * - sys/seal and unseal key shares reach every thread before the answer (ServerPeers);
+ * - the first thread holds the sys/generate-root and sys/rekey attempts, and the others forward those calls to it
+ *   (src/core/key-ceremonies.ts);
  * - the first thread runs the background jobs (lease expiry, rotations).
  */
 import { mkdirSync } from 'node:fs';
@@ -127,6 +129,7 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
         'peers.sealed': () => Promise.all(others(index).map((t) => t.calls.call('seal'))).then(() => undefined),
         'peers.unsealKey': (args: unknown) =>
           Promise.all(others(index).map((t) => t.calls.call('unsealKey', args))).then(() => undefined),
+        'peers.ceremony': (call: unknown) => threads.find((t) => t.index === 0)!.calls.call('ceremony', call),
       });
       worker.once('error', (err) => {
         reject(err);

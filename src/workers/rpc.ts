@@ -1,8 +1,10 @@
 /**
  * Calls between the primary thread and a server thread over one port: each side answers the other's calls with
- * its handlers and awaits its own calls' answers. Errors cross as their message.
+ * its handlers and awaits its own calls' answers. Errors cross as their message, and a CofreError with its HTTP
+ * status (a call forwarded from a request answers as the request would have where it ran).
  */
 import type { MessagePort, Worker } from 'node:worker_threads';
+import { CofreError } from '../core/errors.js';
 
 /** Each handler names the type of its arguments; what crosses the port is trusted to match (both ends are ours). */
 type Handler = (args: never) => unknown;
@@ -17,6 +19,7 @@ interface AnswerMessage {
   answer: number;
   value?: unknown;
   error?: string;
+  status?: number;
 }
 
 export interface Rpc {
@@ -32,8 +35,9 @@ export function rpc(port: MessagePort | Worker, handlers: Record<string, Handler
     if ('answer' in message) {
       const pending = waiting.get(message.answer);
       waiting.delete(message.answer);
-      if (message.error !== undefined) pending?.reject(new Error(message.error));
-      else pending?.resolve(message.value);
+      if (message.error === undefined) pending?.resolve(message.value);
+      else if (message.status === undefined) pending?.reject(new Error(message.error));
+      else pending?.reject(new CofreError(message.status, message.error));
     } else if ('call' in message) {
       const handler = Object.hasOwn(handlers, message.method) ? handlers[message.method] : undefined;
       Promise.resolve()
@@ -47,6 +51,7 @@ export function rpc(port: MessagePort | Worker, handlers: Record<string, Handler
             port.postMessage({
               answer: message.call,
               error: err instanceof Error ? err.message : String(err),
+              ...(err instanceof CofreError ? { status: err.status } : {}),
             } satisfies AnswerMessage),
         );
     }

@@ -5,6 +5,7 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { Cofre } from '../app.js';
 import { startServer, type ServerFlags } from '../cli/server.js';
+import { type CeremonyCall, runCeremonyCall } from '../core/key-ceremonies.js';
 import { shareKeyLocksAcrossThreads } from '../core/key-locks.js';
 import { SqliteThreadStorage } from '../storage/sqlite-threads.js';
 import { relayedAuditDevices, threadFileDevices } from './audit-relay.js';
@@ -34,6 +35,10 @@ const primary = rpc(parent, {
     key === 'reset'
       ? running.cofre?.core.resetUnseal(true)
       : running.cofre?.core.submitUnsealKey(Buffer.from(key), migrate, true),
+  ceremony: (call: CeremonyCall) => {
+    if (!running.cofre) throw new Error('the first server thread is not running');
+    return runCeremonyCall(running.cofre.core.ceremonies, call);
+  },
   close: async () => {
     await running.cofre?.close();
     parent.close();
@@ -55,6 +60,8 @@ const started = await startServer(data.flags, {
     sealed: () => primary.call('peers.sealed'),
     unsealKey: (key, migrate) =>
       primary.call('peers.unsealKey', { key: key === 'reset' ? key : new Uint8Array(key), migrate }),
+    // The first thread holds the generate-root and rekey attempts; the others forward to it.
+    ...(data.index === 0 ? {} : { ceremony: (call: CeremonyCall) => primary.call('peers.ceremony', call) }),
   },
   auditDevices: { ...relayedAuditDevices(() => primary, ['socket']), file: threadFileDevices(() => primary) },
   ...(data.port === undefined ? {} : { port: data.port }),

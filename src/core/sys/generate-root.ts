@@ -22,15 +22,15 @@ export function generateRootPaths(core: Core): PathRecord[] {
         pgp_key: { type: 'string', description: 'Not supported: PGP encryption of the new root token.' },
       },
       operations: {
-        read: async () => ({ rawBody: await core.rootGeneration.status() }),
+        read: async () => ({ rawBody: await core.ceremonies.rootGeneration.status() }),
         update: async (req) => ({
-          rawBody: await core.rootGeneration.start({
+          rawBody: await core.ceremonies.rootGeneration.start({
             otp: req.data.otp as string | undefined,
             pgpKey: req.data.pgp_key as string | undefined,
           }),
         }),
         delete: async () => {
-          core.rootGeneration.cancel();
+          await core.ceremonies.rootGeneration.cancel();
           return undefined;
         },
       },
@@ -49,7 +49,7 @@ export function generateRootPaths(core: Core): PathRecord[] {
           if (typeof key !== 'string' || key === '')
             throw badRequest("'key' must be specified in request body as JSON");
           const nonce = typeof req.data.nonce === 'string' ? req.data.nonce : '';
-          return { rawBody: await core.rootGeneration.update(decodeKey(key), nonce) };
+          return { rawBody: await core.ceremonies.rootGeneration.update(decodeKey(key), nonce) };
         },
       },
     },

@@ -39,13 +39,13 @@ export function rekeyPaths(core: Core): PathRecord[] {
         stored_shares: { type: 'int', description: 'Ignored: Shamir seals store no shares.' },
       },
       operations: {
-        read: async () => ({ rawBody: await core.rekey.status() }),
+        read: async () => ({ rawBody: await core.ceremonies.rekey.status() }),
         update: async (req) => {
           const shares = req.data.secret_shares;
           const threshold = req.data.secret_threshold;
           if (typeof shares !== 'number') throw badRequest('missing required field "secret_shares"');
           if (typeof threshold !== 'number') throw badRequest('missing required field "secret_threshold"');
-          const status = await core.rekey.start({
+          const status = await core.ceremonies.rekey.start({
             shares,
             threshold,
             requireVerification: req.data.require_verification === true,
@@ -55,7 +55,7 @@ export function rekeyPaths(core: Core): PathRecord[] {
           return { rawBody: status };
         },
         delete: async () => {
-          core.rekey.cancel();
+          await core.ceremonies.rekey.cancel();
           return undefined;
         },
       },
@@ -66,7 +66,7 @@ export function rekeyPaths(core: Core): PathRecord[] {
       unauthenticated: true,
       fields: shareFields,
       operations: {
-        update: async (req) => ({ rawBody: await core.rekey.update(keyOf(req.data), nonceOf(req.data)) }),
+        update: async (req) => ({ rawBody: await core.ceremonies.rekey.update(keyOf(req.data), nonceOf(req.data)) }),
       },
     },
     {
@@ -75,9 +75,9 @@ export function rekeyPaths(core: Core): PathRecord[] {
       unauthenticated: true,
       fields: shareFields,
       operations: {
-        read: async () => ({ rawBody: core.rekey.verifyStatus() }),
-        update: async (req) => ({ rawBody: await core.rekey.verify(keyOf(req.data), nonceOf(req.data)) }),
-        delete: async () => ({ rawBody: core.rekey.restartVerification() }),
+        read: async () => ({ rawBody: await core.ceremonies.rekey.verifyStatus() }),
+        update: async (req) => ({ rawBody: await core.ceremonies.rekey.verify(keyOf(req.data), nonceOf(req.data)) }),
+        delete: async () => ({ rawBody: await core.ceremonies.rekey.restartVerification() }),
       },
     },
   ];
