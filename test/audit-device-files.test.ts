@@ -96,6 +96,33 @@ describe('audit file devices cannot be turned into a weapon', () => {
   });
 });
 
+describe('two audit devices on one file', () => {
+  let srv: InProcessServer;
+  before(async () => {
+    srv = await startServer();
+  });
+  after(() => srv.stop());
+
+  it('write one hash chain that `cofre audit verify` accepts, through a link too; closing one leaves the other on it', async () => {
+    const file = join(srv.dir, 'shared.log');
+    assert.equal((await enable(srv.api, 'one', { file_path: file })).status, 204);
+    // The same file named another way: the devices meet on its resolved path.
+    mkdirSync(join(srv.dir, 'via'));
+    symlinkSync(srv.dir, join(srv.dir, 'via', 'link'));
+    assert.equal((await enable(srv.api, 'two', { file_path: join(srv.dir, 'via', 'link', 'shared.log') })).status, 204);
+    for (let i = 0; i < 5; i++) await srv.api.call('GET', 'sys/mounts');
+    const both = verify(file);
+    assert.equal(both.status, 0, both.out);
+    assert.equal((await srv.api.call('DELETE', 'sys/audit/one')).status, 204);
+    for (let i = 0; i < 3; i++) await srv.api.call('GET', 'sys/mounts');
+    const after = verify(file);
+    assert.equal(after.status, 0, after.out);
+    // Every request and response of the loop above is there twice while both devices were on: once per device.
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    assert.ok(lines.length >= 2 * 2 * 5, `${lines.length} lines`);
+  });
+});
+
 describe('audit_file_path_prefix', () => {
   it('is read from the server configuration, HCL and JSON', () => {
     const dir = tempDir('prefix-config');

@@ -229,12 +229,53 @@ function devicePath(options: Record<string, string>): string {
 }
 
 /**
- * Where a server thread's file device gets the chain it shares with the other threads writing the same file
- * (src/workers/audit-relay.ts), and gives it back when it closes.
+ * Where a file device gets the chain it shares with every other device writing the same file, and gives it back
+ * when it closes: a FileChains of its server, or (src/workers/audit-relay.ts) of the primary thread.
  */
 export interface SharedChains {
   take(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }>;
   give(real: string): Promise<void>;
+}
+
+/**
+ * The hash chain of each audit file, by its confined path, with how many devices hold it. Every device that writes
+ * one file appends to one chain, which is what `cofre audit verify` checks: two devices enabled on one file (named
+ * the same way or not), and the server threads' devices of one file (src/workers/). Two chains in one file would
+ * read as a tampered log. A chain is continued from the file's last line when no device holds it yet.
+ */
+export class FileChains implements SharedChains {
+  private readonly chains = new Map<string, { cell: ChainCell; users: number }>();
+  private taking: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly config: FileDeviceConfig = {}) {}
+
+  take(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
+    // One at a time: a file's last line is read (and a torn one cut) only while no device writes to it.
+    const taken = this.taking.then(() => this.takeNow(options));
+    this.taking = taken.catch(() => undefined);
+    return taken;
+  }
+
+  private async takeNow(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
+    const real = await devicePathConfined(options, this.config);
+    let held = this.chains.get(real);
+    if (!held) {
+      held = { cell: ChainCell.create(chainAfterLastLine(real, options)), users: 0 };
+      this.chains.set(real, held);
+    }
+    held.users++;
+    return { real, cell: held.cell.buffer };
+  }
+
+  async give(real: string): Promise<void> {
+    const held = this.chains.get(real);
+    if (held && --held.users === 0) this.chains.delete(real);
+  }
+
+  /** Every writer of every file opens it again before its next line (SIGHUP: log rotation). */
+  reopenAll(): void {
+    for (const { cell } of this.chains.values()) cell.reopenAll();
+  }
 }
 
 /**
@@ -259,7 +300,7 @@ export interface SharedChains {
 export function fileSink(
   options: Record<string, string>,
   config: FileDeviceConfig = {},
-  shared?: SharedChains,
+  shared: SharedChains = new FileChains(config),
 ): AuditSink {
   const path = devicePath(options);
   const mode = parseMode(options.mode);
@@ -377,18 +418,13 @@ export function fileSink(
 
   return {
     async open() {
-      if (shared) {
-        const taken = await shared.take(options);
-        real = taken.real;
-        cell = ChainCell.of(taken.cell);
-      } else {
-        real = await devicePathConfined(options, config);
-        cell = ChainCell.create(chainAfterLastLine(real, options));
-      }
+      const taken = await shared.take(options);
+      real = taken.real;
+      cell = ChainCell.of(taken.cell);
       try {
         file = openAuditFile(real, path, mode);
       } catch (err) {
-        if (shared) await shared.give(real);
+        await shared.give(real);
         throw err;
       }
       generation = cell.generation;
@@ -419,7 +455,7 @@ export function fileSink(
       file = undefined;
       cell = undefined;
       if (old) closeSync(old.fd);
-      if (shared && real !== undefined) await shared.give(real);
+      if (real !== undefined) await shared.give(real);
     },
     async reopen() {
       cell?.reopenAll();
@@ -437,7 +473,10 @@ function stdoutSink(): AuditSink {
   };
 }
 
-/** The file device factory, with the server's configuration. */
-export function fileSinkFactory(config: FileDeviceConfig, shared?: SharedChains): AuditSinkFactory {
+/** The file device factory, with the server's configuration: its devices share one chain per file. */
+export function fileSinkFactory(
+  config: FileDeviceConfig,
+  shared: SharedChains = new FileChains(config),
+): AuditSinkFactory {
   return (options) => fileSink(options, config, shared);
 }

@@ -8,14 +8,7 @@
  *   by the thread's broker) are chained and written by the primary's AuditHost, in the order they arrive, and a
  *   request goes on only once its entry is written, as with a device of its own (fail-closed).
  */
-import { ChainCell } from '../audit/chain-cell.js';
-import {
-  chainAfterLastLine,
-  devicePathConfined,
-  fileSink,
-  type FileDeviceConfig,
-  type SharedChains,
-} from '../audit/file.js';
+import { FileChains, fileSink, type FileDeviceConfig, type SharedChains } from '../audit/file.js';
 import {
   betweenWrites,
   writeChained,
@@ -80,44 +73,26 @@ export class AuditHost {
   private readonly byId = new Map<number, HostedDevice>();
   private readonly ids = new Map<HostedDevice, number>();
   private next = 1;
-  /** The chain of each audit file the threads write, by its confined path, with how many devices hold it. */
-  private readonly chains = new Map<string, { cell: ChainCell; users: number }>();
-  private taking: Promise<void> = Promise.resolve();
+  /** The chain of each audit file the threads write. */
+  private readonly chains: FileChains;
 
   constructor(
     private readonly factories: Record<string, AuditSinkFactory>,
-    private readonly fileConfig: FileDeviceConfig,
-  ) {}
+    fileConfig: FileDeviceConfig,
+  ) {
+    this.chains = new FileChains(fileConfig);
+  }
 
   /**
-   * The chain of the file a thread's device opens: continued from the file's last line when no thread holds it
-   * yet (a torn last line cut off), else the one the other threads write on. The path is confined here, with the
-   * server's audit_file_path_prefix.
+   * The chain of the file a thread's device opens (continued from the file's last line when no thread holds it yet),
+   * confined here with the server's audit_file_path_prefix.
    */
   takeChain(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
-    // One at a time: a file's last line is read (and a torn one cut) only while no thread writes to it.
-    const taken = this.taking.then(() => this.takeChainNow(options));
-    this.taking = taken.then(
-      () => undefined,
-      () => undefined,
-    );
-    return taken;
+    return this.chains.take(options);
   }
 
-  private async takeChainNow(options: Record<string, string>): Promise<{ real: string; cell: SharedArrayBuffer }> {
-    const real = await devicePathConfined(options, this.fileConfig);
-    let held = this.chains.get(real);
-    if (!held) {
-      held = { cell: ChainCell.create(chainAfterLastLine(real, options)), users: 0 };
-      this.chains.set(real, held);
-    }
-    held.users++;
-    return { real, cell: held.cell.buffer };
-  }
-
-  giveChain(real: string): void {
-    const held = this.chains.get(real);
-    if (held && --held.users === 0) this.chains.delete(real);
+  giveChain(real: string): Promise<void> {
+    return this.chains.give(real);
   }
 
   async open({
@@ -183,7 +158,7 @@ export class AuditHost {
 
   /** SIGHUP: every device lets go of its file and opens it again (log rotation). */
   async reopen(): Promise<void> {
-    for (const { cell } of this.chains.values()) cell.reopenAll();
+    this.chains.reopenAll();
     await Promise.all([...this.byKey.values()].map((d) => d.sink.reopen?.()));
   }
 
