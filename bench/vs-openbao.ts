@@ -7,13 +7,15 @@
 // Options: --rounds 3, --seconds 8, --warmup 3 (seconds of each kind against each server before round 1, not
 // counted: JIT compilation, PostgreSQL's plan and buffer caches), --connections 64, --threads 2 (wrk's), --cofre-workers <n> (Cofre's server
 // threads; one when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds), --audit (a
-// file audit device on both), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
+// file audit device on both; with --audit-device socket, a TCP socket device on both, to a collector in this process
+// that reads and drops the lines), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
 // PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
 // each node, their rates added and the worse of their percentiles taken). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres } from '../scripts/test-databases.js';
@@ -31,11 +33,16 @@ const { values: opts } = parseArgs({
     'cofre-workers': { type: 'string' },
     stress: { type: 'string' },
     audit: { type: 'boolean', default: false },
+    'audit-device': { type: 'string', default: 'file' },
     only: { type: 'string' },
     'cofre-storage': { type: 'string', default: 'sqlite' },
   },
 });
 if (!opts.openbao) throw new Error('give the OpenBao binary: --openbao <path> (or OPENBAO_BIN)');
+const AUDIT_DEVICE = opts['audit-device'];
+if (AUDIT_DEVICE !== 'file' && AUDIT_DEVICE !== 'socket') throw new Error('--audit-device is file or socket');
+/** Where the socket audit devices of both servers send their lines (--audit-device socket). */
+let collectorAddress = '';
 const ROUNDS = Number(opts.rounds);
 const SECONDS = Number(opts.seconds);
 const KEYS = 1000;
@@ -94,7 +101,11 @@ async function startOpenBao(dir: string): Promise<Server> {
       'disable_mlock = true',
       // OpenBao takes audit devices from its configuration only (its API refuses to enable them).
       ...(opts.audit
-        ? [`audit "file" "file" {\n  options {\n    file_path = "${join(dir, 'openbao-audit.log')}"\n  }\n}`]
+        ? AUDIT_DEVICE === 'socket'
+          ? [
+              `audit "socket" "socket" {\n  options {\n    address = "${collectorAddress}"\n    socket_type = "tcp"\n  }\n}`,
+            ]
+          : [`audit "file" "file" {\n  options {\n    file_path = "${join(dir, 'openbao-audit.log')}"\n  }\n}`]
         : []),
     ].join('\n'),
   );
@@ -157,7 +168,14 @@ async function startCofreOnPostgres(dir: string): Promise<Server> {
 async function prepare(server: Server, dir: string): Promise<void> {
   if (opts.audit && server.name === 'Cofre') {
     const file = join(dir, 'cofre-audit.log');
-    await call(server, 'PUT', 'sys/audit/file', { type: 'file', options: { file_path: file } });
+    await call(
+      server,
+      'PUT',
+      `sys/audit/${AUDIT_DEVICE}`,
+      AUDIT_DEVICE === 'socket'
+        ? { type: 'socket', options: { address: collectorAddress } }
+        : { type: 'file', options: { file_path: file } },
+    );
   }
   for (let i = 0; i < KEYS; i += 50) {
     await Promise.all(
@@ -249,11 +267,17 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
   const servers: Server[] = [];
   let stress: ChildProcess | undefined;
+  let collector: NetServer | undefined;
   try {
+    if (opts.audit && AUDIT_DEVICE === 'socket') {
+      collector = createServer((socket) => socket.on('data', () => undefined));
+      await new Promise<void>((resolve) => collector!.listen(0, '127.0.0.1', resolve));
+      collectorAddress = `127.0.0.1:${(collector.address() as AddressInfo).port}`;
+    }
     const onPostgres = opts['cofre-storage'] === 'postgresql';
     servers.push(await (onPostgres ? startCofreOnPostgres(dir) : startCofre(dir)), await startOpenBao(dir));
     for (const s of servers) {
-      log(`${s.name}: writing ${KEYS} secrets${opts.audit ? ' (file audit device on)' : ''}`);
+      log(`${s.name}: writing ${KEYS} secrets${opts.audit ? ` (${AUDIT_DEVICE} audit device on)` : ''}`);
       await prepare(s, dir);
     }
     if (opts.stress) {
@@ -289,7 +313,7 @@ async function main(): Promise<void> {
       }
     }
     const lines = [
-      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? 'Cofre: two nodes on PostgreSQL' : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? '; file audit on both' : ''}`,
+      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? 'Cofre: two nodes on PostgreSQL' : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? `; ${AUDIT_DEVICE} audit on both` : ''}`,
       '',
       '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -310,6 +334,7 @@ async function main(): Promise<void> {
   } finally {
     stress?.kill('SIGKILL');
     for (const s of servers) await s.stop();
+    collector?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

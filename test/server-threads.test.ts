@@ -240,6 +240,29 @@ describe('server threads (--workers 2)', () => {
     assert.equal((await fresh(url, 'DELETE', 'sys/audit/file', 'root')).status, 204);
   });
 
+  it('one socket audit device: both threads relay their entries to it, in one chain, a turn at a time', async () => {
+    let received = '';
+    const collector = net.createServer((s) => s.on('data', (d: Buffer) => (received += d.toString())));
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(collector.address() as net.AddressInfo).port}`;
+    try {
+      await fresh(url, 'POST', 'secret/data/threads/s', 'root', { data: { v: '1' } });
+      const enabled = await fresh(url, 'PUT', 'sys/audit/sock', 'root', { type: 'socket', options: { address } });
+      assert.equal(enabled.status, 204);
+      // Every request is answered only once its entries were handed to the socket; the collector reads them soon after.
+      assert.deepEqual(statuses(await many(60, () => fresh(url, 'GET', 'secret/data/threads/s', 'root'))), [200]);
+      for (let i = 0; i < 100 && received.split('\n').length < 2 * 60 + 2; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const lines = received.split('\n');
+      const result = verifyLines(lines, {});
+      assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
+      assert.ok(result.lines >= 2 * 60 + 1, `${result.lines} lines`);
+      assert.equal((await fresh(url, 'DELETE', 'sys/audit/sock', 'root')).status, 204);
+    } finally {
+      collector.close();
+    }
+  });
+
   it('a rotated audit file (renamed away, or SIGHUP) is left by both threads at once: the files make one chain', async () => {
     const file = join(dir, 'rotated.log');
     const enabled = await fresh(url, 'PUT', 'sys/audit/rot', 'root', { type: 'file', options: { file_path: file } });

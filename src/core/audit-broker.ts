@@ -66,15 +66,23 @@ export function betweenWrites<T>(device: ChainedSink, read: () => Promise<T>): P
 }
 
 /**
- * Chains the entry and writes it after every entry given before it, so the chain holds. The entries that come in
- * while a write is under way go out together in the next one (one write call, not one per entry): whole or not at
- * all, as the sink writes, so they are all written or all refused. The chain moves on only when the sink took them.
+ * Chains the entry and writes it after every entry given before it, so the chain holds. The entries of one turn of
+ * the event loop, and those that come in while a write is under way, go out together in the next write (one write
+ * call, not one per entry): whole or not at all, as the sink writes, so they are all written or all refused. The
+ * chain moves on only when the sink took them.
  */
 export function writeChained(device: ChainedSink, entry: Record<string, unknown>): Promise<void> {
   return new Promise((resolve, reject) => {
     device.waiting.push({ entry, resolve, reject });
-    // The first to wait schedules the write that takes all who wait by the time it starts.
-    if (device.waiting.length === 1) device.queue = device.queue.then(() => writeWaiting(device));
+    // The first to wait schedules the write that takes all who wait by the time it starts: at the end of this turn,
+    // not at once. A socket's write completes at once when the kernel takes it, so writing at once sent one line
+    // per system call (measured: the socket device's writes were a fifth of a server thread, and a third of the
+    // reads/s of a file device).
+    if (device.waiting.length === 1) {
+      device.queue = device.queue
+        .then(() => new Promise<void>((turn) => setImmediate(turn)))
+        .then(() => writeWaiting(device));
+    }
   });
 }
 

@@ -38,6 +38,20 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
       type,
       (options) => {
         let id: number | undefined;
+        // The entries of one event-loop turn go to the primary in one message: one per entry made the two thread
+        // hops per entry most of an audited request's time (measured with a socket device: 9.3 k reads/s on two
+        // threads against 12.4 k on one).
+        let turn: { entry: Record<string, unknown>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+        const send = (): void => {
+          const batch = turn;
+          turn = [];
+          primary()
+            .call('audit.writeMany', { id, entries: batch.map((w) => w.entry) })
+            .then(
+              () => batch.forEach((w) => w.resolve()),
+              (err: unknown) => batch.forEach((w) => w.reject(err)),
+            );
+        };
         const sink: AuditSink = {
           open: async () => {
             const opened = await primary().call<{ id: number; readable: boolean }>('audit.open', { type, options });
@@ -48,9 +62,10 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
           },
           write: () => Promise.reject(new Error('a relayed audit device takes entries, not lines')),
           writeEntry: (entry) =>
-            primary()
-              .call('audit.write', { id, entry })
-              .then(() => undefined),
+            new Promise<void>((resolve, reject) => {
+              turn.push({ entry, resolve, reject });
+              if (turn.length === 1) setImmediate(send);
+            }),
           close: async () => {
             if (id !== undefined) await primary().call('audit.close', id);
             id = undefined;
@@ -132,10 +147,13 @@ export class AuditHost {
     return id;
   }
 
-  write({ id, entry }: { id: number; entry: Record<string, unknown> }): Promise<void> {
+  /** A thread's entries of one turn, written in order (in one write, by writeChained); settles when all are. */
+  async writeMany({ id, entries }: { id: number; entries: Record<string, unknown>[] }): Promise<void> {
     const device = this.byId.get(id);
-    if (!device) return Promise.reject(new Error('the audit device is closed'));
-    return device.sink.writeEntry ? device.sink.writeEntry(entry) : writeChained(device, entry);
+    if (!device) throw new Error('the audit device is closed');
+    const write = (entry: Record<string, unknown>): Promise<void> =>
+      device.sink.writeEntry ? device.sink.writeEntry(entry) : writeChained(device, entry);
+    await Promise.all(entries.map(write));
   }
 
   /** The device's last lines, read between two whole writes. */

@@ -121,7 +121,7 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
       const calls = rpc(worker, {
         started: (started: { announce: string; port: number }) => resolve(started),
         'audit.open': (args: Parameters<AuditHost['open']>[0]) => audit.open(args),
-        'audit.write': (args: Parameters<AuditHost['write']>[0]) => audit.write(args),
+        'audit.writeMany': (args: Parameters<AuditHost['writeMany']>[0]) => audit.writeMany(args),
         'audit.close': (id: number) => audit.close(id),
         'audit.recent': (args: Parameters<AuditHost['recent']>[0]) => audit.recent(args),
         'audit.takeChain': (options: Record<string, string>) => audit.takeChain(options),
