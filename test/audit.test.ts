@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { verifyLines } from '../src/core/audit-chain.js';
 import { enableFileAudit, type InProcessServer, startServer, tempDir } from './support.js';
 
 function cofre(...args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -276,6 +278,36 @@ describe('audit', () => {
       await new Promise((r) => setTimeout(r, 100));
       await refusedRead(other);
     } finally {
+      await other.stop();
+    }
+  });
+
+  it('a UDP socket device sends one datagram per line, also for the many lines of one write', async () => {
+    const other = await startServer();
+    const datagrams: string[] = [];
+    const collector = createSocket('udp4');
+    collector.on('message', (m) => datagrams.push(m.toString()));
+    await new Promise<void>((r) => collector.bind(0, '127.0.0.1', r));
+    try {
+      await other.api.call('POST', 'secret/data/udp', { body: { data: { v: secretValue } } });
+      const res = await other.api.call('PUT', 'sys/audit/udp', {
+        body: { type: 'socket', options: { address: `127.0.0.1:${collector.address().port}`, socket_type: 'udp' } },
+      });
+      assert.equal(res.status, 204, res.text);
+      // Many requests at once: their entries are written together, a turn of the event loop at a time.
+      const answers = await Promise.all(Array.from({ length: 40 }, () => other.api.call('GET', 'secret/data/udp')));
+      assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
+      for (let i = 0; i < 40 && datagrams.length < 81; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(datagrams.length >= 81, `${datagrams.length} datagrams`); // and the device's test entry
+      for (const d of datagrams) assert.match(d, /^\{[^\n]*\}\n$/, 'one line per datagram');
+      const result = verifyLines(
+        datagrams.map((d) => d.slice(0, -1)),
+        {},
+      );
+      assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
+      assert.equal(datagrams.join('').includes(secretValue), false);
+    } finally {
+      collector.close();
       await other.stop();
     }
   });

@@ -45,17 +45,25 @@ export function socketSink(options: Record<string, string>) {
       if (type !== 'udp') socket = await connect();
       return GENESIS;
     },
-    async write(line) {
+    async write(text) {
       if (type === 'udp') {
         const [host, port] = [
           address.slice(0, address.lastIndexOf(':')),
           Number(address.slice(address.lastIndexOf(':') + 1)),
         ];
         const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-        await new Promise<void>((resolve, reject) =>
-          udp.send(line, port, host, (err) => (err ? reject(err) : resolve())),
-        );
-        udp.close();
+        try {
+          // One datagram per line, as a collector reads them: the lines of one write together could pass the size
+          // a datagram may have.
+          for (const line of text.split('\n')) {
+            if (line === '') continue;
+            await new Promise<void>((resolve, reject) =>
+              udp.send(line + '\n', port, host, (err) => (err ? reject(err) : resolve())),
+            );
+          }
+        } finally {
+          udp.close();
+        }
         return;
       }
       socket ??= await connect();
@@ -65,7 +73,7 @@ export function socketSink(options: Record<string, string>) {
           s.destroy();
           reject(new Error(`write to ${address} timed out`));
         }, timeoutMs);
-        s.write(line, (err) => {
+        s.write(text, (err) => {
           clearTimeout(timer);
           if (err) {
             s.destroy();
