@@ -1,5 +1,5 @@
 import { createConnection, type Socket } from 'node:net';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { GENESIS } from '../core/audit-chain.js';
 import type { AuditSink } from '../core/audit-broker.js';
 
@@ -15,6 +15,8 @@ export function socketSink(options: Record<string, string>) {
   if (!['tcp', 'udp', 'unix'].includes(type)) throw new Error(`socket_type must be tcp, udp or unix, not "${type}"`);
   const timeoutMs = Number(options.write_timeout_ms ?? 2000);
   let socket: Socket | undefined;
+  /** The UDP socket, kept from one write to the next. */
+  let datagrams: DgramSocket | undefined;
 
   const connect = (): Promise<Socket> =>
     new Promise((resolve, reject) => {
@@ -51,7 +53,7 @@ export function socketSink(options: Record<string, string>) {
           address.slice(0, address.lastIndexOf(':')),
           Number(address.slice(address.lastIndexOf(':') + 1)),
         ];
-        const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+        const udp = (datagrams ??= createSocket(host.includes(':') ? 'udp6' : 'udp4'));
         try {
           // One datagram per line, as a collector reads them: the lines of one write together could pass the size
           // a datagram may have.
@@ -61,8 +63,11 @@ export function socketSink(options: Record<string, string>) {
               udp.send(line + '\n', port, host, (err) => (err ? reject(err) : resolve())),
             );
           }
-        } finally {
+        } catch (err) {
+          // The next write starts on a new socket.
+          if (datagrams === udp) datagrams = undefined;
           udp.close();
+          throw err;
         }
         return;
       }
@@ -85,6 +90,8 @@ export function socketSink(options: Record<string, string>) {
     async close() {
       socket?.end();
       socket = undefined;
+      datagrams?.close();
+      datagrams = undefined;
     },
   };
   return sink;
