@@ -228,15 +228,17 @@ describe('sys/remount', () => {
         revoke: () => Promise.reject(new Error('cannot reach the database')),
       },
     };
-    const lease = await srv.cofre.core.expiration.register({
-      mountPrefix: 'stuck/',
-      requestPath: 'creds/x',
-      secret: { type: 'unreachable', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
-      ttl: 3600,
-      maxTtl: 3600,
-      tokenHash: '',
-      tokenExpireTime: 0,
-    });
+    const issue = (requestPath: string) =>
+      srv.cofre.core.expiration.register({
+        mountPrefix: 'stuck/',
+        requestPath,
+        secret: { type: 'unreachable', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
+        ttl: 3600,
+        maxTtl: 3600,
+        tokenHash: '',
+        tokenExpireTime: 0,
+      });
+    const lease = await issue('creds/x');
     const res = await remount('stuck', 'unstuck');
     assert.equal(res.status, 200, res.text);
     assert.equal((await statusOf(res.body.data.migration_id)).migration_info.status, 'failure');
@@ -245,15 +247,7 @@ describe('sys/remount', () => {
     assert.equal((await call('GET', 'unstuck/keep')).status, 404);
     assert.equal((await call('GET', 'sys/mounts/unstuck')).status, 400);
     // The mount stayed, so it issues leases again: the failed move took its closing mark away.
-    const after = await srv.cofre.core.expiration.register({
-      mountPrefix: 'stuck/',
-      requestPath: 'creds/y',
-      secret: { type: 'unreachable', internal: {}, ttl: 3600, maxTtl: 3600, renewable: false },
-      ttl: 3600,
-      maxTtl: 3600,
-      tokenHash: '',
-      tokenExpireTime: 0,
-    });
+    const after = await issue('creds/y');
     assert.equal((await call('POST', `sys/leases/revoke-force/${after.leaseId}`)).status, 204);
 
     // Once the lease is dealt with, the move goes through; the store says so too after a restart of the tables.
