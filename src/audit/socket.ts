@@ -53,7 +53,12 @@ export function socketSink(options: Record<string, string>) {
           address.slice(0, address.lastIndexOf(':')),
           Number(address.slice(address.lastIndexOf(':') + 1)),
         ];
-        const udp = (datagrams ??= createSocket(host.includes(':') ? 'udp6' : 'udp4'));
+        if (!datagrams) {
+          datagrams = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+          // Kept open now, so an error event must not end the process: a send's failure reaches its callback.
+          datagrams.on('error', () => undefined);
+        }
+        const udp = datagrams;
         try {
           // One datagram per line, as a collector reads them: the lines of one write together could pass the size
           // a datagram may have.
