@@ -43,6 +43,7 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
         // threads against 12.4 k on one).
         let turn: { entry: Record<string, unknown>; resolve: () => void; reject: (err: unknown) => void }[] = [];
         const send = (): void => {
+          if (turn.length === 0) return; // sent already, by close()
           const batch = turn;
           turn = [];
           primary()
@@ -67,6 +68,8 @@ export function relayedAuditDevices(primary: () => Rpc, types: string[]): Record
               if (turn.length === 1) setImmediate(send);
             }),
           close: async () => {
+            // Entries of this turn go before the close, which the primary then waits for (messages keep their order).
+            if (turn.length > 0) send();
             if (id !== undefined) await primary().call('audit.close', id);
             id = undefined;
           },
