@@ -13,7 +13,14 @@ import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
 import { SealKeyError, type Seal, type SealConfig, type WrappedRootKey } from './seal.js';
 import { RootGeneration } from './root-generation.js';
-import { type CeremonyCall, forwardedCeremonies, type KeyCeremonies, localCeremonies } from './key-ceremonies.js';
+import { forwardCeremonyCall, openForwardedCall, sealForwardedReply } from './ceremony-forwarding.js';
+import {
+  type CeremonyCall,
+  forwardedCeremonies,
+  type KeyCeremonies,
+  localCeremonies,
+  runCeremonyCall,
+} from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
 import { dropEverything, dropRemoteChanges } from './remote-changes.js';
@@ -120,7 +127,11 @@ export class Core {
   /** sys/generate-root and sys/rekey: attempts held in memory only, dropped on seal (as Vault's). */
   private readonly rootGeneration = new RootGeneration(this);
   private readonly rekey = new Rekey(this);
-  /** What sys/generate-root and sys/rekey call: these attempts, or another server thread's (key-ceremonies.ts). */
+  private readonly heldCeremonies = localCeremonies(this.rootGeneration, this.rekey);
+  /**
+   * What sys/generate-root and sys/rekey call: these attempts, another server thread's (key-ceremonies.ts), or the
+   * leader's when nodes share a PostgreSQL store (ceremony-forwarding.ts).
+   */
   readonly ceremonies: KeyCeremonies;
   /** Background work of parts that are not mounts, run with lease expiry on the one node that runs it. */
   private readonly backgroundJobs: BackgroundJob[] = [];
@@ -145,7 +156,7 @@ export class Core {
 
   constructor(private readonly opts: CoreOptions) {
     const forward = opts.peers?.ceremony?.bind(opts.peers);
-    this.ceremonies = forward ? forwardedCeremonies(forward) : localCeremonies(this.rootGeneration, this.rekey);
+    this.ceremonies = forwardedCeremonies(forward ?? ((call) => this.routeCeremony(call)));
     // Each store declares the keys it caches where it is built: the barrier's keyring, unsealed again by the root
     // key only the core holds, comes first of all.
     const reloadKeyring = (): Promise<void> => this.reloadKeyring();
@@ -404,8 +415,7 @@ export class Core {
     this.policies.clear();
     this.tokens.clear();
     this.resetUnsealProgress();
-    this.rootGeneration.cancel();
-    this.rekey.cancel();
+    this.dropCeremonies();
     void this.audit.closeAll();
   }
 
@@ -470,6 +480,7 @@ export class Core {
     const seals = this.seals;
     this.leading = false;
     this.stopBackground();
+    this.dropCeremonies();
     try {
       await this.cluster.store.resign();
     } finally {
@@ -481,6 +492,38 @@ export class Core {
         this.campaignRetry.unref();
       }
     }
+  }
+
+  /**
+   * Where a generate-root or rekey call runs: here, unless nodes of other processes share the store and another
+   * node leads, which holds the attempts (as Vault's active node) and gets the call.
+   */
+  private async routeCeremony(call: CeremonyCall): Promise<unknown> {
+    if (!this.cluster?.store.otherProcesses || this.leading || this.sealed) {
+      return runCeremonyCall(this.heldCeremonies, call);
+    }
+    const leader = (await this.cluster.store.nodes()).find((node) => node.leader);
+    if (!leader) throw new CofreError(503, 'no node of the cluster leads now; retry once sys/leader names one');
+    return forwardCeremonyCall(this.barrier, leader.apiAddr, call);
+  }
+
+  /**
+   * A call another node forwarded to this one as the leader (sys/internal/key-ceremony): its answer, sealed. Runs
+   * only while this node leads, so that a call never travels further.
+   */
+  async runForwardedCeremony(sealed: string): Promise<string> {
+    if (!this.cluster?.store.otherProcesses) throw badRequest('this server is not a node of a cluster');
+    const { id, call } = openForwardedCall(this.barrier, sealed);
+    return sealForwardedReply(this.barrier, id, async () => {
+      if (!this.leading) throw new CofreError(503, 'this node no longer leads the cluster; retry');
+      return runCeremonyCall(this.heldCeremonies, call);
+    });
+  }
+
+  /** The attempts end with this node's part in them: on seal, and when it stops leading a cluster. */
+  private dropCeremonies(): void {
+    this.rootGeneration.cancel();
+    this.rekey.cancel();
   }
 
   async rotate(): Promise<{ term: number; installTime: Date }> {
@@ -599,6 +642,7 @@ export class Core {
       onLost: () => {
         this.leading = false;
         this.stopBackground();
+        this.dropCeremonies();
       },
     });
   }

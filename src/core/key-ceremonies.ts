@@ -2,10 +2,11 @@ import type { Rekey, RekeyResult, RekeyStatus, RekeyVerifyStatus } from './rekey
 import type { RootGeneration, RootGenerationStatus } from './root-generation.js';
 
 /**
- * sys/generate-root and sys/rekey as their paths call them. An attempt lives in the memory of one server (as
- * Vault's, on its active node), so a server of several threads (src/workers/) must keep each attempt on one of
- * them: the operators' shares come on connections of their own, which the kernel hands to any thread. The first
- * thread holds the attempts; the others forward every call to it (forwardedCeremonies).
+ * sys/generate-root and sys/rekey as their paths call them. An attempt lives in memory in one place (as Vault's,
+ * on its active node), and the operators' shares come on connections of their own: the kernel hands them to any
+ * thread of a server (src/workers/), a load balancer to any node of a cluster. The first thread of a server holds
+ * the attempts, and the others forward every call to it (forwardedCeremonies); of nodes sharing PostgreSQL, the
+ * leader's first thread holds them, and the other nodes forward to it over HTTP (ceremony-forwarding.ts).
  */
 export interface KeyCeremonies {
   rootGeneration: {

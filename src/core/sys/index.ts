@@ -5,6 +5,7 @@ import { capabilityPaths } from './capabilities.js';
 import { eventPaths } from './events.js';
 import { generateRootPaths } from './generate-root.js';
 import { hostInfoPaths } from './host-info.js';
+import { keyCeremonyForwardPaths } from './key-ceremony.js';
 import { leasePaths } from './leases.js';
 import { passwordPolicyPaths } from './password-policies.js';
 import { mountPaths } from './mounts.js';
@@ -36,6 +37,7 @@ export function systemBackend(core: Core, storageType: string): Backend {
       ...snapshotPaths(core),
       ...generateRootPaths(core),
       ...rekeyPaths(core),
+      ...keyCeremonyForwardPaths(core),
       ...stepDownPaths(core),
       ...remountPaths(core),
       ...toolPaths(),
