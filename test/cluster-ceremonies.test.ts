@@ -130,6 +130,37 @@ describe('generate-root and rekey across the nodes of a cluster', () => {
     keys = rekeyed;
   });
 
+  it('a rekey with verification: shares and verification on different nodes; the new shares count on every node', async () => {
+    // The rekey above sealed the leader of then: another may lead now.
+    leader = await until('a leader', () => leaderOf(nodes), 20_000);
+    const [a, b] = nodes.filter((n) => n !== leader) as [Node, Node];
+    const init = await call(a, 'PUT', 'sys/rekey/init', {
+      secret_shares: 4,
+      secret_threshold: 2,
+      require_verification: true,
+    });
+    assert.equal(init.status, 200, init.text);
+    const { nonce } = init.body;
+    await call(b, 'PUT', 'sys/rekey/update', { key: keys[0], nonce });
+    const done = await call(leader, 'PUT', 'sys/rekey/update', { key: keys[1], nonce });
+    assert.equal(done.body.complete, true, done.text);
+    const rekeyed = done.body.keys as string[];
+    const vnonce = done.body.verification_nonce as string;
+    assert.equal((await call(a, 'GET', 'sys/rekey/verify')).body.nonce, vnonce);
+    assert.equal((await call(b, 'GET', 'sys/seal-status')).body.n, 3, 'nothing changes before the verification');
+    assert.equal((await call(b, 'PUT', 'sys/rekey/verify', { key: rekeyed[3], nonce: vnonce })).body.progress, 1);
+    const verified = await call(a, 'PUT', 'sys/rekey/verify', { key: rekeyed[0], nonce: vnonce });
+    assert.deepEqual(verified.body, { nonce: vnonce, complete: true });
+    for (const node of nodes) {
+      await until(
+        `${node.name} has the new seal configuration`,
+        async () => ((await call(node, 'GET', 'sys/seal-status')).body.n === 4 ? true : undefined),
+        2000,
+      );
+    }
+    keys = rekeyed;
+  });
+
   it("the leader stepping down ends the attempt it held; the new leader's answers come through the others", async () => {
     // The rekey above sealed the leader of then: another may lead now.
     leader = await until('a leader', () => leaderOf(nodes), 20_000);

@@ -433,6 +433,32 @@ describe('server threads from a configuration file (workers = 2, Shamir seal, 3 
     assert.deepEqual([...new Set(after.map((a) => a.body.sealed))], [false], 'every thread is unsealed');
     keys = rekeyed;
   });
+
+  it('rekey with verification: the new shares, verified on different connections, take effect on every thread', async () => {
+    const init = await fresh(url, 'PUT', 'sys/rekey/init', undefined, {
+      secret_shares: 4,
+      secret_threshold: 2,
+      require_verification: true,
+    });
+    assert.equal(init.status, 200, JSON.stringify(init.body));
+    const nonce = init.body.nonce as string;
+    await fresh(url, 'PUT', 'sys/rekey/update', undefined, { key: keys[2], nonce });
+    const done = await fresh(url, 'PUT', 'sys/rekey/update', undefined, { key: keys[0], nonce });
+    assert.equal(done.body.complete, true, JSON.stringify(done.body));
+    const vnonce = done.body.verification_nonce as string;
+    const rekeyed = done.body.keys as string[];
+    const pending = await many(20, () => fresh(url, 'GET', 'sys/rekey/verify'));
+    assert.deepEqual([...new Set(pending.map((a) => a.body.nonce))], [vnonce], 'every thread sees the verification');
+    const before = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(before.map((a) => a.body.n))], [3], 'nothing changes before the verification');
+    const one = await fresh(url, 'PUT', 'sys/rekey/verify', undefined, { key: rekeyed[3], nonce: vnonce });
+    assert.equal(one.body.progress, 1, JSON.stringify(one.body));
+    const verified = await fresh(url, 'PUT', 'sys/rekey/verify', undefined, { key: rekeyed[1], nonce: vnonce });
+    assert.deepEqual(verified.body, { nonce: vnonce, complete: true });
+    const after = await many(20, () => fresh(url, 'GET', 'sys/seal-status'));
+    assert.deepEqual([...new Set(after.map((a) => a.body.n))], [4], 'every thread has the new configuration');
+    keys = rekeyed;
+  });
 });
 
 describe('server threads and a taken port', () => {
