@@ -184,5 +184,21 @@ describe('generate-root and rekey across the nodes of a cluster', () => {
     assert.equal(again.status, 200, again.text);
     assert.equal((await call(next, 'GET', 'sys/generate-root/attempt')).body.nonce, again.body.nonce);
     assert.equal((await call(leader, 'DELETE', 'sys/generate-root/attempt')).status, 204);
+
+    // The node that stepped down leads again (the others step down until it does, once its pause is over): it
+    // kept nothing of the attempt it held then.
+    const first = leader;
+    const back = await until(
+      `${first.name} leading again`,
+      async () => {
+        const now = await leaderOf(nodes);
+        if (now === first) return now;
+        if (now) await now.api.call('PUT', 'sys/step-down');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return undefined;
+      },
+      40_000,
+    );
+    assert.equal((await call(back, 'GET', 'sys/generate-root/attempt')).body.started, false);
   });
 });

@@ -13,7 +13,7 @@ import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
 import { SealKeyError, type Seal, type SealConfig, type WrappedRootKey } from './seal.js';
 import { RootGeneration } from './root-generation.js';
-import { forwardCeremonyCall, openForwardedCall, sealForwardedReply } from './ceremony-forwarding.js';
+import { forwardCeremonyCall, ForwardedCalls } from './ceremony-forwarding.js';
 import {
   type CeremonyCall,
   forwardedCeremonies,
@@ -128,6 +128,8 @@ export class Core {
   private readonly rootGeneration = new RootGeneration(this);
   private readonly rekey = new Rekey(this);
   private readonly heldCeremonies = localCeremonies(this.rootGeneration, this.rekey);
+  /** The calls other nodes forwarded to this one as their leader, each run once (ceremony-forwarding.ts). */
+  private readonly forwardedCalls: ForwardedCalls;
   /**
    * What sys/generate-root and sys/rekey call: these attempts, another server thread's (key-ceremonies.ts), or the
    * leader's when nodes share a PostgreSQL store (ceremony-forwarding.ts).
@@ -161,6 +163,7 @@ export class Core {
     // key only the core holds, comes first of all.
     const reloadKeyring = (): Promise<void> => this.reloadKeyring();
     this.barrier = new Barrier(opts.physical, reloadKeyring);
+    this.forwardedCalls = new ForwardedCalls(this.barrier);
     this.invalidation.on(KEYRING_PATH, { stage: 'keyring', apply: reloadKeyring, reload: reloadKeyring });
     this.mounts = new MountTable(this.barrier, opts.factories, (entry) => this.systemView(entry));
     this.mounts.registerInvalidation(this.invalidation, () => this.reloadMounts());
@@ -513,8 +516,7 @@ export class Core {
    */
   async runForwardedCeremony(sealed: string): Promise<string> {
     if (!this.cluster?.store.otherProcesses) throw badRequest('this server is not a node of a cluster');
-    const { id, call } = openForwardedCall(this.barrier, sealed);
-    return sealForwardedReply(this.barrier, id, async () => {
+    return this.forwardedCalls.answer(sealed, async (call) => {
       if (!this.leading) throw new CofreError(503, 'this node no longer leads the cluster; retry');
       return runCeremonyCall(this.heldCeremonies, call);
     });
