@@ -99,6 +99,34 @@ describe('ChangeLog on a store shared by two nodes', () => {
   });
 });
 
+describe('ChangeLog: the other node takes the same index in the same group commit', () => {
+  it('its notification, heard before this node hears its own commit is done, still repairs the overwritten change', async () => {
+    const storage = openSqliteStorage(join(dir, 'e.db'));
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const fromA = a.stage(change('secret/from-a'));
+    const fromB = b.stage(change('secret/from-b'));
+    assert.equal(fromA.event.index, fromB.event.index);
+    // One group commit, b's write last: b's event is the one the store keeps at that index.
+    await Promise.all([storage.transaction(fromA.ops), storage.transaction(fromB.ops)]);
+    // a is told of b's write before it hears that its own commit is done (the commit thread's order).
+    let landed!: () => void;
+    const aPublished = fromA.publish(new Promise<void>((resolve) => (landed = resolve)));
+    const repaired = a.ingest(key(fromA.event.index));
+    await new Promise((r) => setImmediate(r));
+    landed();
+    await Promise.all([aPublished, repaired, fromB.publish(Promise.resolve())]);
+    const stored: string[] = [];
+    for (const k of await storage.list('')) {
+      stored.push((JSON.parse(Buffer.from((await storage.get(k))!).toString()) as ChangeEvent).path);
+    }
+    assert.ok(stored.includes('secret/from-a'), `a's change is in the log: ${stored.join(', ')}`);
+    assert.ok(stored.includes('secret/from-b'), `b's change is in the log: ${stored.join(', ')}`);
+    await storage.close();
+  });
+});
+
 describe('ChangeLog: a subscriber that starts while a change is being committed', () => {
   it('gets that change, which it could not have read yet', async () => {
     const storage = openSqliteStorage(join(dir, 'c.db'));

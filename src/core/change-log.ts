@@ -54,6 +54,11 @@ export class ChangeLog {
   private notifyQueue: Promise<void> = Promise.resolve();
   /** This node's latest events by index, to notice another node overwriting one (see ingest). */
   private readonly recent = new Map<number, ChangeEvent>();
+  /**
+   * This node's events staged and not yet settled, for the same: another node's notification of the same index can
+   * come before this node hears that its own commit is done (both in one group commit, the notification first).
+   */
+  private readonly pending = new Map<number, ChangeEvent>();
 
   /** `storage` is public so a change can commit its entry with itself (src/core/request/change-capture.ts). */
   constructor(readonly storage: Storage) {}
@@ -100,6 +105,7 @@ export class ChangeLog {
     const event: ChangeEvent = { index, time: new Date().toISOString(), ...change };
     const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
     while (index - this.first >= RETENTION) ops.push({ op: 'delete', key: key(this.first++) });
+    this.pending.set(index, event);
     return { event, ops, publish: (persisted) => this.publish(event, persisted) };
   }
 
@@ -111,13 +117,20 @@ export class ChangeLog {
     persisted.catch(() => undefined);
     const done = this.notifyQueue.then(() => persisted);
     this.notifyQueue = done.catch(() => undefined);
-    return done.then(() => {
-      this.told = Math.max(this.told, event.index);
-      this.recent.set(event.index, event);
-      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
-      for (const listener of this.listeners) listener(event);
-      return event;
-    });
+    return done.then(
+      () => {
+        this.told = Math.max(this.told, event.index);
+        this.recent.set(event.index, event);
+        if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
+        this.pending.delete(event.index);
+        for (const listener of this.listeners) listener(event);
+        return event;
+      },
+      (err: unknown) => {
+        this.pending.delete(event.index);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -133,7 +146,8 @@ export class ChangeLog {
     // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber
     // that comes later reads what it missed from the store. This saves a storage read per write of another node.
     const index = Number(storageKey);
-    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !this.recent.has(index)) {
+    const ours = this.recent.has(index) || this.pending.has(index);
+    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours) {
       if (index > this.last) this.last = index;
       // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
       this.told = Math.max(this.told, index);
@@ -141,9 +155,10 @@ export class ChangeLog {
     }
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
     if (!event) return;
-    const mine = this.recent.get(event.index);
+    const mine = this.recent.get(event.index) ?? this.pending.get(event.index);
     if (mine !== undefined && JSON.stringify(mine) !== JSON.stringify(event)) {
       this.recent.delete(event.index);
+      this.pending.delete(event.index);
       await this.append(changeOf(event));
       await this.append(changeOf(mine));
       return;
