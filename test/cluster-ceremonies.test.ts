@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
-import { apiClient, tempDir, until } from './support.js';
-import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
+import { tempDir, until } from './support.js';
+import { leaderOf, startCluster, unseal, type Node } from './cluster-support.js';
 
 /** The inverse of the server's encoding: base64 of token XOR otp, as `vault operator generate-root -decode`. */
 function decode(encoded: string, otp: string): string {
@@ -22,7 +22,6 @@ describe('generate-root and rekey across the nodes of a cluster', () => {
   const dir = tempDir('cluster-ceremonies');
   let nodes: Node[] = [];
   let keys: string[] = [];
-  let root = '';
   /** The leader, then the two others. */
   let leader: Node;
   let others: Node[] = [];
@@ -32,15 +31,7 @@ describe('generate-root and rekey across the nodes of a cluster', () => {
 
   before(async () => {
     db = await startPostgres();
-    nodes = await Promise.all(['c1', 'c2', 'c3'].map((name) => startNode(dir, name, db.url)));
-    const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 3, secret_threshold: 2 } });
-    assert.equal(init.status, 200, init.text);
-    keys = init.body.keys;
-    root = init.body.root_token;
-    for (const node of nodes) {
-      await unseal(node, keys, 2);
-      node.api = apiClient(node.url, root);
-    }
+    ({ nodes, keys } = await startCluster(dir, ['c1', 'c2', 'c3'], db.url));
     leader = await until('a leader', () => leaderOf(nodes), 15_000);
     others = nodes.filter((n) => n !== leader);
   });

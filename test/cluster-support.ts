@@ -78,6 +78,26 @@ export async function startNode(
   };
 }
 
+/**
+ * Starts one node per name on the PostgreSQL at `connectionUrl`, initialises the store (3 key shares, threshold
+ * 2) and unseals every node; each node's client then carries the root token.
+ */
+export async function startCluster(
+  dir: string,
+  names: string[],
+  connectionUrl: string,
+): Promise<{ nodes: Node[]; keys: string[]; root: string }> {
+  const nodes = await Promise.all(names.map((name) => startNode(dir, name, connectionUrl)));
+  const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 3, secret_threshold: 2 } });
+  if (init.status !== 200) throw new Error(`sys/init failed: ${init.text}`);
+  const { keys, root_token: root } = init.body as { keys: string[]; root_token: string };
+  for (const node of nodes) {
+    await unseal(node, keys, 2);
+    node.api = apiClient(node.url, root);
+  }
+  return { nodes, keys, root };
+}
+
 /** Unseals a node with the first `threshold` key shares. */
 export async function unseal(node: Node, keys: string[], threshold: number): Promise<void> {
   for (const key of keys.slice(0, threshold)) {

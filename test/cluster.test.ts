@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/test-databases.js';
-import { apiClient, lostWrites, startCrashWriters, tempDir, until } from './support.js';
-import { leaderOf, startNode, unseal, type Node } from './cluster-support.js';
+import { lostWrites, startCrashWriters, tempDir, until } from './support.js';
+import { leaderOf, startCluster, unseal, type Node } from './cluster-support.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
 
@@ -35,15 +35,7 @@ describe('three nodes on one PostgreSQL', () => {
 
   before(async () => {
     db = await startPostgres();
-    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => startNode(dir, name, db.url)));
-    const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 3, secret_threshold: 2 } });
-    assert.equal(init.status, 200, init.text);
-    keys = init.body.keys;
-    root = init.body.root_token;
-    for (const node of nodes) {
-      await unseal(node, keys, 2);
-      node.api = apiClient(node.url, root);
-    }
+    ({ nodes, keys, root } = await startCluster(dir, ['n1', 'n2', 'n3'], db.url));
   });
 
   /** Mounts the database engine at `mount` on `node`, connected to the test's PostgreSQL as "pg"; returns a PUT. */
