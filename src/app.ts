@@ -9,12 +9,14 @@ import type { Seal } from './core/seal.js';
 import { systemBackend } from './core/sys/index.js';
 import { StorageView } from './core/storage-view.js';
 import { secretEngines } from './engines/index.js';
-import { createMetrics, metricsResponse, registerLeaseMetrics } from './http/metrics.js';
+import { createMetrics, metricsResponse, registerForwardedWrites, registerLeaseMetrics } from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import type { UiOptions } from './http/ui.js';
 import { ShamirSeal } from './seal/shamir.js';
 import { isSharedStorage } from './core/storage.js';
+import { handleRequest } from './core/request/index.js';
+import type { ServeRequest } from './workers/write-forwarding.js';
 import { openStorage, type StorageAdapter, type StorageConfig } from './storage/open.js';
 
 export type { StorageAdapter, StorageConfig };
@@ -47,6 +49,8 @@ export interface CofreOptions {
   auditDevices?: Record<string, AuditSinkFactory>;
   /** How often an event stream with nothing to say writes a heartbeat (15 s when unset; tests shorten it). */
   streamHeartbeatMs?: number;
+  /** Where requests are served, given this server's own core (a server thread hands writes to the first one). */
+  routeRequests?: (core: Core, local: ServeRequest, forwarded: () => void) => ServeRequest;
 }
 
 export interface Cofre {
@@ -107,6 +111,15 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.ui ? { ui: opts.ui } : {}),
     ...(opts.streamHeartbeatMs !== undefined ? { streamHeartbeatMs: opts.streamHeartbeatMs } : {}),
+    ...(opts.routeRequests
+      ? {
+          serveRequest: opts.routeRequests(
+            core,
+            (req) => handleRequest(core, req),
+            registerForwardedWrites(metrics.registry),
+          ),
+        }
+      : {}),
   });
   return {
     core,

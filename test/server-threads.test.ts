@@ -23,23 +23,50 @@ interface Answer {
 
 /** One request on a connection of its own (no keep-alive), so that it lands on whichever thread the kernel picks. */
 function fresh(url: string, method: string, path: string, token?: string, body?: unknown): Promise<Answer> {
+  return via(false, url, method, path, token, body);
+}
+
+/** One request through `agent` (a kept-alive connection stays on one thread), or on a new connection (false). */
+function via(
+  agent: http.Agent | false,
+  url: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer & { text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       `${url}/v1/${path}`,
       {
         method,
-        agent: false,
-        headers: { ...(token ? { 'x-vault-token': token } : {}), 'content-type': 'application/json' },
+        agent,
+        headers: { ...(token ? { 'x-vault-token': token } : {}), 'content-type': 'application/json', ...headers },
       },
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+        res.on('end', () => {
+          const json = text !== '' && String(res.headers['content-type']).startsWith('application/json');
+          resolve({ status: res.statusCode ?? 0, body: json ? JSON.parse(text) : {}, text });
+        });
       },
     );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+/** A kept-alive connection that landed on the first thread (leading) or on another. */
+async function connectionTo(url: string, first: boolean): Promise<http.Agent> {
+  for (let i = 0; i < 100; i++) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const leader = await via(agent, url, 'GET', 'sys/leader');
+    if (leader.body.is_self === first) return agent;
+    agent.destroy();
+  }
+  throw new Error(`no connection reached the ${first ? 'first' : 'second'} thread in 100 tries`);
 }
 
 /** `n` requests, each on a new connection, all at once. */
@@ -87,6 +114,55 @@ describe('server threads (--workers 2)', () => {
         ['thread-1', false],
       ],
     );
+  });
+
+  it('the second thread hands its writes to the first and serves its reads itself, with the same answers', async () => {
+    const second = await connectionTo(url, false);
+    const first = await connectionTo(url, true);
+    const forwarded = async (agent: http.Agent): Promise<number | undefined> => {
+      const metrics = await via(agent, url, 'GET', 'sys/metrics?format=prometheus', 'root');
+      const line = /^cofre_forwarded_writes_total (\d+)$/m.exec(metrics.text);
+      return line ? Number(line[1]) : undefined;
+    };
+    try {
+      const before = (await forwarded(second)) ?? 0;
+      for (let i = 0; i < 5; i++) {
+        const put = await via(second, url, 'PUT', `secret/data/forwarded/${i}`, 'root', { data: { v: String(i) } });
+        assert.equal(put.status, 200);
+        assert.equal((put.body.data as { version: number }).version, 1);
+      }
+      for (let i = 0; i < 3; i++)
+        assert.equal((await via(second, url, 'GET', 'secret/data/forwarded/0', 'root')).status, 200);
+      const hashed = await via(second, url, 'POST', 'sys/tools/hash', 'root', { input: 'eA==' });
+      assert.equal(hashed.status, 200);
+      assert.equal((await forwarded(second)) ?? 0, before + 5, 'only the five writes went to the first thread');
+      assert.equal(await forwarded(first), undefined, 'the first thread forwards nothing');
+      // Its answer is read on the first thread from the moment it is given.
+      const read = await via(first, url, 'GET', 'secret/data/forwarded/4', 'root');
+      assert.deepEqual((read.body.data as { data: unknown }).data, { v: '4' });
+
+      // A refusal keeps its status and words; a wrapped answer crosses whole and unwraps on the other thread.
+      const refused = await via(second, url, 'PUT', 'secret/data/forwarded/x', 'not-a-token', { data: {} });
+      assert.equal(refused.status, 403);
+      assert.deepEqual(refused.body.errors, ['permission denied: invalid or expired token']);
+      const wrapped = await via(
+        second,
+        url,
+        'POST',
+        'auth/token/create',
+        'root',
+        { ttl: '1h' },
+        { 'x-vault-wrap-ttl': '60' },
+      );
+      assert.equal(wrapped.status, 200);
+      const wrapToken = (wrapped.body.wrap_info as { token: string }).token;
+      const unwrapped = await via(first, url, 'POST', 'sys/wrapping/unwrap', wrapToken);
+      assert.equal(unwrapped.status, 200);
+      assert.equal(typeof (unwrapped.body.auth as { client_token: string }).client_token, 'string');
+    } finally {
+      second.destroy();
+      first.destroy();
+    }
   });
 
   it('a token revoked through one thread is refused by every thread once the revocation is answered', async () => {

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cofre, StorageAdapter } from '../app.js';
 import type { AuditSinkFactory } from '../core/audit-broker.js';
-import type { ServerPeers } from '../core/core.js';
+import type { Core, ServerPeers } from '../core/core.js';
 import type { Seal } from '../core/seal.js';
 import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
+import type { ServeRequest } from '../workers/write-forwarding.js';
 import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
@@ -28,6 +29,8 @@ export interface Threading {
   auditDevices: Record<string, AuditSinkFactory>;
   /** Where to listen instead of the configured port (the port the first thread was given when it asked for 0). */
   port?: number;
+  /** Where requests are served (src/workers/write-forwarding.ts). */
+  routeRequests?: (core: Core, local: ServeRequest, forwarded: () => void) => ServeRequest;
 }
 
 /** A started server, and what to print about it. */
@@ -160,8 +163,8 @@ export async function startServer(flags: ServerFlags, threading?: Threading): Pr
 
 function threadingOptions(threading: Threading | undefined) {
   if (!threading) return {};
-  const { physical, peers, auditDevices } = threading;
-  return { physical, peers, auditDevices };
+  const { physical, peers, auditDevices, routeRequests } = threading;
+  return { physical, peers, auditDevices, ...(routeRequests ? { routeRequests } : {}) };
 }
 
 async function run(flags: ServerFlags): Promise<void> {

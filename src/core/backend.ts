@@ -291,6 +291,13 @@ export interface PathRecord {
   /** Not written to the audit log (health and status probes, which carry nothing and come often). */
   noAudit?: boolean;
   /**
+   * Its writes (POST, PUT, DELETE) store nothing: transit's encryption, sys/tools, lookups sent as POST. A server
+   * thread serves them itself instead of handing them to the first thread as it does other writes
+   * (src/workers/write-forwarding.ts), so they use every thread. Only where they run depends on it: a thread
+   * that stores something all the same (a limited-use token's use) stores it correctly.
+   */
+  storesNothing?: boolean;
+  /**
    * What the response's audit entry records in place of the answer's data, for an answer that is already on record
    * (sys/cofre/audit-log answers lines of the log itself: written again, each read would add the lines it read, so
    * the log would grow with every look at it).

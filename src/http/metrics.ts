@@ -75,6 +75,19 @@ export function registerLeaseMetrics(registry: Registry, stats: () => Expiration
   counter('cofre_expire_revoke_failures_total', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
 }
 
+/**
+ * Counts the writes a server thread hands to the first thread (src/workers/write-forwarding.ts), as Vault counts
+ * the requests a standby forwards to the active node; registered on the threads that forward.
+ */
+export function registerForwardedWrites(registry: Registry): () => void {
+  const counter = new Counter({
+    name: 'cofre_forwarded_writes_total',
+    help: 'Writes this server thread handed to the first server thread, which serves every write.',
+    registers: [registry],
+  });
+  return () => counter.inc();
+}
+
 /** One aggregate of go-metrics, as Vault's JSON metrics show counters and samples. */
 export interface SampledValue {
   Name: string;

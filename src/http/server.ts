@@ -27,6 +27,7 @@ import {
   verbFor,
 } from './methods.js';
 import type { Metrics } from './metrics.js';
+import type { ServeRequest } from '../workers/write-forwarding.js';
 import { registerUi, uiBuilt, UI_BUILD_DIR, type UiOptions } from './ui.js';
 
 export interface HttpOptions {
@@ -42,6 +43,8 @@ export interface HttpOptions {
   ui?: UiOptions;
   /** How often an event stream with nothing to say writes a heartbeat (STREAM_HEARTBEAT_MS when unset). */
   streamHeartbeatMs?: number;
+  /** Serves a parsed request instead of this thread's core (a server thread hands writes to the first one). */
+  serveRequest?: ServeRequest;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -103,7 +106,13 @@ export function notFoundMessage(method: string, url: string, ui: UiState = 'off'
   return `no handler for ${method} ${shown}; the API is under /v1/`;
 }
 
-async function serve(core: Core, req: FastifyRequest, reply: FastifyReply, heartbeatMs: number): Promise<unknown> {
+async function serve(
+  serveRequest: ServeRequest,
+  core: Core,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  heartbeatMs: number,
+): Promise<unknown> {
   const path = (req.params as { '*': string })['*'];
   const verb = verbFor(req.method, path);
   if (!verb) return methodNotAllowed(req, reply);
@@ -121,7 +130,7 @@ async function serve(core: Core, req: FastifyRequest, reply: FastifyReply, heart
   // Server-sent-event clients resume by sending the last id they saw.
   const lastEventId = req.headers['last-event-id'];
   if (typeof lastEventId === 'string' && query.index === undefined) query.index = lastEventId;
-  const handled = await handleRequest(core, {
+  const handled = await serveRequest({
     verb,
     path,
     query,
@@ -187,6 +196,7 @@ async function streamEvents(
  * is logged with its request id and answered 500 with only that id.
  */
 export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<FastifyInstance> {
+  const serveRequest: ServeRequest = opts.serveRequest ?? ((req) => handleRequest(core, req));
   const app = Fastify({
     logger: { level: opts.logLevel, ...(opts.logStream ? { stream: opts.logStream } : {}) },
     // Per-request info lines would cost throughput and can carry paths; errors are logged by the handler below.
@@ -265,7 +275,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
         properties: { 'x-vault-token': { type: 'string', maxLength: 4096 } },
       },
     },
-    handler: (req, reply) => serve(core, req, reply, opts.streamHeartbeatMs ?? STREAM_HEARTBEAT_MS),
+    handler: (req, reply) => serve(serveRequest, core, req, reply, opts.streamHeartbeatMs ?? STREAM_HEARTBEAT_MS),
   });
 
   await app.ready();

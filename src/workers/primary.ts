@@ -13,7 +13,8 @@
  * - sys/seal and unseal key shares reach every thread before the answer (ServerPeers);
  * - the first thread holds the sys/generate-root and sys/rekey attempts, and the others forward those calls to it
  *   (src/core/key-ceremonies.ts);
- * - the first thread runs the background jobs (lease expiry, rotations).
+ * - the first thread runs the background jobs (lease expiry, rotations);
+ * - the first thread serves every write, which the others hand to it (write-forwarding.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -91,6 +92,8 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
   const lockSlots = new SharedArrayBuffer(4 * SHARED_LOCK_SLOTS);
   const channels = Array.from({ length: count }, () => new MessageChannel());
   const clients = channels.map((c) => c.port1);
+  // The first thread serves the others' writes (write-forwarding.ts), each over a port of its own.
+  const writeChannels = Array.from({ length: count - 1 }, () => new MessageChannel());
   const committer = startThread(import.meta.url, '../storage/sqlite-commit-thread', {
     workerData: { file, clients, changeCounter } satisfies CommitThreadData,
     transferList: clients,
@@ -105,6 +108,8 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
   const start = (index: number, port: number | undefined): Promise<{ announce: string; port: number }> =>
     new Promise((resolve, reject) => {
       const commitPort: MessagePort = channels[index]!.port2;
+      const writePorts: MessagePort[] =
+        index === 0 ? writeChannels.map((c) => c.port1) : [writeChannels[index - 1]!.port2];
       const worker = new Worker(threadScript(import.meta.url, 'server-thread'), {
         workerData: {
           flags,
@@ -112,11 +117,12 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
           threads: count,
           file,
           commitPort,
+          writePorts,
           changeCounter,
           lockSlots,
           ...(port === undefined ? {} : { port }),
         } satisfies ServerThreadData,
-        transferList: [commitPort],
+        transferList: [commitPort, ...writePorts],
       });
       const calls = rpc(worker, {
         started: (started: { announce: string; port: number }) => resolve(started),

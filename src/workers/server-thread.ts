@@ -4,12 +4,15 @@
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import type { Cofre } from '../app.js';
+import type { Core } from '../core/core.js';
 import { startServer, type ServerFlags } from '../cli/server.js';
 import { type CeremonyCall, runCeremonyCall } from '../core/key-ceremonies.js';
 import { shareKeyLocksAcrossThreads } from '../core/key-locks.js';
 import { SqliteThreadStorage } from '../storage/sqlite-threads.js';
 import { relayedAuditDevices, threadFileDevices } from './audit-relay.js';
 import { rpc } from './rpc.js';
+import { forwardingWrites, serveForwardedWrites, type ServeRequest } from './write-forwarding.js';
+import { handleRequest } from '../core/request/index.js';
 
 export interface ServerThreadData {
   flags: ServerFlags;
@@ -17,6 +20,11 @@ export interface ServerThreadData {
   threads: number;
   file: string;
   commitPort: MessagePort;
+  /**
+   * The first thread's ends of the ports over which the others hand it their writes; another thread's one end
+   * of its own (write-forwarding.ts).
+   */
+  writePorts: MessagePort[];
   changeCounter: SharedArrayBuffer;
   lockSlots: SharedArrayBuffer;
   /** The port the first thread listens on; unset for the first thread. */
@@ -41,6 +49,7 @@ const primary = rpc(parent, {
   },
   close: async () => {
     await running.cofre?.close();
+    for (const port of data.writePorts) port.close();
     parent.close();
   },
 });
@@ -65,6 +74,20 @@ const started = await startServer(data.flags, {
   },
   auditDevices: { ...relayedAuditDevices(() => primary, ['socket']), file: threadFileDevices(() => primary) },
   ...(data.port === undefined ? {} : { port: data.port }),
+  ...(data.index === 0
+    ? {}
+    : {
+        routeRequests: (core: Core, local: ServeRequest, forwarded: () => void) =>
+          forwardingWrites(core, data.writePorts[0]!, local, forwarded),
+      }),
 });
+if (data.index === 0) {
+  const { core, http } = started.cofre;
+  serveForwardedWrites(
+    data.writePorts,
+    (req) => handleRequest(core, req),
+    (err, req) => http.log.error({ err, requestId: req.requestId }, 'internal error in a write from another thread'),
+  );
+}
 running.cofre = started.cofre;
 await primary.call('started', { announce: started.announce, port: started.port });

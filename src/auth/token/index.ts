@@ -113,6 +113,7 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       },
       {
         pattern: 'lookup',
+        storesNothing: true,
         summary: 'Looks up a token.',
         fields: tokenField,
         operations: {
@@ -122,6 +123,7 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       },
       {
         pattern: 'lookup-self',
+        storesNothing: true,
         summary: 'Looks up the calling token.',
         fields: tokenField,
         operations: {
@@ -131,6 +133,7 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       },
       {
         pattern: 'lookup-accessor',
+        storesNothing: true,
         summary: 'Looks up a token by its accessor.',
         fields: accessorField,
         operations: { update: async (req) => ({ data: lookupView(await byAccessor(req), undefined) }) },

@@ -28,12 +28,14 @@ export function capabilityPaths(core: Core): PathRecord[] {
   return [
     {
       pattern: 'capabilities',
+      storesNothing: true,
       summary: "A token's capabilities on paths.",
       fields: { ...pathFields, token: { type: 'string', description: 'The token to check.' } },
       operations: { update: async (req) => report(core, await core.tokens.lookup(req.data.token as string), req) },
     },
     {
       pattern: 'capabilities-self',
+      storesNothing: true,
       summary: "The calling token's capabilities on paths.",
       fields: pathFields,
       operations: {
@@ -42,6 +44,7 @@ export function capabilityPaths(core: Core): PathRecord[] {
     },
     {
       pattern: 'capabilities-accessor',
+      storesNothing: true,
       summary: 'Capabilities, on paths, of the token with this accessor.',
       fields: { ...pathFields, accessor: { type: 'string', description: 'The accessor of the token to check.' } },
       operations: {

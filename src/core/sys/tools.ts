@@ -89,6 +89,7 @@ export function toolPaths(): PathRecord[] {
   return [
     {
       pattern: 'tools/hash(?:/(?<urlalgorithm>.+))?',
+      storesNothing: true,
       summary: 'Hashes base64-encoded input with a SHA-2 or SHA-3 digest.',
       fields: {
         input: { type: 'string', description: 'The input, base64-encoded.' },
@@ -103,6 +104,7 @@ export function toolPaths(): PathRecord[] {
     },
     {
       pattern: 'tools/random(?:/(?<source>\\w(?:[\\w.@-]*\\w)?))?(?:/(?<urlbytes>.+))?',
+      storesNothing: true,
       summary: 'Random bytes from the platform’s cryptographic generator.',
       fields: {
         bytes: { type: 'int', description: `How many bytes (default 32, at most ${RANDOM_MAX_BYTES}).` },

@@ -33,6 +33,7 @@ export function wrappingPaths(core: Core): PathRecord[] {
     },
     {
       pattern: 'wrapping/lookup',
+      storesNothing: true,
       summary: 'Looks up a wrapping token’s creation time, TTL and path without using it.',
       fields: tokenField,
       // As in Vault: whoever holds a wrapping token may check it before unwrapping, with no token of their own.

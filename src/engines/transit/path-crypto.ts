@@ -101,6 +101,7 @@ export function cryptoPaths(keys: TransitKeys): PathRecord[] {
   return [
     {
       pattern: 'encrypt/(?<name>[^/]+)',
+      storesNothing: true,
       summary: 'Encrypts base64 plaintext with a named key, creating the key if it does not exist.',
       fields: {
         ...encryptItemFields,
@@ -117,6 +118,7 @@ export function cryptoPaths(keys: TransitKeys): PathRecord[] {
     },
     {
       pattern: 'decrypt/(?<name>[^/]+)',
+      storesNothing: true,
       summary: 'Decrypts a ciphertext made by a named key; the plaintext comes back base64.',
       fields: { ...decryptItemFields, ...batchFields },
       changeScope: () => undefined,
@@ -124,6 +126,7 @@ export function cryptoPaths(keys: TransitKeys): PathRecord[] {
     },
     {
       pattern: 'rewrap/(?<name>[^/]+)',
+      storesNothing: true,
       summary: "Decrypts a ciphertext and encrypts it again with the key's latest (or a given) version.",
       description: 'The plaintext never leaves the server: what rotation needs to retire old key versions.',
       fields: { ...rewrapItemFields, ...batchFields },

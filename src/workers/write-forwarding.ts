@@ -1,0 +1,95 @@
+/**
+ * Writes served by the first server thread. With several server threads each one could serve every request, but a
+ * write served by one thread costs the others too: they drop the keys it changed from their caches and read them
+ * back, and the change log's entries of two writing threads collide. Measured on two cores, a write cost half as
+ * much CPU again on two threads as on one, at the same throughput (bench/README.md). So the other threads serve
+ * reads themselves and hand every write to the first thread, as Vault's performance standbys forward writes to
+ * the active node: the request as the core takes it (src/core/request/), parsed and checked by the HTTP layer of
+ * the thread that received it, and its answer back, over a port of their own.
+ *
+ * Nothing about the security model changes: the first thread authenticates, authorises and audits the request as
+ * if it had received it. A thread still commits writes of its own (a limited-use token's use during a read), and
+ * every coherence rule between threads (src/workers/primary.ts) holds as before.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { CofreError } from '../core/errors.js';
+import { rawBodyOf } from '../core/raw-body.js';
+import type { Core } from '../core/core.js';
+import type { HandledRequest, IncomingRequest } from '../core/request/index.js';
+import { route, validateApiPath } from '../core/request/route.js';
+import { rpc } from './rpc.js';
+
+/** What the HTTP layer needs of a handled request to answer it. */
+export type ServedRequest = Pick<HandledRequest, 'response' | 'mountType'>;
+
+export type ServeRequest = (req: IncomingRequest) => Promise<ServedRequest>;
+
+const WRITE_VERBS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
+
+/**
+ * Whether a request goes to the first thread: the verbs that write, unless its path stores nothing
+ * (PathRecord.storesNothing) or its body is a stream of bytes (a snapshot to restore), which cannot cross a port.
+ * A path that does not validate or names no mount here is sent too: the first thread answers it as it would.
+ */
+export function servedByFirstThread(core: Core, req: IncomingRequest): boolean {
+  if (!WRITE_VERBS.has(req.verb) || rawBodyOf(req.body) !== undefined) return false;
+  try {
+    validateApiPath(req.path);
+  } catch {
+    return true;
+  }
+  return route(core, req.path).route?.record.storesNothing !== true;
+}
+
+/**
+ * A thread other than the first: writes go over `port` to the first thread (`forwarded` counts them), everything
+ * else to `local`.
+ */
+export function forwardingWrites(
+  core: Core,
+  port: MessagePort,
+  local: ServeRequest,
+  forwarded: () => void = () => undefined,
+): ServeRequest {
+  const first = rpc(port, {});
+  let gone = false;
+  // The first thread closes its end when the server stops: a write on its way, or sent after, gets an answer.
+  const goneError = () => new CofreError(503, 'the server is stopping: the thread that serves writes is gone');
+  port.once('close', () => {
+    gone = true;
+    first.fail(goneError());
+  });
+  return (req) => {
+    if (!servedByFirstThread(core, req)) return local(req);
+    if (gone) return Promise.reject(goneError());
+    forwarded();
+    return first.call<ServedRequest>('serve', req);
+  };
+}
+
+/**
+ * The first thread: serves the writes the other threads send over `ports`. A CofreError reaches the other thread
+ * with its status and message; anything else is also given to `failed` here, with its stack, under the request's
+ * id, which the other thread's answer (a 500) names.
+ */
+export function serveForwardedWrites(
+  ports: MessagePort[],
+  serve: ServeRequest,
+  failed: (err: unknown, req: IncomingRequest) => void = () => undefined,
+): void {
+  for (const port of ports) {
+    rpc(port, {
+      serve: async (req: IncomingRequest): Promise<ServedRequest> => {
+        try {
+          const { response, mountType } = await serve(req);
+          // Event streams answer reads only; one here could not cross the port.
+          if (response?.stream) throw new Error('an event stream cannot be served through another thread');
+          return { response, mountType };
+        } catch (err) {
+          if (!(err instanceof CofreError)) failed(err, req);
+          throw err;
+        }
+      },
+    });
+  }
+}
