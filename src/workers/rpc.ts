@@ -40,19 +40,28 @@ export function rpc(port: MessagePort | Worker, handlers: Record<string, Handler
       else pending?.reject(new CofreError(message.status, message.error));
     } else if ('call' in message) {
       const handler = Object.hasOwn(handlers, message.method) ? handlers[message.method] : undefined;
+      const fail = (err: unknown) =>
+        port.postMessage({
+          answer: message.call,
+          error: err instanceof Error ? err.message : String(err),
+          ...(err instanceof CofreError ? { status: err.status } : {}),
+        } satisfies AnswerMessage);
       Promise.resolve()
         .then(() => {
           if (!handler) throw new Error(`no handler for ${message.method}`);
           return (handler as (args: unknown) => unknown)(message.args);
         })
         .then(
-          (value) => port.postMessage({ answer: message.call, value } satisfies AnswerMessage),
-          (err: unknown) =>
-            port.postMessage({
-              answer: message.call,
-              error: err instanceof Error ? err.message : String(err),
-              ...(err instanceof CofreError ? { status: err.status } : {}),
-            } satisfies AnswerMessage),
+          (value) => {
+            // A value that cannot be cloned (a function, say) is the handler's bug: the caller hears of it rather
+            // than waiting forever, and this thread does not die of an unhandled rejection.
+            try {
+              port.postMessage({ answer: message.call, value } satisfies AnswerMessage);
+            } catch (err) {
+              fail(new Error(`the answer could not be sent between threads: ${(err as Error).message}`));
+            }
+          },
+          (err: unknown) => fail(err),
         );
     }
   });

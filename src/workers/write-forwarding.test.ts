@@ -118,6 +118,40 @@ describe('write forwarding between server threads', () => {
     assert.deepEqual(internal, ['req-sys/boom-PUT: a failure that is not the caller’s']);
   });
 
+  it('sends back only what the answer is made of, and reports an answer that cannot cross instead of dying', async () => {
+    const core = server.cofre.core;
+    const pair = new MessageChannel();
+    let answer: Record<string, unknown> = {};
+    serveForwardedWrites([pair.port1], async () => ({ response: answer as never, mountType: 'kv' }));
+    const send = forwardingWrites(core, pair.port2, () => assert.fail('a write was served locally'));
+    const put = () =>
+      send({ verb: 'PUT', path: 'secret/data/x', query: {}, body: {}, token: undefined, requestId: 'inner' });
+    try {
+      answer = {
+        data: { a: 1 },
+        warnings: ['w'],
+        lease: { leaseId: 'l', ttl: 1, renewable: false },
+        status: 201,
+        // What the core acts on where the request ran: a lease's revocation data, a login to issue, a rewrap.
+        secret: { type: 'creds', internal: { username: 'u' }, ttl: 1, maxTtl: 1, renewable: false },
+        login: { policies: ['p'], displayName: 'd', ttl: 1, maxTtl: 1 },
+        wrap: { ttl: 1, creationPath: 'p', body: '{}' },
+      };
+      const served = await put();
+      assert.deepEqual(served, {
+        mountType: 'kv',
+        response: { data: { a: 1 }, warnings: ['w'], lease: { leaseId: 'l', ttl: 1, renewable: false }, status: 201 },
+      });
+      answer = { data: { f: () => 1 } };
+      await assert.rejects(put(), /could not be sent between threads/);
+      // The port still works.
+      answer = { data: { b: 2 } };
+      assert.deepEqual((await put()).response, { data: { b: 2 } });
+    } finally {
+      pair.port1.close();
+    }
+  });
+
   it('once the first thread is gone, writes waiting or sent later are refused, and nothing hangs', async () => {
     const lone = new MessageChannel();
     const core = server.cofre.core;

@@ -14,6 +14,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { CofreError } from '../core/errors.js';
 import { rawBodyOf } from '../core/raw-body.js';
+import type { Response } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import type { HandledRequest, IncomingRequest } from '../core/request/index.js';
 import { route, validateApiPath } from '../core/request/route.js';
@@ -68,6 +69,25 @@ export function forwardingWrites(
 }
 
 /**
+ * What of a response the HTTP layer answers with (src/http/server.ts, the envelope): a handler's inner parts (a
+ * lease's revocation data, a login to issue) stay on the thread that served it.
+ */
+function answered(response: Response): Response {
+  const { data, auth, warnings, lease, status, rawBody, contentType, mergeDataToTop, wrapInfo } = response;
+  const out: Response = {};
+  if (data !== undefined) out.data = data;
+  if (auth !== undefined) out.auth = auth;
+  if (warnings !== undefined) out.warnings = warnings;
+  if (lease !== undefined) out.lease = lease;
+  if (status !== undefined) out.status = status;
+  if (rawBody !== undefined) out.rawBody = rawBody;
+  if (contentType !== undefined) out.contentType = contentType;
+  if (mergeDataToTop !== undefined) out.mergeDataToTop = mergeDataToTop;
+  if (wrapInfo !== undefined) out.wrapInfo = wrapInfo;
+  return out;
+}
+
+/**
  * The first thread: serves the writes the other threads send over `ports`. A CofreError reaches the other thread
  * with its status and message; anything else is also given to `failed` here, with its stack, under the request's
  * id, which the other thread's answer (a 500) names.
@@ -84,7 +104,7 @@ export function serveForwardedWrites(
           const { response, mountType } = await serve(req);
           // Event streams answer reads only; one here could not cross the port.
           if (response?.stream) throw new Error('an event stream cannot be served through another thread');
-          return { response, mountType };
+          return { response: response && answered(response), mountType };
         } catch (err) {
           if (!(err instanceof CofreError)) failed(err, req);
           throw err;
