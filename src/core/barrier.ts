@@ -9,6 +9,9 @@ const FORMAT_VERSION = 1;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
 
+/** What seals values that are not storage entries (batch tokens, forwarded key-ceremony calls) with the barrier. */
+export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
+
 /**
  * The security barrier: every entry that passes through it is AES-256-GCM encrypted under the keyring's active
  * term, with its path as additional data (so a ciphertext copied to another path fails to open). The term is in

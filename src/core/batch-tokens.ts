@@ -1,3 +1,4 @@
+import type { ValueSealer } from './barrier.js';
 import { badRequest, permissionDenied } from './errors.js';
 import type { NewToken, TokenEntry } from './token-store.js';
 
@@ -14,15 +15,9 @@ export const MAX_BATCH_TOKEN_LENGTH = 4096;
 /** The additional data of the seal: no storage path is this, so no stored entry opens as a batch token. */
 const CONTEXT = '\u0000cofre/batch-token/v1';
 
-/** The barrier's encryptValue/decryptValue. */
-export interface BatchSealer {
-  encryptValue(context: string, value: Uint8Array): Buffer;
-  decryptValue(context: string, sealed: Uint8Array): Buffer;
-}
-
 /** What the core lends to batch tokens: the seal, and which mount (by accessor) a creation path is under now. */
 export interface BatchIssuing {
-  sealer: BatchSealer;
+  sealer: ValueSealer;
   /**
    * The accessor of the auth mount a path is under, undefined when none is. A batch token outlives no mount: a
    * stored token is revoked when its auth method is disabled, a batch token is refused once its mount is gone (or

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Barrier } from './barrier.js';
+import type { ValueSealer } from './barrier.js';
 import { CofreError, permissionDenied } from './errors.js';
 import type { CeremonyCall } from './key-ceremonies.js';
 
@@ -32,9 +32,6 @@ const RETRY_DELAYS_MS = [500, 2_000];
 const REPLY_MAX_BYTES = 64 * 1024;
 /** Calls a leader remembers at most; operators send a handful a minute. */
 const REMEMBERED_CALLS = 4_096;
-
-/** The barrier's encryptValue and decryptValue. */
-export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
 
 interface SealedCall {
   id: string;
