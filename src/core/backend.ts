@@ -293,7 +293,7 @@ export interface PathRecord {
   /**
    * Its writes (POST, PUT, DELETE) store nothing: transit's encryption, sys/tools, lookups sent as POST. A server
    * thread serves them itself instead of handing them to the first thread as it does other writes
-   * (src/workers/write-forwarding.ts), so they use every thread. Only where they run depends on it: a thread
+   * (src/workers/write-forwarding.ts), so they use every thread; unless the answer is to be wrapped, which stores it. Only where they run depends on it: a thread
    * that stores something all the same (a limited-use token's use) stores it correctly.
    */
   storesNothing?: boolean;

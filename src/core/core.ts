@@ -476,10 +476,12 @@ export class Core {
   /**
    * sys/step-down: this node gives up running the background jobs and lets another node of the cluster take them
    * over, campaigning again only after a pause (Vault's manual step-down sleep). A single node, or a node that
-   * does not lead, has nothing to give up: a no-op, as Vault's step-down of a lone node.
+   * does not lead, has nothing to give up: a no-op, as Vault's step-down of a lone node. So are the threads of one
+   * server (src/workers/): only the first leads, so its step-down would leave lease expiry stopped for the pause
+   * and end a generate-root or rekey attempt, with no other thread to take over.
    */
   async stepDown(): Promise<void> {
-    if (!this.cluster || !this.leading || this.sealed) return;
+    if (!this.cluster?.store.otherProcesses || !this.leading || this.sealed) return;
     const seals = this.seals;
     this.leading = false;
     this.stopBackground();

@@ -93,6 +93,8 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
   const channels = Array.from({ length: count }, () => new MessageChannel());
   const clients = channels.map((c) => c.port1);
   // The first thread serves the others' writes (write-forwarding.ts), each over a port of its own.
+  // COFRE_FORWARD_WRITES=off has every thread serve its own writes, as before: the tests check both ways.
+  const forwardWrites = process.env.COFRE_FORWARD_WRITES !== 'off';
   const writeChannels = Array.from({ length: count - 1 }, () => new MessageChannel());
   const committer = startThread(import.meta.url, '../storage/sqlite-commit-thread', {
     workerData: { file, clients, changeCounter } satisfies CommitThreadData,
@@ -118,6 +120,7 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
           file,
           commitPort,
           writePorts,
+          forwardWrites,
           changeCounter,
           lockSlots,
           ...(port === undefined ? {} : { port }),

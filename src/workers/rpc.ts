@@ -70,7 +70,12 @@ export function rpc(port: MessagePort | Worker, handlers: Record<string, Handler
       const id = next++;
       return new Promise<T>((resolve, reject) => {
         waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-        port.postMessage({ call: id, method, args } satisfies CallMessage);
+        try {
+          port.postMessage({ call: id, method, args } satisfies CallMessage);
+        } catch (err) {
+          waiting.delete(id);
+          reject(err as Error);
+        }
       });
     },
     fail(reason) {

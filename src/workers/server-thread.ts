@@ -25,6 +25,8 @@ export interface ServerThreadData {
    * of its own (write-forwarding.ts).
    */
   writePorts: MessagePort[];
+  /** Off (COFRE_FORWARD_WRITES=off): every thread serves its own writes. */
+  forwardWrites: boolean;
   changeCounter: SharedArrayBuffer;
   lockSlots: SharedArrayBuffer;
   /** The port the first thread listens on; unset for the first thread. */
@@ -74,7 +76,7 @@ const started = await startServer(data.flags, {
   },
   auditDevices: { ...relayedAuditDevices(() => primary, ['socket']), file: threadFileDevices(() => primary) },
   ...(data.port === undefined ? {} : { port: data.port }),
-  ...(data.index === 0
+  ...(data.index === 0 || !data.forwardWrites
     ? {}
     : {
         routeRequests: (core: Core, local: ServeRequest, forwarded: () => void) =>

@@ -64,7 +64,7 @@ describe('write forwarding between server threads', () => {
     assert.equal(forwardedCount, 3);
   });
 
-  it('serves a write whose path stores nothing, and a body of raw bytes, where it arrived', async () => {
+  it('serves a write whose path stores nothing or needs no token, and a body of raw bytes, where it arrived', async () => {
     ranLocally.length = 0;
     const before = forwardedCount;
     const hashed = await request('POST', 'sys/tools/hash', { input: Buffer.from('x').toString('base64') });
@@ -78,12 +78,35 @@ describe('write forwarding between server threads', () => {
       token: server.rootToken,
       requestId: 'raw',
     }).catch(() => undefined);
+    // Paths served without a token (a login's password check is the heaviest work there is) stay too.
+    await serve({
+      verb: 'POST',
+      path: 'sys/unseal',
+      query: {},
+      body: { reset: true },
+      token: undefined,
+      requestId: 'unseal',
+    });
     assert.deepEqual(ranLocally, [
       'POST sys/tools/hash',
       'POST sys/capabilities-self',
       'POST sys/storage/raft/snapshot-force',
+      'POST sys/unseal',
     ]);
     assert.equal(forwardedCount, before);
+    // A wrapped answer is stored: that one goes to the first thread.
+    const wrapped = await serve({
+      verb: 'POST',
+      path: 'sys/tools/random',
+      query: {},
+      body: {},
+      token: server.rootToken,
+      requestId: 'wrapped',
+      wrapTtl: 60,
+    });
+    assert.equal(typeof wrapped.response?.wrapInfo?.token, 'string');
+    assert.equal(ranForwarded.at(-1), 'POST sys/tools/random');
+    assert.equal(forwardedCount, before + 1);
   });
 
   it('passes the first thread’s refusals on with their status and message', async () => {
@@ -115,6 +138,7 @@ describe('write forwarding between server threads', () => {
       (err: { status?: number; message: string }) => err,
     );
     assert.equal(failure.status, undefined, 'not passed on as the caller’s error');
+    assert.equal(failure.message, 'internal error on the first server thread', 'its words stay in the first’s log');
     assert.deepEqual(internal, ['req-sys/boom-PUT: a failure that is not the caller’s']);
   });
 

@@ -28,8 +28,12 @@ export type ServeRequest = (req: IncomingRequest) => Promise<ServedRequest>;
 const WRITE_VERBS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
 
 /**
- * Whether a request goes to the first thread: the verbs that write, unless its path stores nothing
- * (PathRecord.storesNothing) or its body is a stream of bytes (a snapshot to restore), which cannot cross a port.
+ * Whether a request goes to the first thread: the verbs that write, except
+ * - paths whose writes store nothing (PathRecord.storesNothing), unless the answer is to be wrapped (which stores
+ *   it);
+ * - paths served without a token (logins, unseal): a login's password hash or signature check is the heaviest
+ *   work a request does here, and every thread should share it;
+ * - a body of raw bytes (a snapshot to restore), which cannot cross a port.
  * A path that does not validate or names no mount here is sent too: the first thread answers it as it would.
  */
 export function servedByFirstThread(core: Core, req: IncomingRequest): boolean {
@@ -39,7 +43,12 @@ export function servedByFirstThread(core: Core, req: IncomingRequest): boolean {
   } catch {
     return true;
   }
-  return route(core, req.path).route?.record.storesNothing !== true;
+  // The mount table as the first thread has it (a mount just enabled through it, say).
+  core.catchUp();
+  const record = route(core, req.path).route?.record;
+  if (!record) return true;
+  if (record.unauthenticated) return false;
+  return !record.storesNothing || (req.wrapTtl ?? 0) > 0;
 }
 
 /**
@@ -106,8 +115,10 @@ export function serveForwardedWrites(
           if (response?.stream) throw new Error('an event stream cannot be served through another thread');
           return { response: response && answered(response), mountType };
         } catch (err) {
-          if (!(err instanceof CofreError)) failed(err, req);
-          throw err;
+          if (err instanceof CofreError) throw err;
+          // Logged here, with its stack; the other thread answers 500 with the request id, which finds this line.
+          failed(err, req);
+          throw new Error('internal error on the first server thread');
         }
       },
     });

@@ -102,6 +102,7 @@ export function auditPaths(core: Core): PathRecord[] {
     },
     {
       pattern: 'audit-hash/(?<path>.+)',
+      storesNothing: true,
       summary: "Hashes a value with an audit device's salt, to find it in the log.",
       fields: {
         path: { type: 'string', description: 'The audit device.' },

@@ -92,6 +92,7 @@ export function leasePaths(core: Core): PathRecord[] {
   return [
     {
       pattern: 'leases/lookup',
+      storesNothing: true,
       summary: 'Looks up a lease: its times, TTL and any failed revocation attempts.',
       fields: { lease_id: leaseIdField },
       operations: { update: async (req) => ({ data: { ...(await leases.lookup(leaseIdOf(req))) } }) },
