@@ -64,7 +64,7 @@ describe('write forwarding between server threads', () => {
     assert.equal(forwardedCount, 3);
   });
 
-  it('serves a write whose path stores nothing or needs no token, and a body of raw bytes, where it arrived', async () => {
+  it('serves a write whose path stores nothing or needs no token, one without a token, and raw bytes, where it arrived', async () => {
     ranLocally.length = 0;
     const before = forwardedCount;
     const hashed = await request('POST', 'sys/tools/hash', { input: Buffer.from('x').toString('base64') });
@@ -87,11 +87,17 @@ describe('write forwarding between server threads', () => {
       token: undefined,
       requestId: 'unseal',
     });
+    // A write with no token at all is refused where it arrives.
+    await assert.rejects(
+      serve({ verb: 'PUT', path: 'secret/data/x', query: {}, body: {}, token: undefined, requestId: 'anon' }),
+      (err: { status?: number }) => err.status === 403,
+    );
     assert.deepEqual(ranLocally, [
       'POST sys/tools/hash',
       'POST sys/capabilities-self',
       'POST sys/storage/raft/snapshot-force',
       'POST sys/unseal',
+      'PUT secret/data/x',
     ]);
     assert.equal(forwardedCount, before);
     // A wrapped answer is stored: that one goes to the first thread.
@@ -149,7 +155,7 @@ describe('write forwarding between server threads', () => {
     serveForwardedWrites([pair.port1], async () => ({ response: answer as never, mountType: 'kv' }));
     const send = forwardingWrites(core, pair.port2, () => assert.fail('a write was served locally'));
     const put = () =>
-      send({ verb: 'PUT', path: 'secret/data/x', query: {}, body: {}, token: undefined, requestId: 'inner' });
+      send({ verb: 'PUT', path: 'secret/data/x', query: {}, body: {}, token: server.rootToken, requestId: 'inner' });
     try {
       answer = {
         data: { a: 1 },

@@ -33,6 +33,8 @@ const WRITE_VERBS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELET
  *   it);
  * - paths served without a token (logins, unseal): a login's password hash or signature check is the heaviest
  *   work a request does here, and every thread should share it;
+ * - requests that bring no token to a path that needs one: refused where they arrive, so that a flood of them
+ *   (bodies up to the limit) costs the thread that serves every write nothing;
  * - a body of raw bytes (a snapshot to restore), which cannot cross a port.
  * A path that does not validate or names no mount here is sent too: the first thread answers it as it would.
  */
@@ -47,7 +49,7 @@ export function servedByFirstThread(core: Core, req: IncomingRequest): boolean {
   core.catchUp();
   const record = route(core, req.path).route?.record;
   if (!record) return true;
-  if (record.unauthenticated) return false;
+  if (record.unauthenticated || (req.token === undefined && !record.wrappingToken)) return false;
   return !record.storesNothing || (req.wrapTtl ?? 0) > 0;
 }
 
