@@ -253,8 +253,8 @@ export class ClusterStore {
     return this.storage.delete(`bundles/${cluster}/${delivery}`);
   }
 
-  credential(cluster: string, delivery: string): Promise<CredentialRecord | undefined> {
-    return getJson<CredentialRecord>(this.fresh, credentialKey(cluster, delivery));
+  async credential(cluster: string, delivery: string): Promise<CredentialRecord | undefined> {
+    return (await this.credentialRead(cluster, delivery)).record;
   }
 
   /** A credential record as stored now, with what a change of it checks: its bytes, or null when there is none. */
