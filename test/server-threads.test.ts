@@ -97,6 +97,8 @@ async function startThreaded(dir: string, forwarding: boolean) {
 // own writes (COFRE_FORWARD_WRITES=off), where key locks, login nonces and ceremony forwarding cross threads.
 for (const forwarding of [true, false]) {
   const mode = forwarding ? '' : ', each thread serving its own writes';
+  // The audit checks are of reads, which both modes serve where they arrive: run once.
+  const auditOnce = forwarding ? false : 'audit chaining does not depend on where writes are served';
 
   describe(`server threads (--workers 2)${mode}`, () => {
     let dir: string;
@@ -325,7 +327,7 @@ for (const forwarding of [true, false]) {
       assert.ok(refused > 0, 'some logins ran after it');
     });
 
-    it('one file audit device, one hash chain, entries from both threads', async () => {
+    it('one file audit device, one hash chain, entries from both threads', { skip: auditOnce }, async () => {
       const file = join(dir, 'audit.log');
       await fresh(url, 'POST', 'secret/data/threads/a', 'root', { data: { v: '1' } });
       const enabled = await fresh(url, 'PUT', 'sys/audit/file', 'root', { type: 'file', options: { file_path: file } });
@@ -343,58 +345,69 @@ for (const forwarding of [true, false]) {
       assert.equal((await fresh(url, 'DELETE', 'sys/audit/file', 'root')).status, 204);
     });
 
-    it('one socket audit device: both threads relay their entries to it, in one chain, a turn at a time', async () => {
-      let received = '';
-      const collector = net.createServer((s) => s.on('data', (d: Buffer) => (received += d.toString())));
-      await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-      const address = `127.0.0.1:${(collector.address() as net.AddressInfo).port}`;
-      try {
-        await fresh(url, 'POST', 'secret/data/threads/s', 'root', { data: { v: '1' } });
-        const enabled = await fresh(url, 'PUT', 'sys/audit/sock', 'root', { type: 'socket', options: { address } });
-        assert.equal(enabled.status, 204);
-        // Every request is answered only once its entries were handed to the socket; the collector reads them soon after.
-        assert.deepEqual(statuses(await many(60, () => fresh(url, 'GET', 'secret/data/threads/s', 'root'))), [200]);
-        for (let i = 0; i < 100 && received.split('\n').length < 2 * 60 + 2; i++)
-          await new Promise((r) => setTimeout(r, 50));
-        const lines = received.split('\n');
-        const result = verifyLines(lines, {});
-        assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
-        assert.ok(result.lines >= 2 * 60 + 1, `${result.lines} lines`);
-        assert.equal((await fresh(url, 'DELETE', 'sys/audit/sock', 'root')).status, 204);
-      } finally {
-        collector.close();
-      }
-    });
+    it(
+      'one socket audit device: both threads relay their entries to it, in one chain, a turn at a time',
+      { skip: auditOnce },
+      async () => {
+        let received = '';
+        const collector = net.createServer((s) => s.on('data', (d: Buffer) => (received += d.toString())));
+        await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+        const address = `127.0.0.1:${(collector.address() as net.AddressInfo).port}`;
+        try {
+          await fresh(url, 'POST', 'secret/data/threads/s', 'root', { data: { v: '1' } });
+          const enabled = await fresh(url, 'PUT', 'sys/audit/sock', 'root', { type: 'socket', options: { address } });
+          assert.equal(enabled.status, 204);
+          // Every request is answered only once its entries were handed to the socket; the collector reads them soon after.
+          assert.deepEqual(statuses(await many(60, () => fresh(url, 'GET', 'secret/data/threads/s', 'root'))), [200]);
+          for (let i = 0; i < 100 && received.split('\n').length < 2 * 60 + 2; i++)
+            await new Promise((r) => setTimeout(r, 50));
+          const lines = received.split('\n');
+          const result = verifyLines(lines, {});
+          assert.ok(result.ok, `the chain breaks: ${JSON.stringify(result)}`);
+          assert.ok(result.lines >= 2 * 60 + 1, `${result.lines} lines`);
+          assert.equal((await fresh(url, 'DELETE', 'sys/audit/sock', 'root')).status, 204);
+        } finally {
+          collector.close();
+        }
+      },
+    );
 
-    it('a rotated audit file (renamed away, or SIGHUP) is left by both threads at once: the files make one chain', async () => {
-      const file = join(dir, 'rotated.log');
-      const enabled = await fresh(url, 'PUT', 'sys/audit/rot', 'root', { type: 'file', options: { file_path: file } });
-      assert.equal(enabled.status, 204);
-      const load = async (path: string) =>
-        assert.deepEqual(statuses(await many(40, () => fresh(url, 'GET', `secret/data/${path}`, 'root'))), [404]);
-      await load('before-rename');
-      // Renamed away: whichever thread looks up the path first (once a second) has both threads open the new file.
-      renameSync(file, `${file}.1`);
-      await new Promise((r) => setTimeout(r, 1100));
-      await load('after-rename');
-      await load('after-rename-again');
-      renameSync(file, `${file}.2`);
-      server.child.kill('SIGHUP');
-      await new Promise((r) => setTimeout(r, 200));
-      await load('after-hup');
-      const files = [`${file}.1`, `${file}.2`, file].map((f) => readFileSync(f, 'utf8').split('\n'));
-      let after: ChainState | undefined;
-      for (const [i, lines] of files.entries()) {
-        const result = verifyLines(lines, after ? { after } : {});
-        assert.ok(result.ok, `file ${i + 1} does not continue the chain: ${JSON.stringify(result)}`);
-        after = result.last;
-      }
-      const text = files.map((lines) => lines.join('\n'));
-      assert.ok(text[0]!.includes('before-rename') && !text[0]!.includes('after-rename'));
-      assert.ok(text[1]!.includes('after-rename-again') && !text[1]!.includes('after-hup'));
-      assert.ok(text[2]!.includes('after-hup') && !text[2]!.includes('after-rename'));
-      assert.equal((await fresh(url, 'DELETE', 'sys/audit/rot', 'root')).status, 204);
-    });
+    it(
+      'a rotated audit file (renamed away, or SIGHUP) is left by both threads at once: the files make one chain',
+      { skip: auditOnce },
+      async () => {
+        const file = join(dir, 'rotated.log');
+        const enabled = await fresh(url, 'PUT', 'sys/audit/rot', 'root', {
+          type: 'file',
+          options: { file_path: file },
+        });
+        assert.equal(enabled.status, 204);
+        const load = async (path: string) =>
+          assert.deepEqual(statuses(await many(40, () => fresh(url, 'GET', `secret/data/${path}`, 'root'))), [404]);
+        await load('before-rename');
+        // Renamed away: whichever thread looks up the path first (once a second) has both threads open the new file.
+        renameSync(file, `${file}.1`);
+        await new Promise((r) => setTimeout(r, 1100));
+        await load('after-rename');
+        await load('after-rename-again');
+        renameSync(file, `${file}.2`);
+        server.child.kill('SIGHUP');
+        await new Promise((r) => setTimeout(r, 200));
+        await load('after-hup');
+        const files = [`${file}.1`, `${file}.2`, file].map((f) => readFileSync(f, 'utf8').split('\n'));
+        let after: ChainState | undefined;
+        for (const [i, lines] of files.entries()) {
+          const result = verifyLines(lines, after ? { after } : {});
+          assert.ok(result.ok, `file ${i + 1} does not continue the chain: ${JSON.stringify(result)}`);
+          after = result.last;
+        }
+        const text = files.map((lines) => lines.join('\n'));
+        assert.ok(text[0]!.includes('before-rename') && !text[0]!.includes('after-rename'));
+        assert.ok(text[1]!.includes('after-rename-again') && !text[1]!.includes('after-hup'));
+        assert.ok(text[2]!.includes('after-hup') && !text[2]!.includes('after-rename'));
+        assert.equal((await fresh(url, 'DELETE', 'sys/audit/rot', 'root')).status, 204);
+      },
+    );
 
     it('sys/seal through one thread seals every thread; an unseal key through one unseals every thread', async () => {
       const unsealKey = readFileSync(join(dir, 'dev-unseal-key'), 'utf8').trim();
