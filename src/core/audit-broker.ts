@@ -5,6 +5,7 @@ import { chainLine, type ChainState } from './audit-chain.js';
 import { badRequest, CofreError } from './errors.js';
 import type { Storage } from './storage.js';
 import { getJson, putJson } from './storage-view.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { getOwn } from './own-keys.js';
 
 /** A sink for audit lines. `open` returns the chain state to continue from (e.g. the last line of a file). */
@@ -151,6 +152,8 @@ export class AuditBroker {
    */
   private inFlight = new Set<string>();
   private idle: (() => void)[] = [];
+  /** Loads, enables and disables run one at a time: each reads the table the one before it left. */
+  private readonly changes = new OneAtATime();
 
   constructor(
     private readonly barrier: Storage,
@@ -167,29 +170,51 @@ export class AuditBroker {
     return this.devices.size > 0;
   }
 
-  async load(): Promise<void> {
-    // A reload (the table changed on another node) does not wait for running requests: those write their
-    // response to the devices loaded now.
-    const old = this.devices;
-    this.devices = new Map();
-    await closeDevices(old);
-    this.table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
-    const devices = new Map<string, Device>();
-    for (const entry of this.table) {
-      try {
-        devices.set(entry.path, await this.start(entry));
-      } catch {
-        // A device that cannot open now stays in the table; with none writable, requests are refused.
+  /**
+   * Opens the devices of the table as stored: on unseal, and when another node enabled or disabled one. The new set
+   * is built aside and swapped in at once, so a request running meanwhile still finds the devices it was audited by
+   * (emptying the set first answered 500 to requests in that window, and left unaudited those served while the first
+   * device enabled elsewhere was opening). A device whose entry did not change stays open: its chain and its queue go
+   * on. Those removed are closed once their queued lines are written.
+   */
+  load(): Promise<void> {
+    return this.changes.run(async () => {
+      const table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
+      const devices = new Map<string, Device>();
+      for (const entry of table) {
+        const current = this.devices.get(entry.path);
+        if (current && JSON.stringify(current.entry) === JSON.stringify(entry)) {
+          devices.set(entry.path, current);
+          continue;
+        }
+        try {
+          devices.set(entry.path, await this.start(entry));
+        } catch {
+          // A device that cannot open now stays in the table; with none writable, requests are refused.
+        }
       }
-    }
-    this.devices = devices;
+      const gone = new Map([...this.devices].filter(([, device]) => devices.get(device.entry.path) !== device));
+      this.table = table;
+      this.devices = devices;
+      await closeDevices(gone);
+    });
   }
 
   list(): AuditTableEntry[] {
     return this.table;
   }
 
-  async enable(
+  enable(
+    path: string,
+    type: string,
+    description: string,
+    options: Record<string, string>,
+    local: boolean,
+  ): Promise<void> {
+    return this.changes.run(() => this.enableNow(path, type, description, options, local));
+  }
+
+  private async enableNow(
     path: string,
     type: string,
     description: string,
@@ -223,7 +248,11 @@ export class AuditBroker {
     this.devices.set(normalized, device);
   }
 
-  async disable(path: string): Promise<void> {
+  disable(path: string): Promise<void> {
+    return this.changes.run(() => this.disableNow(path));
+  }
+
+  private async disableNow(path: string): Promise<void> {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     this.table = this.table.filter((e) => e.path !== normalized);
     await putJson(this.barrier, TABLE_KEY, this.table);
@@ -290,9 +319,12 @@ export class AuditBroker {
   async closeAll(): Promise<void> {
     const closing = this.devices;
     await this.drained();
-    // An unseal meanwhile has put new devices in place: those stay.
-    if (this.devices === closing) this.devices = new Map();
-    await closeDevices(closing);
+    await this.changes.run(async () => {
+      // An unseal meanwhile has loaded the devices again, keeping those whose entry did not change: those stay open.
+      if (this.devices === closing) this.devices = new Map();
+      const inUse = new Set(this.devices.values());
+      await closeDevices(new Map([...closing].filter(([, device]) => !inUse.has(device))));
+    });
   }
 
   /** Reopens every device's destination (SIGHUP: a log rotated by an outside tool). */

@@ -23,7 +23,7 @@ import {
 } from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
-import { dropEverything, dropRemoteChanges } from './remote-changes.js';
+import { dropEverything, dropRemoteChanges, type RemoteChanges } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 import { RequestGate } from './request-gate.js';
@@ -151,6 +151,7 @@ export class Core {
   private campaignError = '';
   private campaignFailures = 0;
   private campaignRetry: NodeJS.Timeout | undefined;
+  private tablesReload: Promise<void> | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
   /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
@@ -571,6 +572,22 @@ export class Core {
   }
 
   /**
+   * Set while another node's change to the keyring, the mount tables or the audit table is being loaded
+   * (HOLDING_STAGES): a request starting now waits for it, so that it is routed by the mounts and recorded by the
+   * audit devices every node has acknowledged. Undefined otherwise, which is nearly always.
+   */
+  get reloadingTables(): Promise<void> | undefined {
+    return this.tablesReload;
+  }
+
+  private holdRequestsUntil(reloaded: Promise<void>): void {
+    this.tablesReload = reloaded;
+    void reloaded.then(() => {
+      if (this.tablesReload === reloaded) this.tablesReload = undefined;
+    });
+  }
+
+  /**
    * Joins the nodes sharing this store: caches follow the keys other nodes change, and this node runs the
    * background jobs only while it is the elected leader.
    */
@@ -580,17 +597,18 @@ export class Core {
     // One batch at a time, in the order they came: a later notification must not overtake an earlier one.
     let applying: Promise<void> = Promise.resolve();
     await store.watchChanges((keys) => {
-      let reload: () => Promise<void>;
+      let changes: RemoteChanges;
       try {
-        reload = dropRemoteChanges(this, keys);
+        changes = dropRemoteChanges(this, keys);
       } catch {
         dropEverything(this);
         return;
       }
       applying = applying
-        .then(reload)
+        .then(changes.reload)
         // A failure leaves some cache as it was: drop them all rather than serve a stale value.
         .catch(() => dropEverything(this));
+      if (changes.holdsRequests) this.holdRequestsUntil(applying);
     });
     if (!this.sealed) await this.campaign();
   }

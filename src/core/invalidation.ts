@@ -16,6 +16,15 @@
 export const STAGES = ['keyring', 'mounts', 'audit', 'leases', 'events'] as const;
 export type Stage = (typeof STAGES)[number];
 
+/**
+ * The stages whose reload a request arriving after the notification waits for: what decrypts, routes and audits
+ * it. A mount or an audit device whose change was acknowledged on one node is in place on every other for each
+ * request that starts after the acknowledgement (an audit device enabled anywhere records every later request).
+ * Leases and change events are not waited for: they change with nearly every write, and a request does not read
+ * them through these reloads.
+ */
+export const HOLDING_STAGES: ReadonlySet<Stage> = new Set(['keyring', 'mounts', 'audit']);
+
 export interface InvalidationHandler {
   /** Another node changed this key (relative to the registered prefix): forget what is cached of it, now. */
   drop?(key: string): void;

@@ -3,6 +3,7 @@ import type { InvalidationHandler, InvalidationRegistry } from './invalidation.j
 import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
 import { CUBBYHOLE_PATH, CUBBYHOLE_TYPE } from './cubbyhole.js';
 import { badRequest } from './errors.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { getOwn } from './own-keys.js';
 import type { Storage } from './storage.js';
 import { getJson, jsonBytes, putJson, StorageView } from './storage-view.js';
@@ -63,7 +64,7 @@ export class MountTable {
    * Changes of the tables run one at a time: each persists the whole table, so a tune persisting while a move
    * awaits its own write would otherwise put the old path back in storage.
    */
-  private changing: Promise<unknown> = Promise.resolve();
+  private readonly changes = new OneAtATime();
   /** Route prefixes of mounts whose data is being converted (a second tune must wait for the first). */
   private readonly upgrading = new Set<string>();
 
@@ -101,7 +102,7 @@ export class MountTable {
    * timers); only those added or changed are built, and only those removed or replaced are stopped.
    */
   async reload(): Promise<void> {
-    return this.exclusive(async () => {
+    return this.changes.run(async () => {
       const next = new Map<string, Mounted>();
       const kept = new Set<Mounted>();
       for (const table of ['mounts', 'auth'] as const) {
@@ -182,7 +183,7 @@ export class MountTable {
   }
 
   async mount(table: TableName, entry: MountEntry): Promise<void> {
-    return this.exclusive(() => this.mountNow(table, entry));
+    return this.changes.run(() => this.mountNow(table, entry));
   }
 
   private async mountNow(table: TableName, entry: MountEntry): Promise<void> {
@@ -199,7 +200,7 @@ export class MountTable {
   }
 
   async unmount(table: TableName, path: string): Promise<void> {
-    return this.exclusive(() => this.unmountNow(table, path));
+    return this.changes.run(() => this.unmountNow(table, path));
   }
 
   private async unmountNow(table: TableName, path: string): Promise<void> {
@@ -221,7 +222,7 @@ export class MountTable {
    * run one at a time (see `exclusive`), so no mount can take the new path meanwhile.
    */
   async remount(table: TableName, from: string, to: string): Promise<Mounted> {
-    return this.exclusive(() => this.remountNow(table, from, to));
+    return this.changes.run(() => this.remountNow(table, from, to));
   }
 
   private async remountNow(table: TableName, from: string, to: string): Promise<Mounted> {
@@ -252,12 +253,6 @@ export class MountTable {
     return undefined;
   }
 
-  private exclusive<T>(change: () => Promise<T>): Promise<T> {
-    const run = this.changing.then(change, change);
-    this.changing = run.catch(() => undefined);
-    return run;
-  }
-
   /**
    * Changes a mount's entry. When the options change and the backend converts its data for them (KV version 1 to
    * 2), the conversion and the new mount table are one storage transaction, and the backend is built anew: a
@@ -266,7 +261,7 @@ export class MountTable {
    */
   async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<boolean> {
     this.tunable(table, path); // refused at once rather than after the upgrade under way
-    return this.exclusive(() => this.tuneNow(table, path, change));
+    return this.changes.run(() => this.tuneNow(table, path, change));
   }
 
   private tunable(table: TableName, path: string): Mounted {

@@ -1,5 +1,16 @@
 import type { Core } from './core.js';
-import { byStage, type InvalidationHandler } from './invalidation.js';
+import { byStage, HOLDING_STAGES, type InvalidationHandler } from './invalidation.js';
+
+/** What one notification of another node's changes left to do, once its keys were dropped. */
+export interface RemoteChanges {
+  /** Runs the reloads, in stage order. */
+  reload(): Promise<void>;
+  /**
+   * The batch changed what routes, decrypts or audits a request (a stage of HOLDING_STAGES, or keys unknown):
+   * requests arriving now wait for the reload (Core.joinCluster, handleRequest).
+   */
+  holdsRequests: boolean;
+}
 
 /**
  * Keeps one node's caches true to a store that other nodes write: called with the barrier keys another node
@@ -8,12 +19,12 @@ import { byStage, type InvalidationHandler } from './invalidation.js';
  * handled after the call never sees the old value; the returned function runs the reloads in stage order
  * (keyring, mounts, audit, leases, events). Reloads of batches run one at a time, in order (Core.joinCluster).
  */
-export function dropRemoteChanges(core: Core, keys: string[] | undefined): () => Promise<void> {
+export function dropRemoteChanges(core: Core, keys: string[] | undefined): RemoteChanges {
   core.forgetSealConfig();
-  if (core.sealed) return async () => undefined;
+  if (core.sealed) return { reload: async () => undefined, holdsRequests: false };
   if (keys === undefined) {
     dropEverything(core);
-    return () => reloadEverything(core);
+    return { reload: () => reloadEverything(core), holdsRequests: true };
   }
   const batch = new Map<InvalidationHandler, string[]>();
   for (const key of keys) {
@@ -25,8 +36,12 @@ export function dropRemoteChanges(core: Core, keys: string[] | undefined): () =>
     owned.push(owner.key);
     batch.set(owner.handler, owned);
   }
-  return async () => {
-    for (const handler of byStage([...batch.keys()])) await handler.apply?.(batch.get(handler)!);
+  const handlers = byStage([...batch.keys()]);
+  return {
+    reload: async () => {
+      for (const handler of handlers) await handler.apply?.(batch.get(handler)!);
+    },
+    holdsRequests: handlers.some((h) => h.stage !== undefined && HOLDING_STAGES.has(h.stage)),
   };
 }
 
@@ -42,5 +57,5 @@ async function reloadEverything(core: Core): Promise<void> {
 
 /** Drops and then reloads, in one go (for callers that have nothing to order the reloads against). */
 export function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
-  return dropRemoteChanges(core, keys)();
+  return dropRemoteChanges(core, keys).reload();
 }

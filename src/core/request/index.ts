@@ -41,6 +41,8 @@ export interface HandledRequest {
 export async function handleRequest(core: Core, req: IncomingRequest): Promise<HandledRequest> {
   // What other server threads committed is applied first: nothing they acknowledged is answered from a stale cache.
   core.catchUp();
+  const reloading = core.reloadingTables;
+  if (reloading) await reloading;
   validateApiPath(req.path);
   const asked = operationOf(req); // before the existence check, which may turn an update into a create
   const path = routedPath(req, asked);
