@@ -161,3 +161,31 @@ describe('ChangeLog: a subscriber that starts while a change is being committed'
     await storage.close();
   });
 });
+
+describe('ChangeLog: trimming after the other node appended many', () => {
+  it('deletes a few of the oldest entries per change, never thousands in one write', async () => {
+    const storage = openSqliteStorage(join(dir, 'trim.db'));
+    after(() => storage.close());
+    const entry = (index: number) => ({
+      op: 'put' as const,
+      key: key(index),
+      value: Buffer.from(JSON.stringify({ index, time: new Date().toISOString(), ...change(`secret/${index}`) })),
+    });
+    await storage.transaction(Array.from({ length: 10_000 }, (_, i) => entry(i + 1)));
+    const log = new ChangeLog(storage);
+    await log.load();
+    // The other node appends 2,000 more; this one hears of them. It used to delete all 2,000 with its next change,
+    // a write PostgreSQL's notification could not name (every other node then dropped every cache).
+    await storage.transaction(Array.from({ length: 2_000 }, (_, i) => entry(10_001 + i)));
+    await log.ingest(key(12_000));
+    const staged = log.stage(change('secret/next'));
+    await staged.publish(storage.transaction(staged.ops));
+    const deletes = staged.ops.filter((op) => op.op === 'delete').map((op) => op.key);
+    assert.deepEqual(deletes, [key(1), key(2), key(3), key(4)]);
+    // Each later change goes on from there, so the log comes back to its size.
+    for (let i = 0; i < 10; i++) await log.append(change(`secret/more-${i}`));
+    const keys = await storage.list('');
+    assert.equal(keys[0], key(45));
+    assert.equal(keys.at(-1), key(12_011));
+  });
+});

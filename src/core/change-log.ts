@@ -19,6 +19,13 @@ export interface ChangeEvent {
 export type NewChange = Omit<ChangeEvent, 'index' | 'time'>;
 
 const RETENTION = 10_000;
+/**
+ * The oldest entries one change deletes at most. A node that has not appended for a while (others did) has fallen
+ * behind in trimming by as many entries as they appended: deleting them all with its next change made one write of
+ * thousands of keys, which PostgreSQL's notification could not name, so every other node dropped every cache (seen
+ * in the two-node write benchmark). A few per change catch up soon enough.
+ */
+const TRIM_PER_CHANGE = 4;
 /** How many of its own events a node remembers to repair an index collision; collisions happen within milliseconds. */
 const RECENT = 1_000;
 
@@ -104,7 +111,9 @@ export class ChangeLog {
     const index = ++this.last;
     const event: ChangeEvent = { index, time: new Date().toISOString(), ...change };
     const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
-    while (index - this.first >= RETENTION) ops.push({ op: 'delete', key: key(this.first++) });
+    for (let n = 0; n < TRIM_PER_CHANGE && index - this.first >= RETENTION; n++) {
+      ops.push({ op: 'delete', key: key(this.first++) });
+    }
     this.pending.set(index, event);
     return { event, ops, publish: (persisted) => this.publish(event, persisted) };
   }
