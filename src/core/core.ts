@@ -594,8 +594,13 @@ export class Core {
   async joinCluster(store: SharedStorage, apiAddr: string): Promise<void> {
     this.cluster = { store, apiAddr };
     this.leading = false;
-    // One batch at a time, in the order they came: a later notification must not overtake an earlier one.
+    // One batch at a time, in the order they came: a later notification must not overtake an earlier one. The
+    // tables (keyring, mounts, audit) go in a line of their own, which requests may wait for (holdRequestsUntil):
+    // the leases and change events of earlier batches, which can fall behind under a write load, do not hold it up.
+    let tables: Promise<void> = Promise.resolve();
     let applying: Promise<void> = Promise.resolve();
+    // A failure leaves some cache as it was: drop them all rather than serve a stale value.
+    const orDropAll = (): void => dropEverything(this);
     await store.watchChanges((keys) => {
       let changes: RemoteChanges;
       try {
@@ -604,11 +609,10 @@ export class Core {
         dropEverything(this);
         return;
       }
-      applying = applying
-        .then(changes.reload)
-        // A failure leaves some cache as it was: drop them all rather than serve a stale value.
-        .catch(() => dropEverything(this));
-      if (changes.holdsRequests) this.holdRequestsUntil(applying);
+      const reloaded = tables.then(changes.reloadTables).catch(orDropAll);
+      tables = reloaded;
+      applying = Promise.all([applying, reloaded]).then(changes.reloadRest).catch(orDropAll);
+      if (changes.holdsRequests) this.holdRequestsUntil(reloaded);
     });
     if (!this.sealed) await this.campaign();
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Core } from './core.js';
 import { InvalidationRegistry } from './invalidation.js';
-import { applyRemoteChanges } from './remote-changes.js';
+import { applyRemoteChanges, dropRemoteChanges } from './remote-changes.js';
 
 /** Just what applyRemoteChanges uses of a core: a registry, and a barrier cache that records what it dropped. */
 function fakeCore(registry: InvalidationRegistry, log: string[]): Core {
@@ -52,6 +52,41 @@ describe('cache invalidation by storage prefix', () => {
       'leases id/a,id/b',
       'events 2',
     ]);
+  });
+
+  it('splits the reloads: the keyring and the tables, which requests wait for, then the leases and events', async () => {
+    const registry = new InvalidationRegistry();
+    const log: string[] = [];
+    const applied = (name: string) => () => {
+      log.push(name);
+      return Promise.resolve();
+    };
+    registry.on('sys/events/', { stage: 'events', apply: applied('events'), reload: applied('events') });
+    registry.on('sys/expire/', { stage: 'leases', apply: applied('leases'), reload: applied('leases') });
+    registry.on('core/audit', { stage: 'audit', apply: applied('audit'), reload: applied('audit') });
+    registry.on('core/mounts', { stage: 'mounts', apply: applied('mounts'), reload: applied('mounts') });
+    const core = fakeCore(registry, log);
+    // A write's change event and lease: nothing a request waits for.
+    const writes = dropRemoteChanges(core, ['sys/events/7', 'sys/expire/id/a']);
+    assert.equal(writes.holdsRequests, false);
+    await writes.reloadTables();
+    assert.deepEqual(log.splice(0), ['barrier sys/events/7', 'barrier sys/expire/id/a']);
+    await writes.reloadRest();
+    assert.deepEqual(log.splice(0), ['leases', 'events']);
+    // An audit device enabled, with its change event: the audit table first, on its own.
+    const audit = dropRemoteChanges(core, ['sys/events/8', 'core/audit']);
+    assert.equal(audit.holdsRequests, true);
+    await audit.reloadTables();
+    assert.deepEqual(log.splice(0), ['barrier sys/events/8', 'barrier core/audit', 'audit']);
+    await audit.reloadRest();
+    assert.deepEqual(log.splice(0), ['events']);
+    // Keys unknown: every table, then the rest.
+    const everything = dropRemoteChanges(core, undefined);
+    assert.equal(everything.holdsRequests, true);
+    await everything.reloadTables();
+    assert.deepEqual(log.splice(0), ['barrier *', 'mounts', 'audit']);
+    await everything.reloadRest();
+    assert.deepEqual(log.splice(0), ['leases', 'events']);
   });
 
   it('drops and reloads everything, in stage order, when the keys are unknown', async () => {

@@ -3,28 +3,36 @@ import { byStage, HOLDING_STAGES, type InvalidationHandler } from './invalidatio
 
 /** What one notification of another node's changes left to do, once its keys were dropped. */
 export interface RemoteChanges {
-  /** Runs the reloads, in stage order. */
-  reload(): Promise<void>;
   /**
-   * The batch changed what routes, decrypts or audits a request (a stage of HOLDING_STAGES, or keys unknown):
-   * requests arriving now wait for the reload (Core.joinCluster, handleRequest).
+   * The reloads of the stages a request waits for (HOLDING_STAGES: keyring, mount tables, audit table), in stage
+   * order. Run before `reloadRest`.
    */
+  reloadTables(): Promise<void>;
+  /** The other reloads (leases, change events), in stage order. */
+  reloadRest(): Promise<void>;
+  /** Whether `reloadTables` has anything to do: requests arriving now wait for it (Core.joinCluster). */
   holdsRequests: boolean;
 }
+
+const NOTHING: RemoteChanges = {
+  reloadTables: async () => undefined,
+  reloadRest: async () => undefined,
+  holdsRequests: false,
+};
 
 /**
  * Keeps one node's caches true to a store that other nodes write: called with the barrier keys another node
  * committed (or undefined when it could not say which). Each key goes to the store that registered the longest
  * prefix of it (core.invalidation). Everything that can be dropped is dropped here, synchronously, so a request
- * handled after the call never sees the old value; the returned function runs the reloads in stage order
+ * handled after the call never sees the old value; the returned functions run the reloads in stage order
  * (keyring, mounts, audit, leases, events). Reloads of batches run one at a time, in order (Core.joinCluster).
  */
 export function dropRemoteChanges(core: Core, keys: string[] | undefined): RemoteChanges {
   core.forgetSealConfig();
-  if (core.sealed) return { reload: async () => undefined, holdsRequests: false };
+  if (core.sealed) return NOTHING;
   if (keys === undefined) {
     dropEverything(core);
-    return { reload: () => reloadEverything(core), holdsRequests: true };
+    return inStages(core.invalidation.all(), (handler) => handler.reload?.());
   }
   const batch = new Map<InvalidationHandler, string[]>();
   for (const key of keys) {
@@ -36,13 +44,22 @@ export function dropRemoteChanges(core: Core, keys: string[] | undefined): Remot
     owned.push(owner.key);
     batch.set(owner.handler, owned);
   }
-  const handlers = byStage([...batch.keys()]);
-  return {
-    reload: async () => {
-      for (const handler of handlers) await handler.apply?.(batch.get(handler)!);
-    },
-    holdsRequests: handlers.some((h) => h.stage !== undefined && HOLDING_STAGES.has(h.stage)),
+  return inStages([...batch.keys()], (handler) => handler.apply?.(batch.get(handler)!));
+}
+
+/** The handlers' reloads in stage order, split where the stages a request waits for end (they come first). */
+function inStages(
+  handlers: InvalidationHandler[],
+  run: (handler: InvalidationHandler) => Promise<void> | undefined,
+): RemoteChanges {
+  const holding = (h: InvalidationHandler): boolean => h.stage !== undefined && HOLDING_STAGES.has(h.stage);
+  const ordered = byStage(handlers);
+  const tables = ordered.filter(holding);
+  const rest = ordered.filter((h) => !holding(h));
+  const runAll = (list: InvalidationHandler[]) => async (): Promise<void> => {
+    for (const handler of list) await run(handler);
   };
+  return { reloadTables: runAll(tables), reloadRest: runAll(rest), holdsRequests: tables.length > 0 };
 }
 
 /** Drops every cache at once, without waiting: what a node does when it cannot tell what changed. */
@@ -51,11 +68,9 @@ export function dropEverything(core: Core): void {
   for (const handler of core.invalidation.all()) handler.dropAll?.();
 }
 
-async function reloadEverything(core: Core): Promise<void> {
-  for (const handler of byStage(core.invalidation.all())) await handler.reload?.();
-}
-
 /** Drops and then reloads, in one go (for callers that have nothing to order the reloads against). */
-export function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
-  return dropRemoteChanges(core, keys).reload();
+export async function applyRemoteChanges(core: Core, keys: string[] | undefined): Promise<void> {
+  const changes = dropRemoteChanges(core, keys);
+  await changes.reloadTables();
+  await changes.reloadRest();
 }
