@@ -83,7 +83,7 @@ const started = await startServer(data.flags, {
           forwardingWrites(core, data.writePorts[0]!, local, forwarded),
       }),
 });
-if (data.index === 0) {
+if (data.index === 0 && data.forwardWrites) {
   const { core, http } = started.cofre;
   serveForwardedWrites(
     data.writePorts,
