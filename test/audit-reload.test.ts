@@ -93,9 +93,12 @@ describe('an audit device enabled on one node, while another node is opening it'
 
     let answered = false;
     const request = inject(second, 'GET', 'auth/token/lookup-self').finally(() => (answered = true));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(answered, false, 'the request was answered before the device it must be recorded by was open');
-    opening.release();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(answered, false, 'the request was answered before the device it must be recorded by was open');
+    } finally {
+      opening.release();
+    }
     assert.equal((await request).status, 200);
     assert.deepEqual(opening.entries('auth/token/lookup-self'), ['request', 'response']);
   });

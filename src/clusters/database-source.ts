@@ -29,6 +29,7 @@ export async function issueCredential(
   forWhom: { cluster: string; delivery: string },
 ): Promise<IssuedCredential> {
   const path = `${source.mount}/creds/${source.role}`;
+  await core.caughtUp();
   const { route: found } = route(core, path);
   if (!found || found.mounted.entry.type !== 'database') {
     throw badRequest(`database role "${source.mount}/${source.role}": no database mount at "${source.mount}/"`);

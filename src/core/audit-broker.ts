@@ -54,6 +54,8 @@ interface Device extends ChainedSink {
   entry: AuditTableEntry;
   hash: Hasher;
   callers: CallerHashMemo;
+  /** Set once its close began: a device in two maps (kept by a load, closing on seal) is closed once. */
+  closed?: boolean;
 }
 
 /** Runs `read` in the device's queue, so that no line is half-written while it reads. */
@@ -125,9 +127,11 @@ function testEvent(path: string): AuditEvent {
   };
 }
 
-/** Closes devices once the lines already queued for them are written. */
-async function closeDevices(devices: Map<string, Device>): Promise<void> {
-  await Promise.allSettled([...devices.values()].map((d) => d.queue.then(() => d.sink.close())));
+/** Closes devices once the lines already queued for them are written; each device once, whoever asks. */
+async function closeDevices(devices: Iterable<Device>): Promise<void> {
+  const closing = [...new Set(devices)].filter((d) => !d.closed);
+  for (const device of closing) device.closed = true;
+  await Promise.allSettled(closing.map((d) => d.queue.then(() => d.sink.close())));
 }
 
 /** No enabled device could record a request: the request is refused. */
@@ -152,6 +156,10 @@ export class AuditBroker {
    */
   private inFlight = new Set<string>();
   private idle: (() => void)[] = [];
+  /** Counts seals (closeAll): a load that a seal overtook installs nothing. */
+  private seals = 0;
+  /** The value of `seals` when the installed devices were loaded. */
+  private loadedAfterSeal = 0;
   /** Loads, enables and disables run one at a time: each reads the table the one before it left. */
   private readonly changes = new OneAtATime();
 
@@ -178,12 +186,14 @@ export class AuditBroker {
    * on. Those removed are closed once their queued lines are written.
    */
   load(): Promise<void> {
+    // Counted when asked, not when its turn comes: a load asked for before a seal installs nothing after it.
+    const seals = this.seals;
     return this.changes.run(async () => {
       const table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
       const devices = new Map<string, Device>();
       for (const entry of table) {
         const current = this.devices.get(entry.path);
-        if (current && JSON.stringify(current.entry) === JSON.stringify(entry)) {
+        if (current && !current.closed && JSON.stringify(current.entry) === JSON.stringify(entry)) {
           devices.set(entry.path, current);
           continue;
         }
@@ -193,10 +203,20 @@ export class AuditBroker {
           // A device that cannot open now stays in the table; with none writable, requests are refused.
         }
       }
-      const gone = new Map([...this.devices].filter(([, device]) => devices.get(device.entry.path) !== device));
+      const kept = new Set(devices.values());
+      if (this.seals !== seals) {
+        // Sealed while it loaded: closeAll closes what is installed; what this load opened is not installed.
+        const installed = new Set(this.devices.values());
+        await closeDevices([...devices.values()].filter((d) => !installed.has(d)));
+        return;
+      }
+      const gone = [...this.devices.values()].filter((device) => !kept.has(device));
       this.table = table;
       this.devices = devices;
-      await closeDevices(gone);
+      this.loadedAfterSeal = seals;
+      // Not awaited: requests held for this load (Core.reloadingTables) go on once the new devices are in place,
+      // while the removed ones write what is queued for them and close.
+      void closeDevices(gone);
     });
   }
 
@@ -243,8 +263,16 @@ export class AuditBroker {
       await device?.sink.close().catch(() => undefined);
       throw badRequest(`cannot enable audit device "${normalized}": ${(err as Error).message}`);
     }
-    this.table = [...this.table, entry];
-    await putJson(this.barrier, TABLE_KEY, this.table);
+    // Stored first, then table and device in place together: a request meanwhile never finds an entry whose
+    // device is not open (with no other device, that refused it), and a failed write leaves nothing behind.
+    const table = [...this.table, entry];
+    try {
+      await putJson(this.barrier, TABLE_KEY, table);
+    } catch (err) {
+      await closeDevices([device]);
+      throw err;
+    }
+    this.table = table;
     this.devices.set(normalized, device);
   }
 
@@ -254,11 +282,12 @@ export class AuditBroker {
 
   private async disableNow(path: string): Promise<void> {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
-    this.table = this.table.filter((e) => e.path !== normalized);
-    await putJson(this.barrier, TABLE_KEY, this.table);
+    const table = this.table.filter((e) => e.path !== normalized);
+    await putJson(this.barrier, TABLE_KEY, table);
+    this.table = table;
     const device = this.devices.get(normalized);
     this.devices.delete(normalized);
-    await device?.sink.close();
+    if (device) await closeDevices([device]);
   }
 
   /** sys/audit-hash: what a value looks like in this device's log. */
@@ -317,13 +346,19 @@ export class AuditBroker {
    * DRAIN_MS for one that hangs.
    */
   async closeAll(): Promise<void> {
-    const closing = this.devices;
+    const seal = ++this.seals;
+    const closing = [...this.devices.values()];
     await this.drained();
     await this.changes.run(async () => {
-      // An unseal meanwhile has loaded the devices again, keeping those whose entry did not change: those stay open.
-      if (this.devices === closing) this.devices = new Map();
-      const inUse = new Set(this.devices.values());
-      await closeDevices(new Map([...closing].filter(([, device]) => !inUse.has(device))));
+      if (this.loadedAfterSeal === seal) {
+        // An unseal meanwhile has loaded the devices again, keeping those whose entry did not change: those stay.
+        const inUse = new Set(this.devices.values());
+        await closeDevices(closing.filter((device) => !inUse.has(device)));
+        return;
+      }
+      const installed = [...this.devices.values()];
+      this.devices = new Map();
+      await closeDevices([...closing, ...installed]);
     });
   }
 

@@ -27,10 +27,16 @@ import { dropEverything, dropRemoteChanges, type RemoteChanges } from './remote-
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 import { RequestGate } from './request-gate.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SEAL_CONFIG_KEY = 'core/seal-config';
 const ROOT_KEY_KEY = 'core/root-key';
 /** A node that could not join the leader election tries again after 1 s, 2 s, 4 s, … up to this. */
+/**
+ * Waits before trying again a reload of the tables (keyring, mounts, audit) that failed, the store not answering:
+ * requests wait meanwhile, rather than meet the tables as they were before a change other nodes acknowledged.
+ */
+const TABLE_RELOAD_RETRIES_MS = [100, 400, 1600];
 const CAMPAIGN_RETRY_MS = 1000;
 const CAMPAIGN_RETRY_MAX_MS = 10_000;
 /** After sys/step-down, a node waits this long before campaigning again, as Vault's manual step-down sleep. */
@@ -580,6 +586,16 @@ export class Core {
     return this.tablesReload;
   }
 
+  /**
+   * What a request served outside handleRequest (help, a cluster's database credential) does first: applies what
+   * other threads committed, and waits for a reload of the tables that another thread or node started.
+   */
+  async caughtUp(): Promise<void> {
+    this.catchUp();
+    const reloading = this.tablesReload;
+    if (reloading) await reloading;
+  }
+
   private holdRequestsUntil(reloaded: Promise<void>): void {
     this.tablesReload = reloaded;
     void reloaded.then(() => {
@@ -609,7 +625,7 @@ export class Core {
         dropEverything(this);
         return;
       }
-      const reloaded = tables.then(changes.reloadTables).catch(orDropAll);
+      const reloaded = tables.then(() => withRetries(changes.reloadTables)).catch(orDropAll);
       tables = reloaded;
       applying = Promise.all([applying, reloaded]).then(changes.reloadRest).catch(orDropAll);
       if (changes.holdsRequests) this.holdRequestsUntil(reloaded);
@@ -774,4 +790,16 @@ export class Core {
       },
     };
   }
+}
+
+/** Runs `reload`, and again after each of TABLE_RELOAD_RETRIES_MS while it fails; the last failure is thrown. */
+async function withRetries(reload: () => Promise<void>): Promise<void> {
+  for (const delay of TABLE_RELOAD_RETRIES_MS) {
+    try {
+      return await reload();
+    } catch {
+      await sleep(delay);
+    }
+  }
+  return reload();
 }

@@ -18,10 +18,11 @@ export type Stage = (typeof STAGES)[number];
 
 /**
  * The stages whose reload a request arriving after the notification waits for: what decrypts, routes and audits
- * it. A mount or an audit device whose change was acknowledged on one node is in place on every other for each
- * request that starts after the acknowledgement (an audit device enabled anywhere records every later request).
- * Leases and change events are not waited for: they change with nearly every write, and a request does not read
- * them through these reloads.
+ * it. Between server threads, a thread hears of a change before it is acknowledged, so a mount or an audit device
+ * changed through one is in place on every other for each request that starts after the acknowledgement; a node on
+ * PostgreSQL hears of it a few milliseconds later, and holds the requests that start from then on. Leases and
+ * change events are not waited for: they change with nearly every write, and a request does not read them through
+ * these reloads.
  */
 export const HOLDING_STAGES: ReadonlySet<Stage> = new Set(['keyring', 'mounts', 'audit']);
 

@@ -119,7 +119,9 @@ export class MountTable {
       this.mounted.clear();
       for (const [prefix, mounted] of next) this.mounted.set(prefix, mounted);
       if (this.background) for (const mounted of next.values()) if (!kept.has(mounted)) mounted.backend.start?.();
-      await Promise.all(gone.map((m) => m.backend.stop?.()));
+      // Not awaited: requests held for this reload (Core.reloadingTables) go on once the new tables are in place,
+      // while a removed backend's stop waits for what it still serves (a database pool's requests, say).
+      void Promise.allSettled(gone.map((m) => m.backend.stop?.()));
     });
   }
 
@@ -219,7 +221,7 @@ export class MountTable {
    * Moves a mount to another path of the same table (sys/remount). Its storage is keyed by its UUID, so its data
    * stays where it is and only the table changes. The new table is persisted before anything changes in memory:
    * if the write fails, the mount is still where it was, with its data, on this node and in storage. Table changes
-   * run one at a time (see `exclusive`), so no mount can take the new path meanwhile.
+   * run one at a time (`changes`), so no mount can take the new path meanwhile.
    */
   async remount(table: TableName, from: string, to: string): Promise<Mounted> {
     return this.changes.run(() => this.remountNow(table, from, to));

@@ -25,7 +25,8 @@ const NOTHING: RemoteChanges = {
  * committed (or undefined when it could not say which). Each key goes to the store that registered the longest
  * prefix of it (core.invalidation). Everything that can be dropped is dropped here, synchronously, so a request
  * handled after the call never sees the old value; the returned functions run the reloads in stage order
- * (keyring, mounts, audit, leases, events). Reloads of batches run one at a time, in order (Core.joinCluster).
+ * (keyring, mounts, audit, leases, events). Core.joinCluster runs each batch's table reloads after those of the
+ * batches before it, and its other reloads after its own table reloads and the other reloads before them.
  */
 export function dropRemoteChanges(core: Core, keys: string[] | undefined): RemoteChanges {
   core.forgetSealConfig();

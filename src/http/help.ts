@@ -113,6 +113,7 @@ function helpFor(core: Core, path: string): Record<string, unknown> {
 
 export async function serveHelp(core: Core, req: HelpRequest): Promise<Record<string, unknown>> {
   validateApiPath(req.path);
+  await core.caughtUp();
   if (core.sealed) throw sealedError();
   const token = await authenticate(core, req.token, req.remoteAddress);
   // Before anything looks at the path: a refusal is the same 403 whether or not the path exists.

@@ -41,12 +41,18 @@ export interface HandledRequest {
 export async function handleRequest(core: Core, req: IncomingRequest): Promise<HandledRequest> {
   // What other server threads committed is applied first: nothing they acknowledged is answered from a stale cache.
   core.catchUp();
-  const reloading = core.reloadingTables;
-  if (reloading) await reloading;
   validateApiPath(req.path);
   const asked = operationOf(req); // before the existence check, which may turn an update into a create
   const path = routedPath(req, asked);
-  const { mounted, route: found } = route(core, path);
+  let { mounted, route: found } = route(core, path);
+  // Another thread or node changed the mounts, the audit devices or the keyring, and this one is loading them: the
+  // request waits, so that the mounts and devices it meets are those already acknowledged. The paths served while
+  // sealed (health, seal, unseal) do not wait.
+  const reloading = found?.record.whileSealed ? undefined : core.reloadingTables;
+  if (reloading) {
+    await reloading;
+    ({ mounted, route: found } = route(core, path));
+  }
   if ((core.sealed || core.requests.draining) && !found?.record.whileSealed) throw sealedError();
   // Counted in from here: a seal waits for this request to end (the paths served while sealed are not counted:
   // sys/seal is one of the callers that wait). Long-lived streams return their generator and leave at once.
