@@ -189,3 +189,21 @@ describe('ChangeLog: trimming after the other node appended many', () => {
     assert.equal(keys.at(-1), key(12_011));
   });
 });
+
+describe('ChangeLog: a subscriber resuming from entries another node trimmed', () => {
+  it('gets a reset, not the events after the gap as if nothing were missing', async () => {
+    const storage = openSqliteStorage(join(dir, 'trimmed-elsewhere.db'));
+    after(() => storage.close());
+    const log = new ChangeLog(storage);
+    await log.load();
+    for (let i = 0; i < 6; i++) await log.append(change(`secret/${i}`));
+    // The other node trimmed the three oldest; this node's own trimming point is still at the first.
+    await storage.transaction([1, 2, 3].map((index) => ({ op: 'delete' as const, key: key(index) })));
+    const controller = new AbortController();
+    const stream = log.subscribe(1, controller.signal);
+    const first = await stream.next();
+    controller.abort();
+    await stream.return(undefined);
+    assert.deepEqual(first.value, { type: 'reset', index: 6 });
+  });
+});

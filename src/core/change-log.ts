@@ -201,11 +201,15 @@ export class ChangeLog {
     signal.addEventListener('abort', onAbort);
     try {
       let delivered = fromIndex;
+      const stored = fromIndex < this.first - 1 ? [] : await this.storage.list('');
+      // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
+      const oldest = stored.length > 0 ? Number(stored[0]) : this.last + 1;
+      if (oldest > this.first) this.first = oldest;
       if (fromIndex < this.first - 1) {
         yield { type: 'reset', index: this.last };
         delivered = this.last;
       } else {
-        for (const k of await this.storage.list('')) {
+        for (const k of stored) {
           if (Number(k) <= delivered) continue;
           const event = await getJson<ChangeEvent>(this.storage, k);
           if (!event) continue;
