@@ -30,6 +30,15 @@ export interface AuditSink {
 
 export type AuditSinkFactory = (options: Record<string, string>) => AuditSink;
 
+/** What sys/audit/:path enables: the path, the device type, its description, its options, and whether it is local. */
+type DeviceToEnable = [
+  path: string,
+  type: string,
+  description: string,
+  options: Record<string, string>,
+  local: boolean,
+];
+
 export interface AuditTableEntry {
   path: string;
   type: string;
@@ -224,23 +233,11 @@ export class AuditBroker {
     return this.table;
   }
 
-  enable(
-    path: string,
-    type: string,
-    description: string,
-    options: Record<string, string>,
-    local: boolean,
-  ): Promise<void> {
-    return this.changes.run(() => this.enableNow(path, type, description, options, local));
+  enable(...device: DeviceToEnable): Promise<void> {
+    return this.changes.run(() => this.enableNow(...device));
   }
 
-  private async enableNow(
-    path: string,
-    type: string,
-    description: string,
-    options: Record<string, string>,
-    local: boolean,
-  ): Promise<void> {
+  private async enableNow(...[path, type, description, options, local]: DeviceToEnable): Promise<void> {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     if (normalized === '/') throw badRequest('audit device path must not be empty');
     if (this.table.some((e) => e.path === normalized)) throw badRequest(`path already in use: ${normalized}`);
