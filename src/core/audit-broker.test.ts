@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
-import { AuditBroker, type AuditSinkFactory, type AuditTableEntry } from './audit-broker.js';
+import { AuditBroker, AuditFailure, type AuditSinkFactory, type AuditTableEntry } from './audit-broker.js';
 import { GENESIS } from './audit-chain.js';
+import type { AuditEvent } from './audit-format.js';
+import type { Storage } from './storage.js';
 import { putJson } from './storage-view.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-audit-broker-'));
@@ -59,5 +61,57 @@ describe('AuditBroker: a seal that comes while another node’s change is being 
     assert.equal(broker.enabled, true);
     await broker.closeAll();
     assert.deepEqual(counts, { opens: 2, closes: 2 });
+  });
+});
+
+describe('AuditBroker: a reload of the audit table that fails', () => {
+  it('refuses requests until a load succeeds, instead of serving them without a device enabled elsewhere', async () => {
+    const sqlite = openSqliteStorage(join(dir, 'failed-reload.db'));
+    after(() => sqlite.close());
+    let failing = false;
+    // The store as the broker reads it, which stops answering reads of the audit table while `failing`.
+    const storage: Storage = {
+      get: (key) => (failing ? Promise.reject(new Error('connection refused')) : sqlite.get(key)),
+      put: (key, value) => sqlite.put(key, value),
+      delete: (key) => sqlite.delete(key),
+      list: (prefix) => sqlite.list(prefix),
+      transaction: (ops) => sqlite.transaction(ops),
+      close: () => sqlite.close(),
+    };
+    const lines: Record<string, string[]> = {};
+    const recording: AuditSinkFactory = (options) => ({
+      open: async () => GENESIS,
+      write: async (text) => void (lines[options.name!] ??= []).push(text),
+      close: async () => undefined,
+    });
+    const broker = new AuditBroker(storage, { held: recording });
+    const device = (name: string) => ({ ...entry(`${name}/`), options: { name } });
+    await putJson(sqlite, 'core/audit', [device('a')]);
+    await broker.load();
+    // Another node enables a second device; this node cannot read the table when it hears of it.
+    await putJson(sqlite, 'core/audit', [device('a'), device('b')]);
+    failing = true;
+    await assert.rejects(broker.load(), /connection refused/);
+    const event = (id: string): AuditEvent => ({
+      time: new Date(),
+      type: 'request',
+      requestId: id,
+      operation: 'read',
+      path: 'secret/data/x',
+      mountType: 'kv',
+      remoteAddress: '127.0.0.1',
+      clientToken: undefined,
+      caller: undefined,
+      requestData: {},
+      error: '',
+    });
+    await assert.rejects(broker.log(event('while-failing')), AuditFailure);
+    failing = false;
+    await broker.log(event('after'));
+    // Nothing of the refused request reached a device; the next one went to both, the new device included.
+    assert.equal(lines.a?.join('').includes('while-failing'), false);
+    assert.equal(lines.a?.length, 1);
+    assert.equal(lines.b?.length, 1);
+    await broker.closeAll();
   });
 });

@@ -165,6 +165,12 @@ export class AuditBroker {
    */
   private inFlight = new Set<string>();
   private idle: (() => void)[] = [];
+  /**
+   * The last load could not read the table (the store did not answer, after Core's retries): a device enabled
+   * elsewhere may be missing here, so requests are not served unaudited; each one tries the load again first.
+   */
+  private unknown = false;
+  private loadingAgain: Promise<void> | undefined;
   /** Counts seals (closeAll): a load that a seal overtook installs nothing. */
   private seals = 0;
   /** The value of `seals` when the installed devices were loaded. */
@@ -198,7 +204,14 @@ export class AuditBroker {
     // Counted when asked, not when its turn comes: a load asked for before a seal installs nothing after it.
     const seals = this.seals;
     return this.changes.run(async () => {
-      const table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
+      let table: AuditTableEntry[];
+      try {
+        table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
+      } catch (err) {
+        // The table may have changed and cannot be read: requests are refused until a load succeeds (log()).
+        if (this.seals === seals) this.unknown = true;
+        throw err;
+      }
       const devices = new Map<string, Device>();
       for (const entry of table) {
         const current = this.devices.get(entry.path);
@@ -223,6 +236,7 @@ export class AuditBroker {
       this.table = table;
       this.devices = devices;
       this.loadedAfterSeal = seals;
+      this.unknown = false;
       // Not awaited: requests held for this load (Core.reloadingTables) go on once the new devices are in place,
       // while the removed ones write what is queued for them and close.
       void closeDevices(gone);
@@ -326,6 +340,7 @@ export class AuditBroker {
 
   /** Writes the event to every device; throws unless at least one succeeded (when any is enabled). */
   async log(event: AuditEvent): Promise<void> {
+    if (this.unknown) await this.loadAgain();
     if (this.table.length === 0) return;
     try {
       const results = await Promise.allSettled([...this.devices.values()].map((d) => this.write(d, event)));
@@ -335,6 +350,16 @@ export class AuditBroker {
       if (event.type === 'request') this.inFlight.add(event.requestId);
     } finally {
       if (event.type === 'response') this.finished(event.requestId);
+    }
+  }
+
+  /** One load at a time for the requests that find the table unknown; refused (fail-closed) while it fails. */
+  private async loadAgain(): Promise<void> {
+    this.loadingAgain ??= this.load().finally(() => (this.loadingAgain = undefined));
+    try {
+      await this.loadingAgain;
+    } catch {
+      throw new AuditFailure();
     }
   }
 
