@@ -23,7 +23,7 @@ import {
 } from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
 import type { ClusterNode, SharedStorage, Storage } from './storage.js';
-import { dropEverything, dropRemoteChanges, type RemoteChanges } from './remote-changes.js';
+import { dropEverything, dropRemoteChanges, reloadAllTables, type RemoteChanges } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 import { RequestGate } from './request-gate.js';
@@ -158,6 +158,15 @@ export class Core {
   private campaignFailures = 0;
   private campaignRetry: NodeJS.Timeout | undefined;
   private tablesReload: Promise<void> | undefined;
+  /** The reloads of the tables (keyring, mounts, audit), one after another in the order they were asked for. */
+  private tablesLine: Promise<void> = Promise.resolve();
+  /**
+   * Set when loading another node's change to the tables failed after every retry: this node cannot tell which
+   * mounts, audit devices and keyring terms are current, and must not serve by the ones it has (a mount disabled
+   * elsewhere, say). Each request first loads them all again (one load for all) and is refused while that fails.
+   */
+  private tablesUnknown = false;
+  private reloadingUnknown: Promise<void> | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
   /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
@@ -561,6 +570,8 @@ export class Core {
   }
 
   private async loadUnsealed(): Promise<void> {
+    // Every table is loaded below: whatever an earlier reload failed to load is read now.
+    this.tablesUnknown = false;
     await this.tokens.load();
     this.policies.clear();
     const tokenMount = MountTable.newEntry('token', 'token', { description: 'token based credentials' });
@@ -580,10 +591,14 @@ export class Core {
   /**
    * Set while another node's change to the keyring, the mount tables or the audit table is being loaded
    * (HOLDING_STAGES): a request starting now waits for it, so that it is routed by the mounts and recorded by the
-   * audit devices every node has acknowledged. Undefined otherwise, which is nearly always.
+   * audit devices every node has acknowledged. Undefined otherwise, which is nearly always. When such a reload
+   * failed for good, every table is loaded again first, and the request is refused (503) while that fails.
    */
   get reloadingTables(): Promise<void> | undefined {
-    return this.tablesReload;
+    // Sealed, the request is refused as such; the unseal loads every table anew.
+    if (this.tablesUnknown && !this.sealed) return this.reloadUnknownTables();
+    // Asked again once the hold ends: the reload may have failed for good meanwhile.
+    return this.tablesReload?.then(() => this.reloadingTables);
   }
 
   /**
@@ -592,8 +607,38 @@ export class Core {
    */
   async caughtUp(): Promise<void> {
     this.catchUp();
-    const reloading = this.tablesReload;
+    const reloading = this.reloadingTables;
     if (reloading) await reloading;
+  }
+
+  /** Runs `reload` once the table reloads asked for before it are done. */
+  private inTablesLine(reload: () => Promise<void>): Promise<void> {
+    const run = this.tablesLine.then(reload);
+    this.tablesLine = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A change to the tables could not be loaded: requests are refused until every table loads again. */
+  private tablesLost(): void {
+    this.tablesUnknown = true;
+    dropEverything(this);
+  }
+
+  private reloadUnknownTables(): Promise<void> {
+    this.reloadingUnknown ??= this.inTablesLine(() => reloadAllTables(this))
+      .then(
+        () => {
+          this.tablesUnknown = false;
+        },
+        () => {
+          throw new CofreError(
+            503,
+            'this node cannot load the mount, audit and keyring tables from storage: it serves no request until it can',
+          );
+        },
+      )
+      .finally(() => (this.reloadingUnknown = undefined));
+    return this.reloadingUnknown;
   }
 
   private holdRequestsUntil(reloaded: Promise<void>): void {
@@ -613,7 +658,7 @@ export class Core {
     // One batch at a time, in the order they came: a later notification must not overtake an earlier one. The
     // tables (keyring, mounts, audit) go in a line of their own, which requests may wait for (holdRequestsUntil):
     // the leases and change events of earlier batches, which can fall behind under a write load, do not hold it up.
-    let tables: Promise<void> = Promise.resolve();
+    // A table reload that keeps failing leaves the node refusing requests until one succeeds (tablesLost).
     let applying: Promise<void> = Promise.resolve();
     // A failure leaves some cache as it was: drop them all rather than serve a stale value.
     const orDropAll = (): void => dropEverything(this);
@@ -625,8 +670,7 @@ export class Core {
         dropEverything(this);
         return;
       }
-      const reloaded = tables.then(() => withRetries(changes.reloadTables)).catch(orDropAll);
-      tables = reloaded;
+      const reloaded = this.inTablesLine(() => withRetries(changes.reloadTables)).catch(() => this.tablesLost());
       applying = Promise.all([applying, reloaded]).then(changes.reloadRest).catch(orDropAll);
       if (changes.holdsRequests) this.holdRequestsUntil(reloaded);
     });

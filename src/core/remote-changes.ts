@@ -63,6 +63,11 @@ function inStages(
   return { reloadTables: runAll(tables), reloadRest: runAll(rest), holdsRequests: tables.length > 0 };
 }
 
+/** Loads the keyring, the mount tables and the audit table again, whatever changed (after a reload failed). */
+export function reloadAllTables(core: Core): Promise<void> {
+  return inStages(core.invalidation.all(), (handler) => handler.reload?.()).reloadTables();
+}
+
 /** Drops every cache at once, without waiting: what a node does when it cannot tell what changed. */
 export function dropEverything(core: Core): void {
   core.barrier.invalidateAll();

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { createCofre, type Cofre } from '../src/app.js';
+import { openStorage, type StorageAdapter } from '../src/storage/open.js';
+import { until } from './support.js';
+
+/**
+ * Two nodes on one PostgreSQL store, in this process. The second node's reads fail while the test says so (its
+ * connection to the store refused, say) at the moment it hears that the first node disabled a mount. Before, once
+ * its retries were spent, it went on serving by its old mount table: the disabled mount answered with its secret,
+ * although the disabling had been acknowledged.
+ */
+describe('a mount disabled on one node, while another node cannot read the store', () => {
+  let db: TestDatabase;
+  const nodes: Cofre[] = [];
+  let failing = false;
+  /** How often the second node read its mount table from the store. */
+  let mountTableReads = 0;
+  let token = '';
+  const storage = () => ({ type: 'postgresql' as const, connectionUrl: db.url, table: 'table_reload' });
+
+  /** The store as the second node sees it: its reads fail while `failing`. */
+  const flaky = (store: StorageAdapter): StorageAdapter =>
+    new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'get') {
+          return (key: string) => {
+            if (failing) return Promise.reject(new Error('connection refused (test)'));
+            if (key === 'core/mounts') mountTableReads++;
+            return target.get(key);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+
+  const inject = async (node: Cofre, method: 'GET' | 'POST' | 'DELETE' | 'PUT', url: string, payload?: unknown) => {
+    const res = await node.http.inject({
+      method,
+      url: `/v1/${url}`,
+      headers: token ? { 'x-vault-token': token } : {},
+      ...(payload ? { payload } : {}),
+    });
+    return { status: res.statusCode, body: res.body === '' ? {} : (res.json() as Record<string, unknown>) };
+  };
+
+  /** Until `node` has heard of the change, and its reload (with its retries, about two seconds) has failed. */
+  const reloadGivenUp = async (node: Cofre): Promise<void> => {
+    const held = await until(
+      'the node hears of the change',
+      async () => {
+        const reloading = node.core.reloadingTables;
+        return reloading ? { reloading } : undefined;
+      },
+      10_000,
+    );
+    await held.reloading.catch(() => undefined);
+  };
+
+  before(async () => {
+    db = await startPostgres();
+    nodes.push(await createCofre({ storage: storage(), logLevel: 'error' }));
+    nodes.push(
+      await createCofre({ storage: storage(), physical: flaky(await openStorage(storage())), logLevel: 'error' }),
+    );
+    const init = await inject(nodes[0]!, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+    assert.equal(init.status, 200);
+    const key = (init.body.keys as string[])[0]!;
+    for (const node of nodes) assert.equal((await inject(node, 'PUT', 'sys/unseal', { key })).status, 200);
+    token = init.body.root_token as string;
+  });
+
+  after(async () => {
+    failing = false;
+    for (const node of nodes) await node.close().catch(() => undefined);
+    await db?.stop();
+  });
+
+  it('refuses requests until it has loaded the tables again, then serves by the new ones', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    assert.equal(
+      (await inject(first, 'POST', 'sys/mounts/gone', { type: 'kv', options: { version: '2' } })).status,
+      204,
+    );
+    assert.equal((await inject(first, 'POST', 'gone/data/db', { data: { password: 'hunter2' } })).status, 200);
+    const served = await inject(second, 'GET', 'gone/data/db');
+    assert.equal(served.status, 200, 'the second node serves the mount before it is disabled');
+
+    failing = true;
+    assert.equal((await inject(first, 'DELETE', 'sys/mounts/gone')).status, 204);
+    await reloadGivenUp(second);
+    const refused = await inject(second, 'GET', 'gone/data/db');
+    assert.equal(refused.status, 503);
+    assert.match(JSON.stringify(refused.body), /cannot load the mount, audit and keyring tables/);
+    assert.doesNotMatch(JSON.stringify(refused.body), /hunter2/);
+    // Other paths too: the node cannot tell what is mounted, or which audit devices must record a request.
+    assert.equal((await inject(second, 'GET', 'auth/token/lookup-self')).status, 503);
+
+    // The store answers again, and no further change is announced: the next request loads every table first.
+    failing = false;
+    const after = await inject(second, 'GET', 'gone/data/db');
+    assert.equal(after.status, 404);
+    assert.doesNotMatch(JSON.stringify(after.body), /hunter2/);
+    // Not served by the old table: a write would go into the storage of a mount that no longer exists.
+    const written = await inject(second, 'POST', 'gone/data/other', { data: { password: 'lost' } });
+    assert.equal(written.status, 404, 'the disabled mount took a write on the node that missed its disabling');
+    assert.equal((await inject(second, 'GET', 'auth/token/lookup-self')).status, 200);
+    const mounts = await inject(second, 'GET', 'sys/mounts');
+    assert.equal(mounts.status, 200);
+    assert.equal('gone/' in (mounts.body.data as Record<string, unknown>), false);
+  });
+
+  it('many requests at once while it cannot load them: all refused, and one load serves them all after', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    assert.equal(
+      (await inject(first, 'POST', 'sys/mounts/again', { type: 'kv', options: { version: '2' } })).status,
+      204,
+    );
+    failing = true;
+    assert.equal((await inject(first, 'DELETE', 'sys/mounts/again')).status, 204);
+    await reloadGivenUp(second);
+    const racing = await Promise.all(Array.from({ length: 40 }, () => inject(second, 'GET', 'again/data/x')));
+    assert.deepEqual(new Set(racing.map((r) => r.status)), new Set([503]));
+    failing = false;
+    const readsBefore = mountTableReads;
+    const later = await Promise.all(Array.from({ length: 40 }, () => inject(second, 'GET', 'sys/mounts')));
+    assert.deepEqual(new Set(later.map((r) => r.status)), new Set([200]));
+    assert.equal(mountTableReads - readsBefore, 1, 'the requests waiting for the tables share one load');
+    for (const res of later) assert.equal('again/' in (res.body.data as Record<string, unknown>), false);
+  });
+});
