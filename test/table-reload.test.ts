@@ -51,7 +51,7 @@ describe('a mount disabled on one node, while another node cannot read the store
     const held = await until(
       'the node hears of the change',
       async () => {
-        const reloading = node.core.reloadingTables;
+        const reloading = node.core.requestHold;
         return reloading ? { reloading } : undefined;
       },
       10_000,

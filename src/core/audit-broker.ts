@@ -237,7 +237,7 @@ export class AuditBroker {
       this.devices = devices;
       this.loadedAfterSeal = seals;
       this.unknown = false;
-      // Not awaited: requests held for this load (Core.reloadingTables) go on once the new devices are in place,
+      // Not awaited: requests held for this load (Core.requestHold) go on once the new devices are in place,
       // while the removed ones write what is queued for them and close.
       void closeDevices(gone);
     });

@@ -37,6 +37,11 @@ const ROOT_KEY_KEY = 'core/root-key';
  * requests wait meanwhile, rather than meet the tables as they were before a change other nodes acknowledged.
  */
 const TABLE_RELOAD_RETRIES_MS = [100, 400, 1600];
+/**
+ * How long requests wait for a node that cannot hear other nodes' changes to hear them again (a new LISTEN
+ * connection is usually made within a second) before they are refused.
+ */
+const DEAF_HOLD_MS = 5000;
 const CAMPAIGN_RETRY_MS = 1000;
 const CAMPAIGN_RETRY_MAX_MS = 10_000;
 /** After sys/step-down, a node waits this long before campaigning again, as Vault's manual step-down sleep. */
@@ -167,6 +172,7 @@ export class Core {
    */
   private tablesUnknown = false;
   private reloadingUnknown: Promise<void> | undefined;
+  private deafHold: { deaf: Promise<void>; held: Promise<void> } | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
   /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
@@ -589,16 +595,25 @@ export class Core {
   }
 
   /**
-   * Set while another node's change to the keyring, the mount tables or the audit table is being loaded
-   * (HOLDING_STAGES): a request starting now waits for it, so that it is routed by the mounts and recorded by the
-   * audit devices every node has acknowledged. Undefined otherwise, which is nearly always. When such a reload
-   * failed for good, every table is loaded again first, and the request is refused (503) while that fails.
+   * What a request starting now waits for, so that it is served by what every node has acknowledged; undefined
+   * nearly always. It is set
+   * - while another node's change to the keyring, the mount tables or the audit table is being loaded
+   *   (HOLDING_STAGES): the request is then routed by those mounts and recorded by those audit devices;
+   * - when such a load failed for good: every table is loaded again first, and the request is refused (503) while
+   *   that fails;
+   * - while this node cannot hear other nodes' changes (SharedStorage.deaf): a token revoked elsewhere meanwhile
+   *   must not be accepted from a cache. It waits up to DEAF_HOLD_MS from the first request that found it so, and
+   *   is refused (503) after.
    */
-  get reloadingTables(): Promise<void> | undefined {
+  get requestHold(): Promise<void> | undefined {
     // Sealed, the request is refused as such; the unseal loads every table anew.
-    if (this.tablesUnknown && !this.sealed) return this.reloadUnknownTables();
+    if (!this.sealed) {
+      const deaf = this.cluster?.store.deaf?.();
+      if (deaf) return this.untilHearing(deaf);
+      if (this.tablesUnknown) return this.reloadUnknownTables();
+    }
     // Asked again once the hold ends: the reload may have failed for good meanwhile.
-    return this.tablesReload?.then(() => this.reloadingTables);
+    return this.tablesReload?.then(() => this.requestHold);
   }
 
   /**
@@ -607,7 +622,7 @@ export class Core {
    */
   async caughtUp(): Promise<void> {
     this.catchUp();
-    const reloading = this.reloadingTables;
+    const reloading = this.requestHold;
     if (reloading) await reloading;
   }
 
@@ -639,6 +654,31 @@ export class Core {
       )
       .finally(() => (this.reloadingUnknown = undefined));
     return this.reloadingUnknown;
+  }
+
+  /** The wait of the requests that find this node deaf (requestHold): one timer for all of them. */
+  private untilHearing(deaf: Promise<void>): Promise<void> {
+    if (this.deafHold?.deaf !== deaf) {
+      let timer: NodeJS.Timeout | undefined;
+      const givenUp = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new CofreError(
+                503,
+                "this node lost its connection for other nodes' changes and has not made a new one: it serves no " +
+                  'request until it has',
+              ),
+            ),
+          DEAF_HOLD_MS,
+        );
+        timer.unref();
+      });
+      const held = Promise.race([deaf, givenUp]).finally(() => clearTimeout(timer));
+      held.catch(() => undefined); // each request awaits it; none may be waiting when it is refused
+      this.deafHold = { deaf, held };
+    }
+    return this.deafHold.held.then(() => this.requestHold);
   }
 
   private holdRequestsUntil(reloaded: Promise<void>): void {

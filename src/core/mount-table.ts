@@ -119,7 +119,7 @@ export class MountTable {
       this.mounted.clear();
       for (const [prefix, mounted] of next) this.mounted.set(prefix, mounted);
       if (this.background) for (const mounted of next.values()) if (!kept.has(mounted)) mounted.backend.start?.();
-      // Not awaited: requests held for this reload (Core.reloadingTables) go on once the new tables are in place,
+      // Not awaited: requests held for this reload (Core.requestHold) go on once the new tables are in place,
       // while a removed backend's stop waits for what it still serves (a database pool's requests, say).
       void Promise.allSettled(gone.map((m) => m.backend.stop?.()));
     });

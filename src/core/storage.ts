@@ -94,6 +94,12 @@ export interface SharedStorage extends Storage {
    */
   watchChanges(listener: (keys: string[] | undefined) => void): Promise<void>;
   /**
+   * Set while this node may miss other nodes' changes (the connection it hears them on was lost, and no new one
+   * listens yet): resolves once it hears them again, after calling the listener with undefined. Requests wait for
+   * it (Core.requestHold): a token revoked on another node meanwhile must not be accepted from a cache.
+   */
+  deaf?(): Promise<void> | undefined;
+  /**
    * Hands the watchChanges listener, now and synchronously, every change committed by another node before this
    * call. Only stores that can know that cheaply offer it (server threads of one process: src/workers/); the core
    * calls it as each request starts, so a write another thread acknowledged is never answered with an old value.

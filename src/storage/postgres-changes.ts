@@ -72,6 +72,8 @@ export class ChangeFeed {
   private ping: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
+  /** Set from the loss of the listening connection until a new one listens (and everything was announced). */
+  private deafness: { heard: Promise<void>; hear: () => void } | undefined;
 
   constructor(
     private readonly conn: Connection,
@@ -93,8 +95,17 @@ export class ChangeFeed {
     }
   }
 
+  /**
+   * Set while this node may be missing other nodes' changes (its listening connection was lost and no new one
+   * listens yet): resolves once one does, after the listeners heard that anything may have changed.
+   */
+  deaf(): Promise<void> | undefined {
+    return this.deafness?.heard;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.hearing();
     clearTimeout(this.retry);
     clearInterval(this.ping);
     this.listeners.clear();
@@ -129,14 +140,27 @@ export class ChangeFeed {
     this.client = undefined;
     clearInterval(this.ping);
     client.end().catch(() => {});
+    if (!this.deafness) {
+      let hear = (): void => undefined;
+      const heard = new Promise<void>((resolve) => (hear = resolve));
+      this.deafness = { heard, hear };
+    }
     this.reconnect();
+  }
+
+  private hearing(): void {
+    this.deafness?.hear();
+    this.deafness = undefined;
   }
 
   private reconnect(): void {
     this.retry = setTimeout(() => {
       this.listen().then(
         // Whatever was committed while nobody listened went unannounced.
-        () => this.broadcast(undefined),
+        () => {
+          this.broadcast(undefined);
+          this.hearing();
+        },
         () => {
           if (!this.stopped) this.reconnect();
         },

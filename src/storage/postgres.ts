@@ -289,6 +289,10 @@ export class PostgresStorage implements SharedStorage {
     return this.changes.add(listener);
   }
 
+  deaf(): Promise<void> | undefined {
+    return this.changes.deaf();
+  }
+
   async campaign(apiAddr: string, events: LeaderEvents): Promise<void> {
     this.assertOpen();
     if (this.leadership) throw new Error('postgres storage: this node already campaigns');

@@ -48,7 +48,7 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   // Another thread or node changed the mounts, the audit devices or the keyring, and this one is loading them: the
   // request waits, so that the mounts and devices it meets are those already acknowledged. The paths served while
   // sealed (health, seal, unseal) do not wait.
-  const reloading = found?.record.whileSealed ? undefined : core.reloadingTables;
+  const reloading = found?.record.whileSealed ? undefined : core.requestHold;
   if (reloading) {
     await reloading;
     ({ mounted, route: found } = route(core, path));

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { createCofre, type Cofre } from '../src/app.js';
+import type { SharedStorage } from '../src/core/storage.js';
+import { until } from './support.js';
+
+/**
+ * Two nodes on one PostgreSQL store, in this process. Each hears the other's changes on a LISTEN connection of its
+ * own. The second node connects as a role of its own, so that the test can cut that connection and keep it from
+ * coming back (the role may not log in) while the node's pooled connections go on working. Before, a node whose
+ * LISTEN connection was down went on answering from its caches: a token revoked on the other node meanwhile was
+ * still accepted, until a new connection listened.
+ */
+describe('a node that has lost the connection it hears other nodes on', () => {
+  let db: TestDatabase;
+  const nodes: Cofre[] = [];
+  let root = '';
+  const table = 'feed_loss';
+
+  const inject = async (node: Cofre, method: 'GET' | 'POST', url: string, token: string, payload?: unknown) => {
+    const res = await node.http.inject({
+      method,
+      url: `/v1/${url}`,
+      headers: { 'x-vault-token': token },
+      ...(payload ? { payload } : {}),
+    });
+    return { status: res.statusCode, body: res.body === '' ? {} : (res.json() as Record<string, unknown>) };
+  };
+
+  /** Cuts the second node's LISTEN connection, and keeps it from making a new one until `restore`. */
+  const deafen = async (): Promise<{ restore: () => Promise<void> }> => {
+    await db.query('ALTER ROLE cofre_second NOLOGIN');
+    const cut = await db.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'cofre_second' AND application_name LIKE 'cofre listen%'",
+    );
+    assert.equal(cut.length, 1, 'the second node listens on one connection');
+    const store = nodes[1]!.storage as unknown as SharedStorage;
+    await until('the second node notices', async () => (store.deaf?.() ? true : undefined), 10_000);
+    return { restore: async () => void (await db.query('ALTER ROLE cofre_second LOGIN')) };
+  };
+
+  before(async () => {
+    db = await startPostgres();
+    await db.query("CREATE ROLE cofre_second LOGIN SUPERUSER PASSWORD 'second-node'");
+    const second = new URL(db.url);
+    second.username = 'cofre_second';
+    second.password = 'second-node';
+    for (const connectionUrl of [db.url, second.toString()]) {
+      nodes.push(await createCofre({ storage: { type: 'postgresql', connectionUrl, table }, logLevel: 'error' }));
+    }
+    const init = await nodes[0]!.http.inject({
+      method: 'PUT',
+      url: '/v1/sys/init',
+      payload: { secret_shares: 1, secret_threshold: 1 },
+    });
+    const { keys, root_token } = init.json() as { keys: string[]; root_token: string };
+    for (const node of nodes) {
+      const res = await node.http.inject({ method: 'PUT', url: '/v1/sys/unseal', payload: { key: keys[0] } });
+      assert.equal(res.statusCode, 200);
+    }
+    root = root_token;
+  });
+
+  after(async () => {
+    await db?.query('ALTER ROLE cofre_second LOGIN').catch(() => undefined);
+    for (const node of nodes) await node.close().catch(() => undefined);
+    await db?.stop();
+  });
+
+  /** A token made on the first node, and used once on the second (which then has it cached). */
+  const tokenKnownToBoth = async (): Promise<string> => {
+    const made = await inject(nodes[0]!, 'POST', 'auth/token/create', root, { policies: ['default'] });
+    assert.equal(made.status, 200);
+    const token = (made.body.auth as { client_token: string }).client_token;
+    assert.equal((await inject(nodes[1]!, 'GET', 'auth/token/lookup-self', token)).status, 200);
+    return token;
+  };
+
+  it('holds requests until it hears again, and then refuses a token revoked meanwhile', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    const token = await tokenKnownToBoth();
+    // Its pooled connections, opened now, keep working while its role may not log in.
+    await Promise.all(Array.from({ length: 8 }, () => inject(second, 'GET', 'sys/mounts', root)));
+    const { restore } = await deafen();
+    assert.equal((await inject(first, 'POST', 'auth/token/revoke', root, { token })).status, 204);
+
+    let answered = false;
+    const probe = inject(second, 'GET', 'auth/token/lookup-self', token).finally(() => (answered = true));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(answered, false, 'the node answered while it could not hear of the revocation');
+    await restore();
+    const res = await probe;
+    assert.equal(res.status, 403, `the revoked token was accepted: ${JSON.stringify(res.body)}`);
+  });
+
+  it('refuses requests once it has been deaf too long, and serves again once it hears', async () => {
+    const [, second] = nodes as [Cofre, Cofre];
+    const token = await tokenKnownToBoth();
+    await Promise.all(Array.from({ length: 8 }, () => inject(second, 'GET', 'sys/mounts', root)));
+    const { restore } = await deafen();
+    try {
+      const started = Date.now();
+      const racing = await Promise.all(
+        Array.from({ length: 20 }, () => inject(second, 'GET', 'auth/token/lookup-self', token)),
+      );
+      assert.deepEqual(new Set(racing.map((r) => r.status)), new Set([503]));
+      assert.match(JSON.stringify(racing[0]!.body), /lost its connection for other nodes' changes/);
+      assert.ok(Date.now() - started >= 4000, 'the requests were held before they were refused');
+      // Refused at once from then on, while it still cannot hear.
+      const late = Date.now();
+      assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 503);
+      assert.ok(Date.now() - late < 1000);
+    } finally {
+      await restore();
+    }
+    const store = second.storage as unknown as SharedStorage;
+    await until('the second node hears again', async () => (store.deaf?.() ? undefined : true), 15_000);
+    assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 200);
+  });
+});
