@@ -111,11 +111,16 @@ describe('a node that has lost the connection it hears other nodes on', () => {
       const late = Date.now();
       assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 503);
       assert.ok(Date.now() - late < 1000);
+      // Its health check says so, for a load balancer to send requests elsewhere.
+      const health = await inject(second, 'GET', 'sys/health', '');
+      assert.equal(health.status, 503);
+      assert.match(String(health.body.refusing_requests), /lost its connection for other nodes' changes/);
     } finally {
       await restore();
     }
     const store = second.storage as unknown as SharedStorage;
     await until('the second node hears again', async () => (store.deaf?.() ? undefined : true), 15_000);
     assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 200);
+    assert.equal((await inject(second, 'GET', 'sys/health', '')).status, 200);
   });
 });

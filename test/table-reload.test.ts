@@ -97,6 +97,11 @@ describe('a mount disabled on one node, while another node cannot read the store
     assert.doesNotMatch(JSON.stringify(refused.body), /hunter2/);
     // Other paths too: the node cannot tell what is mounted, or which audit devices must record a request.
     assert.equal((await inject(second, 'GET', 'auth/token/lookup-self')).status, 503);
+    // Its health check says so, for a load balancer to send requests elsewhere.
+    const health = await inject(second, 'GET', 'sys/health');
+    assert.equal(health.status, 503);
+    assert.equal(health.body.sealed, false);
+    assert.match(String(health.body.refusing_requests), /cannot load the mount, audit and keyring tables/);
 
     // The store answers again, and no further change is announced: the next request loads every table first.
     failing = false;
@@ -110,6 +115,26 @@ describe('a mount disabled on one node, while another node cannot read the store
     const mounts = await inject(second, 'GET', 'sys/mounts');
     assert.equal(mounts.status, 200);
     assert.equal('gone/' in (mounts.body.data as Record<string, unknown>), false);
+  });
+
+  it('recovers through its health check alone, which a load balancer keeps calling', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    assert.equal(
+      (await inject(first, 'POST', 'sys/mounts/probe', { type: 'kv', options: { version: '2' } })).status,
+      204,
+    );
+    failing = true;
+    assert.equal((await inject(first, 'DELETE', 'sys/mounts/probe')).status, 204);
+    await reloadGivenUp(second);
+    assert.equal((await inject(second, 'GET', 'sys/health')).status, 503);
+    failing = false;
+    const readsBefore = mountTableReads;
+    const health = await inject(second, 'GET', 'sys/health');
+    assert.equal(health.status, 200);
+    assert.equal('refusing_requests' in health.body, false);
+    assert.equal(mountTableReads - readsBefore, 1, 'the health check loaded the tables');
+    const mounts = await inject(second, 'GET', 'sys/mounts');
+    assert.equal('probe/' in (mounts.body.data as Record<string, unknown>), false);
   });
 
   it('many requests at once while it cannot load them: all refused, and one load serves them all after', async () => {

@@ -656,6 +656,23 @@ export class Core {
     return this.reloadingUnknown;
   }
 
+  /**
+   * Why this node refuses the requests it would otherwise serve, if it does: what sys/health reports, so that a
+   * load balancer sends them elsewhere. Tables that failed to load are loaded again here, so that a node no client
+   * reaches any more (its health check failing) still recovers.
+   */
+  async refusing(): Promise<string | undefined> {
+    if (this.sealed) return undefined;
+    if (this.cluster?.store.deaf?.()) return "it lost its connection for other nodes' changes";
+    if (!this.tablesUnknown) return undefined;
+    try {
+      await this.reloadUnknownTables();
+      return undefined;
+    } catch {
+      return 'it cannot load the mount, audit and keyring tables from storage';
+    }
+  }
+
   /** The wait of the requests that find this node deaf (requestHold): one timer for all of them. */
   private untilHearing(deaf: Promise<void>): Promise<void> {
     if (this.deafHold?.deaf !== deaf) {

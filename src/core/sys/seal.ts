@@ -116,25 +116,32 @@ export function sealPaths(core: Core, storageType: string): PathRecord[] {
     },
     {
       pattern: 'health',
-      summary: "Health with Vault's status codes: 200 active, 501 uninitialized, 503 sealed.",
+      summary:
+        "Health with Vault's status codes: 200 active, 501 uninitialized, 503 sealed, or unsealed but refusing " +
+        'requests (refusing_requests says why).',
       unauthenticated: true,
       whileSealed: true,
       noAudit: true,
       operations: {
         read: async (req) => {
-          const initialized = await core.initialized();
+          // An unsealed node is initialized: no read of the store, which may be what fails (refusing, below).
+          const initialized = core.sealed ? await core.initialized() : true;
           const code = (name: string, fallback: number): number => {
             const value = Number(req.query[name]);
             return Number.isInteger(value) && value >= 100 && value < 600 ? value : fallback;
           };
+          const refusing = initialized ? await core.refusing() : undefined;
           const status = !initialized
             ? code('uninitcode', 501)
             : core.sealed
               ? code('sealedcode', 503)
-              : code('activecode', 200);
+              : refusing
+                ? 503
+                : code('activecode', 200);
           return {
             status,
             rawBody: {
+              ...(refusing ? { refusing_requests: refusing } : {}),
               initialized,
               sealed: core.sealed,
               standby: false,
