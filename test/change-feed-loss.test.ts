@@ -1,9 +1,62 @@
 import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
 import type { SharedStorage } from '../src/core/storage.js';
 import { until } from './support.js';
+
+/**
+ * A TCP relay between a node and PostgreSQL that can go silent for the LISTEN connections open at that moment, as a
+ * firewall dropping an idle connection does: nothing is closed, nothing more arrives either way. It tells those
+ * connections by their startup message, which names the application (`cofre listen <node>`).
+ */
+class SilencingRelay {
+  private readonly links: { listens: boolean; silent: boolean }[] = [];
+  private readonly sockets = new Set<Socket>();
+  private server: Server | undefined;
+  port = 0;
+
+  async start(target: { host: string; port: number }): Promise<void> {
+    this.server = createServer((client) => {
+      const link = { listens: false, silent: false, seen: false };
+      this.links.push(link);
+      const upstream = connect(target.port, target.host);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          this.sockets.delete(socket);
+          this.links.splice(this.links.indexOf(link) >>> 0, this.links.includes(link) ? 1 : 0);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.on('data', (chunk: Buffer) => {
+        if (!link.seen) link.listens = chunk.includes('cofre listen');
+        link.seen = true;
+        if (!link.silent) upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!link.silent) client.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  /** The LISTEN connections open now drop everything from here on; connections made later work. */
+  silenceListens(): number {
+    const listening = this.links.filter((link) => link.listens && !link.silent);
+    for (const link of listening) link.silent = true;
+    return listening.length;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
 
 /**
  * Two nodes on one PostgreSQL store, in this process. Each hears the other's changes on a LISTEN connection of its
@@ -16,7 +69,9 @@ describe('a node that has lost the connection it hears other nodes on', () => {
   let db: TestDatabase;
   const nodes: Cofre[] = [];
   let root = '';
+  let unsealKey = '';
   const table = 'feed_loss';
+  const relay = new SilencingRelay();
 
   const inject = async (node: Cofre, method: 'GET' | 'POST', url: string, token: string, payload?: unknown) => {
     const res = await node.http.inject({
@@ -43,9 +98,13 @@ describe('a node that has lost the connection it hears other nodes on', () => {
   before(async () => {
     db = await startPostgres();
     await db.query("CREATE ROLE cofre_second LOGIN SUPERUSER PASSWORD 'second-node'");
+    // The second node reaches PostgreSQL through the relay.
+    await relay.start({ host: db.host, port: db.port });
     const second = new URL(db.url);
     second.username = 'cofre_second';
     second.password = 'second-node';
+    second.hostname = '127.0.0.1';
+    second.port = String(relay.port);
     for (const connectionUrl of [db.url, second.toString()]) {
       nodes.push(await createCofre({ storage: { type: 'postgresql', connectionUrl, table }, logLevel: 'error' }));
     }
@@ -60,19 +119,24 @@ describe('a node that has lost the connection it hears other nodes on', () => {
       assert.equal(res.statusCode, 200);
     }
     root = root_token;
+    unsealKey = keys[0]!;
   });
 
   after(async () => {
     await db?.query('ALTER ROLE cofre_second LOGIN').catch(() => undefined);
     for (const node of nodes) await node.close().catch(() => undefined);
+    await relay.stop();
     await db?.stop();
   });
 
-  /** A token made on the first node, and used once on the second (which then has it cached). */
+  /** A token made on the first node, and used on the second, which then has it cached. */
   const tokenKnownToBoth = async (): Promise<string> => {
     const made = await inject(nodes[0]!, 'POST', 'auth/token/create', root, { policies: ['default'] });
     assert.equal(made.status, 200);
     const token = (made.body.auth as { client_token: string }).client_token;
+    // A lookup caches the token only if no change was announced while it read, so once the creation's
+    // notifications have all arrived.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal((await inject(nodes[1]!, 'GET', 'auth/token/lookup-self', token)).status, 200);
     return token;
   };
@@ -83,6 +147,8 @@ describe('a node that has lost the connection it hears other nodes on', () => {
     // Its pooled connections, opened now, keep working while its role may not log in.
     await Promise.all(Array.from({ length: 8 }, () => inject(second, 'GET', 'sys/mounts', root)));
     const { restore } = await deafen();
+    // Its health check does not take it out of a load balancer's rotation for a reconnection's blip.
+    assert.equal((await inject(second, 'GET', 'sys/health', '')).status, 200);
     assert.equal((await inject(first, 'POST', 'auth/token/revoke', root, { token })).status, 204);
 
     let answered = false;
@@ -92,6 +158,24 @@ describe('a node that has lost the connection it hears other nodes on', () => {
     await restore();
     const res = await probe;
     assert.equal(res.status, 403, `the revoked token was accepted: ${JSON.stringify(res.body)}`);
+  });
+
+  it('notices within seconds a LISTEN connection the network silently dropped, and refuses what it missed', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    const token = await tokenKnownToBoth();
+    assert.equal(relay.silenceListens(), 1, 'the second node listens on one connection');
+    const silenced = Date.now();
+    assert.equal((await inject(first, 'POST', 'auth/token/revoke', root, { token })).status, 204);
+    // It cannot hear the revocation; its ping finds the connection dead, a new one listens, and its caches go.
+    const refusedAfter = await until(
+      'the second node refuses the revoked token',
+      async () => {
+        const res = await inject(second, 'GET', 'auth/token/lookup-self', token);
+        return res.status === 403 ? Date.now() - silenced : undefined;
+      },
+      20_000,
+    );
+    assert.ok(refusedAfter < 4500, `the revoked token was accepted for ${refusedAfter} ms`);
   });
 
   it('refuses requests once it has been deaf too long, and serves again once it hears', async () => {
@@ -115,9 +199,18 @@ describe('a node that has lost the connection it hears other nodes on', () => {
       const health = await inject(second, 'GET', 'sys/health', '');
       assert.equal(health.status, 503);
       assert.match(String(health.body.refusing_requests), /lost its connection for other nodes' changes/);
+      // An operator can still seal it.
+      const sealed = await second.http.inject({
+        method: 'PUT',
+        url: '/v1/sys/seal',
+        headers: { 'x-vault-token': root },
+      });
+      assert.equal(sealed.statusCode, 204, sealed.body);
     } finally {
       await restore();
     }
+    const unsealed = await second.http.inject({ method: 'PUT', url: '/v1/sys/unseal', payload: { key: unsealKey } });
+    assert.equal(unsealed.statusCode, 200);
     const store = second.storage as unknown as SharedStorage;
     await until('the second node hears again', async () => (store.deaf?.() ? undefined : true), 15_000);
     assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 200);

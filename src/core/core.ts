@@ -39,9 +39,9 @@ const ROOT_KEY_KEY = 'core/root-key';
 const TABLE_RELOAD_RETRIES_MS = [100, 400, 1600];
 /**
  * How long requests wait for a node that cannot hear other nodes' changes to hear them again (a new LISTEN
- * connection is usually made within a second) before they are refused.
+ * connection is usually made within a second), or for the tables it failed to load to load, before they are refused.
  */
-const DEAF_HOLD_MS = 5000;
+const HOLD_LIMIT_MS = 5000;
 const CAMPAIGN_RETRY_MS = 1000;
 const CAMPAIGN_RETRY_MAX_MS = 10_000;
 /** After sys/step-down, a node waits this long before campaigning again, as Vault's manual step-down sleep. */
@@ -172,7 +172,7 @@ export class Core {
    */
   private tablesUnknown = false;
   private reloadingUnknown: Promise<void> | undefined;
-  private deafHold: { deaf: Promise<void>; held: Promise<void> } | undefined;
+  private deafHold: { deaf: Promise<void>; held: Promise<void>; givenUp: boolean } | undefined;
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
   /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
@@ -600,20 +600,24 @@ export class Core {
    * - while another node's change to the keyring, the mount tables or the audit table is being loaded
    *   (HOLDING_STAGES): the request is then routed by those mounts and recorded by those audit devices;
    * - when such a load failed for good: every table is loaded again first, and the request is refused (503) while
-   *   that fails;
+   *   that fails, or after HOLD_LIMIT_MS;
    * - while this node cannot hear other nodes' changes (SharedStorage.deaf): a token revoked elsewhere meanwhile
-   *   must not be accepted from a cache. It waits up to DEAF_HOLD_MS from the first request that found it so, and
-   *   is refused (503) after.
+   *   must not be accepted from a cache. It waits up to HOLD_LIMIT_MS from the first request (or health check)
+   *   that found it so, and is refused (503) after.
    */
   get requestHold(): Promise<void> | undefined {
-    // Sealed, the request is refused as such; the unseal loads every table anew.
-    if (!this.sealed) {
-      const deaf = this.cluster?.store.deaf?.();
-      if (deaf) return this.untilHearing(deaf);
-      if (this.tablesUnknown) return this.reloadUnknownTables();
-    }
-    // Asked again once the hold ends: the reload may have failed for good meanwhile.
-    return this.tablesReload?.then(() => this.requestHold);
+    // A reload under way is waited for, then only what may make the node refuse: not the reloads that started
+    // meanwhile, through which a burst of another node's changes would hold a request from start to end.
+    return this.refusalHold() ?? this.tablesReload?.then(() => this.refusalHold());
+  }
+
+  /** The holds of a node that cannot tell whether it would serve stale (none while sealed: the unseal loads anew). */
+  private refusalHold(): Promise<void> | undefined {
+    if (this.sealed) return undefined;
+    const deaf = this.cluster?.store.deaf?.();
+    if (deaf) return this.untilHearing(deaf);
+    if (this.tablesUnknown) return this.reloadUnknownTables();
+    return undefined;
   }
 
   /**
@@ -639,31 +643,39 @@ export class Core {
     dropEverything(this);
   }
 
+  /** One load of every table for all the requests that find them unknown; refused while it fails or hangs. */
   private reloadUnknownTables(): Promise<void> {
-    this.reloadingUnknown ??= this.inTablesLine(() => reloadAllTables(this))
-      .then(
-        () => {
-          this.tablesUnknown = false;
-        },
-        () => {
+    if (!this.reloadingUnknown) {
+      const seals = this.seals;
+      const load = this.inTablesLine(() => reloadAllTables(this)).then(() => {
+        if (this.seals === seals) this.tablesUnknown = false;
+      });
+      this.reloadingUnknown = withinLimit(load, HOLD_LIMIT_MS)
+        .catch(() => {
           throw new CofreError(
             503,
             'this node cannot load the mount, audit and keyring tables from storage: it serves no request until it can',
           );
-        },
-      )
-      .finally(() => (this.reloadingUnknown = undefined));
+        })
+        .finally(() => (this.reloadingUnknown = undefined));
+    }
     return this.reloadingUnknown;
   }
 
   /**
    * Why this node refuses the requests it would otherwise serve, if it does: what sys/health reports, so that a
-   * load balancer sends them elsewhere. Tables that failed to load are loaded again here, so that a node no client
-   * reaches any more (its health check failing) still recovers.
+   * load balancer sends them elsewhere. A deaf node is reported once its requests are refused, not while they wait
+   * (a new connection usually listens within a second). Tables that failed to load are loaded again here, so that
+   * a node no client reaches any more (its health check failing) still recovers.
    */
   async refusing(): Promise<string | undefined> {
     if (this.sealed) return undefined;
-    if (this.cluster?.store.deaf?.()) return "it lost its connection for other nodes' changes";
+    const deaf = this.cluster?.store.deaf?.();
+    if (deaf) {
+      // Starts the hold's clock when no request has yet.
+      this.untilHearing(deaf).catch(() => undefined);
+      return this.deafHold?.givenUp ? "it lost its connection for other nodes' changes" : undefined;
+    }
     if (!this.tablesUnknown) return undefined;
     try {
       await this.reloadUnknownTables();
@@ -676,25 +688,19 @@ export class Core {
   /** The wait of the requests that find this node deaf (requestHold): one timer for all of them. */
   private untilHearing(deaf: Promise<void>): Promise<void> {
     if (this.deafHold?.deaf !== deaf) {
-      let timer: NodeJS.Timeout | undefined;
-      const givenUp = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new CofreError(
-                503,
-                "this node lost its connection for other nodes' changes and has not made a new one: it serves no " +
-                  'request until it has',
-              ),
-            ),
-          DEAF_HOLD_MS,
+      const hold: { deaf: Promise<void>; held: Promise<void>; givenUp: boolean } = { deaf, held: deaf, givenUp: false };
+      hold.held = withinLimit(deaf, HOLD_LIMIT_MS).catch(() => {
+        hold.givenUp = true;
+        throw new CofreError(
+          503,
+          "this node lost its connection for other nodes' changes and has not made a new one: it serves no request " +
+            'until it has',
         );
-        timer.unref();
       });
-      const held = Promise.race([deaf, givenUp]).finally(() => clearTimeout(timer));
-      held.catch(() => undefined); // each request awaits it; none may be waiting when it is refused
-      this.deafHold = { deaf, held };
+      hold.held.catch(() => undefined); // each request awaits it; none may be waiting when it is refused
+      this.deafHold = hold;
     }
+    // Heard again: its "everything changed" reload is under way, which the request waits for too.
     return this.deafHold.held.then(() => this.requestHold);
   }
 
@@ -720,14 +726,22 @@ export class Core {
     // A failure leaves some cache as it was: drop them all rather than serve a stale value.
     const orDropAll = (): void => dropEverything(this);
     await store.watchChanges((keys) => {
+      const seals = this.seals;
       let changes: RemoteChanges;
       try {
         changes = dropRemoteChanges(this, keys);
       } catch {
-        dropEverything(this);
+        // What changed is not known, nor reloaded: the tables too may be stale.
+        this.tablesLost();
         return;
       }
-      const reloaded = this.inTablesLine(() => withRetries(changes.reloadTables)).catch(() => this.tablesLost());
+      // A seal meanwhile makes the outcome moot: the unseal has loaded every table anew.
+      const reloaded = this.inTablesLine(() => withRetries(changes.reloadTables)).then(
+        () => {
+          if (changes.allTables && this.seals === seals) this.tablesUnknown = false;
+        },
+        () => (this.seals === seals ? this.tablesLost() : dropEverything(this)),
+      );
       applying = Promise.all([applying, reloaded]).then(changes.reloadRest).catch(orDropAll);
       if (changes.holdsRequests) this.holdRequestsUntil(reloaded);
     });
@@ -891,6 +905,16 @@ export class Core {
       },
     };
   }
+}
+
+/** `work`, or a rejection once `ms` have passed without it settling. */
+function withinLimit<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done in ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 /** Runs `reload`, and again after each of TABLE_RELOAD_RETRIES_MS while it fails; the last failure is thrown. */

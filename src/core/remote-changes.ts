@@ -12,12 +12,15 @@ export interface RemoteChanges {
   reloadRest(): Promise<void>;
   /** Whether `reloadTables` has anything to do: requests arriving now wait for it (Core.joinCluster). */
   holdsRequests: boolean;
+  /** Whether `reloadTables` loads every table (what changed was not named): once done, none is stale. */
+  allTables: boolean;
 }
 
 const NOTHING: RemoteChanges = {
   reloadTables: async () => undefined,
   reloadRest: async () => undefined,
   holdsRequests: false,
+  allTables: false,
 };
 
 /**
@@ -33,7 +36,7 @@ export function dropRemoteChanges(core: Core, keys: string[] | undefined): Remot
   if (core.sealed) return NOTHING;
   if (keys === undefined) {
     dropEverything(core);
-    return inStages(core.invalidation.all(), (handler) => handler.reload?.());
+    return { ...inStages(core.invalidation.all(), (handler) => handler.reload?.()), allTables: true };
   }
   const batch = new Map<InvalidationHandler, string[]>();
   for (const key of keys) {
@@ -45,14 +48,14 @@ export function dropRemoteChanges(core: Core, keys: string[] | undefined): Remot
     owned.push(owner.key);
     batch.set(owner.handler, owned);
   }
-  return inStages([...batch.keys()], (handler) => handler.apply?.(batch.get(handler)!));
+  return { ...inStages([...batch.keys()], (handler) => handler.apply?.(batch.get(handler)!)), allTables: false };
 }
 
 /** The handlers' reloads in stage order, split where the stages a request waits for end (they come first). */
 function inStages(
   handlers: InvalidationHandler[],
   run: (handler: InvalidationHandler) => Promise<void> | undefined,
-): RemoteChanges {
+): Omit<RemoteChanges, 'allTables'> {
   const holding = (h: InvalidationHandler): boolean => h.stage !== undefined && HOLDING_STAGES.has(h.stage);
   const ordered = byStage(handlers);
   const tables = ordered.filter(holding);

@@ -8,9 +8,13 @@ import { backoff, connectClient, dedicatedClient, type Connection } from './post
 
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
 const MAX_PAYLOAD_BYTES = 7999;
-/** An idle LISTEN connection notices a dead server only when it sends something. */
-const PING_INTERVAL_MS = 10_000;
-const PING_TIMEOUT_MS = 5000;
+/**
+ * An idle LISTEN connection notices a dead server (or a network that silently drops it) only when it sends
+ * something. Until then the node would miss other nodes' changes without knowing, so it pings often: such a loss is
+ * noticed within three seconds, and the node then holds requests until it listens again (ChangeFeed.deaf).
+ */
+const PING_INTERVAL_MS = 1000;
+const PING_TIMEOUT_MS = 2000;
 
 export type ChangeListener = (keys: string[] | undefined) => void;
 

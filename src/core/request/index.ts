@@ -47,8 +47,9 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   let { mounted, route: found } = route(core, path);
   // Another thread or node changed the mounts, the audit devices or the keyring, and this one is loading them: the
   // request waits, so that the mounts and devices it meets are those already acknowledged. The paths served while
-  // sealed (health, seal, unseal) do not wait.
-  const reloading = found?.record.whileSealed ? undefined : core.requestHold;
+  // sealed (health, seal status, unseal) do not wait, nor those that drain requests (sys/seal, a snapshot's
+  // restore): an operator must be able to seal a node that refuses requests (Core.requestHold).
+  const reloading = found?.record.whileSealed || found?.record.drainsRequests ? undefined : core.requestHold;
   if (reloading) {
     await reloading;
     ({ mounted, route: found } = route(core, path));
