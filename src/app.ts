@@ -121,6 +121,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
         }
       : {}),
   });
+  core.logTo(http.log);
   return {
     core,
     http,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
@@ -18,6 +19,8 @@ describe('a mount disabled on one node, while another node cannot read the store
   /** How often the second node read its mount table from the store. */
   let mountTableReads = 0;
   let token = '';
+  /** What the second node logged (warnings and worse). */
+  const logLines: string[] = [];
   const storage = () => ({ type: 'postgresql' as const, connectionUrl: db.url, table: 'table_reload' });
 
   /** The store as the second node sees it: its reads fail while `failing`. */
@@ -63,7 +66,12 @@ describe('a mount disabled on one node, while another node cannot read the store
     db = await startPostgres();
     nodes.push(await createCofre({ storage: storage(), logLevel: 'error' }));
     nodes.push(
-      await createCofre({ storage: storage(), physical: flaky(await openStorage(storage())), logLevel: 'error' }),
+      await createCofre({
+        storage: storage(),
+        physical: flaky(await openStorage(storage())),
+        logLevel: 'warn',
+        logStream: new Writable({ write: (chunk: Buffer, _enc, done) => done(void logLines.push(chunk.toString())) }),
+      }),
     );
     const init = await inject(nodes[0]!, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
     assert.equal(init.status, 200);
@@ -102,6 +110,11 @@ describe('a mount disabled on one node, while another node cannot read the store
     assert.equal(health.status, 503);
     assert.equal(health.body.sealed, false);
     assert.match(String(health.body.refusing_requests), /cannot load the mount, audit and keyring tables/);
+    // The operator reads why in the log, with the store's error and no value.
+    const warned = logLines.filter((line) => line.includes('refusing requests until they load'));
+    assert.equal(warned.length, 1, logLines.join(''));
+    assert.match(warned[0]!, /connection refused \(test\)/);
+    assert.doesNotMatch(logLines.join(''), /hunter2/);
 
     // The store answers again, and no further change is announced: the next request loads every table first.
     failing = false;

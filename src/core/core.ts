@@ -49,6 +49,12 @@ const STEP_DOWN_SLEEP_MS = 10_000;
 /** How long a seal waits for the requests in flight (Vault's default max_request_duration is 90 s). */
 const SEAL_DRAIN_TIMEOUT_MS = 30_000;
 
+/** Where the core tells operators what they must know: the HTTP server's logger, once it exists (logTo). */
+export interface CoreLog {
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+}
+
 export interface CoreOptions {
   physical: Storage;
   seal: Seal;
@@ -173,6 +179,7 @@ export class Core {
   private tablesUnknown = false;
   private reloadingUnknown: Promise<void> | undefined;
   private deafHold: { deaf: Promise<void>; held: Promise<void>; givenUp: boolean } | undefined;
+  private log: CoreLog = { warn: () => undefined, info: () => undefined };
   /** Counts seals, so that a campaign attempt begun before the last seal does not act after it. */
   private seals = 0;
   /** Requests in flight, which a seal lets finish (see sealAfterDraining). */
@@ -630,6 +637,10 @@ export class Core {
     if (reloading) await reloading;
   }
 
+  logTo(log: CoreLog): void {
+    this.log = log;
+  }
+
   /** Runs `reload` once the table reloads asked for before it are done. */
   private inTablesLine(reload: () => Promise<void>): Promise<void> {
     const run = this.tablesLine.then(reload);
@@ -638,9 +649,22 @@ export class Core {
   }
 
   /** A change to the tables could not be loaded: requests are refused until every table loads again. */
-  private tablesLost(): void {
+  private tablesLost(err?: unknown): void {
+    if (!this.tablesUnknown) {
+      this.log.warn(
+        { err: err instanceof Error ? err.message : undefined },
+        "could not load another node's change to the mount, audit or keyring tables: refusing requests until they load",
+      );
+    }
     this.tablesUnknown = true;
     dropEverything(this);
+  }
+
+  /** Every table was loaded since the mark: requests are served again. */
+  private tablesKnown(): void {
+    if (!this.tablesUnknown) return;
+    this.tablesUnknown = false;
+    this.log.info({}, 'the mount, audit and keyring tables loaded again: serving requests');
   }
 
   /** One load of every table for all the requests that find them unknown; refused while it fails or hangs. */
@@ -648,7 +672,7 @@ export class Core {
     if (!this.reloadingUnknown) {
       const seals = this.seals;
       const load = this.inTablesLine(() => reloadAllTables(this)).then(() => {
-        if (this.seals === seals) this.tablesUnknown = false;
+        if (this.seals === seals) this.tablesKnown();
       });
       this.reloadingUnknown = withinLimit(load, HOLD_LIMIT_MS)
         .catch(() => {
@@ -689,8 +713,14 @@ export class Core {
   private untilHearing(deaf: Promise<void>): Promise<void> {
     if (this.deafHold?.deaf !== deaf) {
       const hold: { deaf: Promise<void>; held: Promise<void>; givenUp: boolean } = { deaf, held: deaf, givenUp: false };
+      this.log.warn(
+        {},
+        "lost the connection other nodes' changes are heard on: holding requests until a new one listens",
+      );
+      void deaf.then(() => this.log.info({}, "listening to other nodes' changes again: serving requests"));
       hold.held = withinLimit(deaf, HOLD_LIMIT_MS).catch(() => {
         hold.givenUp = true;
+        this.log.warn({ held_ms: HOLD_LIMIT_MS }, "still not hearing other nodes' changes: refusing requests");
         throw new CofreError(
           503,
           "this node lost its connection for other nodes' changes and has not made a new one: it serves no request " +
@@ -730,17 +760,17 @@ export class Core {
       let changes: RemoteChanges;
       try {
         changes = dropRemoteChanges(this, keys);
-      } catch {
+      } catch (err) {
         // What changed is not known, nor reloaded: the tables too may be stale.
-        this.tablesLost();
+        this.tablesLost(err);
         return;
       }
       // A seal meanwhile makes the outcome moot: the unseal has loaded every table anew.
       const reloaded = this.inTablesLine(() => withRetries(changes.reloadTables)).then(
         () => {
-          if (changes.allTables && this.seals === seals) this.tablesUnknown = false;
+          if (changes.allTables && this.seals === seals) this.tablesKnown();
         },
-        () => (this.seals === seals ? this.tablesLost() : dropEverything(this)),
+        (err: unknown) => (this.seals === seals ? this.tablesLost(err) : dropEverything(this)),
       );
       applying = Promise.all([applying, reloaded]).then(changes.reloadRest).catch(orDropAll);
       if (changes.holdsRequests) this.holdRequestsUntil(reloaded);
