@@ -4,7 +4,7 @@ import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
 import type { AuditSinkFactory } from '../src/core/audit-broker.js';
 import { GENESIS } from '../src/core/audit-chain.js';
-import { until } from './support.js';
+import { initAndUnseal, injectJson, until } from './support.js';
 
 /**
  * An audit device of this test: it keeps its lines in memory and, when held, opens only once released, so the
@@ -52,15 +52,8 @@ describe('an audit device enabled on one node, while another node is opening it'
   const devices = [new HeldDevices(false), new HeldDevices(true)];
   let token = '';
 
-  const inject = async (node: Cofre, method: 'GET' | 'PUT', url: string, payload?: unknown) => {
-    const res = await node.http.inject({
-      method,
-      url: `/v1/${url}`,
-      headers: token ? { 'x-vault-token': token } : {},
-      ...(payload ? { payload } : {}),
-    });
-    return { status: res.statusCode, body: res.body === '' ? {} : (res.json() as Record<string, unknown>) };
-  };
+  const inject = (node: Cofre, method: 'GET' | 'PUT', url: string, payload?: unknown) =>
+    injectJson(node, method, url, { token, payload });
 
   before(async () => {
     db = await startPostgres();
@@ -73,11 +66,7 @@ describe('an audit device enabled on one node, while another node is opening it'
         }),
       );
     }
-    const init = await inject(nodes[0]!, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
-    assert.equal(init.status, 200);
-    const key = (init.body.keys as string[])[0]!;
-    for (const node of nodes) assert.equal((await inject(node, 'PUT', 'sys/unseal', { key })).status, 200);
-    token = init.body.root_token as string;
+    ({ rootToken: token } = await initAndUnseal(nodes));
   });
 
   after(async () => {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
 import type { SharedStorage } from '../src/core/storage.js';
-import { until } from './support.js';
+import { initAndUnseal, injectJson, until } from './support.js';
 
 /**
  * A TCP relay between a node and PostgreSQL that can go silent for the LISTEN connections open at that moment, as a
@@ -73,15 +73,8 @@ describe('a node that has lost the connection it hears other nodes on', () => {
   const table = 'feed_loss';
   const relay = new SilencingRelay();
 
-  const inject = async (node: Cofre, method: 'GET' | 'POST', url: string, token: string, payload?: unknown) => {
-    const res = await node.http.inject({
-      method,
-      url: `/v1/${url}`,
-      headers: { 'x-vault-token': token },
-      ...(payload ? { payload } : {}),
-    });
-    return { status: res.statusCode, body: res.body === '' ? {} : (res.json() as Record<string, unknown>) };
-  };
+  const inject = (node: Cofre, method: 'GET' | 'POST', url: string, token: string, payload?: unknown) =>
+    injectJson(node, method, url, { token, payload });
 
   /** Cuts the second node's LISTEN connection, and keeps it from making a new one until `restore`. */
   const deafen = async (): Promise<{ restore: () => Promise<void> }> => {
@@ -108,18 +101,7 @@ describe('a node that has lost the connection it hears other nodes on', () => {
     for (const connectionUrl of [db.url, second.toString()]) {
       nodes.push(await createCofre({ storage: { type: 'postgresql', connectionUrl, table }, logLevel: 'error' }));
     }
-    const init = await nodes[0]!.http.inject({
-      method: 'PUT',
-      url: '/v1/sys/init',
-      payload: { secret_shares: 1, secret_threshold: 1 },
-    });
-    const { keys, root_token } = init.json() as { keys: string[]; root_token: string };
-    for (const node of nodes) {
-      const res = await node.http.inject({ method: 'PUT', url: '/v1/sys/unseal', payload: { key: keys[0] } });
-      assert.equal(res.statusCode, 200);
-    }
-    root = root_token;
-    unsealKey = keys[0]!;
+    ({ rootToken: root, key: unsealKey } = await initAndUnseal(nodes));
   });
 
   after(async () => {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
 import { sealCeremonyCall } from '../src/core/ceremony-forwarding.js';
-import { freePort, until } from './support.js';
+import { freePort, initAndUnseal, injectJson, until } from './support.js';
 
 /** The context the leader seals its answers under (src/core/ceremony-forwarding.ts). */
 const REPLY_CONTEXT = '\u0000cofre/key-ceremony/reply/v1';
@@ -19,11 +19,7 @@ describe('a forwarded key ceremony call on a node that does not lead', () => {
   let db: TestDatabase;
   const nodes: Cofre[] = [];
 
-  const inject = async (node: Cofre, method: 'GET' | 'PUT', url: string, payload?: unknown) => {
-    const res = await node.http.inject({ method, url: `/v1/${url}`, ...(payload ? { payload } : {}) });
-    return { status: res.statusCode, body: res.json() as Record<string, unknown> };
-  };
-  const leads = async (node: Cofre) => (await inject(node, 'GET', 'sys/leader')).body.is_self === true;
+  const leads = async (node: Cofre) => (await injectJson(node, 'GET', 'sys/leader')).body.is_self === true;
   const run = async (node: Cofre, sealed: string) => {
     const reply = await node.core.runForwardedCeremony(sealed);
     const opened = node.core.barrier.decryptValue(REPLY_CONTEXT, Buffer.from(reply, 'base64'));
@@ -43,10 +39,7 @@ describe('a forwarded key ceremony call on a node that does not lead', () => {
       await node.http.listen({ host: '127.0.0.1', port });
       nodes.push(node);
     }
-    const init = await inject(nodes[0]!, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
-    assert.equal(init.status, 200);
-    const key = (init.body.keys as string[])[0]!;
-    for (const node of nodes) assert.equal((await inject(node, 'PUT', 'sys/unseal', { key })).status, 200);
+    await initAndUnseal(nodes);
   });
 
   after(async () => {
@@ -70,7 +63,7 @@ describe('a forwarded key ceremony call on a node that does not lead', () => {
     assert.equal(refused.value, undefined, 'a node that does not lead ran the call');
     assert.equal(refused.error?.status, 503);
     for (const node of nodes) {
-      const status = await inject(node, 'GET', 'sys/generate-root/attempt');
+      const status = await injectJson(node, 'GET', 'sys/generate-root/attempt');
       assert.equal(status.body.started, false, JSON.stringify(status));
     }
 

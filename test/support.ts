@@ -331,3 +331,31 @@ export function runProcess(file: string, args: string[], input = ''): Promise<Pr
     child.stdin.end(input);
   });
 }
+
+/** A request to a server in this process (tests of several nodes), its JSON body parsed ({} when empty). */
+export async function injectJson(
+  node: Cofre,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  opts: { token?: string; payload?: unknown } = {},
+): Promise<{ status: number; body: Json }> {
+  const res = await node.http.inject({
+    method,
+    url: `/v1/${url}`,
+    headers: opts.token ? { 'x-vault-token': opts.token } : {},
+    ...(opts.payload ? { payload: opts.payload as Record<string, unknown> } : {}),
+  });
+  return { status: res.statusCode, body: res.body === '' ? {} : res.json() };
+}
+
+/** Initialises the store through the first node, with one key share, and unseals every node with it. */
+export async function initAndUnseal(nodes: Cofre[]): Promise<{ rootToken: string; key: string }> {
+  const init = await injectJson(nodes[0]!, 'PUT', 'sys/init', { payload: { secret_shares: 1, secret_threshold: 1 } });
+  if (init.status !== 200) throw new Error(`sys/init answered ${init.status}`);
+  const key = (init.body.keys as string[])[0]!;
+  for (const node of nodes) {
+    const res = await injectJson(node, 'PUT', 'sys/unseal', { payload: { key } });
+    if (res.status !== 200 || res.body.sealed !== false) throw new Error(`sys/unseal answered ${res.status}`);
+  }
+  return { rootToken: init.body.root_token as string, key };
+}

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
 import { openStorage, type StorageAdapter } from '../src/storage/open.js';
-import { until } from './support.js';
+import { initAndUnseal, injectJson, until } from './support.js';
 
 /**
  * Two nodes on one PostgreSQL store, in this process. The second node's reads fail while the test says so (its
@@ -39,15 +39,8 @@ describe('a mount disabled on one node, while another node cannot read the store
       },
     });
 
-  const inject = async (node: Cofre, method: 'GET' | 'POST' | 'DELETE' | 'PUT', url: string, payload?: unknown) => {
-    const res = await node.http.inject({
-      method,
-      url: `/v1/${url}`,
-      headers: token ? { 'x-vault-token': token } : {},
-      ...(payload ? { payload } : {}),
-    });
-    return { status: res.statusCode, body: res.body === '' ? {} : (res.json() as Record<string, unknown>) };
-  };
+  const inject = (node: Cofre, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
+    injectJson(node, method, url, { token, payload });
 
   /** Until `node` has heard of the change, and its reload (with its retries, about two seconds) has failed. */
   const reloadGivenUp = async (node: Cofre): Promise<void> => {
@@ -62,6 +55,18 @@ describe('a mount disabled on one node, while another node cannot read the store
     await held.reloading.catch(() => undefined);
   };
 
+  const mountKv = async (path: string): Promise<void> => {
+    const res = await inject(nodes[0]!, 'POST', `sys/mounts/${path}`, { type: 'kv', options: { version: '2' } });
+    assert.equal(res.status, 204);
+  };
+
+  /** Disables `path` through the first node while the second cannot read the store, until the second gives up. */
+  const disableUnheard = async (path: string): Promise<void> => {
+    failing = true;
+    assert.equal((await inject(nodes[0]!, 'DELETE', `sys/mounts/${path}`)).status, 204);
+    await reloadGivenUp(nodes[1]!);
+  };
+
   before(async () => {
     db = await startPostgres();
     nodes.push(await createCofre({ storage: storage(), logLevel: 'error' }));
@@ -73,11 +78,7 @@ describe('a mount disabled on one node, while another node cannot read the store
         logStream: new Writable({ write: (chunk: Buffer, _enc, done) => done(void logLines.push(chunk.toString())) }),
       }),
     );
-    const init = await inject(nodes[0]!, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
-    assert.equal(init.status, 200);
-    const key = (init.body.keys as string[])[0]!;
-    for (const node of nodes) assert.equal((await inject(node, 'PUT', 'sys/unseal', { key })).status, 200);
-    token = init.body.root_token as string;
+    ({ rootToken: token } = await initAndUnseal(nodes));
   });
 
   after(async () => {
@@ -88,17 +89,12 @@ describe('a mount disabled on one node, while another node cannot read the store
 
   it('refuses requests until it has loaded the tables again, then serves by the new ones', async () => {
     const [first, second] = nodes as [Cofre, Cofre];
-    assert.equal(
-      (await inject(first, 'POST', 'sys/mounts/gone', { type: 'kv', options: { version: '2' } })).status,
-      204,
-    );
+    await mountKv('gone');
     assert.equal((await inject(first, 'POST', 'gone/data/db', { data: { password: 'hunter2' } })).status, 200);
     const served = await inject(second, 'GET', 'gone/data/db');
     assert.equal(served.status, 200, 'the second node serves the mount before it is disabled');
 
-    failing = true;
-    assert.equal((await inject(first, 'DELETE', 'sys/mounts/gone')).status, 204);
-    await reloadGivenUp(second);
+    await disableUnheard('gone');
     const refused = await inject(second, 'GET', 'gone/data/db');
     assert.equal(refused.status, 503);
     assert.match(JSON.stringify(refused.body), /cannot load the mount, audit and keyring tables/);
@@ -131,14 +127,9 @@ describe('a mount disabled on one node, while another node cannot read the store
   });
 
   it('recovers through its health check alone, which a load balancer keeps calling', async () => {
-    const [first, second] = nodes as [Cofre, Cofre];
-    assert.equal(
-      (await inject(first, 'POST', 'sys/mounts/probe', { type: 'kv', options: { version: '2' } })).status,
-      204,
-    );
-    failing = true;
-    assert.equal((await inject(first, 'DELETE', 'sys/mounts/probe')).status, 204);
-    await reloadGivenUp(second);
+    const second = nodes[1]!;
+    await mountKv('probe');
+    await disableUnheard('probe');
     assert.equal((await inject(second, 'GET', 'sys/health')).status, 503);
     failing = false;
     const readsBefore = mountTableReads;
@@ -151,14 +142,9 @@ describe('a mount disabled on one node, while another node cannot read the store
   });
 
   it('many requests at once while it cannot load them: all refused, and one load serves them all after', async () => {
-    const [first, second] = nodes as [Cofre, Cofre];
-    assert.equal(
-      (await inject(first, 'POST', 'sys/mounts/again', { type: 'kv', options: { version: '2' } })).status,
-      204,
-    );
-    failing = true;
-    assert.equal((await inject(first, 'DELETE', 'sys/mounts/again')).status, 204);
-    await reloadGivenUp(second);
+    const second = nodes[1]!;
+    await mountKv('again');
+    await disableUnheard('again');
     const racing = await Promise.all(Array.from({ length: 40 }, () => inject(second, 'GET', 'again/data/x')));
     assert.deepEqual(new Set(racing.map((r) => r.status)), new Set([503]));
     failing = false;
