@@ -112,8 +112,8 @@ describe('a node that has lost the connection it hears other nodes on', () => {
   });
 
   /** A token made on the first node, and used on the second, which then has it cached. */
-  const tokenKnownToBoth = async (): Promise<string> => {
-    const made = await inject(nodes[0]!, 'POST', 'auth/token/create', root, { policies: ['default'] });
+  const tokenKnownToBoth = async (policies = ['default']): Promise<string> => {
+    const made = await inject(nodes[0]!, 'POST', 'auth/token/create', root, { policies });
     assert.equal(made.status, 200);
     const token = (made.body.auth as { client_token: string }).client_token;
     // A lookup caches the token only if no change was announced while it read, so once the creation's
@@ -161,10 +161,15 @@ describe('a node that has lost the connection it hears other nodes on', () => {
   });
 
   it('refuses requests once it has been deaf too long, and serves again once it hears', async () => {
-    const [, second] = nodes as [Cofre, Cofre];
+    const [first, second] = nodes as [Cofre, Cofre];
     const token = await tokenKnownToBoth();
+    // A token that may seal, known to the second node, revoked on the first once the second cannot hear it.
+    const policy = { policy: 'path "sys/seal" { capabilities = ["update", "sudo"] }' };
+    assert.equal((await inject(first, 'POST', 'sys/policies/acl/sealer', root, policy)).status, 204);
+    const sealer = await tokenKnownToBoth(['default', 'sealer']);
     await Promise.all(Array.from({ length: 8 }, () => inject(second, 'GET', 'sys/mounts', root)));
     const { restore } = await deafen();
+    assert.equal((await inject(first, 'POST', 'auth/token/revoke', root, { token: sealer })).status, 204);
     try {
       const started = Date.now();
       const racing = await Promise.all(
@@ -181,7 +186,8 @@ describe('a node that has lost the connection it hears other nodes on', () => {
       const health = await inject(second, 'GET', 'sys/health', '');
       assert.equal(health.status, 503);
       assert.match(String(health.body.refusing_requests), /lost its connection for other nodes' changes/);
-      // An operator can still seal it.
+      // An operator can still seal it, but not with a token revoked on the other node while this one was deaf.
+      assert.equal((await inject(second, 'POST', 'sys/seal', sealer)).status, 403);
       const sealed = await second.http.inject({
         method: 'PUT',
         url: '/v1/sys/seal',

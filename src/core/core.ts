@@ -618,6 +618,11 @@ export class Core {
     return this.refusalHold() ?? this.tablesReload?.then(() => this.refusalHold());
   }
 
+  /** Drops every cache when this node cannot tell whether they are stale (deaf, or its tables unknown). */
+  forgetIfStale(): void {
+    if (!this.sealed && (this.tablesUnknown || this.cluster?.store.deaf?.())) dropEverything(this);
+  }
+
   /** The holds of a node that cannot tell whether it would serve stale (none while sealed: the unseal loads anew). */
   private refusalHold(): Promise<void> | undefined {
     if (this.sealed) return undefined;

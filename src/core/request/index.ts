@@ -50,6 +50,9 @@ export async function handleRequest(core: Core, req: IncomingRequest): Promise<H
   // sealed (health, seal status, unseal) do not wait, nor those that drain requests (sys/seal, a snapshot's
   // restore): an operator must be able to seal a node that refuses requests (Core.requestHold).
   const reloading = found?.record.whileSealed || found?.record.drainsRequests ? undefined : core.requestHold;
+  // Not held, such a request must still not be authorised by what the node may hold stale (a token or policy
+  // changed on a node it no longer hears): it reads them from the store.
+  if (found?.record.drainsRequests) core.forgetIfStale();
   if (reloading) {
     await reloading;
     ({ mounted, route: found } = route(core, path));
