@@ -204,4 +204,71 @@ describe('a node that has lost the connection it hears other nodes on', () => {
     assert.equal((await inject(second, 'GET', 'auth/token/lookup-self', token)).status, 200);
     assert.equal((await inject(second, 'GET', 'sys/health', '')).status, 200);
   });
+
+  it('as the leader, does not revoke at its old end a lease renewed on another node while it could not hear', async () => {
+    const [first, second] = nodes as [Cofre, Cofre];
+    const put = async (node: Cofre, url: string, payload: unknown) => {
+      const res = await injectJson(node, 'PUT', url, { token: root, payload });
+      assert.ok(res.status < 300, `${url}: ${res.status} ${JSON.stringify(res.body)}`);
+      return res;
+    };
+    const leads = async (node: Cofre) =>
+      (await inject(node, 'GET', 'sys/leader', root)).body.is_self === true ? true : undefined;
+    // The second node leads (it runs lease expiry): the first hands over by sealing, and comes back.
+    if (!(await leads(second))) {
+      await put(first, 'sys/seal', {});
+      await until('the second node leads', () => leads(second), 15_000);
+      await put(first, 'sys/unseal', { key: unsealKey });
+    }
+    await put(first, 'sys/mounts/dbfeed', { type: 'database' });
+    await put(first, 'dbfeed/config/pg', {
+      plugin_name: 'postgresql-database-plugin',
+      connection_url: `postgresql://{{username}}:{{password}}@${db.host}:${db.port}/postgres`,
+      username: db.user,
+      password: db.password,
+      allowed_roles: '*',
+    });
+    await put(first, 'dbfeed/roles/short', {
+      db_name: 'pg',
+      creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`],
+      default_ttl: 6,
+      max_ttl: 600,
+    });
+    const creds = await inject(first, 'GET', 'dbfeed/creds/short', root);
+    assert.equal(creds.status, 200, JSON.stringify(creds.body));
+    const leaseId = creds.body.lease_id as string;
+    const username = (creds.body.data as { username: string }).username;
+    const endsAt = Date.now() + 6000;
+    // The leader has read the lease (and armed its timer for the end it had then).
+    await until(
+      'the leader knows the lease',
+      async () =>
+        (await injectJson(second, 'PUT', 'sys/leases/lookup', { token: root, payload: { lease_id: leaseId } }))
+          .status === 200
+          ? true
+          : undefined,
+      3000,
+    );
+    await Promise.all(Array.from({ length: 8 }, () => inject(second, 'GET', 'sys/mounts', root)));
+    const { restore } = await deafen();
+    try {
+      const renewed = await put(first, 'sys/leases/renew', { lease_id: leaseId, increment: 300 });
+      assert.ok((renewed.body.lease_duration as number) > 200);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, endsAt - Date.now()) + 2000));
+      const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username]);
+      assert.equal(role.length, 1, 'the leader revoked, at its old end, a lease renewed on the other node');
+    } finally {
+      await restore();
+    }
+    const store = second.storage as unknown as SharedStorage;
+    await until('the second node hears again', async () => (store.deaf?.() ? undefined : true), 15_000);
+    const looked = await injectJson(second, 'PUT', 'sys/leases/lookup', {
+      token: root,
+      payload: { lease_id: leaseId },
+    });
+    assert.equal(looked.status, 200, JSON.stringify(looked.body));
+    assert.ok((looked.body.data as { ttl: number }).ttl > 200);
+    await put(first, 'sys/leases/revoke', { lease_id: leaseId });
+    assert.equal((await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).length, 0);
+  });
 });

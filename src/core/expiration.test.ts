@@ -19,18 +19,22 @@ let n = 0;
 function liveNames() {
   const live = new Set<string>();
   const calls = { revoke: 0, renew: 0 };
+  /** How long the database takes to answer each call, in milliseconds. */
+  const takes = { revoke: 0, renew: 0 };
   let down = false;
   const type: SecretType = {
     async revoke(lease: LeaseContext) {
       calls.revoke++;
+      if (takes.revoke) await sleep(takes.revoke);
       if (down) throw new Error('connection "db": cannot reach the database');
       live.delete(lease.internal.name as string);
     },
     async renew() {
       calls.renew++;
+      if (takes.renew) await sleep(takes.renew);
     },
   };
-  return { live, calls, type, setDown: (v: boolean) => (down = v) };
+  return { live, calls, takes, type, setDown: (v: boolean) => (down = v) };
 }
 
 function manager(storage: Storage, type: SecretType): ExpirationManager {
@@ -190,6 +194,76 @@ describe('ExpirationManager', () => {
     assert.equal(names.live.size, 0);
     assert.equal(await m.tidy(), 0);
     await storage.close();
+  });
+
+  it('a renewal racing the expiry is either refused, or keeps the lease and its secret alive', async () => {
+    // The renewal reads the lease just before it ends and commits just after: before, the expiry (which read the
+    // lease before that commit) went on to revoke the secret the caller had just been told was renewed.
+    for (const before of [400, 50, 10]) {
+      const storage = fresh();
+      const names = liveNames();
+      names.takes.renew = 150;
+      names.takes.revoke = 200;
+      const m = manager(storage, names.type);
+      try {
+        await m.start();
+        const name = `racer-${before}`;
+        const lease = await issue(m, names, name, 1);
+        await sleep(lease.expireTime - Date.now() - before);
+        const renewal = await m.renew(lease.leaseId, 30).then(
+          () => 'renewed',
+          (err: Error) => err.message,
+        );
+        await sleep(300);
+        await m.drain();
+        if (renewal === 'renewed') {
+          assert.ok(names.live.has(name), `${before} ms before the end: renewed, and its secret was revoked`);
+          assert.ok((await m.lookup(lease.leaseId)).ttl > 20);
+        } else {
+          assert.match(renewal, /lease is not renewable|lease expired|invalid lease/);
+          assert.ok(!names.live.has(name), `${before} ms before the end: refused, and its secret still lives`);
+        }
+      } finally {
+        m.stop();
+        await storage.close();
+      }
+    }
+  });
+
+  it('the timer of a lease renewed elsewhere (this copy stale) arms it again instead of revoking it', async () => {
+    // Another node renewed the lease; this node has not heard yet, so what it timed the lease by still says it
+    // ended. The decision is made again on what the store holds.
+    const storage = fresh();
+    const names = liveNames();
+    const stale = new Map<string, Uint8Array>();
+    const cached: Storage = {
+      get: async (key) => stale.get(key) ?? storage.get(key),
+      put: (key, value) => storage.put(key, value),
+      delete: (key) => storage.delete(key),
+      list: (prefix) => storage.list(prefix),
+      transaction: (ops) => storage.transaction(ops),
+      close: async () => undefined,
+    };
+    const m = new ExpirationManager(
+      cached,
+      (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined),
+      storage,
+    );
+    try {
+      await m.start();
+      const lease = await issue(m, names, 'elsewhere', 1);
+      stale.set(`id/${lease.leaseId}`, (await storage.get(`id/${lease.leaseId}`))!);
+      // The renewal as another node's manager commits it: same store, no timer of this one touched.
+      await manager(storage, names.type).renew(lease.leaseId, 30);
+      await sleep(lease.expireTime - Date.now() + 300);
+      await m.drain();
+      assert.ok(names.live.has('elsewhere'), 'revoked on a stale copy of a renewed lease');
+      assert.equal(names.calls.revoke, 0);
+      assert.ok((await manager(storage, names.type).lookup(lease.leaseId)).ttl > 20);
+    } finally {
+      m.stop();
+      await storage.close();
+    }
   });
 
   it('renews up to the max TTL and no further', async () => {

@@ -36,6 +36,11 @@ export interface LeaseEntry {
   /** Revocation failures so far; the lease stays, and is retried, until one succeeds. */
   revokeAttempts: number;
   lastRevokeError: string;
+  /**
+   * Set, with a check of the entry read, before its backend is asked to revoke it: a renewal that read the entry
+   * before then cannot commit after it, so no caller is told "renewed" of a lease whose revocation goes ahead.
+   */
+  revoking?: true;
 }
 
 /**
@@ -92,7 +97,7 @@ export interface LeaseLookup {
 export class ExpirationManager {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly due: string[] = [];
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, { job: Promise<void>; onlyIfDue: boolean }>();
   private running = false;
   private workers = 0;
   private readonly stats = { revoked: 0, revokeFailures: 0 };
@@ -161,7 +166,7 @@ export class ExpirationManager {
 
   /** Waits for revocations under way (tests and shutdown). */
   async drain(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()].map((r) => r.job));
   }
 
   /**
@@ -304,7 +309,7 @@ export class ExpirationManager {
       expire_time: new Date(entry.expireTime).toISOString(),
       max_expire_time: entry.maxExpireTime ? new Date(entry.maxExpireTime).toISOString() : null,
       last_renewal: entry.lastRenewalTime ? new Date(entry.lastRenewalTime).toISOString() : null,
-      renewable: entry.renewable && entry.revokeAttempts === 0,
+      renewable: entry.renewable && entry.revokeAttempts === 0 && !entry.revoking,
       ttl: Math.max(0, Math.round((entry.expireTime - now) / 1000)),
       revoke_attempts: entry.revokeAttempts,
       last_revoke_error: entry.lastRevokeError,
@@ -321,7 +326,7 @@ export class ExpirationManager {
         // As Vault: a token is renewed through auth/token/renew*, which applies the token's own limits.
         if (entry.secretType === TOKEN_LEASE_TYPE) throw badRequest('tokens cannot be renewed through this endpoint');
         const target = this.resolve(entry.mountPrefix, entry.secretType);
-        if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || this.inFlight.has(leaseId)) {
+        if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || entry.revoking) {
           throw badRequest('lease is not renewable');
         }
         const now = Date.now();
@@ -348,10 +353,23 @@ export class ExpirationManager {
 
   /** Revokes through the backend, then forgets the lease. A failure is kept for retry and thrown. */
   async revoke(leaseId: string): Promise<void> {
+    return this.revokeOnce(leaseId, false);
+  }
+
+  /**
+   * One revocation of a lease at a time on this node; `onlyIfDue` (its timer fired) revokes only a lease that has
+   * ended by what the store holds now. A caller that asks for a revocation while one that may find the lease not
+   * due runs waits for it, then asks again.
+   */
+  private revokeOnce(leaseId: string, onlyIfDue: boolean): Promise<void> {
     const running = this.inFlight.get(leaseId);
-    if (running) return running;
-    const job = this.revokeNow(leaseId).finally(() => this.inFlight.delete(leaseId));
-    this.inFlight.set(leaseId, job);
+    if (running && (onlyIfDue || !running.onlyIfDue)) return running.job;
+    const job = (running ? running.job.catch(() => undefined) : Promise.resolve())
+      .then(() => this.revokeNow(leaseId, onlyIfDue))
+      .finally(() => {
+        if (this.inFlight.get(leaseId)?.job === job) this.inFlight.delete(leaseId);
+      });
+    this.inFlight.set(leaseId, { job, onlyIfDue });
     return job;
   }
 
@@ -421,12 +439,9 @@ export class ExpirationManager {
     return { leases: this.timers.size, ...this.stats, pendingRetries: this.retrying.size };
   }
 
-  private async revokeNow(leaseId: string): Promise<void> {
-    const read = await this.readStored(leaseId);
-    if (!read) {
-      this.disarm(leaseId);
-      return;
-    }
+  private async revokeNow(leaseId: string, onlyIfDue: boolean): Promise<void> {
+    const read = await this.claim(leaseId, onlyIfDue);
+    if (!read) return;
     const { entry } = read;
     const target = this.resolve(entry.mountPrefix, entry.secretType);
     try {
@@ -438,6 +453,38 @@ export class ExpirationManager {
     }
     await this.forget(leaseId, entry);
     this.stats.revoked++;
+  }
+
+  /**
+   * The lease as stored now, marked as being revoked (with a check of what was read, so that a renewal committed
+   * meanwhile is read again); undefined when it is gone or, for `onlyIfDue`, has not ended: renewed on another
+   * node, whose notification this node may not have had yet (the cache that timed it may be stale), it is armed
+   * again for its new end.
+   */
+  private claim(leaseId: string, onlyIfDue: boolean): Promise<StoredLease | undefined> {
+    return retryOnConflict(
+      async () => {
+        const read = await this.readStored(leaseId);
+        if (!read) {
+          this.disarm(leaseId);
+          return undefined;
+        }
+        const { entry, stored } = read;
+        if (entry.revoking) return read;
+        if (onlyIfDue && entry.revokeAttempts === 0 && entry.expireTime > Date.now()) {
+          if (this.running) this.arm(leaseId, entry.expireTime);
+          return undefined;
+        }
+        const claimed: LeaseEntry = { ...entry, revoking: true };
+        const bytes = jsonBytes(claimed);
+        await this.fresh.transaction([
+          { op: 'check', key: idKey(leaseId), value: stored },
+          { op: 'put', key: idKey(leaseId), value: bytes },
+        ]);
+        return { entry: claimed, stored: bytes };
+      },
+      () => new CofreError(409, `the lease "${leaseId}" kept changing on other nodes while it was revoked: try again`),
+    );
   }
 
   private async recordFailure({ entry, stored }: StoredLease, err: unknown): Promise<void> {
@@ -468,7 +515,8 @@ export class ExpirationManager {
   private schedule(entry: LeaseEntry): void {
     if (!this.running) return;
     if (entry.revokeAttempts > 0) this.retrying.add(entry.leaseId);
-    this.arm(entry.leaseId, entry.expireTime);
+    // A lease marked as being revoked by a node that then stopped (or failed before recording why) is due now.
+    this.arm(entry.leaseId, entry.revoking && entry.revokeAttempts === 0 ? Date.now() : entry.expireTime);
   }
 
   private arm(leaseId: string, at: number): void {
@@ -505,11 +553,12 @@ export class ExpirationManager {
       // Not due yet by the wall clock: renewed since the timer was armed, or the timer (monotonic) fired before the
       // expiry by Date.now() (the wall clock stepped back, or one of Node's timers that fire a millisecond early).
       // Armed again for the expiry as stored, never left without a timer.
-      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0) {
+      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0 && !entry.revoking) {
         this.arm(id, entry.expireTime);
         continue;
       }
-      await this.revoke(id).catch(() => undefined); // recorded and re-armed by recordFailure
+      // Decided again on what the store holds: this node's copy may predate a renewal on another node.
+      await this.revokeOnce(id, true).catch(() => undefined); // recorded and re-armed by recordFailure
     }
   }
 
