@@ -365,15 +365,17 @@ describe('cofre operator: dynamic and static database credentials, coordinated r
     );
     assert.ok(droppedAt >= Date.parse(retired.revokeAt) - 100, 'not before the grace period ended');
     assert.ok(droppedAt < oldExpiry, 'by the operator, before the lease would have expired');
-    // The rollout of the replacement started, and cannot finish: the grace period alone let the old role go.
-    const cs = await poll('the rollout of the replacement recorded', async () => {
+    // The rollout of the replacement started, and cannot finish: the grace period alone let the old role go. The
+    // new pod is counted once the ReplicaSet controller made it (on a busy machine, after the first recording).
+    const stuck = [{ kind: 'Deployment', name: 'stuck-web', currentPods: 1, outdatedPods: 1 }];
+    const cs = await poll('the rollout of the replacement recorded, with its new pod and its old one', async () => {
       const o = await getCs('dyn', 'brief');
-      return o.status.rollout?.revision === o.status.contentHash && o.status.rollout.targets?.length === 1 && o;
+      const targets: Json[] | undefined = o.status.rollout?.targets;
+      const counted = targets?.length === 1 && targets[0].currentPods === 1 && targets[0].outdatedPods === 1;
+      return o.status.rollout?.revision === o.status.contentHash && counted && o;
     });
     assert.equal(cs.status.rollout.finishedTime, undefined, 'the rollout has not finished');
-    assert.deepEqual(cs.status.rollout.targets, [
-      { kind: 'Deployment', name: 'stuck-web', currentPods: 1, outdatedPods: 1 },
-    ]);
+    assert.deepEqual(cs.status.rollout.targets, stuck);
     await deleteCs('dyn', 'brief');
     await poll('brief gone', () => csGone('dyn', 'brief'));
   });
