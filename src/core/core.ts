@@ -111,7 +111,7 @@ export const VERSION = '0.1.0';
  */
 function withCubbyhole(lifecycle: TokenLifecycle, cubbyhole: () => Storage | undefined): TokenLifecycle {
   return {
-    expires: (entry) => lifecycle.expires(entry),
+    expires: (entry, renewal) => lifecycle.expires(entry, renewal),
     revoking: async (entry) => {
       await lifecycle.revoking(entry);
       const storage = cubbyhole();

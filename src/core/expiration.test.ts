@@ -266,6 +266,28 @@ describe('ExpirationManager', () => {
     }
   });
 
+  it('a lease being revoked cannot be extended by its owner (a token renewed as its lease ends)', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    names.takes.revoke = 300;
+    const m = manager(storage, names.type);
+    try {
+      const lease = await issue(m, names, 'ending', 60);
+      const moved = { ...lease, expireTime: Date.now() + 120_000 };
+      await m.extend(moved);
+      assert.equal((await m.lookup(lease.leaseId)).expire_time, new Date(moved.expireTime).toISOString());
+      const revoking = m.revoke(lease.leaseId);
+      await sleep(100);
+      await assert.rejects(m.extend({ ...moved, expireTime: Date.now() + 300_000 }), /lease is being revoked/);
+      await revoking;
+      assert.ok(!names.live.has('ending'));
+      await assert.rejects(m.lookup(lease.leaseId), /invalid lease/);
+    } finally {
+      m.stop();
+      await storage.close();
+    }
+  });
+
   it('renews up to the max TTL and no further', async () => {
     const storage = fresh();
     const names = liveNames();

@@ -295,6 +295,26 @@ export class ExpirationManager {
     this.schedule(entry);
   }
 
+  /**
+   * A lease its owner moved (a token's renewal): as track(), but committed with a check of the lease as stored, and
+   * refused when the lease is being revoked, so that a renewal racing the lease's end is answered with an error
+   * rather than "renewed" for a token the leader is revoking.
+   */
+  async extend(entry: LeaseEntry): Promise<void> {
+    await retryOnConflict(
+      async () => {
+        const read = await this.readStored(entry.leaseId);
+        if (read?.entry.revoking) throw badRequest('lease is being revoked');
+        await this.fresh.transaction([
+          { op: 'check', key: idKey(entry.leaseId), value: read?.stored ?? null },
+          { op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) },
+        ]);
+      },
+      () => new CofreError(409, 'the lease kept changing on other nodes while it was extended: try again'),
+    );
+    this.schedule(entry);
+  }
+
   /** Forgets a lease without revoking anything: what it stood for is being revoked by its owner. */
   async drop(leaseId: string): Promise<void> {
     await this.forget(leaseId);

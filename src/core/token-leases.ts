@@ -45,12 +45,13 @@ export function tokenLifecycle(
   mountOf: (path: string) => string | undefined,
 ): TokenLifecycle {
   return {
-    expires: async (entry) => {
+    expires: async (entry, renewal) => {
       const mountPrefix = mountOf(entry.path);
       if (mountPrefix === undefined) {
         throw badRequest(`no mount serves "${entry.path}" any more (disabled or moved meanwhile): log in again`);
       }
-      await expiration().track(tokenLease(entry, mountPrefix));
+      const lease = tokenLease(entry, mountPrefix);
+      await (renewal ? expiration().extend(lease) : expiration().track(lease));
     },
     revoking: async (entry) => {
       await expiration().revokeByToken(entry.hash);

@@ -72,8 +72,11 @@ export interface NewToken {
 
 /** What the core does around a token's life: a token with an expiry is a lease of the expiration manager. */
 export interface TokenLifecycle {
-  /** A token with an expiry was created or renewed: its lease follows it (and revokes it on time). */
-  expires(entry: TokenEntry): Promise<void>;
+  /**
+   * A token with an expiry was created or (`renewal`) renewed: its lease follows it (and revokes it on time). A
+   * renewal is refused when the lease is being revoked.
+   */
+  expires(entry: TokenEntry, renewal?: boolean): Promise<void>;
   /** Runs before a token is deleted: the leases it owns, and its own, go first, as in Vault. */
   revoking(entry: TokenEntry): Promise<void>;
 }
@@ -308,7 +311,7 @@ export class TokenStore {
         const next = { ...current, expireTime };
         return { entry: next, result: { renewed: next, changed: true } };
       });
-      if (changed) await this.lifecycle.expires(renewed);
+      if (changed) await this.lifecycle.expires(renewed, true);
       return renewed;
     });
   }
