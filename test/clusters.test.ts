@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -538,6 +539,79 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     } finally {
       stream.close();
     }
+  });
+
+  it("an agent's report racing its cluster's deregistration on another node does not bring the cluster back", async () => {
+    await enrolAgent('ghost', { region: 'nowhere' });
+    const ghost = agents['ghost']!;
+    const service = clustersOf(server.cofre.core);
+    const store = service.store;
+    const record = (await store.cluster('ghost'))!;
+    // Another node deregisters the cluster between this node's read of the record and its write (the report's own
+    // read, after the one that loads what is placed).
+    const { cluster, clusterRead } = { cluster: store.cluster.bind(store), clusterRead: store.clusterRead.bind(store) };
+    let reads = 0;
+    let deregistered = false;
+    const deregisterOnce = async <T>(value: T): Promise<T> => {
+      if (!deregistered) {
+        deregistered = true;
+        await store.deleteCluster(record);
+      }
+      return value;
+    };
+    store.cluster = async (name) => {
+      const value = await cluster(name);
+      return name === 'ghost' && ++reads === 2 ? deregisterOnce(value) : value;
+    };
+    store.clusterRead = async (name) => {
+      const value = await clusterRead(name);
+      return name === 'ghost' ? deregisterOnce(value) : value;
+    };
+    try {
+      await assert.rejects(service.report(record, 'test/1', 'ok', {}), /permission denied/);
+    } finally {
+      store.cluster = cluster;
+      store.clusterRead = clusterRead;
+    }
+    assert.ok(deregistered);
+    assert.equal(await store.cluster('ghost'), undefined, 'the report wrote the deregistered cluster back');
+    assert.equal(await store.clusterById(record.clusterId), undefined);
+    const login = await server.api.call('PUT', 'sys/cofre/agent/login', {
+      token: '',
+      body: loginProof(ghost.clusterId, ghost.keys),
+    });
+    assert.equal(login.status, 403, login.text);
+  });
+
+  it('a registration racing one of the same name on another node keeps the other identity', async () => {
+    const store = clustersOf(server.cofre.core).store;
+    const cluster = store.cluster.bind(store);
+    // Another node registers "twin" between this node's finding no record and its write (the registration's own
+    // read, after the one that chose between create and update for the policy check).
+    const other = { name: 'twin', clusterId: randomUUID(), labels: {}, createdAt: new Date().toISOString() };
+    let registered = false;
+    let reads = 0;
+    store.cluster = async (name) => {
+      const value = await cluster(name);
+      if (name === 'twin' && ++reads === 2) {
+        registered = true;
+        await store.putCluster(other);
+      }
+      return value;
+    };
+    let res;
+    try {
+      res = await server.api.call('PUT', 'sys/cofre/clusters/twin', { body: { labels: { tier: 'x' } } });
+    } finally {
+      store.cluster = cluster;
+    }
+    assert.ok(registered);
+    // Not a second identity with a bootstrap token: the labels were written on the one registered.
+    assert.equal(res.status, 204, res.text);
+    const kept = await store.cluster('twin');
+    assert.equal(kept?.clusterId, other.clusterId, "the other node's registration was overwritten");
+    assert.deepEqual(kept?.labels, { tier: 'x' });
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/twin')).status, 204);
   });
 
   it('the storage file holds no value in clear', async () => {

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Caller } from '../core/backend.js';
 import type { Core } from '../core/core.js';
-import { badRequest, notFound, permissionDenied } from '../core/errors.js';
+import { retryOnConflict } from '../core/conflict-retry.js';
+import { badRequest, CofreError, notFound, permissionDenied } from '../core/errors.js';
 import { CLUSTER_AGENT_POLICY_NAME } from '../core/policy/builtin.js';
 import { StorageConflictError } from '../core/storage.js';
 import { StorageView } from '../core/storage-view.js';
@@ -121,13 +122,38 @@ export class ClusterService {
    * by one (see desired-state.ts, setOf), for it alone. Undefined when the cluster is gone or registered anew.
    */
   private async bumpGeneration(name: string, clusterId: string, delivery: string): Promise<number | undefined> {
-    return this.store.locks.run(`cluster/${name}`, async () => {
-      const current = await this.store.cluster(name);
-      if (!current || current.clusterId !== clusterId) return undefined;
-      const generation = (current.generations?.[delivery] ?? 0) + 1;
-      await this.store.putCluster({ ...current, generations: { ...current.generations, [delivery]: generation } });
-      return generation;
-    });
+    const changed = await this.changeCluster(name, clusterId, (current) => ({
+      ...current,
+      generations: { ...current.generations, [delivery]: (current.generations?.[delivery] ?? 0) + 1 },
+    }));
+    return changed?.generations?.[delivery];
+  }
+
+  /**
+   * A change of a cluster's record: under the cluster's lock, committed with a check of the record it was made from,
+   * and made again from what another node (or server thread) wrote meanwhile. Written whole from a stale read, a
+   * report or a relabel brought back a cluster deregistered on another node, its signing key with it, or undid
+   * another node's relabel. `change` answers the new record (or the one read, to write nothing). Undefined, and
+   * nothing written, when the cluster is gone or was registered anew (`clusterId`, when given).
+   */
+  private changeCluster(
+    name: string,
+    clusterId: string | undefined,
+    change: (current: ClusterRecord) => ClusterRecord,
+  ): Promise<ClusterRecord | undefined> {
+    return this.store.locks.run(`cluster/${name}`, () =>
+      retryOnConflict(
+        async () => {
+          const read = await this.store.clusterRead(name);
+          if (!read || (clusterId !== undefined && read.record.clusterId !== clusterId)) return undefined;
+          const updated = change(read.record);
+          if (updated === read.record) return updated;
+          await this.store.putCluster(updated, read.record.bootstrap?.hash, read.stored);
+          return updated;
+        },
+        () => new CofreError(409, `cluster "${name}" kept changing on other nodes: try again`),
+      ),
+    );
   }
 
   // ---- clusters -------------------------------------------------------------------------------------------------
@@ -144,39 +170,38 @@ export class ClusterService {
     bootstrapTtl: number,
   ): Promise<{ created: boolean; cluster: ClusterRecord; token?: string }> {
     this.ensureListening();
-    const result = await this.store.locks.run(`cluster/${name}`, async () => {
-      const existing = await this.store.cluster(name);
-      if (existing) {
-        if (labels === undefined) return { created: false, cluster: existing };
-        const updated = { ...existing, labels };
-        await this.store.putCluster(updated);
-        return { created: false, cluster: updated };
-      }
-      const { token, bootstrap } = this.newBootstrap(bootstrapTtl);
-      const cluster: ClusterRecord = {
-        name,
-        clusterId: randomUUID(),
-        labels: labels ?? {},
-        createdAt: now(),
-        bootstrap,
-      };
-      await this.store.putCluster(cluster);
-      return { created: true, cluster, token };
-    });
+    const result = await retryOnConflict(
+      async () => {
+        const existing = await this.store.cluster(name);
+        if (existing) {
+          if (labels === undefined) return { created: false, cluster: existing };
+          const updated = await this.changeCluster(name, existing.clusterId, (current) => ({ ...current, labels }));
+          if (!updated) throw notFound(`cluster "${name}" was deregistered meanwhile`);
+          return { created: false, cluster: updated };
+        }
+        const { token, bootstrap } = this.newBootstrap(bootstrapTtl);
+        const cluster: ClusterRecord = {
+          name,
+          clusterId: randomUUID(),
+          labels: labels ?? {},
+          createdAt: now(),
+          bootstrap,
+        };
+        // Only where no record is: two nodes registering one name at once made two identities, the later one kept.
+        await this.store.locks.run(`cluster/${name}`, () => this.store.putCluster(cluster, undefined, null));
+        return { created: true, cluster, token };
+      },
+      () => new CofreError(409, `cluster "${name}" kept changing on other nodes: try again`),
+    );
     this.changed();
     return result;
   }
 
   async newBootstrapToken(name: string, ttl: number): Promise<{ cluster: ClusterRecord; token: string }> {
-    return this.store.locks.run(`cluster/${name}`, async () => {
-      const cluster = await this.store.cluster(name);
-      if (!cluster) throw notFound(`no cluster "${name}"`);
-      const { token, bootstrap } = this.newBootstrap(ttl);
-      const old = cluster.bootstrap?.hash;
-      const updated = { ...cluster, bootstrap };
-      await this.store.putCluster(updated, old);
-      return { cluster: updated, token };
-    });
+    const { token, bootstrap } = this.newBootstrap(ttl);
+    const updated = await this.changeCluster(name, undefined, (current) => ({ ...current, bootstrap }));
+    if (!updated) throw notFound(`no cluster "${name}"`);
+    return { cluster: updated, token };
   }
 
   /** Deregisters: the record goes first (every agent request checks it), then its tokens and streams. */
@@ -481,12 +506,11 @@ export class ClusterService {
         bundle: await sealBundle(cluster.sealingKey!, binding, payload),
       };
       await this.store.putBundle(cluster.name, bundle);
-      await this.store.locks.run(`cluster/${cluster.name}`, async () => {
-        const current = await this.store.cluster(cluster.name);
-        if (!current || current.clusterId !== cluster.clusterId || current.handed?.[delivery] === record.namespace)
-          return;
-        await this.store.putCluster({ ...current, handed: { ...current.handed, [delivery]: record.namespace } });
-      });
+      await this.changeCluster(cluster.name, cluster.clusterId, (current) =>
+        current.handed?.[delivery] === record.namespace
+          ? current
+          : { ...current, handed: { ...current.handed, [delivery]: record.namespace } },
+      );
       return bundle;
     });
   }
@@ -500,30 +524,26 @@ export class ClusterService {
   ): Promise<void> {
     const state = await DesiredState.load(this.store, [cluster.name]);
     const selected = state.selected(cluster);
-    const done: string[] = [];
-    await this.store.locks.run(`cluster/${cluster.name}`, async () => {
-      const current = await this.store.cluster(cluster.name);
-      if (!current || current.clusterId !== cluster.clusterId) throw permissionDenied();
+    let done: string[] = [];
+    const reported = await this.changeCluster(cluster.name, cluster.clusterId, (current) => {
       const handed = { ...current.handed };
+      done = [];
       for (const delivery of Object.keys(handed)) {
         if (!selected.has(delivery) && (reports[delivery]?.revision ?? 0) === 0) {
           delete handed[delivery];
           done.push(delivery);
         }
       }
-      await this.store.putCluster({ ...current, lastSeen: now(), agentVersion, health, reports, handed });
+      return { ...current, lastSeen: now(), agentVersion, health, reports, handed };
     });
+    if (!reported) throw permissionDenied();
     for (const delivery of done) await this.store.deleteBundle(cluster.name, delivery);
     // Replaced credentials whose revision this report shows applied can go.
     this.keeper.clusterChanged(cluster.name, false);
   }
 
   async touch(cluster: ClusterRecord): Promise<void> {
-    await this.store.locks.run(`cluster/${cluster.name}`, async () => {
-      const current = await this.store.cluster(cluster.name);
-      if (current && current.clusterId === cluster.clusterId)
-        await this.store.putCluster({ ...current, lastSeen: now() });
-    });
+    await this.changeCluster(cluster.name, cluster.clusterId, (current) => ({ ...current, lastSeen: now() }));
   }
 
   // ---- fan-out --------------------------------------------------------------------------------------------------

@@ -151,12 +151,12 @@ export class ClusterStore {
 
   /**
    * The cluster, its id index and its bootstrap index in one transaction; `dropBootstrap` is a used or old hash.
-   * With `read` (what clusterRead returned), nothing is written unless the record is still that: a
-   * StorageConflictError says another node changed it meanwhile.
+   * With `read` (what clusterRead returned, or null for "no record"), nothing is written unless the record is still
+   * that: a StorageConflictError says another node changed it meanwhile.
    */
-  async putCluster(record: ClusterRecord, dropBootstrap?: string, read?: Uint8Array): Promise<void> {
+  async putCluster(record: ClusterRecord, dropBootstrap?: string, read?: Uint8Array | null): Promise<void> {
     const ops: StorageOp[] = [
-      ...(read ? [{ op: 'check' as const, key: `clusters/${record.name}`, value: read }] : []),
+      ...(read !== undefined ? [{ op: 'check' as const, key: `clusters/${record.name}`, value: read }] : []),
       { op: 'put', key: `clusters/${record.name}`, value: jsonBytes(record) },
       { op: 'put', key: `cluster-ids/${record.clusterId}`, value: jsonBytes({ name: record.name }) },
     ];
