@@ -452,6 +452,56 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     await until('the record let go', async () => (await held('store-1', 'flaky')) === undefined);
   });
 
+  it("placing, writing or relabelling into a database source needs read on the role's credentials", async () => {
+    const call = (token: string, method: string, path: string, body?: unknown) =>
+      api().call(method, path, { token, ...(body ? { body } : {}) });
+    // A delivery of the "app" role's credentials, placed (by root) on clusters labelled tier=gold: none yet.
+    await writeOk(api(), 'sys/cofre/deliveries/gold-db', {
+      namespace: 'gold',
+      items: [{ name: 'gold-db', mode: 'secret', database: { mount: 'database', role: 'app' } }],
+    });
+    await writeOk(api(), 'sys/cofre/placements/gold', {
+      delivery: 'gold-db',
+      selector: { matchLabels: { tier: 'gold' } },
+    });
+    // A per-cluster administrator and a publisher, with no read on database/creds/app.
+    const admin = [
+      'path "sys/cofre/clusters/hq" { capabilities = ["read", "update"] }',
+      'path "sys/cofre/placements/*" { capabilities = ["create", "update"] }',
+      'path "sys/cofre/deliveries/*" { capabilities = ["create", "update"] }',
+    ].join('\n');
+    await writeOk(api(), 'sys/policies/acl/db-publisher', { policy: admin });
+    const made = await writeOk(api(), 'auth/token/create', { policies: ['db-publisher'], no_parent: true });
+    const token = made.body.auth.client_token as string;
+    const refused: [string, string, unknown][] = [
+      ['PUT', 'sys/cofre/clusters/hq', { labels: { region: 'us', tier: 'gold' } }],
+      ['PUT', 'sys/cofre/placements/sneaky', { delivery: 'gold-db', clusters: ['hq'] }],
+      [
+        'PUT',
+        'sys/cofre/deliveries/mine',
+        { namespace: 'mine', items: [{ name: 'm', mode: 'secret', database: { mount: 'database', role: 'app' } }] },
+      ],
+    ];
+    for (const [method, path, body] of refused) {
+      const res = await call(token, method, path, body);
+      assert.equal(res.status, 403, `${method} ${path}: ${res.status} ${res.text}`);
+    }
+    assert.deepEqual((await api().call('GET', 'sys/cofre/clusters/hq')).body.data.labels, { region: 'us' });
+    assert.equal((await api().call('GET', 'sys/cofre/placements/sneaky')).status, 404);
+    // With read on the role's credentials, the same placement is allowed (on no cluster, to issue nothing).
+    await writeOk(api(), 'sys/policies/acl/db-publisher', {
+      policy: `${admin}\npath "database/creds/app" { capabilities = ["read"] }`,
+    });
+    const placed = await call(token, 'PUT', 'sys/cofre/placements/sneaky', {
+      delivery: 'gold-db',
+      selector: { matchLabels: { tier: 'none' } },
+    });
+    assert.equal(placed.status, 204, placed.text);
+    for (const path of ['sys/cofre/placements/sneaky', 'sys/cofre/placements/gold', 'sys/cofre/deliveries/gold-db']) {
+      assert.equal((await api().call('DELETE', path)).status, 204, path);
+    }
+  });
+
   it('status, reads, reports, the audit log and the storage file hold no password', async () => {
     const texts = [
       (await api().call('GET', 'sys/cofre/placements/app-eu')).text,

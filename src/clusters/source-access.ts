@@ -18,7 +18,7 @@ function readPaths(core: Core, mount: string, path: string): string[] {
 
 /**
  * Writing a delivery or placing one sends its sources' values to clusters: the caller must be allowed to read every
- * KV source itself. Without this, `update` on sys/cofre/deliveries and sys/cofre/placements would let anyone
+ * source itself (a KV path, or a database role's credentials). Without this, `update` on sys/cofre/deliveries and sys/cofre/placements would let anyone
  * deliver any secret the server can read to a cluster they control.
  */
 export async function checkSourcesReadable(
@@ -64,11 +64,20 @@ export async function checkGainedSourcesReadable(
   }
 }
 
-/** The first read path among the definition's KV sources that the ACL does not allow reading, if any. */
+/**
+ * The first read path among the definition's sources that the ACL does not allow reading, if any: a KV source's
+ * data, and a database source's `<mount>/creds/<role>` (what issuing the credential to a client needs; before, a
+ * database source was not checked, so a token that could only relabel a cluster or place a delivery had database
+ * credentials of any role sent to a cluster it controls).
+ */
 function unreadableSource(core: Core, acl: ACL, definition: Pick<DeliveryDefinition, 'items'>): string | undefined {
   for (const item of definition.items) {
-    if (!item.kv) continue;
-    for (const path of readPaths(core, item.kv.mount, item.kv.path)) {
+    const paths = item.kv
+      ? readPaths(core, item.kv.mount, item.kv.path)
+      : item.database
+        ? [`${item.database.mount}/creds/${item.database.role}`]
+        : [];
+    for (const path of paths) {
       if (!acl.check(path, 'read').allowed) return path;
     }
   }
