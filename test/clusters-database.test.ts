@@ -452,6 +452,39 @@ describe('multi-cluster: a database role as a delivery source, one credential pe
     await until('the record let go', async () => (await held('store-1', 'flaky')) === undefined);
   });
 
+  it('a fetch issuing while its cluster is deregistered leaves no credential behind', async () => {
+    // Issuing takes a moment (the role's statements sleep): the deregistration lands after the fetch checked the
+    // placement and before the credential it issues is recorded.
+    await writeOk(api(), 'database/roles/slow', {
+      db_name: 'main',
+      creation_statements: ['SELECT pg_sleep(0.8)', ...flavor.creation],
+      default_ttl: '1h',
+      max_ttl: '1h',
+    });
+    await enrolAgent('racer', { race: 'yes' });
+    await writeOk(api(), 'sys/cofre/deliveries/race', {
+      namespace: 'app',
+      items: [{ name: 'race-db', mode: 'secret', database: { mount: 'database', role: 'slow' } }],
+    });
+    await writeOk(api(), 'sys/cofre/placements/race', { delivery: 'race', selector: { matchLabels: { race: 'yes' } } });
+    const users = (await flavor.dynamicUsers(db)).length;
+    const fetching = open(agents['racer']!, 'race', 'race-db').then(
+      () => 'opened',
+      (err: Error) => err.message,
+    );
+    await sleep(300);
+    assert.equal((await api().call('DELETE', 'sys/cofre/clusters/racer')).status, 204);
+    const outcome = await fetching;
+    await until('no lease of the role left', async () =>
+      (await api().call('LIST', 'sys/leases/lookup/database/creds/slow/')).status === 404 ? true : undefined,
+    );
+    assert.equal(await held('racer', 'race'), undefined, `the record stayed (the fetch: ${outcome})`);
+    await until('no user of the role left', async () => (await flavor.dynamicUsers(db)).length === users);
+    for (const path of ['sys/cofre/placements/race', 'sys/cofre/deliveries/race', 'database/roles/slow']) {
+      assert.equal((await api().call('DELETE', path)).status, 204, path);
+    }
+  });
+
   it("placing, writing or relabelling into a database source needs read on the role's credentials", async () => {
     const call = (token: string, method: string, path: string, body?: unknown) =>
       api().call(method, path, { token, ...(body ? { body } : {}) });

@@ -1,6 +1,6 @@
 import { retryOnConflict } from '../core/conflict-retry.js';
 import type { BackgroundJob, Core } from '../core/core.js';
-import { CofreError } from '../core/errors.js';
+import { CofreError, permissionDenied } from '../core/errors.js';
 import { isStorageConflict } from '../core/storage.js';
 import { reissueAt, renewAt } from '../core/lease-timing.js';
 import { issueCredential } from './database-source.js';
@@ -139,6 +139,27 @@ export class CredentialKeeper implements BackgroundJob {
     cluster: { name: string; clusterId: string; enrolledAt?: string },
     delivery: DeliveryDefinition & { name: string; revision: number },
   ): Promise<{ credentials: Map<string, Record<string, string>>; revision: number }> {
+    const { issued, ...result } = await this.issueMissing(cluster, delivery);
+    // The caller checked the placement before; a deregistration or an unplacing since then was reconciled before
+    // this record held what was just issued, so nothing revoked it. Checked again now that it is stored: a change
+    // after this check finds the record.
+    if (issued && !(await this.stillPlaced(cluster, delivery.name))) {
+      await this.revokeAll(cluster.name, delivery.name);
+      throw permissionDenied(`delivery "${delivery.name}" is no longer placed on this cluster`);
+    }
+    return result;
+  }
+
+  private async stillPlaced(cluster: { name: string; clusterId: string }, delivery: string): Promise<boolean> {
+    const state = await DesiredState.load(this.store, [cluster.name]);
+    const record = state.clusters.get(cluster.name);
+    return record?.clusterId === cluster.clusterId && state.selected(record).has(delivery);
+  }
+
+  private issueMissing(
+    cluster: { name: string; clusterId: string; enrolledAt?: string },
+    delivery: DeliveryDefinition & { name: string; revision: number },
+  ): Promise<{ credentials: Map<string, Record<string, string>>; revision: number; issued: boolean }> {
     return this.exclusive(cluster.name, delivery.name, async () => {
       const read = await this.store.credentialRead(cluster.name, delivery.name);
       const now = Date.now();
@@ -195,7 +216,7 @@ export class CredentialKeeper implements BackgroundJob {
       const fresh = await this.store.cluster(cluster.name);
       const generation = fresh?.clusterId === cluster.clusterId ? (fresh.generations?.[delivery.name] ?? 0) : 0;
       const credentials = new Map(record.current.map((c) => [c.item, c.data]));
-      return { credentials, revision: delivery.revision + generation };
+      return { credentials, revision: delivery.revision + generation, issued: issuedHere.length > 0 };
     });
   }
 
