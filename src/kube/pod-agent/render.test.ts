@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { parseConfig, type FileOutput, type Item } from './config.js';
 import { renderEnv, renderFile, RenderError } from './render.js';
+
+const execFileP = promisify(execFile);
 
 function item(spec: object): Item {
   return parseConfig(JSON.stringify({ auth: { role: 'r' }, items: [{ name: 'i', kv: 'secret/s', ...spec }] }))
@@ -13,15 +20,39 @@ const file = (spec: object, data: Record<string, unknown>) => {
 };
 
 describe('rendering an item', () => {
-  it('env lines, JSON-quoting what a reader would split', () => {
+  it('env lines, single-quoting what a shell would expand or split', () => {
     assert.equal(
-      file({ format: 'env' }, { A: 'plain', B: 'two\nlines', C: ' edge', D: 5 }),
-      'A=plain\nB="two\\nlines"\nC=" edge"\nD=5\n',
+      file({ format: 'env' }, { A: 'plain', B: 'two\nlines', C: ' edge', D: 5, E: "it's" }),
+      "A=plain\nB='two\nlines'\nC=' edge'\nD=5\nE='it'\\''s'\n",
     );
     assert.throws(
       () => file({ format: 'env' }, { 'not-a-name': 'x' }),
       /field "not-a-name" is not a valid variable name/,
     );
+  });
+
+  it('an env file sourced by a shell sets each value as it is and runs nothing of it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cofre-env-'));
+    try {
+      const values: Record<string, string> = {
+        SUBST: '$(touch ran-subst)',
+        TICKS: '`touch ran-ticks`',
+        CHAIN: 'x; touch ran-chain | cat && touch ran-and',
+        QUOTES: `it's "quoted" \\ back`,
+        LINES: 'first\nsecond',
+        EDGES: '  spaced  ',
+        VAR: '$HOME and ${PATH}',
+        GLOB: '* ? [a] ~',
+        PLAIN: 'user@host:5432/db,x=y',
+      };
+      writeFileSync(join(dir, 'app.env'), file({ format: 'env' }, values));
+      const script = `set -a; . ./app.env; set +a; node -e 'process.stdout.write(JSON.stringify(Object.fromEntries(${JSON.stringify(Object.keys(values))}.map((k) => [k, process.env[k]]))))'`;
+      const { stdout } = await execFileP('sh', ['-c', script], { cwd: dir });
+      assert.deepEqual(JSON.parse(stdout), values);
+      assert.deepEqual(readdirSync(dir), ['app.env'], 'sourcing the file ran a command');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('JSON of the selected keys, raw of exactly one key', () => {

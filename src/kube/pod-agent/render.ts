@@ -23,10 +23,17 @@ export function selectFields(item: Item, data: Record<string, unknown>): Record<
   return out;
 }
 
-/** A KEY=value line; values that a shell-style reader would split (new lines, quotes, edge spaces) are JSON-quoted. */
+/** Characters that mean nothing to a POSIX shell or a dotenv reader, so a value made only of them is written bare. */
+const ENV_PLAIN = /^[A-Za-z0-9_@%+=:,./-]*$/;
+
+/**
+ * A KEY=value line that a shell may source (`set -a; . file.env`) and a dotenv reader may parse: any value with
+ * another character is single-quoted, the one quoting in which a POSIX shell expands nothing (a single quote inside
+ * is written '\''). Double quotes, used before, still ran `$(...)` and backticks in a value when sourced, so whoever
+ * could write the secret could run commands in the application's container.
+ */
 function envLine(key: string, value: string): string {
-  const plain = !/[\n\r"'\\]/.test(value) && value.trim() === value;
-  return `${key}=${plain ? value : JSON.stringify(value)}\n`;
+  return `${key}=${ENV_PLAIN.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`}\n`;
 }
 
 export function renderFile(item: Item, output: FileOutput, data: Record<string, unknown>): string {
