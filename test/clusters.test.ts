@@ -614,6 +614,22 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/twin')).status, 204);
   });
 
+  it('a delivery deleted and written again continues its revisions: no agent takes the new one for one it holds', async () => {
+    const write = async (value: string) => {
+      const res = await server.api.call('PUT', 'sys/cofre/deliveries/again', {
+        body: { namespace: 'again', items: [{ name: 'again-config', mode: 'configmap', literal: { V: value } }] },
+      });
+      assert.equal(res.status, 200, res.text);
+      return res.body.data.revision as number;
+    };
+    assert.equal(await write('one'), 1);
+    assert.equal(await write('two'), 2);
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/again')).status, 204);
+    // Before, this was revision 1 again: an agent that had applied the old revision 1 or 2 kept the old content.
+    assert.equal(await write('three'), 3);
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/again')).status, 204);
+  });
+
   it('the storage file holds no value in clear', async () => {
     const bytes = readFileSync(join(server.dir, 'cofre.db'));
     for (const value of [SECRET_VALUE, NEW_VALUE, 'LOG_LEVEL', 'shop-db'])

@@ -313,21 +313,22 @@ export class ClusterService {
 
   async writeDelivery(name: string, definition: DeliveryDefinition): Promise<DeliveryRecord> {
     this.ensureListening();
-    const record = await this.store.locks.run(`delivery/${name}`, async () => {
-      const existing = await this.store.delivery(name);
+    const record = await this.changeDelivery(name, async ({ record: existing }) => {
       const resolved = await resolvePayload(this.core, definition);
       const digest = resolved.ok ? resolved.digest : '';
-      const same = existing !== undefined && existing.revision === revisionAfterWrite(existing, definition, digest);
+      const revision = existing
+        ? revisionAfterWrite(existing, definition, digest)
+        : (await this.store.deletedRevision(name)) + 1;
+      const same = existing !== undefined && existing.revision === revision;
       const next: DeliveryRecord = {
         name,
         ...definition,
-        revision: revisionAfterWrite(existing, definition, digest),
+        revision,
         digest,
         sourceError: resolved.ok ? '' : resolved.error,
         updatedAt: same ? existing.updatedAt : now(),
       };
-      await this.store.putDelivery(next);
-      return next;
+      return { write: next, result: next };
     });
     this.changed();
     return record;
@@ -339,15 +340,13 @@ export class ClusterService {
    */
   async refreshDelivery(name: string): Promise<{ record: DeliveryRecord; payload?: Buffer } | undefined> {
     let changed = false;
-    const result = await this.store.locks.run(`delivery/${name}`, async () => {
-      const record = await this.store.delivery(name);
-      if (!record) return undefined;
+    const result = await this.changeDelivery(name, async ({ record }) => {
+      if (!record) return { result: undefined };
       const resolved = await resolvePayload(this.core, record);
       const digest = resolved.ok ? resolved.digest : '';
       const sourceError = resolved.ok ? '' : resolved.error;
-      if (digest === record.digest && sourceError === record.sourceError) {
-        return { record, ...(resolved.ok ? { payload: resolved.bytes } : {}) };
-      }
+      const payload = resolved.ok ? { payload: resolved.bytes } : {};
+      if (digest === record.digest && sourceError === record.sourceError) return { result: { record, ...payload } };
       changed = digest !== record.digest;
       const next = {
         ...record,
@@ -355,15 +354,39 @@ export class ClusterService {
         sourceError,
         ...(changed ? { revision: record.revision + 1, updatedAt: now() } : {}),
       };
-      await this.store.putDelivery(next);
-      return { record: next, ...(resolved.ok ? { payload: resolved.bytes } : {}) };
+      return { write: next, result: { record: next, ...payload } };
     });
     if (changed) this.changed();
     return result;
   }
 
+  /**
+   * A change of a delivery's record: under its lock, committed with a check of the record it was made from, and
+   * made again from what another node wrote meanwhile, so that two nodes resolving one delivery at once (one of
+   * them before it heard of a KV write) cannot both take its next revision for different contents.
+   */
+  private changeDelivery<T>(
+    name: string,
+    change: (read: { record: DeliveryRecord | undefined }) => Promise<{ write?: DeliveryRecord; result: T }>,
+  ): Promise<T> {
+    return this.store.locks.run(`delivery/${name}`, () =>
+      retryOnConflict(
+        async () => {
+          const read = await this.store.deliveryRead(name);
+          const { write, result } = await change(read);
+          if (write) await this.store.putDelivery(write, read.stored);
+          return result;
+        },
+        () => new CofreError(409, `delivery "${name}" kept changing on other nodes: try again`),
+      ),
+    );
+  }
+
   async deleteDelivery(name: string): Promise<void> {
-    await this.store.locks.run(`delivery/${name}`, () => this.store.deleteDelivery(name));
+    await this.store.locks.run(`delivery/${name}`, async () => {
+      const record = await this.store.delivery(name);
+      if (record) await this.store.deleteDelivery(record);
+    });
     this.changed();
   }
 

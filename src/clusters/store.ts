@@ -213,12 +213,36 @@ export class ClusterStore {
     return getJson<DeliveryRecord>(this.storage, `deliveries/${name}`);
   }
 
-  putDelivery(record: DeliveryRecord): Promise<void> {
-    return putJson(this.storage, `deliveries/${record.name}`, record);
+  /** The delivery with the bytes it was read from (null: none), for a write that checks it is still what was read. */
+  async deliveryRead(name: string): Promise<{ record: DeliveryRecord | undefined; stored: Uint8Array | null }> {
+    const stored = await this.storage.get(`deliveries/${name}`);
+    return stored === undefined
+      ? { record: undefined, stored: null }
+      : { record: parseJson<DeliveryRecord>(stored), stored };
   }
 
-  deleteDelivery(name: string): Promise<void> {
-    return this.storage.delete(`deliveries/${name}`);
+  /** Writes a delivery unless its record is no longer `read` (a StorageConflictError: another node wrote it). */
+  putDelivery(record: DeliveryRecord, read: Uint8Array | null): Promise<void> {
+    return this.storage.transaction([
+      { op: 'check', key: `deliveries/${record.name}`, value: read },
+      { op: 'put', key: `deliveries/${record.name}`, value: jsonBytes(record) },
+    ]);
+  }
+
+  /**
+   * Deletes a delivery and keeps its last revision: one written again under that name continues from there, so no
+   * agent that still holds the old one takes the new one's first revisions for revisions it has.
+   */
+  deleteDelivery(record: DeliveryRecord): Promise<void> {
+    return this.storage.transaction([
+      { op: 'delete', key: `deliveries/${record.name}` },
+      { op: 'put', key: `delivery-revisions/${record.name}`, value: jsonBytes({ revision: record.revision }) },
+    ]);
+  }
+
+  /** The last revision of a deleted delivery of this name (0: none). */
+  async deletedRevision(name: string): Promise<number> {
+    return (await getJson<{ revision: number }>(this.storage, `delivery-revisions/${name}`))?.revision ?? 0;
   }
 
   listDeliveries(): Promise<string[]> {
