@@ -64,6 +64,16 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/** Runs a test's body, then stops the manager and closes its store, also when the body fails (else the run hangs). */
+async function thenClose(m: ExpirationManager, storage: Storage, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } finally {
+    m.stop();
+    await storage.close();
+  }
+}
+
 describe('ExpirationManager', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const fresh = () => openSqliteStorage(join(dir, `e${n++}.db`));
@@ -205,7 +215,7 @@ describe('ExpirationManager', () => {
       names.takes.renew = 150;
       names.takes.revoke = 200;
       const m = manager(storage, names.type);
-      try {
+      await thenClose(m, storage, async () => {
         await m.start();
         const name = `racer-${before}`;
         const lease = await issue(m, names, name, 1);
@@ -223,10 +233,7 @@ describe('ExpirationManager', () => {
           assert.match(renewal, /lease is not renewable|lease expired|invalid lease/);
           assert.ok(!names.live.has(name), `${before} ms before the end: refused, and its secret still lives`);
         }
-      } finally {
-        m.stop();
-        await storage.close();
-      }
+      });
     }
   });
 
@@ -249,7 +256,7 @@ describe('ExpirationManager', () => {
       (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined),
       storage,
     );
-    try {
+    await thenClose(m, storage, async () => {
       await m.start();
       const lease = await issue(m, names, 'elsewhere', 1);
       stale.set(`id/${lease.leaseId}`, (await storage.get(`id/${lease.leaseId}`))!);
@@ -260,10 +267,7 @@ describe('ExpirationManager', () => {
       assert.ok(names.live.has('elsewhere'), 'revoked on a stale copy of a renewed lease');
       assert.equal(names.calls.revoke, 0);
       assert.ok((await manager(storage, names.type).lookup(lease.leaseId)).ttl > 20);
-    } finally {
-      m.stop();
-      await storage.close();
-    }
+    });
   });
 
   it('a lease being revoked cannot be extended by its owner (a token renewed as its lease ends)', async () => {
@@ -271,7 +275,7 @@ describe('ExpirationManager', () => {
     const names = liveNames();
     names.takes.revoke = 300;
     const m = manager(storage, names.type);
-    try {
+    await thenClose(m, storage, async () => {
       const lease = await issue(m, names, 'ending', 60);
       const moved = { ...lease, expireTime: Date.now() + 120_000 };
       await m.extend(moved);
@@ -282,10 +286,7 @@ describe('ExpirationManager', () => {
       await revoking;
       assert.ok(!names.live.has('ending'));
       await assert.rejects(m.lookup(lease.leaseId), /invalid lease/);
-    } finally {
-      m.stop();
-      await storage.close();
-    }
+    });
   });
 
   it('renews up to the max TTL and no further', async () => {
