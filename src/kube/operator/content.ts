@@ -1,6 +1,8 @@
 // What the target object should hold, and its content hash. The hash is an HMAC-SHA256 keyed by the CofreSecret's
-// uid: it changes whenever the content does (status, rollouts and "nothing to write" checks use it), but since
-// the key is not derivable from the content, a status reader cannot confirm a guessed value by hashing it.
+// uid: it changes whenever the content does (status, rollouts and "nothing to write" checks use it), and two
+// CofreSecrets of the same content hash differently. The uid is no secret (it is in the same object's metadata),
+// so a reader of the status or of a rolled pod template can confirm a guessed value offline: SECURITY.md's known
+// limits. A key of the operator's own would need a migration that rolls no workload whose content is unchanged.
 import { createHmac } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { render, TemplateError } from './template.js';
