@@ -71,4 +71,15 @@ describe('agent identity', () => {
     assert.equal(cache.claim(id, 'n1', now, now), false);
     assert.equal(cache.claim('other', 'n1', now, now), true);
   });
+
+  it("one cluster's logins cannot fill the cache the others share: it is refused alone, and not for long", () => {
+    const cache = new NonceCache();
+    const now = Date.now();
+    for (let i = 0; i < 1000; i++) assert.equal(cache.claim('flooder', `n${i}`, now, now), true);
+    assert.throws(() => cache.claim('flooder', 'one-more', now, now), /too many logins of this cluster/);
+    assert.equal(cache.claim(id, 'n1', now, now), true);
+    // Once its nonces leave the window, it logs in again.
+    const later = now + 61_000;
+    assert.equal(cache.claim('flooder', 'after', later, later), true);
+  });
 });

@@ -5,6 +5,8 @@ import { badRequest, CofreError, permissionDenied } from '../core/errors.js';
 export const LOGIN_WINDOW_MS = 60_000;
 /** Nonces remembered at most; beyond, logins are refused until the oldest leave the window (bounded memory). */
 const MAX_NONCES = 200_000;
+/** An agent logs in once per token lifetime (minutes): a thousand a minute is a loop, or a stolen key. */
+const MAX_NONCES_PER_CLUSTER = 1_000;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -62,22 +64,38 @@ export function signatureValid(signingKey: string, proof: LoginProof): boolean {
  * by the window itself). Bounded: when full of nonces still in their window, logins wait rather than grow memory.
  */
 export class NonceCache {
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new Map<string, { clusterId: string; expires: number }>();
+  /** Live nonces per cluster: one cluster's key cannot fill the cache that every cluster's logins share. */
+  private readonly perCluster = new Map<string, number>();
 
   /** Records the nonce; false if it was used already within the window. */
   claim(clusterId: string, nonce: string, timestampMs: number, now = Date.now()): boolean {
     const key = `${clusterId}:${nonce}`;
     if (this.seen.has(key)) return false;
+    // The oldest insertions expire first: drop the expired ones at the head.
+    for (const [k, { expires }] of this.seen) {
+      if (expires >= now) break;
+      this.forget(k);
+    }
     if (this.seen.size >= MAX_NONCES) {
-      for (const [k, expires] of this.seen) if (expires < now) this.seen.delete(k);
+      for (const [k, { expires }] of this.seen) if (expires < now) this.forget(k);
       if (this.seen.size >= MAX_NONCES) throw new CofreError(429, 'too many logins in the last minute; try again');
     }
-    this.seen.set(key, timestampMs + LOGIN_WINDOW_MS);
-    // The oldest insertions expire first: drop the expired ones at the head as we go.
-    for (const [k, expires] of this.seen) {
-      if (expires >= now) break;
-      this.seen.delete(k);
+    const count = this.perCluster.get(clusterId) ?? 0;
+    if (count >= MAX_NONCES_PER_CLUSTER) {
+      throw new CofreError(429, 'too many logins of this cluster in the last minute; try again');
     }
+    this.seen.set(key, { clusterId, expires: timestampMs + LOGIN_WINDOW_MS });
+    this.perCluster.set(clusterId, count + 1);
     return true;
+  }
+
+  private forget(key: string): void {
+    const entry = this.seen.get(key);
+    if (!entry) return;
+    this.seen.delete(key);
+    const left = (this.perCluster.get(entry.clusterId) ?? 1) - 1;
+    if (left > 0) this.perCluster.set(entry.clusterId, left);
+    else this.perCluster.delete(entry.clusterId);
   }
 }
