@@ -2,6 +2,7 @@
  * The UI's only way to the server: the public /v1 API with the signed-in user's token in X-Vault-Token, exactly as
  * the CLI or any Vault client calls it. Errors carry the server's own messages, which the pages show as they are.
  */
+import { encodePath, UnsafePathError } from './api-path';
 import { currentToken } from './session';
 
 // The API answers are Vault's JSON envelopes; each page reads the fields it knows.
@@ -29,8 +30,7 @@ export interface CallOptions {
   token?: string;
 }
 
-/** Encodes each segment of an API path, keeping its slashes (secret names may hold spaces, "#" or "?"). */
-export const encodePath = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
+export { encodePath } from './api-path';
 
 export async function call(method: string, path: string, opts: CallOptions = {}): Promise<Json> {
   const headers: Record<string, string> = {};
@@ -39,9 +39,16 @@ export async function call(method: string, path: string, opts: CallOptions = {})
   if (opts.body !== undefined)
     headers['Content-Type'] = opts.mergePatch ? 'application/merge-patch+json' : 'application/json';
   const query = opts.query ? `?${new URLSearchParams(opts.query).toString()}` : '';
+  let url: string;
+  try {
+    url = `/v1/${encodePath(path)}${query}`;
+  } catch (err) {
+    if (err instanceof UnsafePathError) throw new ApiError(400, [err.message]);
+    throw err;
+  }
   let res: Response;
   try {
-    res = await fetch(`/v1/${encodePath(path)}${query}`, {
+    res = await fetch(url, {
       method,
       headers,
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
