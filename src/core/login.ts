@@ -2,7 +2,7 @@ import type { AuthInfo, LoginAuth, Request } from './backend.js';
 import { parseCidrs } from './cidr.js';
 import type { Core } from './core.js';
 import { badRequest } from './errors.js';
-import { assertAssignable } from './policy/builtin.js';
+import { assertAssignable, isRootPolicy } from './policy/builtin.js';
 import { resolveTtl, SYSTEM_MAX_TTL } from './expiration.js';
 import type { Mounted } from './mount-table.js';
 import { authView } from './token-views.js';
@@ -23,6 +23,9 @@ export async function issueLoginToken(
   const { ttl, maxTtl } = resolveTtl({ ttl: login.ttl, maxTtl: login.maxTtl }, mounted.entry.config);
   if (login.boundCidrs) parseCidrs(login.boundCidrs, 'token_bound_cidrs');
   assertAssignable(login.policies);
+  // As Vault: a login never makes a root token, whatever a role or user was given (token_policies = ["root"]); the
+  // root policy comes only from the root token's creation, a child of a root token, or generate-root.
+  if (login.policies.some(isRootPolicy)) throw badRequest('auth methods cannot create root tokens');
   const spec = {
     policies: login.policies.map((p) => p.toLowerCase()),
     meta: login.metadata ?? {},

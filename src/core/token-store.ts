@@ -303,6 +303,9 @@ export class TokenStore {
         let ttl = current.period || increment || current.creationTtl;
         if (maxTtl > 0 && !current.period) ttl = Math.min(ttl, maxTtl);
         let expireTime = now + ttl * 1000;
+        // As Vault's CalculateTTL: a token that is not periodic lives at most its max TTL from its creation, however
+        // often it is renewed (before, each renewal allowed another max TTL from then, so it never had to end).
+        if (maxTtl > 0 && !current.period) expireTime = Math.min(expireTime, (current.creationTime + maxTtl) * 1000);
         if (current.explicitMaxTtl > 0) {
           expireTime = Math.min(expireTime, (current.creationTime + current.explicitMaxTtl) * 1000);
         }

@@ -159,13 +159,18 @@ export async function createToken(
   let policies = role ? rolePolicies(role, requested, noDefault, parent) : undefined;
   if (!policies) {
     policies = requested.map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
+    // As Vault's handleCreateCommon: without policies asked for, the parent's as they are; with some, "default" is
+    // added for a privileged caller, or when the parent has it (a parent made without it could otherwise hand its
+    // children the default policy it lacks).
+    let addDefault = false;
     if (policies.length === 0) policies = parent.policies.filter((p) => p !== 'default' || !noDefault);
     else if (!privileged) {
       const allowed = new Set(parent.policies);
       const extra = policies.filter((p) => p !== 'default' && !allowed.has(p));
       if (extra.length > 0) throw badRequest('child policies must be subset of parent');
-    }
-    if (!policies.includes('root') && !noDefault && !policies.includes('default')) policies.push('default');
+      addDefault = !noDefault && allowed.has('default');
+    } else addDefault = !noDefault;
+    if (!policies.includes('root') && addDefault && !policies.includes('default')) policies.push('default');
   }
   if (noDefault) policies = policies.filter((p) => p !== 'default');
   assertAssignable(policies);

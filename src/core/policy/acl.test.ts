@@ -126,6 +126,11 @@ const cases: Case[] = [
   ['max_wrapping_ttl: within bound', [MAX_TTL], 'r', 'read', true, { wrapTTL: 60 }],
   ['max_wrapping_ttl: too long', [MAX_TTL], 'r', 'read', false, { wrapTTL: 120 }],
   ['min_wrapping_ttl: wrapping is mandatory', [r('min_wrapping_ttl = 1', 'read')], 'r', 'read', false],
+  // LIST with a trailing slash weighs the path with and without it: a deny on either wins
+  ['list: a deny under a broad list grant wins', ['secret/metadata/* list; secret/metadata/private/* deny'], 'secret/metadata/private/', 'list', false, { capabilities: ['deny'] }],
+  ['list: the deny governs in another policy too', ['secret/* list', 'secret/private/* deny'], 'secret/private/', 'list', false],
+  ['list: a deny on the bare path wins too', ['secret/* deny; secret/private/* list'], 'secret/private/', 'list', false],
+  ['list: the broad grant still lists elsewhere', ['secret/metadata/* list; secret/metadata/private/* deny'], 'secret/metadata/public/', 'list', true],
 ];
 
 const build = (policies: string[]): ACL =>
@@ -159,6 +164,10 @@ describe('ACL.capabilities (sys/capabilities)', () => {
   }
   it('uses list matching, so a trailing slash falls back to the bare rule', () => {
     assert.deepEqual(build(['secret/meta list,sudo']).capabilities('secret/meta/'), ['list', 'sudo']);
+  });
+  it('reports a deny under a broad grant for the folder it denies', () => {
+    const acl = build(['secret/metadata/* list; secret/metadata/private/* deny']);
+    assert.deepEqual(acl.capabilities('secret/metadata/private/'), ['deny']);
   });
   it('is ["root"] for root and ["deny"] for an empty ACL', () => {
     assert.deepEqual(ACL.root().capabilities('anything'), ['root']);

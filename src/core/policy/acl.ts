@@ -232,16 +232,20 @@ export class ACL {
   /**
    * The rule that governs `path`. LIST requests reach here with a trailing "/" (the HTTP layer adds it, as Vault's
    * does), so list also tries the path without it: a policy on "secret" or "+/secret" allows listing "secret/".
+   * Both are weighed, and a deny governing either wins: before, the rule for the path without "/" was taken as soon
+   * as one matched, so `list` on "secret/metadata/*" listed "secret/metadata/private/" despite a deny on
+   * "secret/metadata/private/*" (the trailing-slash confusion Vault fixed in its ACL too).
    */
   private lookup(path: string, operation: Operation): Permissions | undefined {
-    const isList = operation === 'list';
-    const exact = this.exact.get(path) ?? (isList ? this.exact.get(trimOneSlash(path)) : undefined);
+    if (operation !== 'list') return this.exact.get(path) ?? this.nonExact(path);
+    const trimmed = trimOneSlash(path);
+    const slashed = path.endsWith('/');
+    const withPath = this.exact.get(path) ?? this.nonExact(path);
+    const without = slashed ? (this.exact.get(trimmed) ?? this.nonExact(trimmed)) : undefined;
+    for (const found of [withPath, without]) if (found && (found.bits & BIT.deny) !== 0) return found;
+    const exact = this.exact.get(path) ?? this.exact.get(trimmed);
     if (exact) return exact;
-    if (isList && path.endsWith('/')) {
-      const found = this.nonExact(trimOneSlash(path));
-      if (found) return found;
-    }
-    return this.nonExact(path);
+    return without ?? withPath;
   }
 
   private nonExact(path: string): Permissions | undefined {

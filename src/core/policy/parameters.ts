@@ -66,8 +66,30 @@ function deniedValue(value: unknown, list: unknown[]): boolean {
   return false;
 }
 
+/**
+ * Parameters whose values name policies. Handlers store policy names trimmed and lowercased, so the constraint must
+ * see them so too: else `denied_parameters = { "token_policies" = ["admin"] }` let " Admin" through, stored as
+ * "admin".
+ */
+const POLICY_PARAMETERS: ReadonlySet<string> = new Set([
+  'policies',
+  'token_policies',
+  'allowed_policies',
+  'disallowed_policies',
+  'allowed_policies_glob',
+  'disallowed_policies_glob',
+  'identity_policies',
+]);
+
+function asHandled(name: string, value: unknown): unknown {
+  if (!POLICY_PARAMETERS.has(name.toLowerCase())) return value;
+  const policy = (v: unknown): unknown => (typeof v === 'string' ? v.trim().toLowerCase() : v);
+  return Array.isArray(value) ? value.map(policy) : policy(value);
+}
+
+/** The policy's values for a parameter, as the request's are compared (policy names normalised, see above). */
 const rulesFor = (rules: ParameterRules, name: string): unknown[] | undefined =>
-  Object.hasOwn(rules, name) ? rules[name] : undefined;
+  Object.hasOwn(rules, name) ? rules[name]!.map((el) => asHandled(name, el)) : undefined;
 
 /**
  * Returns why the parameters are refused, or undefined when they pass. Order matters and follows Vault: required
@@ -85,7 +107,7 @@ export function checkParameters(c: ParameterConstraints, params: Record<string, 
     if (Object.hasOwn(c.deniedParameters, '*')) return 'all parameters are denied on this path';
     for (const name of names) {
       const list = rulesFor(c.deniedParameters, name.toLowerCase());
-      if (list && deniedValue(params[name], list)) return `parameter "${name}" is denied`;
+      if (list && deniedValue(asHandled(name, params[name]), list)) return `parameter "${name}" is denied`;
     }
   }
 
@@ -97,7 +119,7 @@ export function checkParameters(c: ParameterConstraints, params: Record<string, 
     const list = rulesFor(c.allowedParameters, name.toLowerCase());
     if (list === undefined) {
       if (!allowAny) return `parameter "${name}" is not allowed`;
-    } else if (!allowedValue(params[name], list)) {
+    } else if (!allowedValue(asHandled(name, params[name]), list)) {
       return `value of parameter "${name}" is not allowed`;
     }
   }
