@@ -270,6 +270,36 @@ describe('ExpirationManager', () => {
     });
   });
 
+  it('a revocation another node runs is left to it, and taken over only once that node has gone silent', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    names.takes.revoke = 300;
+    const leader = manager(storage, names.type);
+    const follower = manager(storage, names.type);
+    await thenClose(leader, storage, async () => {
+      await leader.start();
+      const lease = await issue(follower, names, 'shared', 60);
+      await leader.refresh(lease.leaseId);
+      const revoking = follower.revoke(lease.leaseId);
+      await sleep(50);
+      await leader.refresh(lease.leaseId); // what the mark's notification does on the leader
+      await revoking;
+      await leader.drain();
+      assert.equal(names.calls.revoke, 1, 'the leader revoked a lease the follower was revoking');
+      assert.ok(!names.live.has('shared'));
+      // A mark left by a node that died a minute ago: the leader revokes the lease.
+      const orphan = await issue(follower, names, 'orphaned', 60);
+      const stored = JSON.parse(Buffer.from((await storage.get(`id/${orphan.leaseId}`))!).toString('utf8'));
+      await storage.put(
+        `id/${orphan.leaseId}`,
+        Buffer.from(JSON.stringify({ ...stored, revokingSince: Date.now() - 61_000 })),
+      );
+      await leader.refresh(orphan.leaseId);
+      await until(() => !names.live.has('orphaned'));
+      await leader.drain();
+    });
+  });
+
   it('a lease being revoked cannot be extended by its owner (a token renewed as its lease ends)', async () => {
     const storage = fresh();
     const names = liveNames();

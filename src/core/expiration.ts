@@ -15,6 +15,13 @@ export const SYSTEM_MAX_TTL = 768 * 3600;
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
 /** setTimeout's limit is about 24.8 days; a later expiry is re-armed when this fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A revocation another node began and has not ended (nor recorded a failure of) in this long is taken over by the
+ * leader: that node may have died between its mark and its end.
+ */
+const TAKE_OVER_MS = 60_000;
+/** A revocation that failed before reaching the backend (the store refused its mark) is tried again after this. */
+const CLAIM_RETRY_MS = 5_000;
 /** Revocations run at most this many at once, so a restart after a long outage does not flood a database. */
 const REVOKE_CONCURRENCY = 8;
 
@@ -37,10 +44,11 @@ export interface LeaseEntry {
   revokeAttempts: number;
   lastRevokeError: string;
   /**
-   * Set, with a check of the entry read, before its backend is asked to revoke it: a renewal that read the entry
-   * before then cannot commit after it, so no caller is told "renewed" of a lease whose revocation goes ahead.
+   * When a node began to revoke it (unix ms), set with a check of the entry read before the backend is asked: a
+   * renewal that read the entry before then cannot commit after it, so no caller is told "renewed" of a lease whose
+   * revocation goes ahead.
    */
-  revoking?: true;
+  revokingSince?: number;
 }
 
 /**
@@ -304,9 +312,11 @@ export class ExpirationManager {
     await retryOnConflict(
       async () => {
         const read = await this.readStored(entry.leaseId);
-        if (read?.entry.revoking) throw badRequest('lease is being revoked');
+        // Gone: revoked meanwhile (its token with it); writing it again would bring back a lease nothing holds.
+        if (!read) throw badRequest('invalid lease: it was revoked');
+        if (read.entry.revokingSince) throw badRequest('lease is being revoked');
         await this.fresh.transaction([
-          { op: 'check', key: idKey(entry.leaseId), value: read?.stored ?? null },
+          { op: 'check', key: idKey(entry.leaseId), value: read.stored },
           { op: 'put', key: idKey(entry.leaseId), value: jsonBytes(entry) },
         ]);
       },
@@ -329,7 +339,7 @@ export class ExpirationManager {
       expire_time: new Date(entry.expireTime).toISOString(),
       max_expire_time: entry.maxExpireTime ? new Date(entry.maxExpireTime).toISOString() : null,
       last_renewal: entry.lastRenewalTime ? new Date(entry.lastRenewalTime).toISOString() : null,
-      renewable: entry.renewable && entry.revokeAttempts === 0 && !entry.revoking,
+      renewable: entry.renewable && entry.revokeAttempts === 0 && !entry.revokingSince,
       ttl: Math.max(0, Math.round((entry.expireTime - now) / 1000)),
       revoke_attempts: entry.revokeAttempts,
       last_revoke_error: entry.lastRevokeError,
@@ -346,7 +356,7 @@ export class ExpirationManager {
         // As Vault: a token is renewed through auth/token/renew*, which applies the token's own limits.
         if (entry.secretType === TOKEN_LEASE_TYPE) throw badRequest('tokens cannot be renewed through this endpoint');
         const target = this.resolve(entry.mountPrefix, entry.secretType);
-        if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || entry.revoking) {
+        if (!entry.renewable || !target?.secretType.renew || entry.revokeAttempts > 0 || entry.revokingSince) {
           throw badRequest('lease is not renewable');
         }
         const now = Date.now();
@@ -460,7 +470,14 @@ export class ExpirationManager {
   }
 
   private async revokeNow(leaseId: string, onlyIfDue: boolean): Promise<void> {
-    const read = await this.claim(leaseId, onlyIfDue);
+    let read: StoredLease | undefined;
+    try {
+      read = await this.claim(leaseId, onlyIfDue);
+    } catch (err) {
+      // Not recorded on the lease (the store refused the mark): its timer is armed again here.
+      if (this.running) this.arm(leaseId, Date.now() + CLAIM_RETRY_MS);
+      throw err;
+    }
     if (!read) return;
     const { entry } = read;
     const target = this.resolve(entry.mountPrefix, entry.secretType);
@@ -490,12 +507,19 @@ export class ExpirationManager {
           return undefined;
         }
         const { entry, stored } = read;
-        if (entry.revoking) return read;
-        if (onlyIfDue && entry.revokeAttempts === 0 && entry.expireTime > Date.now()) {
-          if (this.running) this.arm(leaseId, entry.expireTime);
-          return undefined;
+        const now = Date.now();
+        if (onlyIfDue && entry.revokeAttempts === 0) {
+          // Another node's revocation under way: its end (or its failure, recorded on the lease) is heard; taken
+          // over only when it has been silent for long, as from a node that died.
+          const takeOver = entry.revokingSince === undefined ? undefined : entry.revokingSince + TAKE_OVER_MS;
+          const dueAt = takeOver ?? entry.expireTime;
+          if (dueAt > now) {
+            if (this.running) this.arm(leaseId, dueAt);
+            return undefined;
+          }
         }
-        const claimed: LeaseEntry = { ...entry, revoking: true };
+        if (entry.revokingSince) return read;
+        const claimed: LeaseEntry = { ...entry, revokingSince: now };
         const bytes = jsonBytes(claimed);
         await this.fresh.transaction([
           { op: 'check', key: idKey(leaseId), value: stored },
@@ -535,8 +559,9 @@ export class ExpirationManager {
   private schedule(entry: LeaseEntry): void {
     if (!this.running) return;
     if (entry.revokeAttempts > 0) this.retrying.add(entry.leaseId);
-    // A lease marked as being revoked by a node that then stopped (or failed before recording why) is due now.
-    this.arm(entry.leaseId, entry.revoking && entry.revokeAttempts === 0 ? Date.now() : entry.expireTime);
+    // A lease another node is revoking: looked at again once that node may have died without a word.
+    const takeOver = entry.revokingSince && entry.revokeAttempts === 0 ? entry.revokingSince + TAKE_OVER_MS : undefined;
+    this.arm(entry.leaseId, takeOver ?? entry.expireTime);
   }
 
   private arm(leaseId: string, at: number): void {
@@ -573,7 +598,7 @@ export class ExpirationManager {
       // Not due yet by the wall clock: renewed since the timer was armed, or the timer (monotonic) fired before the
       // expiry by Date.now() (the wall clock stepped back, or one of Node's timers that fire a millisecond early).
       // Armed again for the expiry as stored, never left without a timer.
-      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0 && !entry.revoking) {
+      if (entry.expireTime > Date.now() && entry.revokeAttempts === 0 && !entry.revokingSince) {
         this.arm(id, entry.expireTime);
         continue;
       }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { parseEnv, promisify } from 'node:util';
 import { parseConfig, type FileOutput, type Item } from './config.js';
 import { renderEnv, renderFile, RenderError } from './render.js';
 
@@ -23,7 +23,7 @@ describe('rendering an item', () => {
   it('env lines, single-quoting what a shell would expand or split', () => {
     assert.equal(
       file({ format: 'env' }, { A: 'plain', B: 'two\nlines', C: ' edge', D: 5, E: "it's" }),
-      "A=plain\nB='two\nlines'\nC=' edge'\nD=5\nE='it'\\''s'\n",
+      'A=plain\nB=\'two\nlines\'\nC=" edge"\nD=5\nE="it\'s"\n',
     );
     assert.throws(
       () => file({ format: 'env' }, { 'not-a-name': 'x' }),
@@ -50,6 +50,11 @@ describe('rendering an item', () => {
       const { stdout } = await execFileP('sh', ['-c', script], { cwd: dir });
       assert.deepEqual(JSON.parse(stdout), values);
       assert.deepEqual(readdirSync(dir), ['app.env'], 'sourcing the file ran a command');
+      // A dotenv reader (Node's own, as `node --env-file` uses) reads the same values, but for one holding both a
+      // single quote and something a shell expands: that form is a shell's only (see render.ts).
+      const dotenv = parseEnv(readFileSync(join(dir, 'app.env'), 'utf8'));
+      const { QUOTES: _shellsOnly, ...readable } = values;
+      assert.deepEqual(Object.fromEntries(Object.keys(readable).map((k) => [k, dotenv[k]])), readable);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -25,15 +25,21 @@ export function selectFields(item: Item, data: Record<string, unknown>): Record<
 
 /** Characters that mean nothing to a POSIX shell or a dotenv reader, so a value made only of them is written bare. */
 const ENV_PLAIN = /^[A-Za-z0-9_@%+=:,./-]*$/;
+/** What a shell still expands, or a dotenv reader unescapes, inside double quotes. */
+const ENV_DOUBLE_QUOTED_SPECIAL = /[$`\\"\n\r]/;
 
 /**
- * A KEY=value line that a shell may source (`set -a; . file.env`) and a dotenv reader may parse: any value with
- * another character is single-quoted, the one quoting in which a POSIX shell expands nothing (a single quote inside
- * is written '\''). Double quotes, used before, still ran `$(...)` and backticks in a value when sourced, so whoever
- * could write the secret could run commands in the application's container.
+ * A KEY=value line that a shell may source (`set -a; . file.env`) and a dotenv reader may parse: a value with any
+ * other character is quoted so that a POSIX shell expands nothing of it. Double quotes when it holds nothing a shell
+ * expands in them (so a single quote, as in "it's", reads back the same in both); single quotes otherwise, the one
+ * quoting in which a shell expands nothing (a single quote inside is written '\''; dotenv readers do not know that
+ * form, so such a value, holding both a single quote and one of $ ` \ " or a new line, is for shells only). JSON
+ * quoting, used before, still ran `$(...)` and backticks in a value when the file was sourced.
  */
 function envLine(key: string, value: string): string {
-  return `${key}=${ENV_PLAIN.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`}\n`;
+  if (ENV_PLAIN.test(value)) return `${key}=${value}\n`;
+  if (!ENV_DOUBLE_QUOTED_SPECIAL.test(value)) return `${key}="${value}"\n`;
+  return `${key}='${value.replaceAll("'", "'\\''")}'\n`;
 }
 
 export function renderFile(item: Item, output: FileOutput, data: Record<string, unknown>): string {
