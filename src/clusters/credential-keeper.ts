@@ -144,7 +144,8 @@ export class CredentialKeeper implements BackgroundJob {
     // this record held what was just issued, so nothing revoked it. Checked again now that it is stored: a change
     // after this check finds the record.
     if (issued && !(await this.stillPlaced(cluster, delivery.name))) {
-      await this.revokeAll(cluster.name, delivery.name);
+      // Only this cluster's record: the name may have been registered again meanwhile, with credentials of its own.
+      await this.revokeAll(cluster.name, delivery.name, undefined, cluster.clusterId);
       throw permissionDenied(`delivery "${delivery.name}" is no longer placed on this cluster`);
     }
     return result;
@@ -262,6 +263,9 @@ export class CredentialKeeper implements BackgroundJob {
     if (record) {
       this.holders.add(cluster);
       this.arm(record);
+      // Issued by another node's fetch, which checked the placement through its own caches: checked here too, so
+      // that one which raced a deregistration or an unplacing the other node had not heard of yet goes.
+      this.reconcileSoon(cluster);
     } else this.disarm(key(cluster, delivery));
   }
 
@@ -429,11 +433,11 @@ export class CredentialKeeper implements BackgroundJob {
    * Unplaced, deleted or deregistered (or registered anew under the same name, when `unless` is the new cluster's
    * id and the record is of an earlier one): every lease of the record is revoked now, and the record goes.
    */
-  private async revokeAll(cluster: string, delivery: string, unless?: string): Promise<void> {
+  private async revokeAll(cluster: string, delivery: string, unless?: string, onlyOf?: string): Promise<void> {
     await this.exclusive(cluster, delivery, async () => {
       const read = await this.store.credentialRead(cluster, delivery);
       const record = read.record;
-      if (!record || record.clusterId === unless) return;
+      if (!record || record.clusterId === unless || (onlyOf !== undefined && record.clusterId !== onlyOf)) return;
       for (const lease of [...record.current, ...record.retired]) await this.revoke(lease);
       // A cluster placed again later gets a new revision with new credentials, never one it may still hold.
       if (record.current.length > 0) await this.hooks.bumpGeneration(cluster, record.clusterId, delivery);

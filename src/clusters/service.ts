@@ -341,6 +341,7 @@ export class ClusterService {
   async refreshDelivery(name: string): Promise<{ record: DeliveryRecord; payload?: Buffer } | undefined> {
     let changed = false;
     const result = await this.changeDelivery(name, async ({ record }) => {
+      changed = false;
       if (!record) return { result: undefined };
       const resolved = await resolvePayload(this.core, record);
       const digest = resolved.ok ? resolved.digest : '';
@@ -383,10 +384,15 @@ export class ClusterService {
   }
 
   async deleteDelivery(name: string): Promise<void> {
-    await this.store.locks.run(`delivery/${name}`, async () => {
-      const record = await this.store.delivery(name);
-      if (record) await this.store.deleteDelivery(record);
-    });
+    await this.store.locks.run(`delivery/${name}`, () =>
+      retryOnConflict(
+        async () => {
+          const read = await this.store.deliveryRead(name);
+          if (read.record) await this.store.deleteDelivery(read.record, read.stored!);
+        },
+        () => new CofreError(409, `delivery "${name}" kept changing on other nodes: try again`),
+      ),
+    );
     this.changed();
   }
 

@@ -233,10 +233,16 @@ export class ClusterStore {
    * Deletes a delivery and keeps its last revision: one written again under that name continues from there, so no
    * agent that still holds the old one takes the new one's first revisions for revisions it has.
    */
-  deleteDelivery(record: DeliveryRecord): Promise<void> {
-    return this.storage.transaction([
+  async deleteDelivery(record: DeliveryRecord, read: Uint8Array): Promise<void> {
+    const kept = await this.deletedRevision(record.name);
+    await this.storage.transaction([
+      { op: 'check', key: `deliveries/${record.name}`, value: read },
       { op: 'delete', key: `deliveries/${record.name}` },
-      { op: 'put', key: `delivery-revisions/${record.name}`, value: jsonBytes({ revision: record.revision }) },
+      {
+        op: 'put',
+        key: `delivery-revisions/${record.name}`,
+        value: jsonBytes({ revision: Math.max(kept, record.revision) }),
+      },
     ]);
   }
 
