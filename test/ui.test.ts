@@ -312,6 +312,33 @@ describe('the web UI in Chromium', () => {
     assert.match(stored.body.data.policy, /capabilities = \["list"\]/);
   });
 
+  it('a crafted link cannot aim a page at another API path than the one it names', async () => {
+    // "%2F" is decoded into the policy's name, "../../../sys/mounts/secret"; the browser would resolve the dots, and
+    // the page's Delete went to DELETE /v1/sys/mounts/secret.
+    const sent: string[] = [];
+    const record = (req: { method(): string; url(): string }): void => {
+      sent.push(`${req.method()} ${new URL(req.url()).pathname}`);
+    };
+    page.on('request', record);
+    try {
+      await page.goto(`${srv.url}/ui/policies/..%2F..%2F..%2Fsys%2Fmounts%2Fsecret`);
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      assert.match(await alert.innerText(), /"\.\." path segment/);
+      for (const name of ['Delete policy', 'Save policy']) {
+        const control = page.getByRole('button', { name, exact: true });
+        if ((await control.count()) === 0) continue;
+        await control.click();
+        if ((await page.getByRole('dialog').count()) > 0) await confirmIn('Delete the policy').catch(() => undefined);
+      }
+    } finally {
+      page.off('request', record);
+    }
+    assert.ok(!sent.some((r) => r.includes('/v1/sys/mounts')), sent.join('\n'));
+    const mounts = await srv.api.call('GET', 'sys/mounts');
+    assert.ok(mounts.body.data['secret/'], 'the KV mount is still there');
+  });
+
   it('lists token leases by prefix (renewed with the token, not here) and revokes one after a confirmation', async () => {
     const login = await srv.api.call('POST', 'auth/userpass/login/bob', {
       token: '',
