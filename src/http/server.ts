@@ -106,6 +106,21 @@ export function notFoundMessage(method: string, url: string, ui: UiState = 'off'
   return `no handler for ${method} ${shown}; the API is under /v1/`;
 }
 
+const WRITE_VERBS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
+const CROSS_SITE_REFUSED =
+  'a write without a token, sent by a page of another site, is refused (the browser said so in Sec-Fetch-Site)';
+
+/**
+ * Whether a browser says a page of another site sent this request (Fetch Metadata; clients that are not browsers
+ * send no such header, and the web UI is same-origin). A page of another site cannot add X-Vault-Token (there is no
+ * CORS), but it can POST to what needs no token, even a text/plain body, which is parsed as JSON as Vault does: the
+ * initialisation of a new server, an unseal reset, a root generation or rekey attempt, a login.
+ */
+function fromAnotherSite(req: FastifyRequest): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site === 'cross-site' || site === 'same-site';
+}
+
 async function serve(
   serveRequest: ServeRequest,
   core: Core,
@@ -124,6 +139,9 @@ async function serve(
   }
   if (verb === 'PATCH' && !String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
     return reply.code(415).send(errorBody(['PATCH requires Content-Type: application/merge-patch+json']));
+  }
+  if (WRITE_VERBS.has(verb) && tokenOf(req) === undefined && fromAnotherSite(req)) {
+    return reply.code(403).send(errorBody([CROSS_SITE_REFUSED]));
   }
   // Read before anything runs: a bad wrap TTL must not leave the request done and its answer in clear.
   const wrapTtl = wrapTtlOf(req.headers['x-vault-wrap-ttl']);
