@@ -350,7 +350,8 @@ export class Core {
       );
     }
     if (!pending && migrate) throw badRequest('no seal migration is pending: unseal without -migrate');
-    if (this.pendingShares.some((s) => s.equals(key))) return; // Vault ignores a repeated key
+    // Vault ignores a repeated key; compared in constant time, as every other comparison of a share.
+    if (this.pendingShares.some((s) => s.length === key.length && timingSafeEqual(s, key))) return;
     if (this.pendingShares.length === 0) this.unsealNonce = randomBytes(16).toString('hex');
     this.pendingShares.push(key);
     if (this.pendingShares.length < config.secret_threshold) return;

@@ -33,16 +33,19 @@ const configFields: Record<string, Field> = {
 
 /**
  * The URL as a reader may see it: a password written into it is masked. The {{password}} placeholder is not a
- * password and stays, as Vault shows it, so the URL read back can be edited and written again.
+ * password and stays, as Vault shows it, so the URL read back can be edited and written again. The password is
+ * whatever lies between the first ":" of the credentials and the last "@" (as both the URL parser and the MySQL DSN
+ * parser split them): a password holding "@" or "(", or a DSN to a socket or with no address, was shown in clear
+ * before. Masking too much (an "@" further on, in a query) only shortens what is shown.
  */
-function maskedUrl(url: string): string {
-  const mask = (prefix: string, secret: string, suffix: string): string =>
-    `${prefix}${secret === '{{password}}' ? secret : '*****'}@${suffix}`;
-  return url
-    .replace(/(\/\/[^:/@]+:)([^@]*)@/, (_m, prefix: string, secret: string) => mask(prefix, secret, ''))
-    .replace(/^([^:/@(]+:)([^@(]*)@(tcp\()/, (_m, prefix: string, secret: string, tcp: string) =>
-      mask(prefix, secret, tcp),
-    );
+export function maskedUrl(url: string): string {
+  const start = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0].length ?? 0;
+  const at = url.lastIndexOf('@');
+  if (at < start) return url;
+  const colon = url.indexOf(':', start);
+  if (colon < 0 || colon > at) return url;
+  const secret = url.slice(colon + 1, at);
+  return `${url.slice(0, colon + 1)}${secret === '{{password}}' ? secret : '*****'}${url.slice(at)}`;
 }
 
 function present(config: ConnectionConfig): Record<string, unknown> {

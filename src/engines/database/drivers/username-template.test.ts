@@ -40,6 +40,21 @@ describe('username_template', () => {
     assert.equal(render('{{ printf "%s-%d-%%" .RoleName 7 }}'), 'readonly-analytics-7-%');
   });
 
+  it("keeps a caller's display name from breaking out of the statements' quotes", async () => {
+    const { renderStatement } = await import('./statements.js');
+    // A JWT login's user claim is in the display name: "a'#" made MySQL create "v-jwt-a" with no password.
+    for (const displayName of [`jwt-a'#`, 'jwt-"; ALTER ROLE x SUPERUSER; --', 'jwt-a b\\c`d$(e)']) {
+      const name = renderUsername('v-{{.DisplayName}}-{{.RoleName}}', { roleName: 'r', displayName }, 100);
+      assert.match(name, /^[A-Za-z0-9_.@-]+$/, name);
+      const statement = renderStatement(`CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'`, {
+        username: name,
+        password: 'pw',
+      });
+      assert.equal(statement, `CREATE USER '${name}'@'%' IDENTIFIED BY 'pw'`);
+    }
+    assert.equal(render('{{.DisplayName}}'), 'token-alice');
+  });
+
   it('honours trim markers and comments, and raw strings', () => {
     assert.equal(render('a  {{- .RoleName | truncate 4 -}}  b'), 'areadb');
     assert.equal(render('x{{/* a comment */}}y'), 'xy');

@@ -10,9 +10,16 @@ export interface UsernameMetadata {
   displayName: string;
 }
 
+/**
+ * Characters of a caller's display name that reach a username: the rest become "_". The display name is partly the
+ * caller's own choice (a JWT login's user claim), and the creation statements put the username into SQL as text
+ * ('{{name}}', "{{name}}"): a quote in it ended the literal, and "a'#" made MySQL create a user with no password.
+ */
+const SAFE_IN_USERNAME = /[^A-Za-z0-9_.@-]/g;
+
 /** Renders `template`; throws an Error whose message suits a 400 when it cannot, or when the name is too long. */
 export function renderUsername(template: string, meta: UsernameMetadata, maxLength: number): string {
-  const name = render(template, meta);
+  const name = render(template, { ...meta, displayName: meta.displayName.replace(SAFE_IN_USERNAME, '_') });
   if (name.length === 0) throw new Error('username_template produced an empty username');
   if (name.length > maxLength)
     throw new Error(
