@@ -208,6 +208,13 @@ describe('transit secrets engine', () => {
     assert.equal((await decrypt(srv.api, 'rotating', v2)).plain, 'second');
     const oldRewrap = await srv.api.call('POST', 'transit/rewrap/rotating', { body: { ciphertext: v1 } });
     assert.equal(oldRewrap.status, 400);
+    // A version retired for decryption seals nothing new either (Vault allows it without min_encryption_version):
+    // what it sealed could not be read back.
+    const retired = await srv.api.call('POST', 'transit/encrypt/rotating', {
+      body: { plaintext: b64('x'), key_version: 1 },
+    });
+    assert.equal(retired.status, 400, retired.text);
+    assert.match(retired.text, /less than the minimum decryption key version/);
 
     const below = await srv.api.call('POST', 'transit/keys/rotating/config', { body: { min_encryption_version: 1 } });
     assert.equal(below.status, 400);

@@ -13,6 +13,11 @@ function encryptionVersion(key: TransitKey, requested: number): number {
   if (key.min_encryption_version > 0 && requested < key.min_encryption_version) {
     throw new UserError('requested version for encryption is less than the minimum encryption key version');
   }
+  // A version retired for decryption (perhaps because it leaked) seals nothing new: what it sealed could not be read
+  // back either. Vault allows it when no minimum encryption version is set.
+  if (requested < key.min_decryption_version) {
+    throw new UserError('requested version for encryption is less than the minimum decryption key version');
+  }
   return requested;
 }
 
