@@ -630,6 +630,51 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/again')).status, 204);
   });
 
+  it("a delivery's deletion racing a write on another node keeps the highest revision for the next one", async () => {
+    const write = async (value: string) => {
+      const res = await server.api.call('PUT', 'sys/cofre/deliveries/raced', {
+        body: { namespace: 'raced', items: [{ name: 'raced-config', mode: 'configmap', literal: { V: value } }] },
+      });
+      assert.equal(res.status, 200, res.text);
+      return res.body.data.revision as number;
+    };
+    assert.equal(await write('one'), 1);
+    const store = clustersOf(server.cofre.core).store;
+    const { delivery, deliveryRead } = {
+      delivery: store.delivery.bind(store),
+      deliveryRead: store.deliveryRead.bind(store),
+    };
+    // Another node writes revision 5 between the deletion's read and its delete.
+    let written = false;
+    const otherNodeWrites = async (): Promise<void> => {
+      if (written) return;
+      written = true;
+      const read = await deliveryRead('raced');
+      await store.putDelivery({ ...read.record!, revision: 5 }, read.stored);
+    };
+    store.delivery = async (name) => {
+      const record = await delivery(name);
+      if (name === 'raced') await otherNodeWrites();
+      return record;
+    };
+    store.deliveryRead = async (name) => {
+      const read = await deliveryRead(name);
+      if (name === 'raced') await otherNodeWrites();
+      return read;
+    };
+    try {
+      assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/raced')).status, 204);
+    } finally {
+      store.delivery = delivery;
+      store.deliveryRead = deliveryRead;
+    }
+    assert.ok(written);
+    assert.equal((await server.api.call('GET', 'sys/cofre/deliveries/raced')).status, 404);
+    // Before, the deletion wrote the revision it had read (1), and this was 2: a revision agents may hold.
+    assert.equal(await write('two'), 6);
+    assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/raced')).status, 204);
+  });
+
   it('the storage file holds no value in clear', async () => {
     const bytes = readFileSync(join(server.dir, 'cofre.db'));
     for (const value of [SECRET_VALUE, NEW_VALUE, 'LOG_LEVEL', 'shop-db'])

@@ -300,6 +300,39 @@ describe('ExpirationManager', () => {
     });
   });
 
+  it('a revocation whose mark the store refused is tried again, not left without a timer', async () => {
+    const storage = fresh();
+    const names = liveNames();
+    let refused = 0;
+    const flaky: Storage = {
+      get: (key) => storage.get(key),
+      put: (key, value) => storage.put(key, value),
+      delete: (key) => storage.delete(key),
+      list: (prefix) => storage.list(prefix),
+      // The first mark (a check and a put of the lease) fails as a store that is briefly unreachable does.
+      transaction: async (ops) => {
+        if (refused === 0 && ops.some((op) => op.op === 'check') && ops.some((op) => op.op === 'put')) {
+          refused++;
+          throw new Error('connection to the store lost');
+        }
+        return storage.transaction(ops);
+      },
+      close: async () => undefined,
+    };
+    const m = new ExpirationManager(
+      flaky,
+      (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined),
+      flaky,
+    );
+    await thenClose(m, storage, async () => {
+      await m.start();
+      await issue(m, names, 'retried', 1);
+      await until(() => refused === 1, 5000);
+      await until(() => !names.live.has('retried'), 10_000);
+      await m.drain();
+    });
+  });
+
   it('a lease being revoked cannot be extended by its owner (a token renewed as its lease ends)', async () => {
     const storage = fresh();
     const names = liveNames();
