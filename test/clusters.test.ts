@@ -614,14 +614,17 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/twin')).status, 204);
   });
 
+  /** Writes a one-item delivery of that name with that value; answers its revision. */
+  const writeDelivery = async (name: string, value: string): Promise<number> => {
+    const res = await server.api.call('PUT', `sys/cofre/deliveries/${name}`, {
+      body: { namespace: name, items: [{ name: `${name}-config`, mode: 'configmap', literal: { V: value } }] },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.body.data.revision as number;
+  };
+
   it('a delivery deleted and written again continues its revisions: no agent takes the new one for one it holds', async () => {
-    const write = async (value: string) => {
-      const res = await server.api.call('PUT', 'sys/cofre/deliveries/again', {
-        body: { namespace: 'again', items: [{ name: 'again-config', mode: 'configmap', literal: { V: value } }] },
-      });
-      assert.equal(res.status, 200, res.text);
-      return res.body.data.revision as number;
-    };
+    const write = (value: string) => writeDelivery('again', value);
     assert.equal(await write('one'), 1);
     assert.equal(await write('two'), 2);
     assert.equal((await server.api.call('DELETE', 'sys/cofre/deliveries/again')).status, 204);
@@ -631,13 +634,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
   });
 
   it("a delivery's deletion racing a write on another node keeps the highest revision for the next one", async () => {
-    const write = async (value: string) => {
-      const res = await server.api.call('PUT', 'sys/cofre/deliveries/raced', {
-        body: { namespace: 'raced', items: [{ name: 'raced-config', mode: 'configmap', literal: { V: value } }] },
-      });
-      assert.equal(res.status, 200, res.text);
-      return res.body.data.revision as number;
-    };
+    const write = (value: string) => writeDelivery('raced', value);
     assert.equal(await write('one'), 1);
     const store = clustersOf(server.cofre.core).store;
     const { delivery, deliveryRead } = {

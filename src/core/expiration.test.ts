@@ -37,10 +37,26 @@ function liveNames() {
   return { live, calls, takes, type, setDown: (v: boolean) => (down = v) };
 }
 
-function manager(storage: Storage, type: SecretType): ExpirationManager {
-  return new ExpirationManager(storage, (prefix, name) =>
-    prefix === 'database/' && name === 'creds' ? { secretType: type, storage } : undefined,
+/** `storage` as the manager reads it (a cache, say); `fresh` past every cache, as its changes of a lease read it. */
+function manager(storage: Storage, type: SecretType, fresh: Storage = storage): ExpirationManager {
+  return new ExpirationManager(
+    storage,
+    (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: type, storage: fresh } : undefined),
+    fresh,
   );
+}
+
+/** The store with some of its calls replaced (what a stale cache answers, a write the store refuses). */
+function through(storage: Storage, own: Partial<Storage>): Storage {
+  return {
+    get: (key) => storage.get(key),
+    put: (key, value) => storage.put(key, value),
+    delete: (key) => storage.delete(key),
+    list: (prefix) => storage.list(prefix),
+    transaction: (ops) => storage.transaction(ops),
+    close: async () => undefined,
+    ...own,
+  };
 }
 
 async function issue(m: ExpirationManager, names: ReturnType<typeof liveNames>, name: string, ttl: number, token = '') {
@@ -243,19 +259,8 @@ describe('ExpirationManager', () => {
     const storage = fresh();
     const names = liveNames();
     const stale = new Map<string, Uint8Array>();
-    const cached: Storage = {
-      get: async (key) => stale.get(key) ?? storage.get(key),
-      put: (key, value) => storage.put(key, value),
-      delete: (key) => storage.delete(key),
-      list: (prefix) => storage.list(prefix),
-      transaction: (ops) => storage.transaction(ops),
-      close: async () => undefined,
-    };
-    const m = new ExpirationManager(
-      cached,
-      (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined),
-      storage,
-    );
+    const cached = through(storage, { get: async (key) => stale.get(key) ?? storage.get(key) });
+    const m = manager(cached, names.type, storage);
     await thenClose(m, storage, async () => {
       await m.start();
       const lease = await issue(m, names, 'elsewhere', 1);
@@ -304,12 +309,8 @@ describe('ExpirationManager', () => {
     const storage = fresh();
     const names = liveNames();
     let refused = 0;
-    const flaky: Storage = {
-      get: (key) => storage.get(key),
-      put: (key, value) => storage.put(key, value),
-      delete: (key) => storage.delete(key),
-      list: (prefix) => storage.list(prefix),
-      // The first mark (a check and a put of the lease) fails as a store that is briefly unreachable does.
+    // The first mark (a check and a put of the lease) fails as a store that is briefly unreachable does.
+    const flaky = through(storage, {
       transaction: async (ops) => {
         if (refused === 0 && ops.some((op) => op.op === 'check') && ops.some((op) => op.op === 'put')) {
           refused++;
@@ -317,13 +318,8 @@ describe('ExpirationManager', () => {
         }
         return storage.transaction(ops);
       },
-      close: async () => undefined,
-    };
-    const m = new ExpirationManager(
-      flaky,
-      (prefix, name) => (prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined),
-      flaky,
-    );
+    });
+    const m = manager(flaky, names.type);
     await thenClose(m, storage, async () => {
       await m.start();
       await issue(m, names, 'retried', 1);
