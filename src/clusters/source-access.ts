@@ -18,8 +18,8 @@ function readPaths(core: Core, mount: string, path: string): string[] {
 
 /**
  * Writing a delivery or placing one sends its sources' values to clusters: the caller must be allowed to read every
- * source itself (a KV path, or a database role's credentials). Without this, `update` on sys/cofre/deliveries and sys/cofre/placements would let anyone
- * deliver any secret the server can read to a cluster they control.
+ * source itself (a KV path, or a database role's credentials). Without this, `update` on sys/cofre/deliveries and
+ * sys/cofre/placements would let anyone deliver any secret the server can read to a cluster they control.
  */
 export async function checkSourcesReadable(
   core: Core,
