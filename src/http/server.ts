@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyError,
@@ -208,6 +209,24 @@ async function streamEvents(
   }
 }
 
+/** How long a request answered before its body was read may go on sending it (as a web server's lingering close). */
+export const UNREAD_BODY_LINGER_MS = 2000;
+
+/**
+ * A body left unread (application/octet-stream, for a snapshot restore, has no body limit) whose request was answered
+ * without it: refused before the handler read it, or sent to another path. Node.js goes on reading and discarding it
+ * for as long as the client sends, on a connection nobody can use meanwhile. The connection is given a moment, so
+ * that a client finishing its upload still reads the answer (closing with unread bytes resets the connection, and the
+ * client may lose the answer), and is then closed.
+ */
+function closeAfterLingering(req: IncomingMessage): void {
+  const timer = setTimeout(() => {
+    if (!req.complete) req.socket.destroy();
+  }, UNREAD_BODY_LINGER_MS);
+  timer.unref();
+  req.once('end', () => clearTimeout(timer));
+}
+
 /**
  * The Fastify server: one catch-all /v1 route hands every request to the core, whose path records validate each
  * path's fields. Errors by kind: CofreError and Fastify's own 4xx keep their status and message; anything else
@@ -280,6 +299,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
   if (opts.requestLog) logRequests(app);
   app.addHook('onResponse', (req, reply, done) => {
     opts.metrics.recordRequest(req.method, reply.statusCode, reply.elapsedTime / 1000);
+    if (!req.raw.complete) closeAfterLingering(req.raw);
     done();
   });
 
