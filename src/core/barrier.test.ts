@@ -82,6 +82,36 @@ describe('Barrier', () => {
     await physical.close();
   });
 
+  it('rotations at once, on one barrier or two sharing the store, never give one term two keys', async () => {
+    // Before, each built its next term from the keyring it held and saved it over the other's: entries written
+    // under one rotation's key could no longer be read once another's key of the same term replaced it.
+    const physical = fresh();
+    const rootKey = randomBytes(32);
+    const a = new Barrier(physical);
+    await a.initialize(rootKey);
+    const b = new Barrier(physical);
+    await b.unseal(rootKey);
+    const written: string[] = [];
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) {
+      work.push(a.rotate(rootKey));
+      written.push(`one/${i}`);
+      work.push(a.put(`one/${i}`, Buffer.from(`value ${i}`)));
+    }
+    await Promise.all(work);
+    // b has not heard of a's rotations (nothing tells it here, as a node that has not been notified yet).
+    await a.put('two/a', Buffer.from('written by a'));
+    assert.equal((await b.rotate(rootKey)).term, 7);
+    await b.put('two/b', Buffer.from('written by b'));
+    const reader = new Barrier(physical);
+    await reader.unseal(rootKey);
+    assert.equal(reader.keyStatus().term, 7);
+    for (const [i, key] of written.entries()) assert.equal(text(await reader.get(key)), `value ${i}`, key);
+    assert.equal(text(await reader.get('two/a')), 'written by a');
+    assert.equal(text(await reader.get('two/b')), 'written by b');
+    await physical.close();
+  });
+
   it('rotation adds a term; entries of every term still decrypt after unseal', async () => {
     const physical = fresh();
     const barrier = new Barrier(physical);

@@ -1,6 +1,8 @@
 import { NONCE_BYTES, open, seal } from './aead.js';
-import { sealedError } from './errors.js';
+import { retryOnConflict } from './conflict-retry.js';
+import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
+import { OneAtATime } from './one-at-a-time.js';
 import { ReadCache } from './read-cache.js';
 import { StorageConflictError, type CheckOp, type Storage, type StorageOp } from './storage.js';
 
@@ -20,6 +22,9 @@ export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
 export class Barrier implements Storage {
   private keyring: Keyring | undefined;
   private readonly cache = new ReadCache(READ_CACHE_BYTES);
+
+  /** Rotations one at a time on this node (other nodes' are kept apart by the keyring's check). */
+  private readonly rotations = new OneAtATime();
 
   /** Single flight: many reads may meet a new term at once; one reload serves them. */
   private reloading: Promise<void> | undefined;
@@ -63,13 +68,33 @@ export class Barrier implements Storage {
     this.cache.clear();
   }
 
-  /** Adds a key term and makes it active; entries written before stay readable under their own term. */
-  async rotate(rootKey: Buffer): Promise<{ term: number; installTime: Date }> {
-    const next = this.unsealedKeyring().rotate();
-    await this.physical.put(KEYRING_PATH, seal(rootKey, next.serialize(), Buffer.from(KEYRING_PATH)));
-    this.keyring = next;
-    const active = next.active();
-    return { term: active.term, installTime: active.installTime };
+  /**
+   * Adds a key term and makes it active; entries written before stay readable under their own term. The next term
+   * is built on the keyring as stored, and committed only if it is still stored so: built on this barrier's copy,
+   * two rotations at once (here, or on another node not yet told of the first) each made a term with a key of its
+   * own, and the second saved over the first, whose entries could then never be read again.
+   */
+  rotate(rootKey: Buffer): Promise<{ term: number; installTime: Date }> {
+    this.unsealedKeyring();
+    return this.rotations.run(() =>
+      retryOnConflict(
+        async () => {
+          const stored = await this.physical.get(KEYRING_PATH);
+          if (!stored) throw new Error('barrier is not initialized');
+          const next = Keyring.deserialize(open(rootKey, stored, Buffer.from(KEYRING_PATH))).rotate();
+          await this.physical.transaction([
+            { op: 'check', key: KEYRING_PATH, value: stored },
+            { op: 'put', key: KEYRING_PATH, value: seal(rootKey, next.serialize(), Buffer.from(KEYRING_PATH)) },
+          ]);
+          // Sealed meanwhile: the next unseal reads the committed keyring; setting it here would unseal.
+          if (this.sealed) throw sealedError();
+          this.keyring = next;
+          const active = next.active();
+          return { term: active.term, installTime: active.installTime };
+        },
+        () => new CofreError(409, 'the barrier key was being rotated on other nodes at the same time; try again'),
+      ),
+    );
   }
 
   /**
