@@ -4,15 +4,15 @@
  * CofreConnection) is its user's business, and so is reporting its errors (errors.ts).
  */
 import { ApiError, ClientError } from './errors.js';
-import { send } from './transport.js';
-import type { RawResponse, TlsSettings } from './transport.js';
+import { AnswerTooLargeError, send } from './transport.js';
+import type { ExchangeLimits, RawResponse, TlsSettings } from './transport.js';
 import { unreachableError } from './unreachable.js';
 import type { Secret } from './wire.js';
 
 /** After this long without an answer the client calls `onSlow` (when set), saying what it is waiting for. */
 const SLOW_NOTICE_MS = 1_000;
 
-export interface ClientConfig extends TlsSettings {
+export interface ClientConfig extends TlsSettings, ExchangeLimits {
   address: string;
   token?: string;
   /**
@@ -103,8 +103,9 @@ export class VaultClient {
       : undefined;
     let res: RawResponse;
     try {
-      res = await send(method, url, headers, body, this.config);
+      res = await send(method, url, headers, body, this.config, this.config);
     } catch (err) {
+      if (err instanceof AnswerTooLargeError) throw new ClientError(`${what}: ${err.message} (${url})`);
       throw unreachableError(this.config.address, err, this.config);
     } finally {
       clearTimeout(notice);

@@ -8,7 +8,11 @@ import http from 'node:http';
 import https from 'node:https';
 import { apiUrl } from './client.js';
 import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from './silence.js';
+import { SseSplitter, type SseFrame } from './sse.js';
 import { caBundle, type TlsSettings } from './transport.js';
+
+/** A change event names a path and a version, never a value: a frame of a megabyte is no change stream's. */
+const MAX_FRAME_CHARS = 1024 * 1024;
 
 export interface ChangeEvent {
   index: number;
@@ -120,16 +124,18 @@ export class ChangeStream {
             return;
           }
           res.setEncoding('utf8');
-          let buffer = '';
+          const frames = new SseSplitter(MAX_FRAME_CHARS);
           res.on('data', (chunk: string) => {
             silence.heard();
-            buffer += chunk.replace(/\r\n/g, '\n');
-            let end: number;
-            while ((end = buffer.indexOf('\n\n')) >= 0) {
-              const block = buffer.slice(0, end);
-              buffer = buffer.slice(end + 2);
-              const frame = parseFrame(block);
-              if (!frame) continue;
+            let completed: SseFrame[];
+            try {
+              completed = frames.push(chunk);
+            } catch (err) {
+              req.destroy();
+              done(false, (err as Error).message);
+              return;
+            }
+            for (const frame of completed) {
               if (frame.event === 'hello') {
                 hello = true;
                 const idx = Number((frame.data as { index?: unknown }).index);
@@ -161,24 +167,5 @@ export class ChangeStream {
       req.end();
       this.request = req;
     });
-  }
-}
-
-function parseFrame(block: string): { event: string; data: Record<string, unknown> } | undefined {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (data.length === 0) return undefined;
-  try {
-    return { event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
-  } catch {
-    return undefined;
   }
 }

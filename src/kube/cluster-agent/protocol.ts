@@ -9,13 +9,16 @@ import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
 import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from '../../client/silence.js';
-import { caBundle } from '../../client/transport.js';
+import { SseSplitter, type SseFrame } from '../../client/sse.js';
+import { caBundle, MAX_RESPONSE_BYTES } from '../../client/transport.js';
 import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
 import type { AgentKeys } from './keys.js';
 import type { LifecycleMap } from './lifecycle.js';
 
 /** Re-login this long before the token's expiry. */
 const RELOGIN_MARGIN_MS = 60_000;
+/** The hello frame lists every delivery of the cluster (names and revisions, no content): as large as an answer. */
+const MAX_FRAME_CHARS = MAX_RESPONSE_BYTES;
 
 export interface SetEntry {
   delivery: string;
@@ -337,15 +340,18 @@ export class AgentStream {
           Math.max(1_000, this.agent.renewAt() - Date.now()),
         );
         renewal.unref();
-        let buffer = '';
+        const frames = new SseSplitter(MAX_FRAME_CHARS);
         res.on('data', (chunk: string) => {
           silence.heard();
-          buffer += chunk.replace(/\r\n/g, '\n');
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = parseFrame(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-            if (!frame) continue;
+          let completed: SseFrame[];
+          try {
+            completed = frames.push(chunk);
+          } catch (err) {
+            req.destroy();
+            done(false, (err as Error).message);
+            return;
+          }
+          for (const frame of completed) {
             if (frame.id !== undefined) this.lastEventId = frame.id;
             if (frame.event === 'hello') {
               hello = true;
@@ -367,26 +373,5 @@ export class AgentStream {
       req.end();
       this.request = req;
     });
-  }
-}
-
-function parseFrame(block: string): { id?: string; event: string; data: Record<string, unknown> } | undefined {
-  let event = 'message';
-  let id: string | undefined;
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'id') id = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (data.length === 0) return undefined;
-  try {
-    return { ...(id !== undefined ? { id } : {}), event, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
-  } catch {
-    return undefined;
   }
 }

@@ -11,6 +11,12 @@ import { connectionKey, type ConnectionKind, type Connections } from './connecti
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
 import type { CofreSecret } from './types.js';
 
+/**
+ * A connection's address is its namespace's choice, and the reconcile workers are every namespace's: a server there
+ * must not hold one long (each call ends within this, answer included), nor fill the operator's memory.
+ */
+const CALL_LIMITS = { timeoutMs: 30_000, maxResponseBytes: 8 * 1024 * 1024 };
+
 /** Everything that decides which Cofre token a CofreSecret reads with; one token and one change stream per value. */
 export interface Identity {
   /** A stable string of all the fields below: the cache and stream key. */
@@ -93,7 +99,7 @@ export class CofreAccess {
     const clientKey = `${id.address}\n${caKey}`;
     let client = this.clients.get(clientKey);
     if (!client) {
-      client = new VaultClient({ address: id.address, caCertBytes: id.caPem });
+      client = new VaultClient({ address: id.address, caCertBytes: id.caPem, ...CALL_LIMITS });
       this.clients.set(clientKey, client);
     }
     return client;
