@@ -249,6 +249,58 @@ describe('cofre operator snapshot', () => {
   });
 });
 
+describe('a snapshot restore cut short', () => {
+  it('leaves a store nobody may initialize, which an offline restore brings back', async () => {
+    // Before, a restore that failed after clearing the store left it reading as not initialized: the first caller of
+    // sys/init, which needs no token, got new unseal keys and a root token for it.
+    const dir = tempDir('restore-cut-short');
+    dirs.push(dir);
+    const c = await server({ dir });
+    assert.equal((await c.api.call('PUT', 'secret/data/app', { body: { data: { password: 'hunter2' } } })).status, 200);
+    const bytes = await getSnapshot(c);
+    assert.equal((await c.api.call('PUT', 'secret/data/later', { body: { data: { v: 1 } } })).status, 200);
+
+    // The store refuses the restore's first write of the snapshot's entries (as PostgreSQL refuses a key it cannot
+    // hold, or a connection drops), once the store was cleared.
+    const store = c.cofre.storage;
+    const transaction = store.transaction.bind(store);
+    store.transaction = async (ops) => {
+      if (ops.some((op) => op.op === 'put' && op.key.startsWith('logical/'))) throw new Error('the store failed');
+      return transaction(ops);
+    };
+    const restored = await postSnapshot(c, bytes, false);
+    assert.equal(restored.status, 500, restored.text);
+    store.transaction = transaction;
+
+    const init = await fetch(`${c.url}/v1/sys/init`, {
+      method: 'POST',
+      body: JSON.stringify({ secret_shares: 1, secret_threshold: 1 }),
+    });
+    const initText = await init.text();
+    assert.equal(init.status, 400, initText);
+    assert.match(initText, /snapshot restore \(or a migration\) that did not finish, so it may not be initialized/);
+    assert.doesNotMatch(initText, /root_token/);
+
+    await c.stop();
+    servers.splice(servers.indexOf(c), 1);
+    const file = join(dir, 'backup.snap');
+    writeFileSync(file, bytes);
+    const config = join(dir, 'server.hcl');
+    // The server's own configuration file, as its operator has it.
+    const storage = `storage "sqlite" {\n  path = "${join(dir, 'cofre.db')}"\n}\n`;
+    writeFileSync(config, `${storage}listener "tcp" {\n  address = "127.0.0.1:8200"\n  tls_disable = true\n}\n`);
+    const offline = await cli(undefined, 'operator', 'snapshot', 'restore', '-offline-config', config, file);
+    assert.equal(offline.code, 0, offline.err);
+    assert.match(offline.out, /^Success! Restored the snapshot .*backup\.snap .* into the store of .*server\.hcl/m);
+
+    const back = await server({ dir, initialised: false });
+    await unsealWith(back, c.keys.slice(0, 2));
+    const read = await back.api.call('GET', 'secret/data/app', { token: c.rootToken });
+    assert.equal(read.body.data.data.password, 'hunter2');
+    assert.equal((await back.api.call('GET', 'secret/data/later', { token: c.rootToken })).status, 404);
+  });
+});
+
 describe('cofre operator migrate', () => {
   it('copies a stopped server’s SQLite store to another file, which unseals with the original keys', async () => {
     const from = tempDir('migrate-from');

@@ -8,6 +8,7 @@ import { TokenStore, type TokenLifecycle } from './token-store.js';
 import { tokenLifecycle, tokenSecretType, TOKEN_LEASE_TYPE } from './token-leases.js';
 import type { BackendFactory, SystemView } from './backend.js';
 import { Barrier, KEYRING_PATH } from './barrier.js';
+import { COPY_IN_PROGRESS_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY } from './store-copy.js';
 import { badRequest, CofreError } from './errors.js';
 import { MountTable, type MountEntry } from './mount-table.js';
 import { PolicyStore } from './policy-store.js';
@@ -22,21 +23,22 @@ import {
   runCeremonyCall,
 } from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
-import type { ClusterNode, SharedStorage, Storage } from './storage.js';
+import { isStorageConflict, type ClusterNode, type SharedStorage, type Storage } from './storage.js';
 import { dropEverything, dropRemoteChanges, reloadAllTables, type RemoteChanges } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
 import { RequestGate } from './request-gate.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const SEAL_CONFIG_KEY = 'core/seal-config';
-const ROOT_KEY_KEY = 'core/root-key';
 /** A node that could not join the leader election tries again after 1 s, 2 s, 4 s, … up to this. */
 /**
  * Waits before trying again a reload of the tables (keyring, mounts, audit) that failed, the store not answering:
  * requests wait meanwhile, rather than meet the tables as they were before a change other nodes acknowledged.
  */
 const TABLE_RELOAD_RETRIES_MS = [100, 400, 1600];
+const UNFINISHED_COPY =
+  'this store holds a snapshot restore (or a migration) that did not finish, so it may not be initialized: restore ' +
+  'the snapshot again with the server stopped (cofre operator snapshot restore -offline-config <server config> FILE)';
 /**
  * How long requests wait for a node that cannot hear other nodes' changes to hear them again (a new LISTEN
  * connection is usually made within a second), or for the tables it failed to load to load, before they are refused.
@@ -271,6 +273,9 @@ export class Core {
   /** sys/init: a new root key and keyring, the key shares and a root token. Leaves the server sealed, as Vault. */
   async initialize(shares: number, threshold: number): Promise<{ keys: Buffer[]; rootToken: string }> {
     if (await this.initialized()) throw badRequest('Vault is already initialized');
+    // Read after the seal configuration (a copy takes that away and sets its mark in one commit): absent both, no
+    // copy had begun when the configuration was read, nor has one since.
+    if (await this.opts.physical.get(COPY_IN_PROGRESS_KEY)) throw badRequest(UNFINISHED_COPY);
     if (shares < 1 || shares > 255) throw badRequest('secret_shares must be between 1 and 255');
     if (threshold < 1 || threshold > shares) throw badRequest('secret_threshold must be between 1 and secret_shares');
     if (shares > 1 && threshold === 1) throw badRequest('threshold must be greater than one for multiple shares');
@@ -288,10 +293,17 @@ export class Core {
     });
     // The seal config is written last: a crash before this point leaves a store that is not yet initialized.
     const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
-    await this.opts.physical.transaction([
-      { op: 'put', key: ROOT_KEY_KEY, value: wrapped.stored },
-      { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
-    ]);
+    await this.opts.physical
+      .transaction([
+        { op: 'check', key: SEAL_CONFIG_KEY, value: null },
+        { op: 'check', key: COPY_IN_PROGRESS_KEY, value: null },
+        { op: 'put', key: ROOT_KEY_KEY, value: wrapped.stored },
+        { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
+      ])
+      .catch((err: unknown) => {
+        this.sealNow();
+        throw isStorageConflict(err) ? badRequest('Vault was initialized (or is being restored) meanwhile') : err;
+      });
     this.sealConfigCache = config;
     this.sealNow();
     // A seal that unwraps by itself (PKCS#11) leaves the server unsealed, as Vault does after init.

@@ -14,6 +14,7 @@ import {
   copyStore,
   digestStore,
   KEYRING_KEY,
+  COPY_IN_PROGRESS_KEY,
   SEAL_CONFIG_KEY,
   StoreNotEmptyError,
   walkEntries,
@@ -205,13 +206,23 @@ describe('snapshots', () => {
       close: async () => {},
     };
     await restoreBytes(bytes, recording, { force: true });
+    // The last one may add the seal configuration and the deletion of the copy's mark to a full batch.
     assert.ok(
-      transactions.every((t) => t.length <= 256),
+      transactions.every((t) => t.length <= 256 + 2),
       'no transaction holds more than 256 entries',
     );
-    assert.deepEqual(transactions[0], [{ op: 'delete', key: SEAL_CONFIG_KEY }]);
+    // The seal configuration goes in the commit that marks the store as being copied into; both come back last.
+    assert.deepEqual(
+      transactions[0]!.map((op) => [op.op, op.key]),
+      [
+        ['delete', SEAL_CONFIG_KEY],
+        ['put', COPY_IN_PROGRESS_KEY],
+      ],
+    );
     const last = transactions.at(-1)!;
     assert.ok(last.some((op) => op.key === SEAL_CONFIG_KEY && op.op === 'put'));
+    assert.ok(last.some((op) => op.key === COPY_IN_PROGRESS_KEY && op.op === 'delete'));
+    assert.equal(await inner.get(COPY_IN_PROGRESS_KEY), undefined);
     const sealConfigWrites = transactions.flat().filter((op) => op.key === SEAL_CONFIG_KEY && op.op === 'put');
     assert.equal(sealConfigWrites.length, 1);
     assert.equal(await inner.get('old/entry'), undefined);

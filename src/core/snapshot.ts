@@ -336,7 +336,7 @@ export async function restoreSnapshot(
     const info = await verifySnapshot(createReadStream(file), opts.onProgress);
     if (!opts.force && !(await isEmpty(target))) throw notEmpty();
     await opts.beforeWrite?.(info);
-    if (!(await isEmpty(target))) await clearStore(target, opts.onProgress);
+    await clearStore(target, opts.onProgress);
     const writer = new BatchWriter(target, opts.onProgress);
     const replay = readSnapshot(createReadStream(file));
     for (;;) {

@@ -10,6 +10,8 @@ import type { Storage, StorageEntry, StorageOp } from './storage.js';
 export const KEYRING_KEY = 'core/keyring';
 export const SEAL_CONFIG_KEY = 'core/seal-config';
 export const ROOT_KEY_KEY = 'core/root-key';
+/** Present while a copy (a snapshot restore, a migration) writes the store: see markCopying. */
+export const COPY_IN_PROGRESS_KEY = 'core/copy-in-progress';
 
 /** What a walk needs of a store. */
 export type ReadableStore = Pick<Storage, 'get' | 'list'>;
@@ -113,13 +115,14 @@ export class BatchWriter {
     if (this.ops.length >= this.limits.entries || this.pendingBytes >= this.limits.bytes) await this.flush();
   }
 
-  /** Writes what is left, the seal configuration included. */
+  /** Writes what is left, the seal configuration included, and takes the copy's mark away in the same commit. */
   async finish(): Promise<void> {
     if (this.sealConfig) {
       this.ops.push({ op: 'put', key: this.sealConfig.key, value: this.sealConfig.value });
       this.pendingBytes += Buffer.byteLength(this.sealConfig.key) + this.sealConfig.value.byteLength;
       this.sealConfig = undefined;
     }
+    this.ops.push({ op: 'delete', key: COPY_IN_PROGRESS_KEY });
     await this.flush();
   }
 
@@ -135,11 +138,26 @@ export class BatchWriter {
 }
 
 /**
- * Deletes every entry of a store, the seal configuration first: a clear cut short then leaves a store that reads as
- * not initialized rather than a damaged one that still looks usable.
+ * Marks a store as being written by a copy, in the commit that takes its seal configuration away. Until the copy's
+ * last commit (BatchWriter.finish) the store reads as not initialized, and the mark keeps sys/init, which needs no
+ * token, from initializing it: a copy cut short (a write the store refused, a lost connection) must not leave a
+ * store that whoever calls sys/init first makes their own, nor may another server thread or node initialize it
+ * while the copy runs.
+ */
+export async function markCopying(store: Storage): Promise<void> {
+  const mark = Buffer.from(JSON.stringify({ since: new Date().toISOString() }));
+  await store.transaction([
+    { op: 'delete', key: SEAL_CONFIG_KEY },
+    { op: 'put', key: COPY_IN_PROGRESS_KEY, value: mark },
+  ]);
+}
+
+/**
+ * Marks the store as being copied into (markCopying) and deletes every other entry: a clear cut short leaves a
+ * store that reads as not initialized, and may not be initialized, rather than a damaged one that looks usable.
  */
 export async function clearStore(store: Storage, onProgress?: ProgressListener): Promise<number> {
-  await store.delete(SEAL_CONFIG_KEY);
+  await markCopying(store);
   let deleted = 0;
   let batch: StorageOp[] = [];
   const flush = async (): Promise<void> => {
@@ -149,6 +167,7 @@ export async function clearStore(store: Storage, onProgress?: ProgressListener):
     onProgress?.({ phase: 'clearing', entries: deleted, bytes: 0 });
   };
   for await (const key of walkKeys(store, '')) {
+    if (key === COPY_IN_PROGRESS_KEY) continue;
     batch.push({ op: 'delete', key });
     if (batch.length >= BATCH_ENTRIES) await flush();
   }
@@ -200,10 +219,8 @@ export async function copyStore(
   target: Storage,
   opts: { reset?: boolean; onProgress?: ProgressListener } = {},
 ): Promise<CopyResult> {
-  if (!(await isEmpty(target))) {
-    if (!opts.reset) throw new StoreNotEmptyError('the destination store is not empty');
-    await clearStore(target, opts.onProgress);
-  }
+  if (!(await isEmpty(target)) && !opts.reset) throw new StoreNotEmptyError('the destination store is not empty');
+  await clearStore(target, opts.onProgress);
   const writer = new BatchWriter(target, opts.onProgress);
   const digest = new StoreDigest();
   for await (const entry of walkConsistently(source)) {

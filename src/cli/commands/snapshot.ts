@@ -11,6 +11,7 @@ import { stdio } from '../output.js';
 import { formatBytes, Progress } from '../progress.js';
 import { streamRequest } from '../../client/stream.js';
 import { registerMigrateCommand } from './migrate.js';
+import { loadServerConfig } from '../server-config.js';
 
 function describeSnapshot(info: SnapshotInfo, size: number): string {
   return `${info.entries} entries, ${formatBytes(size)}, taken ${info.createdAt.toISOString()}`;
@@ -78,7 +79,58 @@ async function save(file: string, flags: CommonFlags): Promise<void> {
   }
 }
 
-async function restore(file: string, flags: CommonFlags & { force?: boolean }): Promise<void> {
+/**
+ * Restores FILE straight into the store a server configuration names, with that server stopped: the way back for a
+ * store an online restore left unfinished (it reads as not initialized, and refuses sys/init), or for a server that
+ * cannot be unsealed. The snapshot's unseal keys replace the store's, as with --force.
+ */
+async function restoreOffline(file: string, configFile: string): Promise<void> {
+  const config = loadServerConfig(configFile);
+  const [{ openStorage }, { restoreSnapshot }] = await Promise.all([
+    import('../../storage/open.js'),
+    import('../../core/snapshot.js'),
+  ]);
+  const state: { progress?: CopyProgress } = {};
+  const progress = new Progress((s) => {
+    const p = state.progress;
+    if (!p) return `Opening the store (${s}s)`;
+    return `${OFFLINE_PHASES[p.phase] ?? 'Restoring'}: ${p.entries} entries (${formatBytes(p.bytes)}, ${s}s)`;
+  });
+  let store: { close(): Promise<void> } | undefined;
+  try {
+    const target = await openStorage(config.storage);
+    store = target;
+    const info = await restoreSnapshot(createReadStream(file), target, {
+      force: true,
+      onProgress: (p) => void (state.progress = p),
+    });
+    progress.stop();
+    stdio.stdout.write(
+      `Success! Restored the snapshot ${file} (${describeSnapshot(info, (await stat(file)).size)}) into the store ` +
+        `of ${configFile}.\nStart the server and unseal it with the unseal keys of the store the snapshot was taken ` +
+        'from.\n',
+    );
+  } catch (err) {
+    if (err instanceof SnapshotError) throw new CliError(`${file}: ${err.message}`, 1);
+    if (/database is locked|is in use by another Cofre server/.test((err as Error).message)) {
+      throw new CliError('the store is in use: stop its server first, an offline restore writes it directly', 1);
+    }
+    throw err;
+  } finally {
+    progress.stop();
+    await store?.close();
+  }
+}
+
+const OFFLINE_PHASES: Partial<Record<CopyProgress['phase'], string>> = {
+  receiving: 'Reading the snapshot',
+  verifying: 'Verifying the snapshot',
+  clearing: 'Clearing the store',
+  writing: 'Writing',
+};
+
+async function restore(file: string, flags: CommonFlags & { force?: boolean; offlineConfig?: string }): Promise<void> {
+  if (flags.offlineConfig) return restoreOffline(file, flags.offlineConfig);
   const client = clientFrom(flags);
   const size = (await stat(file)).size;
   const state: { sent: number; progress?: CopyProgress; uploaded: boolean } = { sent: 0, uploaded: false };
@@ -136,6 +188,11 @@ export function registerSnapshotCommands(operator: Command): void {
     false,
   )
     .option('--force', "restore a snapshot taken with other unseal keys than the server's (they replace them)")
+    .option(
+      '--offline-config <file>',
+      "with the server stopped, restore straight into the store its configuration file names (the snapshot's keys " +
+        "replace the store's): for a store an online restore left unfinished",
+    )
     .action(restore);
 
   registerMigrateCommand(operator);
