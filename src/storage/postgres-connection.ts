@@ -76,13 +76,23 @@ export function dedicatedClient(
 
 /**
  * Runs fn on a pooled connection; errors name the server, never the URL's password. A connection found dead when
- * used (the server restarted or cut it while it sat idle in the pool) is replaced: every statement here is a
- * whole transaction that either was rolled back with the connection or, committed just before the cut, sets the
- * same final state again. Every idle connection of the pool may have been cut at once, and a dead one is only
- * found by using it, so as many retries as the pool holds connections, plus one for a fresh connection.
+ * used (the server restarted or cut it while it sat idle in the pool) is replaced, and fn runs again: a read, or a
+ * statement that sets the same final state when run twice. Every idle connection of the pool may have been cut at
+ * once, and a dead one is only found by using it, so as many retries as the pool holds connections, plus one for a
+ * fresh connection.
+ *
+ * `once`: fn is a write that must not run twice (a batch of changes with checks of what its callers read). A lost
+ * connection may have cut it after its commit: sent again, its checks fail on its own changes (callers told of a
+ * conflict for writes that were applied, and making them again), and it undoes what another node committed in
+ * between. It fails instead, saying that it may have been applied.
  */
-export async function withClient<T>(pool: pg.Pool, conn: Connection, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const retries = pool.totalCount + 1;
+export async function withClient<T>(
+  pool: pg.Pool,
+  conn: Connection,
+  fn: (c: pg.PoolClient) => Promise<T>,
+  opts: { once?: boolean } = {},
+): Promise<T> {
+  const retries = opts.once ? 0 : pool.totalCount + 1;
   for (let tries = 1; ; tries++) {
     let client: pg.PoolClient;
     try {
@@ -93,10 +103,20 @@ export async function withClient<T>(pool: pg.Pool, conn: Connection, fn: (c: pg.
     try {
       return await holding(client, fn);
     } catch (err) {
-      if (tries <= retries && isConnectionLost(err)) continue;
-      throw queryFailed(conn, err);
+      if (!isConnectionLost(err)) throw queryFailed(conn, err);
+      if (tries <= retries) continue;
+      throw opts.once ? outcomeUnknown(conn, err) : queryFailed(conn, err);
     }
   }
+}
+
+/** A write whose connection was lost after it was sent: PostgreSQL may have committed it, or not. */
+function outcomeUnknown(conn: Connection, err: unknown): Error {
+  return wrap(
+    conn,
+    `the connection was lost while a write was on its way: it may or may not have been applied (${reasonOf(err)})`,
+    err,
+  );
 }
 
 async function holding<T>(client: pg.PoolClient, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -358,8 +358,11 @@ export class PostgresStorage implements SharedStorage {
     for (let tries = 1; ; tries++) {
       try {
         const { rows } = await this.track(
-          withClient(this.pool, this.conn, (c) =>
-            c.query<{ failed: number[] }>({ ...this.prepared.apply, values: args }),
+          withClient(
+            this.pool,
+            this.conn,
+            (c) => c.query<{ failed: number[] }>({ ...this.prepared.apply, values: args }),
+            { once: true },
           ),
         );
         failed = rows[0]?.failed ?? [];
