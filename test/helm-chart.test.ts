@@ -149,10 +149,7 @@ describe('Helm chart charts/cofre', () => {
     assert.ok(clusterRole, `no operator ClusterRole in:\n${[...docs.keys()].join('\n')}`);
     assert.doesNotMatch(clusterRole, /\*/, 'no wildcards');
     assert.doesNotMatch(clusterRole, /leases/, 'leases belong to a namespaced Role');
-    assert.match(
-      clusterRole,
-      /resources: \[secrets, configmaps\]\n\s+verbs: \[get, list, watch, create, patch, delete\]/,
-    );
+    assert.match(clusterRole, /resources: \[secrets, configmaps\]\n\s+verbs: \[get, create, patch, delete\]/);
     assert.match(clusterRole, /resources: \[serviceaccounts\/token\]\n\s+verbs: \[create\]/);
     assert.match(clusterRole, /resources: \[deployments, statefulsets, daemonsets\]\n\s+verbs: \[get, patch\]/);
     const role = docs.get('Role/cofre-operator-leader-election') ?? '';

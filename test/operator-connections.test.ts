@@ -57,7 +57,7 @@ describe('operator connections', () => {
         },
       },
     });
-  const createCs = (name: string, connection: string, target = name) =>
+  const createCs = (name: string, connection: string, target = name, deletionPolicy?: 'Delete' | 'Retain') =>
     custom.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -71,6 +71,7 @@ describe('operator connections', () => {
           connectionRef: { name: connection },
           source: { mount: 'secret', path: 'team/db' },
           target: { name: target },
+          ...(deletionPolicy ? { deletionPolicy } : {}),
         },
       },
     });
@@ -275,5 +276,82 @@ describe('operator connections', () => {
       assert.equal(Buffer.from(secret.data![key]!, 'base64').toString(), 'theirs');
       assert.ok(!(secret.metadata?.managedFields ?? []).some((m) => m.manager === 'cofre'), 'no field of ours');
     }
+  });
+
+  it("takes over neither another CofreSecret's Secret nor one made by hand, unless handed over or left behind", async () => {
+    const secretOf = (name: string) => core.readNamespacedSecret({ name, namespace: NS });
+    const conflict = (name: string) =>
+      poll(`${name}: Ready=False TargetConflict`, async () => {
+        const c = await ready('cofresecrets', name);
+        return c?.status === 'False' && c.reason === 'TargetConflict' && c;
+      });
+    const synced = (name: string) =>
+      poll(`${name}: Ready=True`, async () => {
+        const c = await ready('cofresecrets', name);
+        return c?.status === 'True' && c;
+      });
+    const deleteCs = (name: string) =>
+      custom.deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: 'cofresecrets',
+        name,
+      });
+
+    // Another CofreSecret's target. Before, the second one's first apply (the same field manager) took it over: its
+    // owner reference replaced the first one's, and deleting the second would have deleted it.
+    await createCs('first-writer', 'main', 'shared');
+    await synced('first-writer');
+    const before = await secretOf('shared');
+    await createCs('second-writer', 'main', 'shared');
+    const refused = await conflict('second-writer');
+    assert.match(refused.message, /Secret shared/);
+    const after = await secretOf('shared');
+    assert.deepEqual(after.metadata?.ownerReferences, before.metadata?.ownerReferences);
+    assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'the Secret was written');
+
+    // Made by hand (kubectl, Helm), and an immutable one: refused, untouched (before, adopted and overwritten, and
+    // the immutable one deleted and made again), until its owner hands it over.
+    for (const [name, immutable] of [
+      ['handmade', false],
+      ['frozen', true],
+    ] as const) {
+      await core.createNamespacedSecret({
+        namespace: NS,
+        body: { metadata: { name }, stringData: { password: 'by-hand' }, immutable },
+      });
+      await createCs(`${name}-by-cofre`, 'main', name);
+      const c = await conflict(`${name}-by-cofre`);
+      assert.match(
+        c.message,
+        /exists and was not written by this CofreSecret: delete it, or annotate it cofre\.dev\/adopt=true/,
+      );
+      const secret = await secretOf(name);
+      assert.equal(Buffer.from(secret.data!.password!, 'base64').toString(), 'by-hand');
+      assert.deepEqual(secret.metadata?.ownerReferences ?? [], []);
+    }
+    await core.patchNamespacedSecret(
+      { name: 'handmade', namespace: NS, body: { metadata: { annotations: { 'cofre.dev/adopt': 'true' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await deleteCs('handmade-by-cofre');
+    await createCs('handmade-by-cofre-2', 'main', 'handmade');
+    await synced('handmade-by-cofre-2');
+    const adopted = await secretOf('handmade');
+    assert.equal(Buffer.from(adopted.data!.password!, 'base64').toString(), 'VALUE-team-1');
+
+    // A target left behind by a CofreSecret that is gone (deletionPolicy Retain) is taken over by the next one.
+    await createCs('retained-writer', 'main', 'left', 'Retain');
+    await synced('retained-writer');
+    await createCs('other-writer', 'main', 'left');
+    await conflict('other-writer');
+    await deleteCs('retained-writer');
+    await deleteCs('other-writer');
+    await createCs('next-writer', 'main', 'left');
+    await synced('next-writer');
+    const taken = await secretOf('left');
+    const next = await object('cofresecrets', 'next-writer');
+    assert.equal(taken.metadata?.annotations?.['cofre.dev/written-by'], next.metadata.uid);
   });
 });

@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { render, TemplateError } from './template.js';
-import { API_VERSION, type CofreSecret } from './types.js';
+import { ADOPT_ANNOTATION, API_VERSION, FIELD_MANAGER, WRITER_ANNOTATION, type CofreSecret } from './types.js';
 
 export interface TargetContent {
   kind: 'Secret' | 'ConfigMap';
@@ -75,7 +75,7 @@ export function targetObject(cs: CofreSecret, content: TargetContent): Kubernete
     name: cs.spec.target.name,
     namespace: cs.metadata!.namespace,
     labels: content.labels,
-    annotations: content.annotations,
+    annotations: { ...content.annotations, [WRITER_ANNOTATION]: cs.metadata!.uid },
   };
   if ((cs.spec.deletionPolicy ?? 'Delete') === 'Delete') {
     metadata.ownerReferences = [
@@ -99,6 +99,31 @@ export function targetObject(cs: CofreSecret, content: TargetContent): Kubernete
   }
   if (content.immutable) obj.immutable = true;
   return obj;
+}
+
+/** What writtenBy reads of an existing target. */
+export interface TargetMetadata {
+  metadata?: {
+    annotations?: Record<string, string>;
+    managedFields?: { manager?: string; operation?: string }[];
+  };
+}
+
+/**
+ * Whether this CofreSecret may write `existing`: it says this CofreSecret wrote it (WRITER_ANNOTATION); or, with no
+ * writer named, a user handed it over (ADOPT_ANNOTATION), or it was written before targets named their writer: the
+ * operator applied it, and this CofreSecret has synced before. (Its owner reference, under deletionPolicy Delete,
+ * is checked by the caller.)
+ */
+export function writtenBy(existing: TargetMetadata, cs: CofreSecret): boolean {
+  const annotations = existing.metadata?.annotations ?? {};
+  const writer = annotations[WRITER_ANNOTATION];
+  if (writer !== undefined) return writer === cs.metadata!.uid;
+  if (annotations[ADOPT_ANNOTATION] === 'true') return true;
+  const applied = (existing.metadata?.managedFields ?? []).some(
+    (m) => m.manager === FIELD_MANAGER && m.operation === 'Apply',
+  );
+  return applied && Boolean(cs.status?.contentHash);
 }
 
 /** What the target should look like, without its data: the lens through which an existing target is compared. */

@@ -18,6 +18,7 @@ import {
   existingContent,
   targetObject,
   targetShape,
+  writtenBy,
   type TargetContent,
 } from './content.js';
 import { parseDuration } from './duration.js';
@@ -39,7 +40,9 @@ import type { RolloutCoordinator } from './rollout.js';
 import { readPath, type IssuedCredential } from './sources.js';
 import { TemplateError } from './template.js';
 import {
+  ADOPT_ANNOTATION,
   FIELD_MANAGER,
+  WRITER_ANNOTATION,
   GROUP,
   keyOf,
   LEASE_FINALIZER,
@@ -336,6 +339,31 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Whether the CofreSecret that wrote `existing` no longer exists: a target kept by deletionPolicy Retain is taken
+   * over by the next CofreSecret that names it (recreated by GitOps, or replacing the first). Read from the API
+   * server, not the informer's cache, which may still hold a CofreSecret that is gone.
+   */
+  private async writerGone(existing: Target, namespace: string): Promise<boolean> {
+    const writer = existing.metadata?.annotations?.[WRITER_ANNOTATION];
+    if (!writer) return false;
+    let list: { items?: CofreSecret[] };
+    try {
+      list = (await this.custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: 'cofresecrets',
+      })) as { items?: CofreSecret[] };
+    } catch (err) {
+      throw new SyncError(
+        'TargetWriteFailed',
+        `listing the CofreSecrets of namespace ${namespace}: ${kubeMessage(err)}`,
+      );
+    }
+    return !(list.items ?? []).some((other) => other.metadata?.uid === writer);
+  }
+
   private async targetHolds(cs: CofreSecret, hash: string | undefined): Promise<boolean> {
     if (!hash) return false;
     const shape = targetShape(cs);
@@ -403,9 +431,13 @@ export class Reconciler {
     cs.metadata!.finalizers = finalizers;
   }
 
-  /** Applies the target when what it holds differs from `content` (or its owner reference is not as wanted). */
+  /**
+   * Applies the target when what it holds differs from `content` (or its owner reference is not as wanted). An
+   * existing object is written only if this CofreSecret wrote it (writtenBy): every CofreSecret applies as the same
+   * field manager, so server-side apply alone let a second one take a first one's Secret over (its deletion then
+   * deleted it), and a Secret made by hand or by Helm was adopted, overwritten, and deleted with the CofreSecret.
+   */
   private async writeTarget(cs: CofreSecret, content: TargetContent): Promise<boolean> {
-    if (await this.applyFirstSync(cs, content)) return true;
     const namespace = cs.metadata!.namespace!;
     const name = cs.spec.target.name;
     const existing = await this.readTarget(content.kind, namespace, name);
@@ -418,6 +450,13 @@ export class Reconciler {
         throw new SyncError(
           'TargetConflict',
           `${content.kind} ${name} is controlled by another object (uid ${otherController.uid})`,
+        );
+      }
+      if (!owned && !writtenBy(existing, cs) && !(await this.writerGone(existing, namespace))) {
+        throw new SyncError(
+          'TargetConflict',
+          `${content.kind} ${name} exists and was not written by this CofreSecret: delete it, or annotate it ` +
+            `${ADOPT_ANNOTATION}=true to hand it over`,
         );
       }
       const key = cs.metadata!.uid!;
@@ -448,32 +487,6 @@ export class Reconciler {
       );
     } catch (err) {
       throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${name}: ${kubeMessage(err)}`);
-    }
-    targetWrites.inc({ kind: content.kind });
-    return true;
-  }
-
-  /**
-   * The first sync of a CofreSecret (no content hash in its status) almost always creates its target: it applies at
-   * once instead of reading first, without forcing, so a target that exists after all is refused by the API server
-   * and taken the careful way (false): fields someone else manages conflict (409), another controller's owner
-   * reference or an immutable field is invalid next to ours (422). Only under deletionPolicy Delete, where our
-   * controller reference makes another controller's object refuse us.
-   */
-  private async applyFirstSync(cs: CofreSecret, content: TargetContent): Promise<boolean> {
-    if (cs.status?.contentHash || (cs.spec.deletionPolicy ?? 'Delete') !== 'Delete') return false;
-    try {
-      await this.objects.patch(
-        targetObject(cs, content),
-        undefined,
-        undefined,
-        FIELD_MANAGER,
-        false,
-        PatchStrategy.ServerSideApply,
-      );
-    } catch (err) {
-      if (kubeCode(err) === 409 || kubeCode(err) === 422) return false;
-      throw new SyncError('TargetWriteFailed', `applying ${content.kind} ${cs.spec.target.name}: ${kubeMessage(err)}`);
     }
     targetWrites.inc({ kind: content.kind });
     return true;

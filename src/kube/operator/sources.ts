@@ -57,9 +57,28 @@ async function call(
   }
 }
 
+/**
+ * Mounts no CofreSecret reads from: `auth/token/lookup-self` answers the token the operator reads with (the
+ * namespace's identity, whose policy may grant more than reads), `sys/` and `identity/` the server's own state, and
+ * `cubbyhole/` the operator's token's private store. Copied into a Secret, each would reach whoever reads it.
+ */
+const NOT_SOURCES = new Set(['auth', 'sys', 'identity', 'cubbyhole']);
+
+function refuseInternalPaths(source: CofreSecretSource): string {
+  const shown = `${source.mount}/${source.path}`;
+  const first = shown.replace(/^\/+/, '').split('/')[0]!.trim().toLowerCase();
+  if (NOT_SOURCES.has(first)) {
+    throw new SyncError(
+      'SourceUnavailable',
+      `${shown} is not a source: paths under auth/, sys/, identity/ and cubbyhole/ are not copied into targets`,
+    );
+  }
+  return shown;
+}
+
 /** type read: the data of <mount>/<path>. A lease on the answer is not ours to hold: type dynamic is for those. */
 export async function readPath(access: CofreAccess, id: Identity, source: CofreSecretSource): Promise<SourceData> {
-  const shown = `${source.mount}/${source.path}`;
+  const shown = refuseInternalPaths(source);
   const res = await call(access, id, 'GET', shown, `read ${shown}`);
   if (!res?.data) throw new SyncError('SourceNotFound', `${shown} does not exist (or answered no data)`);
   if (res.lease_id) {
@@ -79,7 +98,7 @@ export async function issueCredential(
   id: Identity,
   source: CofreSecretSource,
 ): Promise<IssuedCredential> {
-  const shown = `${source.mount}/${source.path}`;
+  const shown = refuseInternalPaths(source);
   const res = await call(access, id, 'GET', shown, `read ${shown}`);
   if (!res?.data) throw new SyncError('SourceNotFound', `${shown} does not exist (or answered no data)`);
   if (!res.lease_id) throw new SyncError('SourceUnavailable', `${shown} answered no lease: use source type read`);

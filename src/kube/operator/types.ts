@@ -9,6 +9,10 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const FIELD_MANAGER = 'cofre';
 /** Pod-template annotation whose change rolls a workload (as `kubectl rollout restart` does with its own key). */
 export const ROLLOUT_ANNOTATION = 'cofre.dev/content-hash';
+/** On every target: the uid of the CofreSecret that wrote it, which alone may write it again. */
+export const WRITER_ANNOTATION = 'cofre.dev/written-by';
+/** Set by a user on an existing Secret or ConfigMap to let a CofreSecret take it over (it is otherwise refused). */
+export const ADOPT_ANNOTATION = 'cofre.dev/adopt';
 
 export interface Condition {
   type: string;
