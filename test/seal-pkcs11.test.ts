@@ -121,14 +121,37 @@ function withToken<T>(conf: string, use: (p: typeof Pkcs11Module, m: Pkcs11Modul
   }
 }
 
+/** The private keys under a label (a public look-alike, made by a test below, is not the seal's). */
 function findKeys(p: typeof Pkcs11Module, m: Pkcs11Module.PKCS11, s: Buffer, label: string): Buffer[] {
   m.C_FindObjectsInit(s, [
     { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
     { type: p.CKA_LABEL, value: label },
+    { type: p.CKA_PRIVATE, value: true },
   ]);
   const found = m.C_FindObjects(s, 10);
   m.C_FindObjectsFinal(s);
   return found;
+}
+
+/** An AES key made from a known value, as someone other than the seal would make one. */
+function lookAlike(
+  p: typeof Pkcs11Module,
+  label: string,
+  isPrivate: boolean,
+  sensitive: boolean,
+): Pkcs11Module.Template {
+  return [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+    { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+    { type: p.CKA_VALUE, value: Buffer.alloc(32, 7) },
+    { type: p.CKA_LABEL, value: label },
+    { type: p.CKA_TOKEN, value: true },
+    { type: p.CKA_PRIVATE, value: isPrivate },
+    { type: p.CKA_SENSITIVE, value: sensitive },
+    { type: p.CKA_EXTRACTABLE, value: false },
+    { type: p.CKA_ENCRYPT, value: true },
+    { type: p.CKA_DECRYPT, value: true },
+  ];
 }
 
 describe('PKCS#11 seal with SoftHSM2', () => {
@@ -161,6 +184,29 @@ describe('PKCS#11 seal with SoftHSM2', () => {
       [],
       'nothing was created',
     );
+  });
+
+  it('refuses a key that a session without the PIN could use, or whose value can be read', () => {
+    // Before, any AES key under the label was taken: a public one (which a session that has not logged in may use,
+    // or create with a value of its choosing) or one whose value can be read.
+    withToken(hsmEnv.SOFTHSM2_CONF, (p, m, s) => {
+      for (const [label, isPrivate, sensitive] of [
+        ['public-key', false, true],
+        ['readable-key', true, false],
+      ] as const) {
+        m.C_CreateObject(s, lookAlike(p, label, isPrivate, sensitive));
+      }
+    });
+    const publicKey = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'public-key' })), env);
+    assert.equal(publicKey.status, 1, publicKey.output);
+    assert.match(publicKey.output, /no key labelled "public-key"/);
+    const readable = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'readable-key' })), env);
+    assert.equal(readable.status, 1, readable.output);
+    assert.match(
+      readable.output,
+      /key "readable-key" on .* is refused: its value can be read \(CKA_SENSITIVE is false\)/,
+    );
+    assert.equal(readable.output.includes(PIN), false);
   });
 
   it('generate_key = true: creates a non-extractable AES key, init returns recovery keys, unsealed with no human step', async () => {
@@ -215,6 +261,18 @@ describe('PKCS#11 seal with SoftHSM2', () => {
       assert.match(server.output(), /unsealed by its seal/);
       const read = await apiClient(server.url, rootToken).call('GET', 'secret/data/app');
       assert.equal(read.body.data.data.password, 'hsm-guarded-1');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a public key made under its label beside it is ignored: the seal still opens with its own', async () => {
+    // Before, the look-alike made two keys under the label and the server refused to start.
+    withToken(hsmEnv.SOFTHSM2_CONF, (p, m, s) => void m.C_CreateObject(s, lookAlike(p, KEY_LABEL, false, true)));
+    const server = await startProcess(writeConfig(dir, port, pkcs11Block()), env);
+    try {
+      assert.match(server.output(), /unsealed by its seal/);
+      assert.equal((await apiClient(server.url, rootToken).call('GET', 'secret/data/app')).status, 200);
     } finally {
       await server.stop();
     }

@@ -158,9 +158,12 @@ export class Pkcs11Device {
       new Pkcs11SealError(`PKCS#11 seal: ${step} for key "${label}" failed on ${where}: ${returnCode(p, err)}`);
     let found: Buffer[];
     try {
+      // Private objects only: a session that has not logged in may use, and create, public ones, so a public key
+      // under this label could be anyone's (made without the PIN, its value chosen by whoever made it).
       module.C_FindObjectsInit(session, [
         { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
         { type: p.CKA_LABEL, value: label },
+        { type: p.CKA_PRIVATE, value: true },
       ]);
       found = module.C_FindObjects(session, 2);
       module.C_FindObjectsFinal(session);
@@ -196,18 +199,33 @@ export class Pkcs11Device {
     const key = found[0]!;
     let attributes: Pkcs11Module.Template;
     try {
-      attributes = module.C_GetAttributeValue(session, key, [{ type: p.CKA_KEY_TYPE }, { type: p.CKA_EXTRACTABLE }]);
+      attributes = module.C_GetAttributeValue(session, key, [
+        { type: p.CKA_KEY_TYPE },
+        { type: p.CKA_EXTRACTABLE },
+        { type: p.CKA_SENSITIVE },
+        { type: p.CKA_PRIVATE },
+        { type: p.CKA_TOKEN },
+      ]);
     } catch (err) {
       throw fail('C_GetAttributeValue', err);
     }
-    const [keyType, extractable] = attributes.map((a) => a.value as Buffer);
+    const [keyType, extractable, sensitive, isPrivate, onToken] = attributes.map((a) => a.value as Buffer);
+    const flag = (value: Buffer | undefined): boolean => value !== undefined && value.readUInt8(0) !== 0;
     if (!keyType || keyType.readUInt8(0) !== p.CKK_AES) {
       throw new Pkcs11SealError(`PKCS#11 seal: key "${label}" on ${where} is not an AES key`);
     }
-    if (extractable && extractable.readUInt8(0) !== 0) {
+    // Each of these would let the key, or its use, out of the PIN's reach; the seal makes its own keys with none.
+    const unsafe: [boolean, string][] = [
+      [flag(extractable), 'it is extractable (CKA_EXTRACTABLE)'],
+      [!flag(sensitive), 'its value can be read (CKA_SENSITIVE is false)'],
+      [!flag(isPrivate), 'it can be used without logging in (CKA_PRIVATE is false)'],
+      [!flag(onToken), 'it is a session object, gone with the session (CKA_TOKEN is false)'],
+    ];
+    const why = unsafe.filter(([bad]) => bad).map(([, reason]) => reason);
+    if (why.length > 0) {
       throw new Pkcs11SealError(
-        `PKCS#11 seal: key "${label}" on ${where} is extractable (CKA_EXTRACTABLE); the seal uses only keys that ` +
-          'cannot leave the HSM',
+        `PKCS#11 seal: key "${label}" on ${where} is refused: ${why.join('; ')}. The seal uses only keys that ` +
+          'cannot leave the HSM and that only a logged-in session can use',
       );
     }
     return key;
