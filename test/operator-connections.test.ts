@@ -151,6 +151,31 @@ describe('operator connections', () => {
     assert.equal(row![head!.indexOf('READY')], 'True', table.stdout);
   });
 
+  it("never requests a token for the Kubernetes API server's own audience, which the address would receive", async () => {
+    // Before, a namespace user who may write CofreConnections, not Pods, got a token of any of the namespace's
+    // service accounts that the API server accepts, sent to an address of their choice.
+    const issued = await core.createNamespacedServiceAccountToken({
+      namespace: NS,
+      name: 'reader',
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: [] } },
+    });
+    const payload = JSON.parse(Buffer.from(issued.status!.token.split('.')[1]!, 'base64url').toString('utf8'));
+    const apiAudience = ([] as string[]).concat(payload.aud)[0]!;
+    await createConnection('api-audience', apiAudience);
+    await createCs('api-aud', 'api-audience');
+    const condition = await poll('Ready=False LoginFailed', async () => {
+      const c = await ready('cofresecrets', 'api-aud');
+      return c?.status === 'False' && c;
+    });
+    assert.equal(condition.reason, 'LoginFailed');
+    assert.match(condition.message, /is one the Kubernetes API server accepts: .* so none is requested/);
+    const connection = await poll('the connection says so', async () => {
+      const c = await ready('cofreconnections', 'api-audience');
+      return c?.status === 'False' && c;
+    });
+    assert.match(connection.message, /is one the Kubernetes API server accepts/);
+  });
+
   it('a role that wants another audience: the CofreSecret and the connection name both audiences; a fix re-syncs', async () => {
     await createConnection('wrong-audience', 'vault');
     await createCs('aud', 'wrong-audience');

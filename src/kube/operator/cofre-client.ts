@@ -4,6 +4,7 @@
 // API client (src/client).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { decodeJwt } from 'jose';
 import { VaultClient } from '../../client/client.js';
 import { ApiError, UnreachableError } from '../../client/errors.js';
 import type { ConnectionStatus } from './connection-status.js';
@@ -52,6 +53,8 @@ export class CofreAccess {
   private readonly core: CoreV1Api;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly logins = new Map<string, Promise<string>>();
+  /** The audiences the Kubernetes API server accepts tokens for, cluster-wide: learned once (refuseApiAudience). */
+  private apiAudiences: Promise<string[]> | undefined;
   /** One client per address and CA bundle (the client takes the bundle's bytes). */
   private readonly clients = new Map<string, VaultClient>();
 
@@ -121,7 +124,50 @@ export class CofreAccess {
     this.tokens.delete(id.key);
   }
 
+  /**
+   * Refuses a connection whose audience the Kubernetes API server accepts: the operator would mint a token that works
+   * against the API server as the connection's service account, and send it to the connection's address, which the
+   * namespace chooses (a user who may write CofreConnections, and not Pods, would get the service account's rights).
+   */
+  private async refuseApiAudience(id: Identity): Promise<void> {
+    this.apiAudiences ??= this.learnApiAudiences(id).catch((err: unknown) => {
+      this.apiAudiences = undefined;
+      throw err;
+    });
+    let audiences: string[];
+    try {
+      audiences = await this.apiAudiences;
+    } catch (err) {
+      const message = `learning the Kubernetes API server's token audiences: ${kubeMessage(err)}`;
+      this.status?.report(id, { ok: false, reason: 'TokenRequestFailed', message });
+      throw new SyncError('LoginFailed', message);
+    }
+    if (!audiences.includes(id.audience)) return;
+    const message =
+      `the token audience ${JSON.stringify(id.audience)} is one the Kubernetes API server accepts: a token for it would ` +
+      `let ${id.address} act as service account ${id.namespace}/${id.serviceAccount} on the cluster, so none is ` +
+      'requested; use the audience the Cofre role expects (cofre by default)';
+    this.status?.report(id, { ok: false, reason: 'LoginFailed', message });
+    throw new SyncError('LoginFailed', message);
+  }
+
+  /** A token requested with no audience is issued for the API server's own: its `aud` claim names them. */
+  private async learnApiAudiences(id: Identity): Promise<string[]> {
+    const res = await this.core.createNamespacedServiceAccountToken({
+      namespace: id.namespace,
+      name: id.serviceAccount,
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: [], expirationSeconds: 600 },
+      },
+    });
+    const { aud } = decodeJwt(res.status!.token);
+    return Array.isArray(aud) ? aud : aud !== undefined ? [aud] : [];
+  }
+
   private async login(id: Identity): Promise<string> {
+    await this.refuseApiAudience(id);
     let jwt: string;
     try {
       const res = await this.core.createNamespacedServiceAccountToken({
