@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
@@ -270,5 +271,47 @@ describe('a node that has lost the connection it hears other nodes on', () => {
     assert.ok((looked.body.data as { ttl: number }).ttl > 200);
     await put(first, 'sys/leases/revoke', { lease_id: leaseId });
     assert.equal((await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [username])).length, 0);
+  });
+
+  it('closed while it cannot hear, does not log that it serves requests again', async () => {
+    // Before, closing ended the wait for a new LISTEN connection, and the node logged that it served again.
+    await db.query("CREATE ROLE cofre_third LOGIN SUPERUSER PASSWORD 'third-node'");
+    const url = new URL(db.url);
+    url.username = 'cofre_third';
+    url.password = 'third-node';
+    const lines: string[] = [];
+    const logStream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const third = await createCofre({
+      storage: { type: 'postgresql', connectionUrl: url.toString(), table },
+      logLevel: 'info',
+      logStream,
+    });
+    try {
+      const unsealed = await third.http.inject({ method: 'PUT', url: '/v1/sys/unseal', payload: { key: unsealKey } });
+      assert.equal(unsealed.statusCode, 200, unsealed.body);
+      await db.query('ALTER ROLE cofre_third NOLOGIN');
+      await db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'cofre_third' AND application_name LIKE 'cofre listen%'",
+      );
+      const store = third.storage as unknown as SharedStorage;
+      await until('the third node notices', async () => (store.deaf?.() ? true : undefined), 10_000);
+      // A request starts the hold (and its log lines), as on a serving node.
+      void injectJson(third, 'GET', 'sys/mounts', { token: root }).catch(() => undefined);
+      await until(
+        'it logs that it holds requests',
+        async () => (lines.some((l) => /holding requests/.test(l)) ? true : undefined),
+        5000,
+      );
+    } finally {
+      await third.close();
+      await db.query('ALTER ROLE cofre_third LOGIN');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(!lines.some((line) => /again: serving requests/.test(line)), lines.join(''));
   });
 });

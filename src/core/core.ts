@@ -735,7 +735,10 @@ export class Core {
         {},
         "lost the connection other nodes' changes are heard on: holding requests until a new one listens",
       );
-      void deaf.then(() => this.log.info({}, "listening to other nodes' changes again: serving requests"));
+      // Closing ends the wait too, once the core is sealed: nothing is served then.
+      void deaf.then(() => {
+        if (!this.sealed) this.log.info({}, "listening to other nodes' changes again: serving requests");
+      });
       hold.held = withinLimit(deaf, HOLD_LIMIT_MS).catch(() => {
         hold.givenUp = true;
         this.log.warn({ held_ms: HOLD_LIMIT_MS }, "still not hearing other nodes' changes: refusing requests");
