@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Response, WrappingToken } from './backend.js';
 import type { Core } from './core.js';
 import { CUBBYHOLE_PATH, cubbyholeKey, destroyCubbyhole } from './cubbyhole.js';
@@ -47,6 +48,16 @@ function cubbyhole(core: Core): Storage {
   return mounted.storage;
 }
 
+/**
+ * Ends an answer's stream that will not be sent (a snapshot's holds a read view of the store open: a PostgreSQL
+ * transaction, or a copy of the SQLite file, until it is read to the end or destroyed). True if there was one.
+ */
+export function discardStream(response: Response | undefined): boolean {
+  if (!(response?.rawBody instanceof Readable)) return false;
+  response.rawBody.destroy();
+  return true;
+}
+
 /** The TTL a response is wrapped for: the shorter of the client's and the handler's, as Vault picks it. */
 function wrapTtlFor(response: Response | undefined, requestTtl: number): number {
   const asked = response?.wrap?.ttl ?? 0;
@@ -66,6 +77,11 @@ export async function wrapResponse(
 ): Promise<Response | undefined> {
   const ttl = wrapTtlFor(response, request.requestTtl);
   if (!response || ttl <= 0 || (response.status ?? 200) >= 400) return response;
+  if (discardStream(response)) {
+    throw badRequest(
+      'this answer is a stream (a snapshot) and cannot be response-wrapped: ask without X-Vault-Wrap-TTL',
+    );
+  }
   const body = response.wrap?.body ?? JSON.stringify(wrappedBody(response, request));
   const creationPath = response.wrap?.creationPath ?? request.requestPath;
   const creationTime = new Date().toISOString();

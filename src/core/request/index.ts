@@ -3,7 +3,7 @@ import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
 import { notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
-import { revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
+import { discardStream, revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
 import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
 import { prepareDispatch } from './dispatch.js';
 import { captureChange, reportChange } from './change-capture.js';
@@ -168,7 +168,12 @@ async function handleCounted(
       await revokeUnsent(core, answer);
       throw err;
     });
-    if (audited) await auditResponse(core, event, response, record.auditedResponseData);
+    if (audited) {
+      await auditResponse(core, event, response, record.auditedResponseData).catch((err: unknown) => {
+        discardStream(response);
+        throw err;
+      });
+    }
     return { response, mountType: found.mounted.entry.type, operation, caller: request.caller };
   } catch (err) {
     if (audited) await auditFailure(core, event, err, requestLogged);
