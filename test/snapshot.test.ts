@@ -14,7 +14,7 @@ import { stdio, type Streams } from '../src/cli/output.js';
 import { buildProgram, run } from '../src/cli/program.js';
 import { startPostgres } from '../scripts/test-databases.js';
 import { startNode, unseal, type Node } from './cluster-support.js';
-import { apiClient, startServer, tempDir, type InProcessServer } from './support.js';
+import { apiClient, startServer, tempDir, until, type InProcessServer } from './support.js';
 
 const dirs: string[] = [];
 const servers: InProcessServer[] = [];
@@ -421,6 +421,7 @@ describe('a snapshot restored into a PostgreSQL store', () => {
     const nodeDir = tempDir('snapshot-pg-node');
     dirs.push(nodeDir);
     let node: Node | undefined;
+    let other: Node | undefined;
     try {
       const source = await server();
       const put = async (path: string, body: unknown) => {
@@ -452,12 +453,39 @@ describe('a snapshot restored into a PostgreSQL store', () => {
       node = await startNode(nodeDir, 'restored', db.url);
       const init = await node.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
       await unseal(node, init.body.keys, 1);
-      const restored = await fetch(`${node.url}/v1/sys/storage/snapshot-force`, {
-        method: 'POST',
-        headers: { 'x-vault-token': init.body.root_token, 'content-type': 'application/octet-stream' },
-        body: new Uint8Array(snapshot),
-      });
-      assert.equal(restored.status, 204, await restored.text());
+      // Another node of the cluster, unsealed: a restore now would mix what it writes into the restored store.
+      other = await startNode(nodeDir, 'other', db.url);
+      await unseal(other, init.body.keys, 1);
+      const restore = () =>
+        fetch(`${node!.url}/v1/sys/storage/snapshot-force`, {
+          method: 'POST',
+          headers: { 'x-vault-token': init.body.root_token, 'content-type': 'application/octet-stream' },
+          body: new Uint8Array(snapshot),
+        });
+      await until(
+        'the other node is seen',
+        async () => {
+          const res = await restore();
+          const text = await res.text();
+          assert.notEqual(res.status, 204, 'restored while another node was unsealed');
+          return /other nodes of this cluster are unsealed \(http:\/\/127\.0\.0\.1:\d+\): seal/.test(text)
+            ? true
+            : undefined;
+        },
+        10_000,
+      );
+      assert.equal((await other.api.call('PUT', 'sys/seal', { token: init.body.root_token })).status, 204);
+      const restored = await until(
+        'the restore, once the other node is sealed',
+        async () => {
+          const res = await restore();
+          if (res.status === 204) return res;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return undefined;
+        },
+        20_000,
+      );
+      assert.equal(restored.status, 204);
       await unseal(node, source.keys, 2);
 
       const api = apiClient(node.url, source.rootToken);
@@ -474,6 +502,7 @@ describe('a snapshot restored into a PostgreSQL store', () => {
       assert.equal(role.length, 0, 'the lease restored from the snapshot revokes its database role');
     } finally {
       await node?.kill('SIGKILL');
+      await other?.kill('SIGKILL');
       await db.stop();
     }
   });

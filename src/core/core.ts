@@ -855,6 +855,19 @@ export class Core {
     });
   }
 
+  /**
+   * The other nodes of the cluster seen within `withinMs`: an unsealed node records itself every few seconds, a
+   * sealed one (which leaves the election) no longer does. None on a store no other process shares.
+   */
+  async otherLiveNodes(withinMs: number): Promise<ClusterNode[]> {
+    if (!this.cluster?.store.otherProcesses) return [];
+    const self = this.cluster.store.nodeId;
+    const now = Date.now();
+    return (await this.cluster.store.nodes()).filter(
+      (node) => node.nodeId !== self && now - node.lastSeen.getTime() < withinMs,
+    );
+  }
+
   /** sys/leader and sys/ha-status; `campaignError` is why an unsealed node is not (yet) in the election. */
   async haStatus(): Promise<{
     enabled: boolean;

@@ -11,7 +11,20 @@ import { ROOT_KEY_KEY } from '../store-copy.js';
  * been taken with this server's current unseal keys (the same wrapped root key), as Vault's snapshot restore
  * requires; force takes a snapshot from any store of the same seal type, whose keys then unseal this server.
  */
+/** An unsealed node records itself every 2 s (storage/postgres-leader.ts): one seen within this is serving. */
+const LIVE_NODE_MS = 6000;
+
 async function checkRestorable(core: Core, info: SnapshotInfo, force: boolean): Promise<void> {
+  // Another node that serves meanwhile would write into the store being restored (its requests, its lease expiry
+  // as leader) and answer from caches of the store before it.
+  const others = await core.otherLiveNodes(LIVE_NODE_MS);
+  if (others.length > 0) {
+    throw badRequest(
+      `other nodes of this cluster are unsealed (${others.map((node) => node.apiAddr || node.nodeId).join(', ')}): ` +
+        `seal (sys/seal) or stop them, and restore ${LIVE_NODE_MS / 1000} s later; a restore while they serve would ` +
+        'mix their writes into the restored store',
+    );
+  }
   if (!info.sealConfig || !info.rootKey || !info.hasKeyring) {
     throw badRequest('the snapshot is not of an initialized store (no seal configuration, root key or keyring)');
   }
