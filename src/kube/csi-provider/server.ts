@@ -1,8 +1,9 @@
 // `cofre csi-provider`'s gRPC server: the CSIDriverProvider service on the unix socket `cofre.sock` in the
 // driver's provider directory, where the Secrets Store CSI Driver dials providers by name.
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { bindPrivateSocket } from '../grpc-service.js';
 import { providerService, type MountRequestMessage, type MountResponseMessage } from './grpc.js';
 import type { Mounter } from './mount.js';
 import { MountError } from './mount.js';
@@ -50,13 +51,8 @@ export async function startProviderServer(opts: {
       );
     },
   });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
   // Only the driver (root on the node) dials it.
-  await chmod(socket, 0o600);
+  await bindPrivateSocket(server, socket);
   return {
     socket,
     close: () =>

@@ -1,8 +1,9 @@
 // `cofre kms-plugin`'s gRPC server: v2.KeyManagementService on the unix socket kube-apiserver's
 // EncryptionConfiguration names (`endpoint: unix:///...`).
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { bindPrivateSocket } from '../grpc-service.js';
 import type { PluginSession } from './auth.js';
 import { kmsService, type EncryptResponse, type StatusResponse } from './grpc.js';
 import type { TransitKek } from './transit.js';
@@ -70,13 +71,8 @@ export async function startKmsServer(opts: {
       kek.decrypt(call.request.ciphertext).then((plaintext) => done(null, { plaintext }), fail('Decrypt', done));
     },
   });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${opts.socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
   // Only kube-apiserver (root on the control-plane host) dials it.
-  await chmod(opts.socket, 0o600);
+  await bindPrivateSocket(server, opts.socket);
   return {
     close: () =>
       new Promise<void>((resolve) => {
