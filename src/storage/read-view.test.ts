@@ -83,4 +83,42 @@ describe('snapshots under write load are consistent (read views)', () => {
       await target.close();
     }
   });
+
+  it('a read view of a large SQLite store is taken while writes go on (the online backup does not start over for good)', async () => {
+    // SQLite starts a backup over when another connection (the commit thread) commits between two of its steps:
+    // before, 100 pages a step under steady writes never reached the end of a store of a few megabytes.
+    const store = openSqliteStorage(join(dir, 'large.db'));
+    try {
+      const value = Buffer.alloc(8192, 1);
+      for (let i = 0; i < 3000; i += 100) {
+        await store.transaction(
+          Array.from({ length: 100 }, (_, j) => ({ op: 'put' as const, key: `bulk/${i + j}`, value })),
+        );
+      }
+      let stop = false;
+      let writes = 0;
+      const writing = (async () => {
+        while (!stop) {
+          await store.put(`hot/${writes % 10}`, Buffer.from(String(writes)));
+          writes++;
+        }
+      })();
+      try {
+        const view = await Promise.race([
+          store.openReadView(),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error('the read view was not taken within 30 s')), 30_000).unref(),
+          ),
+        ]);
+        assert.equal((await view.list('bulk/')).length, 3000);
+        await view.release();
+        assert.ok(writes > 10, `only ${writes} writes ran meanwhile`);
+      } finally {
+        stop = true;
+        await writing;
+      }
+    } finally {
+      await store.close();
+    }
+  });
 });
