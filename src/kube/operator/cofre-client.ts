@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
-import { VaultClient } from '../../client/client.js';
+import type { VaultClient } from '../../client/client.js';
 import { ApiError, UnreachableError } from '../../client/errors.js';
 import type { ConnectionStatus } from './connection-status.js';
+import { SlowAddresses } from './slow-addresses.js';
 import { connectionKey, type ConnectionKind, type Connections } from './connections.js';
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
 import type { CofreSecret } from './types.js';
@@ -55,6 +56,8 @@ export class CofreAccess {
   private readonly logins = new Map<string, Promise<string>>();
   /** The audiences the Kubernetes API server accepts tokens for, cluster-wide: learned once (refuseApiAudience). */
   private apiAudiences: Promise<string[]> | undefined;
+  /** Addresses whose calls ran into their deadline lately: not called for a while (slow-addresses.ts). */
+  private readonly slow = new SlowAddresses();
   /** One client per address and CA bundle (the client takes the bundle's bytes). */
   private readonly clients = new Map<string, VaultClient>();
 
@@ -102,7 +105,7 @@ export class CofreAccess {
     const clientKey = `${id.address}\n${caKey}`;
     let client = this.clients.get(clientKey);
     if (!client) {
-      client = new VaultClient({ address: id.address, caCertBytes: id.caPem, ...CALL_LIMITS });
+      client = this.slow.client({ address: id.address, caCertBytes: id.caPem, ...CALL_LIMITS });
       this.clients.set(clientKey, client);
     }
     return client;
