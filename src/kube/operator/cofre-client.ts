@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { VaultClient } from '../../client/client.js';
 import { ApiError, UnreachableError } from '../../client/errors.js';
 import type { ConnectionStatus } from './connection-status.js';
@@ -18,6 +19,8 @@ import type { CofreSecret } from './types.js';
  * must not hold one long (each call ends within this, answer included), nor fill the operator's memory.
  */
 const CALL_LIMITS = { timeoutMs: 30_000, maxResponseBytes: 8 * 1024 * 1024 };
+/** Logins and clients remembered at most (the least recently used go first): far more than a cluster's connections. */
+const MAX_IDENTITIES = 4096;
 
 /** Everything that decides which Cofre token a CofreSecret reads with; one token and one change stream per value. */
 export interface Identity {
@@ -52,14 +55,18 @@ const SA_TOKEN_SECONDS = 600;
 
 export class CofreAccess {
   private readonly core: CoreV1Api;
-  private readonly tokens = new Map<string, CachedToken>();
+  /**
+   * Bounded: a key names a connection's address, CA, role and service account, so every edit of a connection (a
+   * namespace's to make, as often as it likes) makes a new one.
+   */
+  private readonly tokens = new LRUCache<string, CachedToken>({ max: MAX_IDENTITIES });
   private readonly logins = new Map<string, Promise<string>>();
   /** The audiences the Kubernetes API server accepts tokens for, cluster-wide: learned once (refuseApiAudience). */
   private apiAudiences: Promise<string[]> | undefined;
   /** Addresses whose calls ran into their deadline lately: not called for a while (slow-addresses.ts). */
   private readonly slow = new SlowAddresses();
   /** One client per address and CA bundle (the client takes the bundle's bytes). */
-  private readonly clients = new Map<string, VaultClient>();
+  private readonly clients = new LRUCache<string, VaultClient>({ max: MAX_IDENTITIES });
 
   constructor(
     kc: KubeConfig,

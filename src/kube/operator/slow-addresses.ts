@@ -34,9 +34,12 @@ export class SlowAddresses {
 
   /** Pauses `address` when `err` says a call to it ran into its deadline. */
   report(address: string, err: unknown): void {
-    if (err instanceof UnreachableError && /no answer in time/.test(err.reason)) {
-      this.pausedUntil.set(address, Date.now() + this.pauseMs);
-    }
+    if (!(err instanceof UnreachableError) || !/no answer in time/.test(err.reason)) return;
+    const now = Date.now();
+    // Addresses are a namespace's to choose: forget the pauses that are over before the list grows large.
+    if (this.pausedUntil.size >= 1024)
+      for (const [a, until] of this.pausedUntil) if (until <= now) this.pausedUntil.delete(a);
+    this.pausedUntil.set(address, now + this.pauseMs);
   }
 }
 
