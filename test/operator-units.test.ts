@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCofre } from '../src/app.js';
 import { UnreachableError } from '../src/client/errors.js';
-import { CofreAccess } from '../src/kube/operator/cofre-client.js';
+import { CofreAccess, type Identity } from '../src/kube/operator/cofre-client.js';
 import { buildContent, contentHash } from '../src/kube/operator/content.js';
 import { parseDuration } from '../src/kube/operator/duration.js';
 import { WorkQueue } from '../src/kube/operator/queue.js';
@@ -123,7 +123,27 @@ describe('operator templates and content', () => {
   });
 });
 
+/** A kubeconfig that names no reachable cluster: for what the operator does without calling one. */
+function offlineKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
 describe('operator connection to Cofre', () => {
+  it('remembers a bounded number of clients however often connections change', () => {
+    // Before, every edit of a connection (a new address or CA) added a client and a login that were never let go.
+    const access = new CofreAccess(offlineKubeConfig(), { get: () => undefined });
+    for (let i = 0; i < 10_000; i++) access.client({ address: `http://127.0.0.1:${i}` } as Identity);
+    const clients = (access as unknown as { clients: { size: number } }).clients;
+    assert.ok(clients.size <= 4096, `${clients.size} clients kept`);
+  });
+
   it("verifies an https Cofre with the CofreConnection's caBundle, handed to the API client as bytes", async () => {
     const dir = tempDir('operator-ca');
     const { key, cert } = selfSignedCert(dir);
@@ -132,14 +152,7 @@ describe('operator connection to Cofre', () => {
       logLevel: 'error',
       tls: { cert: readFileSync(cert), key: readFileSync(key) },
     });
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    const access = new CofreAccess(kc, { get: () => undefined });
+    const access = new CofreAccess(offlineKubeConfig(), { get: () => undefined });
     try {
       await cofre.http.listen({ host: '127.0.0.1', port: 0 });
       const address = `https://127.0.0.1:${(cofre.http.server.address() as AddressInfo).port}`;

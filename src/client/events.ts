@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { apiUrl } from './client.js';
 import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from './silence.js';
-import { SseSplitter, type SseFrame } from './sse.js';
+import { followFrames } from './sse.js';
 import { caBundle, type TlsSettings } from './transport.js';
 
 /** A change event names a path and a version, never a value: a frame of a megabyte is no change stream's. */
@@ -123,19 +123,14 @@ export class ChangeStream {
             done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
             return;
           }
-          res.setEncoding('utf8');
-          const frames = new SseSplitter(MAX_FRAME_CHARS);
-          res.on('data', (chunk: string) => {
-            silence.heard();
-            let completed: SseFrame[];
-            try {
-              completed = frames.push(chunk);
-            } catch (err) {
-              req.destroy();
-              done(false, (err as Error).message);
-              return;
-            }
-            for (const frame of completed) {
+          const refused = (message: string): void => {
+            req.destroy();
+            done(false, message);
+          };
+          followFrames(res, MAX_FRAME_CHARS, {
+            heard: () => silence.heard(),
+            refused,
+            frame: (frame) => {
               if (frame.event === 'hello') {
                 hello = true;
                 const idx = Number((frame.data as { index?: unknown }).index);
@@ -156,7 +151,7 @@ export class ChangeStream {
                 req.destroy();
                 done(true, 'token revoked or expired');
               }
-            }
+            },
           });
           res.on('end', () => done(false, 'stream ended'));
           res.on('error', (err) => done(false, err.message));

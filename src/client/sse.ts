@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+
 /** One server-sent event: its type, its id when it has one, and its data parsed as JSON. */
 export interface SseFrame {
   id?: string;
@@ -31,6 +33,33 @@ export class SseSplitter {
     }
     return frames;
   }
+}
+
+/**
+ * Reads an event stream's frames as they come: `heard` on every chunk (the stream is alive), `frame` for each
+ * complete frame, `refused` once (and nothing more) when a frame outgrows `maxFrameChars`.
+ */
+export function followFrames(
+  res: IncomingMessage,
+  maxFrameChars: number,
+  on: { heard(): void; frame(frame: SseFrame): void; refused(message: string): void },
+): void {
+  const frames = new SseSplitter(maxFrameChars);
+  let refused = false;
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => {
+    if (refused) return;
+    on.heard();
+    let completed: SseFrame[];
+    try {
+      completed = frames.push(chunk);
+    } catch (err) {
+      refused = true;
+      on.refused((err as Error).message);
+      return;
+    }
+    for (const frame of completed) on.frame(frame);
+  });
 }
 
 /** One frame's fields; undefined for a comment-only frame or one whose data is not JSON. */

@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { apiUrl, ApiError, VaultClient, type TlsSettings } from '../../client/index.js';
 import { silenceDeadline, silenceMessage, STREAM_SILENCE_MS } from '../../client/silence.js';
-import { SseSplitter, type SseFrame } from '../../client/sse.js';
+import { followFrames } from '../../client/sse.js';
 import { caBundle, MAX_RESPONSE_BYTES } from '../../client/transport.js';
 import type { BundleBinding, SealedBundle } from '../../clusters/sealing.js';
 import type { AgentKeys } from './keys.js';
@@ -327,7 +327,6 @@ export class AgentStream {
           done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
           return;
         }
-        res.setEncoding('utf8');
         // The server ends the stream when its token expires: log in again before that and reconnect (the
         // new connection's hello catches up), so there is no moment without a valid token.
         renewal = setTimeout(
@@ -340,18 +339,14 @@ export class AgentStream {
           Math.max(1_000, this.agent.renewAt() - Date.now()),
         );
         renewal.unref();
-        const frames = new SseSplitter(MAX_FRAME_CHARS);
-        res.on('data', (chunk: string) => {
-          silence.heard();
-          let completed: SseFrame[];
-          try {
-            completed = frames.push(chunk);
-          } catch (err) {
-            req.destroy();
-            done(false, (err as Error).message);
-            return;
-          }
-          for (const frame of completed) {
+        const refused = (message: string): void => {
+          req.destroy();
+          done(false, message);
+        };
+        followFrames(res, MAX_FRAME_CHARS, {
+          heard: () => silence.heard(),
+          refused,
+          frame: (frame) => {
             if (frame.id !== undefined) this.lastEventId = frame.id;
             if (frame.event === 'hello') {
               hello = true;
@@ -363,7 +358,7 @@ export class AgentStream {
               req.destroy();
               done(true, 'token revoked or expired');
             }
-          }
+          },
         });
         res.on('end', () => done(false, 'stream ended'));
         res.on('error', (err) => done(false, err.message));

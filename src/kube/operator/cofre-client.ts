@@ -163,33 +163,29 @@ export class CofreAccess {
 
   /** A token requested with no audience is issued for the API server's own: its `aud` claim names them. */
   private async learnApiAudiences(id: Identity): Promise<string[]> {
+    const { aud } = decodeJwt(await this.requestToken(id, [], 600));
+    return Array.isArray(aud) ? aud : aud !== undefined ? [aud] : [];
+  }
+
+  /** A token of the identity's service account (TokenRequest); no audience: the API server's own. */
+  private async requestToken(id: Identity, audiences: string[], seconds: number): Promise<string> {
     const res = await this.core.createNamespacedServiceAccountToken({
       namespace: id.namespace,
       name: id.serviceAccount,
       body: {
         apiVersion: 'authentication.k8s.io/v1',
         kind: 'TokenRequest',
-        spec: { audiences: [], expirationSeconds: 600 },
+        spec: { audiences, expirationSeconds: seconds },
       },
     });
-    const { aud } = decodeJwt(res.status!.token);
-    return Array.isArray(aud) ? aud : aud !== undefined ? [aud] : [];
+    return res.status!.token;
   }
 
   private async login(id: Identity): Promise<string> {
     await this.refuseApiAudience(id);
     let jwt: string;
     try {
-      const res = await this.core.createNamespacedServiceAccountToken({
-        namespace: id.namespace,
-        name: id.serviceAccount,
-        body: {
-          apiVersion: 'authentication.k8s.io/v1',
-          kind: 'TokenRequest',
-          spec: { audiences: [id.audience], expirationSeconds: SA_TOKEN_SECONDS },
-        },
-      });
-      jwt = res.status!.token;
+      jwt = await this.requestToken(id, [id.audience], SA_TOKEN_SECONDS);
     } catch (err) {
       const why =
         kubeCode(err) === 404
