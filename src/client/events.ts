@@ -123,13 +123,12 @@ export class ChangeStream {
             done(res.statusCode === 403 || res.statusCode === 401, `HTTP ${res.statusCode}`);
             return;
           }
-          const refused = (message: string): void => {
-            req.destroy();
-            done(false, message);
-          };
           followFrames(res, MAX_FRAME_CHARS, {
             heard: () => silence.heard(),
-            refused,
+            refused: (message) => {
+              req.destroy();
+              done(false, message);
+            },
             frame: (frame) => {
               if (frame.event === 'hello') {
                 hello = true;

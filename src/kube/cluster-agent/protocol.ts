@@ -339,13 +339,12 @@ export class AgentStream {
           Math.max(1_000, this.agent.renewAt() - Date.now()),
         );
         renewal.unref();
-        const refused = (message: string): void => {
-          req.destroy();
-          done(false, message);
-        };
         followFrames(res, MAX_FRAME_CHARS, {
           heard: () => silence.heard(),
-          refused,
+          refused: (message) => {
+            req.destroy();
+            done(false, message);
+          },
           frame: (frame) => {
             if (frame.id !== undefined) this.lastEventId = frame.id;
             if (frame.event === 'hello') {
