@@ -155,7 +155,12 @@ describe('cofre.dev CRDs on a real API server', () => {
     {
       name: 'a path with ".."',
       mutate: (s) => ((s.source as Obj).path = 'team-a/../team-b/db'),
-      message: /source\.path must not contain "\.\." segments/,
+      message: /source\.path must not contain "\." or "\.\." segments/,
+    },
+    {
+      name: 'a mount with "." or ".." (the HTTP client would collapse them: "./auth/..." reaches auth/)',
+      mutate: (s) => ((s.source as Obj).mount = 'secret/..'),
+      message: /source\.mount must not contain "\." or "\.\." segments/,
     },
     {
       name: 'a path with a leading "/"',

@@ -10,6 +10,7 @@ import type { VaultClient } from '../../client/client.js';
 import { ApiError, UnreachableError } from '../../client/errors.js';
 import type { ConnectionStatus } from './connection-status.js';
 import { SlowAddresses } from './slow-addresses.js';
+import { checkSourcePath } from './sources.js';
 import { connectionKey, type ConnectionKind, type Connections } from './connections.js';
 import { kubeCode, kubeMessage, SyncError } from './errors.js';
 import type { CofreSecret } from './types.js';
@@ -231,6 +232,7 @@ export class CofreAccess {
 
   /** Reads the source; a 403 is retried once with a fresh login (the cached token may have been revoked). */
   async read(id: Identity, source: CofreSecret['spec']['source']): Promise<SourceData> {
+    checkSourcePath(source);
     const v2 = (source.kvVersion ?? 2) === 2;
     const apiPath = v2 ? `${source.mount}/data/${source.path}` : `${source.mount}/${source.path}`;
     const query = v2 && source.version ? { version: String(source.version) } : undefined;

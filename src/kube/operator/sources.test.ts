@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CofreAccess, Identity } from './cofre-client.js';
+import { CofreAccess, type Identity } from './cofre-client.js';
 import { SyncError } from './errors.js';
 import { issueCredential, readPath } from './sources.js';
 
@@ -18,6 +18,11 @@ describe('CofreSecret sources', () => {
       ['sys', 'wrapping/lookup'],
       ['identity', 'entity/name/x'],
       ['cubbyhole', 'anything'],
+      // The HTTP client collapses dot segments before sending: each of these would reach auth/ or sys/.
+      ['.', 'auth/token/lookup-self'],
+      ['secret/..', 'sys/wrapping/lookup'],
+      ['secret', '../auth/token/lookup-self'],
+      ['secret', 'app/./../../sys/x'],
     ]) {
       for (const read of [readPath, issueCredential]) {
         await assert.rejects(
@@ -25,10 +30,14 @@ describe('CofreSecret sources', () => {
           (err: unknown) =>
             err instanceof SyncError &&
             err.reason === 'SourceUnavailable' &&
-            /is not a source: paths under auth\/, sys\/, identity\/ and cubbyhole\/ are not copied/.test(err.message),
+            /is not a source: (paths under auth\/, sys\/, identity\/ and cubbyhole\/ are not copied|"\." and "\.\." segments are not allowed)/.test(
+              err.message,
+            ),
           `${mount}/${path}`,
         );
       }
+      // KV sources too (refused before the access is used).
+      await assert.rejects(CofreAccess.prototype.read.call(access, id, { mount: mount!, path: path! }), SyncError);
     }
   });
 });

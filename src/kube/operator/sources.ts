@@ -64,10 +64,18 @@ async function call(
  */
 const NOT_SOURCES = new Set(['auth', 'sys', 'identity', 'cubbyhole']);
 
-function refuseInternalPaths(source: CofreSecretSource): string {
+/**
+ * Refuses a source that is, or could become, one of those: "." and ".." segments are refused anywhere, since the
+ * HTTP client collapses them before sending ("./auth/token/lookup-self" reaches auth/token/lookup-self). Returns the
+ * source as messages name it.
+ */
+export function checkSourcePath(source: CofreSecretSource): string {
   const shown = `${source.mount}/${source.path}`;
-  const first = shown.replace(/^\/+/, '').split('/')[0]!.trim().toLowerCase();
-  if (NOT_SOURCES.has(first)) {
+  const segments = shown.replace(/^\/+/, '').split('/');
+  if (segments.some((segment) => segment === '.' || segment === '..')) {
+    throw new SyncError('SourceUnavailable', `${shown} is not a source: "." and ".." segments are not allowed`);
+  }
+  if (NOT_SOURCES.has(segments[0]!.trim().toLowerCase())) {
     throw new SyncError(
       'SourceUnavailable',
       `${shown} is not a source: paths under auth/, sys/, identity/ and cubbyhole/ are not copied into targets`,
@@ -78,7 +86,7 @@ function refuseInternalPaths(source: CofreSecretSource): string {
 
 /** type read: the data of <mount>/<path>. A lease on the answer is not ours to hold: type dynamic is for those. */
 export async function readPath(access: CofreAccess, id: Identity, source: CofreSecretSource): Promise<SourceData> {
-  const shown = refuseInternalPaths(source);
+  const shown = checkSourcePath(source);
   const res = await call(access, id, 'GET', shown, `read ${shown}`);
   if (!res?.data) throw new SyncError('SourceNotFound', `${shown} does not exist (or answered no data)`);
   if (res.lease_id) {
@@ -98,7 +106,7 @@ export async function issueCredential(
   id: Identity,
   source: CofreSecretSource,
 ): Promise<IssuedCredential> {
-  const shown = refuseInternalPaths(source);
+  const shown = checkSourcePath(source);
   const res = await call(access, id, 'GET', shown, `read ${shown}`);
   if (!res?.data) throw new SyncError('SourceNotFound', `${shown} does not exist (or answered no data)`);
   if (!res.lease_id) throw new SyncError('SourceUnavailable', `${shown} answered no lease: use source type read`);
