@@ -13,7 +13,7 @@ import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgr
  * then cut those connections: a commit that happened, whose answer never arrived.
  */
 class AnswerDroppingRelay {
-  private readonly links = new Set<{ client: Socket; upstream: Socket; dropping: boolean }>();
+  private readonly links = new Set<Link>();
   private server: Server | undefined;
   private dropping = false;
   port = 0;
@@ -21,16 +21,17 @@ class AnswerDroppingRelay {
   async start(target: { host: string; port: number }): Promise<void> {
     this.server = createServer((client) => {
       const upstream = connect(target.port, target.host);
-      const link = { client, upstream, dropping: this.dropping };
+      const link: Link = { client, upstream, dropping: this.dropping };
       this.links.add(link);
-      for (const socket of [client, upstream]) {
-        socket.on('error', () => undefined);
-        socket.on('close', () => {
-          this.links.delete(link);
-          client.destroy();
-          upstream.destroy();
-        });
-      }
+      const close = (): void => {
+        this.links.delete(link);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', () => undefined);
+      upstream.on('error', () => undefined);
+      client.on('close', close);
+      upstream.on('close', close);
       client.on('data', (chunk: Buffer) => upstream.write(chunk));
       upstream.on('data', (chunk: Buffer) => {
         if (!link.dropping) client.write(chunk);
@@ -53,6 +54,12 @@ class AnswerDroppingRelay {
     for (const link of this.links) link.client.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+interface Link {
+  client: Socket;
+  upstream: Socket;
+  dropping: boolean;
 }
 
 describe('a PostgreSQL write whose answer is lost', () => {
@@ -96,5 +103,20 @@ describe('a PostgreSQL write whose answer is lost', () => {
     // The store works on: the next write goes out on a new connection.
     await store.put('k', Buffer.from('v3'));
     assert.equal(Buffer.from((await store.get('k'))!).toString(), 'v3');
+  });
+
+  it('goes through after PostgreSQL ended the idle pooled connections (as a restart does)', async () => {
+    // A regression test: the pool drops a connection as soon as the server's notice that it ended it arrives, so
+    // writes never sent twice do not make the first write after a restart fail.
+    await Promise.all(Array.from({ length: 2 }, () => store.get('k')));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    for (let round = 0; round < 5; round++) {
+      await db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND application_name NOT LIKE 'cofre listen%'",
+      );
+      await store.put('k', Buffer.from(`after restart ${round}`));
+      assert.equal(Buffer.from((await store.get('k'))!).toString(), `after restart ${round}`);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+    }
   });
 });

@@ -84,7 +84,9 @@ export function dedicatedClient(
  * `once`: fn is a write that must not run twice (a batch of changes with checks of what its callers read). A lost
  * connection may have cut it after its commit: sent again, its checks fail on its own changes (callers told of a
  * conflict for writes that were applied, and making them again), and it undoes what another node committed in
- * between. It fails instead, saying that it may have been applied.
+ * between. It fails instead, saying that it may have been applied. A connection PostgreSQL ended while it sat in
+ * the pool (a restart) is dropped by the pool as soon as the server's notice of it arrives; a write sent on one in
+ * the moment before fails so too, as do the writes in flight when the server goes.
  */
 export async function withClient<T>(
   pool: pg.Pool,
@@ -92,7 +94,7 @@ export async function withClient<T>(
   fn: (c: pg.PoolClient) => Promise<T>,
   opts: { once?: boolean } = {},
 ): Promise<T> {
-  const retries = opts.once ? 0 : pool.totalCount + 1;
+  const retries = pool.totalCount + 1;
   for (let tries = 1; ; tries++) {
     let client: pg.PoolClient;
     try {
@@ -104,10 +106,23 @@ export async function withClient<T>(
       return await holding(client, fn);
     } catch (err) {
       if (!isConnectionLost(err)) throw queryFailed(conn, err);
+      if (opts.once && !notApplied(err)) throw outcomeUnknown(conn, err);
       if (tries <= retries) continue;
-      throw opts.once ? outcomeUnknown(conn, err) : queryFailed(conn, err);
+      throw queryFailed(conn, err);
     }
   }
+}
+
+/**
+ * A lost connection that shows the statement was almost surely not committed: the server ended the backend (its
+ * FATAL came instead of the answer: a statement it interrupts is rolled back; only an end that falls between the
+ * commit and the answer's last message would be missed, a window of microseconds), or the socket was found closed
+ * when the statement was written. The usual case: a pooled connection that a restart of PostgreSQL cut, whose first
+ * write after the restart would otherwise fail.
+ */
+function notApplied(err: unknown): boolean {
+  const { code } = (err ?? {}) as { code?: unknown };
+  return code === '57P01' || code === '57P02' || code === '57P03' || code === 'EPIPE';
 }
 
 /** A write whose connection was lost after it was sent: PostgreSQL may have committed it, or not. */
