@@ -378,5 +378,31 @@ describe('operator connections', () => {
     const taken = await secretOf('left');
     const next = await object('cofresecrets', 'next-writer');
     assert.equal(taken.metadata?.annotations?.['cofre.dev/written-by'], next.metadata.uid);
+
+    // A target written before targets named their writer (the annotation removed here) is still its CofreSecret's,
+    // which holds its content, and is named at its next sync although its content has not changed.
+    await core.patchNamespacedSecret(
+      {
+        name: 'left',
+        namespace: NS,
+        body: [{ op: 'remove', path: '/metadata/annotations/cofre.dev~1written-by' }],
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: 'cofresecrets',
+        name: 'next-writer',
+        body: { spec: { refresh: { mode: 'watch' } } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await poll('the target named again', async () =>
+      (await secretOf('left')).metadata?.annotations?.['cofre.dev/written-by'] === next.metadata.uid ? true : undefined,
+    );
+    assert.equal((await ready('cofresecrets', 'next-writer')).status, 'True');
   });
 });

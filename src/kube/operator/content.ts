@@ -112,10 +112,11 @@ export interface TargetMetadata {
 /**
  * Whether this CofreSecret may write `existing`: it says this CofreSecret wrote it (WRITER_ANNOTATION); or, with no
  * writer named, a user handed it over (ADOPT_ANNOTATION), or it was written before targets named their writer: the
- * operator applied it, and this CofreSecret has synced before. (Its owner reference, under deletionPolicy Delete,
- * is checked by the caller.)
+ * operator applied it, and it holds what this CofreSecret last wrote (`holdsLastSync`: its content hash, keyed by
+ * this CofreSecret's uid, is the one in its status; another CofreSecret's target hashes differently). Its owner
+ * reference, under deletionPolicy Delete, is checked by the caller.
  */
-export function writtenBy(existing: TargetMetadata, cs: CofreSecret): boolean {
+export function writtenBy(existing: TargetMetadata, cs: CofreSecret, holdsLastSync: boolean): boolean {
   const annotations = existing.metadata?.annotations ?? {};
   const writer = annotations[WRITER_ANNOTATION];
   if (writer !== undefined) return writer === cs.metadata!.uid;
@@ -123,7 +124,7 @@ export function writtenBy(existing: TargetMetadata, cs: CofreSecret): boolean {
   const applied = (existing.metadata?.managedFields ?? []).some(
     (m) => m.manager === FIELD_MANAGER && m.operation === 'Apply',
   );
-  return applied && Boolean(cs.status?.contentHash);
+  return applied && holdsLastSync;
 }
 
 /** What the target should look like, without its data: the lens through which an existing target is compared. */

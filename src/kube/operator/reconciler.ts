@@ -452,7 +452,9 @@ export class Reconciler {
           `${content.kind} ${name} is controlled by another object (uid ${otherController.uid})`,
         );
       }
-      if (!owned && !writtenBy(existing, cs) && !(await this.writerGone(existing, namespace))) {
+      const holdsLastSync =
+        contentHash(existingContent(existing, targetShape(cs)), cs.metadata!.uid!) === cs.status?.contentHash;
+      if (!owned && !writtenBy(existing, cs, holdsLastSync) && !(await this.writerGone(existing, namespace))) {
         throw new SyncError(
           'TargetConflict',
           `${content.kind} ${name} exists and was not written by this CofreSecret: delete it, or annotate it ` +
@@ -461,7 +463,9 @@ export class Reconciler {
       }
       const key = cs.metadata!.uid!;
       const same = contentHash(existingContent(existing, content), key) === contentHash(content, key);
-      if (same && owned === wantOwner) return false;
+      // A target written before targets named their writer is written again once, to name it.
+      const named = existing.metadata?.annotations?.[WRITER_ANNOTATION] === key;
+      if (same && owned === wantOwner && named) return false;
       // An immutable object cannot change: replace it (only when the data changed; metadata may still be applied).
       if (existing.immutable && !same) {
         try {
