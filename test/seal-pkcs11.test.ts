@@ -197,9 +197,20 @@ describe('PKCS#11 seal with SoftHSM2', () => {
         m.C_CreateObject(s, lookAlike(p, label, isPrivate, sensitive));
       }
     });
-    const publicKey = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'public-key' })), env);
-    assert.equal(publicKey.status, 1, publicKey.output);
-    assert.match(publicKey.output, /no key labelled "public-key"/);
+    // Refused by name, and with generate_key no key is made beside it.
+    for (const generate of [false, true]) {
+      const publicKey = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'public-key', generate })), env);
+      assert.equal(publicKey.status, 1, publicKey.output);
+      assert.match(
+        publicKey.output,
+        /key "public-key" on .* is refused: it can be used without logging in \(CKA_PRIVATE is false\)/,
+      );
+    }
+    assert.deepEqual(
+      withToken(hsmEnv.SOFTHSM2_CONF, (p, m, s) => findKeys(p, m, s, 'public-key')),
+      [],
+      'a private key was made beside the public one',
+    );
     const readable = failedStart(writeConfig(dir, port, pkcs11Block({ keyLabel: 'readable-key' })), env);
     assert.equal(readable.status, 1, readable.output);
     assert.match(

@@ -156,24 +156,35 @@ export class Pkcs11Device {
     const label = config.keyLabel;
     const fail = (step: string, err: unknown): Pkcs11SealError =>
       new Pkcs11SealError(`PKCS#11 seal: ${step} for key "${label}" failed on ${where}: ${returnCode(p, err)}`);
-    let found: Buffer[];
-    try {
-      // Private objects only: a session that has not logged in may use, and create, public ones, so a public key
-      // under this label could be anyone's (made without the PIN, its value chosen by whoever made it).
-      module.C_FindObjectsInit(session, [
-        { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-        { type: p.CKA_LABEL, value: label },
-        { type: p.CKA_PRIVATE, value: true },
-      ]);
-      found = module.C_FindObjects(session, 2);
-      module.C_FindObjectsFinal(session);
-    } catch (err) {
-      throw fail('C_FindObjects', err);
-    }
+    const find = (privateOnly: boolean): Buffer[] => {
+      try {
+        module.C_FindObjectsInit(session, [
+          { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+          { type: p.CKA_LABEL, value: label },
+          ...(privateOnly ? [{ type: p.CKA_PRIVATE, value: true }] : []),
+        ]);
+        const keys = module.C_FindObjects(session, 2);
+        module.C_FindObjectsFinal(session);
+        return keys;
+      } catch (err) {
+        throw fail('C_FindObjects', err);
+      }
+    };
+    // Private objects only: a session that has not logged in may use, and create, public ones, so a public key
+    // under this label could be anyone's (made without the PIN, its value chosen by whoever made it).
+    const found = find(true);
     if (found.length > 1) {
       throw new Pkcs11SealError(`PKCS#11 seal: more than one key is labelled "${label}" on ${where}`);
     }
     if (found.length === 0) {
+      // Only public ones: refused by name, rather than passed over (with generate_key, a new key made beside one
+      // that wraps the stored root key would leave the store unopenable, with a less clear error).
+      if (find(false).length > 0) {
+        throw new Pkcs11SealError(
+          `PKCS#11 seal: key "${label}" on ${where} is refused: it can be used without logging in (CKA_PRIVATE is ` +
+            'false); the seal uses only keys that only a logged-in session can use, and makes no other beside it',
+        );
+      }
       if (!config.generateKey) {
         throw new Pkcs11SealError(
           `PKCS#11 seal: no key labelled "${label}" on ${where} (set generate_key = true to create it)`,
