@@ -63,7 +63,7 @@ export class CofreAccess {
   private readonly tokens = new LRUCache<string, CachedToken>({ max: MAX_IDENTITIES });
   private readonly logins = new Map<string, Promise<string>>();
   /** The audiences the Kubernetes API server accepts tokens for, cluster-wide: learned once (refuseApiAudience). */
-  private apiAudiences: Promise<string[]> | undefined;
+  private apiAudiences: string[] | undefined;
   /** Addresses whose calls ran into their deadline lately: not called for a while (slow-addresses.ts). */
   private readonly slow = new SlowAddresses();
   /** One client per address and CA bundle (the client takes the bundle's bytes). */
@@ -141,13 +141,11 @@ export class CofreAccess {
    * namespace chooses (a user who may write CofreConnections, and not Pods, would get the service account's rights).
    */
   private async refuseApiAudience(id: Identity): Promise<void> {
-    this.apiAudiences ??= this.learnApiAudiences(id).catch((err: unknown) => {
-      this.apiAudiences = undefined;
-      throw err;
-    });
+    // Learned with the caller's own service account, and only a success is kept: a failure (its account missing)
+    // is that caller's, never another namespace's.
     let audiences: string[];
     try {
-      audiences = await this.apiAudiences;
+      audiences = this.apiAudiences ??= await this.learnApiAudiences(id);
     } catch (err) {
       const message = `learning the Kubernetes API server's token audiences: ${kubeMessage(err)}`;
       this.status?.report(id, { ok: false, reason: 'TokenRequestFailed', message });
