@@ -36,6 +36,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * requests wait meanwhile, rather than meet the tables as they were before a change other nodes acknowledged.
  */
 const TABLE_RELOAD_RETRIES_MS = [100, 400, 1600];
+/** Where an initialization under way is claimed, and after how long a claim left by one that died is taken over. */
+const INIT_CLAIM_KEY = 'core/init-claim';
+const INIT_CLAIM_MS = 60_000;
 const UNFINISHED_COPY =
   'this store holds a snapshot restore (or a migration) that did not finish, so it may not be initialized: restore ' +
   'the snapshot again with the server stopped (cofre operator snapshot restore -offline-config <server config> FILE)';
@@ -279,36 +282,77 @@ export class Core {
     if (shares < 1 || shares > 255) throw badRequest('secret_shares must be between 1 and 255');
     if (threshold < 1 || threshold > shares) throw badRequest('secret_threshold must be between 1 and secret_shares');
     if (shares > 1 && threshold === 1) throw badRequest('threshold must be greater than one for multiple shares');
-    const rootKey = randomBytes(32);
-    const wrapped = await this.opts.seal.wrapRootKey(rootKey, shares, threshold);
-    await this.barrier.initialize(rootKey);
-    this.rootKey = rootKey;
-    await this.loadUnsealed();
-    const { token } = await this.tokens.create({
-      policies: ['root'],
-      displayName: 'root',
-      ttl: 0,
-      parentHash: '',
-      path: 'auth/token/root',
-    });
-    // The seal config is written last: a crash before this point leaves a store that is not yet initialized.
-    const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
+    const claim = await this.claimInitialization();
+    try {
+      const rootKey = randomBytes(32);
+      const wrapped = await this.opts.seal.wrapRootKey(rootKey, shares, threshold);
+      await this.barrier.initialize(rootKey);
+      this.rootKey = rootKey;
+      await this.loadUnsealed();
+      const { token } = await this.tokens.create({
+        policies: ['root'],
+        displayName: 'root',
+        ttl: 0,
+        parentHash: '',
+        path: 'auth/token/root',
+      });
+      // The seal config is written last: a crash before this point leaves a store that is not yet initialized.
+      const config: SealConfig = { type: this.opts.seal.type, secret_shares: shares, secret_threshold: threshold };
+      await this.opts.physical
+        .transaction([
+          { op: 'check', key: SEAL_CONFIG_KEY, value: null },
+          { op: 'check', key: COPY_IN_PROGRESS_KEY, value: null },
+          { op: 'check', key: INIT_CLAIM_KEY, value: claim },
+          { op: 'delete', key: INIT_CLAIM_KEY },
+          { op: 'put', key: ROOT_KEY_KEY, value: wrapped.stored },
+          { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
+        ])
+        .catch((err: unknown) => {
+          this.sealNow();
+          throw isStorageConflict(err) ? badRequest('Vault was initialized (or is being restored) meanwhile') : err;
+        });
+      this.sealConfigCache = config;
+      this.sealNow();
+      // A seal that unwraps by itself (PKCS#11) leaves the server unsealed, as Vault does after init.
+      if (this.opts.seal.autoUnseal) await this.unsealWith([]);
+      return { keys: wrapped.keyShares, rootToken: token };
+    } catch (err) {
+      // Failed before it was done: the claim goes, so that a new attempt need not wait for it to age.
+      await this.opts.physical
+        .transaction([
+          { op: 'check', key: INIT_CLAIM_KEY, value: claim },
+          { op: 'delete', key: INIT_CLAIM_KEY },
+        ])
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Takes the store's initialization for this call: two at once (on two nodes, or two server threads, which both
+   * found no seal configuration) each wrote a keyring, the later over the earlier, and the one whose seal
+   * configuration committed could then not open the store with its keys. The claim is committed with a check of
+   * what was read; one left by an initialization that died is taken over once it is INIT_CLAIM_MS old.
+   */
+  private async claimInitialization(): Promise<Buffer> {
+    const busy = badRequest(
+      'Vault is being initialized by another request (on this or another node); try again shortly',
+    );
+    const held = await this.opts.physical.get(INIT_CLAIM_KEY);
+    if (held) {
+      const since = Date.parse((JSON.parse(Buffer.from(held).toString('utf8')) as { since?: string }).since ?? '');
+      if (!(Date.now() - since >= INIT_CLAIM_MS)) throw busy;
+    }
+    const claim = Buffer.from(JSON.stringify({ id: randomBytes(16).toString('hex'), since: new Date().toISOString() }));
     await this.opts.physical
       .transaction([
-        { op: 'check', key: SEAL_CONFIG_KEY, value: null },
-        { op: 'check', key: COPY_IN_PROGRESS_KEY, value: null },
-        { op: 'put', key: ROOT_KEY_KEY, value: wrapped.stored },
-        { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
+        { op: 'check', key: INIT_CLAIM_KEY, value: held ?? null },
+        { op: 'put', key: INIT_CLAIM_KEY, value: claim },
       ])
       .catch((err: unknown) => {
-        this.sealNow();
-        throw isStorageConflict(err) ? badRequest('Vault was initialized (or is being restored) meanwhile') : err;
+        throw isStorageConflict(err) ? busy : err;
       });
-    this.sealConfigCache = config;
-    this.sealNow();
-    // A seal that unwraps by itself (PKCS#11) leaves the server unsealed, as Vault does after init.
-    if (this.opts.seal.autoUnseal) await this.unsealWith([]);
-    return { keys: wrapped.keyShares, rootToken: token };
+    return claim;
   }
 
   /**
