@@ -15,6 +15,7 @@ import {
   digestStore,
   KEYRING_KEY,
   COPY_IN_PROGRESS_KEY,
+  CopyUnderWayError,
   SEAL_CONFIG_KEY,
   StoreNotEmptyError,
   walkEntries,
@@ -186,6 +187,26 @@ describe('snapshots', () => {
     assert.deepEqual(await contents(target), await contents(store));
   });
 
+  it('two restores into one store at once: the second is refused; a mark left behind needs overUnfinished', async () => {
+    // Before, a restore sent to each of two server threads interleaved their writes in one store.
+    const { store } = await seeded();
+    const bytes = await collect(snapshotStream(store));
+    const target = fresh();
+    const outcomes = await Promise.allSettled([
+      restoreBytes(bytes, target, { force: true }),
+      restoreBytes(bytes, target, { force: true }),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(refused.reason instanceof CopyUnderWayError, String(refused.reason));
+    assert.deepEqual(await contents(target), await contents(store));
+    // A mark left by a copy that died: refused, unless the restore says it goes over it (offline).
+    await target.put(COPY_IN_PROGRESS_KEY, Buffer.from('{"since":"2026-01-01T00:00:00.000Z"}'));
+    await assert.rejects(restoreBytes(bytes, target, { force: true }), CopyUnderWayError);
+    await restoreBytes(bytes, target, { force: true, overUnfinished: true });
+    assert.deepEqual(await contents(target), await contents(store));
+  });
+
   it('writes in bounded transactions: the seal configuration is deleted first and written last', async () => {
     const { store, barrier } = await seeded();
     for (let i = 0; i < 1000; i++) await barrier.put(`bulk/${String(i).padStart(4, '0')}`, randomBytes(64));
@@ -215,6 +236,7 @@ describe('snapshots', () => {
     assert.deepEqual(
       transactions[0]!.map((op) => [op.op, op.key]),
       [
+        ['check', COPY_IN_PROGRESS_KEY],
         ['delete', SEAL_CONFIG_KEY],
         ['put', COPY_IN_PROGRESS_KEY],
       ],

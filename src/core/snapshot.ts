@@ -299,6 +299,8 @@ export interface RestoreOptions {
   beforeWrite?: (info: SnapshotInfo) => Promise<void> | void;
   /** Where the snapshot is kept while it is verified (default: the system's temporary directory). */
   tmpDir?: string;
+  /** Over a restore left unfinished (offline, the server stopped); otherwise a store another copy marked is refused. */
+  overUnfinished?: boolean;
 }
 
 function notEmpty(): StoreNotEmptyError {
@@ -336,7 +338,7 @@ export async function restoreSnapshot(
     const info = await verifySnapshot(createReadStream(file), opts.onProgress);
     if (!opts.force && !(await isEmpty(target))) throw notEmpty();
     await opts.beforeWrite?.(info);
-    await clearStore(target, opts.onProgress);
+    await clearStore(target, opts.onProgress, { overUnfinished: opts.overUnfinished ?? false });
     const writer = new BatchWriter(target, opts.onProgress);
     const replay = readSnapshot(createReadStream(file));
     for (;;) {

@@ -4,7 +4,7 @@
  * them (barrier-encrypted), so nothing here ever sees a secret in clear.
  */
 import { createHash } from 'node:crypto';
-import type { Storage, StorageEntry, StorageOp } from './storage.js';
+import { isStorageConflict, type Storage, type StorageEntry, type StorageOp } from './storage.js';
 
 /** Where the barrier keeps its keyring, and the core its seal configuration and wrapped root key. */
 export const KEYRING_KEY = 'core/keyring';
@@ -144,20 +144,43 @@ export class BatchWriter {
  * store that whoever calls sys/init first makes their own, nor may another server thread or node initialize it
  * while the copy runs.
  */
-export async function markCopying(store: Storage): Promise<void> {
+export async function markCopying(store: Storage, opts: CopyStart = {}): Promise<void> {
   const mark = Buffer.from(JSON.stringify({ since: new Date().toISOString() }));
-  await store.transaction([
-    { op: 'delete', key: SEAL_CONFIG_KEY },
-    { op: 'put', key: COPY_IN_PROGRESS_KEY, value: mark },
-  ]);
+  const left = opts.overUnfinished ? await store.get(COPY_IN_PROGRESS_KEY) : undefined;
+  try {
+    await store.transaction([
+      // Another copy into this store now (a restore sent to another server thread) would interleave with this one.
+      { op: 'check', key: COPY_IN_PROGRESS_KEY, value: left ?? null },
+      { op: 'delete', key: SEAL_CONFIG_KEY },
+      { op: 'put', key: COPY_IN_PROGRESS_KEY, value: mark },
+    ]);
+  } catch (err) {
+    if (!isStorageConflict(err)) throw err;
+    throw new CopyUnderWayError(
+      'another restore or migration is writing this store (or one left it unfinished: restore offline over it)',
+    );
+  }
 }
+
+/** How a copy starts. */
+export interface CopyStart {
+  /** The store may hold a copy left unfinished (an offline restore or migration over it, the server stopped). */
+  overUnfinished?: boolean;
+}
+
+/** Another copy marked the store first (markCopying). */
+export class CopyUnderWayError extends Error {}
 
 /**
  * Marks the store as being copied into (markCopying) and deletes every other entry: a clear cut short leaves a
  * store that reads as not initialized, and may not be initialized, rather than a damaged one that looks usable.
  */
-export async function clearStore(store: Storage, onProgress?: ProgressListener): Promise<number> {
-  await markCopying(store);
+export async function clearStore(
+  store: Storage,
+  onProgress?: ProgressListener,
+  start: CopyStart = {},
+): Promise<number> {
+  await markCopying(store, start);
   let deleted = 0;
   let batch: StorageOp[] = [];
   const flush = async (): Promise<void> => {
@@ -220,7 +243,8 @@ export async function copyStore(
   opts: { reset?: boolean; onProgress?: ProgressListener } = {},
 ): Promise<CopyResult> {
   if (!(await isEmpty(target)) && !opts.reset) throw new StoreNotEmptyError('the destination store is not empty');
-  await clearStore(target, opts.onProgress);
+  // Offline: no server runs on the target, so a mark there was left by a copy that did not finish.
+  await clearStore(target, opts.onProgress, { overUnfinished: true });
   const writer = new BatchWriter(target, opts.onProgress);
   const digest = new StoreDigest();
   for await (const entry of walkConsistently(source)) {

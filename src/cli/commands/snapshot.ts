@@ -102,6 +102,7 @@ async function restoreOffline(file: string, configFile: string): Promise<void> {
     store = target;
     const info = await restoreSnapshot(createReadStream(file), target, {
       force: true,
+      overUnfinished: true,
       onProgress: (p) => void (state.progress = p),
     });
     progress.stop();

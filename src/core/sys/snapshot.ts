@@ -4,7 +4,7 @@ import { badRequest } from '../errors.js';
 import { rawBodyOf } from '../raw-body.js';
 import type { SealConfig } from '../seal.js';
 import { restoreSnapshot, snapshotStream, SnapshotError, type SnapshotInfo } from '../snapshot.js';
-import { ROOT_KEY_KEY } from '../store-copy.js';
+import { CopyUnderWayError, ROOT_KEY_KEY } from '../store-copy.js';
 
 /**
  * Refuses a snapshot this server could not use, before anything is written. Without force, the snapshot must have
@@ -80,7 +80,7 @@ export function snapshotPaths(core: Core): PathRecord[] {
           },
         });
       } catch (err) {
-        if (err instanceof SnapshotError) throw badRequest(err.message);
+        if (err instanceof SnapshotError || err instanceof CopyUnderWayError) throw badRequest(err.message);
         throw err;
       } finally {
         restoring = false;
