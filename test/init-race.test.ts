@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { createCofre, type Cofre } from '../src/app.js';
+import { openStorage } from '../src/storage/open.js';
 import { injectJson } from './support.js';
 
 describe('sys/init on two nodes at once', () => {
@@ -38,7 +39,7 @@ describe('sys/init on two nodes at once', () => {
       assert.equal(lost.status, 400, JSON.stringify(lost.body));
       assert.match(
         JSON.stringify(lost.body),
-        /being initialized by another request|already initialized|initialized \(or is being restored\) meanwhile/,
+        /being initialized by another request|already initialized|initialized \(or is being (restored|initialized)\) meanwhile/,
       );
       const key = (won[0]!.body.keys as string[])[0]!;
       for (const node of nodes) {
@@ -48,6 +49,45 @@ describe('sys/init on two nodes at once', () => {
       }
       const root = won[0]!.body.root_token as string;
       assert.equal((await injectJson(nodes[1]!, 'GET', 'auth/token/lookup-self', { token: root })).status, 200);
+    }
+  });
+
+  it('a node that still reads the store as not initialised cannot initialise it after another did', async () => {
+    // Before, the claim checked only other claims: a node that read "not initialised" just before another node's
+    // init committed (and deleted its claim) took the claim and wrote its keyring over the store's.
+    const table = 'init_race_stale';
+    const first = await createCofre({
+      storage: { type: 'postgresql', connectionUrl: db.url, table },
+      logLevel: 'fatal',
+    });
+    opened.push(first);
+    const init = await injectJson(first, 'PUT', 'sys/init', { payload: { secret_shares: 1, secret_threshold: 1 } });
+    assert.equal(init.status, 200, JSON.stringify(init.body));
+    // The second node's first read of the seal configuration is from before that commit.
+    const physical = await openStorage({ type: 'postgresql', connectionUrl: db.url, table });
+    const get = physical.get.bind(physical);
+    let stale = true;
+    physical.get = async (key) => {
+      if (key === 'core/seal-config' && stale) {
+        stale = false;
+        return undefined;
+      }
+      return get(key);
+    };
+    const second = await createCofre({
+      storage: { type: 'postgresql', connectionUrl: db.url, table },
+      physical,
+      logLevel: 'fatal',
+    });
+    opened.push(second);
+    const late = await injectJson(second, 'PUT', 'sys/init', { payload: { secret_shares: 1, secret_threshold: 1 } });
+    assert.equal(late.status, 400, JSON.stringify(late.body));
+    assert.match(JSON.stringify(late.body), /initialized \(or is being initialized\) meanwhile/);
+    const key = (init.body.keys as string[])[0]!;
+    for (const node of [first, second]) {
+      const unsealed = await injectJson(node, 'PUT', 'sys/unseal', { payload: { key } });
+      assert.equal(unsealed.status, 200, JSON.stringify(unsealed.body));
+      assert.equal(unsealed.body.sealed, false, 'the store was initialised again over the first keys');
     }
   });
 });

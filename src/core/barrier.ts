@@ -48,11 +48,15 @@ export class Barrier implements Storage {
 
   /**
    * Creates the first keyring, protected by rootKey, and leaves the barrier unsealed. The core guards against
-   * initializing twice (its seal config is written last), so a keyring left by an interrupted init is replaced.
+   * initializing twice (its seal config is written last, and `checks` hold its claim on the store), so a keyring
+   * left by an interrupted init is replaced.
    */
-  async initialize(rootKey: Buffer): Promise<void> {
+  async initialize(rootKey: Buffer, checks: CheckOp[] = []): Promise<void> {
     const keyring = Keyring.create();
-    await this.physical.put(KEYRING_PATH, seal(rootKey, keyring.serialize(), Buffer.from(KEYRING_PATH)));
+    await this.physical.transaction([
+      ...checks,
+      { op: 'put', key: KEYRING_PATH, value: seal(rootKey, keyring.serialize(), Buffer.from(KEYRING_PATH)) },
+    ]);
     this.keyring = keyring;
   }
 

@@ -23,7 +23,7 @@ import {
   runCeremonyCall,
 } from './key-ceremonies.js';
 import { Rekey } from './rekey.js';
-import { isStorageConflict, type ClusterNode, type SharedStorage, type Storage } from './storage.js';
+import { isStorageConflict, type CheckOp, type ClusterNode, type SharedStorage, type Storage } from './storage.js';
 import { dropEverything, dropRemoteChanges, reloadAllTables, type RemoteChanges } from './remote-changes.js';
 import { InvalidationRegistry } from './invalidation.js';
 import { StorageView } from './storage-view.js';
@@ -286,7 +286,12 @@ export class Core {
     try {
       const rootKey = randomBytes(32);
       const wrapped = await this.opts.seal.wrapRootKey(rootKey, shares, threshold);
-      await this.barrier.initialize(rootKey);
+      // Only while the claim is still this call's: one taken over (its holder stalled for a minute) writes nothing.
+      const stillClaimed: CheckOp[] = [
+        { op: 'check', key: INIT_CLAIM_KEY, value: claim },
+        { op: 'check', key: SEAL_CONFIG_KEY, value: null },
+      ];
+      await this.barrier.initialize(rootKey, stillClaimed);
       this.rootKey = rootKey;
       await this.loadUnsealed();
       const { token } = await this.tokens.create({
@@ -317,7 +322,8 @@ export class Core {
       if (this.opts.seal.autoUnseal) await this.unsealWith([]);
       return { keys: wrapped.keyShares, rootToken: token };
     } catch (err) {
-      // Failed before it was done: the claim goes, so that a new attempt need not wait for it to age.
+      // Failed before it was done: the keys it holds go, and the claim, so a new attempt need not wait for it to age.
+      this.sealNow();
       await this.opts.physical
         .transaction([
           { op: 'check', key: INIT_CLAIM_KEY, value: claim },
@@ -335,22 +341,29 @@ export class Core {
    * what was read; one left by an initialization that died is taken over once it is INIT_CLAIM_MS old.
    */
   private async claimInitialization(): Promise<Buffer> {
-    const busy = badRequest(
-      'Vault is being initialized by another request (on this or another node); try again shortly',
-    );
     const held = await this.opts.physical.get(INIT_CLAIM_KEY);
-    if (held) {
-      const since = Date.parse((JSON.parse(Buffer.from(held).toString('utf8')) as { since?: string }).since ?? '');
-      if (!(Date.now() - since >= INIT_CLAIM_MS)) throw busy;
-    }
+    const since = held
+      ? Date.parse((JSON.parse(Buffer.from(held).toString('utf8')) as { since?: string }).since ?? '')
+      : NaN;
+    const busy = badRequest(
+      'Vault is being initialized by another request (on this or another node)' +
+        (Number.isFinite(since)
+          ? `, begun at ${new Date(since).toISOString()}; an initialization that died is taken over from ` +
+            `${new Date(since + INIT_CLAIM_MS).toISOString()}`
+          : ''),
+    );
+    if (held && !(Date.now() - since >= INIT_CLAIM_MS)) throw busy;
     const claim = Buffer.from(JSON.stringify({ id: randomBytes(16).toString('hex'), since: new Date().toISOString() }));
     await this.opts.physical
       .transaction([
         { op: 'check', key: INIT_CLAIM_KEY, value: held ?? null },
+        // Initialized (or being restored into) since this call looked: the one before it deleted its claim.
+        { op: 'check', key: SEAL_CONFIG_KEY, value: null },
+        { op: 'check', key: COPY_IN_PROGRESS_KEY, value: null },
         { op: 'put', key: INIT_CLAIM_KEY, value: claim },
       ])
       .catch((err: unknown) => {
-        throw isStorageConflict(err) ? busy : err;
+        throw isStorageConflict(err) ? badRequest('Vault was initialized (or is being initialized) meanwhile') : err;
       });
     return claim;
   }

@@ -311,7 +311,8 @@ function notEmpty(): StoreNotEmptyError {
  * Restores a snapshot into target. The snapshot is first received into a temporary file and verified whole, so a
  * snapshot that is damaged or cut short leaves the target untouched; only then is the target cleared (with force)
  * and written, in transactions of bounded size, with the seal configuration last. A failure while writing leaves a
- * target that reads as not initialized; restoring again with force recovers it.
+ * target that reads as not initialized and is marked as being copied into (sys/init refuses it); restoring again
+ * over the unfinished copy (`overUnfinished`, offline) recovers it.
  */
 export async function restoreSnapshot(
   input: AsyncIterable<Uint8Array>,

@@ -122,7 +122,7 @@ export async function withClient<T>(
  */
 function notApplied(err: unknown): boolean {
   const { code } = (err ?? {}) as { code?: unknown };
-  return code === '57P01' || code === '57P02' || code === '57P03' || code === 'EPIPE';
+  return code === '57P01' || code === '57P02' || code === 'EPIPE';
 }
 
 /** A write whose connection was lost after it was sent: PostgreSQL may have committed it, or not. */
