@@ -480,10 +480,10 @@ describe('a snapshot restored into a PostgreSQL store', () => {
         async () => {
           const res = await restore();
           if (res.status === 204) return res;
-          await new Promise((resolve) => setTimeout(resolve, 500));
+          await new Promise((resolve) => setTimeout(resolve, 1000));
           return undefined;
         },
-        20_000,
+        30_000,
       );
       assert.equal(restored.status, 204);
       await unseal(node, source.keys, 2);

@@ -4,19 +4,26 @@ import { badRequest } from '../errors.js';
 import { rawBodyOf } from '../raw-body.js';
 import type { SealConfig } from '../seal.js';
 import { restoreSnapshot, snapshotStream, SnapshotError, type SnapshotInfo } from '../snapshot.js';
-import { CopyUnderWayError, ROOT_KEY_KEY } from '../store-copy.js';
+import { COPY_IN_PROGRESS_KEY, CopyUnderWayError, ROOT_KEY_KEY } from '../store-copy.js';
 
 /**
  * Refuses a snapshot this server could not use, before anything is written. Without force, the snapshot must have
  * been taken with this server's current unseal keys (the same wrapped root key), as Vault's snapshot restore
  * requires; force takes a snapshot from any store of the same seal type, whose keys then unseal this server.
  */
-/** An unsealed node records itself every 2 s (storage/postgres-leader.ts): one seen within this is serving. */
-const LIVE_NODE_MS = 6000;
+/**
+ * An unsealed node records itself every 2 s (storage/postgres-leader.ts), and pauses for 10 s after it stepped down
+ * (core.ts, STEP_DOWN_SLEEP_MS): one seen within this is taken as serving.
+ */
+const LIVE_NODE_MS = 15_000;
 
 async function checkRestorable(core: Core, info: SnapshotInfo, force: boolean): Promise<void> {
   // Another node that serves meanwhile would write into the store being restored (its requests, its lease expiry
   // as leader) and answer from caches of the store before it.
+  // Refused before this server seals itself for the restore: another restore is writing the store now.
+  if (await core.physical.get(COPY_IN_PROGRESS_KEY)) {
+    throw badRequest('another restore (or migration) is writing this store now');
+  }
   const others = await core.otherLiveNodes(LIVE_NODE_MS);
   if (others.length > 0) {
     throw badRequest(
