@@ -313,7 +313,6 @@ export class Core {
           { op: 'put', key: SEAL_CONFIG_KEY, value: Buffer.from(JSON.stringify(config)) },
         ])
         .catch((err: unknown) => {
-          this.sealNow();
           throw isStorageConflict(err) ? badRequest('Vault was initialized (or is being restored) meanwhile') : err;
         });
       this.sealConfigCache = config;
