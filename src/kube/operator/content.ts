@@ -116,7 +116,7 @@ export interface TargetMetadata {
  * this CofreSecret's uid, is the one in its status; another CofreSecret's target hashes differently). Its owner
  * reference, under deletionPolicy Delete, is checked by the caller.
  */
-export function writtenBy(existing: TargetMetadata, cs: CofreSecret, holdsLastSync: boolean): boolean {
+export function writtenBy(existing: TargetMetadata, cs: CofreSecret, holdsLastSync: () => boolean): boolean {
   const annotations = existing.metadata?.annotations ?? {};
   const writer = annotations[WRITER_ANNOTATION];
   if (writer !== undefined) return writer === cs.metadata!.uid;
@@ -124,7 +124,7 @@ export function writtenBy(existing: TargetMetadata, cs: CofreSecret, holdsLastSy
   const applied = (existing.metadata?.managedFields ?? []).some(
     (m) => m.manager === FIELD_MANAGER && m.operation === 'Apply',
   );
-  return applied && holdsLastSync;
+  return applied && holdsLastSync();
 }
 
 /** What the target should look like, without its data: the lens through which an existing target is compared. */

@@ -452,7 +452,7 @@ export class Reconciler {
           `${content.kind} ${name} is controlled by another object (uid ${otherController.uid})`,
         );
       }
-      const holdsLastSync =
+      const holdsLastSync = () =>
         contentHash(existingContent(existing, targetShape(cs)), cs.metadata!.uid!) === cs.status?.contentHash;
       if (!owned && !writtenBy(existing, cs, holdsLastSync) && !(await this.writerGone(existing, namespace))) {
         throw new SyncError(
