@@ -214,22 +214,20 @@ export class Pkcs11Device {
         { type: p.CKA_KEY_TYPE },
         { type: p.CKA_EXTRACTABLE },
         { type: p.CKA_SENSITIVE },
-        { type: p.CKA_PRIVATE },
         { type: p.CKA_TOKEN },
       ]);
     } catch (err) {
       throw fail('C_GetAttributeValue', err);
     }
-    const [keyType, extractable, sensitive, isPrivate, onToken] = attributes.map((a) => a.value as Buffer);
+    const [keyType, extractable, sensitive, onToken] = attributes.map((a) => a.value as Buffer);
     const flag = (value: Buffer | undefined): boolean => value !== undefined && value.readUInt8(0) !== 0;
     if (!keyType || keyType.readUInt8(0) !== p.CKK_AES) {
       throw new Pkcs11SealError(`PKCS#11 seal: key "${label}" on ${where} is not an AES key`);
     }
-    // Each of these would let the key, or its use, out of the PIN's reach; the seal makes its own keys with none.
+    // Each of these would let the key out of the PIN's reach (a private one was searched for); the seal's own have none.
     const unsafe: [boolean, string][] = [
       [flag(extractable), 'it is extractable (CKA_EXTRACTABLE)'],
       [!flag(sensitive), 'its value can be read (CKA_SENSITIVE is false)'],
-      [!flag(isPrivate), 'it can be used without logging in (CKA_PRIVATE is false)'],
       [!flag(onToken), 'it is a session object, gone with the session (CKA_TOKEN is false)'],
     ];
     const why = unsafe.filter(([bad]) => bad).map(([, reason]) => reason);
