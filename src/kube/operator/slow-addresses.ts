@@ -2,7 +2,7 @@
 // shared by every namespace, and a connection's address is its namespace's choice. Without this, each CofreSecret
 // of a namespace whose server trickles its answers held a worker for the whole deadline on every retry.
 import { VaultClient, type ClientConfig, type RequestOptions } from '../../client/client.js';
-import { ClientError, UnreachableError } from '../../client/errors.js';
+import { UnreachableError } from '../../client/errors.js';
 
 /** How long an address that did not answer in time is not called. */
 export const SLOW_ADDRESS_PAUSE_MS = 30_000;
@@ -56,7 +56,7 @@ class GuardedClient extends VaultClient {
     try {
       return await super.request(method, path, opts);
     } catch (err) {
-      if (err instanceof ClientError) this.slow.report(this.address, err);
+      this.slow.report(this.address, err);
       throw err;
     }
   }
