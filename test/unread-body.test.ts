@@ -2,6 +2,7 @@
 // so no body limit applies to it. A request that never reaches that handler (no token, another path) must not keep
 // its connection reading whatever the client goes on sending.
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { UNREAD_BODY_LINGER_MS } from '../src/http/server.js';
@@ -67,8 +68,7 @@ describe('an octet-stream body nobody reads', () => {
   });
 
   it('other requests keep their connection', async () => {
-    const { request } = await import('node:http');
-    const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 1 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<unknown>();
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolve, reject) => {
