@@ -13,12 +13,12 @@
  */
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { StorageOp } from '../core/storage.js';
+import { decodeCalls, type EncodedCalls } from './commit-batch.js';
 import { errorMessage, groupCommitter, openStoreFile, type CallOutcomes } from './sqlite-writer.js';
 
-/** One flush of a client's event loop: the operations of each caller, in order. */
-export interface CommitRequest {
+/** One flush of a client's event loop: the operations of each caller, in order (commit-batch.ts). */
+export interface CommitRequest extends EncodedCalls {
   seq: number;
-  calls: StorageOp[][];
 }
 
 /** The outcome of one CommitRequest. `commits` counts the thread's transactions so far. */
@@ -52,7 +52,8 @@ let closing = false;
 
 interface Pending {
   client: number;
-  request: CommitRequest;
+  seq: number;
+  calls: StorageOp[][];
 }
 
 clients.forEach((port, client) => port.on('message', (first: CommitRequest | 'close') => work({ client, first })));
@@ -73,27 +74,37 @@ function work({ client, first }: { client: number; first: CommitRequest | 'close
 }
 
 function take(client: number, message: CommitRequest | 'close', into: Pending[]): void {
-  if (message === 'close') closing = true;
-  else into.push({ client, request: message });
+  if (message === 'close') {
+    closing = true;
+    return;
+  }
+  let calls: StorageOp[][];
+  try {
+    calls = decodeCalls(message);
+  } catch (err) {
+    clients[client]!.postMessage({ seq: message.seq, committed: false, error: errorMessage(err) });
+    return;
+  }
+  into.push({ client, seq: message.seq, calls });
 }
 
 function commitAll(pending: Pending[]): void {
   let outcomes: CallOutcomes;
   try {
-    outcomes = commit(pending.flatMap((p) => p.request.calls));
+    outcomes = commit(pending.flatMap((p) => p.calls));
   } catch (err) {
-    for (const { client, request } of pending) {
-      clients[client]!.postMessage({ seq: request.seq, committed: false, error: errorMessage(err) });
+    for (const { client, seq } of pending) {
+      clients[client]!.postMessage({ seq, committed: false, error: errorMessage(err) });
     }
     return;
   }
   commits++;
   if (counter) announce(pending);
   let at = 0;
-  for (const { client, request } of pending) {
-    const failures = outcomes.slice(at, at + request.calls.length);
-    at += request.calls.length;
-    clients[client]!.postMessage({ seq: request.seq, committed: true, failures, commits } satisfies CommitReply);
+  for (const { client, seq, calls } of pending) {
+    const failures = outcomes.slice(at, at + calls.length);
+    at += calls.length;
+    clients[client]!.postMessage({ seq, committed: true, failures, commits } satisfies CommitReply);
   }
 }
 
@@ -102,7 +113,7 @@ function announce(pending: Pending[]): void {
   clients.forEach((port, i) => {
     const changed = pending
       .filter((p) => p.client !== i)
-      .flatMap((p) => p.request.calls.flat().flatMap((op) => (op.op === 'check' ? [] : [op.key])));
+      .flatMap((p) => p.calls.flat().flatMap((op) => (op.op === 'check' ? [] : [op.key])));
     if (changed.length > 0) port.postMessage({ changed } satisfies ChangesMessage);
   });
   Atomics.add(counter!, 0, 1);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StorageConflictError, type Storage, type StorageOp } from '../core/storage.js';
+import { CallEncoder, decodeCalls } from './commit-batch.js';
 import { prefixEnd } from './key-range.js';
 import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
 import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
@@ -32,7 +33,6 @@ export interface SqliteStats {
 }
 
 interface Waiter {
-  ops: StorageOp[];
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -65,7 +65,9 @@ export class SqliteStorage implements Storage {
   private readonly fromStmt: Database.Statement<[string], string>;
   protected readonly committer: Committer;
   private committerError: Error | undefined;
+  /** The callers of the writes in `encoder`, in order. */
   private queue: Waiter[] = [];
+  private readonly encoder = new CallEncoder();
   private readonly inFlight = new Map<number, Waiter[]>();
   private nextSeq = 1;
   private scheduled: NodeJS.Immediate | undefined;
@@ -198,21 +200,10 @@ export class SqliteStorage implements Storage {
   private enqueue(ops: StorageOp[]): Promise<void> {
     this.assertOpen();
     if (this.committerError) return Promise.reject(this.committerError);
-    // Copy values now: the caller may reuse its buffer before the flush runs.
-    const copied = ops.map((op): StorageOp => {
-      checkKey(op.key);
-      if (op.op === 'delete') return { op: 'delete', key: op.key };
-      if (op.op === 'check') {
-        if ('prefix' in op) return { op: 'check', key: op.key, prefix: new Uint8Array(op.prefix) };
-        return { op: 'check', key: op.key, value: op.value === null ? null : new Uint8Array(op.value) };
-      }
-      if (op.op !== 'put') throw new TypeError('storage op must be put, delete or check');
-      if (!(op.value instanceof Uint8Array)) throw new TypeError('storage value must be a Uint8Array');
-      // An exact-size copy: a Buffer may view a shared 8 KiB pool, all of which postMessage would copy.
-      return { op: 'put', key: op.key, value: new Uint8Array(op.value) };
-    });
+    // Encoded (values copied) now: the caller may reuse its buffer before the flush runs.
+    this.encoder.add(ops);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ops: copied, resolve, reject });
+      this.queue.push({ resolve, reject });
       this.scheduled ??= setImmediate(() => this.flush());
     });
   }
@@ -223,13 +214,14 @@ export class SqliteStorage implements Storage {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
+    const encoded = this.encoder.take();
     if (this.committerError) {
       for (const w of batch) w.reject(this.committerError);
       return;
     }
     const seq = this.nextSeq++;
     this.inFlight.set(seq, batch);
-    this.committer.submit({ seq, calls: batch.map((w) => w.ops) });
+    this.committer.submit({ seq, ...encoded });
   }
 
   private settle(reply: CommitReply): void {
@@ -321,7 +313,7 @@ function portCommitter(client: CommitClient, settle: (reply: CommitReply) => voi
     },
     submit: (request) => {
       inFlight.add(request.seq);
-      client.port.postMessage(request);
+      client.port.postMessage(request, [request.bytes.buffer]);
     },
     close: async () => {
       if (inFlight.size > 0) await new Promise<void>((resolve) => (drained = resolve));
@@ -335,9 +327,10 @@ function inlineCommitter(db: Database.Database, settle: (reply: CommitReply) => 
   const commit = groupCommitter(db);
   let commits = 0;
   return {
-    submit({ seq, calls }) {
+    submit(request) {
+      const { seq } = request;
       try {
-        const failures = commit(calls);
+        const failures = commit(decodeCalls(request));
         settle({ seq, committed: true, failures, commits: ++commits });
       } catch (err) {
         settle({ seq, committed: false, error: errorMessage(err) });
@@ -361,7 +354,7 @@ function threadCommitter(file: string, settle: (reply: CommitReply) => void, fai
     }),
   );
   return {
-    submit: (request) => worker.postMessage(request),
+    submit: (request) => worker.postMessage(request, [request.bytes.buffer]),
     close: async () => {
       worker.postMessage('close');
       await exited;
