@@ -206,21 +206,20 @@ export class Barrier implements Storage {
       await this.physical.transaction(sealed);
     } catch (err) {
       // A check failed: what this node has cached of the checked keys is older than the store, so the retry reads.
-      if (err instanceof StorageConflictError) for (const op of ops) this.cache.invalidate(op.key);
+      for (const op of err instanceof StorageConflictError ? ops : written) this.cache.invalidate(op.key);
       throw err;
-    } finally {
-      for (const op of written) this.cache.invalidate(op.key);
     }
     // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
-    // Sealed meanwhile, the cache was cleared, which keep() notices.
+    // The last op of each key decides what the cache holds of it. Sealed meanwhile, the cache was cleared, which
+    // replace() notices.
     const last = new Map<string, number>();
     ops.forEach((op, i) => op.op !== 'check' && last.set(op.key, i));
-    for (const i of last.values()) {
-      const op = ops[i]!;
+    ops.forEach((op, i) => {
+      if (op.op === 'check') return;
       const stored = sealed[i]!;
-      if (op.op !== 'put' || stored.op !== 'put') continue;
-      this.cache.keep(op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) }, remote);
-    }
+      if (op.op !== 'put' || stored.op !== 'put' || last.get(op.key) !== i) return this.cache.invalidate(op.key);
+      this.cache.replace(op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) }, remote);
+    });
   }
 
   /**

@@ -12,10 +12,10 @@ const REMEMBERED_CHANGES = 16_384;
  * allocation. It lives only while unsealed (sealing clears it). A read fills the cache only if no write touched
  * that key while it was reading, so a read racing a write can never leave the older value behind.
  *
- * A write fills it too, once committed (keep), unless another node's change to the same key was applied to the
+ * A write fills it too, once committed (replace), unless another node's change to the same key was applied to the
  * cache while the write was on its way: this node's own writes are committed and acknowledged in the same order,
  * so the last one kept is the last one committed, but another node's change to that key could be the later of
- * the two. Its notification then arrives either before keep (which refuses) or after (which drops the entry).
+ * the two. Its notification then arrives either before replace (which refuses) or after (which drops the entry).
  *
  * Both checks are per key (KeyEpochs): with several nodes writing, some other key changes during nearly every read
  * and write, and a global "anything changed" check refused nearly every fill.
@@ -74,15 +74,19 @@ export class ReadCache {
     this.invalidate(key);
   }
 
-  /** Call before a write; pass the result to keep() once it is committed. */
+  /** Call before a write; pass the result to replace() once it is committed. */
   remoteChanges(): number {
     return this.remote.current();
   }
 
-  /** The value this node just committed under key, unless another node changed key since `remoteAtWrite`. */
-  keep(key: string, entry: CachedEntry, remoteAtWrite: number): void {
-    if (this.remote.changedSince(key, remoteAtWrite)) return;
-    this.set(key, entry);
+  /**
+   * Key was just committed with this value: what invalidate() does after a write, and the value kept in place of
+   * the old one, unless another node changed key since `remoteAtWrite` (its change may be the later of the two).
+   */
+  replace(key: string, entry: CachedEntry, remoteAtWrite: number): void {
+    this.writes.changed(key);
+    if (this.remote.changedSince(key, remoteAtWrite) || !this.fits(entry)) this.entries.delete(key);
+    else this.entries.set(key, entry);
   }
 
   clear(): void {
@@ -92,6 +96,10 @@ export class ReadCache {
   }
 
   private set(key: string, entry: CachedEntry): void {
-    if (entry.plain.length + entry.written.length <= this.maxEntry) this.entries.set(key, entry);
+    if (this.fits(entry)) this.entries.set(key, entry);
+  }
+
+  private fits(entry: CachedEntry): boolean {
+    return entry.plain.length + entry.written.length <= this.maxEntry;
   }
 }
