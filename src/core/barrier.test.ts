@@ -146,6 +146,31 @@ describe('Barrier', () => {
     assert.equal(await barrier.get('k'), undefined);
     await physical.close();
   });
+
+  it('serves what is committed while a write of the key is on its way, and keeps nothing stale when it fails', async () => {
+    const physical = fresh();
+    const { a, b } = await twoBarriers(physical);
+    await a.put('k', Buffer.from('v1'));
+    const reads = physical.stats().reads;
+    const write = a.put('k', Buffer.from('v2'));
+    assert.equal(text(await a.get('k')), 'v1', 'the store still holds v1: the write is not committed yet');
+    assert.equal(physical.stats().reads, reads, 'from the cache');
+    await write;
+    assert.equal(text(await a.get('k')), 'v2');
+
+    // A's check holds for what A has cached, and fails in the store, which another node changed meanwhile.
+    const read = await a.get('k');
+    await b.put('k', Buffer.from('theirs'));
+    await assert.rejects(
+      a.transaction([
+        { op: 'check', key: 'k', value: read! },
+        { op: 'put', key: 'k', value: Buffer.from('mine') },
+      ]),
+      StorageConflictError,
+    );
+    assert.equal(text(await a.get('k')), 'theirs', 'the failed write dropped what A had cached of k');
+    await physical.close();
+  });
 });
 
 describe('Barrier write-through', () => {

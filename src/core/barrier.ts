@@ -199,8 +199,9 @@ export class Barrier implements Storage {
         : { op: 'check', key: op.key, prefix: Buffer.from(written, 'latin1') };
     });
     const written = ops.filter((op) => op.op !== 'check');
-    // Invalidate before (so no read started now fills the old value) and after (so none that started earlier does).
-    for (const op of written) this.cache.invalidate(op.key);
+    // The cache keeps what it holds of these keys until the commit: until then that is still what the store holds.
+    // Afterwards every written key's epoch moves (so no read that began before fills what it read) and the cache
+    // holds the committed value or nothing.
     const remote = this.cache.remoteChanges();
     try {
       await this.physical.transaction(sealed);

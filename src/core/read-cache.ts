@@ -62,7 +62,7 @@ export class ReadCache {
     this.set(key, entry);
   }
 
-  /** Call before and after every write or delete of key. */
+  /** Call once a write or delete of key is done, committed or not (or when what is cached of key may be stale). */
   invalidate(key: string): void {
     this.writes.changed(key);
     this.entries.delete(key);
