@@ -1,4 +1,5 @@
 import type { InvalidationHandler } from './invalidation.js';
+import { nowIso } from './now-iso.js';
 import type { Storage, StorageOp } from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
@@ -109,7 +110,7 @@ export class ChangeLog {
    */
   stage(change: NewChange): StagedChange {
     const index = ++this.last;
-    const event: ChangeEvent = { index, time: new Date().toISOString(), ...change };
+    const event: ChangeEvent = { index, time: nowIso(), ...change };
     const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
     for (let n = 0; n < TRIM_PER_CHANGE && index - this.first >= RETENTION; n++) {
       ops.push({ op: 'delete', key: key(this.first++) });

@@ -3,9 +3,7 @@ import { DEFAULT_MAX_VERSIONS, type Attribution, type KeyMeta, type KvConfig, ty
 
 /** The rules of KV v2 versions, free of storage and HTTP so each can be read (and tested) on its own. */
 
-export function nowIso(): string {
-  return new Date().toISOString();
-}
+export { nowIso } from '../../core/now-iso.js';
 
 /**
  * A version counts as deleted once its deletion_time has passed. delete_version_after sets a deletion_time in the
