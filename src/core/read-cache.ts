@@ -17,6 +17,13 @@ const REMEMBERED_CHANGES = 16_384;
  * so the last one kept is the last one committed, but another node's change to that key could be the later of
  * the two. Its notification then arrives either before replace (which refuses) or after (which drops the entry).
  *
+ * What this promises: nothing older than a write already acknowledged is served (a write is acknowledged only
+ * after its replace, and other threads or nodes hear of it before that). A read concurrent with a write that is
+ * not acknowledged yet may see the old value or the new, and on two threads or nodes in either order: the writer
+ * keeps serving the old value from its cache until it handles its commit's result, while another thread may
+ * already read the new one from the store. (Dropping the entry before the commit did not close that window: a read
+ * during the commit filled the old value again. It cost a tenth of the cache work of every write.)
+ *
  * Both checks are per key (KeyEpochs): with several nodes writing, some other key changes during nearly every read
  * and write, and a global "anything changed" check refused nearly every fill.
  *

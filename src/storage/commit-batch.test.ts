@@ -25,6 +25,8 @@ describe('the commit thread batch encoding', () => {
       [],
       [
         { op: 'check', key: 'clé/秘密/🔑', value: null },
+        // Not well-formed Unicode (a lone surrogate): kept exactly, as a structured clone would keep it.
+        { op: 'delete', key: 'half/\uD800/pair' },
         { op: 'check', key: 'x', prefix: new Uint8Array([9, 8, 7]) },
         { op: 'put', key: '', value: new Uint8Array(0) },
       ],
@@ -32,7 +34,8 @@ describe('the commit thread batch encoding', () => {
     const encoder = new CallEncoder();
     for (const ops of calls) encoder.add(ops);
     assert.deepEqual(plain(decodeCalls(encoder.take())), plain(calls));
-    assert.equal(encoder.empty, true, 'a take leaves the encoder empty');
+    const next = encoder.take();
+    assert.deepEqual([next.calls, next.bytes.byteLength], [0, 0], 'a take leaves the encoder empty');
   });
 
   it('copies values when they are added, so a caller may reuse its buffer before the flush', () => {
@@ -57,6 +60,13 @@ describe('the commit thread batch encoding', () => {
       /must be put, delete or check/,
     );
     assert.throws(() => encoder.add([{ op: 'delete', key: 7 } as unknown as StorageOp]), /key must be a string/);
+    // A check without its bytes would shift every op after it: refused, alone.
+    const checks = [
+      { op: 'check', key: 'c', value: undefined },
+      { op: 'check', key: 'c', prefix: undefined },
+      { op: 'check', key: 'c', value: new Uint16Array([1]) },
+    ] as unknown as StorageOp[];
+    for (const check of checks) assert.throws(() => encoder.add([check]), /check (value|prefix) must be a Uint8Array/);
     encoder.add([{ op: 'delete', key: 'after' }]);
     assert.deepEqual(plain(decodeCalls(encoder.take())), [
       [{ op: 'put', key: 'before', value: Buffer.from('1').toString('hex') }],
