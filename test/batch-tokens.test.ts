@@ -75,6 +75,31 @@ describe('batch tokens', () => {
     }
   });
 
+  it("a role's use limit and explicit max TTL hold when its caller asks it for a batch token", async () => {
+    await writeOk(srv.api, 'auth/token/roles/limited', { token_type: 'default-service', token_num_uses: 2 });
+    const refused = await srv.api.call('POST', 'auth/token/create/limited', { body: { type: 'batch' } });
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.body.errors[0], /role "limited" limits its tokens to 2 uses .*ask for a service token/);
+    const service = await srv.api.call('POST', 'auth/token/create/limited', { body: {} });
+    assert.equal(service.status, 200, service.text);
+    const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: service.body.auth.client_token });
+    assert.equal(self.body.data.num_uses, 2);
+
+    await writeOk(srv.api, 'auth/token/roles/short', {
+      token_type: 'default-service',
+      token_explicit_max_ttl: '1h',
+      allowed_policies: 'reader',
+    });
+    const batch = await srv.api.call('POST', 'auth/token/create/short', {
+      body: { type: 'batch', ttl: '720h', policies: ['reader'] },
+    });
+    assert.equal(batch.status, 200, batch.text);
+    assert.equal(batch.body.auth.token_type, 'batch');
+    assert.equal(batch.body.auth.lease_duration, 3600, "capped by the role's explicit max TTL");
+    const lookup = await srv.api.call('GET', 'auth/token/lookup-self', { token: batch.body.auth.client_token });
+    assert.ok(lookup.body.data.ttl <= 3600, lookup.text);
+  });
+
   it('tampered, truncated, forged or re-encoded batch tokens are refused with 403', async () => {
     const { client_token: token } = await createBatch({ policies: ['reader'], ttl: '10m' });
     const body = token.slice(4);

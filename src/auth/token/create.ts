@@ -147,6 +147,14 @@ export async function createToken(
   let path = `auth/token/${req.path.replace(/\/+$/, '')}`;
   if (role) {
     if (!role.renewable) renewable = false;
+    // A batch token has no use count: one asked of a role that limits uses (a default-* type lets the caller choose
+    // the type) would be a token of that role without its limit. Vault issues it so; Cofre refuses.
+    if (batch && role.token_num_uses > 0) {
+      throw badRequest(
+        `role "${role.name}" limits its tokens to ${role.token_num_uses} uses (token_num_uses), which a batch token ` +
+          'cannot count: ask for a service token',
+      );
+    }
     // 0 is unlimited: a role's limit applies when the request sets none or a larger one.
     if (role.token_num_uses > 0 && (numUses === 0 || role.token_num_uses < numUses)) numUses = role.token_num_uses;
     if (role.path_suffix) path = `${path}/${role.path_suffix}`;
@@ -197,9 +205,10 @@ export async function createToken(
   if (period > 0 && !parentIsRoot && !callerHasSudo) {
     throw badRequest('root or sudo privileges required to create periodic token');
   }
-  if (role && !batch) {
+  if (role) {
+    // A batch token keeps no explicit max TTL of its own, but the role's still caps its TTL (below), as in Vault.
     explicitMaxTtl = lesser(explicitMaxTtl, role.token_explicit_max_ttl, 'Explicit max TTL', warnings);
-    period = lesser(period, role.token_period, 'Period', warnings);
+    if (!batch) period = lesser(period, role.token_period, 'Period', warnings);
   }
   let ttl = (d.ttl as number | undefined) ?? (d.lease as number | undefined) ?? 0;
   if (period > 0 && ttls.maxTtl > 0 && period > ttls.maxTtl) period = ttls.maxTtl;
