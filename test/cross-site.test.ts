@@ -28,8 +28,24 @@ describe('writes without a token sent by a page of another site', () => {
     }
     const status = await (await fetch(`${srv.url}/v1/sys/init`)).json();
     assert.equal(status.initialized, false, 'the refused requests initialised the server');
+    // A browser too old for Fetch Metadata sends Origin alone.
+    for (const origin of ['http://evil.example', 'null', 'http://127.0.0.1:1', 'junk']) {
+      const res = await init({ origin });
+      assert.equal(res.status, 403, `${origin}: ${await res.text()}`);
+    }
+    const still = await (await fetch(`${srv.url}/v1/sys/init`)).json();
+    assert.equal(still.initialized, false, 'a request with a foreign Origin initialised the server');
     // The web UI is same-origin, and curl or the CLI send no such header.
     const same = await init({ 'sec-fetch-site': 'same-origin' });
     assert.equal(same.status, 200, await same.text());
+  });
+
+  it('a write whose Origin is the server itself is not refused', async () => {
+    const res = await fetch(`${srv.url}/v1/sys/unseal`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', origin: srv.url },
+      body: JSON.stringify({ reset: true }),
+    });
+    assert.equal(res.status, 200, await res.text());
   });
 });

@@ -109,17 +109,24 @@ export function notFoundMessage(method: string, url: string, ui: UiState = 'off'
 
 const WRITE_VERBS: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
 const CROSS_SITE_REFUSED =
-  'a write without a token, sent by a page of another site, is refused (the browser said so in Sec-Fetch-Site)';
+  'a write without a token, sent by a page of another site, is refused (the browser said so in Sec-Fetch-Site or Origin)';
 
 /**
  * Whether a browser says a page of another site sent this request (Fetch Metadata; clients that are not browsers
  * send no such header, and the web UI is same-origin). A page of another site cannot add X-Vault-Token (there is no
  * CORS), but it can POST to what needs no token, even a text/plain body, which is parsed as JSON as Vault does: the
  * initialisation of a new server, an unseal reset, a root generation or rekey attempt, a login.
+ *
+ * Browsers too old for Fetch Metadata still send Origin with a cross-origin POST: a page of another host (or port)
+ * than the one asked, or an opaque one ("null": a sandboxed frame, a file), is another site to them too.
  */
 function fromAnotherSite(req: FastifyRequest): boolean {
   const site = req.headers['sec-fetch-site'];
-  return site === 'cross-site' || site === 'same-site';
+  if (site !== undefined) return site === 'cross-site' || site === 'same-site';
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  if (!URL.canParse(origin)) return true;
+  return new URL(origin).host !== req.headers.host;
 }
 
 async function serve(
