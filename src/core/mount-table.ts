@@ -74,26 +74,34 @@ export class MountTable {
     private readonly systemView: (entry: MountEntry) => SystemView,
   ) {}
 
+  /**
+   * Builds every mount from the stored tables (on unseal). One change at a time with the others: a reload another
+   * node asks for meanwhile (the barrier is open, so its notifications are heard) runs once the load is done and
+   * reads the tables after it, instead of swapping in its tables while the load goes on adding mounts from what it
+   * read before (a mount disabled elsewhere came back, its first backend never stopped).
+   */
   async load(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
-    // The backends are built again below: the old ones release their pools and timers first.
-    this.background = false;
-    await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
-    this.mounted.clear();
-    for (const table of ['mounts', 'auth'] as const) {
-      let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
-      if (!entries) {
-        // A new store: write the defaults once, so an operator who later disables one keeps it disabled.
-        entries = defaults[table];
-        await putJson(this.barrier, TABLE_KEY[table], entries);
+    return this.changes.run(async () => {
+      // The backends are built again below: the old ones release their pools and timers first.
+      this.background = false;
+      await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
+      this.mounted.clear();
+      for (const table of ['mounts', 'auth'] as const) {
+        let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
+        if (!entries) {
+          // A new store: write the defaults once, so an operator who later disables one keeps it disabled.
+          entries = defaults[table];
+          await putJson(this.barrier, TABLE_KEY[table], entries);
+        }
+        if (table === 'mounts' && !entries.some((e) => e.type === CUBBYHOLE_TYPE)) {
+          // Every server has a cubbyhole, as in Vault: added to a store that has none (a new one, or one from
+          // before the engine existed), and never removed.
+          entries = [...entries, cubbyholeEntry()];
+          await putJson(this.barrier, TABLE_KEY[table], entries);
+        }
+        for (const entry of entries) await this.activate(table, entry);
       }
-      if (table === 'mounts' && !entries.some((e) => e.type === CUBBYHOLE_TYPE)) {
-        // Every server has a cubbyhole, as in Vault: added to a store that has none (a new one, or one from before
-        // the engine existed), and never removed.
-        entries = [...entries, cubbyholeEntry()];
-        await putJson(this.barrier, TABLE_KEY[table], entries);
-      }
-      for (const entry of entries) await this.activate(table, entry);
-    }
+    });
   }
 
   /**
