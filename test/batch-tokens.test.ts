@@ -75,7 +75,7 @@ describe('batch tokens', () => {
     }
   });
 
-  it("a role's use limit and explicit max TTL hold when its caller asks it for a batch token", async () => {
+  it("a role's use limit, explicit max TTL and period hold when its caller asks it for a batch token", async () => {
     await writeOk(srv.api, 'auth/token/roles/limited', { token_type: 'default-service', token_num_uses: 2 });
     const refused = await srv.api.call('POST', 'auth/token/create/limited', { body: { type: 'batch' } });
     assert.equal(refused.status, 400, refused.text);
@@ -98,6 +98,18 @@ describe('batch tokens', () => {
     assert.equal(batch.body.auth.lease_duration, 3600, "capped by the role's explicit max TTL");
     const lookup = await srv.api.call('GET', 'auth/token/lookup-self', { token: batch.body.auth.client_token });
     assert.ok(lookup.body.data.ttl <= 3600, lookup.text);
+
+    // A periodic role's tokens must be renewed every period; a batch token cannot be, so it lives one period.
+    await writeOk(srv.api, 'auth/token/roles/periodic', {
+      token_type: 'default-service',
+      token_period: '30m',
+      allowed_policies: 'reader',
+    });
+    const periodic = await srv.api.call('POST', 'auth/token/create/periodic', {
+      body: { type: 'batch', ttl: '720h', policies: ['reader'] },
+    });
+    assert.equal(periodic.status, 200, periodic.text);
+    assert.equal(periodic.body.auth.lease_duration, 1800, "capped by the role's period");
   });
 
   it('tampered, truncated, forged or re-encoded batch tokens are refused with 403', async () => {

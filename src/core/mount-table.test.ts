@@ -12,8 +12,11 @@ describe('MountTable', () => {
     const storage = openSqliteStorage(':memory:');
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let building!: () => void;
+    const built = new Promise<void>((resolve) => (building = resolve));
     let stopped = 0;
     const slow: BackendFactory = async () => {
+      building();
       await gate;
       return { ...backend('slow'), stop: async () => void stopped++ };
     };
@@ -29,7 +32,7 @@ describe('MountTable', () => {
     await putJson(storage, 'core/auth', [MountTable.newEntry('token', 'token')]);
 
     const loading = table.load({ mounts: [], auth: [] });
-    await new Promise((resolve) => setTimeout(resolve, 20)); // the load is building `gone/`
+    await built; // the load read the tables and is building `gone/`
     // Another node disables gone/ and tells this one, whose load read the table before.
     await putJson(storage, 'core/mounts', [cubbyhole]);
     const reloading = table.reload();

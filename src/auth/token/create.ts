@@ -215,6 +215,9 @@ export async function createToken(
   if (ttl === 0 && period === 0 && !root) ttl = ttls.defaultTtl;
   if (period === 0 && ttls.maxTtl > 0 && ttl > ttls.maxTtl) ttl = ttls.maxTtl;
   if (explicitMaxTtl > 0 && (ttl === 0 || ttl > explicitMaxTtl)) ttl = explicitMaxTtl;
+  // A periodic role's token lives a period at most unless renewed; a batch token cannot be renewed, so one period.
+  const rolePeriod = batch ? (role?.token_period ?? 0) : 0;
+  if (rolePeriod > 0 && (ttl === 0 || ttl > rolePeriod)) ttl = rolePeriod;
   if (ttl === 0 && period === 0) {
     // A token that never expires (only a root token can be one) comes only from one that never expires either.
     if (parent.expireTime > 0) {
