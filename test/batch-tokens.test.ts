@@ -85,31 +85,27 @@ describe('batch tokens', () => {
     const self = await srv.api.call('GET', 'auth/token/lookup-self', { token: service.body.auth.client_token });
     assert.equal(self.body.data.num_uses, 2);
 
-    await writeOk(srv.api, 'auth/token/roles/short', {
-      token_type: 'default-service',
-      token_explicit_max_ttl: '1h',
-      allowed_policies: 'reader',
-    });
-    const batch = await srv.api.call('POST', 'auth/token/create/short', {
-      body: { type: 'batch', ttl: '720h', policies: ['reader'] },
-    });
-    assert.equal(batch.status, 200, batch.text);
-    assert.equal(batch.body.auth.token_type, 'batch');
-    assert.equal(batch.body.auth.lease_duration, 3600, "capped by the role's explicit max TTL");
-    const lookup = await srv.api.call('GET', 'auth/token/lookup-self', { token: batch.body.auth.client_token });
+    // A role's caller asks it for a batch token of 30 days.
+    const batchOf = async (role: string, limits: Record<string, unknown>) => {
+      await writeOk(srv.api, `auth/token/roles/${role}`, {
+        token_type: 'default-service',
+        allowed_policies: 'reader',
+        ...limits,
+      });
+      const res = await srv.api.call('POST', `auth/token/create/${role}`, {
+        body: { type: 'batch', ttl: '720h', policies: ['reader'] },
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.auth.token_type, 'batch');
+      return res.body.auth as { client_token: string; lease_duration: number };
+    };
+    const short = await batchOf('short', { token_explicit_max_ttl: '1h' });
+    assert.equal(short.lease_duration, 3600, "capped by the role's explicit max TTL");
+    const lookup = await srv.api.call('GET', 'auth/token/lookup-self', { token: short.client_token });
     assert.ok(lookup.body.data.ttl <= 3600, lookup.text);
-
     // A periodic role's tokens must be renewed every period; a batch token cannot be, so it lives one period.
-    await writeOk(srv.api, 'auth/token/roles/periodic', {
-      token_type: 'default-service',
-      token_period: '30m',
-      allowed_policies: 'reader',
-    });
-    const periodic = await srv.api.call('POST', 'auth/token/create/periodic', {
-      body: { type: 'batch', ttl: '720h', policies: ['reader'] },
-    });
-    assert.equal(periodic.status, 200, periodic.text);
-    assert.equal(periodic.body.auth.lease_duration, 1800, "capped by the role's period");
+    const periodic = await batchOf('periodic', { token_period: '30m' });
+    assert.equal(periodic.lease_duration, 1800, "capped by the role's period");
   });
 
   it('tampered, truncated, forged or re-encoded batch tokens are refused with 403', async () => {
