@@ -41,6 +41,10 @@ export interface CofreOptions {
   auditFilePathPrefix?: string;
   /** Serve the web UI at /ui/ (dev mode, or `ui = true` in the configuration file). */
   ui?: UiOptions;
+  /** Names browsers may reach this server by besides IP addresses and localhost (src/http/browser-hosts.ts). */
+  browserHosts?: readonly string[];
+  /** Check every request's Host, not only browsers' (a dev server on a loopback address). */
+  checkEveryHost?: boolean;
   /** An already opened store, instead of opening `storage` (a server thread's view of a shared file). */
   physical?: StorageAdapter;
   /** The other server threads of this process (src/workers/). */
@@ -110,6 +114,8 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     metrics,
     ...(opts.tls ? { tls: opts.tls } : {}),
     ...(opts.ui ? { ui: opts.ui } : {}),
+    ...(opts.browserHosts ? { browserHosts: opts.browserHosts } : {}),
+    ...(opts.checkEveryHost ? { checkEveryHost: true } : {}),
     ...(opts.streamHeartbeatMs !== undefined ? { streamHeartbeatMs: opts.streamHeartbeatMs } : {}),
     ...(opts.routeRequests
       ? {

@@ -24,11 +24,12 @@ export interface HeadlessBrowser {
   close(): Promise<void>;
 }
 
-export async function launchChromium(): Promise<HeadlessBrowser> {
+/** `args`: more Chromium flags (e.g. --host-resolver-rules, to give loopback another name). */
+export async function launchChromium(args: readonly string[] = []): Promise<HeadlessBrowser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does), or set COFRE_CHROMIUM`);
   }
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, ...args] });
   return { browser, close: () => browser.close() };
 }
 

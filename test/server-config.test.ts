@@ -108,6 +108,43 @@ describe('server from a config file with TLS', () => {
     }
   });
 
+  it('reads browser_hosts: host names (or "*"), with the one that is not named', () => {
+    const dir = tempDir('browser-hosts-config');
+    try {
+      const file = join(dir, 'b.hcl');
+      const base = `storage "sqlite" {\n  path = "${join(dir, 'c.db')}"\n}\nlistener "tcp" {\n  tls_disable = true\n}\n`;
+      writeFileSync(file, base);
+      assert.deepEqual(loadServerConfig(file).browserHosts, []);
+      writeFileSync(file, `${base}browser_hosts = ["cofre.example.com", "10.0.0.5"]\n`);
+      assert.deepEqual(loadServerConfig(file).browserHosts, ['cofre.example.com', '10.0.0.5']);
+      writeFileSync(file, `${base}browser_hosts = "cofre.example.com"\n`);
+      assert.deepEqual(loadServerConfig(file).browserHosts, ['cofre.example.com']);
+      writeFileSync(
+        join(dir, 'b.json'),
+        JSON.stringify({
+          storage: { sqlite: { path: join(dir, 'c.db') } },
+          listener: { tcp: { tls_disable: true } },
+          browser_hosts: ['*'],
+        }),
+      );
+      assert.deepEqual(loadServerConfig(join(dir, 'b.json')).browserHosts, ['*']);
+      for (const bad of ['"https://cofre.example.com"', '["cofre.example.com:8200"]', '["ok.example", "a/b"]']) {
+        writeFileSync(file, `${base}browser_hosts = ${bad}\n`);
+        assert.throws(
+          () => loadServerConfig(file),
+          /browser_hosts: ".+" is not a host name \(give the name alone/,
+          bad,
+        );
+      }
+      for (const bad of ['3', '[1, 2]', 'true']) {
+        writeFileSync(file, `${base}browser_hosts = ${bad}\n`);
+        assert.throws(() => loadServerConfig(file), /browser_hosts must be a list of host names/, bad);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads storage "postgresql": connection_url, table and max_connections, or the URL from the environment', () => {
     const dir = tempDir('pgconfig');
     const saved = process.env.COFRE_PG_CONNECTION_URL;

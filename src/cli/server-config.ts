@@ -5,6 +5,7 @@ import { locateHclError, pointAt, position } from './hcl-position.js';
 /** The server's configuration file, HCL or JSON, in Vault's layout. */
 import { parsePkcs11Seal, type Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import type { StorageConfig } from '../storage/open.js';
+import { invalidBrowserHost } from '../http/browser-hosts.js';
 
 export interface ServerConfig {
   storage: StorageConfig;
@@ -18,6 +19,8 @@ export interface ServerConfig {
   seal?: Pkcs11SealConfig;
   /** `workers = N`: server threads sharing the store (Cofre's key; `--workers` overrides it). */
   workers?: number;
+  /** `browser_hosts`: names browsers may reach the server by, besides the listener's and api_addr's (Cofre's key). */
+  browserHosts: string[];
 }
 
 export type Block = Record<string, unknown>;
@@ -133,6 +136,7 @@ export function loadServerConfig(file: string): ServerConfig {
     logLevel: str(doc, 'log_level') ?? 'info',
     ...(str(doc, 'api_addr') ? { apiAddr: str(doc, 'api_addr') } : {}),
     ...(str(doc, 'audit_file_path_prefix') ? { auditFilePathPrefix: str(doc, 'audit_file_path_prefix') } : {}),
+    browserHosts: parseBrowserHosts(file, doc.browser_hosts),
   };
   const workers = str(doc, 'workers');
   if (workers !== undefined) {
@@ -150,6 +154,20 @@ export function loadServerConfig(file: string): ServerConfig {
     throw new Error(`${file}: listener "tcp" needs tls_cert_file and tls_key_file, or tls_disable = true`);
   }
   return config;
+}
+
+/** browser_hosts = ["cofre.example.com", ...] (or one name as a string); each a host name, an address or "*". */
+function parseBrowserHosts(file: string, value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const names = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(names) || !names.every((n): n is string => typeof n === 'string')) {
+    throw new Error(`${file}: browser_hosts must be a list of host names, e.g. browser_hosts = ["cofre.example.com"]`);
+  }
+  for (const name of names) {
+    const problem = invalidBrowserHost(name);
+    if (problem) throw new Error(`${file}: browser_hosts: ${problem}`);
+  }
+  return names;
 }
 
 /**

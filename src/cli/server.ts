@@ -7,6 +7,7 @@ import type { Core, ServerPeers } from '../core/core.js';
 import type { Seal } from '../core/seal.js';
 import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import type { ServeRequest } from '../workers/write-forwarding.js';
+import { onLoopback } from '../http/browser-hosts.js';
 import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
@@ -70,6 +71,8 @@ async function startDev(flags: ServerFlags, threading?: Threading): Promise<DevS
     requestLog: true,
     defaultMounts: devDefaultMounts(),
     ui: { redirectRoot: true },
+    browserHosts: [flags.devListenAddress],
+    checkEveryHost: onLoopback(flags.devListenAddress),
     ...threadingOptions(threading),
   });
   const { core } = cofre;
@@ -146,6 +149,7 @@ export async function startServer(flags: ServerFlags, threading?: Threading): Pr
     ...(tls ? { tls } : {}),
     ...(config.auditFilePathPrefix ? { auditFilePathPrefix: config.auditFilePathPrefix } : {}),
     ...(config.ui ? { ui: { redirectRoot: false } } : {}),
+    browserHosts: [config.listener.address, ...(config.apiAddr ? [config.apiAddr] : []), ...config.browserHosts],
     ...threadingOptions(threading),
   });
   const port = await listen(cofre, config.listener.address);

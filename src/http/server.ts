@@ -30,6 +30,7 @@ import {
 import type { Metrics } from './metrics.js';
 import type { ServeRequest } from '../workers/write-forwarding.js';
 import { registerUi, uiBuilt, UI_BUILD_DIR, type UiOptions } from './ui.js';
+import { BrowserHosts } from './browser-hosts.js';
 
 export interface HttpOptions {
   logLevel: string;
@@ -46,6 +47,10 @@ export interface HttpOptions {
   streamHeartbeatMs?: number;
   /** Serves a parsed request instead of this thread's core (a server thread hands writes to the first one). */
   serveRequest?: ServeRequest;
+  /** Names browsers may reach this server by besides IP addresses and localhost (browser-hosts.ts). */
+  browserHosts?: readonly string[];
+  /** Check every request's Host, not only browsers' (a dev server on a loopback address). */
+  checkEveryHost?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
@@ -280,6 +285,13 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     if (status !== undefined && status >= 400 && status < 500) return reply.code(status).send(errorBody([err.message]));
     req.log.error({ err, requestId: req.id }, 'internal error');
     return reply.code(500).send(errorBody([`internal error; request id ${req.id}`]));
+  });
+  // Before anything else, the UI's files included: under a rebound name a page could read them all.
+  const browserHosts = new BrowserHosts(opts.browserHosts ?? [], opts.checkEveryHost ?? false);
+  app.addHook('onRequest', (req, reply, done) => {
+    const refusal = browserHosts.refusal(req.headers);
+    if (refusal === undefined) return done();
+    void reply.code(403).send(errorBody([refusal]));
   });
   // Methods no route takes (OPTIONS, TRACE, PROPFIND...) land here too: they are refused as such, not as a path.
   const uiState: UiState = !opts.ui ? 'off' : uiBuilt(opts.ui.dir ?? UI_BUILD_DIR) ? 'served' : 'unbuilt';
