@@ -55,6 +55,14 @@ describe('browser hosts (DNS rebinding)', () => {
     assert.ok(refusal.length < 400, refusal);
   });
 
+  it('gives the same verdict for a Host seen before, however many other Hosts came between', () => {
+    for (let i = 0; i < 500; i++) {
+      assert.ok(browser(`n${i}.evil.example`), `n${i}`);
+      assert.equal(browser('cofre.example.com:8200'), undefined);
+      assert.ok(browser('evil.example:8200'));
+    }
+  });
+
   it('"*" lets browsers use any name', () => {
     assert.equal(new BrowserHosts(['*']).refusal({ host: 'evil.example', 'sec-fetch-site': 'same-origin' }), undefined);
   });

@@ -23,6 +23,9 @@ export const ANY_BROWSER_HOST = '*';
 /** A name as RFC 1123 allows it (letters, digits, hyphens; dot-separated labels of at most 63). */
 const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
+/** How many Host headers' verdicts are remembered. */
+const DECISIONS_KEPT = 64;
+
 /** Long enough for any real name; the refusal does not echo an arbitrarily long Host. */
 const SHOWN_HOST_MAX = 100;
 
@@ -54,6 +57,8 @@ function normalise(hostname: string): string {
 export class BrowserHosts {
   private readonly names: ReadonlySet<string>;
   private readonly any: boolean;
+  /** Host header → its refusal ('' when served); cleared when full, so crafted Hosts cannot grow it. */
+  private readonly decided = new Map<string, string>();
 
   /**
    * `names`: this server's own (listener, api_addr) and browser_hosts; IPs and localhost need not be listed.
@@ -74,6 +79,16 @@ export class BrowserHosts {
     if (this.any) return undefined;
     if (!this.allRequests && headers['sec-fetch-site'] === undefined && headers.origin === undefined) return undefined;
     const host = headers.host ?? '';
+    // Parsing a Host costs more than the rest of the check, and a server is reached by a handful of names.
+    const known = this.decided.get(host);
+    if (known !== undefined) return known || undefined;
+    if (this.decided.size >= DECISIONS_KEPT) this.decided.clear();
+    const refusal = this.judge(host);
+    this.decided.set(host, refusal ?? '');
+    return refusal;
+  }
+
+  private judge(host: string): string | undefined {
     // A Host a browser sends is a name or an address and a port: never userinfo, a path or a query.
     const name = /[@/\\?#\s]/.test(host) ? undefined : hostOf(host);
     if (name !== undefined && this.allows(name)) return undefined;
