@@ -7,7 +7,7 @@
  * attacker's page under it; raw requests check every name the server knows.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -166,7 +166,17 @@ describe('a dev server on loopback reached under a name that is not its own', ()
   before(async () => {
     port = await freePort();
     server = await startProcess(
-      ['--dev', '--dev-listen-address', `127.0.0.1:${port}`, '--dev-root-token-id', 'root', '--log-level', 'warn'],
+      [
+        '--dev',
+        '--dev-listen-address',
+        `127.0.0.1:${port}`,
+        '--dev-root-token-id',
+        'root',
+        '--dev-allowed-host',
+        CONFIGURED,
+        '--log-level',
+        'warn',
+      ],
       port,
     );
     const body = JSON.stringify({ data: { value: SECRET } });
@@ -187,12 +197,12 @@ describe('a dev server on loopback reached under a name that is not its own', ()
       return { status: read.status, text: await read.text() };
     });
     assert.equal(result.status, 403, result.text);
-    assert.match(result.text, /answers only to an IP address or localhost/);
+    assert.match(result.text, /a dev server answers only to an IP address, localhost/);
     assert.ok(!result.text.includes(SECRET), 'the secret reached the page');
   });
 
-  it('answers local clients under an address or localhost, and no other name', async () => {
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+  it('answers clients under an address, localhost or a name given with --dev-allowed-host, and no other', async () => {
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `${CONFIGURED}:${port}`]) {
       const res = await send(port, 'GET', '/v1/secret/data/app', { host, 'x-vault-token': 'root' });
       assert.equal(res.status, 200, `${host}: ${res.text}`);
     }
@@ -202,5 +212,25 @@ describe('a dev server on loopback reached under a name that is not its own', ()
     });
     assert.equal(other.status, 403, other.text);
     assert.ok(!other.text.includes(SECRET));
+  });
+
+  it('refuses to start with a --dev-allowed-host that is not a host name', () => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'server',
+        '--dev',
+        '--dev-listen-address',
+        '127.0.0.1:0',
+        '--dev-allowed-host',
+        'http://x.example',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /--dev-allowed-host: "http:\/\/x.example" is not a host name/);
   });
 });

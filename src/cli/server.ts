@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cofre, StorageAdapter } from '../app.js';
@@ -7,7 +8,7 @@ import type { Core, ServerPeers } from '../core/core.js';
 import type { Seal } from '../core/seal.js';
 import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import type { ServeRequest } from '../workers/write-forwarding.js';
-import { onLoopback } from '../http/browser-hosts.js';
+import { invalidBrowserHost } from '../http/browser-hosts.js';
 import { devLogStream } from './dev-log.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
@@ -18,6 +19,8 @@ export interface ServerFlags {
   dataDir?: string;
   devRootTokenId?: string;
   devListenAddress: string;
+  /** Dev mode: more names the server answers to, besides addresses, localhost and this machine's name. */
+  devAllowedHost?: string[];
   logLevel?: string;
   /** Server threads sharing the store (src/workers/); 1 serves everything on the main thread. */
   workers?: string;
@@ -54,6 +57,19 @@ interface DevServer {
 }
 
 /**
+ * The names a dev server answers to besides IP addresses and localhost. It checks every request's name (not only
+ * browsers'): its root token may be well known, and a browser marks a plain-HTTP same-origin read with nothing.
+ */
+function devHostNames(flags: ServerFlags): string[] {
+  const extra = flags.devAllowedHost ?? [];
+  for (const name of extra) {
+    const problem = invalidBrowserHost(name);
+    if (problem) throw new Error(`--dev-allowed-host: ${problem}`);
+  }
+  return [flags.devListenAddress, hostname(), ...extra];
+}
+
+/**
  * Dev mode, as Vault's: a store initialised with one key share, unsealed, with KV v2 at secret/. By default the
  * store is in memory and gone when the server stops. With --data-dir it is a SQLite file in that directory, and the
  * key share and root token are kept beside it (in clear) so that a restart unseals itself and keeps the data.
@@ -71,8 +87,8 @@ async function startDev(flags: ServerFlags, threading?: Threading): Promise<DevS
     requestLog: true,
     defaultMounts: devDefaultMounts(),
     ui: { redirectRoot: true },
-    browserHosts: [flags.devListenAddress],
-    checkEveryHost: onLoopback(flags.devListenAddress),
+    browserHosts: devHostNames(flags),
+    checkEveryHost: true,
     ...threadingOptions(threading),
   });
   const { core } = cofre;
@@ -226,6 +242,12 @@ export function registerServerCommand(program: Command): void {
     .option('--data-dir <dir>', 'dev mode: keep the store in this directory across restarts (default: in memory)')
     .option('--dev-root-token-id <id>', 'dev mode: use this root token')
     .option('--dev-listen-address <addr>', 'dev mode: address to listen on', '127.0.0.1:8200')
+    .option(
+      '--dev-allowed-host <name>',
+      "dev mode: a name the server answers to besides IP addresses, localhost, the listen address's and this machine's name (repeatable; '*': any)",
+      (name: string, names: string[]) => [...names, name],
+      [] as string[],
+    )
     .option('--log-level <level>', 'trace, debug, info, warn or error')
     .option(
       '--workers <n>',

@@ -10,18 +10,19 @@
  * any name, as behind a load balancer or a Kubernetes Service.
  *
  * Over plain HTTP a browser marks a same-origin read with neither header (Fetch Metadata goes only to HTTPS and
- * loopback origins), so a rebound page can still read what needs no token (health, seal status). A dev server on a
- * loopback address, whose root token may be well known, therefore checks every request's name (`allRequests`): only
- * local clients reach it, and they use an address or localhost.
+ * loopback origins), so a rebound page can still read what needs no token (health, seal status). A dev server, whose
+ * root token may be well known, therefore checks every request's name (`allRequests`), also when it listens on
+ * 0.0.0.0 behind a port published on loopback only; `--dev-allowed-host` adds names.
  */
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** `browser_hosts = ["*"]`: browsers may use any name (reopens DNS rebinding; for a trusted proxy that checks it). */
 export const ANY_BROWSER_HOST = '*';
 
-/** A name as RFC 1123 allows it (letters, digits, hyphens; dot-separated labels of at most 63). */
-const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+/** A name as RFC 1123 allows it (letters, digits, hyphens; dot-separated labels of at most 63), and "_" as in
+ * Compose service names, which browsers send as they are. */
+const HOST_NAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 /** How many Host headers' verdicts are remembered. */
 const DECISIONS_KEPT = 64;
@@ -78,7 +79,9 @@ export class BrowserHosts {
   refusal(headers: IncomingHttpHeaders): string | undefined {
     if (this.any) return undefined;
     if (!this.allRequests && headers['sec-fetch-site'] === undefined && headers.origin === undefined) return undefined;
-    const host = headers.host ?? '';
+    // Browsers always send Host; a request without one (an HTTP/1.0 health probe) is no browser's.
+    if (headers.host === undefined) return this.allRequests ? undefined : this.judge('');
+    const host = headers.host;
     // Parsing a Host costs more than the rest of the check, and a server is reached by a handful of names.
     const known = this.decided.get(host);
     if (known !== undefined) return known || undefined;
@@ -94,8 +97,9 @@ export class BrowserHosts {
     if (name !== undefined && this.allows(name)) return undefined;
     const shown = host.length > SHOWN_HOST_MAX ? `${host.slice(0, SHOWN_HOST_MAX)}...` : host;
     return this.allRequests
-      ? `a request for host "${shown}" is refused: a dev server on a loopback address answers only to an IP ` +
-          'address or localhost (this guards its root token against DNS rebinding)'
+      ? `a request for host "${shown}" is refused: a dev server answers only to an IP address, localhost, its ` +
+          "listen address's host and this machine's name (guarding its root token against DNS rebinding); " +
+          '--dev-allowed-host NAME adds a name'
       : `a browser's request for host "${shown}" is refused: that is not a name of this server ` +
           '(add it to browser_hosts in the configuration file if browsers should reach the server by it)';
   }
@@ -104,18 +108,4 @@ export class BrowserHosts {
     if (isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost')) return true;
     return this.names.has(name);
   }
-}
-
-/** BlockList also matches an IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 subnet. */
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** Whether a listener's address takes connections from this machine only (127.0.0.0/8, ::1 or localhost). */
-export function onLoopback(address: string): boolean {
-  const host = hostOf(address);
-  if (host === undefined) return false;
-  if (host === 'localhost') return true;
-  const family = isIP(host);
-  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }
