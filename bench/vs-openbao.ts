@@ -257,6 +257,34 @@ function parseWrk(out: string): Run {
   };
 }
 
+/** The machine's CPU time so far (Linux /proc/stat): idle (with I/O wait) and all. */
+function cpuTimes(): { idle: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: fields[3]! + fields[4]!, total: fields.reduce((a, b) => a + b, 0) };
+}
+
+/** The share of the machine left idle over the next `ms`. */
+async function idleShare(ms: number): Promise<number> {
+  const before = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const after = cpuTimes();
+  return (after.idle - before.idle) / Math.max(1, after.total - before.total);
+}
+
+/**
+ * Waits (10 s at most) for the run before this one to die down: the requests it left in flight, the commits behind
+ * them. Without it the server that came second was measured during the first one's last second (the machine was
+ * 21–47 % idle at its start after a write run). Returns the idle share the run starts with. With stress-ng the
+ * machine is never idle: one sample, no wait.
+ */
+async function settle(stressed: boolean): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const idle = await idleShare(500);
+    if (stressed || idle >= 0.9 || Date.now() > deadline) return idle;
+  }
+}
+
 /** The page cache's data not yet written back (Linux). */
 const dirtyKiB = (): string => /^Dirty:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? '?';
 
@@ -304,8 +332,9 @@ async function main(): Promise<void> {
           // server's audit file) would be written back up to 30 s later, in the middle of this run, and ext4 makes
           // this run's fsyncs wait for it.
           execFileSync('sync');
+          const idle = await settle(Boolean(opts.stress));
           log(
-            `round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)}, dirty ${dirtyKiB()} KiB)`,
+            `round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)}, dirty ${dirtyKiB()} KiB, idle ${(idle * 100).toFixed(0)} %)`,
           );
           runs[s.name] = await wrk(s, kind, dir);
         }
