@@ -13,7 +13,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchChromium, type HeadlessBrowser } from './browser.js';
-import { freePort, tempDir } from './support.js';
+import { freePort, spawnDevServer, tempDir } from './support.js';
 
 const ATTACKER = 'rebind.example';
 const CONFIGURED = 'cofre.example.com';
@@ -160,25 +160,14 @@ describe('a browser reaching a configured server under a name that is not its ow
 
 describe('a dev server on loopback reached under a name that is not its own', () => {
   let port: number;
-  let server: Awaited<ReturnType<typeof startProcess>>;
+  let dir: string;
+  let server: Awaited<ReturnType<typeof spawnDevServer>>;
   const SECRET = 'dev-secret-5d0c7a';
 
   before(async () => {
+    dir = tempDir('rebinding-dev');
     port = await freePort();
-    server = await startProcess(
-      [
-        '--dev',
-        '--dev-listen-address',
-        `127.0.0.1:${port}`,
-        '--dev-root-token-id',
-        'root',
-        '--dev-allowed-host',
-        CONFIGURED,
-        '--log-level',
-        'warn',
-      ],
-      port,
-    );
+    server = await spawnDevServer(dir, port, 'root', ['--dev-allowed-host', CONFIGURED, '--log-level', 'warn']);
     const body = JSON.stringify({ data: { value: SECRET } });
     const write = await send(
       port,
@@ -189,7 +178,14 @@ describe('a dev server on loopback reached under a name that is not its own', ()
     );
     assert.equal(write.status, 200, write.text);
   });
-  after(() => server?.stop());
+  after(async () => {
+    if (server && server.child.exitCode === null) {
+      const exited = new Promise((done) => server.child.once('exit', done));
+      server.child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("keeps the well-known root token from the attacker's page, whose reads carry no browser header", async () => {
     const result = await underAttackerName(chromium, port, async () => {
@@ -215,21 +211,12 @@ describe('a dev server on loopback reached under a name that is not its own', ()
   });
 
   it('refuses to start with a --dev-allowed-host that is not a host name', () => {
-    const run = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'server',
-        '--dev',
-        '--dev-listen-address',
-        '127.0.0.1:0',
-        '--dev-allowed-host',
-        'http://x.example',
-      ],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+    // It fails before it listens: no address is needed.
+    const args = ['server', '--dev', '--dev-allowed-host', 'http://x.example'];
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /--dev-allowed-host: "http:\/\/x.example" is not a host name/);
   });
