@@ -43,7 +43,7 @@ export interface CofreOptions {
   ui?: UiOptions;
   /** Names browsers may reach this server by besides IP addresses and localhost (src/http/browser-hosts.ts). */
   browserHosts?: readonly string[];
-  /** Check every request's Host, not only browsers' (a dev server on a loopback address). */
+  /** Check every request's Host, not only browsers' (a dev server: its root token may be well known). */
   checkEveryHost?: boolean;
   /** An already opened store, instead of opening `storage` (a server thread's view of a shared file). */
   physical?: StorageAdapter;

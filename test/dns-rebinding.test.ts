@@ -129,6 +129,16 @@ describe('a browser reaching a configured server under a name that is not its ow
     assert.equal(await initialized(), false, "the attacker's page initialised the server");
   });
 
+  it('refuses --dev-allowed-host beside a configuration file, which names its hosts itself', () => {
+    const args = ['server', '--config', join(dir, 'cofre.hcl'), '--dev-allowed-host', 'x.example'];
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /--dev-allowed-host is for dev mode; with --config, name the hosts in browser_hosts/);
+  });
+
   it('serves browsers under the names the server knows, and other clients under any', async () => {
     const browser = { 'sec-fetch-site': 'same-origin' };
     for (const host of [

@@ -150,6 +150,9 @@ export async function startServer(flags: ServerFlags, threading?: Threading): Pr
     return { cofre: dev.cofre, announce, port };
   }
   if (!flags.config) throw new Error('either --dev or --config FILE is required');
+  if (flags.devAllowedHost?.length) {
+    throw new Error('--dev-allowed-host is for dev mode; with --config, name the hosts in browser_hosts');
+  }
   const config = loadServerConfig(flags.config);
   const tls =
     config.listener.tlsDisable || !config.listener.tlsCertFile || !config.listener.tlsKeyFile

@@ -49,7 +49,7 @@ export interface HttpOptions {
   serveRequest?: ServeRequest;
   /** Names browsers may reach this server by besides IP addresses and localhost (browser-hosts.ts). */
   browserHosts?: readonly string[];
-  /** Check every request's Host, not only browsers' (a dev server on a loopback address). */
+  /** Check every request's Host, not only browsers' (a dev server: its root token may be well known). */
   checkEveryHost?: boolean;
 }
 
