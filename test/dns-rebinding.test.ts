@@ -221,13 +221,13 @@ describe('a dev server on loopback reached under a name that is not its own', ()
   });
 
   it('refuses to start with a --dev-allowed-host that is not a host name', () => {
-    // It fails before it listens: no address is needed.
-    const args = ['server', '--dev', '--dev-allowed-host', 'http://x.example'];
+    // Refused before anything opens or any server thread starts: no address is needed.
+    const args = ['server', '--dev', '--workers', '2', '--dev-allowed-host', 'http://x.example'];
     const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       encoding: 'utf8',
       timeout: 60_000,
     });
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stderr, /--dev-allowed-host: "http:\/\/x.example" is not a host name/);
+    assert.match(run.stderr, /^Error starting server: --dev-allowed-host: "http:\/\/x.example" is not a host name/);
   });
 });

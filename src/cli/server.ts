@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Cofre, StorageAdapter } from '../app.js';
@@ -19,7 +18,7 @@ export interface ServerFlags {
   dataDir?: string;
   devRootTokenId?: string;
   devListenAddress: string;
-  /** Dev mode: more names the server answers to, besides addresses, localhost and this machine's name. */
+  /** Dev mode: more names the server answers to, besides addresses, localhost and the listen address's host. */
   devAllowedHost?: string[];
   logLevel?: string;
   /** Server threads sharing the store (src/workers/); 1 serves everything on the main thread. */
@@ -59,14 +58,22 @@ interface DevServer {
 /**
  * The names a dev server answers to besides IP addresses and localhost. It checks every request's name (not only
  * browsers'): its root token may be well known, and a browser marks a plain-HTTP same-origin read with nothing.
+ * Not the machine's own name: one taken from DHCP, or a short one resolved through the network's search domains, is
+ * the network's to point anywhere.
  */
 function devHostNames(flags: ServerFlags): string[] {
-  const extra = flags.devAllowedHost ?? [];
-  for (const name of extra) {
+  return [flags.devListenAddress, ...(flags.devAllowedHost ?? [])];
+}
+
+/** Refuses what the server's flags cannot mean, before anything is opened or any thread started. */
+function checkFlags(flags: ServerFlags): void {
+  if (flags.devAllowedHost?.length && !flags.dev) {
+    throw new Error('--dev-allowed-host is for dev mode; with --config, name the hosts in browser_hosts');
+  }
+  for (const name of flags.devAllowedHost ?? []) {
     const problem = invalidBrowserHost(name);
     if (problem) throw new Error(`--dev-allowed-host: ${problem}`);
   }
-  return [flags.devListenAddress, hostname(), ...extra];
 }
 
 /**
@@ -150,9 +157,6 @@ export async function startServer(flags: ServerFlags, threading?: Threading): Pr
     return { cofre: dev.cofre, announce, port };
   }
   if (!flags.config) throw new Error('either --dev or --config FILE is required');
-  if (flags.devAllowedHost?.length) {
-    throw new Error('--dev-allowed-host is for dev mode; with --config, name the hosts in browser_hosts');
-  }
   const config = loadServerConfig(flags.config);
   const tls =
     config.listener.tlsDisable || !config.listener.tlsCertFile || !config.listener.tlsKeyFile
@@ -191,6 +195,7 @@ function threadingOptions(threading: Threading | undefined) {
 }
 
 async function run(flags: ServerFlags): Promise<void> {
+  checkFlags(flags);
   const config = flags.workers === undefined && flags.config && !flags.dev ? loadServerConfig(flags.config) : undefined;
   const workers = config ? (config.workers ?? 1) : parseWorkers(flags.workers);
   if (workers > 1) {
@@ -247,7 +252,7 @@ export function registerServerCommand(program: Command): void {
     .option('--dev-listen-address <addr>', 'dev mode: address to listen on', '127.0.0.1:8200')
     .option(
       '--dev-allowed-host <name>',
-      "dev mode: a name the server answers to besides IP addresses, localhost, the listen address's and this machine's name (repeatable; '*': any)",
+      "dev mode: a name the server answers to besides IP addresses, localhost and the listen address's host (repeatable; '*': any)",
       (name: string, names: string[]) => [...names, name],
       [] as string[],
     )

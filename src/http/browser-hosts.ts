@@ -98,7 +98,7 @@ export class BrowserHosts {
     const shown = host.length > SHOWN_HOST_MAX ? `${host.slice(0, SHOWN_HOST_MAX)}...` : host;
     return this.allRequests
       ? `a request for host "${shown}" is refused: a dev server answers only to an IP address, localhost, its ` +
-          "listen address's host and this machine's name (guarding its root token against DNS rebinding); " +
+          "listen address's host (guarding its root token against DNS rebinding); " +
           '--dev-allowed-host NAME adds a name'
       : `a browser's request for host "${shown}" is refused: that is not a name of this server ` +
           '(add it to browser_hosts in the configuration file if browsers should reach the server by it)';
