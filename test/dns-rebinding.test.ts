@@ -78,7 +78,7 @@ async function underAttackerName<T>(chromium: HeadlessBrowser, port: number, scr
 let chromium: HeadlessBrowser;
 before(async () => {
   chromium = await launchChromium([
-    `--host-resolver-rules=MAP ${ATTACKER} 127.0.0.1, MAP ${CONFIGURED} 127.0.0.1`,
+    `--host-resolver-rules=MAP ${ATTACKER} 127.0.0.1`,
     // Chromium refuses a public page's requests to loopback (Local Network Access); Firefox and Safari do not.
     // Off, so that what is tested is the server's own refusal.
     '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights',

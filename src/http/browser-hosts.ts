@@ -18,7 +18,7 @@ import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** `browser_hosts = ["*"]`: browsers may use any name (reopens DNS rebinding; for a trusted proxy that checks it). */
-export const ANY_BROWSER_HOST = '*';
+const ANY_BROWSER_HOST = '*';
 
 /** A name as RFC 1123 allows it (letters, digits, hyphens; dot-separated labels of at most 63), and "_" as in
  * Compose service names, which browsers send as they are. */
