@@ -37,13 +37,20 @@ function listStatement(t: string, bounded: boolean): string {
     FROM seg ORDER BY seg.n`;
 }
 
-/** `apply`: the batch function of the schema (postgres-schema.ts), called with the write lock's key. */
+/**
+ * `apply`: the batch function of the schema (postgres-schema.ts), called with the write lock's key. Its two blobs
+ * of values are the last parameters sent ($13, $14), though not the function's last arguments: pg builds each
+ * message in a buffer that it regrows by half its size plus what is added, so a blob of tens of kilobytes written
+ * after the small arrays costs one regrowth, where written first it made every later array copy it again. Those
+ * copies were a third of what a node allocated outside V8's heap per write, and such allocations are what start
+ * its full collections (see docs/operations.md, "Memory and garbage collection").
+ */
 export function statements(t: string, apply: string) {
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
     getMany: `SELECT key, value FROM ${t} WHERE key = ANY ($1::text[])`,
-    apply: `SELECT ${apply}($1::bigint, $2::text[], $3::bytea, $4::int[], $5::int[], $6::int[],
-      $7::text[], $8::bytea, $9::int[], $10::int[], $11::int[], $12::boolean[], $13::text, $14::text[]) AS failed`,
+    apply: `SELECT ${apply}($1::bigint, $2::text[], $14::bytea, $3::int[], $4::int[], $5::int[],
+      $6::text[], $13::bytea, $7::int[], $8::int[], $9::int[], $10::boolean[], $11::text, $12::text[]) AS failed`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

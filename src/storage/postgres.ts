@@ -198,8 +198,7 @@ export class PostgresStorage implements SharedStorage {
       }
     });
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
-    const values = [...ops.params(), ...checks.params(), checks.exact];
-    const sent: Promise<void> = this.write(values, groups, batch.length)
+    const sent: Promise<void> = this.write(ops, checks, groups, batch.length)
       .then(
         (failed) =>
           batch.forEach((w, caller) => {
@@ -352,8 +351,18 @@ export class PostgresStorage implements SharedStorage {
    * Not refused once closing: close() sends the writes accepted before it. Resolves with the callers whose checks
    * failed (nothing of theirs was applied).
    */
-  private async write(values: unknown[], groups: string[][], callers: number): Promise<Set<number>> {
-    const args = [this.names.writeLock, ...values, this.names.channel, changePayloads(this.nodeId, groups)];
+  private async write(ops: PackedOps, checks: PackedOps, groups: string[][], callers: number): Promise<Set<number>> {
+    // In the order of the statement's placeholders (postgres-sql.ts): the two blobs last.
+    const args = [
+      this.names.writeLock,
+      ...ops.lists(),
+      ...checks.lists(),
+      checks.exact,
+      this.names.channel,
+      changePayloads(this.nodeId, groups),
+      checks.blob(),
+      ops.blob(),
+    ];
     let failed: number[];
     for (let tries = 1; ; tries++) {
       try {
@@ -428,8 +437,13 @@ class PackedOps {
     }
   }
 
-  params(): unknown[] {
-    return [this.keys, Buffer.concat(this.values, this.size), this.starts, this.lengths, this.callers];
+  /** Keys, starts, lengths and callers: the batch function's arrays, in its order. */
+  lists(): unknown[] {
+    return [this.keys, this.starts, this.lengths, this.callers];
+  }
+
+  blob(): Buffer {
+    return Buffer.concat(this.values, this.size);
   }
 }
 
