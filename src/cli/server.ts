@@ -9,6 +9,7 @@ import type { Pkcs11SealConfig } from '../seal/pkcs11-config.js';
 import type { ServeRequest } from '../workers/write-forwarding.js';
 import { invalidBrowserHost } from '../http/browser-hosts.js';
 import { devLogStream } from './dev-log.js';
+import { applyServerGcFlags } from './gc-settings.js';
 import { loadServerConfig, splitAddress } from './server-config.js';
 
 export interface ServerFlags {
@@ -196,6 +197,7 @@ function threadingOptions(threading: Threading | undefined) {
 
 async function run(flags: ServerFlags): Promise<void> {
   checkFlags(flags);
+  applyServerGcFlags();
   const config = flags.workers === undefined && flags.config && !flags.dev ? loadServerConfig(flags.config) : undefined;
   const workers = config ? (config.workers ?? 1) : parseWorkers(flags.workers);
   if (workers > 1) {
