@@ -78,6 +78,10 @@ describe('garbage collection settings of cofre server', () => {
     assert.deepEqual(serverGcFlags([], '12.4.254.21-node.57'), [], 'a V8 without them gets none');
     assert.deepEqual(serverGcFlags([], v8, { [GC_FLAGS_ENV]: 'off' }), [], 'COFRE_GC_FLAGS=off');
     assert.deepEqual(serverGcFlags([], v8, { [GC_FLAGS_ENV]: 'on' }), [...SERVER_GC_FLAGS]);
+    for (const meantOff of ['false', '0', 'OFF', ' off']) {
+      assert.throws(() => serverGcFlags([], v8, { [GC_FLAGS_ENV]: meantOff }), /COFRE_GC_FLAGS is on or off \(not "/);
+      assert.throws(() => serverGcFlags([], '12.4.254.21-node.57', { [GC_FLAGS_ENV]: meantOff }), /on or off/);
+    }
   });
 
   it('stop Buffers that die young from starting full collections', () => {

@@ -35,11 +35,16 @@ export function knowsServerGcFlags(v8Version: string = process.versions.v8): boo
 
 /**
  * The flags of SERVER_GC_FLAGS to set: none on a V8 not measured with them (Node.js 22: nothing changes) or when
- * `COFRE_GC_FLAGS=off`, and not one that the command line already sets either way (`node
+ * `COFRE_GC_FLAGS=off` (any value but on or off is refused), and not one that the command line already sets either way (`node
  * --no-external-memory-accounted-in-global-limit …/cli/main.js`): an operator's choice wins.
  */
 export function serverGcFlags(execArgv: readonly string[], v8Version: string, env: NodeJS.ProcessEnv = {}): string[] {
-  if (!knowsServerGcFlags(v8Version) || env[GC_FLAGS_ENV] === 'off') return [];
+  const setting = env[GC_FLAGS_ENV] ?? '';
+  // A "false" or "0" meant as off must not leave the flags on unnoticed.
+  if (!['', 'on', 'off'].includes(setting)) {
+    throw new Error(`${GC_FLAGS_ENV} is on or off (not ${JSON.stringify(setting.slice(0, 40))})`);
+  }
+  if (!knowsServerGcFlags(v8Version) || setting === 'off') return [];
   const given = new Set(execArgv.map(flagName));
   return SERVER_GC_FLAGS.filter((flag) => !given.has(flagName(flag)));
 }
