@@ -35,8 +35,8 @@ export function knowsServerGcFlags(v8Version: string = process.versions.v8): boo
 
 /**
  * The flags of SERVER_GC_FLAGS to set: none on a V8 not measured with them (Node.js 22: nothing changes) or when
- * `COFRE_GC_FLAGS=off` (any value but on or off is refused), and not one that the command line already sets either way (`node
- * --no-external-memory-accounted-in-global-limit …/cli/main.js`): an operator's choice wins.
+ * `COFRE_GC_FLAGS=off` (any value but on or off is refused), and not one that the command line already sets either
+ * way (`node --no-external-memory-accounted-in-global-limit …/cli/main.js`): an operator's choice wins.
  */
 export function serverGcFlags(execArgv: readonly string[], v8Version: string, env: NodeJS.ProcessEnv = {}): string[] {
   const setting = env[GC_FLAGS_ENV] ?? '';
