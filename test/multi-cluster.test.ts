@@ -447,6 +447,9 @@ describe('multi-cluster end to end: three clusters, one cofre cluster-agent each
   // This failed at times (2026-12-03): the agents reconnected at once, but a write racing the first agent's
   // reconnection made no revision, because the cluster service subscribed to the change log after the write had
   // taken its index and before it was committed (fixed in ChangeLog.lastIndex; src/core/change-log.test.ts).
+  // And again (2026-12-06, about once in 50 restarts): the subscription read the write's entry from the store
+  // before the server had finished the commit, so the KV secret read for it was still the old value (fixed in
+  // ChangeLog.subscribe: the backlog ends at what has been told).
   it('after a server restart the agents reconnect, log in again and catch up', async () => {
     const port = Number(new URL(server.url).port);
     const { keys, rootToken } = server;

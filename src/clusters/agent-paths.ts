@@ -157,7 +157,7 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
             const connection = service.connect(cluster, []);
             const onAbort = (): void => connection.wakeUp();
             signal.addEventListener('abort', onAbort);
-            const ping = setInterval(() => connection.wakeUp(), PING_MS);
+            const ping = setInterval(() => connection.tick(), PING_MS);
             try {
               const set = await service.setFor(cluster);
               connection.greet(set);

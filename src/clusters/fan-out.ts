@@ -10,6 +10,8 @@ export class AgentConnection {
   private readonly sent = new Map<string, number>();
   private readonly pending = new Map<string, number>();
   private wake: (() => void) | undefined;
+  /** Asked to return from next() even with nothing pending (tick). */
+  private ticked = false;
   closed = false;
 
   constructor(
@@ -38,17 +40,28 @@ export class AgentConnection {
     this.wakeUp();
   }
 
+  /**
+   * Makes next() return now, with nothing if nothing is pending: the stream then checks that its token still
+   * works and writes a ping. (A bare wakeUp() left next() waiting on: a stream whose token was revoked stayed
+   * open until the next change of the cluster's set.)
+   */
+  tick(): void {
+    this.ticked = true;
+    this.wakeUp();
+  }
+
   wakeUp(): void {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
   }
 
-  /** Waits until something is pending or the connection closes (or the signal aborts). */
+  /** Waits until something is pending, a tick, or the connection closes (or the signal aborts). */
   async next(signal: AbortSignal): Promise<{ delivery: string; revision: number }[]> {
-    while (this.pending.size === 0 && !this.closed && !signal.aborted) {
+    while (this.pending.size === 0 && !this.ticked && !this.closed && !signal.aborted) {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
+    this.ticked = false;
     const out = [...this.pending].map(([delivery, revision]) => ({ delivery, revision }));
     for (const { delivery, revision } of out) this.sent.set(delivery, revision);
     this.pending.clear();

@@ -624,7 +624,11 @@ export class ClusterService {
     void this.refreshAllDeliveries();
     void (async () => {
       for await (const delivery of this.core.changes.subscribe(from, controller.signal)) {
-        if (delivery.type !== 'event') continue;
+        // Events were missed (trimmed before they were read): every delivery is resolved again instead.
+        if (delivery.type === 'reset') {
+          await this.refreshAllDeliveries();
+          continue;
+        }
         const path = delivery.event.path;
         try {
           for (const name of await this.store.listDeliveries()) {

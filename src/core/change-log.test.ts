@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
 import { ChangeLog, type ChangeEvent } from './change-log.js';
@@ -147,6 +148,55 @@ describe('ChangeLog: a subscriber that starts while a change is being committed'
     assert.equal(startedAt, published.index - 1, 'a subscriber from now starts before the uncommitted change');
     assert.equal(log.lastIndex, published.index);
     await storage.close();
+  });
+
+  it('is not told of it from the store before this node has finished its commit (its write not readable here yet)', async () => {
+    const storage = openSqliteStorage(join(dir, 'e.db'));
+    after(() => storage.close());
+    const log = new ChangeLog(storage);
+    await log.load();
+    await log.append(change('secret/before'));
+    const staged = log.stage(change('secret/in-flight'));
+    // The entry is in the store, but the commit is not done here: in the barrier, the read cache still holds the
+    // value before the change until then. A subscriber told of the change now read that value and lost the change.
+    await storage.transaction(staged.ops);
+    let committed!: () => void;
+    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const controller = new AbortController();
+    const stream = log.subscribe(log.lastIndex, controller.signal);
+    const first = stream.next();
+    const early = await Promise.race([first.then(() => 'told'), sleep(300).then(() => 'not yet')]);
+    assert.equal(early, 'not yet', 'the subscriber was told of a change whose commit is not done here');
+    committed();
+    await publishing;
+    const told = await first;
+    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/in-flight');
+    controller.abort();
+    await stream.return(undefined);
+  });
+
+  it('nor does a reset say that it was seen', async () => {
+    const storage = openSqliteStorage(join(dir, 'f.db'));
+    after(() => storage.close());
+    const log = new ChangeLog(storage);
+    await log.load();
+    for (let i = 0; i < 4; i++) await log.append(change(`secret/${i}`));
+    const staged = log.stage(change('secret/in-flight'));
+    await storage.transaction(staged.ops);
+    let committed!: () => void;
+    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    // Another node trimmed the two oldest entries: a subscriber from the first index gets a reset.
+    await storage.transaction([1, 2].map((index) => ({ op: 'delete' as const, key: key(index) })));
+    const controller = new AbortController();
+    const stream = log.subscribe(0, controller.signal);
+    assert.deepEqual((await stream.next()).value, { type: 'reset', index: 4 });
+    const next = stream.next();
+    committed();
+    await publishing;
+    const told = await next;
+    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/in-flight');
+    controller.abort();
+    await stream.return(undefined);
   });
 
   it('and after a change whose commit failed, the next one still moves "now" on', async () => {

@@ -203,15 +203,22 @@ export class ChangeLog {
     try {
       let delivered = fromIndex;
       const stored = fromIndex < this.first - 1 ? [] : await this.storage.list('');
+      // The backlog ends at what subscribers have been told of. An entry past it can be in the store already while
+      // this node has not finished the commit that carries it: the change it names is not readable here yet (the
+      // barrier's cache still holds the value before it), so a subscriber told of it now would read the old value
+      // and take the change as seen. The listener above brings it once its commit is done here (found 2026-12-06:
+      // an agent's reconnection during a KV write made no revision of it, and the agents never caught up).
+      const told = this.told;
       // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
       const oldest = stored.length > 0 ? Number(stored[0]) : this.last + 1;
       if (oldest > this.first) this.first = oldest;
       if (fromIndex < this.first - 1) {
-        yield { type: 'reset', index: this.last };
-        delivered = this.last;
+        yield { type: 'reset', index: told };
+        delivered = told;
       } else {
         for (const k of stored) {
           if (Number(k) <= delivered) continue;
+          if (Number(k) > told) break;
           const event = await getJson<ChangeEvent>(this.storage, k);
           if (!event) continue;
           delivered = event.index;
