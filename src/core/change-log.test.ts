@@ -100,6 +100,65 @@ describe('ChangeLog on a store shared by two nodes', () => {
   });
 });
 
+describe("ChangeLog: the other node's next change is heard while this node's change is still being committed", () => {
+  it('is told after it, to subscribers live and new, and "now" stays before this node\'s change', async () => {
+    const storage = openSqliteStorage(join(dir, 'held-back.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    await a.append(change('secret/before'));
+    await b.ingest(key(1));
+    const live = subscriber(a);
+    // a's change is in the store (b reads it there and writes after it); a has not finished its commit.
+    const staged = a.stage(change('secret/from-a'));
+    await storage.transaction(staged.ops);
+    let committed!: () => void;
+    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    await b.ingest(key(2));
+    const fromB = await b.append(change('secret/from-b'));
+    assert.equal(fromB.index, 3);
+    await a.ingest(key(3));
+    assert.equal(a.lastIndex, 1, '"now" is before a\'s change, which is not readable on a yet');
+    const late = subscriber(a);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(live.seen.length, 0, "nothing is told before a's own change");
+    committed();
+    await publishing;
+    await new Promise((r) => setImmediate(r));
+    await live.stop();
+    await late.stop();
+    assert.deepEqual(
+      live.seen.map((e) => e.path),
+      ['secret/from-a', 'secret/from-b'],
+    );
+    assert.deepEqual(
+      late.seen.map((e) => e.path),
+      ['secret/from-a', 'secret/from-b'],
+    );
+    assert.equal(a.lastIndex, 3);
+  });
+
+  it('a notification that never came is made up for by reading the store again (reload)', async () => {
+    const storage = openSqliteStorage(join(dir, 'reload.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const onA = subscriber(a);
+    await b.append(change('secret/unheard-1'));
+    await b.append(change('secret/unheard-2'));
+    await a.invalidation.reload!();
+    await new Promise((r) => setImmediate(r));
+    await onA.stop();
+    assert.deepEqual(
+      onA.seen.map((e) => e.path),
+      ['secret/unheard-1', 'secret/unheard-2'],
+    );
+    assert.equal(a.lastIndex, 2);
+  });
+});
+
 describe('ChangeLog: the other node takes the same index in the same group commit', () => {
   it('its notification, heard before this node hears its own commit is done, still repairs the overwritten change', async () => {
     const storage = openSqliteStorage(join(dir, 'e.db'));

@@ -55,8 +55,15 @@ export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; 
 export class ChangeLog {
   /** The last index handed out: a staged change takes it before its commit is done. */
   private last = 0;
-  /** The last index subscribers have been told of (in index order): every change up to it is durable. */
+  /**
+   * The last index subscribers have been told of (in index order): every change up to it is durable and readable
+   * through this node's caches. Never past one of this node's own changes still being committed (see release).
+   */
   private told = 0;
+  /** The highest index known committed: this node's own, published, and other nodes', ingested. */
+  private heard = 0;
+  /** Other nodes' events, in index order, waiting for this node's own earlier changes to be committed (release). */
+  private heldBack: ChangeEvent[] = [];
   private first = 1;
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
@@ -77,12 +84,19 @@ export class ChangeLog {
     apply: async (keys) => {
       for (const key of [...keys].sort()) await this.ingest(key);
     },
+    // A notification was missed (a reconnection, a write too large to name): the newest entry is taken as heard,
+    // and ingest reads what lies between, as for a notification that came out of order.
+    reload: async () => {
+      const newest = (await this.storage.list('')).at(-1);
+      if (newest !== undefined) await this.ingest(newest);
+    },
   };
 
   async load(): Promise<void> {
     const keys = await this.storage.list('');
     this.last = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
-    this.told = this.last;
+    this.told = this.heard = this.last;
+    this.heldBack = [];
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
   }
 
@@ -129,18 +143,38 @@ export class ChangeLog {
     this.notifyQueue = done.catch(() => undefined);
     return done.then(
       () => {
-        this.told = Math.max(this.told, event.index);
+        this.heard = Math.max(this.heard, event.index);
         this.recent.set(event.index, event);
         if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
         this.pending.delete(event.index);
         for (const listener of this.listeners) listener(event);
+        this.release();
         return event;
       },
       (err: unknown) => {
         this.pending.delete(event.index);
+        this.release();
         throw err;
       },
     );
+  }
+
+  /**
+   * Moves `told` on to what is heard, but not past this node's own oldest change still being committed, and tells
+   * subscribers the other nodes' events held back below it. Another node's event can come while an earlier one of
+   * this node is in its commit (the other node read it in the store first): told of it then, a subscriber starting
+   * "from now" skipped this node's change, one reading the backlog read it while this node's cache still held the
+   * value before it, and a live one dropped it as older than what it had seen.
+   */
+  private release(): void {
+    const oldestPending = this.pending.keys().next();
+    const floor = oldestPending.done ? Infinity : oldestPending.value - 1;
+    this.told = Math.max(this.told, Math.min(this.heard, floor));
+    let ready = 0;
+    while (ready < this.heldBack.length && this.heldBack[ready]!.index <= floor) ready++;
+    if (ready === 0) return;
+    const events = this.heldBack.splice(0, ready);
+    for (const e of events) for (const listener of this.listeners) listener(e);
   }
 
   /**
@@ -160,7 +194,8 @@ export class ChangeLog {
     if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours) {
       if (index > this.last) this.last = index;
       // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
-      this.told = Math.max(this.told, index);
+      this.heard = Math.max(this.heard, index);
+      this.release();
       return;
     }
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
@@ -169,6 +204,7 @@ export class ChangeLog {
     if (mine !== undefined && JSON.stringify(mine) !== JSON.stringify(event)) {
       this.recent.delete(event.index);
       this.pending.delete(event.index);
+      this.release();
       await this.append(changeOf(event));
       await this.append(changeOf(mine));
       return;
@@ -182,8 +218,9 @@ export class ChangeLog {
     }
     if (event.index <= this.last) return; // another ingest got there while we read
     this.last = event.index;
-    this.told = Math.max(this.told, event.index);
-    for (const e of [...missed, event]) for (const listener of this.listeners) listener(e);
+    this.heard = Math.max(this.heard, event.index);
+    this.heldBack.push(...missed, event);
+    this.release();
   }
 
   /**
@@ -210,7 +247,7 @@ export class ChangeLog {
       // an agent's reconnection during a KV write made no revision of it, and the agents never caught up).
       const told = this.told;
       // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
-      const oldest = stored.length > 0 ? Number(stored[0]) : this.last + 1;
+      const oldest = stored.length > 0 ? Number(stored[0]) : told + 1;
       if (oldest > this.first) this.first = oldest;
       if (fromIndex < this.first - 1) {
         yield { type: 'reset', index: told };
