@@ -159,6 +159,30 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
   });
 });
 
+describe('ChangeLog: loaded again (an unseal) under a live subscriber', () => {
+  it('tells it to resynchronise: what other nodes wrote while this one was sealed was never heard', async () => {
+    const storage = openSqliteStorage(join(dir, 'reloaded.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    const controller = new AbortController();
+    const stream = a.subscribe(a.lastIndex, controller.signal);
+    const first = stream.next();
+    // a is sealed: it hears nothing while b writes; then it is unsealed and loads the log again.
+    await b.append(change('secret/while-sealed'));
+    await a.load();
+    assert.deepEqual((await first).value, { type: 'reset', index: 1 });
+    const next = stream.next();
+    await b.append(change('secret/after'));
+    await a.ingest(key(2));
+    const told = await next;
+    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/after');
+    controller.abort();
+    await stream.return(undefined);
+  });
+});
+
 describe('ChangeLog: the other node takes the same index in the same group commit', () => {
   it('its notification, heard before this node hears its own commit is done, still repairs the overwritten change', async () => {
     const storage = openSqliteStorage(join(dir, 'e.db'));

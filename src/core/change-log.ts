@@ -65,7 +65,7 @@ export class ChangeLog {
   /** Other nodes' events, in index order, waiting for this node's own earlier changes to be committed (release). */
   private heldBack: ChangeEvent[] = [];
   private first = 1;
-  private readonly listeners = new Set<(event: ChangeEvent) => void>();
+  private readonly listeners = new Set<(delivery: Delivery) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
   /** This node's latest events by index, to notice another node overwriting one (see ingest). */
   private readonly recent = new Map<number, ChangeEvent>();
@@ -98,6 +98,9 @@ export class ChangeLog {
     this.told = this.heard = this.last;
     this.heldBack = [];
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
+    // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
+    // heard, so they resynchronise in full, as after a trimmed resume point.
+    this.tell({ type: 'reset', index: this.told });
   }
 
   /**
@@ -147,7 +150,7 @@ export class ChangeLog {
         this.recent.set(event.index, event);
         if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
         this.pending.delete(event.index);
-        for (const listener of this.listeners) listener(event);
+        this.tell({ type: 'event', event });
         this.release();
         return event;
       },
@@ -174,7 +177,11 @@ export class ChangeLog {
     while (ready < this.heldBack.length && this.heldBack[ready]!.index <= floor) ready++;
     if (ready === 0) return;
     const events = this.heldBack.splice(0, ready);
-    for (const e of events) for (const listener of this.listeners) listener(e);
+    for (const event of events) this.tell({ type: 'event', event });
+  }
+
+  private tell(delivery: Delivery): void {
+    for (const listener of this.listeners) listener(delivery);
   }
 
   /**
@@ -225,13 +232,14 @@ export class ChangeLog {
 
   /**
    * Events after `fromIndex`, then live ones, until the returned iterator is closed. Live events that arrive
-   * while the backlog is being read are buffered and delivered after it, without duplicates.
+   * while the backlog is being read are buffered and delivered after it, without duplicates. A reset comes when
+   * the resume point was trimmed, or when the log is loaded again (an unseal) while subscribed.
    */
   async *subscribe(fromIndex: number, signal: AbortSignal): AsyncGenerator<Delivery> {
-    const buffered: ChangeEvent[] = [];
+    const buffered: Delivery[] = [];
     let wake: (() => void) | undefined;
-    const listener = (event: ChangeEvent): void => {
-      buffered.push(event);
+    const listener = (delivery: Delivery): void => {
+      buffered.push(delivery);
       wake?.();
     };
     this.listeners.add(listener);
@@ -265,9 +273,10 @@ export class ChangeLog {
       while (!signal.aborted) {
         const next = buffered.shift();
         if (next) {
-          if (next.index > delivered) {
-            delivered = next.index;
-            yield { type: 'event', event: next };
+          const index = next.type === 'reset' ? next.index : next.event.index;
+          if (next.type === 'reset' || index > delivered) {
+            delivered = index;
+            yield next;
           }
           continue;
         }
