@@ -139,6 +139,33 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
     assert.equal(a.lastIndex, 3);
   });
 
+  it('the same when nobody was subscribed as it was heard, and a subscriber came before the commit was done', async () => {
+    const storage = openSqliteStorage(join(dir, 'held-back-unsubscribed.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    await a.append(change('secret/before'));
+    await b.ingest(key(1));
+    const staged = a.stage(change('secret/from-a'));
+    await storage.transaction(staged.ops);
+    let committed!: () => void;
+    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    await b.ingest(key(2));
+    await b.append(change('secret/from-b'));
+    await a.ingest(key(3)); // nobody subscribed on a
+    const late = subscriber(a);
+    await new Promise((r) => setImmediate(r));
+    committed();
+    await publishing;
+    await new Promise((r) => setImmediate(r));
+    await late.stop();
+    assert.deepEqual(
+      late.seen.map((e) => e.path),
+      ['secret/from-a', 'secret/from-b'],
+    );
+  });
+
   it('a notification that never came is made up for by reading the store again (reload)', async () => {
     const storage = openSqliteStorage(join(dir, 'reload.db'));
     after(() => storage.close());
@@ -160,26 +187,51 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
 });
 
 describe('ChangeLog: loaded again (an unseal) under a live subscriber', () => {
-  it('tells it to resynchronise: what other nodes wrote while this one was sealed was never heard', async () => {
-    const storage = openSqliteStorage(join(dir, 'reloaded.db'));
+  it(
+    'tells it to resynchronise: what other nodes wrote while this one was sealed was never heard',
+    { timeout: 20_000 },
+    async () => {
+      const storage = openSqliteStorage(join(dir, 'reloaded.db'));
+      after(() => storage.close());
+      const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+      await a.load();
+      await b.load();
+      const controller = new AbortController();
+      const stream = a.subscribe(a.lastIndex, controller.signal);
+      const first = stream.next();
+      // a is sealed: it hears nothing while b writes; then it is unsealed and loads the log again.
+      await b.append(change('secret/while-sealed'));
+      await a.load();
+      assert.deepEqual((await first).value, { type: 'reset', index: 1 });
+      const next = stream.next();
+      await b.append(change('secret/after'));
+      await a.ingest(key(2));
+      const told = await next;
+      assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/after');
+      controller.abort();
+      await stream.return(undefined);
+    },
+  );
+});
+
+describe('ChangeLog: loaded again while a commit of its own is in flight (a seal that stopped waiting for it)', () => {
+  it('hands out no index twice, and "now" stays before that change', async () => {
+    const storage = openSqliteStorage(join(dir, 'load-in-flight.db'));
     after(() => storage.close());
-    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
-    await a.load();
-    await b.load();
-    const controller = new AbortController();
-    const stream = a.subscribe(a.lastIndex, controller.signal);
-    const first = stream.next();
-    // a is sealed: it hears nothing while b writes; then it is unsealed and loads the log again.
-    await b.append(change('secret/while-sealed'));
-    await a.load();
-    assert.deepEqual((await first).value, { type: 'reset', index: 1 });
-    const next = stream.next();
-    await b.append(change('secret/after'));
-    await a.ingest(key(2));
-    const told = await next;
-    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/after');
-    controller.abort();
-    await stream.return(undefined);
+    const log = new ChangeLog(storage);
+    await log.load();
+    await log.append(change('secret/before'));
+    const inFlight = log.stage(change('secret/in-flight'));
+    let committed!: () => void;
+    const publishing = inFlight.publish(new Promise<void>((resolve) => (committed = resolve)));
+    await log.load();
+    assert.equal(log.lastIndex, 1);
+    const next = log.stage(change('secret/next'));
+    assert.equal(next.event.index, inFlight.event.index + 1);
+    committed();
+    await publishing;
+    await next.publish(storage.transaction(next.ops));
+    assert.equal(log.lastIndex, next.event.index);
   });
 });
 

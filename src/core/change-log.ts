@@ -94,9 +94,15 @@ export class ChangeLog {
 
   async load(): Promise<void> {
     const keys = await this.storage.list('');
-    this.last = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
-    this.told = this.heard = this.last;
+    const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
+    // A commit of this node's may still be in flight (a seal that stopped waiting for it): its index is not
+    // handed out again, and "now" does not pass it.
+    const newestPending = [...this.pending.keys()].at(-1) ?? 0;
+    this.last = Math.max(newest, newestPending);
+    this.heard = newest;
+    this.told = 0;
     this.heldBack = [];
+    this.release();
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
     // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
     // heard, so they resynchronise in full, as after a trimmed resume point.
@@ -196,9 +202,12 @@ export class ChangeLog {
   async ingest(storageKey: string): Promise<void> {
     // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber
     // that comes later reads what it missed from the store. This saves a storage read per write of another node.
+    // Not while this node has a change of its own in flight or events held back: a subscriber may come before
+    // those settle, and its backlog ends before them, so this event must reach it through release().
     const index = Number(storageKey);
     const ours = this.recent.has(index) || this.pending.has(index);
-    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours) {
+    const settled = this.pending.size === 0 && this.heldBack.length === 0;
+    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours && settled) {
       if (index > this.last) this.last = index;
       // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
       this.heard = Math.max(this.heard, index);
@@ -211,6 +220,8 @@ export class ChangeLog {
     if (mine !== undefined && JSON.stringify(mine) !== JSON.stringify(event)) {
       this.recent.delete(event.index);
       this.pending.delete(event.index);
+      // Both changes are appended again below: that an earlier held-back event may now be told before this node's
+      // own overwritten one is of no matter, since subscribers get both again after it.
       this.release();
       await this.append(changeOf(event));
       await this.append(changeOf(mine));
@@ -224,6 +235,8 @@ export class ChangeLog {
       if (between) missed.push(between);
     }
     if (event.index <= this.last) return; // another ingest got there while we read
+    // More were missed than are read back (a long loss of the notifications): subscribers resynchronise in full.
+    if (event.index - this.last > RECENT) this.tell({ type: 'reset', index: this.told });
     this.last = event.index;
     this.heard = Math.max(this.heard, event.index);
     this.heldBack.push(...missed, event);
