@@ -48,6 +48,12 @@ export interface StagedChange {
 export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; index: number };
 
 /**
+ * What the log tells its subscribers' listeners: a delivery, or that every index up to `index` is now told although
+ * some of them were heard without being read (nobody was subscribed then): a subscriber reads those from the store.
+ */
+type Told = Delivery | { type: 'through'; index: number };
+
+/**
  * The change stream's log: every change gets the next index and is persisted (behind the barrier) before anyone
  * is told, so a subscriber can resume after a disconnect or a server restart. The last RETENTION events are
  * kept; a subscriber asking for older ones gets a reset and resynchronises in full.
@@ -64,8 +70,10 @@ export class ChangeLog {
   private heard = 0;
   /** Other nodes' events, in index order, waiting for this node's own earlier changes to be committed (release). */
   private heldBack: ChangeEvent[] = [];
+  /** The highest index heard without reading its event while a change of this node was in flight (0: none). */
+  private unreadUpTo = 0;
   private first = 1;
-  private readonly listeners = new Set<(delivery: Delivery) => void>();
+  private readonly listeners = new Set<(told: Told) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
   /** This node's latest events by index, to notice another node overwriting one (see ingest). */
   private readonly recent = new Map<number, ChangeEvent>();
@@ -102,6 +110,7 @@ export class ChangeLog {
     this.heard = newest;
     this.told = 0;
     this.heldBack = [];
+    this.unreadUpTo = 0;
     this.release();
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
     // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
@@ -179,6 +188,11 @@ export class ChangeLog {
     const oldestPending = this.pending.keys().next();
     const floor = oldestPending.done ? Infinity : oldestPending.value - 1;
     this.told = Math.max(this.told, Math.min(this.heard, floor));
+    // Before the held-back events, which all came later (with a subscriber) and so have higher indexes.
+    if (this.unreadUpTo > 0 && this.unreadUpTo <= this.told) {
+      this.tell({ type: 'through', index: this.unreadUpTo });
+      this.unreadUpTo = 0;
+    }
     let ready = 0;
     while (ready < this.heldBack.length && this.heldBack[ready]!.index <= floor) ready++;
     if (ready === 0) return;
@@ -186,8 +200,8 @@ export class ChangeLog {
     for (const event of events) this.tell({ type: 'event', event });
   }
 
-  private tell(delivery: Delivery): void {
-    for (const listener of this.listeners) listener(delivery);
+  private tell(told: Told): void {
+    for (const listener of this.listeners) listener(told);
   }
 
   /**
@@ -202,15 +216,15 @@ export class ChangeLog {
   async ingest(storageKey: string): Promise<void> {
     // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber
     // that comes later reads what it missed from the store. This saves a storage read per write of another node.
-    // Not while this node has a change of its own in flight or events held back: a subscriber may come before
-    // those settle, and its backlog ends before them, so this event must reach it through release().
     const index = Number(storageKey);
     const ours = this.recent.has(index) || this.pending.has(index);
-    const settled = this.pending.size === 0 && this.heldBack.length === 0;
-    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours && settled) {
+    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours) {
       if (index > this.last) this.last = index;
       // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
       this.heard = Math.max(this.heard, index);
+      // Unless a change of this node is still in flight below it: then a subscriber may come before that settles,
+      // and its backlog ends before this index, so release() tells it to read this one from the store.
+      if (this.pending.size > 0 || this.heldBack.length > 0) this.unreadUpTo = Math.max(this.unreadUpTo, index);
       this.release();
       return;
     }
@@ -249,10 +263,10 @@ export class ChangeLog {
    * the resume point was trimmed, or when the log is loaded again (an unseal) while subscribed.
    */
   async *subscribe(fromIndex: number, signal: AbortSignal): AsyncGenerator<Delivery> {
-    const buffered: Delivery[] = [];
+    const buffered: Told[] = [];
     let wake: (() => void) | undefined;
-    const listener = (delivery: Delivery): void => {
-      buffered.push(delivery);
+    const listener = (told: Told): void => {
+      buffered.push(told);
       wake?.();
     };
     this.listeners.add(listener);
@@ -285,6 +299,16 @@ export class ChangeLog {
       }
       while (!signal.aborted) {
         const next = buffered.shift();
+        if (next?.type === 'through') {
+          for (const k of await this.storage.list('')) {
+            if (Number(k) <= delivered || Number(k) > next.index) continue;
+            const event = await getJson<ChangeEvent>(this.storage, k);
+            if (!event) continue;
+            delivered = event.index;
+            yield { type: 'event', event };
+          }
+          continue;
+        }
         if (next) {
           const index = next.type === 'reset' ? next.index : next.event.index;
           if (next.type === 'reset' || index > delivered) {
