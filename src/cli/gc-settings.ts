@@ -12,6 +12,7 @@
  * write load.
  */
 import { setFlagsFromString } from 'node:v8';
+import { envSwitch } from './env-switch.js';
 
 /** Counts external memory (Buffers) in V8's global limit; V8 13.6 (Node.js 24) has it, 12.4 (Node.js 22) not. */
 const EXTERNAL_IN_GLOBAL_LIMIT = '--external-memory-accounted-in-global-limit';
@@ -39,11 +40,7 @@ export function knowsServerGcFlags(v8Version: string = process.versions.v8): boo
  * way (`node --no-external-memory-accounted-in-global-limit …/cli/main.js`): an operator's choice wins.
  */
 export function serverGcFlags(execArgv: readonly string[], v8Version: string, env: NodeJS.ProcessEnv = {}): string[] {
-  const setting = env[GC_FLAGS_ENV] ?? '';
-  // A "false" or "0" meant as off must not leave the flags on unnoticed.
-  if (!['', 'on', 'off'].includes(setting)) {
-    throw new Error(`${GC_FLAGS_ENV} is on or off (not ${JSON.stringify(setting.slice(0, 40))})`);
-  }
+  const setting = envSwitch(GC_FLAGS_ENV, env);
   if (!knowsServerGcFlags(v8Version) || setting === 'off') return [];
   const given = new Set(execArgv.map(flagName));
   return SERVER_GC_FLAGS.filter((flag) => !given.has(flagName(flag)));

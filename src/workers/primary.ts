@@ -21,6 +21,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { auditDeviceFactories } from '../audit/index.js';
+import { envSwitch } from '../cli/env-switch.js';
 import { loadServerConfig, splitAddress, type ServerConfig } from '../cli/server-config.js';
 import type { ServerFlags } from '../cli/server.js';
 import { SHARED_LOCK_SLOTS } from '../core/key-locks.js';
@@ -78,6 +79,8 @@ async function refuseTakenPort(flags: ServerFlags, config: ServerConfig | undefi
 
 /** `config`: the configuration file, when the caller has read it already (the threads read it again each). */
 export async function runServerThreads(flags: ServerFlags, count: number, config?: ServerConfig): Promise<void> {
+  // COFRE_FORWARD_WRITES=off has every thread serve its own writes, as before: the tests check both ways.
+  const forwardWrites = envSwitch('COFRE_FORWARD_WRITES') !== 'off';
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   if (major < 22 || (major === 22 && minor < 12)) {
     throw new Error(`--workers needs Node.js 22.12 or newer (SO_REUSEPORT); this is ${process.version}`);
@@ -93,8 +96,6 @@ export async function runServerThreads(flags: ServerFlags, count: number, config
   const channels = Array.from({ length: count }, () => new MessageChannel());
   const clients = channels.map((c) => c.port1);
   // The first thread serves the others' writes (write-forwarding.ts), each over a port of its own.
-  // COFRE_FORWARD_WRITES=off has every thread serve its own writes, as before: the tests check both ways.
-  const forwardWrites = process.env.COFRE_FORWARD_WRITES !== 'off';
   const writeChannels = Array.from({ length: count - 1 }, () => new MessageChannel());
   const committer = startThread(import.meta.url, '../storage/sqlite-commit-thread', {
     workerData: { file, clients, changeCounter } satisfies CommitThreadData,

@@ -21,7 +21,9 @@ export function eventPaths(core: Core): PathRecord[] {
           const from = (req.data.index as number | undefined) ?? core.changes.lastIndex;
           if (from < 0) throw badRequest('"index" must not be negative');
           async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
-            yield { event: 'hello', data: JSON.stringify({ index: core.changes.lastIndex }) };
+            // The index the stream goes on from, as taken above: read again here it could be past a change told
+            // meanwhile, and a client that resumed from it after losing the connection at once would skip that change.
+            yield { event: 'hello', data: JSON.stringify({ index: from }) };
             for await (const delivery of core.changes.subscribe(from, signal)) {
               if (delivery.type === 'reset') {
                 yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
