@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
 import { ChangeLog, type ChangeEvent } from './change-log.js';
+import { StorageConflictError } from './storage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-change-log-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -404,14 +405,43 @@ describe('ChangeLog: a subscriber that starts while a change is being committed'
 
   it('and after a change whose commit failed, the next one still moves "now" on', async () => {
     const storage = openSqliteStorage(join(dir, 'd.db'));
+    after(() => storage.close());
     const log = new ChangeLog(storage);
     await log.load();
+    const live = subscriber(log);
+    const conflict = log.stage(change('secret/refused'));
+    await assert.rejects(conflict.publish(Promise.reject(new StorageConflictError('x'))), StorageConflictError);
+    assert.equal(log.lastIndex, 0, 'a check that failed wrote nothing: not "now"');
+    // A commit whose outcome is unknown may have landed: "now" passes it, and subscribers read it from the store,
+    // where here it is not.
     const failed = log.stage(change('secret/lost'));
-    await assert.rejects(failed.publish(Promise.reject(new Error('disk full'))), /disk full/);
-    assert.equal(log.lastIndex, 0, 'a change never committed is not "now"');
+    await assert.rejects(failed.publish(Promise.reject(new Error('connection lost'))), /connection lost/);
+    assert.equal(log.lastIndex, failed.event.index);
     const next = await log.append(change('secret/next'));
     assert.equal(log.lastIndex, next.index);
-    await storage.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await live.stop();
+    assert.deepEqual(
+      live.seen.map((e) => e.path),
+      ['secret/next'],
+    );
+  });
+
+  it('one of unknown outcome that did land is read from the store by live subscribers', async () => {
+    const storage = openSqliteStorage(join(dir, 'landed.db'));
+    after(() => storage.close());
+    const log = new ChangeLog(storage);
+    await log.load();
+    const live = subscriber(log);
+    const landed = log.stage(change('secret/landed'));
+    await storage.transaction(landed.ops);
+    await assert.rejects(landed.publish(Promise.reject(new Error('connection lost'))), /connection lost/);
+    await new Promise((r) => setTimeout(r, 50));
+    await live.stop();
+    assert.deepEqual(
+      live.seen.map((e) => e.path),
+      ['secret/landed'],
+    );
   });
 });
 
@@ -440,6 +470,33 @@ describe('ChangeLog: trimming after the other node appended many', () => {
     const keys = await storage.list('');
     assert.equal(keys[0], key(45));
     assert.equal(keys.at(-1), key(12_011));
+  });
+});
+
+describe('ChangeLog: a subscriber asking for entries already trimmed', () => {
+  it('gets a reset, and the log goes on trimming its oldest entries', async () => {
+    const storage = openSqliteStorage(join(dir, 'trim-after-reset.db'));
+    after(() => storage.close());
+    const entry = (index: number) => ({
+      op: 'put' as const,
+      key: key(index),
+      value: Buffer.from(JSON.stringify({ index, time: new Date().toISOString(), ...change(`secret/${index}`) })),
+    });
+    await storage.transaction(Array.from({ length: 10_000 }, (_, i) => entry(i + 1)));
+    const log = new ChangeLog(storage);
+    await log.load();
+    await log.append(change('secret/first-trim')); // the log is full: its oldest entry goes
+    const controller = new AbortController();
+    const stream = log.subscribe(0, controller.signal);
+    assert.deepEqual((await stream.next()).value, { type: 'reset', index: 10_001 });
+    controller.abort();
+    await stream.return(undefined);
+    const staged = log.stage(change('secret/next'));
+    await staged.publish(storage.transaction(staged.ops));
+    assert.deepEqual(
+      staged.ops.filter((op) => op.op === 'delete').map((op) => op.key),
+      [key(2)],
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 import type { InvalidationHandler } from './invalidation.js';
 import { nowIso } from './now-iso.js';
-import type { Storage, StorageOp } from './storage.js';
+import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
 /** One change, as subscribers see it: never a value, only where, what kind and which version. */
@@ -106,13 +106,16 @@ export class ChangeLog {
   };
 
   async load(): Promise<void> {
+    // A commit of this node's may still be in flight (a seal that stopped waiting for it): its index is not handed
+    // out again, and "now" does not pass it. One that lands while the store is listed may be missing from the
+    // listing although it was told: it counts as heard.
+    const inFlight = [...this.pending.keys()];
     const keys = await this.storage.list('');
     const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
-    // A commit of this node's may still be in flight (a seal that stopped waiting for it): its index is not
-    // handed out again, and "now" does not pass it.
+    const landed = inFlight.filter((index) => this.recent.has(index));
     const newestPending = [...this.pending.keys()].at(-1) ?? 0;
-    this.last = Math.max(newest, newestPending);
-    this.heard = newest;
+    this.last = Math.max(newest, newestPending, ...landed);
+    this.heard = Math.max(newest, ...landed);
     this.told = 0;
     this.queued = [];
     this.release();
@@ -177,6 +180,12 @@ export class ChangeLog {
       },
       (err: unknown) => {
         this.pending.delete(event.index);
+        // A commit whose outcome is unknown (the connection lost during it) may have landed: subscribers read its
+        // index from the store, where it is or is not. A failed check wrote nothing.
+        if (!isStorageConflict(err) && event.index > this.told) {
+          this.heard = Math.max(this.heard, event.index);
+          this.enqueue(event.index);
+        }
         this.release();
         throw err;
       },
@@ -238,6 +247,8 @@ export class ChangeLog {
       this.release();
       return;
     }
+    // Another node's entry at an index already passed: a repeated notification, or a trimmed entry's deletion.
+    if (!ours && index <= this.last) return;
     const event = await getJson<ChangeEvent>(this.storage, storageKey);
     if (!event) return;
     const mine = this.recent.get(event.index) ?? this.pending.get(event.index);
@@ -294,8 +305,8 @@ export class ChangeLog {
       const told = this.told;
       const stored = fromIndex < this.first - 1 ? [] : await this.storage.list('');
       // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
-      const oldest = stored.length > 0 ? Number(stored[0]) : told + 1;
-      if (oldest > this.first) this.first = oldest;
+      // (Only a listing says so: none is made for a resume point already known to be trimmed.)
+      if (stored.length > 0 && Number(stored[0]) > this.first) this.first = Number(stored[0]);
       if (fromIndex < this.first - 1) {
         yield { type: 'reset', index: told };
         delivered = told;
