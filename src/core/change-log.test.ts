@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
-import { ChangeLog, type ChangeEvent } from './change-log.js';
-import { StorageConflictError } from './storage.js';
+import { ChangeLog, type ChangeEvent, type Delivery } from './change-log.js';
+import { StorageConflictError, type Storage } from './storage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-change-log-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,6 +25,43 @@ function subscriber(log: ChangeLog) {
 
 const change = (path: string) => ({ kind: 'write' as const, path, aclPath: path, requestPath: path });
 const key = (index: number) => index.toString().padStart(16, '0');
+
+/**
+ * A change of `log` whose commit is not done until commit(), as in the barrier, whose read cache holds the value
+ * before the change until then. With `storage`, its entry is in the store already (another node can read it there).
+ */
+async function inFlight(log: ChangeLog, path: string, storage?: Storage) {
+  const staged = log.stage(change(path));
+  if (storage) await storage.transaction(staged.ops);
+  let committed!: () => void;
+  const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+  return { event: staged.event, commit: () => (committed(), publishing) };
+}
+
+/** A log on a store of its own, loaded. */
+async function oneNode(file: string) {
+  const storage = openSqliteStorage(join(dir, file));
+  after(() => storage.close());
+  const log = new ChangeLog(storage);
+  await log.load();
+  return { storage, log };
+}
+
+/** The path of the event a subscription gave, if an event. */
+const pathOf = (next: IteratorResult<Delivery>) =>
+  !next.done && next.value.type === 'event' ? next.value.event.path : undefined;
+
+/** Two nodes' logs on one store; b has heard of a's first change. */
+async function twoNodes(file: string) {
+  const storage = openSqliteStorage(join(dir, file));
+  after(() => storage.close());
+  const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
+  await a.load();
+  await b.load();
+  await a.append(change('secret/before'));
+  await b.ingest(key(1));
+  return { storage, a, b };
+}
 
 describe('ChangeLog on a store shared by two nodes', () => {
   it('a change from the other node reaches local subscribers', async () => {
@@ -103,19 +140,10 @@ describe('ChangeLog on a store shared by two nodes', () => {
 
 describe("ChangeLog: the other node's next change is heard while this node's change is still being committed", () => {
   it('is told after it, to subscribers live and new, and "now" stays before this node\'s change', async () => {
-    const storage = openSqliteStorage(join(dir, 'held-back.db'));
-    after(() => storage.close());
-    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
-    await a.load();
-    await b.load();
-    await a.append(change('secret/before'));
-    await b.ingest(key(1));
+    const { storage, a, b } = await twoNodes('held-back.db');
     const live = subscriber(a);
     // a's change is in the store (b reads it there and writes after it); a has not finished its commit.
-    const staged = a.stage(change('secret/from-a'));
-    await storage.transaction(staged.ops);
-    let committed!: () => void;
-    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const fromA = await inFlight(a, 'secret/from-a', storage);
     await b.ingest(key(2));
     const fromB = await b.append(change('secret/from-b'));
     assert.equal(fromB.index, 3);
@@ -124,8 +152,7 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
     const late = subscriber(a);
     await new Promise((r) => setImmediate(r));
     assert.equal(live.seen.length, 0, "nothing is told before a's own change");
-    committed();
-    await publishing;
+    await fromA.commit();
     await new Promise((r) => setImmediate(r));
     await live.stop();
     await late.stop();
@@ -141,24 +168,14 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
   });
 
   it('the same when nobody was subscribed as it was heard, and a subscriber came before the commit was done', async () => {
-    const storage = openSqliteStorage(join(dir, 'held-back-unsubscribed.db'));
-    after(() => storage.close());
-    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
-    await a.load();
-    await b.load();
-    await a.append(change('secret/before'));
-    await b.ingest(key(1));
-    const staged = a.stage(change('secret/from-a'));
-    await storage.transaction(staged.ops);
-    let committed!: () => void;
-    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const { storage, a, b } = await twoNodes('held-back-unsubscribed.db');
+    const fromA = await inFlight(a, 'secret/from-a', storage);
     await b.ingest(key(2));
     await b.append(change('secret/from-b'));
     await a.ingest(key(3)); // nobody subscribed on a
     const late = subscriber(a);
     await new Promise((r) => setImmediate(r));
-    committed();
-    await publishing;
+    await fromA.commit();
     await new Promise((r) => setImmediate(r));
     await late.stop();
     assert.deepEqual(
@@ -168,36 +185,22 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
   });
 
   it("and with two changes of its own in flight and the other node's between them, each is told in order", async () => {
-    const storage = openSqliteStorage(join(dir, 'held-back-interleaved.db'));
-    after(() => storage.close());
-    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
-    await a.load();
-    await b.load();
-    await a.append(change('secret/before'));
-    await b.ingest(key(1));
-    /** Stages a change on a, puts its entry in the store, and leaves its commit unfinished until the call. */
-    const inFlight = async (path: string) => {
-      const staged = a.stage(change(path));
-      await storage.transaction(staged.ops);
-      let committed!: () => void;
-      const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
-      return async () => (committed(), await publishing);
-    };
+    const { storage, a, b } = await twoNodes('held-back-interleaved.db');
     const fromB = async (path: string, at: number) => {
       await b.ingest(key(at - 1));
       assert.equal((await b.append(change(path))).index, at);
       await a.ingest(key(at)); // nobody subscribed on a: only the index is taken
     };
-    const commit2 = await inFlight('secret/a-2');
+    const a2 = await inFlight(a, 'secret/a-2', storage);
     await fromB('secret/b-3', 3);
-    const commit4 = await inFlight('secret/a-4');
+    const a4 = await inFlight(a, 'secret/a-4', storage);
     await fromB('secret/b-5', 5);
     assert.equal(a.lastIndex, 1);
     const late = subscriber(a);
     await new Promise((r) => setImmediate(r));
-    await commit2();
+    await a2.commit();
     assert.equal(a.lastIndex, 3, 'not past a-4, still in flight');
-    await commit4();
+    await a4.commit();
     await new Promise((r) => setTimeout(r, 50));
     await late.stop();
     assert.deepEqual(
@@ -257,25 +260,15 @@ describe('ChangeLog: loaded again (an unseal) under a live subscriber', () => {
 
 describe('ChangeLog: loaded again while a commit of its own is in flight (a seal that stopped waiting for it)', () => {
   it("tells a subscriber that came meanwhile of that change and of the other node's after it", async () => {
-    const storage = openSqliteStorage(join(dir, 'load-in-flight-shared.db'));
-    after(() => storage.close());
-    const [a, b] = [new ChangeLog(storage), new ChangeLog(storage)];
-    await a.load();
-    await b.load();
-    await a.append(change('secret/before'));
-    await b.ingest(key(1));
-    const staged = a.stage(change('secret/a-2'));
-    await storage.transaction(staged.ops);
-    let committed!: () => void;
-    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const { storage, a, b } = await twoNodes('load-in-flight-shared.db');
+    const a2 = await inFlight(a, 'secret/a-2', storage);
     await b.ingest(key(2));
     await b.append(change('secret/b-3'));
     await a.load();
     assert.equal(a.lastIndex, 1);
     const late = subscriber(a);
     await new Promise((r) => setImmediate(r));
-    committed();
-    await publishing;
+    await a2.commit();
     await new Promise((r) => setTimeout(r, 50));
     await late.stop();
     assert.deepEqual(
@@ -285,20 +278,14 @@ describe('ChangeLog: loaded again while a commit of its own is in flight (a seal
   });
 
   it('hands out no index twice, and "now" stays before that change', async () => {
-    const storage = openSqliteStorage(join(dir, 'load-in-flight.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { storage, log } = await oneNode('load-in-flight.db');
     await log.append(change('secret/before'));
-    const inFlight = log.stage(change('secret/in-flight'));
-    let committed!: () => void;
-    const publishing = inFlight.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const pending = await inFlight(log, 'secret/in-flight');
     await log.load();
     assert.equal(log.lastIndex, 1);
     const next = log.stage(change('secret/next'));
-    assert.equal(next.event.index, inFlight.event.index + 1);
-    committed();
-    await publishing;
+    assert.equal(next.event.index, pending.event.index + 1);
+    await pending.commit();
     await next.publish(storage.transaction(next.ops));
     assert.equal(log.lastIndex, next.event.index);
   });
@@ -355,59 +342,40 @@ describe('ChangeLog: a subscriber that starts while a change is being committed'
   });
 
   it('is not told of it from the store before this node has finished its commit (its write not readable here yet)', async () => {
-    const storage = openSqliteStorage(join(dir, 'e.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { storage, log } = await oneNode('e.db');
     await log.append(change('secret/before'));
-    const staged = log.stage(change('secret/in-flight'));
     // The entry is in the store, but the commit is not done here: in the barrier, the read cache still holds the
     // value before the change until then. A subscriber told of the change now read that value and lost the change.
-    await storage.transaction(staged.ops);
-    let committed!: () => void;
-    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const pending = await inFlight(log, 'secret/in-flight', storage);
     const controller = new AbortController();
     const stream = log.subscribe(log.lastIndex, controller.signal);
     const first = stream.next();
     const early = await Promise.race([first.then(() => 'told'), sleep(300).then(() => 'not yet')]);
     assert.equal(early, 'not yet', 'the subscriber was told of a change whose commit is not done here');
-    committed();
-    await publishing;
-    const told = await first;
-    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/in-flight');
+    await pending.commit();
+    assert.equal(pathOf(await first), 'secret/in-flight');
     controller.abort();
     await stream.return(undefined);
   });
 
   it('nor does a reset say that it was seen', async () => {
-    const storage = openSqliteStorage(join(dir, 'f.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { storage, log } = await oneNode('f.db');
     for (let i = 0; i < 4; i++) await log.append(change(`secret/${i}`));
-    const staged = log.stage(change('secret/in-flight'));
-    await storage.transaction(staged.ops);
-    let committed!: () => void;
-    const publishing = staged.publish(new Promise<void>((resolve) => (committed = resolve)));
+    const pending = await inFlight(log, 'secret/in-flight', storage);
     // Another node trimmed the two oldest entries: a subscriber from the first index gets a reset.
     await storage.transaction([1, 2].map((index) => ({ op: 'delete' as const, key: key(index) })));
     const controller = new AbortController();
     const stream = log.subscribe(0, controller.signal);
     assert.deepEqual((await stream.next()).value, { type: 'reset', index: 4 });
     const next = stream.next();
-    committed();
-    await publishing;
-    const told = await next;
-    assert.equal(!told.done && told.value.type === 'event' && told.value.event.path, 'secret/in-flight');
+    await pending.commit();
+    assert.equal(pathOf(await next), 'secret/in-flight');
     controller.abort();
     await stream.return(undefined);
   });
 
   it('and after a change whose commit failed, the next one still moves "now" on', async () => {
-    const storage = openSqliteStorage(join(dir, 'd.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { log } = await oneNode('d.db');
     const live = subscriber(log);
     const conflict = log.stage(change('secret/refused'));
     await assert.rejects(conflict.publish(Promise.reject(new StorageConflictError('x'))), StorageConflictError);
@@ -428,10 +396,7 @@ describe('ChangeLog: a subscriber that starts while a change is being committed'
   });
 
   it('one of unknown outcome that did land is read from the store by live subscribers', async () => {
-    const storage = openSqliteStorage(join(dir, 'landed.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { storage, log } = await oneNode('landed.db');
     const live = subscriber(log);
     const landed = log.stage(change('secret/landed'));
     await storage.transaction(landed.ops);
@@ -502,10 +467,7 @@ describe('ChangeLog: a subscriber asking for entries already trimmed', () => {
 
 describe('ChangeLog: a subscriber resuming from entries another node trimmed', () => {
   it('gets a reset, not the events after the gap as if nothing were missing', async () => {
-    const storage = openSqliteStorage(join(dir, 'trimmed-elsewhere.db'));
-    after(() => storage.close());
-    const log = new ChangeLog(storage);
-    await log.load();
+    const { storage, log } = await oneNode('trimmed-elsewhere.db');
     for (let i = 0; i < 6; i++) await log.append(change(`secret/${i}`));
     // The other node trimmed the three oldest; this node's own trimming point is still at the first.
     await storage.transaction([1, 2, 3].map((index) => ({ op: 'delete' as const, key: key(index) })));
