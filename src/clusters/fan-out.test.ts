@@ -23,7 +23,7 @@ describe("an agent's connection", () => {
     assert.deepEqual(await next, [{ delivery: 'shop', revision: 5 }]);
   });
 
-  it('a tick with nothing pending makes next() return empty, so that the stream checks its token and pings', async () => {
+  it('a tick with nothing pending makes next() return empty, where a bare wake-up does not', async () => {
     const connection = new AgentConnection('eu-1', 'id-1');
     connection.greet([shop(3)]);
     const next = connection.next(never);

@@ -624,7 +624,8 @@ export class ClusterService {
     void this.refreshAllDeliveries();
     void (async () => {
       for await (const delivery of this.core.changes.subscribe(from, controller.signal)) {
-        // Events were missed (trimmed before they were read): every delivery is resolved again instead.
+        // Events may have been missed (trimmed before they were read, an unseal, notifications lost): every
+        // delivery is resolved again instead.
         if (delivery.type === 'reset') {
           await this.refreshAllDeliveries();
           continue;

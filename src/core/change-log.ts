@@ -44,16 +44,20 @@ export interface StagedChange {
   publish(persisted: Promise<void>): Promise<ChangeEvent>;
 }
 
-/** What a subscriber receives: events in index order, or a reset when its resume point was pruned. */
+/**
+ * What a subscriber receives: events in index order, or a reset when some may have been missed (its resume point
+ * was trimmed, the log was loaded again at an unseal, or more notifications were lost than are read back).
+ */
 export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; index: number };
 
 /**
  * What the log tells its subscribers' listeners: a delivery, or that every index up to `index` is now told although
- * some of them were heard without being read (nobody was subscribed then): a subscriber reads those from the store.
+ * some of them were not read (heard with nobody subscribed, a commit of unknown outcome, what load() found): a
+ * subscriber reads those from the store.
  */
 type Told = Delivery | { type: 'through'; index: number };
 
-/** Waiting to be told (ChangeLog.release): another node's event, or only the index of one that was not read. */
+/** Waiting to be told (ChangeLog.release): another node's event, or only an index, read from the store when due. */
 type Queued = ChangeEvent | number;
 const indexOf = (queued: Queued): number => (typeof queued === 'number' ? queued : queued.index);
 
@@ -70,11 +74,15 @@ export class ChangeLog {
    * through this node's caches. Never past one of this node's own changes still being committed (see release).
    */
   private told = 0;
-  /** The highest index known committed: this node's own, published, and other nodes', ingested. */
+  /**
+   * The highest index known committed (this node's own, published, and other nodes', ingested) or that may be (a
+   * commit of unknown outcome, the newest entry load() found).
+   */
   private heard = 0;
   /**
-   * Other nodes' events in index order, waiting for this node's own earlier changes to be committed (release):
-   * read ones, and the indexes of those heard with nobody subscribed (ingest's fast path).
+   * What waits, in index order, for this node's own earlier changes to be committed (release): other nodes' events
+   * that were read, and bare indexes (other nodes' heard with nobody subscribed, this node's of unknown outcome, the
+   * newest entry at load).
    */
   private queued: Queued[] = [];
   private first = 1;
@@ -98,7 +106,8 @@ export class ChangeLog {
       for (const key of [...keys].sort()) await this.ingest(key);
     },
     // A notification was missed (a reconnection, a write too large to name): the newest entry is taken as heard,
-    // and ingest reads what lies between, as for a notification that came out of order.
+    // and with someone subscribed ingest reads what lies between (up to RECENT entries back; a reset past that), as
+    // for a notification that came out of order.
     reload: async () => {
       const newest = (await this.storage.list('')).at(-1);
       if (newest !== undefined) await this.ingest(newest);
@@ -109,18 +118,21 @@ export class ChangeLog {
     // A commit of this node's may still be in flight (a seal that stopped waiting for it): its index is not handed
     // out again, and "now" does not pass it. One that lands while the store is listed may be missing from the
     // listing although it was told: it counts as heard.
+    // Other nodes' entries heard while listing (the barrier is unsealed) may be missing from it too.
     const inFlight = [...this.pending.keys()];
+    const before = { last: this.last, heard: this.heard };
     const keys = await this.storage.list('');
     const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
     const landed = inFlight.filter((index) => this.recent.has(index));
     const newestPending = [...this.pending.keys()].at(-1) ?? 0;
-    this.last = Math.max(newest, newestPending, ...landed);
-    this.heard = Math.max(newest, ...landed);
+    const heardMeanwhile = this.heard > before.heard ? this.heard : 0;
+    this.last = Math.max(newest, newestPending, ...landed, this.last > before.last ? this.last : 0);
+    this.heard = Math.max(newest, ...landed, heardMeanwhile);
     this.told = 0;
     this.queued = [];
     this.release();
-    // What lies between "now" and the newest entry (past that commit in flight) is read from the store once it is.
-    if (newest > this.told) this.queued.push(newest);
+    // What lies between "now" and what is heard (past that commit in flight) is read from the store once it is.
+    if (this.heard > this.told) this.queued.push(this.heard);
     this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
     // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
     // heard, so they resynchronise in full, as after a trimmed resume point.
@@ -162,7 +174,7 @@ export class ChangeLog {
 
   private publish(event: ChangeEvent, persisted: Promise<void>): Promise<ChangeEvent> {
     // The storage adapter commits in call order, so concurrent appends share a commit and keep index order;
-    // subscribers are told strictly in index order, each once its own event is durable.
+    // subscribers are told in index order (a repaired collision aside, see ingest), each once it is durable.
     // Its failure reaches the caller through `done`; until the appends before it settle nobody else awaits it,
     // and an unawaited rejection would end the process.
     persisted.catch(() => undefined);
@@ -281,7 +293,7 @@ export class ChangeLog {
   /**
    * Events after `fromIndex`, then live ones, until the returned iterator is closed. Live events that arrive
    * while the backlog is being read are buffered and delivered after it, without duplicates. A reset comes when
-   * the resume point was trimmed, or when the log is loaded again (an unseal) while subscribed.
+   * some may have been missed (see Delivery).
    */
   async *subscribe(fromIndex: number, signal: AbortSignal): AsyncGenerator<Delivery> {
     const buffered: Told[] = [];
