@@ -114,9 +114,30 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
       const renewed = await vault.write('sys/leases/renew', { lease_id: cred.lease_id, increment: 600 });
       assert.equal(renewed.lease_id, cred.lease_id);
-      assert.ok(renewed.lease_duration > 590 && renewed.lease_duration <= 600);
+      assert.equal(renewed.lease_duration, 600, 'an uncapped renewal grants exactly the increment asked for');
       await vault.revoke({ lease_id: cred.lease_id });
       assert.equal(await flavor.userExists(db, cred.data.username), false);
+    });
+
+    it('a renewal capped by the max TTL reports what is left rounded down, never past the lease’s end', async () => {
+      // Rounded to the nearest second, 1.7 s left came back as 2: an agent timing its next credential by it acted
+      // after the old one had ended.
+      await write('database/roles/capped', {
+        db_name: 'main',
+        creation_statements: flavor.creation,
+        default_ttl: 4,
+        max_ttl: 4,
+      });
+      const cred = await creds('capped');
+      const looked = await api().call('PUT', 'sys/leases/lookup', { body: { lease_id: cred.lease_id } });
+      const maxExpire = Date.parse(looked.body.data.max_expire_time as string);
+      await sleep(Math.max(0, maxExpire - Date.now() - 1_700));
+      const asked = Date.now();
+      const renewed = await write('sys/leases/renew', { lease_id: cred.lease_id, increment: 600 });
+      const grantedMs = (renewed.body.lease_duration as number) * 1000;
+      assert.ok(grantedMs < 600_000, 'capped by the max TTL');
+      assert.ok(grantedMs <= maxExpire - asked, `granted ${grantedMs} ms with ${maxExpire - asked} ms left`);
+      await write('sys/leases/revoke', { lease_id: cred.lease_id });
     });
 
     it('a credential is revoked when its TTL ends, without any request', async () => {

@@ -26,7 +26,10 @@ export function leasePaths(core: Core): PathRecord[] {
       data: null,
       lease: {
         leaseId: lease.leaseId,
-        ttl: Math.round((lease.expireTime - Date.now()) / 1000),
+        // What this renewal granted, rounded down: a holder is never told its lease lasts longer than it does. Taken
+        // from the renewal's own time, not from now, so an uncapped renewal reports exactly the increment asked for
+        // (holders take less than they asked as "capped by the max TTL" and replace the lease).
+        ttl: Math.floor((lease.expireTime - lease.lastRenewalTime) / 1000),
         renewable: lease.renewable,
       },
     };

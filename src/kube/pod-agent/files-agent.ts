@@ -47,15 +47,6 @@ interface Held {
 
 type FileItem = Item & { output: FileOutput };
 
-/**
- * When a lease granted now for `seconds` ends, at the earliest: the server rounds what is left to the nearest
- * second, so up to half a second of it may be gone already. Near a max TTL that half second mattered: a lease
- * renewed with 0.6 s left came back as 1 s, and the new credential was issued after the old one had ended.
- */
-function leaseEnd(seconds: number): number {
-  return Date.now() + Math.max(0, seconds * 1000 - 500);
-}
-
 export class FilesAgent {
   readonly session: Session;
   readonly status: AgentStatus;
@@ -295,7 +286,7 @@ export class FilesAgent {
   private keepLease(item: FileItem, lease: Lease): void {
     const old = this.leases.get(item.name);
     if (old) clearTimeout(old.timer);
-    const held: Held = { lease, requested: lease.duration, expiresAt: leaseEnd(lease.duration) };
+    const held: Held = { lease, requested: lease.duration, expiresAt: Date.now() + lease.duration * 1000 };
     this.leases.set(item.name, held);
     this.status.item(item.name).leaseExpiresAt = new Date(held.expiresAt).toISOString();
     if (this.following) this.armLease(item, held);
@@ -328,7 +319,7 @@ export class FilesAgent {
         `renewing the lease of item "${item.name}"`,
       );
       state.leaseRenewals++;
-      held.expiresAt = leaseEnd(granted);
+      held.expiresAt = Date.now() + granted * 1000;
       state.leaseExpiresAt = new Date(held.expiresAt).toISOString();
       void this.saveState();
       this.opts.log('info', 'renewed a lease', { item: item.name, lease_seconds: granted });
