@@ -9,7 +9,7 @@ import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/tes
 import { lostWrites, startCrashWriters, tempDir, until } from './support.js';
 import { leaderOf, startCluster, unseal, type Node } from './cluster-support.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
-import { enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
+import { AgentProtocol, enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
 
 const execFileP = promisify(execFile);
 
@@ -176,15 +176,21 @@ describe('three nodes on one PostgreSQL', () => {
       }
       let revokedAt = Infinity;
       const tries: { startedAt: number; status: number }[] = [];
-      // Four callers per node, each asking again as soon as it has its answer, until well after the revocation.
+      let firstServed!: () => void;
+      const served = new Promise<void>((resolve) => (firstServed = resolve));
+      // Four callers per node, each asking again as soon as it has its answer, until 100 ms after the revoke was
+      // acknowledged (a fixed count of requests could all be done before it on a loaded machine: no race then).
       const caller = async (node: Node): Promise<void> => {
-        for (let i = 0; i < 40; i++) {
+        for (let i = 0; i < 5_000 && performance.now() < revokedAt + 100; i++) {
           const startedAt = performance.now();
           const res = await node.api.call('GET', 'auth/token/lookup-self', { token });
           tries.push({ startedAt, status: res.status });
+          if (res.status === 200) firstServed();
         }
       };
       const callers = Promise.all([n2, n3, n2, n3, n2, n3, n2, n3].map(caller));
+      // The revocation is sent while the token is being used: after a first use was served.
+      await served;
       await new Promise((resolve) => setTimeout(resolve, 20 + round * 15));
       const revoked = await n1.api.call('POST', 'auth/token/revoke', { body: { token } });
       revokedAt = performance.now();
@@ -399,6 +405,47 @@ describe('three nodes on one PostgreSQL', () => {
       const ok = answers.filter((a) => a.status === 200).length;
       assert.equal(ok, 1, `round ${round}: ${ok} logins with one proof`);
       for (const a of answers) assert.ok(a.status === 200 || a.status === 403, `${a.status} ${a.text}`);
+    }
+  });
+
+  it("an agent's stream on one node ends as its token is revoked on another, not at the 30 s ping", async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const registered = await n1.api.call('PUT', 'sys/cofre/clusters/stream-revoked', { body: { labels: {} } });
+    assert.equal(registered.status, 200, registered.text);
+    await answersSoon(n2, 'sys/cofre/clusters/stream-revoked', root, 200);
+    const keys = await AgentKeys.generate();
+    const pub = { sealingPublicKey: keys.sealingPublicKey, signingPublicKey: keys.signingPublicKey };
+    const { cluster_id: clusterId } = await enrol(
+      { address: n2.url },
+      registered.body.data.bootstrap_token as string,
+      pub,
+      'test/cluster',
+    );
+    const agent = new AgentProtocol({ address: n2.url, clusterId, keys });
+    const token = await agent.currentToken();
+    let connected = false;
+    let endedAt = 0;
+    const stream = agent.stream(
+      {
+        onHello: () => undefined,
+        onDelivery: () => undefined,
+        onConnected: (c) => {
+          if (c) connected = true;
+          else if (connected && !endedAt) endedAt = Date.now();
+        },
+      },
+      { minDelayMs: 10_000 },
+    );
+    try {
+      await until('the stream is connected on n2', async () => connected || undefined, 5_000);
+      const revoked = await n3.api.call('POST', 'auth/token/revoke', { body: { token } });
+      assert.equal(revoked.status, 204, revoked.text);
+      const at = Date.now();
+      await until('the stream on n2 ended', async () => endedAt > 0 || undefined, 5_000);
+      assert.ok(endedAt - at < 5_000, `ended ${endedAt - at} ms after the revoke`);
+    } finally {
+      stream.close();
+      await n1.api.call('DELETE', 'sys/cofre/clusters/stream-revoked');
     }
   });
 

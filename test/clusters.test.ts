@@ -495,6 +495,32 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     agents['eu-2'] = { keys, clusterId: cluster_id, protocol: renewed };
   });
 
+  it("a stream whose agent token is revoked ends at once, not at the cluster's next change or the 30 s ping", async () => {
+    const b = agents['eu-2']!;
+    const token = await b.protocol.currentToken();
+    let connected = false;
+    let ended = false;
+    const stream = b.protocol.stream(
+      {
+        onHello: () => undefined,
+        onDelivery: () => undefined,
+        onConnected: (c) => {
+          if (c) connected = true;
+          else if (connected) ended = true;
+        },
+      },
+      { minDelayMs: 5000 },
+    );
+    try {
+      await waitFor('the stream connected', () => (connected ? true : undefined), 5_000);
+      const res = await server.api.call('POST', 'auth/token/revoke', { body: { token } });
+      assert.equal(res.status, 204, res.text);
+      await waitFor('the stream ended', () => (ended ? true : undefined), 3_000);
+    } finally {
+      stream.close();
+    }
+  });
+
   it('a deregistered cluster is refused at once: token, signature, racing requests and its stream', async () => {
     const a = agents['eu-1']!;
     const token = await a.protocol.currentToken();

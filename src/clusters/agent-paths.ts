@@ -6,7 +6,10 @@ import { isDnsLabel } from './labels.js';
 import { clustersOf } from './service.js';
 import type { DeliveryReport } from './store.js';
 
-/** With nothing to say, the stream says `ping` this often: dead connections show, and the token is checked again. */
+/**
+ * With nothing to say, the stream says `ping` this often: dead connections show, and the token is checked again.
+ * A revocation (an expiry is one) ends the stream at once through the token store's watch; this check is the fallback.
+ */
 const PING_MS = 30_000;
 /** A report's notes per delivery (one per item written other than asked for): bounded like its error. */
 const MAX_NOTES = 64;
@@ -158,6 +161,8 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
             const onAbort = (): void => connection.wakeUp();
             signal.addEventListener('abort', onAbort);
             const ping = setInterval(() => connection.tick(), PING_MS);
+            // Its token revoked (here or on another node), the stream ends at once: not at its next change or ping.
+            const unwatch = core.tokens.watch(caller.tokenId, () => connection.tick());
             try {
               const set = await service.setFor(cluster);
               connection.greet(set);
@@ -187,6 +192,7 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
               }
             } finally {
               clearInterval(ping);
+              unwatch();
               signal.removeEventListener('abort', onAbort);
               service.fanOut.remove(connection);
             }

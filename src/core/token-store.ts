@@ -112,6 +112,8 @@ export class TokenStore {
   private readonly revoked = new Set<string>();
   /** Bumped whenever a cached entry may have gone stale; a read that spans a bump is not cached. */
   private epoch = 0;
+  /** Who holds a long stream on a token (watch): told when its entry may have changed or gone. */
+  private readonly watchers = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly storage: Storage,
@@ -128,12 +130,35 @@ export class TokenStore {
     this.hashMemo.clear();
     this.revoked.clear();
     this.epoch++;
+    for (const set of [...this.watchers.values()]) for (const changed of [...set]) changed();
   }
 
   /** Drops one cached entry: another node changed or revoked it. */
   forget(hash: string): void {
     this.cache.delete(hash);
     this.epoch++;
+    this.tell(hash);
+  }
+
+  /**
+   * Calls `changed` whenever the token's entry may have changed or gone: revoked here or on another node (or
+   * server thread), changed there, or every token forgotten (a seal). A stream that outlives its request (the
+   * cluster agent's) looks its caller's token up again then, and so ends as the revocation is made rather than at
+   * its next change or ping. `changed` must not throw. Returns what stops the watch.
+   */
+  watch(hash: string, changed: () => void): () => void {
+    let set = this.watchers.get(hash);
+    if (!set) this.watchers.set(hash, (set = new Set()));
+    set.add(changed);
+    return () => {
+      set.delete(changed);
+      if (set.size === 0 && this.watchers.get(hash) === set) this.watchers.delete(hash);
+    };
+  }
+
+  private tell(hash: string): void {
+    const set = this.watchers.get(hash);
+    if (set) for (const changed of [...set]) changed();
   }
 
   /** Another node's changes, keys relative to this store's view: only token entries (`id/<hash>`) are cached. */
@@ -482,6 +507,7 @@ export class TokenStore {
       if (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.values().next().value!);
       this.cache.delete(hash);
       this.epoch++;
+      this.tell(hash);
       if (entry && entry.numUses !== REVOCATION_PENDING) {
         await this.storage.put(`id/${hash}`, jsonBytes({ ...entry, numUses: REVOCATION_PENDING }));
       }
