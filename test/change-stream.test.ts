@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { applyRemoteChanges } from '../src/core/remote-changes.js';
 import { after, before, describe, it } from 'node:test';
 import { startServer, tempDir, type InProcessServer } from './support.js';
 
@@ -181,5 +182,35 @@ describe('change stream (sys/cofre/events)', () => {
     assert.ok(s.frames.some((f) => f.event === 'error'));
     const res = await fetch(`${srv.url}/v1/sys/cofre/events`, { headers: { 'x-vault-token': 'cvs.nope' } });
     assert.equal(res.status, 403);
+  });
+
+  it('ends the stream as its token is revoked, with no change to carry the news; a renewal does not end it', async () => {
+    const create = (body: Record<string, unknown>) =>
+      srv.api.call('POST', 'auth/token/create', { token: srv.rootToken, body: { policies: ['team-a'], ...body } });
+    const t = (await create({ ttl: '1h' })).body.auth.client_token as string;
+    const s = subscribe(srv.url, t);
+    const other = subscribe(srv.url, (await create({})).body.auth.client_token as string);
+    try {
+      await until(() => s.frames.length > 0 && other.frames.length > 0, 'hello');
+      // Changes of the token's entry that leave it valid: the stream goes on. One as another node's (or server
+      // thread's) change reaches this node, which is what wakes the stream to look its token up again.
+      await applyRemoteChanges(srv.cofre.core, [`sys/token/id/${srv.cofre.core.tokens.hashOf(t)}`]);
+      assert.equal(
+        (await srv.api.call('POST', 'auth/token/renew', { token: srv.rootToken, body: { token: t } })).status,
+        200,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(s.ended(), false, 'a renewal ended the stream');
+      await srv.api.call('POST', 'auth/token/revoke', { token: srv.rootToken, body: { token: t } });
+      await until(() => s.ended(), 'stream end', 2000);
+      assert.deepEqual(
+        s.frames.map((f) => f.event),
+        ['hello', 'error'],
+      );
+      assert.equal(other.ended(), false, "another token's stream ended");
+    } finally {
+      await s.close();
+      await other.close();
+    }
   });
 });

@@ -5,7 +5,8 @@ import { badRequest } from '../errors.js';
 
 /**
  * sys/cofre/events: the change stream as server-sent events. Any valid token may subscribe; each event is sent
- * only if the token (as it is now: revocations and policy changes apply at once) may read the event's path.
+ * only if the token (as it is now: revocations and policy changes apply at once) may read the event's path, and a
+ * service token's stream ends as the token is revoked.
  * Resume with ?index=N or the Last-Event-ID header: events after N are replayed first.
  */
 export function eventPaths(core: Core): PathRecord[] {
@@ -24,24 +25,51 @@ export function eventPaths(core: Core): PathRecord[] {
           const now = core.changes.lastIndex;
           const from = (req.data.index as number | undefined) ?? now;
           if (from < 0) throw badRequest('"index" must not be negative');
+          // A batch token is not stored: it is checked again as a whole (its expiry, its parent).
+          const current = () =>
+            caller.token.type === 'batch'
+              ? core.tokens.lookup(caller.clientToken)
+              : core.tokens.lookupByHash(caller.tokenId);
+          const revoked: StreamFrame = { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
           async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
-            yield { event: 'hello', data: JSON.stringify({ index: now }) };
-            for await (const delivery of core.changes.subscribe(from, signal)) {
-              if (delivery.type === 'reset') {
-                yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
-                continue;
+            // A service token revoked (here or on another node) ends the stream as that is made, not at the next
+            // event it would have been checked for.
+            const stop = new AbortController();
+            const onAbort = (): void => stop.abort();
+            signal.addEventListener('abort', onAbort);
+            let gone = false;
+            const unwatch =
+              caller.token.type === 'batch'
+                ? () => undefined
+                : core.tokens.watch(caller.tokenId, () => {
+                    void current().then(
+                      (token) => {
+                        if (token) return;
+                        gone = true;
+                        stop.abort();
+                      },
+                      () => stop.abort(), // the store unreachable: the client reconnects and is checked anew
+                    );
+                  });
+            try {
+              yield { event: 'hello', data: JSON.stringify({ index: now }) };
+              for await (const delivery of core.changes.subscribe(from, stop.signal)) {
+                if (delivery.type === 'reset') {
+                  yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
+                  continue;
+                }
+                const token = await current();
+                if (!token) {
+                  yield revoked;
+                  return;
+                }
+                const acl = await core.policies.acl(token.policies);
+                if (acl.check(delivery.event.aclPath, 'read').allowed) yield frameOf(delivery.event);
               }
-              // A batch token is not stored: it is checked again as a whole (its expiry, its parent).
-              const token =
-                caller.token.type === 'batch'
-                  ? await core.tokens.lookup(caller.clientToken)
-                  : await core.tokens.lookupByHash(caller.tokenId);
-              if (!token) {
-                yield { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
-                return;
-              }
-              const acl = await core.policies.acl(token.policies);
-              if (acl.check(delivery.event.aclPath, 'read').allowed) yield frameOf(delivery.event);
+              if (gone && !signal.aborted) yield revoked;
+            } finally {
+              unwatch();
+              signal.removeEventListener('abort', onAbort);
             }
           }
           return { stream: frames };
