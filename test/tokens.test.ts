@@ -37,7 +37,27 @@ describe('token store over HTTP', () => {
       body: { increment: '20m' },
     });
     assert.equal(renewed.status, 200, renewed.text);
-    assert.ok(renewed.body.auth.lease_duration > 1100);
+    assert.equal(renewed.body.auth.lease_duration, 1200, 'an uncapped renewal grants exactly what was asked');
+  });
+
+  it('a renewal capped by the max TTL reports what is left rounded down, never past the token’s end', async () => {
+    // Rounded to the nearest second, 1.7 s left came back as 2: a holder timing its next login by it was refused
+    // for the rest of that second.
+    const t = await create({ policies: ['default'], ttl: '4s', explicit_max_ttl: '4s' });
+    const looked = await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token });
+    // As Vault, the max TTL counts from the creation time, in whole seconds.
+    const maxEnd = ((looked.body.data.creation_time as number) + 4) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(0, maxEnd - Date.now() - 1_700)));
+    const asked = Date.now();
+    const renewed = await srv.api.call('POST', 'auth/token/renew-self', {
+      token: t.client_token,
+      body: { increment: '10m' },
+    });
+    assert.equal(renewed.status, 200, renewed.text);
+    const grantedMs = (renewed.body.auth.lease_duration as number) * 1000;
+    assert.ok(grantedMs <= maxEnd - asked, `granted ${grantedMs} ms with ${maxEnd - asked} ms left`);
+    const after = await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token });
+    assert.equal(Date.parse(after.body.data.expire_time as string), maxEnd);
   });
 
   it('children are revoked with their parent; revoke-orphan keeps them', async () => {

@@ -316,8 +316,14 @@ export class TokenStore {
    * Renews as Vault does: the increment (or the original TTL) from now, capped by the explicit max TTL, the
    * mount's max TTL and the parent's expiry.
    */
-  async renew(entry: TokenEntry, increment: number, maxTtl: number): Promise<TokenEntry> {
+  /**
+   * Extends a token's life; `ttl` is what was granted, in whole seconds rounded down from the renewal's own
+   * instant: a holder is never told its token lasts longer than it does, and an uncapped renewal reports exactly
+   * what was asked (holders take less as "capped": log in again).
+   */
+  async renew(entry: TokenEntry, increment: number, maxTtl: number): Promise<{ entry: TokenEntry; ttl: number }> {
     return this.locks.run(entry.hash, async () => {
+      let ttlMs = 0;
       // From the stored entry, checked at commit: a renewal must not write back a use another node took meanwhile.
       const { renewed, changed } = await this.changeStored(entry.hash, async (current) => {
         if (!current || current.numUses === REVOCATION_PENDING) throw badRequest('invalid token');
@@ -337,10 +343,11 @@ export class TokenStore {
         const parent = current.parentHash ? await this.current(current.parentHash) : undefined;
         if (parent && parent.expireTime > 0) expireTime = Math.min(expireTime, parent.expireTime);
         const next = { ...current, expireTime };
+        ttlMs = expireTime - now;
         return { entry: next, result: { renewed: next, changed: true } };
       });
       if (changed) await this.lifecycle.expires(renewed, true);
-      return renewed;
+      return { entry: renewed, ttl: Math.max(0, Math.floor(ttlMs / 1000)) };
     });
   }
 

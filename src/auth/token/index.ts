@@ -63,7 +63,9 @@ export function tokenBackend(getCore: () => Core): BackendFactory {
       // The method that issued the token has its say first: a token of a deleted role is not renewed.
       const { maxTtl } = await renewalLimits(core, entry);
       const renewed = await store.renew(entry, (req.data.increment as number | undefined) ?? 0, maxTtl);
-      return { auth: { ...authView(renewed, token ?? ''), client_token: token ?? '' } };
+      return {
+        auth: { ...authView(renewed.entry, token ?? ''), lease_duration: renewed.ttl, client_token: token ?? '' },
+      };
     };
     /** Vault's warning for each policy of a new token that does not exist (yet): the token is made all the same. */
     const warnMissingPolicies = async (response: Response): Promise<Response> => {
