@@ -11,7 +11,8 @@
 // that reads and drops the lines), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
 // PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
 // each node, their rates added and the worse of their percentiles taken; --fresh-wal leaves that PostgreSQL without
-// the WAL segments made beforehand, see startCofreOnPostgres). OpenBao is not built here: see
+// the WAL segments made beforehand, see startCofreOnPostgres; --pg-socket has the nodes reach it through its Unix
+// socket instead of TCP on 127.0.0.1). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     'cofre-storage': { type: 'string', default: 'sqlite' },
     'fresh-wal': { type: 'boolean', default: false },
+    'pg-socket': { type: 'boolean', default: false },
   },
 });
 if (!opts.openbao) throw new Error('give the OpenBao binary: --openbao <path> (or OPENBAO_BIN)');
@@ -147,10 +149,9 @@ async function startCofre(dir: string): Promise<Server> {
 async function startCofreOnPostgres(dir: string): Promise<Server> {
   const db = await startPostgres({ durable: true });
   if (!opts['fresh-wal']) await makeWalSegments(db);
-  const nodes = [
-    await startNode(dir, 'n1', db.url, { built: true }),
-    await startNode(dir, 'n2', db.url, { built: true }),
-  ];
+  // --pg-socket: the nodes reach PostgreSQL through its Unix socket, as a database on the same machine can be reached.
+  const url = opts['pg-socket'] ? db.socketUrl! : db.url;
+  const nodes = [await startNode(dir, 'n1', url, { built: true }), await startNode(dir, 'n2', url, { built: true })];
   const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
   const token = init.body.root_token as string;
   for (const node of nodes) await unseal(node, init.body.keys, 1);
@@ -373,7 +374,7 @@ async function main(): Promise<void> {
       }
     }
     const lines = [
-      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? `Cofre: two nodes on PostgreSQL${opts['fresh-wal'] ? ' (fresh WAL)' : ''}` : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? `; ${AUDIT_DEVICE} audit on both` : ''}`,
+      `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? `Cofre: two nodes on PostgreSQL${opts['pg-socket'] ? ' (Unix socket)' : ''}${opts['fresh-wal'] ? ' (fresh WAL)' : ''}` : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? `; ${AUDIT_DEVICE} audit on both` : ''}`,
       '',
       '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',

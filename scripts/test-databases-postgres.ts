@@ -56,6 +56,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<T
     { log: f('postgres.log'), signal: 'SIGINT', ...ids },
   );
   const db = handle('127.0.0.1', port, user, password, server.stop);
+  db.socketUrl = handle(dir, port, user, password, server.stop).url;
   try {
     await waitReady(server, 'postgres', async () => void (await db.query('SELECT 1')));
   } catch (err) {

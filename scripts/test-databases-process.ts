@@ -13,6 +13,8 @@ export interface TestDatabase {
   password: string;
   /** postgres://USER:PASSWORD@127.0.0.1:PORT/postgres or mysql://root:PASSWORD@127.0.0.1:PORT/ */
   url: string;
+  /** The same server through its Unix socket (a PostgreSQL this harness started; not for PGHOST's). */
+  socketUrl?: string;
   /** Runs one statement as the administrator on a fresh TCP connection ($1 or ? placeholders) and returns its rows. */
   query(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
   /** Stops the server and removes its directory; does nothing for a server this harness did not start. */
