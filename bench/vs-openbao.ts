@@ -258,7 +258,8 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, 
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr.on('data', (d: Buffer) => (err += d.toString()));
         child.once('error', reject);
-        child.once('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk failed: ${err}`))));
+        // 'close', not 'exit': the process can exit before its output has all been read.
+        child.once('close', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk failed: ${err}`))));
       });
     }),
   );
