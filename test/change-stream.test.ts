@@ -213,4 +213,36 @@ describe('change stream (sys/cofre/events)', () => {
       await other.close();
     }
   });
+
+  it("ends a stream opened with a token's last use, and a batch token's when its parent is revoked", async () => {
+    const create = (body: Record<string, unknown>, token = srv.rootToken) =>
+      srv.api.call('POST', 'auth/token/create', { token, body: { policies: ['team-a'], ...body } });
+    const once = subscribe(srv.url, (await create({ num_uses: 1 })).body.auth.client_token as string);
+    // A batch token's parent needs a way to make it: the root token's child with the root policy.
+    const parent = (await create({ policies: ['root'] })).body.auth.client_token as string;
+    const batch = (await create({ type: 'batch', ttl: '1h' }, parent)).body.auth.client_token as string;
+    const b = subscribe(srv.url, batch);
+    try {
+      await until(() => once.ended(), 'the stream of the used-up token ended', 2000);
+      assert.deepEqual(
+        once.frames.map((f) => f.event),
+        ['hello', 'error'],
+      );
+      await until(() => b.frames.length > 0, 'hello');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(b.ended(), false);
+      assert.equal(
+        (await srv.api.call('POST', 'auth/token/revoke', { token: srv.rootToken, body: { token: parent } })).status,
+        204,
+      );
+      await until(() => b.ended(), "the batch token's stream ended", 2000);
+      assert.deepEqual(
+        b.frames.map((f) => f.event),
+        ['hello', 'error'],
+      );
+    } finally {
+      await once.close();
+      await b.close();
+    }
+  });
 });

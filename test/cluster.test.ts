@@ -190,7 +190,13 @@ describe('three nodes on one PostgreSQL', () => {
       };
       const callers = Promise.all([n2, n3, n2, n3, n2, n3, n2, n3].map(caller));
       // The revocation is sent while the token is being used: after a first use was served.
-      await served;
+      let noUse: NodeJS.Timeout | undefined;
+      await Promise.race([
+        served,
+        new Promise((_, reject) => {
+          noUse = setTimeout(() => reject(new Error(`round ${round}: no use of the token was served in 10 s`)), 10_000);
+        }),
+      ]).finally(() => clearTimeout(noUse));
       await new Promise((resolve) => setTimeout(resolve, 20 + round * 15));
       const revoked = await n1.api.call('POST', 'auth/token/revoke', { body: { token } });
       revokedAt = performance.now();

@@ -120,24 +120,39 @@ export function describeDatabaseEngine(flavor: Flavor): void {
     });
 
     it('a renewal capped by the max TTL reports what is left rounded down, never past the lease’s end', async () => {
-      // Rounded to the nearest second, 1.7 s left came back as 2: an agent timing its next credential by it acted
+      // Rounded to the nearest second, 2.7 s left came back as 3: an agent timing its next credential by it acted
       // after the old one had ended.
       await write('database/roles/capped', {
         db_name: 'main',
         creation_statements: flavor.creation,
-        default_ttl: 4,
-        max_ttl: 4,
+        default_ttl: 6,
+        max_ttl: 6,
       });
       const cred = await creds('capped');
       const looked = await api().call('PUT', 'sys/leases/lookup', { body: { lease_id: cred.lease_id } });
       const maxExpire = Date.parse(looked.body.data.max_expire_time as string);
-      await sleep(Math.max(0, maxExpire - Date.now() - 1_700));
+      await sleep(Math.max(0, maxExpire - Date.now() - 2_700));
       const asked = Date.now();
       const renewed = await write('sys/leases/renew', { lease_id: cred.lease_id, increment: 600 });
       const grantedMs = (renewed.body.lease_duration as number) * 1000;
       assert.ok(grantedMs < 600_000, 'capped by the max TTL');
       assert.ok(grantedMs <= maxExpire - asked, `granted ${grantedMs} ms with ${maxExpire - asked} ms left`);
       await write('sys/leases/revoke', { lease_id: cred.lease_id });
+
+      // A new credential's lease capped by its token's expiry: the same rule.
+      const child = await write('auth/token/create', { policies: ['root'], ttl: '6s' });
+      const token = child.body.auth.client_token as string;
+      const tokenEnd = Date.parse(
+        (await api().call('GET', 'auth/token/lookup-self', { token })).body.data.expire_time as string,
+      );
+      await sleep(Math.max(0, tokenEnd - Date.now() - 2_700));
+      const issuedAsked = Date.now();
+      const capped = await creds('readonly', token);
+      assert.ok(
+        capped.lease_duration * 1000 <= tokenEnd - issuedAsked,
+        `issued for ${capped.lease_duration} s with ${tokenEnd - issuedAsked} ms left of its token`,
+      );
+      await write('sys/leases/revoke', { lease_id: capped.lease_id });
     });
 
     it('a credential is revoked when its TTL ends, without any request', async () => {
@@ -228,6 +243,21 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       const cred = await creds('readonly');
       assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
       await write('sys/leases/revoke', { lease_id: cred.lease_id });
+
+      // A new credential's lease capped by its token's expiry: the same rule.
+      const child = await write('auth/token/create', { policies: ['root'], ttl: '6s' });
+      const token = child.body.auth.client_token as string;
+      const tokenEnd = Date.parse(
+        (await api().call('GET', 'auth/token/lookup-self', { token })).body.data.expire_time as string,
+      );
+      await sleep(Math.max(0, tokenEnd - Date.now() - 2_700));
+      const issuedAsked = Date.now();
+      const capped = await creds('readonly', token);
+      assert.ok(
+        capped.lease_duration * 1000 <= tokenEnd - issuedAsked,
+        `issued for ${capped.lease_duration} s with ${tokenEnd - issuedAsked} ms left of its token`,
+      );
+      await write('sys/leases/revoke', { lease_id: capped.lease_id });
     });
 
     it('a database that is down: a clear error naming the connection, no lease, no user, the server stays up', async () => {

@@ -163,6 +163,8 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
             const ping = setInterval(() => connection.tick(), PING_MS);
             // Its token revoked (here or on another node), the stream ends at once: not at its next change or ping.
             const unwatch = core.tokens.watch(caller.tokenId, () => connection.tick());
+            // And once now: a revocation made since the request was authorised (its touch is a write) told no watch.
+            connection.tick();
             try {
               const set = await service.setFor(cluster);
               connection.greet(set);

@@ -342,6 +342,8 @@ export class TokenStore {
         }
         const parent = current.parentHash ? await this.current(current.parentHash) : undefined;
         if (parent && parent.expireTime > 0) expireTime = Math.min(expireTime, parent.expireTime);
+        // Its max TTL (counted from a creation time in whole seconds) or its parent's expiry already passed.
+        if (expireTime <= now) throw badRequest('past the max TTL, cannot renew');
         const next = { ...current, expireTime };
         ttlMs = expireTime - now;
         return { entry: next, result: { renewed: next, changed: true } };

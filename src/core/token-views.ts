@@ -32,7 +32,11 @@ export function lookupView(entry: TokenEntry, token: string | undefined): Record
 
 /** The auth block of a response that hands out or renews a token. */
 export function authView(entry: TokenEntry, token: string): AuthInfo {
-  const ttl = entry.expireTime === 0 ? 0 : Math.max(0, Math.round((entry.expireTime - Date.now()) / 1000));
+  // A token just made: what was granted (rounded down when a parent's expiry capped it), not what is left of it now.
+  const ttl =
+    entry.expireTime === 0
+      ? 0
+      : Math.max(0, Math.min(entry.creationTtl, Math.round((entry.expireTime - Date.now()) / 1000)));
   return {
     client_token: token,
     accessor: entry.accessor,

@@ -66,7 +66,9 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
   }
   response.lease = {
     leaseId: lease.leaseId,
-    ttl: Math.round((lease.expireTime - lease.issueTime) / 1000),
+    // Rounded down: capped by its token's expiry or a max TTL, a lease may end mid-second, and a holder must never
+    // be told it lasts longer than it does.
+    ttl: Math.floor((lease.expireTime - lease.issueTime) / 1000),
     renewable: lease.renewable,
   };
 }

@@ -5,8 +5,8 @@ import { badRequest } from '../errors.js';
 
 /**
  * sys/cofre/events: the change stream as server-sent events. Any valid token may subscribe; each event is sent
- * only if the token (as it is now: revocations and policy changes apply at once) may read the event's path, and a
- * service token's stream ends as the token is revoked.
+ * only if the token (as it is now: revocations and policy changes apply at once) may read the event's path, and the
+ * stream ends as the token is revoked or expires.
  * Resume with ?index=N or the Last-Event-ID header: events after N are replayed first.
  */
 export function eventPaths(core: Core): PathRecord[] {
@@ -32,25 +32,32 @@ export function eventPaths(core: Core): PathRecord[] {
               : core.tokens.lookupByHash(caller.tokenId);
           const revoked: StreamFrame = { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
           async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
-            // A service token revoked (here or on another node) ends the stream as that is made, not at the next
-            // event it would have been checked for.
+            // A token revoked (here or on another node) ends the stream as that is made, not at the next event it
+            // would have been checked for: a service token's own entry is watched, a batch token's parent (what
+            // revokes it), and either is checked again at its expiry.
             const stop = new AbortController();
             const onAbort = (): void => stop.abort();
             signal.addEventListener('abort', onAbort);
             let gone = false;
-            const unwatch =
-              caller.token.type === 'batch'
-                ? () => undefined
-                : core.tokens.watch(caller.tokenId, () => {
-                    void current().then(
-                      (token) => {
-                        if (token) return;
-                        gone = true;
-                        stop.abort();
-                      },
-                      () => stop.abort(), // the store unreachable: the client reconnects and is checked anew
-                    );
-                  });
+            const recheck = (): void => {
+              void current().then(
+                (token) => {
+                  if (token) return;
+                  gone = true;
+                  stop.abort();
+                },
+                // The store unreachable (every cache was dropped, say): the next event's own check decides.
+                () => undefined,
+              );
+            };
+            const watched = caller.token.type === 'batch' ? caller.token.parentHash : caller.tokenId;
+            const unwatch = watched ? core.tokens.watch(watched, recheck) : () => undefined;
+            const expires = caller.token.expireTime;
+            const expiry =
+              expires > 0 ? setTimeout(recheck, Math.min(2 ** 31 - 1, Math.max(0, expires - Date.now()))) : undefined;
+            expiry?.unref();
+            // And once now: a revocation made since the request was authorised (its last use, say) told no watch.
+            recheck();
             try {
               yield { event: 'hello', data: JSON.stringify({ index: now }) };
               for await (const delivery of core.changes.subscribe(from, stop.signal)) {
@@ -69,6 +76,7 @@ export function eventPaths(core: Core): PathRecord[] {
               if (gone && !signal.aborted) yield revoked;
             } finally {
               unwatch();
+              clearTimeout(expiry);
               signal.removeEventListener('abort', onAbort);
             }
           }

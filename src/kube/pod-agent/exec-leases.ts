@@ -222,14 +222,16 @@ export class ExecLeases {
   private async renew(file: string, adopted: Adopted, item: string, lease: HeldLease): Promise<void> {
     if (this.stopped || this.adopted.get(file) !== adopted) return;
     try {
+      const token = await adopted.session.token();
+      const askedAt = Date.now(); // the lease's new end counts from before the answer came back
       const granted = await renewLease(
         this.opts.client,
-        await adopted.session.token(),
+        token,
         lease.id,
         lease.requested,
         `renewing the lease of env item "${item}"`,
       );
-      lease.expiresAt = Date.now() + granted * 1000;
+      lease.expiresAt = askedAt + granted * 1000;
       this.renewals++;
       this.opts.log('info', 'renewed a lease of an exec run', {
         container: containerOf(file),

@@ -248,11 +248,15 @@ export class FilesAgent {
     let fetched;
     try {
       const token = await this.session.token();
+      // A lease is counted from before it was asked for: it began at the server before the answer came back.
+      let askedAt = Date.now();
       try {
         fetched = await this.sources.fetch(item, token);
       } catch (err) {
         if (!(err instanceof SourceError) || !err.refused) throw err;
-        fetched = await this.sources.fetch(item, await this.session.refused(token));
+        const again = await this.session.refused(token);
+        askedAt = Date.now();
+        fetched = await this.sources.fetch(item, again);
       }
       const content = renderFile(item, item.output, fetched.data);
       const digest = createHash('sha256').update(content).digest('hex');
@@ -267,7 +271,7 @@ export class FilesAgent {
       delete state.lastError;
       if (fetched.lease) {
         if (this.leases.has(item.name)) state.leaseReissues++;
-        this.keepLease(item, fetched.lease);
+        this.keepLease(item, fetched.lease, askedAt);
       }
       this.opts.log('info', changed ? 'rendered' : 'unchanged', {
         item: item.name,
@@ -283,10 +287,10 @@ export class FilesAgent {
     }
   }
 
-  private keepLease(item: FileItem, lease: Lease): void {
+  private keepLease(item: FileItem, lease: Lease, askedAt: number): void {
     const old = this.leases.get(item.name);
     if (old) clearTimeout(old.timer);
-    const held: Held = { lease, requested: lease.duration, expiresAt: Date.now() + lease.duration * 1000 };
+    const held: Held = { lease, requested: lease.duration, expiresAt: askedAt + lease.duration * 1000 };
     this.leases.set(item.name, held);
     this.status.item(item.name).leaseExpiresAt = new Date(held.expiresAt).toISOString();
     if (this.following) this.armLease(item, held);
@@ -311,6 +315,7 @@ export class FilesAgent {
     if (this.stopped || this.leases.get(item.name) !== held) return;
     const state = this.status.item(item.name);
     try {
+      const askedAt = Date.now();
       const granted = await renewLease(
         this.opts.client,
         await this.session.token(),
@@ -319,7 +324,7 @@ export class FilesAgent {
         `renewing the lease of item "${item.name}"`,
       );
       state.leaseRenewals++;
-      held.expiresAt = Date.now() + granted * 1000;
+      held.expiresAt = askedAt + granted * 1000;
       state.leaseExpiresAt = new Date(held.expiresAt).toISOString();
       void this.saveState();
       this.opts.log('info', 'renewed a lease', { item: item.name, lease_seconds: granted });
