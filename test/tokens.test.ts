@@ -60,6 +60,28 @@ describe('token store over HTTP', () => {
     assert.equal(Date.parse(after.body.data.expire_time as string), maxEnd);
   });
 
+  it('a renewal once the max TTL has passed is refused, not answered with a duration of 0', async () => {
+    // The max TTL counts from the creation time in whole seconds, the expiry from the creation instant: a token made
+    // late in a second is still valid for a moment after its max TTL. A renewal then used to answer 200 and write
+    // an expiry in the past.
+    for (let attempt = 0; ; attempt++) {
+      const t = await create({ policies: ['default'], ttl: '2s', explicit_max_ttl: '2s' });
+      const looked = (await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token })).body.data;
+      const maxEnd = ((looked.creation_time as number) + 2) * 1000;
+      const expires = Date.parse(looked.expire_time as string);
+      if (expires - maxEnd < 400) {
+        assert.ok(attempt < 20, 'no token made late enough in its second');
+        await new Promise((r) => setTimeout(r, 150));
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, maxEnd - Date.now() + 100)));
+      const renewed = await srv.api.call('POST', 'auth/token/renew-self', { token: t.client_token, body: {} });
+      assert.equal(renewed.status, 400, renewed.text);
+      assert.match(renewed.text, /past the max TTL/);
+      return;
+    }
+  });
+
   it('children are revoked with their parent; revoke-orphan keeps them', async () => {
     const parent = await create({ policies: ['minter'] });
     const child = await create({ policies: ['minter'] }, parent.client_token);
