@@ -243,21 +243,6 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       const cred = await creds('readonly');
       assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
       await write('sys/leases/revoke', { lease_id: cred.lease_id });
-
-      // A new credential's lease capped by its token's expiry: the same rule.
-      const child = await write('auth/token/create', { policies: ['root'], ttl: '6s' });
-      const token = child.body.auth.client_token as string;
-      const tokenEnd = Date.parse(
-        (await api().call('GET', 'auth/token/lookup-self', { token })).body.data.expire_time as string,
-      );
-      await sleep(Math.max(0, tokenEnd - Date.now() - 2_700));
-      const issuedAsked = Date.now();
-      const capped = await creds('readonly', token);
-      assert.ok(
-        capped.lease_duration * 1000 <= tokenEnd - issuedAsked,
-        `issued for ${capped.lease_duration} s with ${tokenEnd - issuedAsked} ms left of its token`,
-      );
-      await write('sys/leases/revoke', { lease_id: capped.lease_id });
     });
 
     it('a database that is down: a clear error naming the connection, no lease, no user, the server stays up', async () => {
