@@ -214,6 +214,28 @@ describe('change stream (sys/cofre/events)', () => {
     }
   });
 
+  it('ends the stream of a token that expires, with nothing else to tell it: a batch token of 2 s', async () => {
+    const parent = (
+      await srv.api.call('POST', 'auth/token/create', { token: srv.rootToken, body: { policies: ['root'] } })
+    ).body.auth.client_token as string;
+    const batch = (
+      await srv.api.call('POST', 'auth/token/create', {
+        token: parent,
+        body: { policies: ['team-a'], type: 'batch', ttl: '2s' },
+      })
+    ).body.auth.client_token as string;
+    const s = subscribe(srv.url, batch);
+    try {
+      await until(() => s.ended(), "the expired batch token's stream ended", 5000);
+      assert.deepEqual(
+        s.frames.map((f) => f.event),
+        ['hello', 'error'],
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it("ends a stream opened with a token's last use, and a batch token's when its parent is revoked", async () => {
     const create = (body: Record<string, unknown>, token = srv.rootToken) =>
       srv.api.call('POST', 'auth/token/create', { token, body: { policies: ['team-a'], ...body } });

@@ -68,7 +68,8 @@ async function registerLease(core: Core, mounted: Mounted, request: Request, res
     leaseId: lease.leaseId,
     // Rounded down: capped by its token's expiry or a max TTL, a lease may end mid-second, and a holder must never
     // be told it lasts longer than it does.
-    ttl: Math.floor((lease.expireTime - lease.issueTime) / 1000),
+    // (Never below 0: a token that ended while the secret was made leaves a lease already at its end.)
+    ttl: Math.max(0, Math.floor((lease.expireTime - lease.issueTime) / 1000)),
     renewable: lease.renewable,
   };
 }

@@ -39,10 +39,13 @@ export function eventPaths(core: Core): PathRecord[] {
             const onAbort = (): void => stop.abort();
             signal.addEventListener('abort', onAbort);
             let gone = false;
+            let finished = false;
+            let expiry: NodeJS.Timeout | undefined;
             const recheck = (): void => {
               void current().then(
                 (token) => {
-                  if (token) return;
+                  if (finished) return;
+                  if (token) return armExpiry(token.expireTime);
                   gone = true;
                   stop.abort();
                 },
@@ -50,12 +53,16 @@ export function eventPaths(core: Core): PathRecord[] {
                 () => undefined,
               );
             };
+            // Checked again just past the token's expiry as last looked up (a renewal moves it; a timer may fire a
+            // millisecond early, and a check that still finds the token arms the next one).
+            const armExpiry = (expireTime: number): void => {
+              clearTimeout(expiry);
+              if (expireTime <= 0) return;
+              expiry = setTimeout(recheck, Math.min(2 ** 31 - 1, Math.max(0, expireTime - Date.now() + 1)));
+              expiry.unref();
+            };
             const watched = caller.token.type === 'batch' ? caller.token.parentHash : caller.tokenId;
             const unwatch = watched ? core.tokens.watch(watched, recheck) : () => undefined;
-            const expires = caller.token.expireTime;
-            const expiry =
-              expires > 0 ? setTimeout(recheck, Math.min(2 ** 31 - 1, Math.max(0, expires - Date.now()))) : undefined;
-            expiry?.unref();
             // And once now: a revocation made since the request was authorised (its last use, say) told no watch.
             recheck();
             try {
@@ -75,6 +82,7 @@ export function eventPaths(core: Core): PathRecord[] {
               }
               if (gone && !signal.aborted) yield revoked;
             } finally {
+              finished = true;
               unwatch();
               clearTimeout(expiry);
               signal.removeEventListener('abort', onAbort);
