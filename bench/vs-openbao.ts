@@ -259,7 +259,15 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, 
         child.stderr.on('data', (d: Buffer) => (err += d.toString()));
         child.once('error', reject);
         // 'close', not 'exit': the process can exit before its output has all been read.
-        child.once('close', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk failed: ${err}`))));
+        child.once('close', (code) => {
+          // A throw here would be uncaught: the script would die without stopping its servers.
+          if (code !== 0) return reject(new Error(`wrk failed: ${err}`));
+          try {
+            resolve(parseWrk(out));
+          } catch (parseError) {
+            reject(parseError as Error);
+          }
+        });
       });
     }),
   );
