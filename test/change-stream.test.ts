@@ -75,6 +75,25 @@ describe('change stream (sys/cofre/events)', () => {
   });
   after(() => srv.stop());
 
+  /** Waits until `s` ends, and checks that it said hello and then only that its token is gone. */
+  const endsRefused = async (s: ReturnType<typeof subscribe>, what: string, ms: number): Promise<void> => {
+    await until(() => s.ended(), what, ms);
+    assert.deepEqual(
+      s.frames.map((f) => f.event),
+      ['hello', 'error'],
+    );
+  };
+
+  /** A new token of team-a (unless `body` says otherwise), made with `parent` (root by default). */
+  const tokenOf = async (body: Record<string, unknown>, parent = srv.rootToken): Promise<string> => {
+    const res = await srv.api.call('POST', 'auth/token/create', {
+      token: parent,
+      body: { policies: ['team-a'], ...body },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.body.auth.client_token as string;
+  };
+
   it('reports writes and deletes with path, kind, version and index, never the value, filtered by policy', async () => {
     const root = subscribe(srv.url, srv.rootToken);
     const team = subscribe(srv.url, teamToken);
@@ -185,11 +204,9 @@ describe('change stream (sys/cofre/events)', () => {
   });
 
   it('ends the stream as its token is revoked, with no change to carry the news; a renewal does not end it', async () => {
-    const create = (body: Record<string, unknown>) =>
-      srv.api.call('POST', 'auth/token/create', { token: srv.rootToken, body: { policies: ['team-a'], ...body } });
-    const t = (await create({ ttl: '1h' })).body.auth.client_token as string;
+    const t = await tokenOf({ ttl: '1h' });
     const s = subscribe(srv.url, t);
-    const other = subscribe(srv.url, (await create({})).body.auth.client_token as string);
+    const other = subscribe(srv.url, await tokenOf({}));
     try {
       await until(() => s.frames.length > 0 && other.frames.length > 0, 'hello');
       // Changes of the token's entry that leave it valid: the stream goes on. One as another node's (or server
@@ -202,11 +219,7 @@ describe('change stream (sys/cofre/events)', () => {
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(s.ended(), false, 'a renewal ended the stream');
       await srv.api.call('POST', 'auth/token/revoke', { token: srv.rootToken, body: { token: t } });
-      await until(() => s.ended(), 'stream end', 2000);
-      assert.deepEqual(
-        s.frames.map((f) => f.event),
-        ['hello', 'error'],
-      );
+      await endsRefused(s, 'stream end', 2000);
       assert.equal(other.ended(), false, "another token's stream ended");
     } finally {
       await s.close();
@@ -215,41 +228,22 @@ describe('change stream (sys/cofre/events)', () => {
   });
 
   it('ends the stream of a token that expires, with nothing else to tell it: a batch token of 2 s', async () => {
-    const parent = (
-      await srv.api.call('POST', 'auth/token/create', { token: srv.rootToken, body: { policies: ['root'] } })
-    ).body.auth.client_token as string;
-    const batch = (
-      await srv.api.call('POST', 'auth/token/create', {
-        token: parent,
-        body: { policies: ['team-a'], type: 'batch', ttl: '2s' },
-      })
-    ).body.auth.client_token as string;
+    // A batch token's parent needs a way to make it: the root token's child with the root policy.
+    const batch = await tokenOf({ type: 'batch', ttl: '2s' }, await tokenOf({ policies: ['root'] }));
     const s = subscribe(srv.url, batch);
     try {
-      await until(() => s.ended(), "the expired batch token's stream ended", 5000);
-      assert.deepEqual(
-        s.frames.map((f) => f.event),
-        ['hello', 'error'],
-      );
+      await endsRefused(s, "the expired batch token's stream ended", 5000);
     } finally {
       await s.close();
     }
   });
 
   it("ends a stream opened with a token's last use, and a batch token's when its parent is revoked", async () => {
-    const create = (body: Record<string, unknown>, token = srv.rootToken) =>
-      srv.api.call('POST', 'auth/token/create', { token, body: { policies: ['team-a'], ...body } });
-    const once = subscribe(srv.url, (await create({ num_uses: 1 })).body.auth.client_token as string);
-    // A batch token's parent needs a way to make it: the root token's child with the root policy.
-    const parent = (await create({ policies: ['root'] })).body.auth.client_token as string;
-    const batch = (await create({ type: 'batch', ttl: '1h' }, parent)).body.auth.client_token as string;
-    const b = subscribe(srv.url, batch);
+    const once = subscribe(srv.url, await tokenOf({ num_uses: 1 }));
+    const parent = await tokenOf({ policies: ['root'] });
+    const b = subscribe(srv.url, await tokenOf({ type: 'batch', ttl: '1h' }, parent));
     try {
-      await until(() => once.ended(), 'the stream of the used-up token ended', 2000);
-      assert.deepEqual(
-        once.frames.map((f) => f.event),
-        ['hello', 'error'],
-      );
+      await endsRefused(once, 'the stream of the used-up token ended', 2000);
       await until(() => b.frames.length > 0, 'hello');
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(b.ended(), false);
@@ -257,11 +251,7 @@ describe('change stream (sys/cofre/events)', () => {
         (await srv.api.call('POST', 'auth/token/revoke', { token: srv.rootToken, body: { token: parent } })).status,
         204,
       );
-      await until(() => b.ended(), "the batch token's stream ended", 2000);
-      assert.deepEqual(
-        b.frames.map((f) => f.event),
-        ['hello', 'error'],
-      );
+      await endsRefused(b, "the batch token's stream ended", 2000);
     } finally {
       await once.close();
       await b.close();

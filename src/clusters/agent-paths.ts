@@ -1,6 +1,7 @@
 import type { PathRecord, StreamFrame } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, permissionDenied } from '../core/errors.js';
+import { whenCallerTokenGone } from '../core/caller-token-watch.js';
 import { authView } from '../core/token-views.js';
 import { isDnsLabel } from './labels.js';
 import { clustersOf } from './service.js';
@@ -8,7 +9,7 @@ import type { DeliveryReport } from './store.js';
 
 /**
  * With nothing to say, the stream says `ping` this often: dead connections show, and the token is checked again.
- * A revocation (an expiry is one) ends the stream at once through the token store's watch; this check is the fallback.
+ * A revocation or expiry ends the stream at once (whenCallerTokenGone); this check is the fallback.
  */
 const PING_MS = 30_000;
 /** A report's notes per delivery (one per item written other than asked for): bounded like its error. */
@@ -161,10 +162,9 @@ export function clusterAgentPaths(core: Core): PathRecord[] {
             const onAbort = (): void => connection.wakeUp();
             signal.addEventListener('abort', onAbort);
             const ping = setInterval(() => connection.tick(), PING_MS);
-            // Its token revoked (here or on another node), the stream ends at once: not at its next change or ping.
-            const unwatch = core.tokens.watch(caller.tokenId, () => connection.tick());
-            // And once now: a revocation made since the request was authorised (its touch is a write) told no watch.
-            connection.tick();
+            // Its token revoked or expired (here or on another node), the stream ends at once: not at its next
+            // change or ping (the tick has the loop below look the token up and say so).
+            const unwatch = whenCallerTokenGone(core.tokens, caller, () => connection.tick());
             try {
               const set = await service.setFor(cluster);
               connection.greet(set);

@@ -1,4 +1,5 @@
 import type { PathRecord, StreamFrame } from '../backend.js';
+import { callerToken, whenCallerTokenGone } from '../caller-token-watch.js';
 import type { ChangeEvent } from '../change-log.js';
 import type { Core } from '../core.js';
 import { badRequest } from '../errors.js';
@@ -25,54 +26,24 @@ export function eventPaths(core: Core): PathRecord[] {
           const now = core.changes.lastIndex;
           const from = (req.data.index as number | undefined) ?? now;
           if (from < 0) throw badRequest('"index" must not be negative');
-          // A batch token is not stored: it is checked again as a whole (its expiry, its parent).
-          const current = () =>
-            caller.token.type === 'batch'
-              ? core.tokens.lookup(caller.clientToken)
-              : core.tokens.lookupByHash(caller.tokenId);
           const revoked: StreamFrame = { event: 'error', data: JSON.stringify({ error: 'token revoked or expired' }) };
           async function* frames(signal: AbortSignal): AsyncGenerator<StreamFrame> {
-            // A token revoked (here or on another node) ends the stream as that is made, not at the next event it
-            // would have been checked for: a service token's own entry is watched, a batch token's parent (what
-            // revokes it), and either is checked again at its expiry.
+            // The token revoked or expired (here or on another node), the stream ends as that is made, not at the
+            // next event it would have been checked for.
             const stop = new AbortController();
-            const onAbort = (): void => stop.abort();
-            signal.addEventListener('abort', onAbort);
             let gone = false;
-            let finished = false;
-            let expiry: NodeJS.Timeout | undefined;
-            const recheck = (): void => {
-              void current().then(
-                (token) => {
-                  if (finished) return;
-                  if (token) return armExpiry(token.expireTime);
-                  gone = true;
-                  stop.abort();
-                },
-                // The store unreachable (every cache was dropped, say): the next event's own check decides.
-                () => undefined,
-              );
-            };
-            // Checked again just past the token's expiry as last looked up (a renewal moves it; a timer may fire a
-            // millisecond early, and a check that still finds the token arms the next one).
-            const armExpiry = (expireTime: number): void => {
-              clearTimeout(expiry);
-              if (expireTime <= 0) return;
-              expiry = setTimeout(recheck, Math.min(2 ** 31 - 1, Math.max(0, expireTime - Date.now() + 1)));
-              expiry.unref();
-            };
-            const watched = caller.token.type === 'batch' ? caller.token.parentHash : caller.tokenId;
-            const unwatch = watched ? core.tokens.watch(watched, recheck) : () => undefined;
-            // And once now: a revocation made since the request was authorised (its last use, say) told no watch.
-            recheck();
+            const unwatch = whenCallerTokenGone(core.tokens, caller, () => {
+              gone = true;
+              stop.abort();
+            });
             try {
               yield { event: 'hello', data: JSON.stringify({ index: now }) };
-              for await (const delivery of core.changes.subscribe(from, stop.signal)) {
+              for await (const delivery of core.changes.subscribe(from, AbortSignal.any([signal, stop.signal]))) {
                 if (delivery.type === 'reset') {
                   yield { id: String(delivery.index), event: 'reset', data: JSON.stringify({ index: delivery.index }) };
                   continue;
                 }
-                const token = await current();
+                const token = await callerToken(core.tokens, caller);
                 if (!token) {
                   yield revoked;
                   return;
@@ -82,10 +53,7 @@ export function eventPaths(core: Core): PathRecord[] {
               }
               if (gone && !signal.aborted) yield revoked;
             } finally {
-              finished = true;
               unwatch();
-              clearTimeout(expiry);
-              signal.removeEventListener('abort', onAbort);
             }
           }
           return { stream: frames };
