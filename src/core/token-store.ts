@@ -142,9 +142,9 @@ export class TokenStore {
 
   /**
    * Calls `changed` whenever the token's entry may have changed or gone: revoked here or on another node (or
-   * server thread), changed there, or every token forgotten (a seal). A stream that outlives its request (the
-   * cluster agent's) looks its caller's token up again then, and so ends as the revocation is made rather than at
-   * its next change or ping. `changed` must not throw. Returns what stops the watch.
+   * server thread), changed there, or every token forgotten (a seal). Streams that outlive their request look
+   * their caller's token up again then (whenCallerTokenGone), and so end as the revocation is made rather than at
+   * their next event. `changed` must not throw. Returns what stops the watch.
    */
   watch(hash: string, changed: () => void): () => void {
     let set = this.watchers.get(hash);
@@ -314,12 +314,9 @@ export class TokenStore {
 
   /**
    * Renews as Vault does: the increment (or the original TTL) from now, capped by the explicit max TTL, the
-   * mount's max TTL and the parent's expiry.
-   */
-  /**
-   * Extends a token's life; `ttl` is what was granted, in whole seconds rounded down from the renewal's own
-   * instant: a holder is never told its token lasts longer than it does, and an uncapped renewal reports exactly
-   * what was asked (holders take less as "capped": log in again).
+   * mount's max TTL and the parent's expiry. `ttl` is what was granted, in whole seconds rounded down from the
+   * renewal's own instant: a holder is never told its token lasts longer than it does, and an uncapped renewal
+   * reports exactly what was asked (holders take less as "capped": log in again).
    */
   async renew(entry: TokenEntry, increment: number, maxTtl: number): Promise<{ entry: TokenEntry; ttl: number }> {
     return this.locks.run(entry.hash, async () => {
@@ -349,7 +346,7 @@ export class TokenStore {
         return { entry: next, result: { renewed: next, changed: true } };
       });
       if (changed) await this.lifecycle.expires(renewed, true);
-      return { entry: renewed, ttl: Math.max(0, Math.floor(ttlMs / 1000)) };
+      return { entry: renewed, ttl: Math.floor(ttlMs / 1000) };
     });
   }
 
