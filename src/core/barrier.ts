@@ -3,13 +3,15 @@ import { retryOnConflict } from './conflict-retry.js';
 import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { OneAtATime } from './one-at-a-time.js';
-import { ReadCache } from './read-cache.js';
+import { ReadCache, type CachedEntry } from './read-cache.js';
 import { StorageConflictError, type CheckOp, type Storage, type StorageOp } from './storage.js';
 
 export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
+/** Refusals whose callers have not made their change again yet: a few at a time (a caller retries at once). */
+const HANDED_OUT_LIMIT = 1024;
 
 /** What seals values that are not storage entries (batch tokens, forwarded key-ceremony calls) with the barrier. */
 export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
@@ -22,6 +24,14 @@ export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
 export class Barrier implements Storage {
   private keyring: Keyring | undefined;
   private readonly cache = new ReadCache(READ_CACHE_BYTES);
+  /**
+   * What the latest refusals of this node's transactions found in the keys they checked, opened: the plaintext
+   * handed to the refused caller with the write id of its ciphertext, by key. Only a check of that very plaintext
+   * (the caller making its change again on what it was handed) finds it here; no read is answered from it, so a
+   * value that another node has changed since cannot reach a reader, as it could from the cache. Bounded, and
+   * emptied as the barrier seals.
+   */
+  private readonly handedOut = new Map<string, CachedEntry>();
 
   /** Rotations one at a time on this node (other nodes' are kept apart by the keyring's check). */
   private readonly rotations = new OneAtATime();
@@ -70,6 +80,7 @@ export class Barrier implements Storage {
   seal(): void {
     this.keyring = undefined;
     this.cache.clear();
+    this.handedOut.clear();
   }
 
   /**
@@ -203,12 +214,15 @@ export class Barrier implements Storage {
     // Afterwards every written key's epoch moves (so no read that began before fills what it read) and the cache
     // holds the committed value or nothing.
     const remote = this.cache.remoteChanges();
+    // Used, if it was: what was handed out serves one check.
+    for (const op of ops) if (op.op === 'check' && 'value' in op) this.forgetHandedOut(op.key, op.value);
     try {
       await this.physical.transaction(sealed);
     } catch (err) {
-      // A check failed: what this node has cached of the checked keys is older than the store, so the retry reads.
+      // A check failed: what this node has cached of the checked keys is older than the store. The retry makes its
+      // change on what the refusal found, or reads.
       for (const op of err instanceof StorageConflictError ? ops : written) this.cache.invalidate(op.key);
-      throw err;
+      throw err instanceof StorageConflictError ? await this.opened(err, keyring) : err;
     }
     // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
     // The last op of each key decides what the cache holds of it. Sealed meanwhile, the cache was cleared, which
@@ -233,7 +247,37 @@ export class Barrier implements Storage {
     if ('prefix' in op) throw new TypeError('the barrier checks values as read, not prefixes');
     if (op.value === null) return 'absent';
     const cached = this.cache.get(op.key);
-    return cached?.plain === op.value ? cached.written : undefined;
+    if (cached?.plain === op.value) return cached.written;
+    const handed = this.handedOut.get(op.key);
+    return handed?.plain === op.value ? handed.written : undefined;
+  }
+
+  private forgetHandedOut(key: string, plain: Uint8Array | null): void {
+    if (this.handedOut.get(key)?.plain === plain) this.handedOut.delete(key);
+  }
+
+  /**
+   * A refusal as its caller sees it: what the store found in the checked keys, opened, and kept in handedOut for
+   * the caller's next check. An entry that does not open is left out (the caller reads it, and hears why).
+   */
+  private async opened(err: StorageConflictError, keyring: Keyring): Promise<StorageConflictError> {
+    const found = err.found();
+    if (!found || found.size === 0) return err;
+    const plain = new Map<string, Uint8Array | null>();
+    for (const [key, stored] of found) {
+      if (stored === null) {
+        plain.set(key, null);
+        continue;
+      }
+      const opened = await this.decrypt(keyring, key, stored).catch(() => undefined);
+      // Sealed meanwhile: nothing plain may stay behind.
+      if (this.sealed) return new StorageConflictError(err.key);
+      if (opened === undefined) continue;
+      if (this.handedOut.size >= HANDED_OUT_LIMIT) this.handedOut.clear();
+      this.handedOut.set(key, { plain: opened, written: writeIdOf(stored) });
+      plain.set(key, opened);
+    }
+    return new StorageConflictError(err.key, plain);
   }
 
   /**

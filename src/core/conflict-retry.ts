@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isStorageConflict } from './storage.js';
+import { isStorageConflict, type StorageConflictError } from './storage.js';
 
 /**
  * How many tries a change gets before its caller is told to try again (409). Many: a node whose writers keep
@@ -10,25 +10,30 @@ import { isStorageConflict } from './storage.js';
 export const CONFLICT_ATTEMPTS = 100;
 
 /**
- * Runs a read-modify-write again, reading anew, when its commit was refused because another writer (another node
- * of a shared store) changed what it read: its check op failed (StorageConflictError). A lock of this process
- * cannot keep the other nodes out, so the check in the commit is what does. Gives up after `attempts` tries with
- * the error `giveUp` makes, for changes that keep losing (a secret or token written on every node at once).
+ * Runs a read-modify-write again, reading anew (or on what the refusal found: `refused`), when its commit was
+ * refused because another writer (another node of a shared store) changed what it read: its check op failed
+ * (StorageConflictError). A lock of this process cannot keep the other nodes out, so the check in the commit is
+ * what does. Gives up after `attempts` tries with the error `giveUp` makes, for changes that keep losing (a secret
+ * or token written on every node at once).
  */
 export async function retryOnConflict<T>(
-  change: () => Promise<T>,
+  change: (refused?: StorageConflictError) => Promise<T>,
   giveUp: () => Error,
   attempts = CONFLICT_ATTEMPTS,
 ): Promise<T> {
+  let refused: StorageConflictError | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await change();
+      return await change(refused);
     } catch (err) {
       if (!isStorageConflict(err)) throw err;
       if (attempt >= attempts) throw giveUp();
-      // Writers racing in step would collide again: a few random milliseconds set them apart. Not more with each
-      // try: a loser that waits longer and longer only gives the winning node more of its streak.
-      await sleep(Math.random() * 2);
+      refused = err;
+      // A refusal that told what it found is made again at once on that (the change passes it on): it reads
+      // nothing, and goes out with the store's next batch. Otherwise writers racing in step would collide again: a
+      // few random milliseconds set them apart. Not more with each try: a loser that waits longer and longer only
+      // gives the winning node more of its streak.
+      if (!err.found()?.size) await sleep(Math.random() * 2);
     }
   }
 }

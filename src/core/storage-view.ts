@@ -1,4 +1,4 @@
-import type { Storage, StorageOp } from './storage.js';
+import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
 
 /**
  * A Storage confined to one prefix: an engine sees only its own mount's entries and cannot name another's.
@@ -27,7 +27,7 @@ export class StorageView implements Storage {
   }
 
   transaction(ops: StorageOp[]): Promise<void> {
-    return this.inner.transaction(this.qualified(ops));
+    return this.inner.transaction(this.qualified(ops)).catch(this.seenFromHere);
   }
 
   /** Whether one transaction can span this view and `other`: both are views of the same store. */
@@ -40,8 +40,13 @@ export class StorageView implements Storage {
     if (!this.sharesStoreWith(other)) {
       return Promise.reject(new Error('one transaction cannot span views of two stores'));
     }
-    return this.inner.transaction([...this.qualified(ops), ...other.qualified(otherOps)]);
+    return this.inner.transaction([...this.qualified(ops), ...other.qualified(otherOps)]).catch(this.seenFromHere);
   }
+
+  /** A refusal names this view's keys as its callers know them (what the checked keys held, too). */
+  private readonly seenFromHere = (err: unknown): never => {
+    throw isStorageConflict(err) ? err.underPrefix(this.prefix) : err;
+  };
 
   private qualified(ops: StorageOp[]): StorageOp[] {
     return ops.map((op) => ({ ...op, key: this.prefix + op.key }));

@@ -34,11 +34,38 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return Buffer.from(bytes.buffer, bytes.byteOffset, prefix.length).equals(prefix);
 }
 
-/** A transaction whose check found another value: nothing of it was applied. Names the key, never a value. */
+/**
+ * A transaction whose check found another value: nothing of it was applied. Names the key, never a value.
+ *
+ * A store that can say so with the refusal (PostgreSQL's batch function) also tells what the transaction's checked
+ * keys held when it was refused (null: no entry), so that its caller can make the change again at once instead of
+ * reading them back: a check of what it found holds unless the key changed again since. Kept in a private field,
+ * out of reach of anything that would log or serialise the error, for above the barrier these are plaintexts.
+ */
 export class StorageConflictError extends Error {
-  constructor(readonly key: string) {
+  readonly #found: ReadonlyMap<string, Uint8Array | null> | undefined;
+
+  constructor(
+    readonly key: string,
+    found?: ReadonlyMap<string, Uint8Array | null>,
+  ) {
     super(`storage conflict: ${key} was changed by another writer`);
     this.name = 'StorageConflictError';
+    this.#found = found;
+  }
+
+  /** What the checked keys held (see above), when the store told it: a key left out is not known. */
+  found(): ReadonlyMap<string, Uint8Array | null> | undefined {
+    return this.#found;
+  }
+
+  /** The same refusal as seen through a view whose keys are these under `prefix` (other keys left out). */
+  underPrefix(prefix: string): StorageConflictError {
+    const key = this.key.startsWith(prefix) ? this.key.slice(prefix.length) : this.key;
+    if (!this.#found) return new StorageConflictError(key);
+    const found = new Map<string, Uint8Array | null>();
+    for (const [k, v] of this.#found) if (k.startsWith(prefix)) found.set(k.slice(prefix.length), v);
+    return new StorageConflictError(key, found);
   }
 }
 

@@ -28,19 +28,25 @@ export interface SchemaNames {
  * The entries' keys collate as "C" (byte order, which is code point order in UTF-8), so a prefix is a contiguous
  * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
  */
-const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string }) => string[])[] = [
+/**
+ * `applyV1` is the batch function of the second step, which nodes of an earlier build still call while a rolling
+ * upgrade has them run beside newer ones: it stays. Both functions take the same write lock.
+ */
+const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string; applyV1: string }) => string[])[] = [
   ({ entries, nodes }) => [
     `CREATE TABLE ${entries} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
     `ALTER TABLE ${entries} ALTER COLUMN value SET STORAGE EXTERNAL`,
     `CREATE TABLE ${nodes} (node_id text PRIMARY KEY, api_addr text NOT NULL, ` +
       `last_seen timestamptz NOT NULL, leader boolean NOT NULL DEFAULT false)`,
   ],
-  ({ entries, apply }) => [applyFunction(entries, apply)],
+  ({ entries, applyV1 }) => [applyFunction(entries, applyV1, false)],
+  ({ entries, apply }) => [applyFunction(entries, apply, true)],
 ];
 
 /**
  * The write of one group-committed batch: the ops of many callers, each caller's check ops deciding whether its
- * other ops apply (returns the callers whose checks failed). A function because the checks must see every batch
+ * other ops apply (returns the callers whose checks failed, and from the third step on what their checked keys
+ * hold: tellCurrent). A function because the checks must see every batch
  * committed before this one: batches take turns on an advisory lock, and a single statement reads as of its start,
  * before it waited for the lock, while each statement of a volatile function reads anew. Of several ops on one key,
  * the last of a caller that applies wins. The notifications commit with the writes.
@@ -50,14 +56,14 @@ const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string }) => str
  * the value exactly, or (check_exact false) a value that begins with its bytes. Every lookup is a "key = ..." one,
  * so that each statement's plan (made once per connection) is an index scan whatever the batch.
  */
-function applyFunction(entries: string, apply: string): string {
+function applyFunction(entries: string, apply: string, tellsCurrent: boolean): string {
   const value = (blob: string, alias: string) =>
     `CASE WHEN ${alias}.len < 0 THEN NULL ELSE substring(${blob} FROM ${alias}.start FOR ${alias}.len) END`;
   return `CREATE FUNCTION ${apply}(write_lock bigint,
       op_keys text[], op_blob bytea, op_starts int[], op_lengths int[], op_callers int[],
       check_keys text[], check_blob bytea, check_starts int[], check_lengths int[], check_callers int[],
       check_exact boolean[], channel text, payloads text[])
-    RETURNS int[] LANGUAGE plpgsql VOLATILE AS $fn$
+    RETURNS ${tellsCurrent ? 'TABLE (lost int[], current_keys text[], current_values bytea[])' : 'int[]'} LANGUAGE plpgsql VOLATILE AS $fn$
     DECLARE
       failed int[] := '{}';
       deleted text[];
@@ -91,9 +97,23 @@ function applyFunction(entries: string, apply: string): string {
           ON CONFLICT (key) DO UPDATE SET value = excluded.value;
       END IF;
       PERFORM pg_notify(channel, payload) FROM unnest(payloads) AS payload;
-      RETURN failed;
+      ${tellsCurrent ? tellCurrent(entries) : 'RETURN failed;'}
     END
     $fn$`;
+}
+
+/**
+ * The end of the third step's batch function: besides the callers whose checks failed, what their checked keys
+ * hold once the batch is written (null: no entry), so that a caller can make its change again at once, without
+ * reading them back (src/core/barrier.ts). Only the keys of failed checks: a few per conflict, none otherwise.
+ */
+function tellCurrent(entries: string): string {
+  return `lost := failed;
+      SELECT array_agg(k.key), array_agg((SELECT e.value FROM ${entries} AS e WHERE e.key = k.key))
+        INTO current_keys, current_values
+        FROM (SELECT DISTINCT c.key FROM unnest(check_keys, check_callers) AS c(key, caller)
+          WHERE c.caller = ANY (failed)) AS k;
+      RETURN NEXT;`;
 }
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -133,7 +153,7 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   const scope = `${schema}.${table}`;
   await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey('schema', scope)]);
   const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
-  const names = { entries: q(table), nodes: q(`${table}_nodes`), apply: q(`${table}_apply`) };
+  const names = { entries: q(table), nodes: q(`${table}_nodes`), apply: q(`${table}_apply2`) };
   const versionTable = q(`${table}_schema`);
   await client.query(
     `CREATE TABLE IF NOT EXISTS ${versionTable} (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)`,
@@ -143,7 +163,8 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   if (version > SCHEMA_VERSION) {
     throw new Error(`${scope} is at schema version ${version}, newer than this Cofre's (${SCHEMA_VERSION}): upgrade`);
   }
-  for (const step of MIGRATIONS.slice(version)) for (const sql of step(names)) await client.query(sql);
+  const steps = { ...names, applyV1: q(`${table}_apply`) };
+  for (const step of MIGRATIONS.slice(version)) for (const sql of step(steps)) await client.query(sql);
   await client.query(
     `INSERT INTO ${versionTable} (id, version) VALUES (1, $1)
      ON CONFLICT (id) DO UPDATE SET version = excluded.version`,

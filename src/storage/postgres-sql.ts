@@ -50,8 +50,9 @@ export function statements(t: string, apply: string) {
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
     getMany: `SELECT key, value FROM ${t} WHERE key = ANY ($1::text[])`,
-    apply: `SELECT ${apply}($1::bigint, $2::text[], $14::bytea, $3::int[], $4::int[], $5::int[],
-      $6::text[], $13::bytea, $7::int[], $8::int[], $9::int[], $10::boolean[], $11::text, $12::text[]) AS failed`,
+    apply: `SELECT lost, current_keys, current_values FROM ${apply}($1::bigint, $2::text[], $14::bytea, $3::int[],
+      $4::int[], $5::int[], $6::text[], $13::bytea, $7::int[], $8::int[], $9::int[], $10::boolean[], $11::text,
+      $12::text[])`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { startPostgres, type TestDatabase } from '../../scripts/test-databases.js';
 import { freePort } from '../../scripts/test-databases-process.js';
-import type { Storage } from '../core/storage.js';
+import { StorageConflictError, type Storage } from '../core/storage.js';
 import { openPostgresStorage, type PostgresStorage } from './postgres.js';
 import { SCHEMA_VERSION } from './postgres-schema.js';
 import { statements } from './postgres-sql.js';
@@ -91,11 +91,12 @@ describe('PostgresStorage', () => {
     await again.close();
   });
 
-  it('migrates a store of schema version 1: its batch function is created, and its data kept', async () => {
+  it('migrates a store of schema version 1: its batch functions are created, and its data kept', async () => {
     const s = await open('older');
     await s.put('k', bytes('v'));
     await s.close();
     await db.query('DROP FUNCTION older_apply');
+    await db.query('DROP FUNCTION older_apply2');
     await db.query('UPDATE older_schema SET version = 1');
     const again = await open('older');
     assert.equal(text(await again.get('k')), 'v');
@@ -106,6 +107,70 @@ describe('PostgresStorage', () => {
     assert.equal(text(await again.get('k')), 'w');
     assert.deepEqual(await db.query('SELECT version FROM older_schema'), [{ version: SCHEMA_VERSION }]);
     await again.close();
+  });
+
+  it('migrates a store of schema version 2 and keeps the batch function that nodes of the build before call', async () => {
+    const s = await open('second');
+    await s.put('k', bytes('v'));
+    await s.close();
+    await db.query('DROP FUNCTION second_apply2');
+    await db.query('UPDATE second_schema SET version = 2');
+    const again = await open('second');
+    await again.transaction([
+      { op: 'check', key: 'k', value: bytes('v') },
+      { op: 'put', key: 'k', value: bytes('w') },
+    ]);
+    assert.equal(text(await again.get('k')), 'w');
+    // A node of the build before, still running in a rolling upgrade, writes through the function it knows.
+    const written = await db.query(
+      `SELECT second_apply(0, ARRAY['k'], $1::bytea, ARRAY[1], ARRAY[1], ARRAY[0], '{}', ''::bytea, '{}', '{}', '{}',
+        '{}', 'second_channel', '{}') AS failed`,
+      [Buffer.from('x')],
+    );
+    assert.deepEqual(written, [{ failed: [] }]);
+    assert.equal(text(await again.get('k')), 'x');
+    await again.close();
+  });
+
+  it('tells, with a refused check, what the checked keys held once the batch was written', async () => {
+    const table = `t${n++}`;
+    const [one, two] = [await open(table, 'found-one'), await open(table, 'found-two')];
+    await one.put('meta', bytes('first'));
+    await two.transaction([
+      { op: 'check', key: 'meta', value: bytes('first') },
+      { op: 'put', key: 'meta', value: bytes('second') },
+    ]);
+    await two.put('gone', bytes('soon'));
+    await two.delete('gone');
+    const refusal = await one
+      .transaction([
+        { op: 'check', key: 'meta', value: bytes('first') },
+        { op: 'check', key: 'gone', value: bytes('soon') },
+        { op: 'put', key: 'meta', value: bytes('lost') },
+      ])
+      .then(
+        () => assert.fail('the check of an overwritten value held'),
+        (err: unknown) => err,
+      );
+    assert.ok(refusal instanceof StorageConflictError);
+    assert.doesNotMatch(refusal.message, /second|lost/, 'the message names no value');
+    const found = refusal.found();
+    assert.deepEqual([...(found ?? [])].map(([key, value]) => [key, value && text(value)]).sort(), [
+      ['gone', null],
+      ['meta', 'second'],
+    ]);
+    assert.equal(text(await two.get('meta')), 'second', 'nothing of the refused transaction was written');
+    // A write that checks what the refusal found commits; one that checks nothing of it is not told anything.
+    await one.transaction([
+      { op: 'check', key: 'meta', value: found!.get('meta')! },
+      { op: 'put', key: 'meta', value: bytes('third') },
+    ]);
+    assert.equal(text(await two.get('meta')), 'third');
+    await assert.rejects(one.transaction([{ op: 'check', key: 'meta', value: null }]), (err: unknown) => {
+      assert.ok(err instanceof StorageConflictError);
+      assert.equal(text(err.found()!.get('meta')!), 'third');
+      return true;
+    });
   });
 
   it('refuses a bad table name and a schema newer than itself', async () => {

@@ -200,11 +200,12 @@ export class PostgresStorage implements SharedStorage {
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
     const sent: Promise<void> = this.write(ops, checks, groups, batch.length)
       .then(
-        (failed) =>
+        ({ failed, found }) =>
           batch.forEach((w, caller) => {
             if (!failed.has(caller)) return w.resolve();
-            const checked = w.ops.find((op) => op.op === 'check');
-            w.reject(new StorageConflictError(checked?.key ?? ''));
+            const checked = w.ops.filter((op) => op.op === 'check').map((op) => op.key);
+            const own = new Map(checked.filter((key) => found.has(key)).map((key) => [key, found.get(key)!]));
+            w.reject(new StorageConflictError(checked[0] ?? '', own));
           }),
         (err: unknown) => batch.forEach((w) => w.reject(err)),
       )
@@ -349,9 +350,14 @@ export class PostgresStorage implements SharedStorage {
 
   /**
    * Not refused once closing: close() sends the writes accepted before it. Resolves with the callers whose checks
-   * failed (nothing of theirs was applied).
+   * failed (nothing of theirs was applied), and what the keys they checked held once the batch was written.
    */
-  private async write(ops: PackedOps, checks: PackedOps, groups: string[][], callers: number): Promise<Set<number>> {
+  private async write(
+    ops: PackedOps,
+    checks: PackedOps,
+    groups: string[][],
+    callers: number,
+  ): Promise<{ failed: Set<number>; found: Map<string, Buffer | null> }> {
     // In the order of the statement's placeholders (postgres-sql.ts): the two blobs last.
     const args = [
       this.names.writeLock,
@@ -363,18 +369,16 @@ export class PostgresStorage implements SharedStorage {
       checks.blob(),
       ops.blob(),
     ];
-    let failed: number[];
+    type Outcome = { lost: number[]; current_keys: string[] | null; current_values: (Buffer | null)[] | null };
+    let outcome: Outcome | undefined;
     for (let tries = 1; ; tries++) {
       try {
         const { rows } = await this.track(
-          withClient(
-            this.pool,
-            this.conn,
-            (c) => c.query<{ failed: number[] }>({ ...this.prepared.apply, values: args }),
-            { once: true },
-          ),
+          withClient(this.pool, this.conn, (c) => c.query<Outcome>({ ...this.prepared.apply, values: args }), {
+            once: true,
+          }),
         );
-        failed = rows[0]?.failed ?? [];
+        outcome = rows[0];
         break;
       } catch (err) {
         // Two nodes' batches may still lock a row each that the other needs (a delete and an upsert run in either
@@ -383,9 +387,12 @@ export class PostgresStorage implements SharedStorage {
         this.counters.deadlockRetries++;
       }
     }
+    const failed = outcome?.lost ?? [];
+    const found = new Map<string, Buffer | null>();
+    outcome?.current_keys?.forEach((key, i) => found.set(key, outcome.current_values?.[i] ?? null));
     this.counters.commits++;
     this.counters.writes += callers - failed.length;
-    return new Set(failed);
+    return { failed: new Set(failed), found };
   }
 
   private query<R extends pg.QueryResultRow>(

@@ -98,6 +98,11 @@ export class KvState {
 export class KvStore {
   /** The metadata each path had when this store (one request) read it, as stored: what its writes check. */
   private readonly readMeta = new Map<string, Uint8Array | null>();
+  /**
+   * What the store found in the keys of this store's last refused change (a check that failed because another
+   * node changed the metadata): the next try makes its change on it instead of reading (withLock).
+   */
+  private refusedFound: ReadonlyMap<string, Uint8Array | null> | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -126,14 +131,19 @@ export class KvStore {
   withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
     return this.state.locks.run(path, () =>
       retryOnConflict(
-        fn,
+        (refused) => {
+          this.refusedFound = refused?.found();
+          return fn();
+        },
         () => new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again'),
       ),
     );
   }
 
   async getMeta(path: string): Promise<KeyMeta | undefined> {
-    const stored = await this.storage.get(metaKey(path));
+    const key = metaKey(path);
+    const found = this.refusedFound;
+    const stored = found?.has(key) ? (found.get(key) ?? undefined) : await this.storage.get(key);
     this.readMeta.set(path, stored ?? null);
     return stored === undefined ? undefined : parseJson<KeyMeta>(stored);
   }
