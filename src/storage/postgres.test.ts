@@ -173,6 +173,30 @@ describe('PostgresStorage', () => {
     });
   });
 
+  it('sends the batch after a refusal with the refused caller made again, not before it', async () => {
+    const s = await open();
+    await s.put('k', bytes('v0'));
+    const commits = s.stats().commits;
+    const refused = s.transaction([
+      { op: 'check', key: 'k', value: bytes('not what it holds') },
+      { op: 'put', key: 'k', value: bytes('lost') },
+    ]);
+    await new Promise((r) => setImmediate(r)); // the refused one is on its way, alone
+    const waiting = s.put('other', bytes('queued meanwhile'));
+    // As the barrier and a KV write do: a few promise reactions (no I/O) between the refusal and the next try.
+    const again = refused.catch(async (err: unknown) => {
+      assert.ok(err instanceof StorageConflictError);
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      return s.transaction([
+        { op: 'check', key: 'k', value: err.found()!.get('k')! },
+        { op: 'put', key: 'k', value: bytes('v1') },
+      ]);
+    });
+    await Promise.all([again, waiting]);
+    assert.equal(text(await s.get('k')), 'v1');
+    assert.equal(s.stats().commits - commits, 2, 'the try again went with the write that waited');
+  });
+
   it('refuses a bad table name and a schema newer than itself', async () => {
     await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'x; drop' }), /table "x; drop" must be/);
     await assert.rejects(openPostgresStorage({ connectionUrl: db.url, table: 'Upper' }), /must be/);

@@ -200,18 +200,27 @@ export class PostgresStorage implements SharedStorage {
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
     const sent: Promise<void> = this.write(ops, checks, groups, batch.length)
       .then(
-        ({ failed, found }) =>
+        ({ failed, found }) => {
           batch.forEach((w, caller) => {
             if (!failed.has(caller)) return w.resolve();
             const checked = w.ops.filter((op) => op.op === 'check').map((op) => op.key);
             const own = new Map(checked.filter((key) => found.has(key)).map((key) => [key, found.get(key)!]));
             w.reject(new StorageConflictError(checked[0] ?? '', own));
-          }),
-        (err: unknown) => batch.forEach((w) => w.reject(err)),
+          });
+          return failed.size > 0;
+        },
+        (err: unknown) => {
+          batch.forEach((w) => w.reject(err));
+          return false;
+        },
       )
-      .finally(() => {
+      .then((refused) => {
         this.batches.delete(sent);
-        this.flush();
+        // The refused callers make their changes again on what they were told, without reading: they are queued
+        // once their promises' reactions have run, before the next turn. The next batch waits for them, instead of
+        // leaving without them and making them wait for its whole round trip.
+        if (refused) setImmediate(() => this.flush());
+        else this.flush();
       });
     this.batches.add(sent);
   }
