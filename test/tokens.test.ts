@@ -82,6 +82,20 @@ describe('token store over HTTP', () => {
     }
   });
 
+  it('a periodic token lives no longer than its explicit max TTL, from its creation on', async () => {
+    // The period used to win at creation: a token capped at 60 s was made to live an hour.
+    const asked = Date.now();
+    const t = await create({ policies: ['default'], period: '1h', explicit_max_ttl: '60s' });
+    assert.equal(t.lease_duration, 60);
+    const looked = (await srv.api.call('GET', 'auth/token/lookup-self', { token: t.client_token })).body.data;
+    assert.equal(looked.period, 3600);
+    assert.ok((looked.ttl as number) <= 60, `ttl ${looked.ttl as number}`);
+    assert.ok(Date.parse(looked.expire_time as string) <= asked + 61_000);
+    const renewed = await srv.api.call('POST', 'auth/token/renew-self', { token: t.client_token, body: {} });
+    assert.equal(renewed.status, 200, renewed.text);
+    assert.ok((renewed.body.auth.lease_duration as number) <= 60);
+  });
+
   it('children are revoked with their parent; revoke-orphan keeps them', async () => {
     const parent = await create({ policies: ['minter'] });
     const child = await create({ policies: ['minter'] }, parent.client_token);

@@ -195,6 +195,9 @@ export class TokenStore {
     if (spec.id !== undefined && (await this.lookupByHash(hash))) throw badRequest('token already exists');
     const now = Date.now();
     let ttl = spec.period ? spec.period : spec.ttl;
+    // As Vault: the explicit max TTL limits even a periodic token's first TTL (its renewals are capped in renew).
+    const explicitMax = spec.explicitMaxTtl ?? 0;
+    if (explicitMax > 0 && (ttl === 0 || ttl > explicitMax)) ttl = explicitMax;
     let expireTime = ttl > 0 ? now + ttl * 1000 : 0;
     if (spec.parentHash) {
       // A child never outlives its parent: its expiry is capped by the parent's.
