@@ -83,6 +83,34 @@ describe('Barrier refusals on a shared store', () => {
     assert.equal(text(await b.uncached().get('meta')), 'v3');
   });
 
+  it('keeps what it handed out for the latest refusals only: the oldest go first', async () => {
+    const { a, b, one } = await nodes();
+    const handed: Uint8Array[] = [];
+    for (let i = 0; i < 260; i++) {
+      const key = `meta${i}`;
+      await a.put(key, Buffer.from('mine'));
+      const stale = (await a.get(key))!;
+      await b.put(key, Buffer.from(`theirs ${i}`));
+      const refused = await refusal(
+        a.transaction([
+          { op: 'check', key, value: stale },
+          { op: 'put', key, value: Buffer.from('lost') },
+        ]),
+      );
+      handed.push(refused.found()!.get(key)!);
+    }
+    const check = async (i: number) => {
+      const reads = one.stats().reads;
+      await a.transaction([
+        { op: 'check', key: `meta${i}`, value: handed[i]! },
+        { op: 'put', key: `meta${i}`, value: Buffer.from('again') },
+      ]);
+      return one.stats().reads - reads;
+    };
+    assert.equal(await check(259), 0, 'the latest is kept');
+    assert.equal(await check(0), 1, 'the oldest was let go: its check reads the entry');
+  });
+
   it('keeps a handed-out plaintext for that very object only, and forgets it as the barrier seals', async () => {
     const { a, b, one, two, rootKey } = await nodes();
     await change(a, null, 'w1');

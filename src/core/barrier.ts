@@ -10,8 +10,13 @@ export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
-/** Refusals whose callers have not made their change again yet: a few at a time (a caller retries at once). */
-const HANDED_OUT_LIMIT = 1024;
+/**
+ * What refusals found, kept for their callers' next checks (Barrier.handedOut). A KV write comes back for its entry
+ * within a turn; other callers read again instead and never do, nor does a change that gives up (a failed
+ * check-and-set): the oldest entries go first.
+ */
+const HANDED_OUT_ENTRIES = 256;
+const HANDED_OUT_BYTES = 4 * 1024 * 1024;
 
 /** What seals values that are not storage entries (batch tokens, forwarded key-ceremony calls) with the barrier. */
 export type ValueSealer = Pick<Barrier, 'encryptValue' | 'decryptValue'>;
@@ -32,6 +37,7 @@ export class Barrier implements Storage {
    * emptied as the barrier seals.
    */
   private readonly handedOut = new Map<string, CachedEntry>();
+  private handedOutBytes = 0;
 
   /** Rotations one at a time on this node (other nodes' are kept apart by the keyring's check). */
   private readonly rotations = new OneAtATime();
@@ -81,6 +87,7 @@ export class Barrier implements Storage {
     this.keyring = undefined;
     this.cache.clear();
     this.handedOut.clear();
+    this.handedOutBytes = 0;
   }
 
   /**
@@ -252,8 +259,22 @@ export class Barrier implements Storage {
     return handed?.plain === op.value ? handed.written : undefined;
   }
 
-  private forgetHandedOut(key: string, plain: Uint8Array | null): void {
-    if (this.handedOut.get(key)?.plain === plain) this.handedOut.delete(key);
+  private forgetHandedOut(key: string, plain?: Uint8Array | null): void {
+    const entry = this.handedOut.get(key);
+    if (!entry || (plain !== undefined && entry.plain !== plain)) return;
+    this.handedOut.delete(key);
+    this.handedOutBytes -= entry.plain.length;
+  }
+
+  private handOut(key: string, entry: CachedEntry): void {
+    this.forgetHandedOut(key);
+    this.handedOut.set(key, entry);
+    this.handedOutBytes += entry.plain.length;
+    // A Map iterates in insertion order: the oldest first.
+    for (const oldest of this.handedOut.keys()) {
+      if (this.handedOut.size <= HANDED_OUT_ENTRIES && this.handedOutBytes <= HANDED_OUT_BYTES) break;
+      this.forgetHandedOut(oldest);
+    }
   }
 
   /**
@@ -273,8 +294,7 @@ export class Barrier implements Storage {
       // Sealed meanwhile: nothing plain may stay behind.
       if (this.sealed) return new StorageConflictError(err.key);
       if (opened === undefined) continue;
-      if (this.handedOut.size >= HANDED_OUT_LIMIT) this.handedOut.clear();
-      this.handedOut.set(key, { plain: opened, written: writeIdOf(stored) });
+      this.handOut(key, { plain: opened, written: writeIdOf(stored) });
       plain.set(key, opened);
     }
     return new StorageConflictError(err.key, plain);

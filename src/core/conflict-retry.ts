@@ -19,7 +19,7 @@ export const CONFLICT_ATTEMPTS = 100;
 export async function retryOnConflict<T>(
   change: (refused?: StorageConflictError) => Promise<T>,
   giveUp: () => Error,
-  attempts = CONFLICT_ATTEMPTS,
+  { attempts = CONFLICT_ATTEMPTS, usesFound = false }: { attempts?: number; usesFound?: boolean } = {},
 ): Promise<T> {
   let refused: StorageConflictError | undefined;
   for (let attempt = 1; ; attempt++) {
@@ -29,11 +29,11 @@ export async function retryOnConflict<T>(
       if (!isStorageConflict(err)) throw err;
       if (attempt >= attempts) throw giveUp();
       refused = err;
-      // A refusal that told what it found is made again at once on that (the change passes it on): it reads
-      // nothing, and goes out with the store's next batch. Otherwise writers racing in step would collide again: a
-      // few random milliseconds set them apart. Not more with each try: a loser that waits longer and longer only
-      // gives the winning node more of its streak.
-      if (!err.found()?.size) await sleep(Math.random() * 2);
+      // A change that makes itself again on what the refusal found (`usesFound`, and it found something) reads
+      // nothing and goes out with the store's next batch, at once. Others read again, and writers racing in step
+      // would collide again: a few random milliseconds set them apart. Not more with each try: a loser that waits
+      // longer and longer only gives the winning node more of its streak.
+      if (!usesFound || !err.found()?.size) await sleep(Math.random() * 2);
     }
   }
 }

@@ -52,6 +52,8 @@ describe('StorageView', () => {
     await assert.rejects(view.transaction([{ op: 'delete', key: 'x' }]), seen);
     const log = new StorageView(refusing, 'mount/').view('log/');
     await assert.rejects(view.transactionWith([], log, []), seen);
+    // A view of a view (not flattened by view()) renames at each level.
+    await assert.rejects(new StorageView(new StorageView(refusing, 'mount/'), 'a/').transaction([]), seen);
     await assert.rejects(
       new StorageView({ transaction: () => Promise.reject(new Error('down')) } as unknown as Storage, 'p/').transaction(
         [],

@@ -105,7 +105,8 @@ function applyFunction(entries: string, apply: string, tellsCurrent: boolean): s
 /**
  * The end of the third step's batch function: besides the callers whose checks failed, what their checked keys
  * hold once the batch is written (null: no entry), so that a caller can make its change again at once, without
- * reading them back (src/core/barrier.ts). Only the keys of failed checks: a few per conflict, none otherwise.
+ * reading them back (src/core/barrier.ts). Only the keys that refused callers checked: a few per conflict, none
+ * otherwise.
  */
 function tellCurrent(entries: string): string {
   return `lost := failed;

@@ -106,6 +106,8 @@ describe('PostgresStorage', () => {
     ]);
     assert.equal(text(await again.get('k')), 'w');
     assert.deepEqual(await db.query('SELECT version FROM older_schema'), [{ version: SCHEMA_VERSION }]);
+    const functions = await db.query("SELECT proname FROM pg_proc WHERE proname LIKE 'older_apply%' ORDER BY proname");
+    assert.deepEqual(functions, [{ proname: 'older_apply' }, { proname: 'older_apply2' }]);
     await again.close();
   });
 

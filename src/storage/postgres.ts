@@ -198,27 +198,25 @@ export class PostgresStorage implements SharedStorage {
       }
     });
     const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
+    let refused = false;
     const sent: Promise<void> = this.write(ops, checks, groups, batch.length)
       .then(
         ({ failed, found }) => {
+          refused = failed.size > 0;
           batch.forEach((w, caller) => {
             if (!failed.has(caller)) return w.resolve();
             const checked = w.ops.filter((op) => op.op === 'check').map((op) => op.key);
             const own = new Map(checked.filter((key) => found.has(key)).map((key) => [key, found.get(key)!]));
             w.reject(new StorageConflictError(checked[0] ?? '', own));
           });
-          return failed.size > 0;
         },
-        (err: unknown) => {
-          batch.forEach((w) => w.reject(err));
-          return false;
-        },
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
       )
-      .then((refused) => {
+      .finally(() => {
         this.batches.delete(sent);
-        // The refused callers make their changes again on what they were told, without reading: they are queued
-        // once their promises' reactions have run, before the next turn. The next batch waits for them, instead of
-        // leaving without them and making them wait for its whole round trip.
+        // A refused KV write makes its change again on what it was told, without reading: it is queued once its
+        // promise's reactions have run, before the next turn. The next batch waits for it, instead of leaving
+        // without it and making it wait for its whole round trip.
         if (refused) setImmediate(() => this.flush());
         else this.flush();
       });

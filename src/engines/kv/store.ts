@@ -124,9 +124,9 @@ export class KvStore {
   }
 
   /**
-   * Runs a change of `path` under its lock, again (reading anew) when its write lost a race with another node's
-   * change of the same key. `fn` must read the metadata it changes through getMeta and write nothing before its
-   * one save.
+   * Runs a change of `path` under its lock, again when its write lost a race with another node's change of the
+   * same key: on the metadata that the refusal found, or reading anew. `fn` must read the metadata it changes
+   * through getMeta and write nothing before its one save.
    */
   withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
     return this.state.locks.run(path, () =>
@@ -136,7 +136,11 @@ export class KvStore {
           return fn();
         },
         () => new CofreError(409, 'the secret kept changing on other nodes while this change was made: try again'),
-      ),
+        { usesFound: true },
+      ).finally(() => {
+        // What a refusal found is for the tries of this change alone.
+        this.refusedFound = undefined;
+      }),
     );
   }
 
