@@ -315,9 +315,13 @@ export class Barrier implements Storage {
         continue;
       }
       const stored = await this.physical.get(op.key);
-      if (stored === undefined) throw new StorageConflictError(op.key);
+      if (stored === undefined) throw new StorageConflictError(op.key, new Map([[op.key, null]]));
       const opened = await this.decrypt(this.unsealedKeyring(), op.key, stored);
-      if (!opened.equals(op.value)) throw new StorageConflictError(op.key);
+      if (!opened.equals(op.value)) {
+        // Refused here rather than by storage: the caller is handed what was read all the same (see opened).
+        this.handOut(op.key, { plain: opened, written: writeIdOf(stored) });
+        throw new StorageConflictError(op.key, new Map([[op.key, opened]]));
+      }
       known.set(op.key, writeIdOf(stored));
     }
     return known;

@@ -91,14 +91,18 @@ describe('PostgresStorage', () => {
     await again.close();
   });
 
-  it('migrates a store of schema version 1: its batch functions are created, and its data kept', async () => {
-    const s = await open('older');
+  /** A store holding k = v, taken back to schema `version` (its later functions dropped), opened again. */
+  const openedFrom = async (table: string, version: number, later: string[]): Promise<PostgresStorage> => {
+    const s = await open(table);
     await s.put('k', bytes('v'));
     await s.close();
-    await db.query('DROP FUNCTION older_apply');
-    await db.query('DROP FUNCTION older_apply2');
-    await db.query('UPDATE older_schema SET version = 1');
-    const again = await open('older');
+    for (const name of later) await db.query(`DROP FUNCTION ${table}_${name}`);
+    await db.query(`UPDATE ${table}_schema SET version = ${version}`);
+    return open(table);
+  };
+
+  it('migrates a store of schema version 1: its batch functions are created, and its data kept', async () => {
+    const again = await openedFrom('older', 1, ['apply', 'apply2']);
     assert.equal(text(await again.get('k')), 'v');
     await again.transaction([
       { op: 'check', key: 'k', value: bytes('v') },
@@ -112,12 +116,7 @@ describe('PostgresStorage', () => {
   });
 
   it('migrates a store of schema version 2 and keeps the batch function that nodes of the build before call', async () => {
-    const s = await open('second');
-    await s.put('k', bytes('v'));
-    await s.close();
-    await db.query('DROP FUNCTION second_apply2');
-    await db.query('UPDATE second_schema SET version = 2');
-    const again = await open('second');
+    const again = await openedFrom('second', 2, ['apply2']);
     await again.transaction([
       { op: 'check', key: 'k', value: bytes('v') },
       { op: 'put', key: 'k', value: bytes('w') },
