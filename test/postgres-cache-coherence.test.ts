@@ -131,6 +131,20 @@ describe('read cache of two nodes on one PostgreSQL', () => {
     }
   });
 
+  it('tells a write refused because the other node deleted what it read that there is no entry', async () => {
+    const { a, b, one } = await nodes();
+    await change(a, null, 'here');
+    const stale = (await a.get('meta'))!;
+    await b.delete('meta');
+    a.invalidate('meta');
+    const refused = await refusal(change(a, stale, 'lost'));
+    assert.deepEqual([...refused.found()!], [['meta', null]]);
+    const reads = one.stats().reads;
+    await change(a, null, 'made anew');
+    assert.equal(one.stats().reads, reads);
+    assert.equal(text(await b.uncached().get('meta')), 'made anew');
+  });
+
   it('serves no reader from what it handed out, and a value changed again since is refused again', async () => {
     const { a, b, one } = await nodes();
     await change(a, null, 'v1');

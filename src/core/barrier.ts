@@ -12,8 +12,9 @@ const HEADER_BYTES = 5; // version byte + big-endian uint32 term
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
 /**
  * What refusals found, kept for their callers' next checks (Barrier.handedOut). A KV write comes back for its entry
- * within a turn; other callers read again instead and never do, nor does a change that gives up (a failed
- * check-and-set): the oldest entries go first.
+ * within a turn; other callers (a token's or a secret ID's change, which check what they read past the cache, so
+ * are refused here rather than by storage) read again instead and never do, nor does a change that gives up (a
+ * failed check-and-set): the oldest entries go first.
  */
 const HANDED_OUT_ENTRIES = 256;
 const HANDED_OUT_BYTES = 4 * 1024 * 1024;
@@ -315,10 +316,17 @@ export class Barrier implements Storage {
         continue;
       }
       const stored = await this.physical.get(op.key);
-      if (stored === undefined) throw new StorageConflictError(op.key, new Map([[op.key, null]]));
+      // Refused here rather than by storage: what the cache holds of the key is not what the store holds either,
+      // and the caller is handed what was read, as storage's refusals are (see opened).
+      if (stored === undefined) {
+        this.cache.invalidate(op.key);
+        throw new StorageConflictError(op.key, new Map([[op.key, null]]));
+      }
       const opened = await this.decrypt(this.unsealedKeyring(), op.key, stored);
+      // Sealed meanwhile: nothing plain may stay behind.
+      if (this.sealed) throw sealedError();
       if (!opened.equals(op.value)) {
-        // Refused here rather than by storage: the caller is handed what was read all the same (see opened).
+        this.cache.invalidate(op.key);
         this.handOut(op.key, { plain: opened, written: writeIdOf(stored) });
         throw new StorageConflictError(op.key, new Map([[op.key, opened]]));
       }
