@@ -260,6 +260,7 @@ export class Barrier implements Storage {
     return handed?.plain === op.value ? handed.written : undefined;
   }
 
+  /** Lets go of what was handed out for `key`: only if it was `plain` itself, when given. */
   private forgetHandedOut(key: string, plain?: Uint8Array | null): void {
     const entry = this.handedOut.get(key);
     if (!entry || (plain !== undefined && entry.plain !== plain)) return;

@@ -27,8 +27,6 @@ export interface SchemaNames {
  * Each step moves the schema from version i to i + 1. Append, never edit: a database may be at any version.
  * The entries' keys collate as "C" (byte order, which is code point order in UTF-8), so a prefix is a contiguous
  * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
- */
-/**
  * `applyV1` is the batch function of the second step, which nodes of an earlier build still call while a rolling
  * upgrade has them run beside newer ones: it stays. Both functions take the same write lock.
  */
@@ -46,10 +44,10 @@ const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string; applyV1:
 /**
  * The write of one group-committed batch: the ops of many callers, each caller's check ops deciding whether its
  * other ops apply (returns the callers whose checks failed, and from the third step on what their checked keys
- * hold: tellCurrent). A function because the checks must see every batch
- * committed before this one: batches take turns on an advisory lock, and a single statement reads as of its start,
- * before it waited for the lock, while each statement of a volatile function reads anew. Of several ops on one key,
- * the last of a caller that applies wins. The notifications commit with the writes.
+ * hold: tellCurrent). A function because the checks must see every batch committed before this one: batches take
+ * turns on an advisory lock, and a single statement reads as of its start, before it waited for the lock, while
+ * each statement of a volatile function reads anew. Of several ops on one key, the last of a caller that applies
+ * wins. The notifications commit with the writes.
  *
  * Values come as one binary bytea with each op's start (1-based) and length (-1: a delete, or a check that expects
  * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. A check expects
