@@ -5,6 +5,7 @@ import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { inspect } from 'node:util';
 import { Barrier } from '../src/core/barrier.js';
 import { StorageConflictError } from '../src/core/storage.js';
+import { StorageView } from '../src/core/storage-view.js';
 import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
 
 const text = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b).toString() : b);
@@ -143,6 +144,42 @@ describe('read cache of two nodes on one PostgreSQL', () => {
     await change(a, null, 'made anew');
     assert.equal(one.stats().reads, reads);
     assert.equal(text(await b.uncached().get('meta')), 'made anew');
+  });
+
+  it("names a refusal's keys as the view that made the change knows them, through nested views and a log", async () => {
+    const { a, b } = await nodes();
+    const keys = ['mount/a/meta', 'mount/a/gone', 'mount/log/entry'];
+    for (const key of keys) await a.put(key, Buffer.from('old'));
+    const read = async (key: string) => (await a.get(key)) ?? assert.fail(`${key} was written`);
+    const [meta, gone, entry] = [await read(keys[0]!), await read(keys[1]!), await read(keys[2]!)];
+    await b.put('mount/a/meta', Buffer.from('new'));
+    await b.delete('mount/a/gone');
+    await b.put('mount/log/entry', Buffer.from('new'));
+    const shown = (refused: StorageConflictError) =>
+      [...refused.found()!].map(([key, value]) => [key, text(value)]).sort();
+    // a's cache still holds what it read: storage refuses, and tells every key the change checked.
+    const view = new StorageView(a, 'mount/').view('a/');
+    const log = new StorageView(a, 'mount/').view('log/');
+    const refused = await refusal(
+      view.transactionWith(
+        [
+          { op: 'check', key: 'meta', value: meta },
+          { op: 'check', key: 'gone', value: gone },
+          { op: 'put', key: 'meta', value: Buffer.from('lost') },
+        ],
+        log,
+        [{ op: 'check', key: 'entry', value: entry }],
+      ),
+    );
+    assert.equal(refused.key, 'meta');
+    assert.deepEqual(shown(refused), [
+      ['gone', null],
+      ['meta', 'new'],
+    ]);
+    // A view of a view renames at each level (here the barrier refuses: the refusal above dropped a's cached keys).
+    const nested = new StorageView(new StorageView(a, 'mount/'), 'a/');
+    const again = await refusal(nested.transaction([{ op: 'check', key: 'meta', value: meta }]));
+    assert.deepEqual(shown(again), [['meta', 'new']]);
   });
 
   it('serves no reader from what it handed out, and a value changed again since is refused again', async () => {
