@@ -194,6 +194,15 @@ export class AuditBroker {
   }
 
   /**
+   * Whether a request beginning now is to be put on record: a device is in the table, or the table is not known
+   * (log() then loads it, or refuses the request). When not, log() would do nothing, and a request spares building
+   * its entries.
+   */
+  get wanted(): boolean {
+    return this.unknown || this.table.length > 0;
+  }
+
+  /**
    * Opens the devices of the table as stored: on unseal, and when another node enabled or disabled one. The new set
    * is built aside and swapped in at once, so a request running meanwhile still finds the devices it was audited by
    * (emptying the set first answered 500 to requests in that window, and left unaudited those served while the first

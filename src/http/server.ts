@@ -31,6 +31,7 @@ import type { Metrics } from './metrics.js';
 import type { ServeRequest } from '../workers/write-forwarding.js';
 import { registerUi, uiBuilt, UI_BUILD_DIR, type UiOptions } from './ui.js';
 import { BrowserHosts } from './browser-hosts.js';
+import { RequestLogger } from './request-logger.js';
 
 export interface HttpOptions {
   logLevel: string;
@@ -254,6 +255,7 @@ export async function buildHttpServer(core: Core, opts: HttpOptions): Promise<Fa
     // Change-stream subscribers hold their connections open: closing must end them, not wait for them.
     forceCloseConnections: true,
     genReqId: () => randomUUID(),
+    childLoggerFactory: RequestLogger.factory,
     // A HEAD route per GET route would run GET's handler; which paths take HEAD is methods.ts's to say.
     exposeHeadRoutes: false,
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),

@@ -101,7 +101,8 @@ async function handleCounted(
     remoteAddress: req.remoteAddress ?? '',
     wrapTtl,
   };
-  const audited = !core.sealed && !record.noAudit;
+  // Decided once: a request begun with no device enabled is not on record, its response neither.
+  const audited = !core.sealed && !record.noAudit && core.audit.wanted;
   const event: AuditEvent = {
     time: new Date(),
     type: 'request',
