@@ -15,7 +15,7 @@
 // socket instead of TCP on 127.0.0.1). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
@@ -58,6 +58,8 @@ interface Server {
   urls: string[];
   url: string;
   token: string;
+  /** Its processes (OpenBao's, Cofre's, or Cofre's nodes), whose CPU time is looked at during the other's runs. */
+  pids: number[];
   stop(): Promise<void> | void;
 }
 
@@ -125,6 +127,7 @@ async function startOpenBao(dir: string): Promise<Server> {
     url,
     urls: [url],
     token: init.root_token as string,
+    pids: [child.pid!],
     stop: () => void child.kill('SIGKILL'),
   };
   await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
@@ -142,7 +145,7 @@ async function startCofre(dir: string): Promise<Server> {
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
   if (opts['cofre-workers']) await new Promise((r) => setTimeout(r, 2000)); // the other threads start after the first
-  return { name: 'Cofre', url, urls: [url], token, stop: () => void child.kill('SIGKILL') };
+  return { name: 'Cofre', url, urls: [url], token, pids: [child.pid!], stop: () => void child.kill('SIGKILL') };
 }
 
 /** Two Cofre nodes (`cofre server --config`, the build) on one table of a throwaway durable PostgreSQL. */
@@ -160,6 +163,7 @@ async function startCofreOnPostgres(dir: string): Promise<Server> {
     url: nodes[0]!.url,
     urls: nodes.map((n) => n.url),
     token,
+    pids: nodes.map((node) => node.child.pid!),
     stop: async () => {
       for (const node of nodes) await node.kill('SIGKILL');
       await db.stop();
@@ -298,10 +302,13 @@ function parseWrk(out: string): Run {
   };
 }
 
-/** The machine's CPU time so far (Linux /proc/stat): idle (with I/O wait) and all. */
-function cpuTimes(): { idle: number; total: number } {
+/**
+ * The machine's CPU time so far (Linux /proc/stat): idle (with I/O wait), stolen (a virtual machine's CPUs given to
+ * others by the host: a run that lost much of it was disturbed from outside) and all.
+ */
+function cpuTimes(): { idle: number; steal: number; total: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { idle: fields[3]! + fields[4]!, total: fields.reduce((a, b) => a + b, 0) };
+  return { idle: fields[3]! + fields[4]!, steal: fields[7] ?? 0, total: fields.reduce((a, b) => a + b, 0) };
 }
 
 /** The share of the machine left idle over the next `ms`. */
@@ -324,6 +331,77 @@ async function settle(stressed: boolean): Promise<number> {
     const idle = await idleShare(500);
     if (stressed || idle >= 0.9 || Date.now() > deadline) return idle;
   }
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux, whatever the kernel's HZ). */
+const TICKS = 100;
+
+/** PostgreSQL's own processes, as their command lines begin after `postgres: `; any other is a client's backend. */
+const BACKGROUND = [
+  'autovacuum worker',
+  'autovacuum launcher',
+  'checkpointer',
+  'background writer',
+  'walwriter',
+  'logical replication launcher',
+];
+
+/**
+ * The CPU time PostgreSQL's processes have used so far, by kind (BACKGROUND, or "client backends"), with "ended" for the processes
+ * that have exited (an autovacuum worker lives for one table: the postmaster counts its children's time once they are
+ * gone). On PostgreSQL, Cofre's rounds share the two cores with PostgreSQL's own maintenance as well: this tells a
+ * slow round that overlapped it (reads do not touch PostgreSQL at all).
+ */
+function postgresCpu(): Map<string, number> {
+  const used = new Map<string, number>();
+  const add = (kind: string, ticks: number) => used.set(kind, (used.get(kind) ?? 0) + ticks / TICKS);
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      const rest = cmdline.startsWith('postgres: ') ? cmdline.slice('postgres: '.length) : undefined;
+      const kind = rest === undefined ? undefined : (BACKGROUND.find((k) => rest.startsWith(k)) ?? 'client backends');
+      // utime and stime are fields 14 and 15 of stat, cutime and cstime 16 and 17 (here from field 3 on).
+      add(kind ?? 'postmaster', fields[11]! + fields[12]!);
+      if (!kind) add('ended', fields[13]! + fields[14]!);
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  return used;
+}
+
+/** The CPU time (s) the processes have used so far, all their threads. */
+function processCpu(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
+      ticks += fields[11]! + fields[12]!;
+    } catch {
+      // Gone.
+    }
+  }
+  return ticks / TICKS;
+}
+
+/** What PostgreSQL used during a run (`before` from postgresCpu()), the busiest kinds first. */
+function postgresCpuSince(before: Map<string, number>): string {
+  const spent = [...postgresCpu()]
+    .map(([kind, s]) => [kind, s - (before.get(kind) ?? 0)] as const)
+    .filter(([, s]) => s >= 0.01)
+    .sort((a, b) => b[1] - a[1]);
+  const total = spent.reduce((sum, [, s]) => sum + s, 0);
+  return `PostgreSQL used ${total.toFixed(2)} s of CPU${spent.length > 0 ? ` (${spent.map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})` : ''}`;
 }
 
 /** The page cache's data not yet written back (Linux). */
@@ -377,7 +455,18 @@ async function main(): Promise<void> {
           log(
             `round ${round}: ${s.name} ${kind} for ${SECONDS} s (load ${loadavg()[0]!.toFixed(2)}, dirty ${dirtyKiB()} KiB, idle ${(idle * 100).toFixed(0)} %)`,
           );
+          const pgBefore = onPostgres && s.name === 'Cofre' ? postgresCpu() : undefined;
+          // What else ran meanwhile: the other server (idle, but a runtime has work of its own: collections, timers),
+          // PostgreSQL's maintenance, and the host (a virtual machine's stolen time).
+          const other = servers.find((o) => o !== s)!;
+          const otherBefore = processCpu(other.pids);
+          const cpuBefore = cpuTimes();
           runs[s.name] = await wrk(s, kind, dir);
+          const cpuAfter = cpuTimes();
+          const steal = (cpuAfter.steal - cpuBefore.steal) / Math.max(1, cpuAfter.total - cpuBefore.total);
+          log(
+            `round ${round}: ${s.name} ${kind} done: ${other.name} used ${(processCpu(other.pids) - otherBefore).toFixed(2)} s of CPU, the host stole ${(steal * 100).toFixed(1)} %${pgBefore ? `; ${postgresCpuSince(pgBefore)}` : ''}`,
+          );
         }
         rows.push({ round, kind, cofre: runs.Cofre!, openbao: runs.OpenBao! });
       }
