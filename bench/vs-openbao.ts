@@ -12,7 +12,8 @@
 // PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
 // each node, their rates added and the worse of their percentiles taken; --fresh-wal leaves that PostgreSQL without
 // the WAL segments made beforehand, see startCofreOnPostgres; --pg-socket has the nodes reach it through its Unix
-// socket instead of TCP on 127.0.0.1). OpenBao is not built here: see
+// socket instead of TCP on 127.0.0.1), --no-autogroup (Linux's autogroup scheduling off for the run, then back on: as
+// root; see autogroupOff). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,7 @@ const { values: opts } = parseArgs({
     'cofre-storage': { type: 'string', default: 'sqlite' },
     'fresh-wal': { type: 'boolean', default: false },
     'pg-socket': { type: 'boolean', default: false },
+    'no-autogroup': { type: 'boolean', default: false },
   },
 });
 if (!opts.openbao) throw new Error('give the OpenBao binary: --openbao <path> (or OPENBAO_BIN)');
@@ -410,8 +412,40 @@ const dirtyKiB = (): string => /^Dirty:\s+(\d+)/m.exec(readFileSync('/proc/memin
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
+/** Linux's autogroup scheduling (a desktop setting): every session is a scheduling group of its own. */
+const AUTOGROUP = '/proc/sys/kernel/sched_autogroup_enabled';
+
+/**
+ * PostgreSQL makes each backend a session of its own (setsid), so with autogroup on, each is a scheduling group of
+ * its own, and one that wakes rarely waited 60–130 ms for a core on each wakeup while Cofre's nodes and wrk kept both
+ * cores busy (measured during reads: 8 wakeups of a node's listening backend, 0.5–1.2 s in the run queue; with
+ * autogroup off, 0–4 ms). A node's ping of its listening connection then went unanswered for 2 s, and the node held
+ * its requests until it listened again (bench/README.md, "PostgreSQL's backends starved by autogroup"). A server under
+ * systemd runs PostgreSQL in a cgroup of its own, where autogroup does not apply. `--no-autogroup` turns it off for the
+ * run (root only) and back on after; without it, a warning says it is on.
+ */
+function autogroupOff(onPostgres: boolean): (() => void) | undefined {
+  let enabled: string;
+  try {
+    enabled = readFileSync(AUTOGROUP, 'utf8').trim();
+  } catch {
+    return undefined; // not Linux, or a kernel without it
+  }
+  if (enabled !== '1') return undefined;
+  if (!opts['no-autogroup']) {
+    if (onPostgres) {
+      log(`${AUTOGROUP} is 1: PostgreSQL's backends may wait for a core (see --no-autogroup in bench/README.md)`);
+    }
+    return undefined;
+  }
+  writeFileSync(AUTOGROUP, '0');
+  log('autogroup scheduling off for this run (--no-autogroup)');
+  return () => writeFileSync(AUTOGROUP, enabled);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
+  const restoreAutogroup = autogroupOff(opts['cofre-storage'] === 'postgresql');
   const servers: Server[] = [];
   let stress: ChildProcess | undefined;
   let collector: NetServer | undefined;
@@ -491,6 +525,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
+    restoreAutogroup?.();
     stress?.kill('SIGKILL');
     for (const s of servers) await s.stop();
     collector?.close();
