@@ -194,9 +194,10 @@ export class AuditBroker {
   }
 
   /**
-   * Whether a request beginning now is to be put on record: a device is in the table, or the table is not known
-   * (log() then loads it, or refuses the request). When not, log() would do nothing, and a request spares building
-   * its entries.
+   * Whether an entry logged now would be written: a device is in the table, or the table is not known (log() then
+   * loads it, and refuses the request if it cannot). When not, log() would do nothing, and a request spares building
+   * the entry. Asked at each entry, as log() decides: a request must not go unrecorded because it began before a
+   * device was enabled.
    */
   get wanted(): boolean {
     return this.unknown || this.table.length > 0;

@@ -13,6 +13,7 @@ export async function auditResponse(
   /** PathRecord.auditedResponseData: what stands for the data of an answer already on record. */
   summarise?: (data: Record<string, unknown>) => Record<string, unknown>,
 ): Promise<void> {
+  if (!core.audit.wanted) return;
   const raw = response?.rawBody;
   const data = response?.data;
   await core.audit.log({
@@ -34,7 +35,7 @@ export async function auditResponse(
  * failure itself cannot be.
  */
 export async function auditFailure(core: Core, event: AuditEvent, err: unknown, requestLogged: boolean): Promise<void> {
-  if (err instanceof AuditFailure) return;
+  if (err instanceof AuditFailure || !core.audit.wanted) return;
   const known = err instanceof CofreError;
   if (!requestLogged) await core.audit.log(event);
   const failure = { status: known ? err.status : 500, error: known ? err.message : 'internal error' };

@@ -101,8 +101,7 @@ async function handleCounted(
     remoteAddress: req.remoteAddress ?? '',
     wrapTtl,
   };
-  // Decided once: a request begun with no device enabled is not on record, its response neither.
-  const audited = !core.sealed && !record.noAudit && core.audit.wanted;
+  const audited = !core.sealed && !record.noAudit;
   const event: AuditEvent = {
     time: new Date(),
     type: 'request',
@@ -139,7 +138,8 @@ async function handleCounted(
     // Dispatch: 405 and field errors only now, after authorisation.
     const dispatch = prepareDispatch(record, request);
     // Audit before answer: nothing runs unless the request is on record.
-    if (audited) await core.audit.log(event);
+    // Asked now, not when the request began: a device enabled meanwhile (here or on another node) records it.
+    if (audited && core.audit.wanted) await core.audit.log(event);
     requestLogged = true;
     const lastUse = token ? await core.tokens.use(token) : false;
     const capture = captureChange(core, found.mounted, path, record, request);
