@@ -63,20 +63,38 @@ describe('RequestMetrics', () => {
     assert.equal(await ours.metrics(), await theirs.metrics());
   });
 
-  it('starts again from nothing when the registry is reset', async () => {
+  it('starts again from nothing when the registry is reset, scraped before or not', async () => {
+    for (const scrapedBefore of [true, false]) {
+      const ours = new Registry();
+      const theirs = new Registry();
+      const metrics = new RequestMetrics(ours, REQUEST_DURATION_BUCKETS);
+      const reference = promClientMetrics(theirs);
+      for (const [method, code, seconds] of requests) {
+        metrics.record(method, code, seconds);
+        reference(method, code, seconds);
+      }
+      if (scrapedBefore) await ours.metrics();
+      ours.resetMetrics();
+      theirs.resetMetrics();
+      metrics.record('GET', 200, 0.002);
+      reference('GET', 200, 0.002);
+      assert.equal(await ours.metrics(), await theirs.metrics());
+    }
+  });
+
+  it('shows the series in the order their first requests came, as prom-client does', async () => {
     const ours = new Registry();
     const theirs = new Registry();
     const metrics = new RequestMetrics(ours, REQUEST_DURATION_BUCKETS);
     const reference = promClientMetrics(theirs);
-    for (const [method, code, seconds] of requests) {
+    for (const [method, code, seconds] of [
+      ['GET', 200, 0.001],
+      ['POST', 200, 0.001],
+      ['GET', 500, 0.001],
+    ] as const) {
       metrics.record(method, code, seconds);
       reference(method, code, seconds);
     }
-    await ours.metrics();
-    ours.resetMetrics();
-    theirs.resetMetrics();
-    metrics.record('GET', 200, 0.002);
-    reference('GET', 200, 0.002);
     assert.equal(await ours.metrics(), await theirs.metrics());
   });
 });

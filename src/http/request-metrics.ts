@@ -9,25 +9,31 @@ import { Counter, type Metric, type Registry } from 'prom-client';
  */
 export class RequestMetrics {
   /** Requests not yet handed to the counter, by method and status code. */
-  private readonly uncounted = new Map<string, Map<number, { count: number; add(n: number): void }>>();
+  private readonly uncounted = new Map<string, Map<number, CountRow>>();
+  /** The same rows in the order they came, which is the order prom-client shows its series in. */
+  private readonly rows: CountRow[] = [];
   private readonly durations: DurationHistogram;
 
   constructor(registry: Registry, buckets: readonly number[]) {
-    const uncounted = this.uncounted;
+    const rows = this.rows;
     const requests = new Counter({
       name: 'cofre_http_requests_total',
       help: 'HTTP requests by method and status code.',
       labelNames: ['method', 'code'] as const,
       registers: [registry],
       collect() {
-        for (const byCode of uncounted.values()) {
-          for (const row of byCode.values()) {
-            if (row.count > 0) row.add(row.count);
-            row.count = 0;
-          }
+        for (const row of rows) {
+          if (row.count > 0) row.add(row.count);
+          row.count = 0;
         }
       },
     });
+    // A reset forgets the requests not yet handed over too, as the histogram forgets its own.
+    const reset = requests.reset.bind(requests);
+    requests.reset = () => {
+      reset();
+      for (const row of rows) row.count = 0;
+    };
     this.requests = requests;
     this.durations = new DurationHistogram(
       'cofre_http_request_duration_seconds',
@@ -35,6 +41,7 @@ export class RequestMetrics {
       buckets,
     );
     // Not one of prom-client's classes, but what its registry asks of a metric (name, get, reset): see the class.
+    // (So getSingleMetric() of its name gives an object with no observe(), labels() or startTimer().)
     registry.registerMetric(this.durations as unknown as Metric);
   }
 
@@ -47,10 +54,16 @@ export class RequestMetrics {
     if (!row) {
       const child = this.requests.labels(method, String(code));
       byCode.set(code, (row = { count: 0, add: (n) => child.inc(n) }));
+      this.rows.push(row);
     }
     row.count++;
     this.durations.observe(method, seconds);
   }
+}
+
+interface CountRow {
+  count: number;
+  add(n: number): void;
 }
 
 interface DurationRow {
