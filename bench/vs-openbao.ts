@@ -352,7 +352,7 @@ const BACKGROUND = [
  * The CPU time PostgreSQL's processes have used so far, by kind (BACKGROUND, or "client backends"), with "ended" for the processes
  * that have exited (an autovacuum worker lives for one table: the postmaster counts its children's time once they are
  * gone). On PostgreSQL, Cofre's rounds share the two cores with PostgreSQL's own maintenance as well: this tells a
- * slow round that overlapped it (reads do not touch PostgreSQL at all).
+ * slow round that overlapped it (reads answered from the nodes' caches do not touch PostgreSQL at all).
  */
 function postgresCpu(): Map<string, number> {
   const used = new Map<string, number>();
@@ -398,11 +398,11 @@ function processCpu(pids: number[]): number {
 
 /** What PostgreSQL used during a run (`before` from postgresCpu()), the busiest kinds first. */
 function postgresCpuSince(before: Map<string, number>): string {
-  const spent = [...postgresCpu()]
-    .map(([kind, s]) => [kind, s - (before.get(kind) ?? 0)] as const)
-    .filter(([, s]) => s >= 0.01)
-    .sort((a, b) => b[1] - a[1]);
-  const total = spent.reduce((sum, [, s]) => sum + s, 0);
+  const deltas = [...postgresCpu()].map(([kind, s]) => [kind, s - (before.get(kind) ?? 0)] as const);
+  // A process that ended meanwhile leaves its kind (a negative delta) and counts whole under "ended": the total nets
+  // out what it had used before the run.
+  const total = deltas.reduce((sum, [, s]) => sum + s, 0);
+  const spent = deltas.filter(([, s]) => s >= 0.01).sort((a, b) => b[1] - a[1]);
   return `PostgreSQL used ${total.toFixed(2)} s of CPU${spent.length > 0 ? ` (${spent.map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})` : ''}`;
 }
 
@@ -420,9 +420,9 @@ const AUTOGROUP = '/proc/sys/kernel/sched_autogroup_enabled';
  * its own, and one that wakes rarely waited 60–130 ms for a core on each wakeup while Cofre's nodes and wrk kept both
  * cores busy (measured during reads: 8 wakeups of a node's listening backend, 0.5–1.2 s in the run queue; with
  * autogroup off, 0–4 ms). A node's ping of its listening connection then went unanswered for 2 s, and the node held
- * its requests until it listened again (bench/README.md, "PostgreSQL's backends starved by autogroup"). A server under
- * systemd runs PostgreSQL in a cgroup of its own, where autogroup does not apply. `--no-autogroup` turns it off for the
- * run (root only) and back on after; without it, a warning says it is on.
+ * its requests until it listened again (bench/README.md, "PostgreSQL's backends starved by autogroup"). Autogroup does
+ * not apply to a process in a cgroup of its own with the CPU controller (a systemd unit with CPUWeight=, say). `--no-autogroup` turns it off for the
+ * run (root only) and back on after (however the script ends); without it, a warning says it is on.
  */
 function autogroupOff(onPostgres: boolean): (() => void) | undefined {
   let enabled: string;
@@ -440,12 +440,25 @@ function autogroupOff(onPostgres: boolean): (() => void) | undefined {
   }
   writeFileSync(AUTOGROUP, '0');
   log('autogroup scheduling off for this run (--no-autogroup)');
-  return () => writeFileSync(AUTOGROUP, enabled);
+  // Back on however the script ends: an uncaught error or a signal too (a kernel setting outlives the script).
+  let restored = false;
+  const restore = (): void => {
+    if (restored) return;
+    restored = true;
+    try {
+      writeFileSync(AUTOGROUP, enabled);
+    } catch (err) {
+      log(`could not turn autogroup scheduling back on: ${(err as Error).message} (${AUTOGROUP} is 0)`);
+    }
+  };
+  process.once('exit', restore);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(130));
+  return restore;
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
   const restoreAutogroup = autogroupOff(opts['cofre-storage'] === 'postgresql');
+  const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
   const servers: Server[] = [];
   let stress: ChildProcess | undefined;
   let collector: NetServer | undefined;
