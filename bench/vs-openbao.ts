@@ -17,7 +17,7 @@
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { constants as osConstants, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -398,7 +398,10 @@ function processCpu(pids: number[]): number {
 
 /** What PostgreSQL used during a run (`before` from postgresCpu()), the busiest kinds first. */
 function postgresCpuSince(before: Map<string, number>): string {
-  const deltas = [...postgresCpu()].map(([kind, s]) => [kind, s - (before.get(kind) ?? 0)] as const);
+  const now = postgresCpu();
+  const deltas = [...new Set([...before.keys(), ...now.keys()])].map(
+    (kind) => [kind, (now.get(kind) ?? 0) - (before.get(kind) ?? 0)] as const,
+  );
   // A process that ended meanwhile leaves its kind (a negative delta) and counts whole under "ended": the total nets
   // out what it had used before the run.
   const total = deltas.reduce((sum, [, s]) => sum + s, 0);
@@ -452,7 +455,9 @@ function autogroupOff(onPostgres: boolean): (() => void) | undefined {
     }
   };
   process.once('exit', restore);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(130));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
+  }
   return restore;
 }
 

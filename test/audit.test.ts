@@ -335,45 +335,49 @@ describe('audit: a device enabled while a request is on its way', () => {
   });
   after(() => srv.stop());
 
-  it('records the request and its answer, although no device was enabled when it began', async () => {
-    await srv.api.call('POST', 'secret/data/late', { body: { data: { v: 'x' } }, token: srv.rootToken });
-    // The next request's token lookup waits until a device has been enabled by another request.
-    const tokens = srv.cofre.core.tokens;
-    const lookup = tokens.lookup.bind(tokens);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let held = false;
-    let reached: () => void = () => undefined;
-    const inLookup = new Promise<void>((resolve) => (reached = resolve));
-    tokens.lookup = async (token) => {
-      if (!held) {
-        held = true;
-        reached();
-        await gate;
+  it(
+    'records the request and its answer, although no device was enabled when it began',
+    { timeout: 30_000 },
+    async () => {
+      await srv.api.call('POST', 'secret/data/late', { body: { data: { v: 'x' } }, token: srv.rootToken });
+      // The next request's token lookup waits until a device has been enabled by another request.
+      const tokens = srv.cofre.core.tokens;
+      const lookup = tokens.lookup.bind(tokens);
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let held = false;
+      let reached: () => void = () => undefined;
+      const inLookup = new Promise<void>((resolve) => (reached = resolve));
+      tokens.lookup = async (token) => {
+        if (!held) {
+          held = true;
+          reached();
+          await gate;
+        }
+        return lookup(token);
+      };
+      try {
+        const pending = fetch(`${srv.url}/v1/secret/data/late`, { headers: { 'x-vault-token': srv.rootToken } });
+        await inLookup;
+        const logFile = join(srv.dir, 'late-audit.log');
+        await enableFileAudit(srv.api, logFile);
+        release();
+        const res = await pending;
+        assert.equal(res.status, 200);
+        const entries = readFileSync(logFile, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { type: string; request: { path: string; operation: string } });
+        const of = (type: string) =>
+          entries.filter(
+            (e) => e.type === type && e.request.path === 'secret/data/late' && e.request.operation === 'read',
+          );
+        assert.equal(of('request').length, 1, JSON.stringify(entries.map((e) => [e.type, e.request.path])));
+        assert.equal(of('response').length, 1);
+      } finally {
+        release();
+        tokens.lookup = lookup;
       }
-      return lookup(token);
-    };
-    try {
-      const pending = fetch(`${srv.url}/v1/secret/data/late`, { headers: { 'x-vault-token': srv.rootToken } });
-      await inLookup;
-      const logFile = join(srv.dir, 'late-audit.log');
-      await enableFileAudit(srv.api, logFile);
-      release();
-      const res = await pending;
-      assert.equal(res.status, 200);
-      const entries = readFileSync(logFile, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { type: string; request: { path: string; operation: string } });
-      const of = (type: string) =>
-        entries.filter(
-          (e) => e.type === type && e.request.path === 'secret/data/late' && e.request.operation === 'read',
-        );
-      assert.equal(of('request').length, 1, JSON.stringify(entries.map((e) => [e.type, e.request.path])));
-      assert.equal(of('response').length, 1);
-    } finally {
-      release();
-      tokens.lookup = lookup;
-    }
-  });
+    },
+  );
 });

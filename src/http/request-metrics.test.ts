@@ -76,8 +76,13 @@ describe('RequestMetrics', () => {
       if (scrapedBefore) await ours.metrics();
       ours.resetMetrics();
       theirs.resetMetrics();
-      metrics.record('GET', 200, 0.002);
-      reference('GET', 200, 0.002);
+      for (const [method, code] of [
+        ['POST', 204],
+        ['GET', 200],
+      ] as const) {
+        metrics.record(method, code, 0.002);
+        reference(method, code, 0.002);
+      }
       assert.equal(await ours.metrics(), await theirs.metrics());
     }
   });

@@ -15,7 +15,7 @@ export class RequestMetrics {
   private readonly durations: DurationHistogram;
 
   constructor(registry: Registry, buckets: readonly number[]) {
-    const rows = this.rows;
+    const { rows, uncounted } = this;
     const requests = new Counter({
       name: 'cofre_http_requests_total',
       help: 'HTTP requests by method and status code.',
@@ -28,11 +28,13 @@ export class RequestMetrics {
         }
       },
     });
-    // A reset forgets the requests not yet handed over too, as the histogram forgets its own.
+    // A reset forgets the requests not yet handed over too, as the histogram forgets its own, and the order of
+    // the series starts again with the next requests, as prom-client's does.
     const reset = requests.reset.bind(requests);
     requests.reset = () => {
       reset();
-      for (const row of rows) row.count = 0;
+      rows.length = 0;
+      uncounted.clear();
     };
     this.requests = requests;
     this.durations = new DurationHistogram(
