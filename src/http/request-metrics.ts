@@ -12,6 +12,7 @@ export class RequestMetrics {
   private readonly uncounted = new Map<string, Map<number, CountRow>>();
   /** The same rows in the order they came, which is the order prom-client shows its series in. */
   private readonly rows: CountRow[] = [];
+  private readonly requests: Counter<'method' | 'code'>;
   private readonly durations: DurationHistogram;
 
   constructor(registry: Registry, buckets: readonly number[]) {
@@ -46,8 +47,6 @@ export class RequestMetrics {
     // (So getSingleMetric() of its name gives an object with no observe(), labels() or startTimer().)
     registry.registerMetric(this.durations as unknown as Metric);
   }
-
-  private readonly requests: Counter<'method' | 'code'>;
 
   record(method: string, code: number, seconds: number): void {
     let byCode = this.uncounted.get(method);
