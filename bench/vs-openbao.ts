@@ -335,6 +335,22 @@ async function settle(stressed: boolean): Promise<number> {
   }
 }
 
+/**
+ * A process's /proc/PID/stat: its command name, and the numeric fields after it, from field 3 on (so utime and stime,
+ * fields 14 and 15, are [11] and [12]; cutime and cstime, 16 and 17, [13] and [14]). Throws when it is gone.
+ */
+function procStat(pid: number | string): { comm: string; fields: number[] } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const end = stat.lastIndexOf(')');
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, end),
+    fields: stat
+      .slice(end + 2)
+      .split(' ')
+      .map(Number),
+  };
+}
+
 /** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux, whatever the kernel's HZ). */
 const TICKS = 100;
 
@@ -359,16 +375,11 @@ function postgresCpu(): Map<string, number> {
   const add = (kind: string, ticks: number) => used.set(kind, (used.get(kind) ?? 0) + ticks / TICKS);
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (!stat.includes('(postgres)')) continue;
-      const fields = stat
-        .slice(stat.lastIndexOf(')') + 2)
-        .split(' ')
-        .map(Number);
+      const { comm, fields } = procStat(pid);
+      if (comm !== 'postgres') continue;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
       const rest = cmdline.startsWith('postgres: ') ? cmdline.slice('postgres: '.length) : undefined;
       const kind = rest === undefined ? undefined : (BACKGROUND.find((k) => rest.startsWith(k)) ?? 'client backends');
-      // utime and stime are fields 14 and 15 of stat, cutime and cstime 16 and 17 (here from field 3 on).
       add(kind ?? 'postmaster', fields[11]! + fields[12]!);
       if (!kind) add('ended', fields[13]! + fields[14]!);
     } catch {
@@ -383,11 +394,7 @@ function processCpu(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat
-        .slice(stat.lastIndexOf(')') + 2)
-        .split(' ')
-        .map(Number);
+      const { fields } = procStat(pid);
       ticks += fields[11]! + fields[12]!;
     } catch {
       // Gone.
