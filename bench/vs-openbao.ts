@@ -9,8 +9,8 @@
 // threads; one when unset), --stress <n> (run `stress-ng --cpu n` beside both servers during the rounds), --audit (a
 // file audit device on both; with --audit-device socket, a TCP socket device on both, to a collector in this process
 // that reads and drops the lines), --only reads|writes, --cofre-storage postgresql (two Cofre nodes on a throwaway durable
-// PostgreSQL 15 instead of one server on SQLite; each wrk round is then two wrk processes, half the connections on
-// each node, their rates added and the worse of their percentiles taken; --fresh-wal leaves that PostgreSQL without
+// PostgreSQL 15 instead of one server on SQLite; wrk's threads are then shared between the nodes, each with its
+// connections, and its percentiles are over both nodes' requests; --fresh-wal leaves that PostgreSQL without
 // the WAL segments made beforehand, see startCofreOnPostgres; --pg-socket has the nodes reach it through its Unix
 // socket instead of TCP on 127.0.0.1), --no-autogroup (Linux's autogroup scheduling off for the run, then back on: as
 // root; see autogroupOff). OpenBao is not built here: see
@@ -224,74 +224,87 @@ async function prepare(server: Server, dir: string): Promise<void> {
   }
 }
 
-/** wrk against one server: reads of one secret, or writes spread over the 1,000 secrets; one wrk per URL. */
+/**
+ * wrk against one server: reads of one secret, or writes spread over the 1,000 secrets. One wrk process in every
+ * case, so that its percentiles are over all the requests of the run, as wrk counts them (its threads' latencies
+ * in one histogram). When the server is several nodes, the script's setup() sends each wrk thread to one of them
+ * (thread i to node i mod n), and each thread keeps its connections to its node.
+ */
 async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, seconds = SECONDS): Promise<Run> {
-  const script = join(scriptDir, 'writes.lua');
-  writeFileSync(
-    script,
-    [
+  const threads = Number(opts.threads);
+  if (threads % server.urls.length !== 0) {
+    throw new Error(`--threads ${threads} must be a multiple of ${server.name}'s ${server.urls.length} nodes`);
+  }
+  const script = join(scriptDir, `${kind}.lua`);
+  writeFileSync(script, wrkScript(kind, server.urls).join('\n'));
+  const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${seconds}s`, '--latency'];
+  args.push('-H', `X-Vault-Token: ${server.token}`, '-H', 'Content-Type: application/json', '-s', script);
+  args.push(`${server.urls[0]}/v1/secret/data/bench/k1`);
+  return new Promise<Run>((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    // 'close', not 'exit': the process can exit before its output has all been read.
+    child.once('close', (code) => {
+      // A throw here would be uncaught: the script would die without stopping its servers.
+      if (code !== 0) return reject(new Error(`wrk failed: ${err}`));
+      try {
+        resolve(parseWrk(out, server.urls.length));
+      } catch (parseError) {
+        reject(parseError as Error);
+      }
+    });
+  });
+}
+
+/**
+ * The Lua script of a run. Writes give each thread its own counter, so each walks the 1,000 secrets from the first.
+ * With several nodes, setup() (called once per thread, in order, before any connects) points the thread at its
+ * node, and done() prints each thread's address, so that parseWrk can check that every node had its share.
+ */
+function wrkScript(kind: 'reads' | 'writes', urls: string[]): string[] {
+  const lines: string[] = [];
+  if (kind === 'writes') {
+    lines.push(
       'local n = 0',
       'request = function()',
       '  n = n + 1',
       `  return wrk.format("POST", "/v1/secret/data/bench/k" .. (n % ${KEYS}), nil, '{"data":{"value":"v' .. n .. '"}}')`,
       'end',
-    ].join('\n'),
-  );
-  const share = server.urls.length;
-  const runs = await Promise.all(
-    server.urls.map((url) => {
-      const args = [
-        '-t',
-        String(Math.max(1, Number(opts.threads) / share)),
-        '-c',
-        String(Number(opts.connections) / share),
-      ];
-      args.push(
-        '-d',
-        `${seconds}s`,
-        '--latency',
-        '-H',
-        `X-Vault-Token: ${server.token}`,
-        '-H',
-        'Content-Type: application/json',
-      );
-      if (kind === 'writes') args.push('-s', script);
-      args.push(`${url}/v1/secret/data/bench/k1`);
-      return new Promise<Run>((resolve, reject) => {
-        const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        child.once('error', reject);
-        // 'close', not 'exit': the process can exit before its output has all been read.
-        child.once('close', (code) => {
-          // A throw here would be uncaught: the script would die without stopping its servers.
-          if (code !== 0) return reject(new Error(`wrk failed: ${err}`));
-          try {
-            resolve(parseWrk(out));
-          } catch (parseError) {
-            reject(parseError as Error);
-          }
-        });
-      });
-    }),
-  );
-  return {
-    perSec: runs.reduce((sum, r) => sum + r.perSec, 0),
-    p50ms: Math.max(...runs.map((r) => r.p50ms)),
-    p99ms: Math.max(...runs.map((r) => r.p99ms)),
-    errors: runs.reduce((sum, r) => sum + r.errors, 0),
-  };
+    );
+  }
+  if (urls.length > 1) {
+    const nodes = urls.map((u) => new URL(u)).map((u) => `{ "${u.hostname}", "${u.port}" }`);
+    lines.push(
+      `local nodes = { ${nodes.join(', ')} }`,
+      'local set, placed = 0, {}',
+      'function setup(thread)',
+      '  local node = nodes[(set % #nodes) + 1]',
+      '  set = set + 1',
+      '  thread.addr = wrk.lookup(node[1], node[2])[1]',
+      '  placed[#placed + 1] = tostring(thread.addr)',
+      'end',
+      'function done(summary, latency, requests)',
+      '  for _, addr in ipairs(placed) do print("thread to " .. addr) end',
+      'end',
+    );
+  }
+  return lines;
 }
 
-function parseWrk(out: string): Run {
+function parseWrk(out: string, nodes = 1): Run {
   const ms = (v: string, unit: string) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[unit]!;
   const pct = (p: string) => {
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
     if (!m) throw new Error(`no ${p}% latency in wrk's output:\n${out}`);
     return ms(m[1]!, m[2]!);
   };
+  const placed = new Set([...out.matchAll(/^thread to (\S+)$/gm)].map((m) => m[1]));
+  if (nodes > 1 && placed.size !== nodes)
+    throw new Error(`wrk's threads went to ${placed.size} of ${nodes} nodes:\n${out}`);
   const rate = /Requests\/sec:\s+([\d.]+)/.exec(out);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
