@@ -224,6 +224,9 @@ async function prepare(server: Server, dir: string): Promise<void> {
   }
 }
 
+/** The wrk processes running now, for a clean-up on a signal. */
+const wrkRunning = new Set<ChildProcess>();
+
 /**
  * wrk against one server: reads of one secret, or writes spread over the 1,000 secrets. One wrk process in every
  * case, so that its percentiles are over all the requests of the run, as wrk counts them (its threads' latencies
@@ -242,6 +245,8 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, 
   args.push(`${server.urls[0]}/v1/secret/data/bench/k1`);
   return new Promise<Run>((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    wrkRunning.add(child);
+    child.once('close', () => wrkRunning.delete(child));
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -475,9 +480,6 @@ function autogroupOff(onPostgres: boolean): (() => void) | undefined {
     }
   };
   process.once('exit', restore);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
-  }
   return restore;
 }
 
@@ -487,6 +489,24 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   let stress: ChildProcess | undefined;
   let collector: NetServer | undefined;
+  // The same clean-up on a signal as at the end: a script stopped by `kill` alone (not its whole process group, as
+  // a terminal's Ctrl-C does) would otherwise leave the servers, PostgreSQL, stress-ng and wrk running.
+  let cleanedUp: Promise<void> | undefined;
+  const cleanUp = (): Promise<void> =>
+    (cleanedUp ??= (async () => {
+      restoreAutogroup?.();
+      stress?.kill('SIGKILL');
+      for (const child of wrkRunning) child.kill('SIGKILL');
+      for (const s of servers) await s.stop();
+      collector?.close();
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the servers`);
+      void cleanUp().finally(() => process.exit(128 + osConstants.signals[signal]));
+    });
+  }
   try {
     if (opts.audit && AUDIT_DEVICE === 'socket') {
       collector = createServer((socket) => socket.on('data', () => undefined));
@@ -563,11 +583,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
-    restoreAutogroup?.();
-    stress?.kill('SIGKILL');
-    for (const s of servers) await s.stop();
-    collector?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 
