@@ -115,3 +115,55 @@ describe('AuditBroker: a reload of the audit table that fails', () => {
     await broker.closeAll();
   });
 });
+
+describe('AuditBroker: the last device disabled while a request is on record', () => {
+  const event = (type: 'request' | 'response', id: string): AuditEvent => ({
+    time: new Date(),
+    type,
+    requestId: id,
+    operation: 'update',
+    path: 'sys/audit/held',
+    mountType: 'system',
+    remoteAddress: '127.0.0.1',
+    clientToken: undefined,
+    caller: undefined,
+    requestData: {},
+    error: '',
+  });
+
+  it('closes on seal at once: no device is left to write the response entry it waited for', async () => {
+    const storage = openSqliteStorage(join(dir, 'last-device-disabled.db'));
+    after(() => storage.close());
+    const { factory, release } = heldDevices();
+    release();
+    const broker = new AuditBroker(storage, { held: factory });
+    await putJson(storage, 'core/audit', [entry('held/')]);
+    await broker.load();
+    // A request on record (its request entry written), then the device goes: a disable's own request is one.
+    await broker.log(event('request', 'on-record'));
+    await broker.disable('held/');
+    assert.equal(broker.wanted, false);
+    const started = Date.now();
+    await broker.closeAll();
+    // Waited the whole drain (10 s) before: the response entry that would end the wait is never logged.
+    assert.ok(Date.now() - started < 2_000, `closing took ${Date.now() - started} ms`);
+  });
+
+  it('still waits for a response entry while another device is there to write it', async () => {
+    const storage = openSqliteStorage(join(dir, 'one-of-two-disabled.db'));
+    after(() => storage.close());
+    const { factory, release } = heldDevices();
+    release();
+    const broker = new AuditBroker(storage, { held: factory });
+    await putJson(storage, 'core/audit', [entry('held/'), entry('other/')]);
+    await broker.load();
+    await broker.log(event('request', 'on-record'));
+    await broker.disable('held/');
+    let closed = false;
+    const closing = broker.closeAll().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(closed, false, 'closed before the response entry was written');
+    await broker.log(event('response', 'on-record'));
+    await closing;
+  });
+});

@@ -243,7 +243,7 @@ export class AuditBroker {
         return;
       }
       const gone = [...this.devices.values()].filter((device) => !kept.has(device));
-      this.table = table;
+      this.setTable(table);
       this.devices = devices;
       this.loadedAfterSeal = seals;
       this.unknown = false;
@@ -293,7 +293,7 @@ export class AuditBroker {
       await closeDevices([device]);
       throw err;
     }
-    this.table = table;
+    this.setTable(table);
     this.devices.set(normalized, device);
   }
 
@@ -305,7 +305,7 @@ export class AuditBroker {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     const table = this.table.filter((e) => e.path !== normalized);
     await putJson(this.barrier, TABLE_KEY, table);
-    this.table = table;
+    this.setTable(table);
     const device = this.devices.get(normalized);
     this.devices.delete(normalized);
     if (device) await closeDevices([device]);
@@ -403,6 +403,17 @@ export class AuditBroker {
         return run;
       }),
     );
+  }
+
+  /**
+   * With no device left in the table, no response entry will be written for the requests on record (log() writes
+   * nothing, and requests no longer build entries): a seal has nothing left to wait for.
+   */
+  private setTable(table: AuditTableEntry[]): void {
+    this.table = table;
+    if (table.length > 0) return;
+    this.inFlight.clear();
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private finished(requestId: string): void {
