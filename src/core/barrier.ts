@@ -1,4 +1,4 @@
-import { NONCE_BYTES, open, seal } from './aead.js';
+import { NONCE_BYTES, open, seal, sealAfter } from './aead.js';
 import { retryOnConflict } from './conflict-retry.js';
 import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
@@ -358,12 +358,14 @@ function writeIdOf(stored: Uint8Array): string {
   );
 }
 
+/** Each entry's header is written here, then copied into the entry: one buffer per thread, not one per write. */
+const header = Buffer.alloc(HEADER_BYTES);
+
 function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {
   const { term, cipherKey } = keyring.active();
-  const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt8(FORMAT_VERSION, 0);
   header.writeUInt32BE(term, 1);
-  return Buffer.concat([header, seal(cipherKey, value, Buffer.from(path))]);
+  return sealAfter(header, cipherKey, value, Buffer.from(path));
 }
 
 /** The key term in an entry's header (0 for an entry too short to have one: decrypt refuses it). */
