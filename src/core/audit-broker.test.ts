@@ -131,17 +131,23 @@ describe('AuditBroker: the last device disabled while a request is on record', (
     error: '',
   });
 
-  it('closes on seal at once: no device is left to write the response entry it waited for', async () => {
-    const storage = openSqliteStorage(join(dir, 'last-device-disabled.db'));
+  /** A broker with these devices open and a request on record (its request entry written), then `held/` disabled. */
+  async function disabledWhileOnRecord(file: string, paths: string[]): Promise<AuditBroker> {
+    const storage = openSqliteStorage(join(dir, file));
     after(() => storage.close());
     const { factory, release } = heldDevices();
     release();
     const broker = new AuditBroker(storage, { held: factory });
-    await putJson(storage, 'core/audit', [entry('held/')]);
+    await putJson(storage, 'core/audit', paths.map(entry));
     await broker.load();
-    // A request on record (its request entry written), then the device goes: a disable's own request is one.
     await broker.log(event('request', 'on-record'));
     await broker.disable('held/');
+    return broker;
+  }
+
+  it('closes on seal at once: no device is left to write the response entry it waited for', async () => {
+    // A disable's own request is one such request: its response comes after its device is gone.
+    const broker = await disabledWhileOnRecord('last-device-disabled.db', ['held/']);
     assert.equal(broker.wanted, false);
     const started = Date.now();
     await broker.closeAll();
@@ -150,15 +156,7 @@ describe('AuditBroker: the last device disabled while a request is on record', (
   });
 
   it('still waits for a response entry while another device is there to write it', async () => {
-    const storage = openSqliteStorage(join(dir, 'one-of-two-disabled.db'));
-    after(() => storage.close());
-    const { factory, release } = heldDevices();
-    release();
-    const broker = new AuditBroker(storage, { held: factory });
-    await putJson(storage, 'core/audit', [entry('held/'), entry('other/')]);
-    await broker.load();
-    await broker.log(event('request', 'on-record'));
-    await broker.disable('held/');
+    const broker = await disabledWhileOnRecord('one-of-two-disabled.db', ['held/', 'other/']);
     let closed = false;
     const closing = broker.closeAll().then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 100));
