@@ -155,6 +155,35 @@ describe('AuditBroker: the last device disabled while a request is on record', (
     assert.ok(Date.now() - started < 2_000, `closing took ${Date.now() - started} ms`);
   });
 
+  it('closes at once when the last device went while the request entry was being written', async () => {
+    const storage = openSqliteStorage(join(dir, 'disabled-during-write.db'));
+    after(() => storage.close());
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let writing = (): void => undefined;
+    const inWrite = new Promise<void>((resolve) => (writing = resolve));
+    const slow: AuditSinkFactory = () => ({
+      open: async () => GENESIS,
+      write: async () => {
+        writing();
+        await held;
+      },
+      close: async () => undefined,
+    });
+    const broker = new AuditBroker(storage, { held: slow });
+    await putJson(storage, 'core/audit', [entry('held/')]);
+    await broker.load();
+    const logging = broker.log(event('request', 'on-record'));
+    await inWrite;
+    const disabling = broker.disable('held/');
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await Promise.all([logging, disabling]);
+    const started = Date.now();
+    await broker.closeAll();
+    assert.ok(Date.now() - started < 2_000, `closing took ${Date.now() - started} ms`);
+  });
+
   it('still waits for a response entry while another device is there to write it', async () => {
     const broker = await disabledWhileOnRecord('one-of-two-disabled.db', ['held/', 'other/']);
     let closed = false;

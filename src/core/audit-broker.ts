@@ -164,6 +164,8 @@ export class AuditBroker {
    * happened, and the log would miss its outcome.
    */
   private inFlight = new Set<string>();
+  /** Counts the times the table became empty, each of which gave up the requests in flight (setTable). */
+  private emptied = 0;
   private idle: (() => void)[] = [];
   /**
    * The last load could not read the table (the store did not answer, after Core's retries): a device enabled
@@ -316,7 +318,10 @@ export class AuditBroker {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     const entry = this.table.find((e) => e.path === normalized);
     if (!entry) throw badRequest(`unknown audit device "${normalized}"`);
-    return hasherFor(Buffer.from(entry.salt, 'base64'))(input);
+    // The open device's hasher when it has this salt: a new one hashes its fixed texts first (hasherFor).
+    const open = this.devices.get(normalized);
+    const hash = open?.entry.salt === entry.salt ? open.hash : hasherFor(Buffer.from(entry.salt, 'base64'));
+    return hash(input);
   }
 
   /**
@@ -352,12 +357,14 @@ export class AuditBroker {
   async log(event: AuditEvent): Promise<void> {
     if (this.unknown) await this.loadAgain();
     if (this.table.length === 0) return;
+    const emptied = this.emptied;
     try {
       const results = await Promise.allSettled([...this.devices.values()].map((d) => this.write(d, event)));
       if (!results.some((r) => r.status === 'fulfilled')) {
         throw new AuditFailure();
       }
-      if (event.type === 'request') this.inFlight.add(event.requestId);
+      // Unless the table emptied while the entry was written: no response entry will come for it (setTable).
+      if (event.type === 'request' && this.emptied === emptied) this.inFlight.add(event.requestId);
     } finally {
       if (event.type === 'response') this.finished(event.requestId);
     }
@@ -412,6 +419,7 @@ export class AuditBroker {
   private setTable(table: AuditTableEntry[]): void {
     this.table = table;
     if (table.length > 0) return;
+    this.emptied++;
     this.inFlight.clear();
     for (const resolve of this.idle.splice(0)) resolve();
   }
