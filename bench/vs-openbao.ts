@@ -15,7 +15,7 @@
 // socket instead of TCP on 127.0.0.1), --no-autogroup (Linux's autogroup scheduling off for the run, then back on: as
 // root; see autogroupOff). OpenBao is not built here: see
 // bench/README.md for how to build v2.6.2. wrk and stress-ng are Debian packages.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
@@ -53,6 +53,19 @@ const ROUNDS = Number(opts.rounds);
 const SECONDS = Number(opts.seconds);
 const KEYS = 1000;
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+// wrk gives each thread connections / threads; with two nodes, each node gets threads / 2 of them.
+const NODES = opts['cofre-storage'] === 'postgresql' ? 2 : 1;
+if (Number(opts.threads) % NODES !== 0 || Number(opts.connections) % Number(opts.threads) !== 0) {
+  throw new Error(`--connections must be a multiple of --threads, and --threads of the ${NODES} Cofre node(s)`);
+}
+
+/**
+ * What to stop when the script ends, each registered as soon as its process started: a signal or an error during
+ * start-up finds here the processes started so far, before their start function has returned a server.
+ */
+const teardown: (() => unknown)[] = [];
+/** Set once the clean-up began: nothing new is started after it (a wrk or stress-ng would outlive the script). */
+let stopping = false;
 
 interface Server {
   name: string;
@@ -62,7 +75,6 @@ interface Server {
   token: string;
   /** Its processes (OpenBao's, Cofre's, or Cofre's nodes), whose CPU time is looked at during the other's runs. */
   pids: number[];
-  stop(): Promise<void> | void;
 }
 
 interface Run {
@@ -119,6 +131,7 @@ async function startOpenBao(dir: string): Promise<Server> {
   );
   mkdirSync(join(dir, 'raft'), { recursive: true });
   const child = spawn(opts.openbao!, ['server', `-config=${config}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  teardown.push(() => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v1/sys/health`, (s) => s !== 0);
   const init = await call({ url }, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
@@ -130,7 +143,6 @@ async function startOpenBao(dir: string): Promise<Server> {
     urls: [url],
     token: init.root_token as string,
     pids: [child.pid!],
-    stop: () => void child.kill('SIGKILL'),
   };
   await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
   return server;
@@ -144,19 +156,26 @@ async function startCofre(dir: string): Promise<Server> {
   args.push('--dev-listen-address', `127.0.0.1:${port}`, '--dev-root-token-id', token);
   if (opts['cofre-workers']) args.push('--workers', opts['cofre-workers']);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  teardown.push(() => child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v1/sys/health`, (s) => s === 200);
   if (opts['cofre-workers']) await new Promise((r) => setTimeout(r, 2000)); // the other threads start after the first
-  return { name: 'Cofre', url, urls: [url], token, pids: [child.pid!], stop: () => void child.kill('SIGKILL') };
+  return { name: 'Cofre', url, urls: [url], token, pids: [child.pid!] };
 }
 
 /** Two Cofre nodes (`cofre server --config`, the build) on one table of a throwaway durable PostgreSQL. */
 async function startCofreOnPostgres(dir: string): Promise<Server> {
   const db = await startPostgres({ durable: true });
+  teardown.push(() => db.stop());
   if (!opts['fresh-wal']) await makeWalSegments(db);
   // --pg-socket: the nodes reach PostgreSQL through its Unix socket, as a database on the same machine can be reached.
   const url = opts['pg-socket'] ? db.socketUrl! : db.url;
-  const nodes = [await startNode(dir, 'n1', url, { built: true }), await startNode(dir, 'n2', url, { built: true })];
+  const nodes: Awaited<ReturnType<typeof startNode>>[] = [];
+  for (const name of ['n1', 'n2']) {
+    const node = await startNode(dir, name, url, { built: true });
+    teardown.push(() => node.kill('SIGKILL'));
+    nodes.push(node);
+  }
   const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
   const token = init.body.root_token as string;
   for (const node of nodes) await unseal(node, init.body.keys, 1);
@@ -166,10 +185,6 @@ async function startCofreOnPostgres(dir: string): Promise<Server> {
     urls: nodes.map((n) => n.url),
     token,
     pids: nodes.map((node) => node.child.pid!),
-    stop: async () => {
-      for (const node of nodes) await node.kill('SIGKILL');
-      await db.stop();
-    },
   };
   await call(server, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
   return server;
@@ -224,9 +239,6 @@ async function prepare(server: Server, dir: string): Promise<void> {
   }
 }
 
-/** The wrk processes running now, for a clean-up on a signal. */
-const wrkRunning = new Set<ChildProcess>();
-
 /**
  * wrk against one server: reads of one secret, or writes spread over the 1,000 secrets. One wrk process in every
  * case, so that its percentiles are over all the requests of the run, as wrk counts them (its threads' latencies
@@ -234,10 +246,8 @@ const wrkRunning = new Set<ChildProcess>();
  * (thread i to node i mod n), and each thread keeps its connections to its node.
  */
 async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, seconds = SECONDS): Promise<Run> {
+  if (stopping) throw new Error('stopping: no new wrk');
   const threads = Number(opts.threads);
-  if (threads % server.urls.length !== 0) {
-    throw new Error(`--threads ${threads} must be a multiple of ${server.name}'s ${server.urls.length} nodes`);
-  }
   const script = join(scriptDir, `${kind}.lua`);
   writeFileSync(script, wrkScript(kind, server.urls).join('\n'));
   const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${seconds}s`, '--latency'];
@@ -245,8 +255,7 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, 
   args.push(`${server.urls[0]}/v1/secret/data/bench/k1`);
   return new Promise<Run>((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    wrkRunning.add(child);
-    child.once('close', () => wrkRunning.delete(child));
+    teardown.push(() => child.kill('SIGKILL'));
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -267,7 +276,7 @@ async function wrk(server: Server, kind: 'reads' | 'writes', scriptDir: string, 
 
 /**
  * The Lua script of a run. Writes give each thread its own counter, so each walks the 1,000 secrets from the first.
- * With several nodes, setup() (called once per thread, in order, before any connects) points the thread at its
+ * With several nodes, setup() (called for each thread in turn, before that thread connects) points it at its
  * node, and done() prints each thread's address, so that parseWrk can check that every node had its share.
  */
 function wrkScript(kind: 'reads' | 'writes', urls: string[]): string[] {
@@ -487,17 +496,16 @@ async function main(): Promise<void> {
   const restoreAutogroup = autogroupOff(opts['cofre-storage'] === 'postgresql');
   const dir = mkdtempSync(join(tmpdir(), 'cofre-vs-openbao-'));
   const servers: Server[] = [];
-  let stress: ChildProcess | undefined;
   let collector: NetServer | undefined;
   // The same clean-up on a signal as at the end: a script stopped by `kill` alone (not its whole process group, as
   // a terminal's Ctrl-C does) would otherwise leave the servers, PostgreSQL, stress-ng and wrk running.
   let cleanedUp: Promise<void> | undefined;
   const cleanUp = (): Promise<void> =>
     (cleanedUp ??= (async () => {
+      stopping = true;
       restoreAutogroup?.();
-      stress?.kill('SIGKILL');
-      for (const child of wrkRunning) child.kill('SIGKILL');
-      for (const s of servers) await s.stop();
+      // The last started first: Cofre's nodes before the PostgreSQL they use.
+      for (const stop of teardown.splice(0).reverse()) await stop();
       collector?.close();
       rmSync(dir, { recursive: true, force: true });
     })());
@@ -519,8 +527,9 @@ async function main(): Promise<void> {
       log(`${s.name}: writing ${KEYS} secrets${opts.audit ? ` (${AUDIT_DEVICE} audit device on)` : ''}`);
       await prepare(s, dir);
     }
-    if (opts.stress) {
-      stress = spawn('stress-ng', ['--cpu', opts.stress, '--quiet'], { stdio: 'ignore' });
+    if (opts.stress && !stopping) {
+      const stress = spawn('stress-ng', ['--cpu', opts.stress, '--quiet'], { stdio: 'ignore' });
+      teardown.push(() => stress.kill('SIGKILL'));
       log(`stress-ng --cpu ${opts.stress} running beside both servers`);
     }
     const kinds = (opts.only ? [opts.only] : ['reads', 'writes']) as ('reads' | 'writes')[];

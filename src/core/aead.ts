@@ -10,7 +10,7 @@ const TAG_BYTES = 16;
 
 /**
  * Nonces come from the operating system's CSPRNG a few hundred at a time: one call per nonce cost more than the
- * encryption of a small value (a KV write seals four or five). Each nonce is still 96 fresh random bits.
+ * encryption of a small value (a KV write seals three or four). Each nonce is still 96 fresh random bits.
  */
 const NONCE_POOL_BYTES = NONCE_BYTES * 341;
 const noncePool = Buffer.alloc(NONCE_POOL_BYTES);
@@ -44,15 +44,18 @@ export function sealAfter(
     cipher.setAAD(aad);
     const body = cipher.update(plaintext);
     const rest = cipher.final(); // empty for GCM, which encrypts as a stream
-    const out = Buffer.allocUnsafe(header.length + NONCE_BYTES + body.length + rest.length + TAG_BYTES);
+    const tag = cipher.getAuthTag();
+    // Sized by the parts themselves, which fill it whole: no byte of allocUnsafe's memory is left in it.
+    const out = Buffer.allocUnsafe(header.length + NONCE_BYTES + body.length + rest.length + tag.length);
     let at = 0;
-    for (const part of [header, nonce, body, rest, cipher.getAuthTag()]) {
+    for (const part of [header, nonce, body, rest, tag]) {
       out.set(part, at);
       at += part.length;
     }
     return out;
   } finally {
-    // Each nonce is used once: its bytes in the pool are cleared as it is taken.
+    // Each nonce is used once: its bytes in the pool are cleared once used, so that a slot taken twice would show
+    // as an all-zero nonce (aead.test.ts looks for one).
     nonce.fill(0);
   }
 }
