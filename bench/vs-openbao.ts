@@ -505,7 +505,12 @@ async function main(): Promise<void> {
       stopping = true;
       restoreAutogroup?.();
       // The last started first: Cofre's nodes before the PostgreSQL they use.
-      for (const stop of teardown.splice(0).reverse()) await stop();
+      // One that fails (a PostgreSQL that will not stop, say) must not keep the others running.
+      for (const stop of teardown.splice(0).reverse()) {
+        await Promise.resolve()
+          .then(stop)
+          .catch((err: unknown) => log(`clean-up: ${(err as Error).message}`));
+      }
       collector?.close();
       rmSync(dir, { recursive: true, force: true });
     })());
