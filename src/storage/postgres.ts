@@ -48,6 +48,15 @@ export interface PostgresStats {
   deadlockRetries: number;
 }
 
+/**
+ * How long a pooled connection may sit idle before it is closed; pg's default is 10 s. Each connection's backend
+ * holds the statements prepared on it and the batch function compiled, and the pool grows to its size under load:
+ * closed after every lull of 10 s, the first requests after it waited for new connections, new backends and all of
+ * that again (bench/README.md, "The change log with two writers; this session's levers"). Connections that a
+ * server or a proxy closes meanwhile are replaced when next used (withClient).
+ */
+const IDLE_CONNECTION_MS = 5 * 60_000;
+
 export async function openPostgresStorage(opts: PostgresOptions): Promise<PostgresStorage> {
   const table = opts.table ?? 'cofre_store';
   checkTableName(table);
@@ -57,7 +66,14 @@ export async function openPostgresStorage(opts: PostgresOptions): Promise<Postgr
   const max = opts.maxConnections ?? 16;
   if (!Number.isInteger(max) || max < 1) throw new Error('postgres storage: maxConnections must be a positive integer');
   const conn = parseConnectionUrl(opts.connectionUrl);
-  const pool = new pg.Pool({ ...conn.config, max, application_name: `cofre ${nodeId}`.slice(0, 63) });
+  const pool = new pg.Pool({
+    ...conn.config,
+    max,
+    idleTimeoutMillis: IDLE_CONNECTION_MS,
+    // Idle connections kept that long must not keep a process alive that has nothing else to do (a CLI command).
+    allowExitOnIdle: true,
+    application_name: `cofre ${nodeId}`.slice(0, 63),
+  });
   // An idle pooled connection that dies (server restart) is reported here; unheard, it would end the process.
   pool.on('error', () => {});
   // list()'s recursive query looks costly to the planner (it cannot know a folder walk stops early), enough to
