@@ -1,0 +1,151 @@
+// Does every write reach the change stream when two writers append to the change log at once? Two groups of
+// writers each write their own KV v2 secrets (ROUNDS versions of KEYS secrets, CONC requests at a time per group);
+// then a `sys/cofre/events?index=0` stream on each server replays the log from the store, and every version that a
+// write acknowledged must be in it.
+//
+//   npm run build && node --import tsx bench/change-log-writers.ts                  # two nodes on PostgreSQL
+//   npm run build && node --import tsx bench/change-log-writers.ts --sqlite-workers # one server, two threads
+//
+// Environment: KEYS (200), ROUNDS (10), CONC (2). Prints, per server, how many acknowledged versions the stream
+// lacks and which versions they were; exits 1 if any is missing. Results in bench/README.md ("The change log with
+// two writers").
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startPostgres } from '../scripts/test-databases.js';
+import { startNode, unseal, type Node } from '../test/cluster-support.js';
+import { freePort, spawnDevServer, tempDir } from '../test/support.js';
+
+const { values: opts } = parseArgs({ options: { 'sqlite-workers': { type: 'boolean', default: false } } });
+const KEYS = Number(process.env.KEYS ?? 200);
+const ROUNDS = Number(process.env.ROUNDS ?? 10);
+const CONC = Number(process.env.CONC ?? 2);
+const log = (msg: string) => process.stderr.write(`[change-log] ${msg}\n`);
+
+interface Setup {
+  /** One URL per writer group: a node each, or the one server's for both. */
+  urls: string[];
+  token: string;
+  stop(): Promise<void>;
+}
+
+async function onPostgres(dir: string): Promise<Setup> {
+  const db = await startPostgres({ durable: true });
+  const nodes: Node[] = [];
+  for (const name of ['n1', 'n2']) nodes.push(await startNode(dir, name, db.url, { built: true }));
+  const init = await nodes[0]!.api.call('PUT', 'sys/init', { body: { secret_shares: 1, secret_threshold: 1 } });
+  for (const node of nodes) await unseal(node, init.body.keys, 1);
+  return {
+    urls: nodes.map((n) => n.url),
+    token: init.body.root_token as string,
+    stop: async () => {
+      for (const node of nodes) await node.kill('SIGKILL');
+      await db.stop();
+    },
+  };
+}
+
+async function onSqliteWorkers(dir: string): Promise<Setup> {
+  const token = 'bench-root';
+  const server = await spawnDevServer(join(dir, 'cofre'), await freePort(), token, ['--workers', '2']);
+  // The second thread starts after the first answers.
+  await new Promise((r) => setTimeout(r, 2000));
+  return {
+    urls: [server.url],
+    token,
+    stop: async () => void server.child.kill('SIGKILL'),
+  };
+}
+
+function call(setup: Setup, url: string, method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${url}/v1/${path}`, {
+    method,
+    headers: { 'x-vault-token': setup.token, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** Writes every secret of group `g` ROUNDS times; returns "path@version" of each acknowledged write. */
+async function writeGroup(setup: Setup, g: number): Promise<string[]> {
+  const url = setup.urls[g % setup.urls.length]!;
+  const acknowledged: string[] = [];
+  // Worker w owns the secrets whose number is w modulo CONC, so each secret's versions are written in order.
+  await Promise.all(
+    Array.from({ length: CONC }, async (_, w) => {
+      for (let round = 0; round < ROUNDS; round++) {
+        for (let k = w; k < KEYS; k += CONC) {
+          const path = `g${g}k${k}`;
+          const res = await call(setup, url, 'POST', `secret/data/${path}`, { data: { round } });
+          if (res.status !== 200) throw new Error(`write of ${path}: ${res.status} ${await res.text()}`);
+          const { data } = (await res.json()) as { data: { version: number } };
+          acknowledged.push(`secret/${path}@${data.version}`);
+        }
+      }
+    }),
+  );
+  return acknowledged;
+}
+
+/** Every change event a stream from index 0 replays, as "path@version", until it has been quiet for 3 s. */
+async function replay(setup: Setup, url: string): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const quiet = new AbortController();
+  const res = await fetch(`${url}/v1/sys/cofre/events?index=0`, {
+    headers: { 'x-vault-token': setup.token },
+    signal: quiet.signal,
+  });
+  let timer = setTimeout(() => quiet.abort(), 3000);
+  let text = '';
+  try {
+    for await (const chunk of res.body!) {
+      clearTimeout(timer);
+      timer = setTimeout(() => quiet.abort(), 3000);
+      text += Buffer.from(chunk).toString();
+      let end: number;
+      while ((end = text.indexOf('\n\n')) >= 0) {
+        const frame = text.slice(0, end);
+        text = text.slice(end + 2);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (data && /^event: change$/m.test(frame)) {
+          const event = JSON.parse(data) as { path: string; version?: number };
+          seen.add(`${event.path}@${event.version}`);
+        }
+      }
+    }
+  } catch (err) {
+    if (!quiet.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return seen;
+}
+
+const dir = tempDir('change-log-writers');
+const setup = opts['sqlite-workers'] ? await onSqliteWorkers(dir) : await onPostgres(dir);
+let missingAnywhere = 0;
+try {
+  await call(setup, setup.urls[0]!, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
+  await new Promise((r) => setTimeout(r, 500));
+  log(`two groups write ${KEYS} secrets ${ROUNDS} times each, ${CONC} requests at a time per group`);
+  // SUBSCRIBED=1: a stream open on each server while the writes go on (as the cluster service's own subscription).
+  const live = process.env.SUBSCRIBED === '1' ? setup.urls.map((url) => replay(setup, url)) : [];
+  const acknowledged = (await Promise.all([0, 1].map((g) => writeGroup(setup, g)))).flat();
+  await Promise.all(live);
+  for (const url of new Set(setup.urls)) {
+    const seen = await replay(setup, url);
+    const missing = acknowledged.filter((change) => !seen.has(change));
+    missingAnywhere += missing.length;
+    const byVersion = new Map<string, number>();
+    for (const change of missing) {
+      const [path, version] = change.split('@');
+      const group = `${path!.split('/')[1]!.replace(/k\d+$/, '')}@${version}`;
+      byVersion.set(group, (byVersion.get(group) ?? 0) + 1);
+    }
+    console.log(
+      `${url}: ${acknowledged.length} writes acknowledged, ${missing.length} missing from the stream` +
+        (missing.length ? ` (group@version: ${[...byVersion].map(([k, n]) => `${k} ${n}`).join(', ')})` : ''),
+    );
+  }
+} finally {
+  await setup.stop();
+}
+process.exit(missingAnywhere > 0 ? 1 : 0);
