@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres } from '../scripts/test-databases.js';
 import { startNode, unseal, type Node } from '../test/cluster-support.js';
+import { writeFromTwoGroups, replayChanges } from '../test/change-log-writers.js';
 import { freePort, spawnDevServer, tempDir } from '../test/support.js';
 
 const { values: opts } = parseArgs({ options: { 'sqlite-workers': { type: 'boolean', default: false } } });
@@ -56,82 +57,40 @@ async function onSqliteWorkers(dir: string): Promise<Setup> {
   };
 }
 
-function call(setup: Setup, url: string, method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${url}/v1/${path}`, {
-    method,
-    headers: { 'x-vault-token': setup.token, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-
-/** Writes every secret of group `g` ROUNDS times; returns "path@version" of each acknowledged write. */
-async function writeGroup(setup: Setup, g: number): Promise<string[]> {
-  const url = setup.urls[g % setup.urls.length]!;
-  const acknowledged: string[] = [];
-  // Worker w owns the secrets whose number is w modulo CONC, so each secret's versions are written in order.
-  await Promise.all(
-    Array.from({ length: CONC }, async (_, w) => {
-      for (let round = 0; round < ROUNDS; round++) {
-        for (let k = w; k < KEYS; k += CONC) {
-          const path = `g${g}k${k}`;
-          const res = await call(setup, url, 'POST', `secret/data/${path}`, { data: { round } });
-          if (res.status !== 200) throw new Error(`write of ${path}: ${res.status} ${await res.text()}`);
-          const { data } = (await res.json()) as { data: { version: number } };
-          acknowledged.push(`secret/${path}@${data.version}`);
-        }
-      }
-    }),
-  );
-  return acknowledged;
-}
-
-/** Every change event a stream from index 0 replays, as "path@version", until it has been quiet for 3 s. */
-async function replay(setup: Setup, url: string): Promise<Set<string>> {
-  const seen = new Set<string>();
-  const quiet = new AbortController();
-  const res = await fetch(`${url}/v1/sys/cofre/events?index=0`, {
-    headers: { 'x-vault-token': setup.token },
-    signal: quiet.signal,
-  });
-  let timer = setTimeout(() => quiet.abort(), 3000);
-  let text = '';
-  try {
-    for await (const chunk of res.body!) {
-      clearTimeout(timer);
-      timer = setTimeout(() => quiet.abort(), 3000);
-      text += Buffer.from(chunk).toString();
-      let end: number;
-      while ((end = text.indexOf('\n\n')) >= 0) {
-        const frame = text.slice(0, end);
-        text = text.slice(end + 2);
-        const data = /^data: (.*)$/m.exec(frame)?.[1];
-        if (data && /^event: change$/m.test(frame)) {
-          const event = JSON.parse(data) as { path: string; version?: number };
-          seen.add(`${event.path}@${event.version}`);
-        }
-      }
-    }
-  } catch (err) {
-    if (!quiet.signal.aborted) throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  return seen;
+/** A stream of live events open on `url`, read and dropped, until the returned function is called. */
+function subscribe(url: string, token: string): () => void {
+  const stop = new AbortController();
+  void fetch(`${url}/v1/sys/cofre/events`, { headers: { 'x-vault-token': token }, signal: stop.signal })
+    .then(async (res) => {
+      for await (const _ of res.body!);
+    })
+    .catch(() => undefined);
+  return () => stop.abort();
 }
 
 const dir = tempDir('change-log-writers');
 const setup = opts['sqlite-workers'] ? await onSqliteWorkers(dir) : await onPostgres(dir);
 let missingAnywhere = 0;
 try {
-  await call(setup, setup.urls[0]!, 'POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
-  await new Promise((r) => setTimeout(r, 500));
-  log(`two groups write ${KEYS} secrets ${ROUNDS} times each, ${CONC} requests at a time per group`);
-  // SUBSCRIBED=1: a stream open on each server while the writes go on (as the cluster service's own subscription).
-  const live = process.env.SUBSCRIBED === '1' ? setup.urls.map((url) => replay(setup, url)) : [];
-  const acknowledged = (await Promise.all([0, 1].map((g) => writeGroup(setup, g)))).flat();
-  await Promise.all(live);
+  const acknowledged = await (async () => {
+    log(`two groups write ${KEYS} secrets ${ROUNDS} times each, ${CONC} requests at a time per group`);
+    const writes = writeFromTwoGroups({
+      urls: setup.urls,
+      token: setup.token,
+      keys: KEYS,
+      rounds: ROUNDS,
+      concurrency: CONC,
+    });
+    // SUBSCRIBED=1: a stream open on each server while the writes go on (as the cluster service's own subscription).
+    const live = process.env.SUBSCRIBED === '1' ? setup.urls.map((url) => subscribe(url, setup.token)) : [];
+    try {
+      return await writes;
+    } finally {
+      for (const stop of live) stop();
+    }
+  })();
   for (const url of new Set(setup.urls)) {
-    const seen = await replay(setup, url);
+    const seen = await replayChanges(url, setup.token);
     const missing = acknowledged.filter((change) => !seen.has(change));
     missingAnywhere += missing.length;
     const byVersion = new Map<string, number>();
