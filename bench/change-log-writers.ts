@@ -6,15 +6,16 @@
 //   npm run build && node --import tsx bench/change-log-writers.ts                  # two nodes on PostgreSQL
 //   npm run build && node --import tsx bench/change-log-writers.ts --sqlite-workers # one server, two threads
 //
-// Environment: KEYS (200), ROUNDS (10), CONC (2). Prints, per server, how many acknowledged versions the stream
+// Environment: KEYS (200), ROUNDS (10), CONC (2); COFRE_FORWARD_WRITES=off has each server thread serve its own
+// writes. Prints, per server, how many acknowledged versions the stream
 // lacks and which versions they were; exits 1 if any is missing. Results in bench/README.md ("The change log with
 // two writers").
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres } from '../scripts/test-databases.js';
 import { startNode, unseal, type Node } from '../test/cluster-support.js';
-import { writeFromTwoGroups, replayChanges } from '../test/change-log-writers.js';
-import { freePort, spawnDevServer, tempDir } from '../test/support.js';
+import { missingChanges, writeFromTwoGroups } from '../test/change-log-writers.js';
+import { spawnThreadedDevServer, tempDir } from '../test/support.js';
 
 const { values: opts } = parseArgs({ options: { 'sqlite-workers': { type: 'boolean', default: false } } });
 const KEYS = Number(process.env.KEYS ?? 200);
@@ -46,15 +47,9 @@ async function onPostgres(dir: string): Promise<Setup> {
 }
 
 async function onSqliteWorkers(dir: string): Promise<Setup> {
-  const token = 'bench-root';
-  const server = await spawnDevServer(join(dir, 'cofre'), await freePort(), token, ['--workers', '2']);
-  // The second thread starts after the first answers.
-  await new Promise((r) => setTimeout(r, 2000));
-  return {
-    urls: [server.url],
-    token,
-    stop: async () => void server.child.kill('SIGKILL'),
-  };
+  // COFRE_FORWARD_WRITES=off in this script's environment: each thread serves its own writes.
+  const server = await spawnThreadedDevServer(join(dir, 'cofre'), process.env.COFRE_FORWARD_WRITES !== 'off');
+  return { urls: [server.url], token: 'root', stop: async () => void server.child.kill('SIGKILL') };
 }
 
 /** A stream of live events open on `url`, read and dropped, until the returned function is called. */
@@ -90,8 +85,7 @@ try {
     }
   })();
   for (const url of new Set(setup.urls)) {
-    const seen = await replayChanges(url, setup.token);
-    const missing = acknowledged.filter((change) => !seen.has(change));
+    const missing = await missingChanges(url, setup.token, acknowledged);
     missingAnywhere += missing.length;
     const byVersion = new Map<string, number>();
     for (const change of missing) {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { startNode, unseal, type Node } from './cluster-support.js';
+import { changeOf, replayEvents } from './event-replay.js';
 import { apiClient, freePort, spawnDevServer, startCrashWriters, tempDir, until, type Api } from './support.js';
 
 /**
@@ -50,42 +51,16 @@ async function storedKeys(api: Api): Promise<string[]> {
 
 /** The paths of every `write` event the log holds: the stream from index 0 up to the index its hello names. */
 async function announcedPaths(url: string, token: string): Promise<Set<string>> {
-  const controller = new AbortController();
-  const res = await fetch(`${url}/v1/sys/cofre/events?index=0`, {
-    headers: { 'x-vault-token': token },
-    signal: controller.signal,
-  });
-  assert.equal(res.status, 200);
   const paths = new Set<string>();
-  const reader = res.body!.getReader();
-  let buffer = '';
   let last: number | undefined;
-  let seen = 0;
-  try {
-    while (last === undefined || seen < last) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('the event stream ended before its backlog was read');
-      buffer += Buffer.from(value).toString();
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const fields = new Map(
-          buffer
-            .slice(0, end)
-            .split('\n')
-            .map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)] as const),
-        );
-        buffer = buffer.slice(end + 2);
-        const data = JSON.parse(fields.get('data') ?? '{}') as { index: number; path?: string; kind?: string };
-        if (fields.get('event') === 'hello') last = data.index;
-        if (fields.get('event') === 'change') {
-          seen = data.index;
-          if (data.kind === 'write') paths.add(data.path!);
-        }
-      }
-    }
-  } finally {
-    controller.abort();
-  }
+  await replayEvents(url, token, {
+    frame: (frame) => {
+      if (frame.event === 'hello') last = (frame.data as { index: number }).index;
+      const change = changeOf(frame);
+      if (change?.kind === 'write') paths.add(change.path);
+      return last !== undefined && (last === 0 || (change?.index ?? 0) >= last);
+    },
+  });
   return paths;
 }
 

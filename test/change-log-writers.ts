@@ -2,6 +2,7 @@
  * Two groups of writers appending to the change log at once, and the check that every acknowledged write has its
  * event: used by test/change-log-writers.test.ts and bench/change-log-writers.ts.
  */
+import { changeOf, replayEvents } from './event-replay.js';
 
 export interface WriterGroups {
   /** One URL per group: a node each, or one server's for both. */
@@ -22,8 +23,13 @@ const MOUNT = 'writers';
  */
 export async function writeFromTwoGroups(w: WriterGroups): Promise<string[]> {
   await request(w, w.urls[0]!, 'POST', `sys/mounts/${MOUNT}`, { type: 'kv', options: { version: '2' } });
-  // Another node hears of the new mount through its notification.
-  await new Promise((r) => setTimeout(r, 500));
+  // Another node hears of the new mount through its notification: each group starts once its URL serves it.
+  for (const url of w.urls) {
+    for (let i = 0; !(await mounted(w, url)); i++) {
+      if (i >= 100) throw new Error(`${url} did not see the ${MOUNT}/ mount in 5 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   const groups = await Promise.all([0, 1].map((g) => writeGroup(w, g)));
   return groups.flat();
 }
@@ -49,46 +55,36 @@ async function writeGroup(w: WriterGroups, g: number): Promise<string[]> {
 }
 
 /**
- * Every change event that a stream from index 0 replays from the store, as "path@version": read until the event
- * at the index its hello names (where the stored backlog ends), or refused after `timeoutMs`.
+ * Which of `acknowledged` the change log lacks, replayed from index 0 on `url`: read until every one is seen, or
+ * until the stream has been quiet for 3 s (the node may still be hearing another's last events).
  */
-export async function replayChanges(url: string, token: string, timeoutMs = 30_000): Promise<Set<string>> {
+export async function missingChanges(url: string, token: string, acknowledged: string[]): Promise<string[]> {
   const seen = new Set<string>();
-  const res = await fetch(`${url}/v1/sys/cofre/events?index=0`, {
-    headers: { 'x-vault-token': token },
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  if (res.status !== 200) throw new Error(`events stream: ${res.status} ${await res.text()}`);
-  let end: number | undefined;
-  let text = '';
-  for await (const chunk of res.body!) {
-    text += Buffer.from(chunk).toString();
-    let at: number;
-    while ((at = text.indexOf('\n\n')) >= 0) {
-      const frame = text.slice(0, at);
-      text = text.slice(at + 2);
-      const kind = /^event: (.*)$/m.exec(frame)?.[1];
-      const data = JSON.parse(/^data: (.*)$/m.exec(frame)?.[1] ?? 'null') as {
-        index?: number;
-        path?: string;
-        version?: number;
-      } | null;
-      if (kind === 'hello') end = data?.index ?? 0;
-      if (kind === 'change') seen.add(`${data?.path}@${data?.version}`);
-      if (end !== undefined && (end === 0 || (kind === 'change' && (data?.index ?? 0) >= end))) {
-        // Leaving the loop cancels the stream.
-        return seen;
+  const pending = new Set(acknowledged);
+  await replayEvents(url, token, {
+    frame: (frame) => {
+      const change = changeOf(frame);
+      if (change) {
+        seen.add(`${change.path}@${change.version}`);
+        pending.delete(`${change.path}@${change.version}`);
       }
-    }
-  }
-  throw new Error('events stream ended before its backlog did');
+      return pending.size === 0;
+    },
+    quietMs: 3000,
+  });
+  return acknowledged.filter((change) => !seen.has(change));
 }
 
-async function request(w: WriterGroups, url: string, method: string, path: string, body: unknown): Promise<unknown> {
+async function mounted(w: WriterGroups, url: string): Promise<boolean> {
+  const mounts = (await request(w, url, 'GET', 'sys/mounts')) as { data: Record<string, unknown> };
+  return `${MOUNT}/` in mounts.data;
+}
+
+async function request(w: WriterGroups, url: string, method: string, path: string, body?: unknown): Promise<unknown> {
   const res = await fetch(`${url}/v1/${path}`, {
     method,
     headers: { 'x-vault-token': w.token, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { verifyLines, type ChainState } from '../src/core/audit-chain.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
-import { freePort, spawnDevServer, tempDir } from './support.js';
+import { freePort, spawnThreadedDevServer, tempDir } from './support.js';
 
 /**
  * `cofre server --workers 2`: two server threads on one SQLite store and one port. Every request here goes on a new
@@ -81,18 +81,6 @@ function forwardingEnv(forwarding: boolean): void {
   else process.env.COFRE_FORWARD_WRITES = 'off';
 }
 
-async function startThreaded(dir: string, forwarding: boolean) {
-  const port = await freePort();
-  forwardingEnv(forwarding);
-  const server = await spawnDevServer(dir, port, 'root', ['--workers', '2']).finally(() => forwardingEnv(true));
-  // Healthy as soon as the first thread is up: the banner comes once every thread is.
-  for (let i = 0; i < 200 && !server.output().includes('Server threads: 2'); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.match(server.output(), /Server threads: 2/);
-  return server;
-}
-
 // Every check runs twice: with writes forwarded to the first thread (the default), and with each thread serving its
 // own writes (COFRE_FORWARD_WRITES=off), where key locks, login nonces and ceremony forwarding cross threads.
 for (const forwarding of [true, false]) {
@@ -100,12 +88,12 @@ for (const forwarding of [true, false]) {
 
   describe(`server threads (--workers 2)${mode}`, () => {
     let dir: string;
-    let server: Awaited<ReturnType<typeof startThreaded>>;
+    let server: Awaited<ReturnType<typeof spawnThreadedDevServer>>;
     let url: string;
 
     before(async () => {
       dir = tempDir('threads');
-      server = await startThreaded(dir, forwarding);
+      server = await spawnThreadedDevServer(dir, forwarding);
       url = server.url;
     });
     after(() => {

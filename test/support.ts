@@ -124,6 +124,7 @@ export async function spawnDevServer(
   port: number,
   rootToken = 'root',
   extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const child = spawn(
     process.execPath,
@@ -141,7 +142,7 @@ export async function spawnDevServer(
       rootToken,
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -160,6 +161,27 @@ export async function spawnDevServer(
   }
   child.kill('SIGKILL');
   throw new Error(`dev server did not become healthy in 20 s: ${out}`);
+}
+
+/**
+ * A dev server with two server threads (root token "root"), once both serve: writes forwarded to the first thread
+ * (the default) or, `forwarding` false, served where they arrive (COFRE_FORWARD_WRITES=off).
+ */
+export async function spawnThreadedDevServer(
+  dir: string,
+  forwarding = true,
+): Promise<Awaited<ReturnType<typeof spawnDevServer>>> {
+  const env = { COFRE_FORWARD_WRITES: forwarding ? 'on' : 'off' };
+  const server = await spawnDevServer(dir, await freePort(), 'root', ['--workers', '2'], env);
+  // Healthy as soon as the first thread is up: the banner comes once every thread is.
+  for (let i = 0; i < 200 && !server.output().includes('Server threads: 2'); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!server.output().includes('Server threads: 2')) {
+    server.child.kill('SIGKILL');
+    throw new Error(`the second server thread did not start in 10 s: ${server.output()}`);
+  }
+  return server;
 }
 
 export async function freePort(): Promise<number> {

@@ -242,7 +242,9 @@ export class ChangeLog {
    * Two nodes appending in the same instant can pick the same index, and the later write replaces the earlier one.
    * The node whose event was replaced notices here (the stored event is not the one it wrote) and appends both
    * changes again under new indexes: its own, for the other nodes' subscribers, and the other node's, for its
-   * own subscribers, who already saw this index. A change may so reach a subscriber twice, never not at all.
+   * own subscribers, who already saw this index. A change may so reach a subscriber twice. (Not always: the loser
+   * repairs only while its event is among `recent`, and events are lost when several nodes append at once:
+   * docs/architecture.md, "Change stream", known defect.)
    */
   async ingest(storageKey: string): Promise<void> {
     // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber

@@ -52,8 +52,9 @@ export interface PostgresStats {
  * How long a pooled connection may sit idle before it is closed; pg's default is 10 s. Each connection's backend
  * holds the statements prepared on it and the batch function compiled, and the pool grows to its size under load:
  * closed after every lull of 10 s, the first requests after it waited for new connections, new backends and all of
- * that again (bench/README.md, "The change log with two writers; this session's levers"). Connections that a
- * server or a proxy closes meanwhile are replaced when next used (withClient).
+ * that again (bench/README.md, "The change log with two writers; this session's levers"). A connection that the
+ * server or a proxy closes meanwhile is dropped from the pool once that is noticed, so an idle timeout shorter than
+ * this there (PostgreSQL's idle_session_timeout, a proxy's) only brings the cost back.
  */
 const IDLE_CONNECTION_MS = 5 * 60_000;
 
@@ -70,7 +71,8 @@ export async function openPostgresStorage(opts: PostgresOptions): Promise<Postgr
     ...conn.config,
     max,
     idleTimeoutMillis: IDLE_CONNECTION_MS,
-    // Idle connections kept that long must not keep a process alive that has nothing else to do (a CLI command).
+    // Idle connections kept that long must not keep alive a process that has nothing else to do and never closed
+    // its store (a script, a test): it would linger for those minutes.
     allowExitOnIdle: true,
     application_name: `cofre ${nodeId}`.slice(0, 63),
   });
