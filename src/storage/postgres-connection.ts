@@ -118,11 +118,12 @@ export async function withClient<T>(
  * FATAL came instead of the answer: a statement it interrupts is rolled back; only an end that falls between the
  * commit and the answer's last message would be missed, a window of microseconds), or the socket was found closed
  * when the statement was written. The usual case: a pooled connection that a restart of PostgreSQL cut, whose first
- * write after the restart would otherwise fail.
+ * write after the restart would otherwise fail. 57P05 ends only an idle session (idle_session_timeout), one that
+ * the pool handed out as the server closed it.
  */
 function notApplied(err: unknown): boolean {
   const { code } = (err ?? {}) as { code?: unknown };
-  return code === '57P01' || code === '57P02' || code === 'EPIPE';
+  return code === '57P01' || code === '57P02' || code === '57P05' || code === 'EPIPE';
 }
 
 /** A write whose connection was lost after it was sent: PostgreSQL may have committed it, or not. */
@@ -154,7 +155,8 @@ async function holding<T>(client: pg.PoolClient, fn: (c: pg.PoolClient) => Promi
 /** The connection, not the statement, failed: terminated by an administrator or a shutdown, or its socket closed. */
 function isConnectionLost(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  if (code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE') return true;
+  if (code === '57P01' || code === '57P02' || code === '57P05' || code === 'ECONNRESET' || code === 'EPIPE')
+    return true;
   return typeof message === 'string' && /^Connection terminated unexpectedly/.test(message);
 }
 
