@@ -6,10 +6,10 @@
 //   npm run build && node --import tsx bench/change-log-writers.ts                  # two nodes on PostgreSQL
 //   npm run build && node --import tsx bench/change-log-writers.ts --sqlite-workers # one server, two threads
 //
-// Environment: KEYS (200), ROUNDS (10), CONC (2); COFRE_FORWARD_WRITES=off has each server thread serve its own
-// writes. Prints, per server, how many acknowledged versions the stream
-// lacks and which versions they were; exits 1 if any is missing. Results in bench/README.md ("The change log with
-// two writers").
+// Environment: KEYS (200), ROUNDS (10), CONC (2), SUBSCRIBED (1: a stream open on each server during the writes);
+// COFRE_FORWARD_WRITES=off has each server thread serve its own writes. Prints, per server, how many acknowledged
+// versions the stream lacks and which they were; exits 1 if any is missing. Results in bench/README.md ("The change
+// log with two writers").
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres } from '../scripts/test-databases.js';

@@ -59,20 +59,16 @@ async function writeGroup(w: WriterGroups, g: number): Promise<string[]> {
  * until the stream has been quiet for 3 s (the node may still be hearing another's last events).
  */
 export async function missingChanges(url: string, token: string, acknowledged: string[]): Promise<string[]> {
-  const seen = new Set<string>();
-  const pending = new Set(acknowledged);
+  const unseen = new Set(acknowledged);
   await replayEvents(url, token, {
     frame: (frame) => {
       const change = changeOf(frame);
-      if (change) {
-        seen.add(`${change.path}@${change.version}`);
-        pending.delete(`${change.path}@${change.version}`);
-      }
-      return pending.size === 0;
+      if (change) unseen.delete(`${change.path}@${change.version}`);
+      return unseen.size === 0;
     },
     quietMs: 3000,
   });
-  return acknowledged.filter((change) => !seen.has(change));
+  return acknowledged.filter((change) => unseen.has(change));
 }
 
 async function mounted(w: WriterGroups, url: string): Promise<boolean> {

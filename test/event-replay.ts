@@ -7,7 +7,7 @@ import { SseSplitter, type SseFrame } from '../src/client/sse.js';
 export interface ReplayOptions {
   /** Called with each frame in order; returns true when the replay has read enough. */
   frame(frame: SseFrame): boolean;
-  /** Also stop once no frame came for this long (undefined: wait for `enough`). */
+  /** Also stop once no chunk came for this long (undefined: only `frame` or the timeout ends the replay). */
   quietMs?: number;
   /** Refuse after this long in all. */
   timeoutMs?: number;
