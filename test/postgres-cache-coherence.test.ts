@@ -105,7 +105,7 @@ describe('read cache of two nodes on one PostgreSQL', () => {
       { op: 'check', key: 'meta', value: read },
       { op: 'put', key: 'meta', value: Buffer.from(value) },
     ]);
-  const refusal = (work: Promise<void>): Promise<StorageConflictError> =>
+  const refusal = (work: Promise<unknown>): Promise<StorageConflictError> =>
     work.then(
       () => assert.fail('the check held'),
       (err: unknown) => (err instanceof StorageConflictError ? err : assert.fail(`not a refusal: ${String(err)}`)),

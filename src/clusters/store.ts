@@ -222,8 +222,8 @@ export class ClusterStore {
   }
 
   /** Writes a delivery unless its record is no longer `read` (a StorageConflictError: another node wrote it). */
-  putDelivery(record: DeliveryRecord, read: Uint8Array | null): Promise<void> {
-    return this.storage.transaction([
+  async putDelivery(record: DeliveryRecord, read: Uint8Array | null): Promise<void> {
+    await this.storage.transaction([
       { op: 'check', key: `deliveries/${record.name}`, value: read },
       { op: 'put', key: `deliveries/${record.name}`, value: jsonBytes(record) },
     ]);
@@ -297,18 +297,18 @@ export class ClusterStore {
    * Writes a record only if it is still what `read` found: another node may have changed it meanwhile (a fetch
    * there issues, the keeper here renews). A StorageConflictError says so, and nothing is written.
    */
-  putCredential(record: CredentialRecord, read: CredentialRead): Promise<void> {
+  async putCredential(record: CredentialRecord, read: CredentialRead): Promise<void> {
     const key = credentialKey(record.cluster, record.delivery);
-    return this.fresh.transaction([
+    await this.fresh.transaction([
       { op: 'check', key, value: read.stored },
       { op: 'put', key, value: jsonBytes(record) },
     ]);
   }
 
   /** Deletes a record only if it is still what `read` found (as putCredential). */
-  deleteCredential(cluster: string, delivery: string, read: CredentialRead): Promise<void> {
+  async deleteCredential(cluster: string, delivery: string, read: CredentialRead): Promise<void> {
     const key = credentialKey(cluster, delivery);
-    return this.fresh.transaction([
+    await this.fresh.transaction([
       { op: 'check', key, value: read.stored },
       { op: 'delete', key },
     ]);

@@ -4,11 +4,19 @@ import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { ReadCache, type CachedEntry } from './read-cache.js';
-import { StorageConflictError, type CheckOp, type Storage, type StorageOp } from './storage.js';
+import { StorageConflictError, type CheckOp, type Committed, type Storage, type StorageOp } from './storage.js';
 
 export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
+/**
+ * An entry appended to a log (the storage port's append op): the store chose its key, so the additional data is
+ * the log's name instead (see logAad), and the version byte says so. The entries of one log can therefore be
+ * reordered by whoever can write the store, which they could not be moved to any other key: the change log's
+ * order is not bound by the cipher, its contents are.
+ */
+const FORMAT_LOG_ENTRY = 2;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
+const LOG_POSITION_DIGITS = 16;
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
 /**
  * What refusals found, kept for their callers' next checks (Barrier.handedOut). A KV write comes back for its entry
@@ -133,7 +141,7 @@ export class Barrier implements Storage {
    * anything altered, truncated or forged. Never reloads the keyring: a forged term must not cost a storage read.
    */
   decryptValue(context: string, sealed: Uint8Array): Buffer {
-    return decrypt(this.unsealedKeyring(), context, sealed);
+    return decrypt(this.unsealedKeyring(), context, sealed, false);
   }
 
   keyStatus(): { term: number; installTime: Date } {
@@ -203,7 +211,7 @@ export class Barrier implements Storage {
     return this.physical.list(prefix);
   }
 
-  async transaction(ops: StorageOp[]): Promise<void> {
+  async transaction(ops: StorageOp[]): Promise<Committed> {
     const keyring = this.unsealedKeyring();
     // Checks of what the cache holds resolve at once, so that the commit is issued in the same turn as the call:
     // a change-log entry staged just before must commit in staging order (request/change-capture.ts).
@@ -211,21 +219,24 @@ export class Barrier implements Storage {
     const known = read ? await this.writeIdsFromStore(ops) : undefined;
     const sealed = ops.map((op): StorageOp => {
       if (op.op === 'put') return { ...op, value: encrypt(keyring, op.key, op.value) };
+      // Not cached: its key is known only once committed, and only other nodes' subscribers read it back.
+      if (op.op === 'append') return { ...op, value: encrypt(keyring, op.key, op.value, FORMAT_LOG_ENTRY) };
       if (op.op !== 'check') return op;
       const written = known?.get(op.key) ?? this.writeIdOfCheck(op)!;
       return written === 'absent'
         ? { op: 'check', key: op.key, value: null }
         : { op: 'check', key: op.key, prefix: Buffer.from(written, 'latin1') };
     });
-    const written = ops.filter((op) => op.op !== 'check');
+    const written = ops.filter((op) => op.op === 'put' || op.op === 'delete');
     // The cache keeps what it holds of these keys until the commit: until then that is still what the store holds.
     // Afterwards every written key's epoch moves (so no read that began before fills what it read) and the cache
     // holds the committed value or nothing.
     const remote = this.cache.remoteChanges();
     // Used, if it was: what was handed out serves one check.
     for (const op of ops) if (op.op === 'check' && 'value' in op) this.forgetHandedOut(op.key, op.value);
+    let committed: Committed;
     try {
-      await this.physical.transaction(sealed);
+      committed = await this.physical.transaction(sealed);
     } catch (err) {
       // A check failed: what this node has cached of the checked keys is older than the store. The retry makes its
       // change on what the refusal found, or reads.
@@ -236,13 +247,14 @@ export class Barrier implements Storage {
     // The last op of each key decides what the cache holds of it. Sealed meanwhile, the cache was cleared, which
     // replace() notices.
     const last = new Map<string, number>();
-    ops.forEach((op, i) => op.op !== 'check' && last.set(op.key, i));
+    ops.forEach((op, i) => (op.op === 'put' || op.op === 'delete') && last.set(op.key, i));
     ops.forEach((op, i) => {
-      if (op.op === 'check') return;
+      if (op.op === 'check' || op.op === 'append') return;
       const stored = sealed[i]!;
       if (op.op !== 'put' || stored.op !== 'put' || last.get(op.key) !== i) return this.cache.invalidate(op.key);
       this.cache.replace(op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) }, remote);
     });
+    return committed;
   }
 
   /**
@@ -361,11 +373,20 @@ function writeIdOf(stored: Uint8Array): string {
 /** Each entry's header is written here, then copied into the entry: one buffer per thread, not one per write. */
 const header = Buffer.alloc(HEADER_BYTES);
 
-function encrypt(keyring: Keyring, path: string, value: Uint8Array): Buffer {
+/** `path`: the entry's key, or for a log entry (FORMAT_LOG_ENTRY) the log's. */
+function encrypt(keyring: Keyring, path: string, value: Uint8Array, format = FORMAT_VERSION): Buffer {
   const { term, cipherKey } = keyring.active();
-  header.writeUInt8(FORMAT_VERSION, 0);
+  header.writeUInt8(format, 0);
   header.writeUInt32BE(term, 1);
-  return sealAfter(header, cipherKey, value, Buffer.from(path));
+  return sealAfter(header, cipherKey, value, format === FORMAT_LOG_ENTRY ? logAad(path) : Buffer.from(path));
+}
+
+/**
+ * A log entry's additional data: its log's name, marked so that it can never equal an entry key's (a key holds no
+ * NUL: the stores refuse one), so no other entry's ciphertext opens as a log entry, nor a log entry's as another.
+ */
+function logAad(log: string): Buffer {
+  return Buffer.from(`\0log\0${log}`);
 }
 
 /** The key term in an entry's header (0 for an entry too short to have one: decrypt refuses it). */
@@ -373,13 +394,15 @@ function termOf(stored: Uint8Array): number {
   return stored.byteLength >= HEADER_BYTES ? Buffer.from(stored.buffer, stored.byteOffset, 5).readUInt32BE(1) : 0;
 }
 
-function decrypt(keyring: Keyring, path: string, stored: Uint8Array): Buffer {
+/** `entry`: whether `path` is a storage key, whose entry may be a log's (a value sealed elsewhere never is). */
+function decrypt(keyring: Keyring, path: string, stored: Uint8Array, entry = true): Buffer {
   const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
-  if (buf.length < HEADER_BYTES || buf.readUInt8(0) !== FORMAT_VERSION) {
-    throw new Error(`barrier entry ${path} has an unknown format`);
-  }
+  const format = buf.length < HEADER_BYTES ? 0 : buf.readUInt8(0);
+  const logEntry = format === FORMAT_LOG_ENTRY && entry && path.length > LOG_POSITION_DIGITS;
+  if (format !== FORMAT_VERSION && !logEntry) throw new Error(`barrier entry ${path} has an unknown format`);
   const term = buf.readUInt32BE(1);
   const termKey = keyring.term(term);
   if (!termKey) throw new Error(`barrier entry ${path} uses unknown key term ${term}`);
-  return open(termKey.cipherKey, buf.subarray(HEADER_BYTES), Buffer.from(path));
+  const aad = logEntry ? logAad(path.slice(0, -LOG_POSITION_DIGITS)) : Buffer.from(path);
+  return open(termKey.cipherKey, buf.subarray(HEADER_BYTES), aad);
 }

@@ -1,6 +1,13 @@
 import type { InvalidationHandler } from './invalidation.js';
 import { nowIso } from './now-iso.js';
-import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
+import {
+  isStorageConflict,
+  logEntryKey,
+  logPosition,
+  type Committed,
+  type Storage,
+  type StorageOp,
+} from './storage.js';
 import { getJson, jsonBytes } from './storage-view.js';
 
 /** One change, as subscribers see it: never a value, only where, what kind and which version. */
@@ -27,269 +34,240 @@ const RETENTION = 10_000;
  * in the two-node write benchmark). A few per change catch up soon enough.
  */
 const TRIM_PER_CHANGE = 4;
-/** How many of its own events a node remembers to repair an index collision; collisions happen within milliseconds. */
-const RECENT = 1_000;
+/** How long a gap that the store could not be read to close waits before it is tried again. */
+const GAP_RETRY_MS = 1_000;
 
-function changeOf(event: ChangeEvent): NewChange {
+export function changeOf(event: ChangeEvent): NewChange {
   const { index: _index, time: _time, ...change } = event;
   return change;
 }
-const key = (index: number): string => index.toString().padStart(16, '0');
+const key = (index: number): string => logEntryKey('', index);
+
+/** What an entry holds: the event without its index, which is its position in the log (older entries hold both). */
+type StoredEvent = Omit<ChangeEvent, 'index'> & { index?: number };
 
 /** A change-log entry waiting for the commit that carries it (ChangeLog.stage). */
 export interface StagedChange {
-  readonly event: ChangeEvent;
   readonly ops: StorageOp[];
-  /** Tells subscribers once `persisted` (the commit carrying `ops`) resolves; rejects with it. */
-  publish(persisted: Promise<void>): Promise<ChangeEvent>;
+  /** Tells subscribers once `persisted` (the commit carrying `ops`) resolves, with the event; rejects with it. */
+  publish(persisted: Promise<Committed>): Promise<ChangeEvent>;
 }
 
 /**
  * What a subscriber receives: events in index order, or a reset when some may have been missed (its resume point
- * was trimmed, the log was loaded again at an unseal, or more notifications were lost than are read back).
+ * was trimmed, or the log was loaded again at an unseal).
  */
 export type Delivery = { type: 'event'; event: ChangeEvent } | { type: 'reset'; index: number };
 
 /**
  * What the log tells its subscribers' listeners: a delivery, or that every index up to `index` is now told although
- * some of them were not read (heard with nobody subscribed, a commit of unknown outcome, what load() found): a
- * subscriber reads those from the store.
+ * some of them were not read (heard with nobody subscribed, found in the store after a gap or a missed
+ * notification): a subscriber reads those from the store.
  */
 type Told = Delivery | { type: 'through'; index: number };
 
-/** Waiting to be told (ChangeLog.release): another node's event, or only an index, read from the store when due. */
-type Queued = ChangeEvent | number;
-const indexOf = (queued: Queued): number => (typeof queued === 'number' ? queued : queued.index);
-
 /**
- * The change stream's log: every change gets the next index and is persisted (behind the barrier) before anyone
- * is told, so a subscriber can resume after a disconnect or a server restart. The last RETENTION events are
- * kept; a subscriber asking for older ones gets a reset and resynchronises in full.
+ * The change stream's log: every change is an entry appended to the store in the commit that makes the change, and
+ * the store gives it its index, the next in commit order (the storage port's append op). Subscribers are told of
+ * changes in index order, each once it is durable and readable here, and can resume after a disconnect or a server
+ * restart. The last RETENTION events are kept; a subscriber asking for older ones gets a reset and resynchronises
+ * in full.
+ *
+ * Because indexes follow commits without gaps, a node knows every change up to an index once it has heard of each
+ * one: its own commits tell it theirs, other nodes' notifications theirs (PostgreSQL delivers them in commit order).
+ * It tells subscribers through the unbroken run it has heard (`told`). A gap that stays once this node's own
+ * commits under way have settled is a missed notification (or a commit of unknown outcome): the store says what
+ * lies in it.
  */
 export class ChangeLog {
-  /** The last index handed out: a staged change takes it before its commit is done. */
-  private last = 0;
-  /**
-   * The last index subscribers have been told of (in index order): every change up to it is durable and readable
-   * through this node's caches. Never past one of this node's own changes still being committed (see release).
-   */
+  /** Every index up to this one has been told to subscribers (or read from the store by them). */
   private told = 0;
   /**
-   * The highest index known committed (this node's own, published, and other nodes', ingested) or that may be (a
-   * commit of unknown outcome, the newest entry load() found).
+   * Indexes above `told` that are known committed, each waiting for those below it: the event, or null when it was
+   * not read (heard with nobody subscribed, found in the store after a gap).
    */
-  private heard = 0;
-  /**
-   * What waits, in index order, for this node's own earlier changes to be committed (release): other nodes' events
-   * that were read, and bare indexes (other nodes' heard with nobody subscribed, this node's of unknown outcome, the
-   * newest entry at load).
-   */
-  private queued: Queued[] = [];
+  private readonly waiting = new Map<number, ChangeEvent | null>();
+  /** This node's commits that carry an entry, until they settle: a gap may be one of theirs. */
+  private readonly inFlight = new Set<Promise<Committed>>();
   private first = 1;
+  /** Counts loads, so that what was under way across one is dropped. */
+  private loads = 0;
+  private gapWatch: Promise<void> | undefined;
+  private reading: Promise<void> | undefined;
   private readonly listeners = new Set<(told: Told) => void>();
-  private notifyQueue: Promise<void> = Promise.resolve();
-  /** This node's latest events by index, to notice another node overwriting one (see ingest). */
-  private readonly recent = new Map<number, ChangeEvent>();
-  /**
-   * This node's events staged and not yet settled, for the same: another node's notification of the same index can
-   * come before this node hears that its own commit is done (both in one group commit, the notification first).
-   */
-  private readonly pending = new Map<number, ChangeEvent>();
 
   /** `storage` is public so a change can commit its entry with itself (src/core/request/change-capture.ts). */
   constructor(readonly storage: Storage) {}
 
-  /** Events other nodes appended (keys relative to this log's view), taken in index order. */
+  /** Events other nodes appended (keys relative to this log's view). */
   readonly invalidation: InvalidationHandler = {
     stage: 'events',
-    apply: async (keys) => {
-      for (const key of [...keys].sort()) await this.ingest(key);
-    },
-    // A notification was missed (a reconnection, a write too large to name): the newest entry is taken as heard,
-    // and with someone subscribed ingest reads what lies between (up to RECENT entries back; a reset past that), as
-    // for a notification that came out of order.
-    reload: async () => {
-      const newest = (await this.storage.list('')).at(-1);
-      if (newest !== undefined) await this.ingest(newest);
-    },
+    apply: (keys) => this.heard(keys),
+    // A notification was missed (a reconnection, a write too large to name): the store says what was appended.
+    reload: () => this.readStore(),
   };
 
   async load(): Promise<void> {
-    // A commit of this node's may still be in flight (a seal that stopped waiting for it): its index is not handed
-    // out again, and "now" does not pass it. One that lands while the store is listed may be missing from the
-    // listing although it was told: it counts as heard.
-    // Other nodes' entries heard while listing (the barrier is unsealed) may be missing from it too.
-    const inFlight = [...this.pending.keys()];
-    const before = { last: this.last, heard: this.heard };
+    const loads = ++this.loads;
+    // A commit of this node's still under way (a seal that stopped waiting for it) is either in the listing, and
+    // told with it (read through a cache that the seal emptied), or lands after it and is told as it settles.
     const keys = await this.storage.list('');
+    if (loads !== this.loads) return;
     const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
-    const landed = inFlight.filter((index) => this.recent.has(index));
-    const newestPending = [...this.pending.keys()].at(-1) ?? 0;
-    const heardMeanwhile = this.heard > before.heard ? this.heard : 0;
-    this.last = Math.max(newest, newestPending, ...landed, this.last > before.last ? this.last : 0);
-    this.heard = Math.max(newest, ...landed, heardMeanwhile);
-    this.told = 0;
-    this.queued = [];
-    this.release();
-    // What lies between "now" and what is heard (past that commit in flight) is read from the store once it is.
-    if (this.heard > this.told) this.queued.push(this.heard);
-    this.first = keys.length > 0 ? Number(keys[0]) : this.last + 1;
+    this.told = newest;
+    for (const index of [...this.waiting.keys()]) if (index <= newest) this.waiting.delete(index);
+    this.first = keys.length > 0 ? Number(keys[0]) : newest + 1;
     // Loaded again (unsealed after a seal) under live subscribers: what other nodes wrote meanwhile was never
     // heard, so they resynchronise in full, as after a trimmed resume point.
     this.tell({ type: 'reset', index: this.told });
+    this.advance();
   }
 
   /**
-   * Where a new subscriber starts "from now": the last change subscribers have been told of, not the last index
-   * handed out. A change staged but not yet committed has an index already; a subscriber starting after it would
-   * skip it, although its write is not readable yet, so whoever reads the state at that moment sees it neither
-   * in the state nor in the stream (the cluster service, subscribing while a KV write was being committed, made
-   * no revision of it and its agents never caught up).
+   * Where a new subscriber starts "from now": the last change subscribers have been told of. A change committed by
+   * the store but not yet acknowledged to this node is not readable here yet (the barrier's cache holds the value
+   * before it), so whoever reads the state now sees it neither in the state nor in the stream if the start were
+   * past it (the cluster service, subscribing while a KV write was being committed, made no revision of it).
    */
   get lastIndex(): number {
     return this.told;
   }
 
-  /** Appends in order, in a commit of its own; resolves once persisted and delivered to live subscribers. */
+  /** Appends in a commit of its own; resolves once persisted and delivered to live subscribers. */
   append(change: NewChange): Promise<ChangeEvent> {
     const staged = this.stage(change);
     return staged.publish(this.storage.transaction(staged.ops));
   }
 
   /**
-   * Takes the next index for a change whose entry the caller commits together with the change itself (one
-   * storage transaction, so a crash keeps both or neither). `ops` are relative to this log's storage; the caller
-   * must issue the commit that carries them before anything else is staged or appended, and hand it to `publish`.
+   * The entry of a change whose caller commits it together with the change itself (one storage transaction, so a
+   * crash keeps both or neither). `ops` are relative to this log's storage; the caller hands the commit to
+   * `publish`, whose event has the index the store gave.
    */
   stage(change: NewChange): StagedChange {
-    const index = ++this.last;
-    const event: ChangeEvent = { index, time: nowIso(), ...change };
-    const ops: StorageOp[] = [{ op: 'put', key: key(index), value: jsonBytes(event) }];
-    for (let n = 0; n < TRIM_PER_CHANGE && index - this.first >= RETENTION; n++) {
+    const stored: StoredEvent = { time: nowIso(), ...change };
+    const ops: StorageOp[] = [{ op: 'append', key: '', value: jsonBytes(stored) }];
+    for (let n = 0; n < TRIM_PER_CHANGE && this.told + 1 - this.first >= RETENTION; n++) {
       ops.push({ op: 'delete', key: key(this.first++) });
     }
-    this.pending.set(index, event);
-    return { event, ops, publish: (persisted) => this.publish(event, persisted) };
+    return { ops, publish: (persisted) => this.publish(stored, persisted) };
   }
 
-  private publish(event: ChangeEvent, persisted: Promise<void>): Promise<ChangeEvent> {
-    // The storage adapter commits in call order, so concurrent appends share a commit and keep index order;
-    // subscribers are told in index order (a repaired collision aside, see ingest), each once it is durable.
-    // Its failure reaches the caller through `done`; until the appends before it settle nobody else awaits it,
-    // and an unawaited rejection would end the process.
-    persisted.catch(() => undefined);
-    const done = this.notifyQueue.then(() => persisted);
-    this.notifyQueue = done.catch(() => undefined);
-    return done.then(
-      () => {
-        this.heard = Math.max(this.heard, event.index);
-        this.recent.set(event.index, event);
-        if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
-        this.pending.delete(event.index);
-        this.tell({ type: 'event', event });
-        this.release();
+  private publish(stored: StoredEvent, persisted: Promise<Committed>): Promise<ChangeEvent> {
+    this.inFlight.add(persisted);
+    return persisted.then(
+      (committed) => {
+        this.inFlight.delete(persisted);
+        const index = logPosition('', committed?.[0] ?? '');
+        if (index === undefined) throw new Error('the change log entry was committed without an index');
+        const event = eventAt(index, stored);
+        if (index > this.told) this.waiting.set(index, event);
+        this.advance();
         return event;
       },
       (err: unknown) => {
-        this.pending.delete(event.index);
-        // A commit whose outcome is unknown (the connection lost during it) may have landed: subscribers read its
-        // index from the store, where it is or is not. A failed check wrote nothing.
-        if (!isStorageConflict(err) && event.index > this.told) {
-          this.heard = Math.max(this.heard, event.index);
-          this.enqueue(event.index);
-        }
-        this.release();
+        this.inFlight.delete(persisted);
+        // A commit whose outcome is unknown (the connection lost during it) may have landed, at an index only the
+        // store knows. A refused check wrote nothing and took no index.
+        if (!isStorageConflict(err)) void this.readStore();
         throw err;
       },
     );
   }
 
-  /**
-   * Moves `told` on to what is heard, but not past this node's own oldest change still being committed, and tells
-   * subscribers the other nodes' events held back below it. Another node's event can come while an earlier one of
-   * this node is in its commit (the other node read it in the store first): told of it then, a subscriber starting
-   * "from now" skipped this node's change, one reading the backlog read it while this node's cache still held the
-   * value before it, and a live one dropped it as older than what it had seen.
-   */
-  private release(): void {
-    const oldestPending = this.pending.keys().next();
-    const floor = oldestPending.done ? Infinity : oldestPending.value - 1;
-    this.told = Math.max(this.told, Math.min(this.heard, floor));
-    let ready = 0;
-    while (ready < this.queued.length && indexOf(this.queued[ready]!) <= this.told) ready++;
-    if (ready === 0) return;
-    const due = this.queued.splice(0, ready);
-    // One that was not read: subscribers read everything up to the last one due from the store, in order.
-    if (due.some((q) => typeof q === 'number')) this.tell({ type: 'through', index: indexOf(due.at(-1)!) });
-    else for (const event of due as ChangeEvent[]) this.tell({ type: 'event', event });
+  /** Tells subscribers what is known from `told` on without a gap, in index order. */
+  private advance(): void {
+    let through = 0;
+    while (this.waiting.has(this.told + 1)) {
+      const index = ++this.told;
+      const event = this.waiting.get(index)!;
+      this.waiting.delete(index);
+      if (event === null) {
+        through = index;
+        continue;
+      }
+      if (through > 0) this.tell({ type: 'through', index: through });
+      through = 0;
+      this.tell({ type: 'event', event });
+    }
+    if (through > 0) this.tell({ type: 'through', index: through });
+    if (this.waiting.size > 0) this.watchGap();
   }
 
-  /** Keeps `queued` in index order (a notification can come out of order). */
-  private enqueue(item: Queued): void {
-    let at = this.queued.length;
-    while (at > 0 && indexOf(this.queued[at - 1]!) > indexOf(item)) at--;
-    this.queued.splice(at, 0, item);
+  /**
+   * A gap below what was heard: most often one of this node's commits under way, whose index the store gave before
+   * it gave the next one to another node, whose notification came first. Once the commits under way now have
+   * settled, a gap that is still there is not theirs (later ones take higher indexes), so the store is read.
+   */
+  private watchGap(): void {
+    if (this.gapWatch) return;
+    const { told, loads } = this;
+    this.gapWatch = Promise.allSettled([...this.inFlight]).then(async () => {
+      this.gapWatch = undefined;
+      if (loads !== this.loads || this.waiting.size === 0) return;
+      if (this.told === told) await this.readStore();
+      else this.watchGap();
+    });
+  }
+
+  /**
+   * Every index up to the newest entry in the store is known: those not heard are marked for subscribers to read
+   * from the store, or are gone (trimmed, or never committed, which the store's numbering leaves only in entries
+   * of older builds). Waits for this node's commits under way when the store was listed, so that its own entries
+   * come with their events.
+   */
+  private readStore(): Promise<void> {
+    this.reading ??= (async () => {
+      const loads = this.loads;
+      try {
+        const keys = await this.storage.list('');
+        await Promise.allSettled([...this.inFlight]);
+        if (loads !== this.loads) return;
+        if (keys.length > 0 && Number(keys[0]) > this.first) this.first = Number(keys[0]);
+        const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
+        for (let index = this.told + 1; index <= newest; index++) {
+          if (!this.waiting.has(index)) this.waiting.set(index, null);
+        }
+      } catch {
+        // Sealed, or the store unreachable: tried again a little later (an unseal loads the log anyway).
+        setTimeout(() => this.watchGap(), GAP_RETRY_MS).unref();
+        return;
+      } finally {
+        this.reading = undefined;
+      }
+      this.advance();
+    })();
+    return this.reading;
+  }
+
+  /**
+   * Entries other nodes appended (storage shared between nodes): their subscribers here get them too. With nobody
+   * subscribed here only the index matters: a subscriber that comes later reads what it missed from the store. This
+   * saves a storage read per write of another node.
+   */
+  private async heard(keys: readonly string[]): Promise<void> {
+    const fresh: number[] = [];
+    for (const k of keys) {
+      // A key at or below what was told: a repeated notification, or a trimmed entry's deletion.
+      const index = logPosition('', k);
+      if (index !== undefined && index > this.told && !this.waiting.has(index)) fresh.push(index);
+    }
+    if (fresh.length === 0) return;
+    const events =
+      this.listeners.size === 0 ? [] : await Promise.all(fresh.map((index) => this.read(index).catch(() => undefined)));
+    fresh.forEach((index, i) => {
+      if (index > this.told && !this.waiting.get(index)) this.waiting.set(index, events[i] ?? null);
+    });
+    this.advance();
+  }
+
+  private async read(index: number): Promise<ChangeEvent | undefined> {
+    const stored = await getJson<StoredEvent>(this.storage, key(index));
+    return stored && eventAt(index, stored);
   }
 
   private tell(told: Told): void {
     for (const listener of this.listeners) listener(told);
-  }
-
-  /**
-   * An event another node appended (storage shared between nodes): its subscribers here get it too, and the next
-   * local append goes after it.
-   *
-   * Two nodes appending in the same instant can pick the same index, and the later write replaces the earlier one.
-   * The node whose event was replaced notices here (the stored event is not the one it wrote) and appends both
-   * changes again under new indexes: its own, for the other nodes' subscribers, and the other node's, for its
-   * own subscribers, who already saw this index. A change may so reach a subscriber twice. (Not always: the loser
-   * repairs only while its event is among `recent`, and events are lost when several nodes append at once:
-   * docs/architecture.md, "Change stream", known defect.)
-   */
-  async ingest(storageKey: string): Promise<void> {
-    // With nobody subscribed here and no event of this node at that index, only the index matters: a subscriber
-    // that comes later reads what it missed from the store. This saves a storage read per write of another node.
-    const index = Number(storageKey);
-    const ours = this.recent.has(index) || this.pending.has(index);
-    if (this.listeners.size === 0 && Number.isSafeInteger(index) && !ours) {
-      if (index > this.last) this.last = index;
-      // The other node committed it before notifying: a subscriber from now starts after it, as after a read one.
-      this.heard = Math.max(this.heard, index);
-      // Unless a change of this node is still in flight below it: then a subscriber may come before that settles,
-      // and its backlog ends before this index, so release() tells it to read this one from the store.
-      if ((this.pending.size > 0 || this.queued.length > 0) && index > this.told) this.enqueue(index);
-      this.release();
-      return;
-    }
-    // Another node's entry at an index already passed: a repeated notification, or a trimmed entry's deletion.
-    if (!ours && index <= this.last) return;
-    const event = await getJson<ChangeEvent>(this.storage, storageKey);
-    if (!event) return;
-    const mine = this.recent.get(event.index) ?? this.pending.get(event.index);
-    if (mine !== undefined && JSON.stringify(mine) !== JSON.stringify(event)) {
-      this.recent.delete(event.index);
-      this.pending.delete(event.index);
-      // Both changes are appended again below: that an earlier held-back event may now be told before this node's
-      // own overwritten one is of no matter, since subscribers get both again after it.
-      this.release();
-      await this.append(changeOf(event));
-      await this.append(changeOf(mine));
-      return;
-    }
-    if (event.index <= this.last) return;
-    // Notifications may arrive out of order, or one may be missed: what lies between is read from the store.
-    const missed: ChangeEvent[] = [];
-    for (let index = this.last + 1; index < event.index && event.index - index < RECENT; index++) {
-      const between = await getJson<ChangeEvent>(this.storage, key(index));
-      if (between) missed.push(between);
-    }
-    if (event.index <= this.last) return; // another ingest got there while we read
-    // More were missed than are read back (a long loss of the notifications): subscribers resynchronise in full.
-    if (event.index - this.last > RECENT) this.tell({ type: 'reset', index: this.told });
-    this.last = event.index;
-    this.heard = Math.max(this.heard, event.index);
-    for (const e of [...missed, event]) this.enqueue(e);
-    this.release();
   }
 
   /**
@@ -325,11 +303,7 @@ export class ChangeLog {
         yield { type: 'reset', index: told };
         delivered = told;
       } else {
-        for (const k of stored) {
-          if (Number(k) <= delivered) continue;
-          if (Number(k) > told) break;
-          const event = await getJson<ChangeEvent>(this.storage, k);
-          if (!event) continue;
+        for await (const event of this.stored(stored, delivered, told)) {
           delivered = event.index;
           yield { type: 'event', event };
         }
@@ -345,11 +319,7 @@ export class ChangeLog {
             delivered = next.index;
             continue;
           }
-          for (const k of keys) {
-            if (Number(k) <= delivered) continue;
-            if (Number(k) > next.index) break;
-            const event = await getJson<ChangeEvent>(this.storage, k);
-            if (!event) continue;
+          for await (const event of this.stored(keys, delivered, next.index)) {
             delivered = event.index;
             yield { type: 'event', event };
           }
@@ -372,8 +342,25 @@ export class ChangeLog {
     }
   }
 
+  /** The events of the listed `keys` above `after` and up to `upTo`, read from the store in index order. */
+  private async *stored(keys: readonly string[], after: number, upTo: number): AsyncGenerator<ChangeEvent> {
+    for (const k of keys) {
+      const index = logPosition('', k);
+      if (index === undefined || index <= after) continue;
+      if (index > upTo) break;
+      const event = await this.read(index);
+      if (event) yield event;
+    }
+  }
+
   /** For tests and metrics. */
   get subscriberCount(): number {
     return this.listeners.size;
   }
+}
+
+/** The event an entry holds, with its index: its position (an older entry's own field says the same). */
+function eventAt(index: number, stored: StoredEvent): ChangeEvent {
+  const { index: _own, ...rest } = stored;
+  return { index, ...rest };
 }

@@ -1011,7 +1011,6 @@ export class Core {
           log instanceof StorageView &&
           commit.storage.sharesStoreWith(log)
         ) {
-          // Staged and committed with no await between: the log's indexes follow the order of the commits.
           const staged = this.changes.stage(entryOf);
           await staged.publish(commit.storage.transactionWith(commit.ops, log, staged.ops));
         } else {

@@ -228,7 +228,10 @@ export class ExpirationManager {
    */
   private async commitUnlessClosed(prefix: string, ops: StorageOp[]): Promise<void> {
     const mountId = this.mountIdOf(prefix);
-    if (mountId === undefined) return this.storage.transaction(ops);
+    if (mountId === undefined) {
+      await this.storage.transaction(ops);
+      return;
+    }
     try {
       await this.storage.transaction([{ op: 'check', key: closedKey(mountId, prefix), value: null }, ...ops]);
     } catch (err) {

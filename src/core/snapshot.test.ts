@@ -218,8 +218,8 @@ describe('snapshots', () => {
     const recording: Storage = {
       get: (k) => inner.get(k),
       list: (p) => inner.list(p),
-      put: (k, v) => recording.transaction([{ op: 'put', key: k, value: v }]),
-      delete: (k) => recording.transaction([{ op: 'delete', key: k }]),
+      put: async (k, v) => void (await recording.transaction([{ op: 'put', key: k, value: v }])),
+      delete: async (k) => void (await recording.transaction([{ op: 'delete', key: k }])),
       transaction: async (ops) => {
         transactions.push(ops);
         await inner.transaction(ops);

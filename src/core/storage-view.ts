@@ -1,4 +1,4 @@
-import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
+import { isStorageConflict, type Committed, type Storage, type StorageOp } from './storage.js';
 
 /**
  * A Storage confined to one prefix: an engine sees only its own mount's entries and cannot name another's.
@@ -26,8 +26,8 @@ export class StorageView implements Storage {
     return this.inner.list(this.prefix + prefix);
   }
 
-  transaction(ops: StorageOp[]): Promise<void> {
-    return this.inner.transaction(this.qualified(ops)).catch(this.seenFromHere);
+  transaction(ops: StorageOp[]): Promise<Committed> {
+    return this.inner.transaction(this.qualified(ops)).then(this.keysFromHere, this.seenFromHere);
   }
 
   /** Whether one transaction can span this view and `other`: both are views of the same store. */
@@ -35,13 +35,23 @@ export class StorageView implements Storage {
     return other.inner === this.inner;
   }
 
-  /** This view's ops and `other`'s, all or none, in one transaction of the store beneath both. */
-  transactionWith(ops: StorageOp[], other: StorageView, otherOps: StorageOp[]): Promise<void> {
+  /**
+   * This view's ops and `other`'s, all or none, in one transaction of the store beneath both. Resolves with the keys
+   * given to `other`'s append ops, as `other` names them (this view's ops must append nothing).
+   */
+  transactionWith(ops: StorageOp[], other: StorageView, otherOps: StorageOp[]): Promise<Committed> {
     if (!this.sharesStoreWith(other)) {
       return Promise.reject(new Error('one transaction cannot span views of two stores'));
     }
-    return this.inner.transaction([...this.qualified(ops), ...other.qualified(otherOps)]).catch(this.seenFromHere);
+    if (ops.some((op) => op.op === 'append')) return Promise.reject(new Error('only the other view may append'));
+    return this.inner
+      .transaction([...this.qualified(ops), ...other.qualified(otherOps)])
+      .then(other.keysFromHere, this.seenFromHere);
   }
+
+  /** Keys the store gave append ops, as this view names them. */
+  private readonly keysFromHere = (committed: Committed): Committed =>
+    committed?.map((key) => key.slice(this.prefix.length));
 
   /** A refusal names this view's keys as its callers know them (what the checked keys held, too). */
   private readonly seenFromHere = (err: unknown): never => {

@@ -16,7 +16,40 @@ export interface StorageEntry {
  * barrier checks by prefix: each of its entries begins with a nonce drawn for that write alone, so it remembers
  * those 17 bytes of each entry it caches instead of the ciphertext.)
  */
-export type StorageOp = { op: 'put'; key: string; value: Uint8Array } | { op: 'delete'; key: string } | CheckOp;
+export type StorageOp =
+  { op: 'put'; key: string; value: Uint8Array } | { op: 'delete'; key: string } | AppendOp | CheckOp;
+
+/**
+ * A put whose key the store chooses: `key` names a log (a prefix ending in "/"), and the entry goes under it as the
+ * next position of that log in commit order, `key` + 16 decimal digits (logEntryKey). Positions are given under
+ * the lock that orders commits, so they follow one another without gaps among committed transactions (a refused or
+ * failed one takes none), and an entry at position n is readable by anyone who can read one at n + 1. The change
+ * log needs exactly that: nodes that each picked the next index themselves chose the same ones and overwrote each
+ * other's events (docs/architecture.md, "Change stream"). The transaction resolves with the keys given, in op order.
+ */
+export interface AppendOp {
+  op: 'append';
+  key: string;
+  value: Uint8Array;
+}
+
+/** What a committed transaction tells its caller: the keys its append ops were given, in their order, if it had any. */
+export type Committed = readonly string[] | void;
+
+const LOG_POSITION_DIGITS = 16;
+/** The lowest and highest key a log's entries can have: every position is 16 digits, so keys sort as numbers. */
+export const logKeyRange = (log: string): [string, string] => [
+  log + '0'.repeat(LOG_POSITION_DIGITS),
+  log + '9'.repeat(LOG_POSITION_DIGITS),
+];
+export const logEntryKey = (log: string, position: number): string =>
+  log + position.toString().padStart(LOG_POSITION_DIGITS, '0');
+/** The position an entry key of `log` names, or undefined for a key that is not one. */
+export function logPosition(log: string, key: string): number | undefined {
+  if (!key.startsWith(log) || key.length !== log.length + LOG_POSITION_DIGITS) return undefined;
+  const digits = key.slice(log.length);
+  return /^[0-9]+$/.test(digits) ? Number(digits) : undefined;
+}
 
 export type CheckOp =
   { op: 'check'; key: string; value: Uint8Array | null } | { op: 'check'; key: string; prefix: Uint8Array };
@@ -86,10 +119,10 @@ export interface Storage {
    */
   list(prefix: string): Promise<string[]>;
   /**
-   * Applies every operation or none; durable when the promise resolves. Rejects with StorageConflictError when a
-   * check op does not hold.
+   * Applies every operation or none; durable when the promise resolves, with the keys given to its append ops.
+   * Rejects with StorageConflictError when a check op does not hold.
    */
-  transaction(ops: StorageOp[]): Promise<void>;
+  transaction(ops: StorageOp[]): Promise<Committed>;
   close(): Promise<void>;
 }
 

@@ -57,7 +57,7 @@ describe('the commit thread batch encoding', () => {
     assert.throws(() => encoder.add(bad), /storage value must be a Uint8Array/);
     assert.throws(
       () => encoder.add([{ op: 'rename', key: 'k' } as unknown as StorageOp]),
-      /must be put, delete or check/,
+      /must be put, delete, append or check/,
     );
     assert.throws(() => encoder.add([{ op: 'delete', key: 7 } as unknown as StorageOp]), /key must be a string/);
     // A check without its bytes would shift every op after it: refused, alone.

@@ -23,6 +23,7 @@ const DELETE = 1;
 const CHECK_VALUE = 2;
 const CHECK_ABSENT = 3;
 const CHECK_PREFIX = 4;
+const APPEND = 5;
 
 const INITIAL_SCRATCH = 64 * 1024;
 /** A scratch buffer grown past this (by one large write) is let go at the next take instead of kept for good. */
@@ -65,7 +66,8 @@ export class CallEncoder {
     if (typeof op.key !== 'string') throw new TypeError('storage key must be a string');
     if (op.op === 'delete') return this.keyed(DELETE, op.key);
     if (op.op === 'put') return this.keyed(PUT, op.key, bytesOf(op.value, 'storage value'));
-    if (op.op !== 'check') throw new TypeError('storage op must be put, delete or check');
+    if (op.op === 'append') return this.keyed(APPEND, op.key, bytesOf(op.value, 'storage value'));
+    if (op.op !== 'check') throw new TypeError('storage op must be put, delete, append or check');
     if ('prefix' in op) return this.keyed(CHECK_PREFIX, op.key, bytesOf(op.prefix, 'check prefix'));
     if (op.value === null) return this.keyed(CHECK_ABSENT, op.key);
     return this.keyed(CHECK_VALUE, op.key, bytesOf(op.value, 'check value'));
@@ -120,6 +122,7 @@ export function decodeCalls(encoded: EncodedCalls): StorageOp[][] {
       const key = bytes().toString('utf16le');
       if (tag === PUT) ops.push({ op: 'put', key, value: bytes() });
       else if (tag === DELETE) ops.push({ op: 'delete', key });
+      else if (tag === APPEND) ops.push({ op: 'append', key, value: bytes() });
       else if (tag === CHECK_VALUE) ops.push({ op: 'check', key, value: bytes() });
       else if (tag === CHECK_ABSENT) ops.push({ op: 'check', key, value: null });
       else if (tag === CHECK_PREFIX) ops.push({ op: 'check', key, prefix: bytes() });

@@ -4,6 +4,7 @@
  * outside the pool, because a pooled connection may be handed to a query or closed at any time.
  */
 import pg from 'pg';
+import { logEntryKey } from '../core/storage.js';
 import { backoff, connectClient, dedicatedClient, type Connection } from './postgres-connection.js';
 
 /** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
@@ -22,6 +23,14 @@ interface Payload {
   node: string;
   /** null: too many keys to name; every cache must go. */
   keys: string[] | null;
+}
+
+/** What the batch function announces of the entries it appended to a log: `count` positions from `first`. */
+interface LogPayload {
+  node: string;
+  log: string;
+  first: number;
+  count: number;
 }
 
 /**
@@ -59,9 +68,13 @@ export function changePayloads(node: string, groups: string[][]): string[] {
 /** What a received payload means for node `self`: ignore (its own), or the keys (undefined: everything). */
 export function parsePayload(payload: string | undefined, self: string): { own: true } | { keys?: string[] } {
   try {
-    const p = JSON.parse(payload ?? '') as Partial<Payload>;
+    const p = JSON.parse(payload ?? '') as Partial<Payload & LogPayload>;
     if (p.node === self) return { own: true };
     if (Array.isArray(p.keys) && p.keys.every((k) => typeof k === 'string')) return { keys: p.keys };
+    const { log, first, count } = p;
+    if (typeof log === 'string' && Number.isSafeInteger(first) && Number.isSafeInteger(count) && count! > 0) {
+      return { keys: Array.from({ length: count! }, (_, i) => logEntryKey(log, first! + i)) };
+    }
   } catch {
     // Not ours to understand (another version, someone's manual NOTIFY): treated as "anything may have changed".
   }

@@ -27,18 +27,22 @@ export interface SchemaNames {
  * Each step moves the schema from version i to i + 1. Append, never edit: a database may be at any version.
  * The entries' keys collate as "C" (byte order, which is code point order in UTF-8), so a prefix is a contiguous
  * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
- * `applyV1` is the batch function of the second step, which nodes of an earlier build still call while a rolling
- * upgrade has them run beside newer ones: it stays. Both functions take the same write lock.
+ * `applyV1` and `applyV2` are the batch functions of the second and third steps, which nodes of an earlier build
+ * still call while a rolling upgrade has them run beside newer ones: they stay. All take the same write lock. (The
+ * fourth step's function gives change-log entries their positions; an older node picks its own and may overwrite
+ * a newer node's events until it is upgraded: docs/operations.md, "Upgrading".)
  */
-const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string; applyV1: string }) => string[])[] = [
+type MigrationNames = { entries: string; nodes: string; apply: string; applyV1: string; applyV2: string };
+const MIGRATIONS: ((t: MigrationNames) => string[])[] = [
   ({ entries, nodes }) => [
     `CREATE TABLE ${entries} (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
     `ALTER TABLE ${entries} ALTER COLUMN value SET STORAGE EXTERNAL`,
     `CREATE TABLE ${nodes} (node_id text PRIMARY KEY, api_addr text NOT NULL, ` +
       `last_seen timestamptz NOT NULL, leader boolean NOT NULL DEFAULT false)`,
   ],
-  ({ entries, applyV1 }) => [applyFunction(entries, applyV1, false)],
-  ({ entries, apply }) => [applyFunction(entries, apply, true)],
+  ({ entries, applyV1 }) => [applyFunction(entries, applyV1, 1)],
+  ({ entries, applyV2 }) => [applyFunction(entries, applyV2, 2)],
+  ({ entries, apply }) => [applyFunction(entries, apply, 3)],
 ];
 
 /**
@@ -51,22 +55,32 @@ const MIGRATIONS: ((t: { entries: string; nodes: string; apply: string; applyV1:
  *
  * Values come as one binary bytea with each op's start (1-based) and length (-1: a delete, or a check that expects
  * no entry): PostgreSQL parsing a bytea[] in text form (hex) was a quarter of its CPU per write. A check expects
- * the value exactly, or (check_exact false) a value that begins with its bytes. Every lookup is a "key = ..." one,
- * so that each statement's plan (made once per connection) is an index scan whatever the batch.
+ * the value exactly, or (check_exact false) a value that begins with its bytes. Every lookup is a "key = ..." one
+ * (or, for a log, a backward scan of its key range), so that each statement's plan (made once per connection) is
+ * an index scan whatever the batch.
+ *
+ * `version` 3 also appends to logs (the storage port's append op; appendToLogs).
  */
-function applyFunction(entries: string, apply: string, tellsCurrent: boolean): string {
+function applyFunction(entries: string, apply: string, version: 1 | 2 | 3): string {
   const value = (blob: string, alias: string) =>
     `CASE WHEN ${alias}.len < 0 THEN NULL ELSE substring(${blob} FROM ${alias}.start FOR ${alias}.len) END`;
+  const returns = {
+    1: 'int[]',
+    2: 'TABLE (lost int[], current_keys text[], current_values bytea[])',
+    3: 'TABLE (lost int[], current_keys text[], current_values bytea[], logged_keys text[])',
+  }[version];
+  const logArgs = `, log_prefixes text[], log_blob bytea, log_starts int[], log_lengths int[], log_callers int[],
+      node_id text`;
   return `CREATE FUNCTION ${apply}(write_lock bigint,
       op_keys text[], op_blob bytea, op_starts int[], op_lengths int[], op_callers int[],
       check_keys text[], check_blob bytea, check_starts int[], check_lengths int[], check_callers int[],
-      check_exact boolean[], channel text, payloads text[])
-    RETURNS ${tellsCurrent ? 'TABLE (lost int[], current_keys text[], current_values bytea[])' : 'int[]'} LANGUAGE plpgsql VOLATILE AS $fn$
+      check_exact boolean[], channel text, payloads text[]${version === 3 ? logArgs : ''})
+    RETURNS ${returns} LANGUAGE plpgsql VOLATILE AS $fn$
     DECLARE
       failed int[] := '{}';
       deleted text[];
       put_keys text[];
-      put_values bytea[];
+      put_values bytea[];${version === 3 ? '\n      logged text[];' : ''}
     BEGIN
       PERFORM pg_advisory_xact_lock(write_lock);
       IF cardinality(check_keys) > 0 THEN
@@ -94,10 +108,45 @@ function applyFunction(entries: string, apply: string, tellsCurrent: boolean): s
         INSERT INTO ${entries} (key, value) SELECT * FROM unnest(put_keys, put_values)
           ON CONFLICT (key) DO UPDATE SET value = excluded.value;
       END IF;
+      ${version === 3 ? appendToLogs(entries) : ''}
       PERFORM pg_notify(channel, payload) FROM unnest(payloads) AS payload;
-      ${tellsCurrent ? tellCurrent(entries) : 'RETURN failed;'}
+      ${version === 3 ? notifyLogs() : ''}
+      ${version === 1 ? 'RETURN failed;' : tellCurrent(entries, version === 3)}
     END
     $fn$`;
+}
+
+/**
+ * The append ops of the callers whose checks held: each is given the next position of its log (the prefix it
+ * names), after the last stored, in op order. Under the write lock every batch before this one has committed and
+ * none after it can start, so positions follow commit order without gaps. `logged` holds each op's key (null for a
+ * refused caller's).
+ */
+function appendToLogs(entries: string): string {
+  const [low, high] = ['0', '9'].map((d) => `a.prefix || '${d.repeat(16)}'`);
+  return `IF cardinality(log_prefixes) > 0 THEN
+        SELECT array_agg(l.key ORDER BY l.n) INTO logged FROM (
+          SELECT a.n, CASE WHEN a.caller = ANY (failed) THEN NULL ELSE a.prefix || lpad((coalesce((
+              SELECT substr(e.key, length(a.prefix) + 1)::bigint FROM ${entries} AS e
+              WHERE e.key >= ${low} AND e.key <= ${high} ORDER BY e.key DESC LIMIT 1), 0)
+            + count(*) FILTER (WHERE a.caller <> ALL (failed)) OVER (PARTITION BY a.prefix ORDER BY a.n))::text,
+            16, '0') END AS key
+          FROM unnest(log_prefixes, log_callers) WITH ORDINALITY AS a(prefix, caller, n)) AS l;
+        INSERT INTO ${entries} (key, value)
+          SELECT k.key, substring(log_blob FROM k.start FOR k.len)
+          FROM unnest(logged, log_starts, log_lengths) AS k(key, start, len) WHERE k.key IS NOT NULL;
+      END IF;`;
+}
+
+/**
+ * One notification per log appended to, after the batch's others: its first new position and how many follow
+ * (they are consecutive), where naming each key would overflow a payload for a large batch.
+ */
+function notifyLogs(): string {
+  return `PERFORM pg_notify(channel, json_build_object('node', node_id, 'log', r.log, 'first', r.first,
+          'count', r.count)::text)
+        FROM (SELECT left(k.key, -16) AS log, min(right(k.key, 16)::bigint) AS first, count(*) AS count
+          FROM unnest(logged) AS k(key) WHERE k.key IS NOT NULL GROUP BY 1) AS r;`;
 }
 
 /**
@@ -106,12 +155,13 @@ function applyFunction(entries: string, apply: string, tellsCurrent: boolean): s
  * reading them back (src/core/barrier.ts). Only the keys that refused callers checked: a few per conflict, none
  * otherwise.
  */
-function tellCurrent(entries: string): string {
+function tellCurrent(entries: string, tellsLogged: boolean): string {
   return `lost := failed;
       SELECT array_agg(k.key), array_agg((SELECT e.value FROM ${entries} AS e WHERE e.key = k.key))
         INTO current_keys, current_values
         FROM (SELECT DISTINCT c.key FROM unnest(check_keys, check_callers) AS c(key, caller)
           WHERE c.caller = ANY (failed)) AS k;
+      ${tellsLogged ? 'logged_keys := logged;' : ''}
       RETURN NEXT;`;
 }
 
@@ -152,7 +202,7 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   const scope = `${schema}.${table}`;
   await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey('schema', scope)]);
   const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
-  const names = { entries: q(table), nodes: q(`${table}_nodes`), apply: q(`${table}_apply2`) };
+  const names = { entries: q(table), nodes: q(`${table}_nodes`), apply: q(`${table}_apply3`) };
   const versionTable = q(`${table}_schema`);
   await client.query(
     `CREATE TABLE IF NOT EXISTS ${versionTable} (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)`,
@@ -162,7 +212,7 @@ async function prepare(client: pg.ClientBase, table: string): Promise<SchemaName
   if (version > SCHEMA_VERSION) {
     throw new Error(`${scope} is at schema version ${version}, newer than this Cofre's (${SCHEMA_VERSION}): upgrade`);
   }
-  const steps = { ...names, applyV1: q(`${table}_apply`) };
+  const steps = { ...names, applyV1: q(`${table}_apply`), applyV2: q(`${table}_apply2`) };
   for (const step of MIGRATIONS.slice(version)) for (const sql of step(steps)) await client.query(sql);
   await client.query(
     `INSERT INTO ${versionTable} (id, version) VALUES (1, $1)

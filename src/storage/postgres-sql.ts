@@ -38,8 +38,8 @@ function listStatement(t: string, bounded: boolean): string {
 }
 
 /**
- * `apply`: the batch function of the schema (postgres-schema.ts), called with the write lock's key. Its two blobs
- * of values are the last parameters sent ($13, $14), though not the function's last arguments: pg builds each
+ * `apply`: the batch function of the schema (postgres-schema.ts), called with the write lock's key. Its three blobs
+ * of values are the last parameters sent ($18 to $20), though not the function's last arguments: pg builds each
  * message in a buffer that it regrows by half its size plus what is added, so a blob of tens of kilobytes written
  * after the small arrays costs one regrowth, where written first it made every later array copy it again. The
  * writer's buffers were about a third of what a node allocated outside V8's heap per write (such allocations start
@@ -50,9 +50,9 @@ export function statements(t: string, apply: string) {
   return {
     get: `SELECT value FROM ${t} WHERE key = $1`,
     getMany: `SELECT key, value FROM ${t} WHERE key = ANY ($1::text[])`,
-    apply: `SELECT lost, current_keys, current_values FROM ${apply}($1::bigint, $2::text[], $14::bytea, $3::int[],
-      $4::int[], $5::int[], $6::text[], $13::bytea, $7::int[], $8::int[], $9::int[], $10::boolean[], $11::text,
-      $12::text[])`,
+    apply: `SELECT lost, current_keys, current_values, logged_keys FROM ${apply}($1::bigint, $2::text[], $20::bytea,
+      $3::int[], $4::int[], $5::int[], $6::text[], $18::bytea, $7::int[], $8::int[], $9::int[], $10::boolean[],
+      $11::text, $12::text[], $13::text[], $19::bytea, $14::int[], $15::int[], $16::int[], $17::text)`,
     listOpen: listStatement(t, false),
     listRange: listStatement(t, true),
   };

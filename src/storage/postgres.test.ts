@@ -102,7 +102,7 @@ describe('PostgresStorage', () => {
   };
 
   it('migrates a store of schema version 1: its batch functions are created, and its data kept', async () => {
-    const again = await openedFrom('older', 1, ['apply', 'apply2']);
+    const again = await openedFrom('older', 1, ['apply', 'apply2', 'apply3']);
     assert.equal(text(await again.get('k')), 'v');
     await again.transaction([
       { op: 'check', key: 'k', value: bytes('v') },
@@ -111,12 +111,12 @@ describe('PostgresStorage', () => {
     assert.equal(text(await again.get('k')), 'w');
     assert.deepEqual(await db.query('SELECT version FROM older_schema'), [{ version: SCHEMA_VERSION }]);
     const functions = await db.query("SELECT proname FROM pg_proc WHERE proname LIKE 'older_apply%' ORDER BY proname");
-    assert.deepEqual(functions, [{ proname: 'older_apply' }, { proname: 'older_apply2' }]);
+    assert.deepEqual(functions, [{ proname: 'older_apply' }, { proname: 'older_apply2' }, { proname: 'older_apply3' }]);
     await again.close();
   });
 
   it('migrates a store of schema version 2 and keeps the batch function that nodes of the build before call', async () => {
-    const again = await openedFrom('second', 2, ['apply2']);
+    const again = await openedFrom('second', 2, ['apply2', 'apply3']);
     await again.transaction([
       { op: 'check', key: 'k', value: bytes('v') },
       { op: 'put', key: 'k', value: bytes('w') },
@@ -129,6 +129,20 @@ describe('PostgresStorage', () => {
       [Buffer.from('x')],
     );
     assert.deepEqual(written, [{ failed: [] }]);
+    assert.equal(text(await again.get('k')), 'x');
+    await again.close();
+  });
+
+  it('migrates a store of schema version 3 and keeps the batch function that nodes of the build before call', async () => {
+    const again = await openedFrom('third', 3, ['apply3']);
+    await again.transaction([{ op: 'append', key: 'log/', value: bytes('first') }]);
+    assert.deepEqual(await again.list('log/'), ['0000000000000001']);
+    const written = await db.query(
+      `SELECT lost FROM third_apply2(0, ARRAY['k'], $1::bytea, ARRAY[1], ARRAY[1], ARRAY[0], '{}', ''::bytea, '{}',
+        '{}', '{}', '{}', 'third_channel', '{}')`,
+      [Buffer.from('x')],
+    );
+    assert.deepEqual(written, [{ lost: [] }]);
     assert.equal(text(await again.get('k')), 'x');
     await again.close();
   });
@@ -276,6 +290,41 @@ describe('PostgresStorage', () => {
     await b.put('marker', bytes('1'));
     await until(() => heardA.length === 2, 'A hears the marker');
     assert.equal(heardB.length, 4);
+    await a.close();
+    await b.close();
+  });
+
+  it('two nodes appending to one log at once: every position once, in commit order, each heard by the other', async () => {
+    const a = await open('logs', 'log-a');
+    const b = await open('logs', 'log-b');
+    const heard = { a: [] as string[], b: [] as string[] };
+    await a.watchChanges((keys) => heard.a.push(...(keys ?? ['everything'])));
+    await b.watchChanges((keys) => heard.b.push(...(keys ?? ['everything'])));
+    const write = (node: PostgresStorage, name: string, i: number) =>
+      node.transaction([
+        { op: 'put', key: `data/${name}/${i}`, value: bytes(String(i)) },
+        { op: 'append', key: 'log/', value: bytes(`${name}${i}`) },
+      ]);
+    const [fromA, fromB] = await Promise.all(
+      ['a', 'b'].map((name) => {
+        const node = name === 'a' ? a : b;
+        return Promise.all(Array.from({ length: 300 }, (_, i) => write(node, name, i)));
+      }),
+    );
+    const keysOf = (committed: Awaited<ReturnType<PostgresStorage['transaction']>>[]) => committed.map((c) => c![0]!);
+    const all = [...keysOf(fromA!), ...keysOf(fromB!)].sort();
+    assert.deepEqual(
+      all,
+      Array.from({ length: 600 }, (_, i) => `log/${String(i + 1).padStart(16, '0')}`),
+    );
+    // Each node's own writes commit in the order it sent them.
+    for (const own of [keysOf(fromA!), keysOf(fromB!)]) assert.deepEqual(own, [...own].sort());
+    for (const [i, key] of keysOf(fromA!).entries()) assert.equal(text(await b.get(key)), `a${i}`);
+    const logOf = (keys: string[]) => keys.filter((k) => k.startsWith('log/')).sort();
+    await until(() => logOf(heard.b).length === 300 && logOf(heard.a).length === 300, 'each hears the other');
+    assert.deepEqual(logOf(heard.b), keysOf(fromA!).sort());
+    assert.deepEqual(logOf(heard.a), keysOf(fromB!).sort());
+    assert.ok(!heard.a.includes('everything') && !heard.b.includes('everything'), 'a batch names its entries');
     await a.close();
     await b.close();
   });

@@ -15,6 +15,7 @@ import {
   type SharedStorage,
   type Storage,
   type StorageOp,
+  type Committed,
 } from '../core/storage.js';
 import { ChangeFeed, changePayloads, type ChangeListener } from './postgres-changes.js';
 import { ReadBatcher } from './postgres-reads.js';
@@ -132,7 +133,11 @@ export class PostgresStorage implements SharedStorage {
    */
   private readonly prepared: { get: Statement; getMany: Statement; apply: Statement };
   private readonly reads: ReadBatcher;
-  private queue: { ops: ReturnType<typeof validate>; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private queue: {
+    ops: ReturnType<typeof validate>;
+    resolve: (committed: Committed) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
   /** Batches sent and not yet settled (at most BATCHES_IN_FLIGHT); each settles after starting the next. */
   private readonly batches = new Set<Promise<void>>();
 
@@ -170,15 +175,15 @@ export class PostgresStorage implements SharedStorage {
     return this.reads.get(key);
   }
 
-  put(key: string, value: Uint8Array): Promise<void> {
-    return this.enqueue([{ op: 'put', key, value }]);
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.enqueue([{ op: 'put', key, value }]);
   }
 
-  delete(key: string): Promise<void> {
-    return this.enqueue([{ op: 'delete', key }]);
+  async delete(key: string): Promise<void> {
+    await this.enqueue([{ op: 'delete', key }]);
   }
 
-  transaction(ops: StorageOp[]): Promise<void> {
+  transaction(ops: StorageOp[]): Promise<Committed> {
     return this.enqueue(ops);
   }
 
@@ -189,7 +194,7 @@ export class PostgresStorage implements SharedStorage {
    * concurrency. Each caller's ops stay atomic (they are in one statement). A caller whose check fails is rejected
    * alone; otherwise callers in one batch succeed or fail together, which only a lost connection can cause.
    */
-  private enqueue(ops: StorageOp[]): Promise<void> {
+  private enqueue(ops: StorageOp[]): Promise<Committed> {
     let checked: ReturnType<typeof validate>;
     try {
       checked = validate(ops);
@@ -209,20 +214,28 @@ export class PostgresStorage implements SharedStorage {
     const batch = this.takeBatch();
     const ops = new PackedOps();
     const checks = new PackedOps();
+    const logs = new PackedOps();
     batch.forEach((w, caller) => {
       for (const op of w.ops) {
         if (op.op === 'check') checks.add(op.key, op.bytes, caller, op.exact);
+        else if (op.op === 'append') logs.add(op.key, op.value, caller);
         else ops.add(op.key, op.op === 'delete' ? null : op.value, caller);
       }
     });
-    const groups = batch.map((w) => [...new Set(w.ops.filter((op) => op.op !== 'check').map((op) => op.key))]);
+    // Appended entries are announced by the batch function, which alone knows their keys.
+    const groups = batch.map((w) => [
+      ...new Set(w.ops.filter((op) => op.op === 'put' || op.op === 'delete').map((op) => op.key)),
+    ]);
     let refused = false;
-    const sent: Promise<void> = this.write(ops, checks, groups, batch.length)
+    const sent: Promise<void> = this.write(ops, checks, logs, groups, batch.length)
       .then(
-        ({ failed, found }) => {
+        ({ failed, found, logged }) => {
           refused = failed.size > 0;
+          let appended = 0;
           batch.forEach((w, caller) => {
-            if (!failed.has(caller)) return w.resolve();
+            const appends = w.ops.filter((op) => op.op === 'append').length;
+            const keys = logged.slice(appended, (appended += appends));
+            if (!failed.has(caller)) return w.resolve(appends > 0 ? (keys as string[]) : undefined);
             const checked = w.ops.filter((op) => op.op === 'check').map((op) => op.key);
             const own = new Map(checked.filter((key) => found.has(key)).map((key) => [key, found.get(key)!]));
             w.reject(new StorageConflictError(checked[0] ?? '', own));
@@ -380,10 +393,11 @@ export class PostgresStorage implements SharedStorage {
   private async write(
     ops: PackedOps,
     checks: PackedOps,
+    logs: PackedOps,
     groups: string[][],
     callers: number,
-  ): Promise<{ failed: Set<number>; found: Map<string, Buffer | null> }> {
-    // In the order of the statement's placeholders (postgres-sql.ts): the two blobs last.
+  ): Promise<{ failed: Set<number>; found: Map<string, Buffer | null>; logged: (string | null)[] }> {
+    // In the order of the statement's placeholders (postgres-sql.ts): the three blobs last.
     const args = [
       this.names.writeLock,
       ...ops.lists(),
@@ -391,10 +405,18 @@ export class PostgresStorage implements SharedStorage {
       checks.exact,
       this.names.channel,
       changePayloads(this.nodeId, groups),
+      ...logs.lists(),
+      this.nodeId,
       checks.blob(),
+      logs.blob(),
       ops.blob(),
     ];
-    type Outcome = { lost: number[]; current_keys: string[] | null; current_values: (Buffer | null)[] | null };
+    type Outcome = {
+      lost: number[];
+      current_keys: string[] | null;
+      current_values: (Buffer | null)[] | null;
+      logged_keys: (string | null)[] | null;
+    };
     let outcome: Outcome | undefined;
     for (let tries = 1; ; tries++) {
       try {
@@ -417,7 +439,7 @@ export class PostgresStorage implements SharedStorage {
     outcome?.current_keys?.forEach((key, i) => found.set(key, outcome.current_values?.[i] ?? null));
     this.counters.commits++;
     this.counters.writes += callers - failed.length;
-    return { failed: new Set(failed), found };
+    return { failed: new Set(failed), found, logged: outcome?.logged_keys ?? [] };
   }
 
   private query<R extends pg.QueryResultRow>(
@@ -481,7 +503,7 @@ class PackedOps {
 
 type CheckedOp =
   | { op: 'delete'; key: string }
-  | { op: 'put'; key: string; value: Buffer }
+  | { op: 'put' | 'append'; key: string; value: Buffer }
   /** bytes null: no entry expected; exact false: a value that begins with bytes. */
   | { op: 'check'; key: string; bytes: Buffer | null; exact: boolean };
 
@@ -495,8 +517,8 @@ function validate(ops: StorageOp[]): CheckedOp[] {
       if ('prefix' in op) return { op: 'check', key: op.key, bytes: copyValue(op.prefix), exact: false };
       return { op: 'check', key: op.key, bytes: op.value === null ? null : copyValue(op.value), exact: true };
     }
-    if (op.op !== 'put') throw new TypeError('storage op must be put, delete or check');
-    return { op: 'put', key: op.key, value: copyValue(op.value) };
+    if (op.op !== 'put' && op.op !== 'append') throw new TypeError('storage op must be put, delete, append or check');
+    return { op: op.op, key: op.key, value: copyValue(op.value) };
   });
 }
 

@@ -99,21 +99,30 @@ function commitAll(pending: Pending[]): void {
     return;
   }
   commits++;
-  if (counter) announce(pending);
   let at = 0;
-  for (const { client, seq, calls } of pending) {
+  const settled = pending.map(({ client, seq, calls }) => {
     const failures = outcomes.slice(at, at + calls.length);
     at += calls.length;
+    return { client, seq, calls, failures };
+  });
+  if (counter) announce(settled);
+  for (const { client, seq, failures } of settled) {
     clients[client]!.postMessage({ seq, committed: true, failures, commits } satisfies CommitReply);
   }
 }
 
 /** Tells each client the keys the others changed, then moves the counter (the order catchUp relies on). */
-function announce(pending: Pending[]): void {
+function announce(settled: (Pending & { failures: CallOutcomes })[]): void {
+  const changedBy = settled.map(({ calls, failures }) =>
+    calls.flatMap((ops, i) => {
+      const outcome = failures[i];
+      if (typeof outcome === 'string' || (outcome !== undefined && 'conflict' in outcome)) return [];
+      const written = ops.flatMap((op) => (op.op === 'put' || op.op === 'delete' ? [op.key] : []));
+      return outcome ? [...written, ...outcome.appended] : written;
+    }),
+  );
   clients.forEach((port, i) => {
-    const changed = pending
-      .filter((p) => p.client !== i)
-      .flatMap((p) => p.calls.flat().flatMap((op) => (op.op === 'check' ? [] : [op.key])));
+    const changed = settled.flatMap((p, n) => (p.client === i ? [] : changedBy[n]!));
     if (changed.length > 0) port.postMessage({ changed } satisfies ChangesMessage);
   });
   Atomics.add(counter!, 0, 1);

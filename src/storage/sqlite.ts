@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { StorageConflictError, type Storage, type StorageOp } from '../core/storage.js';
+import { StorageConflictError, type Committed, type Storage, type StorageOp } from '../core/storage.js';
 import { CallEncoder, decodeCalls } from './commit-batch.js';
 import { prefixEnd } from './key-range.js';
 import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
@@ -33,7 +33,7 @@ export interface SqliteStats {
 }
 
 interface Waiter {
-  resolve: () => void;
+  resolve: (committed: Committed) => void;
   reject: (err: unknown) => void;
 }
 
@@ -116,14 +116,14 @@ export class SqliteStorage implements Storage {
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
-    return this.enqueue([{ op: 'put', key, value }]);
+    await this.enqueue([{ op: 'put', key, value }]);
   }
 
   async delete(key: string): Promise<void> {
-    return this.enqueue([{ op: 'delete', key }]);
+    await this.enqueue([{ op: 'delete', key }]);
   }
 
-  async transaction(ops: StorageOp[]): Promise<void> {
+  async transaction(ops: StorageOp[]): Promise<Committed> {
     return this.enqueue(ops);
   }
 
@@ -197,12 +197,12 @@ export class SqliteStorage implements Storage {
     return this.db.pragma(name, { simple: true });
   }
 
-  private enqueue(ops: StorageOp[]): Promise<void> {
+  private enqueue(ops: StorageOp[]): Promise<Committed> {
     this.assertOpen();
     if (this.committerError) return Promise.reject(this.committerError);
     // Encoded (values copied) now: the caller may reuse its buffer before the flush runs.
     this.encoder.add(ops);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Committed>((resolve, reject) => {
       this.queue.push({ resolve, reject });
       this.scheduled ??= setImmediate(() => this.flush());
     });
@@ -234,14 +234,14 @@ export class SqliteStorage implements Storage {
     }
     this.counters.commits = reply.commits;
     batch.forEach((w, i) => {
-      const failure = reply.failures[i];
-      if (typeof failure === 'object') {
-        w.reject(new StorageConflictError(failure.conflict));
-      } else if (failure !== undefined) {
-        w.reject(new Error(failure));
+      const outcome = reply.failures[i];
+      if (typeof outcome === 'string') {
+        w.reject(new Error(outcome));
+      } else if (outcome !== undefined && 'conflict' in outcome) {
+        w.reject(new StorageConflictError(outcome.conflict));
       } else {
         this.counters.writes++;
-        w.resolve();
+        w.resolve(outcome?.appended);
       }
     });
   }

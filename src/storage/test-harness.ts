@@ -208,6 +208,35 @@ export function storageContract(h: StorageHarness): void {
     await s.close();
   });
 
+  it('appends to a log in commit order: consecutive positions, the keys told to each caller, none to a refused one', async () => {
+    const s = await h.open();
+    await s.put('log/0000000000000007', bytes('older'));
+    await s.put('log0', bytes('beside the log'));
+    await s.put('gate', bytes('open'));
+    const log = (value: string) => ({ op: 'append' as const, key: 'log/', value: bytes(value) });
+    const first = await s.transaction([log('a'), { op: 'put', key: 'with-a', value: bytes('1') }, log('b')]);
+    assert.deepEqual(first, ['log/0000000000000008', 'log/0000000000000009'], 'after the last, in op order');
+    // Many callers in one group commit, one of them refused by its check: it takes no position.
+    const callers = Array.from({ length: 40 }, (_, i) =>
+      s.transaction([...(i === 13 ? [{ op: 'check' as const, key: 'gate', value: bytes('shut') }] : []), log(`c${i}`)]),
+    );
+    const outcomes = await Promise.allSettled(callers);
+    const refused = outcomes[13]!;
+    assert.ok(refused.status === 'rejected' && refused.reason instanceof StorageConflictError);
+    const given = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [...(o.value ?? [])] : []));
+    const expected = Array.from({ length: 39 }, (_, i) => `log/${String(10 + i).padStart(16, '0')}`);
+    assert.deepEqual([...given].sort(), expected, 'no position twice, none skipped');
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === 'fulfilled') assert.equal(text(await s.get(String(o.value?.[0]))), `c${i}`);
+    }
+    assert.equal((await s.list('log/')).length, 42);
+    // Trimmed at the front, the log goes on after its last entry.
+    await s.delete('log/0000000000000007');
+    assert.deepEqual(await s.transaction([log('d')]), ['log/0000000000000049']);
+    assert.equal(text(await s.get('log0')), 'beside the log');
+    await s.close();
+  });
+
   it('persists across reopen', async () => {
     const s = await h.open();
     await s.put('a/b', bytes('1'));

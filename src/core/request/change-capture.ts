@@ -2,7 +2,7 @@ import type { Operation, PathRecord, Request, Response } from '../backend.js';
 import type { ChangeEvent, NewChange, StagedChange } from '../change-log.js';
 import type { Core } from '../core.js';
 import type { Mounted } from '../mount-table.js';
-import { isStorageConflict, type Storage, type StorageOp } from '../storage.js';
+import { isStorageConflict, type Committed, type Storage, type StorageOp } from '../storage.js';
 import { StorageView } from '../storage-view.js';
 
 const CHANGES = new Set<Operation>(['create', 'update', 'patch', 'delete']);
@@ -92,18 +92,17 @@ class ChangeCarryingStorage implements Storage {
     return this.mount.list(prefix);
   }
 
-  put(key: string, value: Uint8Array): Promise<void> {
-    return this.transaction([{ op: 'put', key, value }]);
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.transaction([{ op: 'put', key, value }]);
   }
 
-  delete(key: string): Promise<void> {
-    return this.transaction([{ op: 'delete', key }]);
+  async delete(key: string): Promise<void> {
+    await this.transaction([{ op: 'delete', key }]);
   }
 
-  transaction(ops: StorageOp[]): Promise<void> {
+  transaction(ops: StorageOp[]): Promise<Committed> {
     if (ops.length === 0 || this.capture.committed) return this.mount.transaction(ops);
     const entry = this.stage();
-    // Issued at once after staging: the log's indexes follow the order in which commits are issued.
     const persisted = this.mount.transactionWith(ops, this.log, entry.ops);
     const committed = entry.publish(persisted);
     // A failed commit reaches the handler through `persisted`; this copy of the failure must not end the process.
@@ -111,10 +110,14 @@ class ChangeCarryingStorage implements Storage {
     this.capture.committed = committed;
     // A check that failed wrote nothing, the entry neither: the handler's next try (src/engines/kv/store.ts) must
     // carry an entry of its own. Undone before the handler hears of the failure.
-    return persisted.catch((err: unknown) => {
-      if (isStorageConflict(err) && this.capture.committed === committed) this.capture.committed = undefined;
-      throw err;
-    });
+    // The keys the store gave are the log's, not the handler's business.
+    return persisted.then(
+      () => undefined,
+      (err: unknown) => {
+        if (isStorageConflict(err) && this.capture.committed === committed) this.capture.committed = undefined;
+        throw err;
+      },
+    );
   }
 
   async close(): Promise<void> {}

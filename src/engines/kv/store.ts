@@ -189,41 +189,41 @@ export class KvStore {
   }
 
   /** Metadata alone (soft delete, undelete, metadata writes). */
-  saveMeta(meta: KeyMeta): Promise<void> {
-    return this.storage.transaction([
+  async saveMeta(meta: KeyMeta): Promise<void> {
+    await this.storage.transaction([
       ...this.metaCheck(meta.key),
       { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
     ]);
   }
 
   /** A new version, its metadata and the removal of trimmed versions, all or nothing. */
-  saveNewVersion(meta: KeyMeta, data: Record<string, unknown>, trimmed: number[]): Promise<void> {
+  async saveNewVersion(meta: KeyMeta, data: Record<string, unknown>, trimmed: number[]): Promise<void> {
     const ops: StorageOp[] = [
       ...this.metaCheck(meta.key),
       { op: 'put', key: versionKey(meta.key, meta.current_version), value: jsonBytes({ data }) },
       ...trimmed.map((n): StorageOp => ({ op: 'delete', key: versionKey(meta.key, n) })),
       { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
     ];
-    return this.storage.transaction(ops);
+    await this.storage.transaction(ops);
   }
 
   /** Marks versions destroyed and drops their data in one step. */
-  saveDestroyed(meta: KeyMeta, versions: number[]): Promise<void> {
+  async saveDestroyed(meta: KeyMeta, versions: number[]): Promise<void> {
     const ops: StorageOp[] = [
       ...this.metaCheck(meta.key),
       { op: 'put', key: metaKey(meta.key), value: jsonBytes(meta) },
       ...versions.map((n): StorageOp => ({ op: 'delete', key: versionKey(meta.key, n) })),
     ];
-    return this.storage.transaction(ops);
+    await this.storage.transaction(ops);
   }
 
   /** Removes the metadata and every version's data of a key. */
-  deleteKey(meta: KeyMeta): Promise<void> {
+  async deleteKey(meta: KeyMeta): Promise<void> {
     const ops: StorageOp[] = Object.keys(meta.versions).map((n) => ({
       op: 'delete',
       key: versionKey(meta.key, Number(n)),
     }));
     ops.push({ op: 'delete', key: metaKey(meta.key) });
-    return this.storage.transaction([...this.metaCheck(meta.key), ...ops]);
+    await this.storage.transaction([...this.metaCheck(meta.key), ...ops]);
   }
 }
