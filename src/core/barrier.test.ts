@@ -48,6 +48,36 @@ describe('Barrier', () => {
     await physical.close();
   });
 
+  it('seals a log entry to its log: it opens at any position of that log, nowhere else, and no other entry opens there', async () => {
+    const physical = fresh();
+    const barrier = new Barrier(physical);
+    await barrier.initialize(randomBytes(32));
+    const [key] = (await barrier.transaction([{ op: 'append', key: 'sys/events/', value: Buffer.from('event') }]))!;
+    assert.equal(key, 'sys/events/0000000000000001');
+    const raw = (await physical.get(key!))!;
+    assert.ok(!Buffer.from(raw).includes('event'));
+    assert.equal(raw[0], 2, 'the header says the entry is a log entry');
+    assert.equal(text(await barrier.get(key!)), 'event');
+    // The store may reorder a log's entries (their order is not sealed), but not move one to another key.
+    await physical.put('sys/events/0000000000000009', raw);
+    assert.equal(text(await barrier.get('sys/events/0000000000000009')), 'event');
+    for (const elsewhere of ['sys/other/0000000000000001', 'sys/events/x', 'sys/events/0000000000000001/']) {
+      await physical.put(elsewhere, raw);
+      await assert.rejects(barrier.get(elsewhere), Error, elsewhere);
+    }
+    // An ordinary entry's ciphertext, or one relabelled as a log entry, does not open at a log position.
+    await barrier.put('secret/a', Buffer.from('value'));
+    const ordinary = Buffer.from((await physical.get('secret/a'))!);
+    await physical.put('sys/events/0000000000000002', ordinary);
+    await assert.rejects(barrier.get('sys/events/0000000000000002'));
+    ordinary[0] = 2;
+    await physical.put('secret/a', ordinary);
+    await assert.rejects(barrier.uncached().get('secret/a'));
+    // Nor is a log entry accepted as a value sealed outside storage.
+    assert.throws(() => barrier.decryptValue('sys/events/0000000000000001', raw), /unknown format/);
+    await physical.close();
+  });
+
   it('an entry of a term another barrier on the same store rotated to is read after one keyring reload', async () => {
     const physical = fresh();
     const rootKey = randomBytes(32);

@@ -213,8 +213,8 @@ export class Barrier implements Storage {
 
   async transaction(ops: StorageOp[]): Promise<Committed> {
     const keyring = this.unsealedKeyring();
-    // Checks of what the cache holds resolve at once, so that the commit is issued in the same turn as the call:
-    // a change-log entry staged just before must commit in staging order (request/change-capture.ts).
+    // Checks of what the cache holds resolve at once, so that the commit is issued in the same turn as the call and
+    // joins the group commit of the writes made in that turn.
     const read = ops.some((op) => op.op === 'check' && !this.writeIdOfCheck(op));
     const known = read ? await this.writeIdsFromStore(ops) : undefined;
     const sealed = ops.map((op): StorageOp => {
@@ -382,8 +382,9 @@ function encrypt(keyring: Keyring, path: string, value: Uint8Array, format = FOR
 }
 
 /**
- * A log entry's additional data: its log's name, marked so that it can never equal an entry key's (a key holds no
- * NUL: the stores refuse one), so no other entry's ciphertext opens as a log entry, nor a log entry's as another.
+ * A log entry's additional data: its log's name, marked so that it can never equal an entry key's (no key begins
+ * with NUL: each begins with the prefix of the view it was written through), so no other entry's ciphertext opens
+ * as a log entry, nor a log entry's as another.
  */
 function logAad(log: string): Buffer {
   return Buffer.from(`\0log\0${log}`);

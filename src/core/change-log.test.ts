@@ -248,6 +248,53 @@ describe("ChangeLog: the other node's next change is heard while this node's cha
   });
 });
 
+describe('ChangeLog: reading the store for a gap, and only then', () => {
+  /** The log's store, counting its listings. */
+  function counted(storage: Storage) {
+    const count = { lists: 0 };
+    const wrapped: Storage = Object.assign(Object.create(storage) as Storage, {
+      list: (prefix: string) => (count.lists++, storage.list(prefix)),
+    });
+    return { wrapped, count };
+  }
+
+  it('a notification that comes late, but within the grace, closes the gap without a read of the store', async () => {
+    const { storage, a, b } = await twoNodes('late.db');
+    const { wrapped, count } = counted(storage);
+    const c = new ChangeLog(wrapped);
+    await c.load();
+    await hear(c, 1);
+    const first = await a.append(change('secret/late'));
+    const second = await b.append(change('secret/on-time'));
+    const lists = count.lists;
+    await hear(c, second.index);
+    await sleep(100);
+    await hear(c, first.index);
+    await sleep(600);
+    assert.equal(count.lists, lists, 'the store was listed for a gap that its notification closed');
+    assert.equal(c.lastIndex, second.index);
+  });
+
+  it('an index heard far above anything stored is read for at a pace, never in a loop', async () => {
+    const { storage, a } = await twoNodes('bogus.db');
+    const { wrapped, count } = counted(storage);
+    const c = new ChangeLog(wrapped);
+    await c.load();
+    const lists = count.lists;
+    await hear(c, 1_000_000);
+    await sleep(1_500);
+    assert.ok(count.lists - lists <= 8, `${count.lists - lists} listings in 1.5 s`);
+    // What is really appended is still told.
+    const onC = subscriber(c);
+    const next = await a.append(change('secret/real'));
+    await hear(c, next.index);
+    await until(() => onC.seen.length === 1, 'told the real change');
+    await onC.stop();
+    await c.load(); // what was heard before a load is forgotten
+    assert.equal(c.lastIndex, next.index);
+  });
+});
+
 describe('ChangeLog: loaded again (an unseal) under a live subscriber', () => {
   it('tells it to resynchronise: what other nodes wrote while this one was sealed was never heard', async () => {
     const { a, b } = await twoNodes('reloaded.db');

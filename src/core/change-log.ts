@@ -34,8 +34,16 @@ const RETENTION = 10_000;
  * in the two-node write benchmark). A few per change catch up soon enough.
  */
 const TRIM_PER_CHANGE = 4;
-/** How long a gap that the store could not be read to close waits before it is tried again. */
-const GAP_RETRY_MS = 1_000;
+/**
+ * How long a gap below what was heard may stay before the store is read for it: the notification that closes it
+ * may still be on its way (the events stage takes them one at a time, reading each event for subscribers). Also
+ * the pace of retries when the store could not be read.
+ */
+const GAP_GRACE_MS = 200;
+/** The most a gap waits for this node's own commits that may hold it (one may hang on a lost connection). */
+const GAP_WAIT_MS = 5_000;
+/** A gap of at most this many indexes is read entry by entry, with the events; a longer one by listing the log. */
+const GAP_READ_ENTRIES = 64;
 
 export function changeOf(event: ChangeEvent): NewChange {
   const { index: _index, time: _time, ...change } = event;
@@ -87,13 +95,20 @@ export class ChangeLog {
    * not read (heard with nobody subscribed, found in the store after a gap).
    */
   private readonly waiting = new Map<number, ChangeEvent | null>();
-  /** This node's commits that carry an entry, until they settle: a gap may be one of theirs. */
-  private readonly inFlight = new Set<Promise<Committed>>();
+  /** This node's commits that carry an entry, until they settle, each with its number: a gap may be theirs. */
+  private readonly inFlight = new Map<Promise<Committed>, number>();
+  private commits = 0;
+  /** Notifications being taken in (their events read): a gap may be theirs too. */
+  private hearing = 0;
   private first = 1;
   /** Counts loads, so that what was under way across one is dropped. */
   private loads = 0;
-  private gapWatch: Promise<void> | undefined;
+  private gapTimer: NodeJS.Timeout | undefined;
+  /** Where `told` stood when a gap was first seen there, and which of this node's commits were under way then. */
+  private gap: { told: number; since: number; commitsBefore: number } | undefined;
   private reading: Promise<void> | undefined;
+  /** A read of the store was asked for (a missed notification) while one was under way, or failed. */
+  private storeUnread = false;
   private readonly listeners = new Set<(told: Told) => void>();
 
   /** `storage` is public so a change can commit its entry with itself (src/core/request/change-capture.ts). */
@@ -109,8 +124,11 @@ export class ChangeLog {
 
   async load(): Promise<void> {
     const loads = ++this.loads;
+    // What was heard before (a store restored from a snapshot may hold other events at those indexes) is forgotten.
     // A commit of this node's still under way (a seal that stopped waiting for it) is either in the listing, and
     // told with it (read through a cache that the seal emptied), or lands after it and is told as it settles.
+    this.waiting.clear();
+    this.gap = undefined;
     const keys = await this.storage.list('');
     if (loads !== this.loads) return;
     const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
@@ -133,7 +151,10 @@ export class ChangeLog {
     return this.told;
   }
 
-  /** Appends in a commit of its own; resolves once persisted and delivered to live subscribers. */
+  /**
+   * Appends in a commit of its own; resolves once persisted, with the event (told to live subscribers then, or once
+   * the indexes below it are known).
+   */
   append(change: NewChange): Promise<ChangeEvent> {
     const staged = this.stage(change);
     return staged.publish(this.storage.transaction(staged.ops));
@@ -154,7 +175,7 @@ export class ChangeLog {
   }
 
   private publish(stored: StoredEvent, persisted: Promise<Committed>): Promise<ChangeEvent> {
-    this.inFlight.add(persisted);
+    this.inFlight.set(persisted, ++this.commits);
     return persisted.then(
       (committed) => {
         this.inFlight.delete(persisted);
@@ -195,33 +216,70 @@ export class ChangeLog {
   }
 
   /**
-   * A gap below what was heard: most often one of this node's commits under way, whose index the store gave before
-   * it gave the next one to another node, whose notification came first. Once the commits under way now have
-   * settled, a gap that is still there is not theirs (later ones take higher indexes), so the store is read.
+   * A gap below what was heard: most often one of this node's commits under way (the store gave it its index before
+   * it gave the next one to another node, whose notification came first), or a notification still on its way. A gap
+   * that outlasts both (after a grace, and once this node's commits under way when it was seen have settled, for
+   * GAP_WAIT_MS at most) is a missed notification, and the store says what lies in it. Paced by a timer, so that a
+   * gap the store cannot close (or a store that cannot be read) is tried again, never in a loop.
    */
   private watchGap(): void {
-    if (this.gapWatch) return;
-    const { told, loads } = this;
-    this.gapWatch = Promise.allSettled([...this.inFlight]).then(async () => {
-      this.gapWatch = undefined;
-      if (loads !== this.loads || this.waiting.size === 0) return;
-      if (this.told === told) await this.readStore();
-      else this.watchGap();
-    });
+    if (this.gapTimer) return;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = undefined;
+      void this.checkGap();
+    }, GAP_GRACE_MS);
+    this.gapTimer.unref();
+  }
+
+  private async checkGap(): Promise<void> {
+    if (this.storeUnread) return this.readStore();
+    if (this.waiting.size === 0) {
+      this.gap = undefined;
+      return;
+    }
+    const now = Date.now();
+    if (this.gap?.told !== this.told) {
+      this.gap = { told: this.told, since: now, commitsBefore: this.commits };
+      return this.watchGap();
+    }
+    const oldestCommit = Math.min(...this.inFlight.values());
+    const mayBeTheirs = oldestCommit <= this.gap.commitsBefore || this.hearing > 0;
+    if (mayBeTheirs && now - this.gap.since < GAP_WAIT_MS) return this.watchGap();
+    const lowest = Math.min(...this.waiting.keys());
+    if (lowest - this.told - 1 > GAP_READ_ENTRIES) return this.readStore();
+    const loads = this.loads;
+    const gap = Array.from({ length: lowest - this.told - 1 }, (_, i) => this.told + 1 + i);
+    try {
+      const events = await Promise.all(gap.map((index) => this.read(index)));
+      if (loads !== this.loads) return;
+      // One that is not there was trimmed, or never committed (only older builds left such gaps).
+      gap.forEach((index, i) => index > this.told && this.waiting.set(index, events[i] ?? null));
+    } catch {
+      this.storeUnread = true;
+    }
+    this.advance();
+    if (this.storeUnread) this.watchGap();
   }
 
   /**
    * Every index up to the newest entry in the store is known: those not heard are marked for subscribers to read
-   * from the store, or are gone (trimmed, or never committed, which the store's numbering leaves only in entries
-   * of older builds). Waits for this node's commits under way when the store was listed, so that its own entries
-   * come with their events.
+   * from the store, or are gone (trimmed, or never committed). Waits for this node's commits under way when the
+   * store was listed (for GAP_WAIT_MS at most), so that its own entries come with their events: told of one from the
+   * store before its commit is done here, a subscriber could read the value before it through this node's cache.
    */
   private readStore(): Promise<void> {
-    this.reading ??= (async () => {
-      const loads = this.loads;
+    if (this.reading) {
+      // Asked after this listing began: what was missed may not be in it.
+      this.storeUnread = true;
+      return this.reading;
+    }
+    this.storeUnread = false;
+    const loads = this.loads;
+    this.reading = (async () => {
       try {
         const keys = await this.storage.list('');
-        await Promise.allSettled([...this.inFlight]);
+        const settled = Promise.allSettled([...this.inFlight.keys()]);
+        await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, GAP_WAIT_MS).unref())]);
         if (loads !== this.loads) return;
         if (keys.length > 0 && Number(keys[0]) > this.first) this.first = Number(keys[0]);
         const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
@@ -229,13 +287,13 @@ export class ChangeLog {
           if (!this.waiting.has(index)) this.waiting.set(index, null);
         }
       } catch {
-        // Sealed, or the store unreachable: tried again a little later (an unseal loads the log anyway).
-        setTimeout(() => this.watchGap(), GAP_RETRY_MS).unref();
-        return;
+        // Sealed, or the store unreachable: tried again shortly (an unseal loads the log anyway).
+        this.storeUnread = true;
       } finally {
         this.reading = undefined;
       }
       this.advance();
+      if (this.storeUnread) this.watchGap();
     })();
     return this.reading;
   }
@@ -253,8 +311,15 @@ export class ChangeLog {
       if (index !== undefined && index > this.told && !this.waiting.has(index)) fresh.push(index);
     }
     if (fresh.length === 0) return;
-    const events =
-      this.listeners.size === 0 ? [] : await Promise.all(fresh.map((index) => this.read(index).catch(() => undefined)));
+    let events: (ChangeEvent | undefined)[] = [];
+    if (this.listeners.size > 0) {
+      this.hearing++;
+      try {
+        events = await Promise.all(fresh.map((index) => this.read(index).catch(() => undefined)));
+      } finally {
+        this.hearing--;
+      }
+    }
     fresh.forEach((index, i) => {
       if (index > this.told && !this.waiting.get(index)) this.waiting.set(index, events[i] ?? null);
     });

@@ -25,6 +25,7 @@ interface Payload {
   keys: string[] | null;
 }
 
+const MAX_LOG_COUNT = 100_000;
 /** What the batch function announces of the entries it appended to a log: `count` positions from `first`. */
 interface LogPayload {
   node: string;
@@ -72,7 +73,14 @@ export function parsePayload(payload: string | undefined, self: string): { own: 
     if (p.node === self) return { own: true };
     if (Array.isArray(p.keys) && p.keys.every((k) => typeof k === 'string')) return { keys: p.keys };
     const { log, first, count } = p;
-    if (typeof log === 'string' && Number.isSafeInteger(first) && Number.isSafeInteger(count) && count! > 0) {
+    // A batch appends a few hundred entries at most; a larger count is not ours, and is taken as "anything".
+    if (
+      typeof log === 'string' &&
+      Number.isSafeInteger(first) &&
+      Number.isSafeInteger(count) &&
+      count! > 0 &&
+      count! <= MAX_LOG_COUNT
+    ) {
       return { keys: Array.from({ length: count! }, (_, i) => logEntryKey(log, first! + i)) };
     }
   } catch {

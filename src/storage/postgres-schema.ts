@@ -29,8 +29,9 @@ export interface SchemaNames {
  * range of the primary key index; values are ciphertext, stored uncompressed because compressing it is futile.
  * `applyV1` and `applyV2` are the batch functions of the second and third steps, which nodes of an earlier build
  * still call while a rolling upgrade has them run beside newer ones: they stay. All take the same write lock. (The
- * fourth step's function gives change-log entries their positions; an older node picks its own and may overwrite
- * a newer node's events until it is upgraded: docs/operations.md, "Upgrading".)
+ * fourth step's function gives change-log entries their positions; an older node picks its own, may overwrite a
+ * newer node's events and cannot open the entries the store numbered: that upgrade stops every node first,
+ * docs/operations.md.)
  */
 type MigrationNames = { entries: string; nodes: string; apply: string; applyV1: string; applyV2: string };
 const MIGRATIONS: ((t: MigrationNames) => string[])[] = [

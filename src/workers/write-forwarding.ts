@@ -1,8 +1,8 @@
 /**
  * Writes served by the first server thread. With several server threads each one could serve every request, but a
  * write served by one thread costs the others too: they drop the keys it changed from their caches and read them
- * back, and the change log's entries of two writing threads collide. Measured on two cores, a write cost half as
- * much CPU again on two threads as on one, at the same throughput (bench/README.md). So the other threads serve
+ * back (and, before the store numbered the change log's entries, their entries collided). Measured on two cores, a
+ * write cost half as much CPU again on two threads as on one, at the same throughput (bench/README.md). So the other threads serve
  * reads themselves and hand every write to the first thread, as Vault's performance standbys forward writes to
  * the active node: the request as the core takes it (src/core/request/), parsed and checked by the HTTP layer of
  * the thread that received it, and its answer back, over a port of their own.
