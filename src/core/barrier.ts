@@ -4,7 +4,14 @@ import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { ReadCache, type CachedEntry } from './read-cache.js';
-import { StorageConflictError, type CheckOp, type Committed, type Storage, type StorageOp } from './storage.js';
+import {
+  LOG_POSITION_DIGITS,
+  StorageConflictError,
+  type CheckOp,
+  type Committed,
+  type Storage,
+  type StorageOp,
+} from './storage.js';
 
 export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
@@ -16,7 +23,6 @@ const FORMAT_VERSION = 1;
  */
 const FORMAT_LOG_ENTRY = 2;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term
-const LOG_POSITION_DIGITS = 16;
 const READ_CACHE_BYTES = 32 * 1024 * 1024;
 /**
  * What refusals found, kept for their callers' next checks (Barrier.handedOut). A KV write comes back for its entry

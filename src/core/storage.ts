@@ -36,7 +36,7 @@ export interface AppendOp {
 /** What a committed transaction tells its caller: the keys its append ops were given, in their order, if it had any. */
 export type Committed = readonly string[] | void;
 
-const LOG_POSITION_DIGITS = 16;
+export const LOG_POSITION_DIGITS = 16;
 /** The lowest and highest key a log's entries can have: every position is 16 digits, so keys sort as numbers. */
 export const logKeyRange = (log: string): [string, string] => [
   log + '0'.repeat(LOG_POSITION_DIGITS),

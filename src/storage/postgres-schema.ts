@@ -121,7 +121,8 @@ function applyFunction(entries: string, apply: string, version: 1 | 2 | 3): stri
  * The append ops of the callers whose checks held: each is given the next position of its log (the prefix it
  * names), after the last stored, in op order. Under the write lock every batch before this one has committed and
  * none after it can start, so positions follow commit order without gaps. `logged` holds each op's key (null for a
- * refused caller's).
+ * refused caller's). The 16 digits are LOG_POSITION_DIGITS (src/core/storage.ts), written out: a step's text never
+ * changes.
  */
 function appendToLogs(entries: string): string {
   const [low, high] = ['0', '9'].map((d) => `a.prefix || '${d.repeat(16)}'`);
