@@ -125,15 +125,18 @@ function applyFunction(entries: string, apply: string, version: 1 | 2 | 3): stri
  * changes.
  */
 function appendToLogs(entries: string): string {
-  const [low, high] = ['0', '9'].map((d) => `a.prefix || '${d.repeat(16)}'`);
+  const [low, high] = ['0', '9'].map((d) => `p.prefix || '${d.repeat(16)}'`);
+  // The last position is looked up once per log, not once per entry: this runs under the write lock.
   return `IF cardinality(log_prefixes) > 0 THEN
+        WITH a AS (SELECT * FROM unnest(log_prefixes, log_callers) WITH ORDINALITY AS a(prefix, caller, n)),
+          last AS (SELECT p.prefix, coalesce((SELECT substr(e.key, length(p.prefix) + 1)::bigint FROM ${entries} AS e
+              WHERE e.key >= ${low} AND e.key <= ${high} ORDER BY e.key DESC LIMIT 1), 0) AS position
+            FROM (SELECT DISTINCT a.prefix FROM a) AS p)
         SELECT array_agg(l.key ORDER BY l.n) INTO logged FROM (
-          SELECT a.n, CASE WHEN a.caller = ANY (failed) THEN NULL ELSE a.prefix || lpad((coalesce((
-              SELECT substr(e.key, length(a.prefix) + 1)::bigint FROM ${entries} AS e
-              WHERE e.key >= ${low} AND e.key <= ${high} ORDER BY e.key DESC LIMIT 1), 0)
+          SELECT a.n, CASE WHEN a.caller = ANY (failed) THEN NULL ELSE a.prefix || lpad((last.position
             + count(*) FILTER (WHERE a.caller <> ALL (failed)) OVER (PARTITION BY a.prefix ORDER BY a.n))::text,
             16, '0') END AS key
-          FROM unnest(log_prefixes, log_callers) WITH ORDINALITY AS a(prefix, caller, n)) AS l;
+          FROM a JOIN last ON last.prefix = a.prefix) AS l;
         INSERT INTO ${entries} (key, value)
           SELECT k.key, substring(log_blob FROM k.start FOR k.len)
           FROM unnest(logged, log_starts, log_lengths) AS k(key, start, len) WHERE k.key IS NOT NULL;

@@ -233,6 +233,9 @@ export function storageContract(h: StorageHarness): void {
     // Trimmed at the front, the log goes on after its last entry.
     await s.delete('log/0000000000000007');
     assert.deepEqual(await s.transaction([log('d')]), ['log/0000000000000049']);
+    // Each log numbers its own entries.
+    const two = await s.transaction([{ op: 'append', key: 'other/', value: bytes('o') }, log('e')]);
+    assert.deepEqual(two, ['other/0000000000000001', 'log/0000000000000050']);
     assert.equal(text(await s.get('log0')), 'beside the log');
     await s.close();
   });
