@@ -17,9 +17,9 @@ export const KEYRING_PATH = 'core/keyring';
 const FORMAT_VERSION = 1;
 /**
  * An entry appended to a log (the storage port's append op): the store chose its key, so the additional data is
- * the log's name instead (see logAad), and the version byte says so. The entries of one log can therefore be
- * reordered by whoever can write the store, which they could not be moved to any other key: the change log's
- * order is not bound by the cipher, its contents are.
+ * the log's name instead (see logAad), and the version byte says so. Whoever can write the store can therefore
+ * reorder the entries of one log, though not move one to any other key or log: the change log's order is not bound
+ * by the cipher, its contents are.
  */
 const FORMAT_LOG_ENTRY = 2;
 const HEADER_BYTES = 5; // version byte + big-endian uint32 term

@@ -45,10 +45,6 @@ const GAP_WAIT_MS = 5_000;
 /** A gap of at most this many indexes is read entry by entry, with the events; a longer one by listing the log. */
 const GAP_READ_ENTRIES = 64;
 
-export function changeOf(event: ChangeEvent): NewChange {
-  const { index: _index, time: _time, ...change } = event;
-  return change;
-}
 const key = (index: number): string => logEntryKey('', index);
 
 /** What an entry holds: the event without its index, which is its position in the log (older entries hold both). */
