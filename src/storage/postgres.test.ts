@@ -265,6 +265,10 @@ describe('PostgresStorage', () => {
     await until(() => heardB.length === 3, 'B hears the transaction and the delete');
     assert.deepEqual(heardB[1]?.slice().sort(), ['sys/token/id/1', 'x/1']);
     assert.deepEqual(heardB[2], ['x/2']);
+    // The payload is JSON inside an array literal: keys with quotes and backslashes arrive as written.
+    await a.put('odd/"q"\\b{,}', bytes('1'));
+    await until(() => heardB.length === 4, 'B hears the odd key');
+    assert.deepEqual(heardB.pop(), ['odd/"q"\\b{,}']);
 
     // Notifications arrive in commit order: once A hears B's later write, it would have heard its own by then.
     await b.put('from-b', bytes('1'));

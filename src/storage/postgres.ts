@@ -18,6 +18,7 @@ import {
   type Committed,
 } from '../core/storage.js';
 import { ChangeFeed, changePayloads, type ChangeListener } from './postgres-changes.js';
+import { boolArray, intArray, textArray } from './postgres-arrays.js';
 import { ReadBatcher } from './postgres-reads.js';
 import { parseConnectionUrl, queryFailed, withClient, type Connection } from './postgres-connection.js';
 import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-leader.js';
@@ -160,7 +161,7 @@ export class PostgresStorage implements SharedStorage {
         const { rows } = await this.query<{ value: Buffer }>(this.prepared.get, keys);
         if (rows[0]) found.set(keys[0]!, rows[0].value);
       } else {
-        const { rows } = await this.query<{ key: string; value: Buffer }>(this.prepared.getMany, [keys]);
+        const { rows } = await this.query<{ key: string; value: Buffer }>(this.prepared.getMany, [textArray(keys)]);
         for (const row of rows) found.set(row.key, row.value);
       }
       this.counters.reads += keys.length;
@@ -402,9 +403,9 @@ export class PostgresStorage implements SharedStorage {
       this.names.writeLock,
       ...ops.lists(),
       ...checks.lists(),
-      checks.exact,
+      boolArray(checks.exact),
       this.names.channel,
-      changePayloads(this.nodeId, groups),
+      textArray(changePayloads(this.nodeId, groups)),
       ...logs.lists(),
       this.nodeId,
       checks.blob(),
@@ -491,9 +492,9 @@ class PackedOps {
     }
   }
 
-  /** Keys, starts, lengths and callers: the batch function's arrays, in its order. */
-  lists(): unknown[] {
-    return [this.keys, this.starts, this.lengths, this.callers];
+  /** Keys, starts, lengths and callers: the batch function's arrays, in its order, as array literals. */
+  lists(): string[] {
+    return [textArray(this.keys), intArray(this.starts), intArray(this.lengths), intArray(this.callers)];
   }
 
   blob(): Buffer {

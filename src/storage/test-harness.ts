@@ -240,6 +240,34 @@ export function storageContract(h: StorageHarness): void {
     await s.close();
   });
 
+  it('writes, checks, deletes and appends under keys made of quoting and array syntax', async () => {
+    const s = await h.open();
+    // What an adapter may write into a statement's text or an array literal: quotes, backslashes, braces, commas,
+    // spaces, the word NULL, JSON.
+    const odd = ['a"b', 'a\\b', '{c}', 'd,e', ' f ', 'NULL', 'null', '"', '\\', '{"k":"v"}', 'g\\"h', "i'j"];
+    await s.transaction(odd.map((key) => ({ op: 'put' as const, key, value: bytes(`v:${key}`) })));
+    for (const key of odd) assert.equal(text(await s.get(key)), `v:${key}`, key);
+    const read = await Promise.all(odd.map((key) => s.get(key)));
+    assert.deepEqual(
+      read.map(text),
+      odd.map((key) => `v:${key}`),
+      'read together',
+    );
+    await s.transaction([
+      ...odd.map((key) => ({ op: 'check' as const, key, value: bytes(`v:${key}`) })),
+      { op: 'delete', key: 'NULL' },
+      { op: 'put', key: 'a"b', value: bytes('changed') },
+    ]);
+    assert.equal(await s.get('NULL'), undefined);
+    assert.equal(text(await s.get('null')), 'v:null', 'a key named null is not the key NULL');
+    assert.equal(text(await s.get('a"b')), 'changed');
+    await assert.rejects(s.transaction([{ op: 'check', key: 'd,e', value: bytes('v:d') }]), StorageConflictError);
+    const logged = await s.transaction([{ op: 'append', key: 'l"{,}\\/', value: bytes('entry') }]);
+    assert.deepEqual(logged, ['l"{,}\\/0000000000000001']);
+    assert.equal(text(await s.get(String(logged?.[0]))), 'entry');
+    await s.close();
+  });
+
   it('persists across reopen', async () => {
     const s = await h.open();
     await s.put('a/b', bytes('1'));
