@@ -489,3 +489,38 @@ describe('ChangeLog: a subscriber resuming from entries another node trimmed', (
     assert.deepEqual(first.value, { type: 'reset', index: 6 });
   });
 });
+
+describe('ChangeLog: a subscriber resuming past every entry the store holds', () => {
+  it('gets a reset (a snapshot restored since rolled the log back), then the changes that follow', async () => {
+    const { log } = await oneNode('resume-past-newest.db');
+    for (let i = 0; i < 3; i++) await log.append(change(`secret/${i}`));
+    const controller = new AbortController();
+    // Index 7 was given in the history before the restore; this log's newest is 3, and 4 to 7 will be given again.
+    const stream = log.subscribe(7, AbortSignal.any([controller.signal, AbortSignal.timeout(5000)]));
+    assert.deepEqual((await stream.next()).value, { type: 'reset', index: 3 });
+    const next = stream.next();
+    await log.append(change('secret/after'));
+    const event = await next;
+    controller.abort();
+    await stream.return(undefined);
+    assert.equal(pathOf(event), 'secret/after');
+    assert.equal(!event.done && event.value.type === 'event' && event.value.event.index, 4);
+  });
+
+  it('but not at the newest entry, nor at one another node committed that this node has not heard of yet', async () => {
+    const { a, b } = await twoNodes('resume-at-newest.db');
+    const unheard = await a.append(change('secret/unheard-on-b'));
+    assert.equal(b.lastIndex, 1, 'b has not heard of index 2');
+    for (const from of [unheard.index, 1]) {
+      const controller = new AbortController();
+      const stream = b.subscribe(from, AbortSignal.any([controller.signal, AbortSignal.timeout(5000)]));
+      const first = stream.next();
+      const later = await a.append(change(`secret/later-${from}`));
+      await hear(b, unheard.index, later.index);
+      const delivered = await first;
+      controller.abort();
+      await stream.return(undefined);
+      assert.equal(pathOf(delivered), from === 1 ? 'secret/unheard-on-b' : `secret/later-${from}`);
+    }
+  });
+});

@@ -360,7 +360,11 @@ export class ChangeLog {
       // Another node may have trimmed past this node's own trimming point: what the store still holds decides.
       // (Only a listing says so: none is made for a resume point already known to be trimmed.)
       if (stored.length > 0 && Number(stored[0]) > this.first) this.first = Number(stored[0]);
-      if (fromIndex < this.first - 1) {
+      // A resume point past every entry the store holds is from another history of the log: a snapshot restored
+      // since rolled the log back, and its indexes are given again. Waiting for them to pass it would skip every
+      // change until then. (Not `told`: another node's entry may be in the store before this node hears of it.)
+      const newest = stored.length > 0 ? Number(stored.at(-1)) : 0;
+      if (fromIndex < this.first - 1 || fromIndex > Math.max(newest, told)) {
         yield { type: 'reset', index: told };
         delivered = told;
       } else {
