@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
 import { Barrier } from './barrier.js';
-import { KeyEpochs } from './key-epochs.js';
 import { ReadCache } from './read-cache.js';
 import { StorageConflictError, type Storage, type StorageOp } from './storage.js';
 
@@ -242,7 +241,7 @@ describe('Barrier write-through', () => {
       const mine = a.put('w/k', Buffer.from('mine'));
       const theirs = b.put('w/k', Buffer.from('theirs')); // committed after A's write
       a.invalidate('w/k'); // B's notification reaches A before A's write resolves
-      // Enough changes of other keys to push w/k out of what the cache remembers of recent changes.
+      // A flood of changes of other keys: a bounded record of changed keys would have let go of w/k's.
       for (let i = 0; i < flood; i++) a.invalidate(`flood/${i}`);
       await Promise.all([mine, theirs]);
       assert.equal(text(await a.get('w/k')), 'theirs', `flood of ${flood}`);
@@ -273,6 +272,34 @@ describe('Barrier write-through', () => {
     await again;
     assert.equal(text(await a.get('r/k')), 'v2');
     assert.equal(physical.stats().reads, reads + 1, 'filled despite the change of another key');
+    await physical.close();
+  });
+
+  it('a read or write that storage fails stops watching its keys, and fills nothing', async () => {
+    const physical = fresh();
+    let failing = false;
+    const down = () => Promise.reject(new Error('store down'));
+    const flaky: Storage = {
+      get: (key) => (failing ? down() : physical.get(key)),
+      transaction: (ops) => (failing ? down() : physical.transaction(ops)),
+      put: (key, value) => physical.put(key, value),
+      delete: (key) => physical.delete(key),
+      list: (prefix) => physical.list(prefix),
+      close: () => physical.close(),
+    };
+    const barrier = new Barrier(flaky);
+    await barrier.initialize(randomBytes(32));
+    await barrier.put('w/k', Buffer.from('v1'));
+    barrier.invalidate('w/k');
+    failing = true;
+    await assert.rejects(barrier.get('w/k'), /store down/);
+    await assert.rejects(barrier.put('w/k', Buffer.from('v2')), /store down/);
+    const cache = (barrier as unknown as { cache: ReadCache }).cache;
+    assert.equal(cache.watched(), 0);
+    failing = false;
+    assert.equal(text(await barrier.get('w/k')), 'v1');
+    assert.equal(await barrier.get('w/none'), undefined);
+    assert.equal(cache.watched(), 0);
     await physical.close();
   });
 
@@ -338,51 +365,94 @@ describe('Barrier checks', () => {
 });
 
 describe('ReadCache', () => {
-  it('evicts least recently used entries beyond its size and ignores fills that raced a write of their key', () => {
-    const cache = new ReadCache(160);
-    const entry = (plain: Buffer) => ({ plain, written: '' });
-    for (const key of ['a', 'b', 'c', 'd']) cache.fill(key, entry(Buffer.alloc(10, key)), cache.epoch());
-    assert.ok(cache.get('a'));
-    for (let i = 0; i < 20; i++) cache.fill(`x${i}`, entry(Buffer.alloc(10)), cache.epoch());
-    assert.equal(cache.get('b'), undefined);
-    let epoch = cache.epoch();
-    cache.invalidate('late');
-    cache.fill('late', entry(Buffer.from('stale')), epoch);
-    assert.equal(cache.get('late'), undefined);
-    epoch = cache.epoch();
-    cache.invalidate('other');
-    cache.fill('fresh', entry(Buffer.from('v')), epoch);
-    assert.equal(cache.get('fresh')?.plain.toString(), 'v', 'a write of another key does not refuse the fill');
-    epoch = cache.epoch();
-    cache.clear();
-    cache.fill('fresh', entry(Buffer.from('v')), epoch);
-    assert.equal(cache.get('fresh'), undefined, 'nothing read before a clear fills after it');
-  });
-});
+  const entry = (plain: string) => ({ plain: Buffer.from(plain), written: '' });
+  const fill = (cache: ReadCache, key: string, plain: string) => cache.endRead(cache.startRead(key), entry(plain));
 
-describe('KeyEpochs', () => {
-  it('tells which keys changed since a moment, and answers "maybe" for moments older than it remembers', () => {
-    const epochs = new KeyEpochs(4);
-    const start = epochs.current();
-    epochs.changed('a');
-    const afterA = epochs.current();
-    epochs.changed('b');
-    assert.equal(epochs.changedSince('a', start), true);
-    assert.equal(epochs.changedSince('a', afterA), false);
-    assert.equal(epochs.changedSince('b', afterA), true);
-    assert.equal(epochs.changedSince('c', start), false);
-    // At its limit it forgets every change; whatever began before a forgotten change is refused.
-    for (const key of ['c', 'd', 'e']) epochs.changed(key);
-    assert.equal(epochs.changedSince('zzz', start), true, 'a forgotten change could have been of any key');
-    assert.equal(epochs.changedSince('a', afterA), true);
-    const late = epochs.current();
-    assert.equal(epochs.changedSince('a', late), false);
-    epochs.changed('a');
-    assert.equal(epochs.changedSince('a', late), true);
-    assert.equal(epochs.changedSince('e', late), false, 'the change that filled the list is still listed');
-    epochs.changedAll();
-    assert.equal(epochs.changedSince('never', late), true);
-    assert.equal(epochs.changedSince('never', epochs.current()), false);
-    assert.throws(() => new KeyEpochs(1));
+  it('evicts least recently used entries beyond its size and ignores fills that raced a change of their key', () => {
+    const cache = new ReadCache(160);
+    for (const key of ['a', 'b', 'c', 'd']) fill(cache, key, key.repeat(10));
+    assert.ok(cache.get('a'));
+    for (let i = 0; i < 20; i++) fill(cache, `x${i}`, 'x'.repeat(10));
+    assert.equal(cache.get('b'), undefined);
+    let read = cache.startRead('late');
+    cache.invalidate('late');
+    cache.endRead(read, entry('stale'));
+    assert.equal(cache.get('late'), undefined);
+    read = cache.startRead('remote');
+    cache.invalidateRemote('remote');
+    cache.endRead(read, entry('stale'));
+    assert.equal(cache.get('remote'), undefined, "another node's change refuses it too");
+    read = cache.startRead('fresh');
+    cache.invalidate('other');
+    cache.invalidateRemote('other');
+    cache.endRead(read, entry('v'));
+    assert.equal(cache.get('fresh')?.plain.toString(), 'v', 'a change of another key does not refuse the fill');
+    read = cache.startRead('fresh');
+    cache.clear();
+    cache.endRead(read, entry('v'));
+    assert.equal(cache.get('fresh'), undefined, 'nothing read before a clear fills after it');
+    cache.endRead(cache.startRead('missing'));
+    assert.equal(cache.watched(), 0, 'every read that ended, found or not, stopped watching its key');
+  });
+
+  it('of two reads of one key with a change between their starts, only the later one fills, in either order', () => {
+    for (const laterEndsFirst of [false, true]) {
+      const cache = new ReadCache(1024);
+      const before = cache.startRead('k');
+      cache.invalidate('k');
+      const after = cache.startRead('k');
+      if (laterEndsFirst) cache.endRead(after, entry('new'));
+      cache.endRead(before, entry('old'));
+      if (!laterEndsFirst) {
+        assert.equal(cache.get('k'), undefined, 'the earlier read fills nothing');
+        cache.endRead(after, entry('new'));
+      }
+      assert.equal(cache.get('k')?.plain.toString(), 'new');
+      assert.equal(cache.watched(), 0);
+    }
+  });
+
+  it("keeps a write's value unless another node changed its key (or everything was dropped) while it was written", () => {
+    const cache = new ReadCache(1024);
+    let write = cache.startWrite(['k', 'j', 'k']);
+    cache.invalidate('k'); // this node's own earlier write of k, committed first: still ordered before this one
+    cache.invalidateRemote('other');
+    cache.replace(write, 'k', entry('mine'));
+    cache.replace(write, 'j', entry('j'));
+    cache.endWrite(write);
+    assert.equal(cache.get('k')?.plain.toString(), 'mine');
+    assert.equal(cache.get('j')?.plain.toString(), 'j');
+
+    write = cache.startWrite(['k']);
+    const overlapping = cache.startWrite(['k']);
+    cache.invalidateRemote('k');
+    const afterIt = cache.startWrite(['k']);
+    cache.replace(write, 'k', entry('mine again'));
+    assert.equal(cache.get('k'), undefined, "the other node's change may be the later one");
+    cache.replace(overlapping, 'k', entry('also mine'));
+    assert.equal(cache.get('k'), undefined, 'a write under way during the change is refused too');
+    cache.replace(afterIt, 'k', entry('after theirs'));
+    assert.equal(cache.get('k')?.plain.toString(), 'after theirs', 'a write begun after the change is kept');
+    const another = cache.startWrite(['unlisted']);
+    cache.replace(afterIt, 'unlisted', entry('x'));
+    assert.equal(cache.get('unlisted'), undefined, 'a key the write did not name is never kept');
+    for (const w of [write, overlapping, afterIt, another]) cache.endWrite(w);
+
+    write = cache.startWrite(['k']);
+    cache.clear();
+    cache.replace(write, 'k', entry('before the clear'));
+    cache.endWrite(write);
+    assert.equal(cache.get('k'), undefined);
+    assert.equal(cache.watched(), 0);
+  });
+
+  it('a write of a key refuses the fill of a read of it under way', () => {
+    const cache = new ReadCache(1024);
+    const read = cache.startRead('k');
+    const write = cache.startWrite(['k']);
+    cache.replace(write, 'k', entry('new'));
+    cache.endWrite(write);
+    cache.endRead(read, entry('old'));
+    assert.equal(cache.get('k')?.plain.toString(), 'new');
   });
 });

@@ -160,12 +160,16 @@ export class Barrier implements Storage {
     const keyring = this.unsealedKeyring();
     const cached = this.cache.get(key);
     if (cached) return cached.plain;
-    const epoch = this.cache.epoch();
-    const stored = await this.physical.get(key);
-    if (stored === undefined) return undefined;
-    const plain = await this.decrypt(keyring, key, stored);
-    this.cache.fill(key, { plain, written: writeIdOf(stored) }, epoch);
-    return plain;
+    const read = this.cache.startRead(key);
+    let entry: CachedEntry | undefined;
+    try {
+      const stored = await this.physical.get(key);
+      if (stored === undefined) return undefined;
+      entry = { plain: await this.decrypt(keyring, key, stored), written: writeIdOf(stored) };
+      return entry.plain;
+    } finally {
+      this.cache.endRead(read, entry);
+    }
   }
 
   /** Decrypts, reading the keyring again once if the entry's term is newer than any this node knows. */
@@ -234,33 +238,37 @@ export class Barrier implements Storage {
         : { op: 'check', key: op.key, prefix: Buffer.from(written, 'latin1') };
     });
     const written = ops.filter((op) => op.op === 'put' || op.op === 'delete');
-    // The cache keeps what it holds of these keys until the commit: until then that is still what the store holds.
-    // Afterwards every written key's epoch moves (so no read that began before fills what it read) and the cache
-    // holds the committed value or nothing.
-    const remote = this.cache.remoteChanges();
     // Used, if it was: what was handed out serves one check.
     for (const op of ops) if (op.op === 'check' && 'value' in op) this.forgetHandedOut(op.key, op.value);
-    let committed: Committed;
+    // The cache keeps what it holds of these keys until the commit: until then that is still what the store holds.
+    // Afterwards no read of them that began before fills what it read, and the cache holds the committed value or
+    // nothing.
+    const write = this.cache.startWrite(written.map((op) => op.key));
     try {
-      committed = await this.physical.transaction(sealed);
-    } catch (err) {
-      // A check failed: what this node has cached of the checked keys is older than the store. The retry makes its
-      // change on what the refusal found, or reads.
-      for (const op of err instanceof StorageConflictError ? ops : written) this.cache.invalidate(op.key);
-      throw err instanceof StorageConflictError ? await this.opened(err, keyring) : err;
+      let committed: Committed;
+      try {
+        committed = await this.physical.transaction(sealed);
+      } catch (err) {
+        // A check failed: what this node has cached of the checked keys is older than the store. The retry makes
+        // its change on what the refusal found, or reads.
+        for (const op of err instanceof StorageConflictError ? ops : written) this.cache.invalidate(op.key);
+        throw err instanceof StorageConflictError ? await this.opened(err, keyring) : err;
+      }
+      // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
+      // The last op of each key decides what the cache holds of it. Sealed meanwhile, the cache was cleared, which
+      // replace() notices.
+      const last = new Map<string, number>();
+      ops.forEach((op, i) => (op.op === 'put' || op.op === 'delete') && last.set(op.key, i));
+      ops.forEach((op, i) => {
+        if (op.op === 'check' || op.op === 'append') return;
+        const stored = sealed[i]!;
+        if (op.op !== 'put' || stored.op !== 'put' || last.get(op.key) !== i) return this.cache.invalidate(op.key);
+        this.cache.replace(write, op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) });
+      });
+      return committed;
+    } finally {
+      this.cache.endWrite(write);
     }
-    // Committed: the next read of these keys (a KV write reads its metadata first) needs neither storage nor AES.
-    // The last op of each key decides what the cache holds of it. Sealed meanwhile, the cache was cleared, which
-    // replace() notices.
-    const last = new Map<string, number>();
-    ops.forEach((op, i) => (op.op === 'put' || op.op === 'delete') && last.set(op.key, i));
-    ops.forEach((op, i) => {
-      if (op.op === 'check' || op.op === 'append') return;
-      const stored = sealed[i]!;
-      if (op.op !== 'put' || stored.op !== 'put' || last.get(op.key) !== i) return this.cache.invalidate(op.key);
-      this.cache.replace(op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) }, remote);
-    });
-    return committed;
   }
 
   /**

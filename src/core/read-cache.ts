@@ -1,12 +1,4 @@
 import { LRUCache } from 'lru-cache';
-import { KeyEpochs } from './key-epochs.js';
-
-/**
- * How many recently changed keys the cache tells apart. When the list is full it is forgotten, and the fills of
- * reads (or writes) that began before that are refused: a few in flight, once every few thousand writes.
- */
-const REMEMBERED_CHANGES = 16_384;
-
 /**
  * A bounded LRU of decrypted entries in front of the barrier's storage, so hot reads skip SQLite, AES-GCM and
  * allocation. It lives only while unsealed (sealing clears it). A read fills the cache only if no write touched
@@ -24,8 +16,11 @@ const REMEMBERED_CHANGES = 16_384;
  * already read the new one from the store. (Dropping the entry before the commit did not close that window: a read
  * during the commit filled the old value again. It cost the thread that serves every write 3-4 % of its time.)
  *
- * Both checks are per key (KeyEpochs): with several nodes writing, some other key changes during nearly every read
- * and write, and a global "anything changed" check refused nearly every fill.
+ * Both checks are per key: with several nodes writing, some other key changes during nearly every read and write,
+ * and a global "anything changed" check refused nearly every fill. Only the keys of the reads and writes under way
+ * are watched (Watches), a few dozen at a time. (A record of every changed key, kept until it held 16,384, cost each
+ * change a write to a large Map and kept each key string another node's notification named alive past the young
+ * generation: 3-4 % of a node's CPU under two nodes' writes, and a tenth of what each scavenge promoted.)
  *
  * The LRU itself is lru-cache's: a JavaScript Map kept in recency order (delete, then set again, on every hit)
  * costs tens of microseconds per hit once it holds tens of thousands of entries (V8 rehashes it over and over).
@@ -39,13 +34,67 @@ export interface CachedEntry {
   written: string;
 }
 
+/** The keys of reads or writes under way, and how many changes of each came while one was. */
+class Watches {
+  private readonly keys = new Map<string, { watchers: number; changes: number }>();
+
+  /** Watches `key` until end(key); pass what this returns to changedSince(). */
+  start(key: string): number {
+    const watch = this.keys.get(key);
+    if (!watch) {
+      this.keys.set(key, { watchers: 1, changes: 0 });
+      return 0;
+    }
+    watch.watchers++;
+    return watch.changes;
+  }
+
+  changed(key: string): void {
+    const watch = this.keys.get(key);
+    if (watch) watch.changes++;
+  }
+
+  /**
+   * Whether `key`, watched since start() returned `startedAt`, changed since. A key the caller did not watch
+   * (`startedAt` undefined, which no count equals, or nothing watches it) may have: nothing is kept on its word.
+   */
+  changedSince(key: string, startedAt: number | undefined): boolean {
+    const watch = this.keys.get(key);
+    return watch === undefined || watch.changes !== startedAt;
+  }
+
+  end(key: string): void {
+    const watch = this.keys.get(key);
+    if (watch && --watch.watchers === 0) this.keys.delete(key);
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+}
+
+/** A read of `key` from storage under way (ReadCache.startRead). */
+export interface PendingRead {
+  readonly key: string;
+  readonly changes: number;
+  readonly clears: number;
+}
+
+/** A write under way (ReadCache.startWrite): its keys, each with the count of its watch's changes at the start. */
+export interface PendingWrite {
+  readonly keys: ReadonlyMap<string, number>;
+  readonly clears: number;
+}
+
 export class ReadCache {
   private readonly entries: LRUCache<string, CachedEntry>;
   private readonly maxEntry: number;
-  /** Every invalidation, local or remote. */
-  private readonly writes = new KeyEpochs(REMEMBERED_CHANGES);
-  /** Other nodes' changes only. */
-  private readonly remote = new KeyEpochs(REMEMBERED_CHANGES);
+  /** Keys being read from storage: any change (local or remote) refuses what they read. */
+  private readonly reading = new Watches();
+  /** Keys being written: another node's change refuses the value written (it may be the later of the two). */
+  private readonly writing = new Watches();
+  /** How many times everything was dropped: nothing read or written before a clear may fill after it. */
+  private clears = 0;
 
   constructor(maxBytes: number) {
     this.maxEntry = maxBytes / 16;
@@ -59,47 +108,63 @@ export class ReadCache {
     return this.entries.get(key);
   }
 
-  /** Call before a read from storage; pass the result to fill(). */
-  epoch(): number {
-    return this.writes.current();
+  /** Call before a read of key from storage; then endRead(), always, with what was read if anything. */
+  startRead(key: string): PendingRead {
+    return { key, changes: this.reading.start(key), clears: this.clears };
   }
 
-  fill(key: string, entry: CachedEntry, epochAtRead: number): void {
-    if (this.writes.changedSince(key, epochAtRead)) return;
-    this.set(key, entry);
+  /** The read is over: `entry`, what it read, is kept unless key changed (or everything was dropped) meanwhile. */
+  endRead(read: PendingRead, entry?: CachedEntry): void {
+    if (entry && read.clears === this.clears && !this.reading.changedSince(read.key, read.changes)) {
+      this.set(read.key, entry);
+    }
+    this.reading.end(read.key);
+  }
+
+  /** Call before a write of these keys; pass the result to replace() once committed, and to endWrite(), always. */
+  startWrite(keys: Iterable<string>): PendingWrite {
+    const started = new Map<string, number>();
+    for (const key of keys) if (!started.has(key)) started.set(key, this.writing.start(key));
+    return { keys: started, clears: this.clears };
+  }
+
+  endWrite(write: PendingWrite): void {
+    for (const key of write.keys.keys()) this.writing.end(key);
   }
 
   /** Call once a write or delete of key is done, committed or not (or when what is cached of key may be stale). */
   invalidate(key: string): void {
-    this.writes.changed(key);
+    this.reading.changed(key);
     this.entries.delete(key);
   }
 
   /** Another node changed key. */
   invalidateRemote(key: string): void {
-    this.remote.changed(key);
+    this.writing.changed(key);
     this.invalidate(key);
   }
 
-  /** Call before a write; pass the result to replace() once it is committed. */
-  remoteChanges(): number {
-    return this.remote.current();
-  }
-
   /**
-   * Key was just committed with this value: what invalidate() does after a write, and the value kept in place of
-   * the old one, unless another node changed key since `remoteAtWrite` (its change may be the later of the two).
+   * Key, one of the write's, was just committed with this value: what invalidate() does after a write, and the
+   * value kept in place of the old one, unless another node changed key since the write began (its change may be
+   * the later of the two) or everything was dropped meanwhile.
    */
-  replace(key: string, entry: CachedEntry, remoteAtWrite: number): void {
-    this.writes.changed(key);
-    if (this.remote.changedSince(key, remoteAtWrite) || !this.fits(entry)) this.entries.delete(key);
-    else this.entries.set(key, entry);
+  replace(write: PendingWrite, key: string, entry: CachedEntry): void {
+    this.reading.changed(key);
+    const kept =
+      write.clears === this.clears && !this.writing.changedSince(key, write.keys.get(key)) && this.fits(entry);
+    if (kept) this.entries.set(key, entry);
+    else this.entries.delete(key);
   }
 
   clear(): void {
-    this.writes.changedAll();
-    this.remote.changedAll();
+    this.clears++;
     this.entries.clear();
+  }
+
+  /** How many keys reads and writes under way watch: none once they all ended (for tests). */
+  watched(): number {
+    return this.reading.size + this.writing.size;
   }
 
   private set(key: string, entry: CachedEntry): void {
