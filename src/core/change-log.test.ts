@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { openSqliteStorage } from '../storage/sqlite.js';
 import { ChangeLog, type ChangeEvent, type Delivery } from './change-log.js';
-import { StorageConflictError, type Committed, type Storage } from './storage.js';
+import { StorageConflictError, type Committed, type Storage, type StorageOp } from './storage.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cofre-change-log-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -446,6 +446,52 @@ describe('ChangeLog: trimming after the other node appended many', () => {
     const keys = await storage.list('');
     assert.equal(keys[0], key(45));
     assert.equal(keys.at(-1), key(12_011));
+  });
+});
+
+describe('ChangeLog: trimming with a change whose commit fails', () => {
+  /** A log three entries past its size: each change then trims four, the most it may. */
+  const fullLog = async (file: string) => {
+    const storage = openSqliteStorage(join(dir, file));
+    after(() => storage.close());
+    await storage.transaction(Array.from({ length: 10_003 }, (_, i) => olderEntry(i + 1)));
+    const log = new ChangeLog(storage);
+    await log.load();
+    return { storage, log };
+  };
+  const deletes = (ops: StorageOp[]) => ops.filter((op) => op.op === 'delete').map((op) => op.key);
+
+  it('leaves its deletions to the next changes, refused or of unknown outcome', async () => {
+    const { storage, log } = await fullLog('trim-refused.db');
+    const refused = log.stage(change('secret/refused'));
+    assert.deepEqual(deletes(refused.ops), [key(1), key(2), key(3), key(4)]);
+    await assert.rejects(refused.publish(Promise.reject(new StorageConflictError('x'))), StorageConflictError);
+    const lost = log.stage(change('secret/lost'));
+    assert.deepEqual(deletes(lost.ops), [key(1), key(2), key(3), key(4)], 'sent again, before any newer trim');
+    await assert.rejects(lost.publish(Promise.reject(new Error('connection lost'))), /connection lost/);
+    const next = log.stage(change('secret/next'));
+    assert.deepEqual(deletes(next.ops), [key(1), key(2), key(3), key(4)]);
+    await next.publish(storage.transaction(next.ops));
+    await log.append(change('secret/after'));
+    const keys = await storage.list('');
+    assert.equal(keys[0], key(6), 'the trims sent again done, then the next oldest');
+    assert.equal(keys.at(-1), key(10_005));
+  });
+
+  it('forgets them once the log is loaded again (a restored store may hold other entries at those indexes)', async () => {
+    const restored = (storage: Storage) =>
+      storage.transaction(Array.from({ length: 103 }, (_, i) => ({ op: 'delete' as const, key: key(i + 1) })));
+    const refusal = () => Promise.reject(new StorageConflictError('x'));
+    for (const refusedBeforeTheLoad of [true, false]) {
+      const { storage, log } = await fullLog(`trim-reloaded-${refusedBeforeTheLoad}.db`);
+      const refused = log.stage(change('secret/refused'));
+      if (refusedBeforeTheLoad) await assert.rejects(refused.publish(refusal()), StorageConflictError);
+      await restored(storage);
+      await log.load();
+      if (!refusedBeforeTheLoad) await assert.rejects(refused.publish(refusal()), StorageConflictError);
+      const next = log.stage(change('secret/next'));
+      assert.deepEqual(deletes(next.ops), [], 'the log as loaded is below its size: nothing to trim');
+    }
   });
 });
 

@@ -97,6 +97,11 @@ export class ChangeLog {
   /** Notifications being taken in (their events read): a gap may be theirs too. */
   private hearing = 0;
   private first = 1;
+  /**
+   * Oldest entries whose deletion went with a change whose commit was refused or failed: `first` had already moved
+   * past them, so the next changes send their deletion again (deleting an entry already gone does nothing).
+   */
+  private untrimmed: number[] = [];
   /** Counts loads, so that what was under way across one is dropped. */
   private loads = 0;
   private gapTimer: NodeJS.Timeout | undefined;
@@ -125,6 +130,8 @@ export class ChangeLog {
     // told with it (read through a cache that the seal emptied), or lands after it and is told as it settles.
     this.waiting.clear();
     this.gap = undefined;
+    // Below the log as loaded now, or (a store restored from a snapshot) indexes that may hold other events.
+    this.untrimmed = [];
     const keys = await this.storage.list('');
     if (loads !== this.loads) return;
     const newest = keys.length > 0 ? Number(keys[keys.length - 1]) : 0;
@@ -164,13 +171,18 @@ export class ChangeLog {
   stage(change: NewChange): StagedChange {
     const stored: StoredEvent = { time: nowIso(), ...change };
     const ops: StorageOp[] = [{ op: 'append', key: '', value: jsonBytes(stored) }];
-    for (let n = 0; n < TRIM_PER_CHANGE && this.told + 1 - this.first >= RETENTION; n++) {
-      ops.push({ op: 'delete', key: key(this.first++) });
-    }
-    return { ops, publish: (persisted) => this.publish(stored, persisted) };
+    const trims = this.untrimmed.splice(0, TRIM_PER_CHANGE);
+    while (trims.length < TRIM_PER_CHANGE && this.told + 1 - this.first >= RETENTION) trims.push(this.first++);
+    for (const index of trims) ops.push({ op: 'delete', key: key(index) });
+    const loads = this.loads;
+    const untrimmed = () => {
+      if (loads === this.loads) this.untrimmed.push(...trims);
+    };
+    return { ops, publish: (persisted) => this.publish(stored, persisted, untrimmed) };
   }
 
-  private publish(stored: StoredEvent, persisted: Promise<Committed>): Promise<ChangeEvent> {
+  /** `untrimmed` is called when the commit fails: its entry's trims are then still to do. */
+  private publish(stored: StoredEvent, persisted: Promise<Committed>, untrimmed: () => void): Promise<ChangeEvent> {
     this.inFlight.set(persisted, ++this.commits);
     return persisted.then(
       (committed) => {
@@ -184,6 +196,7 @@ export class ChangeLog {
       },
       (err: unknown) => {
         this.inFlight.delete(persisted);
+        untrimmed();
         // A commit whose outcome is unknown (the connection lost during it) may have landed, at an index only the
         // store knows. A refused check wrote nothing and took no index.
         if (!isStorageConflict(err)) void this.readStore();
