@@ -18,9 +18,9 @@ import { LRUCache } from 'lru-cache';
  *
  * Both checks are per key: with several nodes writing, some other key changes during nearly every read and write,
  * and a global "anything changed" check refused nearly every fill. Only the keys of the reads and writes under way
- * are watched (Watches), a few dozen at a time. (A record of every changed key, kept until it held 16,384, cost each
- * change a write to a large Map and kept each key string another node's notification named alive past the young
- * generation: 3-4 % of a node's CPU under two nodes' writes, and a tenth of what each scavenge promoted.)
+ * are watched (Watches), a few dozen at a time. (A record of every changed key, kept until it held 16,384 and then
+ * forgotten at once, cost each change a write to a large Map: 4.5 % of a node's CPU under two nodes' writes, where
+ * the watches cost 3 %; bench/README.md.)
  *
  * The LRU itself is lru-cache's: a JavaScript Map kept in recency order (delete, then set again, on every hit)
  * costs tens of microseconds per hit once it holds tens of thousands of entries (V8 rehashes it over and over).
