@@ -203,6 +203,20 @@ describe('Barrier', () => {
 });
 
 describe('Barrier write-through', () => {
+  it('keeps a committed value in memory of its own, and what it read as AES-GCM opened it', async () => {
+    const physical = fresh();
+    const barrier = new Barrier(physical);
+    await barrier.initialize(randomBytes(32));
+    await barrier.put('w/small', Buffer.from('small'));
+    const written = (await barrier.get('w/small'))!;
+    assert.equal(written.byteLength, written.buffer.byteLength, 'not a slice of the shared pool');
+    barrier.invalidate('w/small');
+    const read = (await barrier.get('w/small'))!;
+    assert.equal(read.byteLength, read.buffer.byteLength);
+    assert.equal(await barrier.get('w/small'), read, 'the very Buffer read is what the cache keeps');
+    await physical.close();
+  });
+
   it('keeps what it committed: the next read needs no storage read, and the last of a transaction wins', async () => {
     const physical = fresh();
     const barrier = new Barrier(physical);
@@ -367,9 +381,42 @@ describe('Barrier checks', () => {
 describe('ReadCache', () => {
   const entry = (plain: string) => ({ plain: Buffer.from(plain), written: '' });
   const fill = (cache: ReadCache, key: string, plain: string) => cache.endRead(cache.startRead(key), entry(plain));
+  /** Whether a Buffer is all of its memory: a slice of Node's shared pool keeps the whole slab alive. */
+  const ownsItsMemory = (b: Uint8Array) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+
+  it('counts what each entry costs beside its bytes: many small ones stay within its size', () => {
+    const cache = new ReadCache(64 * 1024);
+    for (let i = 0; i < 1000; i++) fill(cache, `k${i}`, 'v');
+    const kept = Array.from({ length: 1000 }, (_, i) => cache.get(`k${i}`)).filter(Boolean).length;
+    // 64 KiB holds 64 Ki one-byte values, and about 160 entries as they cost.
+    assert.ok(kept > 100 && kept < 200, `kept ${kept}`);
+    const longKey = 'k'.repeat(5000);
+    fill(cache, longKey, 'v');
+    assert.equal(cache.get(longKey), undefined, 'its key counts too: more than a sixteenth of the cache');
+  });
+
+  it('keeps each entry in memory of its own, never a slice that holds a slab of the shared pool alive', () => {
+    const cache = new ReadCache(1024 * 1024);
+    const pooled = Buffer.from('read back');
+    assert.ok(!ownsItsMemory(pooled), 'a small Buffer.from is a slice of the pool');
+    cache.endRead(cache.startRead('read'), { plain: pooled, written: '' });
+    const write = cache.startWrite(['written']);
+    cache.replace(write, 'written', { plain: Buffer.from('written value'), written: '' });
+    cache.endWrite(write);
+    for (const key of ['read', 'written']) {
+      const kept = cache.get(key)!.plain;
+      assert.ok(ownsItsMemory(kept), `${key}: ${kept.byteLength} bytes in ${kept.buffer.byteLength}`);
+    }
+    assert.equal(cache.get('read')?.plain.toString(), 'read back');
+    assert.equal(cache.get('written')?.plain.toString(), 'written value');
+    // What AES-GCM opened already has memory of its own, and is kept as it is: a caller's check finds it by identity.
+    const own = Buffer.allocUnsafeSlow(3).fill(1);
+    cache.endRead(cache.startRead('own'), { plain: own, written: '' });
+    assert.equal(cache.get('own')?.plain, own);
+  });
 
   it('evicts least recently used entries beyond its size and ignores fills that raced a change of their key', () => {
-    const cache = new ReadCache(160);
+    const cache = new ReadCache(16 * 420); // sixteen entries of ten bytes, with what each costs beside them
     for (const key of ['a', 'b', 'c', 'd']) fill(cache, key, key.repeat(10));
     assert.ok(cache.get('a'));
     for (let i = 0; i < 20; i++) fill(cache, `x${i}`, 'x'.repeat(10));
@@ -397,7 +444,7 @@ describe('ReadCache', () => {
 
   it('of two reads of one key with a change between their starts, only the later one fills, in either order', () => {
     for (const laterEndsFirst of [false, true]) {
-      const cache = new ReadCache(1024);
+      const cache = new ReadCache(1024 * 1024);
       const before = cache.startRead('k');
       cache.invalidate('k');
       const after = cache.startRead('k');
@@ -413,7 +460,7 @@ describe('ReadCache', () => {
   });
 
   it("keeps a write's value unless another node changed its key (or everything was dropped) while it was written", () => {
-    const cache = new ReadCache(1024);
+    const cache = new ReadCache(1024 * 1024);
     let write = cache.startWrite(['k', 'j', 'k']);
     cache.invalidate('k'); // this node's own earlier write of k, committed first: still ordered before this one
     cache.invalidateRemote('other');
@@ -447,7 +494,7 @@ describe('ReadCache', () => {
   });
 
   it('a write of a key refuses the fill of a read of it under way', () => {
-    const cache = new ReadCache(1024);
+    const cache = new ReadCache(1024 * 1024);
     const read = cache.startRead('k');
     const write = cache.startWrite(['k']);
     cache.replace(write, 'k', entry('new'));

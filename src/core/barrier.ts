@@ -3,7 +3,7 @@ import { retryOnConflict } from './conflict-retry.js';
 import { CofreError, sealedError } from './errors.js';
 import { Keyring } from './keyring.js';
 import { OneAtATime } from './one-at-a-time.js';
-import { ReadCache, type CachedEntry } from './read-cache.js';
+import { ownCopy, ReadCache, type CachedEntry } from './read-cache.js';
 import {
   LOG_POSITION_DIGITS,
   StorageConflictError,
@@ -263,7 +263,7 @@ export class Barrier implements Storage {
         if (op.op === 'check' || op.op === 'append') return;
         const stored = sealed[i]!;
         if (op.op !== 'put' || stored.op !== 'put' || last.get(op.key) !== i) return this.cache.invalidate(op.key);
-        this.cache.replace(write, op.key, { plain: Buffer.from(op.value), written: writeIdOf(stored.value) });
+        this.cache.replace(write, op.key, { plain: ownCopy(op.value), written: writeIdOf(stored.value) });
       });
       return committed;
     } finally {
