@@ -22,6 +22,7 @@ import { createServer, type AddressInfo, type Server as NetServer } from 'node:n
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { startDiskProbe, STALL_MS, type DiskProbeResult } from './disk-probe.js';
 import { startNode, unseal } from '../test/cluster-support.js';
 import { freePort } from '../test/support.js';
 
@@ -82,6 +83,8 @@ interface Run {
   p50ms: number;
   p99ms: number;
   errors: number;
+  /** What a probe of the disk's fsyncs saw during the run (disk-probe.ts). */
+  disk?: DiskProbeResult;
 }
 
 async function waitFor(url: string, ok: (status: number) => boolean): Promise<void> {
@@ -448,6 +451,7 @@ const dirtyKiB = (): string => /^Dirty:\s+(\d+)/m.exec(readFileSync('/proc/memin
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const stalls = (disk: DiskProbeResult | undefined) => (disk ? `${disk.stalls} (${disk.longestMs.toFixed(0)})` : '-');
 
 /** Linux's autogroup scheduling (a desktop setting): every session is a scheduling group of its own. */
 const AUTOGROUP = '/proc/sys/kernel/sched_autogroup_enabled';
@@ -567,11 +571,19 @@ async function main(): Promise<void> {
           const other = servers.find((o) => o !== s)!;
           const otherBefore = processCpu(other.pids);
           const cpuBefore = cpuTimes();
-          runs[s.name] = await wrk(s, kind, dir);
+          const probe = await startDiskProbe(dir);
+          let run: Run;
+          let disk: DiskProbeResult;
+          try {
+            run = await wrk(s, kind, dir);
+          } finally {
+            disk = await probe.stop();
+          }
+          runs[s.name] = { ...run, disk };
           const cpuAfter = cpuTimes();
           const steal = (cpuAfter.steal - cpuBefore.steal) / Math.max(1, cpuAfter.total - cpuBefore.total);
           log(
-            `round ${round}: ${s.name} ${kind} done: ${other.name} used ${(processCpu(other.pids) - otherBefore).toFixed(2)} s of CPU, the host stole ${(steal * 100).toFixed(1)} %${pgBefore ? `; ${postgresCpuSince(pgBefore)}` : ''}`,
+            `round ${round}: ${s.name} ${kind} done: ${other.name} used ${(processCpu(other.pids) - otherBefore).toFixed(2)} s of CPU, the host stole ${(steal * 100).toFixed(1)} %, the disk probe's fsyncs stalled over ${STALL_MS} ms ${disk.stalls} times of ${disk.syncs} (longest ${disk.longestMs.toFixed(0)} ms)${pgBefore ? `; ${postgresCpuSince(pgBefore)}` : ''}`,
           );
         }
         rows.push({ round, kind, cofre: runs.Cofre!, openbao: runs.OpenBao! });
@@ -580,12 +592,12 @@ async function main(): Promise<void> {
     const lines = [
       `Cofre vs OpenBao, KV v2, wrk -t${opts.threads} -c${opts.connections} -d${SECONDS}s after a ${opts.warmup} s warm-up; ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; ${opts['cofre-storage'] === 'postgresql' ? `Cofre: two nodes on PostgreSQL${opts['pg-socket'] ? ' (Unix socket)' : ''}${opts['fresh-wal'] ? ' (fresh WAL)' : ''}` : `Cofre on SQLite, ${opts['cofre-workers'] ?? 1} server thread(s)`}${opts.stress ? `; stress-ng --cpu ${opts.stress}` : ''}${opts.audit ? `; ${AUDIT_DEVICE} audit on both` : ''}`,
       '',
-      '| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      `| round | kind | Cofre /s | Cofre p50 / p99 ms | OpenBao /s | OpenBao p50 / p99 ms | throughput × | p99 × | errors | disk stalls > ${STALL_MS} ms (longest) |`,
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ];
     for (const r of rows) {
       lines.push(
-        `| ${r.round} | ${r.kind} | ${r.cofre.perSec} | ${fmt(r.cofre.p50ms)} / ${fmt(r.cofre.p99ms)} | ${r.openbao.perSec} | ${fmt(r.openbao.p50ms)} / ${fmt(r.openbao.p99ms)} | ${fmt(r.cofre.perSec / r.openbao.perSec)} | ${fmt(r.cofre.p99ms / r.openbao.p99ms)} | ${r.cofre.errors} / ${r.openbao.errors} |`,
+        `| ${r.round} | ${r.kind} | ${r.cofre.perSec} | ${fmt(r.cofre.p50ms)} / ${fmt(r.cofre.p99ms)} | ${r.openbao.perSec} | ${fmt(r.openbao.p50ms)} / ${fmt(r.openbao.p99ms)} | ${fmt(r.cofre.perSec / r.openbao.perSec)} | ${fmt(r.cofre.p99ms / r.openbao.p99ms)} | ${r.cofre.errors} / ${r.openbao.errors} | ${stalls(r.cofre.disk)} / ${stalls(r.openbao.disk)} |`,
       );
     }
     lines.push('');

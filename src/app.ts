@@ -9,7 +9,13 @@ import type { Seal } from './core/seal.js';
 import { systemBackend } from './core/sys/index.js';
 import { StorageView } from './core/storage-view.js';
 import { secretEngines } from './engines/index.js';
-import { createMetrics, metricsResponse, registerForwardedWrites, registerLeaseMetrics } from './http/metrics.js';
+import {
+  createMetrics,
+  metricsResponse,
+  registerForwardedWrites,
+  registerLeaseMetrics,
+  registerStorageMetrics,
+} from './http/metrics.js';
 import { openApiDocument } from './http/openapi.js';
 import { buildHttpServer, DEFAULT_BODY_LIMIT } from './http/server.js';
 import type { UiOptions } from './http/ui.js';
@@ -97,6 +103,7 @@ export async function createCofre(opts: CofreOptions): Promise<Cofre> {
     ...(opts.peers ? { peers: opts.peers } : {}),
   });
   registerLeaseMetrics(metrics.registry, () => core.expiration.snapshot());
+  registerStorageMetrics(metrics.registry, physical);
   const sys = systemBackend(core, opts.storage.type);
   sys.paths.push(...httpSysPaths(core, metrics));
   core.mounts.addBuiltin(

@@ -60,6 +60,30 @@ describe('sys paths in Vault’s shapes', () => {
       assert.deepEqual(bad.body.errors, ['metric response format "xml" unknown']);
       assert.equal((await call('GET', 'sys/metrics', defaultToken)).status, 403);
     });
+
+    it("times the store's commits: one observation per commit, each with its fsync", async () => {
+      const scrape = async (): Promise<Record<string, number>> => {
+        const res = await fetch(`${srv.url}/v1/sys/metrics?format=prometheus`, {
+          headers: { 'x-vault-token': srv.rootToken },
+        });
+        const values: Record<string, number> = {};
+        for (const line of (await res.text()).split('\n')) {
+          const m = /^(cofre_storage_\w+?)(\{le="\+Inf"\})? (\S+)$/.exec(line);
+          if (m) values[m[1]! + (m[2] ? '_inf' : '')] = Number(m[3]);
+        }
+        return values;
+      };
+      const before = await scrape();
+      for (let i = 0; i < 5; i++) await writeOk(srv.api, `cubbyhole/commit-timing/${i}`, { n: i });
+      const after = await scrape();
+      const delta = (name: string) => after[name]! - before[name]!;
+      assert.ok(delta('cofre_storage_commits_total') >= 5, JSON.stringify(after));
+      assert.equal(delta('cofre_storage_commit_duration_seconds_count'), delta('cofre_storage_commits_total'));
+      assert.equal(delta('cofre_storage_commit_duration_seconds_bucket_inf'), delta('cofre_storage_commits_total'));
+      assert.ok(delta('cofre_storage_commit_duration_seconds_sum') > 0);
+      assert.ok(delta('cofre_storage_writes_total') >= 5);
+      assert.ok(after['cofre_storage_reads_total']! >= 0);
+    });
   });
 
   describe('top-level copies and effective TTLs', () => {

@@ -1,6 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RequestMetrics } from './request-metrics.js';
 import type { ExpirationStats } from '../core/expiration.js';
+import type { StorageAdapter } from '../storage/open.js';
 import type { Response } from '../core/backend.js';
 import { badRequest } from '../core/errors.js';
 
@@ -18,41 +19,86 @@ export function createMetrics() {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** A gauge of a number another part keeps, read when Prometheus scrapes. */
+function gaugeOf(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/** A counter of a total since start that another part keeps, read when Prometheus scrapes. */
+function counterOf(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      // The other part keeps the total; a counter cannot be set, so it is reset to zero and raised to it.
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /**
  * The expiration manager's numbers, read when Prometheus scrapes. Totals since start are counters (`_total`, so
  * that rate() works and a restart reads as a reset); how many leases there are now is a gauge.
  */
 export function registerLeaseMetrics(registry: Registry, stats: () => ExpirationStats): void {
-  const gauge = (name: string, help: string, pick: (s: ExpirationStats) => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(pick(stats()));
-      },
-    });
-  };
-  const counter = (name: string, help: string, pick: (s: ExpirationStats) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        // The manager keeps the total; a counter cannot be set, so it is reset to zero and raised to it.
-        this.reset();
-        this.inc(pick(stats()));
-      },
-    });
-  };
-  gauge('cofre_expire_leases', 'Leases with an armed expiry timer on this node.', (s) => s.leases);
-  gauge(
+  gaugeOf(registry, 'cofre_expire_leases', 'Leases with an armed expiry timer on this node.', () => stats().leases);
+  gaugeOf(
+    registry,
     'cofre_expire_pending_retries',
     'Leases whose revocation failed and waits for a retry.',
-    (s) => s.pendingRetries,
+    () => stats().pendingRetries,
   );
-  counter('cofre_expire_revoked_total', 'Leases revoked since start.', (s) => s.revoked);
-  counter('cofre_expire_revoke_failures_total', 'Failed revocation attempts since start.', (s) => s.revokeFailures);
+  counterOf(registry, 'cofre_expire_revoked_total', 'Leases revoked since start.', () => stats().revoked);
+  counterOf(
+    registry,
+    'cofre_expire_revoke_failures_total',
+    'Failed revocation attempts since start.',
+    () => stats().revokeFailures,
+  );
+}
+
+/** The upper bounds (seconds) of cofre_storage_commit_duration_seconds' buckets: a healthy disk's commit is a few ms. */
+export const COMMIT_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * The store's side of this server (thread): what reached it, and how long each commit took (src/storage/commit-times.ts).
+ * A durable write waits for its commit, so the commits' tail is the floor of the writes' tail.
+ */
+export function registerStorageMetrics(registry: Registry, storage: StorageAdapter): void {
+  const commitTime = new Histogram({
+    name: 'cofre_storage_commit_duration_seconds',
+    help: 'Time the store took to commit each group of writes (SQLite: the transaction and its fsync; PostgreSQL: the batch statement and its commit).',
+    buckets: COMMIT_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  storage.onCommit((seconds) => commitTime.observe(seconds));
+  counterOf(
+    registry,
+    'cofre_storage_commits_total',
+    'Commits that carried writes of this server.',
+    () => storage.stats().commits,
+  );
+  counterOf(
+    registry,
+    'cofre_storage_writes_total',
+    'Writes (put, delete, transaction) the store committed.',
+    () => storage.stats().writes,
+  );
+  counterOf(
+    registry,
+    'cofre_storage_reads_total',
+    'Reads that reached the store (not answered by the read cache).',
+    () => storage.stats().reads,
+  );
 }
 
 /**

@@ -653,6 +653,32 @@ describe('PostgresStorage', () => {
     await s.close();
   });
 
+  it('tells how long each batch took, a wait for a row lock included', async () => {
+    const s = await open('committime', 'committime-node');
+    const times: number[] = [];
+    s.onCommit((seconds) => times.push(seconds));
+    await s.put('x', bytes('0'));
+    assert.equal(times.length, 1, 'one batch, told once');
+    assert.ok(times[0]! > 0 && times[0]! < 5, `${times[0]} s`);
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      // Another transaction holds row x for 300 ms: the batch waits for it, and says so.
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM committime WHERE key = 'x' FOR UPDATE`);
+      const write = s.put('x', bytes('1'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query('COMMIT');
+      await write;
+    } finally {
+      await other.end();
+    }
+    assert.equal(times.length, 2);
+    assert.ok(times[1]! >= 0.25, `the batch that waited took ${times[1]} s`);
+    assert.equal(s.stats().commits, times.length, 'every batch was told, and only batches');
+    await s.close();
+  });
+
   it('counts reads, writes and commits', async () => {
     const s = await open();
     await s.put('a', bytes('1'));

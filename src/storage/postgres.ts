@@ -25,6 +25,7 @@ import { Campaign, forgetNode, listNodes, type LeaderEvents } from './postgres-l
 import { checkTableName, ensureSchema, type SchemaNames } from './postgres-schema.js';
 import { statements } from './postgres-sql.js';
 import { prefixEnd } from './key-range.js';
+import { CommitTimes, type CommitListener } from './commit-times.js';
 
 export interface PostgresOptions {
   /** postgres://USER:PASSWORD@HOST:PORT/DATABASE, with libpq-style parameters (sslmode, ...). */
@@ -126,6 +127,7 @@ export class PostgresStorage implements SharedStorage {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
   private readonly counters: PostgresStats = { commits: 0, writes: 0, reads: 0, readQueries: 0, deadlockRetries: 0 };
+  private readonly commitTimes = new CommitTimes();
   private readonly sql: ReturnType<typeof statements>;
   /**
    * The statements of every read and write, prepared once per pooled connection: PostgreSQL then skips parsing
@@ -374,6 +376,14 @@ export class PostgresStorage implements SharedStorage {
     return { ...this.counters };
   }
 
+  /**
+   * Tells `listener` how long each batch's statement took, from sending it to its answer (the commit and its WAL
+   * flush, the wait for the store's write lock, and a deadlock's retries included).
+   */
+  onCommit(listener: CommitListener): void {
+    this.commitTimes.listen(listener);
+  }
+
   private async shutdown(): Promise<void> {
     // Writes accepted before close() go out now, batch after batch.
     while (this.queue.length > 0 || this.batches.size > 0) {
@@ -419,6 +429,7 @@ export class PostgresStorage implements SharedStorage {
       logged_keys: (string | null)[] | null;
     };
     let outcome: Outcome | undefined;
+    const started = performance.now();
     for (let tries = 1; ; tries++) {
       try {
         const { rows } = await this.track(
@@ -438,6 +449,7 @@ export class PostgresStorage implements SharedStorage {
     const failed = outcome?.lost ?? [];
     const found = new Map<string, Buffer | null>();
     outcome?.current_keys?.forEach((key, i) => found.set(key, outcome.current_values?.[i] ?? null));
+    this.commitTimes.observe((performance.now() - started) / 1000);
     this.counters.commits++;
     this.counters.writes += callers - failed.length;
     return { failed: new Set(failed), found, logged: outcome?.logged_keys ?? [] };

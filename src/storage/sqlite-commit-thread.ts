@@ -21,9 +21,13 @@ export interface CommitRequest extends EncodedCalls {
   seq: number;
 }
 
-/** The outcome of one CommitRequest. `commits` counts the thread's transactions so far. */
+/**
+ * The outcome of one CommitRequest. `commits` counts the thread's transactions so far; `seconds` is how long the
+ * transaction that carried it took (SQLite's work, the fsync, and a checkpoint when one ran): the store's own time,
+ * without the wait for the commit before it.
+ */
 export type CommitReply =
-  | { seq: number; committed: true; failures: CallOutcomes; commits: number }
+  | { seq: number; committed: true; failures: CallOutcomes; commits: number; seconds: number }
   | { seq: number; committed: false; error: string };
 
 /** What a client hears of the keys other clients committed. */
@@ -90,6 +94,7 @@ function take(client: number, message: CommitRequest | 'close', into: Pending[])
 
 function commitAll(pending: Pending[]): void {
   let outcomes: CallOutcomes;
+  const started = performance.now();
   try {
     outcomes = commit(pending.flatMap((p) => p.calls));
   } catch (err) {
@@ -98,6 +103,7 @@ function commitAll(pending: Pending[]): void {
     }
     return;
   }
+  const seconds = (performance.now() - started) / 1000;
   commits++;
   let at = 0;
   const settled = pending.map(({ client, seq, calls }) => {
@@ -107,7 +113,7 @@ function commitAll(pending: Pending[]): void {
   });
   if (counter) announce(settled);
   for (const { client, seq, failures } of settled) {
-    clients[client]!.postMessage({ seq, committed: true, failures, commits } satisfies CommitReply);
+    clients[client]!.postMessage({ seq, committed: true, failures, commits, seconds } satisfies CommitReply);
   }
 }
 

@@ -102,6 +102,27 @@ describe('SqliteStorage', () => {
     await s.close();
   });
 
+  it("tells how long each commit took, a wait for the file's write lock included", async () => {
+    const { file, s } = fresh();
+    const times: number[] = [];
+    s.onCommit((seconds) => times.push(seconds));
+    await s.put('a', bytes('1'));
+    assert.equal(times.length, 1, 'one commit, told once');
+    assert.ok(times[0]! > 0 && times[0]! < 5, `${times[0]} s`);
+    // Another connection holds the write lock for 300 ms: the commit waits for it (busy_timeout), and says so.
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    const write = s.put('b', bytes('2'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    other.exec('COMMIT');
+    other.close();
+    await write;
+    assert.equal(times.length, 2);
+    assert.ok(times[1]! >= 0.25, `the commit that waited took ${times[1]} s`);
+    assert.equal(s.stats().commits, times.length, 'every commit was told, and only commits');
+    await s.close();
+  });
+
   it('group-commits concurrent writes', async () => {
     const { s } = fresh();
     const before = s.stats();

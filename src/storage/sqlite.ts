@@ -18,6 +18,7 @@ import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { StorageConflictError, type Committed, type Storage, type StorageOp } from '../core/storage.js';
 import { CallEncoder, decodeCalls } from './commit-batch.js';
+import { CommitTimes, type CommitListener } from './commit-times.js';
 import { prefixEnd } from './key-range.js';
 import type { ChangesMessage, CommitReply, CommitRequest, CommitThreadData } from './sqlite-commit-thread.js';
 import { errorMessage, groupCommitter, openStoreFile } from './sqlite-writer.js';
@@ -73,6 +74,7 @@ export class SqliteStorage implements Storage {
   private scheduled: NodeJS.Immediate | undefined;
   private closed = false;
   private counters: SqliteStats = { commits: 0, writes: 0, reads: 0 };
+  private readonly commitTimes = new CommitTimes();
 
   /** `client`: commit through a commit thread shared with other server threads, whose parent holds the file's lock. */
   constructor(file: string, client?: CommitClient) {
@@ -191,6 +193,14 @@ export class SqliteStorage implements Storage {
     return { ...this.counters };
   }
 
+  /**
+   * Tells `listener` how long each commit that carried this storage's writes took. With several server threads,
+   * each thread's storage hears of the commits that carried its own writes.
+   */
+  onCommit(listener: CommitListener): void {
+    this.commitTimes.listen(listener);
+  }
+
   /** For diagnostics and tests: the connection's current value of a pragma. */
   pragma(name: 'journal_mode' | 'synchronous' | 'busy_timeout'): unknown {
     this.assertOpen();
@@ -233,6 +243,7 @@ export class SqliteStorage implements Storage {
       return;
     }
     this.counters.commits = reply.commits;
+    this.commitTimes.observe(reply.seconds);
     batch.forEach((w, i) => {
       const outcome = reply.failures[i];
       if (typeof outcome === 'string') {
@@ -329,9 +340,10 @@ function inlineCommitter(db: Database.Database, settle: (reply: CommitReply) => 
   return {
     submit(request) {
       const { seq } = request;
+      const started = performance.now();
       try {
         const failures = commit(decodeCalls(request));
-        settle({ seq, committed: true, failures, commits: ++commits });
+        settle({ seq, committed: true, failures, commits: ++commits, seconds: (performance.now() - started) / 1000 });
       } catch (err) {
         settle({ seq, committed: false, error: errorMessage(err) });
       }
