@@ -34,6 +34,20 @@ describe('PostgresStorage', () => {
     return s;
   };
   /** Cuts a dedicated connection of a node from the server side, as a network failure or an admin would. */
+  /** Holds row `key` of `table` in a transaction of another connection, until release() commits it. */
+  const holdRow = async (table: string, key: string): Promise<{ release(): Promise<void> }> => {
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM ${table} WHERE key = $1 FOR UPDATE`, [key]);
+    } catch (err) {
+      await other.end();
+      throw err;
+    }
+    let released: Promise<void> | undefined;
+    return { release: () => (released ??= other.query('COMMIT').then(() => other.end())) };
+  };
   const terminate = async (role: 'listen' | 'leader', nodeId: string): Promise<number> => {
     const rows = await db.query(
       'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
@@ -427,12 +441,9 @@ describe('PostgresStorage', () => {
     const a = await open('writelock', 'writelock-a');
     const b = await open('writelock', 'writelock-b');
     await a.put('x', bytes('0'));
-    const other = new pg.Client({ connectionString: db.url });
-    await other.connect();
+    // A's batch takes the write lock, then waits for row x, which another transaction holds.
+    const held = await holdRow('writelock', 'x');
     try {
-      // A's batch takes the write lock, then waits for row x, which another transaction holds.
-      await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM writelock WHERE key = 'x' FOR UPDATE`);
       const onX = a.put('x', bytes('a'));
       const waitsFor = async (node: string, event: string) =>
         (
@@ -450,12 +461,12 @@ describe('PostgresStorage', () => {
       const onY = b.put('y', bytes('b')).then(() => (bDone = true));
       await until(() => waitsFor('writelock-b', 'advisory'), 'B waits for the write lock');
       assert.equal(bDone, false);
-      await other.query('COMMIT');
+      await held.release();
       await Promise.all([onX, onY]);
       assert.equal(text(await b.get('x')), 'a');
       assert.equal(text(await a.get('y')), 'b');
     } finally {
-      await other.end();
+      await held.release();
       await a.close();
       await b.close();
     }
@@ -660,18 +671,15 @@ describe('PostgresStorage', () => {
     await s.put('x', bytes('0'));
     assert.equal(times.length, 1, 'one batch, told once');
     assert.ok(times[0]! > 0 && times[0]! < 5, `${times[0]} s`);
-    const other = new pg.Client({ connectionString: db.url });
-    await other.connect();
+    // Another transaction holds row x for 300 ms: the batch waits for it, and says so.
+    const held = await holdRow('committime', 'x');
     try {
-      // Another transaction holds row x for 300 ms: the batch waits for it, and says so.
-      await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM committime WHERE key = 'x' FOR UPDATE`);
       const write = s.put('x', bytes('1'));
       await new Promise((resolve) => setTimeout(resolve, 300));
-      await other.query('COMMIT');
+      await held.release();
       await write;
     } finally {
-      await other.end();
+      await held.release();
     }
     assert.equal(times.length, 2);
     assert.ok(times[1]! >= 0.25, `the batch that waited took ${times[1]} s`);
