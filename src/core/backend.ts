@@ -63,6 +63,13 @@ export interface Request {
    * handler's first write through `storage`, so a handler that knows the version it writes sets it before then.
    */
   change?: { version?: number };
+  /**
+   * Set on a write that the core authorised as a create or an update by the path's existence check (PathRecord.
+   * exists): whether the caller's ACL also allows the other one. The handler runs later; one that finds the object
+   * deleted or created meanwhile asks before doing what it was not authorised for (src/engines/kv/request.ts).
+   * Absent where no ACL applies.
+   */
+  mayAlso?: (operation: 'create' | 'update') => Promise<boolean>;
 }
 
 /** A wrapping token a request names (in its body, or as its own token), as the core validated it. */

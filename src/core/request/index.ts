@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit-format.js';
 import type { Caller, Operation, Request, Response } from '../backend.js';
 import type { Core } from '../core.js';
-import { notFound, sealedError } from '../errors.js';
+import { CofreError, notFound, sealedError } from '../errors.js';
 import { auditFailure, auditResponse } from './audit.js';
 import { discardStream, revokeUnsent, validateWrappingToken, wrapResponse } from '../wrapping.js';
 import { authenticate, authorize, describeCaller, requestParams } from './authorise.js';
@@ -134,6 +134,16 @@ async function handleCounted(
         ? undefined
         : { path, operation, sudo: record.sudo ?? false, params: requestParams(req, operation), wrapTtl };
       request.caller = event.caller = await authorize(core, token, req.token!, check);
+      if (check && record.exists && (operation === 'create' || operation === 'update')) {
+        request.mayAlso = (other) =>
+          authorize(core, token, req.token!, { ...check, operation: other }).then(
+            () => true,
+            (err: unknown) => {
+              if (err instanceof CofreError && err.status === 403) return false;
+              throw err;
+            },
+          );
+      }
     }
     // Dispatch: 405 and field errors only now, after authorisation.
     const dispatch = prepareDispatch(record, request);

@@ -1,6 +1,7 @@
 import type { PathRecord, Request, Response } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
 import {
+  assertExistenceAsAuthorised,
   attributionOf,
   intParam,
   invalidPathResponse,
@@ -56,7 +57,9 @@ export function dataPaths(state: KvState): PathRecord[] {
     const store = storeOf(req);
     return store.withLock(path, async () => {
       const config = await store.config();
-      const meta = (await store.getMeta(path)) ?? newKeyMeta(path);
+      const found = await store.getMeta(path);
+      await assertExistenceAsAuthorised(req, found !== undefined);
+      const meta = found ?? newKeyMeta(path);
       checkCas(options, config, meta);
       const { vm, trimmed } = addVersion(meta, config, nowIso(), attributionOf(req));
       if (req.change) req.change.version = meta.current_version;

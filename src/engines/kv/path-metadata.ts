@@ -2,7 +2,7 @@ import type { PathRecord, Request, Response } from '../../core/backend.js';
 import { notFound } from '../../core/errors.js';
 import { parseCustomMetadata, validateCustomMetadata } from './custom-metadata.js';
 import { nonNegative } from './path-config.js';
-import { boolParam, goDuration, secretPath } from './request.js';
+import { assertExistenceAsAuthorised, boolParam, goDuration, secretPath } from './request.js';
 import { KvStore, newKeyMeta, type KeyMeta, type KvState } from './store.js';
 import { nowIso, setOwn } from './versioning.js';
 
@@ -87,7 +87,9 @@ export function metadataPaths(state: KvState): PathRecord[] {
     const warnings = await casWarning(req);
     const store = storeOf(req);
     await store.withLock(path, async () => {
-      const meta = (await store.getMeta(path)) ?? newKeyMeta(path, nowIso());
+      const found = await store.getMeta(path);
+      await assertExistenceAsAuthorised(req, found !== undefined);
+      const meta = found ?? newKeyMeta(path, nowIso());
       if (maxVersions !== undefined) meta.max_versions = maxVersions;
       if (cas !== undefined) meta.cas_required = cas as boolean;
       if (dva !== undefined) meta.delete_version_after = dva as number;
