@@ -477,6 +477,34 @@ describe('three nodes on one PostgreSQL', () => {
     await answersSoon(n2, 'secret/data/app/db', token, 200);
   });
 
+  it('a token that may only update never creates a secret that a delete on another node took away meanwhile', async () => {
+    const [n1, n2] = nodes as [Node, Node, Node];
+    const mount = await n1.api.call('POST', 'sys/mounts/race-kv', { body: { type: 'kv', options: { version: '2' } } });
+    assert.equal(mount.status, 204, mount.text);
+    await answersSoon(n2, 'sys/mounts/race-kv', root, 200);
+    const policy = 'path "race-kv/data/*" { capabilities = ["update"] }';
+    assert.equal((await n1.api.call('PUT', 'sys/policies/acl/update-race', { body: { policy } })).status, 204);
+    const created = await n1.api.call('POST', 'auth/token/create', { body: { policies: ['update-race'] } });
+    const token = created.body.auth.client_token as string;
+    const outcomes: Record<number, number> = {};
+    for (let i = 0; i < 20; i++) {
+      const path = `k${i}`;
+      assert.equal((await n1.api.call('PUT', `race-kv/data/${path}`, { body: { data: { n: i } } })).status, 200);
+      const [removed, written] = await Promise.all([
+        n2.api.call('DELETE', `race-kv/metadata/${path}`),
+        n1.api.call('PUT', `race-kv/data/${path}`, { token, body: { data: { by: 'updater' } } }),
+      ]);
+      assert.equal(removed.status, 204, removed.text);
+      assert.ok([200, 403].includes(written.status), `${written.status} ${written.text}`);
+      outcomes[written.status] = (outcomes[written.status] ?? 0) + 1;
+      // Written before the delete (which removed it) or refused: gone on both nodes, once n1 heard of the delete.
+      await answersSoon(n1, `race-kv/metadata/${path}`, root, 404);
+      assert.equal((await n2.api.call('GET', `race-kv/metadata/${path}`)).status, 404, `round ${i}`);
+    }
+    // Each way in 20 rounds: writes that came first, and writes refused (at the check, or once under the lock).
+    assert.ok((outcomes[200] ?? 0) > 0 && (outcomes[403] ?? 0) > 0, JSON.stringify(outcomes));
+  });
+
   it('while another node changes the mount table, the mounts it did not touch keep serving, never 404', async () => {
     const [n1, n2] = nodes as [Node, Node, Node];
     assert.equal((await n1.api.call('POST', 'sys/mounts/steady', { body: { type: 'kv' } })).status, 204);
