@@ -33,7 +33,6 @@ describe('PostgresStorage', () => {
     opened.push(s);
     return s;
   };
-  /** Cuts a dedicated connection of a node from the server side, as a network failure or an admin would. */
   /** Holds row `key` of `table` in a transaction of another connection, until release() commits it. */
   const holdRow = async (table: string, key: string): Promise<{ release(): Promise<void> }> => {
     const other = new pg.Client({ connectionString: db.url });
@@ -48,6 +47,7 @@ describe('PostgresStorage', () => {
     let released: Promise<void> | undefined;
     return { release: () => (released ??= other.query('COMMIT').then(() => other.end())) };
   };
+  /** Cuts a dedicated connection of a node from the server side, as a network failure or an admin would. */
   const terminate = async (role: 'listen' | 'leader', nodeId: string): Promise<number> => {
     const rows = await db.query(
       'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1',
