@@ -19,8 +19,10 @@ describe('KV writes racing the deletion or creation of their secret', () => {
 
   before(async () => {
     srv = await startServer();
+    await writeOk(srv.api, 'sys/mounts/kv1race', { type: 'kv', options: { version: '1' } });
     await writeOk(srv.api, 'sys/policies/acl/update-only', {
       policy:
+        'path "kv1race/*" { capabilities = ["update"] }\n' +
         'path "secret/data/race/*" { capabilities = ["update"] }\npath "secret/metadata/race/*" { capabilities = ["update"] }',
     });
     await writeOk(srv.api, 'sys/policies/acl/create-update', {
@@ -28,6 +30,7 @@ describe('KV writes racing the deletion or creation of their secret', () => {
     });
     await writeOk(srv.api, 'sys/policies/acl/create-only', {
       policy:
+        'path "kv1race/*" { capabilities = ["create"] }\n' +
         'path "secret/data/race/*" { capabilities = ["create"] }\npath "secret/metadata/race/*" { capabilities = ["create"] }',
     });
     const token = async (policy: string) =>
@@ -52,6 +55,41 @@ describe('KV writes racing the deletion or creation of their secret', () => {
       const versions = written.map((r) => r.body.data.version as number).sort((a, b) => a - b);
       assert.deepEqual(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     }
+  });
+
+  it('KV version 1: an update-only token never creates a secret that a delete took away meanwhile', async () => {
+    const outcomes: Record<number, number> = {};
+    for (let i = 0; i < 40; i++) {
+      const path = `kv1race/u-${i}`;
+      await writeOk(srv.api, path, { n: i });
+      const [removed, written] = await Promise.all([
+        call('DELETE', path, srv.rootToken),
+        call('PUT', path, updater, { by: 'racer' }),
+      ]);
+      assert.equal(removed.status, 204, removed.text);
+      assert.ok([204, 403].includes(written.status), `${written.status} ${written.text}`);
+      outcomes[written.status] = (outcomes[written.status] ?? 0) + 1;
+      assert.equal((await call('GET', path, srv.rootToken)).status, 404, `${path}: the update-only token created it`);
+    }
+    assert.ok((outcomes[403] ?? 0) > 0, `no write was refused: ${JSON.stringify(outcomes)}`);
+  });
+
+  it('KV version 1: a create-only token never overwrites a secret that another write made meanwhile', async () => {
+    const outcomes: Record<number, number> = {};
+    for (let i = 0; i < 40; i++) {
+      const path = `kv1race/c-${i}`;
+      const [made, written] = await Promise.all([
+        call('PUT', path, srv.rootToken, { by: 'root' }),
+        call('PUT', path, creator, { by: 'racer' }),
+      ]);
+      assert.equal(made.status, 204, made.text);
+      assert.ok([204, 403].includes(written.status), `${written.status} ${written.text}`);
+      outcomes[written.status] = (outcomes[written.status] ?? 0) + 1;
+      // Had the racer's write come last, it would have overwritten root's secret.
+      const stored = await call('GET', path, srv.rootToken);
+      assert.equal(stored.body.data.by, 'root', `${path}: the create-only token overwrote it`);
+    }
+    assert.ok((outcomes[403] ?? 0) > 0, `no write was refused: ${JSON.stringify(outcomes)}`);
   });
 
   for (const kind of ['data', 'metadata'] as const) {

@@ -1,8 +1,11 @@
 import type { PathRecord, Request, Response } from '../../core/backend.js';
-import { badRequest, notFound } from '../../core/errors.js';
+import { retryOnConflict } from '../../core/conflict-retry.js';
+import { badRequest, CofreError, notFound } from '../../core/errors.js';
 import { SYSTEM_DEFAULT_TTL } from '../../core/expiration.js';
 import { parseDuration } from '../../core/fields.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { KeyLocks } from '../../core/key-locks.js';
+import { getJson, jsonBytes } from '../../core/storage-view.js';
+import { assertExistenceAsAuthorised } from './request.js';
 import { ServiceGate } from './upgrade.js';
 
 /**
@@ -10,6 +13,8 @@ import { ServiceGate } from './upgrade.js';
  * request body is the secret, hence freeForm. Every request passes the gate, which an upgrade to version 2 closes.
  */
 export function v1Paths(gate = new ServiceGate()): PathRecord[] {
+  const locks = new KeyLocks();
+
   const read = async (req: Request): Promise<Response> => {
     const data = await getJson<Record<string, unknown>>(req.storage, req.path);
     if (data === undefined) throw notFound();
@@ -18,10 +23,27 @@ export function v1Paths(gate = new ServiceGate()): PathRecord[] {
     return { data, lease: { leaseId: '', ttl: ttlOf(data), renewable: false } };
   };
 
+  // Committed only if the path still holds what was found, or made again on what it holds then (a delete or write
+  // that came in between, on this node or another): a secret deleted or made since the request was authorised as an
+  // update or a create asks the ACL again (assertExistenceAsAuthorised), as KV version 2's writes do. The lock keeps
+  // this node's writes of one path from refusing each other.
   const write = async (req: Request): Promise<undefined> => {
     if (req.path === '') throw badRequest('missing path');
     if (Object.keys(req.raw).length === 0) throw badRequest('missing data fields');
-    await putJson(req.storage, req.path, req.raw);
+    const value = jsonBytes(req.raw);
+    await locks.run(req.path, () =>
+      retryOnConflict(
+        async () => {
+          const found = (await req.storage.get(req.path)) ?? null;
+          await assertExistenceAsAuthorised(req, found !== null);
+          await req.storage.transaction([
+            { op: 'check', key: req.path, value: found },
+            { op: 'put', key: req.path, value },
+          ]);
+        },
+        () => new CofreError(409, 'the secret kept changing on other nodes while this write was made: try again'),
+      ),
+    );
     return undefined;
   };
 
