@@ -1,7 +1,9 @@
+import { assertExistenceAsAuthorised } from '../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../core/backend.js';
 import { notFound } from '../core/errors.js';
 import type { Storage } from '../core/storage.js';
-import { getJson, putJson } from '../core/storage-view.js';
+import { changeJson } from '../core/json-change.js';
+import { getJson } from '../core/storage-view.js';
 import { NO_TOKEN_PARAMS, tokenParamsView, type TokenParams } from './token-fields.js';
 
 /**
@@ -29,6 +31,15 @@ export async function readStoredRole<R extends TokenParams>(storage: Storage, na
 
 export function rolePaths<R extends TokenParams>(kind: RoleKind<R>): PathRecord[] {
   const name = (req: Request): string => req.params.name ?? '';
+  // On the role as stored when the write commits: a role deleted or made since the request was authorised asks the
+  // ACL again (a token that may only update a role must not make one an operator just deleted).
+  const writeRole = async (req: Request): Promise<undefined> => {
+    await changeJson<R>(req.storage, roleKey(name(req)), async (stored) => {
+      await assertExistenceAsAuthorised(req, stored !== undefined);
+      return kind.from(req.data, stored && { ...NO_TOKEN_PARAMS, ...stored });
+    });
+    return undefined;
+  };
   return [
     {
       pattern: 'role/?',
@@ -52,15 +63,8 @@ export function rolePaths<R extends TokenParams>(kind: RoleKind<R>): PathRecord[
           if (!role) throw notFound();
           return { data: { ...role, ...tokenParamsView(role) } };
         },
-        create: async (req) => {
-          await putJson(req.storage, roleKey(name(req)), kind.from(req.data));
-          return undefined;
-        },
-        update: async (req) => {
-          const current = await readStoredRole<R>(req.storage, name(req));
-          await putJson(req.storage, roleKey(name(req)), kind.from(req.data, current));
-          return undefined;
-        },
+        create: (req) => writeRole(req),
+        update: (req) => writeRole(req),
         delete: async (req) => {
           await req.storage.delete(roleKey(name(req)));
           return undefined;

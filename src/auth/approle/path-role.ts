@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { parseCidrs } from '../../core/cidr.js';
 import { badRequest, notFound } from '../../core/errors.js';
@@ -91,6 +92,8 @@ export function rolePaths(store: AppRoleStore): PathRecord[] {
           const name = checkRoleName(roleNameOf(req));
           await store.roleLocks.run(name, async () => {
             const current = await store.readRole(name);
+            // Deleted or made since the request was authorised (the delete takes this lock too): asks the ACL again.
+            await assertExistenceAsAuthorised(req, current !== undefined);
             await store.writeRole(roleFrom(name, req.data, current), current?.role_id);
           });
           return undefined;

@@ -1,7 +1,9 @@
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
+import { changeJson } from '../../core/json-change.js';
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { getJson } from '../../core/storage-view.js';
 import { cleanList, issuesBatch, NO_TOKEN_PARAMS, tokenParamsFrom, type TokenParams } from '../token-fields.js';
 
 /**
@@ -215,8 +217,8 @@ export function rolePaths(): PathRecord[] {
           if (!role) throw notFound();
           return { data: roleView(role) };
         },
-        create: async (req) => writeRole(req, undefined),
-        update: async (req) => writeRole(req, await readRole(req.storage, name(req))),
+        create: (req) => writeRole(req),
+        update: (req) => writeRole(req),
         delete: async (req) => {
           await req.storage.delete(roleKey(name(req)));
           return undefined;
@@ -225,9 +227,16 @@ export function rolePaths(): PathRecord[] {
     },
   ];
 
-  async function writeRole(req: Request, current: TokenRole | undefined) {
-    const { role, warnings } = roleFrom(name(req), req.data, current);
-    await putJson(req.storage, roleKey(role.name), role);
+  // On the role as stored when the write commits: a role deleted or made since the request was authorised asks the
+  // ACL again (assertExistenceAsAuthorised), as a create of a role is its own capability.
+  async function writeRole(req: Request) {
+    let warnings: string[] = [];
+    await changeJson<TokenRole>(req.storage, roleKey(name(req)), async (stored) => {
+      await assertExistenceAsAuthorised(req, stored !== undefined);
+      const made = roleFrom(name(req), req.data, stored && { ...NO_TOKEN_PARAMS, ...stored });
+      warnings = made.warnings;
+      return made.role;
+    });
     return warnings.length > 0 ? { data: null, warnings } : undefined;
   }
 }

@@ -4,7 +4,7 @@ import { badRequest, permissionDenied } from '../../core/errors.js';
 import { loginAuthFrom } from '../token-fields.js';
 import { checkPassword, hashPassword, needsRehash, verifyPassword } from './password-hash.js';
 import { usernameOf } from './path-users.js';
-import { readUser, USERNAME, writeUser } from './user.js';
+import { changeUser, readUser, USERNAME } from './user.js';
 
 /** Vault's answer to a wrong password and to an unknown user alike. */
 const INVALID = 'invalid username or password';
@@ -31,8 +31,12 @@ export function loginPath(): PathRecord {
         if (needsRehash(user.password_hash)) {
           // Parameters raised since the hash was made: rehash now that the password is at hand. The login does not
           // depend on it; the next one tries again.
+          // Stored only over the hash it replaces: not on a user deleted or given a new password meanwhile.
           const password_hash = await hashPassword(password);
-          await writeUser(req.storage, username, { ...user, password_hash }).catch(() => undefined);
+          const replaced = JSON.stringify(user.password_hash);
+          await changeUser(req.storage, username, (current) =>
+            current && JSON.stringify(current.password_hash) === replaced ? { ...current, password_hash } : undefined,
+          ).catch(() => undefined);
         }
         return {
           login: loginAuthFrom(user, {

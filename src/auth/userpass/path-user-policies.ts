@@ -2,7 +2,7 @@ import type { PathRecord } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import { tokenFields, tokenParamsFrom } from '../token-fields.js';
 import { usernameOf } from './path-users.js';
-import { readUser, USERNAME, writeUser } from './user.js';
+import { changeUser, USERNAME } from './user.js';
 
 /** users/:username/policies: replaces a user's token_policies, leaving the rest of the user as it is. */
 export function userPoliciesPath(): PathRecord {
@@ -12,10 +12,11 @@ export function userPoliciesPath(): PathRecord {
     fields: { token_policies: tokenFields.token_policies!, policies: tokenFields.policies! },
     operations: {
       update: async (req) => {
-        const user = await readUser(req.storage, usernameOf(req));
-        if (!user) throw badRequest('username does not exist');
-        // Only the policy fields are declared here, so the user's other parameters stay as they are.
-        await writeUser(req.storage, usernameOf(req), { ...user, ...tokenParamsFrom(req.data, user) });
+        await changeUser(req.storage, usernameOf(req), (user) => {
+          if (!user) throw badRequest('username does not exist');
+          // Only the policy fields are declared here, so the user's other parameters stay as they are.
+          return { ...user, ...tokenParamsFrom(req.data, user) };
+        });
         return undefined;
       },
     },

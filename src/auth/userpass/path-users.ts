@@ -1,8 +1,9 @@
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
 import { tokenFields, tokenParamsFrom, tokenParamsOf, tokenParamsView } from '../token-fields.js';
 import { checkPassword, hashPassword } from './password-hash.js';
-import { deleteUser, readUser, USER_PREFIX, USERNAME, writeUser, type UserEntry } from './user.js';
+import { changeUser, deleteUser, readUser, USER_PREFIX, USERNAME } from './user.js';
 
 const fields: Record<string, Field> = {
   password: { type: 'string', description: 'Password of the user; write-only (stored as a salted scrypt hash).' },
@@ -10,6 +11,24 @@ const fields: Record<string, Field> = {
 };
 
 export const usernameOf = (req: Request): string => (req.params.username ?? '').toLowerCase();
+
+/**
+ * A create or an update of users/:username, as Vault's one handler for both: the fields given, on the user as stored
+ * when the write commits, or on a new one (which needs a password). The password is hashed first, outside the commit's
+ * retries. A user deleted or made since the request was authorised asks the ACL again (assertExistenceAsAuthorised).
+ */
+async function writeUser(req: Request): Promise<undefined> {
+  const given = req.data.password;
+  // An empty password leaves it as it is, as Vault's update does.
+  const hash = given === undefined || given === '' ? undefined : await hashPassword(checkPassword(given));
+  await changeUser(req.storage, usernameOf(req), async (current) => {
+    await assertExistenceAsAuthorised(req, current !== undefined);
+    const password_hash = hash ?? current?.password_hash;
+    if (!password_hash) throw badRequest('missing password');
+    return { ...tokenParamsFrom(req.data, current), password_hash };
+  });
+  return undefined;
+}
 
 /** users/ (list) and users/:username: create, read, update, delete, as Vault's userpass. */
 export function userPaths(): PathRecord[] {
@@ -36,27 +55,8 @@ export function userPaths(): PathRecord[] {
           if (!user) throw notFound();
           return { data: tokenParamsView(tokenParamsOf(user)) };
         },
-        create: async (req) => {
-          const password = checkPassword(req.data.password);
-          const user: UserEntry = { ...tokenParamsFrom(req.data), password_hash: await hashPassword(password) };
-          await writeUser(req.storage, usernameOf(req), user);
-          return undefined;
-        },
-        update: async (req) => {
-          const current = await readUser(req.storage, usernameOf(req));
-          // Between the existence check and here, the user may have been deleted: then it is a creation.
-          if (!current && (req.data.password === undefined || req.data.password === '')) {
-            throw badRequest('missing password');
-          }
-          const user: UserEntry = { ...tokenParamsFrom(req.data, current) };
-          const hash = current?.password_hash;
-          // An empty password leaves it as it is, as Vault's update does.
-          if (req.data.password !== undefined && req.data.password !== '') {
-            user.password_hash = await hashPassword(checkPassword(req.data.password));
-          } else if (hash) user.password_hash = hash;
-          await writeUser(req.storage, usernameOf(req), user);
-          return undefined;
-        },
+        create: (req) => writeUser(req),
+        update: (req) => writeUser(req),
         delete: async (req) => {
           await deleteUser(req.storage, usernameOf(req));
           return undefined;

@@ -1,5 +1,6 @@
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { changeJson } from '../../core/json-change.js';
+import { getJson } from '../../core/storage-view.js';
 import { NO_TOKEN_PARAMS, type TokenParams } from '../token-fields.js';
 import type { PasswordHash } from './password-hash.js';
 
@@ -14,13 +15,25 @@ export const USERNAME = '(?<username>\\w(?:[\\w.-]*\\w)?)';
 export const USER_PREFIX = 'user/';
 const userKey = (username: string): string => USER_PREFIX + username.toLowerCase();
 
+/** A stored user; one written before a token field existed gets that field's default. */
+const withDefaults = (stored: UserEntry | undefined): UserEntry | undefined =>
+  stored ? { ...NO_TOKEN_PARAMS, ...stored } : undefined;
+
 export async function readUser(storage: Storage, username: string): Promise<UserEntry | undefined> {
-  const stored = await getJson<UserEntry>(storage, userKey(username));
-  return stored ? { ...NO_TOKEN_PARAMS, ...stored } : undefined;
+  return withDefaults(await getJson<UserEntry>(storage, userKey(username)));
 }
 
-export async function writeUser(storage: Storage, username: string, user: UserEntry): Promise<void> {
-  await putJson(storage, userKey(username), user);
+/**
+ * Changes a user on what is stored when the change commits (changeJson): `change` gets the user as it is then
+ * (undefined: none) and returns what to store, or undefined to leave it. Every write of a user goes through here, so
+ * that one which read the user before a delete (a password change hashing the new password) does not make it again.
+ */
+export async function changeUser(
+  storage: Storage,
+  username: string,
+  change: (current: UserEntry | undefined) => Promise<UserEntry | undefined> | UserEntry | undefined,
+): Promise<void> {
+  await changeJson<UserEntry>(storage, userKey(username), (stored) => change(withDefaults(stored)));
 }
 
 export async function deleteUser(storage: Storage, username: string): Promise<void> {

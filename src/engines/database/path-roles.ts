@@ -1,7 +1,9 @@
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, notFound } from '../../core/errors.js';
+import { changeJson } from '../../core/json-change.js';
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { getJson } from '../../core/storage-view.js';
 import type { Connections } from './connections.js';
 import { ROLE_PREFIX, type DynamicRole } from './types.js';
 import { checkCredentialType, fieldsOver } from './request-fields.js';
@@ -69,12 +71,17 @@ export function rolePaths(storage: Storage, connections: Connections): PathRecor
           if (!role) throw notFound();
           return { data: { ...role, credential_type: 'password' } };
         },
+        // On the role as stored when the write commits: a role deleted or made since the request was authorised
+        // asks the ACL again (a token that may only update a role must not make one an operator just deleted).
         update: async (req) => {
-          const role = roleFrom(req, await readRole(storage, nameOf(req)));
-          if (!(await connections.read(role.db_name))) {
-            throw badRequest(`database connection "${role.db_name}" does not exist`);
-          }
-          await putJson(storage, ROLE_PREFIX + nameOf(req), role);
+          await changeJson<DynamicRole>(storage, ROLE_PREFIX + nameOf(req), async (current) => {
+            await assertExistenceAsAuthorised(req, current !== undefined);
+            const role = roleFrom(req, current);
+            if (!(await connections.read(role.db_name))) {
+              throw badRequest(`database connection "${role.db_name}" does not exist`);
+            }
+            return role;
+          });
           return undefined;
         },
         delete: async (req) => {

@@ -1,7 +1,7 @@
 import type { PathRecord, Request, Response } from '../../core/backend.js';
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import { badRequest, notFound } from '../../core/errors.js';
 import {
-  assertExistenceAsAuthorised,
   attributionOf,
   intParam,
   invalidPathResponse,

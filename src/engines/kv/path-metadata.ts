@@ -2,7 +2,8 @@ import type { PathRecord, Request, Response } from '../../core/backend.js';
 import { notFound } from '../../core/errors.js';
 import { parseCustomMetadata, validateCustomMetadata } from './custom-metadata.js';
 import { nonNegative } from './path-config.js';
-import { assertExistenceAsAuthorised, boolParam, goDuration, secretPath } from './request.js';
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
+import { boolParam, goDuration, secretPath } from './request.js';
 import { KvStore, newKeyMeta, type KeyMeta, type KvState } from './store.js';
 import { nowIso, setOwn } from './versioning.js';
 

@@ -1,5 +1,5 @@
 import type { Request, Response } from '../../core/backend.js';
-import { badRequest, permissionDenied } from '../../core/errors.js';
+import { badRequest } from '../../core/errors.js';
 import { parseFields } from '../../core/fields.js';
 import type { Attribution } from './store.js';
 
@@ -7,19 +7,6 @@ import type { Attribution } from './store.js';
 
 export const isWrite = (req: Request): boolean =>
   req.operation === 'create' || req.operation === 'update' || req.operation === 'patch';
-
-/**
- * A write is authorised as a create or an update by whether its secret existed when the request was checked (the
- * path's `exists`); the write itself runs later, under the secret's lock. When the secret was deleted or created in
- * between, the write does the other one, which the token must then be allowed too: a token that may only update
- * must not create the secret, nor one that may only create change it (Vault lets both through). Refused as the
- * request would be, sent a moment later.
- */
-export async function assertExistenceAsAuthorised(req: Request, exists: boolean): Promise<void> {
-  const doing = req.operation === 'update' && !exists ? 'create' : req.operation === 'create' && exists ? 'update' : '';
-  if (doing === '' || !req.mayAlso || (await req.mayAlso(doing))) return;
-  throw permissionDenied();
-}
 
 /** The secret path captured by a route; writes to an empty path are refused, as Vault does with "missing path". */
 export function secretPath(req: Request): string {

@@ -5,7 +5,7 @@ import { SYSTEM_DEFAULT_TTL } from '../../core/expiration.js';
 import { parseDuration } from '../../core/fields.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import { getJson, jsonBytes } from '../../core/storage-view.js';
-import { assertExistenceAsAuthorised } from './request.js';
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import { ServiceGate } from './upgrade.js';
 
 /**

@@ -1,3 +1,4 @@
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request, Response } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import { answer, base64Field, itemsOf, requiredString, runItem, type Item } from './batch.js';
@@ -93,9 +94,16 @@ export function cryptoPaths(keys: TransitKeys): PathRecord[] {
     if (!key) throw badRequest('encryption key not found');
     return key;
   };
+  // A create found the key missing when it was authorised; made meanwhile by another request, the key is used, which
+  // is an update: the token must be allowed that too (assertExistenceAsAuthorised).
+  const keyForCreate = async (req: Request) => {
+    const { key, created } = await keys.getOrCreate(nameOf(req), keyTypeOf(req.data.type));
+    if (!created) await assertExistenceAsAuthorised(req, true);
+    return key;
+  };
   const encrypt = (upsert: boolean) => async (req: Request) => {
     refuseUnsupported(req.data);
-    const key = upsert ? (await keys.getOrCreate(nameOf(req), keyTypeOf(req.data.type))).key : await existing(req);
+    const key = upsert ? await keyForCreate(req) : await existing(req);
     return run(req, key, encryptItemFields, encryptItem);
   };
   return [
