@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, scryptSync } from 'node:crypto';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { startServer, writeOk, type InProcessServer } from './support.js';
+import { enableFileAudit, startServer, writeOk, type InProcessServer } from './support.js';
 
 /**
  * Writes of auth and engine objects that race their deletion or creation: a user changing its own password while an operator deletes it, a
@@ -36,6 +37,9 @@ describe('auth objects written while they are deleted', () => {
 
   before(async () => {
     srv = await startServer();
+    // Each request's audit entry is written to a file before its handler runs: a wait in which another request's
+    // commit can land, as it can on a busy server (or from another node).
+    await enableFileAudit(srv.api, join(srv.dir, 'audit.log'));
     await writeOk(srv.api, 'sys/auth/userpass', { type: 'userpass' });
     await writeOk(srv.api, 'sys/auth/kubernetes', { type: 'kubernetes' });
     await writeOk(srv.api, 'sys/mounts/database', { type: 'database' });
@@ -54,7 +58,10 @@ describe('auth objects written while they are deleted', () => {
         'path "auth/userpass/users/*" { capabilities = ["update"] }\n' +
         'path "auth/token/roles/*" { capabilities = ["update"] }\n' +
         'path "auth/kubernetes/role/*" { capabilities = ["update"] }\n' +
-        'path "database/roles/*" { capabilities = ["update"] }',
+        'path "database/roles/*" { capabilities = ["update"] }\n' +
+        'path "sys/cofre/clusters/*" { capabilities = ["update"] }\n' +
+        'path "sys/cofre/deliveries/*" { capabilities = ["update"] }\n' +
+        'path "sys/cofre/placements/*" { capabilities = ["update"] }',
     });
     await writeOk(srv.api, 'sys/policies/acl/create-only', {
       policy: 'path "transit/encrypt/*" { capabilities = ["create"] }',
@@ -173,6 +180,40 @@ describe('auth objects written while they are deleted', () => {
     assert.ok((outcomes['auth/token/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['auth/kubernetes/role 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['database/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
+  });
+
+  it('a cluster, delivery or placement deleted meanwhile is not made again by a token that may only update it', async () => {
+    await writeOk(srv.api, 'sys/cofre/deliveries/placed', {
+      namespace: 'shop',
+      items: [{ name: 'config', mode: 'configmap', literal: { LOG_LEVEL: 'info' } }],
+    });
+    const outcomes: Record<string, number> = {};
+    for (const [folder, body] of [
+      ['sys/cofre/clusters', { labels: { region: 'eu' } }],
+      ['sys/cofre/deliveries', { namespace: 'x', items: [{ name: 'a', mode: 'configmap', literal: { a: 'b' } }] }],
+      ['sys/cofre/placements', { delivery: 'placed', clusters: ['store-1'] }],
+    ] as const) {
+      for (let i = 0; i < 40; i++) {
+        const path = `${folder}/race-${i}`;
+        await writeOk(srv.api, path, body);
+        // The write sent a little later each time, for the delete to land anywhere between its check and its commit.
+        const removing = call('DELETE', path, srv.rootToken);
+        for (let turn = 0; turn < i; turn++) await new Promise(setImmediate);
+        const written = await call('PUT', path, updater, body);
+        const removed = await removing;
+        assert.equal(removed.status, 204, removed.text);
+        // 404: a relabel that found the cluster and then lost it to the deregistration.
+        assert.ok([200, 204, 403, 404].includes(written.status), `${path}: ${written.status} ${written.text}`);
+        assert.doesNotMatch(written.text, /bootstrap_token/, `${path}: registered again by a token that may relabel`);
+        const key = `${folder} ${written.status}`;
+        outcomes[key] = (outcomes[key] ?? 0) + 1;
+        assert.equal((await call('GET', path, srv.rootToken)).status, 404, `${path} was made again`);
+      }
+    }
+    for (const folder of ['sys/cofre/clusters', 'sys/cofre/deliveries', 'sys/cofre/placements']) {
+      const refused = (outcomes[`${folder} 403`] ?? 0) + (outcomes[`${folder} 404`] ?? 0);
+      assert.ok(refused > 0, `${folder}: no write found it deleted: ${JSON.stringify(outcomes)}`);
+    }
   });
 
   it('a transit encrypt that may only create does not use a key another request made meanwhile', async () => {

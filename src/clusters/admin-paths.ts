@@ -1,3 +1,4 @@
+import { assertExistenceAsAuthorised } from '../core/authorised-existence.js';
 import type { Field, PathRecord, Request } from '../core/backend.js';
 import type { Core } from '../core/core.js';
 import { badRequest, notFound } from '../core/errors.js';
@@ -85,7 +86,11 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
           const ttl = bootstrapTtl(req.data.bootstrap_ttl);
           const cluster = name(req, 'cluster');
           await checkGainedSourcesReadable(core, req.caller, service.store, cluster, labels);
-          const result = await service.register(cluster, labels, ttl);
+          // A cluster deregistered (or registered) since the request was authorised: a token that may only relabel
+          // must not register it again and get its bootstrap token.
+          const result = await service.register(cluster, labels, ttl, (exists) =>
+            assertExistenceAsAuthorised(req, exists),
+          );
           if (!result.created) return undefined;
           return {
             data: {
@@ -144,7 +149,9 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
         update: async (req) => {
           const definition = parseDelivery(req.data);
           await checkSourcesReadable(core, req.caller, definition);
-          const record = await service.writeDelivery(name(req, 'delivery'), definition);
+          const record = await service.writeDelivery(name(req, 'delivery'), definition, (exists) =>
+            assertExistenceAsAuthorised(req, exists),
+          );
           return { data: { revision: record.revision, source_error: record.sourceError || null } };
         },
         read: async (req) => {
@@ -216,7 +223,9 @@ export function clusterAdminPaths(core: Core): PathRecord[] {
           const definition = parsePlacement(req.data);
           const delivery = await service.store.delivery(definition.delivery);
           if (delivery) await checkSourcesReadable(core, req.caller, delivery);
-          await service.writePlacement(name(req, 'placement'), definition);
+          await service.writePlacement(name(req, 'placement'), definition, (exists) =>
+            assertExistenceAsAuthorised(req, exists),
+          );
           return undefined;
         },
         read: async (req) => {

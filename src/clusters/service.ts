@@ -168,11 +168,14 @@ export class ClusterService {
     name: string,
     labels: Record<string, string> | undefined,
     bootstrapTtl: number,
+    allowed?: (exists: boolean) => Promise<void>,
   ): Promise<{ created: boolean; cluster: ClusterRecord; token?: string }> {
     this.ensureListening();
     const result = await retryOnConflict(
       async () => {
         const existing = await this.store.cluster(name);
+        // Registering and relabelling are told apart by the ACL: one that now does the other is asked again.
+        await allowed?.(existing !== undefined);
         if (existing) {
           if (labels === undefined) return { created: false, cluster: existing };
           const updated = await this.changeCluster(name, existing.clusterId, (current) => ({ ...current, labels }));
@@ -311,9 +314,15 @@ export class ClusterService {
 
   // ---- deliveries and placements --------------------------------------------------------------------------------
 
-  async writeDelivery(name: string, definition: DeliveryDefinition): Promise<DeliveryRecord> {
+  /** `allowed` is asked, on each try, whether the write may do what it now does (create or change). */
+  async writeDelivery(
+    name: string,
+    definition: DeliveryDefinition,
+    allowed?: (exists: boolean) => Promise<void>,
+  ): Promise<DeliveryRecord> {
     this.ensureListening();
     const record = await this.changeDelivery(name, async ({ record: existing }) => {
+      await allowed?.(existing !== undefined);
       const resolved = await resolvePayload(this.core, definition);
       const digest = resolved.ok ? resolved.digest : '';
       const revision = existing
@@ -396,10 +405,18 @@ export class ClusterService {
     this.changed();
   }
 
-  async writePlacement(name: string, definition: PlacementDefinition): Promise<void> {
+  /** As writeDelivery: committed over what it found, `allowed` asked on each try. */
+  async writePlacement(
+    name: string,
+    definition: PlacementDefinition,
+    allowed?: (exists: boolean) => Promise<void>,
+  ): Promise<void> {
     this.ensureListening();
     if (!(await this.store.delivery(definition.delivery))) throw badRequest(`no delivery "${definition.delivery}"`);
-    await this.store.putPlacement({ name, ...definition, updatedAt: now() });
+    await this.store.changePlacement(name, async (current) => {
+      await allowed?.(current !== undefined);
+      return { name, ...definition, updatedAt: now() };
+    });
     this.changed();
   }
 

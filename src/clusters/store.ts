@@ -1,4 +1,5 @@
 import { KeyLocks } from '../core/key-locks.js';
+import { changeJson } from '../core/json-change.js';
 import { StorageConflictError, type Storage, type StorageOp } from '../core/storage.js';
 import { getJson, jsonBytes, parseJson, putJson } from '../core/storage-view.js';
 import type { DeliveryDefinition, PlacementDefinition } from './definitions.js';
@@ -261,6 +262,14 @@ export class ClusterStore {
 
   putPlacement(record: PlacementRecord): Promise<void> {
     return putJson(this.storage, `placements/${record.name}`, record);
+  }
+
+  /** Writes a placement on what is stored when the write commits (changeJson); undefined from `change` writes none. */
+  async changePlacement(
+    name: string,
+    change: (current: PlacementRecord | undefined) => Promise<PlacementRecord | undefined>,
+  ): Promise<void> {
+    await changeJson<PlacementRecord>(this.storage, `placements/${name}`, change);
   }
 
   deletePlacement(name: string): Promise<void> {
