@@ -35,6 +35,16 @@ describe('auth objects written while they are deleted', () => {
     await userpass().put(`user/${name}`, Buffer.from(JSON.stringify({ password_hash })));
   };
 
+  // Never connected to: a role's write only needs its connection to be configured.
+  const connection = {
+    plugin_name: 'postgresql-database-plugin',
+    connection_url: 'postgresql://{{username}}:{{password}}@127.0.0.1:1/postgres',
+    username: 'admin',
+    password: 'unused-pw',
+    allowed_roles: '*',
+    verify_connection: false,
+  };
+
   before(async () => {
     srv = await startServer();
     // Each request's audit entry is written to a file before its handler runs: a wait in which another request's
@@ -44,21 +54,14 @@ describe('auth objects written while they are deleted', () => {
     await writeOk(srv.api, 'sys/auth/kubernetes', { type: 'kubernetes' });
     await writeOk(srv.api, 'sys/mounts/database', { type: 'database' });
     await writeOk(srv.api, 'sys/mounts/transit', { type: 'transit' });
-    // Never connected to: a role's write only needs its connection to be configured.
-    await writeOk(srv.api, 'database/config/main', {
-      plugin_name: 'postgresql-database-plugin',
-      connection_url: 'postgresql://{{username}}:{{password}}@127.0.0.1:1/postgres',
-      username: 'admin',
-      password: 'unused-pw',
-      allowed_roles: '*',
-      verify_connection: false,
-    });
+    await writeOk(srv.api, 'database/config/main', connection);
     await writeOk(srv.api, 'sys/policies/acl/update-only', {
       policy:
         'path "auth/userpass/users/*" { capabilities = ["update"] }\n' +
         'path "auth/token/roles/*" { capabilities = ["update"] }\n' +
         'path "auth/kubernetes/role/*" { capabilities = ["update"] }\n' +
         'path "database/roles/*" { capabilities = ["update"] }\n' +
+        'path "database/config/*" { capabilities = ["update"] }\n' +
         'path "sys/cofre/clusters/*" { capabilities = ["update"] }\n' +
         'path "sys/cofre/deliveries/*" { capabilities = ["update"] }\n' +
         'path "sys/cofre/placements/*" { capabilities = ["update"] }',
@@ -156,12 +159,13 @@ describe('auth objects written while they are deleted', () => {
     assert.equal((await login('rehash-changed', 'old-pw')).status, 400);
   });
 
-  it('a token, Kubernetes or database role deleted meanwhile is not made again by a token that may only update it', async () => {
+  it('a token, Kubernetes or database role, or a database connection, deleted meanwhile is not made again by a token that may only update it', async () => {
     const outcomes: Record<string, number> = {};
     for (const [mountPath, body] of [
       ['auth/token/roles', { orphan: true }],
       ['auth/kubernetes/role', { bound_service_account_names: ['app'], bound_service_account_namespaces: ['ns'] }],
       ['database/roles', { db_name: 'main', creation_statements: 'CREATE ROLE "{{name}}"' }],
+      ['database/config', connection],
     ] as const) {
       for (let i = 0; i < 40; i++) {
         const path = `${mountPath}/race-${i}`;
@@ -180,6 +184,7 @@ describe('auth objects written while they are deleted', () => {
     assert.ok((outcomes['auth/token/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['auth/kubernetes/role 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['database/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
+    assert.ok((outcomes['database/config 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
   });
 
   it('a cluster, delivery or placement deleted meanwhile is not made again by a token that may only update it', async () => {

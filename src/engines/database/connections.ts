@@ -1,5 +1,6 @@
 import type { Storage } from '../../core/storage.js';
 import { CofreError, notFound } from '../../core/errors.js';
+import { changeJson } from '../../core/json-change.js';
 import { getJson, putJson } from '../../core/storage-view.js';
 import { createDriver } from './drivers/index.js';
 import { DatabaseError, type DatabaseDriver } from './drivers/driver.js';
@@ -32,6 +33,19 @@ export class Connections {
   async write(config: ConnectionConfig): Promise<void> {
     await putJson(this.storage, CONFIG_PREFIX + config.name, config);
     await this.reset(config.name);
+  }
+
+  /**
+   * Writes a config on the one stored when the write commits (changeJson: undefined from `change` writes nothing),
+   * then closes the pool as write() does.
+   */
+  async change(
+    name: string,
+    change: (current: ConnectionConfig | undefined) => Promise<ConnectionConfig | undefined>,
+  ): Promise<void> {
+    if ((await changeJson<ConnectionConfig>(this.storage, CONFIG_PREFIX + name, change)) !== undefined) {
+      await this.reset(name);
+    }
   }
 
   /** Stores a config and keeps the open pool (rotate-root's bookkeeping while it uses that pool). */

@@ -1,3 +1,4 @@
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import type { Field, PathRecord, Request, SystemView } from '../../core/backend.js';
 import { badRequest } from '../../core/errors.js';
 import { Connections, databaseFailure } from './connections.js';
@@ -95,6 +96,21 @@ function configFrom(req: Request, name: string, existing: ConnectionConfig | und
 }
 
 export function configPaths(connections: Connections, system: SystemView): PathRecord[] {
+  // The password policy must exist; with verify_connection, the database must accept the config's login.
+  const checkConfig = async (config: ConnectionConfig): Promise<void> => {
+    if (config.password_policy) await system.generatePassword(config.password_policy);
+    if (!config.verify_connection) return;
+    const driver = Connections.forConfig(config);
+    try {
+      await driver.verify();
+    } catch (err) {
+      // The request is what is wrong here (as in Vault): nothing is stored until the connection works.
+      if (err instanceof DatabaseError) throw badRequest(`${err.message} (verify_connection is on)`);
+      throw err;
+    } finally {
+      await driver.close();
+    }
+  };
   const nameOf = (req: Request): string => req.params.name ?? '';
   return [
     {
@@ -109,22 +125,20 @@ export function configPaths(connections: Connections, system: SystemView): PathR
       exists: async (req) => (await connections.read(nameOf(req))) !== undefined,
       operations: {
         read: async (req) => ({ data: present(await connections.mustRead(nameOf(req))) }),
+        // Checked (the password policy exists, the connection works) before anything is stored, then committed on
+        // the config stored at that moment: one deleted or made since the request was authorised asks the ACL again
+        // (a token that may only update must not bring back a deleted connection with its stored credentials), and
+        // one changed meanwhile is checked again as merged.
         update: async (req) => {
-          const config = configFrom(req, nameOf(req), await connections.read(nameOf(req)));
-          if (config.password_policy) await system.generatePassword(config.password_policy); // exists?
-          if (config.verify_connection) {
-            const driver = Connections.forConfig(config);
-            try {
-              await driver.verify();
-            } catch (err) {
-              // The request is what is wrong here (as in Vault): nothing is stored until the connection works.
-              if (err instanceof DatabaseError) throw badRequest(`${err.message} (verify_connection is on)`);
-              throw err;
-            } finally {
-              await driver.close();
-            }
-          }
-          await connections.write(config);
+          const name = nameOf(req);
+          const checked = configFrom(req, name, await connections.read(name));
+          await checkConfig(checked);
+          await connections.change(name, async (current) => {
+            await assertExistenceAsAuthorised(req, current !== undefined);
+            const config = configFrom(req, name, current);
+            if (JSON.stringify(config) !== JSON.stringify(checked)) await checkConfig(config);
+            return config;
+          });
           return undefined;
         },
         delete: async (req) => {
