@@ -52,6 +52,7 @@ describe('auth objects written while they are deleted', () => {
     await enableFileAudit(srv.api, join(srv.dir, 'audit.log'));
     await writeOk(srv.api, 'sys/auth/userpass', { type: 'userpass' });
     await writeOk(srv.api, 'sys/auth/kubernetes', { type: 'kubernetes' });
+    await writeOk(srv.api, 'sys/auth/approle', { type: 'approle' });
     await writeOk(srv.api, 'sys/mounts/database', { type: 'database' });
     await writeOk(srv.api, 'sys/mounts/transit', { type: 'transit' });
     await writeOk(srv.api, 'database/config/main', connection);
@@ -60,6 +61,7 @@ describe('auth objects written while they are deleted', () => {
         'path "auth/userpass/users/*" { capabilities = ["update"] }\n' +
         'path "auth/token/roles/*" { capabilities = ["update"] }\n' +
         'path "auth/kubernetes/role/*" { capabilities = ["update"] }\n' +
+        'path "auth/approle/role/*" { capabilities = ["update"] }\n' +
         'path "database/roles/*" { capabilities = ["update"] }\n' +
         'path "database/config/*" { capabilities = ["update"] }\n' +
         'path "sys/cofre/clusters/*" { capabilities = ["update"] }\n' +
@@ -159,11 +161,12 @@ describe('auth objects written while they are deleted', () => {
     assert.equal((await login('rehash-changed', 'old-pw')).status, 400);
   });
 
-  it('a token, Kubernetes or database role, or a database connection, deleted meanwhile is not made again by a token that may only update it', async () => {
+  it('a token, Kubernetes, AppRole or database role, or a database connection, deleted meanwhile is not made again by a token that may only update it', async () => {
     const outcomes: Record<string, number> = {};
     for (const [mountPath, body] of [
       ['auth/token/roles', { orphan: true }],
       ['auth/kubernetes/role', { bound_service_account_names: ['app'], bound_service_account_namespaces: ['ns'] }],
+      ['auth/approle/role', { token_ttl: 60 }],
       ['database/roles', { db_name: 'main', creation_statements: 'CREATE ROLE "{{name}}"' }],
       ['database/config', connection],
     ] as const) {
@@ -183,6 +186,7 @@ describe('auth objects written while they are deleted', () => {
     }
     assert.ok((outcomes['auth/token/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['auth/kubernetes/role 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
+    assert.ok((outcomes['auth/approle/role 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['database/roles 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
     assert.ok((outcomes['database/config 403'] ?? 0) > 0, `never raced: ${JSON.stringify(outcomes)}`);
   });
