@@ -24,6 +24,8 @@ export interface Flavor {
   createUser(user: string, password: string): string[];
   /** A statement whose error message would quote the password, if the driver did not redact it. */
   leakyStatement: string;
+  /** Statements that set {{name}}'s password {{password}} after a pause of `seconds`: a rotation held open. */
+  slowSetPassword(seconds: number): string[];
 }
 
 export const postgres: Flavor = {
@@ -59,6 +61,7 @@ export const postgres: Flavor = {
     (await db.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")).map((r) => String(r.rolname)),
   createUser: (user, password) => [`CREATE ROLE "${user}" WITH LOGIN PASSWORD '${password}'`],
   leakyStatement: "SELECT '{{password}}'::int",
+  slowSetPassword: (seconds) => [`SELECT pg_sleep(${seconds})`, `ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}'`],
 };
 
 export const mariadb: Flavor = {
@@ -94,6 +97,7 @@ export const mariadb: Flavor = {
     (await db.query("SELECT User FROM mysql.user WHERE User LIKE 'v-%'")).map((r) => String(r.User)),
   createUser: (user, password) => [`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`],
   leakyStatement: 'SELECT * FROM mysql.`{{password}}`',
+  slowSetPassword: (seconds) => [`DO SLEEP(${seconds})`, `ALTER USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'`],
 };
 
 /** Whether the user can log in to the database with this password now. */

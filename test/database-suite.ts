@@ -245,6 +245,69 @@ export function describeDatabaseEngine(flavor: Flavor): void {
       await write('sys/leases/revoke', { lease_id: cred.lease_id });
     });
 
+    it('rotate-root racing a delete, a config change and another rotate-root: nothing made again or undone, the new password known', async () => {
+      // Each connection logs in as an administrator of its own (a rotation changes its password), and rotates with
+      // a pause before the ALTER, so that the other request lands while the rotation is under way.
+      let n = 0;
+      const connection = async (extra: Record<string, unknown> = {}) => {
+        const name = `rotating${++n}`;
+        const user = `cofre_rot_${n}`;
+        const password = `rot-initial-${n}-a1b2c3`;
+        passwords.add(password);
+        for (const sql of flavor.setup(user, password).filter((s) => s.includes(user))) await db.query(sql);
+        await write(`database/config/${name}`, {
+          plugin_name: flavor.plugin,
+          connection_url: flavor.connectionUrl(db),
+          username: user,
+          password,
+          allowed_roles: '*',
+          root_rotation_statements: flavor.slowSetPassword(0.4),
+          ...extra,
+        });
+        await write(`database/roles/${name}`, { db_name: name, creation_statements: flavor.creation });
+        return { name, user, password };
+      };
+      const rotate = (name: string) => api().call('PUT', `database/rotate-root/${name}`, { body: {} });
+      /** The stored password works: a pool opened anew from the config hands out a credential that logs in. */
+      const works = async (name: string) => {
+        await write(`database/reset/${name}`, {});
+        const cred = await creds(name);
+        assert.equal(await canLogIn(cred.data.username, cred.data.password), true);
+        await write('sys/leases/revoke', { lease_id: cred.lease_id });
+      };
+
+      // Deleted while its password is rotated: it stays deleted (it used to come back, root credentials and all).
+      const deleted = await connection();
+      const rotating = rotate(deleted.name);
+      await sleep(200);
+      assert.equal((await api().call('DELETE', `database/config/${deleted.name}`)).status, 204);
+      const refused = await rotating;
+      assert.equal(refused.status, 404, refused.text);
+      assert.match(refused.body.errors[0], /was deleted while its root password was rotated/);
+      assert.equal((await api().call('GET', `database/config/${deleted.name}`)).status, 404);
+      assert.equal(await canLogIn(deleted.user, deleted.password), false, 'the database did change');
+
+      // Changed while its password is rotated: the change stays (it used to be written over), the password works.
+      const changed = await connection({ allowed_roles: ['first'] });
+      const rotatingChanged = rotate(changed.name);
+      await sleep(200);
+      await write(`database/config/${changed.name}`, { allowed_roles: [changed.name], verify_connection: false });
+      assert.equal((await rotatingChanged).status, 204);
+      const config = await api().call('GET', `database/config/${changed.name}`);
+      assert.deepEqual(config.body.data.allowed_roles, [changed.name]);
+      assert.equal(await canLogIn(changed.user, changed.password), false);
+      await works(changed.name);
+
+      // Two rotations at once (the second starting while the first waits): both succeed and the stored password is
+      // the database's.
+      const twice = await connection();
+      const first = rotate(twice.name);
+      await sleep(200);
+      const [a, b] = await Promise.all([first, rotate(twice.name)]);
+      assert.deepEqual([a.status, b.status], [204, 204], `${a.text} ${b.text}`);
+      await works(twice.name);
+    });
+
     it('a database that is down: a clear error naming the connection, no lease, no user, the server stays up', async () => {
       const port = await freePort();
       const down = flavor.connectionUrl({ ...db, port });

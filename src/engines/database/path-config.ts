@@ -155,7 +155,7 @@ export function configPaths(connections: Connections, system: SystemView): PathR
         update: async (req) => {
           await connections.mustRead(nameOf(req));
           await connections.reset(nameOf(req));
-          await connections.driver(nameOf(req)).catch(databaseFailure);
+          await connections.use(nameOf(req), async () => {}).catch(databaseFailure);
           return undefined;
         },
       },
@@ -167,25 +167,30 @@ export function configPaths(connections: Connections, system: SystemView): PathR
       operations: {
         update: async (req) => {
           const name = nameOf(req);
-          const config = await connections.mustRead(name);
-          if (config.username === '') throw badRequest('rotate-root needs the connection to have a username');
-          const driver = await connections.driver(name).catch(databaseFailure);
-          const password = await system.generatePassword(config.password_policy || undefined);
-          // On record before the database changes: a crash in between must not lose the new password.
-          await connections.record({ ...config, pending_password: password });
-          try {
-            await driver.setPassword({
-              statements: config.root_rotation_statements,
-              username: config.username,
-              password,
-            });
-          } catch (err) {
-            // The change may or may not have reached the database: the next pool tries both passwords.
-            await connections.reset(name);
-            databaseFailure(err);
+          if ((await connections.mustRead(name)).username === '') {
+            throw badRequest('rotate-root needs the connection to have a username');
           }
-          const { pending_password: _done, ...rotated } = config;
-          await connections.write({ ...rotated, password });
+          // The pool is opened (a rotation cut short settled) before the new password is claimed.
+          const { username, password } = await connections
+            .use(name, async (driver) => {
+              const { config, password } = await connections.claimRootRotation(name, (policy) =>
+                system.generatePassword(policy || undefined),
+              );
+              try {
+                await driver.setPassword({
+                  statements: config.root_rotation_statements,
+                  username: config.username,
+                  password,
+                });
+              } catch (err) {
+                // The change may or may not have reached the database: the next pool tries both passwords.
+                await connections.reset(name);
+                throw err;
+              }
+              return { username: config.username, password };
+            })
+            .catch(databaseFailure);
+          await connections.finishRootRotation(name, username, password);
           return undefined;
         },
       },

@@ -117,8 +117,9 @@ export class StaticRotation {
     const password = role.pending_password ?? (await this.generate(role));
     await putJson(this.storage, STATIC_ROLE_PREFIX + name, { ...role, pending_password: password });
     try {
-      const driver = await this.connections.driver(role.db_name);
-      await driver.setPassword({ statements: role.rotation_statements, username: role.username, password });
+      await this.connections.use(role.db_name, (driver) =>
+        driver.setPassword({ statements: role.rotation_statements, username: role.username, password }),
+      );
     } catch (err) {
       const failed: StaticRole = { ...role, pending_password: password, last_rotation_error: (err as Error).message };
       await putJson(this.storage, STATIC_ROLE_PREFIX + name, failed);
