@@ -1,7 +1,8 @@
 import type { Field, PathRecord, Request } from '../../core/backend.js';
 import { badRequest, CofreError, notFound } from '../../core/errors.js';
 import type { Storage } from '../../core/storage.js';
-import { putJson } from '../../core/storage-view.js';
+import { changeJson } from '../../core/json-change.js';
+import { assertExistenceAsAuthorised } from '../../core/authorised-existence.js';
 import { databaseFailure, type Connections } from './connections.js';
 import { DatabaseError } from './drivers/driver.js';
 import { nextRotation, RETRY_MS, type StaticRotation } from './static-rotation.js';
@@ -93,45 +94,57 @@ export function staticRolePaths(storage: Storage, connections: Connections, rota
     return role;
   };
 
+  /**
+   * Committed on the role as stored then (changeJson): a rotation on another node, or a delete, that lands while this
+   * write is checked is not undone, and a role deleted or made since the request was authorised asks the ACL again.
+   */
   const write = (req: Request) =>
     rotation.serialize(nameOf(req), async () => {
       const name = nameOf(req);
-      const existing = await rotation.read(name);
-      const d = req.data;
-      const pick = fieldsOver(d);
-      if (existing && d.username !== undefined && d.username !== existing.username) {
-        throw badRequest('cannot change the username of a static role');
-      }
-      if (existing && d.db_name !== undefined && d.db_name !== existing.db_name) {
-        throw badRequest('cannot change the db_name of a static role');
-      }
-      checkCredentialType(d);
-      const schedule = d.rotation_schedule !== undefined || d.rotation_period !== undefined;
-      const role: StaticRole = {
-        db_name: pick('db_name', existing?.db_name ?? ''),
-        username: pick('username', existing?.username ?? ''),
-        rotation_statements: pick('rotation_statements', existing?.rotation_statements ?? []),
-        rotation_period: schedule ? pick('rotation_period', 0) : (existing?.rotation_period ?? 0),
-        rotation_schedule: schedule ? pick('rotation_schedule', '') : (existing?.rotation_schedule ?? ''),
-        password: existing?.password ?? '',
-        last_vault_rotation: existing?.last_vault_rotation ?? 0,
-        next_rotation: 0,
-        last_rotation_error: existing?.last_rotation_error ?? '',
-        ...(existing?.pending_password ? { pending_password: existing.pending_password } : {}),
-      };
-      if (role.username === '') throw badRequest('username is required');
-      if (role.db_name === '') throw badRequest('db_name is required');
-      validateSchedule(role);
-      const config = await connections.read(role.db_name);
-      if (!config) throw badRequest(`database connection "${role.db_name}" does not exist`);
-      if (!config.allowed_roles.includes('*') && !config.allowed_roles.includes(name)) {
-        throw badRequest(`"${name}" is not an allowed role`);
-      }
-      role.next_rotation = nextRotation(role, role.last_vault_rotation || Date.now());
-      await putJson(storage, STATIC_ROLE_PREFIX + name, role);
+      let created = false;
+      const role = await changeJson<StaticRole>(storage, STATIC_ROLE_PREFIX + name, async (existing) => {
+        await assertExistenceAsAuthorised(req, existing !== undefined);
+        created = !existing;
+        return roleFrom(req, name, existing);
+      });
       rotation.reschedule(name, role);
-      return { name, created: !existing };
+      return { name, created };
     });
+
+  const roleFrom = async (req: Request, name: string, existing: StaticRole | undefined): Promise<StaticRole> => {
+    const d = req.data;
+    const pick = fieldsOver(d);
+    if (existing && d.username !== undefined && d.username !== existing.username) {
+      throw badRequest('cannot change the username of a static role');
+    }
+    if (existing && d.db_name !== undefined && d.db_name !== existing.db_name) {
+      throw badRequest('cannot change the db_name of a static role');
+    }
+    checkCredentialType(d);
+    const schedule = d.rotation_schedule !== undefined || d.rotation_period !== undefined;
+    const role: StaticRole = {
+      db_name: pick('db_name', existing?.db_name ?? ''),
+      username: pick('username', existing?.username ?? ''),
+      rotation_statements: pick('rotation_statements', existing?.rotation_statements ?? []),
+      rotation_period: schedule ? pick('rotation_period', 0) : (existing?.rotation_period ?? 0),
+      rotation_schedule: schedule ? pick('rotation_schedule', '') : (existing?.rotation_schedule ?? ''),
+      password: existing?.password ?? '',
+      last_vault_rotation: existing?.last_vault_rotation ?? 0,
+      next_rotation: 0,
+      last_rotation_error: existing?.last_rotation_error ?? '',
+      ...(existing?.pending_password ? { pending_password: existing.pending_password } : {}),
+    };
+    if (role.username === '') throw badRequest('username is required');
+    if (role.db_name === '') throw badRequest('db_name is required');
+    validateSchedule(role);
+    const config = await connections.read(role.db_name);
+    if (!config) throw badRequest(`database connection "${role.db_name}" does not exist`);
+    if (!config.allowed_roles.includes('*') && !config.allowed_roles.includes(name)) {
+      throw badRequest(`"${name}" is not an allowed role`);
+    }
+    role.next_rotation = nextRotation(role, role.last_vault_rotation || Date.now());
+    return role;
+  };
 
   return [
     {

@@ -1,7 +1,9 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { SystemView } from '../../core/backend.js';
-import type { Storage, StorageOp } from '../../core/storage.js';
-import { getJson, jsonBytes, putJson } from '../../core/storage-view.js';
+import { notFound } from '../../core/errors.js';
+import { changeJson } from '../../core/json-change.js';
+import type { Storage } from '../../core/storage.js';
+import { getJson } from '../../core/storage-view.js';
 import type { Connections } from './connections.js';
 import { STATIC_ROLE_PREFIX, type StaticRole } from './types.js';
 
@@ -111,46 +113,69 @@ export class StaticRotation {
     this.timers.set(name, timer);
   }
 
+  /**
+   * Each step commits on the role as stored then (changeJson), for rotations of one role may overlap across nodes
+   * (a rotate-role request on one, the schedule on the node running background jobs): the new password is claimed
+   * as pending, and a pending one on record (another node's rotation under way, or a failed one) is used again, so
+   * that overlapping rotations set the same password; the rotated role keeps edits made meanwhile, and a role
+   * deleted meanwhile is not made again.
+   */
   private async rotateNow(name: string): Promise<StaticRole> {
-    const role = await this.read(name);
-    if (!role) throw new Error(`static role "${name}" does not exist`);
-    const password = role.pending_password ?? (await this.generate(role));
-    await putJson(this.storage, STATIC_ROLE_PREFIX + name, { ...role, pending_password: password });
+    const key = STATIC_ROLE_PREFIX + name;
+    const claimed = await changeJson<StaticRole>(this.storage, key, async (role) => {
+      if (!role) throw notFound(`static role "${name}" does not exist`);
+      return role.pending_password ? role : { ...role, pending_password: await this.generate(role) };
+    });
+    const role = claimed!;
+    const password = role.pending_password!;
     try {
       await this.connections.use(role.db_name, (driver) =>
         driver.setPassword({ statements: role.rotation_statements, username: role.username, password }),
       );
     } catch (err) {
-      const failed: StaticRole = { ...role, pending_password: password, last_rotation_error: (err as Error).message };
-      await putJson(this.storage, STATIC_ROLE_PREFIX + name, failed);
+      const message = (err as Error).message;
+      await changeJson<StaticRole>(this.storage, key, (current) =>
+        current
+          ? { ...current, pending_password: current.pending_password ?? password, last_rotation_error: message }
+          : undefined,
+      );
       this.reschedule(name, undefined);
       this.arm(name, Date.now() + RETRY_MS);
       throw err;
     }
-    const now = Date.now();
-    const { pending_password: _done, ...rest } = role;
-    const rotated: StaticRole = {
-      ...rest,
-      password,
-      last_vault_rotation: now,
-      next_rotation: nextRotation(role, now),
-      last_rotation_error: '',
-    };
-    // The role may have been deleted while the database was busy: do not bring it back.
-    if (!(await this.read(name))) return rotated;
     // static-creds/<name> now reads another password: its readers (the operator's Secrets) hear it on the change
     // stream, whether a request or the schedule rotated it. Never the password, only where. The role and its
     // change-log entry are one commit, so a crash cannot keep the new password and lose the event.
-    const ops: StorageOp[] = [{ op: 'put', key: STATIC_ROLE_PREFIX + name, value: jsonBytes(rotated) }];
     const change = {
       path: `static-creds/${name}`,
       aclPath: `static-creds/${name}`,
       requestPath: `rotate-role/${name}`,
     };
-    if (this.system.reportChange) await this.system.reportChange(change, { storage: this.storage, ops });
-    else await this.storage.transaction(ops);
+    const report = this.system.reportChange?.bind(this.system);
+    const now = Date.now();
+    let rotated: StaticRole | undefined;
+    await changeJson<StaticRole>(
+      this.storage,
+      key,
+      (current) => {
+        // Deleted while the database was busy: not brought back.
+        if (!current) return (rotated = undefined);
+        const { pending_password: pending, ...rest } = current;
+        rotated = {
+          ...rest,
+          // A pending password that is not this one was claimed after this rotation's was settled: it stays.
+          ...(pending !== undefined && pending !== password ? { pending_password: pending } : {}),
+          password,
+          last_vault_rotation: now,
+          next_rotation: nextRotation(current, now),
+          last_rotation_error: '',
+        };
+        return rotated;
+      },
+      (ops) => (report ? report(change, { storage: this.storage, ops }) : this.storage.transaction(ops)),
+    );
     this.reschedule(name, rotated);
-    return rotated;
+    return rotated ?? { ...role, password };
   }
 
   private async generate(role: StaticRole): Promise<string> {
