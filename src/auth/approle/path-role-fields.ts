@@ -58,10 +58,9 @@ export function roleFieldPaths(store: AppRoleStore): PathRecord[] {
     const fields: Record<string, Field> = { role_name: allFields.role_name! };
     for (const name of sub.names) fields[name] = allFields[name]!;
     const write = async (name: string, data: Record<string, unknown>): Promise<void> => {
-      await store.roleLocks.run(name, async () => {
-        const current = await store.readRole(name);
+      await store.changeRole(name, (current) => {
         if (!current) throw badRequest(`role "${name}" does not exist`);
-        await store.writeRole(roleFrom(name, data, current), current.role_id);
+        return roleFrom(name, data, current);
       });
     };
     return {

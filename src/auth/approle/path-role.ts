@@ -90,11 +90,10 @@ export function rolePaths(store: AppRoleStore): PathRecord[] {
         },
         update: async (req) => {
           const name = checkRoleName(roleNameOf(req));
-          await store.roleLocks.run(name, async () => {
-            const current = await store.readRole(name);
-            // Deleted or made since the request was authorised (the delete takes this lock too): asks the ACL again.
+          await store.changeRole(name, async (current) => {
+            // Deleted or made since the request was authorised (on this node or another): asks the ACL again.
             await assertExistenceAsAuthorised(req, current !== undefined);
-            await store.writeRole(roleFrom(name, req.data, current), current?.role_id);
+            return roleFrom(name, req.data, current);
           });
           return undefined;
         },
@@ -122,10 +121,9 @@ export function rolePaths(store: AppRoleStore): PathRecord[] {
           const name = checkRoleName(roleNameOf(req));
           const roleId = ((req.data.role_id as string | undefined) ?? '').trim();
           if (roleId === '') throw badRequest('missing role_id');
-          await store.roleLocks.run(name, async () => {
-            const current = await store.readRole(name);
+          await store.changeRole(name, (current) => {
             if (!current) throw badRequest(`role "${name}" does not exist`);
-            await store.writeRole({ ...current, role_id: roleId }, current.role_id);
+            return { ...current, role_id: roleId };
           });
           return undefined;
         },

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseCidrs } from '../../core/cidr.js';
-import { badRequest } from '../../core/errors.js';
+import { retryOnConflict } from '../../core/conflict-retry.js';
+import { badRequest, CofreError } from '../../core/errors.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import type { Storage, StorageOp } from '../../core/storage.js';
 import { getJson, jsonBytes, parseJson } from '../../core/storage-view.js';
@@ -158,26 +159,42 @@ export class AppRoleStore {
   }
 
   /**
-   * Writes a role and its role-ID index in one transaction. Called under the role's lock; role IDs are unique
-   * across the mount, so the index check and write run under one mount-wide lock.
+   * Writes a role, made by `change` from the one stored (undefined: none), with its role-ID index, in one
+   * transaction that checks both are still what was read. The role's lock (and a mount-wide one for the index) keep
+   * this node's writers in turn; the checks keep other nodes' out: a role deleted on another node meanwhile is
+   * decided on again (not simply made again), and two nodes cannot give one role ID to two roles.
    */
-  async writeRole(role: AppRole, previousRoleId: string | undefined): Promise<void> {
-    if (Buffer.byteLength(role.role_id) > MAX_INPUT_BYTES) {
-      throw badRequest(`role_id is longer than maximum of ${MAX_INPUT_BYTES} bytes`);
-    }
-    const indexKey = `role-id/${await this.hmac(role.role_id)}`;
-    await this.roleLocks.run('\0role-ids', async () => {
-      const owner = await getJson<{ name: string }>(this.storage, indexKey);
-      if (owner && owner.name !== role.name) throw badRequest('role_id already in use');
-      const ops: StorageOp[] = [
-        { op: 'put', key: roleKey(role.name), value: jsonBytes(role) },
-        { op: 'put', key: indexKey, value: jsonBytes({ name: role.name }) },
-      ];
-      if (previousRoleId !== undefined && previousRoleId !== role.role_id) {
-        ops.push({ op: 'delete', key: `role-id/${await this.hmac(previousRoleId)}` });
-      }
-      await this.storage.transaction(ops);
-    });
+  async changeRole(name: string, change: (current: AppRole | undefined) => Promise<AppRole> | AppRole): Promise<void> {
+    const key = roleKey(name);
+    await this.roleLocks.run(name, () =>
+      retryOnConflict(
+        async () => {
+          const stored = (await this.storage.get(key)) ?? null;
+          const role = await change(stored ? { ...NO_TOKEN_PARAMS, ...parseJson<AppRole>(stored) } : undefined);
+          if (Buffer.byteLength(role.role_id) > MAX_INPUT_BYTES) {
+            throw badRequest(`role_id is longer than maximum of ${MAX_INPUT_BYTES} bytes`);
+          }
+          const indexKey = `role-id/${await this.hmac(role.role_id)}`;
+          await this.roleLocks.run('\0role-ids', async () => {
+            const index = (await this.storage.get(indexKey)) ?? null;
+            if (index && parseJson<{ name: string }>(index).name !== role.name)
+              throw badRequest('role_id already in use');
+            const ops: StorageOp[] = [
+              { op: 'check', key, value: stored },
+              { op: 'check', key: indexKey, value: index },
+              { op: 'put', key, value: jsonBytes(role) },
+              { op: 'put', key: indexKey, value: jsonBytes({ name: role.name }) },
+            ];
+            const previousRoleId = stored ? parseJson<AppRole>(stored).role_id : undefined;
+            if (previousRoleId !== undefined && previousRoleId !== role.role_id) {
+              ops.push({ op: 'delete', key: `role-id/${await this.hmac(previousRoleId)}` });
+            }
+            await this.storage.transaction(ops);
+          });
+        },
+        () => new CofreError(409, `role "${name}" kept changing on other nodes while this write was made: try again`),
+      ),
+    );
   }
 
   /**

@@ -1,7 +1,8 @@
-import { badRequest } from '../../core/errors.js';
+import { retryOnConflict } from '../../core/conflict-retry.js';
+import { badRequest, CofreError } from '../../core/errors.js';
 import { KeyLocks } from '../../core/key-locks.js';
 import type { Storage } from '../../core/storage.js';
-import { getJson, putJson } from '../../core/storage-view.js';
+import { getJson, jsonBytes, parseJson } from '../../core/storage-view.js';
 import { newKey, type KeyType } from './ciphers.js';
 
 /** Where a named key lives in the mount's storage (Vault's name, `policy/<name>`); the barrier encrypts it. */
@@ -50,7 +51,10 @@ function addVersion(stored: StoredKey, version: number): void {
 
 /**
  * The mount's named keys. Decoded keys are cached, since every encrypt and decrypt needs one; every change runs
- * under the key's lock and writes storage before the cache, and another node's change drops the cached copy.
+ * under the key's lock and writes storage before the cache, and another node's change drops the cached copy. The
+ * lock keeps this node's changes in turn; each commit also checks that the key is still what the change read, for
+ * two nodes making or rotating one key at once would each store key material of their own, and the one written
+ * over could no longer decrypt what was encrypted with it meanwhile.
  */
 export class TransitKeys {
   private readonly cache = new Map<string, TransitKey>();
@@ -80,10 +84,9 @@ export class TransitKeys {
     checkKeyName(name);
     const existing = await this.get(name);
     if (existing) return { key: existing, created: false };
-    return this.locks.run(name, async () => {
-      const again = await this.load(name);
-      if (again) return { key: again, created: false };
-      const stored: StoredKey = {
+    return this.change(name, async ({ stored, key }) => {
+      if (key) return { key, created: false };
+      const made: StoredKey = {
         name,
         type,
         versions: {},
@@ -92,20 +95,19 @@ export class TransitKeys {
         min_encryption_version: 0,
         deletion_allowed: false,
       };
-      addVersion(stored, 1);
-      return { key: await this.save(stored), created: true };
+      addVersion(made, 1);
+      return { key: await this.save(made, stored), created: true };
     });
   }
 
-  /** Changes a copy of a key under its lock and stores it; `change` throws to refuse. Undefined: no such key. */
+  /** Changes a copy of a key and stores it; `change` throws to refuse. Undefined: no such key. */
   async update(name: string, change: (stored: StoredKey) => void): Promise<TransitKey | undefined> {
-    return this.locks.run(name, async () => {
-      const current = await this.load(name);
-      if (!current) return undefined;
-      const { material: _material, ...stored } = current;
-      const copy: StoredKey = structuredClone(stored);
+    return this.change(name, async ({ stored, key }) => {
+      if (!key) return undefined;
+      const { material: _material, ...fields } = key;
+      const copy: StoredKey = structuredClone(fields);
       change(copy);
-      return this.save(copy);
+      return this.save(copy, stored);
     });
   }
 
@@ -115,11 +117,13 @@ export class TransitKeys {
 
   /** Deletes a key that allows it; false when there is no such key. */
   async delete(name: string): Promise<boolean> {
-    return this.locks.run(name, async () => {
-      const current = await this.load(name);
-      if (!current) return false;
-      if (!current.deletion_allowed) throw badRequest('deletion is not allowed for this key');
-      await this.storage.delete(KEY_PREFIX + name);
+    return this.change(name, async ({ stored, key }) => {
+      if (!key) return false;
+      if (!key.deletion_allowed) throw badRequest('deletion is not allowed for this key');
+      await this.storage.transaction([
+        { op: 'check', key: KEY_PREFIX + name, value: stored },
+        { op: 'delete', key: KEY_PREFIX + name },
+      ]);
       this.cache.delete(name);
       return true;
     });
@@ -146,14 +150,32 @@ export class TransitKeys {
     this.cache.delete(storageKey.slice(KEY_PREFIX.length));
   }
 
-  /** Read past the cache: under the lock, the stored entry is the truth. */
-  private async load(name: string): Promise<TransitKey | undefined> {
-    const stored = await getJson<StoredKey>(this.storage, KEY_PREFIX + name);
-    return stored ? decode(stored) : undefined;
+  /**
+   * Runs `step` under the key's lock on the key as stored (read past the cache: under the lock, the stored entry is
+   * the truth), again on what is stored then when its commit finds that another node changed the key meanwhile.
+   */
+  private change<T>(
+    name: string,
+    step: (read: { stored: Uint8Array | null; key?: TransitKey }) => Promise<T>,
+  ): Promise<T> {
+    return this.locks.run(name, () =>
+      retryOnConflict(
+        async () => {
+          const stored = (await this.storage.get(KEY_PREFIX + name)) ?? null;
+          return step({ stored, key: stored ? decode(parseJson<StoredKey>(stored)) : undefined });
+        },
+        () => new CofreError(409, `key "${name}" kept changing on other nodes while this change was made: try again`),
+      ),
+    );
   }
 
-  private async save(stored: StoredKey): Promise<TransitKey> {
-    await putJson(this.storage, KEY_PREFIX + stored.name, stored);
+  /** Stores a key that was `previous` when read (null: none), checked in the commit, then caches it. */
+  private async save(stored: StoredKey, previous: Uint8Array | null): Promise<TransitKey> {
+    const storageKey = KEY_PREFIX + stored.name;
+    await this.storage.transaction([
+      { op: 'check', key: storageKey, value: previous },
+      { op: 'put', key: storageKey, value: jsonBytes(stored) },
+    ]);
     const key = decode(stored);
     this.generation++;
     this.cache.set(stored.name, key);

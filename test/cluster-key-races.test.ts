@@ -1,0 +1,104 @@
+// Keys and roles changed on two nodes at once, on one PostgreSQL: each node's locks keep only its own requests in
+// turn, so the commits check what they read (src/engines/transit/keys.ts, src/auth/approle/store.ts).
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
+import { tempDir } from './support.js';
+import { startCluster, type Node } from './cluster-support.js';
+
+const ROUNDS = 12;
+/** Longer than a change takes to reach the other node (a NOTIFY away). */
+const PROPAGATION_MS = 300;
+const PLAINTEXT = Buffer.from('the same secret, on both nodes').toString('base64');
+
+describe('keys and roles changed on two nodes at once', () => {
+  let db: TestDatabase;
+  const dir = tempDir('cluster-key-races');
+  let nodes: Node[] = [];
+
+  const call = (node: Node, method: string, path: string, body?: unknown) =>
+    node.api.call(method, path, body === undefined ? {} : { body });
+  const ok = async (node: Node, method: string, path: string, body?: unknown) => {
+    const res = await call(node, method, path, body);
+    assert.ok(res.status >= 200 && res.status < 300, `${method} ${path} on ${node.name}: ${res.status} ${res.text}`);
+    return res;
+  };
+  const encrypt = async (node: Node, key: string) =>
+    (await ok(node, 'POST', `transit/encrypt/${key}`, { plaintext: PLAINTEXT })).body.data.ciphertext as string;
+  /** Every ciphertext decrypts on every node. */
+  const decryptsEverywhere = async (key: string, ciphertexts: string[]) => {
+    await sleep(PROPAGATION_MS);
+    for (const node of nodes) {
+      for (const ciphertext of ciphertexts) {
+        const res = await call(node, 'POST', `transit/decrypt/${key}`, { ciphertext });
+        assert.equal(res.status, 200, `${key}: ${ciphertext.slice(0, 12)}… on ${node.name}: ${res.text}`);
+        assert.equal(res.body.data.plaintext, PLAINTEXT);
+      }
+    }
+  };
+
+  before(async () => {
+    db = await startPostgres();
+    ({ nodes } = await startCluster(dir, ['k1', 'k2'], db.url));
+    await ok(nodes[0]!, 'PUT', 'sys/mounts/transit', { type: 'transit' });
+    await ok(nodes[0]!, 'PUT', 'sys/auth/approle', { type: 'approle' });
+  });
+
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
+    await db?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a transit key made by an encrypt on both nodes at once is one key: both ciphertexts decrypt on both', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    for (let round = 0; round < ROUNDS; round++) {
+      const key = `made-${round}`;
+      const ciphertexts = await Promise.all([encrypt(k1, key), encrypt(k2, key)]);
+      await decryptsEverywhere(key, ciphertexts);
+    }
+  });
+
+  it('a transit key rotated on both nodes at once keeps both versions: what each encrypted right after decrypts', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    for (let round = 0; round < ROUNDS; round++) {
+      const key = `rotated-${round}`;
+      await ok(k1, 'POST', `transit/keys/${key}`, {});
+      await encrypt(k2, key); // k2 has the key cached
+      const encryptedAfter = await Promise.all(
+        [k1, k2].map(async (node) => {
+          await ok(node, 'POST', `transit/keys/${key}/rotate`, {});
+          return encrypt(node, key);
+        }),
+      );
+      await decryptsEverywhere(key, encryptedAfter);
+      const read = await ok(k2, 'GET', `transit/keys/${key}`);
+      assert.equal(read.body.data.latest_version, 3, 'two rotations, two new versions');
+    }
+  });
+
+  it('one AppRole role ID given to two roles on two nodes at once: one of them gets it', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    for (let round = 0; round < ROUNDS; round++) {
+      const [a, b] = [`left-${round}`, `right-${round}`];
+      await ok(k1, 'PUT', `auth/approle/role/${a}`, { token_policies: ['default'] });
+      await ok(k1, 'PUT', `auth/approle/role/${b}`, { token_policies: ['default'] });
+      await sleep(50);
+      const roleId = `shared-${round}`;
+      const answers = await Promise.all([
+        call(k1, 'POST', `auth/approle/role/${a}/role-id`, { role_id: roleId }),
+        call(k2, 'POST', `auth/approle/role/${b}/role-id`, { role_id: roleId }),
+      ]);
+      const statuses = answers.map((res) => res.status).sort();
+      assert.deepEqual(statuses, [204, 400], answers.map((res) => res.text).join(' '));
+      const holders = [];
+      for (const name of [a, b]) {
+        const read = await ok(k2, 'GET', `auth/approle/role/${name}/role-id`);
+        if (read.body.data.role_id === roleId) holders.push(name);
+      }
+      assert.equal(holders.length, 1, `role ID ${roleId} held by ${holders.join(' and ')}`);
+    }
+  });
+});
