@@ -1,5 +1,6 @@
-// Keys and roles changed on two nodes at once, on one PostgreSQL: each node's locks keep only its own requests in
-// turn, so the commits check what they read (src/engines/transit/keys.ts, src/auth/approle/store.ts).
+// Keys, roles and the mount table changed on two nodes at once, on one PostgreSQL: each node's locks keep only its
+// own requests in turn, so the commits check what they read (src/engines/transit/keys.ts, src/auth/approle/store.ts,
+// src/core/mount-table.ts).
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +14,7 @@ const ROUNDS = 12;
 const PROPAGATION_MS = 300;
 const PLAINTEXT = Buffer.from('the same secret, on both nodes').toString('base64');
 
-describe('keys and roles changed on two nodes at once', () => {
+describe('keys, roles and mounts changed on two nodes at once', () => {
   let db: TestDatabase;
   const dir = tempDir('cluster-key-races');
   let nodes: Node[] = [];
@@ -100,5 +101,38 @@ describe('keys and roles changed on two nodes at once', () => {
       }
       assert.equal(holders.length, 1, `role ID ${roleId} held by ${holders.join(' and ')}`);
     }
+  });
+
+  it('engines and auth methods enabled on both nodes at once are all kept; one path taken on both is taken once', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    const made: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const answers = await Promise.all([
+        call(k1, 'POST', `sys/mounts/kv-a-${round}`, { type: 'kv', options: { version: '2' } }),
+        call(k2, 'POST', `sys/mounts/kv-b-${round}`, { type: 'kv', options: { version: '2' } }),
+        call(k1, 'POST', `sys/auth/up-a-${round}`, { type: 'userpass' }),
+        call(k2, 'POST', `sys/auth/up-b-${round}`, { type: 'userpass' }),
+      ]);
+      for (const res of answers) assert.equal(res.status, 204, res.text);
+      made.push(`kv-a-${round}/`, `kv-b-${round}/`);
+      const same = await Promise.all([
+        call(k1, 'POST', `sys/mounts/same-${round}`, { type: 'kv' }),
+        call(k2, 'POST', `sys/mounts/same-${round}`, { type: 'transit' }),
+      ]);
+      assert.deepEqual(same.map((res) => res.status).sort(), [204, 400], same.map((res) => res.text).join(' '));
+    }
+    await sleep(PROPAGATION_MS);
+    for (const node of nodes) {
+      const mounts = (await ok(node, 'GET', 'sys/mounts')).body.data as Record<string, unknown>;
+      const auth = (await ok(node, 'GET', 'sys/auth')).body.data as Record<string, unknown>;
+      for (const path of made) assert.ok(path in mounts, `${path} lost on ${node.name}`);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const path of [`up-a-${round}/`, `up-b-${round}/`])
+          assert.ok(path in auth, `${path} lost on ${node.name}`);
+      }
+    }
+    // Each mount works where it was not made: written on one node, read on the other.
+    await ok(k2, 'POST', 'kv-a-0/data/app', { data: { made: 'on k1' } });
+    assert.equal((await ok(k1, 'GET', 'kv-a-0/data/app')).body.data.data.made, 'on k1');
   });
 });

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { InvalidationHandler, InvalidationRegistry } from './invalidation.js';
 import type { Backend, BackendFactory, PathRecord, SystemView } from './backend.js';
 import { CUBBYHOLE_PATH, CUBBYHOLE_TYPE } from './cubbyhole.js';
-import { badRequest } from './errors.js';
+import { retryOnConflict } from './conflict-retry.js';
+import { badRequest, CofreError } from './errors.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { getOwn } from './own-keys.js';
-import type { Storage } from './storage.js';
-import { getJson, jsonBytes, putJson, StorageView } from './storage-view.js';
+import type { Storage, StorageOp } from './storage.js';
+import { jsonBytes, parseJson, StorageView } from './storage-view.js';
 
 export interface MountConfig {
   default_lease_ttl: number;
@@ -65,6 +66,12 @@ export class MountTable {
    * awaits its own write would otherwise put the old path back in storage.
    */
   private readonly changes = new OneAtATime();
+  /**
+   * Each table as this node last read or wrote it. A change commits only if the store still holds that: `changes`
+   * keeps this node's changes in turn, not another node's, and a table written over by a node that had not heard
+   * of a mount made elsewhere lost it (two automations enabling engines through different nodes at once).
+   */
+  private readonly stored: Record<TableName, Uint8Array | null> = { mounts: null, auth: null };
   /** Route prefixes of mounts whose data is being converted (a second tune must wait for the first). */
   private readonly upgrading = new Set<string>();
 
@@ -81,27 +88,31 @@ export class MountTable {
    * read before (a mount disabled elsewhere came back, its first backend never stopped).
    */
   async load(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
-    return this.changes.run(async () => {
-      // The backends are built again below: the old ones release their pools and timers first.
-      this.background = false;
-      await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
-      this.mounted.clear();
-      for (const table of ['mounts', 'auth'] as const) {
-        let entries = await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table]);
-        if (!entries) {
-          // A new store: write the defaults once, so an operator who later disables one keeps it disabled.
-          entries = defaults[table];
-          await putJson(this.barrier, TABLE_KEY[table], entries);
-        }
-        if (table === 'mounts' && !entries.some((e) => e.type === CUBBYHOLE_TYPE)) {
-          // Every server has a cubbyhole, as in Vault: added to a store that has none (a new one, or one from
-          // before the engine existed), and never removed.
-          entries = [...entries, cubbyholeEntry()];
-          await putJson(this.barrier, TABLE_KEY[table], entries);
-        }
-        for (const entry of entries) await this.activate(table, entry);
+    // Two nodes loading a new store at once write their defaults (each with UUIDs of its own) once: the second
+    // commit is refused, and its node loads again what the first wrote.
+    return this.changes.run(() => retryOnConflict(() => this.loadNow(defaults), changedElsewhere));
+  }
+
+  private async loadNow(defaults: { mounts: MountEntry[]; auth: MountEntry[] }): Promise<void> {
+    // The backends are built again below: the old ones release their pools and timers first.
+    this.background = false;
+    await Promise.all([...this.mounted.values()].map((m) => m.backend.stop?.()));
+    this.mounted.clear();
+    for (const table of ['mounts', 'auth'] as const) {
+      let entries = await this.readTable(table);
+      if (!entries) {
+        // A new store: write the defaults once, so an operator who later disables one keeps it disabled.
+        entries = defaults[table];
+        await this.commitTable(table, entries);
       }
-    });
+      if (table === 'mounts' && !entries.some((e) => e.type === CUBBYHOLE_TYPE)) {
+        // Every server has a cubbyhole, as in Vault: added to a store that has none (a new one, or one from
+        // before the engine existed), and never removed.
+        entries = [...entries, cubbyholeEntry()];
+        await this.commitTable(table, entries);
+      }
+      for (const entry of entries) await this.activate(table, entry);
+    }
   }
 
   /**
@@ -110,27 +121,44 @@ export class MountTable {
    * timers); only those added or changed are built, and only those removed or replaced are stopped.
    */
   async reload(): Promise<void> {
-    return this.changes.run(async () => {
-      const next = new Map<string, Mounted>();
-      const kept = new Set<Mounted>();
-      for (const table of ['mounts', 'auth'] as const) {
-        const entries = (await getJson<MountEntry[]>(this.barrier, TABLE_KEY[table])) ?? this.entries(table);
-        for (const entry of entries) {
-          const prefix = routePrefix(table, entry.path);
-          const current = this.mounted.get(prefix);
-          const same = current?.table === table && JSON.stringify(current.entry) === JSON.stringify(entry);
-          if (same) kept.add(current);
-          next.set(prefix, same ? current : await this.build(table, entry));
-        }
+    return this.changes.run(() => this.reloadNow());
+  }
+
+  private async reloadNow(): Promise<void> {
+    const next = new Map<string, Mounted>();
+    const kept = new Set<Mounted>();
+    for (const table of ['mounts', 'auth'] as const) {
+      const entries = (await this.readTable(table)) ?? this.entries(table);
+      for (const entry of entries) {
+        const prefix = routePrefix(table, entry.path);
+        const current = this.mounted.get(prefix);
+        const same = current?.table === table && JSON.stringify(current.entry) === JSON.stringify(entry);
+        if (same) kept.add(current);
+        next.set(prefix, same ? current : await this.build(table, entry));
       }
-      const gone = [...this.mounted.values()].filter((m) => !kept.has(m));
-      this.mounted.clear();
-      for (const [prefix, mounted] of next) this.mounted.set(prefix, mounted);
-      if (this.background) for (const mounted of next.values()) if (!kept.has(mounted)) mounted.backend.start?.();
-      // Not awaited: requests held for this reload (Core.requestHold) go on once the new tables are in place,
-      // while a removed backend's stop waits for what it still serves (a database pool's requests, say).
-      void Promise.allSettled(gone.map((m) => m.backend.stop?.()));
-    });
+    }
+    const gone = [...this.mounted.values()].filter((m) => !kept.has(m));
+    this.mounted.clear();
+    for (const [prefix, mounted] of next) this.mounted.set(prefix, mounted);
+    if (this.background) for (const mounted of next.values()) if (!kept.has(mounted)) mounted.backend.start?.();
+    // Not awaited: requests held for this reload (Core.requestHold) go on once the new tables are in place,
+    // while a removed backend's stop waits for what it still serves (a database pool's requests, say).
+    void Promise.allSettled(gone.map((m) => m.backend.stop?.()));
+  }
+
+  /**
+   * Runs a change of the tables after every other change of this node. Its commit is refused when another node
+   * changed the table since this node read it: the tables are then read again (as a reload does, which also undoes
+   * what the refused change did in memory) and the change is decided again on them, so that a mount made elsewhere
+   * meanwhile is kept, and a path taken there meanwhile is refused here.
+   */
+  private change<T>(step: () => Promise<T>): Promise<T> {
+    return this.changes.run(() =>
+      retryOnConflict(async (refused) => {
+        if (refused) await this.reloadNow();
+        return step();
+      }, changedElsewhere),
+    );
   }
 
   /** Starts every backend's background jobs (rotation schedules), and those of backends mounted later. */
@@ -193,7 +221,7 @@ export class MountTable {
   }
 
   async mount(table: TableName, entry: MountEntry): Promise<void> {
-    return this.changes.run(() => this.mountNow(table, entry));
+    return this.change(() => this.mountNow(table, entry));
   }
 
   private async mountNow(table: TableName, entry: MountEntry): Promise<void> {
@@ -210,7 +238,7 @@ export class MountTable {
   }
 
   async unmount(table: TableName, path: string): Promise<void> {
-    return this.changes.run(() => this.unmountNow(table, path));
+    return this.change(() => this.unmountNow(table, path));
   }
 
   private async unmountNow(table: TableName, path: string): Promise<void> {
@@ -232,7 +260,7 @@ export class MountTable {
    * run one at a time (`changes`), so no mount can take the new path meanwhile.
    */
   async remount(table: TableName, from: string, to: string): Promise<Mounted> {
-    return this.changes.run(() => this.remountNow(table, from, to));
+    return this.change(() => this.remountNow(table, from, to));
   }
 
   private async remountNow(table: TableName, from: string, to: string): Promise<Mounted> {
@@ -244,7 +272,7 @@ export class MountTable {
     const conflict = this.conflictWith(toPrefix);
     if (conflict !== undefined) throw badRequest(`path already in use at "${conflict}"`);
     const entries = this.entries(table).map((e) => (e === mounted.entry ? { ...e, path: toPath } : e));
-    await putJson(this.barrier, TABLE_KEY[table], entries);
+    await this.commitTable(table, entries);
     // Persisted: from here on nothing awaits, so no request sees the mount at both paths or at neither. The
     // object is moved, not copied: a request routed before the move and still running (a login about to issue
     // its token) names the new path from now on, so nothing it leaves behind sits under the old one.
@@ -271,7 +299,7 @@ export class MountTable {
    */
   async tune(table: TableName, path: string, change: (entry: MountEntry) => void): Promise<boolean> {
     this.tunable(table, path); // refused at once rather than after the upgrade under way
-    return this.changes.run(() => this.tuneNow(table, path, change));
+    return this.change(() => this.tuneNow(table, path, change));
   }
 
   private tunable(table: TableName, path: string): Mounted {
@@ -308,12 +336,12 @@ export class MountTable {
       return false;
     }
     const entries = this.entries(table).map((entry) => (entry === mounted.entry ? next : entry));
-    const ops = [
-      ...upgrade.ops.map((op) => ({ ...op, key: mounted.storage.prefix + op.key })),
-      { op: 'put' as const, key: TABLE_KEY[table], value: jsonBytes(entries) },
-    ];
     try {
-      await this.barrier.transaction(ops);
+      await this.commitTable(
+        table,
+        entries,
+        upgrade.ops.map((op) => ({ ...op, key: mounted.storage.prefix + op.key })),
+      );
     } catch (err) {
       upgrade.cancel();
       throw err;
@@ -366,9 +394,33 @@ export class MountTable {
   }
 
   private async persist(table: TableName): Promise<void> {
-    await putJson(this.barrier, TABLE_KEY[table], this.entries(table));
+    await this.commitTable(table, this.entries(table));
+  }
+
+  /** A table as stored (undefined: none yet), kept as read for the next change's check. */
+  private async readTable(table: TableName): Promise<MountEntry[] | undefined> {
+    const stored = (await this.barrier.get(TABLE_KEY[table])) ?? null;
+    this.stored[table] = stored;
+    return stored ? parseJson<MountEntry[]>(stored) : undefined;
+  }
+
+  /**
+   * Writes a table (with `ops`, in one transaction) if the store still holds it as this node last read or wrote
+   * it; StorageConflictError otherwise, for `change` to read it again.
+   */
+  private async commitTable(table: TableName, entries: MountEntry[], ops: StorageOp[] = []): Promise<void> {
+    const value = jsonBytes(entries);
+    await this.barrier.transaction([
+      { op: 'check', key: TABLE_KEY[table], value: this.stored[table] },
+      ...ops,
+      { op: 'put', key: TABLE_KEY[table], value },
+    ]);
+    this.stored[table] = value;
   }
 }
+
+const changedElsewhere = (): Error =>
+  new CofreError(409, 'the mount table kept changing on other nodes while this change was made: try again');
 
 /** The cubbyhole's mount entry, marked local as Vault marks it (not replicated between clusters). */
 function cubbyholeEntry(): MountEntry {
