@@ -1,8 +1,9 @@
-// Keys, roles and the mount table changed on two nodes at once, on one PostgreSQL: each node's locks keep only its
-// own requests in turn, so the commits check what they read (src/engines/transit/keys.ts, src/auth/approle/store.ts,
-// src/core/mount-table.ts).
+// Keys, roles, the mount and audit tables and other shared entries changed on two nodes at once, on one PostgreSQL:
+// each node's locks keep only its own requests in turn, so the commits check what they read
+// (src/engines/transit/keys.ts, src/auth/approle/store.ts, src/core/mount-table.ts, src/core/audit-broker.ts, ...).
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
@@ -134,5 +135,67 @@ describe('keys, roles and mounts changed on two nodes at once', () => {
     // Each mount works where it was not made: written on one node, read on the other.
     await ok(k2, 'POST', 'kv-a-0/data/app', { data: { made: 'on k1' } });
     assert.equal((await ok(k1, 'GET', 'kv-a-0/data/app')).body.data.data.made, 'on k1');
+  });
+
+  it('audit devices enabled on both nodes at once are all kept', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    const enabled: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const answers = await Promise.all(
+        [k1, k2].map((node) =>
+          call(node, 'PUT', `sys/audit/${node.name}-${round}`, {
+            type: 'file',
+            options: { file_path: join(dir, `audit-${node.name}-${round}.log`) },
+          }),
+        ),
+      );
+      for (const res of answers) assert.equal(res.status, 204, res.text);
+      enabled.push(`k1-${round}/`, `k2-${round}/`);
+    }
+    await sleep(PROPAGATION_MS);
+    for (const node of nodes) {
+      const devices = (await ok(node, 'GET', 'sys/audit')).body.data as Record<string, unknown>;
+      for (const path of enabled) assert.ok(path in devices, `audit device ${path} lost on ${node.name}`);
+    }
+    for (const path of enabled) await ok(k1, 'DELETE', `sys/audit/${path}`);
+  });
+
+  it('a KV mount config, a chosen token ID and a custom secret ID, written on both nodes at once', async () => {
+    const [k1, k2] = nodes as [Node, Node];
+    await ok(k1, 'POST', 'sys/mounts/kvconf', { type: 'kv', options: { version: '2' } });
+    await ok(k1, 'PUT', 'auth/approle/role/custom', { token_policies: ['default'] });
+    await sleep(PROPAGATION_MS);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Two settings, one per node: both stay.
+      await Promise.all([
+        ok(k1, 'POST', 'kvconf/config', { cas_required: round % 2 === 0 }),
+        ok(k2, 'POST', 'kvconf/config', { max_versions: round + 1 }),
+      ]);
+      for (const node of nodes) {
+        const config = (await ok(node, 'GET', 'kvconf/config')).body.data;
+        assert.equal(config.cas_required, round % 2 === 0, `cas_required on ${node.name}, round ${round}`);
+        assert.equal(config.max_versions, round + 1, `max_versions on ${node.name}, round ${round}`);
+      }
+      // One token ID chosen on both nodes: one token made, the other refused.
+      const id = `chosen-token-${round}`;
+      const tokens = await Promise.all(
+        [k1, k2].map((node) => call(node, 'POST', 'auth/token/create', { id, policies: ['default'] })),
+      );
+      assert.deepEqual(tokens.map((res) => res.status).sort(), [200, 400], tokens.map((r) => r.text).join(' '));
+      const made = tokens.find((res) => res.status === 200)!.body.auth.accessor as string;
+      for (const node of nodes) {
+        const looked = await ok(node, 'POST', 'auth/token/lookup-accessor', { accessor: made });
+        assert.equal(looked.body.data.accessor, made, node.name);
+      }
+      // One custom secret ID registered on both nodes: registered once.
+      const secretIds = await Promise.all(
+        [k1, k2].map((node) =>
+          call(node, 'POST', 'auth/approle/role/custom/custom-secret-id', { secret_id: `custom-${round}` }),
+        ),
+      );
+      assert.deepEqual(secretIds.map((res) => res.status).sort(), [200, 400], secretIds.map((r) => r.text).join(' '));
+    }
+    const listed = await ok(k2, 'LIST', 'auth/approle/role/custom/secret-id');
+    assert.equal(listed.body.data.keys.length, ROUNDS, 'one accessor per custom secret ID');
   });
 });

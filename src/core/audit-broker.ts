@@ -3,8 +3,9 @@ import type { InvalidationRegistry } from './invalidation.js';
 import { CallerHashMemo, formatEntry, hasherFor, type AuditEvent, type Hasher } from './audit-format.js';
 import { chainLine, type ChainState } from './audit-chain.js';
 import { badRequest, CofreError } from './errors.js';
+import { retryOnConflict } from './conflict-retry.js';
 import type { Storage } from './storage.js';
-import { getJson, putJson } from './storage-view.js';
+import { jsonBytes, parseJson } from './storage-view.js';
 import { OneAtATime } from './one-at-a-time.js';
 import { getOwn } from './own-keys.js';
 
@@ -179,6 +180,12 @@ export class AuditBroker {
   private loadedAfterSeal = 0;
   /** Loads, enables and disables run one at a time: each reads the table the one before it left. */
   private readonly changes = new OneAtATime();
+  /**
+   * The table as this node last read or wrote it: an enable or disable commits only if the store still holds that.
+   * `changes` keeps this node's changes in turn, not another node's: a node that had not heard of a device enabled
+   * elsewhere wrote its own table over it, and the device was gone from every node (or a disabled one came back).
+   */
+  private stored: Uint8Array | null = null;
 
   constructor(
     private readonly barrier: Storage,
@@ -215,44 +222,75 @@ export class AuditBroker {
   load(): Promise<void> {
     // Counted when asked, not when its turn comes: a load asked for before a seal installs nothing after it.
     const seals = this.seals;
-    return this.changes.run(async () => {
-      let table: AuditTableEntry[];
+    return this.changes.run(() => this.loadNow(seals));
+  }
+
+  private async loadNow(seals: number): Promise<void> {
+    let table: AuditTableEntry[];
+    let stored: Uint8Array | null;
+    try {
+      stored = (await this.barrier.get(TABLE_KEY)) ?? null;
+      table = stored ? parseJson<AuditTableEntry[]>(stored) : [];
+    } catch (err) {
+      // The table may have changed and cannot be read: requests are refused until a load succeeds (log()).
+      if (this.seals === seals) this.unknown = true;
+      throw err;
+    }
+    const devices = new Map<string, Device>();
+    for (const entry of table) {
+      const current = this.devices.get(entry.path);
+      if (current && !current.closed && JSON.stringify(current.entry) === JSON.stringify(entry)) {
+        devices.set(entry.path, current);
+        continue;
+      }
       try {
-        table = (await getJson<AuditTableEntry[]>(this.barrier, TABLE_KEY)) ?? [];
-      } catch (err) {
-        // The table may have changed and cannot be read: requests are refused until a load succeeds (log()).
-        if (this.seals === seals) this.unknown = true;
-        throw err;
+        devices.set(entry.path, await this.start(entry));
+      } catch {
+        // A device that cannot open now stays in the table; with none writable, requests are refused.
       }
-      const devices = new Map<string, Device>();
-      for (const entry of table) {
-        const current = this.devices.get(entry.path);
-        if (current && !current.closed && JSON.stringify(current.entry) === JSON.stringify(entry)) {
-          devices.set(entry.path, current);
-          continue;
-        }
-        try {
-          devices.set(entry.path, await this.start(entry));
-        } catch {
-          // A device that cannot open now stays in the table; with none writable, requests are refused.
-        }
-      }
-      const kept = new Set(devices.values());
-      if (this.seals !== seals) {
-        // Sealed while it loaded: closeAll closes what is installed; what this load opened is not installed.
-        const installed = new Set(this.devices.values());
-        await closeDevices([...devices.values()].filter((d) => !installed.has(d)));
-        return;
-      }
-      const gone = [...this.devices.values()].filter((device) => !kept.has(device));
-      this.setTable(table);
-      this.devices = devices;
-      this.loadedAfterSeal = seals;
-      this.unknown = false;
-      // Not awaited: requests held for this load (Core.requestHold) go on once the new devices are in place,
-      // while the removed ones write what is queued for them and close.
-      void closeDevices(gone);
-    });
+    }
+    const kept = new Set(devices.values());
+    if (this.seals !== seals) {
+      // Sealed while it loaded: closeAll closes what is installed; what this load opened is not installed.
+      const installed = new Set(this.devices.values());
+      await closeDevices([...devices.values()].filter((d) => !installed.has(d)));
+      return;
+    }
+    const gone = [...this.devices.values()].filter((device) => !kept.has(device));
+    this.setTable(table);
+    this.stored = stored;
+    this.devices = devices;
+    this.loadedAfterSeal = seals;
+    this.unknown = false;
+    // Not awaited: requests held for this load (Core.requestHold) go on once the new devices are in place,
+    // while the removed ones write what is queued for them and close.
+    void closeDevices(gone);
+  }
+
+  /**
+   * Runs an enable or disable after every other change of this node. Its commit is refused when another node
+   * changed the table since this node read it: the table is then loaded again and the change decided again on it.
+   */
+  private change(step: () => Promise<void>): Promise<void> {
+    return this.changes.run(() =>
+      retryOnConflict(
+        async (refused) => {
+          if (refused) await this.loadNow(this.seals);
+          await step();
+        },
+        () => new CofreError(409, 'the audit table kept changing on other nodes while this change was made: try again'),
+      ),
+    );
+  }
+
+  /** Writes the table if the store still holds it as this node last read or wrote it (StorageConflictError if not). */
+  private async commitTable(table: AuditTableEntry[]): Promise<void> {
+    const value = jsonBytes(table);
+    await this.barrier.transaction([
+      { op: 'check', key: TABLE_KEY, value: this.stored },
+      { op: 'put', key: TABLE_KEY, value },
+    ]);
+    this.stored = value;
   }
 
   list(): AuditTableEntry[] {
@@ -260,7 +298,7 @@ export class AuditBroker {
   }
 
   enable(...device: DeviceToEnable): Promise<void> {
-    return this.changes.run(() => this.enableNow(...device));
+    return this.change(() => this.enableNow(...device));
   }
 
   private async enableNow(...[path, type, description, options, local]: DeviceToEnable): Promise<void> {
@@ -290,7 +328,7 @@ export class AuditBroker {
     // device is not open (with no other device, that refused it), and a failed write leaves nothing behind.
     const table = [...this.table, entry];
     try {
-      await putJson(this.barrier, TABLE_KEY, table);
+      await this.commitTable(table);
     } catch (err) {
       await closeDevices([device]);
       throw err;
@@ -300,13 +338,13 @@ export class AuditBroker {
   }
 
   disable(path: string): Promise<void> {
-    return this.changes.run(() => this.disableNow(path));
+    return this.change(() => this.disableNow(path));
   }
 
   private async disableNow(path: string): Promise<void> {
     const normalized = path.replace(/^\/+|\/+$/g, '') + '/';
     const table = this.table.filter((e) => e.path !== normalized);
-    await putJson(this.barrier, TABLE_KEY, table);
+    await this.commitTable(table);
     this.setTable(table);
     const device = this.devices.get(normalized);
     this.devices.delete(normalized);

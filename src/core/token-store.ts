@@ -10,7 +10,7 @@ import {
 import { retryOnConflict } from './conflict-retry.js';
 import { badRequest, CofreError, permissionDenied } from './errors.js';
 import { KeyLocks } from './key-locks.js';
-import type { Storage, StorageOp } from './storage.js';
+import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
 import { getJson, jsonBytes, parseJson } from './storage-view.js';
 
 /** What a change of a stored token entry writes (nothing when `entry` is absent) and answers. */
@@ -192,6 +192,10 @@ export class TokenStore {
       throw badRequest("custom token ID cannot have the 'cvb.' prefix");
     const token = spec.id ?? TOKEN_PREFIX + randomBytes(24).toString('base64url');
     const hash = this.hashOf(token);
+    // A chosen id is made only if its entry is still what was read here when the token commits: two nodes given one
+    // id at once would each have made the token, the second over the first, whose accessor and child index would
+    // then name the other's token.
+    const chosen = spec.id === undefined ? undefined : ((await this.storage.get(`id/${hash}`)) ?? null);
     if (spec.id !== undefined && (await this.lookupByHash(hash))) throw badRequest('token already exists');
     const now = Date.now();
     let ttl = spec.period ? spec.period : spec.ttl;
@@ -237,12 +241,15 @@ export class TokenStore {
       ...(spec.role ? { role: spec.role } : {}),
     };
     const ops: StorageOp[] = [
+      ...(chosen === undefined ? [] : [{ op: 'check' as const, key: `id/${hash}`, value: chosen }]),
       { op: 'put', key: `id/${hash}`, value: jsonBytes(entry) },
       { op: 'put', key: `accessor/${this.hashOf(entry.accessor)}`, value: Buffer.from(hash) },
     ];
     if (entry.parentHash) ops.push({ op: 'put', key: `parent/${entry.parentHash}/${hash}`, value: Buffer.alloc(0) });
     this.revoked.delete(hash); // a chosen id may name a token revoked before
-    await this.storage.transaction(ops);
+    await this.storage.transaction(ops).catch((err: unknown) => {
+      throw isStorageConflict(err) ? badRequest('token already exists') : err;
+    });
     this.remember(entry);
     try {
       if (entry.parentHash && !(await this.parentStillLive(entry.parentHash))) {

@@ -3,7 +3,7 @@ import { parseCidrs } from '../../core/cidr.js';
 import { retryOnConflict } from '../../core/conflict-retry.js';
 import { badRequest, CofreError } from '../../core/errors.js';
 import { KeyLocks } from '../../core/key-locks.js';
-import type { Storage, StorageOp } from '../../core/storage.js';
+import { isStorageConflict, type Storage, type StorageOp } from '../../core/storage.js';
 import { getJson, jsonBytes, parseJson } from '../../core/storage-view.js';
 import { NO_TOKEN_PARAMS, type TokenParams } from '../token-fields.js';
 
@@ -263,16 +263,25 @@ export class AppRoleStore {
     }
   }
 
-  /** Stores a new secret ID and its accessor. Refuses a secret ID the role already has (custom-secret-id). */
+  /**
+   * Stores a new secret ID and its accessor. Refuses a secret ID the role already has (custom-secret-id), also one
+   * registered on another node at the same moment (the commit checks that there was none).
+   */
   async createSecret(roleName: string, secretId: string, entry: Omit<SecretIdEntry, 'secret_id_hmac'>): Promise<void> {
     const { key, secretHmac } = await this.secretKey(roleName, secretId);
+    const registered = () => badRequest('SecretID is already registered');
     await this.secretLocks.run(secretHmac, async () => {
-      if (await this.storage.get(key)) throw badRequest('SecretID is already registered');
+      if (await this.storage.get(key)) throw registered();
       const accessor: AccessorEntry = { secret_id_hmac: secretHmac, role_hmac: await this.hmac(roleName) };
-      await this.storage.transaction([
-        { op: 'put', key: `accessor/${await this.hmac(entry.secret_id_accessor)}`, value: jsonBytes(accessor) },
-        { op: 'put', key, value: jsonBytes({ ...entry, secret_id_hmac: secretHmac }) },
-      ]);
+      await this.storage
+        .transaction([
+          { op: 'check', key, value: null },
+          { op: 'put', key: `accessor/${await this.hmac(entry.secret_id_accessor)}`, value: jsonBytes(accessor) },
+          { op: 'put', key, value: jsonBytes({ ...entry, secret_id_hmac: secretHmac }) },
+        ])
+        .catch((err: unknown) => {
+          throw isStorageConflict(err) ? registered() : err;
+        });
     });
   }
 

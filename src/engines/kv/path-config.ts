@@ -22,12 +22,13 @@ export function configPaths(state: KvState): PathRecord[] {
     const { max_versions: max, cas_required: cas, delete_version_after: dva } = req.data;
     // Vault writes nothing when no setting is given.
     if (max === undefined && cas === undefined && dva === undefined) return undefined;
-    const store = new KvStore(req.storage, state);
-    const config = await store.config();
-    if (max !== undefined) config.max_versions = nonNegative(max as number, 'max_versions');
-    if (cas !== undefined) config.cas_required = cas as boolean;
-    if (dva !== undefined) config.delete_version_after = signedDuration(dva);
-    await store.putConfig(config);
+    const maxVersions = max === undefined ? undefined : nonNegative(max as number, 'max_versions');
+    const deleteAfter = dva === undefined ? undefined : signedDuration(dva);
+    await new KvStore(req.storage, state).changeConfig((config) => {
+      if (maxVersions !== undefined) config.max_versions = maxVersions;
+      if (cas !== undefined) config.cas_required = cas as boolean;
+      if (deleteAfter !== undefined) config.delete_version_after = deleteAfter;
+    });
     return undefined;
   };
 

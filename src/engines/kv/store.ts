@@ -1,8 +1,9 @@
 import { CofreError } from '../../core/errors.js';
 import { retryOnConflict } from '../../core/conflict-retry.js';
+import { changeJson } from '../../core/json-change.js';
 import type { Storage, StorageOp } from '../../core/storage.js';
 import { KeyLocks } from '../../core/key-locks.js';
-import { getJson, jsonBytes, parseJson, parseJsonShared, putJson } from '../../core/storage-view.js';
+import { getJson, jsonBytes, parseJson, parseJsonShared } from '../../core/storage-view.js';
 
 /**
  * The KV v2 storage layout, one mount's view:
@@ -20,6 +21,10 @@ import { getJson, jsonBytes, parseJson, parseJsonShared, putJson } from '../../c
  * made again on what that node wrote (withLock), instead of two writers both taking the same next version.
  */
 export const CONFIG_KEY = 'config';
+
+function withDefaults(stored: Partial<KvConfig> | undefined): KvConfig {
+  return { max_versions: 0, cas_required: false, delete_version_after: 0, ...stored };
+}
 const metaKey = (path: string): string => `metadata/${path}`;
 const versionKey = (path: string, version: number): string => `versions/${path}/${version}`;
 
@@ -109,18 +114,26 @@ export class KvStore {
     private readonly state: KvState,
   ) {}
 
-  /** Only this backend writes the config, so the cached copy is refreshed on every write and never stale. */
+  /** Cached: refreshed by every write here, dropped when another node writes it (the backend's invalidate). */
   async config(): Promise<KvConfig> {
     if (this.state.config) return { ...this.state.config };
-    const stored = await getJson<Partial<KvConfig>>(this.storage, CONFIG_KEY);
-    const config: KvConfig = { max_versions: 0, cas_required: false, delete_version_after: 0, ...stored };
+    const config = withDefaults(await getJson<Partial<KvConfig>>(this.storage, CONFIG_KEY));
     this.state.config = config;
     return { ...config };
   }
 
-  async putConfig(config: KvConfig): Promise<void> {
-    await putJson(this.storage, CONFIG_KEY, config);
-    this.state.config = { ...config };
+  /**
+   * Changes the settings `change` sets on the config as stored when the write commits (changeJson): two writes of
+   * different settings, on two nodes at once, keep both (a cas_required turned on must not be turned off again by a
+   * write of max_versions on a node that had not heard of it).
+   */
+  async changeConfig(change: (config: KvConfig) => void): Promise<void> {
+    const written = await changeJson<Partial<KvConfig>>(this.storage, CONFIG_KEY, (stored) => {
+      const config = withDefaults(stored);
+      change(config);
+      return config;
+    });
+    this.state.config = withDefaults(written);
   }
 
   /**
