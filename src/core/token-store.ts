@@ -8,6 +8,7 @@ import {
   lookupBatchToken,
 } from './batch-tokens.js';
 import { retryOnConflict } from './conflict-retry.js';
+import { createOnce } from './create-once.js';
 import { badRequest, CofreError, permissionDenied } from './errors.js';
 import { KeyLocks } from './key-locks.js';
 import { isStorageConflict, type Storage, type StorageOp } from './storage.js';
@@ -171,12 +172,7 @@ export class TokenStore {
 
   async load(): Promise<void> {
     this.clear();
-    const stored = await this.storage.get(SALT_KEY);
-    if (stored) this.salt = Buffer.from(stored);
-    else {
-      this.salt = randomBytes(32);
-      await this.storage.put(SALT_KEY, this.salt);
-    }
+    this.salt = Buffer.from(await createOnce(this.storage, SALT_KEY, () => randomBytes(32)));
   }
 
   hashOf(secret: string): string {

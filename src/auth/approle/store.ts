@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseCidrs } from '../../core/cidr.js';
+import { createOnce } from '../../core/create-once.js';
 import { retryOnConflict } from '../../core/conflict-retry.js';
 import { badRequest, CofreError } from '../../core/errors.js';
 import { KeyLocks } from '../../core/key-locks.js';
@@ -128,11 +129,7 @@ export class AppRoleStore {
     if (this.salt) return this.salt;
     return this.saltLock.run('salt', async () => {
       if (this.salt) return this.salt;
-      const stored = await this.storage.get('salt');
-      if (stored) return (this.salt = Buffer.from(stored));
-      const fresh = randomBytes(32);
-      await this.storage.put('salt', fresh);
-      return (this.salt = fresh);
+      return (this.salt = Buffer.from(await createOnce(this.storage, 'salt', () => randomBytes(32))));
     });
   }
 
