@@ -572,7 +572,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const ghost = agents['ghost']!;
     const service = clustersOf(server.cofre.core);
     const store = service.store;
-    const record = (await store.cluster('ghost'))!;
+    const { record, stored } = (await store.clusterRead('ghost'))!;
     // Another node deregisters the cluster between this node's read of the record and its write (the report's own
     // read, after the one that loads what is placed).
     const { cluster, clusterRead } = { cluster: store.cluster.bind(store), clusterRead: store.clusterRead.bind(store) };
@@ -581,7 +581,7 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     const deregisterOnce = async <T>(value: T): Promise<T> => {
       if (!deregistered) {
         deregistered = true;
-        await store.deleteCluster(record);
+        await store.deleteCluster(record, stored);
       }
       return value;
     };
@@ -638,6 +638,35 @@ describe('multi-cluster: clusters, enrolment, deliveries, placements, bundles, s
     assert.equal(kept?.clusterId, other.clusterId, "the other node's registration was overwritten");
     assert.deepEqual(kept?.labels, { tier: 'x' });
     assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/twin')).status, 204);
+  });
+
+  it('a deregistration racing a new registration of the name on another node leaves no index behind', async () => {
+    await register('phoenix', {});
+    const store = clustersOf(server.cofre.core).store;
+    const clusterRead = store.clusterRead.bind(store);
+    // Another node deregisters "phoenix" and registers it anew between this node's read and its delete.
+    const reborn = { name: 'phoenix', clusterId: randomUUID(), labels: {}, createdAt: new Date().toISOString() };
+    let replaced = false;
+    store.clusterRead = async (name) => {
+      const value = await clusterRead(name);
+      if (name === 'phoenix' && value && !replaced) {
+        replaced = true;
+        await store.deleteCluster(value.record, value.stored);
+        await store.putCluster(reborn, undefined, null);
+      }
+      return value;
+    };
+    try {
+      assert.equal((await server.api.call('DELETE', 'sys/cofre/clusters/phoenix')).status, 204);
+    } finally {
+      store.clusterRead = clusterRead;
+    }
+    assert.ok(replaced);
+    // The deregistration deleted what it found when it committed, the new registration with its ID index; before,
+    // it deleted the record only and left the new cluster ID's index pointing at no record.
+    assert.equal(await store.cluster('phoenix'), undefined);
+    const storage = (store as unknown as { storage: { get(key: string): Promise<Uint8Array | undefined> } }).storage;
+    assert.equal(await storage.get(`cluster-ids/${reborn.clusterId}`), undefined);
   });
 
   /** Writes a one-item delivery of that name with that value; answers its revision. */

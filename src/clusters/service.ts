@@ -207,13 +207,23 @@ export class ClusterService {
     return { cluster: updated, token };
   }
 
-  /** Deregisters: the record goes first (every agent request checks it), then its tokens and streams. */
+  /**
+   * Deregisters: the record goes first (every agent request checks it), then its tokens and streams. The delete
+   * commits only if the record is still the one read (the lock spans this node): a registration made again on another
+   * node meanwhile is deleted with its own indexes, not leaving them behind under a cluster ID that has no record.
+   */
   async deregister(name: string): Promise<void> {
-    const cluster = await this.store.locks.run(`cluster/${name}`, async () => {
-      const record = await this.store.cluster(name);
-      if (record) await this.store.deleteCluster(record);
-      return record;
-    });
+    const cluster = await this.store.locks.run(`cluster/${name}`, () =>
+      retryOnConflict(
+        async () => {
+          const read = await this.store.clusterRead(name);
+          if (read) await this.store.deleteCluster(read.record, read.stored);
+          return read?.record;
+        },
+        () =>
+          new CofreError(409, `cluster "${name}" kept changing on other nodes while it was deregistered: try again`),
+      ),
+    );
     if (!cluster) return;
     this.fanOut.disconnect(name);
     this.keeper.reconcileSoon(name);

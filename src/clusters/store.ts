@@ -168,8 +168,10 @@ export class ClusterStore {
     await this.storage.transaction(ops);
   }
 
-  async deleteCluster(record: ClusterRecord): Promise<void> {
+  /** Deletes a cluster's record with its indexes, bundles and login nonces, if the record is still `read`. */
+  async deleteCluster(record: ClusterRecord, read: Uint8Array): Promise<void> {
     const ops: StorageOp[] = [
+      { op: 'check', key: `clusters/${record.name}`, value: read },
       { op: 'delete', key: `clusters/${record.name}` },
       { op: 'delete', key: `cluster-ids/${record.clusterId}` },
     ];
