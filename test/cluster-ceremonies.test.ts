@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { tempDir, until } from './support.js';
-import { leaderOf, startCluster, unseal, type Node } from './cluster-support.js';
+import { leaderOf, startCluster, unseal, type Node, stopCluster } from './cluster-support.js';
 
 /** The inverse of the server's encoding: base64 of token XOR otp, as `vault operator generate-root -decode`. */
 function decode(encoded: string, otp: string): string {
@@ -36,11 +35,7 @@ describe('generate-root and rekey across the nodes of a cluster', () => {
     others = nodes.filter((n) => n !== leader);
   });
 
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await db?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopCluster(nodes, db, dir));
 
   it('an attempt started on one node takes shares sent to the others and mints a root token that works', async () => {
     const [a, b] = others as [Node, Node];

@@ -2,13 +2,12 @@
 // static role, on one PostgreSQL: the node-local order of a role's rotations and edits does not reach the other
 // node, so each step commits on what is stored (src/engines/database/connections.ts, static-rotation.ts).
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { canLogIn as canLogInAs, postgres as flavor } from './database-flavors.js';
 import { tempDir } from './support.js';
-import { startCluster, type Node } from './cluster-support.js';
+import { startCluster, type Node, stopCluster } from './cluster-support.js';
 
 /** The rotation statements wait this long before the ALTER: the window the other node's request lands in. */
 const HOLD_S = 0.5;
@@ -81,11 +80,7 @@ describe('database rotations on two nodes sharing PostgreSQL', () => {
     await ok(nodes[0]!, 'PUT', 'sys/mounts/database', { type: 'database' });
   });
 
-  after(async () => {
-    await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
-    await db?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopCluster(nodes, db, dir));
 
   it('rotate-root on one node, the connection deleted on the other meanwhile: it stays deleted', async () => {
     const [d1, d2] = nodes as [Node, Node];

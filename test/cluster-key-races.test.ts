@@ -2,13 +2,12 @@
 // each node's locks keep only its own requests in turn, so the commits check what they read
 // (src/engines/transit/keys.ts, src/auth/approle/store.ts, src/core/mount-table.ts, src/core/audit-broker.ts, ...).
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { tempDir } from './support.js';
-import { startCluster, type Node } from './cluster-support.js';
+import { startCluster, type Node, stopCluster } from './cluster-support.js';
 
 const ROUNDS = 12;
 /** Longer than a change takes to reach the other node (a NOTIFY away). */
@@ -48,11 +47,7 @@ describe('keys, roles and mounts changed on two nodes at once', () => {
     await ok(nodes[0]!, 'PUT', 'sys/auth/approle', { type: 'approle' });
   });
 
-  after(async () => {
-    await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
-    await db?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopCluster(nodes, db, dir));
 
   it('a transit key made by an encrypt on both nodes at once is one key: both ciphertexts decrypt on both', async () => {
     const [k1, k2] = nodes as [Node, Node];

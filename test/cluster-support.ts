@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TestDatabase } from '../scripts/test-databases.js';
 import { apiClient, freePort, type Api } from './support.js';
 
 /** A `cofre server --config` process on a PostgreSQL store, as one node of a cluster. */
@@ -113,4 +114,11 @@ export async function leaderOf(nodes: Node[]): Promise<Node | undefined> {
     if (res?.status === 200 && res.body.is_self === true) return node;
   }
   return undefined;
+}
+
+/** The end of a suite on a cluster: its nodes killed, its PostgreSQL stopped, its files removed. */
+export async function stopCluster(nodes: Node[], db: TestDatabase | undefined, dir: string): Promise<void> {
+  await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
+  await db?.stop();
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -1,12 +1,11 @@
 // Token attacks across two nodes on one PostgreSQL, where each node has caches of its own: a revocation on one node
 // raced by reads on both, and children created on one node while the other revokes their parent.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { apiClient, revokeWhileMinting, tempDir } from './support.js';
-import { startNode, unseal, type Node } from './cluster-support.js';
+import { startNode, unseal, type Node, stopCluster } from './cluster-support.js';
 
 /** Cross-node invalidation is a NOTIFY away: a revoked token must be refused everywhere within this. */
 const PROPAGATION_MS = 1000;
@@ -29,11 +28,7 @@ describe('tokens on two nodes sharing PostgreSQL', () => {
     await nodes[0]!.api.call('PUT', 'sys/policies/acl/minter', { body: { policy: minter } });
   });
 
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await db?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopCluster(nodes, db, dir));
 
   /** Each token is refused on every node within PROPAGATION_MS, and still refused a moment later. */
   async function refusedEverywhere(tokens: string[], what: string): Promise<void> {

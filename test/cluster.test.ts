@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { postgresBinDir, startPostgres, type TestDatabase } from '../scripts/test-databases.js';
 import { lostWrites, startCrashWriters, tempDir, until } from './support.js';
-import { leaderOf, startCluster, unseal, type Node } from './cluster-support.js';
+import { leaderOf, startCluster, unseal, type Node, stopCluster } from './cluster-support.js';
 import { AgentKeys } from '../src/kube/cluster-agent/keys.js';
 import { AgentProtocol, enrol, loginProof } from '../src/kube/cluster-agent/protocol.js';
 
@@ -53,11 +52,7 @@ describe('three nodes on one PostgreSQL', () => {
     return put;
   }
 
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await db?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopCluster(nodes, db, dir));
 
   // Another node hears of a change through PostgreSQL's NOTIFY: on a busy machine that can take a few
   // milliseconds after the write was acknowledged, so reads elsewhere are checked within a second, not at once.
