@@ -38,7 +38,7 @@ export const kvFactory: BackendFactory = (ctx) => {
     const state = new KvState(() => ctx.system.otherWriters?.() ?? true);
     // The config is cached per mount; a node sharing the store may change it.
     const invalidate = (key: string): void => {
-      if (key === CONFIG_KEY) state.config = undefined;
+      if (key === CONFIG_KEY) state.forgetConfig();
     };
     return { type: 'kv', help: V2_HELP, paths: v2Paths(state), invalidate };
   }

@@ -91,6 +91,23 @@ export { KeyLocks };
 export class KvState {
   readonly locks = new KeyLocks();
   config: KvConfig | undefined;
+  /** Counts the config's invalidations, so that a read that raced one does not cache what it read before it. */
+  private configChanges = 0;
+
+  /** Another node changed the config: the next read reads it again. */
+  forgetConfig(): void {
+    this.configChanges++;
+    this.config = undefined;
+  }
+
+  /** Caches `config` as read when the generation was `changes`, unless another node changed it since. */
+  keepConfig(config: KvConfig, changes: number): void {
+    if (changes === this.configChanges) this.config = config;
+  }
+
+  get configGeneration(): number {
+    return this.configChanges;
+  }
 
   /**
    * `otherWriters`: whether a process other than this one may change a key while this one holds its lock (nodes
@@ -117,8 +134,9 @@ export class KvStore {
   /** Cached: refreshed by every write here, dropped when another node writes it (the backend's invalidate). */
   async config(): Promise<KvConfig> {
     if (this.state.config) return { ...this.state.config };
+    const generation = this.state.configGeneration;
     const config = withDefaults(await getJson<Partial<KvConfig>>(this.storage, CONFIG_KEY));
-    this.state.config = config;
+    this.state.keepConfig(config, generation);
     return { ...config };
   }
 
@@ -128,12 +146,13 @@ export class KvStore {
    * write of max_versions on a node that had not heard of it).
    */
   async changeConfig(change: (config: KvConfig) => void): Promise<void> {
+    const generation = this.state.configGeneration;
     const written = await changeJson<Partial<KvConfig>>(this.storage, CONFIG_KEY, (stored) => {
       const config = withDefaults(stored);
       change(config);
       return config;
     });
-    this.state.config = withDefaults(written);
+    this.state.keepConfig(withDefaults(written), generation);
   }
 
   /**
