@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, scryptSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
@@ -135,6 +136,16 @@ describe('auth objects written while they are deleted', () => {
     assert.equal(user?.token_ttl ?? 0, 0, JSON.stringify(user));
     assert.equal(user?.token_max_ttl, 600);
     assert.equal((await login(name, 'second-pw')).status, 200);
+    // Audited as authorised (an update), answered as done (a creation).
+    const entries = readFileSync(join(srv.dir, 'audit.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { type: string; request: { id: string; operation: string; path: string } })
+      .filter((entry) => entry.request.path === `auth/userpass/users/${name}`);
+    const asked = entries.find((e) => e.type === 'request' && e.request.operation === 'update');
+    assert.ok(asked, 'the request entry names the update it was authorised as');
+    const answered = entries.find((e) => e.type === 'response' && e.request.id === asked.request.id);
+    assert.equal(answered?.request.operation, 'create', 'the response entry names the creation it did');
   });
 
   it("a login's rehash never makes a deleted user again, nor puts back the password it was given", async () => {

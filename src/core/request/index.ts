@@ -137,7 +137,11 @@ async function handleCounted(
       if (check && record.exists && (operation === 'create' || operation === 'update')) {
         request.mayAlso = (other) =>
           authorize(core, token, req.token!, { ...check, operation: other }).then(
-            () => true,
+            () => {
+              // The response's audit entry names what the write does: the request's named what it was authorised as.
+              event.operation = other;
+              return true;
+            },
             (err: unknown) => {
               if (err instanceof CofreError && err.status === 403) return false;
               throw err;
