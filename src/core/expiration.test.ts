@@ -380,4 +380,33 @@ describe('ExpirationManager', () => {
       maxTtl: 100,
     });
   });
+
+  it("a disable that fails on one node does not lift another node's closing of the same mount", async () => {
+    const storage = openSqliteStorage(join(dir, `closing-${++n}.db`));
+    const names = liveNames();
+    // Three nodes on one store: two disabling the mount at once, a third issuing credentials under it.
+    const node = () =>
+      new ExpirationManager(
+        storage,
+        (prefix, name) =>
+          prefix === 'database/' && name === 'creds' ? { secretType: names.type, storage } : undefined,
+        storage,
+        (prefix) => (prefix === 'database/' ? 'mount-uuid-1' : undefined),
+      );
+    const [a, b, c] = [node(), node(), node()];
+    try {
+      const endA = await a.closeMount('database/');
+      const endB = await b.closeMount('database/');
+      await endA(false); // a's disable failed: the mount stays, as far as a knows
+      await assert.rejects(issue(c, names, 'late', 60), /disabled|moved|closing/i, "b's closing is still under way");
+      await endB(false);
+      await issue(c, names, 'after', 60); // neither closing went through: the mount serves again
+      const endAgain = await a.closeMount('database/');
+      await endAgain(true);
+      await assert.rejects(issue(c, names, 'gone', 60), /disabled|moved|closing/i);
+    } finally {
+      for (const m of [a, b, c]) m.stop();
+      await storage.close();
+    }
+  });
 });

@@ -256,16 +256,19 @@ export class ExpirationManager {
     let ended = false;
     const mountId = this.mountIdOf(prefix);
     const mark = mountId === undefined ? undefined : closedKey(mountId, prefix);
+    // The mark lists the closings under way (on any node): one that fails takes only itself off, so that another
+    // node's closing of the same mount, still under way, stays marked.
+    const attempt = randomUUID();
     const end = async (closed: boolean): Promise<void> => {
       if (ended) return;
       ended = true;
       const left = (this.closing.get(prefix) ?? 1) - 1;
       if (left > 0) this.closing.set(prefix, left);
       else this.closing.delete(prefix);
-      if (!closed && mark && left === 0) await this.storage.delete(mark);
+      if (!closed && mark) await this.changeMark(mark, (attempts) => attempts.filter((a) => a !== attempt));
     };
     try {
-      if (mark) await this.storage.put(mark, Buffer.from(new Date().toISOString()));
+      if (mark) await this.changeMark(mark, (attempts) => [...attempts, attempt]);
     } catch (err) {
       await end(true);
       throw err;
@@ -273,6 +276,32 @@ export class ExpirationManager {
     const underWay = [...this.registering].filter(([, p]) => p === prefix).map(([write]) => write);
     await Promise.all(underWay);
     return end;
+  }
+
+  /**
+   * Changes the list of closings under way in a mount's mark, with a check of what was read (two nodes' closings at
+   * once). No closing left: the mark goes. A mark that is not such a list (a node of an older version wrote the time)
+   * stays as it is: the mount is closed.
+   */
+  private async changeMark(mark: string, change: (attempts: string[]) => string[]): Promise<void> {
+    await retryOnConflict(
+      async () => {
+        const stored = (await this.storage.get(mark)) ?? null;
+        let attempts: unknown = [];
+        try {
+          if (stored) attempts = parseJson<unknown>(stored);
+        } catch {
+          attempts = undefined;
+        }
+        if (!Array.isArray(attempts)) return;
+        const next = change(attempts as string[]);
+        await this.storage.transaction([
+          { op: 'check', key: mark, value: stored },
+          next.length > 0 ? { op: 'put', key: mark, value: jsonBytes(next) } : { op: 'delete', key: mark },
+        ]);
+      },
+      () => new CofreError(409, 'the mount kept changing on other nodes while it was closed: try again'),
+    );
   }
 
   /**
